@@ -1,0 +1,43 @@
+# Thin wrapper around CMake and the test scripts; see README.md.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= 2
+LISTEN ?= 127.0.0.1:5000
+DATA_DIR ?= ./portolan-data
+
+.PHONY: all deps build build-asan run test unit format format-check bench clean
+
+all: build
+
+deps:
+	scripts/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+build-asan:
+	scripts/deps.sh --test
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPT_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# Starts one registry node with the embedded defaults.
+run: build
+	$(BUILD)/portolan serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+# Unit tests under ASan/UBSan, then the integration tests against real nodes.
+test:
+	scripts/deps.sh --test
+	tests/run-all.sh
+
+bench: build
+	bench/run.sh
+
+format:
+	clang-format -i node/*.[ch] replication/*.[ch] tests/unit/*.c
+
+format-check:
+	clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

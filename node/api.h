@@ -1,0 +1,34 @@
+/*
+ * api.h - the registry's HTTP handlers, one file per resource (api_*.c), called by the
+ * dispatcher in server.c once the route is known and validated.
+ *
+ * Contract shared by every handler: the route (borrowed, pointing into req->path) has a
+ * valid repository name and reference; the handler sends exactly one response, either before
+ * returning or later from a callback on the same loop after checking that the request is
+ * still alive (see pt_async in async.h).
+ */
+#ifndef PT_API_H
+#define PT_API_H
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+
+#include "router.h"
+
+struct pt_worker;
+
+void pt_api_base(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_catalog(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_tags(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_referrers(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_healthz(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_metrics(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+
+/* Copies the route's repository name into a NUL-terminated string in req's pool. */
+char *pt_api_name(h2o_req_t *req, const struct pt_route *rt);
+
+#endif

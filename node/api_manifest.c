@@ -1,0 +1,285 @@
+/*
+ * api_manifest.c - /v2/<name>/manifests/<reference>: end-3 (GET/HEAD), end-7 (PUT),
+ * end-9 (DELETE by digest) and tag DELETE, as in the OCI distribution-spec v1.1
+ * ("Pulling manifests", "Pushing Manifests", "Deleting Manifests", "Deleting tags").
+ *
+ * PUT validates before anything is proposed: size limit, media type and structure
+ * (manifest.c), the digest when the reference is one, every tag given in the path or as
+ * ?tag= parameters, and that every blob (config, layers) is linked in the repository and
+ * every child manifest of an index exists there. The exact bytes are stored and served, so
+ * the digest clients compute always matches. A manifest whose subject does not exist yet is
+ * accepted (OCI-Subject is still returned).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "api_common.h"
+#include "digest.h"
+#include "err.h"
+#include "http.h"
+#include "manifest.h"
+#include "metastore.h"
+#include "node.h"
+#include "query.h"
+#include "reference.h"
+
+#define MAX_EXTRA_TAGS 32
+
+struct put_done {
+    char name[PT_NAME_MAX + 1];
+    char digest[PT_DIGEST_STR_LEN + 1];
+    char subject[PT_DIGEST_STR_LEN + 1];
+};
+
+static void send_manifest(h2o_req_t *req, const char *digest, struct pt_manifest_rec *rec)
+{
+    pt_http_header(req, "Docker-Content-Digest", digest, strlen(digest));
+    pt_http_headerf(req, "ETag", "\"%s\"", digest);
+    pt_http_send(req, 200, rec->media_type, rec->body, rec->len);
+}
+
+/* Resolves the reference of rt to a digest string; sends the error itself on failure. */
+static int resolve(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt, const char *name,
+                   char *digest)
+{
+    if (rt->ref_is_digest) {
+        pt_digest_format(&rt->digest, digest);
+        return 0;
+    }
+    char tag[PT_TAG_MAX + 1];
+    snprintf(tag, sizeof(tag), "%.*s", (int)rt->ref_len, rt->ref);
+    int rv = pt_metastore_get_tag(w->node->ms, name, tag, digest);
+    if (rv == PT_E_MANIFEST_UNKNOWN && pt_metastore_repo_exists(w->node->ms, name) == 0)
+        rv = PT_E_NAME_UNKNOWN;
+    if (rv != 0)
+        pt_http_error(req, rv, NULL, NULL);
+    return rv;
+}
+
+static void get_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    char *name = pt_api_name(req, rt);
+    char digest[PT_DIGEST_STR_LEN + 1];
+    if (resolve(w, req, rt, name, digest) != 0)
+        return;
+    struct pt_manifest_rec rec;
+    int rv = pt_metastore_get_manifest(w->node->ms, name, digest, &rec);
+    if (rv == PT_E_MANIFEST_UNKNOWN && pt_metastore_repo_exists(w->node->ms, name) == 0)
+        rv = PT_E_NAME_UNKNOWN;
+    if (rv != 0) {
+        pt_http_error(req, rv, NULL, NULL);
+        return;
+    }
+    send_manifest(req, digest, &rec);
+    pt_manifest_rec_free(&rec);
+}
+
+static void on_put_done(h2o_req_t *req, int status, void *data)
+{
+    struct put_done *d = data;
+    if (status != 0) {
+        pt_http_error(req, status, NULL, NULL);
+        return;
+    }
+    pt_http_headerf(req, "Location", "/v2/%s/manifests/%s", d->name, d->digest);
+    pt_http_header(req, "Docker-Content-Digest", d->digest, strlen(d->digest));
+    if (d->subject[0] != '\0')
+        pt_http_header(req, "OCI-Subject", d->subject, strlen(d->subject));
+    pt_http_send_empty(req, 201);
+}
+
+/* Every blob must be linked in the repository and every child manifest present there. */
+static int check_references(struct pt_metastore *ms, const char *name,
+                            const struct pt_manifest_info *info, char *missing)
+{
+    for (size_t i = 0; i < info->nblobs; i++) {
+        uint64_t size;
+        pt_digest_format(&info->blobs[i].digest, missing);
+        int rv = pt_metastore_blob_linked(ms, name, missing, &size);
+        if (rv == PT_E_BLOB_UNKNOWN)
+            return PT_E_MANIFEST_BLOB_UNKNOWN;
+        if (rv != 0)
+            return rv;
+    }
+    for (size_t i = 0; i < info->nchildren; i++) {
+        struct pt_manifest_rec rec;
+        pt_digest_format(&info->children[i].digest, missing);
+        int rv = pt_metastore_get_manifest(ms, name, missing, &rec);
+        if (rv == PT_E_MANIFEST_UNKNOWN)
+            return PT_E_MANIFEST_BLOB_UNKNOWN;
+        if (rv != 0)
+            return rv;
+        pt_manifest_rec_free(&rec);
+    }
+    return 0;
+}
+
+/* Collects the tags to point at the manifest: the reference (if a tag) and ?tag= values. */
+static int collect_tags(h2o_req_t *req, const struct pt_route *rt, char **tags, size_t *ntags)
+{
+    h2o_iovec_t q = pt_http_query(req);
+    *ntags = 0;
+    if (!rt->ref_is_digest) {
+        tags[0] = h2o_mem_alloc_pool(&req->pool, rt->ref_len + 1);
+        memcpy(tags[0], rt->ref, rt->ref_len);
+        tags[0][rt->ref_len] = '\0';
+        *ntags = 1;
+    }
+    for (size_t i = 0;; i++) {
+        char *tag = h2o_mem_alloc_pool(&req->pool, PT_TAG_MAX + 1);
+        int len = pt_query_get(q.base, q.len, "tag", i, tag, PT_TAG_MAX + 1);
+        if (len == PT_E_NOT_FOUND)
+            break;
+        if (len < 0 || pt_tag_validate(tag, (size_t)len) != 0)
+            return PT_E_TAG_INVALID;
+        if (*ntags >= MAX_EXTRA_TAGS + 1)
+            return PT_E_TAG_INVALID;
+        tags[(*ntags)++] = tag;
+    }
+    return 0;
+}
+
+static void put_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    char *name = pt_api_name(req, rt);
+    size_t len = req->entity.base != NULL ? req->entity.len : 0;
+    if (len > w->node->cfg.max_manifest_size) {
+        pt_http_error(req, PT_E_MANIFEST_TOO_LARGE, NULL, NULL);
+        return;
+    }
+    h2o_iovec_t ct = pt_http_req_header(req, "content-type");
+    char content_type[256] = "";
+    if (ct.base != NULL)
+        snprintf(content_type, sizeof(content_type), "%.*s", (int)ct.len, ct.base);
+
+    struct pt_manifest_info info;
+    int rv = pt_manifest_parse(req->entity.base, len, ct.base != NULL ? content_type : NULL, &info);
+    if (rv != 0) {
+        pt_http_error(req, rv, NULL, NULL);
+        return;
+    }
+    struct put_done done;
+    snprintf(done.name, sizeof(done.name), "%s", name);
+    struct pt_digest computed;
+    pt_digest_of(req->entity.base, len, &computed);
+    pt_digest_format(&computed, done.digest);
+    done.subject[0] = '\0';
+    if (info.has_subject)
+        pt_digest_format(&info.subject, done.subject);
+
+    char *tags[MAX_EXTRA_TAGS + 1];
+    size_t ntags;
+    char missing[PT_DIGEST_STR_LEN + 1];
+    if (rt->ref_is_digest && !pt_digest_equal(&rt->digest, &computed)) {
+        rv = PT_E_DIGEST_INVALID;
+    } else if ((rv = collect_tags(req, rt, tags, &ntags)) != 0) {
+        /* rv set */
+    } else if ((rv = check_references(w->node->ms, name, &info, missing)) != 0) {
+        pt_http_error(req, rv, NULL, rv == PT_E_MANIFEST_BLOB_UNKNOWN ? missing : NULL);
+        pt_manifest_info_free(&info);
+        return;
+    }
+    if (rv != 0) {
+        pt_http_error(req, rv, NULL, NULL);
+        pt_manifest_info_free(&info);
+        return;
+    }
+
+    size_t nblobs = info.nblobs, nchildren = info.nchildren;
+    char **blobs = h2o_mem_alloc_pool(&req->pool, sizeof(char *) * (nblobs + 1));
+    char **children = h2o_mem_alloc_pool(&req->pool, sizeof(char *) * (nchildren + 1));
+    for (size_t i = 0; i < nblobs; i++) {
+        blobs[i] = h2o_mem_alloc_pool(&req->pool, PT_DIGEST_STR_LEN + 1);
+        pt_digest_format(&info.blobs[i].digest, blobs[i]);
+    }
+    for (size_t i = 0; i < nchildren; i++) {
+        children[i] = h2o_mem_alloc_pool(&req->pool, PT_DIGEST_STR_LEN + 1);
+        pt_digest_format(&info.children[i].digest, children[i]);
+    }
+    Portolan__PutManifest pm = PORTOLAN__PUT_MANIFEST__INIT;
+    pm.repo = name;
+    pm.digest = done.digest;
+    pm.media_type = info.media_type;
+    pm.body.data = (uint8_t *)req->entity.base;
+    pm.body.len = len;
+    pm.n_tags = ntags;
+    pm.tags = tags;
+    pm.subject = done.subject;
+    pm.artifact_type = info.artifact_type;
+    if (info.annotations != NULL) {
+        pm.annotations.data = (uint8_t *)info.annotations;
+        pm.annotations.len = strlen(info.annotations);
+    }
+    pm.n_blobs = nblobs;
+    pm.blobs = blobs;
+    pm.n_children = nchildren;
+    pm.children = children;
+    Portolan__Op op = PORTOLAN__OP__INIT;
+    op.op_case = PORTOLAN__OP__OP_PUT_MANIFEST;
+    op.put_manifest = &pm;
+    Portolan__Op *ops[1] = {&op};
+    Portolan__Command cmd = PORTOLAN__COMMAND__INIT;
+    cmd.n_ops = 1;
+    cmd.ops = ops;
+    rv = pt_api_commit(w, req, &cmd, on_put_done, &done, sizeof(done));
+    pt_manifest_info_free(&info);
+    if (rv != 0)
+        pt_http_error(req, rv, NULL, NULL);
+}
+
+static void on_delete_done(h2o_req_t *req, int status, void *data)
+{
+    (void)data;
+    if (status != 0)
+        pt_http_error(req, status, NULL, NULL);
+    else
+        pt_http_send_empty(req, 202);
+}
+
+static void delete_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    char *name = pt_api_name(req, rt);
+    char ref[PT_TAG_MAX + PT_DIGEST_STR_LEN + 2];
+    snprintf(ref, sizeof(ref), "%.*s", (int)rt->ref_len, rt->ref);
+    if (pt_metastore_repo_exists(w->node->ms, name) == 0) {
+        pt_http_error(req, PT_E_NAME_UNKNOWN, NULL, NULL);
+        return;
+    }
+    Portolan__DeleteManifest dm = PORTOLAN__DELETE_MANIFEST__INIT;
+    Portolan__DeleteTag dt = PORTOLAN__DELETE_TAG__INIT;
+    Portolan__Op op = PORTOLAN__OP__INIT;
+    char digest[PT_DIGEST_STR_LEN + 1];
+    if (rt->ref_is_digest) {
+        pt_digest_format(&rt->digest, digest);
+        dm.repo = name;
+        dm.digest = digest;
+        op.op_case = PORTOLAN__OP__OP_DELETE_MANIFEST;
+        op.delete_manifest = &dm;
+    } else {
+        dt.repo = name;
+        dt.tag = ref;
+        op.op_case = PORTOLAN__OP__OP_DELETE_TAG;
+        op.delete_tag = &dt;
+    }
+    Portolan__Op *ops[1] = {&op};
+    Portolan__Command cmd = PORTOLAN__COMMAND__INIT;
+    cmd.n_ops = 1;
+    cmd.ops = ops;
+    int rv = pt_api_commit(w, req, &cmd, on_delete_done, NULL, 0);
+    if (rv != 0)
+        pt_http_error(req, rv, NULL, NULL);
+}
+
+void pt_api_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    if (pt_http_method_is(req, "GET") || pt_http_is_head(req))
+        get_manifest(w, req, rt);
+    else if (pt_http_method_is(req, "PUT"))
+        put_manifest(w, req, rt);
+    else if (pt_http_method_is(req, "DELETE"))
+        delete_manifest(w, req, rt);
+    else
+        pt_http_error(req, PT_E_METHOD, NULL, NULL);
+}

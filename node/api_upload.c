@@ -1,0 +1,539 @@
+/*
+ * api_upload.c - blob uploads, OCI distribution-spec v1.1 "Pushing blobs":
+ *   POST   /v2/<name>/blobs/uploads/                 end-4a/4b  session, or monolithic ?digest=
+ *   POST   /v2/<name>/blobs/uploads/?mount=&from=    end-11     cross-repository mount
+ *   PATCH  /v2/<name>/blobs/uploads/<id>             end-5      chunk (Content-Range)
+ *   PUT    /v2/<name>/blobs/uploads/<id>?digest=     end-6      last chunk + close
+ *   GET    /v2/<name>/blobs/uploads/<id>             end-13     status
+ *   DELETE /v2/<name>/blobs/uploads/<id>                        cancel
+ *
+ * h2o has buffered the request body before the handler runs (NOTES.md). An ingest moves
+ * it into the upload file without blocking the loop and without holding the whole body
+ * twice: on the loop it copies one slice (SLICE_SIZE) out of the body, a pool thread
+ * appends it (pwrite + SHA-256 update), then the next slice is copied. Copying is what lets
+ * a vanished client free its body at any moment: the worker thread only ever touches the
+ * ingest's own slice. Memory per upload in flight is one slice.
+ *
+ * Session state (offset, SHA-256 context, times) is recorded in the metadata store after
+ * the data it covers is written, so after a crash the file may only be longer than the
+ * record says; start-up cuts it back (server.c). A blob becomes visible only through
+ * pt_blobstore_upload_commit (verify, fsync, rename) followed by a committed LinkBlob.
+ * One operation at a time per session: a second concurrent one gets 416.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "api_common.h"
+#include "async.h"
+#include "blobstore.h"
+#include "digest.h"
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "metastore.h"
+#include "metrics.h"
+#include "node.h"
+#include "query.h"
+#include "range.h"
+#include "reference.h"
+
+#define SLICE_SIZE (1024 * 1024)
+
+enum phase {
+    PHASE_BEGIN,    /* create a new session (file; record unless monolithic) */
+    PHASE_APPEND,   /* append the current slice */
+    PHASE_END,      /* record the new state; commit the blob if finishing */
+    PHASE_ROLLBACK, /* cut the file back to the recorded state */
+};
+
+struct ingest;
+/* Runs on the loop with the live request once the ingest is over; status 0 or PT_E_*. */
+typedef void (*ingest_cb)(struct ingest *ing, h2o_req_t *req, int status);
+
+struct ingest {
+    struct pt_async async;
+    struct pt_worker *w;
+    uv_work_t work;
+    enum phase phase;
+    struct pt_upload u;     /* state being advanced */
+    struct pt_upload saved; /* state as last recorded */
+    int create;             /* session created by this request */
+    int record;             /* keep a session record (not for monolithic uploads) */
+    int busy;               /* holds the session's busy mark */
+    int finish;             /* commit the blob against expected */
+    struct pt_digest expected;
+    const char *src; /* request body: valid only while async.req is alive */
+    size_t src_len, src_done;
+    char *slice;
+    size_t slice_len;
+    int status;
+    ingest_cb done;
+    char name[PT_NAME_MAX + 1];
+};
+
+static int save_state(struct pt_node *node, struct pt_upload *u)
+{
+    unsigned char buf[1024];
+    size_t n = pt_upload_encoded_size();
+    if (n > sizeof(buf))
+        return PT_E_INTERNAL;
+    u->updated_ms = pt_api_now_ms();
+    pt_upload_encode(u, buf);
+    return pt_metastore_upload_put(node->ms, u->id, buf, n);
+}
+
+static int load_state(struct pt_node *node, const char *id, struct pt_upload *u)
+{
+    void *val;
+    size_t len;
+    int rv = pt_metastore_upload_get(node->ms, id, &val, &len);
+    if (rv != 0)
+        return rv;
+    rv = pt_upload_decode(val, len, u);
+    free(val);
+    return rv;
+}
+
+/* Thread pool. */
+static void ingest_work(uv_work_t *work)
+{
+    struct ingest *ing = work->data;
+    struct pt_node *node = ing->w->node;
+    int rv = 0;
+    switch (ing->phase) {
+    case PHASE_BEGIN:
+        rv = pt_blobstore_upload_begin(node->bs, ing->name, pt_api_now_ms(), &ing->u);
+        if (rv == 0 && ing->record)
+            rv = save_state(node, &ing->u);
+        if (rv != 0 && ing->u.id[0] != '\0')
+            pt_blobstore_upload_abort(node->bs, ing->u.id);
+        if (rv == 0)
+            ing->saved = ing->u;
+        break;
+    case PHASE_APPEND:
+        rv = pt_blobstore_upload_append(node->bs, &ing->u, ing->slice, ing->slice_len);
+        break;
+    case PHASE_END:
+        if (ing->record && ing->u.offset != ing->saved.offset)
+            rv = save_state(node, &ing->u);
+        if (rv == 0 && ing->finish) {
+            rv = pt_blobstore_upload_commit(node->bs, &ing->u, &ing->expected);
+            if (rv == 0 && ing->record)
+                pt_metastore_upload_delete(node->ms, ing->u.id);
+            else if (rv != 0 && !ing->record)
+                pt_blobstore_upload_abort(node->bs, ing->u.id);
+        }
+        break;
+    case PHASE_ROLLBACK:
+        if (ing->record)
+            pt_blobstore_upload_repair(node->bs, &ing->saved);
+        else
+            pt_blobstore_upload_abort(node->bs, ing->u.id);
+        break;
+    }
+    ing->status = rv;
+}
+
+static void ingest_free(struct ingest *ing)
+{
+    if (ing->busy)
+        pt_node_upload_release(ing->w->node, ing->u.id);
+    pt_async_unbind(&ing->async);
+    pt_metrics_uploads_in_progress(-1);
+    free(ing->slice);
+    free(ing);
+}
+
+static void ingest_after(uv_work_t *work, int status);
+
+static void queue_phase(struct ingest *ing, enum phase phase)
+{
+    ing->phase = phase;
+    ing->work.data = ing;
+    uv_queue_work(&ing->w->loop, &ing->work, ingest_work, ingest_after);
+}
+
+/* Loop thread: decides the next phase. */
+static void ingest_next(struct ingest *ing)
+{
+    if (ing->async.req == NULL) {
+        /* The client is gone: nothing is acknowledged, so the recorded state stands. */
+        if (ing->u.offset != ing->saved.offset || (ing->create && !ing->record))
+            queue_phase(ing, PHASE_ROLLBACK);
+        else
+            ingest_free(ing);
+        return;
+    }
+    if (ing->src_done < ing->src_len) {
+        size_t n = ing->src_len - ing->src_done;
+        ing->slice_len = n < SLICE_SIZE ? n : SLICE_SIZE;
+        memcpy(ing->slice, ing->src + ing->src_done, ing->slice_len);
+        ing->src_done += ing->slice_len;
+        queue_phase(ing, PHASE_APPEND);
+        return;
+    }
+    queue_phase(ing, PHASE_END);
+}
+
+static void ingest_after(uv_work_t *work, int status)
+{
+    struct ingest *ing = work->data;
+    if (status != 0 && ing->status == 0)
+        ing->status = PT_E_INTERNAL;
+    switch (ing->phase) {
+    case PHASE_BEGIN:
+    case PHASE_APPEND:
+        if (ing->status == 0) {
+            ingest_next(ing);
+            return;
+        }
+        if (ing->phase == PHASE_APPEND) {
+            int err = ing->status;
+            ing->phase = PHASE_ROLLBACK;
+            h2o_req_t *req = pt_async_unbind(&ing->async); /* what remains is clean-up */
+            if (req != NULL)
+                ing->done(ing, req, err);
+            queue_phase(ing, PHASE_ROLLBACK);
+            return;
+        }
+        break;
+    case PHASE_END:
+        break;
+    case PHASE_ROLLBACK:
+        ingest_free(ing);
+        return;
+    }
+    h2o_req_t *req = pt_async_unbind(&ing->async);
+    if (req != NULL)
+        ing->done(ing, req, ing->status);
+    ingest_free(ing);
+}
+
+/* Starts moving req's body into an upload. Takes ownership of ing (freed when done). */
+static void ingest_start(struct ingest *ing, h2o_req_t *req)
+{
+    pt_async_bind(&ing->async, req);
+    ing->src = req->entity.base;
+    ing->src_len = req->entity.base != NULL ? req->entity.len : 0;
+    pt_metrics_uploads_in_progress(1);
+    if (ing->create)
+        queue_phase(ing, PHASE_BEGIN);
+    else
+        ingest_next(ing);
+}
+
+static struct ingest *ingest_new(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                                 ingest_cb done)
+{
+    struct ingest *ing = calloc(1, sizeof(*ing));
+    if (ing == NULL || (ing->slice = malloc(SLICE_SIZE)) == NULL) {
+        free(ing);
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return NULL;
+    }
+    ing->w = w;
+    ing->done = done;
+    snprintf(ing->name, sizeof(ing->name), "%.*s", (int)rt->name_len, rt->name);
+    return ing;
+}
+
+/* Response helpers ----------------------------------------------------------------------- */
+
+static void upload_headers(h2o_req_t *req, const char *name, const struct pt_upload *u)
+{
+    pt_http_headerf(req, "Location", "/v2/%s/blobs/uploads/%s", name, u->id);
+    pt_http_header(req, "Docker-Upload-UUID", u->id, strlen(u->id));
+    pt_http_headerf(req, "Range", "0-%llu",
+                    (unsigned long long)(u->offset > 0 ? u->offset - 1 : 0));
+    pt_http_header(req, "OCI-Chunk-Min-Length", "1", 1);
+}
+
+struct blob_done {
+    char name[PT_NAME_MAX + 1];
+    char digest[PT_DIGEST_STR_LEN + 1];
+};
+
+static void on_linked(h2o_req_t *req, int status, void *data)
+{
+    struct blob_done *d = data;
+    if (status != 0) {
+        pt_http_error(req, status, NULL, NULL);
+        return;
+    }
+    pt_http_headerf(req, "Location", "/v2/%s/blobs/%s", d->name, d->digest);
+    pt_http_header(req, "Docker-Content-Digest", d->digest, strlen(d->digest));
+    pt_http_send_empty(req, 201);
+}
+
+/* Proposes LinkBlob (+ BlobStored when this region just stored it), then answers 201. */
+static void link_blob(struct pt_worker *w, h2o_req_t *req, const char *name,
+                      const struct pt_digest *d, uint64_t size, int stored_here)
+{
+    struct blob_done done;
+    snprintf(done.name, sizeof(done.name), "%s", name);
+    pt_digest_format(d, done.digest);
+    Portolan__LinkBlob lb = PORTOLAN__LINK_BLOB__INIT;
+    lb.repo = done.name;
+    lb.digest = done.digest;
+    lb.size = size;
+    Portolan__BlobStored bst = PORTOLAN__BLOB_STORED__INIT;
+    bst.digest = done.digest;
+    bst.size = size;
+    bst.region = w->node->cfg.region;
+    Portolan__Op op_stored = PORTOLAN__OP__INIT, op_link = PORTOLAN__OP__INIT;
+    op_stored.op_case = PORTOLAN__OP__OP_BLOB_STORED;
+    op_stored.blob_stored = &bst;
+    op_link.op_case = PORTOLAN__OP__OP_LINK_BLOB;
+    op_link.link_blob = &lb;
+    Portolan__Op *ops[2] = {&op_stored, &op_link};
+    Portolan__Command cmd = PORTOLAN__COMMAND__INIT;
+    cmd.n_ops = stored_here ? 2 : 1;
+    cmd.ops = stored_here ? ops : ops + 1;
+    int rv = pt_api_commit(w, req, &cmd, on_linked, &done, sizeof(done));
+    if (rv != 0)
+        pt_http_error(req, rv, NULL, NULL);
+}
+
+static void on_finished(struct ingest *ing, h2o_req_t *req, int status)
+{
+    if (status == PT_E_BLOB_UPLOAD_INVALID || status == PT_E_DIGEST_INVALID ||
+        status == PT_E_TOO_LARGE) {
+        if (ing->record)
+            upload_headers(req, ing->name, &ing->u);
+    }
+    if (status != 0) {
+        pt_http_error(req, status, NULL, NULL);
+        return;
+    }
+    link_blob(ing->w, req, ing->name, &ing->expected, ing->u.offset, 1);
+}
+
+static void on_created(struct ingest *ing, h2o_req_t *req, int status)
+{
+    if (status != 0) {
+        pt_http_error(req, status, NULL, NULL);
+        return;
+    }
+    upload_headers(req, ing->name, &ing->u);
+    pt_http_send_empty(req, 202);
+}
+
+static void on_chunk(struct ingest *ing, h2o_req_t *req, int status)
+{
+    if (status != 0) {
+        upload_headers(req, ing->name, &ing->saved);
+        pt_http_error(req, status, NULL, NULL);
+        return;
+    }
+    upload_headers(req, ing->name, &ing->u);
+    pt_http_send_empty(req, 202);
+}
+
+/* POST /v2/<name>/blobs/uploads/ ------------------------------------------------------- */
+
+/* Digest from ?digest=; sends DIGEST_INVALID itself. Returns 1 found, 0 absent, -1 sent. */
+static int query_digest(h2o_req_t *req, const char *key, struct pt_digest *d)
+{
+    h2o_iovec_t q = pt_http_query(req);
+    char buf[PT_DIGEST_STR_LEN + 32];
+    int len = pt_query_get(q.base, q.len, key, 0, buf, sizeof(buf));
+    if (len == PT_E_NOT_FOUND)
+        return 0;
+    if (len < 0 || pt_digest_parse(buf, (size_t)len, d) != 0) {
+        pt_http_error(req, PT_E_DIGEST_INVALID, "invalid digest parameter", NULL);
+        return -1;
+    }
+    return 1;
+}
+
+/* end-11: returns 1 if the response was sent (mounted, or an error), 0 to fall back to a
+ * normal upload session (202), as the spec asks when the blob cannot be mounted. */
+static int try_mount(struct pt_worker *w, h2o_req_t *req, const char *name)
+{
+    struct pt_digest d;
+    int found = query_digest(req, "mount", &d);
+    if (found <= 0)
+        return found < 0;
+    h2o_iovec_t q = pt_http_query(req);
+    char from[PT_NAME_MAX + 1], digest[PT_DIGEST_STR_LEN + 1];
+    int flen = pt_query_get(q.base, q.len, "from", 0, from, sizeof(from));
+    if (flen >= 0 && pt_name_validate(from, (size_t)flen) != 0) {
+        pt_http_error(req, PT_E_NAME_INVALID, "invalid from parameter", NULL);
+        return 1;
+    }
+    pt_digest_format(&d, digest);
+    uint64_t size, local;
+    int rv = flen >= 0 ? pt_metastore_blob_linked(w->node->ms, from, digest, &size)
+                       : pt_metastore_blob_location(w->node->ms, digest, &size);
+    if (rv != 0 || pt_blobstore_stat(w->node->bs, &d, &local) != 0)
+        return 0;
+    link_blob(w, req, name, &d, size, 0);
+    return 1;
+}
+
+void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    if (!pt_http_method_is(req, "POST")) {
+        pt_http_error(req, PT_E_METHOD, NULL, NULL);
+        return;
+    }
+    char *name = pt_api_name(req, rt);
+    if (try_mount(w, req, name))
+        return;
+    struct pt_digest d;
+    int monolithic = query_digest(req, "digest", &d);
+    if (monolithic < 0)
+        return;
+    struct ingest *ing = ingest_new(w, req, rt, monolithic ? on_finished : on_created);
+    if (ing == NULL)
+        return;
+    ing->create = 1;
+    ing->record = !monolithic;
+    ing->finish = monolithic;
+    if (monolithic)
+        ing->expected = d;
+    else
+        req->entity = h2o_iovec_init(NULL, 0); /* a session starts empty */
+    ingest_start(ing, req);
+}
+
+/* /v2/<name>/blobs/uploads/<id> ---------------------------------------------------------- */
+
+/* Loads the session named by rt and checks it belongs to the repository. */
+static int find_session(struct pt_worker *w, const struct pt_route *rt, const char *name,
+                        struct pt_upload *u)
+{
+    char id[PT_UPLOAD_ID_MAX + 1];
+    if (rt->ref_len > PT_UPLOAD_ID_MAX)
+        return PT_E_BLOB_UPLOAD_UNKNOWN;
+    snprintf(id, sizeof(id), "%.*s", (int)rt->ref_len, rt->ref);
+    int rv = load_state(w->node, id, u);
+    if (rv == 0 && strcmp(u->repo, name) != 0)
+        rv = PT_E_BLOB_UPLOAD_UNKNOWN;
+    return rv;
+}
+
+/* Checks Content-Range (if any) against the session offset and the body length. */
+static int check_chunk(h2o_req_t *req, const struct pt_upload *u)
+{
+    h2o_iovec_t cr = pt_http_req_header(req, "content-range");
+    size_t len = req->entity.base != NULL ? req->entity.len : 0;
+    if (cr.base == NULL)
+        return 0;
+    uint64_t start, end;
+    if (pt_content_range_parse(cr.base, cr.len, &start, &end) != 0)
+        return PT_E_RANGE_INVALID;
+    if (start != u->offset || end - start + 1 != len)
+        return PT_E_RANGE_INVALID;
+    return 0;
+}
+
+static void upload_status(struct pt_worker *w, h2o_req_t *req, const char *name,
+                          const struct pt_upload *u)
+{
+    (void)w;
+    upload_headers(req, name, u);
+    pt_http_send_empty(req, 204);
+}
+
+struct cancel_op {
+    struct pt_async async;
+    struct pt_worker *w;
+    uv_work_t work;
+    char id[PT_UPLOAD_ID_MAX + 1];
+};
+
+static void cancel_work(uv_work_t *work)
+{
+    struct cancel_op *op = work->data;
+    pt_blobstore_upload_abort(op->w->node->bs, op->id);
+    pt_metastore_upload_delete(op->w->node->ms, op->id);
+}
+
+static void cancel_after(uv_work_t *work, int status)
+{
+    (void)status;
+    struct cancel_op *op = work->data;
+    h2o_req_t *req = pt_async_unbind(&op->async);
+    pt_node_upload_release(op->w->node, op->id);
+    if (req != NULL)
+        pt_http_send_empty(req, 204);
+    free(op);
+}
+
+static void cancel_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_upload *u)
+{
+    struct cancel_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        pt_node_upload_release(w->node, u->id);
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    op->w = w;
+    snprintf(op->id, sizeof(op->id), "%s", u->id);
+    pt_async_bind(&op->async, req);
+    op->work.data = op;
+    uv_queue_work(&w->loop, &op->work, cancel_work, cancel_after);
+}
+
+void pt_api_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    char *name = pt_api_name(req, rt);
+    int is_get = pt_http_method_is(req, "GET") || pt_http_is_head(req);
+    int is_patch = pt_http_method_is(req, "PATCH"), is_put = pt_http_method_is(req, "PUT");
+    int is_delete = pt_http_method_is(req, "DELETE");
+    if (!is_get && !is_patch && !is_put && !is_delete) {
+        pt_http_error(req, PT_E_METHOD, NULL, NULL);
+        return;
+    }
+    struct pt_upload u;
+    int rv = find_session(w, rt, name, &u);
+    if (rv != 0) {
+        pt_http_error(req, rv, NULL, NULL);
+        return;
+    }
+    if (is_get) {
+        upload_status(w, req, name, &u);
+        return;
+    }
+    struct pt_digest d;
+    if (is_put) {
+        int found = query_digest(req, "digest", &d);
+        if (found < 0)
+            return;
+        if (found == 0) {
+            pt_http_error(req, PT_E_DIGEST_INVALID, "digest parameter missing", NULL);
+            return;
+        }
+    }
+    if (pt_node_upload_acquire(w->node, u.id) != 0) {
+        upload_headers(req, name, &u);
+        pt_http_error(req, PT_E_RANGE_INVALID, "another request is writing to this upload", NULL);
+        return;
+    }
+    if (is_delete) {
+        cancel_upload(w, req, &u);
+        return;
+    }
+    if ((rv = check_chunk(req, &u)) != 0) {
+        pt_node_upload_release(w->node, u.id);
+        upload_headers(req, name, &u);
+        pt_http_error(req, rv, NULL, NULL);
+        return;
+    }
+    struct ingest *ing = ingest_new(w, req, rt, is_put ? on_finished : on_chunk);
+    if (ing == NULL) {
+        pt_node_upload_release(w->node, u.id);
+        return;
+    }
+    ing->u = u;
+    ing->saved = u;
+    ing->record = 1;
+    ing->busy = 1;
+    ing->finish = is_put;
+    if (is_put)
+        ing->expected = d;
+    ingest_start(ing, req);
+}

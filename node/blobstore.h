@@ -1,0 +1,166 @@
+/*
+ * blobstore.h - content-addressed blob storage on the local filesystem.
+ *
+ * A registry node keeps every blob as one file named by its SHA-256 digest, and every upload in
+ * progress as one file named by its session id (the layout is drawn at the top of blobstore.c).
+ * A file under blobs/ is always complete and verified: uploads are written, hashed, fsync'd and
+ * only then renamed into place.
+ *
+ * Threads: every function here does blocking file I/O (writes, fsync, rename, directory scans)
+ * and must run on a worker thread (uv_queue_work), never on an event loop. After
+ * pt_blobstore_open returns, one struct pt_blobstore may be used by any number of threads at
+ * once. One struct pt_upload must be used by one thread at a time; the caller serializes the
+ * operations on one upload session (the OCI protocol already orders them by offset).
+ *
+ * Errors are negative PT_E_* codes (err.h); file-system failures map to PT_E_IO, PT_E_NOMEM,
+ * or PT_E_UNAVAILABLE when the disk or quota is full.
+ */
+#ifndef PT_BLOBSTORE_H
+#define PT_BLOBSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <openssl/sha.h>
+
+#include "digest.h"
+
+struct pt_blobstore;
+
+/*
+ * Opens the store rooted at dir (borrowed; copied). Creates dir (its parent must exist) and
+ * the blobs/, uploads/ and tmp/ trees if missing, makes the new entries durable, and removes
+ * everything inside tmp/. On success *out is an owned store, freed with pt_blobstore_close.
+ * PT_E_CONFIG if dir is NULL, empty or too long; PT_E_IO if the tree cannot be prepared.
+ */
+int pt_blobstore_open(const char *dir, struct pt_blobstore **out);
+
+/* Closes the store and frees it; bs may be NULL. No other thread may still be using it. */
+void pt_blobstore_close(struct pt_blobstore *bs);
+
+/*
+ * Absolute, symlink-free path of tmp/, where the HTTP server spills large request bodies (the
+ * store empties it at open). Owned by bs, valid until pt_blobstore_close.
+ */
+const char *pt_blobstore_tmp_dir(const struct pt_blobstore *bs);
+
+/*
+ * Upload session state. Plain data: the caller owns it, stores it (encoded) in the metadata DB
+ * after each successful call that changes it, and hands it back for the next call. sha holds
+ * the SHA-256 state over bytes [0, offset) of the upload, so a session resumes after a restart
+ * without re-reading its data. updated_ms is the caller's to maintain.
+ */
+#define PT_UPLOAD_ID_MAX   64
+#define PT_UPLOAD_REPO_MAX 255
+/* Largest upload in bytes: SHA-256 counts the message length in bits in 64 bits. */
+#define PT_UPLOAD_SIZE_MAX ((uint64_t)INT64_MAX >> 3)
+
+struct pt_upload {
+    char id[PT_UPLOAD_ID_MAX + 1];     /* [0-9a-f-]{1,64}, NUL-terminated */
+    char repo[PT_UPLOAD_REPO_MAX + 1]; /* repository name, NUL-terminated, non-empty */
+    uint64_t offset;                   /* bytes received so far */
+    int64_t created_ms;
+    int64_t updated_ms;
+    SHA256_CTX sha;
+};
+
+/* Size in bytes of an encoded struct pt_upload (a constant of the format version). */
+size_t pt_upload_encoded_size(void);
+
+/*
+ * Writes u (borrowed) to buf (borrowed, pt_upload_encoded_size() bytes) in the versioned
+ * little-endian format documented in blobstore.c. u must be a valid session (as filled by
+ * pt_blobstore_upload_begin or pt_upload_decode).
+ */
+void pt_upload_encode(const struct pt_upload *u, unsigned char *buf);
+
+/*
+ * Reads buf (borrowed, len bytes) into *u. PT_E_CORRUPT if the length, version or any field is
+ * invalid, including a hash state that does not agree with the offset. On error *u is unchanged.
+ */
+int pt_upload_decode(const void *buf, size_t len, struct pt_upload *u);
+
+/*
+ * Starts a session for repo (borrowed; 1..PT_UPLOAD_REPO_MAX bytes, else PT_E_NAME_INVALID):
+ * fills *u with a fresh random id (UUID v4 text, 36 chars), offset 0, created_ms = updated_ms =
+ * now_ms and an initial hash state, and creates the empty upload file.
+ */
+int pt_blobstore_upload_begin(struct pt_blobstore *bs, const char *repo, int64_t now_ms,
+                              struct pt_upload *u);
+
+/*
+ * Appends buf[0, len) (borrowed) at u->offset, makes it durable (fdatasync), then advances
+ * u->offset and u->sha. Once this returns 0 the new u may be persisted: the file holds those
+ * bytes even after a power loss. On error u is unchanged and the file is cut back to u->offset.
+ * PT_E_BLOB_UPLOAD_UNKNOWN if the file is missing or the id malformed; PT_E_BLOB_UPLOAD_INVALID
+ * if the file is shorter than u->offset; PT_E_TOO_LARGE past PT_UPLOAD_SIZE_MAX.
+ */
+int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
+                               size_t len);
+
+/*
+ * After a restart: makes the upload file agree with u (borrowed) by cutting off bytes past
+ * u->offset. PT_E_BLOB_UPLOAD_INVALID if the file is shorter or missing (the session cannot be
+ * resumed and should be dropped).
+ */
+int pt_blobstore_upload_repair(struct pt_blobstore *bs, const struct pt_upload *u);
+
+/*
+ * Finishes the session u (borrowed; never modified) as the blob *expected (borrowed).
+ * PT_E_DIGEST_INVALID if the hash of the received bytes differs (or expected is malformed): the
+ * upload stays as it was, so the client may retry. Otherwise the upload file is fsync'd, renamed
+ * to blobs/sha256/<xx>/<hex> and the directory fsync'd; if that blob already exists the upload
+ * file is removed instead. On success the upload file is gone and the blob is durable.
+ * On PT_E_IO before the rename the upload is intact and the blob absent. If only the final
+ * directory fsync fails the blob is visible (complete and verified) but may not survive a power
+ * loss; the upload file is gone and PT_E_IO is returned.
+ */
+int pt_blobstore_upload_commit(struct pt_blobstore *bs, struct pt_upload *u,
+                               const struct pt_digest *expected);
+
+/* Removes the upload file of id (borrowed). 0 if it is already gone; PT_E_BLOB_UPLOAD_UNKNOWN
+ * if id is malformed. */
+int pt_blobstore_upload_abort(struct pt_blobstore *bs, const char *id);
+
+/* 0 and *size if the blob *d (borrowed) is stored; PT_E_BLOB_UNKNOWN if not;
+ * PT_E_DIGEST_INVALID if *d is malformed. */
+int pt_blobstore_stat(struct pt_blobstore *bs, const struct pt_digest *d, uint64_t *size);
+
+/*
+ * Opens the blob *d (borrowed) read-only with O_CLOEXEC. On success *fd is owned by the caller
+ * (close it) and *size is the blob's length. PT_E_BLOB_UNKNOWN if absent.
+ */
+int pt_blobstore_open_blob(struct pt_blobstore *bs, const struct pt_digest *d, int *fd,
+                           uint64_t *size);
+
+/*
+ * Start-up cleanup: removes every entry of uploads/ whose name is not a well-formed id for
+ * which is_live(id, arg) returns non-zero. id is borrowed for the call. Run it before any
+ * session is used; a live session's upload file may still need pt_blobstore_upload_repair.
+ */
+int pt_blobstore_sweep_uploads(struct pt_blobstore *bs, int (*is_live)(const char *id, void *arg),
+                               void *arg);
+
+/* Removes the blob *d (borrowed) for garbage collection. PT_E_BLOB_UNKNOWN if absent. Readers
+ * that already opened it keep reading the old file. */
+int pt_blobstore_remove_blob(struct pt_blobstore *bs, const struct pt_digest *d);
+
+/*
+ * For tests: the system calls whose failures matter to the commit protocol go through this
+ * per-store table (in the manner of SQLite's aSyscall[]). Each entry has the signature and
+ * errno convention of the libc call it replaces. pt_blobstore_sys returns the table of bs
+ * (owned by bs, initialized to the libc functions); a test replaces entries between calls,
+ * while no other thread uses bs. Production code never touches it.
+ */
+struct pt_blobstore_sys {
+    ssize_t (*pwrite_fn)(int fd, const void *buf, size_t len, off_t off);
+    int (*ftruncate_fn)(int fd, off_t len);
+    int (*fsync_fn)(int fd);     /* files before rename, and directories */
+    int (*fdatasync_fn)(int fd); /* upload data after each append */
+    int (*renameat_fn)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+};
+
+struct pt_blobstore_sys *pt_blobstore_sys(struct pt_blobstore *bs);
+
+#endif

@@ -1,0 +1,870 @@
+/*
+ * config.c - defaults, YAML file, flags and validation for `portolan serve`.
+ *
+ * Design: one table (options[]) describes every setting: YAML key, flag, value kind, where
+ * it lives in struct pt_config, its limits, its default and its help text. Defaults, the
+ * YAML loader, the flag parser, validation and the usage text all walk that table, so a
+ * setting cannot have a flag without a key, a default that fails its own limits, or a
+ * limit that is checked on one path and not another. Adding a setting is one row plus the
+ * struct field (and a line in deploy/portolan.example.yaml).
+ *
+ * A value is parsed by its kind (size, duration, ...) and then checked against the row's
+ * limits by the same function pt_config_validate uses. Loading and flag parsing work on a
+ * copy of the caller's struct and copy it back only on success, so a refused file or flag
+ * leaves the configuration as it was.
+ *
+ * The YAML file is read whole (at most PT_CONFIG_FILE_MAX bytes) and walked with libyaml's
+ * event API as a small state machine: one document whose root is a mapping of scalar keys
+ * to scalar values. Nested values, aliases, duplicate keys and a second document are
+ * refused; error messages carry the file, line and key.
+ */
+#include "config.h"
+
+#include "err.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define KIB  (UINT64_C(1) << 10)
+#define MIB  (UINT64_C(1) << 20)
+#define GIB  (UINT64_C(1) << 30)
+#define TIB  (UINT64_C(1) << 40)
+#define SEC  UINT64_C(1000)
+#define MIN  (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY  (24 * HOUR)
+
+/* Longest hostname (RFC 1123) and longest label. */
+#define HOSTNAME_MAX 253
+#define LABEL_MAX    63
+
+/* Values quoted back in error messages are cut to this many bytes. */
+#define QUOTE_MAX 64
+
+enum kind {
+    K_STRING,    /* char[size], length in [min, size - 1] */
+    K_LISTEN,    /* char[size], host:port */
+    K_REGION,    /* char[size], [a-z0-9-]{1,63} */
+    K_UINT,      /* unsigned, plain integer in [min, max] */
+    K_SIZE,      /* uint64_t bytes in [min, max] */
+    K_DURATION,  /* uint64_t milliseconds in [min, max] */
+    K_BOOL,      /* int 0/1 */
+    K_LOG_LEVEL, /* int PT_LOG_* */
+};
+
+struct option {
+    const char *key;
+    const char *flag;
+    enum kind kind;
+    size_t off;
+    size_t size;
+    uint64_t min, max;
+    const char *def;
+    const char *metavar;
+    const char *help;
+};
+
+#define FIELD(f) offsetof(struct pt_config, f), sizeof(((struct pt_config *)0)->f)
+
+static const struct option options[] = {
+    {"listen", "--listen", K_LISTEN, FIELD(listen), 0, 0, "127.0.0.1:5000", "HOST:PORT",
+     "address to accept client connections on (IPv4, hostname or [IPv6])"},
+    {"data_dir", "--data-dir", K_STRING, FIELD(data_dir), 1, 0, "./portolan-data", "DIR",
+     "directory holding blobs, metadata and raft state"},
+    {"threads", "--threads", K_UINT, FIELD(threads), 0, 1024, "0", "N",
+     "event-loop threads, 0 = one per core"},
+    {"tls_cert", "--tls-cert", K_STRING, FIELD(tls_cert), 0, 0, "", "FILE",
+     "PEM certificate chain; empty = plain HTTP (set with tls_key)"},
+    {"tls_key", "--tls-key", K_STRING, FIELD(tls_key), 0, 0, "", "FILE",
+     "PEM private key for tls_cert"},
+    {"region", "--region", K_REGION, FIELD(region), 0, 0, "local", "NAME",
+     "region this node serves, [a-z0-9-]{1,63}"},
+    {"max_body_size", "--max-body-size", K_SIZE, FIELD(max_body_size), 1, 16 * TIB, "64GiB", "SIZE",
+     "largest request body (blob or upload chunk)"},
+    {"max_manifest_size", "--max-manifest-size", K_SIZE, FIELD(max_manifest_size), KIB, 256 * MIB,
+     "4MiB", "SIZE", "largest manifest accepted"},
+    {"body_spill_threshold", "--body-spill-threshold", K_SIZE, FIELD(body_spill_threshold), 0, GIB,
+     "4MiB", "SIZE", "request bodies above this are buffered in a temp file"},
+    {"request_timeout", "--request-timeout", K_DURATION, FIELD(request_timeout_ms), SEC, 7 * DAY,
+     "1h", "DURATION", "time limit for one whole request, body included"},
+    {"upload_ttl", "--upload-ttl", K_DURATION, FIELD(upload_ttl_ms), SEC, 365 * DAY, "24h",
+     "DURATION", "unfinished uploads idle this long are removed"},
+    {"max_connections", "--max-connections", K_UINT, FIELD(max_connections), 1, 1048576, "4096",
+     "N", "open client connections, all threads together"},
+    {"log_level", "--log-level", K_LOG_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
+     "debug, info, warn or error"},
+    {"access_log", "--access-log", K_BOOL, FIELD(access_log), 0, 0, "true", "BOOL",
+     "log one line per request"},
+};
+
+#define NOPTIONS (sizeof options / sizeof options[0])
+_Static_assert(NOPTIONS <= 32, "duplicate-key detection uses a 32-bit mask");
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return PT_E_CONFIG;
+}
+
+/* ---- value syntax ---------------------------------------------------------------------- */
+
+/* Parses leading decimal digits of s into *v; *end points past them. At least one digit. */
+static int parse_digits(const char *s, const char **end, uint64_t *v)
+{
+    uint64_t n = 0;
+    const char *p = s;
+
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (n > (UINT64_MAX - d) / 10)
+            return -1;
+        n = n * 10 + d;
+    }
+    *end = p;
+    *v = n;
+    return 0;
+}
+
+static int parse_scaled(const char *s, const char *const *units, const uint64_t *scales,
+                        size_t nunits, uint64_t *out)
+{
+    const char *end;
+    uint64_t n;
+
+    if (s == NULL || parse_digits(s, &end, &n) != 0)
+        return PT_E_CONFIG;
+    for (size_t i = 0; i < nunits; i++) {
+        if (strcmp(end, units[i]) != 0)
+            continue;
+        if (scales[i] != 0 && n > UINT64_MAX / scales[i])
+            return PT_E_CONFIG;
+        *out = n * scales[i];
+        return 0;
+    }
+    return PT_E_CONFIG;
+}
+
+int pt_config_parse_size(const char *s, uint64_t *bytes)
+{
+    static const char *const units[] = {"", "KiB", "MiB", "GiB", "TiB"};
+    static const uint64_t scales[] = {1, KIB, MIB, GIB, TIB};
+
+    return parse_scaled(s, units, scales, 5, bytes);
+}
+
+int pt_config_parse_duration(const char *s, uint64_t *ms)
+{
+    static const char *const units[] = {"", "s", "m", "h"};
+    static const uint64_t scales[] = {SEC, SEC, MIN, HOUR};
+
+    return parse_scaled(s, units, scales, 4, ms);
+}
+
+int pt_config_parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"};
+    static const char *const no[] = {"false", "no", "off"};
+
+    if (s == NULL)
+        return PT_E_CONFIG;
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return PT_E_CONFIG;
+}
+
+/* Writes v with the largest unit that divides it exactly ("4MiB", "1000"). */
+static const char *fmt_size(uint64_t v, char *buf, size_t len)
+{
+    static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
+    static const uint64_t scales[] = {TIB, GIB, MIB, KIB};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (v != 0 && v % scales[i] == 0) {
+            snprintf(buf, len, "%llu%s", (unsigned long long)(v / scales[i]), units[i]);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%llu", (unsigned long long)v);
+    return buf;
+}
+
+static const char *fmt_duration(uint64_t ms, char *buf, size_t len)
+{
+    if (ms != 0 && ms % HOUR == 0)
+        snprintf(buf, len, "%lluh", (unsigned long long)(ms / HOUR));
+    else if (ms != 0 && ms % MIN == 0)
+        snprintf(buf, len, "%llum", (unsigned long long)(ms / MIN));
+    else if (ms % SEC == 0)
+        snprintf(buf, len, "%llus", (unsigned long long)(ms / SEC));
+    else
+        snprintf(buf, len, "%llums", (unsigned long long)ms);
+    return buf;
+}
+
+/* RFC 1123 hostname: dot-separated labels of [A-Za-z0-9-], no label starting or ending in
+ * '-', and a last label that is not all digits (that would be a mistyped IPv4 address). */
+static bool valid_hostname(const char *h, size_t len)
+{
+    size_t label = 0;
+    bool all_digits = true;
+
+    if (len == 0 || len > HOSTNAME_MAX)
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        char ch = i < len ? h[i] : '.';
+        if (ch == '.') {
+            if (label == 0 || h[i - 1] == '-')
+                return false;
+            if (i == len && all_digits)
+                return false;
+            label = 0;
+            all_digits = true;
+            continue;
+        }
+        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+        bool digit = ch >= '0' && ch <= '9';
+        if (!alpha && !digit && ch != '-')
+            return false;
+        if (ch == '-' && label == 0)
+            return false;
+        if (!digit)
+            all_digits = false;
+        if (++label > LABEL_MAX)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Splits host:port. Returns NULL on success (host copied without brackets when host is
+ * non-NULL), else a static reason.
+ */
+static const char *split_listen(const char *s, char *host, size_t hostlen, unsigned *port)
+{
+    const char *h, *colon, *end;
+    size_t hlen;
+    uint64_t p;
+    char tmp[HOSTNAME_MAX + 1];
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL)
+            return "missing ']' after IPv6 address";
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        if (close[1] != ':')
+            return "expected ':PORT' after ']'";
+        colon = close + 1;
+        if (hlen == 0 || hlen >= INET6_ADDRSTRLEN)
+            return "invalid IPv6 address";
+        memcpy(tmp, h, hlen);
+        tmp[hlen] = '\0';
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, tmp, &a6) != 1)
+            return "invalid IPv6 address";
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return "expected HOST:PORT";
+        h = s;
+        hlen = (size_t)(colon - s);
+        if (memchr(h, ':', hlen) != NULL)
+            return "IPv6 addresses must be written in brackets, e.g. [::1]:5000";
+        if (hlen == 0)
+            return "missing host (use 0.0.0.0 or [::] for all addresses)";
+        if (hlen > HOSTNAME_MAX)
+            return "host name too long";
+        memcpy(tmp, h, hlen);
+        tmp[hlen] = '\0';
+        struct in_addr a4;
+        if (inet_pton(AF_INET, tmp, &a4) != 1 && !valid_hostname(h, hlen))
+            return "invalid host (expected an IPv4 address, a hostname or [IPv6])";
+    }
+    if (parse_digits(colon + 1, &end, &p) != 0 || *end != '\0' || end - (colon + 1) > 5)
+        return "port must be a number";
+    if (p < 1 || p > 65535)
+        return "port out of range 1..65535";
+    if (host != NULL) {
+        if (hlen >= hostlen)
+            return "host does not fit";
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+    }
+    if (port != NULL)
+        *port = (unsigned)p;
+    return NULL;
+}
+
+static bool valid_region(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n < 1 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* ---- limits, shared by setting and validating ------------------------------------------ */
+
+static int check_string(const struct option *o, const char *name, const char *v, char *err,
+                        size_t errlen)
+{
+    size_t n = strlen(v);
+    const char *why;
+
+    if (n >= o->size)
+        return fail(err, errlen, "%s: value too long (%zu bytes, at most %zu)", name, n,
+                    o->size - 1);
+    switch (o->kind) {
+    case K_LISTEN:
+        why = split_listen(v, NULL, 0, NULL);
+        if (why != NULL)
+            return fail(err, errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
+        break;
+    case K_REGION:
+        if (!valid_region(v))
+            return fail(err, errlen, "%s: \"%.*s\": must match [a-z0-9-]{1,63}", name, QUOTE_MAX,
+                        v);
+        break;
+    default:
+        if (n < o->min)
+            return fail(err, errlen, "%s: must not be empty", name);
+        break;
+    }
+    return 0;
+}
+
+static int check_number(const struct option *o, const char *name, uint64_t v, char *err,
+                        size_t errlen)
+{
+    char a[32], b[32], c[32];
+
+    switch (o->kind) {
+    case K_BOOL:
+        if (v > 1)
+            return fail(err, errlen, "%s: must be 0 or 1", name);
+        return 0;
+    case K_LOG_LEVEL:
+        if (v > PT_LOG_ERROR)
+            return fail(err, errlen, "%s: not a log level", name);
+        return 0;
+    default:
+        break;
+    }
+    if (v >= o->min && v <= o->max)
+        return 0;
+    if (o->kind == K_SIZE)
+        return fail(err, errlen, "%s: %s out of range %s..%s", name, fmt_size(v, a, sizeof a),
+                    fmt_size(o->min, b, sizeof b), fmt_size(o->max, c, sizeof c));
+    if (o->kind == K_DURATION)
+        return fail(err, errlen, "%s: %s out of range %s..%s", name, fmt_duration(v, a, sizeof a),
+                    fmt_duration(o->min, b, sizeof b), fmt_duration(o->max, c, sizeof c));
+    return fail(err, errlen, "%s: %llu out of range %llu..%llu", name, (unsigned long long)v,
+                (unsigned long long)o->min, (unsigned long long)o->max);
+}
+
+static bool is_string_kind(enum kind k)
+{
+    return k == K_STRING || k == K_LISTEN || k == K_REGION;
+}
+
+/* Parses text v as option o's value, checks it and stores it into c. name is used in
+ * messages ("--threads", "file.yaml:3: threads"). */
+static int set_value(struct pt_config *c, const struct option *o, const char *name, const char *v,
+                     char *err, size_t errlen)
+{
+    char *field = (char *)c + o->off;
+    uint64_t n = 0;
+    int b, rc;
+
+    if (is_string_kind(o->kind)) {
+        rc = check_string(o, name, v, err, errlen);
+        if (rc != 0)
+            return rc;
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    }
+
+    switch (o->kind) {
+    case K_UINT: {
+        const char *end;
+        if (parse_digits(v, &end, &n) != 0 || *end != '\0')
+            return fail(err, errlen, "%s: invalid number \"%.*s\"", name, QUOTE_MAX, v);
+        break;
+    }
+    case K_SIZE:
+        if (pt_config_parse_size(v, &n) != 0)
+            return fail(err, errlen,
+                        "%s: invalid size \"%.*s\" (bytes, or a KiB/MiB/GiB/TiB suffix)", name,
+                        QUOTE_MAX, v);
+        break;
+    case K_DURATION:
+        if (pt_config_parse_duration(v, &n) != 0)
+            return fail(err, errlen, "%s: invalid duration \"%.*s\" (seconds, or an s/m/h suffix)",
+                        name, QUOTE_MAX, v);
+        break;
+    case K_BOOL:
+        if (pt_config_parse_bool(v, &b) != 0)
+            return fail(err, errlen, "%s: invalid boolean \"%.*s\" (true/false/yes/no/on/off)",
+                        name, QUOTE_MAX, v);
+        n = (uint64_t)b;
+        break;
+    case K_LOG_LEVEL:
+        b = pt_log_level_parse(v);
+        if (b < 0)
+            return fail(err, errlen, "%s: invalid log level \"%.*s\" (debug|info|warn|error)", name,
+                        QUOTE_MAX, v);
+        n = (uint64_t)b;
+        break;
+    default:
+        return fail(err, errlen, "%s: unhandled setting kind", name);
+    }
+    rc = check_number(o, name, n, err, errlen);
+    if (rc != 0)
+        return rc;
+
+    switch (o->kind) {
+    case K_UINT:
+        *(unsigned *)(void *)field = (unsigned)n;
+        break;
+    case K_SIZE:
+    case K_DURATION:
+        *(uint64_t *)(void *)field = n;
+        break;
+    default:
+        *(int *)(void *)field = (int)n;
+        break;
+    }
+    return 0;
+}
+
+static const struct option *find_key(const char *key)
+{
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        if (strcmp(options[i].key, key) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+/* Finds a flag by name (name has the leading "--" and is namelen bytes long). */
+static const struct option *find_flag(const char *name, size_t namelen)
+{
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        if (strlen(options[i].flag) == namelen && memcmp(options[i].flag, name, namelen) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+void pt_config_defaults(struct pt_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        /* Defaults satisfy their own limits (checked by the unit tests), so this cannot
+         * fail; the result is ignored rather than half-handled. */
+        (void)set_value(c, &options[i], options[i].key, options[i].def, NULL, 0);
+    }
+}
+
+int pt_config_validate(const struct pt_config *c, char *err, size_t errlen)
+{
+    int rc;
+
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct option *o = &options[i];
+        const char *field = (const char *)c + o->off;
+        uint64_t n;
+
+        if (is_string_kind(o->kind)) {
+            if (memchr(field, '\0', o->size) == NULL)
+                return fail(err, errlen, "%s: value not terminated", o->key);
+            rc = check_string(o, o->key, field, err, errlen);
+        } else {
+            switch (o->kind) {
+            case K_UINT:
+                n = *(const unsigned *)(const void *)field;
+                break;
+            case K_SIZE:
+            case K_DURATION:
+                n = *(const uint64_t *)(const void *)field;
+                break;
+            default: {
+                int v = *(const int *)(const void *)field;
+                /* Negative ints become huge and fail the range check. */
+                n = v < 0 ? UINT64_MAX : (uint64_t)v;
+                break;
+            }
+            }
+            rc = check_number(o, o->key, n, err, errlen);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
+        if (c->tls_key[0] == '\0')
+            return fail(err, errlen, "tls_key: must be set when tls_cert is set");
+        return fail(err, errlen, "tls_cert: must be set when tls_key is set");
+    }
+    return 0;
+}
+
+int pt_config_listen_addr(const struct pt_config *c, char *host, size_t hostlen, unsigned *port)
+{
+    if (memchr(c->listen, '\0', sizeof c->listen) == NULL)
+        return PT_E_CONFIG;
+    if (host != NULL && hostlen == 0)
+        return PT_E_CONFIG;
+    if (split_listen(c->listen, host, hostlen, port) != NULL)
+        return PT_E_CONFIG;
+    return 0;
+}
+
+void pt_config_usage(FILE *out)
+{
+    fprintf(out, "Usage: portolan serve [--config FILE] [--FLAG VALUE | --FLAG=VALUE]...\n\n"
+                 "  --config FILE                      YAML file read before the other flags\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct option *o = &options[i];
+        char left[64];
+
+        snprintf(left, sizeof left, "%s %s", o->flag, o->metavar);
+        fprintf(out, "  %-34s %s (default \"%s\")\n", left, o->help, o->def);
+    }
+    fprintf(out,
+            "\nEvery flag is also a YAML key: --max-body-size is max_body_size.\n"
+            "SIZE is bytes or a KiB/MiB/GiB/TiB suffix; DURATION is seconds or an s/m/h suffix;\n"
+            "BOOL is true/false, yes/no or on/off.\n");
+}
+
+/* ---- YAML file ------------------------------------------------------------------------- */
+
+static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
+{
+    struct stat st;
+    char *buf;
+    size_t len = 0;
+    int fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, "%s: not a regular file", path);
+    }
+    if (st.st_size > PT_CONFIG_FILE_MAX) {
+        close(fd);
+        return fail(err, errlen, "%s: larger than %d bytes", path, PT_CONFIG_FILE_MAX);
+    }
+    /* One spare byte detects a file that grew past the limit after fstat. */
+    buf = malloc(PT_CONFIG_FILE_MAX + 1);
+    if (buf == NULL) {
+        close(fd);
+        return fail(err, errlen, "%s: out of memory", path);
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + len, PT_CONFIG_FILE_MAX + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return fail(err, errlen, "%s: read: %s", path, strerror(e));
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > PT_CONFIG_FILE_MAX) {
+            free(buf);
+            close(fd);
+            return fail(err, errlen, "%s: larger than %d bytes", path, PT_CONFIG_FILE_MAX);
+        }
+    }
+    close(fd);
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
+
+enum yaml_state {
+    Y_STREAM,     /* expect STREAM-START */
+    Y_DOCUMENT,   /* expect DOCUMENT-START or STREAM-END */
+    Y_ROOT,       /* expect the root node */
+    Y_KEY,        /* expect a key or MAPPING-END */
+    Y_VALUE,      /* expect the value of key */
+    Y_DOC_END,    /* expect DOCUMENT-END */
+    Y_STREAM_END, /* expect STREAM-END (a second document is refused) */
+};
+
+struct yaml_walk {
+    enum yaml_state state;
+    struct pt_config *cfg;
+    const char *path;
+    const struct option *opt; /* key whose value comes next */
+    uint32_t seen;            /* bit i set once options[i] was given */
+    char *err;
+    size_t errlen;
+};
+
+static const char *event_what(yaml_event_type_t t)
+{
+    switch (t) {
+    case YAML_MAPPING_START_EVENT:
+        return "a mapping";
+    case YAML_SEQUENCE_START_EVENT:
+        return "a list";
+    case YAML_ALIAS_EVENT:
+        return "an alias";
+    default:
+        return "unexpected YAML";
+    }
+}
+
+/* YAML null written plainly (key with nothing after it, ~, null) reads as "". */
+static const char *scalar_text(const yaml_event_t *ev)
+{
+    const char *v = (const char *)ev->data.scalar.value;
+
+    if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        (strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+         strcmp(v, "NULL") == 0))
+        return "";
+    return v;
+}
+
+static int walk_event(struct yaml_walk *w, const yaml_event_t *ev)
+{
+    unsigned long line = (unsigned long)ev->start_mark.line + 1;
+    char name[PATH_MAX + 128]; /* "path:line: key" */
+
+    switch (w->state) {
+    case Y_STREAM:
+        if (ev->type != YAML_STREAM_START_EVENT)
+            break;
+        w->state = Y_DOCUMENT;
+        return 0;
+    case Y_DOCUMENT:
+        if (ev->type == YAML_STREAM_END_EVENT)
+            return 0;
+        if (ev->type != YAML_DOCUMENT_START_EVENT)
+            break;
+        w->state = Y_ROOT;
+        return 0;
+    case Y_ROOT:
+        if (ev->type == YAML_MAPPING_START_EVENT) {
+            w->state = Y_KEY;
+            return 0;
+        }
+        /* A document holding nothing ("---" alone) is an empty configuration. */
+        if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == 0 &&
+            ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+            w->state = Y_DOC_END;
+            return 0;
+        }
+        return fail(w->err, w->errlen, "%s:%lu: the top level must be a mapping of settings",
+                    w->path, line);
+    case Y_KEY: {
+        const char *key;
+        if (ev->type == YAML_MAPPING_END_EVENT) {
+            w->state = Y_DOC_END;
+            return 0;
+        }
+        if (ev->type != YAML_SCALAR_EVENT)
+            return fail(w->err, w->errlen, "%s:%lu: keys must be plain names, not %s", w->path,
+                        line, event_what(ev->type));
+        key = (const char *)ev->data.scalar.value;
+        w->opt = strlen(key) == ev->data.scalar.length ? find_key(key) : NULL;
+        if (w->opt == NULL)
+            return fail(w->err, w->errlen, "%s:%lu: unknown key \"%.*s\"", w->path, line, QUOTE_MAX,
+                        key);
+        uint32_t bit = UINT32_C(1) << (w->opt - options);
+        if (w->seen & bit)
+            return fail(w->err, w->errlen, "%s:%lu: %s: key given twice", w->path, line,
+                        w->opt->key);
+        w->seen |= bit;
+        w->state = Y_VALUE;
+        return 0;
+    }
+    case Y_VALUE:
+        snprintf(name, sizeof name, "%s:%lu: %s", w->path, line, w->opt->key);
+        if (ev->type != YAML_SCALAR_EVENT)
+            return fail(w->err, w->errlen, "%s: expected a single value, not %s", name,
+                        event_what(ev->type));
+        if (strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length)
+            return fail(w->err, w->errlen, "%s: value contains a NUL byte", name);
+        w->state = Y_KEY;
+        return set_value(w->cfg, w->opt, name, scalar_text(ev), w->err, w->errlen);
+    case Y_DOC_END:
+        if (ev->type != YAML_DOCUMENT_END_EVENT)
+            break;
+        w->state = Y_STREAM_END;
+        return 0;
+    case Y_STREAM_END:
+        if (ev->type == YAML_STREAM_END_EVENT)
+            return 0;
+        if (ev->type == YAML_DOCUMENT_START_EVENT)
+            return fail(w->err, w->errlen, "%s:%lu: only one YAML document is allowed", w->path,
+                        line);
+        break;
+    }
+    return fail(w->err, w->errlen, "%s:%lu: unexpected YAML structure", w->path, line);
+}
+
+int pt_config_load_file(struct pt_config *c, const char *path, char *err, size_t errlen)
+{
+    struct pt_config tmp = *c;
+    struct yaml_walk w = {
+        .state = Y_STREAM, .cfg = &tmp, .path = path, .err = err, .errlen = errlen};
+    yaml_parser_t parser;
+    char *buf;
+    size_t len;
+    int rc;
+
+    rc = read_file(path, &buf, &len, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (!yaml_parser_initialize(&parser)) {
+        free(buf);
+        return fail(err, errlen, "%s: out of memory", path);
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    for (;;) {
+        yaml_event_t ev;
+        bool end;
+
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = fail(err, errlen, "%s:%lu: YAML syntax error: %s", path,
+                      (unsigned long)parser.problem_mark.line + 1,
+                      parser.problem ? parser.problem : "unknown");
+            break;
+        }
+        rc = walk_event(&w, &ev);
+        end = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+        if (rc != 0 || end)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    free(buf);
+    if (rc == 0)
+        *c = tmp;
+    return rc;
+}
+
+/* ---- flags ----------------------------------------------------------------------------- */
+
+/*
+ * Reads the flag at argv[*i]: sets name/namelen (with the "--") and value, and advances *i
+ * past the flag and its value. Returns 0 or PT_E_CONFIG.
+ */
+static int next_flag(int argc, char **argv, int *i, const char **name, size_t *namelen,
+                     const char **value, char *err, size_t errlen)
+{
+    const char *a = argv[*i];
+    const char *eq;
+
+    if (a == NULL || strncmp(a, "--", 2) != 0 || a[2] == '\0' || a[2] == '=')
+        return fail(err, errlen, "unexpected argument \"%.*s\" (flags are --name VALUE)", QUOTE_MAX,
+                    a ? a : "");
+    eq = strchr(a, '=');
+    *name = a;
+    if (eq != NULL) {
+        *namelen = (size_t)(eq - a);
+        *value = eq + 1;
+        *i += 1;
+        return 0;
+    }
+    *namelen = strlen(a);
+    /* A value that looks like a flag is most likely a forgotten value; one that really
+     * starts with "--" can be given as --flag=VALUE. */
+    if (*i + 1 >= argc || argv[*i + 1] == NULL || strncmp(argv[*i + 1], "--", 2) == 0)
+        return fail(err, errlen, "%.*s: missing value", QUOTE_MAX, a);
+    *value = argv[*i + 1];
+    *i += 2;
+    return 0;
+}
+
+static bool is_config_flag(const char *name, size_t namelen)
+{
+    return namelen == 8 && memcmp(name, "--config", 8) == 0;
+}
+
+int pt_config_parse_args(struct pt_config *c, int argc, char **argv, char *err, size_t errlen)
+{
+    struct pt_config tmp = *c;
+    const char *config_path = NULL;
+    const char *name, *value;
+    size_t namelen;
+    int i, rc;
+
+    /* Pass 1: structure, known flags, and the config file. */
+    for (i = 0; i < argc;) {
+        rc = next_flag(argc, argv, &i, &name, &namelen, &value, err, errlen);
+        if (rc != 0)
+            return rc;
+        if (is_config_flag(name, namelen)) {
+            if (config_path != NULL)
+                return fail(err, errlen, "--config: given more than once");
+            if (value[0] == '\0')
+                return fail(err, errlen, "--config: missing file name");
+            config_path = value;
+        } else if (find_flag(name, namelen) == NULL) {
+            return fail(err, errlen, "unknown flag \"%.*s\"",
+                        (int)(namelen < QUOTE_MAX ? namelen : QUOTE_MAX), name);
+        }
+    }
+    if (config_path != NULL) {
+        rc = pt_config_load_file(&tmp, config_path, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    /* Pass 2: the flags, in order, over the file. */
+    for (i = 0; i < argc;) {
+        const struct option *o;
+
+        next_flag(argc, argv, &i, &name, &namelen, &value, err, errlen);
+        if (is_config_flag(name, namelen))
+            continue;
+        o = find_flag(name, namelen);
+        rc = set_value(&tmp, o, o->flag, value, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    *c = tmp;
+    return 0;
+}

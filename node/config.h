@@ -1,0 +1,94 @@
+/*
+ * config.h - settings of the `portolan serve` daemon.
+ *
+ * Every setting has a default, a YAML key and a command-line flag (the key with '_' written
+ * as '-'). The daemon builds its configuration in three layers, later ones winning:
+ *
+ *     pt_config_defaults -> YAML file named by --config -> the other flags
+ *
+ * and then calls pt_config_validate, which adds the checks that involve several settings.
+ * Value syntax:
+ *   sizes      plain bytes or an integer with a KiB, MiB, GiB or TiB suffix ("64GiB")
+ *   durations  plain seconds or an integer with an s, m or h suffix ("90", "30m", "24h")
+ *   booleans   true/false, yes/no, on/off (any case)
+ *   listen     host:port with an IPv4 literal, a hostname or a bracketed IPv6 literal
+ * deploy/portolan.example.yaml documents every key. Errors are PT_E_CONFIG with a message
+ * naming the offending key or flag written into the caller's errbuf.
+ */
+#ifndef PT_CONFIG_H
+#define PT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Largest YAML file accepted by pt_config_load_file. */
+#define PT_CONFIG_FILE_MAX (1024 * 1024)
+
+struct pt_config {
+    char listen[256];              /* host:port to accept on */
+    char data_dir[4096];           /* blobs, metadata and raft state live here */
+    unsigned threads;              /* event-loop threads; 0 = one per core */
+    char tls_cert[4096];           /* PEM certificate chain; "" = plain HTTP */
+    char tls_key[4096];            /* PEM private key; set together with tls_cert */
+    char region[64];               /* [a-z0-9-]{1,63} */
+    uint64_t max_body_size;        /* bytes; largest request body (blob upload chunk) */
+    uint64_t max_manifest_size;    /* bytes; largest manifest accepted */
+    uint64_t body_spill_threshold; /* bytes; request bodies above this go to a temp file */
+    uint64_t request_timeout_ms;   /* whole-request time limit */
+    uint64_t upload_ttl_ms;        /* unfinished uploads idle this long are removed */
+    unsigned max_connections;      /* open client connections, all threads together */
+    int log_level;                 /* PT_LOG_* from log.h */
+    int access_log;                /* 1 = log one line per request */
+};
+
+/* Fills c (borrowed) with every default; the result passes pt_config_validate. */
+void pt_config_defaults(struct pt_config *c);
+
+/*
+ * Applies the YAML file at path (borrowed) on top of c: a top-level mapping of known keys to
+ * scalar values, each key at most once, at most PT_CONFIG_FILE_MAX bytes. An empty file
+ * changes nothing. On error c is left unchanged and errbuf (borrowed, may be NULL when
+ * errlen is 0) gets "path:line: key: reason". Returns 0 or PT_E_CONFIG.
+ */
+int pt_config_load_file(struct pt_config *c, const char *path, char *errbuf, size_t errlen);
+
+/*
+ * Applies serve flags argv[0..argc) on top of c (argv and c borrowed; argv[0] is the first
+ * flag, not the program name). "--config FILE" (or --config=FILE) is loaded first wherever
+ * it appears and may be given once; the other flags then apply in order, the last of a
+ * repeated flag winning. Every flag takes a value, as "--flag VALUE" or "--flag=VALUE";
+ * booleans too ("--access-log off"). In the spaced form a value may not start with "--"
+ * (use --flag=VALUE for that). Positional arguments, unknown flags and bad values are
+ * refused. "--help" is not handled here: the caller checks for it and calls pt_config_usage.
+ * On error c is left unchanged and errbuf names the flag. Returns 0 or PT_E_CONFIG.
+ * Call pt_config_defaults before and pt_config_validate after.
+ */
+int pt_config_parse_args(struct pt_config *c, int argc, char **argv, char *errbuf, size_t errlen);
+
+/*
+ * Checks every setting of c (borrowed) and the rules between them (tls_cert and tls_key
+ * both set or both empty). Returns 0 or PT_E_CONFIG with errbuf naming the key.
+ */
+int pt_config_validate(const struct pt_config *c, char *errbuf, size_t errlen);
+
+/* Writes the flag list with value syntax and defaults to out (borrowed). */
+void pt_config_usage(FILE *out);
+
+/*
+ * Splits c->listen into host (without IPv6 brackets) and port. host (borrowed, hostlen
+ * bytes) is NUL-terminated. Returns 0, or PT_E_CONFIG if listen is malformed or the host
+ * does not fit.
+ */
+int pt_config_listen_addr(const struct pt_config *c, char *host, size_t hostlen, unsigned *port);
+
+/*
+ * Value parsers shared with other modules (e.g. admin API input). s is borrowed and must
+ * match the whole syntax (no surrounding space); the result is written only on success.
+ * Each returns 0 or PT_E_CONFIG (bad syntax or overflow).
+ */
+int pt_config_parse_size(const char *s, uint64_t *bytes);
+int pt_config_parse_duration(const char *s, uint64_t *ms);
+int pt_config_parse_bool(const char *s, int *out);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * main.c - the `portolan` command: argv, subcommands, exit codes. No logic lives here.
+ *
+ *   portolan serve [flags]    run a registry node (see `portolan serve --help`)
+ *   portolan version          print the version
+ *   portolan help             print this summary
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: portolan <command> [flags]\n\n"
+                 "commands:\n"
+                 "  serve     run a registry node (portolan serve --help lists its flags)\n"
+                 "  version   print the version\n"
+                 "  help      print this help\n");
+}
+
+static int serve(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: portolan serve [flags]\n\n");
+            pt_config_usage(stdout);
+            return 0;
+        }
+    }
+    struct pt_config cfg;
+    char err[512] = "";
+    pt_config_defaults(&cfg);
+    if (pt_config_parse_args(&cfg, argc, argv, err, sizeof(err)) != 0 ||
+        pt_config_validate(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "portolan serve: %s\n", err);
+        return 2;
+    }
+    pt_log_set_level(cfg.log_level);
+    return pt_server_run(&cfg) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("portolan %s\n", PT_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "portolan: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,214 @@
+/*
+ * metastore.h - the node's metadata store: repositories, manifests, tags, blob links,
+ * referrers and blob locations (replicated), plus upload sessions (local to this region).
+ *
+ * One RocksDB database with one column family per record kind (DESIGN.md section 3; the key
+ * schema and value encodings are drawn at the top of metastore.c).
+ *
+ * Writers: replicated column families change only through a struct pt_metastore_batch, and
+ * only the FSM (replication/fsm.c) uses batches: HTTP handlers read replicated state and write
+ * upload records, nothing else. Batches are used by one thread at a time (the apply thread);
+ * their read-check-write sequences rely on being the only writer of replicated state.
+ *
+ * Threads: a struct pt_metastore is shared by every thread of the node. All read functions
+ * and the upload functions may be called concurrently from any thread (RocksDB handles are
+ * thread-safe and the handle itself holds no mutable state besides an atomic copy of the
+ * applied index). pt_metastore_close must run after every other call has returned.
+ *
+ * Errors: 0 on success or a negative PT_E_* (node/err.h). RocksDB failures become PT_E_IO, or
+ * PT_E_CORRUPT when RocksDB reports corruption or a stored value does not decode.
+ * Lookups whose key is malformed (too long, empty, not a sha256 digest) cannot match any
+ * record and report the same miss error as an absent record.
+ *
+ * Ownership: every string argument is borrowed for the duration of the call. Every buffer
+ * returned through an out-parameter is owned by the caller and released with free() or the
+ * named *_free function.
+ */
+#ifndef PT_METASTORE_H
+#define PT_METASTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits of stored names (bytes, without the terminating NUL). */
+#define PT_METASTORE_REPO_MAX       255
+#define PT_METASTORE_TAG_MAX        128
+#define PT_METASTORE_DIGEST_LEN     71 /* "sha256:" + 64 lowercase hex: the only digest form */
+#define PT_METASTORE_MEDIA_TYPE_MAX 127
+#define PT_METASTORE_MANIFEST_MAX   (4u << 20) /* manifest body and referrer annotations */
+#define PT_METASTORE_REGION_MAX     63
+#define PT_METASTORE_REGIONS_MAX    64 /* regions recorded per blob */
+#define PT_METASTORE_UPLOAD_ID_MAX  128
+#define PT_METASTORE_UPLOAD_VAL_MAX (64u << 10)
+/* Listings return at most this many entries per call, whatever the caller asks for. */
+#define PT_METASTORE_LIST_MAX 10000
+
+struct pt_metastore;
+
+/* Opens (creating dir, the database and missing column families as needed) the store in dir
+ * (borrowed). On success *out is owned by the caller until pt_metastore_close. */
+int pt_metastore_open(const char *dir, struct pt_metastore **out);
+/* Closes and frees ms (NULL is a no-op). Staged, uncommitted batches must be freed first. */
+void pt_metastore_close(struct pt_metastore *ms);
+
+struct pt_manifest_rec {
+    char media_type[128];
+    char artifact_type[128]; /* "" if none */
+    char subject[72];        /* "" if none */
+    void *body;              /* owned: free with pt_manifest_rec_free; NUL-terminated copy */
+    size_t len;              /* body length, terminating NUL excluded */
+};
+
+/* Manifest of repo by digest ("sha256:..."). PT_E_MANIFEST_UNKNOWN on a miss. On success *out
+ * is filled and its body must be released with pt_manifest_rec_free; on failure *out holds no
+ * allocation (body NULL). */
+int pt_metastore_get_manifest(struct pt_metastore *ms, const char *repo, const char *digest,
+                              struct pt_manifest_rec *out);
+/* Frees r->body and resets it to NULL (r itself is the caller's; NULL is a no-op). */
+void pt_manifest_rec_free(struct pt_manifest_rec *r);
+
+/* Digest that tag points at in repo, NUL-terminated. PT_E_MANIFEST_UNKNOWN on a miss. */
+int pt_metastore_get_tag(struct pt_metastore *ms, const char *repo, const char *tag,
+                         char digest_out[72]);
+
+/* 1 if repo exists, 0 if not, negative on error. */
+int pt_metastore_repo_exists(struct pt_metastore *ms, const char *repo);
+
+/*
+ * Lexically (byte-wise) sorted listing of the tags of repo that sort after last ("" = from
+ * the start), at most n of them (capped at PT_METASTORE_LIST_MAX). *more is set to 1 if more
+ * follow, else 0. On success *names is an owned array of *count owned strings (NULL when
+ * *count is 0); free with pt_strv_free. PT_E_NAME_UNKNOWN if repo does not exist.
+ */
+int pt_metastore_list_tags(struct pt_metastore *ms, const char *repo, const char *last, size_t n,
+                           char ***names, size_t *count, int *more);
+/* Same as pt_metastore_list_tags over repository names. */
+int pt_metastore_list_repos(struct pt_metastore *ms, const char *last, size_t n, char ***names,
+                            size_t *count, int *more);
+/* Frees the n strings of v and v itself (NULL is a no-op). */
+void pt_strv_free(char **v, size_t n);
+
+/* Size of digest if it is linked into repo. PT_E_BLOB_UNKNOWN if not. size may be NULL. */
+int pt_metastore_blob_linked(struct pt_metastore *ms, const char *repo, const char *digest,
+                             uint64_t *size);
+/* Size of digest if any region holds it verified. PT_E_BLOB_UNKNOWN if none. size may be NULL. */
+int pt_metastore_blob_location(struct pt_metastore *ms, const char *digest, uint64_t *size);
+/* Size of digest and the regions (byte-wise sorted) that hold it. PT_E_BLOB_UNKNOWN if none.
+ * *regions is an owned array of *count owned strings; free with pt_strv_free. */
+int pt_metastore_blob_regions(struct pt_metastore *ms, const char *digest, uint64_t *size,
+                              char ***regions, size_t *count);
+
+struct pt_referrer {
+    char digest[72];
+    char media_type[128];
+    char artifact_type[128];
+    uint64_t size;
+    char *annotations; /* owned JSON object text (NUL-terminated), or NULL if none */
+};
+
+/*
+ * Manifests in repo whose subject is subject, sorted by referrer digest, at most max (capped at
+ * PT_METASTORE_LIST_MAX). If artifact_type_filter (borrowed) is not NULL only referrers with
+ * exactly that artifact type are returned. On success *out is an owned array of *count
+ * entries (NULL when *count is 0); free with pt_referrers_free. PT_E_NAME_UNKNOWN if repo does
+ * not exist; an unknown subject gives an empty list.
+ */
+int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const char *subject,
+                                const char *artifact_type_filter, size_t max,
+                                struct pt_referrer **out, size_t *count);
+/* Frees the annotations of the n entries and r itself (NULL is a no-op). */
+void pt_referrers_free(struct pt_referrer *r, size_t n);
+
+/* Index of the last command applied to replicated state (0 before the first). Any thread. */
+uint64_t pt_metastore_applied_index(struct pt_metastore *ms);
+
+/* Local (not replicated) upload session records: opaque bytes keyed by upload id (1 to
+ * PT_METASTORE_UPLOAD_ID_MAX bytes; values up to PT_METASTORE_UPLOAD_VAL_MAX bytes, else
+ * PT_E_TOO_LARGE; a bad id gives PT_E_BLOB_UPLOAD_INVALID). Written with sync=0: they reach
+ * disk with the next pt_metastore_sync or WAL flush. */
+int pt_metastore_upload_put(struct pt_metastore *ms, const char *id, const void *val, size_t len);
+/* *val: owned copy (free()), *len its length. PT_E_BLOB_UPLOAD_UNKNOWN on a miss. */
+int pt_metastore_upload_get(struct pt_metastore *ms, const char *id, void **val, size_t *len);
+/* Deletes the record; deleting an absent record succeeds. */
+int pt_metastore_upload_delete(struct pt_metastore *ms, const char *id);
+/* Calls cb for every upload record in id order; id and val are borrowed for the duration of
+ * the call. cb may put or delete upload records (iteration runs on a snapshot). cb returns 0
+ * to continue; a non-zero value stops the iteration and is returned. */
+int pt_metastore_upload_foreach(struct pt_metastore *ms,
+                                int (*cb)(const char *id, const void *val, size_t len, void *arg),
+                                void *arg);
+
+/* Makes every write so far durable (rocksdb_flush_wal with sync). Blocks: never call it from
+ * an event loop thread. */
+int pt_metastore_sync(struct pt_metastore *ms);
+
+/* For tests and debugging: SHA-256 (lowercase hex, NUL-terminated) over every replicated
+ * column family except meta, keys and values in order, read from one snapshot. Two stores that
+ * applied the same commands have the same digest. */
+int pt_metastore_state_digest(struct pt_metastore *ms, char hex_out[65]);
+
+/*
+ * ---- for the FSM only --------------------------------------------------------------------
+ * A batch stages writes to replicated column families; reads through a batch see the staged
+ * writes over the database. Nothing is visible to other readers until pt_metastore_batch_commit,
+ * which writes everything atomically (sync=0) together with the applied index. Only one batch
+ * may be in use at a time, from one thread. Writers validate their key components and return
+ * PT_E_NAME_INVALID (repo), PT_E_TAG_INVALID (tag), PT_E_DIGEST_INVALID (any digest),
+ * PT_E_MANIFEST_INVALID (media or artifact type, empty body), PT_E_MANIFEST_TOO_LARGE (body
+ * or annotations) or PT_E_INTERNAL (region) without staging anything.
+ */
+struct pt_metastore_batch;
+
+/* *out is owned by the caller until pt_metastore_batch_free. */
+int pt_metastore_batch_new(struct pt_metastore *ms, struct pt_metastore_batch **out);
+/* Frees b, discarding staged writes (NULL is a no-op). */
+void pt_metastore_batch_free(struct pt_metastore_batch *b);
+/* Discards every staged write; b stays usable. */
+void pt_metastore_batch_clear(struct pt_metastore_batch *b);
+/* Writes the staged writes and, if index != 0, index as the applied index, atomically; then
+ * clears b. On failure nothing is written and b is cleared. */
+int pt_metastore_batch_commit(struct pt_metastore_batch *b, uint64_t index);
+
+/* Creates repo with creation time time_ms unless it exists. */
+int pt_metastore_batch_repo_ensure(struct pt_metastore_batch *b, const char *repo, int64_t time_ms);
+/* Manifest record without its body: out->body is NULL, out->len is the body length. out may
+ * be NULL to test existence. PT_E_MANIFEST_UNKNOWN on a miss. */
+int pt_metastore_batch_manifest_get(struct pt_metastore_batch *b, const char *repo,
+                                    const char *digest, struct pt_manifest_rec *out);
+/* Stages the manifest record (overwriting). artifact_type and subject may be "" (none);
+ * body (len bytes, borrowed) is copied. */
+int pt_metastore_batch_manifest_put(struct pt_metastore_batch *b, const char *repo,
+                                    const char *digest, const char *media_type,
+                                    const char *artifact_type, const char *subject,
+                                    const void *body, size_t len);
+int pt_metastore_batch_manifest_delete(struct pt_metastore_batch *b, const char *repo,
+                                       const char *digest);
+/* PT_E_MANIFEST_UNKNOWN on a miss. */
+int pt_metastore_batch_tag_get(struct pt_metastore_batch *b, const char *repo, const char *tag,
+                               char digest_out[72]);
+int pt_metastore_batch_tag_put(struct pt_metastore_batch *b, const char *repo, const char *tag,
+                               const char *digest, int64_t time_ms);
+int pt_metastore_batch_tag_delete(struct pt_metastore_batch *b, const char *repo, const char *tag);
+/* Stages the deletion of every tag of repo (staged or stored) that points at digest. */
+int pt_metastore_batch_tags_delete_to(struct pt_metastore_batch *b, const char *repo,
+                                      const char *digest);
+/* PT_E_BLOB_UNKNOWN if digest is not linked into repo. size may be NULL. */
+int pt_metastore_batch_blob_linked(struct pt_metastore_batch *b, const char *repo,
+                                   const char *digest, uint64_t *size);
+int pt_metastore_batch_blob_link(struct pt_metastore_batch *b, const char *repo, const char *digest,
+                                 uint64_t size);
+int pt_metastore_batch_blob_unlink(struct pt_metastore_batch *b, const char *repo,
+                                   const char *digest);
+/* Stages the referrers entry repo/subject/r->digest. r and annotations (ann_len bytes,
+ * may be 0) are borrowed; r->annotations is ignored. */
+int pt_metastore_batch_referrer_put(struct pt_metastore_batch *b, const char *repo,
+                                    const char *subject, const struct pt_referrer *r,
+                                    const void *annotations, size_t ann_len);
+int pt_metastore_batch_referrer_delete(struct pt_metastore_batch *b, const char *repo,
+                                       const char *subject, const char *digest);
+/* Adds region to the holders of digest (kept sorted, without duplicates). PT_E_SIZE_INVALID if
+ * the blob is recorded with another size; PT_E_INTERNAL if the region list is full. */
+int pt_metastore_batch_blob_stored(struct pt_metastore_batch *b, const char *digest, uint64_t size,
+                                   const char *region);
+
+#endif

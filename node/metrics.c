@@ -1,0 +1,385 @@
+/*
+ * metrics.c - lock-free request metrics rendered as Prometheus text.
+ *
+ * Design: every series is a fixed slot in one static table, indexed by route id, method
+ * index and status-code index, so recording a request is a handful of relaxed atomic adds
+ * with no lookup beyond a short scan of PT_METRICS_CODES and no allocation. Histogram
+ * buckets are stored non-cumulatively (one add per request) and summed at render time;
+ * the latency sum is kept in integer nanoseconds because C11 has no atomic add on double.
+ *
+ * Invariants: route names are set by pt_metrics_init before other threads start and are
+ * read-only afterwards. Counters only grow (the uploads gauge excepted). A scrape that races
+ * with updates may see a request in one series and not yet in another; within one histogram
+ * it is consistent because _count and the +Inf bucket are derived from the same bucket reads.
+ * Rendering is the only place that allocates.
+ */
+#include "metrics.h"
+
+#include "err.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { M_GET, M_HEAD, M_PUT, M_POST, M_PATCH, M_DELETE, M_OTHER, NMETHODS };
+
+static const char *const method_names[NMETHODS] = {"GET",   "HEAD",   "PUT",  "POST",
+                                                   "PATCH", "DELETE", "other"};
+
+static const int codes[] = {PT_METRICS_CODES};
+#define NCODES (sizeof codes / sizeof codes[0] + 1) /* last slot: "other" */
+
+/* Upper bounds of the latency buckets, as numbers and as rendered in le labels. */
+static const double bucket_bounds[] = {.0005, .001, .0025, .005, .01, .025, .05,
+                                       .1,    .25,  .5,    1,    2.5, 5,    10};
+static const char *const bucket_labels[] = {"0.0005", "0.001", "0.0025", "0.005", "0.01",
+                                            "0.025",  "0.05",  "0.1",    "0.25",  "0.5",
+                                            "1",      "2.5",   "5",      "10"};
+#define NBUCKETS (sizeof bucket_bounds / sizeof bucket_bounds[0])
+_Static_assert(sizeof bucket_labels / sizeof bucket_labels[0] == NBUCKETS, "bucket labels");
+
+/* Latencies above this many seconds are recorded as this (keeps nanoseconds in range). */
+#define SECONDS_CLAMP 1e9
+
+static struct {
+    const char *const *names; /* borrowed, static */
+    size_t nroutes;
+    double start_time; /* seconds since the epoch */
+    atomic_uint_fast64_t requests[PT_METRICS_MAX_ROUTES][NMETHODS][NCODES];
+    atomic_uint_fast64_t buckets[PT_METRICS_MAX_ROUTES][NBUCKETS + 1]; /* last: above 10 s */
+    atomic_uint_fast64_t sum_ns[PT_METRICS_MAX_ROUTES];
+    atomic_uint_fast64_t bytes_in[PT_METRICS_MAX_ROUTES];
+    atomic_uint_fast64_t bytes_out[PT_METRICS_MAX_ROUTES];
+    atomic_int_fast64_t uploads;
+} m;
+
+static void add(atomic_uint_fast64_t *a, uint64_t v)
+{
+    atomic_fetch_add_explicit(a, v, memory_order_relaxed);
+}
+
+static uint64_t get(atomic_uint_fast64_t *a)
+{
+    return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+/* Start time from /proc (boot time + start ticks); falls back to now. */
+static double process_start_time(void)
+{
+    char buf[1024];
+    unsigned long long btime = 0, ticks = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    bool have_btime = false;
+    FILE *f;
+    size_t n;
+    char *p;
+
+    f = fopen("/proc/stat", "re");
+    if (f != NULL) {
+        while (fgets(buf, sizeof buf, f) != NULL) {
+            if (sscanf(buf, "btime %llu", &btime) == 1) {
+                have_btime = true;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    f = fopen("/proc/self/stat", "re");
+    if (f == NULL || !have_btime || hz <= 0)
+        goto fallback;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    f = NULL;
+    buf[n] = '\0';
+    /* The command name is in parentheses and may hold spaces: fields restart after ')'.
+     * Field 3 (state) is the first after it; starttime is field 22. */
+    p = strrchr(buf, ')');
+    if (p == NULL)
+        goto fallback;
+    p++;
+    for (int field = 3; field < 22; field++) {
+        p += strspn(p, " ");
+        p += strcspn(p, " ");
+    }
+    if (sscanf(p, " %llu", &ticks) != 1)
+        goto fallback;
+    return (double)btime + (double)ticks / (double)hz;
+
+fallback:
+    if (f != NULL)
+        fclose(f);
+    return (double)time(NULL);
+}
+
+void pt_metrics_init(const char *const *route_names, size_t nroutes)
+{
+    if (nroutes > PT_METRICS_MAX_ROUTES)
+        nroutes = PT_METRICS_MAX_ROUTES;
+    for (size_t r = 0; r < PT_METRICS_MAX_ROUTES; r++) {
+        for (size_t i = 0; i < NMETHODS; i++) {
+            for (size_t c = 0; c < NCODES; c++)
+                atomic_store_explicit(&m.requests[r][i][c], 0, memory_order_relaxed);
+        }
+        for (size_t b = 0; b <= NBUCKETS; b++)
+            atomic_store_explicit(&m.buckets[r][b], 0, memory_order_relaxed);
+        atomic_store_explicit(&m.sum_ns[r], 0, memory_order_relaxed);
+        atomic_store_explicit(&m.bytes_in[r], 0, memory_order_relaxed);
+        atomic_store_explicit(&m.bytes_out[r], 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&m.uploads, 0, memory_order_relaxed);
+    m.names = route_names;
+    m.nroutes = route_names != NULL ? nroutes : 0;
+    m.start_time = process_start_time();
+}
+
+static unsigned method_index(const char *s, size_t len)
+{
+    if (s == NULL)
+        return M_OTHER;
+    for (unsigned i = 0; i < M_OTHER; i++) {
+        if (strlen(method_names[i]) == len && memcmp(method_names[i], s, len) == 0)
+            return i;
+    }
+    return M_OTHER;
+}
+
+const char *pt_metrics_method(const char *method, size_t len)
+{
+    return method_names[method_index(method, len)];
+}
+
+static unsigned code_index(int status)
+{
+    for (unsigned i = 0; i < NCODES - 1; i++) {
+        if (codes[i] == status)
+            return i;
+    }
+    return NCODES - 1;
+}
+
+void pt_metrics_request(unsigned route, const char *method, int status, double seconds,
+                        uint64_t bytes_in, uint64_t bytes_out)
+{
+    unsigned b;
+
+    if (route >= m.nroutes)
+        return;
+    if (!(seconds > 0)) /* negative and NaN */
+        seconds = 0;
+    if (seconds > SECONDS_CLAMP)
+        seconds = SECONDS_CLAMP;
+    for (b = 0; b < NBUCKETS && seconds > bucket_bounds[b]; b++)
+        ;
+    add(&m.requests[route][method_index(method, method ? strlen(method) : 0)][code_index(status)],
+        1);
+    add(&m.buckets[route][b], 1);
+    add(&m.sum_ns[route], (uint64_t)llround(seconds * 1e9));
+    add(&m.bytes_in[route], bytes_in);
+    add(&m.bytes_out[route], bytes_out);
+}
+
+void pt_metrics_uploads_in_progress(int delta)
+{
+    atomic_fetch_add_explicit(&m.uploads, delta, memory_order_relaxed);
+}
+
+/* ---- rendering ------------------------------------------------------------------------- */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static bool reserve(struct buf *b, size_t extra)
+{
+    size_t cap = b->cap ? b->cap : 4096;
+    char *p;
+
+    if (b->oom)
+        return false;
+    if (b->len + extra + 1 <= b->cap)
+        return true;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    p = realloc(b->p, cap);
+    if (p == NULL) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+__attribute__((format(printf, 2, 3))) static void appendf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (!reserve(b, 256))
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = true;
+        return;
+    }
+    if ((size_t)n >= b->cap - b->len) {
+        if (!reserve(b, (size_t)n))
+            return;
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+}
+
+/* Appends s as a label value: backslash, double quote and newline escaped (format 0.0.4). */
+static void append_label(struct buf *b, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (!reserve(b, 2 * n))
+        return;
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = *s;
+        } else if (*s == '\n') {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = 'n';
+        } else {
+            b->p[b->len++] = *s;
+        }
+    }
+    b->p[b->len] = '\0';
+}
+
+static void family(struct buf *b, const char *name, const char *type, const char *help)
+{
+    appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Writes `name{route="...",` ... the caller finishes the labels. */
+static void series_route(struct buf *b, const char *name, size_t r)
+{
+    appendf(b, "%s{route=\"", name);
+    append_label(b, m.names[r] ? m.names[r] : "");
+    appendf(b, "\"");
+}
+
+static void render_requests(struct buf *b)
+{
+    static const char *const name = "portolan_http_requests_total";
+
+    family(b, name, "counter", "Finished HTTP requests by route, method and status code.");
+    for (size_t r = 0; r < m.nroutes; r++) {
+        for (size_t i = 0; i < NMETHODS; i++) {
+            for (size_t c = 0; c < NCODES; c++) {
+                uint64_t v = get(&m.requests[r][i][c]);
+                if (v == 0)
+                    continue;
+                series_route(b, name, r);
+                if (c == NCODES - 1)
+                    appendf(b, ",method=\"%s\",code=\"other\"} %llu\n", method_names[i],
+                            (unsigned long long)v);
+                else
+                    appendf(b, ",method=\"%s\",code=\"%d\"} %llu\n", method_names[i], codes[c],
+                            (unsigned long long)v);
+            }
+        }
+    }
+}
+
+static void render_durations(struct buf *b)
+{
+    static const char *const name = "portolan_http_request_duration_seconds";
+    char series[64];
+
+    family(b, name, "histogram", "Time from request to finished response, by route.");
+    for (size_t r = 0; r < m.nroutes; r++) {
+        uint64_t cum = 0, ns = get(&m.sum_ns[r]);
+
+        snprintf(series, sizeof series, "%s_bucket", name);
+        for (size_t i = 0; i <= NBUCKETS; i++) {
+            cum += get(&m.buckets[r][i]);
+            series_route(b, series, r);
+            appendf(b, ",le=\"%s\"} %llu\n", i < NBUCKETS ? bucket_labels[i] : "+Inf",
+                    (unsigned long long)cum);
+        }
+        snprintf(series, sizeof series, "%s_sum", name);
+        series_route(b, series, r);
+        appendf(b, "} %llu.%09llu\n", (unsigned long long)(ns / 1000000000u),
+                (unsigned long long)(ns % 1000000000u));
+        snprintf(series, sizeof series, "%s_count", name);
+        series_route(b, series, r);
+        appendf(b, "} %llu\n", (unsigned long long)cum);
+    }
+}
+
+static void render_route_counter(struct buf *b, const char *name, const char *help,
+                                 atomic_uint_fast64_t *v)
+{
+    family(b, name, "counter", help);
+    for (size_t r = 0; r < m.nroutes; r++) {
+        series_route(b, name, r);
+        appendf(b, "} %llu\n", (unsigned long long)get(&v[r]));
+    }
+}
+
+/* Resident set size in bytes from /proc/self/statm; -1 if unavailable. */
+static long long resident_bytes(void)
+{
+    unsigned long long size, resident;
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/statm", "re");
+    int n;
+
+    if (f == NULL)
+        return -1;
+    n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    if (n != 2 || page <= 0)
+        return -1;
+    return (long long)(resident * (unsigned long long)page);
+}
+
+int pt_metrics_render(char **out, size_t *len)
+{
+    struct buf b = {0};
+    long long rss;
+
+    render_requests(&b);
+    render_durations(&b);
+    render_route_counter(&b, "portolan_http_request_bytes_total",
+                         "Request body bytes received, by route.", m.bytes_in);
+    render_route_counter(&b, "portolan_http_response_bytes_total",
+                         "Response body bytes sent, by route.", m.bytes_out);
+    family(&b, "portolan_uploads_in_progress", "gauge", "Blob upload sessions in progress.");
+    appendf(&b, "portolan_uploads_in_progress %lld\n",
+            (long long)atomic_load_explicit(&m.uploads, memory_order_relaxed));
+    rss = resident_bytes();
+    if (rss >= 0) {
+        family(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        appendf(&b, "process_resident_memory_bytes %lld\n", rss);
+    }
+    family(&b, "process_start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.");
+    appendf(&b, "process_start_time_seconds %.3f\n", m.start_time);
+
+    if (b.oom || b.p == NULL) {
+        free(b.p);
+        return PT_E_NOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * metrics.h - Prometheus metrics for the HTTP server (text exposition format 0.0.4).
+ *
+ * Routes are small integers named once at start-up. Updates are lock-free (relaxed C11
+ * atomics) and may come from any thread; pt_metrics_render reads the counters at scrape time.
+ * Series exported:
+ *   portolan_http_requests_total{route,method,code}        counter, only combinations seen
+ *   portolan_http_request_duration_seconds{route,le}       histogram
+ *   portolan_http_request_bytes_total{route}               counter (request body bytes)
+ *   portolan_http_response_bytes_total{route}              counter (response body bytes)
+ *   portolan_uploads_in_progress                           gauge
+ *   process_resident_memory_bytes, process_start_time_seconds   gauges
+ * Methods are GET, HEAD, PUT, POST, PATCH, DELETE or "other"; status codes outside
+ * PT_METRICS_CODES are counted as code="other".
+ */
+#ifndef PT_METRICS_H
+#define PT_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PT_METRICS_MAX_ROUTES 16
+
+/* Status codes with their own series; every other code is counted as "other". */
+#define PT_METRICS_CODES                                                                           \
+    200, 201, 202, 204, 206, 301, 307, 400, 401, 403, 404, 405, 413, 415, 416, 429, 500, 503
+
+/*
+ * Names routes 0..nroutes-1 and zeroes every metric. route_names and the strings are
+ * borrowed and must stay valid for the life of the process (static storage); nroutes above
+ * PT_METRICS_MAX_ROUTES is cut to it. Call once at start-up, before any other thread
+ * updates metrics.
+ */
+void pt_metrics_init(const char *const *route_names, size_t nroutes);
+
+/*
+ * Records one finished request: route id (ids >= the nroutes given to init are ignored),
+ * method (borrowed, NUL-terminated, may be NULL = "other"), HTTP status, latency in seconds
+ * (negative or NaN counts as 0), request and response body bytes.
+ */
+void pt_metrics_request(unsigned route, const char *method, int status, double seconds,
+                        uint64_t bytes_in, uint64_t bytes_out);
+
+/*
+ * Canonical method name for a method that is not NUL-terminated (h2o's req->method):
+ * returns "GET", ..., "DELETE" or "other", static storage, for pt_metrics_request.
+ */
+const char *pt_metrics_method(const char *method, size_t len);
+
+/* Adds delta (+1 when an upload session starts, -1 when it ends) to uploads in progress. */
+void pt_metrics_uploads_in_progress(int delta);
+
+/*
+ * Renders every metric. On success *out is a malloc'd, NUL-terminated buffer owned by the
+ * caller (free it) and *len its length without the NUL. Returns 0 or PT_E_NOMEM.
+ */
+int pt_metrics_render(char **out, size_t *len);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * node.h - the services one Portolan node shares between its threads, and the per-thread
+ * state of an HTTP worker.
+ *
+ * Ownership: struct pt_node is created by server.c at start-up and lives until exit; its
+ * services are thread-safe (RocksDB, the blob store's files) or owned by one thread (the
+ * committer owns the apply thread). struct pt_worker is owned by its HTTP loop thread; other
+ * threads reach it only through its mailbox.
+ */
+#ifndef PT_NODE_H
+#define PT_NODE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <uv.h>
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+
+#include "config.h"
+#include "mailbox.h"
+
+struct pt_metastore;
+struct pt_blobstore;
+struct pt_committer;
+
+struct pt_node {
+    struct pt_config cfg;
+    struct pt_metastore *ms;
+    struct pt_blobstore *bs;
+    struct pt_committer *committer;
+    h2o_globalconf_t h2o;
+    SSL_CTX *ssl_ctx;
+    int64_t started_ms;
+    /* upload ids with an operation in flight (owner: this mutex; any thread). */
+    pthread_mutex_t busy_lock;
+    struct pt_busy_upload *busy;
+};
+
+struct pt_worker {
+    struct pt_node *node;
+    unsigned index;
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t stop;
+    struct pt_mailbox mailbox;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept;
+    unsigned connections;
+};
+
+/* The worker that owns req's connection (req->conn->ctx is embedded in the worker). */
+struct pt_worker *pt_worker_of(h2o_req_t *req);
+
+/* Marks an upload as having an operation in flight: 0, or -1 when one already is. */
+int pt_node_upload_acquire(struct pt_node *node, const char *id);
+void pt_node_upload_release(struct pt_node *node, const char *id);
+
+#endif

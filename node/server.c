@@ -1,0 +1,493 @@
+/*
+ * server.c - process layout of one node (DESIGN.md section 2).
+ *
+ *   main thread      opens the stores, starts everything, waits for SIGINT/SIGTERM
+ *   committer        one thread applying replicated commands (replication/committer.c)
+ *   HTTP workers     N threads, each a libuv loop with its own h2o context and its own
+ *                    listening socket bound with SO_REUSEPORT, so the kernel spreads
+ *                    connections over the loops without any shared accept lock
+ *   thread pool      libuv's: blob hashing/writing/reading, fsync, rename
+ *
+ * h2o 2.2.5 buffers whole request bodies before a handler runs: small bodies in memory,
+ * bodies above cfg.body_spill_threshold in an unlinked temp file under <data>/tmp that is
+ * mmap'd (file-backed pages, not anonymous memory). The HTTP/1 request timeout covers the
+ * body too, so it is a setting (default one hour) rather than h2o's ten seconds.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "blobstore.h"
+#include "committer.h"
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "metastore.h"
+#include "metrics.h"
+#include "node.h"
+#include "router.h"
+
+struct pt_busy_upload {
+    struct pt_busy_upload *next;
+    char id[80];
+};
+
+struct server_handler {
+    h2o_handler_t super;
+    struct pt_node *node;
+};
+
+struct server_logger {
+    h2o_logger_t super;
+    struct pt_node *node;
+};
+
+struct pt_worker *pt_worker_of(h2o_req_t *req)
+{
+    return (struct pt_worker *)((char *)req->conn->ctx - offsetof(struct pt_worker, ctx));
+}
+
+int pt_node_upload_acquire(struct pt_node *node, const char *id)
+{
+    int rv = 0;
+    pthread_mutex_lock(&node->busy_lock);
+    for (struct pt_busy_upload *b = node->busy; b != NULL; b = b->next) {
+        if (strcmp(b->id, id) == 0) {
+            rv = -1;
+            break;
+        }
+    }
+    if (rv == 0) {
+        struct pt_busy_upload *b = calloc(1, sizeof(*b));
+        if (b == NULL) {
+            rv = -1;
+        } else {
+            snprintf(b->id, sizeof(b->id), "%s", id);
+            b->next = node->busy;
+            node->busy = b;
+        }
+    }
+    pthread_mutex_unlock(&node->busy_lock);
+    return rv;
+}
+
+void pt_node_upload_release(struct pt_node *node, const char *id)
+{
+    pthread_mutex_lock(&node->busy_lock);
+    for (struct pt_busy_upload **p = &node->busy; *p != NULL; p = &(*p)->next) {
+        if (strcmp((*p)->id, id) == 0) {
+            struct pt_busy_upload *b = *p;
+            *p = b->next;
+            free(b);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&node->busy_lock);
+}
+
+/* Dispatch ----------------------------------------------------------------------------- */
+
+static void new_request_id(h2o_req_t *req)
+{
+    static _Atomic unsigned long long counter;
+    unsigned long long n = ++counter;
+    struct pt_worker *w = pt_worker_of(req);
+    pt_http_headerf(req, "X-Request-Id", "%llx-%x-%llx", (unsigned long long)w->node->started_ms,
+                    w->index, n);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct pt_worker *w = pt_worker_of(req);
+    (void)self;
+    new_request_id(req);
+    pt_http_header(req, "Docker-Distribution-API-Version", PT_HTTP_API_VERSION,
+                   strlen(PT_HTTP_API_VERSION));
+
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    struct pt_route rt;
+    int rv = pt_router_match(req->path.base, path_len, &rt);
+    if (rv != 0) {
+        pt_http_error(req, rv, NULL, NULL);
+        return 0;
+    }
+    switch (rt.id) {
+    case PT_ROUTE_BASE:
+        pt_api_base(w, req, &rt);
+        break;
+    case PT_ROUTE_CATALOG:
+        pt_api_catalog(w, req, &rt);
+        break;
+    case PT_ROUTE_TAGS:
+        pt_api_tags(w, req, &rt);
+        break;
+    case PT_ROUTE_MANIFEST:
+        pt_api_manifest(w, req, &rt);
+        break;
+    case PT_ROUTE_BLOB:
+        pt_api_blob(w, req, &rt);
+        break;
+    case PT_ROUTE_UPLOADS:
+        pt_api_uploads(w, req, &rt);
+        break;
+    case PT_ROUTE_UPLOAD:
+        pt_api_upload(w, req, &rt);
+        break;
+    case PT_ROUTE_REFERRERS:
+        pt_api_referrers(w, req, &rt);
+        break;
+    case PT_ROUTE_HEALTHZ:
+        pt_api_healthz(w, req, &rt);
+        break;
+    case PT_ROUTE_METRICS:
+        pt_api_metrics(w, req, &rt);
+        break;
+    default:
+        pt_http_error(req, PT_E_NOT_FOUND, NULL, NULL);
+        break;
+    }
+    return 0;
+}
+
+static double elapsed(const struct timeval *from, const struct timeval *to)
+{
+    return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_usec - from->tv_usec) / 1e6;
+}
+
+/* Runs when a request is done (h2o logger): metrics and the access log. */
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    struct server_logger *lg = (struct server_logger *)self;
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    struct pt_route rt;
+    if (req->path.base == NULL || pt_router_match(req->path.base, path_len, &rt) != 0)
+        rt.id = PT_ROUTE_UNKNOWN;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    double secs = elapsed(&req->timestamps.request_begin_at, &now);
+    char method[16];
+    snprintf(method, sizeof(method), "%.*s", (int)req->method.len, req->method.base);
+    uint64_t bytes_in = req->entity.base != NULL ? req->entity.len : 0;
+    pt_metrics_request((unsigned)rt.id, method, req->res.status, secs, bytes_in, req->bytes_sent);
+    if (!lg->node->cfg.access_log || !pt_log_enabled(PT_LOG_INFO))
+        return;
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    char rid[64] = "";
+    if (i >= 0)
+        snprintf(rid, sizeof(rid), "%.*s", (int)req->res.headers.entries[i].value.len,
+                 req->res.headers.entries[i].value.base);
+    char path[512];
+    snprintf(path, sizeof(path), "%.*s", (int)(req->path.len < 511 ? req->path.len : 511),
+             req->path.base != NULL ? req->path.base : "");
+    pt_log(PT_LOG_INFO, "request", "{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:f,s:i}", "req_id", rid,
+           "method", method, "path", path, "route", pt_route_name(rt.id), "status",
+           req->res.status, "bytes_in", (json_int_t)bytes_in, "bytes_out",
+           (json_int_t)req->bytes_sent, "duration_s", secs, "http", req->version >= 0x200 ? 2 : 1);
+}
+
+/* Workers ------------------------------------------------------------------------------ */
+
+static void on_conn_close(uv_handle_t *h)
+{
+    struct pt_worker *w = h->loop->data;
+    w->connections--;
+    free(h);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct pt_worker *w = listener->data;
+    if (status != 0)
+        return;
+    uv_tcp_t *conn = malloc(sizeof(*conn));
+    if (conn == NULL)
+        return;
+    uv_tcp_init(listener->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    unsigned per_worker = w->node->cfg.max_connections / w->node->cfg.threads;
+    if (w->connections >= (per_worker > 0 ? per_worker : 1)) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    w->connections++;
+    uv_tcp_nodelay(conn, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_close);
+    h2o_accept(&w->accept, sock);
+}
+
+static int open_listener(struct pt_worker *w, const char *host, unsigned port)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    int gai = getaddrinfo(host[0] != '\0' ? host : NULL, portstr, &hints, &res);
+    if (gai != 0) {
+        pt_log(PT_LOG_ERROR, "cannot resolve listen address", "{s:s,s:s}", "host", host,
+               "error", gai_strerror(gai));
+        return PT_E_CONFIG;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    int rv = PT_E_CONFIG;
+    if (fd < 0)
+        goto out;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        pt_log(PT_LOG_ERROR, "cannot listen", "{s:s,s:i,s:s}", "host", host, "port", (int)port,
+               "error", strerror(errno));
+        close(fd);
+        goto out;
+    }
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    if (uv_tcp_open(&w->listener, fd) != 0 ||
+        uv_listen((uv_stream_t *)&w->listener, 1024, on_connection) != 0) {
+        close(fd);
+        goto out;
+    }
+    rv = 0;
+out:
+    freeaddrinfo(res);
+    return rv;
+}
+
+static void on_stop(uv_async_t *a)
+{
+    struct pt_worker *w = a->data;
+    uv_stop(&w->loop);
+}
+
+static void *worker_main(void *arg)
+{
+    struct pt_worker *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static int worker_init(struct pt_worker *w, struct pt_node *node, unsigned index,
+                       const char *host, unsigned port)
+{
+    w->node = node;
+    w->index = index;
+    if (uv_loop_init(&w->loop) != 0)
+        return PT_E_INTERNAL;
+    w->loop.data = w;
+    h2o_context_init(&w->ctx, &w->loop, &node->h2o);
+    w->accept.ctx = &w->ctx;
+    w->accept.hosts = node->h2o.hosts;
+    w->accept.ssl_ctx = node->ssl_ctx;
+    w->stop.data = w;
+    uv_async_init(&w->loop, &w->stop, on_stop);
+    if (pt_mailbox_init(&w->mailbox, &w->loop) != 0)
+        return PT_E_INTERNAL;
+    return open_listener(w, host, port);
+}
+
+/* Start-up ----------------------------------------------------------------------------- */
+
+static SSL_CTX *make_ssl_ctx(const struct pt_config *cfg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char buf[256];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+        pt_log(PT_LOG_ERROR, "cannot load TLS certificate or key", "{s:s,s:s,s:s}", "cert",
+               cfg->tls_cert, "key", cfg->tls_key, "error", buf);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+}
+
+static void setup_h2o(struct pt_node *node)
+{
+    const struct pt_config *cfg = &node->cfg;
+    h2o_config_init(&node->h2o);
+    node->h2o.server_name = h2o_iovec_init(H2O_STRLIT("portolan"));
+    node->h2o.max_request_entity_size = (size_t)cfg->max_body_size;
+    node->h2o.http1.req_timeout = cfg->request_timeout_ms;
+    node->h2o.http2.idle_timeout = cfg->request_timeout_ms;
+    node->h2o.http2.max_concurrent_requests_per_connection = 64;
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&node->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    struct server_handler *h = (void *)h2o_create_handler(path, sizeof(*h));
+    h->super.on_req = on_req;
+    h->node = node;
+    struct server_logger *lg = (void *)h2o_create_logger(path, sizeof(*lg));
+    lg->super.log_access = on_log_access;
+    lg->node = node;
+
+    /* Request bodies above the threshold spill to unlinked files in the data directory. */
+    snprintf(h2o_socket_buffer_mmap_settings.fn_template,
+             sizeof(h2o_socket_buffer_mmap_settings.fn_template), "%s/body.XXXXXX",
+             pt_blobstore_tmp_dir(node->bs));
+    h2o_socket_buffer_mmap_settings.threshold = (size_t)cfg->body_spill_threshold;
+}
+
+static int is_live_upload(const char *id, void *arg)
+{
+    struct pt_node *node = arg;
+    void *val;
+    size_t len;
+    if (pt_metastore_upload_get(node->ms, id, &val, &len) != 0)
+        return 0;
+    free(val);
+    return 1;
+}
+
+struct recover_ctx {
+    struct pt_node *node;
+    int64_t now_ms;
+    unsigned resumed, expired;
+};
+
+/* Brings every upload session back in line with its file after a restart (the state is
+ * recorded after the data is written, so a file may be longer than its record says). */
+static int recover_upload(const char *id, const void *val, size_t len, void *arg)
+{
+    struct recover_ctx *rc = arg;
+    struct pt_upload u;
+    int rv = pt_upload_decode(val, len, &u);
+    if (rv == 0 && rc->now_ms - u.updated_ms < (int64_t)rc->node->cfg.upload_ttl_ms)
+        rv = pt_blobstore_upload_repair(rc->node->bs, &u);
+    else if (rv == 0)
+        rv = PT_E_BLOB_UPLOAD_UNKNOWN;
+    if (rv == 0) {
+        rc->resumed++;
+        return 0;
+    }
+    pt_blobstore_upload_abort(rc->node->bs, id);
+    pt_metastore_upload_delete(rc->node->ms, id);
+    rc->expired++;
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int open_stores(struct pt_node *node)
+{
+    char path[4200];
+    int rv = pt_blobstore_open(node->cfg.data_dir, &node->bs);
+    if (rv != 0) {
+        pt_log(PT_LOG_ERROR, "cannot open blob store", "{s:s}", "dir", node->cfg.data_dir);
+        return rv;
+    }
+    snprintf(path, sizeof(path), "%s/meta", node->cfg.data_dir);
+    rv = pt_metastore_open(path, &node->ms);
+    if (rv != 0) {
+        pt_log(PT_LOG_ERROR, "cannot open metadata store", "{s:s}", "dir", path);
+        return rv;
+    }
+    struct recover_ctx rc = {.node = node, .now_ms = now_ms()};
+    pt_metastore_upload_foreach(node->ms, recover_upload, &rc);
+    pt_blobstore_sweep_uploads(node->bs, is_live_upload, node);
+    pt_log(PT_LOG_INFO, "stores open", "{s:s,s:I,s:i,s:i}", "data_dir", node->cfg.data_dir,
+           "applied_index", (json_int_t)pt_metastore_applied_index(node->ms), "uploads_resumed",
+           (int)rc.resumed, "uploads_expired", (int)rc.expired);
+    return 0;
+}
+
+static uv_loop_t main_loop;
+static uv_signal_t sigint, sigterm;
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    pt_log(PT_LOG_INFO, "shutting down", "{s:i}", "signal", signum);
+    uv_stop(s->loop);
+}
+
+int pt_server_run(const struct pt_config *cfg)
+{
+    static struct pt_node node;
+    node.cfg = *cfg;
+    node.started_ms = now_ms();
+    pthread_mutex_init(&node.busy_lock, NULL);
+    if (node.cfg.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        node.cfg.threads = n > 0 ? (unsigned)n : 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    /* Hashing, disk writes and reads run in libuv's pool: size it before first use. */
+    if (getenv("UV_THREADPOOL_SIZE") == NULL)
+        setenv("UV_THREADPOOL_SIZE", "16", 1);
+
+    char host[256];
+    unsigned port;
+    int rv = pt_config_listen_addr(&node.cfg, host, sizeof(host), &port);
+    if (rv != 0)
+        return rv;
+    if ((rv = open_stores(&node)) != 0)
+        return rv;
+    if ((rv = pt_committer_start(node.ms, &node.committer)) != 0)
+        return rv;
+    if (node.cfg.tls_cert[0] != '\0') {
+        node.ssl_ctx = make_ssl_ctx(&node.cfg);
+        if (node.ssl_ctx == NULL)
+            return PT_E_CONFIG;
+    }
+    pt_metrics_init(NULL, 0);
+    setup_h2o(&node);
+
+    struct pt_worker *workers = calloc(node.cfg.threads, sizeof(*workers));
+    if (workers == NULL)
+        return PT_E_NOMEM;
+    for (unsigned i = 0; i < node.cfg.threads; i++) {
+        if ((rv = worker_init(&workers[i], &node, i, host, port)) != 0)
+            return rv;
+    }
+    for (unsigned i = 0; i < node.cfg.threads; i++)
+        pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+    pt_log(PT_LOG_INFO, "listening", "{s:s,s:i,s:i,s:b,s:s,s:s}", "host", host, "port",
+           (int)port, "threads", (int)node.cfg.threads, "tls", node.ssl_ctx != NULL, "region",
+           node.cfg.region, "version", PT_VERSION);
+
+    uv_loop_init(&main_loop);
+    uv_signal_init(&main_loop, &sigint);
+    uv_signal_init(&main_loop, &sigterm);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_run(&main_loop, UV_RUN_DEFAULT);
+
+    for (unsigned i = 0; i < node.cfg.threads; i++)
+        uv_async_send(&workers[i].stop);
+    for (unsigned i = 0; i < node.cfg.threads; i++)
+        pthread_join(workers[i].thread, NULL);
+    /* Worker loops are left as they are (connections may still be open); what matters on
+     * the way out is that every applied command reaches the disk. */
+    pt_committer_stop(node.committer);
+    pt_metastore_sync(node.ms);
+    pt_metastore_close(node.ms);
+    pt_blobstore_close(node.bs);
+    return 0;
+}

@@ -1,0 +1,356 @@
+/*
+ * command.c - builder, encoder and decoder of portolan.Command (see command.h).
+ *
+ * A builder's message tree is made of heap copies only: every string field points either at
+ * a strdup'd copy or, while an operation is still being filled in, at protobuf-c's shared
+ * empty string, which op_free skips. Each operation is built completely (or freed) before it
+ * is appended, so a failing add leaves the builder as it was.
+ *
+ * Decoded messages come from protobuf-c's unpacker and are released with its free function;
+ * the two kinds of tree are never mixed.
+ */
+#include "command.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+/* ---- copies ---------------------------------------------------------------------------- */
+
+static void str_free(char *s)
+{
+    if (s != protobuf_c_empty_string)
+        free(s);
+}
+
+/* Sets *dst to an owned copy of s (NULL = ""); false on allocation failure. */
+static bool str_set(char **dst, const char *s)
+{
+    char *c = strdup(s != NULL ? s : "");
+    if (c == NULL)
+        return false;
+    *dst = c;
+    return true;
+}
+
+static bool bytes_set(ProtobufCBinaryData *dst, const void *src, size_t len)
+{
+    if (len == 0) {
+        dst->data = NULL;
+        dst->len = 0;
+        return true;
+    }
+    dst->data = malloc(len);
+    if (dst->data == NULL)
+        return false;
+    memcpy(dst->data, src, len);
+    dst->len = len;
+    return true;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Owned copy of the n strings of src into *dst / *dst_n; false on allocation failure (then
+ * nothing is allocated). */
+static bool strv_set(char ***dst, size_t *dst_n, const char *const *src, size_t n)
+{
+    *dst = NULL;
+    *dst_n = 0;
+    if (n == 0)
+        return true;
+    char **v = calloc(n, sizeof(*v));
+    if (v == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!str_set(&v[i], src[i])) {
+            strv_free(v, i);
+            return false;
+        }
+    }
+    *dst = v;
+    *dst_n = n;
+    return true;
+}
+
+/* ---- operations ------------------------------------------------------------------------ */
+
+static void op_free(Portolan__Op *op)
+{
+    switch (op->op_case) {
+    case PORTOLAN__OP__OP_PUT_MANIFEST: {
+        Portolan__PutManifest *m = op->put_manifest;
+        str_free(m->repo);
+        str_free(m->digest);
+        str_free(m->media_type);
+        free(m->body.data);
+        strv_free(m->tags, m->n_tags);
+        str_free(m->subject);
+        str_free(m->artifact_type);
+        free(m->annotations.data);
+        strv_free(m->blobs, m->n_blobs);
+        strv_free(m->children, m->n_children);
+        free(m);
+        break;
+    }
+    case PORTOLAN__OP__OP_PUT_TAG:
+        str_free(op->put_tag->repo);
+        str_free(op->put_tag->tag);
+        str_free(op->put_tag->digest);
+        free(op->put_tag);
+        break;
+    case PORTOLAN__OP__OP_DELETE_TAG:
+        str_free(op->delete_tag->repo);
+        str_free(op->delete_tag->tag);
+        free(op->delete_tag);
+        break;
+    case PORTOLAN__OP__OP_DELETE_MANIFEST:
+        str_free(op->delete_manifest->repo);
+        str_free(op->delete_manifest->digest);
+        free(op->delete_manifest);
+        break;
+    case PORTOLAN__OP__OP_LINK_BLOB:
+        str_free(op->link_blob->repo);
+        str_free(op->link_blob->digest);
+        free(op->link_blob);
+        break;
+    case PORTOLAN__OP__OP_UNLINK_BLOB:
+        str_free(op->unlink_blob->repo);
+        str_free(op->unlink_blob->digest);
+        free(op->unlink_blob);
+        break;
+    case PORTOLAN__OP__OP_BLOB_STORED:
+        str_free(op->blob_stored->digest);
+        str_free(op->blob_stored->region);
+        free(op->blob_stored);
+        break;
+    default:
+        break;
+    }
+    free(op);
+}
+
+/* Allocates an operation of kind op_case with its message (size bytes, initialized from
+ * init); NULL on allocation failure. */
+static Portolan__Op *op_new(Portolan__Op__OpCase op_case, const void *init, size_t size)
+{
+    static const Portolan__Op op_init = PORTOLAN__OP__INIT;
+    Portolan__Op *op = malloc(sizeof(*op));
+    void *msg = malloc(size);
+    if (op == NULL || msg == NULL) {
+        free(op);
+        free(msg);
+        return NULL;
+    }
+    *op = op_init;
+    memcpy(msg, init, size);
+    op->op_case = op_case;
+    op->put_manifest = msg; /* every member of the union is a message pointer */
+    return op;
+}
+
+/* Appends op (ownership transferred on success; freed on failure). */
+static int append(struct pt_command_builder *b, Portolan__Op *op, bool complete)
+{
+    if (!complete) {
+        op_free(op);
+        return PT_E_NOMEM;
+    }
+    if (b->msg.n_ops == PT_COMMAND_MAX_OPS) {
+        op_free(op);
+        return PT_E_TOO_LARGE;
+    }
+    if (b->msg.n_ops == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4;
+        Portolan__Op **ops = realloc(b->msg.ops, cap * sizeof(*ops));
+        if (ops == NULL) {
+            op_free(op);
+            return PT_E_NOMEM;
+        }
+        b->msg.ops = ops;
+        b->cap = cap;
+    }
+    b->msg.ops[b->msg.n_ops++] = op;
+    return 0;
+}
+
+int pt_command_builder_init(struct pt_command_builder *b, int64_t time_ms, const char *region)
+{
+    static const Portolan__Command init = PORTOLAN__COMMAND__INIT;
+    b->msg = init;
+    b->cap = 0;
+    b->msg.version = PT_COMMAND_VERSION;
+    b->msg.time_ms = time_ms;
+    if (!str_set(&b->msg.region, region)) {
+        b->msg.region = (char *)protobuf_c_empty_string;
+        return PT_E_NOMEM;
+    }
+    return 0;
+}
+
+void pt_command_builder_free(struct pt_command_builder *b)
+{
+    for (size_t i = 0; i < b->msg.n_ops; i++)
+        op_free(b->msg.ops[i]);
+    free(b->msg.ops);
+    str_free(b->msg.region);
+    b->msg.ops = NULL;
+    b->msg.n_ops = 0;
+    b->msg.region = (char *)protobuf_c_empty_string;
+    b->cap = 0;
+}
+
+int pt_command_add_put_manifest(struct pt_command_builder *b, const struct pt_command_manifest *m)
+{
+    static const Portolan__PutManifest init = PORTOLAN__PUT_MANIFEST__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_MANIFEST, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__PutManifest *pm = op->put_manifest;
+    bool ok = str_set(&pm->repo, m->repo) && str_set(&pm->digest, m->digest) &&
+              str_set(&pm->media_type, m->media_type) && bytes_set(&pm->body, m->body, m->len) &&
+              strv_set(&pm->tags, &pm->n_tags, m->tags, m->n_tags) &&
+              str_set(&pm->subject, m->subject) && str_set(&pm->artifact_type, m->artifact_type) &&
+              bytes_set(&pm->annotations, m->annotations, m->annotations_len) &&
+              strv_set(&pm->blobs, &pm->n_blobs, m->blobs, m->n_blobs) &&
+              strv_set(&pm->children, &pm->n_children, m->children, m->n_children);
+    return append(b, op, ok);
+}
+
+int pt_command_add_put_tag(struct pt_command_builder *b, const char *repo, const char *tag,
+                           const char *digest)
+{
+    static const Portolan__PutTag init = PORTOLAN__PUT_TAG__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_TAG, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__PutTag *t = op->put_tag;
+    bool ok = str_set(&t->repo, repo) && str_set(&t->tag, tag) && str_set(&t->digest, digest);
+    return append(b, op, ok);
+}
+
+int pt_command_add_delete_tag(struct pt_command_builder *b, const char *repo, const char *tag)
+{
+    static const Portolan__DeleteTag init = PORTOLAN__DELETE_TAG__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_DELETE_TAG, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__DeleteTag *t = op->delete_tag;
+    bool ok = str_set(&t->repo, repo) && str_set(&t->tag, tag);
+    return append(b, op, ok);
+}
+
+int pt_command_add_delete_manifest(struct pt_command_builder *b, const char *repo,
+                                   const char *digest)
+{
+    static const Portolan__DeleteManifest init = PORTOLAN__DELETE_MANIFEST__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_DELETE_MANIFEST, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__DeleteManifest *d = op->delete_manifest;
+    bool ok = str_set(&d->repo, repo) && str_set(&d->digest, digest);
+    return append(b, op, ok);
+}
+
+int pt_command_add_link_blob(struct pt_command_builder *b, const char *repo, const char *digest,
+                             uint64_t size)
+{
+    static const Portolan__LinkBlob init = PORTOLAN__LINK_BLOB__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_LINK_BLOB, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__LinkBlob *l = op->link_blob;
+    l->size = size;
+    bool ok = str_set(&l->repo, repo) && str_set(&l->digest, digest);
+    return append(b, op, ok);
+}
+
+int pt_command_add_unlink_blob(struct pt_command_builder *b, const char *repo, const char *digest)
+{
+    static const Portolan__UnlinkBlob init = PORTOLAN__UNLINK_BLOB__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_UNLINK_BLOB, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__UnlinkBlob *u = op->unlink_blob;
+    bool ok = str_set(&u->repo, repo) && str_set(&u->digest, digest);
+    return append(b, op, ok);
+}
+
+int pt_command_add_blob_stored(struct pt_command_builder *b, const char *digest, uint64_t size,
+                               const char *region)
+{
+    static const Portolan__BlobStored init = PORTOLAN__BLOB_STORED__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_BLOB_STORED, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__BlobStored *s = op->blob_stored;
+    s->size = size;
+    bool ok = str_set(&s->digest, digest) && str_set(&s->region, region);
+    return append(b, op, ok);
+}
+
+/* ---- encode / decode ------------------------------------------------------------------- */
+
+int pt_command_encode_with(const Portolan__Command *c, void *(*alloc)(size_t), void **buf,
+                           size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    size_t n = portolan__command__get_packed_size(c);
+    if (n > PT_COMMAND_MAX_SIZE)
+        return PT_E_TOO_LARGE;
+    /* an empty Command packs to zero bytes; allocate at least one */
+    uint8_t *p = alloc(n > 0 ? n : 1);
+    if (p == NULL)
+        return PT_E_NOMEM;
+    /* packs exactly n bytes: both sizes come from the same descriptor walk */
+    portolan__command__pack(c, p);
+    *buf = p;
+    *len = n;
+    return 0;
+}
+
+int pt_command_encode(const Portolan__Command *c, void **buf, size_t *len)
+{
+    return pt_command_encode_with(c, malloc, buf, len);
+}
+
+int pt_command_builder_encode(const struct pt_command_builder *b, void **buf, size_t *len)
+{
+    return pt_command_encode(&b->msg, buf, len);
+}
+
+int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
+{
+    *out = NULL;
+    if (len > PT_COMMAND_MAX_SIZE)
+        return PT_E_CORRUPT;
+    Portolan__Command *c = portolan__command__unpack(NULL, len, buf);
+    if (c == NULL)
+        return PT_E_CORRUPT;
+    if (c->version != PT_COMMAND_VERSION || c->n_ops > PT_COMMAND_MAX_OPS)
+        goto err;
+    for (size_t i = 0; i < c->n_ops; i++) {
+        Portolan__Op *op = c->ops[i];
+        if (op->op_case < PORTOLAN__OP__OP_PUT_MANIFEST ||
+            op->op_case > PORTOLAN__OP__OP_BLOB_STORED || op->put_manifest == NULL)
+            goto err;
+    }
+    *out = c;
+    return 0;
+err:
+    portolan__command__free_unpacked(c, NULL);
+    return PT_E_CORRUPT;
+}
+
+void pt_command_decoded_free(Portolan__Command *c)
+{
+    if (c != NULL)
+        portolan__command__free_unpacked(c, NULL);
+}

@@ -1,0 +1,97 @@
+/*
+ * command.h - building, encoding and decoding portolan.Command (proto/command.proto), the
+ * payload of every change to replicated state (DESIGN.md sections 4 and 6).
+ *
+ * Proposers (HTTP handlers, blob sync) collect operations in a struct pt_command_builder,
+ * which copies every argument, then encode it into one owned buffer and hand that to the
+ * committer or Raft. The FSM decodes with pt_command_decode, which refuses anything that is
+ * not a well-formed Command of version PT_COMMAND_VERSION within the size limits.
+ *
+ * Builders carry the proposer's wall clock (time_ms) and region: the apply function has no
+ * clock of its own, so every timestamp it stores comes from here.
+ *
+ * Threads: a builder belongs to the thread using it; the functions share no state.
+ */
+#ifndef PT_COMMAND_H
+#define PT_COMMAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "command.pb-c.h"
+
+#define PT_COMMAND_VERSION 1
+/* Largest encoded Command accepted by encode and decode: one maximal (4 MiB) manifest with
+ * room to spare. */
+#define PT_COMMAND_MAX_SIZE (8u << 20)
+/* Most operations in one Command. */
+#define PT_COMMAND_MAX_OPS 1024
+
+/* Arguments of a PutManifest operation. Everything is borrowed; a NULL string means "". */
+struct pt_command_manifest {
+    const char *repo;
+    const char *digest;
+    const char *media_type;
+    const void *body; /* len bytes: the manifest exactly as received */
+    size_t len;
+    const char *const *tags; /* n_tags tags to point at digest */
+    size_t n_tags;
+    const char *subject;       /* digest of the subject manifest, or NULL/"" */
+    const char *artifact_type; /* artifactType (or config mediaType), or NULL/"" */
+    const void *annotations;   /* JSON object text of the annotations, or NULL */
+    size_t annotations_len;
+    const char *const *blobs; /* config and layer digests the manifest references */
+    size_t n_blobs;
+    const char *const *children; /* child manifest digests (image index / manifest list) */
+    size_t n_children;
+};
+
+/* Accumulates operations. Embedded by its user; every pointer inside msg is owned by the
+ * builder and released by pt_command_builder_free. */
+struct pt_command_builder {
+    Portolan__Command msg;
+    size_t cap; /* allocated length of msg.ops */
+};
+
+/* Initializes b with the proposer's clock and region (borrowed, copied; NULL = ""). On
+ * failure b holds nothing and needs no free. */
+int pt_command_builder_init(struct pt_command_builder *b, int64_t time_ms, const char *region);
+/* Frees everything b owns (b itself is the caller's). Safe to call twice. */
+void pt_command_builder_free(struct pt_command_builder *b);
+
+/* Each add function appends one operation, copying its arguments (borrowed; NULL string =
+ * ""). PT_E_NOMEM, or PT_E_TOO_LARGE past PT_COMMAND_MAX_OPS; on failure b is unchanged. */
+int pt_command_add_put_manifest(struct pt_command_builder *b, const struct pt_command_manifest *m);
+int pt_command_add_put_tag(struct pt_command_builder *b, const char *repo, const char *tag,
+                           const char *digest);
+int pt_command_add_delete_tag(struct pt_command_builder *b, const char *repo, const char *tag);
+int pt_command_add_delete_manifest(struct pt_command_builder *b, const char *repo,
+                                   const char *digest);
+int pt_command_add_link_blob(struct pt_command_builder *b, const char *repo, const char *digest,
+                             uint64_t size);
+int pt_command_add_unlink_blob(struct pt_command_builder *b, const char *repo, const char *digest);
+int pt_command_add_blob_stored(struct pt_command_builder *b, const char *digest, uint64_t size,
+                               const char *region);
+
+/* Encodes b's command: see pt_command_encode. b is unchanged and still needs freeing. */
+int pt_command_builder_encode(const struct pt_command_builder *b, void **buf, size_t *len);
+
+/* Encodes c (borrowed) into a buffer from malloc: *buf is owned by the caller (free()).
+ * PT_E_TOO_LARGE beyond PT_COMMAND_MAX_SIZE, PT_E_NOMEM. */
+int pt_command_encode(const Portolan__Command *c, void **buf, size_t *len);
+/* Same, with the buffer from alloc (e.g. raft_malloc); *buf is released with the matching
+ * free function. */
+int pt_command_encode_with(const Portolan__Command *c, void *(*alloc)(size_t), void **buf,
+                           size_t *len);
+
+/*
+ * Decodes buf (len bytes, borrowed). On success *out is owned by the caller and freed with
+ * pt_command_decoded_free. PT_E_CORRUPT if buf is larger than PT_COMMAND_MAX_SIZE, is not a
+ * Command, has a version other than PT_COMMAND_VERSION, more than PT_COMMAND_MAX_OPS
+ * operations or an operation of unknown kind.
+ */
+int pt_command_decode(const void *buf, size_t len, Portolan__Command **out);
+/* NULL is a no-op. */
+void pt_command_decoded_free(Portolan__Command *c);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * fsm.c - applies committed commands to the metastore (see fsm.h for the contract).
+ *
+ * Design: every command is staged into one metastore batch (a RocksDB WriteBatchWithIndex),
+ * whose reads see the writes staged before them, so an operation's preconditions are checked
+ * against the state left by the earlier operations of the same command (LinkBlob followed by
+ * PutManifest, PutManifest followed by DeleteManifest, ...). The first failing precondition
+ * clears the batch; the commit then writes only the applied index. Errors fall in two classes:
+ * precondition failures are deterministic (the same in every region) and become the command's
+ * status, while I/O errors (PT_E_IO, PT_E_CORRUPT, PT_E_NOMEM) are local accidents that must
+ * stop the log from advancing here.
+ *
+ * Invariants kept for readers: a stored manifest hashes to its digest and its children and
+ * blobs were present when it was stored; a tag always names a manifest of its repository; a
+ * manifest's referrers entry exists exactly as long as the manifest.
+ */
+#include "fsm.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "command.h"
+#include "digest.h"
+#include "err.h"
+#include "metastore.h"
+
+static bool is_io_error(int rv)
+{
+    return rv == PT_E_IO || rv == PT_E_CORRUPT || rv == PT_E_NOMEM;
+}
+
+/* Copies src into dst (cap bytes); false if it does not fit. */
+static bool copy_field(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap);
+    if (n == cap)
+        return false;
+    memcpy(dst, src, n + 1);
+    return true;
+}
+
+/* Referenced children and blobs must be present in the repository. */
+static int check_references(struct pt_metastore_batch *b, const Portolan__PutManifest *m)
+{
+    for (size_t i = 0; i < m->n_children; i++) {
+        int rv = pt_metastore_batch_manifest_get(b, m->repo, m->children[i], NULL);
+        if (rv != 0)
+            return rv == PT_E_MANIFEST_UNKNOWN ? PT_E_MANIFEST_BLOB_UNKNOWN : rv;
+    }
+    for (size_t i = 0; i < m->n_blobs; i++) {
+        int rv = pt_metastore_batch_blob_linked(b, m->repo, m->blobs[i], NULL);
+        if (rv != 0)
+            return rv == PT_E_BLOB_UNKNOWN ? PT_E_MANIFEST_BLOB_UNKNOWN : rv;
+    }
+    return 0;
+}
+
+/* Stores a new manifest after checking that body hashes to its digest. */
+static int store_manifest(struct pt_metastore_batch *b, const Portolan__PutManifest *m)
+{
+    struct pt_digest want, got;
+    if (pt_digest_parse(m->digest, strlen(m->digest), &want) != 0)
+        return PT_E_DIGEST_INVALID;
+    if (m->body.len > PT_METASTORE_MANIFEST_MAX)
+        return PT_E_MANIFEST_TOO_LARGE;
+    pt_digest_of(m->body.data, m->body.len, &got);
+    if (!pt_digest_equal(&want, &got))
+        return PT_E_DIGEST_INVALID;
+    return pt_metastore_batch_manifest_put(b, m->repo, m->digest, m->media_type, m->artifact_type,
+                                           m->subject, m->body.data, m->body.len);
+}
+
+static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c,
+                        const Portolan__PutManifest *m)
+{
+    int rv = pt_metastore_batch_repo_ensure(b, m->repo, c->time_ms);
+    if (rv != 0)
+        return rv;
+    rv = check_references(b, m);
+    if (rv != 0)
+        return rv;
+
+    /* the record as it will be stored: an existing manifest is kept as it is */
+    struct pt_manifest_rec rec;
+    rv = pt_metastore_batch_manifest_get(b, m->repo, m->digest, &rec);
+    if (rv == PT_E_MANIFEST_UNKNOWN) {
+        rv = store_manifest(b, m);
+        if (rv != 0)
+            return rv;
+        if (!copy_field(rec.media_type, sizeof(rec.media_type), m->media_type) ||
+            !copy_field(rec.artifact_type, sizeof(rec.artifact_type), m->artifact_type) ||
+            !copy_field(rec.subject, sizeof(rec.subject), m->subject))
+            return PT_E_MANIFEST_INVALID; /* unreachable: manifest_put checked the lengths */
+        rec.len = m->body.len;
+    } else if (rv != 0) {
+        return rv;
+    }
+
+    for (size_t i = 0; i < m->n_tags; i++) {
+        rv = pt_metastore_batch_tag_put(b, m->repo, m->tags[i], m->digest, c->time_ms);
+        if (rv != 0)
+            return rv;
+    }
+    if (rec.subject[0] == '\0')
+        return 0;
+    struct pt_referrer r;
+    memset(&r, 0, sizeof(r));
+    memcpy(r.digest, m->digest, strlen(m->digest) + 1); /* checked above: 71 bytes */
+    memcpy(r.media_type, rec.media_type, sizeof(r.media_type));
+    memcpy(r.artifact_type, rec.artifact_type, sizeof(r.artifact_type));
+    r.size = rec.len;
+    return pt_metastore_batch_referrer_put(b, m->repo, rec.subject, &r, m->annotations.data,
+                                           m->annotations.len);
+}
+
+static int put_tag(struct pt_metastore_batch *b, const Portolan__Command *c,
+                   const Portolan__PutTag *t)
+{
+    int rv = pt_metastore_batch_manifest_get(b, t->repo, t->digest, NULL);
+    if (rv != 0)
+        return rv;
+    return pt_metastore_batch_tag_put(b, t->repo, t->tag, t->digest, c->time_ms);
+}
+
+static int delete_tag(struct pt_metastore_batch *b, const Portolan__DeleteTag *t)
+{
+    char digest[72];
+    int rv = pt_metastore_batch_tag_get(b, t->repo, t->tag, digest);
+    if (rv != 0)
+        return rv;
+    return pt_metastore_batch_tag_delete(b, t->repo, t->tag);
+}
+
+static int delete_manifest(struct pt_metastore_batch *b, const Portolan__DeleteManifest *d)
+{
+    struct pt_manifest_rec rec;
+    int rv = pt_metastore_batch_manifest_get(b, d->repo, d->digest, &rec);
+    if (rv != 0)
+        return rv;
+    rv = pt_metastore_batch_manifest_delete(b, d->repo, d->digest);
+    if (rv != 0)
+        return rv;
+    rv = pt_metastore_batch_tags_delete_to(b, d->repo, d->digest);
+    if (rv != 0 || rec.subject[0] == '\0')
+        return rv;
+    return pt_metastore_batch_referrer_delete(b, d->repo, rec.subject, d->digest);
+}
+
+static int link_blob(struct pt_metastore_batch *b, const Portolan__Command *c,
+                     const Portolan__LinkBlob *l)
+{
+    int rv = pt_metastore_batch_repo_ensure(b, l->repo, c->time_ms);
+    if (rv != 0)
+        return rv;
+    uint64_t size;
+    rv = pt_metastore_batch_blob_linked(b, l->repo, l->digest, &size);
+    if (rv == 0)
+        return size == l->size ? 0 : PT_E_SIZE_INVALID;
+    if (rv != PT_E_BLOB_UNKNOWN)
+        return rv;
+    return pt_metastore_batch_blob_link(b, l->repo, l->digest, l->size);
+}
+
+static int unlink_blob(struct pt_metastore_batch *b, const Portolan__UnlinkBlob *u)
+{
+    int rv = pt_metastore_batch_blob_linked(b, u->repo, u->digest, NULL);
+    if (rv != 0)
+        return rv;
+    return pt_metastore_batch_blob_unlink(b, u->repo, u->digest);
+}
+
+static int blob_stored(struct pt_metastore_batch *b, const Portolan__Command *c,
+                       const Portolan__BlobStored *s)
+{
+    const char *region = s->region[0] != '\0' ? s->region : c->region;
+    return pt_metastore_batch_blob_stored(b, s->digest, s->size, region);
+}
+
+static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
+                    const Portolan__Op *op)
+{
+    switch (op->op_case) {
+    case PORTOLAN__OP__OP_PUT_MANIFEST:
+        return put_manifest(b, c, op->put_manifest);
+    case PORTOLAN__OP__OP_PUT_TAG:
+        return put_tag(b, c, op->put_tag);
+    case PORTOLAN__OP__OP_DELETE_TAG:
+        return delete_tag(b, op->delete_tag);
+    case PORTOLAN__OP__OP_DELETE_MANIFEST:
+        return delete_manifest(b, op->delete_manifest);
+    case PORTOLAN__OP__OP_LINK_BLOB:
+        return link_blob(b, c, op->link_blob);
+    case PORTOLAN__OP__OP_UNLINK_BLOB:
+        return unlink_blob(b, op->unlink_blob);
+    case PORTOLAN__OP__OP_BLOB_STORED:
+        return blob_stored(b, c, op->blob_stored);
+    default:
+        return PT_E_CORRUPT; /* pt_command_decode refuses unknown kinds */
+    }
+}
+
+int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t index,
+                 struct pt_fsm_result *result)
+{
+    result->status = 0;
+    if (index != 0 && index <= pt_metastore_applied_index(ms))
+        return 0;
+
+    Portolan__Command *c;
+    int rv = pt_command_decode(buf, len, &c);
+    if (rv != 0)
+        goto err;
+    struct pt_metastore_batch *b;
+    rv = pt_metastore_batch_new(ms, &b);
+    if (rv != 0)
+        goto err_after_decode;
+
+    int status = 0;
+    for (size_t i = 0; i < c->n_ops; i++) {
+        rv = apply_op(b, c, c->ops[i]);
+        if (rv == 0)
+            continue;
+        if (is_io_error(rv))
+            goto err_after_batch;
+        status = rv;
+        pt_metastore_batch_clear(b);
+        break;
+    }
+    rv = pt_metastore_batch_commit(b, index);
+    if (rv != 0)
+        goto err_after_batch;
+    pt_metastore_batch_free(b);
+    pt_command_decoded_free(c);
+    result->status = status;
+    return 0;
+
+err_after_batch:
+    pt_metastore_batch_free(b);
+err_after_decode:
+    pt_command_decoded_free(c);
+err:
+    result->status = rv;
+    return rv;
+}

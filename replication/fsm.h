@@ -1,0 +1,64 @@
+/*
+ * fsm.h - the replicated state machine: the one function that changes replicated state
+ * (DESIGN.md sections 3 and 4).
+ *
+ * Every region applies the same committed commands in the same order through pt_fsm_apply
+ * and therefore holds identical repos, manifests, tags, blob links, referrers and blob
+ * locations. Apply is deterministic (no clock, randomness or hash-order iteration of its own:
+ * time comes in the command) and idempotent by log index, so replaying entries after a crash
+ * or a snapshot restore is harmless.
+ *
+ * Threads: one thread applies at a time (the committer or Raft loop thread); readers of the
+ * metastore may run concurrently on any thread and see each command entirely or not at all.
+ */
+#ifndef PT_FSM_H
+#define PT_FSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pt_metastore;
+
+struct pt_fsm_result {
+    int status; /* 0, or the PT_E_* of the first operation whose precondition failed */
+};
+
+/*
+ * Decodes buf (len bytes, borrowed: an encoded portolan.Command) and applies its operations
+ * in order, each seeing the effects of the earlier ones, as ONE RocksDB WriteBatch (sync=0)
+ * that also records index as the applied index (index 0 applies without recording an index).
+ *
+ * - index != 0 and index <= the applied index: already applied; nothing happens, returns 0
+ *   with result->status 0.
+ * - An operation's precondition fails: no operation of the command is applied, the applied
+ *   index still advances, returns 0 with result->status set (for example
+ *   PT_E_MANIFEST_BLOB_UNKNOWN, PT_E_MANIFEST_UNKNOWN, PT_E_BLOB_UNKNOWN, PT_E_SIZE_INVALID,
+ *   PT_E_DIGEST_INVALID, PT_E_NAME_INVALID). These outcomes are identical in every region.
+ * - buf is not a valid Command of version PT_COMMAND_VERSION: returns PT_E_CORRUPT (also in
+ *   result->status); nothing is applied and the index does not advance.
+ * - I/O failure (PT_E_IO, PT_E_CORRUPT stored data, PT_E_NOMEM): returns it (also in
+ *   result->status); nothing is applied and the index does not advance.
+ * A negative return means this region cannot follow the log: the caller must not apply later
+ * entries (they would be applied on top of a state that lacks this one).
+ *
+ * Operations (proto/command.proto):
+ *   PutManifest    creates the repo if missing; every child must be a manifest of the repo and
+ *                  every blob linked into it (else PT_E_MANIFEST_BLOB_UNKNOWN); a new manifest
+ *                  must hash to its digest (PT_E_DIGEST_INVALID), an existing one is kept as
+ *                  it is; points each tag at it (updated = the command's time_ms); adds the
+ *                  referrers entry when it has a subject.
+ *   PutTag         the manifest must exist (PT_E_MANIFEST_UNKNOWN).
+ *   DeleteTag      PT_E_MANIFEST_UNKNOWN if the tag is absent.
+ *   DeleteManifest PT_E_MANIFEST_UNKNOWN if absent; removes it, every tag of the repo pointing
+ *                  at it and its referrers entry.
+ *   LinkBlob       creates the repo if missing; PT_E_SIZE_INVALID if already linked with
+ *                  another size.
+ *   UnlinkBlob     PT_E_BLOB_UNKNOWN if not linked.
+ *   BlobStored     records the op's region (the command's region when empty) as a holder;
+ *                  PT_E_SIZE_INVALID if the blob is recorded with another size.
+ * ms is borrowed; result is borrowed and always written.
+ */
+int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t index,
+                 struct pt_fsm_result *result);
+
+#endif

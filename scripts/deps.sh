@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Portolan needs, only those that are missing.
+#   scripts/deps.sh          build and run dependencies
+#   scripts/deps.sh --test   also what the tests and benchmarks drive (skopeo, the reference
+#                            registry, load generators, clang-format)
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config libuv1-dev libh2o-dev librocksdb-dev libraft-dev
+      libssl-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libyaml-dev curl)
+if [ "${1:-}" = "--test" ]; then
+    pkgs+=(libcmocka-dev python3 skopeo docker-registry wrk hey openssl clang-format jq)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
