@@ -555,7 +555,7 @@ int pt_config_listen_addr(const struct pt_config *c, char *host, size_t hostlen,
 
 void pt_config_usage(FILE *out)
 {
-    fprintf(out, "Usage: portolan serve [--config FILE] [--FLAG VALUE | --FLAG=VALUE]...\n\n"
+    fprintf(out, "Flags (--FLAG VALUE or --FLAG=VALUE; later flags override the file):\n"
                  "  --config FILE                      YAML file read before the other flags\n");
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct option *o = &options[i];
@@ -751,8 +751,8 @@ int pt_config_load_file(struct pt_config *c, const char *path, char *err, size_t
     struct yaml_walk w = {
         .state = Y_STREAM, .cfg = &tmp, .path = path, .err = err, .errlen = errlen};
     yaml_parser_t parser;
-    char *buf;
-    size_t len;
+    char *buf = NULL;
+    size_t len = 0;
     int rc;
 
     rc = read_file(path, &buf, &len, err, errlen);

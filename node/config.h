@@ -72,7 +72,8 @@ int pt_config_parse_args(struct pt_config *c, int argc, char **argv, char *errbu
  */
 int pt_config_validate(const struct pt_config *c, char *errbuf, size_t errlen);
 
-/* Writes the flag list with value syntax and defaults to out (borrowed). */
+/* Writes the flag list with value syntax and defaults to out (borrowed); no "Usage:" line,
+ * the caller prints its own. */
 void pt_config_usage(FILE *out);
 
 /*

@@ -75,11 +75,12 @@ static void format_ts(char *buf, size_t len)
 {
     struct timespec now;
     struct tm tm;
+    size_t n;
 
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000L);
+    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03uZ", (unsigned)(now.tv_nsec / 1000000L) % 1000u);
 }
 
 /* A JSON string for msg; msg must be valid UTF-8 or it is replaced by a fixed text. */

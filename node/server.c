@@ -196,7 +196,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     pt_log(PT_LOG_INFO, "request", "{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:f,s:i}", "req_id", rid,
            "method", method, "path", path, "route", pt_route_name(rt.id), "status",
            req->res.status, "bytes_in", (json_int_t)bytes_in, "bytes_out",
-           (json_int_t)req->bytes_sent, "duration_s", secs, "http", req->version >= 0x200 ? 2 : 1);
+           (json_int_t)req->bytes_sent, "duration_us", (json_int_t)(secs * 1e6), "http", req->version >= 0x200 ? 2 : 1);
 }
 
 /* Workers ------------------------------------------------------------------------------ */
@@ -418,7 +418,39 @@ static int open_stores(struct pt_node *node)
     return 0;
 }
 
+struct expire_ctx {
+    struct pt_node *node;
+    int64_t now_ms;
+    unsigned expired;
+};
+
+static int expire_upload(const char *id, const void *val, size_t len, void *arg)
+{
+    struct expire_ctx *ec = arg;
+    struct pt_upload u;
+    if (pt_upload_decode(val, len, &u) == 0 &&
+        ec->now_ms - u.updated_ms < (int64_t)ec->node->cfg.upload_ttl_ms)
+        return 0;
+    if (pt_node_upload_acquire(ec->node, id) != 0)
+        return 0; /* in use right now: not abandoned */
+    pt_blobstore_upload_abort(ec->node->bs, id);
+    pt_metastore_upload_delete(ec->node->ms, id);
+    pt_node_upload_release(ec->node, id);
+    ec->expired++;
+    return 0;
+}
+
+/* Main thread (never an HTTP loop): drops upload sessions idle for longer than upload_ttl. */
+static void on_expire_timer(uv_timer_t *t)
+{
+    struct expire_ctx ec = {.node = t->data, .now_ms = now_ms()};
+    pt_metastore_upload_foreach(ec.node->ms, expire_upload, &ec);
+    if (ec.expired > 0)
+        pt_log(PT_LOG_INFO, "expired abandoned uploads", "{s:i}", "count", (int)ec.expired);
+}
+
 static uv_loop_t main_loop;
+static uv_timer_t expire_timer;
 static uv_signal_t sigint, sigterm;
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -456,7 +488,10 @@ int pt_server_run(const struct pt_config *cfg)
         if (node.ssl_ctx == NULL)
             return PT_E_CONFIG;
     }
-    pt_metrics_init(NULL, 0);
+    static const char *route_names[PT_ROUTE__COUNT];
+    for (unsigned i = 0; i < PT_ROUTE__COUNT; i++)
+        route_names[i] = pt_route_name((enum pt_route_id)i);
+    pt_metrics_init(route_names, PT_ROUTE__COUNT);
     setup_h2o(&node);
 
     struct pt_worker *workers = calloc(node.cfg.threads, sizeof(*workers));
@@ -477,6 +512,14 @@ int pt_server_run(const struct pt_config *cfg)
     uv_signal_init(&main_loop, &sigterm);
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uint64_t every = node.cfg.upload_ttl_ms / 4;
+    if (every > 600000)
+        every = 600000;
+    if (every < 1000)
+        every = 1000;
+    expire_timer.data = &node;
+    uv_timer_init(&main_loop, &expire_timer);
+    uv_timer_start(&expire_timer, on_expire_timer, every, every);
     uv_run(&main_loop, UV_RUN_DEFAULT);
 
     for (unsigned i = 0; i < node.cfg.threads; i++)

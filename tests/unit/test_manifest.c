@@ -51,35 +51,28 @@ static void expect_rc(const char *body, const char *ct, int want)
     pt_manifest_info_free(&info);
 }
 
-/* An OCI image manifest as containerd/buildkit push it, with an arbitrary descriptor field
+/* An OCI image manifest as containerd/buildkit push it, with an arbitrary descriptor
  * substituted for the config so tests can vary it. */
 #define OCI_IMAGE_WITH_CONFIG(config)                                                              \
     "{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"" OCI_MANIFEST "\",\n"                         \
     "  \"config\": " config ",\n"                                                                  \
     "  \"layers\": [\n"                                                                            \
     "    {\"mediaType\": \"application/vnd.oci.image.layer.v1.tar+gzip\",\n"                       \
-    "     \"digest\": \"" DG(                                                                      \
-        HEX_B) "\", \"size\": 3370706},\n"                                                         \
-               "    {\"mediaType\": \"application/vnd.oci.image.layer.v1.tar+zstd\",\n"            \
-               "     \"digest\": \"" DG(                                                           \
-                   HEX_C) "\", \"size\": 0,\n"                                                     \
-                          "     \"annotations\": {\"org.opencontainers.image.title\": "            \
-                          "\"app.tar\"}}\n"                                                        \
-                          "  ]\n}\n"
+    "     \"digest\": \"" D_B "\", \"size\": 3370706},\n"                                          \
+    "    {\"mediaType\": \"application/vnd.oci.image.layer.v1.tar+zstd\",\n"                       \
+    "     \"digest\": \"" D_C "\", \"size\": 0,\n"                                                 \
+    "     \"annotations\": {\"org.opencontainers.image.title\": \"app.tar\"}}\n"                   \
+    "  ]\n}\n"
 
-#define CONFIG_OK                                                                                  \
-    "{\"mediaType\": \"application/vnd.oci.image.config.v1+json\", \"digest\": \"" DG(             \
-        HEX_A) "\", \"size\": 1469}"
+#define CONFIG_MT_OCI "\"mediaType\": \"application/vnd.oci.image.config.v1+json\""
+
+#define CONFIG_OK "{" CONFIG_MT_OCI ", \"digest\": \"" D_A "\", \"size\": 1469}"
 
 /* A config descriptor with the given size literal. */
-#define CONFIG_SIZE(s)                                                                             \
-    "{\"mediaType\": \"application/vnd.oci.image.config.v1+json\", \"digest\": \"" DG(             \
-        HEX_A) "\", \"size\": " s "}"
+#define CONFIG_SIZE(s) "{" CONFIG_MT_OCI ", \"digest\": \"" D_A "\", \"size\": " s "}"
 
 /* A config descriptor with the given digest literal. */
-#define CONFIG_DIGEST(d)                                                                           \
-    "{\"mediaType\": \"application/vnd.oci.image.config.v1+json\", \"digest\": " d ", \"size\": "  \
-    "7}"
+#define CONFIG_DIGEST(d) "{" CONFIG_MT_OCI ", \"digest\": " d ", \"size\": 7}"
 
 /* A config descriptor with the given mediaType literal. */
 #define CONFIG_MT(m) "{\"mediaType\": " m ", \"digest\": \"" D_A "\", \"size\": 7}"
@@ -89,33 +82,26 @@ static const char oci_index[] =
     "{\"mediaType\":\"" OCI_MANIFEST "\",\"digest\":\"" D_A "\",\"size\":1234,"
     "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}},"
     "{\"mediaType\":\"" OCI_MANIFEST "\",\"digest\":\"" D_B "\",\"size\":1235,"
-    "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":"
-    "\"v8\"}},"
+    "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}},"
     "{\"mediaType\":\"" OCI_MANIFEST "\",\"digest\":\"" D_C "\",\"size\":566,"
     "\"annotations\":{\"vnd.docker.reference.digest\":\"" D_A "\","
-    "\"vnd.docker.reference.type\":\"attestation-"
-    "manifest\"},"
-    "\"platform\":{\"architecture\":\"unknown\",\"os\":"
-    "\"unknown\"}}],"
-    "\"annotations\":{\"org.opencontainers.image.ref."
-    "name\":\"1.0\"}}";
+    "\"vnd.docker.reference.type\":\"attestation-manifest\"},"
+    "\"platform\":{\"architecture\":\"unknown\",\"os\":\"unknown\"}}],"
+    "\"annotations\":{\"org.opencontainers.image.ref.name\":\"1.0\"}}";
 
 static const char docker_v2[] =
     "{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"" DOCKER_V2 "\",\n"
-    "   \"config\": {\n      \"mediaType\": \"application/vnd.docker.container.image.v1+json\",\n"
+    "   \"config\": {\n"
+    "      \"mediaType\": \"application/vnd.docker.container.image.v1+json\",\n"
     "      \"size\": 7023,\n      \"digest\": \"" D_A "\"\n   },\n"
     "   \"layers\": [\n"
     "      {\"mediaType\": \"application/vnd.docker.image.rootfs.diff.tar.gzip\",\n"
     "       \"size\": 32654, \"digest\": \"" D_B "\"},\n"
-    "      {\"mediaType\": "
-    "\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\n"
+    "      {\"mediaType\": \"application/vnd.docker.image.rootfs.diff.tar.gzip\",\n"
     "       \"size\": 16724, \"digest\": \"" D_C "\"},\n"
-    "      {\"mediaType\": "
-    "\"application/"
-    "vnd.docker.image.rootfs.foreign.diff.tar.gzip\",\n"
+    "      {\"mediaType\": \"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip\",\n"
     "       \"size\": 73109, \"digest\": \"" D_D "\",\n"
-    "       \"urls\": "
-    "[\"https://mcr.microsoft.com/v2/windows/blobs/" D_D "\"]}\n"
+    "       \"urls\": [\"https://mcr.microsoft.com/v2/windows/blobs/" D_D "\"]}\n"
     "   ]\n}";
 
 static const char docker_list[] =
@@ -123,8 +109,7 @@ static const char docker_list[] =
     "{\"mediaType\":\"" DOCKER_V2 "\",\"size\":7143,\"digest\":\"" D_D "\","
     "\"platform\":{\"architecture\":\"ppc64le\",\"os\":\"linux\"}},"
     "{\"mediaType\":\"" DOCKER_V2 "\",\"size\":7682,\"digest\":\"" D_E "\","
-    "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\",\"features\":["
-    "\"sse4\"]}}]}";
+    "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\",\"features\":[\"sse4\"]}}]}";
 
 /* An ORAS-style artifact: artifactType, empty config, one blob, a subject and annotations. */
 static const char artifact[] =
@@ -135,8 +120,7 @@ static const char artifact[] =
     "\"layers\":[{\"mediaType\":\"application/spdx+json\",\"digest\":\"" D_B "\","
     "\"size\":4312}],"
     "\"subject\":{\"mediaType\":\"" OCI_MANIFEST "\",\"digest\":\"" D_A "\",\"size\":1234},"
-    "\"annotations\": { \"org.opencontainers.image.created\" : "
-    "\"2024-05-01T10:00:00Z\",\n"
+    "\"annotations\": { \"org.opencontainers.image.created\" : \"2024-05-01T10:00:00Z\",\n"
     "  \"com.example.note\": \"caf\\u00e9 \\\"quoted\\\"\" }}";
 
 static void test_oci_image(void **state)
