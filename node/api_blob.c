@@ -37,7 +37,7 @@ struct blob_stream {
     uv_work_t work;
     int fd;
     int in_flight;
-    int stopped; /* h2o aborted the response: send nothing more */
+    int stopped;       /* h2o aborted the response: send nothing more */
     uint64_t pos, end; /* next byte to read, one past the last byte to send */
     ssize_t nread;
     int read_errno;

@@ -10,15 +10,13 @@
 
 #include "api.h"
 #include "async.h"
+#include "command.h"
 #include "committer.h"
 #include "err.h"
 #include "http.h"
 #include "metrics.h"
 #include "node.h"
 
-#ifndef PT_COMMAND_VERSION
-#define PT_COMMAND_VERSION 1
-#endif
 
 struct commit_op {
     struct pt_async async;
@@ -58,15 +56,16 @@ int pt_api_commit(struct pt_worker *w, h2o_req_t *req, Portolan__Command *cmd, p
     cmd->version = PT_COMMAND_VERSION;
     cmd->time_ms = pt_api_now_ms();
     cmd->region = w->node->cfg.region;
-    size_t len = portolan__command__get_packed_size(cmd);
+    void *buf;
+    size_t len;
+    int rv = pt_command_encode(cmd, &buf, &len);
+    if (rv != 0)
+        return rv;
     struct commit_op *op = malloc(sizeof(*op) + data_size);
-    void *buf = malloc(len > 0 ? len : 1);
-    if (op == NULL || buf == NULL) {
-        free(op);
+    if (op == NULL) {
         free(buf);
         return PT_E_NOMEM;
     }
-    portolan__command__pack(cmd, buf);
     op->cb = cb;
     op->data_size = data_size;
     if (data_size > 0)

@@ -19,7 +19,7 @@
 #include "node.h"
 #include "query.h"
 
-#define REFERRERS_MAX 10000
+#define REFERRERS_MAX    10000
 #define INDEX_MEDIA_TYPE "application/vnd.oci.image.index.v1+json"
 
 void pt_api_referrers(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)

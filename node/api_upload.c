@@ -15,10 +15,11 @@
  * ingest's own slice. Memory per upload in flight is one slice.
  *
  * Session state (offset, SHA-256 context, times) is recorded in the metadata store after
- * the data it covers is written, so after a crash the file may only be longer than the
- * record says; start-up cuts it back (server.c). A blob becomes visible only through
- * pt_blobstore_upload_commit (verify, fsync, rename) followed by a committed LinkBlob.
- * One operation at a time per session: a second concurrent one gets 416.
+ * the data it covers is written and fdatasync'd, so after a crash (even a power loss) the
+ * file may only be longer than the record says; start-up cuts it back (server.c). A final
+ * PUT does not record its chunk: it commits, or leaves the session as it was recorded. A blob
+ * becomes visible only through pt_blobstore_upload_commit (verify, fsync, rename) followed by a
+ * committed LinkBlob. One operation at a time per session: a second concurrent one gets 416.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,17 +114,24 @@ static void ingest_work(uv_work_t *work)
             ing->saved = ing->u;
         break;
     case PHASE_APPEND:
-        rv = pt_blobstore_upload_append(node->bs, &ing->u, ing->slice, ing->slice_len);
+        rv = pt_blobstore_upload_write(node->bs, &ing->u, ing->slice, ing->slice_len);
         break;
     case PHASE_END:
-        if (ing->record && ing->u.offset != ing->saved.offset)
-            rv = save_state(node, &ing->u);
-        if (rv == 0 && ing->finish) {
+        if (ing->finish) {
+            /* The commit fsyncs the whole file; on failure the session stays as recorded. */
             rv = pt_blobstore_upload_commit(node->bs, &ing->u, &ing->expected);
-            if (rv == 0 && ing->record)
+            if (rv == 0 && ing->record) {
                 pt_metastore_upload_delete(node->ms, ing->u.id);
-            else if (rv != 0 && !ing->record)
+            } else if (rv != 0 && !ing->record) {
                 pt_blobstore_upload_abort(node->bs, ing->u.id);
+            } else if (rv != 0) {
+                pt_blobstore_upload_repair(node->bs, &ing->saved);
+                ing->u = ing->saved;
+            }
+        } else if (ing->record && ing->u.offset != ing->saved.offset) {
+            rv = pt_blobstore_upload_sync(node->bs, &ing->u);
+            if (rv == 0)
+                rv = save_state(node, &ing->u);
         }
         break;
     case PHASE_ROLLBACK:

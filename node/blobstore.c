@@ -30,9 +30,10 @@
  * outside its directory. Directories are held open as fds and addressed with the *at() calls.
  *
  * Threads: every function blocks on file I/O and runs on worker threads, never on an event
- * loop. The store is immutable after open (fds, paths, syscall table), so concurrent calls need
- * no lock. Two sessions committing the same digest at once are harmless: both renames install
- * identical verified content. Readers keep an opened blob readable across removal.
+ * loop. The store is immutable after open (fds, paths; the syscall table changes only in tests,
+ * between calls), so concurrent calls need no lock. Two sessions committing the same digest at once
+ * are harmless: both renames install identical verified content. Readers keep an opened blob
+ * readable across removal.
  *
  * Fault injection: pwrite, ftruncate, fsync, fdatasync and renameat go through the per-store
  * table struct pt_blobstore_sys so tests can make them fail at chosen points.
@@ -563,8 +564,8 @@ static int open_upload(struct pt_blobstore *bs, const char *id, int flags)
     return fd;
 }
 
-int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
-                               size_t len)
+static int append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf, size_t len,
+                  int durable)
 {
     struct stat st;
     SHA256_CTX sha;
@@ -590,7 +591,7 @@ int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, con
         goto out;
 
     rv = write_all(bs, fd, buf, len, u->offset);
-    if (rv == 0 && bs->sys.fdatasync_fn(fd) != 0)
+    if (rv == 0 && durable && bs->sys.fdatasync_fn(fd) != 0)
         rv = io_err(errno);
     if (rv != 0) {
         /*
@@ -606,6 +607,28 @@ int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, con
     u->sha = sha;
     u->offset += len;
 out:
+    close(fd);
+    return rv;
+}
+
+int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
+                               size_t len)
+{
+    return append(bs, u, buf, len, 1);
+}
+
+int pt_blobstore_upload_write(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
+                              size_t len)
+{
+    return append(bs, u, buf, len, 0);
+}
+
+int pt_blobstore_upload_sync(struct pt_blobstore *bs, const struct pt_upload *u)
+{
+    int fd = open_upload(bs, u->id, O_WRONLY);
+    if (fd < 0)
+        return fd;
+    int rv = bs->sys.fdatasync_fn(fd) != 0 ? io_err(errno) : 0;
     close(fd);
     return rv;
 }

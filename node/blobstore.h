@@ -100,6 +100,17 @@ int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, con
                                size_t len);
 
 /*
+ * As pt_blobstore_upload_append but without the fdatasync: for a request body written in
+ * several slices, followed by one pt_blobstore_upload_sync before the new state of u is
+ * persisted. Bytes written this way survive a process crash, not a power loss, until synced.
+ */
+int pt_blobstore_upload_write(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
+                              size_t len);
+
+/* Makes everything written to the upload of u (borrowed) durable (fdatasync). */
+int pt_blobstore_upload_sync(struct pt_blobstore *bs, const struct pt_upload *u);
+
+/*
  * After a restart: makes the upload file agree with u (borrowed) by cutting off bytes past
  * u->offset. PT_E_BLOB_UPLOAD_INVALID if the file is shorter or missing (the session cannot be
  * resumed and should be dropped).

@@ -136,7 +136,8 @@ void pt_http_error(h2o_req_t *req, int err, const char *message, const char *det
     char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     int status = pt_err_status(err);
     if (text == NULL) {
-        static const char fallback[] = "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"error\"}]}";
+        static const char fallback[] =
+            "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"error\"}]}";
         pt_http_send(req, status, "application/json", fallback, sizeof(fallback) - 1);
     } else {
         pt_http_send(req, status, "application/json", text, strlen(text));

@@ -540,6 +540,7 @@ static int manifest_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, co
     int rv = get_raw(ms, wb, CF_MANIFESTS, key, klen, &v, &vlen);
     if (rv <= 0)
         return rv == 0 ? PT_E_MANIFEST_UNKNOWN : rv;
+    rv = 0;
     if (out != NULL) {
         rv = dec_manifest(v, vlen, out, want_body);
         if (rv != 0)
@@ -613,6 +614,8 @@ static int list_names(struct pt_metastore *ms, enum cf cf, const char *prefix, s
     *more = 0;
     if (n > PT_METASTORE_LIST_MAX)
         n = PT_METASTORE_LIST_MAX;
+    if (last == NULL)
+        last = "";
     size_t llen = strlen(last);
     char *start = malloc(plen + llen + 1);
     if (start == NULL)
@@ -805,6 +808,7 @@ int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const
     int rv = repo_exists(ms, NULL, repo);
     if (rv <= 0)
         return rv == 0 ? PT_E_NAME_UNKNOWN : rv;
+    rv = 0;
     if (!digest_ok(subject))
         return 0;
     if (max > PT_METASTORE_LIST_MAX)

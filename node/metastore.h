@@ -75,8 +75,8 @@ int pt_metastore_get_tag(struct pt_metastore *ms, const char *repo, const char *
 int pt_metastore_repo_exists(struct pt_metastore *ms, const char *repo);
 
 /*
- * Lexically (byte-wise) sorted listing of the tags of repo that sort after last ("" = from
- * the start), at most n of them (capped at PT_METASTORE_LIST_MAX). *more is set to 1 if more
+ * Lexically (byte-wise) sorted listing of the tags of repo that sort after last ("" or NULL
+ * = from the start), at most n of them (capped at PT_METASTORE_LIST_MAX). *more is set to 1 if more
  * follow, else 0. On success *names is an owned array of *count owned strings (NULL when
  * *count is 0); free with pt_strv_free. PT_E_NAME_UNKNOWN if repo does not exist.
  */

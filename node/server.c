@@ -193,10 +193,10 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     char path[512];
     snprintf(path, sizeof(path), "%.*s", (int)(req->path.len < 511 ? req->path.len : 511),
              req->path.base != NULL ? req->path.base : "");
-    pt_log(PT_LOG_INFO, "request", "{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:f,s:i}", "req_id", rid,
-           "method", method, "path", path, "route", pt_route_name(rt.id), "status",
-           req->res.status, "bytes_in", (json_int_t)bytes_in, "bytes_out",
-           (json_int_t)req->bytes_sent, "duration_us", (json_int_t)(secs * 1e6), "http", req->version >= 0x200 ? 2 : 1);
+    pt_log(PT_LOG_INFO, "request", "{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:i}", "req_id", rid, "method",
+           method, "path", path, "route", pt_route_name(rt.id), "status", req->res.status,
+           "bytes_in", (json_int_t)bytes_in, "bytes_out", (json_int_t)req->bytes_sent,
+           "duration_us", (json_int_t)(secs * 1e6), "http", req->version >= 0x200 ? 2 : 1);
 }
 
 /* Workers ------------------------------------------------------------------------------ */
@@ -239,8 +239,8 @@ static int open_listener(struct pt_worker *w, const char *host, unsigned port)
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
     int gai = getaddrinfo(host[0] != '\0' ? host : NULL, portstr, &hints, &res);
     if (gai != 0) {
-        pt_log(PT_LOG_ERROR, "cannot resolve listen address", "{s:s,s:s}", "host", host,
-               "error", gai_strerror(gai));
+        pt_log(PT_LOG_ERROR, "cannot resolve listen address", "{s:s,s:s}", "host", host, "error",
+               gai_strerror(gai));
         return PT_E_CONFIG;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -282,8 +282,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(struct pt_worker *w, struct pt_node *node, unsigned index,
-                       const char *host, unsigned port)
+static int worker_init(struct pt_worker *w, struct pt_node *node, unsigned index, const char *host,
+                       unsigned port)
 {
     w->node = node;
     w->index = index;
@@ -503,9 +503,9 @@ int pt_server_run(const struct pt_config *cfg)
     }
     for (unsigned i = 0; i < node.cfg.threads; i++)
         pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
-    pt_log(PT_LOG_INFO, "listening", "{s:s,s:i,s:i,s:b,s:s,s:s}", "host", host, "port",
-           (int)port, "threads", (int)node.cfg.threads, "tls", node.ssl_ctx != NULL, "region",
-           node.cfg.region, "version", PT_VERSION);
+    pt_log(PT_LOG_INFO, "listening", "{s:s,s:i,s:i,s:b,s:s,s:s}", "host", host, "port", (int)port,
+           "threads", (int)node.cfg.threads, "tls", node.ssl_ctx != NULL, "region", node.cfg.region,
+           "version", PT_VERSION);
 
     uv_loop_init(&main_loop);
     uv_signal_init(&main_loop, &sigint);

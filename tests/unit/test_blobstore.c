@@ -56,8 +56,11 @@ static ssize_t fake_pwrite(int fd, const void *buf, size_t len, off_t off)
         errno = EINTR;
         return -1;
     }
-    if (fault.pwrite_zero)
+    if (fault.pwrite_zero) {
+        if (fault.pwrite_calls > 1000)
+            fail_msg("pwrite retried without progress");
         return 0;
+    }
     if (fault.pwrite_cap > 0 && len > fault.pwrite_cap)
         len = fault.pwrite_cap;
     return pwrite(fd, buf, len, off);
@@ -874,7 +877,9 @@ static void test_pwrite_failure_rolls_back(void **state)
     /* A write that makes no progress is an error, not a hang. */
     fault.pwrite_fail_at = 0;
     fault.pwrite_zero = 1;
+    fault.pwrite_calls = 0;
     assert_int_equal(pt_blobstore_upload_append(f->bs, &u, data + 1000, 10), PT_E_IO);
+    assert_int_equal(fault.pwrite_calls, 1);
     assert_memory_equal(&u, &before, sizeof(u));
     fault.pwrite_zero = 0;
 

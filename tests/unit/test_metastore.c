@@ -1,0 +1,810 @@
+/*
+ * test_metastore.c - metastore: records through batches, lookups, listing order and
+ * pagination, referrers, blob locations, upload records, persistence across reopen and the
+ * state digest. Each test runs on a fresh database in its own temporary directory.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "digest.h"
+#include "err.h"
+#include "log.h"
+#include "metastore.h"
+
+struct fixture {
+    char dir[256];
+    char db[300];
+    struct pt_metastore *ms;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof(f->dir), "%s/pt_metastore_XXXXXX", tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    /* a nested path that does not exist yet: open must create it */
+    snprintf(f->db, sizeof(f->db), "%s/data/meta", f->dir);
+    assert_int_equal(pt_metastore_open(f->db, &f->ms), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    pt_metastore_close(f->ms);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+    pt_metastore_close(f->ms);
+    f->ms = NULL;
+    assert_int_equal(pt_metastore_open(f->db, &f->ms), 0);
+}
+
+/* "sha256:" digest of s, into out (72 bytes). */
+static void digest_of(const char *s, char out[72])
+{
+    struct pt_digest d;
+    pt_digest_of(s, strlen(s), &d);
+    pt_digest_format(&d, out);
+}
+
+static struct pt_metastore_batch *batch(struct fixture *f)
+{
+    struct pt_metastore_batch *b;
+    assert_int_equal(pt_metastore_batch_new(f->ms, &b), 0);
+    return b;
+}
+
+/* Stores manifest body s in repo (creating the repo) and commits at index. */
+static void put_manifest(struct fixture *f, const char *repo, const char *body, uint64_t index,
+                         char digest[72])
+{
+    struct pt_metastore_batch *b = batch(f);
+    digest_of(body, digest);
+    assert_int_equal(pt_metastore_batch_repo_ensure(b, repo, 1000), 0);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, repo, digest,
+                                                     "application/vnd.oci.image.manifest.v1+json",
+                                                     "", "", body, strlen(body)),
+                     0);
+    assert_int_equal(pt_metastore_batch_commit(b, index), 0);
+    pt_metastore_batch_free(b);
+}
+
+static void put_tags(struct fixture *f, const char *repo, const char *digest,
+                     const char *const *tags, size_t n)
+{
+    struct pt_metastore_batch *b = batch(f);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(pt_metastore_batch_tag_put(b, repo, tags[i], digest, 2000), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    pt_metastore_batch_free(b);
+}
+
+static void test_open_empty(void **state)
+{
+    struct fixture *f = *state;
+    struct stat st;
+    assert_int_equal(stat(f->db, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(pt_metastore_applied_index(f->ms), 0);
+    assert_int_equal(pt_metastore_repo_exists(f->ms, "library/alpine"), 0);
+    char **names;
+    size_t count;
+    int more;
+    assert_int_equal(pt_metastore_list_repos(f->ms, "", 100, &names, &count, &more), 0);
+    assert_null(names);
+    assert_int_equal(count, 0);
+    assert_int_equal(more, 0);
+    assert_int_equal(pt_metastore_sync(f->ms), 0);
+}
+
+static void test_manifest_crud(void **state)
+{
+    struct fixture *f = *state;
+    char d[72], other[72];
+    const char *body = "{\"schemaVersion\":2}";
+    put_manifest(f, "library/alpine", body, 1, d);
+    assert_int_equal(pt_metastore_applied_index(f->ms), 1);
+    assert_int_equal(pt_metastore_repo_exists(f->ms, "library/alpine"), 1);
+    assert_int_equal(pt_metastore_repo_exists(f->ms, "library"), 0);
+
+    struct pt_manifest_rec rec;
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "library/alpine", d, &rec), 0);
+    assert_string_equal(rec.media_type, "application/vnd.oci.image.manifest.v1+json");
+    assert_string_equal(rec.artifact_type, "");
+    assert_string_equal(rec.subject, "");
+    assert_int_equal(rec.len, strlen(body));
+    assert_memory_equal(rec.body, body, rec.len);
+    assert_int_equal(((char *)rec.body)[rec.len], '\0');
+    pt_manifest_rec_free(&rec);
+    assert_null(rec.body);
+
+    digest_of("other", other);
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "library/alpine", other, &rec),
+                     PT_E_MANIFEST_UNKNOWN);
+    assert_null(rec.body);
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "library/busybox", d, &rec),
+                     PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "library/alpine", "sha256:abc", &rec),
+                     PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "", d, &rec), PT_E_MANIFEST_UNKNOWN);
+
+    /* subject and artifact type round-trip; delete removes the record */
+    struct pt_metastore_batch *b = batch(f);
+    char art[72];
+    digest_of("artifact", art);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "library/alpine", art,
+                                                     "application/vnd.oci.image.manifest.v1+json",
+                                                     "application/spdx+json", d, "artifact", 8),
+                     0);
+    assert_int_equal(pt_metastore_batch_manifest_delete(b, "library/alpine", d), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 2), 0);
+    pt_metastore_batch_free(b);
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "library/alpine", d, &rec),
+                     PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "library/alpine", art, &rec), 0);
+    assert_string_equal(rec.artifact_type, "application/spdx+json");
+    assert_string_equal(rec.subject, d);
+    pt_manifest_rec_free(&rec);
+    assert_int_equal(pt_metastore_applied_index(f->ms), 2);
+}
+
+static void test_batch_isolation(void **state)
+{
+    struct fixture *f = *state;
+    char d[72];
+    digest_of("m", d);
+    struct pt_metastore_batch *b = batch(f);
+    assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 5), 0);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", d, "t/x", "", "", "m", 1), 0);
+    /* visible through the batch, not to readers */
+    struct pt_manifest_rec rec;
+    assert_int_equal(pt_metastore_batch_manifest_get(b, "r", d, &rec), 0);
+    assert_null(rec.body);
+    assert_int_equal(rec.len, 1);
+    assert_string_equal(rec.media_type, "t/x");
+    assert_int_equal(pt_metastore_batch_manifest_get(b, "r", d, NULL), 0);
+    assert_int_equal(pt_metastore_repo_exists(f->ms, "r"), 0);
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "r", d, &rec), PT_E_MANIFEST_UNKNOWN);
+
+    /* clear discards everything staged */
+    pt_metastore_batch_clear(b);
+    assert_int_equal(pt_metastore_batch_manifest_get(b, "r", d, NULL), PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    assert_int_equal(pt_metastore_repo_exists(f->ms, "r"), 0);
+    assert_int_equal(pt_metastore_applied_index(f->ms), 0);
+
+    /* a staged delete hides a stored record from batch reads */
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", d, "t/x", "", "", "m", 1), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 3), 0);
+    assert_int_equal(pt_metastore_batch_manifest_delete(b, "r", d), 0);
+    assert_int_equal(pt_metastore_batch_manifest_get(b, "r", d, NULL), PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "r", d, &rec), 0);
+    pt_manifest_rec_free(&rec);
+    pt_metastore_batch_free(b); /* discards the staged delete */
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "r", d, &rec), 0);
+    pt_manifest_rec_free(&rec);
+    assert_int_equal(pt_metastore_applied_index(f->ms), 3);
+
+    /* repo_ensure keeps an existing record */
+    char before[65], after[65];
+    b = batch(f);
+    assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 5), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    assert_int_equal(pt_metastore_state_digest(f->ms, before), 0);
+    assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 99), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    assert_int_equal(pt_metastore_state_digest(f->ms, after), 0);
+    assert_string_equal(before, after);
+    pt_metastore_batch_free(b);
+}
+
+static void assert_names(char **names, size_t count, const char *const *want, size_t n)
+{
+    assert_int_equal(count, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(names[i], want[i]);
+}
+
+static void test_tags_and_pagination(void **state)
+{
+    struct fixture *f = *state;
+    char d1[72], d2[72], d3[72], d4[72];
+    put_manifest(f, "app", "one", 1, d1);
+    put_manifest(f, "app", "two", 2, d2);
+    put_manifest(f, "app/sub", "three", 3, d3);
+    put_manifest(f, "apq", "four", 4, d4);
+    static const char *const tags[] = {"v2", "latest", "v10", "V1", "v1.0", "_x"};
+    put_tags(f, "app", d1, tags, 6);
+    static const char *const sub_tags[] = {"zz", "aa"};
+    put_tags(f, "app/sub", d3, sub_tags, 2);
+    put_tags(f, "apq", d4, sub_tags, 1);
+
+    char got[72];
+    assert_int_equal(pt_metastore_get_tag(f->ms, "app", "latest", got), 0);
+    assert_string_equal(got, d1);
+    assert_int_equal(pt_metastore_get_tag(f->ms, "app", "zz", got), PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_get_tag(f->ms, "nope", "latest", got), PT_E_MANIFEST_UNKNOWN);
+
+    /* byte-wise order, only this repository's tags */
+    static const char *const all[] = {"V1", "_x", "latest", "v1.0", "v10", "v2"};
+    char **names;
+    size_t count;
+    int more;
+    assert_int_equal(pt_metastore_list_tags(f->ms, "app", "", 100, &names, &count, &more), 0);
+    assert_names(names, count, all, 6);
+    assert_int_equal(more, 0);
+    pt_strv_free(names, count);
+
+    /* pages of 4 then 2 */
+    assert_int_equal(pt_metastore_list_tags(f->ms, "app", "", 4, &names, &count, &more), 0);
+    assert_names(names, count, all, 4);
+    assert_int_equal(more, 1);
+    pt_strv_free(names, count);
+    assert_int_equal(pt_metastore_list_tags(f->ms, "app", "v1.0", 4, &names, &count, &more), 0);
+    assert_names(names, count, all + 4, 2);
+    assert_int_equal(more, 0);
+    pt_strv_free(names, count);
+    /* exactly filling a page: no more */
+    assert_int_equal(pt_metastore_list_tags(f->ms, "app", "latest", 3, &names, &count, &more), 0);
+    assert_names(names, count, all + 3, 3);
+    assert_int_equal(more, 0);
+    pt_strv_free(names, count);
+    /* last need not exist */
+    assert_int_equal(pt_metastore_list_tags(f->ms, "app", "v1", 10, &names, &count, &more), 0);
+    assert_names(names, count, all + 3, 3);
+    pt_strv_free(names, count);
+    /* after the end */
+    assert_int_equal(pt_metastore_list_tags(f->ms, "app", "zzz", 10, &names, &count, &more), 0);
+    assert_int_equal(count, 0);
+    assert_null(names);
+    assert_int_equal(more, 0);
+    /* n == 0 reports whether anything follows */
+    assert_int_equal(pt_metastore_list_tags(f->ms, "app", "", 0, &names, &count, &more), 0);
+    assert_int_equal(count, 0);
+    assert_int_equal(more, 1);
+
+    static const char *const sub_sorted[] = {"aa", "zz"};
+    assert_int_equal(pt_metastore_list_tags(f->ms, "app/sub", "", 10, &names, &count, &more), 0);
+    assert_names(names, count, sub_sorted, 2);
+    pt_strv_free(names, count);
+
+    assert_int_equal(pt_metastore_list_tags(f->ms, "missing", "", 10, &names, &count, &more),
+                     PT_E_NAME_UNKNOWN);
+    assert_null(names);
+
+    /* repositories */
+    static const char *const repos[] = {"app", "app/sub", "apq"};
+    assert_int_equal(pt_metastore_list_repos(f->ms, "", 2, &names, &count, &more), 0);
+    assert_names(names, count, repos, 2);
+    assert_int_equal(more, 1);
+    pt_strv_free(names, count);
+    assert_int_equal(pt_metastore_list_repos(f->ms, "app/sub", 2, &names, &count, &more), 0);
+    assert_names(names, count, repos + 2, 1);
+    assert_int_equal(more, 0);
+    pt_strv_free(names, count);
+
+    /* tag delete */
+    struct pt_metastore_batch *b = batch(f);
+    assert_int_equal(pt_metastore_batch_tag_get(b, "app", "v2", got), 0);
+    assert_int_equal(pt_metastore_batch_tag_delete(b, "app", "v2"), 0);
+    assert_int_equal(pt_metastore_batch_tag_get(b, "app", "v2", got), PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    pt_metastore_batch_free(b);
+    assert_int_equal(pt_metastore_get_tag(f->ms, "app", "v2", got), PT_E_MANIFEST_UNKNOWN);
+}
+
+static void test_tags_delete_to(void **state)
+{
+    struct fixture *f = *state;
+    char d1[72], d2[72];
+    put_manifest(f, "r", "one", 1, d1);
+    put_manifest(f, "r", "two", 2, d2);
+    put_manifest(f, "r2", "one", 3, d1);
+    static const char *const t1[] = {"a", "c", "e"};
+    static const char *const t2[] = {"b", "d"};
+    put_tags(f, "r", d1, t1, 3);
+    put_tags(f, "r", d2, t2, 2);
+    put_tags(f, "r2", d1, t1, 1);
+
+    struct pt_metastore_batch *b = batch(f);
+    /* staged changes are seen: "f" (new) goes, "c" (moved to d2) stays */
+    assert_int_equal(pt_metastore_batch_tag_put(b, "r", "f", d1, 1), 0);
+    assert_int_equal(pt_metastore_batch_tag_put(b, "r", "c", d2, 1), 0);
+    assert_int_equal(pt_metastore_batch_tags_delete_to(b, "r", d1), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    pt_metastore_batch_free(b);
+
+    static const char *const left[] = {"b", "c", "d"};
+    char **names;
+    size_t count;
+    int more;
+    assert_int_equal(pt_metastore_list_tags(f->ms, "r", "", 10, &names, &count, &more), 0);
+    assert_names(names, count, left, 3);
+    pt_strv_free(names, count);
+    char got[72];
+    assert_int_equal(pt_metastore_get_tag(f->ms, "r2", "a", got), 0);
+    assert_string_equal(got, d1);
+}
+
+static void test_blobs(void **state)
+{
+    struct fixture *f = *state;
+    char d[72], e[72];
+    digest_of("layer", d);
+    digest_of("other layer", e);
+    uint64_t size = 0;
+    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", d, &size), PT_E_BLOB_UNKNOWN);
+    assert_int_equal(pt_metastore_blob_location(f->ms, d, &size), PT_E_BLOB_UNKNOWN);
+
+    struct pt_metastore_batch *b = batch(f);
+    assert_int_equal(pt_metastore_batch_blob_link(b, "r", d, 1234), 0);
+    assert_int_equal(pt_metastore_batch_blob_linked(b, "r", d, &size), 0);
+    assert_int_equal(size, 1234);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, "us-east"), 0);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, "eu-west"), 0);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, "us-east"), 0);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, "ap-south"), 0);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 99, "ap-south"), PT_E_SIZE_INVALID);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, ""), PT_E_INTERNAL);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+
+    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", d, &size), 0);
+    assert_int_equal(size, 1234);
+    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", d, NULL), 0);
+    assert_int_equal(pt_metastore_blob_linked(f->ms, "r2", d, &size), PT_E_BLOB_UNKNOWN);
+    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", e, &size), PT_E_BLOB_UNKNOWN);
+    size = 0;
+    assert_int_equal(pt_metastore_blob_location(f->ms, d, &size), 0);
+    assert_int_equal(size, 1234);
+    assert_int_equal(pt_metastore_blob_location(f->ms, e, &size), PT_E_BLOB_UNKNOWN);
+    assert_int_equal(pt_metastore_blob_location(f->ms, "sha256:zz", &size), PT_E_BLOB_UNKNOWN);
+
+    char **regions;
+    size_t n;
+    assert_int_equal(pt_metastore_blob_regions(f->ms, d, &size, &regions, &n), 0);
+    static const char *const want[] = {"ap-south", "eu-west", "us-east"};
+    assert_names(regions, n, want, 3);
+    pt_strv_free(regions, n);
+    assert_int_equal(pt_metastore_blob_regions(f->ms, e, &size, &regions, &n), PT_E_BLOB_UNKNOWN);
+    assert_null(regions);
+
+    /* the region list is bounded */
+    for (int i = 0; i < PT_METASTORE_REGIONS_MAX; i++) {
+        char region[16];
+        snprintf(region, sizeof(region), "r%02d", i);
+        assert_int_equal(pt_metastore_batch_blob_stored(b, e, 1, region), 0);
+    }
+    assert_int_equal(pt_metastore_batch_blob_stored(b, e, 1, "r00"), 0);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, e, 1, "zz"), PT_E_INTERNAL);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    assert_int_equal(pt_metastore_blob_regions(f->ms, e, &size, &regions, &n), 0);
+    assert_int_equal(n, PT_METASTORE_REGIONS_MAX);
+    assert_string_equal(regions[0], "r00");
+    assert_string_equal(regions[63], "r63");
+    pt_strv_free(regions, n);
+
+    assert_int_equal(pt_metastore_batch_blob_unlink(b, "r", d), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    pt_metastore_batch_free(b);
+    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", d, &size), PT_E_BLOB_UNKNOWN);
+}
+
+static void put_referrer(struct pt_metastore_batch *b, const char *repo, const char *subject,
+                         const char *body, const char *artifact_type, const char *ann)
+{
+    struct pt_referrer r;
+    memset(&r, 0, sizeof(r));
+    digest_of(body, r.digest);
+    strcpy(r.media_type, "application/vnd.oci.image.manifest.v1+json");
+    strcpy(r.artifact_type, artifact_type);
+    r.size = strlen(body);
+    assert_int_equal(
+        pt_metastore_batch_referrer_put(b, repo, subject, &r, ann, ann ? strlen(ann) : 0), 0);
+}
+
+static int cmp_digest(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_referrers(void **state)
+{
+    struct fixture *f = *state;
+    char subj[72], other[72];
+    put_manifest(f, "r", "subject", 1, subj);
+    digest_of("other subject", other);
+
+    struct pt_metastore_batch *b = batch(f);
+    put_referrer(b, "r", subj, "sig1", "application/vnd.dev.cosign", "{\"a\":\"1\"}");
+    put_referrer(b, "r", subj, "sbom", "application/spdx+json", NULL);
+    put_referrer(b, "r", subj, "sig2", "application/vnd.dev.cosign", NULL);
+    put_referrer(b, "r", other, "sig3", "application/vnd.dev.cosign", NULL);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+
+    /* sorted by referrer digest */
+    char want[3][72];
+    digest_of("sig1", want[0]);
+    digest_of("sbom", want[1]);
+    digest_of("sig2", want[2]);
+    qsort(want, 3, sizeof(want[0]), cmp_digest);
+
+    struct pt_referrer *refs;
+    size_t n;
+    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", subj, NULL, 100, &refs, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(refs[i].digest, want[i]);
+        assert_string_equal(refs[i].media_type, "application/vnd.oci.image.manifest.v1+json");
+        assert_int_equal(refs[i].size, 4);
+    }
+    pt_referrers_free(refs, n);
+
+    /* filter, annotations */
+    char sig1[72];
+    digest_of("sig1", sig1);
+    assert_int_equal(
+        pt_metastore_list_referrers(f->ms, "r", subj, "application/vnd.dev.cosign", 100, &refs, &n),
+        0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(refs[i].artifact_type, "application/vnd.dev.cosign");
+        if (strcmp(refs[i].digest, sig1) == 0)
+            assert_string_equal(refs[i].annotations, "{\"a\":\"1\"}");
+        else
+            assert_null(refs[i].annotations);
+    }
+    pt_referrers_free(refs, n);
+    assert_int_equal(
+        pt_metastore_list_referrers(f->ms, "r", subj, "application/none", 100, &refs, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(refs);
+
+    /* max */
+    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", subj, NULL, 2, &refs, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(refs[1].digest, want[1]);
+    pt_referrers_free(refs, n);
+
+    /* other subject, unknown subject, unknown repo */
+    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", other, NULL, 100, &refs, &n), 0);
+    assert_int_equal(n, 1);
+    pt_referrers_free(refs, n);
+    char unknown[72];
+    digest_of("nothing", unknown);
+    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", unknown, NULL, 100, &refs, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(pt_metastore_list_referrers(f->ms, "x", subj, NULL, 100, &refs, &n),
+                     PT_E_NAME_UNKNOWN);
+
+    /* delete */
+    assert_int_equal(pt_metastore_batch_referrer_delete(b, "r", subj, sig1), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    pt_metastore_batch_free(b);
+    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", subj, NULL, 100, &refs, &n), 0);
+    assert_int_equal(n, 2);
+    pt_referrers_free(refs, n);
+}
+
+struct seen {
+    char ids[8][32];
+    size_t n;
+    struct pt_metastore *ms;
+    int stop_at;
+};
+
+static int collect_cb(const char *id, const void *val, size_t len, void *arg)
+{
+    struct seen *s = arg;
+    assert_true(s->n < 8);
+    assert_int_equal(len, strlen(id) + 1);
+    assert_memory_equal(val, id, len);
+    strcpy(s->ids[s->n++], id);
+    /* deleting while iterating is allowed */
+    assert_int_equal(pt_metastore_upload_delete(s->ms, id), 0);
+    return (int)s->n == s->stop_at ? 42 : 0;
+}
+
+static void test_uploads(void **state)
+{
+    struct fixture *f = *state;
+    void *val;
+    size_t len;
+    assert_int_equal(pt_metastore_upload_get(f->ms, "u1", &val, &len), PT_E_BLOB_UPLOAD_UNKNOWN);
+    assert_null(val);
+    static const char *const ids[] = {"u3", "u1", "u2", "u10"};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(pt_metastore_upload_put(f->ms, ids[i], ids[i], strlen(ids[i]) + 1), 0);
+    assert_int_equal(pt_metastore_upload_get(f->ms, "u2", &val, &len), 0);
+    assert_int_equal(len, 3);
+    assert_string_equal(val, "u2");
+    free(val);
+    /* overwrite, empty value */
+    assert_int_equal(pt_metastore_upload_put(f->ms, "u2", "", 0), 0);
+    assert_int_equal(pt_metastore_upload_get(f->ms, "u2", &val, &len), 0);
+    assert_int_equal(len, 0);
+    free(val);
+    assert_int_equal(pt_metastore_upload_put(f->ms, "u2", "u2", 3), 0);
+
+    /* limits */
+    char long_id[PT_METASTORE_UPLOAD_ID_MAX + 2];
+    memset(long_id, 'a', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    assert_int_equal(pt_metastore_upload_put(f->ms, long_id, "x", 1), PT_E_BLOB_UPLOAD_INVALID);
+    assert_int_equal(pt_metastore_upload_put(f->ms, "", "x", 1), PT_E_BLOB_UPLOAD_INVALID);
+    assert_int_equal(pt_metastore_upload_get(f->ms, long_id, &val, &len), PT_E_BLOB_UPLOAD_UNKNOWN);
+    char *big = calloc(1, PT_METASTORE_UPLOAD_VAL_MAX + 1);
+    assert_non_null(big);
+    assert_int_equal(pt_metastore_upload_put(f->ms, "big", big, PT_METASTORE_UPLOAD_VAL_MAX + 1),
+                     PT_E_TOO_LARGE);
+    free(big);
+
+    /* replicated state is untouched by upload records */
+    char before[65];
+    assert_int_equal(pt_metastore_state_digest(f->ms, before), 0);
+
+    /* foreach in id order, stop value returned */
+    struct seen s = {.ms = f->ms, .stop_at = 2};
+    assert_int_equal(pt_metastore_upload_foreach(f->ms, collect_cb, &s), 42);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.ids[0], "u1");
+    assert_string_equal(s.ids[1], "u10");
+    s.n = 0;
+    s.stop_at = -1;
+    assert_int_equal(pt_metastore_upload_foreach(f->ms, collect_cb, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.ids[0], "u2");
+    assert_string_equal(s.ids[1], "u3");
+    s.n = 0;
+    assert_int_equal(pt_metastore_upload_foreach(f->ms, collect_cb, &s), 0);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(pt_metastore_upload_delete(f->ms, "never"), 0);
+
+    char after[65];
+    assert_int_equal(pt_metastore_state_digest(f->ms, after), 0);
+    assert_string_equal(before, after);
+}
+
+static void test_reopen_persists(void **state)
+{
+    struct fixture *f = *state;
+    char d[72];
+    put_manifest(f, "library/alpine", "persist me", 41, d);
+    static const char *const tags[] = {"3.19"};
+    put_tags(f, "library/alpine", d, tags, 1);
+    assert_int_equal(pt_metastore_upload_put(f->ms, "sess", "state", 5), 0);
+    assert_int_equal(pt_metastore_sync(f->ms), 0);
+    char before[65];
+    assert_int_equal(pt_metastore_state_digest(f->ms, before), 0);
+
+    reopen(f);
+    assert_int_equal(pt_metastore_applied_index(f->ms), 41);
+    char got[72], after[65];
+    assert_int_equal(pt_metastore_get_tag(f->ms, "library/alpine", "3.19", got), 0);
+    assert_string_equal(got, d);
+    struct pt_manifest_rec rec;
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "library/alpine", d, &rec), 0);
+    assert_memory_equal(rec.body, "persist me", rec.len);
+    pt_manifest_rec_free(&rec);
+    void *val;
+    size_t len;
+    assert_int_equal(pt_metastore_upload_get(f->ms, "sess", &val, &len), 0);
+    assert_memory_equal(val, "state", 5);
+    free(val);
+    assert_int_equal(pt_metastore_state_digest(f->ms, after), 0);
+    assert_string_equal(before, after);
+
+    /* a second handle on the same directory is refused while the first is open */
+    struct pt_metastore *second;
+    int devnull = open("/dev/null", O_WRONLY);
+    assert_true(devnull >= 0);
+    int old_fd = pt_log_set_fd(devnull);
+    assert_int_equal(pt_metastore_open(f->db, &second), PT_E_IO);
+    pt_log_set_fd(old_fd);
+    close(devnull);
+}
+
+static void test_writer_validation(void **state)
+{
+    struct fixture *f = *state;
+    char d[72];
+    digest_of("x", d);
+    char long_repo[PT_METASTORE_REPO_MAX + 2];
+    memset(long_repo, 'r', sizeof(long_repo) - 1);
+    long_repo[sizeof(long_repo) - 1] = '\0';
+    char long_tag[PT_METASTORE_TAG_MAX + 2];
+    memset(long_tag, 't', sizeof(long_tag) - 1);
+    long_tag[sizeof(long_tag) - 1] = '\0';
+    char long_type[PT_METASTORE_MEDIA_TYPE_MAX + 2];
+    memset(long_type, 'm', sizeof(long_type) - 1);
+    long_type[sizeof(long_type) - 1] = '\0';
+
+    struct pt_metastore_batch *b = batch(f);
+    assert_int_equal(pt_metastore_batch_repo_ensure(b, "", 0), PT_E_NAME_INVALID);
+    assert_int_equal(pt_metastore_batch_repo_ensure(b, long_repo, 0), PT_E_NAME_INVALID);
+    long_repo[PT_METASTORE_REPO_MAX] = '\0';
+    assert_int_equal(pt_metastore_batch_repo_ensure(b, long_repo, 0), 0);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", "sha256:00", "t", "", "", "x", 1),
+                     PT_E_DIGEST_INVALID);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", d, "t", "", "sha256:1", "x", 1),
+                     PT_E_DIGEST_INVALID);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", d, "", "", "", "x", 1),
+                     PT_E_MANIFEST_INVALID);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", d, long_type, "", "", "x", 1),
+                     PT_E_MANIFEST_INVALID);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", d, "t", long_type, "", "x", 1),
+                     PT_E_MANIFEST_INVALID);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", d, "t", "", "", "", 0),
+                     PT_E_MANIFEST_INVALID);
+    assert_int_equal(
+        pt_metastore_batch_manifest_put(b, "r", d, "t", "", "", "x", PT_METASTORE_MANIFEST_MAX + 1),
+        PT_E_MANIFEST_TOO_LARGE);
+    assert_int_equal(pt_metastore_batch_tag_put(b, "r", "", d, 0), PT_E_TAG_INVALID);
+    assert_int_equal(pt_metastore_batch_tag_put(b, "r", long_tag, d, 0), PT_E_TAG_INVALID);
+    assert_int_equal(pt_metastore_batch_tag_put(b, "r", "t", "sha512:00", 0), PT_E_DIGEST_INVALID);
+    assert_int_equal(pt_metastore_batch_tag_put(b, "", "t", d, 0), PT_E_NAME_INVALID);
+    assert_int_equal(pt_metastore_batch_blob_link(b, "r", "SHA256:00", 1), PT_E_DIGEST_INVALID);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    pt_metastore_batch_free(b);
+
+    /* only the valid repo_ensure was staged */
+    char **names;
+    size_t count;
+    int more;
+    assert_int_equal(pt_metastore_list_repos(f->ms, "", 10, &names, &count, &more), 0);
+    assert_int_equal(count, 1);
+    assert_string_equal(names[0], long_repo);
+    pt_strv_free(names, count);
+}
+
+static void test_state_digest(void **state)
+{
+    struct fixture *f = *state;
+    char empty[65], a[65], b2[65], c[65];
+    assert_int_equal(pt_metastore_state_digest(f->ms, empty), 0);
+    assert_int_equal(strlen(empty), 64);
+
+    char d1[72], d2[72];
+    put_manifest(f, "r", "one", 1, d1);
+    put_manifest(f, "r", "two", 2, d2);
+    assert_int_equal(pt_metastore_state_digest(f->ms, a), 0);
+    assert_string_not_equal(a, empty);
+
+    /* the applied index (meta) is not part of the digest */
+    struct pt_metastore_batch *b = batch(f);
+    assert_int_equal(pt_metastore_batch_commit(b, 100), 0);
+    assert_int_equal(pt_metastore_state_digest(f->ms, b2), 0);
+    assert_string_equal(a, b2);
+
+    /* a change and its undo */
+    static const char *const tags[] = {"t"};
+    put_tags(f, "r", d1, tags, 1);
+    assert_int_equal(pt_metastore_state_digest(f->ms, c), 0);
+    assert_string_not_equal(a, c);
+    assert_int_equal(pt_metastore_batch_tag_delete(b, "r", "t"), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    pt_metastore_batch_free(b);
+    assert_int_equal(pt_metastore_state_digest(f->ms, c), 0);
+    assert_string_equal(a, c);
+}
+
+struct reader {
+    struct pt_metastore *ms;
+    int done;
+    int reads;
+};
+
+/* Reads while the main thread commits: every tag seen names a stored manifest, and the tag
+ * list is never partially updated (each commit adds one tag together with its manifest). */
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
+        char **names;
+        size_t count;
+        int more;
+        int rv =
+            pt_metastore_list_tags(r->ms, "r", "", PT_METASTORE_LIST_MAX, &names, &count, &more);
+        if (rv == PT_E_NAME_UNKNOWN)
+            continue;
+        if (rv != 0)
+            return (void *)1;
+        for (size_t i = 0; i < count; i++) {
+            char d[72];
+            struct pt_manifest_rec rec;
+            if (pt_metastore_get_tag(r->ms, "r", names[i], d) != 0 ||
+                pt_metastore_get_manifest(r->ms, "r", d, &rec) != 0) {
+                pt_strv_free(names, count);
+                return (void *)1;
+            }
+            pt_manifest_rec_free(&rec);
+        }
+        pt_strv_free(names, count);
+        r->reads++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_readers(void **state)
+{
+    struct fixture *f = *state;
+    enum { WRITES = 200, READERS = 3 };
+    struct reader r[READERS];
+    pthread_t th[READERS];
+    for (int i = 0; i < READERS; i++) {
+        r[i] = (struct reader){.ms = f->ms};
+        assert_int_equal(pthread_create(&th[i], NULL, reader_main, &r[i]), 0);
+    }
+    struct pt_metastore_batch *b = batch(f);
+    for (int i = 0; i < WRITES; i++) {
+        char body[32], tag[16], d[72];
+        snprintf(body, sizeof(body), "manifest %d", i);
+        snprintf(tag, sizeof(tag), "t%03d", i);
+        digest_of(body, d);
+        assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 1), 0);
+        assert_int_equal(
+            pt_metastore_batch_manifest_put(b, "r", d, "t/x", "", "", body, strlen(body)), 0);
+        assert_int_equal(pt_metastore_batch_tag_put(b, "r", tag, d, 1), 0);
+        assert_int_equal(pt_metastore_batch_commit(b, (uint64_t)i + 1), 0);
+    }
+    pt_metastore_batch_free(b);
+    for (int i = 0; i < READERS; i++) {
+        __atomic_store_n(&r[i].done, 1, __ATOMIC_RELEASE);
+        void *ret;
+        assert_int_equal(pthread_join(th[i], &ret), 0);
+        assert_null(ret);
+    }
+    assert_int_equal(pt_metastore_applied_index(f->ms), WRITES);
+    char **names;
+    size_t count;
+    int more;
+    assert_int_equal(pt_metastore_list_tags(f->ms, "r", "", 1000, &names, &count, &more), 0);
+    assert_int_equal(count, WRITES);
+    pt_strv_free(names, count);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_manifest_crud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tags_and_pagination, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tags_delete_to, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uploads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
