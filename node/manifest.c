@@ -347,6 +347,10 @@ static int resolve_type(json_t *root, const char *ct, const struct known_type **
 
     ctb = content_type_base(ct, &ctn);
     ct_type = find_known(ctb, ctn);
+    /* A Content-Type that is given must be the manifest's media type (distribution-spec
+     * "Pushing Manifests"); only a request without one leaves the type to the body. */
+    if (ctn > 0 && ct_type == NULL && !is_schema1(ctb, ctn))
+        return PT_E_MANIFEST_INVALID;
 
     mt = json_object_get(root, "mediaType");
     if (mt != NULL) {

@@ -176,7 +176,8 @@ int pt_router_match(const char *path, size_t len, struct pt_route *out)
     out->id = find_shape(rest, rest_len, &name, &ref);
     if (out->id == PT_ROUTE_UNKNOWN)
         return PT_E_NOT_FOUND;
-    if (memchr(rest, '%', rest_len) != NULL)
+    /* Names are never percent-encoded; a '%' in a reference fails its own grammar below. */
+    if (memchr(name.p, '%', name.len) != NULL)
         return PT_E_NAME_INVALID;
     if (out->id == PT_ROUTE_CATALOG)
         return 0;

@@ -313,13 +313,14 @@ static void test_content_type_resolution(void **state)
     assert_string_equal(info.media_type, OCI_MANIFEST);
     pt_manifest_info_free(&info);
 
-    /* Body mediaType wins over a missing or unknown header. */
+    /* Without a header the body's mediaType decides; a header that is not a manifest type
+     * is refused, whatever the body says. */
     assert_int_equal(parse(image, NULL, &info), 0);
     assert_string_equal(info.media_type, OCI_MANIFEST);
     pt_manifest_info_free(&info);
-    assert_int_equal(parse(docker_list, "application/json", &info), 0);
-    assert_string_equal(info.media_type, DOCKER_LIST);
-    pt_manifest_info_free(&info);
+    assert_int_equal(parse(docker_list, "application/json", &info), PT_E_MANIFEST_INVALID);
+    assert_int_equal(parse(image, "text/plain", &info), PT_E_MANIFEST_INVALID);
+    assert_int_equal(parse(bare_image, "application/octet-stream", &info), PT_E_MANIFEST_INVALID);
 
     /* No body mediaType: a known header decides. */
     assert_int_equal(parse(bare_image, DOCKER_V2, &info), 0);
@@ -335,7 +336,7 @@ static void test_content_type_resolution(void **state)
     assert_string_equal(info.media_type, OCI_MANIFEST);
     assert_int_equal(info.kind, PT_MANIFEST_IMAGE);
     pt_manifest_info_free(&info);
-    assert_int_equal(parse(bare_index, "application/octet-stream", &info), 0);
+    assert_int_equal(parse(bare_index, NULL, &info), 0);
     assert_string_equal(info.media_type, OCI_INDEX);
     assert_int_equal(info.kind, PT_MANIFEST_INDEX);
     pt_manifest_info_free(&info);
@@ -344,16 +345,15 @@ static void test_content_type_resolution(void **state)
     pt_manifest_info_free(&info);
 
     /* Nothing to go on. */
-    expect_rc("{\"schemaVersion\":2,\"layers\":[]}", "text/plain", PT_E_UNSUPPORTED_MEDIA);
+    expect_rc("{\"schemaVersion\":2,\"layers\":[]}", "text/plain", PT_E_MANIFEST_INVALID);
     expect_rc("{\"schemaVersion\":2}", NULL, PT_E_UNSUPPORTED_MEDIA);
 
     /* A body mediaType that is not a manifest type cannot be served or checked. */
     expect_rc("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.example.thing\","
               "\"config\":" CONFIG_OK ",\"layers\":[]}",
               NULL, PT_E_UNSUPPORTED_MEDIA);
-    /* A header that is not a known type is not a mismatch. */
-    assert_int_equal(parse(image, "application/vnd.example.thing", &info), 0);
-    pt_manifest_info_free(&info);
+    /* A header that is not a manifest type is refused even when the body has one. */
+    assert_int_equal(parse(image, "application/vnd.example.thing", &info), PT_E_MANIFEST_INVALID);
 }
 
 static void test_mismatch(void **state)
