@@ -144,10 +144,18 @@ static void ingest_work(uv_work_t *work)
     ing->status = rv;
 }
 
-static void ingest_free(struct ingest *ing)
+/* Ends the session's busy mark; before the response goes out, since a client may send its
+ * next request for the session the moment it has the answer. */
+static void ingest_release(struct ingest *ing)
 {
     if (ing->busy)
         pt_node_upload_release(ing->w->node, ing->u.id);
+    ing->busy = 0;
+}
+
+static void ingest_free(struct ingest *ing)
+{
+    ingest_release(ing);
     pt_async_unbind(&ing->async);
     pt_metrics_uploads_in_progress(-1);
     free(ing->slice);
@@ -214,6 +222,7 @@ static void ingest_after(uv_work_t *work, int status)
         return;
     }
     h2o_req_t *req = pt_async_unbind(&ing->async);
+    ingest_release(ing);
     if (req != NULL)
         ing->done(ing, req, ing->status);
     ingest_free(ing);

@@ -114,7 +114,7 @@ static bool name_ok(const char *s, size_t max)
 static bool digest_ok(const char *s)
 {
     struct pt_digest d;
-    return pt_digest_parse(s, strnlen(s, PT_DIGEST_INPUT_MAX + 1), &d) == 0;
+    return pt_digest_parse(s, strlen(s), &d) == 0;
 }
 
 static bool region_ok(const char *s)

@@ -29,6 +29,7 @@ struct pt_node {
     struct pt_blobstore *bs;
     struct pt_committer *committer;
     h2o_globalconf_t h2o;
+    struct pt_worker *workers; /* cfg.threads of them */
     SSL_CTX *ssl_ctx;
     int64_t started_ms;
     /* upload ids with an operation in flight (owner: this mutex; any thread). */
@@ -43,6 +44,9 @@ struct pt_worker {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t stop;
+    uv_timer_t drain; /* shutdown: waits for connections to close */
+    unsigned drain_ms;
+    int clean; /* shut down with every handle closed */
     struct pt_mailbox mailbox;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept;

@@ -176,11 +176,11 @@ int pt_router_match(const char *path, size_t len, struct pt_route *out)
     out->id = find_shape(rest, rest_len, &name, &ref);
     if (out->id == PT_ROUTE_UNKNOWN)
         return PT_E_NOT_FOUND;
+    if (out->id == PT_ROUTE_CATALOG)
+        return 0;
     /* Names are never percent-encoded; a '%' in a reference fails its own grammar below. */
     if (memchr(name.p, '%', name.len) != NULL)
         return PT_E_NAME_INVALID;
-    if (out->id == PT_ROUTE_CATALOG)
-        return 0;
 
     out->name = name.p;
     out->name_len = name.len;

@@ -269,16 +269,54 @@ out:
     return rv;
 }
 
+#define DRAIN_POLL_MS    50
+#define DRAIN_TIMEOUT_MS 3000
+
+static void on_closed_free_nothing(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Waits for open connections to finish; h2o closes each HTTP/1 connection after its current
+ * response and sends GOAWAY on HTTP/2 once shutdown is requested. */
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct pt_worker *w = t->data;
+    w->drain_ms += DRAIN_POLL_MS;
+    if (w->connections > 0 && w->drain_ms < DRAIN_TIMEOUT_MS)
+        return;
+    if (w->connections > 0) {
+        /* Idle keep-alive clients hold the rest: leave them to the process exit. */
+        pt_log(PT_LOG_WARN, "connections still open at shutdown", "{s:i,s:i}", "worker",
+               (int)w->index, "connections", (int)w->connections);
+        uv_stop(&w->loop);
+        return;
+    }
+    uv_close((uv_handle_t *)t, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&w->stop, on_closed_free_nothing);
+    pt_mailbox_close(&w->mailbox);
+    if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&w->ctx);
+    w->clean = 1;
+}
+
 static void on_stop(uv_async_t *a)
 {
     struct pt_worker *w = a->data;
-    uv_stop(&w->loop);
+    uv_close((uv_handle_t *)&w->listener, on_closed_free_nothing);
+    h2o_context_request_shutdown(&w->ctx);
+    w->drain.data = w;
+    uv_timer_init(&w->loop, &w->drain);
+    uv_timer_start(&w->drain, on_drain_tick, 0, DRAIN_POLL_MS);
 }
 
 static void *worker_main(void *arg)
 {
     struct pt_worker *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (w->clean)
+        uv_loop_close(&w->loop);
     return NULL;
 }
 
@@ -497,6 +535,7 @@ int pt_server_run(const struct pt_config *cfg)
     struct pt_worker *workers = calloc(node.cfg.threads, sizeof(*workers));
     if (workers == NULL)
         return PT_E_NOMEM;
+    node.workers = workers;
     for (unsigned i = 0; i < node.cfg.threads; i++) {
         if ((rv = worker_init(&workers[i], &node, i, host, port)) != 0)
             return rv;
@@ -524,13 +563,28 @@ int pt_server_run(const struct pt_config *cfg)
 
     for (unsigned i = 0; i < node.cfg.threads; i++)
         uv_async_send(&workers[i].stop);
-    for (unsigned i = 0; i < node.cfg.threads; i++)
+    int clean = 1;
+    for (unsigned i = 0; i < node.cfg.threads; i++) {
         pthread_join(workers[i].thread, NULL);
-    /* Worker loops are left as they are (connections may still be open); what matters on
-     * the way out is that every applied command reaches the disk. */
+        clean = clean && workers[i].clean;
+    }
+    /* Everything below runs after the workers are gone; applied commands reach the disk. */
     pt_committer_stop(node.committer);
     pt_metastore_sync(node.ms);
     pt_metastore_close(node.ms);
     pt_blobstore_close(node.bs);
+    uv_close((uv_handle_t *)&expire_timer, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_run(&main_loop, UV_RUN_DEFAULT);
+    uv_loop_close(&main_loop);
+    if (clean) {
+        /* With connections left open, workers stay allocated (reachable) until exit. */
+        h2o_config_dispose(&node.h2o);
+        if (node.ssl_ctx != NULL)
+            SSL_CTX_free(node.ssl_ctx);
+        free(workers);
+        node.workers = NULL;
+    }
     return 0;
 }

@@ -41,6 +41,12 @@ IO_TIMEOUT = 900
 REPO = "big/blob"
 
 
+def note(results, msg):
+    """Progress and figures, shown with the runner's -v only."""
+    if results.verbose:
+        print(msg, flush=True)
+
+
 def parse_size(text):
     """'4G', '512M', '100K' or a plain byte count -> int."""
     text = text.strip().upper().rstrip("B").rstrip("I")
@@ -197,8 +203,8 @@ def upload_monolithic(results, s, src):
     results.require(st == 201, "monolithic PUT: %d %r" % (st, body[:300]))
     results.eq(hd.get("Docker-Content-Digest"), src.digest(), "monolithic Docker-Content-Digest")
     results.check(bool(hd.get("Location")), "monolithic PUT: no Location")
-    print("  monolithic upload %.1f MiB in %.1fs (%.0f MiB/s)"
-          % (src.size / 2**20, dt, src.size / 2**20 / max(dt, 1e-9)), flush=True)
+    note(results, "  monolithic upload %.1f MiB in %.1fs (%.0f MiB/s)"
+         % (src.size / 2**20, dt, src.size / 2**20 / max(dt, 1e-9)))
 
 
 def upload_chunked(results, s, src):
@@ -225,8 +231,8 @@ def upload_chunked(results, s, src):
     dt = time.monotonic() - t0
     results.require(st == 201, "chunked closing PUT: %d %r" % (st, body[:300]))
     results.eq(hd.get("Docker-Content-Digest"), digest, "chunked Docker-Content-Digest")
-    print("  chunked upload %.1f MiB in %.1fs (%.0f MiB/s)"
-          % (src.size / 2**20, dt, src.size / 2**20 / max(dt, 1e-9)), flush=True)
+    note(results, "  chunked upload %.1f MiB in %.1fs (%.0f MiB/s)"
+         % (src.size / 2**20, dt, src.size / 2**20 / max(dt, 1e-9)))
 
 
 def check_read(results, s, src, label):
@@ -242,8 +248,8 @@ def check_read(results, s, src, label):
     results.check(st == 200, "%s GET: %d" % (label, st))
     results.eq(n, src.size, "%s GET length" % label)
     results.eq(digest, src.digest(), "%s GET content digest" % label)
-    print("  %s GET %.1f MiB in %.1fs (%.0f MiB/s)"
-          % (label, n / 2**20, dt, n / 2**20 / max(dt, 1e-9)), flush=True)
+    note(results, "  %s GET %.1f MiB in %.1fs (%.0f MiB/s)"
+         % (label, n / 2**20, dt, n / 2**20 / max(dt, 1e-9)))
     last = min(BLOCK, src.size)
     mid_len = min(3 * BLOCK + 7, src.size // 3)
     slices = [
@@ -281,14 +287,14 @@ def main(results):
         results.run("bigblob", lambda: results.skip(
             "needs %.1f GiB free in %s, has %.1f GiB" % (need / 2**30, node.root, free / 2**30)))
         return
-    print("  bigblob: %d bytes (%.2f GiB) against %s" % (size, size / 2**30, results.target),
-          flush=True)
+    note(results, "  bigblob: %d bytes (%.2f GiB) against %s"
+         % (size, size / 2**30, results.target))
     mono = BlobSource("bigblob-monolithic", size)
     chunked = BlobSource("bigblob-chunked", size)
     t0 = time.monotonic()
     mono.digest()
-    print("  generated and hashed %.1f MiB in %.1fs" % (size / 2**20, time.monotonic() - t0),
-          flush=True)
+    note(results, "  generated and hashed %.1f MiB in %.1fs"
+         % (size / 2**20, time.monotonic() - t0))
     with node:
         client = harness.Client(node.url, timeout=IO_TIMEOUT)
         s = Streamer(node, client)
@@ -305,9 +311,9 @@ def main(results):
         finally:
             sampler.stop()
             client.close()
-        print("  RssAnon max %d KiB over %d samples; per phase: %s"
-              % (sampler.max_kib, sampler.samples,
-                 ", ".join("%s %d KiB" % kv for kv in sampler.phase_max.items())), flush=True)
+        note(results, "  RssAnon max %d KiB over %d samples; per phase: %s"
+             % (sampler.max_kib, sampler.samples,
+                ", ".join("%s %d KiB" % kv for kv in sampler.phase_max.items())))
 
         def memory():
             results.check(sampler.samples > 0, "no RssAnon sample could be read")

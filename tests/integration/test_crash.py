@@ -54,6 +54,12 @@ WORKERS = (("chunked", 3), ("monolithic", 2), ("image", 2), ("parked", 1))
 RANGE_RE = re.compile(r"^(?:bytes=)?0-(-?\d+)$")
 
 
+def note(results, msg):
+    """Progress and counts, shown with the runner's -v only."""
+    if results.verbose:
+        print(msg, flush=True)
+
+
 def blob_data(seed, size):
     return random.Random(seed).randbytes(size)
 
@@ -289,11 +295,15 @@ class Worker(threading.Thread):
 class Verifier:
     """Checks the ledger against a restarted node (main thread only)."""
 
-    def __init__(self, results, node, ledger):
+    def __init__(self, results, node, ledger, context):
         self.results = results
         self.node = node
         self.ledger = ledger
+        self.context = context  # appended to failure messages: how to reproduce
         self.client = harness.Client(node.url, timeout=IO_TIMEOUT)
+
+    def check(self, cond, msg, strict=False):
+        return self.results.check(cond, "%s [%s]" % (msg, self.context), strict=strict)
 
     def close(self):
         self.client.close()
@@ -318,8 +328,8 @@ class Verifier:
             st = self.blob_state(repo, digest, seed, size)
             if st != "ok":
                 bad.append("%s %s: %s" % (repo, digest[:19], st))
-        self.results.check(not bad, "acknowledged blobs damaged or lost (%d of %d): %s"
-                           % (len(bad), len(self.ledger.blobs_acked), bad[:5]))
+        self.check(not bad, "acknowledged blobs damaged or lost (%d of %d): %s"
+                   % (len(bad), len(self.ledger.blobs_acked), bad[:5]))
 
     def unacked_blobs(self):
         bad, present = [], 0
@@ -329,7 +339,7 @@ class Verifier:
                 present += 1
             elif st != "absent":
                 bad.append("%s %s: %s" % (repo, digest[:19], st))
-        self.results.check(not bad, "unacknowledged blobs visible in part: %s" % bad[:5])
+        self.check(not bad, "unacknowledged blobs visible in part: %s" % bad[:5])
         self.ledger.count("unacknowledged blobs found complete", present)
 
     def manifest_state(self, repo, ref, digest, raw, media_type):
@@ -351,15 +361,15 @@ class Verifier:
                 st = self.manifest_state(repo, ref, digest, raw, mt)
                 if st != "ok":
                     bad.append("%s:%s %s" % (repo, ref[:24], st))
-        self.results.check(not bad, "acknowledged manifests damaged or lost (%d of %d): %s"
-                           % (len(bad), len(self.ledger.manifests_acked), bad[:5]))
+        self.check(not bad, "acknowledged manifests damaged or lost (%d of %d): %s"
+                   % (len(bad), len(self.ledger.manifests_acked), bad[:5]))
         bad = []
         for (repo, tag), (digest, raw, mt) in sorted(self.ledger.manifests_maybe.items()):
             for ref in (tag, digest):
                 st = self.manifest_state(repo, ref, digest, raw, mt)
                 if st not in ("ok", "absent"):
                     bad.append("%s:%s %s" % (repo, ref[:24], st))
-        self.results.check(not bad, "unacknowledged manifests visible in part: %s" % bad[:5])
+        self.check(not bad, "unacknowledged manifests visible in part: %s" % bad[:5])
         bad = []
         for (repo, tag), m in sorted(self.ledger.moving.items()):
             r = self.client.get_manifest(repo, tag, method="HEAD")
@@ -371,7 +381,7 @@ class Verifier:
             elif got != m["acked"]:
                 m["acked"] = got  # the in-flight write had been committed
             m["maybe"] = set()
-        self.results.check(not bad, "moving tags resolve to a digest never written: %s" % bad[:5])
+        self.check(not bad, "moving tags resolve to a digest never written: %s" % bad[:5])
 
     def upload_offset(self, s):
         """(status, offset or None, headers) of GET on the session's upload URL."""
@@ -443,9 +453,9 @@ class Verifier:
             else:
                 self.ledger.count("interrupted uploads resumed")
                 self._acked(s)
-        self.results.check(not bad, "interrupted uploads not resumable: %s" % bad[:5])
-        self.results.check(not waived, "uploads cut mid-PATCH not resumable: %s" % waived[:5],
-                           strict=True)
+        self.check(not bad, "interrupted uploads not resumable: %s" % bad[:5])
+        self.check(not waived, "uploads cut mid-PATCH not resumable: %s" % waived[:5],
+                   strict=True)
 
     def _acked(self, s):
         self.ledger.blobs_maybe.pop(s.digest, None)
@@ -476,20 +486,20 @@ def main(results):
     rounds = int(os.environ.get("PT_CRASH_ROUNDS", "5"))
     rng = random.Random(seed)
     ledger = Ledger()
-    print("  crash: seed %d, %d rounds, target %s" % (seed, rounds, results.target), flush=True)
+    note(results, "  crash: seed %d, %d rounds, target %s" % (seed, rounds, results.target))
     node = harness.registry_for(results.target)
     with node:
         for rnd in range(rounds):
             if not node.running():
                 node.start()
             delay, stuck = run_round(node, ledger, rng, rnd)
-            print("  round %d: killed after %.2fs" % (rnd, delay), flush=True)
+            note(results, "  round %d: killed after %.2fs" % (rnd, delay))
             results.check(not stuck, "round %d: workers still running after the kill: %s"
-                          % (rnd, stuck))
+                          " [PT_CRASH_SEED=%d]" % (rnd, stuck, seed))
             node.start()
-            v = Verifier(results, node, ledger)
+            v = Verifier(results, node, ledger, "PT_CRASH_SEED=%d, round %d" % (seed, rnd))
             try:
-                results.run("round%d_errors_while_live" % rnd, lambda: results.check(
+                results.run("round%d_errors_while_live" % rnd, lambda: v.check(
                     not ledger.errors, "unexpected answers from the live node: %s"
                     % ledger.errors[:5]))
                 ledger.errors.clear()
@@ -500,14 +510,14 @@ def main(results):
             finally:
                 v.close()
         node.restart()
-        v = Verifier(results, node, ledger)
+        v = Verifier(results, node, ledger, "PT_CRASH_SEED=%d, after a clean restart" % seed)
         try:
             results.run("final_acked_blobs", v.acked_blobs)
             results.run("final_manifests", v.manifests)
         finally:
             v.close()
     c = ledger.counts
-    print("  crash: %s" % ", ".join("%s %d" % kv for kv in sorted(c.items())), flush=True)
+    note(results, "  crash: %s" % ", ".join("%s %d" % kv for kv in sorted(c.items())))
     results.run("exercised", lambda: results.check(
         c.get("interrupted uploads at a chunk boundary", 0)
         + c.get("interrupted uploads with a PATCH in flight", 0) > 0

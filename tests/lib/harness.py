@@ -216,6 +216,44 @@ class _Process:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "SUMMARY: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer",
+                       "leak of ")
+
+    def sanitizer_reports(self, limit=6):
+        """Lines of the log that come from AddressSanitizer/UBSan/LeakSanitizer reports."""
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        hits = [ln.strip() for ln in text.splitlines()
+                if any(m in ln for m in self.SANITIZER_MARKS)]
+        return hits[:limit]
+
+    def death_note(self):
+        """Why the process is not serving: its exit status and sanitizer lines or log tail."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self.returncode = self.proc.returncode
+        lines = self.sanitizer_reports() or self.log_tail(4).splitlines()
+        keep = "" if os.environ.get("PT_KEEP_TMP") else " (PT_KEEP_TMP=1 keeps it)"
+        return "%s exited with status %s; log %s%s: %s" % (
+            self.kind, self.returncode, self.log_path, keep, " | ".join(lines))
+
+    def guard(self, results, fn):
+        """fn wrapped for results.run: it fails at once when the process is no longer running,
+        and says so when the process died while fn ran."""
+        def guarded(*args, **kwargs):
+            results.require(self.running(), "not run: " + self.death_note())
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if not self.running():
+                    results.check(False, "the process died during this test: "
+                                  + self.death_note())
+        guarded.__name__ = getattr(fn, "__name__", "guarded")
+        return guarded
+
     def client(self, cafile=None):
         return Client(self.url, cafile=cafile)
 
@@ -301,6 +339,7 @@ def registry_for(target, **kwargs):
         return Node(**kwargs)
     if target == "reference":
         kwargs.pop("args", None)
+        kwargs.pop("binary", None)
         return ReferenceRegistry(**kwargs)
     raise ValueError("unknown target %r" % target)
 
@@ -343,12 +382,13 @@ class Headers:
 
 
 class Response:
-    def __init__(self, status, headers, body, reason=""):
+    def __init__(self, status, headers, body, reason="", version=11):
         self.status = status
         self.headers = headers
         self.body = body
         self.reason = reason
-        self.truncated = False
+        self.version = version  # 11 for HTTP/1.1, 10 for HTTP/1.0
+        self.truncated = False  # the body was shorter than its Content-Length
 
     def json(self):
         return json.loads(self.body.decode("utf-8"))
@@ -361,9 +401,11 @@ class Response:
         except (ValueError, AttributeError, UnicodeDecodeError):
             return []
 
-    def describe(self):
-        body = self.body[:200].decode("utf-8", "replace").replace("\n", " ")
-        return "%d %s" % (self.status, body)
+    def describe(self, limit=120):
+        body = " ".join(self.body[:limit * 2].decode("utf-8", "replace").split())
+        if len(body) > limit:
+            body = body[:limit] + "..."
+        return ("%d %s" % (self.status, body)).strip()
 
     def __repr__(self):
         return "Response(%s)" % self.describe()
@@ -469,7 +511,7 @@ class Client:
         except http.client.IncompleteRead as e:
             # Body shorter than its Content-Length: keep what came, drop the connection.
             data, truncated = e.partial, True
-        out = Response(resp.status, Headers(resp.getheaders()), data, resp.reason)
+        out = Response(resp.status, Headers(resp.getheaders()), data, resp.reason, resp.version)
         out.truncated = truncated
         if resp.will_close or truncated:
             self.close()
@@ -571,9 +613,10 @@ def next_link(resp):
     return None
 
 
-def raw_exchange(url, data, timeout=5.0, read_limit=1 << 20):
+def raw_exchange(url, data, timeout=5.0, read_limit=1 << 20, half_close=False):
     """Send raw bytes on a fresh connection and return whatever comes back until the server
-    closes, the timeout expires, or read_limit bytes arrived. For malformed requests."""
+    closes, the timeout expires, or read_limit bytes arrived. For malformed requests.
+    half_close shuts the sending side after data, so the server sees the request end."""
     parts = urllib.parse.urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
     if parts.scheme == "https":
@@ -585,6 +628,8 @@ def raw_exchange(url, data, timeout=5.0, read_limit=1 << 20):
     try:
         try:
             sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
         while len(out) < read_limit:
@@ -778,9 +823,12 @@ class Results:
         def blob_upload(): results.check(r.status == 201, "status %d" % r.status)
         @results.test(strict=True)      # portolan-only: skipped unless results.strict
         def referrers(): ...
-    or results.check(...) outside any test, which counts as a test of its own. A check with
-    strict=True inside a test is enforced only when results.strict; otherwise a failure of it
-    is recorded in results.waived."""
+    or results.run(name, fn, *args, strict=False), or results.check(...) outside any test,
+    which counts as a test of its own. Inside a test, check/eq record a failure and go on,
+    require ends the test, skip skips it, and an exception fails it. A check with strict=True
+    is enforced only when results.strict; otherwise a failure of it is recorded in
+    results.waived. target is "portolan" or "reference"; strict defaults to target ==
+    "portolan"."""
 
     def __init__(self, target="portolan", strict=None, verbose=False, out=None):
         self.target = target
@@ -796,6 +844,7 @@ class Results:
         self._current = None  # reasons of the running test
         self._current_name = None
         self.name_filter = None  # substring: tests whose names lack it are not run
+        self.max_reasons = 6  # per failure line, unless verbose
 
     def _name(self, name):
         return "%s::%s" % (self.module, name) if self.module else name
@@ -822,6 +871,7 @@ class Results:
         outer, outer_name = self._current, self._current_name
         self._current, self._current_name = [], full
         value = None
+        t0 = time.monotonic()
         try:
             value = fn(*args, **kwargs)
         except Skip as e:
@@ -841,7 +891,7 @@ class Results:
         else:
             self.passed += 1
             if self.verbose:
-                self._emit("ok   %s" % full)
+                self._emit("ok   %s (%.1fs)" % (full, time.monotonic() - t0))
         return value
 
     def fail(self, full_name, reasons):
@@ -849,7 +899,12 @@ class Results:
             reasons = [reasons]
         self.failed += 1
         self.failures.append((full_name, reasons))
-        self._emit("FAIL %s: %s" % (full_name, "; ".join(reasons)))
+        shown = reasons if self.verbose else reasons[:self.max_reasons]
+        more = len(reasons) - len(shown)
+        line = "; ".join(r.replace("\n", " | ") for r in shown)
+        if more:
+            line += "; (+%d more, -v shows all)" % more
+        self._emit("FAIL %s: %s" % (full_name, line))
 
     def check(self, cond, msg, strict=False):
         """Record msg as a failure of the running test unless cond. Returns bool(cond)."""

@@ -7,14 +7,19 @@ formats that skopeo reads and writes without touching a container store:
     manifest), ``<hex>.manifest.json`` for each instance of an index copied with ``--all``,
     and one file ``<hex>`` per blob.
 
+It also holds ``Skopeo``, which runs skopeo against these layouts and a registry with all
+of skopeo's state (config, caches, temp files) inside one directory of the caller's.
+
 Kinds of images:
   - ``make_image``: a multi-layer image with an OCI image manifest or, with ``docker=True``,
     a Docker schema2 manifest (Docker media types for manifest, config and layers);
-  - ``make_index``: an OCI image index over one image per platform (a multi-arch image).
+  - ``make_index``: an OCI image index (or, with ``docker=True``, a Docker manifest list)
+    over one image per platform: a multi-arch image.
 
 Design and invariants:
   - Everything is a pure function of its arguments: the same seed gives the same bytes, the
-    same digests, on any machine (tar and gzip headers carry no time, owner or host name).
+    same digests (tar and gzip headers carry no time, owner or host name; only a different
+    zlib could compress differently).
   - Layers are gzip-compressed tars (``...tar+gzip``), since skopeo compresses any
     uncompressed layer on the way to a registry and would change the manifest. Their file
     contents are pseudo-random so layer sizes on the wire are what the caller asked for;
@@ -31,6 +36,8 @@ import io
 import json
 import os
 import random
+import stat
+import subprocess
 import tarfile
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -323,8 +330,6 @@ def file_digest(path):
 def _let_traverse(path):
     """Give others search permission on every ancestor of ``path`` that lacks it (private
     temp dirs are 0700), so an unprivileged skopeo can reach ``path``."""
-    import stat
-
     d = os.path.dirname(os.path.abspath(path))
     while d and d != "/":
         mode = os.stat(d).st_mode
@@ -409,8 +414,6 @@ class Skopeo:
         """Run ``skopeo ARGS``; returns subprocess.CompletedProcess (text output).
 
         With ``check``, a non-zero exit raises RuntimeError carrying stderr."""
-        import subprocess
-
         cmd = ["skopeo", "--policy", self.policy, "--registries.d",
                os.path.join(self.workdir, "registries.d"), "--tmpdir",
                os.path.join(self.workdir, "tmp")] + list(args)

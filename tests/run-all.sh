@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds Portolan twice and runs every test; the README's test command (`make test`) runs this.
+#   1. cmocka unit tests, built with ASan + UBSan (build-asan/)
+#   2. clang-format check of the C sources
+#   3. integration tests against real nodes: the ASan/UBSan binary for the API, bad input,
+#      skopeo and crash tests; the optimised binary (build/) for the 4 GiB blob test, whose
+#      memory bound is about the real binary (sanitizer shadow memory would swamp it)
+# Ends with one "N passed, N failed" line over all of them; exits 1 if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+passed=0
+failed=0
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "build (RelWithDebInfo) in build/"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+    cmake --build build -j"$JOBS" >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+step "build (ASan + UBSan) in build-asan/"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPT_SANITIZE=ON >/dev/null &&
+    cmake --build build-asan -j"$JOBS" >/dev/null || { echo "sanitizer build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=abort_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
+
+step "unit tests (ASan + UBSan)"
+out=$(ctest --test-dir build-asan --output-on-failure 2>&1)
+echo "$out" | grep -E "Test +#|tests passed|Failed|\*\*\*"
+total=$(echo "$out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p')
+nfail=$(echo "$out" | sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p')
+if [ -z "$total" ]; then
+    failed=$((failed + 1))
+else
+    passed=$((passed + total - nfail))
+    failed=$((failed + nfail))
+fi
+
+step "format (clang-format)"
+if clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c tests/fuzz/*.c 2>&1 | head -20 | grep .; then
+    echo "FAIL: sources are not clang-formatted (run: make format)"
+    failed=$((failed + 1))
+else
+    echo "ok"
+    passed=$((passed + 1))
+fi
+
+count_run() {
+    local line
+    line=$(echo "$1" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
+    if [ -z "$line" ]; then
+        failed=$((failed + 1))
+        return
+    fi
+    passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+    failed=$((failed + $(echo "$line" | cut -d' ' -f3 | tr -d ,)))
+}
+
+step "integration tests (ASan + UBSan binary)"
+out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
+    python3 tests/integration/run.py api bad_input skopeo crash 2>&1)
+echo "$out" | tail -40
+count_run "$out"
+
+step "integration tests (optimised binary): 4 GiB blob, memory bound"
+out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob 2>&1)
+echo "$out" | tail -20
+count_run "$out"
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
