@@ -34,10 +34,10 @@ bench: build
 	bench/run.sh
 
 format:
-	clang-format -i node/*.[ch] replication/*.[ch] tests/unit/*.c
+	clang-format -i node/*.[ch] replication/*.[ch] tests/unit/*.c tests/fuzz/*.[ch]
 
 format-check:
-	clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c
+	clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c tests/fuzz/*.[ch]
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

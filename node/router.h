@@ -10,8 +10,9 @@
  * slash) is the uploads route, not a blob named "uploads".
  *
  * No '%' is accepted anywhere under /v2/: an encoded name or reference would let two spellings
- * address one object (or smuggle "/" and ".."), so such a path is refused with
- * PT_E_NAME_INVALID when it has a route's shape and PT_E_NOT_FOUND otherwise.
+ * address one object (or smuggle "/" and ".."). A '%' in the name is PT_E_NAME_INVALID; in a
+ * reference it fails that reference's own grammar (tag, digest or upload id); a path without
+ * a route's shape is PT_E_NOT_FOUND.
  */
 #ifndef PT_ROUTER_H
 #define PT_ROUTER_H
@@ -51,7 +52,7 @@ struct pt_route {
 /*
  * Match path[0..len) (borrowed; need not be NUL-terminated; out's pointers borrow from it, so
  * the path must outlive *out). Returns 0 and fills *out, or:
- *   PT_E_NAME_INVALID          bad repository name, or a '%' in a path with a route's shape;
+ *   PT_E_NAME_INVALID          bad repository name (a '%' in it included);
  *   PT_E_DIGEST_INVALID        bad digest in BLOB or REFERRERS, or in MANIFEST when the
  *                              reference contains ':';
  *   PT_E_TAG_INVALID           MANIFEST reference that is neither a digest nor a valid tag;

@@ -38,7 +38,7 @@ else
 fi
 
 step "format (clang-format)"
-if clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c tests/fuzz/*.c 2>&1 | head -20 | grep .; then
+if clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c tests/fuzz/*.[ch] 2>&1 | head -20 | grep .; then
     echo "FAIL: sources are not clang-formatted (run: make format)"
     failed=$((failed + 1))
 else

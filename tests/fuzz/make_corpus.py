@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Write the seed corpora for the libFuzzer drivers in tests/fuzz/.
+
+Role: give each fuzzer a few well-formed inputs of every shape it understands, so mutation
+starts from the interesting part of the input space instead of from nothing. Real manifests
+come from tests/lib/images.py (the same deterministic images the integration tests push);
+paths, queries, ranges and digests are written out here.
+
+Usage: tests/fuzz/make_corpus.py [OUTDIR]   (default: tests/fuzz/corpus next to this file)
+
+Each file is corpus/<target>/<name>, in the input layout its driver's header comment
+describes: fuzz_manifest, fuzz_query and fuzz_range inputs start with selector bytes, written
+here as the ASCII characters '0'..'9', ':'..'?' that the drivers read as 0..15.
+
+Design and invariants: the output is a pure function of this file and images.py (no clock,
+no randomness beyond the images' fixed seeds), so re-running it rewrites identical files.
+Existing files in a target directory that this script did not write are left alone.
+"""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+
+import images  # noqa: E402  (tests/lib, added to the path above)
+
+# Content-Type selectors of fuzz_manifest.c (content_types[]).
+CT_NONE = b"0"
+CT_OCI_MANIFEST = b"1"
+CT_OCI_INDEX = b"2"
+CT_DOCKER_MANIFEST = b"3"
+CT_DOCKER_LIST = b"4"
+CT_SCHEMA1 = b"5"
+CT_OCI_MANIFEST_PARAMS = b"9"
+CT_FROM_INPUT = b"?"
+
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+# The digest and size of "{}", the OCI empty descriptor (image-spec manifest.md).
+EMPTY_DIGEST = images.digest_of(b"{}")
+
+
+def _json(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def manifest_seeds():
+    img = images.make_image("fuzz", layers=2, layer_size=256)
+    dimg = images.make_image("fuzz", layers=1, layer_size=256, docker=True)
+    idx = images.make_index("fuzz", layers=1, layer_size=256)
+    dlist = images.make_index("fuzz", layers=1, layer_size=256, docker=True)
+
+    # An artifact referring to img (distribution-spec "Listing Referrers"): artifactType,
+    # the empty config, subject and annotations.
+    sbom = {
+        "schemaVersion": 2,
+        "mediaType": images.OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_DIGEST, "size": 2},
+        "layers": [
+            {
+                "mediaType": "application/spdx+json",
+                "digest": images.digest_of(b'{"spdxVersion":"SPDX-2.3"}'),
+                "size": 26,
+            }
+        ],
+        "subject": {"mediaType": img.media_type, "digest": img.digest, "size": len(img.manifest)},
+        "annotations": {"org.opencontainers.image.created": "2024-01-01T00:00:00Z"},
+    }
+    # An index that is itself a referrer, with no mediaType in the body.
+    sig_index = {
+        "schemaVersion": 2,
+        "artifactType": "application/vnd.example.signature.v1",
+        "manifests": [
+            {"mediaType": images.OCI_MANIFEST, "digest": img.digest, "size": len(img.manifest)}
+        ],
+        "subject": {"mediaType": idx.media_type, "digest": idx.digest, "size": len(idx.manifest)},
+        "annotations": {"org.example.signer": "ci"},
+    }
+    # An image manifest without mediaType: the type is inferred from "config".
+    bare = json.loads(img.manifest)
+    del bare["mediaType"]
+    schema1 = {
+        "schemaVersion": 1,
+        "name": "library/app",
+        "tag": "1.0",
+        "architecture": "amd64",
+        "fsLayers": [{"blobSum": EMPTY_DIGEST}],
+        "history": [{"v1Compatibility": "{}"}],
+    }
+    return {
+        "oci-image": CT_OCI_MANIFEST + img.manifest,
+        "oci-image-ct-params": CT_OCI_MANIFEST_PARAMS + img.manifest,
+        "oci-index": CT_OCI_INDEX + idx.manifest,
+        "docker-image": CT_DOCKER_MANIFEST + dimg.manifest,
+        "docker-list": CT_DOCKER_LIST + dlist.manifest,
+        "artifact-no-ct": CT_NONE + _json(sbom),
+        "index-referrer-ct-input": CT_FROM_INPUT
+        + b"application/vnd.oci.image.index.v1+json; charset=utf-8\n"
+        + _json(sig_index),
+        "image-inferred": CT_NONE + _json(bare),
+        "schema1": CT_SCHEMA1 + _json(schema1),
+    }, img, idx
+
+
+def router_seeds(img, idx):
+    blob = img.config.digest.encode()
+    return {
+        "base": b"/v2/",
+        "base-noslash": b"/v2",
+        "catalog": b"/v2/_catalog",
+        "healthz": b"/healthz",
+        "metrics": b"/metrics",
+        "tags": b"/v2/library/alpine/tags/list",
+        "manifest-tag": b"/v2/library/alpine/manifests/3.19",
+        "manifest-digest": b"/v2/team/app/manifests/" + img.digest.encode(),
+        "blob": b"/v2/team/app/blobs/" + blob,
+        "uploads": b"/v2/team/app/blobs/uploads/",
+        "uploads-noslash": b"/v2/a/b/c/blobs/uploads",
+        "upload": b"/v2/team/app/blobs/uploads/0b1e3c4d-5f60-4a7b-8c9d-0e1f2a3b4c5d",
+        "referrers": b"/v2/team/app/referrers/" + idx.digest.encode(),
+        "name-keywords": b"/v2/blobs/uploads/manifests/tags/list",
+        "percent": b"/v2/team%2fapp/manifests/latest",
+    }
+
+
+def query_seeds():
+    # byte 0: key (0 "n", 1 "last", 2 "digest", 3 "mount", 4 "from", 5 "artifactType");
+    # byte 1: '0'..'3' occurrence 0..3 with a large output buffer, '4' one byte, '8' eight.
+    return {
+        "pagination": b"00n=10&last=library%2Falpine",
+        "last-plus": b"10n=1000000000&last=a+b",
+        "digest": b"20digest=sha256%3A" + EMPTY_DIGEST[7:].encode(),
+        "mount": b"30mount=" + EMPTY_DIGEST.encode() + b"&from=library/alpine",
+        "artifact-type": b"50artifactType=application%2Fvnd.example.sbom",
+        "second-n": b"01n=1&n=2&n=3",
+        "small-cap": b"18last=abcdefghij",
+        "bad-escape": b"00n=%4&last=%zz",
+    }
+
+
+def range_seeds():
+    # byte 0: blob size ('0' 0, '1' 1, '4' 100, '5' 1000, '7' 1 MiB, ':' UINT64_MAX - 1,
+    # '?' the next 8 bytes little-endian).
+    return {
+        "chunk": b"50-999",
+        "content-range-rfc": b"5bytes 0-499/1000",
+        "content-range-star": b"5bytes 500-999/*",
+        "content-range-eq": b"7bytes=1048576-2097151",
+        "range": b"5bytes=0-99",
+        "range-open": b"5bytes=100-",
+        "range-suffix": b"4bytes=-50",
+        "range-empty-blob": b"0bytes=0-0",
+        "range-huge": b":bytes=0-18446744073709551615",
+        "range-size-input": b"?" + (12345).to_bytes(8, "little") + b"bytes=12000-",
+        "several": b"5bytes=0-1,5-6",
+    }
+
+
+def digest_seeds(img):
+    return {
+        "sha256": img.digest.encode(),
+        "empty": EMPTY_DIGEST.encode(),
+        "sha512": b"sha512:" + b"ab" * 64,
+        "upper": img.digest.upper().encode(),
+        "multi-algo": b"sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564",
+    }
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
+    manifests, img, idx = manifest_seeds()
+    targets = {
+        "fuzz_manifest": manifests,
+        "fuzz_router": router_seeds(img, idx),
+        "fuzz_query": query_seeds(),
+        "fuzz_range": range_seeds(),
+        "fuzz_digest": digest_seeds(img),
+    }
+    for target, seeds in targets.items():
+        d = os.path.join(out, target)
+        os.makedirs(d, exist_ok=True)
+        for name, data in seeds.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+    print("wrote %d seeds under %s" % (sum(len(s) for s in targets.values()), out))
+
+
+if __name__ == "__main__":
+    main()
