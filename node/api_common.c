@@ -17,7 +17,6 @@
 #include "metrics.h"
 #include "node.h"
 
-
 struct commit_op {
     struct pt_async async;
     struct pt_proposal proposal;
