@@ -593,6 +593,10 @@ static int append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
     rv = write_all(bs, fd, buf, len, u->offset);
     if (rv == 0 && durable && bs->sys.fdatasync_fn(fd) != 0)
         rv = io_err(errno);
+    /* Start writeback of these pages now, so the disk works while the next slice is hashed
+     * and the final fsync only waits for the tail. Advisory: errors surface at fsync. */
+    if (rv == 0 && !durable)
+        (void)sync_file_range(fd, (off64_t)u->offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
     if (rv != 0) {
         /*
          * A failed cut leaves bytes past u->offset; they are never read as data: the next
