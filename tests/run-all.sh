@@ -38,7 +38,9 @@ else
 fi
 
 step "format (clang-format)"
-if clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c tests/fuzz/*.[ch] 2>&1 | head -20 | grep .; then
+fmt_out=$(clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c tests/fuzz/*.[ch] 2>&1)
+if [ -n "$fmt_out" ]; then
+    echo "$fmt_out" | head -20
     echo "FAIL: sources are not clang-formatted (run: make format)"
     failed=$((failed + 1))
 else
