@@ -426,7 +426,7 @@ def report(regs):
         pv = p.figures.get(key) if p else None
         rv = r.figures.get(key) if r else None
         ratio = "%.2fx" % (pv / rv) if pv is not None and rv else "-"
-        better = "lower" if key.endswith(("_s", "_ms")) else "higher"
+        better = "lower" if key.endswith(("_s", "_ms")) and "_per_" not in key else "higher"
         lines.append((label, fmt(pv, pattern), fmt(rv, pattern), ratio, better,
                       target_text(key), met(key, pv, rv)))
     widths = [max(len(x[i]) for x in lines + [head]) for i in range(len(head))]
