@@ -2,7 +2,7 @@
 # Builds Portolan twice and runs every test; the README's test command (`make test`) runs this.
 #   1. cmocka unit tests, built with ASan + UBSan (build-asan/)
 #   2. clang-format check of the C sources
-#   3. integration tests against real nodes: the ASan/UBSan binary for the API, bad input,
+#   3. integration tests against real nodes: the ASan/UBSan binary for the API, bad input, HTTP/2,
 #      skopeo and crash tests; the optimised binary (build/) for the 4 GiB blob test, whose
 #      memory bound is about the real binary (sanitizer shadow memory would swamp it)
 # Ends with one "N passed, N failed" line over all of them; exits 1 if anything failed.
@@ -61,7 +61,7 @@ count_run() {
 
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
-    python3 tests/integration/run.py api bad_input skopeo crash 2>&1)
+    python3 tests/integration/run.py api bad_input http2 skopeo crash 2>&1)
 echo "$out" | tail -40
 count_run "$out"
 
