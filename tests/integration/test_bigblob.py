@@ -38,6 +38,7 @@ CHUNK = 64 << 20
 RSS_LIMIT_KIB = 128 << 10
 SAMPLE_INTERVAL = 0.1
 IO_TIMEOUT = 900
+TIMEOUT = 1200  # the run.py budget for this module: 4 GiB twice up and twice down
 REPO = "big/blob"
 
 
