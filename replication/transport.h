@@ -1,0 +1,111 @@
+/*
+ * transport.h - the Raft network transport: a `struct raft_uv_transport` (raft/uv.h of
+ * canonical/raft 0.15) that resolves host names and authenticates peers by cluster.
+ *
+ * raft_uv_tcp, the transport bundled with raft, accepts IPv4 literals only. Portolan's peers
+ * are named ("node-1.portolan.svc:7000", "[2001:db8::1]:7000", "10.0.0.5:7000"), and a
+ * Kubernetes pod keeps its name while its IP changes, so this transport:
+ *   - listens on every address its own "host:port" (or the bind address) resolves to,
+ *     resolving once when raft starts listening;
+ *   - resolves the peer's name again at every connection attempt (uv_getaddrinfo on the raft
+ *     loop) and tries each returned address in order, so a peer that moved is found again;
+ *   - opens every connection with a small handshake (protocol magic, version, cluster id,
+ *     server id, address; see the top of transport.c) in both directions: a peer of another
+ *     cluster, the wrong server at a reused IP or a random client is refused before raft
+ *     sees a byte;
+ *   - bounds the handshake in size, time and number of concurrent inbound handshakes.
+ * The connection is plain TCP; the stream handling sits behind a small seam in transport.c
+ * where TLS can be added.
+ *
+ * Use (mirrors raft_uv_tcp_init / raft_uv_tcp_close):
+ *
+ *     struct raft_uv_transport t;
+ *     pt_transport_init(&t, loop, "prod-eu");   // then optional pt_transport_set_*()
+ *     raft_uv_init(&io, loop, dir, &t);
+ *     raft_init(&r, &io, &fsm, id, "node-1.portolan:7000");
+ *     ...
+ *     raft_close(&r, close_cb);   // closes the transport through t.close
+ *     // in close_cb (or later): raft_uv_close(&io); pt_transport_close(&t);
+ *
+ * Threads: everything, including every callback, runs on the thread that runs `loop` (the
+ * raft loop). No function here is thread-safe.
+ *
+ * Streams: every stream handed to raft (accept and connect callbacks) is a uv_tcp_t allocated
+ * with raft_malloc whose ownership passes to the callee, which must uv_close() it and then
+ * raft_free() it (raft_uv does). Its data field is free for the callee.
+ *
+ * canonical/raft 0.15's struct raft_uv_transport has no version field (it appeared later);
+ * pt_transport_init sets impl, errmsg, init, listen, connect and close, and keeps data.
+ *
+ * Errors: pt_transport_* functions return 0 or a negative PT_E_* (node/err.h). The methods
+ * installed in the struct (init, listen, connect, close) are called by raft_uv and speak
+ * its language: 0 or a positive RAFT_* code, with a message in t->errmsg for synchronous
+ * failures. A failed connection attempt completes with RAFT_NOCONNECTION (raft_uv retries
+ * it later), one cut short by closing the transport with RAFT_CANCELED.
+ */
+#ifndef PT_TRANSPORT_H
+#define PT_TRANSPORT_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+/* Longest cluster id, in bytes; ids are 1..64 visible ASCII characters (0x21..0x7e). */
+#define PT_TRANSPORT_CLUSTER_ID_MAX 64
+/* Longest host part of an address (a DNS name is at most 253 bytes), brackets excluded. */
+#define PT_TRANSPORT_HOST_MAX 253
+/* Longest address string "host:port" / "[v6]:port", in bytes. */
+#define PT_TRANSPORT_ADDRESS_MAX (PT_TRANSPORT_HOST_MAX + 8)
+/* Default limit for one handshake: a connection attempt to one address (TCP connect plus
+ * handshake), or an inbound handshake from accept until the reply is written. Name lookups
+ * are bounded by the system resolver's timeouts instead. */
+#define PT_TRANSPORT_TIMEOUT_MS 5000
+/* Inbound handshakes in progress at once; further connections wait in the listen backlog. */
+#define PT_TRANSPORT_MAX_INBOUND 64
+/* Addresses of one resolved name tried per connection attempt; also the most sockets the
+ * transport listens on. */
+#define PT_TRANSPORT_MAX_ADDRESSES 8
+
+/*
+ * Makes t (caller-owned, must stay at the same address until pt_transport_close) a transport
+ * for `loop` (borrowed; must outlive the transport) whose peers must present cluster_id
+ * (borrowed, copied). t->data is preserved (raft_uv stores its state there); every other
+ * field is overwritten.
+ * Returns 0, PT_E_CONFIG if cluster_id is not 1..PT_TRANSPORT_CLUSTER_ID_MAX visible ASCII
+ * characters, or PT_E_NOMEM. On failure nothing needs releasing.
+ */
+int pt_transport_init(struct raft_uv_transport *t, uv_loop_t *loop, const char *cluster_id);
+
+/*
+ * Releases the memory of a transport initialised by pt_transport_init. Allowed when the
+ * transport never listened nor connected, or once the callback of t->close has fired (with
+ * raft: after raft_close's callback). Every handle it used is closed by then.
+ */
+void pt_transport_close(struct raft_uv_transport *t);
+
+/*
+ * Listens on address (borrowed, copied; "host:port", e.g. "0.0.0.0:7000" or "[::]:7000")
+ * instead of the raft address given to raft_init, while still announcing the raft address
+ * to peers. Useful where the node's own name does not resolve to a local address, or does
+ * not resolve before the node is ready (Kubernetes headless services). Call before
+ * raft_start. Returns 0 or PT_E_CONFIG for an address pt_transport_parse_address rejects.
+ */
+int pt_transport_set_bind_address(struct raft_uv_transport *t, const char *address);
+
+/*
+ * Sets the handshake time limit (see PT_TRANSPORT_TIMEOUT_MS), 1..600000 ms; applies to
+ * inbound handshakes and outbound address attempts that start afterwards. Returns 0 or
+ * PT_E_CONFIG.
+ */
+int pt_transport_set_timeout(struct raft_uv_transport *t, unsigned timeout_ms);
+
+/*
+ * Splits address (borrowed) into host (written into host[host_size], NUL-terminated,
+ * brackets of an IPv6 literal removed) and port (1..65535). Accepted forms: "name:port"
+ * (letters, digits, '.', '-', '_'), "a.b.c.d:port" and "[v6]:port" (hex digits, ':', '.',
+ * and a '%zone' of letters, digits, '.', '-', '_'). The port is mandatory. Returns 0 or
+ * PT_E_CONFIG (also when the host does not fit in host_size).
+ */
+int pt_transport_parse_address(const char *address, char *host, size_t host_size, unsigned *port);
+
+#endif
