@@ -31,6 +31,18 @@
  * architecture, which the state digest and Raft snapshots rely on. A value whose version byte
  * is unknown or whose length does not match its fields exactly is reported as PT_E_CORRUPT.
  *
+ * Snapshot stream (pt_metastore_snapshot / pt_metastore_restore), version 1:
+ *
+ *   "PTLNSNAP"  u32:version  u64:applied_index  u32:n_families
+ *   per family, in enum order default .. meta:  s8:name  u64:n_records
+ *       per record, keys strictly ascending byte-wise:  u32:klen key  u32:vlen value
+ *   sha256 (32 bytes) of everything before it
+ *
+ *   Keys are 1 to KEY_MAX bytes, values at most SNAP_VALUE_MAX. The meta family carries every
+ *   meta record except "applied_index", which travels in the header (and is written back
+ *   only when non-zero, as batch commits do). Names and counts make the stream readable
+ *   without this code; a reader refuses versions, families or orders it does not know.
+ *
  * Listings seek to "<prefix><last>" and bound the iterator with iterate_upper_bound set to the
  * prefix whose final "\0" is replaced by "\1". Prefixes have variable length, so no prefix
  * extractor is configured; the upper bound alone keeps scans inside the prefix.
@@ -1409,4 +1421,310 @@ int pt_metastore_batch_blob_stored(struct pt_metastore_batch *b, const char *dig
 out:
     free(loc);
     return rv;
+}
+
+/* ---- snapshots ------------------------------------------------------------------------- */
+
+static const char snap_magic[8] = {'P', 'T', 'L', 'N', 'S', 'N', 'A', 'P'};
+#define SNAP_HEADER_LEN (sizeof(snap_magic) + 4 + 8 + 4)
+#define SNAP_SUM_LEN    32
+#define SNAP_N_FAMILIES (CF_META + 1) /* default .. meta */
+/* Largest value of any replicated record: a manifest (or referrer) with a maximal body and
+ * its three s8 strings and framing, or a full blob_locations list; both fit. */
+#define SNAP_VALUE_MAX (PT_METASTORE_MANIFEST_MAX + 1024)
+
+/* Growable output through a caller-chosen allocator. */
+struct snapw {
+    unsigned char *p;
+    size_t len, cap;
+    bool nomem;
+    void *(*realloc_fn)(void *, size_t);
+};
+
+static void snapw_raw(struct snapw *w, const void *src, size_t n)
+{
+    if (w->nomem)
+        return;
+    if (w->cap - w->len < n) {
+        if (n > SIZE_MAX / 2 - w->len) {
+            w->nomem = true;
+            return;
+        }
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap - w->len < n)
+            cap *= 2;
+        unsigned char *p = w->realloc_fn(w->p, cap);
+        if (p == NULL) {
+            w->nomem = true;
+            return;
+        }
+        w->p = p;
+        w->cap = cap;
+    }
+    if (n > 0)
+        memcpy(w->p + w->len, src, n);
+    w->len += n;
+}
+
+static void put_le(unsigned char *b, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void snapw_u32(struct snapw *w, uint32_t v)
+{
+    unsigned char b[4];
+    put_le(b, v, 4);
+    snapw_raw(w, b, 4);
+}
+
+static void snapw_u64(struct snapw *w, uint64_t v)
+{
+    unsigned char b[8];
+    put_le(b, v, 8);
+    snapw_raw(w, b, 8);
+}
+
+static int sha256(const void *p, size_t n, unsigned char md[SNAP_SUM_LEN])
+{
+    unsigned int mdlen = 0;
+    if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != SNAP_SUM_LEN)
+        return PT_E_INTERNAL;
+    return 0;
+}
+
+/* Reads the applied index as of ro's snapshot (0 if none was recorded). */
+static int applied_at(struct pt_metastore *ms, const rocksdb_readoptions_t *ro, uint64_t *index)
+{
+    char *err = NULL;
+    size_t vlen;
+    char *v = rocksdb_get_cf(ms->db, ro, ms->cf[CF_META], applied_key, sizeof(applied_key) - 1,
+                             &vlen, &err);
+    if (err != NULL)
+        return rdb_err(err);
+    *index = 0;
+    if (v == NULL)
+        return 0;
+    int rv = dec_size(v, vlen, index);
+    rocksdb_free(v);
+    return rv;
+}
+
+static bool is_applied_key(enum cf cf, const char *k, size_t klen)
+{
+    return cf == CF_META && klen == sizeof(applied_key) - 1 && memcmp(k, applied_key, klen) == 0;
+}
+
+/* Writes one family (name, count, records) of the snapshot snap into w. */
+static int snap_family(struct pt_metastore *ms, enum cf cf, const rocksdb_snapshot_t *snap,
+                       struct snapw *w)
+{
+    size_t nlen = strlen(cf_names[cf]);
+    unsigned char n8 = (unsigned char)nlen;
+    snapw_raw(w, &n8, 1);
+    snapw_raw(w, cf_names[cf], nlen);
+    size_t count_at = w->len;
+    snapw_u64(w, 0); /* patched below */
+
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = iter_new(ms, cf, NULL, 0, snap, &ro);
+    uint64_t count = 0;
+    int rv = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !w->nomem;
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (is_applied_key(cf, k, klen))
+            continue;
+        if (klen == 0 || klen > KEY_MAX || vlen > SNAP_VALUE_MAX) {
+            rv = PT_E_CORRUPT; /* restore would refuse it: do not produce it */
+            break;
+        }
+        snapw_u32(w, (uint32_t)klen);
+        snapw_raw(w, k, klen);
+        snapw_u32(w, (uint32_t)vlen);
+        snapw_raw(w, v, vlen);
+        count++;
+    }
+    int irv = iter_free(it, ro);
+    if (rv == 0)
+        rv = irv;
+    if (rv == 0 && !w->nomem)
+        put_le(w->p + count_at, count, 8);
+    return rv;
+}
+
+int pt_metastore_snapshot_with(struct pt_metastore *ms, void *(*realloc_fn)(void *, size_t),
+                               void (*free_fn)(void *), void **buf, size_t *len, uint64_t *index)
+{
+    *buf = NULL;
+    *len = 0;
+    *index = 0;
+    struct snapw w = {.realloc_fn = realloc_fn};
+    const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(ms->db);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(ro, snap);
+    uint64_t applied = 0;
+    int rv = applied_at(ms, ro, &applied);
+    rocksdb_readoptions_destroy(ro);
+
+    snapw_raw(&w, snap_magic, sizeof(snap_magic));
+    snapw_u32(&w, PT_METASTORE_SNAPSHOT_VERSION);
+    snapw_u64(&w, applied);
+    snapw_u32(&w, SNAP_N_FAMILIES);
+    for (int cf = CF_DEFAULT; cf < SNAP_N_FAMILIES && rv == 0; cf++)
+        rv = snap_family(ms, cf, snap, &w);
+    rocksdb_release_snapshot(ms->db, snap);
+
+    unsigned char md[SNAP_SUM_LEN];
+    if (rv == 0 && !w.nomem)
+        rv = sha256(w.p, w.len, md);
+    if (rv == 0)
+        snapw_raw(&w, md, sizeof(md));
+    if (rv == 0 && w.nomem)
+        rv = PT_E_NOMEM;
+    if (rv != 0) {
+        free_fn(w.p);
+        return rv;
+    }
+    /* give back the growth slack; keeping the larger buffer is fine if that fails */
+    unsigned char *p = realloc_fn(w.p, w.len);
+    *buf = p != NULL ? p : w.p;
+    *len = w.len;
+    *index = applied;
+    return 0;
+}
+
+int pt_metastore_snapshot(struct pt_metastore *ms, void **buf, size_t *len, uint64_t *index)
+{
+    return pt_metastore_snapshot_with(ms, realloc, free, buf, len, index);
+}
+
+/* Checks magic, version and checksum; *index is the header's applied index. */
+static int snap_check(const void *buf, size_t len, uint64_t *index)
+{
+    if (buf == NULL || len < SNAP_HEADER_LEN + SNAP_SUM_LEN)
+        return PT_E_CORRUPT;
+    const unsigned char *p = buf;
+    if (memcmp(p, snap_magic, sizeof(snap_magic)) != 0)
+        return PT_E_CORRUPT;
+    unsigned char md[SNAP_SUM_LEN];
+    int rv = sha256(p, len - SNAP_SUM_LEN, md);
+    if (rv != 0)
+        return rv;
+    if (memcmp(md, p + len - SNAP_SUM_LEN, SNAP_SUM_LEN) != 0)
+        return PT_E_CORRUPT;
+    struct dec d;
+    dec_init(&d, (const char *)p + sizeof(snap_magic), SNAP_HEADER_LEN - sizeof(snap_magic));
+    uint32_t version = dec_u32(&d);
+    *index = dec_u64(&d);
+    uint32_t n_families = dec_u32(&d);
+    if (version != PT_METASTORE_SNAPSHOT_VERSION || n_families != SNAP_N_FAMILIES)
+        return PT_E_CORRUPT;
+    return dec_finish(&d);
+}
+
+int pt_metastore_snapshot_index(const void *buf, size_t len, uint64_t *index)
+{
+    uint64_t i;
+    int rv = snap_check(buf, len, &i);
+    if (rv == 0)
+        *index = i;
+    return rv;
+}
+
+/* Stages the deletion of every record of cf: the range from the empty key (the smallest) to
+ * the successor of the last key (the last key followed by a 0 byte). */
+static int stage_clear(struct pt_metastore *ms, rocksdb_writebatch_t *wb, enum cf cf)
+{
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = iter_new(ms, cf, NULL, 0, NULL, &ro);
+    rocksdb_iter_seek_to_last(it);
+    int rv = 0;
+    if (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        char *end = malloc(klen + 1);
+        if (end == NULL) {
+            rv = PT_E_NOMEM;
+        } else {
+            memcpy(end, k, klen);
+            end[klen] = '\0';
+            rocksdb_writebatch_delete_range_cf(wb, ms->cf[cf], "", 0, end, klen + 1);
+            free(end);
+        }
+    }
+    int irv = iter_free(it, ro);
+    return rv != 0 ? rv : irv;
+}
+
+/* Parses one family of the stream and stages its records. */
+static int restore_family(struct pt_metastore *ms, rocksdb_writebatch_t *wb, enum cf cf,
+                          struct dec *d)
+{
+    char name[256];
+    dec_str8(d, name, sizeof(name));
+    uint64_t count = dec_u64(d);
+    if (d->bad || strcmp(name, cf_names[cf]) != 0)
+        return PT_E_CORRUPT;
+    const unsigned char *prev = NULL;
+    size_t prev_len = 0;
+    /* every record takes at least 8 bytes, so a bad count runs out of input and stops */
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t klen = dec_u32(d);
+        const unsigned char *k = dec_raw(d, klen);
+        uint32_t vlen = dec_u32(d);
+        const unsigned char *v = dec_raw(d, vlen);
+        if (d->bad || klen == 0 || klen > KEY_MAX || vlen > SNAP_VALUE_MAX ||
+            is_applied_key(cf, (const char *)k, klen))
+            return PT_E_CORRUPT;
+        if (prev != NULL) {
+            size_t n = prev_len < klen ? prev_len : klen;
+            int c = memcmp(prev, k, n);
+            if (c > 0 || (c == 0 && prev_len >= klen))
+                return PT_E_CORRUPT; /* not strictly ascending */
+        }
+        prev = k;
+        prev_len = klen;
+        rocksdb_writebatch_put_cf(wb, ms->cf[cf], (const char *)k, klen, (const char *)v, vlen);
+    }
+    return 0;
+}
+
+int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
+{
+    uint64_t index;
+    int rv = snap_check(buf, len, &index);
+    if (rv != 0)
+        return rv;
+    struct dec d;
+    dec_init(&d, (const char *)buf + SNAP_HEADER_LEN, len - SNAP_HEADER_LEN - SNAP_SUM_LEN);
+
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    for (int cf = CF_DEFAULT; cf < SNAP_N_FAMILIES && rv == 0; cf++)
+        rv = stage_clear(ms, wb, cf);
+    for (int cf = CF_DEFAULT; cf < SNAP_N_FAMILIES && rv == 0; cf++)
+        rv = restore_family(ms, wb, cf, &d);
+    if (rv == 0)
+        rv = dec_finish(&d);
+    if (rv == 0 && index != 0) {
+        unsigned char v[9];
+        v[0] = REC_VERSION;
+        put_le(v + 1, index, 8);
+        rocksdb_writebatch_put_cf(wb, ms->cf[CF_META], applied_key, sizeof(applied_key) - 1,
+                                  (const char *)v, sizeof(v));
+    }
+    if (rv == 0) {
+        char *err = NULL;
+        rocksdb_write(ms->db, ms->wo, wb, &err);
+        if (err != NULL)
+            rv = rdb_err(err);
+    }
+    rocksdb_writebatch_destroy(wb);
+    if (rv != 0)
+        return rv;
+    atomic_store(&ms->applied, index);
+    return 0;
 }

@@ -5,9 +5,10 @@
  * One RocksDB database with one column family per record kind (DESIGN.md section 3; the key
  * schema and value encodings are drawn at the top of metastore.c).
  *
- * Writers: replicated column families change only through a struct pt_metastore_batch, and
- * only the FSM (replication/fsm.c) uses batches: HTTP handlers read replicated state and write
- * upload records, nothing else. Batches are used by one thread at a time (the apply thread);
+ * Writers: replicated column families change only through a struct pt_metastore_batch or a
+ * snapshot restore (pt_metastore_restore), and only the FSM (replication/fsm.c,
+ * replication/raft_fsm.c) uses them: HTTP handlers read replicated state and write upload
+ * records, nothing else. Batches and restores run on one thread at a time (the apply thread);
  * their read-check-write sequences rely on being the only writer of replicated state.
  *
  * Threads: a struct pt_metastore is shared by every thread of the node. All read functions
@@ -146,6 +147,47 @@ int pt_metastore_sync(struct pt_metastore *ms);
  * column family except meta, keys and values in order, read from one snapshot. Two stores that
  * applied the same commands have the same digest. */
 int pt_metastore_state_digest(struct pt_metastore *ms, char hex_out[65]);
+
+/*
+ * ---- snapshots of replicated state (Raft snapshots, DESIGN.md section 3) -----------------
+ * A snapshot is every replicated column family (default, repos, manifests, tags, repo_blobs,
+ * referrers, blob_locations, meta) and the applied index, read from one consistent RocksDB
+ * snapshot into one self-describing, versioned, SHA-256-checksummed byte stream (the format
+ * is drawn at the top of metastore.c). Local families (uploads, local_blobs) are never part of
+ * it. Two stores with the same replicated state and applied index give identical streams.
+ *
+ * Size: the stream lives in memory. It is 56 bytes plus, per family, 9 bytes and its name,
+ * plus, per record, 8 bytes and the key and value: about the size of the replicated data,
+ * which manifest bodies (each at most PT_METASTORE_MANIFEST_MAX) dominate. Building it may
+ * briefly take up to twice that while the buffer grows; restoring holds the stream plus a
+ * RocksDB WriteBatch of about the same size.
+ */
+#define PT_METASTORE_SNAPSHOT_VERSION 1
+
+/*
+ * Serializes the replicated state. On success *buf (owned by the caller, released with free())
+ * holds *len bytes and *index is the applied index the stream carries. PT_E_NOMEM, PT_E_IO,
+ * PT_E_CORRUPT (a stored record beyond the limits restore accepts). Any thread; it runs
+ * concurrently with writers and sees the state between two commits.
+ */
+int pt_metastore_snapshot(struct pt_metastore *ms, void **buf, size_t *len, uint64_t *index);
+/* Same, with the buffer grown by realloc_fn and released on failure by free_fn (e.g.
+ * raft_realloc and raft_free): *buf is released with free_fn's allocator. */
+int pt_metastore_snapshot_with(struct pt_metastore *ms, void *(*realloc_fn)(void *, size_t),
+                               void (*free_fn)(void *), void **buf, size_t *len, uint64_t *index);
+/* Checks the header and checksum of a stream (buf borrowed, len bytes) and reads its applied
+ * index into *index. PT_E_CORRUPT if it is damaged, truncated or of an unknown version. */
+int pt_metastore_snapshot_index(const void *buf, size_t len, uint64_t *index);
+/*
+ * Replaces every replicated column family and the applied index with the contents of the
+ * stream (buf borrowed, len bytes) in one atomic WriteBatch (sync=0): range deletions of the
+ * current records, then the stream's records. Local families are untouched. A stream that is
+ * damaged, truncated, of an unknown version, or whose records break the format (unknown or
+ * missing family, keys out of order, a record beyond the limits) is refused with PT_E_CORRUPT
+ * and nothing changes; PT_E_NOMEM and PT_E_IO also leave the store unchanged. Runs on the
+ * apply thread with no batch in use; concurrent readers see the old or the new state.
+ */
+int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len);
 
 /*
  * ---- for the FSM only --------------------------------------------------------------------

@@ -1,0 +1,150 @@
+/*
+ * raft_fsm.c - canonical/raft FSM callbacks over the metastore (see raft_fsm.h for the
+ * contract).
+ *
+ * Design: the adapter holds no state of its own besides counters. Everything that must
+ * survive a restart (the applied index, the replicated records) lives in the metastore and
+ * is written there atomically by pt_fsm_apply and pt_metastore_restore, so raft's view and
+ * the store's view can only differ in one direction: the store may be ahead, never behind,
+ * and entries it is ahead by are skipped by index.
+ *
+ * Errors cross the boundary once: PT_E_* from the metastore and FSM become RAFT_* codes for
+ * raft here, and RAFT_* codes become PT_E_* for callers through pt_raft_fsm_err.
+ */
+#include "raft_fsm.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "fsm.h"
+#include "log.h"
+#include "metastore.h"
+
+static int to_raft_err(int pt_err)
+{
+    switch (pt_err) {
+    case PT_E_NOMEM:
+        return RAFT_NOMEM;
+    case PT_E_CORRUPT:
+        return RAFT_CORRUPT;
+    default:
+        return RAFT_IOERR;
+    }
+}
+
+int pt_raft_fsm_err(int raft_err)
+{
+    switch (raft_err) {
+    case 0:
+        return 0;
+    case RAFT_NOTLEADER:
+    case RAFT_BUSY:
+    case RAFT_LEADERSHIPLOST:
+    case RAFT_SHUTDOWN:
+    case RAFT_CANCELED:
+        return PT_E_UNAVAILABLE;
+    case RAFT_NOMEM:
+        return PT_E_NOMEM;
+    case RAFT_CORRUPT:
+        return PT_E_CORRUPT;
+    case RAFT_IOERR:
+    case RAFT_NOSPACE:
+        return PT_E_IO;
+    case RAFT_TOOBIG:
+        return PT_E_TOO_LARGE;
+    default:
+        return PT_E_INTERNAL;
+    }
+}
+
+int pt_raft_fsm_status(const void *result)
+{
+    return (int)(intptr_t)result;
+}
+
+static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct pt_raft_fsm *f = fsm->data;
+    *result = NULL;
+    if (f->raft == NULL)
+        return RAFT_INVALID;
+    uint64_t index = raft_last_applied(f->raft) + 1;
+    if (index <= pt_metastore_applied_index(f->ms)) {
+        f->n_skipped++;
+        return 0;
+    }
+    struct pt_fsm_result res;
+    int rv = pt_fsm_apply(f->ms, buf->base, buf->len, index, &res);
+    if (rv != 0) {
+        pt_log(PT_LOG_ERROR, "raft apply failed", "{s:I,s:s}", "index", (json_int_t)index, "error",
+               pt_err_message(rv));
+        return to_raft_err(rv);
+    }
+    f->n_applied++;
+    *result = (void *)(intptr_t)res.status;
+    return 0;
+}
+
+static int snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct pt_raft_fsm *f = fsm->data;
+    struct raft_buffer *b = raft_malloc(sizeof(*b));
+    if (b == NULL)
+        return RAFT_NOMEM;
+    uint64_t index;
+    int rv = pt_metastore_snapshot_with(f->ms, raft_realloc, raft_free, &b->base, &b->len, &index);
+    if (rv != 0) {
+        raft_free(b);
+        pt_log(PT_LOG_ERROR, "raft snapshot failed", "{s:s}", "error", pt_err_message(rv));
+        return to_raft_err(rv);
+    }
+    f->n_snapshots++;
+    *bufs = b;
+    *n_bufs = 1;
+    return 0;
+}
+
+static int restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct pt_raft_fsm *f = fsm->data;
+    uint64_t index;
+    int rv = pt_metastore_snapshot_index(buf->base, buf->len, &index);
+    if (rv == 0 && index <= pt_metastore_applied_index(f->ms)) {
+        f->n_restore_skipped++;
+        raft_free(buf->base);
+        return 0;
+    }
+    if (rv == 0)
+        rv = pt_metastore_restore(f->ms, buf->base, buf->len);
+    if (rv != 0) {
+        pt_log(PT_LOG_ERROR, "raft snapshot restore failed", "{s:s}", "error", pt_err_message(rv));
+        return to_raft_err(rv);
+    }
+    f->n_restored++;
+    raft_free(buf->base);
+    return 0;
+}
+
+void pt_raft_fsm_init(struct pt_raft_fsm *f, struct pt_metastore *ms, struct raft *raft)
+{
+    *f = (struct pt_raft_fsm){
+        .fsm =
+            {
+                .version = 1,
+                .data = f,
+                .apply = apply_cb,
+                .snapshot = snapshot_cb,
+                .restore = restore_cb,
+                .snapshot_finalize = NULL,
+                .snapshot_async = NULL,
+            },
+        .ms = ms,
+        .raft = raft,
+    };
+}
+
+void pt_raft_fsm_attach(struct pt_raft_fsm *f, struct raft *raft)
+{
+    f->raft = raft;
+}

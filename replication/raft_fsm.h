@@ -1,0 +1,86 @@
+/*
+ * raft_fsm.h - the replicated state machine as canonical/raft 0.15 sees it: a struct raft_fsm
+ * (version 1: apply, snapshot, restore) over a struct pt_metastore (DESIGN.md sections 3, 4).
+ *
+ * apply     decodes the entry as an encoded portolan.Command and hands it to pt_fsm_apply with
+ *           the entry's log index, so entries re-applied after a restart or a snapshot restore
+ *           are skipped by index. raft 0.15 does not pass the index to apply; it is
+ *           raft_last_applied(raft) + 1, because raft applies entries strictly in order and
+ *           advances last_applied only after apply returns 0 (barriers and configuration
+ *           entries advance it too).
+ * snapshot  pt_metastore_snapshot_with into one buffer from raft_malloc/raft_realloc, returned
+ *           in a one-element array from raft_malloc. Version 1 semantics: raft owns both from
+ *           then on and frees them (raft_free) once the snapshot is stored.
+ * restore   takes ownership of buf->base on success and releases it with raft_free; on failure
+ *           the buffer stays raft's (raft 0.15 frees it itself). It replaces the metastore's
+ *           replicated state with pt_metastore_restore, unless the metastore has already
+ *           applied at least the snapshot's applied index: on restart the store is usually
+ *           ahead of raft's last snapshot, and committed state only moves forward, so a store
+ *           at index A already holds everything a snapshot at index <= A holds.
+ *
+ * The snapshot carries the metastore's own applied index, which can be ahead of the raft
+ * index the snapshot is taken at (after a restart raft re-applies entries the store skips).
+ * A server that installs it resumes from that index and skips the entries in between, so
+ * every server applies each command exactly once.
+ *
+ * Threads: every callback runs on the thread that drives the raft instance (its libuv loop or
+ * the test fixture); the counters below are written there only.
+ */
+#ifndef PT_RAFT_FSM_H
+#define PT_RAFT_FSM_H
+
+#include <raft.h>
+#include <stdint.h>
+
+struct pt_metastore;
+
+/* Embedded by its user; needs no teardown of its own. */
+struct pt_raft_fsm {
+    struct raft_fsm fsm;     /* hand &fsm to raft_init / raft_fixture_grow; fsm.data = this */
+    struct pt_metastore *ms; /* borrowed: must outlive the raft instance */
+    struct raft *raft;       /* borrowed: the instance this FSM serves, read for the index */
+    /* counters, for metrics and tests */
+    uint64_t n_applied;         /* commands applied (a failed precondition counts) */
+    uint64_t n_skipped;         /* entries already applied before (index <= applied index) */
+    uint64_t n_snapshots;       /* snapshots taken */
+    uint64_t n_restored;        /* snapshots written into the metastore */
+    uint64_t n_restore_skipped; /* snapshots the metastore had already applied */
+};
+
+/*
+ * Initializes f over ms (borrowed) for raft (borrowed; may be NULL and attached later with
+ * pt_raft_fsm_attach, e.g. when raft_fixture_grow creates the instance). The raft instance
+ * must be attached before raft_start: apply refuses to run without it (RAFT_INVALID).
+ */
+void pt_raft_fsm_init(struct pt_raft_fsm *f, struct pt_metastore *ms, struct raft *raft);
+void pt_raft_fsm_attach(struct pt_raft_fsm *f, struct raft *raft);
+
+/*
+ * Outcome of a command, decoded from the `result` that raft hands to the raft_apply
+ * callback. apply stores the command's status in the pointer value itself ((void *)(intptr_t)
+ * status): nothing is allocated and nothing needs freeing, which matters because raft drops
+ * the result of entries applied without a waiting request (followers, re-applied entries).
+ * Returns 0 or the PT_E_* of the command's failed precondition (see pt_fsm_apply). Only
+ * meaningful when the callback's status is 0; NULL decodes as 0 (an entry that was already
+ * applied before a restart reports 0: no request waits for such an entry).
+ */
+int pt_raft_fsm_status(const void *result);
+
+/*
+ * A RAFT_* code (e.g. the status of a raft_apply callback) as a PT_E_*; 0 stays 0.
+ *   RAFT_NOTLEADER, RAFT_BUSY       PT_E_UNAVAILABLE: not appended, safe to retry
+ *   RAFT_LEADERSHIPLOST,            PT_E_UNAVAILABLE: outcome unknown, the entry may still be
+ *   RAFT_SHUTDOWN, RAFT_CANCELED    committed by the next leader
+ *   RAFT_NOMEM                      PT_E_NOMEM
+ *   RAFT_CORRUPT                    PT_E_CORRUPT
+ *   RAFT_IOERR, RAFT_NOSPACE        PT_E_IO
+ *   RAFT_TOOBIG                     PT_E_TOO_LARGE
+ *   anything else                   PT_E_INTERNAL
+ * The callbacks translate the other way when pt_fsm_apply, snapshot or restore fail:
+ * PT_E_NOMEM -> RAFT_NOMEM, PT_E_CORRUPT -> RAFT_CORRUPT, anything else -> RAFT_IOERR. A
+ * failed apply leaves the entry unapplied; raft retries it at the next commit and this server
+ * cannot advance past it.
+ */
+int pt_raft_fsm_err(int raft_err);
+
+#endif
