@@ -15,7 +15,7 @@
  *               0   8  magic  0x89 'P' 'T' 'R' 'A' 'F' 'T' 0x0a
  *               8   2  protocol version (1)
  *              10   1  type: 1 HELLO, 2 WELCOME
- *              11   1  flags (0)
+ *              11   1  flags: bit 0 (0x01) PEER; every other bit is reserved, sent as 0
  *              12   4  body length in bytes
  *
  *     HELLO     0   8  sender's raft server id (non-zero, not the receiver's own id)
@@ -30,11 +30,17 @@
  *
  * The body length must equal exactly what the lengths inside it add up to. The acceptor
  * drops the connection, silently, on any mismatch: wrong magic (a random client), another
- * version or flags, another cluster id, a malformed address. The connecting side drops it
- * when the WELCOME carries another cluster or another server id than the one it meant to
- * reach (a reused IP). After the WELCOME the connection belongs to raft: raft_uv's own
- * message framing flows from the connecting to the accepting side only. A future protocol
- * version keeps the header layout; an acceptor refuses versions it does not speak.
+ * version, a reserved flag bit set, another cluster id, a malformed address. The connecting
+ * side drops it when the WELCOME carries another cluster or another server id than the one it
+ * meant to reach (a reused IP), or other flags than its HELLO.
+ *
+ * Flags select what the connection carries after the handshake. Without PEER it belongs to
+ * raft: raft_uv's own message framing flows from the connecting to the accepting side only.
+ * With PEER it is a peer channel: it goes to the callback set with
+ * pt_transport_set_peer_accept (refused when none is set) and carries the peer protocol of
+ * replication/peer.c in both directions. The WELCOME echoes the HELLO's flags. A future
+ * protocol version keeps the header layout; an acceptor refuses versions and flag bits it
+ * does not know, so a new kind of channel never reaches code that does not speak it.
  *
  * Design:
  * - Names are resolved at every connection attempt with uv_getaddrinfo (thread pool, result
@@ -62,13 +68,14 @@
  *   plaintext end of a socketpair that the engine pumps, so raft keeps a uv_stream_t.
  *
  * Invariants:
- * - A connect callback fires exactly once, never from inside transport->connect or
- *   transport->close. Success fires as soon as the handshake completes (the stream is then
- *   raft's); failure and cancellation fire once everything the attempt owned is closed.
- * - After transport->close: no accept callback; every pending connect completes with
- *   RAFT_CANCELED; the close callback fires only when every handle (listeners, timers, TCP
- *   handles, the spare) is closed and no getaddrinfo is outstanding, after all connect
- *   callbacks.
+ * - A connect callback (raft's or a peer channel's) fires exactly once, never from inside
+ *   transport->connect, pt_transport_connect_peer or transport->close. Success fires as soon
+ *   as the handshake completes (the stream is then the caller's); failure and cancellation
+ *   fire once everything the attempt owned is closed.
+ * - After transport->close: no accept callback of either kind; every pending connect
+ *   completes with RAFT_CANCELED (a peer channel's with PT_TRANSPORT_CANCELED); the close
+ *   callback fires only when every handle (listeners, timers, TCP handles, the spare) is
+ *   closed and no getaddrinfo is outstanding, after all connect callbacks.
  * - A conn is freed only when its timer and TCP handle are closed and its getaddrinfo has
  *   returned; a handed-off stream is no longer the conn's.
  * Threads: everything runs on the raft loop thread.
@@ -94,6 +101,8 @@
 #define VERSION        1
 #define TYPE_HELLO     1
 #define TYPE_WELCOME   2
+#define FLAG_PEER      0x01
+#define FLAGS_KNOWN    FLAG_PEER
 #define HEADER_LEN     16
 #define HELLO_FIXED    12
 #define WELCOME_FIXED  10
@@ -123,12 +132,15 @@ struct conn {
     struct transport *t;
     struct conn *prev, *next; /* in t->conns */
     int role;
-    raft_id peer_id; /* OUT: the id asked for; IN: the id the HELLO announced */
+    raft_id peer_id;     /* OUT: the id asked for; IN: the id the HELLO announced */
+    unsigned char flags; /* OUT: the HELLO's flags; IN: the flags of the HELLO received */
     char peer_address[PT_TRANSPORT_ADDRESS_MAX + 1]; /* IN: from the HELLO */
     char remote[REMOTE_MAX];                         /* socket address, for logs */
 
     /* Outbound only. */
-    struct raft_uv_connect *req; /* NULL once its callback fired (or never to fire) */
+    struct raft_uv_connect *req;          /* raft channel: NULL once its callback fired */
+    pt_transport_peer_connect_cb peer_cb; /* peer channel: NULL once it fired */
+    void *peer_arg;
     char host[PT_TRANSPORT_HOST_MAX + 1];
     char port[8];
     uv_getaddrinfo_t gai;
@@ -162,6 +174,8 @@ struct transport {
     char bind_address[PT_TRANSPORT_ADDRESS_MAX + 1]; /* empty: listen on address */
     unsigned timeout_ms;
     raft_uv_accept_cb accept_cb;
+    pt_transport_peer_accept_cb peer_accept_cb; /* NULL: peer channels are refused */
+    void *peer_accept_arg;
     struct listener listeners[PT_TRANSPORT_MAX_ADDRESSES];
     unsigned n_listeners;      /* slots initialised */
     unsigned n_listeners_open; /* slots whose close callback has not run */
@@ -329,6 +343,19 @@ static void conn_wrote(struct conn *c, int status);
 static void conn_read(struct conn *c, int status);
 static void conn_tcp_closed(struct conn *c);
 
+/* The peer-channel form of a failed connect's RAFT_* outcome. */
+static int peer_status(int raft_status)
+{
+    switch (raft_status) {
+    case RAFT_CANCELED:
+        return PT_TRANSPORT_CANCELED;
+    case RAFT_NOMEM:
+        return PT_E_NOMEM;
+    default:
+        return PT_E_UNAVAILABLE;
+    }
+}
+
 static void conn_link(struct conn *c)
 {
     struct transport *t = c->t;
@@ -359,6 +386,8 @@ static void conn_maybe_free(struct conn *c)
 {
     struct transport *t = c->t;
     struct raft_uv_connect *req;
+    pt_transport_peer_connect_cb peer_cb;
+    void *peer_arg;
     int status, role;
 
     if (c->gai_active || c->tcp != NULL || c->timer_open)
@@ -367,12 +396,17 @@ static void conn_maybe_free(struct conn *c)
     if (c->ai != NULL)
         uv_freeaddrinfo(c->ai);
     req = c->req;
+    peer_cb = c->peer_cb;
+    peer_arg = c->peer_arg;
     status = c->status;
     role = c->role;
     raft_free(c);
     if (req != NULL) {
         assert(status != 0);
         req->cb(req, NULL, status);
+    } else if (peer_cb != NULL) {
+        assert(status != 0);
+        peer_cb(peer_arg, peer_status(status), NULL);
     }
     if (role == ROLE_IN)
         resume_stalled(t);
@@ -534,15 +568,21 @@ static void conn_tcp_closed(struct conn *c)
 static void out_succeed(struct conn *c)
 {
     struct raft_uv_connect *req = c->req;
+    pt_transport_peer_connect_cb peer_cb = c->peer_cb;
+    void *peer_arg = c->peer_arg;
     uv_stream_t *stream;
 
     uv_timer_stop(&c->timer);
     stream = seam_detach(c);
     c->req = NULL;
+    c->peer_cb = NULL;
     c->done = true;
     c->status = 0;
     close_timer(c);
-    req->cb(req, stream, 0);
+    if (req != NULL)
+        req->cb(req, stream, 0);
+    else
+        peer_cb(peer_arg, 0, stream);
 }
 
 static void in_succeed(struct conn *c)
@@ -555,17 +595,20 @@ static void in_succeed(struct conn *c)
     c->done = true;
     c->status = 0;
     close_timer(c); /* c, and peer_address with it, lives until the timer is closed */
-    t->accept_cb(t->super, c->peer_id, c->peer_address, stream);
+    if (c->flags & FLAG_PEER)
+        t->peer_accept_cb(t->peer_accept_arg, c->peer_id, c->peer_address, stream);
+    else
+        t->accept_cb(t->super, c->peer_id, c->peer_address, stream);
 }
 
 /* ---- Handshake messages ------------------------------------------------------------------- */
 
-static void encode_header(unsigned char *p, int type, size_t body_len)
+static void encode_header(unsigned char *p, int type, unsigned char flags, size_t body_len)
 {
     memcpy(p, MAGIC, MAGIC_LEN);
     put16(p + 8, VERSION);
     p[10] = (unsigned char)type;
-    p[11] = 0;
+    p[11] = flags;
     put32(p + 12, (uint32_t)body_len);
 }
 
@@ -576,7 +619,7 @@ static void encode_hello(struct conn *c)
     size_t body = HELLO_FIXED + t->cluster_len + alen;
     unsigned char *p = c->out + HEADER_LEN;
 
-    encode_header(c->out, TYPE_HELLO, body);
+    encode_header(c->out, TYPE_HELLO, c->flags, body);
     put64(p, t->id);
     put16(p + 8, (uint16_t)t->cluster_len);
     put16(p + 10, (uint16_t)alen);
@@ -591,16 +634,17 @@ static void encode_welcome(struct conn *c)
     size_t body = WELCOME_FIXED + t->cluster_len;
     unsigned char *p = c->out + HEADER_LEN;
 
-    encode_header(c->out, TYPE_WELCOME, body);
+    encode_header(c->out, TYPE_WELCOME, c->flags, body);
     put64(p, t->id);
     put16(p + 8, (uint16_t)t->cluster_len);
     memcpy(p + WELCOME_FIXED, t->cluster_id, t->cluster_len);
     c->out_len = HEADER_LEN + body;
 }
 
-/* Checks a header; returns NULL and the body length, or the reason for refusing it (and
- * whether that reason deserves a warning: a peer of ours speaking another dialect). */
-static const char *check_header(const unsigned char *p, int type, size_t *body_len, int *level)
+/* Checks a header; returns NULL, the body length and the flags, or the reason for refusing it
+ * (and whether that reason deserves a warning: a peer of ours speaking another dialect). */
+static const char *check_header(const unsigned char *p, int type, size_t *body_len,
+                                unsigned char *flags, int *level)
 {
     size_t min = type == TYPE_HELLO ? HELLO_FIXED + 2 : WELCOME_FIXED + 1;
     size_t max = type == TYPE_HELLO ? HELLO_BODY_MAX : WELCOME_FIXED + PT_TRANSPORT_CLUSTER_ID_MAX;
@@ -614,12 +658,13 @@ static const char *check_header(const unsigned char *p, int type, size_t *body_l
         return "unsupported protocol version";
     if (p[10] != type)
         return "unexpected message type";
-    if (p[11] != 0)
+    if ((p[11] & ~FLAGS_KNOWN) != 0)
         return "unknown flags";
     len = get32(p + 12);
     if (len < min || len > max)
         return "bad body length";
     *body_len = len;
+    *flags = p[11];
     return NULL;
 }
 
@@ -690,16 +735,21 @@ static void conn_wrote(struct conn *c, int status)
         handshake_fail(c, PT_LOG_DEBUG, "write", status);
         return;
     }
-    if (c->role == ROLE_IN)
+    if (c->role == ROLE_OUT) {
+        if (c->welcomed)
+            out_succeed(c);
+    } else if ((c->flags & FLAG_PEER) && c->t->peer_accept_cb == NULL) {
+        handshake_fail(c, PT_LOG_DEBUG, "peer channel not served", 0); /* hook cleared */
+    } else {
         in_succeed(c);
-    else if (c->welcomed)
-        out_succeed(c);
+    }
 }
 
 static void conn_read(struct conn *c, int status)
 {
     const char *why;
     size_t body_len = 0;
+    unsigned char flags = 0;
     int level = PT_LOG_WARN;
     int rv;
 
@@ -710,8 +760,13 @@ static void conn_read(struct conn *c, int status)
         return;
     }
     if (c->in_got == HEADER_LEN) {
-        why =
-            check_header(c->in, c->role == ROLE_IN ? TYPE_HELLO : TYPE_WELCOME, &body_len, &level);
+        why = check_header(c->in, c->role == ROLE_IN ? TYPE_HELLO : TYPE_WELCOME, &body_len, &flags,
+                           &level);
+        if (why == NULL && c->role == ROLE_IN) {
+            c->flags = flags;
+        } else if (why == NULL && flags != c->flags) {
+            why = "flags mismatch";
+        }
         if (why != NULL) {
             handshake_fail(c, level, why, 0);
             return;
@@ -724,6 +779,8 @@ static void conn_read(struct conn *c, int status)
     }
     if (c->role == ROLE_IN) {
         why = check_hello(c, c->in + HEADER_LEN, c->in_want - HEADER_LEN);
+        if (why == NULL && (c->flags & FLAG_PEER) && c->t->peer_accept_cb == NULL)
+            why = "peer channel not served";
         if (why != NULL) {
             handshake_fail(c, PT_LOG_WARN, why, 0);
             return;
@@ -827,33 +884,33 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     attempt_next(c);
 }
 
-/* Implementation of raft_uv_transport->connect. */
-static int transport_connect(struct raft_uv_transport *super, struct raft_uv_connect *req,
-                             raft_id id, const char *address, raft_uv_connect_cb cb)
+/* Starts an outbound connection to server id at address with the given HELLO flags: returns
+ * 0 with *out linked and resolving, or a RAFT_* code with the reason in errmsg (then nothing
+ * is left behind). The caller sets the callback of *out before returning to the loop. */
+static int out_start(struct transport *t, raft_id id, const char *address, unsigned char flags,
+                     struct conn **out, char *errmsg)
 {
-    struct transport *t = super->impl;
     struct addrinfo hints;
     struct conn *c;
     unsigned port;
     int rv;
 
     if (t->closing) {
-        snprintf(super->errmsg, RAFT_ERRMSG_BUF_SIZE, "transport is closing");
+        snprintf(errmsg, RAFT_ERRMSG_BUF_SIZE, "transport is closing");
         return RAFT_CANCELED;
     }
     if (id == 0 || t->address[0] == '\0') {
-        snprintf(super->errmsg, RAFT_ERRMSG_BUF_SIZE,
-                 "invalid server id 0 or transport not initialised");
+        snprintf(errmsg, RAFT_ERRMSG_BUF_SIZE, "invalid server id 0 or transport not initialised");
         return RAFT_INVALID;
     }
     c = raft_calloc(1, sizeof(*c));
     if (c == NULL) {
-        snprintf(super->errmsg, RAFT_ERRMSG_BUF_SIZE, "out of memory");
+        snprintf(errmsg, RAFT_ERRMSG_BUF_SIZE, "out of memory");
         return RAFT_NOMEM;
     }
     if (pt_transport_parse_address(address, c->host, sizeof(c->host), &port) != 0) {
         raft_free(c);
-        snprintf(super->errmsg, RAFT_ERRMSG_BUF_SIZE, "invalid peer address");
+        snprintf(errmsg, RAFT_ERRMSG_BUF_SIZE, "invalid peer address");
         return RAFT_INVALID;
     }
     snprintf(c->port, sizeof(c->port), "%u", port);
@@ -861,6 +918,7 @@ static int transport_connect(struct raft_uv_transport *super, struct raft_uv_con
     c->t = t;
     c->role = ROLE_OUT;
     c->peer_id = id;
+    c->flags = flags;
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -871,18 +929,74 @@ static int transport_connect(struct raft_uv_transport *super, struct raft_uv_con
     rv = uv_getaddrinfo(t->loop, &c->gai, gai_cb, c->host, c->port, &hints);
     if (rv != 0) {
         raft_free(c);
-        snprintf(super->errmsg, RAFT_ERRMSG_BUF_SIZE, "resolve %.200s: %s", address,
-                 uv_strerror(rv));
+        snprintf(errmsg, RAFT_ERRMSG_BUF_SIZE, "resolve %.200s: %s", address, uv_strerror(rv));
         return RAFT_NOCONNECTION;
     }
     c->gai_active = true;
     uv_timer_init(t->loop, &c->timer);
     c->timer.data = c;
     c->timer_open = true;
+    conn_link(c);
+    *out = c;
+    return 0;
+}
+
+/* Implementation of raft_uv_transport->connect. */
+static int transport_connect(struct raft_uv_transport *super, struct raft_uv_connect *req,
+                             raft_id id, const char *address, raft_uv_connect_cb cb)
+{
+    struct conn *c;
+    int rv;
+
+    rv = out_start(super->impl, id, address, 0, &c, super->errmsg);
+    if (rv != 0)
+        return rv;
     req->cb = cb;
     c->req = req;
-    conn_link(c);
     return 0;
+}
+
+int pt_transport_connect_peer(struct raft_uv_transport *super, uint64_t id, const char *address,
+                              pt_transport_peer_connect_cb cb, void *arg)
+{
+    struct transport *t = super->impl;
+    char errmsg[RAFT_ERRMSG_BUF_SIZE];
+    struct conn *c;
+    int rv;
+
+    if (cb == NULL || id == 0)
+        return PT_E_CONFIG;
+    if (t == NULL)
+        return PT_E_UNAVAILABLE; /* released by pt_transport_close */
+    if (!t->closing && t->address[0] == '\0')
+        return PT_E_INTERNAL; /* t->init has not run */
+    rv = out_start(t, id, address, FLAG_PEER, &c, errmsg);
+    switch (rv) {
+    case 0:
+        c->peer_cb = cb;
+        c->peer_arg = arg;
+        return 0;
+    case RAFT_INVALID:
+        return PT_E_CONFIG;
+    case RAFT_NOMEM:
+        return PT_E_NOMEM;
+    default: /* closing, or the lookup could not start */
+        if (pt_log_enabled(PT_LOG_DEBUG)) {
+            pt_log(PT_LOG_DEBUG, "raft transport: peer channel not opened", "{s:s,s:I}", "error",
+                   errmsg, "peer_id", (json_int_t)id);
+        }
+        return PT_E_UNAVAILABLE;
+    }
+}
+
+void pt_transport_set_peer_accept(struct raft_uv_transport *super, pt_transport_peer_accept_cb cb,
+                                  void *arg)
+{
+    struct transport *t = super->impl;
+    if (t == NULL)
+        return; /* released by pt_transport_close */
+    t->peer_accept_cb = cb;
+    t->peer_accept_arg = cb != NULL ? arg : NULL;
 }
 
 /* ---- Inbound ------------------------------------------------------------------------------ */

@@ -13,7 +13,11 @@
  *     server id, address; see the top of transport.c) in both directions: a peer of another
  *     cluster, the wrong server at a reused IP or a random client is refused before raft
  *     sees a byte;
- *   - bounds the handshake in size, time and number of concurrent inbound handshakes.
+ *   - bounds the handshake in size, time and number of concurrent inbound handshakes;
+ *   - carries a second kind of connection on the same port: a *peer channel* (HELLO flag
+ *     PEER) is opened with pt_transport_connect_peer and handed, on the accepting side, to the
+ *     callback set with pt_transport_set_peer_accept instead of raft's accept callback. The
+ *     peer protocol (replication/peer.c) runs on it; raft never sees it. One port per node.
  * The connection is plain TCP; the stream handling sits behind a small seam in transport.c
  * where TLS can be added.
  *
@@ -30,9 +34,10 @@
  * Threads: everything, including every callback, runs on the thread that runs `loop` (the
  * raft loop). No function here is thread-safe.
  *
- * Streams: every stream handed to raft (accept and connect callbacks) is a uv_tcp_t allocated
- * with raft_malloc whose ownership passes to the callee, which must uv_close() it and then
- * raft_free() it (raft_uv does). Its data field is free for the callee.
+ * Streams: every stream handed over (raft's accept and connect callbacks, and the peer-channel
+ * callbacks below) is a uv_tcp_t allocated with raft_malloc whose ownership passes to the
+ * callee, which must uv_close() it and then raft_free() it (raft_uv does). Its data field is
+ * free for the callee. No byte that follows the handshake has been read from it.
  *
  * canonical/raft 0.15's struct raft_uv_transport has no version field (it appeared later);
  * pt_transport_init sets impl, errmsg, init, listen, connect and close, and keeps data.
@@ -41,13 +46,15 @@
  * installed in the struct (init, listen, connect, close) are called by raft_uv and speak
  * its language: 0 or a positive RAFT_* code, with a message in t->errmsg for synchronous
  * failures. A failed connection attempt completes with RAFT_NOCONNECTION (raft_uv retries
- * it later), one cut short by closing the transport with RAFT_CANCELED.
+ * it later), one cut short by closing the transport with RAFT_CANCELED. Peer-channel
+ * connects speak Portolan's language instead (see pt_transport_connect_peer).
  */
 #ifndef PT_TRANSPORT_H
 #define PT_TRANSPORT_H
 
 #include <raft.h>
 #include <raft/uv.h>
+#include <stdint.h>
 #include <uv.h>
 
 /* Longest cluster id, in bytes; ids are 1..64 visible ASCII characters (0x21..0x7e). */
@@ -98,6 +105,44 @@ int pt_transport_set_bind_address(struct raft_uv_transport *t, const char *addre
  * PT_E_CONFIG.
  */
 int pt_transport_set_timeout(struct raft_uv_transport *t, unsigned timeout_ms);
+
+/* Status of a peer-channel connect cut short by closing the transport. node/err.h has no
+ * "canceled" code; this is libuv's UV_ECANCELED, which no PT_E_* value equals. */
+#define PT_TRANSPORT_CANCELED UV_ECANCELED
+
+/* Receives an inbound peer channel: id and address (borrowed, valid during the call) are the
+ * ones the peer's HELLO announced and the handshake checked; stream is transferred (see
+ * "Streams" above). */
+typedef void (*pt_transport_peer_accept_cb)(void *arg, uint64_t id, const char *address,
+                                            uv_stream_t *stream);
+/* Completes pt_transport_connect_peer: status 0 with the stream (transferred), or status
+ * PT_E_UNAVAILABLE (name not resolved, refused, wrong peer, handshake failed or timed out),
+ * PT_E_NOMEM or PT_TRANSPORT_CANCELED (the transport closed), with stream NULL. */
+typedef void (*pt_transport_peer_connect_cb)(void *arg, int status, uv_stream_t *stream);
+
+/*
+ * Sets the callback that receives inbound peer channels (arg borrowed, passed back), or
+ * clears it with cb NULL; may be called at any time, also while the transport is closing,
+ * and is a no-op once pt_transport_close released it.
+ * While no callback is set, a HELLO asking for a peer channel is refused, as is one whose
+ * handshake completes after the callback was cleared. Inbound channels arrive only once the
+ * transport listens (raft_start).
+ */
+void pt_transport_set_peer_accept(struct raft_uv_transport *t, pt_transport_peer_accept_cb cb,
+                                  void *arg);
+
+/*
+ * Opens a peer channel to server id at address (borrowed, copied): the same name resolution,
+ * handshake, per-address time limit and cancellation as a raft connection, with the HELLO's
+ * PEER flag set. Allowed once t->init ran (raft_init) and until the transport closes.
+ * Returns 0, then cb(arg) fires exactly once, never from inside this call; or an error and cb
+ * never fires: PT_E_CONFIG (id 0, malformed address, cb NULL), PT_E_INTERNAL (t->init has not
+ * run), PT_E_UNAVAILABLE (the transport is closing or released, or the lookup could not
+ * start), PT_E_NOMEM. One attempt cannot be canceled: it completes within the time limits,
+ * or with PT_TRANSPORT_CANCELED when the transport closes (before its close callback).
+ */
+int pt_transport_connect_peer(struct raft_uv_transport *t, uint64_t id, const char *address,
+                              pt_transport_peer_connect_cb cb, void *arg);
 
 /*
  * Splits address (borrowed) into host (written into host[host_size], NUL-terminated,

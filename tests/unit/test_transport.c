@@ -6,9 +6,10 @@
  * code; raw clients speaking anything but a valid HELLO are dropped, and the accepted HELLO is
  * answered with exactly the documented WELCOME bytes; silent peers time out on both sides;
  * inbound handshakes beyond the limit wait in the backlog; closing cancels pending connects
- * (RAFT_CANCELED, before the close callback); and three raft servers over this transport elect
- * a leader, commit entries and shut down. Every test ends with uv_loop_close() == 0, i.e. no
- * handle left open; ASan checks that no memory is left behind.
+ * (RAFT_CANCELED, before the close callback); peer channels (HELLO flag PEER) reach the
+ * peer-accept hook and never raft, unknown flag bits are refused; and three raft servers over
+ * this transport elect a leader, commit entries and shut down. Every test ends with
+ * uv_loop_close() == 0, i.e. no handle left open; ASan checks that no memory is left behind.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1050,6 +1051,245 @@ static void test_out_of_memory(void **state)
     raft_heap_set_default();
 }
 
+/* ---- (f) Peer channels -------------------------------------------------------------------- */
+
+struct peer_side {
+    int accepted;
+    uint64_t id;
+    char address[PT_TRANSPORT_ADDRESS_MAX + 1];
+    uv_stream_t *streams[4];
+};
+
+static void peer_accept_cb(void *arg, uint64_t id, const char *address, uv_stream_t *stream)
+{
+    struct peer_side *ps = arg;
+    assert_non_null(stream);
+    assert_true(ps->accepted < 4);
+    ps->streams[ps->accepted++] = stream;
+    ps->id = id;
+    snprintf(ps->address, sizeof(ps->address), "%s", address);
+}
+
+struct peer_outcome {
+    int calls;
+    int status;
+    uv_stream_t *stream;
+    int seq;
+};
+
+static void peer_connect_cb(void *arg, int status, uv_stream_t *stream)
+{
+    struct peer_outcome *o = arg;
+    o->calls++;
+    o->status = status;
+    o->stream = stream;
+    o->seq = ++seq;
+    if (status != 0)
+        assert_null(stream);
+    else
+        assert_non_null(stream);
+}
+
+static void peer_connect_and_wait(struct side *s, struct peer_outcome *o, uint64_t id,
+                                  const char *address)
+{
+    memset(o, 0, sizeof(*o));
+    assert_int_equal(pt_transport_connect_peer(&s->t, id, address, peer_connect_cb, o), 0);
+    assert_int_equal(o->calls, 0); /* never from inside connect */
+    assert_true(RUN_UNTIL_GE(&o->calls, 1, 5000));
+    assert_int_equal(o->calls, 1);
+}
+
+/* Accepts one connection and writes fixed bytes to it at once. */
+struct answerer {
+    uv_tcp_t server;
+    uv_tcp_t client;
+    uv_write_t w;
+    unsigned char out[256];
+    size_t out_len;
+    int n;
+    int closed;
+};
+
+static void answerer_conn_cb(uv_stream_t *server, int status)
+{
+    struct answerer *a = server->data;
+    uv_buf_t b = uv_buf_init((char *)a->out, (unsigned)a->out_len);
+    assert_int_equal(status, 0);
+    assert_int_equal(a->n, 0);
+    uv_tcp_init(&loop, &a->client);
+    a->client.data = a;
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&a->client), 0);
+    a->n++;
+    assert_int_equal(uv_write(&a->w, (uv_stream_t *)&a->client, &b, 1, probe_write_cb), 0);
+}
+
+static void answerer_close_cb(uv_handle_t *h)
+{
+    struct answerer *a = h->data;
+    a->closed++;
+}
+
+/* A WELCOME from server id with the given flags, for CLUSTER. */
+static void answerer_start(struct answerer *a, unsigned port, uint64_t id, unsigned char flags)
+{
+    struct sockaddr_in sa;
+    size_t clen = strlen(CLUSTER);
+
+    memset(a, 0, sizeof(*a));
+    memcpy(a->out, "\x89PTRAFT\n\x00\x01\x02", 11);
+    a->out[11] = flags;
+    a->out[15] = (unsigned char)(10 + clen);
+    for (int i = 0; i < 8; i++)
+        a->out[16 + i] = (unsigned char)(id >> (56 - 8 * i));
+    a->out[25] = (unsigned char)clen;
+    memcpy(a->out + 26, CLUSTER, clen);
+    a->out_len = 26 + clen;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", (int)port, &sa), 0);
+    uv_tcp_init(&loop, &a->server);
+    a->server.data = a;
+    assert_int_equal(uv_tcp_bind(&a->server, (struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&a->server, 16, answerer_conn_cb), 0);
+}
+
+static void answerer_stop(struct answerer *a)
+{
+    int want = 1 + a->n;
+    if (a->n > 0)
+        uv_close((uv_handle_t *)&a->client, answerer_close_cb);
+    uv_close((uv_handle_t *)&a->server, answerer_close_cb);
+    assert_true(RUN_UNTIL_GE(&a->closed, want, 2000));
+}
+
+/* Peer channels share the raft listener: HELLO flag PEER routes a connection to the peer-accept
+ * hook instead of raft (refused while no hook is set), the WELCOME echoes the flag, unknown
+ * flag bits are refused, a WELCOME with other flags is refused by the connecting side, raft
+ * connections are unaffected, and closing cancels a pending peer connect. */
+static void test_peer_channel(void **state)
+{
+    struct side a, b, c;
+    struct peer_side ps;
+    struct peer_outcome po;
+    struct outcome o;
+    struct probe p;
+    struct silent s;
+    struct answerer ans;
+    struct raft_uv_transport bare;
+    unsigned ports[5];
+    char addr_a[64], addr_b[64], addr_c[64], addr_s[64], addr_w[64];
+    unsigned char msg[512];
+    size_t len;
+    (void)state;
+
+    free_ports(ports, 5);
+    snprintf(addr_a, sizeof(addr_a), "localhost:%u", ports[0]);
+    snprintf(addr_b, sizeof(addr_b), "localhost:%u", ports[1]);
+    snprintf(addr_c, sizeof(addr_c), "localhost:%u", ports[2]);
+    snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", ports[3]);
+    snprintf(addr_w, sizeof(addr_w), "127.0.0.1:%u", ports[4]);
+    memset(&ps, 0, sizeof(ps));
+    side_init(&a, CLUSTER, 1, addr_a);
+    side_listen(&a);
+    side_init(&b, CLUSTER, 2, addr_b);
+
+    /* synchronous refusals never call the callback */
+    memset(&po, 0, sizeof(po));
+    assert_int_equal(pt_transport_connect_peer(&b.t, 1, addr_a, NULL, &po), PT_E_CONFIG);
+    assert_int_equal(pt_transport_connect_peer(&b.t, 0, addr_a, peer_connect_cb, &po), PT_E_CONFIG);
+    assert_int_equal(pt_transport_connect_peer(&b.t, 1, "no-port", peer_connect_cb, &po),
+                     PT_E_CONFIG);
+    memset(&bare, 0, sizeof(bare));
+    assert_int_equal(pt_transport_init(&bare, &loop, CLUSTER), 0);
+    assert_int_equal(pt_transport_connect_peer(&bare, 1, addr_a, peer_connect_cb, &po),
+                     PT_E_INTERNAL);
+    pt_transport_close(&bare);
+    RUN_FOR(20);
+    assert_int_equal(po.calls, 0);
+
+    /* no hook on a: the peer channel is refused, raft hears nothing */
+    peer_connect_and_wait(&b, &po, 1, addr_a);
+    assert_int_equal(po.status, PT_E_UNAVAILABLE);
+    RUN_FOR(20);
+    assert_int_equal(a.n_accepted, 0);
+
+    /* with the hook: the channel reaches it, not raft, and carries bytes both ways */
+    pt_transport_set_peer_accept(&a.t, peer_accept_cb, &ps);
+    peer_connect_and_wait(&b, &po, 1, addr_a);
+    assert_int_equal(po.status, 0);
+    assert_true(RUN_UNTIL_GE(&ps.accepted, 1, 2000));
+    assert_int_equal(ps.id, 2);
+    assert_string_equal(ps.address, addr_b);
+    assert_int_equal(a.n_accepted, 0);
+    check_data_flows(po.stream, ps.streams[0], "peer request");
+    check_data_flows(ps.streams[0], po.stream, "peer response");
+    uv_close((uv_handle_t *)po.stream, free_stream_cb);
+
+    /* a raft connection still reaches raft, and only raft */
+    connect_and_wait(&b, &o, 1, addr_a);
+    assert_int_equal(o.status, 0);
+    assert_true(RUN_UNTIL_GE(&a.n_accepted, 1, 2000));
+    assert_int_equal(ps.accepted, 1);
+    uv_close((uv_handle_t *)o.stream, free_stream_cb);
+
+    /* raw HELLOs: reserved flag bits are refused; PEER gets a WELCOME echoing it */
+    for (unsigned flags = 2; flags <= 0x80; flags <<= 1) {
+        len = make_hello(msg, 1, 1, 9, CLUSTER, "peer:7000", -1);
+        msg[11] = (unsigned char)(flags | 0x01);
+        probe_start(&p, ports[0], msg, len);
+        if (!RUN_UNTIL_GE(&p.ended, 1, 2000))
+            fail_msg("flags 0x%02x: connection not dropped", flags | 0x01);
+        assert_int_equal(p.in_len, 0);
+        probe_close(&p);
+    }
+    len = make_hello(msg, 1, 1, 9, CLUSTER, "peer.example:7000", -1);
+    msg[11] = 0x01;
+    probe_start(&p, ports[0], msg, len);
+    assert_true(RUN_UNTIL_GE(&ps.accepted, 2, 2000));
+    assert_int_equal(ps.id, 9);
+    assert_string_equal(ps.address, "peer.example:7000");
+    for (int i = 0; i < 200 && p.in_len < 16 + 10 + strlen(CLUSTER); i++)
+        RUN_FOR(10);
+    assert_int_equal(p.in_len, 16 + 10 + strlen(CLUSTER));
+    assert_memory_equal(p.in, "\x89PTRAFT\n\x00\x01\x02\x01", 12);
+    probe_close(&p);
+    assert_int_equal(a.n_accepted, 1);
+
+    /* the hook cleared: refused again */
+    pt_transport_set_peer_accept(&a.t, NULL, NULL);
+    peer_connect_and_wait(&b, &po, 1, addr_a);
+    assert_int_equal(po.status, PT_E_UNAVAILABLE);
+    RUN_FOR(20);
+    assert_int_equal(ps.accepted, 2);
+
+    /* an acceptor whose WELCOME does not echo PEER is not the channel we asked for */
+    answerer_start(&ans, ports[4], 1, 0x00);
+    peer_connect_and_wait(&b, &po, 1, addr_w);
+    assert_int_equal(po.status, PT_E_UNAVAILABLE);
+    answerer_stop(&ans);
+
+    /* closing cancels a pending peer connect before the close callback; later ones refused */
+    silent_start(&s, ports[3]);
+    side_init(&c, CLUSTER, 3, addr_c);
+    memset(&po, 0, sizeof(po));
+    assert_int_equal(pt_transport_connect_peer(&c.t, 1, addr_s, peer_connect_cb, &po), 0);
+    assert_true(RUN_UNTIL_GE(&s.n, 1, 2000));
+    c.t.close(&c.t, transport_close_cb);
+    assert_int_equal(po.calls, 0);
+    assert_true(RUN_UNTIL_GE(&c.closed, 1, 2000));
+    assert_int_equal(po.calls, 1);
+    assert_int_equal(po.status, PT_TRANSPORT_CANCELED);
+    assert_true(po.seq < c.close_seq);
+    assert_int_equal(pt_transport_connect_peer(&c.t, 1, addr_a, peer_connect_cb, &po),
+                     PT_E_UNAVAILABLE);
+    pt_transport_close(&c.t);
+    silent_stop(&s);
+
+    for (int i = 0; i < ps.accepted; i++)
+        uv_close((uv_handle_t *)ps.streams[i], free_stream_cb);
+    side_close(&a);
+    side_close(&b);
+}
+
 /* ---- (e) Three raft servers over the transport -------------------------------------------- */
 
 #define N_NODES   3
@@ -1270,6 +1510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inbound_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raft_cluster, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
