@@ -17,11 +17,11 @@
 #include "metrics.h"
 #include "node.h"
 
-struct commit_op {
+struct job_op {
     struct pt_async async;
     struct pt_proposal proposal;
-    pt_api_commit_cb cb;
-    size_t data_size;
+    struct pt_worker *w;
+    pt_api_job_cb cb;
     _Alignas(max_align_t) unsigned char data[];
 };
 
@@ -40,13 +40,48 @@ char *pt_api_name(h2o_req_t *req, const struct pt_route *rt)
     return s;
 }
 
-static void on_committed(struct pt_proposal *p)
+static void on_job_done(struct pt_proposal *p)
 {
-    struct commit_op *op = (struct commit_op *)((char *)p - offsetof(struct commit_op, proposal));
+    struct job_op *op = (struct job_op *)((char *)p - offsetof(struct job_op, proposal));
     h2o_req_t *req = pt_async_unbind(&op->async);
     if (req != NULL)
-        op->cb(req, p->status, op->data);
+        op->cb(req, p, op->data);
+    free(p->text);
     free(op);
+}
+
+int pt_api_job(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
+               pt_api_job_cb cb, const void *data, size_t data_size)
+{
+    struct job_op *op = malloc(sizeof(*op) + data_size);
+    if (op == NULL) {
+        free(buf);
+        return PT_E_NOMEM;
+    }
+    memset(&op->proposal, 0, sizeof(op->proposal));
+    op->w = w;
+    op->cb = cb;
+    if (data_size > 0)
+        memcpy(op->data, data, data_size);
+    pt_async_bind(&op->async, req);
+    op->proposal.reply_to = &w->mailbox;
+    op->proposal.done_cb = on_job_done;
+    op->proposal.kind = kind;
+    op->proposal.buf = buf;
+    op->proposal.len = len;
+    pt_committer_submit(w->node->committer, &op->proposal);
+    return 0;
+}
+
+struct commit_data {
+    pt_api_commit_cb cb;
+    _Alignas(max_align_t) unsigned char data[];
+};
+
+static void on_committed(h2o_req_t *req, struct pt_proposal *p, void *data)
+{
+    struct commit_data *cd = data;
+    cd->cb(req, p->status, cd->data);
 }
 
 int pt_api_commit(struct pt_worker *w, h2o_req_t *req, Portolan__Command *cmd, pt_api_commit_cb cb,
@@ -60,22 +95,52 @@ int pt_api_commit(struct pt_worker *w, h2o_req_t *req, Portolan__Command *cmd, p
     int rv = pt_command_encode(cmd, &buf, &len);
     if (rv != 0)
         return rv;
-    struct commit_op *op = malloc(sizeof(*op) + data_size);
-    if (op == NULL) {
+    /* The caller's data travels behind the callback in the job's own copy. */
+    struct commit_data *cd = malloc(sizeof(*cd) + data_size);
+    if (cd == NULL) {
         free(buf);
         return PT_E_NOMEM;
     }
-    op->cb = cb;
-    op->data_size = data_size;
+    cd->cb = cb;
     if (data_size > 0)
-        memcpy(op->data, data, data_size);
-    pt_async_bind(&op->async, req);
-    op->proposal.reply_to = &w->mailbox;
-    op->proposal.done_cb = on_committed;
-    op->proposal.buf = buf;
-    op->proposal.len = len;
-    pt_committer_propose(w->node->committer, &op->proposal);
-    return 0;
+        memcpy(cd->data, data, data_size);
+    rv = pt_api_job(w, req, PT_JOB_PROPOSE, buf, len, on_committed, cd, sizeof(*cd) + data_size);
+    free(cd);
+    return rv;
+}
+
+struct tag_read {
+    struct pt_route rt;
+    pt_api_read_cb cont;
+};
+
+static void on_read_index(h2o_req_t *req, struct pt_proposal *p, void *data)
+{
+    struct tag_read *tr = data;
+    struct pt_worker *w = pt_worker_of(req);
+    if (p->status != 0) {
+        if (!w->node->cfg.stale_fallback) {
+            pt_http_error(req, PT_E_UNAVAILABLE,
+                          "no quorum: this region cannot confirm the latest tags", NULL);
+            return;
+        }
+        static const char warning[] = "110 - \"stale: no quorum\"";
+        pt_http_header(req, "Warning", warning, sizeof(warning) - 1);
+    }
+    tr->cont(w, req, &tr->rt);
+}
+
+void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                     pt_api_read_cb cont)
+{
+    if (!pt_committer_is_cluster(w->node->committer) ||
+        w->node->cfg.tag_reads != PT_TAG_READS_LINEARIZABLE) {
+        cont(w, req, rt);
+        return;
+    }
+    struct tag_read tr = {.rt = *rt, .cont = cont};
+    if (pt_api_job(w, req, PT_JOB_READ_INDEX, NULL, 0, on_read_index, &tr, sizeof(tr)) != 0)
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
 }
 
 void pt_api_base(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)

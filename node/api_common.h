@@ -17,6 +17,29 @@ struct pt_worker;
  * only if the request is still alive. data points at the copy made by pt_api_commit. */
 typedef void (*pt_api_commit_cb)(h2o_req_t *req, int status, void *data);
 
+struct pt_proposal;
+struct pt_route;
+
+/* Called on the worker loop when a committer job is done, only if the request is still
+ * alive; p's out fields (status, index, text) are valid during the call (text is freed
+ * after it). data points at the copy made by pt_api_job. */
+typedef void (*pt_api_job_cb)(h2o_req_t *req, struct pt_proposal *p, void *data);
+
+/* Submits a committer job (committer.h) of kind for req. buf (PROPOSE only) is moved to the
+ * committer; data_size bytes at data are copied. Returns 0, or PT_E_NOMEM (cb won't run). */
+int pt_api_job(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
+               pt_api_job_cb cb, const void *data, size_t data_size);
+
+/* Continuation of a read that resolves tags. */
+typedef void (*pt_api_read_cb)(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+
+/* Tag resolution is linearizable by default (DESIGN.md section 1): in a cluster this waits
+ * for a read index first. When none can be had in time, it answers 503 or, with
+ * stale_fallback, goes on with `Warning: 110 - "stale: no quorum"`. Single region or
+ * tag_reads=local: calls cont at once. rt is copied. */
+void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                     pt_api_read_cb cont);
+
 /* Fills the envelope of cmd (version, time, region) and proposes it for req. cmd and its ops
  * are borrowed (encoded before returning); data_size bytes at data are copied and handed to
  * cb. Returns 0, or a PT_E_* (cb will not run) if encoding failed. */

@@ -274,8 +274,10 @@ static void delete_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt
 
 void pt_api_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
-    if (pt_http_method_is(req, "GET") || pt_http_is_head(req))
-        get_manifest(w, req, rt);
+    if ((pt_http_method_is(req, "GET") || pt_http_is_head(req)) && rt->ref_is_digest)
+        get_manifest(w, req, rt); /* immutable content: always the local copy */
+    else if (pt_http_method_is(req, "GET") || pt_http_is_head(req))
+        pt_api_tag_read(w, req, rt, get_manifest);
     else if (pt_http_method_is(req, "PUT"))
         put_manifest(w, req, rt);
     else if (pt_http_method_is(req, "DELETE"))

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_common.h"
 #include "err.h"
 #include "http.h"
 #include "metastore.h"
@@ -51,12 +52,8 @@ static int parse_page(h2o_req_t *req, size_t *n, char *last, size_t last_cap)
     return rv;
 }
 
-void pt_api_tags(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+static void list_tags(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
-    if (!pt_http_method_is(req, "GET") && !pt_http_is_head(req)) {
-        pt_http_error(req, PT_E_METHOD, NULL, NULL);
-        return;
-    }
     char *name = pt_api_name(req, rt);
     size_t n;
     char last[PT_TAG_MAX + 1];
@@ -78,6 +75,15 @@ void pt_api_tags(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
     snprintf(link, sizeof(link), "/v2/%s/tags/list", name);
     send_listing(req, name, "tags", tags, count, more, n, link);
     pt_strv_free(tags, count);
+}
+
+void pt_api_tags(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    if (!pt_http_method_is(req, "GET") && !pt_http_is_head(req)) {
+        pt_http_error(req, PT_E_METHOD, NULL, NULL);
+        return;
+    }
+    pt_api_tag_read(w, req, rt, list_tags);
 }
 
 void pt_api_catalog(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)

@@ -13,6 +13,9 @@
  * copy of the caller's struct and copy it back only on success, so a refused file or flag
  * leaves the configuration as it was.
  *
+ * Cluster settings are checked against the cluster file itself in pt_config_validate: the
+ * file must load (replication/cluster_config.c owns its format) and name this node's region.
+ *
  * The YAML file is read whole (at most PT_CONFIG_FILE_MAX bytes) and walked with libyaml's
  * event API as a small state machine: one document whose root is a mapping of scalar keys
  * to scalar values. Nested values, aliases, duplicate keys and a second document are
@@ -20,6 +23,7 @@
  */
 #include "config.h"
 
+#include "cluster_config.h"
 #include "err.h"
 #include "log.h"
 
@@ -54,13 +58,14 @@
 
 enum kind {
     K_STRING,    /* char[size], length in [min, size - 1] */
-    K_LISTEN,    /* char[size], host:port */
+    K_LISTEN,    /* char[size], host:port; "" allowed when min is 0 */
     K_REGION,    /* char[size], [a-z0-9-]{1,63} */
     K_UINT,      /* unsigned, plain integer in [min, max] */
     K_SIZE,      /* uint64_t bytes in [min, max] */
     K_DURATION,  /* uint64_t milliseconds in [min, max] */
     K_BOOL,      /* int 0/1 */
     K_LOG_LEVEL, /* int PT_LOG_* */
+    K_TAG_READS, /* int PT_TAG_READS_*, one word of choices_of(K_TAG_READS) */
 };
 
 struct option {
@@ -75,10 +80,34 @@ struct option {
     const char *help;
 };
 
+static const char *const tag_reads_choices[] = {
+    [PT_TAG_READS_LINEARIZABLE] = "linearizable", [PT_TAG_READS_LOCAL] = "local", NULL};
+
+/* The words a choice kind accepts, indexed by the stored value; NULL-terminated. */
+static const char *const *choices_of(enum kind k)
+{
+    switch (k) {
+    case K_TAG_READS:
+        return tag_reads_choices;
+    default:
+        return NULL;
+    }
+}
+
+static size_t choice_count(enum kind k)
+{
+    const char *const *words = choices_of(k);
+    size_t n = 0;
+
+    while (words != NULL && words[n] != NULL)
+        n++;
+    return n;
+}
+
 #define FIELD(f) offsetof(struct pt_config, f), sizeof(((struct pt_config *)0)->f)
 
 static const struct option options[] = {
-    {"listen", "--listen", K_LISTEN, FIELD(listen), 0, 0, "127.0.0.1:5000", "HOST:PORT",
+    {"listen", "--listen", K_LISTEN, FIELD(listen), 1, 0, "127.0.0.1:5000", "HOST:PORT",
      "address to accept client connections on (IPv4, hostname or [IPv6])"},
     {"data_dir", "--data-dir", K_STRING, FIELD(data_dir), 1, 0, "./portolan-data", "DIR",
      "directory holding blobs, metadata and raft state"},
@@ -106,6 +135,18 @@ static const struct option options[] = {
      "debug, info, warn or error"},
     {"access_log", "--access-log", K_BOOL, FIELD(access_log), 0, 0, "true", "BOOL",
      "log one line per request"},
+    {"cluster_file", "--cluster-file", K_STRING, FIELD(cluster_file), 0, 0, "", "FILE",
+     "cluster file listing every region; empty = single region, no raft"},
+    {"raft_listen", "--raft-listen", K_LISTEN, FIELD(raft_listen), 0, 0, "", "HOST:PORT",
+     "address the raft + peer port binds; empty = this region's address in the cluster file"},
+    {"tag_reads", "--tag-reads", K_TAG_READS, FIELD(tag_reads), 0, 0, "linearizable", "MODE",
+     "tag resolution: linearizable (confirm the leader's commit index) or local"},
+    {"stale_fallback", "--stale-fallback", K_BOOL, FIELD(stale_fallback), 0, 0, "true", "BOOL",
+     "with no reachable leader, answer tag reads from local state (Warning 110); false = 503"},
+    {"write_timeout", "--write-timeout", K_DURATION, FIELD(write_timeout_ms), SEC, 10 * MIN, "5s",
+     "DURATION", "how long a write waits for commit before answering 503"},
+    {"read_index_timeout", "--read-index-timeout", K_DURATION, FIELD(read_index_timeout_ms), SEC,
+     MIN, "1s", "DURATION", "how long a linearizable read waits for the leader's commit index"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -350,6 +391,8 @@ static int check_string(const struct option *o, const char *name, const char *v,
                     o->size - 1);
     switch (o->kind) {
     case K_LISTEN:
+        if (n == 0 && o->min == 0)
+            break;
         why = split_listen(v, NULL, 0, NULL);
         if (why != NULL)
             return fail(err, errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
@@ -381,6 +424,10 @@ static int check_number(const struct option *o, const char *name, uint64_t v, ch
         if (v > PT_LOG_ERROR)
             return fail(err, errlen, "%s: not a log level", name);
         return 0;
+    case K_TAG_READS:
+        if (v >= choice_count(o->kind))
+            return fail(err, errlen, "%s: not one of the choices", name);
+        return 0;
     default:
         break;
     }
@@ -394,6 +441,22 @@ static int check_number(const struct option *o, const char *name, uint64_t v, ch
                     fmt_duration(o->min, b, sizeof b), fmt_duration(o->max, c, sizeof c));
     return fail(err, errlen, "%s: %llu out of range %llu..%llu", name, (unsigned long long)v,
                 (unsigned long long)o->min, (unsigned long long)o->max);
+}
+
+/* Writes o's choices as "a|b|c" into buf. */
+static const char *join_choices(const struct option *o, char *buf, size_t len)
+{
+    const char *const *words = choices_of(o->kind);
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; words[i] != NULL && used < len; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s", i ? "|" : "", words[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    return buf;
 }
 
 static bool is_string_kind(enum kind k)
@@ -449,6 +512,19 @@ static int set_value(struct pt_config *c, const struct option *o, const char *na
                         QUOTE_MAX, v);
         n = (uint64_t)b;
         break;
+    case K_TAG_READS: {
+        const char *const *words = choices_of(o->kind);
+        size_t i;
+        for (i = 0; words[i] != NULL && strcmp(words[i], v) != 0; i++)
+            ;
+        if (words[i] == NULL) {
+            char list[128];
+            return fail(err, errlen, "%s: invalid value \"%.*s\" (expected %s)", name, QUOTE_MAX, v,
+                        join_choices(o, list, sizeof list));
+        }
+        n = i;
+        break;
+    }
     default:
         return fail(err, errlen, "%s: unhandled setting kind", name);
     }
@@ -500,6 +576,73 @@ void pt_config_defaults(struct pt_config *c)
     }
 }
 
+static bool wildcard_host(const char *h)
+{
+    return strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0;
+}
+
+/* The rules between the cluster settings and the cluster file; called once every setting
+ * passed its own limits. */
+static int validate_cluster(const struct pt_config *c, char *err, size_t errlen)
+{
+    struct pt_cluster_config *cc;
+    const struct pt_cluster_region *self;
+    const char *bind, *why;
+    char sub[512], chost[HOSTNAME_MAX + 1], rhost[HOSTNAME_MAX + 1];
+    unsigned cport = 0, rport = 0;
+    int rc;
+
+    if (c->cluster_file[0] == '\0') {
+        if (c->raft_listen[0] != '\0')
+            return fail(err, errlen,
+                        "raft_listen: needs cluster_file (a single region runs no raft)");
+        return 0;
+    }
+    cc = malloc(sizeof *cc);
+    if (cc == NULL)
+        return fail(err, errlen, "cluster_file: out of memory");
+    rc = pt_cluster_config_load(cc, c->cluster_file, sub, sizeof sub);
+    if (rc != 0) {
+        rc = fail(err, errlen, "cluster_file: %s", sub);
+        goto out;
+    }
+    self = pt_cluster_config_find(cc, c->region);
+    if (self == NULL) {
+        char names[256];
+        size_t used = 0;
+        names[0] = '\0';
+        for (size_t i = 0; i < cc->nregions && used < sizeof names; i++) {
+            int n = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                             cc->regions[i].name);
+            if (n < 0)
+                break;
+            used += (size_t)n;
+        }
+        rc = fail(err, errlen, "region: \"%s\" is not a region of cluster file %s (it lists %s)",
+                  c->region, c->cluster_file, names);
+        goto out;
+    }
+    bind = c->raft_listen[0] != '\0' ? c->raft_listen : self->address;
+    why = split_listen(bind, rhost, sizeof rhost, &rport);
+    if (why == NULL)
+        why = split_listen(c->listen, chost, sizeof chost, &cport);
+    if (why != NULL) {
+        rc = fail(err, errlen, "raft_listen: \"%.*s\": %s", QUOTE_MAX, bind, why);
+        goto out;
+    }
+    if (rport == cport &&
+        (strcmp(rhost, chost) == 0 || wildcard_host(rhost) || wildcard_host(chost))) {
+        rc = fail(err, errlen, "raft_listen: %s%s takes the client listen port %u of %s", bind,
+                  c->raft_listen[0] != '\0' ? "" : " (region's address in cluster_file)", cport,
+                  c->listen);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(cc);
+    return rc;
+}
+
 int pt_config_validate(const struct pt_config *c, char *err, size_t errlen)
 {
     int rc;
@@ -539,7 +682,7 @@ int pt_config_validate(const struct pt_config *c, char *err, size_t errlen)
             return fail(err, errlen, "tls_key: must be set when tls_cert is set");
         return fail(err, errlen, "tls_cert: must be set when tls_key is set");
     }
-    return 0;
+    return validate_cluster(c, err, errlen);
 }
 
 int pt_config_listen_addr(const struct pt_config *c, char *host, size_t hostlen, unsigned *port)
@@ -551,6 +694,22 @@ int pt_config_listen_addr(const struct pt_config *c, char *host, size_t hostlen,
     if (split_listen(c->listen, host, hostlen, port) != NULL)
         return PT_E_CONFIG;
     return 0;
+}
+
+int pt_config_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
+                             const char **why)
+{
+    const char *reason;
+
+    if (s == NULL)
+        reason = "missing address";
+    else if (host != NULL && hostlen == 0)
+        reason = "host does not fit";
+    else
+        reason = split_listen(s, host, hostlen, port);
+    if (why != NULL)
+        *why = reason;
+    return reason == NULL ? 0 : PT_E_CONFIG;
 }
 
 void pt_config_usage(FILE *out)

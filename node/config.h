@@ -12,8 +12,16 @@
  *   durations  plain seconds or an integer with an s, m or h suffix ("90", "30m", "24h")
  *   booleans   true/false, yes/no, on/off (any case)
  *   listen     host:port with an IPv4 literal, a hostname or a bracketed IPv6 literal
+ *   choice     one word of a fixed list ("linearizable" or "local" for tag_reads)
  * deploy/portolan.example.yaml documents every key. Errors are PT_E_CONFIG with a message
  * naming the offending key or flag written into the caller's errbuf.
+ *
+ * Cluster settings: cluster_file names the cluster file (replication/cluster_config.h); empty
+ * means a single region without Raft. When it is set, pt_config_validate reads it and
+ * requires region to name one of its regions, so a node never starts as a region the
+ * cluster does not know. raft_listen is the address the Raft + peer port binds; empty means
+ * this region's address in the cluster file. tag_reads, stale_fallback, write_timeout and
+ * read_index_timeout are the read and write guarantees of DESIGN.md section 1.
  */
 #ifndef PT_CONFIG_H
 #define PT_CONFIG_H
@@ -26,20 +34,32 @@
 #define PT_CONFIG_FILE_MAX (1024 * 1024)
 
 struct pt_config {
-    char listen[256];              /* host:port to accept on */
-    char data_dir[4096];           /* blobs, metadata and raft state live here */
-    unsigned threads;              /* event-loop threads; 0 = one per core */
-    char tls_cert[4096];           /* PEM certificate chain; "" = plain HTTP */
-    char tls_key[4096];            /* PEM private key; set together with tls_cert */
-    char region[64];               /* [a-z0-9-]{1,63} */
-    uint64_t max_body_size;        /* bytes; largest request body (blob upload chunk) */
-    uint64_t max_manifest_size;    /* bytes; largest manifest accepted */
-    uint64_t body_spill_threshold; /* bytes; request bodies above this go to a temp file */
-    uint64_t request_timeout_ms;   /* whole-request time limit */
-    uint64_t upload_ttl_ms;        /* unfinished uploads idle this long are removed */
-    unsigned max_connections;      /* open client connections, all threads together */
-    int log_level;                 /* PT_LOG_* from log.h */
-    int access_log;                /* 1 = log one line per request */
+    char listen[256];               /* host:port to accept on */
+    char data_dir[4096];            /* blobs, metadata and raft state live here */
+    unsigned threads;               /* event-loop threads; 0 = one per core */
+    char tls_cert[4096];            /* PEM certificate chain; "" = plain HTTP */
+    char tls_key[4096];             /* PEM private key; set together with tls_cert */
+    char region[64];                /* [a-z0-9-]{1,63} */
+    uint64_t max_body_size;         /* bytes; largest request body (blob upload chunk) */
+    uint64_t max_manifest_size;     /* bytes; largest manifest accepted */
+    uint64_t body_spill_threshold;  /* bytes; request bodies above this go to a temp file */
+    uint64_t request_timeout_ms;    /* whole-request time limit */
+    uint64_t upload_ttl_ms;         /* unfinished uploads idle this long are removed */
+    unsigned max_connections;       /* open client connections, all threads together */
+    int log_level;                  /* PT_LOG_* from log.h */
+    int access_log;                 /* 1 = log one line per request */
+    char cluster_file[4096];        /* cluster file; "" = single region, no Raft */
+    char raft_listen[262];          /* host:port the Raft + peer port binds; "" = own address */
+    int tag_reads;                  /* PT_TAG_READS_*: how tag resolution reads */
+    int stale_fallback;             /* 1 = no leader: answer stale reads (Warning 110), 0 = 503 */
+    uint64_t write_timeout_ms;      /* a write waits this long for commit, then 503 */
+    uint64_t read_index_timeout_ms; /* a linearizable read waits this long for the read index */
+};
+
+/* Values of pt_config.tag_reads. */
+enum pt_tag_reads {
+    PT_TAG_READS_LINEARIZABLE = 0, /* confirm the leader's commit index, then read locally */
+    PT_TAG_READS_LOCAL = 1,        /* read the region's applied state as it is */
 };
 
 /* Fills c (borrowed) with every default; the result passes pt_config_validate. */
@@ -67,8 +87,11 @@ int pt_config_load_file(struct pt_config *c, const char *path, char *errbuf, siz
 int pt_config_parse_args(struct pt_config *c, int argc, char **argv, char *errbuf, size_t errlen);
 
 /*
- * Checks every setting of c (borrowed) and the rules between them (tls_cert and tls_key
- * both set or both empty). Returns 0 or PT_E_CONFIG with errbuf naming the key.
+ * Checks every setting of c (borrowed) and the rules between them: tls_cert and tls_key both
+ * set or both empty; raft_listen only with cluster_file; with cluster_file, the file loads
+ * (pt_cluster_config_load), lists region, and the Raft bind address (raft_listen, else the
+ * region's address) does not take the client listen port. Returns 0 or PT_E_CONFIG with
+ * errbuf naming the key.
  */
 int pt_config_validate(const struct pt_config *c, char *errbuf, size_t errlen);
 
@@ -82,6 +105,16 @@ void pt_config_usage(FILE *out);
  * does not fit.
  */
 int pt_config_listen_addr(const struct pt_config *c, char *host, size_t hostlen, unsigned *port);
+
+/*
+ * Parses s (borrowed) with the listen syntax: host:port, the host an IPv4 literal, an
+ * RFC 1123 hostname or a bracketed IPv6 literal, the port 1..65535. host (borrowed, hostlen
+ * bytes; may be NULL) receives the host without brackets, port (may be NULL) the port.
+ * Returns 0, or PT_E_CONFIG with a static reason in *why (may be NULL) when s is malformed
+ * or the host does not fit.
+ */
+int pt_config_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
+                             const char **why);
 
 /*
  * Value parsers shared with other modules (e.g. admin API input). s is borrowed and must

@@ -2,12 +2,14 @@
  * main.c - the `portolan` command: argv, subcommands, exit codes. No logic lives here.
  *
  *   portolan serve [flags]    run a registry node (see `portolan serve --help`)
+ *   portolan cluster ...      inspect and change a cluster (see `portolan cluster help`)
  *   portolan version          print the version
  *   portolan help             print this summary
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -17,6 +19,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: portolan <command> [flags]\n\n"
                  "commands:\n"
                  "  serve     run a registry node (portolan serve --help lists its flags)\n"
+                 "  cluster   status, add, remove, transfer-leader (portolan cluster help)\n"
                  "  version   print the version\n"
                  "  help      print this help\n");
 }
@@ -51,6 +54,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "cluster") == 0)
+        return pt_cli_cluster(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("portolan %s\n", PT_VERSION);
         return 0;

@@ -32,6 +32,7 @@
 
 #include "api.h"
 #include "blobstore.h"
+#include "cluster_config.h"
 #include "committer.h"
 #include "err.h"
 #include "http.h"
@@ -39,6 +40,7 @@
 #include "metastore.h"
 #include "metrics.h"
 #include "node.h"
+#include "raft_node.h"
 #include "router.h"
 
 struct pt_busy_upload {
@@ -155,6 +157,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         break;
     case PT_ROUTE_METRICS:
         pt_api_metrics(w, req, &rt);
+        break;
+    case PT_ROUTE_ADMIN:
+        pt_api_admin(w, req, &rt);
         break;
     default:
         pt_http_error(req, PT_E_NOT_FOUND, NULL, NULL);
@@ -491,6 +496,39 @@ static void on_expire_timer(uv_timer_t *t)
         pt_log(PT_LOG_INFO, "expired abandoned uploads", "{s:i}", "count", (int)ec.expired);
 }
 
+/* Single region, or Raft when a cluster file is configured (DESIGN.md section 4). */
+static int start_committer(struct pt_node *node)
+{
+    const struct pt_config *cfg = &node->cfg;
+    if (cfg->cluster_file[0] == '\0')
+        return pt_committer_start(node->ms, NULL, &node->committer);
+    static struct pt_raft_node_config rc;
+    char err[512] = "";
+    memset(&rc, 0, sizeof(rc));
+    if (pt_cluster_config_load(&rc.cluster, cfg->cluster_file, err, sizeof(err)) != 0) {
+        pt_log(PT_LOG_ERROR, "cannot load the cluster file", "{s:s}", "error", err);
+        return PT_E_CONFIG;
+    }
+    const struct pt_cluster_region *me = NULL;
+    for (size_t i = 0; i < rc.cluster.nregions; i++)
+        if (strcmp(rc.cluster.regions[i].name, cfg->region) == 0)
+            me = &rc.cluster.regions[i];
+    if (me == NULL) {
+        pt_log(PT_LOG_ERROR, "region not in the cluster file", "{s:s,s:s}", "region", cfg->region,
+               "file", cfg->cluster_file);
+        return PT_E_CONFIG;
+    }
+    rc.self_id = me->id;
+    snprintf(rc.bind, sizeof(rc.bind), "%s", cfg->raft_listen);
+    if (strlen(cfg->data_dir) + sizeof("/raft") > sizeof(rc.dir))
+        return PT_E_CONFIG;
+    memcpy(rc.dir, cfg->data_dir, strlen(cfg->data_dir));
+    memcpy(rc.dir + strlen(cfg->data_dir), "/raft", sizeof("/raft"));
+    rc.write_timeout_ms = (unsigned)cfg->write_timeout_ms;
+    rc.read_index_timeout_ms = (unsigned)cfg->read_index_timeout_ms;
+    return pt_committer_start(node->ms, &rc, &node->committer);
+}
+
 static uv_loop_t main_loop;
 static uv_timer_t expire_timer;
 static uv_signal_t sigint, sigterm;
@@ -523,7 +561,7 @@ int pt_server_run(const struct pt_config *cfg)
         return rv;
     if ((rv = open_stores(&node)) != 0)
         return rv;
-    if ((rv = pt_committer_start(node.ms, &node.committer)) != 0)
+    if ((rv = start_committer(&node)) != 0)
         return rv;
     if (node.cfg.tls_cert[0] != '\0') {
         node.ssl_ctx = make_ssl_ctx(&node.cfg);

@@ -1,12 +1,14 @@
 /*
- * committer.c - group-committing apply thread for a single region (see committer.h).
+ * committer.c - the apply thread (see committer.h).
  *
- * Thread model: proposals arrive from any thread through a mutex-protected queue and a
- * uv_async on the committer's own loop. The loop drains the queue, applies each command with
- * pt_fsm_apply at the next index (sync=0 writes: visible at once to readers), then makes the
- * whole batch durable with one WAL fsync and only then replies to every proposer through its
- * mailbox. While one batch is being synced, the next one queues up, so throughput grows with
- * concurrency instead of being bound by the fsync rate.
+ * Thread model: jobs arrive from any thread through a mutex-protected queue and a uv_async
+ * on the committer's own loop. Single region: the loop drains the queue, applies each
+ * proposal with pt_fsm_apply at the next index (sync=0 writes: visible at once to readers),
+ * then makes the whole batch durable with one WAL fsync and only then replies to every
+ * proposer through its mailbox; while one batch is being synced the next queues up, so
+ * throughput grows with concurrency instead of being bound by the fsync rate. Cluster: the
+ * same loop runs Raft (raft_node.c), which persists entries in its log before they are
+ * applied, and every job is handed to it.
  */
 #include "committer.h"
 
@@ -19,16 +21,19 @@
 #include "fsm.h"
 #include "log.h"
 #include "metastore.h"
+#include "raft_node.h"
 
 struct pt_committer {
     struct pt_metastore *ms;
+    struct pt_raft_node *raft; /* cluster mode; owner: committer thread */
+    int cluster;               /* set before the thread starts, then read-only */
     uv_loop_t loop;
     uv_async_t wake;
     pthread_t thread;
     pthread_mutex_t lock; /* guards head, tail, stopping */
     struct pt_proposal *head, *tail;
     int stopping;
-    uint64_t index; /* owner: committer thread */
+    uint64_t index; /* single region: last applied index; owner: committer thread */
 };
 
 static void reply(struct pt_proposal *p)
@@ -36,6 +41,7 @@ static void reply(struct pt_proposal *p)
     pt_mailbox_post(p->reply_to, &p->mail, (pt_mail_cb)p->done_cb);
 }
 
+/* Single region: applies every proposal of the batch, then one WAL fsync, then replies. */
 static void apply_batch(struct pt_committer *c, struct pt_proposal *batch)
 {
     struct pt_proposal *p;
@@ -65,17 +71,85 @@ static void apply_batch(struct pt_committer *c, struct pt_proposal *batch)
     }
 }
 
+static char *local_status(struct pt_committer *c)
+{
+    json_t *o = json_pack("{s:s,s:I}", "role", "single", "applied_index", (json_int_t)c->index);
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+static void on_raft_done(void *arg, int status, uint64_t index)
+{
+    struct pt_proposal *p = arg;
+    p->status = status;
+    p->index = index;
+    reply(p);
+}
+
+/* Runs one job that is not a single-region proposal. */
+static void run_job(struct pt_committer *c, struct pt_proposal *p)
+{
+    switch (p->kind) {
+    case PT_JOB_PROPOSE: {
+        void *buf = p->buf;
+        p->buf = NULL;
+        pt_raft_node_propose(c->raft, buf, p->len, on_raft_done, p);
+        return;
+    }
+    case PT_JOB_READ_INDEX:
+        if (c->raft != NULL) {
+            pt_raft_node_read_index(c->raft, on_raft_done, p);
+            return;
+        }
+        p->index = c->index; /* one region: its own state is the latest */
+        break;
+    case PT_JOB_STATUS:
+    case PT_JOB_MEMBERS:
+        p->text = c->raft != NULL ? pt_raft_node_status_json(c->raft, p->kind == PT_JOB_MEMBERS)
+                                  : local_status(c);
+        p->status = p->text != NULL ? 0 : PT_E_NOMEM;
+        break;
+    default:
+        p->status = PT_E_INTERNAL;
+        break;
+    }
+    reply(p);
+}
+
+static void on_raft_stopped(void *arg)
+{
+    struct pt_committer *c = arg;
+    c->raft = NULL;
+    uv_close((uv_handle_t *)&c->wake, NULL);
+}
+
 static void on_wake(uv_async_t *async)
 {
     struct pt_committer *c = async->data;
     pthread_mutex_lock(&c->lock);
-    struct pt_proposal *batch = c->head;
+    struct pt_proposal *jobs = c->head;
     c->head = c->tail = NULL;
     int stopping = c->stopping;
     pthread_mutex_unlock(&c->lock);
+
+    struct pt_proposal *batch = NULL, **tail = &batch;
+    while (jobs != NULL) {
+        struct pt_proposal *p = jobs;
+        jobs = p->next;
+        p->next = NULL;
+        if (p->kind == PT_JOB_PROPOSE && c->raft == NULL) {
+            *tail = p;
+            tail = &p->next;
+        } else {
+            run_job(c, p);
+        }
+    }
     if (batch != NULL)
         apply_batch(c, batch);
-    if (stopping)
+    if (stopping && c->raft != NULL)
+        pt_raft_node_stop(c->raft, on_raft_stopped, c);
+    else if (stopping)
         uv_close((uv_handle_t *)&c->wake, NULL);
 }
 
@@ -86,7 +160,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-int pt_committer_start(struct pt_metastore *ms, struct pt_committer **out)
+int pt_committer_start(struct pt_metastore *ms, const struct pt_raft_node_config *cluster,
+                       struct pt_committer **out)
 {
     struct pt_committer *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -94,32 +169,49 @@ int pt_committer_start(struct pt_metastore *ms, struct pt_committer **out)
     c->ms = ms;
     c->index = pt_metastore_applied_index(ms);
     pthread_mutex_init(&c->lock, NULL);
+    int rv = PT_E_INTERNAL;
     if (uv_loop_init(&c->loop) != 0)
         goto err_after_alloc;
     c->wake.data = c;
     if (uv_async_init(&c->loop, &c->wake, on_wake) != 0)
         goto err_after_loop;
-    if (pthread_create(&c->thread, NULL, run, c) != 0)
+    /* Raft starts before the thread does: until pthread_create the loop is this thread's. */
+    if (cluster != NULL && (rv = pt_raft_node_start(&c->loop, ms, cluster, &c->raft)) != 0)
         goto err_after_async;
+    c->cluster = c->raft != NULL;
+    if (pthread_create(&c->thread, NULL, run, c) != 0) {
+        rv = PT_E_INTERNAL;
+        goto err_after_async;
+    }
     *out = c;
     return 0;
 
 err_after_async:
-    uv_close((uv_handle_t *)&c->wake, NULL);
+    if (c->raft != NULL) {
+        pt_raft_node_stop(c->raft, on_raft_stopped, c);
+    } else {
+        uv_close((uv_handle_t *)&c->wake, NULL);
+    }
     uv_run(&c->loop, UV_RUN_DEFAULT);
 err_after_loop:
     uv_loop_close(&c->loop);
 err_after_alloc:
     pthread_mutex_destroy(&c->lock);
     free(c);
-    return PT_E_INTERNAL;
+    return rv;
 }
 
-void pt_committer_propose(struct pt_committer *c, struct pt_proposal *p)
+int pt_committer_is_cluster(const struct pt_committer *c)
+{
+    return c->cluster;
+}
+
+void pt_committer_submit(struct pt_committer *c, struct pt_proposal *p)
 {
     p->next = NULL;
     p->status = 0;
     p->index = 0;
+    p->text = NULL;
     pthread_mutex_lock(&c->lock);
     if (c->tail != NULL)
         c->tail->next = p;

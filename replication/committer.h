@@ -1,12 +1,14 @@
 /*
- * committer.h - the single writer of replicated state.
+ * committer.h - the single writer of replicated state, and the HTTP workers' door to it.
  *
  * Every change to replicated metadata is an encoded portolan.Command handed to the committer,
  * which owns one thread and applies commands in one total order through pt_fsm_apply (the
- * only function that writes replicated column families). A single region applies proposals
- * directly with group commit: all proposals that queued up while the previous batch was
- * being applied share one WAL fsync before any of them is acknowledged. A multi-region
- * cluster puts Raft in front of the same apply function; callers do not change.
+ * only function that writes replicated column families). Two back-ends, same callers:
+ * - single region: proposals are applied directly with group commit: all proposals that
+ *   queued up while the previous batch was applied share one WAL fsync before any of them
+ *   is acknowledged;
+ * - cluster: the thread runs Raft (raft_node.c); proposals go through the Raft log, reads
+ *   that must be linearizable get a read index first, and the admin API reads the status.
  */
 #ifndef PT_COMMITTER_H
 #define PT_COMMITTER_H
@@ -19,27 +21,41 @@
 struct pt_metastore;
 struct pt_committer;
 struct pt_proposal;
+struct pt_raft_node_config;
 
 typedef void (*pt_proposal_cb)(struct pt_proposal *p);
 
-/* Embedded in (or allocated by) the proposer, which owns it; borrowed by the committer from
- * pt_committer_propose until done_cb runs on the reply_to mailbox's loop. */
+enum pt_job_kind {
+    PT_JOB_PROPOSE = 0, /* apply buf (an encoded Command) */
+    PT_JOB_READ_INDEX,  /* wait until this region may answer a linearizable read */
+    PT_JOB_STATUS,      /* text = this region's status as JSON */
+    PT_JOB_MEMBERS,     /* text = the cluster's configuration and this region's status */
+};
+
+/* Embedded in (or allocated by) the submitter, which owns it; borrowed by the committer from
+ * pt_committer_submit until done_cb runs on the reply_to mailbox's loop. */
 struct pt_proposal {
     struct pt_mail mail;
     struct pt_proposal *next;
     struct pt_mailbox *reply_to;
     pt_proposal_cb done_cb;
-    void *buf; /* encoded Command: ownership moves to the committer on propose (free()) */
+    int kind;  /* enum pt_job_kind */
+    void *buf; /* PROPOSE: encoded Command; ownership moves to the committer (free()) */
     size_t len;
-    int status;     /* out: 0, the command's precondition error, or an I/O error */
-    uint64_t index; /* out: log index the command was applied at */
+    int status;     /* out: 0, the command's precondition error, or PT_E_* */
+    uint64_t index; /* out: log index the command was applied at / the read point */
+    char *text;     /* out (STATUS, MEMBERS): owned by the submitter once done (free()) */
 };
 
-/* Starts the committer thread. ms is borrowed and must outlive the committer. */
-int pt_committer_start(struct pt_metastore *ms, struct pt_committer **out);
+/* Starts the committer thread. ms is borrowed and must outlive the committer. cluster NULL
+ * runs a single region; otherwise Raft with that configuration (copied). */
+int pt_committer_start(struct pt_metastore *ms, const struct pt_raft_node_config *cluster,
+                       struct pt_committer **out);
 /* Any thread. Never fails once started; done_cb always runs exactly once. */
-void pt_committer_propose(struct pt_committer *c, struct pt_proposal *p);
-/* Applies what is queued, stops the thread and frees c. */
+void pt_committer_submit(struct pt_committer *c, struct pt_proposal *p);
+/* 1 in cluster mode. */
+int pt_committer_is_cluster(const struct pt_committer *c);
+/* Finishes what is queued, stops the thread and frees c. */
 void pt_committer_stop(struct pt_committer *c);
 
 #endif

@@ -95,7 +95,8 @@ static void *proposer(void *arg)
         mp->p.reply_to = &a->sh->mailbox;
         mp->p.done_cb = on_done;
         encode(n % 10 == 0, n, &mp->p.buf, &mp->p.len);
-        pt_committer_propose(a->sh->c, &mp->p);
+        mp->p.kind = PT_JOB_PROPOSE;
+        pt_committer_submit(a->sh->c, &mp->p);
     }
     return NULL;
 }
@@ -111,7 +112,7 @@ static void test_many_threads(void **state)
     struct shared sh = {0};
     assert_int_equal(uv_loop_init(&sh.loop), 0);
     assert_int_equal(pt_mailbox_init(&sh.mailbox, &sh.loop), 0);
-    assert_int_equal(pt_committer_start(ms, &sh.c), 0);
+    assert_int_equal(pt_committer_start(ms, NULL, &sh.c), 0);
     sh.proposed = THREADS * PER_THREAD;
     sh.loop_thread = pthread_self();
 

@@ -121,6 +121,12 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_connections, 4096);
     assert_int_equal(c.log_level, PT_LOG_INFO);
     assert_int_equal(c.access_log, 1);
+    assert_string_equal(c.cluster_file, "");
+    assert_string_equal(c.raft_listen, "");
+    assert_int_equal(c.tag_reads, PT_TAG_READS_LINEARIZABLE);
+    assert_int_equal(c.stale_fallback, 1);
+    assert_int_equal(c.write_timeout_ms, 5000);
+    assert_int_equal(c.read_index_timeout_ms, 1000);
     assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
     assert_int_equal(pt_config_listen_addr(&c, host, sizeof host, &port), 0);
     assert_string_equal(host, "127.0.0.1");
@@ -522,6 +528,22 @@ static void test_listen(void **state)
             fail_msg("listen \"%s\" accepted", bad[i]);
         expect_invalid(&c, "listen");
     }
+    /* The same syntax for any host:port string, with the reason of a refusal. */
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        assert_int_equal(pt_config_parse_hostport(good[i].listen, host, sizeof host, &port, NULL),
+                         0);
+        assert_string_equal(host, good[i].host);
+        assert_int_equal(port, good[i].port);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *why = NULL;
+        assert_int_equal(pt_config_parse_hostport(bad[i], NULL, 0, NULL, &why), PT_E_CONFIG);
+        assert_non_null(why);
+    }
+    assert_int_equal(pt_config_parse_hostport(NULL, NULL, 0, NULL, NULL), PT_E_CONFIG);
+    assert_int_equal(pt_config_parse_hostport("[::1]:80", host, 3, &port, NULL), PT_E_CONFIG);
+    assert_int_equal(pt_config_parse_hostport("[::1]:80", host, 0, &port, NULL), PT_E_CONFIG);
+
     /* Host buffer too small. */
     pt_config_defaults(&c);
     assert_int_equal(pt_config_listen_addr(&c, host, 4, &port), PT_E_CONFIG);
@@ -666,6 +688,13 @@ static void test_usage(void **state)
         "--max-connections",
         "--log-level",
         "--access-log",
+        "--cluster-file FILE",
+        "--raft-listen HOST:PORT",
+        "--tag-reads MODE",
+        "--stale-fallback BOOL",
+        "--write-timeout DURATION",
+        "--read-index-timeout DURATION",
+        "linearizable",
         "64GiB",
     };
     char *text = NULL;
@@ -700,6 +729,134 @@ static void test_example_file(void **state)
     if (pt_config_load_file(&c, path, err, sizeof err) != 0)
         fail_msg("%s", err);
     assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
+}
+
+/* ---- cluster settings ------------------------------------------------------------------ */
+
+static void test_cluster_settings(void **state)
+{
+    struct fixture *f = *state;
+    struct pt_config c;
+    char err[512] = "";
+    char cluster[160], arg[200];
+    FILE *fp;
+
+    /* Every cluster key from YAML; the cluster file lists the region. */
+    snprintf(cluster, sizeof cluster, "%s/cluster.yaml", f->dir);
+    fp = fopen(cluster, "w");
+    assert_non_null(fp);
+    fputs("cluster_id: test\n"
+          "regions:\n"
+          "  - {name: eu-west, id: 1, address: '127.0.0.1:7001', url: 'http://127.0.0.1:5001'}\n"
+          "  - {name: us-east, id: 2, address: '127.0.0.1:7002', url: 'http://127.0.0.1:5002'}\n",
+          fp);
+    assert_int_equal(fclose(fp), 0);
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "region: eu-west\n"
+             "listen: 127.0.0.1:5001\n"
+             "cluster_file: %s\n"
+             "raft_listen: \"[::]:7001\"\n"
+             "tag_reads: local\n"
+             "stale_fallback: no\n"
+             "write_timeout: 2m\n"
+             "read_index_timeout: 3\n",
+             cluster);
+    pt_config_defaults(&c);
+    if (pt_config_load_file(&c, write_yaml(state, yaml), err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(c.cluster_file, cluster);
+    assert_string_equal(c.raft_listen, "[::]:7001");
+    assert_int_equal(c.tag_reads, PT_TAG_READS_LOCAL);
+    assert_int_equal(c.stale_fallback, 0);
+    assert_int_equal(c.write_timeout_ms, 120000);
+    assert_int_equal(c.read_index_timeout_ms, 3000);
+    if (pt_config_validate(&c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+
+    /* The same as flags; the region may also be the other one. */
+    snprintf(arg, sizeof arg, "--cluster-file=%s", cluster);
+    char *argv[] = {arg,
+                    "--region",
+                    "us-east",
+                    "--tag-reads",
+                    "linearizable",
+                    "--stale-fallback",
+                    "on",
+                    "--write-timeout",
+                    "10s",
+                    "--read-index-timeout=1m",
+                    "--raft-listen",
+                    "0.0.0.0:7002"};
+    pt_config_defaults(&c);
+    assert_int_equal(pt_config_parse_args(&c, 12, argv, err, sizeof err), 0);
+    assert_int_equal(c.tag_reads, PT_TAG_READS_LINEARIZABLE);
+    assert_int_equal(c.stale_fallback, 1);
+    assert_int_equal(c.write_timeout_ms, 10000);
+    assert_int_equal(c.read_index_timeout_ms, 60000);
+    assert_string_equal(c.raft_listen, "0.0.0.0:7002");
+    if (pt_config_validate(&c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    /* An empty raft_listen means the region's address from the file. */
+    c.raft_listen[0] = '\0';
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
+
+    /* Values out of their syntax or limits. */
+    expect_yaml_error(state, "tag_reads: stale\n", "tag_reads");
+    expect_yaml_error(state, "tag_reads: stale\n", "linearizable|local");
+    expect_yaml_error(state, "tag_reads: Local\n", "tag_reads");
+    expect_yaml_error(state, "stale_fallback: 2\n", "stale_fallback");
+    expect_yaml_error(state, "write_timeout: 0\n", "write_timeout");
+    expect_yaml_error(state, "write_timeout: 11m\n", "write_timeout");
+    expect_yaml_error(state, "read_index_timeout: 2m\n", "read_index_timeout");
+    expect_yaml_error(state, "read_index_timeout: 500ms\n", "read_index_timeout");
+    expect_yaml_error(state, "raft_listen: 127.0.0.1\n", "raft_listen");
+    expect_yaml_error(state, "raft_listen: host:0\n", "raft_listen");
+    char *bad_mode[] = {"--tag-reads", "eventual"};
+    expect_args_error(2, bad_mode, "--tag-reads");
+    char *bad_raft[] = {"--raft-listen=::1:7000"};
+    expect_args_error(1, bad_raft, "--raft-listen");
+
+    /* Rules between settings and the cluster file. */
+    pt_config_defaults(&c);
+    strcpy(c.raft_listen, "0.0.0.0:7000");
+    expect_invalid(&c, "raft_listen: needs cluster_file");
+    pt_config_defaults(&c);
+    snprintf(c.cluster_file, sizeof c.cluster_file, "%s", cluster);
+    strcpy(c.listen, "127.0.0.1:5001");
+    expect_invalid(&c, "region: \"local\" is not a region of cluster file");
+    expect_invalid(&c, "eu-west, us-east");
+    strcpy(c.region, "eu-west");
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
+    /* The raft port may not be the client port. */
+    strcpy(c.listen, "127.0.0.1:7001");
+    expect_invalid(&c, "raft_listen: 127.0.0.1:7001 (region's address in cluster_file) takes");
+    strcpy(c.listen, "0.0.0.0:7001");
+    expect_invalid(&c, "raft_listen");
+    strcpy(c.listen, "127.0.0.2:7001");
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
+    strcpy(c.raft_listen, "[::]:7001");
+    expect_invalid(&c, "raft_listen: [::]:7001 takes the client listen port");
+    strcpy(c.raft_listen, "127.0.0.2:7000");
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
+    /* A missing or broken cluster file is named. */
+    snprintf(c.cluster_file, sizeof c.cluster_file, "%s/absent.yaml", f->dir);
+    expect_invalid(&c, "cluster_file: ");
+    expect_invalid(&c, "absent.yaml");
+    fp = fopen(cluster, "w");
+    assert_non_null(fp);
+    fputs("cluster_id: test\nregions: []\n", fp);
+    assert_int_equal(fclose(fp), 0);
+    snprintf(c.cluster_file, sizeof c.cluster_file, "%s", cluster);
+    expect_invalid(&c, "at least one region");
+    /* Set by code, held to the same limits. */
+    pt_config_defaults(&c);
+    c.tag_reads = 2;
+    expect_invalid(&c, "tag_reads");
+    pt_config_defaults(&c);
+    c.write_timeout_ms = 999;
+    expect_invalid(&c, "write_timeout");
+    unlink(cluster);
 }
 
 /* ---- log ------------------------------------------------------------------------------- */
@@ -849,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_parse_bool),
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_example_file),
+        cmocka_unit_test_setup_teardown(test_cluster_settings, setup, teardown),
         cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_log_output),
     };

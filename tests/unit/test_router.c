@@ -352,6 +352,21 @@ static void test_length_delimited(void **state)
     assert_int_equal(pt_router_match("/healthz", 7, &r), PT_E_NOT_FOUND);
 }
 
+static void test_admin(void **state)
+{
+    struct pt_route r;
+    (void)state;
+    assert_int_equal(match("/admin/cluster", &r), 0);
+    assert_int_equal(r.id, PT_ROUTE_ADMIN);
+    assert_int_equal(r.ref_len, 7);
+    assert_memory_equal(r.ref, "cluster", 7);
+    assert_int_equal(match("/admin/cluster/regions/3", &r), 0);
+    assert_int_equal(r.ref_len, 17);
+    assert_int_equal(match("/admin/", &r), PT_E_NOT_FOUND);
+    assert_int_equal(match("/admin", &r), PT_E_NOT_FOUND);
+    assert_int_equal(match("/adminx/cluster", &r), PT_E_NOT_FOUND);
+}
+
 static void test_route_names(void **state)
 {
     (void)state;
@@ -365,6 +380,7 @@ static void test_route_names(void **state)
     assert_string_equal(pt_route_name(PT_ROUTE_REFERRERS), "referrers");
     assert_string_equal(pt_route_name(PT_ROUTE_HEALTHZ), "healthz");
     assert_string_equal(pt_route_name(PT_ROUTE_METRICS), "metrics");
+    assert_string_equal(pt_route_name(PT_ROUTE_ADMIN), "admin");
     assert_string_equal(pt_route_name(PT_ROUTE_UNKNOWN), "unknown");
     assert_string_equal(pt_route_name(PT_ROUTE__COUNT), "unknown");
     assert_string_equal(pt_route_name((enum pt_route_id) - 1), "unknown");
@@ -387,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_percent),
         cmocka_unit_test(test_name_length),
         cmocka_unit_test(test_length_delimited),
+        cmocka_unit_test(test_admin),
         cmocka_unit_test(test_route_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# local-cluster.sh - run a multi-region Portolan cluster on this machine, for development.
+#
+#   deploy/local-cluster.sh up     [--regions N] [--dir DIR] [--build-dir DIR] [--timeout SECONDS]
+#   deploy/local-cluster.sh down   [--dir DIR] [--purge]
+#   deploy/local-cluster.sh status [--dir DIR] [--build-dir DIR]
+#
+# up writes DIR/cluster.yaml for N regions (default 3) named region-a, region-b, ...: region i
+# has raft id i, its Raft + peer port on 127.0.0.1:(7000+i) and its clients on
+# http://127.0.0.1:(5000+i). It starts one `portolan serve` per region in the background
+# (DIR/<region>/data, log in DIR/<region>/node.log, pid in DIR/<region>/pid), builds the binary
+# first with `make build` if BUILD-DIR/portolan is missing, then waits (default 30 s) until
+# `portolan cluster status` reports a leader and prints each region's URL. Running it again
+# starts only the regions that are not running. The number of regions of an existing cluster
+# cannot change while it has data (use `down --purge` first): its Raft state remembers it.
+#
+# down stops the regions (SIGTERM, then SIGKILL after 10 s) and keeps their data unless
+# --purge is given. status lists the regions' processes and the cluster's own view.
+#
+# Relative DIR and BUILD-DIR are taken from the repository root (defaults .local-cluster and
+# build). Exit status: 0 ok, 1 failure (a node died, no leader in time, ...), 2 usage.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+CLIENT_BASE=5000
+RAFT_BASE=7000
+MAX_REGIONS=64
+STOP_WAIT=10
+
+usage() {
+    sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+die() {
+    echo "local-cluster: $*" >&2
+    exit 1
+}
+
+usage_error() {
+    echo "local-cluster: $*" >&2
+    echo "usage: deploy/local-cluster.sh up|down|status [flags] (--help for details)" >&2
+    exit 2
+}
+
+# ---- arguments ------------------------------------------------------------------------------
+
+[ $# -ge 1 ] || usage_error "missing command"
+cmd=$1
+shift
+case "$cmd" in
+up | down | status) ;;
+-h | --help | help)
+    usage
+    exit 0
+    ;;
+*) usage_error "unknown command '$cmd'" ;;
+esac
+
+regions=""
+dir=".local-cluster"
+build_dir="build"
+timeout=30
+purge=0
+while [ $# -gt 0 ]; do
+    flag=$1
+    case "$flag" in
+    --*=*)
+        value=${flag#*=}
+        flag=${flag%%=*}
+        shift
+        ;;
+    --purge | -h | --help)
+        value=""
+        shift
+        ;;
+    --*)
+        [ $# -ge 2 ] || usage_error "$flag: missing value"
+        value=$2
+        shift 2
+        ;;
+    *) usage_error "unexpected argument '$flag'" ;;
+    esac
+    case "$cmd:$flag" in
+    *:-h | *:--help)
+        usage
+        exit 0
+        ;;
+    up:--regions) regions=$value ;;
+    *:--dir) dir=$value ;;
+    up:--build-dir | status:--build-dir) build_dir=$value ;;
+    up:--timeout) timeout=$value ;;
+    down:--purge) purge=1 ;;
+    *) usage_error "$cmd: unknown flag '$flag'" ;;
+    esac
+done
+
+if [ -n "$regions" ]; then
+    if ! [[ $regions =~ ^[0-9]{1,2}$ ]] || [ "$regions" -lt 1 ] || [ "$regions" -gt $MAX_REGIONS ]; then
+        usage_error "--regions: expected 1..$MAX_REGIONS, got '$regions'"
+    fi
+fi
+if ! [[ $timeout =~ ^[0-9]{1,5}$ ]] || [ "$timeout" -lt 1 ]; then
+    usage_error "--timeout: expected seconds (1..99999), got '$timeout'"
+fi
+[ -n "$dir" ] || usage_error "--dir: must not be empty"
+[ -n "$build_dir" ] || usage_error "--build-dir: must not be empty"
+
+case "$dir" in /*) ;; *) dir="$root/$dir" ;; esac
+case "$build_dir" in /*) ;; *) build_dir="$root/$build_dir" ;; esac
+dir=${dir%/}
+bin="$build_dir/portolan"
+cluster_file="$dir/cluster.yaml"
+err_file="" # stderr of the last status probe (up); removed on exit
+
+# ---- regions --------------------------------------------------------------------------------
+
+# region_name I -> region-a .. region-z, region-aa, region-ab, ...
+region_name() {
+    local i=$(($1 - 1)) letters=abcdefghijklmnopqrstuvwxyz
+    if [ "$i" -lt 26 ]; then
+        echo "region-${letters:i:1}"
+    else
+        echo "region-${letters:i/26-1:1}${letters:i%26:1}"
+    fi
+}
+
+client_url() { echo "http://127.0.0.1:$((CLIENT_BASE + $1))"; }
+raft_address() { echo "127.0.0.1:$((RAFT_BASE + $1))"; }
+
+# Number of regions in the existing cluster file (0 if there is none).
+existing_regions() {
+    if [ -f "$cluster_file" ]; then
+        grep -c '^  - name: ' "$cluster_file" || true
+    else
+        echo 0
+    fi
+}
+
+# The cluster file for N regions, on stdout.
+cluster_yaml() {
+    local n=$1 i
+    echo "# Written by deploy/local-cluster.sh: a $n-region cluster on this machine."
+    echo "cluster_id: portolan-local"
+    echo "regions:"
+    for ((i = 1; i <= n; i++)); do
+        echo "  - name: $(region_name "$i")"
+        echo "    id: $i"
+        echo "    address: $(raft_address "$i")"
+        echo "    url: $(client_url "$i")"
+        echo "    role: voter"
+    done
+}
+
+# pid of the region's node if it runs, else nothing (exit 1). A pid file whose process is
+# gone, or is some other program after pid reuse, does not count.
+node_pid() {
+    local region=$1 pidfile="$dir/$1/pid" pid
+    [ -f "$pidfile" ] || return 1
+    pid=$(<"$pidfile")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--data-dir $dir/$region/data " ||
+        return 1
+    echo "$pid"
+}
+
+log_tail() {
+    local log="$dir/$1/node.log"
+    if [ -s "$log" ]; then
+        echo "--- last lines of $log:" >&2
+        tail -n 15 "$log" >&2
+    fi
+}
+
+# Regions that have a directory under DIR (running or not), one a line.
+known_regions() {
+    local d
+    for d in "$dir"/*/; do
+        [ -d "$d" ] || continue
+        d=${d%/}
+        [ -d "$d/data" ] || [ -f "$d/pid" ] || [ -f "$d/node.log" ] || continue
+        basename "$d"
+    done
+}
+
+# ---- up -------------------------------------------------------------------------------------
+
+start_region() {
+    local i=$1 region pid
+    region=$(region_name "$i")
+    if pid=$(node_pid "$region"); then
+        echo "$region: already running (pid $pid)"
+        return 0
+    fi
+    mkdir -p "$dir/$region/data"
+    echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) local-cluster.sh starting $region" >>"$dir/$region/node.log"
+    # setsid: the node gets its own session, so ^C on this script does not reach it.
+    setsid "$bin" serve \
+        --listen "127.0.0.1:$((CLIENT_BASE + i))" \
+        --data-dir "$dir/$region/data" \
+        --region "$region" \
+        --cluster-file "$cluster_file" \
+        </dev/null >>"$dir/$region/node.log" 2>&1 &
+    echo $! >"$dir/$region/pid"
+    echo "$region: started (pid $!), $(client_url "$i"), raft $(raft_address "$i")"
+}
+
+# Fails (with the node's log) if a region's process has exited.
+check_alive() {
+    local n=$1 i region
+    for ((i = 1; i <= n; i++)); do
+        region=$(region_name "$i")
+        if ! node_pid "$region" >/dev/null; then
+            echo "local-cluster: $region exited" >&2
+            log_tail "$region"
+            return 1
+        fi
+    done
+}
+
+# Prints the leader's name once `portolan cluster status` reports one.
+leader_of() {
+    awk '$2 ~ /^[0-9]+$/ && $3 == "leader" { print $1; found = 1; exit } END { exit !found }'
+}
+
+# Explains, after the wait for a leader timed out, what was (not) working.
+explain_no_leader() {
+    local n=$1 last_out=$2 last_err=$3 i region url
+    echo "local-cluster: no leader after ${timeout}s." >&2
+    for ((i = 1; i <= n; i++)); do
+        region=$(region_name "$i")
+        url=$(client_url "$i")
+        if curl -fsS -m 2 -o /dev/null "$url/healthz" 2>/dev/null; then
+            echo "  $region: serving on $url (/healthz ok)" >&2
+        else
+            echo "  $region: not answering on $url/healthz (see $dir/$region/node.log)" >&2
+        fi
+    done
+    if [ -n "$last_out" ]; then
+        echo "  the cluster's own view:" >&2
+        printf '%s\n' "$last_out" | sed 's/^/    /' >&2
+    fi
+    if [ -n "$last_err" ]; then
+        echo "  last 'portolan cluster status' error: $last_err" >&2
+        case "$last_err" in
+        *"HTTP 404"*)
+            echo "  The nodes run but do not serve the cluster admin API (/admin/cluster):" >&2
+            echo "  this build runs each region standalone, without Raft." >&2
+            ;;
+        esac
+    fi
+    echo "  The nodes are left running; stop them with: deploy/local-cluster.sh down" >&2
+}
+
+cmd_up() {
+    local have n i out last_out="" last_err="" leader deadline
+    have=$(existing_regions)
+    n=${regions:-$have}
+    [ "$n" -ge 1 ] || n=3
+
+    if [ "$have" -ne 0 ] && [ "$have" -ne "$n" ]; then
+        if [ -n "$(known_regions)" ]; then
+            die "$dir holds a $have-region cluster; run 'deploy/local-cluster.sh down --purge' before starting $n regions"
+        fi
+    fi
+
+    if [ ! -x "$bin" ]; then
+        echo "local-cluster: $bin is missing, building it (make build BUILD=$build_dir)"
+        make -C "$root" build BUILD="$build_dir"
+        [ -x "$bin" ] || die "the build did not produce $bin"
+    fi
+
+    mkdir -p "$dir"
+    cluster_yaml "$n" >"$cluster_file.tmp"
+    if cmp -s "$cluster_file.tmp" "$cluster_file"; then
+        rm -f "$cluster_file.tmp"
+    else
+        mv -f "$cluster_file.tmp" "$cluster_file"
+        echo "wrote $cluster_file ($n regions)"
+    fi
+
+    for ((i = 1; i <= n; i++)); do
+        start_region "$i"
+    done
+    # A node that refuses its configuration exits at once: report it before waiting.
+    sleep 0.5
+    check_alive "$n" || die "a region failed to start; fix the cause and run 'up' again"
+
+    echo "waiting up to ${timeout}s for a leader ..."
+    err_file=$(mktemp)
+    trap 'rm -f "$err_file"' EXIT
+    deadline=$((SECONDS + timeout))
+    leader=""
+    while [ $SECONDS -lt $deadline ]; do
+        for ((i = 1; i <= n; i++)); do
+            if out=$("$bin" cluster status --region "$(client_url "$i")" --timeout 2s 2>"$err_file"); then
+                last_out=$out
+                last_err=""
+                leader=$(printf '%s\n' "$out" | leader_of) && break 2
+                leader=""
+                break
+            fi
+            last_err=$(head -n 3 "$err_file")
+        done
+        check_alive "$n" || die "a region exited while waiting for a leader"
+        sleep 0.5
+    done
+    if [ -z "$leader" ]; then
+        explain_no_leader "$n" "$last_out" "$last_err"
+        exit 1
+    fi
+
+    echo "leader: $leader"
+    printf '%s\n' "$last_out"
+    echo
+    for ((i = 1; i <= n; i++)); do
+        printf '%-10s %s\n' "$(region_name "$i")" "$(client_url "$i")"
+    done
+}
+
+# ---- down -----------------------------------------------------------------------------------
+
+cmd_down() {
+    local region pid pids=() names=() waited=0 k
+    while read -r region; do
+        [ -n "$region" ] || continue
+        if pid=$(node_pid "$region"); then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+            names+=("$region")
+        else
+            rm -f "$dir/$region/pid"
+        fi
+    done < <(known_regions)
+
+    while [ ${#pids[@]} -gt 0 ] && [ "$waited" -lt $((STOP_WAIT * 10)) ]; do
+        local alive=0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [ "$alive" -eq 1 ] || break
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    for k in "${!pids[@]}"; do
+        if kill -0 "${pids[k]}" 2>/dev/null; then
+            echo "${names[k]}: still running after ${STOP_WAIT}s, sending SIGKILL"
+            kill -KILL "${pids[k]}" 2>/dev/null || true
+        fi
+        rm -f "$dir/${names[k]}/pid"
+        echo "${names[k]}: stopped"
+    done
+    [ ${#pids[@]} -gt 0 ] || echo "no region is running"
+
+    if [ "$purge" -eq 1 ] && [ -d "$dir" ]; then
+        # Only a directory this script made: it holds the cluster file or nothing else.
+        if [ -f "$cluster_file" ] || [ -z "$(ls -A "$dir")" ]; then
+            rm -rf -- "$dir"
+            echo "removed $dir"
+        else
+            die "$dir has no cluster.yaml; not removing it"
+        fi
+    fi
+}
+
+# ---- status ---------------------------------------------------------------------------------
+
+cmd_status() {
+    local region pid any=0 running=0 stopped=0 url="" i n
+    [ -f "$cluster_file" ] || {
+        echo "no cluster in $dir (run: deploy/local-cluster.sh up)"
+        return 1
+    }
+    n=$(existing_regions)
+    for ((i = 1; i <= n; i++)); do
+        region=$(region_name "$i")
+        any=1
+        if pid=$(node_pid "$region"); then
+            printf '%-10s running  pid %-8s %s\n' "$region" "$pid" "$(client_url "$i")"
+            running=$((running + 1))
+            [ -n "$url" ] || url=$(client_url "$i")
+        else
+            printf '%-10s stopped  %-12s %s\n' "$region" "" "$(client_url "$i")"
+            stopped=$((stopped + 1))
+        fi
+    done
+    [ "$any" -eq 1 ] || echo "no regions in $cluster_file"
+    if [ -n "$url" ] && [ -x "$bin" ]; then
+        echo
+        "$bin" cluster status --region "$url" || true
+    fi
+    [ "$stopped" -eq 0 ] && [ "$running" -gt 0 ]
+}
+
+case "$cmd" in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+esac

@@ -1,0 +1,38 @@
+/*
+ * cli.h - `portolan cluster ...`: the operator's client for a cluster's admin API.
+ *
+ *   portolan cluster status          --region URL [--json] [--cacert FILE] [--timeout DURATION]
+ *   portolan cluster add             --region URL --name N --id I --address A --url U
+ *                                    [--role voter|standby] [--json] [--cacert FILE]
+ *   portolan cluster remove          --region URL --id I [--json] [--cacert FILE]
+ *   portolan cluster transfer-leader --region URL [--id I] [--json] [--cacert FILE]
+ *
+ * --region is the client URL of any region of the cluster; the admin requests go there (a
+ * region may redirect membership changes to the leader). status then asks every configured
+ * region for its own view, in parallel with a short time limit each, and prints one table
+ * (or with --json one merged document). The HTTP contract these commands expect from a node
+ * is written at the top of cli.c.
+ *
+ * Exit codes: PT_CLI_OK (0) when the request succeeded, PT_CLI_FAILED (1) when it could not
+ * be sent or the region answered with an error, PT_CLI_USAGE (2) for bad arguments.
+ */
+#ifndef PT_CLI_H
+#define PT_CLI_H
+
+#include <stdio.h>
+
+enum { PT_CLI_OK = 0, PT_CLI_FAILED = 1, PT_CLI_USAGE = 2 };
+
+/*
+ * Runs one `portolan cluster` command. argv[0..argc) (borrowed) starts with the subcommand
+ * ("status", "add", "remove", "transfer-leader", "help"). Results go to out, messages and
+ * errors to err (both borrowed). Blocks until the requests finished or timed out. Uses
+ * libcurl's global state (curl_global_init/cleanup), so it must not run while another
+ * thread of the process uses libcurl. Returns PT_CLI_OK, PT_CLI_FAILED or PT_CLI_USAGE.
+ */
+int pt_cli_cluster(int argc, char **argv, FILE *out, FILE *err);
+
+/* Writes the usage of every `portolan cluster` command to out (borrowed). */
+void pt_cli_cluster_usage(FILE *out);
+
+#endif

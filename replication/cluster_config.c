@@ -1,0 +1,694 @@
+/*
+ * cluster_config.c - reading and checking the cluster file (format in cluster_config.h).
+ *
+ * Design: the file is read whole (bounded by PT_CLUSTER_FILE_MAX) and walked with libyaml's
+ * event API as a small state machine that knows the one shape the file may have:
+ *
+ *     stream > document > mapping { cluster_id: scalar,
+ *                                   regions: sequence [ mapping { key: scalar ... } ... ] }
+ *
+ * Anything else (aliases, nested values, unknown or repeated keys, a second document) stops
+ * the walk with an error carrying the line. Values are checked as they arrive, by the same
+ * functions code-built configurations go through (pt_cluster_config_check_*); the rules
+ * between regions (uniqueness, a voter) are checked once at the end by the function that
+ * pt_cluster_config_validate uses too, given the line of each region for messages.
+ *
+ * The walk fills a private copy; the caller's struct is written only when everything passed.
+ */
+#include "cluster_config.h"
+
+#include "config.h"
+#include "err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <raft.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+_Static_assert(PT_CLUSTER_STANDBY == RAFT_STANDBY, "roles are raft's");
+_Static_assert(PT_CLUSTER_VOTER == RAFT_VOTER, "roles are raft's");
+_Static_assert(PT_CLUSTER_SPARE == RAFT_SPARE, "roles are raft's");
+
+/* Values quoted back in error messages are cut to this many bytes. */
+#define QUOTE_MAX 64
+
+/* Keys of one region, as bits of a seen-mask. */
+enum region_key { RK_NAME, RK_ID, RK_ADDRESS, RK_URL, RK_ROLE, RK_COUNT };
+static const char *const region_keys[RK_COUNT] = {"name", "id", "address", "url", "role"};
+#define RK_REQUIRED ((1u << RK_NAME) | (1u << RK_ID) | (1u << RK_ADDRESS) | (1u << RK_URL))
+
+/* Top-level keys. */
+enum top_key { TK_CLUSTER_ID, TK_REGIONS, TK_COUNT };
+static const char *const top_keys[TK_COUNT] = {"cluster_id", "regions"};
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return PT_E_CONFIG;
+}
+
+static int reason(const char **why, const char *text)
+{
+    if (why != NULL)
+        *why = text;
+    return text == NULL ? 0 : PT_E_CONFIG;
+}
+
+/* ---- single values --------------------------------------------------------------------- */
+
+int pt_cluster_config_check_cluster_id(const char *s, const char **why)
+{
+    size_t n;
+
+    if (s == NULL || s[0] == '\0')
+        return reason(why, "must not be empty");
+    n = strnlen(s, PT_CLUSTER_ID_MAX + 1);
+    if (n > PT_CLUSTER_ID_MAX)
+        return reason(why, "longer than 64 bytes");
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return reason(why, "must match [A-Za-z0-9._-]{1,64}");
+    }
+    return 0;
+}
+
+int pt_cluster_config_check_name(const char *s, const char **why)
+{
+    size_t n;
+
+    if (s == NULL || s[0] == '\0')
+        return reason(why, "must not be empty");
+    n = strnlen(s, PT_CLUSTER_NAME_MAX + 1);
+    if (n > PT_CLUSTER_NAME_MAX)
+        return reason(why, "longer than 63 bytes");
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
+            return reason(why, "must match [a-z0-9-]{1,63}");
+    }
+    return 0;
+}
+
+int pt_cluster_config_check_address(const char *s, const char **why)
+{
+    char host[PT_CLUSTER_ADDRESS_MAX + 1];
+    const char *bad;
+
+    if (s == NULL || s[0] == '\0')
+        return reason(why, "must not be empty");
+    if (strnlen(s, PT_CLUSTER_ADDRESS_MAX + 1) > PT_CLUSTER_ADDRESS_MAX)
+        return reason(why, "longer than 261 bytes");
+    if (pt_config_parse_hostport(s, host, sizeof host, NULL, &bad) != 0)
+        return reason(why, bad);
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+        return reason(why, "must be an address peers can connect to, not 0.0.0.0 or [::]");
+    return 0;
+}
+
+int pt_cluster_config_check_url(const char *s, const char **why)
+{
+    char hostport[PT_CLUSTER_URL_MAX + 8];
+    const char *auth, *bad;
+    size_t n, alen;
+    bool has_port;
+
+    if (s == NULL || s[0] == '\0')
+        return reason(why, "must not be empty");
+    n = strnlen(s, PT_CLUSTER_URL_MAX + 1);
+    if (n > PT_CLUSTER_URL_MAX)
+        return reason(why, "longer than 511 bytes");
+    if (strncasecmp(s, "http://", 7) == 0)
+        auth = s + 7;
+    else if (strncasecmp(s, "https://", 8) == 0)
+        auth = s + 8;
+    else
+        return reason(why, "must start with http:// or https://");
+    alen = strcspn(auth, "/?#@");
+    if (auth[alen] == '@')
+        return reason(why, "must not carry user information");
+    if (auth[alen] != '\0')
+        return reason(why, "must be scheme://host[:port] with no path, query or fragment");
+    if (alen == 0)
+        return reason(why, "missing host");
+    if (auth[0] == '[') {
+        const char *close = memchr(auth, ']', alen);
+        has_port = close != NULL && close + 1 < auth + alen;
+    } else {
+        has_port = memchr(auth, ':', alen) != NULL;
+    }
+    /* Without a port the host is checked as host:1, by the one host:port parser. */
+    snprintf(hostport, sizeof hostport, "%.*s%s", (int)alen, auth, has_port ? "" : ":1");
+    if (pt_config_parse_hostport(hostport, NULL, 0, NULL, &bad) != 0)
+        return reason(why, bad);
+    return 0;
+}
+
+int pt_cluster_config_parse_id(const char *s, uint64_t *id)
+{
+    uint64_t v = 0;
+
+    if (s == NULL || s[0] == '\0')
+        return PT_E_CONFIG;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return PT_E_CONFIG;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (PT_CLUSTER_SERVER_ID_MAX - d) / 10)
+            return PT_E_CONFIG;
+        v = v * 10 + d;
+    }
+    if (v == 0)
+        return PT_E_CONFIG;
+    *id = v;
+    return 0;
+}
+
+int pt_cluster_config_parse_role(const char *s, int *role)
+{
+    static const int roles[] = {PT_CLUSTER_VOTER, PT_CLUSTER_STANDBY, PT_CLUSTER_SPARE};
+
+    if (s == NULL)
+        return PT_E_CONFIG;
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        if (strcmp(s, pt_cluster_config_role_name(roles[i])) == 0) {
+            *role = roles[i];
+            return 0;
+        }
+    }
+    return PT_E_CONFIG;
+}
+
+const char *pt_cluster_config_role_name(int role)
+{
+    switch (role) {
+    case PT_CLUSTER_VOTER:
+        return "voter";
+    case PT_CLUSTER_STANDBY:
+        return "standby";
+    case PT_CLUSTER_SPARE:
+        return "spare";
+    default:
+        return "unknown";
+    }
+}
+
+/* ---- regions and the whole configuration ----------------------------------------------- */
+
+/* Checks r; prefix ("regions[2]." or "") is put before the key in messages. */
+static int check_region(const struct pt_cluster_region *r, const char *prefix, char *err,
+                        size_t errlen)
+{
+    const char *why;
+
+    if (memchr(r->name, '\0', sizeof r->name) == NULL)
+        return fail(err, errlen, "%sname: not terminated", prefix);
+    if (pt_cluster_config_check_name(r->name, &why) != 0)
+        return fail(err, errlen, "%sname: %s", prefix, why);
+    if (r->id == 0 || r->id > PT_CLUSTER_SERVER_ID_MAX)
+        return fail(err, errlen, "%sid: %llu out of range 1..%llu", prefix,
+                    (unsigned long long)r->id, (unsigned long long)PT_CLUSTER_SERVER_ID_MAX);
+    if (memchr(r->address, '\0', sizeof r->address) == NULL)
+        return fail(err, errlen, "%saddress: not terminated", prefix);
+    if (pt_cluster_config_check_address(r->address, &why) != 0)
+        return fail(err, errlen, "%saddress: \"%.*s\": %s", prefix, QUOTE_MAX, r->address, why);
+    if (memchr(r->url, '\0', sizeof r->url) == NULL)
+        return fail(err, errlen, "%surl: not terminated", prefix);
+    if (pt_cluster_config_check_url(r->url, &why) != 0)
+        return fail(err, errlen, "%surl: \"%.*s\": %s", prefix, QUOTE_MAX, r->url, why);
+    if (r->role != PT_CLUSTER_VOTER && r->role != PT_CLUSTER_STANDBY && r->role != PT_CLUSTER_SPARE)
+        return fail(err, errlen, "%srole: not voter, standby or spare", prefix);
+    return 0;
+}
+
+int pt_cluster_config_check_region(const struct pt_cluster_region *r, char *err, size_t errlen)
+{
+    return check_region(r, "", err, errlen);
+}
+
+/*
+ * The rules of a whole configuration. where (borrowed) is "path:" or "" and lines (may be
+ * NULL) holds each region's line in the file, for messages.
+ */
+static int check_config(const struct pt_cluster_config *c, const char *where,
+                        const unsigned long *lines, char *err, size_t errlen)
+{
+    char prefix[PT_CLUSTER_NAME_MAX + 64], at[32] = "";
+    const char *why;
+    size_t voters = 0;
+    int rc;
+
+    if (memchr(c->cluster_id, '\0', sizeof c->cluster_id) == NULL)
+        return fail(err, errlen, "%scluster_id: not terminated", where);
+    if (pt_cluster_config_check_cluster_id(c->cluster_id, &why) != 0)
+        return fail(err, errlen, "%scluster_id: %s", where, why);
+    if (c->nregions == 0)
+        return fail(err, errlen, "%sregions: at least one region is needed", where);
+    if (c->nregions > PT_CLUSTER_REGIONS_MAX)
+        return fail(err, errlen, "%sregions: more than %d regions", where, PT_CLUSTER_REGIONS_MAX);
+    for (size_t i = 0; i < c->nregions; i++) {
+        const struct pt_cluster_region *r = &c->regions[i];
+
+        if (lines != NULL)
+            snprintf(at, sizeof at, "%lu: ", lines[i]);
+        snprintf(prefix, sizeof prefix, "%s%sregions[%zu].", where, at, i);
+        rc = check_region(r, prefix, err, errlen);
+        if (rc != 0)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            const struct pt_cluster_region *o = &c->regions[j];
+            const char *key = NULL;
+
+            if (strcmp(r->name, o->name) == 0)
+                key = "name";
+            else if (r->id == o->id)
+                key = "id";
+            else if (strcasecmp(r->address, o->address) == 0)
+                key = "address";
+            else if (strcasecmp(r->url, o->url) == 0)
+                key = "url";
+            if (key != NULL)
+                return fail(err, errlen, "%s%s: same as regions[%zu] (%s)", prefix, key, j,
+                            o->name);
+        }
+        if (r->role == PT_CLUSTER_VOTER)
+            voters++;
+    }
+    if (voters == 0)
+        return fail(err, errlen, "%sregions: at least one region must be a voter", where);
+    return 0;
+}
+
+int pt_cluster_config_validate(const struct pt_cluster_config *c, char *err, size_t errlen)
+{
+    return check_config(c, "", NULL, err, errlen);
+}
+
+const struct pt_cluster_region *pt_cluster_config_find(const struct pt_cluster_config *c,
+                                                       const char *name)
+{
+    if (c == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < c->nregions && i < PT_CLUSTER_REGIONS_MAX; i++) {
+        if (strcmp(c->regions[i].name, name) == 0)
+            return &c->regions[i];
+    }
+    return NULL;
+}
+
+const struct pt_cluster_region *pt_cluster_config_find_id(const struct pt_cluster_config *c,
+                                                          uint64_t id)
+{
+    if (c == NULL || id == 0)
+        return NULL;
+    for (size_t i = 0; i < c->nregions && i < PT_CLUSTER_REGIONS_MAX; i++) {
+        if (c->regions[i].id == id)
+            return &c->regions[i];
+    }
+    return NULL;
+}
+
+/* ---- YAML ------------------------------------------------------------------------------ */
+
+enum state {
+    S_STREAM,       /* expect STREAM-START */
+    S_DOCUMENT,     /* expect DOCUMENT-START */
+    S_ROOT,         /* expect the root mapping */
+    S_TOP_KEY,      /* expect a top-level key or MAPPING-END */
+    S_CLUSTER_ID,   /* expect the cluster_id scalar */
+    S_REGIONS,      /* expect the regions SEQUENCE-START */
+    S_REGION,       /* expect a region MAPPING-START or SEQUENCE-END */
+    S_REGION_KEY,   /* expect a region key or MAPPING-END */
+    S_REGION_VALUE, /* expect the value of region key `key` */
+    S_DOC_END,      /* expect DOCUMENT-END */
+    S_STREAM_END,   /* expect STREAM-END (a second document is refused) */
+};
+
+struct walk {
+    enum state state;
+    struct pt_cluster_config *cfg;
+    const char *path;
+    unsigned top_seen;                           /* bits of enum top_key */
+    unsigned region_seen;                        /* bits of enum region_key, current region */
+    enum region_key key;                         /* key whose value comes next */
+    unsigned long lines[PT_CLUSTER_REGIONS_MAX]; /* line of each region's first key */
+    char *err;
+    size_t errlen;
+};
+
+static const char *event_what(yaml_event_type_t t)
+{
+    switch (t) {
+    case YAML_MAPPING_START_EVENT:
+        return "a mapping";
+    case YAML_SEQUENCE_START_EVENT:
+        return "a list";
+    case YAML_ALIAS_EVENT:
+        return "an alias";
+    case YAML_SCALAR_EVENT:
+        return "a single value";
+    default:
+        return "unexpected YAML";
+    }
+}
+
+/* The scalar's text, or NULL if it holds a NUL byte. A plain null (nothing, ~, null) reads
+ * as "". */
+static const char *scalar_text(const yaml_event_t *ev)
+{
+    const char *v = (const char *)ev->data.scalar.value;
+
+    if (strlen(v) != ev->data.scalar.length)
+        return NULL;
+    if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        (strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+         strcmp(v, "NULL") == 0))
+        return "";
+    return v;
+}
+
+static int lookup(const char *const *names, int count, const char *key)
+{
+    for (int i = 0; i < count; i++) {
+        if (strcmp(names[i], key) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* Stores the value v of the current region's key w->key. name is "path:line: regions[i].key". */
+static int set_region_value(struct walk *w, const char *name, const char *v)
+{
+    struct pt_cluster_region *r = &w->cfg->regions[w->cfg->nregions - 1];
+    const char *why;
+    size_t n = strlen(v);
+
+    switch (w->key) {
+    case RK_NAME:
+        if (pt_cluster_config_check_name(v, &why) != 0)
+            return fail(w->err, w->errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
+        memcpy(r->name, v, n + 1);
+        return 0;
+    case RK_ID:
+        if (pt_cluster_config_parse_id(v, &r->id) != 0)
+            return fail(w->err, w->errlen, "%s: \"%.*s\": must be an integer 1..%llu", name,
+                        QUOTE_MAX, v, (unsigned long long)PT_CLUSTER_SERVER_ID_MAX);
+        return 0;
+    case RK_ADDRESS:
+        if (pt_cluster_config_check_address(v, &why) != 0)
+            return fail(w->err, w->errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
+        memcpy(r->address, v, n + 1);
+        return 0;
+    case RK_URL:
+        /* "http://host:port/" means "http://host:port". */
+        if (n > 0 && v[n - 1] == '/' && n - 1 <= PT_CLUSTER_URL_MAX) {
+            char trimmed[PT_CLUSTER_URL_MAX + 1];
+            memcpy(trimmed, v, n - 1);
+            trimmed[n - 1] = '\0';
+            if (pt_cluster_config_check_url(trimmed, NULL) == 0) {
+                memcpy(r->url, trimmed, n);
+                return 0;
+            }
+        }
+        if (pt_cluster_config_check_url(v, &why) != 0)
+            return fail(w->err, w->errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
+        memcpy(r->url, v, n + 1);
+        return 0;
+    case RK_ROLE:
+        if (pt_cluster_config_parse_role(v, &r->role) != 0)
+            return fail(w->err, w->errlen, "%s: \"%.*s\": must be voter, standby or spare", name,
+                        QUOTE_MAX, v);
+        return 0;
+    default:
+        return fail(w->err, w->errlen, "%s: unhandled key", name);
+    }
+}
+
+static int walk_event(struct walk *w, const yaml_event_t *ev)
+{
+    unsigned long line = (unsigned long)ev->start_mark.line + 1;
+    char name[512]; /* "path:line: regions[i].key", path cut to fit */
+    const char *v;
+    int k;
+
+    switch (w->state) {
+    case S_STREAM:
+        if (ev->type != YAML_STREAM_START_EVENT)
+            break;
+        w->state = S_DOCUMENT;
+        return 0;
+    case S_DOCUMENT:
+        if (ev->type == YAML_STREAM_END_EVENT)
+            return fail(w->err, w->errlen, "%s: empty file (cluster_id and regions are needed)",
+                        w->path);
+        if (ev->type != YAML_DOCUMENT_START_EVENT)
+            break;
+        w->state = S_ROOT;
+        return 0;
+    case S_ROOT:
+        if (ev->type != YAML_MAPPING_START_EVENT)
+            return fail(w->err, w->errlen,
+                        "%s:%lu: the top level must be a mapping with cluster_id and regions",
+                        w->path, line);
+        w->state = S_TOP_KEY;
+        return 0;
+    case S_TOP_KEY:
+        if (ev->type == YAML_MAPPING_END_EVENT) {
+            for (k = 0; k < TK_COUNT; k++) {
+                if (!(w->top_seen & (1u << k)))
+                    return fail(w->err, w->errlen, "%s:%lu: missing key \"%s\"", w->path, line,
+                                top_keys[k]);
+            }
+            w->state = S_DOC_END;
+            return 0;
+        }
+        if (ev->type != YAML_SCALAR_EVENT)
+            return fail(w->err, w->errlen, "%s:%lu: keys must be plain names, not %s", w->path,
+                        line, event_what(ev->type));
+        v = scalar_text(ev);
+        k = v == NULL ? -1 : lookup(top_keys, TK_COUNT, v);
+        if (k < 0)
+            return fail(w->err, w->errlen, "%s:%lu: unknown key \"%.*s\"", w->path, line, QUOTE_MAX,
+                        (const char *)ev->data.scalar.value);
+        if (w->top_seen & (1u << k))
+            return fail(w->err, w->errlen, "%s:%lu: %s: key given twice", w->path, line,
+                        top_keys[k]);
+        w->top_seen |= 1u << k;
+        w->state = k == TK_CLUSTER_ID ? S_CLUSTER_ID : S_REGIONS;
+        return 0;
+    case S_CLUSTER_ID: {
+        const char *why;
+        if (ev->type != YAML_SCALAR_EVENT)
+            return fail(w->err, w->errlen, "%s:%lu: cluster_id: expected a single value, not %s",
+                        w->path, line, event_what(ev->type));
+        v = scalar_text(ev);
+        if (v == NULL)
+            return fail(w->err, w->errlen, "%s:%lu: cluster_id: value contains a NUL byte", w->path,
+                        line);
+        if (pt_cluster_config_check_cluster_id(v, &why) != 0)
+            return fail(w->err, w->errlen, "%s:%lu: cluster_id: \"%.*s\": %s", w->path, line,
+                        QUOTE_MAX, v, why);
+        memcpy(w->cfg->cluster_id, v, strlen(v) + 1);
+        w->state = S_TOP_KEY;
+        return 0;
+    }
+    case S_REGIONS:
+        if (ev->type != YAML_SEQUENCE_START_EVENT)
+            return fail(w->err, w->errlen, "%s:%lu: regions: expected a list of regions, not %s",
+                        w->path, line,
+                        ev->type == YAML_SCALAR_EVENT ? "a single value" : event_what(ev->type));
+        w->state = S_REGION;
+        return 0;
+    case S_REGION:
+        if (ev->type == YAML_SEQUENCE_END_EVENT) {
+            if (w->cfg->nregions == 0)
+                return fail(w->err, w->errlen, "%s:%lu: regions: at least one region is needed",
+                            w->path, line);
+            w->state = S_TOP_KEY;
+            return 0;
+        }
+        if (ev->type != YAML_MAPPING_START_EVENT)
+            return fail(w->err, w->errlen,
+                        "%s:%lu: regions[%zu]: expected a mapping of name, id, address, url, "
+                        "role; not %s",
+                        w->path, line, w->cfg->nregions, event_what(ev->type));
+        if (w->cfg->nregions == PT_CLUSTER_REGIONS_MAX)
+            return fail(w->err, w->errlen, "%s:%lu: regions: more than %d regions", w->path, line,
+                        PT_CLUSTER_REGIONS_MAX);
+        w->lines[w->cfg->nregions] = line;
+        memset(&w->cfg->regions[w->cfg->nregions], 0, sizeof w->cfg->regions[0]);
+        w->cfg->regions[w->cfg->nregions].role = PT_CLUSTER_VOTER;
+        w->cfg->nregions++;
+        w->region_seen = 0;
+        w->state = S_REGION_KEY;
+        return 0;
+    case S_REGION_KEY: {
+        size_t i = w->cfg->nregions - 1;
+        if (ev->type == YAML_MAPPING_END_EVENT) {
+            for (k = 0; k < RK_COUNT; k++) {
+                if ((RK_REQUIRED & (1u << k)) && !(w->region_seen & (1u << k)))
+                    return fail(w->err, w->errlen, "%s:%lu: regions[%zu]: missing key \"%s\"",
+                                w->path, w->lines[i], i, region_keys[k]);
+            }
+            w->state = S_REGION;
+            return 0;
+        }
+        if (ev->type != YAML_SCALAR_EVENT)
+            return fail(w->err, w->errlen, "%s:%lu: regions[%zu]: keys must be plain names, not %s",
+                        w->path, line, i, event_what(ev->type));
+        v = scalar_text(ev);
+        k = v == NULL ? -1 : lookup(region_keys, RK_COUNT, v);
+        if (k < 0)
+            return fail(w->err, w->errlen, "%s:%lu: regions[%zu]: unknown key \"%.*s\"", w->path,
+                        line, i, QUOTE_MAX, (const char *)ev->data.scalar.value);
+        if (w->region_seen & (1u << k))
+            return fail(w->err, w->errlen, "%s:%lu: regions[%zu].%s: key given twice", w->path,
+                        line, i, region_keys[k]);
+        w->region_seen |= 1u << k;
+        w->key = (enum region_key)k;
+        w->state = S_REGION_VALUE;
+        return 0;
+    }
+    case S_REGION_VALUE:
+        snprintf(name, sizeof name, "%.300s:%lu: regions[%zu].%s", w->path, line,
+                 w->cfg->nregions - 1, region_keys[w->key]);
+        if (ev->type != YAML_SCALAR_EVENT)
+            return fail(w->err, w->errlen, "%s: expected a single value, not %s", name,
+                        event_what(ev->type));
+        v = scalar_text(ev);
+        if (v == NULL)
+            return fail(w->err, w->errlen, "%s: value contains a NUL byte", name);
+        w->state = S_REGION_KEY;
+        return set_region_value(w, name, v);
+    case S_DOC_END:
+        if (ev->type != YAML_DOCUMENT_END_EVENT)
+            break;
+        w->state = S_STREAM_END;
+        return 0;
+    case S_STREAM_END:
+        if (ev->type == YAML_STREAM_END_EVENT)
+            return 0;
+        if (ev->type == YAML_DOCUMENT_START_EVENT)
+            return fail(w->err, w->errlen, "%s:%lu: only one YAML document is allowed", w->path,
+                        line);
+        break;
+    }
+    return fail(w->err, w->errlen, "%s:%lu: unexpected YAML structure", w->path, line);
+}
+
+int pt_cluster_config_parse(struct pt_cluster_config *c, const char *text, size_t len,
+                            const char *name, char *err, size_t errlen)
+{
+    struct pt_cluster_config *tmp;
+    struct walk *w;
+    yaml_parser_t parser;
+    char where[320];
+    int rc;
+
+    if (len > PT_CLUSTER_FILE_MAX)
+        return fail(err, errlen, "%s: larger than %d bytes", name, PT_CLUSTER_FILE_MAX);
+    /* About 60 KiB together: on the heap, callers may run on small thread stacks. */
+    tmp = calloc(1, sizeof *tmp);
+    w = calloc(1, sizeof *w);
+    if (tmp == NULL || w == NULL) {
+        free(tmp);
+        free(w);
+        return fail(err, errlen, "%s: out of memory", name);
+    }
+    *w = (struct walk){.state = S_STREAM, .cfg = tmp, .path = name, .err = err, .errlen = errlen};
+    if (!yaml_parser_initialize(&parser)) {
+        rc = fail(err, errlen, "%s: out of memory", name);
+        goto out;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    for (;;) {
+        yaml_event_t ev;
+        bool end;
+
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = fail(err, errlen, "%s:%lu: YAML syntax error: %s", name,
+                      (unsigned long)parser.problem_mark.line + 1,
+                      parser.problem ? parser.problem : "unknown");
+            break;
+        }
+        rc = walk_event(w, &ev);
+        end = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+        if (rc != 0 || end)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    if (rc == 0) {
+        snprintf(where, sizeof where, "%.300s:", name);
+        rc = check_config(tmp, where, w->lines, err, errlen);
+    }
+    if (rc == 0)
+        *c = *tmp;
+out:
+    free(w);
+    free(tmp);
+    return rc;
+}
+
+int pt_cluster_config_load(struct pt_cluster_config *c, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    char *buf;
+    size_t len = 0;
+    int fd, rc;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, "%s: not a regular file", path);
+    }
+    if (st.st_size > PT_CLUSTER_FILE_MAX) {
+        close(fd);
+        return fail(err, errlen, "%s: larger than %d bytes", path, PT_CLUSTER_FILE_MAX);
+    }
+    /* One spare byte detects a file that grew past the limit after fstat. */
+    buf = malloc(PT_CLUSTER_FILE_MAX + 1);
+    if (buf == NULL) {
+        close(fd);
+        return fail(err, errlen, "%s: out of memory", path);
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + len, PT_CLUSTER_FILE_MAX + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = fail(err, errlen, "%s: read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > PT_CLUSTER_FILE_MAX) {
+            rc = fail(err, errlen, "%s: larger than %d bytes", path, PT_CLUSTER_FILE_MAX);
+            goto out;
+        }
+    }
+    rc = pt_cluster_config_parse(c, buf, len, path, err, errlen);
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,697 @@
+/*
+ * raft_node.c - Raft membership of one region (see raft_node.h).
+ *
+ * Pieces, all on the committer's loop:
+ *   raft      canonical/raft over raft_uv (log + snapshots under cfg.dir) and our transport
+ *             (transport.c: names resolved at every connect, cluster handshake)
+ *   fsm       pt_raft_fsm over the metastore; its apply is wrapped here so that every applied
+ *             entry wakes the waiters of that index
+ *   peers     request/response RPC to the other regions on the same port (peer.c):
+ *             Propose (follower -> leader), ReadIndex (follower -> leader), Ping (RTT)
+ *
+ * Waiters: a follower's forwarded write and a follower's read both end with "wait until the
+ * local FSM has applied index i". They sit in one list, checked after every apply and by a
+ * tick that fails those past their deadline (a region cut off right after the leader
+ * answered must not hang its client).
+ *
+ * Read index batching (Raft dissertation 6.4): the leader serves every read that arrived
+ * before a barrier started with that one barrier; reads arriving while it is in flight wait
+ * for the next. The barrier commits an entry of the leader's term, which proves it is still
+ * the leader and that its applied index covers every write acknowledged before the read.
+ */
+#include "raft_node.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "err.h"
+#include "log.h"
+#include "metastore.h"
+#include "peer.h"
+#include "peer.pb-c.h"
+#include "raft_fsm.h"
+#include "transport.h"
+
+#define TICK_MS        50
+#define LEADER_WAIT_MS 1000 /* how long a write or read waits for a leader to be known */
+#define SNAPSHOT_EVERY 8192
+#define SNAPSHOT_TRAIL 2048
+#define HEARTBEAT_MS   100
+#define ELECTION_MS    1000
+
+struct waiter {
+    struct waiter *next;
+    uint64_t index;    /* 0 while waiting for a leader (then: dispatch) */
+    uint64_t deadline; /* loop time, ms */
+    pt_raft_node_cb cb;
+    void *arg;
+    /* what to do once a leader is known (index == 0) */
+    int is_write;
+    void *buf;
+    size_t len;
+};
+
+struct leader_apply {
+    struct raft_apply req;
+    struct pt_raft_node *n;
+    pt_raft_node_cb cb; /* local proposer, or NULL when answering a peer */
+    void *arg;
+    struct pt_peer_call *call;
+};
+
+struct reader {
+    struct reader *next;
+    pt_raft_node_cb cb;
+    void *arg;
+    struct pt_peer_call *call; /* a follower's ReadIndex, answered with the index */
+};
+
+struct forward {
+    struct pt_raft_node *n;
+    int is_write;
+    pt_raft_node_cb cb;
+    void *arg;
+    uint64_t deadline;
+};
+
+struct pt_raft_node {
+    uv_loop_t *loop;
+    struct pt_metastore *ms;
+    struct pt_raft_node_config cfg;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct pt_raft_fsm fsm;
+    int (*fsm_apply)(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result);
+    struct pt_peers *peers;
+    uv_timer_t tick;
+    struct waiter *waiters;
+    struct raft_barrier barrier;
+    int barrier_inflight;
+    struct reader *reading, *next_readers;
+    int stopping;
+    unsigned closing; /* handles and services still closing */
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+};
+
+static const struct pt_cluster_region *member(const struct pt_raft_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->cfg.cluster.nregions; i++)
+        if (n->cfg.cluster.regions[i].id == id)
+            return &n->cfg.cluster.regions[i];
+    return NULL;
+}
+
+static uint64_t leader_id(struct pt_raft_node *n)
+{
+    raft_id id = 0;
+    const char *address = NULL;
+    raft_leader(&n->raft, &id, &address);
+    return id;
+}
+
+/* Waiters ----------------------------------------------------------------------------- */
+
+static void add_waiter(struct pt_raft_node *n, struct waiter *w)
+{
+    w->next = n->waiters;
+    n->waiters = w;
+}
+
+static void dispatch(struct pt_raft_node *n, struct waiter *w);
+
+/* Wakes waiters whose index is applied, dispatches those that waited for a leader, and
+ * fails the ones past their deadline. */
+static void check_waiters(struct pt_raft_node *n, int expire)
+{
+    uint64_t applied = raft_last_applied(&n->raft);
+    uint64_t now = uv_now(n->loop);
+    uint64_t leader = leader_id(n);
+    struct waiter **pw = &n->waiters, *ready = NULL;
+    while (*pw != NULL) {
+        struct waiter *w = *pw;
+        int done = (w->index != 0 && w->index <= applied) || (w->index == 0 && leader != 0) ||
+                   n->stopping || (expire && now >= w->deadline);
+        if (done) {
+            *pw = w->next;
+            w->next = ready;
+            ready = w;
+        } else {
+            pw = &w->next;
+        }
+    }
+    while (ready != NULL) {
+        struct waiter *w = ready;
+        ready = w->next;
+        if (w->index != 0 && w->index <= applied) {
+            w->cb(w->arg, 0, w->index);
+        } else if (w->index == 0 && leader != 0 && !n->stopping) {
+            dispatch(n, w);
+            continue; /* dispatch owns w */
+        } else {
+            free(w->buf);
+            w->cb(w->arg, PT_E_UNAVAILABLE, 0);
+        }
+        free(w);
+    }
+}
+
+static void wait_applied(struct pt_raft_node *n, uint64_t index, uint64_t timeout_ms,
+                         pt_raft_node_cb cb, void *arg)
+{
+    if (raft_last_applied(&n->raft) >= index) {
+        cb(arg, 0, index);
+        return;
+    }
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        cb(arg, PT_E_NOMEM, 0);
+        return;
+    }
+    w->index = index;
+    w->deadline = uv_now(n->loop) + timeout_ms;
+    w->cb = cb;
+    w->arg = arg;
+    add_waiter(n, w);
+}
+
+static int wrapped_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct pt_raft_fsm *f = fsm->data;
+    struct pt_raft_node *n =
+        (struct pt_raft_node *)((char *)f - offsetof(struct pt_raft_node, fsm));
+    int rv = n->fsm_apply(fsm, buf, result);
+    if (rv == 0 && n->waiters != NULL)
+        check_waiters(n, 0);
+    return rv;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct pt_raft_node *n = t->data;
+    if (n->waiters != NULL)
+        check_waiters(n, 1);
+}
+
+/* Writes ------------------------------------------------------------------------------ */
+
+static void reply_propose(struct pt_peer_call *call, int status, uint64_t index)
+{
+    Portolan__ProposeResult res = PORTOLAN__PROPOSE_RESULT__INIT;
+    res.status = status;
+    res.index = index;
+    uint8_t buf[32];
+    size_t len = portolan__propose_result__pack(&res, buf);
+    pt_peer_reply(call, 0, buf, len);
+}
+
+static void on_leader_applied(struct raft_apply *req, int status, void *result)
+{
+    struct leader_apply *la = req->data;
+    int st = status != 0 ? pt_raft_fsm_err(status) : pt_raft_fsm_status(result);
+    uint64_t index = status != 0 ? 0 : req->index;
+    if (la->call != NULL)
+        reply_propose(la->call, st, index);
+    else
+        la->cb(la->arg, st, index);
+    free(la);
+}
+
+/* Leader: raft_apply. Returns 0, or a PT_E_* (then nothing was started; buf is freed). */
+static int leader_apply(struct pt_raft_node *n, const void *buf, size_t len, pt_raft_node_cb cb,
+                        void *arg, struct pt_peer_call *call)
+{
+    struct leader_apply *la = calloc(1, sizeof(*la));
+    struct raft_buffer rb = {.base = raft_malloc(len > 0 ? len : 1), .len = len};
+    if (la == NULL || rb.base == NULL) {
+        free(la);
+        raft_free(rb.base);
+        return PT_E_NOMEM;
+    }
+    memcpy(rb.base, buf, len);
+    la->n = n;
+    la->cb = cb;
+    la->arg = arg;
+    la->call = call;
+    la->req.data = la;
+    int rv = raft_apply(&n->raft, &la->req, &rb, 1, on_leader_applied);
+    if (rv != 0) {
+        raft_free(rb.base);
+        free(la);
+        return rv == RAFT_NOTLEADER ? PT_E_UNAVAILABLE : pt_raft_fsm_err(rv);
+    }
+    return 0;
+}
+
+static void on_forward_reply(void *arg, int status, const void *body, size_t len)
+{
+    struct forward *f = arg;
+    struct pt_raft_node *n = f->n;
+    uint64_t remaining = f->deadline > uv_now(n->loop) ? f->deadline - uv_now(n->loop) : 1;
+    if (status != 0) {
+        f->cb(f->arg, PT_E_UNAVAILABLE, 0);
+    } else if (f->is_write) {
+        Portolan__ProposeResult *res = portolan__propose_result__unpack(NULL, len, body);
+        if (res == NULL)
+            f->cb(f->arg, PT_E_UNAVAILABLE, 0);
+        else if (res->status != 0)
+            f->cb(f->arg, res->status, res->index);
+        else
+            wait_applied(n, res->index, remaining, f->cb, f->arg);
+        if (res != NULL)
+            portolan__propose_result__free_unpacked(res, NULL);
+    } else {
+        Portolan__ReadIndexResult *res = portolan__read_index_result__unpack(NULL, len, body);
+        if (res == NULL)
+            f->cb(f->arg, PT_E_UNAVAILABLE, 0);
+        else
+            wait_applied(n, res->index, remaining, f->cb, f->arg);
+        if (res != NULL)
+            portolan__read_index_result__free_unpacked(res, NULL);
+    }
+    free(f);
+}
+
+static void forward(struct pt_raft_node *n, uint64_t to, int is_write, const void *buf, size_t len,
+                    pt_raft_node_cb cb, void *arg)
+{
+    unsigned timeout = is_write ? n->cfg.write_timeout_ms : n->cfg.read_index_timeout_ms;
+    struct forward *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        cb(arg, PT_E_NOMEM, 0);
+        return;
+    }
+    f->n = n;
+    f->is_write = is_write;
+    f->cb = cb;
+    f->arg = arg;
+    f->deadline = uv_now(n->loop) + timeout;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    if (is_write) {
+        Portolan__Propose msg = PORTOLAN__PROPOSE__INIT;
+        msg.command.data = (uint8_t *)buf;
+        msg.command.len = len;
+        blen = portolan__propose__get_packed_size(&msg);
+        body = malloc(blen > 0 ? blen : 1);
+        if (body != NULL)
+            portolan__propose__pack(&msg, body);
+    } else {
+        Portolan__ReadIndex msg = PORTOLAN__READ_INDEX__INIT;
+        blen = portolan__read_index__get_packed_size(&msg);
+        body = malloc(blen > 0 ? blen : 1);
+        if (body != NULL)
+            portolan__read_index__pack(&msg, body);
+    }
+    uint32_t type =
+        is_write ? PORTOLAN__PEER_TYPE__PEER_PROPOSE : PORTOLAN__PEER_TYPE__PEER_READ_INDEX;
+    int rv = body != NULL
+                 ? pt_peers_request(n->peers, to, type, body, blen, timeout, on_forward_reply, f)
+                 : PT_E_NOMEM;
+    free(body);
+    if (rv != 0) {
+        free(f);
+        cb(arg, PT_E_UNAVAILABLE, 0);
+    }
+}
+
+/* Reads ------------------------------------------------------------------------------- */
+
+static void start_barrier(struct pt_raft_node *n);
+
+static void finish_readers(struct reader *r, int status, uint64_t index)
+{
+    while (r != NULL) {
+        struct reader *next = r->next;
+        if (r->call != NULL) {
+            Portolan__ReadIndexResult res = PORTOLAN__READ_INDEX_RESULT__INIT;
+            res.index = index;
+            uint8_t buf[16];
+            size_t len = portolan__read_index_result__pack(&res, buf);
+            pt_peer_reply(r->call, status != 0 ? PT_E_UNAVAILABLE : 0, buf, len);
+        } else {
+            r->cb(r->arg, status, index);
+        }
+        free(r);
+        r = next;
+    }
+}
+
+static void on_barrier(struct raft_barrier *req, int status)
+{
+    struct pt_raft_node *n = req->data;
+    struct reader *done = n->reading;
+    n->reading = NULL;
+    n->barrier_inflight = 0;
+    finish_readers(done, status != 0 ? PT_E_UNAVAILABLE : 0, raft_last_applied(&n->raft));
+    if (n->next_readers != NULL && !n->stopping)
+        start_barrier(n);
+}
+
+static void start_barrier(struct pt_raft_node *n)
+{
+    n->reading = n->next_readers;
+    n->next_readers = NULL;
+    n->barrier_inflight = 1;
+    n->barrier.data = n;
+    int rv = raft_barrier(&n->raft, &n->barrier, on_barrier);
+    if (rv != 0) {
+        struct reader *done = n->reading;
+        n->reading = NULL;
+        n->barrier_inflight = 0;
+        finish_readers(done, PT_E_UNAVAILABLE, 0);
+    }
+}
+
+/* Leader: joins the next barrier batch. */
+static void leader_read(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg,
+                        struct pt_peer_call *call)
+{
+    struct reader *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        if (call != NULL)
+            pt_peer_reply(call, PT_E_NOMEM, NULL, 0);
+        else
+            cb(arg, PT_E_NOMEM, 0);
+        return;
+    }
+    r->cb = cb;
+    r->arg = arg;
+    r->call = call;
+    r->next = n->next_readers;
+    n->next_readers = r;
+    if (!n->barrier_inflight)
+        start_barrier(n);
+}
+
+/* Entry points ------------------------------------------------------------------------ */
+
+/* Routes a write or read to the leader (itself or a peer); w is consumed. */
+static void dispatch(struct pt_raft_node *n, struct waiter *w)
+{
+    uint64_t leader = leader_id(n);
+    if (leader == n->cfg.self_id) {
+        if (w->is_write) {
+            int rv = leader_apply(n, w->buf, w->len, w->cb, w->arg, NULL);
+            if (rv != 0)
+                w->cb(w->arg, rv, 0);
+        } else {
+            leader_read(n, w->cb, w->arg, NULL);
+        }
+    } else {
+        forward(n, leader, w->is_write, w->buf, w->len, w->cb, w->arg);
+    }
+    free(w->buf);
+    free(w);
+}
+
+static void submit(struct pt_raft_node *n, int is_write, void *buf, size_t len, pt_raft_node_cb cb,
+                   void *arg)
+{
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL || n->stopping) {
+        free(w);
+        free(buf);
+        cb(arg, n->stopping ? PT_E_UNAVAILABLE : PT_E_NOMEM, 0);
+        return;
+    }
+    w->is_write = is_write;
+    w->buf = buf;
+    w->len = len;
+    w->cb = cb;
+    w->arg = arg;
+    if (leader_id(n) != 0) {
+        dispatch(n, w);
+        return;
+    }
+    /* No leader known (an election, or this region is cut off): wait a little for one. */
+    w->index = 0;
+    w->deadline = uv_now(n->loop) + LEADER_WAIT_MS;
+    add_waiter(n, w);
+}
+
+void pt_raft_node_propose(struct pt_raft_node *n, void *buf, size_t len, pt_raft_node_cb cb,
+                          void *arg)
+{
+    submit(n, 1, buf, len, cb, arg);
+}
+
+void pt_raft_node_read_index(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg)
+{
+    submit(n, 0, NULL, 0, cb, arg);
+}
+
+/* Requests from other regions. */
+static void on_peer_request(void *arg, uint64_t from, uint32_t type, const void *body, size_t len,
+                            struct pt_peer_call *call)
+{
+    struct pt_raft_node *n = arg;
+    (void)from;
+    if (n->stopping || leader_id(n) != n->cfg.self_id) {
+        pt_peer_reply(call, PT_E_UNAVAILABLE, NULL, 0);
+        return;
+    }
+    if (type == PORTOLAN__PEER_TYPE__PEER_PROPOSE) {
+        Portolan__Propose *msg = portolan__propose__unpack(NULL, len, body);
+        if (msg == NULL) {
+            pt_peer_reply(call, PT_E_CORRUPT, NULL, 0);
+            return;
+        }
+        int rv = leader_apply(n, msg->command.data, msg->command.len, NULL, NULL, call);
+        portolan__propose__free_unpacked(msg, NULL);
+        if (rv != 0)
+            reply_propose(call, rv, 0);
+    } else if (type == PORTOLAN__PEER_TYPE__PEER_READ_INDEX) {
+        leader_read(n, NULL, NULL, call);
+    } else {
+        pt_peer_reply(call, PT_E_UNSUPPORTED, NULL, 0);
+    }
+}
+
+/* Status ------------------------------------------------------------------------------ */
+
+static const char *role_name(struct pt_raft_node *n)
+{
+    switch (raft_state(&n->raft)) {
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    case RAFT_FOLLOWER:
+        break;
+    default:
+        return "unavailable";
+    }
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        if (s->id == n->cfg.self_id)
+            return s->role == RAFT_STANDBY ? "standby"
+                   : s->role == RAFT_SPARE ? "spare"
+                                           : "follower";
+    }
+    return "follower";
+}
+
+static const char *conf_role(int role)
+{
+    return role == RAFT_STANDBY ? "standby" : role == RAFT_SPARE ? "spare" : "voter";
+}
+
+static json_t *self_json(struct pt_raft_node *n)
+{
+    const struct pt_cluster_region *me = member(n, n->cfg.self_id);
+    uint64_t leader = leader_id(n);
+    const struct pt_cluster_region *lm = member(n, leader);
+    json_int_t contact = -1;
+    if (raft_state(&n->raft) == RAFT_LEADER)
+        contact = 0;
+    else if (leader != 0)
+        contact = (json_int_t)(n->io.time(&n->io) - n->raft.election_timer_start);
+    return json_pack("{s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:s,s:s}", "cluster_id",
+                     n->cfg.cluster.cluster_id, "region", me != NULL ? me->name : "", "id",
+                     (json_int_t)n->cfg.self_id, "role", role_name(n), "term",
+                     (json_int_t)n->raft.current_term, "commit_index",
+                     (json_int_t)n->raft.commit_index, "applied_index",
+                     (json_int_t)raft_last_applied(&n->raft), "leader_id", (json_int_t)leader,
+                     "leader_region", lm != NULL ? lm->name : "", "last_contact_ms", contact,
+                     "address", me != NULL ? me->address : "", "url", me != NULL ? me->url : "");
+}
+
+char *pt_raft_node_status_json(struct pt_raft_node *n, int members)
+{
+    json_t *self = self_json(n);
+    json_t *root = self;
+    if (members && self != NULL) {
+        json_t *regions = json_array();
+        for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+            const struct raft_server *s = &n->raft.configuration.servers[i];
+            const struct pt_cluster_region *m = member(n, s->id);
+            json_array_append_new(
+                regions, json_pack("{s:s,s:I,s:s,s:s,s:s}", "name", m != NULL ? m->name : "", "id",
+                                   (json_int_t)s->id, "address", s->address, "url",
+                                   m != NULL ? m->url : "", "role", conf_role(s->role)));
+        }
+        root = json_pack("{s:s,s:o,s:o}", "cluster_id", n->cfg.cluster.cluster_id, "self", self,
+                         "regions", regions);
+    }
+    char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    return text;
+}
+
+/* Start and stop ---------------------------------------------------------------------- */
+
+static void maybe_stopped(struct pt_raft_node *n)
+{
+    if (--n->closing > 0)
+        return;
+    void (*cb)(void *) = n->stop_cb;
+    void *arg = n->stop_arg;
+    free(n);
+    if (cb != NULL)
+        cb(arg);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    maybe_stopped(h->data);
+}
+
+static void on_peers_closed(void *arg)
+{
+    maybe_stopped(arg);
+}
+
+static void on_raft_closed(struct raft *r)
+{
+    struct pt_raft_node *n =
+        (struct pt_raft_node *)((char *)r - offsetof(struct pt_raft_node, raft));
+    raft_uv_close(&n->io);
+    pt_transport_close(&n->transport);
+    if (n->peers != NULL)
+        pt_peers_close(n->peers, on_peers_closed, n);
+    else
+        maybe_stopped(n);
+}
+
+void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg)
+{
+    n->stopping = 1;
+    n->stop_cb = cb;
+    n->stop_arg = arg;
+    check_waiters(n, 1);
+    struct reader *pending = n->next_readers;
+    n->next_readers = NULL;
+    finish_readers(pending, PT_E_UNAVAILABLE, 0);
+    n->closing = 2; /* tick timer, then raft (+ peers) */
+    uv_close((uv_handle_t *)&n->tick, on_tick_closed);
+    raft_close(&n->raft, on_raft_closed);
+}
+
+static void set_flag(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+static int bootstrap(struct pt_raft_node *n)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = 0;
+    /* pt_cluster_role values are canonical/raft's role constants. */
+    for (size_t i = 0; i < n->cfg.cluster.nregions && rv == 0; i++) {
+        const struct pt_cluster_region *m = &n->cfg.cluster.regions[i];
+        rv = raft_configuration_add(&conf, m->id, m->address, m->role);
+    }
+    if (rv == 0)
+        rv = raft_bootstrap(&n->raft, &conf);
+    raft_configuration_close(&conf);
+    return rv == RAFT_CANTBOOTSTRAP ? 0 : rv;
+}
+
+int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
+                       const struct pt_raft_node_config *cfg, struct pt_raft_node **out)
+{
+    const struct pt_cluster_region *me = NULL;
+    for (size_t i = 0; i < cfg->cluster.nregions; i++)
+        if (cfg->cluster.regions[i].id == cfg->self_id)
+            me = &cfg->cluster.regions[i];
+    if (me == NULL)
+        return PT_E_CONFIG;
+    if (mkdir(cfg->dir, 0750) != 0 && errno != EEXIST)
+        return PT_E_IO;
+
+    struct pt_raft_node *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return PT_E_NOMEM;
+    n->loop = loop;
+    n->ms = ms;
+    n->cfg = *cfg;
+    int rv = pt_transport_init(&n->transport, loop, cfg->cluster.cluster_id);
+    if (rv != 0)
+        goto err_after_alloc;
+    if (cfg->bind[0] != '\0' && (rv = pt_transport_set_bind_address(&n->transport, cfg->bind)) != 0)
+        goto err_after_transport;
+    if (raft_uv_init(&n->io, loop, cfg->dir, &n->transport) != 0) {
+        rv = PT_E_IO;
+        goto err_after_transport;
+    }
+    pt_raft_fsm_init(&n->fsm, ms, &n->raft);
+    n->fsm_apply = n->fsm.fsm.apply;
+    n->fsm.fsm.apply = wrapped_apply;
+    if (raft_init(&n->raft, &n->io, &n->fsm.fsm, cfg->self_id, me->address) != 0) {
+        rv = PT_E_INTERNAL;
+        goto err_after_io;
+    }
+    raft_set_heartbeat_timeout(&n->raft, HEARTBEAT_MS);
+    raft_set_election_timeout(&n->raft, ELECTION_MS);
+    raft_set_snapshot_threshold(&n->raft, SNAPSHOT_EVERY);
+    raft_set_snapshot_trailing(&n->raft, SNAPSHOT_TRAIL);
+    if ((rv = pt_peers_init(&n->peers, loop, &n->transport, cfg->self_id, on_peer_request, n)) != 0)
+        goto err_after_raft;
+    for (size_t i = 0; i < cfg->cluster.nregions; i++)
+        if (cfg->cluster.regions[i].id != cfg->self_id)
+            pt_peers_set_address(n->peers, cfg->cluster.regions[i].id,
+                                 cfg->cluster.regions[i].address);
+    if ((rv = bootstrap(n)) != 0 || (rv = raft_start(&n->raft)) != 0) {
+        pt_log(PT_LOG_ERROR, "raft start failed", "{s:s}", "error", raft_errmsg(&n->raft));
+        rv = PT_E_INTERNAL;
+        goto err_after_raft;
+    }
+    uv_timer_init(loop, &n->tick);
+    n->tick.data = n;
+    uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    pt_log(PT_LOG_INFO, "raft started", "{s:s,s:I,s:s,s:i}", "cluster_id", cfg->cluster.cluster_id,
+           "id", (json_int_t)cfg->self_id, "address", me->address, "members",
+           (int)cfg->cluster.nregions);
+    *out = n;
+    return 0;
+
+err_after_raft:
+    /* raft_init succeeded: raft_close is the only way back. The loop is not running yet
+     * (the caller starts its thread only on success), so turn it here until raft is closed. */
+    {
+        int closed = 0;
+        n->closing = 1;
+        n->stop_cb = set_flag;
+        n->stop_arg = &closed;
+        raft_close(&n->raft, on_raft_closed);
+        while (!closed)
+            uv_run(loop, UV_RUN_ONCE);
+    }
+    return rv;
+err_after_io:
+    raft_uv_close(&n->io);
+err_after_transport:
+    pt_transport_close(&n->transport);
+err_after_alloc:
+    free(n);
+    return rv;
+}

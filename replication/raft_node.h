@@ -1,0 +1,67 @@
+/*
+ * raft_node.h - one region's membership in the Raft cluster (DESIGN.md sections 1, 4, 6).
+ *
+ * Owns canonical/raft (raft_uv over our transport, the metastore FSM) and the peer RPC
+ * layer, all on one loop: the committer's thread. Everything here runs on that thread; the
+ * HTTP workers reach it only through the committer's queue.
+ *
+ * What it gives the rest of the node:
+ * - propose: a write is applied through Raft. On the leader it is raft_apply'd; a follower
+ *   forwards it to the leader and, once the leader answers with the entry's index, waits
+ *   until its own FSM has applied that far, so the client reads its write back from the
+ *   region that accepted it. No known leader, or no answer within the write timeout, fails
+ *   fast with PT_E_UNAVAILABLE: a cut-off region refuses writes instead of queueing them.
+ * - read_index: a linearizable read point. The leader confirms its leadership with one
+ *   raft_barrier shared by every read that arrived before the barrier started (reads that
+ *   arrive meanwhile wait for the next one); a follower asks the leader for that index and
+ *   waits until it has applied that far. Then the caller reads its local state.
+ * - status: this region's view (role, term, indexes, leader, last contact) as JSON.
+ */
+#ifndef PT_RAFT_NODE_H
+#define PT_RAFT_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cluster_config.h"
+
+struct pt_metastore;
+struct pt_raft_node;
+
+struct pt_raft_node_config {
+    struct pt_cluster_config cluster; /* the regions; bootstrapped on first start */
+    uint64_t self_id;
+    char bind[262]; /* listen here instead of the own address ("" = the own address) */
+    char dir[4096]; /* raft log and snapshots; created if missing */
+    unsigned write_timeout_ms;
+    unsigned read_index_timeout_ms;
+};
+
+/* Completion of a propose or read_index: status 0 or PT_E_*, index the log index the caller
+ * can rely on (the write's entry, or the read point). Runs on the loop thread. */
+typedef void (*pt_raft_node_cb)(void *arg, int status, uint64_t index);
+
+/* Starts raft on loop (the calling thread's). cfg is copied, ms borrowed (must outlive the
+ * node). Returns 0 or PT_E_*; *out is owned until pt_raft_node_stop's callback. */
+int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
+                       const struct pt_raft_node_config *cfg, struct pt_raft_node **out);
+
+/* Proposes an encoded command; buf ownership moves to the node (free()). cb runs exactly
+ * once, never from inside this call. */
+void pt_raft_node_propose(struct pt_raft_node *n, void *buf, size_t len, pt_raft_node_cb cb,
+                          void *arg);
+
+/* Waits for a linearizable read point (see the file comment); cb exactly once, never from
+ * inside this call, with PT_E_UNAVAILABLE when no leader answers in time. */
+void pt_raft_node_read_index(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg);
+
+/* JSON text (owned: free()) of this region's status, or of the whole configuration when
+ * members is non-zero (see the admin API in node/api_admin.c). NULL on allocation failure. */
+char *pt_raft_node_status_json(struct pt_raft_node *n, int members);
+
+/* Stops raft and the peer layer; cb(arg) once every handle is closed, then n is freed.
+ * Pending proposals and reads complete with PT_E_UNAVAILABLE before that. */
+void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg);
+
+#endif
