@@ -2,17 +2,20 @@
 # local-cluster.sh - run a multi-region Portolan cluster on this machine, for development.
 #
 #   deploy/local-cluster.sh up     [--regions N] [--dir DIR] [--build-dir DIR] [--timeout SECONDS]
+#                                  [--client-port BASE] [--raft-port BASE]
 #   deploy/local-cluster.sh down   [--dir DIR] [--purge]
 #   deploy/local-cluster.sh status [--dir DIR] [--build-dir DIR]
 #
 # up writes DIR/cluster.yaml for N regions (default 3) named region-a, region-b, ...: region i
 # has raft id i, its Raft + peer port on 127.0.0.1:(7000+i) and its clients on
-# http://127.0.0.1:(5000+i). It starts one `portolan serve` per region in the background
-# (DIR/<region>/data, log in DIR/<region>/node.log, pid in DIR/<region>/pid), builds the binary
-# first with `make build` if BUILD-DIR/portolan is missing, then waits (default 30 s) until
-# `portolan cluster status` reports a leader and prints each region's URL. Running it again
-# starts only the regions that are not running. The number of regions of an existing cluster
-# cannot change while it has data (use `down --purge` first): its Raft state remembers it.
+# http://127.0.0.1:(5000+i) (other bases with --raft-port and --client-port). It starts one
+# `portolan serve` per region in the background (DIR/<region>/data, log in
+# DIR/<region>/node.log, pid in DIR/<region>/pid), builds the binary first with `make build`
+# if BUILD-DIR/portolan is missing, then waits (default 30 s) until `portolan cluster status`
+# reports a leader and prints each region's URL. Running it again starts only the regions that
+# are not running, with the settings the cluster was created with. The regions and ports of
+# a cluster cannot change while it has data (use `down --purge` first): its Raft state
+# remembers them.
 #
 # down stops the regions (SIGTERM, then SIGKILL after 10 s) and keeps their data unless
 # --purge is given. status lists the regions' processes and the cluster's own view.
@@ -30,7 +33,7 @@ MAX_REGIONS=64
 STOP_WAIT=10
 
 usage() {
-    sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 die() {
@@ -59,6 +62,8 @@ up | down | status) ;;
 esac
 
 regions=""
+client_port=""
+raft_port=""
 dir=".local-cluster"
 build_dir="build"
 timeout=30
@@ -88,6 +93,8 @@ while [ $# -gt 0 ]; do
         exit 0
         ;;
     up:--regions) regions=$value ;;
+    up:--client-port) client_port=$value ;;
+    up:--raft-port) raft_port=$value ;;
     *:--dir) dir=$value ;;
     up:--build-dir | status:--build-dir) build_dir=$value ;;
     up:--timeout) timeout=$value ;;
@@ -101,6 +108,11 @@ if [ -n "$regions" ]; then
         usage_error "--regions: expected 1..$MAX_REGIONS, got '$regions'"
     fi
 fi
+for p in "$client_port" "$raft_port"; do
+    if [ -n "$p" ] && { ! [[ $p =~ ^[0-9]{1,5}$ ]] || [ "$p" -lt 1 ] || [ "$p" -gt $((65535 - MAX_REGIONS)) ]; }; then
+        usage_error "--client-port/--raft-port: expected 1..$((65535 - MAX_REGIONS)), got '$p'"
+    fi
+done
 if ! [[ $timeout =~ ^[0-9]{1,5}$ ]] || [ "$timeout" -lt 1 ]; then
     usage_error "--timeout: expected seconds (1..99999), got '$timeout'"
 fi
@@ -113,6 +125,9 @@ dir=${dir%/}
 bin="$build_dir/portolan"
 cluster_file="$dir/cluster.yaml"
 err_file="" # stderr of the last status probe (up); removed on exit
+n=0           # number of regions, and the port bases (load_settings)
+client_base=$CLIENT_BASE
+raft_base=$RAFT_BASE
 
 # ---- regions --------------------------------------------------------------------------------
 
@@ -126,22 +141,31 @@ region_name() {
     fi
 }
 
-client_url() { echo "http://127.0.0.1:$((CLIENT_BASE + $1))"; }
-raft_address() { echo "127.0.0.1:$((RAFT_BASE + $1))"; }
+client_url() { echo "http://127.0.0.1:$((client_base + $1))"; }
+raft_address() { echo "127.0.0.1:$((raft_base + $1))"; }
 
-# Number of regions in the existing cluster file (0 if there is none).
-existing_regions() {
-    if [ -f "$cluster_file" ]; then
-        grep -c '^  - name: ' "$cluster_file" || true
-    else
-        echo 0
-    fi
+# The settings an existing cluster file was written with, as "N CLIENT_BASE RAFT_BASE";
+# nothing if there is no such file.
+existing_settings() {
+    [ -f "$cluster_file" ] || return 0
+    sed -n 's/^# local-cluster: regions=\([0-9]*\) client-port=\([0-9]*\) raft-port=\([0-9]*\)$/\1 \2 \3/p' \
+        "$cluster_file" | head -n 1
 }
 
-# The cluster file for N regions, on stdout.
+# Sets n, client_base and raft_base: flags first, then the existing cluster, then defaults.
+load_settings() {
+    local have_n="" have_c="" have_r=""
+    read -r have_n have_c have_r < <(existing_settings) || true
+    n=${regions:-${have_n:-3}}
+    client_base=${client_port:-${have_c:-$CLIENT_BASE}}
+    raft_base=${raft_port:-${have_r:-$RAFT_BASE}}
+}
+
+# The cluster file for n regions, on stdout.
 cluster_yaml() {
-    local n=$1 i
+    local i
     echo "# Written by deploy/local-cluster.sh: a $n-region cluster on this machine."
+    echo "# local-cluster: regions=$n client-port=$client_base raft-port=$raft_base"
     echo "cluster_id: portolan-local"
     echo "regions:"
     for ((i = 1; i <= n; i++)); do
@@ -198,7 +222,7 @@ start_region() {
     echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) local-cluster.sh starting $region" >>"$dir/$region/node.log"
     # setsid: the node gets its own session, so ^C on this script does not reach it.
     setsid "$bin" serve \
-        --listen "127.0.0.1:$((CLIENT_BASE + i))" \
+        --listen "127.0.0.1:$((client_base + i))" \
         --data-dir "$dir/$region/data" \
         --region "$region" \
         --cluster-file "$cluster_file" \
@@ -207,9 +231,24 @@ start_region() {
     echo "$region: started (pid $!), $(client_url "$i"), raft $(raft_address "$i")"
 }
 
+# Fails if a port of a region that is not running already accepts connections: the node
+# would die at once, or worse, status would read some other cluster.
+check_ports() {
+    local i region port
+    for ((i = 1; i <= n; i++)); do
+        region=$(region_name "$i")
+        node_pid "$region" >/dev/null && continue
+        for port in $((client_base + i)) $((raft_base + i)); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                die "$region: port $port on 127.0.0.1 is taken by another program; pick other ports with --client-port/--raft-port (after 'down --purge' if $dir has data)"
+            fi
+        done
+    done
+}
+
 # Fails (with the node's log) if a region's process has exited.
 check_alive() {
-    local n=$1 i region
+    local i region
     for ((i = 1; i <= n; i++)); do
         region=$(region_name "$i")
         if ! node_pid "$region" >/dev/null; then
@@ -227,7 +266,7 @@ leader_of() {
 
 # Explains, after the wait for a leader timed out, what was (not) working.
 explain_no_leader() {
-    local n=$1 last_out=$2 last_err=$3 i region url
+    local last_out=$1 last_err=$2 i region url
     echo "local-cluster: no leader after ${timeout}s." >&2
     for ((i = 1; i <= n; i++)); do
         region=$(region_name "$i")
@@ -255,15 +294,14 @@ explain_no_leader() {
 }
 
 cmd_up() {
-    local have n i out last_out="" last_err="" leader deadline
-    have=$(existing_regions)
-    n=${regions:-$have}
-    [ "$n" -ge 1 ] || n=3
-
-    if [ "$have" -ne 0 ] && [ "$have" -ne "$n" ]; then
-        if [ -n "$(known_regions)" ]; then
-            die "$dir holds a $have-region cluster; run 'deploy/local-cluster.sh down --purge' before starting $n regions"
-        fi
+    local i out last_out="" last_err="" leader deadline
+    load_settings
+    mkdir -p "$dir"
+    cluster_yaml >"$cluster_file.tmp"
+    if [ -f "$cluster_file" ] && ! cmp -s "$cluster_file.tmp" "$cluster_file" &&
+        [ -n "$(known_regions)" ]; then
+        rm -f "$cluster_file.tmp"
+        die "$dir holds a cluster with other settings ($(existing_settings | awk '{ printf "regions=%s client-port=%s raft-port=%s", $1, $2, $3 }')); run 'deploy/local-cluster.sh down --purge' first"
     fi
 
     if [ ! -x "$bin" ]; then
@@ -272,8 +310,6 @@ cmd_up() {
         [ -x "$bin" ] || die "the build did not produce $bin"
     fi
 
-    mkdir -p "$dir"
-    cluster_yaml "$n" >"$cluster_file.tmp"
     if cmp -s "$cluster_file.tmp" "$cluster_file"; then
         rm -f "$cluster_file.tmp"
     else
@@ -281,12 +317,13 @@ cmd_up() {
         echo "wrote $cluster_file ($n regions)"
     fi
 
+    check_ports
     for ((i = 1; i <= n; i++)); do
         start_region "$i"
     done
     # A node that refuses its configuration exits at once: report it before waiting.
     sleep 0.5
-    check_alive "$n" || die "a region failed to start; fix the cause and run 'up' again"
+    check_alive || die "a region failed to start; fix the cause and run 'up' again"
 
     echo "waiting up to ${timeout}s for a leader ..."
     err_file=$(mktemp)
@@ -304,11 +341,11 @@ cmd_up() {
             fi
             last_err=$(head -n 3 "$err_file")
         done
-        check_alive "$n" || die "a region exited while waiting for a leader"
+        check_alive || die "a region exited while waiting for a leader"
         sleep 0.5
     done
     if [ -z "$leader" ]; then
-        explain_no_leader "$n" "$last_out" "$last_err"
+        explain_no_leader "$last_out" "$last_err"
         exit 1
     fi
 
@@ -368,12 +405,13 @@ cmd_down() {
 # ---- status ---------------------------------------------------------------------------------
 
 cmd_status() {
-    local region pid any=0 running=0 stopped=0 url="" i n
+    local region pid any=0 running=0 stopped=0 url="" i
     [ -f "$cluster_file" ] || {
         echo "no cluster in $dir (run: deploy/local-cluster.sh up)"
         return 1
     }
-    n=$(existing_regions)
+    [ -n "$(existing_settings)" ] || die "$cluster_file was not written by this script"
+    load_settings
     for ((i = 1; i <= n; i++)); do
         region=$(region_name "$i")
         any=1

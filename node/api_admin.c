@@ -6,6 +6,11 @@
  *                               leader, last contact with it
  *   GET /admin/state-digest     SHA-256 over every replicated column family, with the applied
  *                               index: equal in regions that have applied the same log
+ *   POST /admin/cluster/regions {"id","address","role"?,"name"?,"url"?}   add a region (leader)
+ *   DELETE /admin/cluster/regions/<id>                                   remove a region (leader)
+ *   POST /admin/cluster/transfer-leader {"id"?}                           hand over leadership
+ * Membership changes run on the leader; elsewhere they answer 503 UNAVAILABLE naming the
+ * leader's region in the detail.
  * The status comes from the committer thread (which owns Raft) as JSON text; the digest reads
  * the whole metadata store, so it runs in the thread pool.
  */
@@ -17,6 +22,7 @@
 #include "api.h"
 #include "api_common.h"
 #include "async.h"
+#include "cluster_config.h"
 #include "committer.h"
 #include "err.h"
 #include "http.h"
@@ -82,8 +88,145 @@ static void state_digest(struct pt_worker *w, h2o_req_t *req)
     uv_queue_work(&w->loop, &op->work, digest_work, digest_after);
 }
 
+#define ADMIN_BODY_MAX 4096
+
+static void on_changed(h2o_req_t *req, struct pt_proposal *p, void *data)
+{
+    (void)data;
+    if (p->status != 0) {
+        const char *msg =
+            p->status == PT_E_UNAVAILABLE ? "not the leader, or the change could not be committed: "
+                                            "send it to the leader (see /admin/cluster/self)"
+            : p->status == PT_E_TOOMANYREQUESTS ? "another membership change is in progress"
+                                                : NULL;
+        pt_http_error(req, p->status, msg, NULL);
+        return;
+    }
+    if (p->kind == PT_JOB_ADD) {
+        char body[96];
+        int n = snprintf(body, sizeof(body), "{\"id\":%llu}", (unsigned long long)p->target);
+        pt_http_send(req, 201, "application/json", body, (size_t)n);
+    } else {
+        pt_http_send_empty(req, 202);
+    }
+}
+
+/* Parses the request body as a JSON object; sends the error itself on failure. */
+static json_t *body_json(h2o_req_t *req)
+{
+    size_t len = req->entity.base != NULL ? req->entity.len : 0;
+    if (len > ADMIN_BODY_MAX) {
+        pt_http_error(req, PT_E_TOO_LARGE, NULL, NULL);
+        return NULL;
+    }
+    json_t *o =
+        len > 0 ? json_loadb(req->entity.base, len, JSON_REJECT_DUPLICATES, NULL) : json_object();
+    if (!json_is_object(o)) {
+        json_decref(o);
+        pt_http_error(req, PT_E_UNSUPPORTED, "the body must be a JSON object", NULL);
+        return NULL;
+    }
+    return o;
+}
+
+static int parse_role(const char *s, int *role)
+{
+    if (s == NULL || strcmp(s, "voter") == 0)
+        *role = PT_CLUSTER_VOTER;
+    else if (strcmp(s, "standby") == 0)
+        *role = PT_CLUSTER_STANDBY;
+    else if (strcmp(s, "spare") == 0)
+        *role = PT_CLUSTER_SPARE;
+    else
+        return -1;
+    return 0;
+}
+
+static void add_region(struct pt_worker *w, h2o_req_t *req)
+{
+    json_t *o = body_json(req);
+    if (o == NULL)
+        return;
+    json_t *id = json_object_get(o, "id");
+    const char *address = json_string_value(json_object_get(o, "address"));
+    const char *why = NULL;
+    int role;
+    if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+        pt_http_error(req, PT_E_UNSUPPORTED, "id must be a positive integer", NULL);
+    } else if (address == NULL || pt_cluster_config_check_address(address, &why) != 0) {
+        pt_http_error(req, PT_E_UNSUPPORTED, "address must be host:port", why);
+    } else if (parse_role(json_string_value(json_object_get(o, "role")), &role) != 0) {
+        pt_http_error(req, PT_E_UNSUPPORTED, "role must be voter, standby or spare", NULL);
+    } else {
+        const char *name = json_string_value(json_object_get(o, "name"));
+        const char *url = json_string_value(json_object_get(o, "url"));
+        struct pt_region_rec *r = calloc(1, sizeof(*r));
+        if (r == NULL || (name != NULL && strlen(name) >= sizeof(r->name)) ||
+            (url != NULL && strlen(url) >= sizeof(r->url))) {
+            free(r);
+            pt_http_error(req, PT_E_UNSUPPORTED, "name or url too long", NULL);
+        } else {
+            r->id = (uint64_t)json_integer_value(id);
+            snprintf(r->name, sizeof(r->name), "%s", name != NULL ? name : "");
+            snprintf(r->address, sizeof(r->address), "%s", address);
+            snprintf(r->url, sizeof(r->url), "%s", url != NULL ? url : "");
+            if (pt_api_job_member(w, req, PT_JOB_ADD, r, r->id, role, on_changed) != 0)
+                pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        }
+    }
+    json_decref(o);
+}
+
+static void transfer_leader(struct pt_worker *w, h2o_req_t *req)
+{
+    json_t *o = body_json(req);
+    if (o == NULL)
+        return;
+    json_t *id = json_object_get(o, "id");
+    if (id != NULL && (!json_is_integer(id) || json_integer_value(id) < 0))
+        pt_http_error(req, PT_E_UNSUPPORTED, "id must be a positive integer", NULL);
+    else if (pt_api_job_member(w, req, PT_JOB_TRANSFER, NULL,
+                               id != NULL ? (uint64_t)json_integer_value(id) : 0, 0,
+                               on_changed) != 0)
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+    json_decref(o);
+}
+
+static void remove_region(struct pt_worker *w, h2o_req_t *req, const char *id_text, size_t len)
+{
+    uint64_t id = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (id_text[i] < '0' || id_text[i] > '9' || id > (UINT64_MAX - 9) / 10) {
+            pt_http_error(req, PT_E_NOT_FOUND, NULL, NULL);
+            return;
+        }
+        id = id * 10 + (uint64_t)(id_text[i] - '0');
+    }
+    if (len == 0 || id == 0) {
+        pt_http_error(req, PT_E_NOT_FOUND, NULL, NULL);
+        return;
+    }
+    if (pt_api_job_member(w, req, PT_JOB_REMOVE, NULL, id, 0, on_changed) != 0)
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+}
+
 void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
+    static const char regions[] = "cluster/regions/";
+    if (ref_is(rt, "cluster/regions") && pt_http_method_is(req, "POST")) {
+        add_region(w, req);
+        return;
+    }
+    if (ref_is(rt, "cluster/transfer-leader") && pt_http_method_is(req, "POST")) {
+        transfer_leader(w, req);
+        return;
+    }
+    if (rt->ref_len > sizeof(regions) - 1 && memcmp(rt->ref, regions, sizeof(regions) - 1) == 0 &&
+        pt_http_method_is(req, "DELETE")) {
+        remove_region(w, req, rt->ref + sizeof(regions) - 1, rt->ref_len - (sizeof(regions) - 1));
+        return;
+    }
+
     int get = pt_http_method_is(req, "GET") || pt_http_is_head(req);
     int kind = -1;
     if (ref_is(rt, "cluster"))

@@ -50,8 +50,9 @@ static void on_job_done(struct pt_proposal *p)
     free(op);
 }
 
-int pt_api_job(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
-               pt_api_job_cb cb, const void *data, size_t data_size)
+static int submit_job(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
+                      uint64_t target, int role, pt_api_job_cb cb, const void *data,
+                      size_t data_size)
 {
     struct job_op *op = malloc(sizeof(*op) + data_size);
     if (op == NULL) {
@@ -69,8 +70,22 @@ int pt_api_job(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t 
     op->proposal.kind = kind;
     op->proposal.buf = buf;
     op->proposal.len = len;
+    op->proposal.target = target;
+    op->proposal.role = role;
     pt_committer_submit(w->node->committer, &op->proposal);
     return 0;
+}
+
+int pt_api_job(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
+               pt_api_job_cb cb, const void *data, size_t data_size)
+{
+    return submit_job(w, req, kind, buf, len, 0, 0, cb, data, data_size);
+}
+
+int pt_api_job_member(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, uint64_t target,
+                      int role, pt_api_job_cb cb)
+{
+    return submit_job(w, req, kind, buf, buf != NULL ? strlen(buf) : 0, target, role, cb, NULL, 0);
 }
 
 struct commit_data {

@@ -509,7 +509,11 @@ struct member {
     long long lag;     /* -1 = unknown */
 };
 
-/* Checks one member entry of /admin/cluster and fills m's fields. */
+/*
+ * Checks one member entry of /admin/cluster and fills m's fields. Each field is taken on its
+ * own, so a member the server knows only partly (say, no client URL yet) still shows its id
+ * and address; only a member with every field valid is asked for its view.
+ */
 static void read_member(struct member *m, json_t *entry)
 {
     const char *name = get_str(entry, "name", PT_CLUSTER_NAME_MAX);
@@ -517,34 +521,43 @@ static void read_member(struct member *m, json_t *entry)
     const char *url = get_str(entry, "url", PT_CLUSTER_URL_MAX);
     const char *role = get_str(entry, "role", 16);
     long long id = get_uint(entry, "id");
-    const char *why = NULL;
+    const char *field = NULL, *why = NULL;
     int r = PT_CLUSTER_VOTER;
 
     m->entry = entry;
     m->lag = -1;
-    if (!json_is_object(entry))
-        why = "not an object";
-    else if (pt_cluster_config_check_name(name, &why) != 0)
-        why = name ? why : "missing name";
-    else if (id <= 0)
-        why = "missing or invalid id";
-    else if (pt_cluster_config_check_address(address, &why) != 0)
-        why = address ? why : "missing address";
-    else if (take_url(m->url, url ? url : "", &why) != 0)
-        why = url ? why : "missing url";
-    else if (role != NULL && pt_cluster_config_parse_role(role, &r) != 0)
-        why = "unknown role";
-    if (name != NULL && pt_cluster_config_check_name(name, NULL) == 0)
+    m->state = "unreachable";
+    if (id > 0)
+        m->id = (uint64_t)id;
+    if (pt_cluster_config_check_address(address, NULL) == 0)
+        memcpy(m->address, address, strlen(address) + 1);
+    if (pt_cluster_config_check_name(name, NULL) == 0)
         memcpy(m->name, name, strlen(name) + 1);
+    else if (m->id != 0)
+        snprintf(m->name, sizeof m->name, "#%" PRIu64, m->id);
     else
         snprintf(m->name, sizeof m->name, "?");
-    if (why != NULL) {
-        snprintf(m->error, sizeof m->error, "invalid member entry: %s", why);
-        m->state = "unreachable";
+
+    if (!json_is_object(entry)) {
+        field = "entry";
+        why = "not an object";
+    } else if (pt_cluster_config_check_name(name, &why) != 0) {
+        field = "name";
+    } else if (m->id == 0) {
+        field = "id";
+        why = "missing or not a positive integer";
+    } else if (pt_cluster_config_check_address(address, &why) != 0) {
+        field = "address";
+    } else if (take_url(m->url, url ? url : "", &why) != 0) {
+        field = "url";
+    } else if (role != NULL && pt_cluster_config_parse_role(role, &r) != 0) {
+        field = "role";
+        why = "not voter, standby or spare";
+    }
+    if (field != NULL) {
+        snprintf(m->error, sizeof m->error, "incomplete member entry: %s: %s", field, why);
         return;
     }
-    m->id = (uint64_t)id;
-    memcpy(m->address, address, strlen(address) + 1);
     m->role = pt_cluster_config_role_name(r);
     m->valid = true;
 }
@@ -733,7 +746,7 @@ static void print_table(FILE *out, const struct member *ms, size_t n, const char
         char(*row)[CELL_MAX] = cells[i];
 
         snprintf(row[C_REGION], CELL_MAX, "%s", m->name);
-        if (m->valid)
+        if (m->id != 0)
             snprintf(row[C_ID], CELL_MAX, "%" PRIu64, m->id);
         else
             snprintf(row[C_ID], CELL_MAX, "-");
@@ -743,7 +756,7 @@ static void print_table(FILE *out, const struct member *ms, size_t n, const char
         num_cell(row[C_APPLIED], CELL_MAX, get_uint(m->self, "applied_index"));
         num_cell(row[C_LAG], CELL_MAX, m->lag);
         num_cell(row[C_CONTACT], CELL_MAX, m == leader ? -1 : get_uint(m->self, "last_contact_ms"));
-        snprintf(row[C_ADDRESS], CELL_MAX, "%s", m->valid ? m->address : "-");
+        snprintf(row[C_ADDRESS], CELL_MAX, "%s", m->address[0] ? m->address : "-");
         for (size_t c = 0; c < NCOLUMNS; c++) {
             size_t w = strlen(row[c]);
             if (w > width[c])

@@ -51,6 +51,7 @@ struct pt_config {
     char cluster_file[4096];        /* cluster file; "" = single region, no Raft */
     char raft_listen[262];          /* host:port the Raft + peer port binds; "" = own address */
     int tag_reads;                  /* PT_TAG_READS_*: how tag resolution reads */
+    int join;                       /* 1 = added to a running cluster: never bootstrap */
     int stale_fallback;             /* 1 = no leader: answer stale reads (Warning 110), 0 = 503 */
     uint64_t write_timeout_ms;      /* a write waits this long for commit, then 503 */
     uint64_t read_index_timeout_ms; /* a linearizable read waits this long for the read index */

@@ -6,6 +6,9 @@
  * sees when the error reaches an HTTP handler, plus a default message. Foreign errors
  * (errno, RocksDB strings, RAFT_* codes, protobuf-c NULLs) are translated into these at the
  * module boundary that meets them.
+ *
+ * The values travel between regions (peer protocol statuses): new errors go at the end,
+ * existing ones never move.
  */
 #ifndef PT_ERR_H
 #define PT_ERR_H
@@ -41,7 +44,8 @@
     X(IO, 500, "UNKNOWN", "storage I/O error")                                                     \
     X(CORRUPT, 500, "UNKNOWN", "stored data is corrupt")                                           \
     X(INTERNAL, 500, "UNKNOWN", "internal error")                                                  \
-    X(CONFIG, 500, "UNKNOWN", "invalid configuration")
+    X(CONFIG, 500, "UNKNOWN", "invalid configuration")                                             \
+    X(CONFLICT, 409, "DENIED", "conflicts with the cluster configuration")
 
 enum pt_err {
     PT_OK = 0,

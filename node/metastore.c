@@ -1728,3 +1728,118 @@ int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
     atomic_store(&ms->applied, index);
     return 0;
 }
+
+/* ---- regions ----------------------------------------------------------------------------
+ *
+ * CF_DEFAULT  "region/" <id, 8 bytes big-endian> -> v1 { u32 len + name, u32 len + address,
+ *                                                       u32 len + url }
+ */
+
+static const char region_prefix[] = "region/";
+
+static size_t region_key(uint64_t id, char *key)
+{
+    memcpy(key, region_prefix, sizeof(region_prefix) - 1);
+    for (int i = 0; i < 8; i++)
+        key[sizeof(region_prefix) - 1 + i] = (char)(id >> (56 - 8 * i));
+    return sizeof(region_prefix) - 1 + 8;
+}
+
+static void enc_str32(struct enc *e, const char *s)
+{
+    size_t n = strlen(s);
+    enc_u32(e, (uint32_t)n);
+    enc_raw(e, s, n);
+}
+
+static void dec_str32(struct dec *d, char *out, size_t cap)
+{
+    size_t n = dec_u32(d);
+    const unsigned char *p = n < cap ? dec_raw(d, n) : NULL;
+    if (p == NULL || memchr(p, '\0', n) != NULL) {
+        d->bad = true;
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+int pt_metastore_batch_region_put(struct pt_metastore_batch *b, const struct pt_region_rec *r)
+{
+    if (r->id == 0 || strnlen(r->name, sizeof(r->name)) == sizeof(r->name) ||
+        strnlen(r->address, sizeof(r->address)) == sizeof(r->address) ||
+        strnlen(r->url, sizeof(r->url)) == sizeof(r->url))
+        return PT_E_CONFIG;
+    char key[32];
+    size_t klen = region_key(r->id, key);
+    struct enc e = {0};
+    enc_u8(&e, REC_VERSION);
+    enc_str32(&e, r->name);
+    enc_str32(&e, r->address);
+    enc_str32(&e, r->url);
+    return stage_put(b, CF_DEFAULT, key, klen, &e);
+}
+
+int pt_metastore_batch_region_delete(struct pt_metastore_batch *b, uint64_t id)
+{
+    char key[32];
+    size_t klen = region_key(id, key);
+    stage_delete(b, CF_DEFAULT, key, klen);
+    return 0;
+}
+
+int pt_metastore_list_regions(struct pt_metastore *ms, struct pt_region_rec **out, size_t *count)
+{
+    char upper[sizeof(region_prefix)];
+    memcpy(upper, region_prefix, sizeof(region_prefix) - 1);
+    upper[sizeof(region_prefix) - 2]++; /* "region0": just past every "region/..." key */
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = iter_new(ms, CF_DEFAULT, upper, sizeof(region_prefix) - 1, NULL, &ro);
+    size_t n = 0, cap = 0;
+    struct pt_region_rec *v = NULL;
+    int rv = 0;
+    for (rocksdb_iter_seek(it, region_prefix, sizeof(region_prefix) - 1);
+         rocksdb_iter_valid(it) && rv == 0; rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *val = rocksdb_iter_value(it, &vlen);
+        if (klen != sizeof(region_prefix) - 1 + 8) {
+            rv = PT_E_CORRUPT;
+            break;
+        }
+        if (n == cap) {
+            size_t ncap = cap == 0 ? 8 : cap * 2;
+            struct pt_region_rec *nv = ncap <= 1024 ? realloc(v, ncap * sizeof(*v)) : NULL;
+            if (nv == NULL) {
+                rv = PT_E_NOMEM;
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        struct pt_region_rec *r = &v[n];
+        r->id = 0;
+        for (int i = 0; i < 8; i++)
+            r->id = (r->id << 8) | (unsigned char)k[sizeof(region_prefix) - 1 + i];
+        struct dec d;
+        dec_init(&d, val, vlen);
+        if (dec_version(&d)) {
+            dec_str32(&d, r->name, sizeof(r->name));
+            dec_str32(&d, r->address, sizeof(r->address));
+            dec_str32(&d, r->url, sizeof(r->url));
+        }
+        rv = dec_finish(&d);
+        n++;
+    }
+    int irv = iter_free(it, ro);
+    if (rv == 0)
+        rv = irv;
+    if (rv != 0) {
+        free(v);
+        return rv;
+    }
+    *out = v;
+    *count = n;
+    return 0;
+}

@@ -253,4 +253,18 @@ int pt_metastore_batch_referrer_delete(struct pt_metastore_batch *b, const char 
 int pt_metastore_batch_blob_stored(struct pt_metastore_batch *b, const char *digest, uint64_t size,
                                    const char *region);
 
+/* ---- regions of the cluster (replicated; written by the FSM only) ---------------------- */
+
+struct pt_region_rec {
+    uint64_t id;
+    char name[64];
+    char address[262];
+    char url[512];
+};
+
+/* All region records in id order: *out owned (free()), *count entries. */
+int pt_metastore_list_regions(struct pt_metastore *ms, struct pt_region_rec **out, size_t *count);
+int pt_metastore_batch_region_put(struct pt_metastore_batch *b, const struct pt_region_rec *r);
+int pt_metastore_batch_region_delete(struct pt_metastore_batch *b, uint64_t id);
+
 #endif

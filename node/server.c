@@ -526,6 +526,7 @@ static int start_committer(struct pt_node *node)
     memcpy(rc.dir + strlen(cfg->data_dir), "/raft", sizeof("/raft"));
     rc.write_timeout_ms = (unsigned)cfg->write_timeout_ms;
     rc.read_index_timeout_ms = (unsigned)cfg->read_index_timeout_ms;
+    rc.join = cfg->join;
     return pt_committer_start(node->ms, &rc, &node->committer);
 }
 

@@ -339,7 +339,7 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
     for (size_t i = 0; i < c->n_ops; i++) {
         Portolan__Op *op = c->ops[i];
         if (op->op_case < PORTOLAN__OP__OP_PUT_MANIFEST ||
-            op->op_case > PORTOLAN__OP__OP_BLOB_STORED || op->put_manifest == NULL)
+            op->op_case > PORTOLAN__OP__OP_DELETE_REGION || op->put_manifest == NULL)
             goto err;
     }
     *out = c;

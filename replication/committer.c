@@ -104,6 +104,26 @@ static void run_job(struct pt_committer *c, struct pt_proposal *p)
         }
         p->index = c->index; /* one region: its own state is the latest */
         break;
+    case PT_JOB_ADD:
+    case PT_JOB_REMOVE:
+    case PT_JOB_TRANSFER:
+        if (c->raft == NULL) {
+            free(p->buf);
+            p->buf = NULL;
+            p->status = PT_E_UNSUPPORTED; /* a single region has no membership */
+            break;
+        }
+        if (p->kind == PT_JOB_ADD) {
+            const struct pt_region_rec *r = p->buf;
+            pt_raft_node_add(c->raft, p->target, r->name, r->address, r->url, p->role, on_raft_done,
+                             p);
+        } else if (p->kind == PT_JOB_REMOVE)
+            pt_raft_node_remove(c->raft, p->target, on_raft_done, p);
+        else
+            pt_raft_node_transfer(c->raft, p->target, on_raft_done, p);
+        free(p->buf);
+        p->buf = NULL;
+        return;
     case PT_JOB_STATUS:
     case PT_JOB_MEMBERS:
         p->text = c->raft != NULL ? pt_raft_node_status_json(c->raft, p->kind == PT_JOB_MEMBERS)

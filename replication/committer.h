@@ -30,6 +30,9 @@ enum pt_job_kind {
     PT_JOB_READ_INDEX,  /* wait until this region may answer a linearizable read */
     PT_JOB_STATUS,      /* text = this region's status as JSON */
     PT_JOB_MEMBERS,     /* text = the cluster's configuration and this region's status */
+    PT_JOB_ADD,         /* cluster: add region target, buf a struct pt_region_rec, with role */
+    PT_JOB_REMOVE,      /* cluster: remove region target */
+    PT_JOB_TRANSFER,    /* cluster: hand leadership to target (0 = any voter) */
 };
 
 /* Embedded in (or allocated by) the submitter, which owns it; borrowed by the committer from
@@ -40,11 +43,13 @@ struct pt_proposal {
     struct pt_mailbox *reply_to;
     pt_proposal_cb done_cb;
     int kind;  /* enum pt_job_kind */
-    void *buf; /* PROPOSE: encoded Command; ownership moves to the committer (free()) */
+    void *buf; /* PROPOSE: encoded Command; ADD: struct pt_region_rec; moves to the committer */
     size_t len;
-    int status;     /* out: 0, the command's precondition error, or PT_E_* */
-    uint64_t index; /* out: log index the command was applied at / the read point */
-    char *text;     /* out (STATUS, MEMBERS): owned by the submitter once done (free()) */
+    int status;      /* out: 0, the command's precondition error, or PT_E_* */
+    uint64_t index;  /* out: log index the command was applied at / the read point */
+    char *text;      /* out (STATUS, MEMBERS): owned by the submitter once done (free()) */
+    uint64_t target; /* ADD, REMOVE, TRANSFER: the region's raft id */
+    int role;        /* ADD: RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE */
 };
 
 /* Starts the committer thread. ms is borrowed and must outlive the committer. cluster NULL

@@ -176,6 +176,18 @@ static int blob_stored(struct pt_metastore_batch *b, const Portolan__Command *c,
     return pt_metastore_batch_blob_stored(b, s->digest, s->size, region);
 }
 
+static int put_region(struct pt_metastore_batch *b, const Portolan__PutRegion *r)
+{
+    struct pt_region_rec rec = {.id = r->id};
+    if (strlen(r->name) >= sizeof(rec.name) || strlen(r->address) >= sizeof(rec.address) ||
+        strlen(r->url) >= sizeof(rec.url))
+        return PT_E_CONFIG;
+    strcpy(rec.name, r->name);
+    strcpy(rec.address, r->address);
+    strcpy(rec.url, r->url);
+    return pt_metastore_batch_region_put(b, &rec);
+}
+
 static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
                     const Portolan__Op *op)
 {
@@ -194,6 +206,10 @@ static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
         return unlink_blob(b, op->unlink_blob);
     case PORTOLAN__OP__OP_BLOB_STORED:
         return blob_stored(b, c, op->blob_stored);
+    case PORTOLAN__OP__OP_PUT_REGION:
+        return put_region(b, op->put_region);
+    case PORTOLAN__OP__OP_DELETE_REGION:
+        return pt_metastore_batch_region_delete(b, op->delete_region->id);
     default:
         return PT_E_CORRUPT; /* pt_command_decode refuses unknown kinds */
     }

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "command.h"
 #include "err.h"
 #include "log.h"
 #include "metastore.h"
@@ -96,6 +97,7 @@ struct pt_raft_node {
     int barrier_inflight;
     struct reader *reading, *next_readers;
     int stopping;
+    unsigned ticks;
     unsigned closing; /* handles and services still closing */
     void (*stop_cb)(void *arg);
     void *stop_arg;
@@ -107,6 +109,21 @@ static const struct pt_cluster_region *member(const struct pt_raft_node *n, uint
         if (n->cfg.cluster.regions[i].id == id)
             return &n->cfg.cluster.regions[i];
     return NULL;
+}
+
+/* Name and URL of region id: the cluster file, else the replicated region records. */
+static void describe(const struct pt_raft_node *n, const struct pt_region_rec *recs, size_t nrecs,
+                     uint64_t id, const char **name, const char **url)
+{
+    const struct pt_cluster_region *m = member(n, id);
+    *name = m != NULL ? m->name : "";
+    *url = m != NULL ? m->url : "";
+    for (size_t i = 0; m == NULL && i < nrecs; i++) {
+        if (recs[i].id == id) {
+            *name = recs[i].name;
+            *url = recs[i].url;
+        }
+    }
 }
 
 static uint64_t leader_id(struct pt_raft_node *n)
@@ -193,11 +210,15 @@ static int wrapped_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, vo
     return rv;
 }
 
+static void sync_peer_addresses(struct pt_raft_node *n);
+
 static void on_tick(uv_timer_t *t)
 {
     struct pt_raft_node *n = t->data;
     if (n->waiters != NULL)
         check_waiters(n, 1);
+    if (++n->ticks % (1000 / TICK_MS) == 0)
+        sync_peer_addresses(n);
 }
 
 /* Writes ------------------------------------------------------------------------------ */
@@ -475,6 +496,213 @@ static void on_peer_request(void *arg, uint64_t from, uint32_t type, const void 
     }
 }
 
+/* Membership ---------------------------------------------------------------------------- */
+
+struct change {
+    struct raft_change req;
+    struct raft_transfer transfer;
+    struct pt_raft_node *n;
+    uint64_t id;
+    int role;
+    char address[262];
+    pt_raft_node_cb cb;
+    void *arg;
+};
+
+static int change_err(int rv)
+{
+    switch (rv) {
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST:
+        return PT_E_UNAVAILABLE;
+    case RAFT_BADID:
+    case RAFT_NOTFOUND:
+        return PT_E_NOT_FOUND;
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+    case RAFT_BADROLE:
+        return PT_E_CONFLICT;
+    case RAFT_CANTCHANGE:
+        return PT_E_TOOMANYREQUESTS; /* another change is still in progress */
+    default:
+        return pt_raft_fsm_err(rv);
+    }
+}
+
+static void change_done(struct change *c, int status)
+{
+    c->cb(c->arg, status, c->id);
+    free(c);
+}
+
+static void on_assigned(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    change_done(c, status != 0 ? change_err(status) : 0);
+}
+
+static void on_added(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status != 0 || c->role == RAFT_SPARE) {
+        change_done(c, status != 0 ? change_err(status) : 0);
+        return;
+    }
+    int rv = raft_assign(&c->n->raft, &c->req, c->id, c->role, on_assigned);
+    if (rv != 0)
+        change_done(c, change_err(rv));
+}
+
+static struct change *new_change(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg)
+{
+    struct change *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        cb(arg, PT_E_NOMEM, 0);
+        return NULL;
+    }
+    c->n = n;
+    c->id = id;
+    c->cb = cb;
+    c->arg = arg;
+    c->req.data = c;
+    c->transfer.data = c;
+    return c;
+}
+
+/* Proposes a command of one region operation through the leader's own log. */
+static int propose_region(struct pt_raft_node *n, Portolan__Op *op, pt_raft_node_cb cb, void *arg)
+{
+    Portolan__Op *ops[1] = {op};
+    Portolan__Command cmd = PORTOLAN__COMMAND__INIT;
+    cmd.version = PT_COMMAND_VERSION;
+    cmd.time_ms = (int64_t)uv_now(n->loop);
+    const struct pt_cluster_region *me = member(n, n->cfg.self_id);
+    cmd.region = me != NULL ? (char *)me->name : "";
+    cmd.n_ops = 1;
+    cmd.ops = ops;
+    void *buf;
+    size_t len;
+    int rv = pt_command_encode(&cmd, &buf, &len);
+    if (rv != 0)
+        return rv;
+    rv = leader_apply(n, buf, len, cb, arg, NULL);
+    free(buf);
+    return rv;
+}
+
+static void on_region_recorded(void *arg, int status, uint64_t index)
+{
+    struct change *c = arg;
+    (void)index;
+    if (status != 0) {
+        change_done(c, status);
+        return;
+    }
+    pt_peers_set_address(c->n->peers, c->id, c->address);
+    int rv = raft_add(&c->n->raft, &c->req, c->id, c->address, on_added);
+    if (rv != 0)
+        change_done(c, change_err(rv));
+}
+
+void pt_raft_node_add(struct pt_raft_node *n, uint64_t id, const char *name, const char *address,
+                      const char *url, int role, pt_raft_node_cb cb, void *arg)
+{
+    struct change *c = new_change(n, id, cb, arg);
+    if (c == NULL)
+        return;
+    c->role = role;
+    if (role != RAFT_VOTER && role != RAFT_STANDBY && role != RAFT_SPARE) {
+        change_done(c, PT_E_CONFLICT);
+        return;
+    }
+    if (leader_id(n) != n->cfg.self_id) {
+        change_done(c, PT_E_UNAVAILABLE);
+        return;
+    }
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        if (n->raft.configuration.servers[i].id == id ||
+            strcmp(n->raft.configuration.servers[i].address, address) == 0) {
+            change_done(c, PT_E_CONFLICT);
+            return;
+        }
+    }
+    snprintf(c->address, sizeof(c->address), "%s", address);
+    Portolan__PutRegion pr = PORTOLAN__PUT_REGION__INIT;
+    pr.id = id;
+    pr.name = (char *)name;
+    pr.address = c->address;
+    pr.url = (char *)url;
+    Portolan__Op op = PORTOLAN__OP__INIT;
+    op.op_case = PORTOLAN__OP__OP_PUT_REGION;
+    op.put_region = &pr;
+    int rv = propose_region(n, &op, on_region_recorded, c);
+    if (rv != 0)
+        change_done(c, rv);
+}
+
+static void on_region_forgotten(void *arg, int status, uint64_t index)
+{
+    struct change *c = arg;
+    (void)index;
+    change_done(c, status);
+}
+
+static void on_removed(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status != 0) {
+        change_done(c, change_err(status));
+        return;
+    }
+    Portolan__DeleteRegion dr = PORTOLAN__DELETE_REGION__INIT;
+    dr.id = c->id;
+    Portolan__Op op = PORTOLAN__OP__INIT;
+    op.op_case = PORTOLAN__OP__OP_DELETE_REGION;
+    op.delete_region = &dr;
+    int rv = propose_region(c->n, &op, on_region_forgotten, c);
+    if (rv != 0)
+        change_done(c, rv);
+}
+
+void pt_raft_node_remove(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg)
+{
+    struct change *c = new_change(n, id, cb, arg);
+    if (c == NULL)
+        return;
+    int rv = raft_remove(&n->raft, &c->req, id, on_removed);
+    if (rv != 0)
+        change_done(c, change_err(rv));
+}
+
+static void on_transferred(struct raft_transfer *req)
+{
+    struct change *c = req->data;
+    uint64_t leader = leader_id(c->n);
+    /* raft_transfer reports no status: success is the target (or someone else) leading. */
+    change_done(c, leader != 0 && leader != c->n->cfg.self_id ? 0 : PT_E_UNAVAILABLE);
+}
+
+void pt_raft_node_transfer(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg)
+{
+    struct change *c = new_change(n, id, cb, arg);
+    if (c == NULL)
+        return;
+    int rv = raft_transfer(&n->raft, &c->transfer, id, on_transferred);
+    if (rv != 0)
+        change_done(c, change_err(rv));
+}
+
+/* Keeps the peer layer's addresses in step with Raft's configuration (regions added later
+ * are only known there). */
+static void sync_peer_addresses(struct pt_raft_node *n)
+{
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        if (s->id != n->cfg.self_id && member(n, s->id) == NULL)
+            pt_peers_set_address(n->peers, s->id, s->address);
+    }
+}
+
 /* Status ------------------------------------------------------------------------------ */
 
 static const char *role_name(struct pt_raft_node *n)
@@ -504,43 +732,49 @@ static const char *conf_role(int role)
     return role == RAFT_STANDBY ? "standby" : role == RAFT_SPARE ? "spare" : "voter";
 }
 
-static json_t *self_json(struct pt_raft_node *n)
+static json_t *self_json(struct pt_raft_node *n, const struct pt_region_rec *recs, size_t nrecs)
 {
     const struct pt_cluster_region *me = member(n, n->cfg.self_id);
     uint64_t leader = leader_id(n);
-    const struct pt_cluster_region *lm = member(n, leader);
+    const char *leader_name, *leader_url;
+    describe(n, recs, nrecs, leader, &leader_name, &leader_url);
     json_int_t contact = -1;
     if (raft_state(&n->raft) == RAFT_LEADER)
         contact = 0;
     else if (leader != 0)
         contact = (json_int_t)(n->io.time(&n->io) - n->raft.election_timer_start);
-    return json_pack("{s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:s,s:s}", "cluster_id",
-                     n->cfg.cluster.cluster_id, "region", me != NULL ? me->name : "", "id",
-                     (json_int_t)n->cfg.self_id, "role", role_name(n), "term",
-                     (json_int_t)n->raft.current_term, "commit_index",
-                     (json_int_t)n->raft.commit_index, "applied_index",
-                     (json_int_t)raft_last_applied(&n->raft), "leader_id", (json_int_t)leader,
-                     "leader_region", lm != NULL ? lm->name : "", "last_contact_ms", contact,
-                     "address", me != NULL ? me->address : "", "url", me != NULL ? me->url : "");
+    return json_pack(
+        "{s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:s,s:s,s:I,s:s,s:s}", "cluster_id",
+        n->cfg.cluster.cluster_id, "region", me != NULL ? me->name : "", "id",
+        (json_int_t)n->cfg.self_id, "role", role_name(n), "term", (json_int_t)n->raft.current_term,
+        "commit_index", (json_int_t)n->raft.commit_index, "applied_index",
+        (json_int_t)raft_last_applied(&n->raft), "leader_id", (json_int_t)leader, "leader_region",
+        leader_name, "leader_url", leader_url, "last_contact_ms", contact, "address",
+        me != NULL ? me->address : "", "url", me != NULL ? me->url : "");
 }
 
 char *pt_raft_node_status_json(struct pt_raft_node *n, int members)
 {
-    json_t *self = self_json(n);
+    struct pt_region_rec *recs = NULL;
+    size_t nrecs = 0;
+    if (pt_metastore_list_regions(n->ms, &recs, &nrecs) != 0)
+        nrecs = 0;
+    json_t *self = self_json(n, recs, nrecs);
     json_t *root = self;
     if (members && self != NULL) {
         json_t *regions = json_array();
         for (unsigned i = 0; i < n->raft.configuration.n; i++) {
             const struct raft_server *s = &n->raft.configuration.servers[i];
-            const struct pt_cluster_region *m = member(n, s->id);
-            json_array_append_new(
-                regions, json_pack("{s:s,s:I,s:s,s:s,s:s}", "name", m != NULL ? m->name : "", "id",
-                                   (json_int_t)s->id, "address", s->address, "url",
-                                   m != NULL ? m->url : "", "role", conf_role(s->role)));
+            const char *name, *url;
+            describe(n, recs, nrecs, s->id, &name, &url);
+            json_array_append_new(regions, json_pack("{s:s,s:I,s:s,s:s,s:s}", "name", name, "id",
+                                                     (json_int_t)s->id, "address", s->address,
+                                                     "url", url, "role", conf_role(s->role)));
         }
         root = json_pack("{s:s,s:o,s:o}", "cluster_id", n->cfg.cluster.cluster_id, "self", self,
                          "regions", regions);
     }
+    free(recs);
     char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return text;
@@ -660,7 +894,7 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
         if (cfg->cluster.regions[i].id != cfg->self_id)
             pt_peers_set_address(n->peers, cfg->cluster.regions[i].id,
                                  cfg->cluster.regions[i].address);
-    if ((rv = bootstrap(n)) != 0 || (rv = raft_start(&n->raft)) != 0) {
+    if ((!cfg->join && (rv = bootstrap(n)) != 0) || (rv = raft_start(&n->raft)) != 0) {
         pt_log(PT_LOG_ERROR, "raft start failed", "{s:s}", "error", raft_errmsg(&n->raft));
         rv = PT_E_INTERNAL;
         goto err_after_raft;

@@ -36,6 +36,7 @@ struct pt_raft_node_config {
     char dir[4096]; /* raft log and snapshots; created if missing */
     unsigned write_timeout_ms;
     unsigned read_index_timeout_ms;
+    int join; /* 1: never bootstrap; wait to be added by the cluster's leader */
 };
 
 /* Completion of a propose or read_index: status 0 or PT_E_*, index the log index the caller
@@ -55,6 +56,19 @@ void pt_raft_node_propose(struct pt_raft_node *n, void *buf, size_t len, pt_raft
 /* Waits for a linearizable read point (see the file comment); cb exactly once, never from
  * inside this call, with PT_E_UNAVAILABLE when no leader answers in time. */
 void pt_raft_node_read_index(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg);
+
+/* Membership (Raft dissertation chapter 4), leader only, one change at a time: adds a
+ * region (as a spare, then assigned role, which makes raft catch it up before it votes),
+ * removes one, or hands leadership to id (0 = the most up-to-date voter). The region's name,
+ * address and URL are recorded in replicated state first (PutRegion) so that every region
+ * can describe it; removal deletes the record after the region left. cb exactly once, never
+ * from inside the call; status PT_E_UNAVAILABLE when this region is not the leader,
+ * PT_E_NOT_FOUND / PT_E_CONFLICT for an unknown or duplicate id or address. Strings are
+ * copied. */
+void pt_raft_node_add(struct pt_raft_node *n, uint64_t id, const char *name, const char *address,
+                      const char *url, int role, pt_raft_node_cb cb, void *arg);
+void pt_raft_node_remove(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg);
+void pt_raft_node_transfer(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg);
 
 /* JSON text (owned: free()) of this region's status, or of the whole configuration when
  * members is non-zero (see the admin API in node/api_admin.c). NULL on allocation failure. */

@@ -915,7 +915,8 @@ static void test_cli_status_failures(void **state)
                "{\"cluster_id\":\"c1\",\"self\":{},\"regions\":["
                "{\"name\":\"ok\",\"id\":1,\"address\":\"127.0.0.1:1\",\"url\":\"%s\"},"
                "{\"name\":\"bad\",\"id\":2,\"address\":\"127.0.0.1:2\",\"url\":\"file:///x\"},"
-               "{\"name\":\"neg\",\"id\":-3,\"address\":\"127.0.0.1:3\",\"url\":\"%s\"}]}",
+               "{\"name\":\"neg\",\"id\":-3,\"address\":\"127.0.0.1:3\",\"url\":\"%s\"},"
+               "{\"name\":\"\",\"id\":4,\"address\":\"127.0.0.1:4\",\"url\":\"\"}]}",
                f->url, f->url);
     fake_route(f, "GET", "/admin/cluster/self", 200,
                "{\"cluster_id\":\"other\",\"id\":1,\"role\":\"leader\"}");
@@ -923,8 +924,12 @@ static void test_cli_status_failures(void **state)
     assert_int_equal(r.rc, PT_CLI_OK);
     expect_in(r.out, "no leader reachable");
     expect_in(r.out, "ok: it belongs to cluster \"other\", not \"c1\"");
-    expect_in(r.out, "bad: invalid member entry: must start with http:// or https://");
-    expect_in(r.out, "neg: invalid member entry: missing or invalid id");
+    expect_in(r.out, "bad: incomplete member entry: url: must start with http:// or https://");
+    expect_in(r.out, "neg: incomplete member entry: id: missing or not a positive integer");
+    /* A member known only by id and address keeps them in its row. */
+    expect_in(r.out, "#4: incomplete member entry: name: must not be empty");
+    expect_in(r.out, "\n#4      4   unreachable");
+    expect_in(r.out, "127.0.0.1:4\n");
     run_free(&r);
     fake_stop(f);
 }
