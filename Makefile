@@ -5,7 +5,7 @@ JOBS ?= 2
 LISTEN ?= 127.0.0.1:5000
 DATA_DIR ?= ./portolan-data
 
-.PHONY: all deps build build-asan run test unit format format-check bench clean
+.PHONY: all deps build build-asan run run-single stop test unit format format-check bench clean
 
 all: build
 
@@ -21,8 +21,16 @@ build-asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPT_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# Starts one registry node with the embedded defaults.
+# Starts a local three-region cluster in the background (clients on 127.0.0.1:5001-5003,
+# data under .local-cluster/); `make stop` stops it.
 run: build
+	deploy/local-cluster.sh up --build-dir $(BUILD)
+
+stop:
+	deploy/local-cluster.sh down
+
+# One registry node in the foreground, without replication.
+run-single: build
 	$(BUILD)/portolan serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 # Unit tests under ASan/UBSan, then the integration tests against real nodes.
