@@ -147,6 +147,8 @@ static const struct option options[] = {
      "DURATION", "a write not committed within this gets 503"},
     {"read_index_timeout", "--read-index-timeout", K_DURATION, FIELD(read_index_timeout_ms), SEC,
      MIN, "1s", "DURATION", "a linearizable read waits this long for the leader"},
+    {"snapshot_every", "--snapshot-every", K_UINT, FIELD(snapshot_every), 16, 1048576, "8192", "N",
+     "Raft log entries between snapshots of the metadata (a quarter more are kept)"},
     {"join", "--join", K_BOOL, FIELD(join), 0, 0, "false", "BOOL",
      "a region added to a running cluster: never bootstrap, wait for `portolan cluster add`"},
 };

@@ -52,6 +52,7 @@ struct pt_config {
     char raft_listen[262];          /* host:port the Raft + peer port binds; "" = own address */
     int tag_reads;                  /* PT_TAG_READS_*: how tag resolution reads */
     int join;                       /* 1 = added to a running cluster: never bootstrap */
+    unsigned snapshot_every;        /* Raft entries between snapshots */
     int stale_fallback;             /* 1 = no leader: answer stale reads (Warning 110), 0 = 503 */
     uint64_t write_timeout_ms;      /* a write waits this long for commit, then 503 */
     uint64_t read_index_timeout_ms; /* a linearizable read waits this long for the read index */

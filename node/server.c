@@ -527,6 +527,7 @@ static int start_committer(struct pt_node *node)
     rc.write_timeout_ms = (unsigned)cfg->write_timeout_ms;
     rc.read_index_timeout_ms = (unsigned)cfg->read_index_timeout_ms;
     rc.join = cfg->join;
+    rc.snapshot_every = cfg->snapshot_every;
     return pt_committer_start(node->ms, &rc, &node->committer);
 }
 

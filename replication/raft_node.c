@@ -886,8 +886,9 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     }
     raft_set_heartbeat_timeout(&n->raft, HEARTBEAT_MS);
     raft_set_election_timeout(&n->raft, ELECTION_MS);
-    raft_set_snapshot_threshold(&n->raft, SNAPSHOT_EVERY);
-    raft_set_snapshot_trailing(&n->raft, SNAPSHOT_TRAIL);
+    unsigned every = cfg->snapshot_every > 0 ? cfg->snapshot_every : SNAPSHOT_EVERY;
+    raft_set_snapshot_threshold(&n->raft, every);
+    raft_set_snapshot_trailing(&n->raft, every / 4);
     if ((rv = pt_peers_init(&n->peers, loop, &n->transport, cfg->self_id, on_peer_request, n)) != 0)
         goto err_after_raft;
     for (size_t i = 0; i < cfg->cluster.nregions; i++)

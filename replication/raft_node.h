@@ -36,7 +36,8 @@ struct pt_raft_node_config {
     char dir[4096]; /* raft log and snapshots; created if missing */
     unsigned write_timeout_ms;
     unsigned read_index_timeout_ms;
-    int join; /* 1: never bootstrap; wait to be added by the cluster's leader */
+    int join;                /* 1: never bootstrap; wait to be added by the cluster's leader */
+    unsigned snapshot_every; /* entries between snapshots (0 = default) */
 };
 
 /* Completion of a propose or read_index: status 0 or PT_E_*, index the log index the caller
