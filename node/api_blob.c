@@ -121,13 +121,30 @@ static void on_stop(h2o_generator_t *g, h2o_req_t *req)
     ((struct blob_stream *)g)->stopped = 1;
 }
 
+static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                       int may_catch_up);
+
+static void get_blob_again(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    serve_blob(w, req, rt, 0);
+}
+
 static void get_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    serve_blob(w, req, rt, 1);
+}
+
+static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                       int may_catch_up)
 {
     char *name = pt_api_name(req, rt);
     char digest[PT_DIGEST_STR_LEN + 1];
     pt_digest_format(&rt->digest, digest);
     uint64_t size;
     int rv = pt_metastore_blob_linked(w->node->ms, name, digest, &size);
+    /* A link committed through another region a moment ago may not be applied here yet. */
+    if (rv == PT_E_BLOB_UNKNOWN && may_catch_up && pt_api_catch_up(w, req, rt, get_blob_again) == 0)
+        return;
     int fd = -1;
     if (rv == 0)
         rv = pt_blobstore_open_blob(w->node->bs, &rt->digest, &fd, &size);

@@ -145,6 +145,23 @@ static void on_read_index(h2o_req_t *req, struct pt_proposal *p, void *data)
     tr->cont(w, req, &tr->rt);
 }
 
+static void on_caught_up(h2o_req_t *req, struct pt_proposal *p, void *data)
+{
+    struct tag_read *tr = data;
+    (void)p;
+    tr->cont(pt_worker_of(req), req, &tr->rt);
+}
+
+int pt_api_catch_up(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                    pt_api_read_cb cont)
+{
+    if (!pt_committer_is_cluster(w->node->committer))
+        return -1;
+    struct tag_read tr = {.rt = *rt, .cont = cont};
+    return pt_api_job(w, req, PT_JOB_READ_INDEX, NULL, 0, on_caught_up, &tr, sizeof(tr)) == 0 ? 0
+                                                                                              : -1;
+}
+
 void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
                      pt_api_read_cb cont)
 {

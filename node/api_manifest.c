@@ -58,7 +58,21 @@ static int resolve(struct pt_worker *w, h2o_req_t *req, const struct pt_route *r
     return rv;
 }
 
+static void lookup_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                            int may_catch_up);
+
+static void get_manifest_again(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    lookup_manifest(w, req, rt, 0);
+}
+
 static void get_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    lookup_manifest(w, req, rt, 1);
+}
+
+static void lookup_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                            int may_catch_up)
 {
     char *name = pt_api_name(req, rt);
     char digest[PT_DIGEST_STR_LEN + 1];
@@ -66,6 +80,9 @@ static void get_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_ro
         return;
     struct pt_manifest_rec rec;
     int rv = pt_metastore_get_manifest(w->node->ms, name, digest, &rec);
+    if (rv == PT_E_MANIFEST_UNKNOWN && may_catch_up && rt->ref_is_digest &&
+        pt_api_catch_up(w, req, rt, get_manifest_again) == 0)
+        return;
     if (rv == PT_E_MANIFEST_UNKNOWN && pt_metastore_repo_exists(w->node->ms, name) == 0)
         rv = PT_E_NAME_UNKNOWN;
     if (rv != 0) {
@@ -141,7 +158,21 @@ static int collect_tags(h2o_req_t *req, const struct pt_route *rt, char **tags, 
     return 0;
 }
 
+static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                           int may_catch_up);
+
+static void put_manifest_again(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    store_manifest(w, req, rt, 0);
+}
+
 static void put_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    store_manifest(w, req, rt, 1);
+}
+
+static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                           int may_catch_up)
 {
     char *name = pt_api_name(req, rt);
     size_t len = req->entity.base != NULL ? req->entity.len : 0;
@@ -177,7 +208,10 @@ static void put_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_ro
     } else if ((rv = collect_tags(req, rt, tags, &ntags)) != 0) {
         /* rv set */
     } else if ((rv = check_references(w->node->ms, name, &info, missing)) != 0) {
-        pt_http_error(req, rv, NULL, rv == PT_E_MANIFEST_BLOB_UNKNOWN ? missing : NULL);
+        /* Blobs pushed through another region a moment ago may not be applied here yet. */
+        if (!(rv == PT_E_MANIFEST_BLOB_UNKNOWN && may_catch_up &&
+              pt_api_catch_up(w, req, rt, put_manifest_again) == 0))
+            pt_http_error(req, rv, NULL, rv == PT_E_MANIFEST_BLOB_UNKNOWN ? missing : NULL);
         pt_manifest_info_free(&info);
         return;
     }

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "err.h"
 #include "fsm.h"
@@ -63,6 +64,38 @@ int pt_raft_fsm_status(const void *result)
     return (int)(intptr_t)result;
 }
 
+#define FRAME_HEADER 8
+
+int pt_raft_entry_frame(const void *cmd, size_t len, struct raft_buffer *out)
+{
+    size_t total = FRAME_HEADER + ((len + 7) & ~(size_t)7);
+    unsigned char *p = raft_malloc(total);
+    if (p == NULL)
+        return PT_E_NOMEM;
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)((uint64_t)len >> (8 * i));
+    memcpy(p + FRAME_HEADER, cmd, len);
+    memset(p + FRAME_HEADER + len, 0, total - FRAME_HEADER - len);
+    out->base = p;
+    out->len = total;
+    return 0;
+}
+
+int pt_raft_entry_unframe(const struct raft_buffer *entry, const void **cmd, size_t *len)
+{
+    const unsigned char *p = entry->base;
+    if (entry->len < FRAME_HEADER || entry->len % 8 != 0)
+        return -1;
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | p[i];
+    if (n > entry->len - FRAME_HEADER || entry->len - FRAME_HEADER - n >= 8)
+        return -1;
+    *cmd = p + FRAME_HEADER;
+    *len = (size_t)n;
+    return 0;
+}
+
 static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct pt_raft_fsm *f = fsm->data;
@@ -75,7 +108,11 @@ static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **
         return 0;
     }
     struct pt_fsm_result res;
-    int rv = pt_fsm_apply(f->ms, buf->base, buf->len, index, &res);
+    const void *cmd;
+    size_t cmd_len;
+    int rv = pt_raft_entry_unframe(buf, &cmd, &cmd_len) == 0
+                 ? pt_fsm_apply(f->ms, cmd, cmd_len, index, &res)
+                 : PT_E_CORRUPT;
     if (rv != 0) {
         pt_log(PT_LOG_ERROR, "raft apply failed", "{s:I,s:s}", "index", (json_int_t)index, "error",
                pt_err_message(rv));

@@ -83,4 +83,15 @@ int pt_raft_fsm_status(const void *result);
  */
 int pt_raft_fsm_err(int raft_err);
 
+/*
+ * Raft log entries carry an encoded Command framed for raft_uv, which stores and sends entry
+ * data in 8-byte units (an entry whose length is not a multiple of 8 shifts every entry that
+ * follows it in one message): an 8-byte little-endian length, the Command, zero padding to a
+ * multiple of 8. pt_raft_entry_frame fills *out with a raft_malloc'd buffer (owned by the
+ * caller until handed to raft_apply); pt_raft_entry_unframe returns the Command's bytes
+ * inside an entry (borrowed), or -1 for an entry that is not framed so.
+ */
+int pt_raft_entry_frame(const void *cmd, size_t len, struct raft_buffer *out);
+int pt_raft_entry_unframe(const struct raft_buffer *entry, const void **cmd, size_t *len);
+
 #endif

@@ -250,13 +250,11 @@ static int leader_apply(struct pt_raft_node *n, const void *buf, size_t len, pt_
                         void *arg, struct pt_peer_call *call)
 {
     struct leader_apply *la = calloc(1, sizeof(*la));
-    struct raft_buffer rb = {.base = raft_malloc(len > 0 ? len : 1), .len = len};
-    if (la == NULL || rb.base == NULL) {
+    struct raft_buffer rb = {NULL, 0};
+    if (la == NULL || pt_raft_entry_frame(buf, len, &rb) != 0) {
         free(la);
-        raft_free(rb.base);
         return PT_E_NOMEM;
     }
-    memcpy(rb.base, buf, len);
     la->n = n;
     la->cb = cb;
     la->arg = arg;
@@ -891,10 +889,15 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     raft_set_snapshot_trailing(&n->raft, every / 4);
     if ((rv = pt_peers_init(&n->peers, loop, &n->transport, cfg->self_id, on_peer_request, n)) != 0)
         goto err_after_raft;
-    for (size_t i = 0; i < cfg->cluster.nregions; i++)
-        if (cfg->cluster.regions[i].id != cfg->self_id)
-            pt_peers_set_address(n->peers, cfg->cluster.regions[i].id,
-                                 cfg->cluster.regions[i].address);
+    /* The cluster file is this node's view of the others: it wins over the addresses raft
+     * learns from handshakes (which would bypass a proxy or NAT in between). */
+    for (size_t i = 0; i < cfg->cluster.nregions; i++) {
+        const struct pt_cluster_region *r = &cfg->cluster.regions[i];
+        if (r->id == cfg->self_id)
+            continue;
+        pt_peers_set_address(n->peers, r->id, r->address);
+        pt_transport_set_route(&n->transport, r->id, r->address);
+    }
     if ((!cfg->join && (rv = bootstrap(n)) != 0) || (rv = raft_start(&n->raft)) != 0) {
         pt_log(PT_LOG_ERROR, "raft start failed", "{s:s}", "error", raft_errmsg(&n->raft));
         rv = PT_E_INTERNAL;

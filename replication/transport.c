@@ -176,6 +176,11 @@ struct transport {
     raft_uv_accept_cb accept_cb;
     pt_transport_peer_accept_cb peer_accept_cb; /* NULL: peer channels are refused */
     void *peer_accept_arg;
+    size_t nroutes; /* node-local address overrides, by server id */
+    struct {
+        raft_id id;
+        char address[PT_TRANSPORT_ADDRESS_MAX + 1];
+    } routes[PT_TRANSPORT_MAX_ROUTES];
     struct listener listeners[PT_TRANSPORT_MAX_ADDRESSES];
     unsigned n_listeners;      /* slots initialised */
     unsigned n_listeners_open; /* slots whose close callback has not run */
@@ -903,6 +908,11 @@ static int out_start(struct transport *t, raft_id id, const char *address, unsig
         snprintf(errmsg, RAFT_ERRMSG_BUF_SIZE, "invalid server id 0 or transport not initialised");
         return RAFT_INVALID;
     }
+    /* A route set for this server (this node's own view of it) wins over the address raft
+     * learned from the configuration or from the server's handshake. */
+    for (size_t i = 0; i < t->nroutes; i++)
+        if (t->routes[i].id == id)
+            address = t->routes[i].address;
     c = raft_calloc(1, sizeof(*c));
     if (c == NULL) {
         snprintf(errmsg, RAFT_ERRMSG_BUF_SIZE, "out of memory");
@@ -914,7 +924,9 @@ static int out_start(struct transport *t, raft_id id, const char *address, unsig
         return RAFT_INVALID;
     }
     snprintf(c->port, sizeof(c->port), "%u", port);
-    snprintf(c->remote, sizeof(c->remote), "%s", address);
+    size_t rlen = strnlen(address, sizeof(c->remote) - 1); /* for logs: may be cut short */
+    memcpy(c->remote, address, rlen);
+    c->remote[rlen] = '\0';
     c->t = t;
     c->role = ROLE_OUT;
     c->peer_id = id;
@@ -1305,6 +1317,26 @@ int pt_transport_set_bind_address(struct raft_uv_transport *super, const char *a
     if (pt_transport_parse_address(address, host, sizeof(host), &port) != 0)
         return PT_E_CONFIG;
     snprintf(t->bind_address, sizeof(t->bind_address), "%s", address);
+    return 0;
+}
+
+int pt_transport_set_route(struct raft_uv_transport *super, uint64_t id, const char *address)
+{
+    struct transport *t = super->impl;
+    char host[PT_TRANSPORT_HOST_MAX + 1];
+    unsigned port;
+    size_t i;
+
+    if (id == 0 || pt_transport_parse_address(address, host, sizeof(host), &port) != 0)
+        return PT_E_CONFIG;
+    for (i = 0; i < t->nroutes && t->routes[i].id != id; i++)
+        ;
+    if (i == PT_TRANSPORT_MAX_ROUTES)
+        return PT_E_TOO_LARGE;
+    if (i == t->nroutes)
+        t->nroutes++;
+    t->routes[i].id = id;
+    snprintf(t->routes[i].address, sizeof(t->routes[i].address), "%s", address);
     return 0;
 }
 

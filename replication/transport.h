@@ -71,6 +71,7 @@
 #define PT_TRANSPORT_MAX_INBOUND 64
 /* Addresses of one resolved name tried per connection attempt; also the most sockets the
  * transport listens on. */
+#define PT_TRANSPORT_MAX_ROUTES    64
 #define PT_TRANSPORT_MAX_ADDRESSES 8
 
 /*
@@ -104,6 +105,13 @@ int pt_transport_set_bind_address(struct raft_uv_transport *t, const char *addre
  * inbound handshakes and outbound address attempts that start afterwards. Returns 0 or
  * PT_E_CONFIG.
  */
+/*
+ * Dial address (copied) whenever raft or the peer layer connects to server id, whatever
+ * address they name: this node's own view of a server (a NAT, a proxy, a name that only
+ * resolves here). At most PT_TRANSPORT_MAX_ROUTES servers. 0, PT_E_CONFIG, PT_E_TOO_LARGE.
+ */
+int pt_transport_set_route(struct raft_uv_transport *t, uint64_t id, const char *address);
+
 int pt_transport_set_timeout(struct raft_uv_transport *t, unsigned timeout_ms);
 
 /* Status of a peer-channel connect cut short by closing the transport. node/err.h has no

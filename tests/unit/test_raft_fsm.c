@@ -632,9 +632,14 @@ static struct req *propose(struct fixture *f, unsigned i, struct pt_command_buil
     struct req *r = &f->reqs[f->n_reqs++];
     memset(r, 0, sizeof(*r));
     r->apply.data = r;
-    struct raft_buffer buf;
-    assert_int_equal(pt_command_encode_with(&b->msg, raft_malloc, &buf.base, &buf.len), 0);
+    void *cmd;
+    size_t cmd_len;
+    assert_int_equal(pt_command_encode(&b->msg, &cmd, &cmd_len), 0);
     pt_command_builder_free(b);
+    struct raft_buffer buf;
+    assert_int_equal(pt_raft_entry_frame(cmd, cmd_len, &buf), 0);
+    free(cmd);
+    assert_int_equal(buf.len % 8, 0);
     int rv = raft_apply(srv(f, i), &r->apply, &buf, 1, apply_done_cb);
     if (rv != 0)
         raft_free(buf.base);
