@@ -884,6 +884,9 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     }
     raft_set_heartbeat_timeout(&n->raft, HEARTBEAT_MS);
     raft_set_election_timeout(&n->raft, ELECTION_MS);
+    /* Pre-vote (dissertation 9.6): a region cut off from the majority does not inflate its
+     * term, so healing the partition does not depose a working leader. */
+    raft_set_pre_vote(&n->raft, true);
     unsigned every = cfg->snapshot_every > 0 ? cfg->snapshot_every : SNAPSHOT_EVERY;
     raft_set_snapshot_threshold(&n->raft, every);
     raft_set_snapshot_trailing(&n->raft, every / 4);
