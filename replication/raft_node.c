@@ -43,8 +43,8 @@
 #define LEADER_WAIT_MS 1000 /* how long a write or read waits for a leader to be known */
 #define SNAPSHOT_EVERY 8192
 #define SNAPSHOT_TRAIL 2048
-#define HEARTBEAT_MS   100
-#define ELECTION_MS    1000
+#define HEARTBEAT_MS   100  /* how soon idle followers learn of commits */
+#define ELECTION_MS    1000 /* randomized to [1000, 2000) ms, plus pre-vote and vote */
 
 struct waiter {
     struct waiter *next;
@@ -60,6 +60,8 @@ struct waiter {
 
 struct leader_apply {
     struct raft_apply req;
+    struct leader_apply *next; /* queue of entries waiting for the next round */
+    struct raft_buffer entry;  /* framed command, until handed to raft_apply */
     struct pt_raft_node *n;
     pt_raft_node_cb cb; /* local proposer, or NULL when answering a peer */
     void *arg;
@@ -95,8 +97,9 @@ struct pt_raft_node {
     struct waiter *waiters;
     struct raft_barrier barrier;
     int barrier_inflight;
-    struct raft_barrier nudge;
-    int nudge_inflight;
+    struct leader_apply *queue, **queue_tail; /* entries for the next round */
+    unsigned inflight;                        /* entries and barriers of this round */
+    uv_check_t check;                         /* after each loop pass: waiters, next round */
     struct reader *reading, *next_readers;
     int stopping;
     unsigned ticks;
@@ -206,10 +209,9 @@ static int wrapped_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, vo
     struct pt_raft_fsm *f = fsm->data;
     struct pt_raft_node *n =
         (struct pt_raft_node *)((char *)f - offsetof(struct pt_raft_node, fsm));
-    int rv = n->fsm_apply(fsm, buf, result);
-    if (rv == 0 && n->waiters != NULL)
-        check_waiters(n, 0);
-    return rv;
+    /* Waiters are woken by on_check, after raft has advanced its applied index (it does so
+     * once this returns) and for barrier entries, which never reach the FSM. */
+    return n->fsm_apply(fsm, buf, result);
 }
 
 static void sync_peer_addresses(struct pt_raft_node *n);
@@ -235,30 +237,10 @@ static void reply_propose(struct pt_peer_call *call, int status, uint64_t index)
     pt_peer_reply(call, 0, buf, len);
 }
 
-static void on_nudged(struct raft_barrier *req, int status)
-{
-    struct pt_raft_node *n = req->data;
-    (void)status;
-    n->nudge_inflight = 0;
-}
-
-/* A follower whose write the leader just applied learns that it committed only with the next
- * AppendEntries; a barrier sends one at once instead of at the next heartbeat. One at a time:
- * writes committed meanwhile ride on the next. */
-static void nudge_followers(struct pt_raft_node *n)
-{
-    if (n->nudge_inflight || n->stopping)
-        return;
-    n->nudge.data = n;
-    if (raft_barrier(&n->raft, &n->nudge, on_nudged) == 0)
-        n->nudge_inflight = 1;
-}
-
 static void on_leader_applied(struct raft_apply *req, int status, void *result)
 {
     struct leader_apply *la = req->data;
-    if (la->call != NULL && status == 0)
-        nudge_followers(la->n);
+    la->n->inflight--;
     int st = status != 0 ? pt_raft_fsm_err(status) : pt_raft_fsm_status(result);
     uint64_t index = status != 0 ? 0 : req->index;
     if (la->call != NULL)
@@ -269,12 +251,22 @@ static void on_leader_applied(struct raft_apply *req, int status, void *result)
 }
 
 /* Leader: raft_apply. Returns 0, or a PT_E_* (then nothing was started; buf is freed). */
+static void fail_apply(struct leader_apply *la, int status)
+{
+    raft_free(la->entry.base);
+    if (la->call != NULL)
+        reply_propose(la->call, status, 0);
+    else
+        la->cb(la->arg, status, 0);
+    free(la);
+}
+
+/* Leader: queues an entry for the next round. Returns 0, or PT_E_* (nothing queued). */
 static int leader_apply(struct pt_raft_node *n, const void *buf, size_t len, pt_raft_node_cb cb,
                         void *arg, struct pt_peer_call *call)
 {
     struct leader_apply *la = calloc(1, sizeof(*la));
-    struct raft_buffer rb = {NULL, 0};
-    if (la == NULL || pt_raft_entry_frame(buf, len, &rb) != 0) {
+    if (la == NULL || pt_raft_entry_frame(buf, len, &la->entry) != 0) {
         free(la);
         return PT_E_NOMEM;
     }
@@ -283,12 +275,8 @@ static int leader_apply(struct pt_raft_node *n, const void *buf, size_t len, pt_
     la->arg = arg;
     la->call = call;
     la->req.data = la;
-    int rv = raft_apply(&n->raft, &la->req, &rb, 1, on_leader_applied);
-    if (rv != 0) {
-        raft_free(rb.base);
-        free(la);
-        return rv == RAFT_NOTLEADER ? PT_E_UNAVAILABLE : pt_raft_fsm_err(rv);
-    }
+    *n->queue_tail = la;
+    n->queue_tail = &la->next;
     return 0;
 }
 
@@ -392,9 +380,8 @@ static void on_barrier(struct raft_barrier *req, int status)
     struct reader *done = n->reading;
     n->reading = NULL;
     n->barrier_inflight = 0;
+    n->inflight--;
     finish_readers(done, status != 0 ? PT_E_UNAVAILABLE : 0, raft_last_applied(&n->raft));
-    if (n->next_readers != NULL && !n->stopping)
-        start_barrier(n);
 }
 
 static void start_barrier(struct pt_raft_node *n)
@@ -404,6 +391,8 @@ static void start_barrier(struct pt_raft_node *n)
     n->barrier_inflight = 1;
     n->barrier.data = n;
     int rv = raft_barrier(&n->raft, &n->barrier, on_barrier);
+    if (rv == 0)
+        n->inflight++;
     if (rv != 0) {
         struct reader *done = n->reading;
         n->reading = NULL;
@@ -428,9 +417,43 @@ static void leader_read(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg,
     r->arg = arg;
     r->call = call;
     r->next = n->next_readers;
-    n->next_readers = r;
-    if (!n->barrier_inflight)
+    n->next_readers = r; /* the next round's barrier serves it (see flush_round) */
+}
+
+/* Starts the next round once the previous one is done (after each loop pass): every entry
+ * queued meanwhile is appended at once, with one barrier for the reads that queued up.
+ * canonical/raft 0.15 commits only when a majority has stored the leader's last entry, so a
+ * steady trickle of single appends would keep the commit index from moving; rounds make the
+ * appends arrive in bursts that commit together (group commit across regions). */
+static void flush_round(struct pt_raft_node *n)
+{
+    if (n->inflight > 0 || (n->queue == NULL && n->next_readers == NULL))
+        return;
+    struct leader_apply *q = n->queue;
+    n->queue = NULL;
+    n->queue_tail = &n->queue;
+    while (q != NULL) {
+        struct leader_apply *la = q;
+        q = la->next;
+        int rv = n->stopping ? RAFT_NOTLEADER
+                             : raft_apply(&n->raft, &la->req, &la->entry, 1, on_leader_applied);
+        if (rv != 0) {
+            fail_apply(la, rv == RAFT_NOTLEADER ? PT_E_UNAVAILABLE : pt_raft_fsm_err(rv));
+            continue;
+        }
+        la->entry.base = NULL; /* raft's now */
+        n->inflight++;
+    }
+    if (n->next_readers != NULL && !n->barrier_inflight && !n->stopping)
         start_barrier(n);
+}
+
+static void on_check(uv_check_t *h)
+{
+    struct pt_raft_node *n = h->data;
+    if (n->waiters != NULL)
+        check_waiters(n, 0);
+    flush_round(n);
 }
 
 /* Entry points ------------------------------------------------------------------------ */
@@ -845,8 +868,17 @@ void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg)
     struct reader *pending = n->next_readers;
     n->next_readers = NULL;
     finish_readers(pending, PT_E_UNAVAILABLE, 0);
-    n->closing = 2; /* tick timer, then raft (+ peers) */
+    struct leader_apply *q = n->queue;
+    n->queue = NULL;
+    n->queue_tail = &n->queue;
+    while (q != NULL) {
+        struct leader_apply *la = q;
+        q = la->next;
+        fail_apply(la, PT_E_UNAVAILABLE);
+    }
+    n->closing = 3; /* tick timer, check handle, then raft (+ peers) */
     uv_close((uv_handle_t *)&n->tick, on_tick_closed);
+    uv_close((uv_handle_t *)&n->check, on_tick_closed);
     raft_close(&n->raft, on_raft_closed);
 }
 
@@ -889,6 +921,7 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     n->loop = loop;
     n->ms = ms;
     n->cfg = *cfg;
+    n->queue_tail = &n->queue;
     int rv = pt_transport_init(&n->transport, loop, cfg->cluster.cluster_id);
     if (rv != 0)
         goto err_after_alloc;
@@ -932,6 +965,9 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    uv_check_init(loop, &n->check);
+    n->check.data = n;
+    uv_check_start(&n->check, on_check);
     pt_log(PT_LOG_INFO, "raft started", "{s:s,s:I,s:s,s:i}", "cluster_id", cfg->cluster.cluster_id,
            "id", (json_int_t)cfg->self_id, "address", me->address, "members",
            (int)cfg->cluster.nregions);
