@@ -23,9 +23,10 @@
  *   POST /admin/cluster/transfer-leader  {"id": int} or {} (the leader picks a voter)
  *       202 (body optional)
  *   Errors: any 4xx/5xx with {"errors": [{"code": str, "message": str}, ...]}, as the OCI
- *   distribution-spec's error body. A region that is not the leader either forwards a
- *   change itself or answers 307/308 with the leader's URL in Location; this client follows
- *   at most REDIRECTS_MAX redirects, keeping method and body.
+ *   distribution-spec's error body. Membership changes run on the leader only (elsewhere:
+ *   503 UNAVAILABLE), so this client first asks the named region's /admin/cluster/self for
+ *   the leader's URL and sends the change there; it also follows at most REDIRECTS_MAX
+ *   307/308 redirects, keeping method and body.
  *
  * Design: one blocking libcurl easy handle per admin request; `status` first reads the
  * membership from the region named by --region, then asks every other member for its own
@@ -892,6 +893,25 @@ out:
 
 /* ---- membership changes ---------------------------------------------------------------- */
 
+/* The leader's client URL as the region at base sees it, into leader (cap bytes); base itself
+ * when that region leads or knows no leader. */
+static void find_leader(const struct opts *o, const char *base, char *leader, size_t cap)
+{
+    struct xfer x = {0};
+    char why[CURL_ERROR_SIZE + 64];
+    snprintf(leader, cap, "%s", base);
+    if (xfer_setup(&x, "GET", base, "/admin/cluster/self", NULL, o, o->timeout_ms) == 0 &&
+        xfer_run(&x, why, sizeof why) == 0 && x.status == 200) {
+        json_t *doc = parse_json(&x);
+        const char *role = get_str(doc, "role", 32);
+        const char *url = get_str(doc, "leader_url", 511);
+        if (role != NULL && strcmp(role, "leader") != 0 && url != NULL && url[0] != '\0')
+            snprintf(leader, cap, "%s", url);
+        json_decref(doc);
+    }
+    xfer_cleanup(&x);
+}
+
 static int cmd_change(const struct opts *o, FILE *out, FILE *err)
 {
     const char *cmd = cmd_names[o->cmd];
@@ -925,7 +945,9 @@ static int cmd_change(const struct opts *o, FILE *out, FILE *err)
         fprintf(err, "portolan cluster %s: out of memory\n", cmd);
         return PT_CLI_FAILED;
     }
-    if (xfer_setup(&x, method, o->region, path, body, o, o->timeout_ms) != 0 ||
+    char leader[512];
+    find_leader(o, o->region, leader, sizeof leader);
+    if (xfer_setup(&x, method, leader, path, body, o, o->timeout_ms) != 0 ||
         xfer_run(&x, why, sizeof why) != 0) {
         fprintf(err, "portolan cluster %s: %s: %s\n", cmd, x.url, x.errbuf[0] ? x.errbuf : why);
         goto out;
