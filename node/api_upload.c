@@ -118,11 +118,19 @@ static void ingest_work(uv_work_t *work)
         break;
     case PHASE_END:
         if (ing->finish) {
-            /* The commit fsyncs the whole file; on failure the session stays as recorded. */
-            rv = pt_blobstore_upload_commit(node->bs, &ing->u, &ing->expected);
-            if (rv == 0 && ing->record) {
-                pt_metastore_upload_delete(node->ms, ing->u.id);
-            } else if (rv != 0 && !ing->record) {
+            /* The commit fsyncs the whole file; on failure the session stays as recorded. A
+             * session whose blob a lost final PUT already stored just gets linked again. The
+             * record goes once the link is committed (on_linked), so a crash in between
+             * leaves a session the client can close again. */
+            struct pt_digest stored;
+            if (ing->record && pt_blobstore_upload_stored(node->bs, &ing->u, &stored) &&
+                pt_digest_equal(&stored, &ing->expected)) {
+                pt_blobstore_upload_abort(node->bs, ing->u.id);
+                rv = 0;
+            } else {
+                rv = pt_blobstore_upload_commit(node->bs, &ing->u, &ing->expected);
+            }
+            if (rv != 0 && !ing->record) {
                 pt_blobstore_upload_abort(node->bs, ing->u.id);
             } else if (rv != 0) {
                 pt_blobstore_upload_repair(node->bs, &ing->saved);
@@ -270,6 +278,7 @@ static void upload_headers(h2o_req_t *req, const char *name, const struct pt_upl
 struct blob_done {
     char name[PT_NAME_MAX + 1];
     char digest[PT_DIGEST_STR_LEN + 1];
+    char upload_id[PT_UPLOAD_ID_MAX + 1]; /* session closed by this link, or "" */
 };
 
 static void on_linked(h2o_req_t *req, int status, void *data)
@@ -279,6 +288,8 @@ static void on_linked(h2o_req_t *req, int status, void *data)
         pt_http_error(req, status, NULL, NULL);
         return;
     }
+    if (d->upload_id[0] != '\0') /* one small unsynced RocksDB write */
+        pt_metastore_upload_delete(pt_worker_of(req)->node->ms, d->upload_id);
     pt_http_headerf(req, "Location", "/v2/%s/blobs/%s", d->name, d->digest);
     pt_http_header(req, "Docker-Content-Digest", d->digest, strlen(d->digest));
     pt_http_send_empty(req, 201);
@@ -286,10 +297,12 @@ static void on_linked(h2o_req_t *req, int status, void *data)
 
 /* Proposes LinkBlob (+ BlobStored when this region just stored it), then answers 201. */
 static void link_blob(struct pt_worker *w, h2o_req_t *req, const char *name,
-                      const struct pt_digest *d, uint64_t size, int stored_here)
+                      const struct pt_digest *d, uint64_t size, int stored_here,
+                      const char *upload_id)
 {
     struct blob_done done;
     snprintf(done.name, sizeof(done.name), "%s", name);
+    snprintf(done.upload_id, sizeof(done.upload_id), "%s", upload_id);
     pt_digest_format(d, done.digest);
     Portolan__LinkBlob lb = PORTOLAN__LINK_BLOB__INIT;
     lb.repo = done.name;
@@ -324,7 +337,8 @@ static void on_finished(struct ingest *ing, h2o_req_t *req, int status)
         pt_http_error(req, status, NULL, NULL);
         return;
     }
-    link_blob(ing->w, req, ing->name, &ing->expected, ing->u.offset, 1);
+    link_blob(ing->w, req, ing->name, &ing->expected, ing->u.offset, 1,
+              ing->record ? ing->u.id : "");
 }
 
 static void on_created(struct ingest *ing, h2o_req_t *req, int status)
@@ -386,7 +400,7 @@ static int try_mount(struct pt_worker *w, h2o_req_t *req, const char *name)
                        : pt_metastore_blob_location(w->node->ms, digest, &size);
     if (rv != 0 || pt_blobstore_stat(w->node->bs, &d, &local) != 0)
         return 0;
-    link_blob(w, req, name, &d, size, 0);
+    link_blob(w, req, name, &d, size, 0, "");
     return 1;
 }
 

@@ -862,3 +862,17 @@ int pt_blobstore_remove_blob(struct pt_blobstore *bs, const struct pt_digest *d)
                                                                       : io_err(errno);
     return 0;
 }
+
+int pt_blobstore_upload_stored(struct pt_blobstore *bs, const struct pt_upload *u,
+                               struct pt_digest *d)
+{
+    SHA256_CTX sha = u->sha;
+    unsigned char raw[32];
+    struct pt_digest digest;
+    uint64_t size;
+    SHA256_Final(raw, &sha);
+    pt_digest_from_raw(raw, &digest);
+    if (d != NULL)
+        *d = digest;
+    return pt_blobstore_stat(bs, &digest, &size) == 0 && size == u->offset;
+}

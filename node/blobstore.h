@@ -134,6 +134,12 @@ int pt_blobstore_upload_commit(struct pt_blobstore *bs, struct pt_upload *u,
  * if id is malformed. */
 int pt_blobstore_upload_abort(struct pt_blobstore *bs, const char *id);
 
+/* 1 if the blob the upload u (borrowed) hashes to so far is already stored with u->offset
+ * bytes (an upload committed by a final PUT whose answer was lost to a crash), 0 if not;
+ * *d (may be NULL) gets that digest. */
+int pt_blobstore_upload_stored(struct pt_blobstore *bs, const struct pt_upload *u,
+                               struct pt_digest *d);
+
 /* 0 and *size if the blob *d (borrowed) is stored; PT_E_BLOB_UNKNOWN if not;
  * PT_E_DIGEST_INVALID if *d is malformed. */
 int pt_blobstore_stat(struct pt_blobstore *bs, const struct pt_digest *d, uint64_t *size);

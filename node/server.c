@@ -421,9 +421,13 @@ static int recover_upload(const char *id, const void *val, size_t len, void *arg
     struct recover_ctx *rc = arg;
     struct pt_upload u;
     int rv = pt_upload_decode(val, len, &u);
-    if (rv == 0 && rc->now_ms - u.updated_ms < (int64_t)rc->node->cfg.upload_ttl_ms)
+    if (rv == 0 && rc->now_ms - u.updated_ms < (int64_t)rc->node->cfg.upload_ttl_ms) {
         rv = pt_blobstore_upload_repair(rc->node->bs, &u);
-    else if (rv == 0)
+        /* Its file gone because a final PUT stored the blob just before a crash: the
+         * session stays, and closing it again links the blob. */
+        if (rv != 0 && pt_blobstore_upload_stored(rc->node->bs, &u, NULL))
+            rv = 0;
+    } else if (rv == 0)
         rv = PT_E_BLOB_UPLOAD_UNKNOWN;
     if (rv == 0) {
         rc->resumed++;
