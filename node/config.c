@@ -26,6 +26,7 @@
 #include "cluster_config.h"
 #include "err.h"
 #include "log.h"
+#include "yaml_file.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -735,55 +736,6 @@ void pt_config_usage(FILE *out)
 
 /* ---- YAML file ------------------------------------------------------------------------- */
 
-static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
-{
-    struct stat st;
-    char *buf;
-    size_t len = 0;
-    int fd;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail(err, errlen, "%s: not a regular file", path);
-    }
-    if (st.st_size > PT_CONFIG_FILE_MAX) {
-        close(fd);
-        return fail(err, errlen, "%s: larger than %d bytes", path, PT_CONFIG_FILE_MAX);
-    }
-    /* One spare byte detects a file that grew past the limit after fstat. */
-    buf = malloc(PT_CONFIG_FILE_MAX + 1);
-    if (buf == NULL) {
-        close(fd);
-        return fail(err, errlen, "%s: out of memory", path);
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, PT_CONFIG_FILE_MAX + 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return fail(err, errlen, "%s: read: %s", path, strerror(e));
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > PT_CONFIG_FILE_MAX) {
-            free(buf);
-            close(fd);
-            return fail(err, errlen, "%s: larger than %d bytes", path, PT_CONFIG_FILE_MAX);
-        }
-    }
-    close(fd);
-    *out = buf;
-    *outlen = len;
-    return 0;
-}
-
 enum yaml_state {
     Y_STREAM,     /* expect STREAM-START */
     Y_DOCUMENT,   /* expect DOCUMENT-START or STREAM-END */
@@ -803,32 +755,6 @@ struct yaml_walk {
     char *err;
     size_t errlen;
 };
-
-static const char *event_what(yaml_event_type_t t)
-{
-    switch (t) {
-    case YAML_MAPPING_START_EVENT:
-        return "a mapping";
-    case YAML_SEQUENCE_START_EVENT:
-        return "a list";
-    case YAML_ALIAS_EVENT:
-        return "an alias";
-    default:
-        return "unexpected YAML";
-    }
-}
-
-/* YAML null written plainly (key with nothing after it, ~, null) reads as "". */
-static const char *scalar_text(const yaml_event_t *ev)
-{
-    const char *v = (const char *)ev->data.scalar.value;
-
-    if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-        (strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
-         strcmp(v, "NULL") == 0))
-        return "";
-    return v;
-}
 
 static int walk_event(struct yaml_walk *w, const yaml_event_t *ev)
 {
@@ -869,7 +795,7 @@ static int walk_event(struct yaml_walk *w, const yaml_event_t *ev)
         }
         if (ev->type != YAML_SCALAR_EVENT)
             return fail(w->err, w->errlen, "%s:%lu: keys must be plain names, not %s", w->path,
-                        line, event_what(ev->type));
+                        line, pt_yaml_event_what(ev->type));
         key = (const char *)ev->data.scalar.value;
         w->opt = strlen(key) == ev->data.scalar.length ? find_key(key) : NULL;
         if (w->opt == NULL)
@@ -887,11 +813,11 @@ static int walk_event(struct yaml_walk *w, const yaml_event_t *ev)
         snprintf(name, sizeof name, "%s:%lu: %s", w->path, line, w->opt->key);
         if (ev->type != YAML_SCALAR_EVENT)
             return fail(w->err, w->errlen, "%s: expected a single value, not %s", name,
-                        event_what(ev->type));
+                        pt_yaml_event_what(ev->type));
         if (strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length)
             return fail(w->err, w->errlen, "%s: value contains a NUL byte", name);
         w->state = Y_KEY;
-        return set_value(w->cfg, w->opt, name, scalar_text(ev), w->err, w->errlen);
+        return set_value(w->cfg, w->opt, name, pt_yaml_scalar_text(ev), w->err, w->errlen);
     case Y_DOC_END:
         if (ev->type != YAML_DOCUMENT_END_EVENT)
             break;
@@ -918,7 +844,7 @@ int pt_config_load_file(struct pt_config *c, const char *path, char *err, size_t
     size_t len = 0;
     int rc;
 
-    rc = read_file(path, &buf, &len, err, errlen);
+    rc = pt_yaml_read_file(path, PT_CONFIG_FILE_MAX, &buf, &len, err, errlen);
     if (rc != 0)
         return rc;
     if (!yaml_parser_initialize(&parser)) {

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "yaml_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -352,37 +353,6 @@ struct walk {
     size_t errlen;
 };
 
-static const char *event_what(yaml_event_type_t t)
-{
-    switch (t) {
-    case YAML_MAPPING_START_EVENT:
-        return "a mapping";
-    case YAML_SEQUENCE_START_EVENT:
-        return "a list";
-    case YAML_ALIAS_EVENT:
-        return "an alias";
-    case YAML_SCALAR_EVENT:
-        return "a single value";
-    default:
-        return "unexpected YAML";
-    }
-}
-
-/* The scalar's text, or NULL if it holds a NUL byte. A plain null (nothing, ~, null) reads
- * as "". */
-static const char *scalar_text(const yaml_event_t *ev)
-{
-    const char *v = (const char *)ev->data.scalar.value;
-
-    if (strlen(v) != ev->data.scalar.length)
-        return NULL;
-    if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-        (strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
-         strcmp(v, "NULL") == 0))
-        return "";
-    return v;
-}
-
 static int lookup(const char *const *names, int count, const char *key)
 {
     for (int i = 0; i < count; i++) {
@@ -480,8 +450,8 @@ static int walk_event(struct walk *w, const yaml_event_t *ev)
         }
         if (ev->type != YAML_SCALAR_EVENT)
             return fail(w->err, w->errlen, "%s:%lu: keys must be plain names, not %s", w->path,
-                        line, event_what(ev->type));
-        v = scalar_text(ev);
+                        line, pt_yaml_event_what(ev->type));
+        v = pt_yaml_scalar_text(ev);
         k = v == NULL ? -1 : lookup(top_keys, TK_COUNT, v);
         if (k < 0)
             return fail(w->err, w->errlen, "%s:%lu: unknown key \"%.*s\"", w->path, line, QUOTE_MAX,
@@ -496,8 +466,8 @@ static int walk_event(struct walk *w, const yaml_event_t *ev)
         const char *why;
         if (ev->type != YAML_SCALAR_EVENT)
             return fail(w->err, w->errlen, "%s:%lu: cluster_id: expected a single value, not %s",
-                        w->path, line, event_what(ev->type));
-        v = scalar_text(ev);
+                        w->path, line, pt_yaml_event_what(ev->type));
+        v = pt_yaml_scalar_text(ev);
         if (v == NULL)
             return fail(w->err, w->errlen, "%s:%lu: cluster_id: value contains a NUL byte", w->path,
                         line);
@@ -512,7 +482,8 @@ static int walk_event(struct walk *w, const yaml_event_t *ev)
         if (ev->type != YAML_SEQUENCE_START_EVENT)
             return fail(w->err, w->errlen, "%s:%lu: regions: expected a list of regions, not %s",
                         w->path, line,
-                        ev->type == YAML_SCALAR_EVENT ? "a single value" : event_what(ev->type));
+                        ev->type == YAML_SCALAR_EVENT ? "a single value"
+                                                      : pt_yaml_event_what(ev->type));
         w->state = S_REGION;
         return 0;
     case S_REGION:
@@ -527,7 +498,7 @@ static int walk_event(struct walk *w, const yaml_event_t *ev)
             return fail(w->err, w->errlen,
                         "%s:%lu: regions[%zu]: expected a mapping of name, id, address, url, "
                         "role; not %s",
-                        w->path, line, w->cfg->nregions, event_what(ev->type));
+                        w->path, line, w->cfg->nregions, pt_yaml_event_what(ev->type));
         if (w->cfg->nregions == PT_CLUSTER_REGIONS_MAX)
             return fail(w->err, w->errlen, "%s:%lu: regions: more than %d regions", w->path, line,
                         PT_CLUSTER_REGIONS_MAX);
@@ -551,8 +522,8 @@ static int walk_event(struct walk *w, const yaml_event_t *ev)
         }
         if (ev->type != YAML_SCALAR_EVENT)
             return fail(w->err, w->errlen, "%s:%lu: regions[%zu]: keys must be plain names, not %s",
-                        w->path, line, i, event_what(ev->type));
-        v = scalar_text(ev);
+                        w->path, line, i, pt_yaml_event_what(ev->type));
+        v = pt_yaml_scalar_text(ev);
         k = v == NULL ? -1 : lookup(region_keys, RK_COUNT, v);
         if (k < 0)
             return fail(w->err, w->errlen, "%s:%lu: regions[%zu]: unknown key \"%.*s\"", w->path,
@@ -570,8 +541,8 @@ static int walk_event(struct walk *w, const yaml_event_t *ev)
                  w->cfg->nregions - 1, region_keys[w->key]);
         if (ev->type != YAML_SCALAR_EVENT)
             return fail(w->err, w->errlen, "%s: expected a single value, not %s", name,
-                        event_what(ev->type));
-        v = scalar_text(ev);
+                        pt_yaml_event_what(ev->type));
+        v = pt_yaml_scalar_text(ev);
         if (v == NULL)
             return fail(w->err, w->errlen, "%s: value contains a NUL byte", name);
         w->state = S_REGION_KEY;
@@ -648,47 +619,12 @@ out:
 
 int pt_cluster_config_load(struct pt_cluster_config *c, const char *path, char *err, size_t errlen)
 {
-    struct stat st;
     char *buf;
-    size_t len = 0;
-    int fd, rc;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail(err, errlen, "%s: not a regular file", path);
-    }
-    if (st.st_size > PT_CLUSTER_FILE_MAX) {
-        close(fd);
-        return fail(err, errlen, "%s: larger than %d bytes", path, PT_CLUSTER_FILE_MAX);
-    }
-    /* One spare byte detects a file that grew past the limit after fstat. */
-    buf = malloc(PT_CLUSTER_FILE_MAX + 1);
-    if (buf == NULL) {
-        close(fd);
-        return fail(err, errlen, "%s: out of memory", path);
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, PT_CLUSTER_FILE_MAX + 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = fail(err, errlen, "%s: read: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > PT_CLUSTER_FILE_MAX) {
-            rc = fail(err, errlen, "%s: larger than %d bytes", path, PT_CLUSTER_FILE_MAX);
-            goto out;
-        }
-    }
+    size_t len;
+    int rc = pt_yaml_read_file(path, PT_CLUSTER_FILE_MAX, &buf, &len, err, errlen);
+    if (rc != 0)
+        return rc;
     rc = pt_cluster_config_parse(c, buf, len, path, err, errlen);
-out:
     free(buf);
-    close(fd);
     return rc;
 }
