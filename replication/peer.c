@@ -156,6 +156,7 @@ struct peer {
 struct pt_peers {
     uv_loop_t *loop;
     struct raft_uv_transport *t;
+    int channel; /* PT_CHANNEL_* this service runs on */
     uint64_t self_id;
     pt_peer_request_cb on_request;
     void *arg;
@@ -856,7 +857,7 @@ static void peer_connect(struct peer *peer)
     assert(peer->state == PEER_IDLE);
     if (a != NULL) {
         a->peer = peer;
-        rv = pt_transport_connect_peer(p->t, peer->id, peer->address, connected_cb, a);
+        rv = pt_transport_connect_peer(p->t, peer->id, peer->address, p->channel, connected_cb, a);
     }
     if (rv != 0) {
         free(a);
@@ -916,18 +917,20 @@ static void tick_cb(uv_timer_t *timer)
 
 /* ---- API ---------------------------------------------------------------------------------- */
 
-int pt_peers_init(struct pt_peers **out, uv_loop_t *loop, struct raft_uv_transport *t,
+int pt_peers_init(struct pt_peers **out, uv_loop_t *loop, struct raft_uv_transport *t, int channel,
                   uint64_t self_id, pt_peer_request_cb on_request, void *arg)
 {
     struct pt_peers *p;
 
-    if (out == NULL || loop == NULL || t == NULL || t->impl == NULL || self_id == 0)
+    if (out == NULL || loop == NULL || t == NULL || t->impl == NULL || self_id == 0 ||
+        channel < 0 || channel >= PT_CHANNELS)
         return PT_E_CONFIG;
     p = calloc(1, sizeof(*p));
     if (p == NULL)
         return PT_E_NOMEM;
     p->loop = loop;
     p->t = t;
+    p->channel = channel;
     p->self_id = self_id;
     p->on_request = on_request;
     p->arg = arg;
@@ -936,7 +939,7 @@ int pt_peers_init(struct pt_peers **out, uv_loop_t *loop, struct raft_uv_transpo
     p->tick.data = p;
     uv_timer_start(&p->tick, tick_cb, PT_PEERS_PING_MS, PT_PEERS_PING_MS);
     p->n_handles = 1;
-    pt_transport_set_peer_accept(t, accept_cb, p);
+    pt_transport_set_peer_accept(t, channel, accept_cb, p);
     *out = p;
     return 0;
 }
@@ -1056,7 +1059,7 @@ void pt_peers_close(struct pt_peers *p, void (*cb)(void *arg), void *arg)
     p->closing = true;
     p->close_cb = cb;
     p->close_arg = arg;
-    pt_transport_set_peer_accept(p->t, NULL, NULL);
+    pt_transport_set_peer_accept(p->t, p->channel, NULL, NULL);
     uv_close((uv_handle_t *)&p->tick, tick_close_cb);
     for (struct peer *peer = p->peers; peer != NULL; peer = peer->next) {
         if (peer->attempt != NULL) {

@@ -24,7 +24,8 @@
  *
  * Life cycle, with raft (whose transport this shares):
  *     pt_transport_init(&t, loop, cluster);  raft_uv_init(..., &t);  raft_init(...);
- *     pt_peers_init(&peers, loop, &t, id, on_request, arg);  pt_peers_set_address(...);
+ *     pt_peers_init(&peers, loop, &t, PT_CHANNEL_PEER, id, on_request, arg);
+ *     pt_peers_set_address(...);
  *     raft_start(...);                      // inbound peer channels arrive from here on
  *     ...
  *     pt_peers_close(peers, cb, arg);       // then, in cb or later:
@@ -32,7 +33,7 @@
  * Closing the peers first is best (no peer traffic while raft winds down), but any order
  * works as long as the struct raft_uv_transport itself stays in memory until pt_peers_close's
  * callback: after raft_close the transport refuses new channels, and after
- * pt_transport_close it is left alone. One pt_peers per transport.
+ * pt_transport_close it is left alone. One pt_peers per transport and channel kind.
  *
  * Errors: functions return 0 or a negative PT_E_* (node/err.h). A function that returns an
  * error never calls its callback.
@@ -98,14 +99,15 @@ typedef void (*pt_peer_request_cb)(void *arg, uint64_t from, uint32_t type, cons
                                    size_t len, struct pt_peer_call *call);
 
 /*
- * Creates the peer RPC service of server self_id (non-zero) on transport t (initialised with
+ * Creates the peer RPC service of server self_id (non-zero) on the peer channels of kind
+ * channel (PT_CHANNEL_PEER or PT_CHANNEL_BULK, transport.h) of transport t (initialised with
  * pt_transport_init; borrowed, must outlive the service) and loop (borrowed), and registers
- * it as t's peer-channel acceptor. on_request (may be NULL: every request is then answered
+ * it as t's acceptor for that kind. on_request (may be NULL: every request is then answered
  * PT_E_UNSUPPORTED) receives incoming requests with arg (borrowed). Outbound requests work
  * once raft_init ran on the transport. On success *out is owned by the caller until
  * pt_peers_close. Returns 0, PT_E_CONFIG (NULL argument, self_id 0) or PT_E_NOMEM.
  */
-int pt_peers_init(struct pt_peers **out, uv_loop_t *loop, struct raft_uv_transport *t,
+int pt_peers_init(struct pt_peers **out, uv_loop_t *loop, struct raft_uv_transport *t, int channel,
                   uint64_t self_id, pt_peer_request_cb on_request, void *arg);
 
 /*

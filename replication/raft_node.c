@@ -946,7 +946,8 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     unsigned every = cfg->snapshot_every > 0 ? cfg->snapshot_every : SNAPSHOT_EVERY;
     raft_set_snapshot_threshold(&n->raft, every);
     raft_set_snapshot_trailing(&n->raft, every / 4);
-    if ((rv = pt_peers_init(&n->peers, loop, &n->transport, cfg->self_id, on_peer_request, n)) != 0)
+    if ((rv = pt_peers_init(&n->peers, loop, &n->transport, PT_CHANNEL_PEER, cfg->self_id,
+                            on_peer_request, n)) != 0)
         goto err_after_raft;
     /* The cluster file is this node's view of the others: it wins over the addresses raft
      * learns from handshakes (which would bypass a proxy or NAT in between). */

@@ -15,7 +15,8 @@
  *               0   8  magic  0x89 'P' 'T' 'R' 'A' 'F' 'T' 0x0a
  *               8   2  protocol version (1)
  *              10   1  type: 1 HELLO, 2 WELCOME
- *              11   1  flags: bit 0 (0x01) PEER; every other bit is reserved, sent as 0
+ *              11   1  flags: bit 0 (0x01) PEER, bit 1 (0x02) BULK (only with PEER);
+ *                      every other bit is reserved, sent as 0
  *              12   4  body length in bytes
  *
  *     HELLO     0   8  sender's raft server id (non-zero, not the receiver's own id)
@@ -37,8 +38,10 @@
  * Flags select what the connection carries after the handshake. Without PEER it belongs to
  * raft: raft_uv's own message framing flows from the connecting to the accepting side only.
  * With PEER it is a peer channel: it goes to the callback set with
- * pt_transport_set_peer_accept (refused when none is set) and carries the peer protocol of
- * replication/peer.c in both directions. The WELCOME echoes the HELLO's flags. A future
+ * pt_transport_set_peer_accept for its kind (refused when none is set) and carries the peer
+ * protocol of replication/peer.c in both directions. BULK marks the kind that carries blob
+ * bytes (PT_CHANNEL_BULK), so that a transfer never queues ahead of a forwarded write on the
+ * same TCP stream. The WELCOME echoes the HELLO's flags. A future
  * protocol version keeps the header layout; an acceptor refuses versions and flag bits it
  * does not know, so a new kind of channel never reaches code that does not speak it.
  *
@@ -102,7 +105,8 @@
 #define TYPE_HELLO     1
 #define TYPE_WELCOME   2
 #define FLAG_PEER      0x01
-#define FLAGS_KNOWN    FLAG_PEER
+#define FLAG_BULK      0x02
+#define FLAGS_KNOWN    (FLAG_PEER | FLAG_BULK)
 #define HEADER_LEN     16
 #define HELLO_FIXED    12
 #define WELCOME_FIXED  10
@@ -174,8 +178,9 @@ struct transport {
     char bind_address[PT_TRANSPORT_ADDRESS_MAX + 1]; /* empty: listen on address */
     unsigned timeout_ms;
     raft_uv_accept_cb accept_cb;
-    pt_transport_peer_accept_cb peer_accept_cb; /* NULL: peer channels are refused */
-    void *peer_accept_arg;
+    /* by channel kind; NULL: peer channels of that kind are refused */
+    pt_transport_peer_accept_cb peer_accept_cb[PT_CHANNELS];
+    void *peer_accept_arg[PT_CHANNELS];
     size_t nroutes; /* node-local address overrides, by server id */
     struct {
         raft_id id;
@@ -590,6 +595,18 @@ static void out_succeed(struct conn *c)
         peer_cb(peer_arg, 0, stream);
 }
 
+/* The peer-channel kind of a handshake's flags (PEER set). */
+static int channel_of(unsigned char flags)
+{
+    return (flags & FLAG_BULK) ? PT_CHANNEL_BULK : PT_CHANNEL_PEER;
+}
+
+/* Whether an inbound connection with these flags has a taker: raft, or a peer-channel hook. */
+static bool served(const struct transport *t, unsigned char flags)
+{
+    return !(flags & FLAG_PEER) || t->peer_accept_cb[channel_of(flags)] != NULL;
+}
+
 static void in_succeed(struct conn *c)
 {
     struct transport *t = c->t;
@@ -601,7 +618,8 @@ static void in_succeed(struct conn *c)
     c->status = 0;
     close_timer(c); /* c, and peer_address with it, lives until the timer is closed */
     if (c->flags & FLAG_PEER)
-        t->peer_accept_cb(t->peer_accept_arg, c->peer_id, c->peer_address, stream);
+        t->peer_accept_cb[channel_of(c->flags)](t->peer_accept_arg[channel_of(c->flags)],
+                                                c->peer_id, c->peer_address, stream);
     else
         t->accept_cb(t->super, c->peer_id, c->peer_address, stream);
 }
@@ -663,7 +681,7 @@ static const char *check_header(const unsigned char *p, int type, size_t *body_l
         return "unsupported protocol version";
     if (p[10] != type)
         return "unexpected message type";
-    if ((p[11] & ~FLAGS_KNOWN) != 0)
+    if ((p[11] & ~FLAGS_KNOWN) != 0 || (p[11] & (FLAG_PEER | FLAG_BULK)) == FLAG_BULK)
         return "unknown flags";
     len = get32(p + 12);
     if (len < min || len > max)
@@ -743,7 +761,7 @@ static void conn_wrote(struct conn *c, int status)
     if (c->role == ROLE_OUT) {
         if (c->welcomed)
             out_succeed(c);
-    } else if ((c->flags & FLAG_PEER) && c->t->peer_accept_cb == NULL) {
+    } else if (!served(c->t, c->flags)) {
         handshake_fail(c, PT_LOG_DEBUG, "peer channel not served", 0); /* hook cleared */
     } else {
         in_succeed(c);
@@ -784,7 +802,7 @@ static void conn_read(struct conn *c, int status)
     }
     if (c->role == ROLE_IN) {
         why = check_hello(c, c->in + HEADER_LEN, c->in_want - HEADER_LEN);
-        if (why == NULL && (c->flags & FLAG_PEER) && c->t->peer_accept_cb == NULL)
+        if (why == NULL && !served(c->t, c->flags))
             why = "peer channel not served";
         if (why != NULL) {
             handshake_fail(c, PT_LOG_WARN, why, 0);
@@ -969,20 +987,21 @@ static int transport_connect(struct raft_uv_transport *super, struct raft_uv_con
 }
 
 int pt_transport_connect_peer(struct raft_uv_transport *super, uint64_t id, const char *address,
-                              pt_transport_peer_connect_cb cb, void *arg)
+                              int channel, pt_transport_peer_connect_cb cb, void *arg)
 {
     struct transport *t = super->impl;
     char errmsg[RAFT_ERRMSG_BUF_SIZE];
     struct conn *c;
     int rv;
 
-    if (cb == NULL || id == 0)
+    if (cb == NULL || id == 0 || channel < 0 || channel >= PT_CHANNELS)
         return PT_E_CONFIG;
     if (t == NULL)
         return PT_E_UNAVAILABLE; /* released by pt_transport_close */
     if (!t->closing && t->address[0] == '\0')
         return PT_E_INTERNAL; /* t->init has not run */
-    rv = out_start(t, id, address, FLAG_PEER, &c, errmsg);
+    rv = out_start(t, id, address, channel == PT_CHANNEL_BULK ? FLAG_PEER | FLAG_BULK : FLAG_PEER,
+                   &c, errmsg);
     switch (rv) {
     case 0:
         c->peer_cb = cb;
@@ -1001,14 +1020,14 @@ int pt_transport_connect_peer(struct raft_uv_transport *super, uint64_t id, cons
     }
 }
 
-void pt_transport_set_peer_accept(struct raft_uv_transport *super, pt_transport_peer_accept_cb cb,
-                                  void *arg)
+void pt_transport_set_peer_accept(struct raft_uv_transport *super, int channel,
+                                  pt_transport_peer_accept_cb cb, void *arg)
 {
     struct transport *t = super->impl;
-    if (t == NULL)
-        return; /* released by pt_transport_close */
-    t->peer_accept_cb = cb;
-    t->peer_accept_arg = cb != NULL ? arg : NULL;
+    if (t == NULL || channel < 0 || channel >= PT_CHANNELS)
+        return; /* released by pt_transport_close, or no such kind */
+    t->peer_accept_cb[channel] = cb;
+    t->peer_accept_arg[channel] = cb != NULL ? arg : NULL;
 }
 
 /* ---- Inbound ------------------------------------------------------------------------------ */

@@ -114,6 +114,10 @@ int pt_transport_set_route(struct raft_uv_transport *t, uint64_t id, const char 
 
 int pt_transport_set_timeout(struct raft_uv_transport *t, unsigned timeout_ms);
 
+/* Kinds of peer channel: PEER carries requests between nodes (forwarded writes, read
+ * indexes), BULK carries blob bytes, on streams of their own so a transfer never delays a
+ * write. */
+enum { PT_CHANNEL_PEER = 0, PT_CHANNEL_BULK = 1, PT_CHANNELS = 2 };
 /* Status of a peer-channel connect cut short by closing the transport. node/err.h has no
  * "canceled" code; this is libuv's UV_ECANCELED, which no PT_E_* value equals. */
 #define PT_TRANSPORT_CANCELED UV_ECANCELED
@@ -129,28 +133,28 @@ typedef void (*pt_transport_peer_accept_cb)(void *arg, uint64_t id, const char *
 typedef void (*pt_transport_peer_connect_cb)(void *arg, int status, uv_stream_t *stream);
 
 /*
- * Sets the callback that receives inbound peer channels (arg borrowed, passed back), or
- * clears it with cb NULL; may be called at any time, also while the transport is closing,
- * and is a no-op once pt_transport_close released it.
- * While no callback is set, a HELLO asking for a peer channel is refused, as is one whose
- * handshake completes after the callback was cleared. Inbound channels arrive only once the
- * transport listens (raft_start).
+ * Sets the callback that receives inbound peer channels of kind channel (a PT_CHANNEL_*; arg
+ * borrowed, passed back), or clears it with cb NULL; may be called at any time, also while the
+ * transport is closing, and is a no-op once pt_transport_close released it. While no callback is
+ * set, a HELLO asking for a peer channel is refused, as is one whose handshake completes after the
+ * callback was cleared. Inbound channels arrive only once the transport listens (raft_start).
  */
-void pt_transport_set_peer_accept(struct raft_uv_transport *t, pt_transport_peer_accept_cb cb,
-                                  void *arg);
+void pt_transport_set_peer_accept(struct raft_uv_transport *t, int channel,
+                                  pt_transport_peer_accept_cb cb, void *arg);
 
 /*
- * Opens a peer channel to server id at address (borrowed, copied): the same name resolution,
+ * Opens a peer channel of kind channel (a PT_CHANNEL_*) to server id at address (borrowed,
+ * copied): the same name resolution,
  * handshake, per-address time limit and cancellation as a raft connection, with the HELLO's
  * PEER flag set. Allowed once t->init ran (raft_init) and until the transport closes.
  * Returns 0, then cb(arg) fires exactly once, never from inside this call; or an error and cb
- * never fires: PT_E_CONFIG (id 0, malformed address, cb NULL), PT_E_INTERNAL (t->init has not
- * run), PT_E_UNAVAILABLE (the transport is closing or released, or the lookup could not
- * start), PT_E_NOMEM. One attempt cannot be canceled: it completes within the time limits,
- * or with PT_TRANSPORT_CANCELED when the transport closes (before its close callback).
+ * never fires: PT_E_CONFIG (id 0, malformed address, cb NULL, unknown channel), PT_E_INTERNAL
+ * (t->init has not run), PT_E_UNAVAILABLE (the transport is closing or released, or the lookup
+ * could not start), PT_E_NOMEM. One attempt cannot be canceled: it completes within the time
+ * limits, or with PT_TRANSPORT_CANCELED when the transport closes (before its close callback).
  */
 int pt_transport_connect_peer(struct raft_uv_transport *t, uint64_t id, const char *address,
-                              pt_transport_peer_connect_cb cb, void *arg);
+                              int channel, pt_transport_peer_connect_cb cb, void *arg);
 
 /*
  * Splits address (borrowed) into host (written into host[host_size], NUL-terminated,

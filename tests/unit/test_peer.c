@@ -231,7 +231,7 @@ static void node_start(struct node *n, uint64_t id, unsigned port)
     n->t.data = n;
     assert_int_equal(pt_transport_init(&n->t, &loop, CLUSTER), 0);
     assert_int_equal(n->t.init(&n->t, id, n->address), 0);
-    assert_int_equal(pt_peers_init(&n->peers, &loop, &n->t, id, on_request, n), 0);
+    assert_int_equal(pt_peers_init(&n->peers, &loop, &n->t, PT_CHANNEL_PEER, id, on_request, n), 0);
     assert_int_equal(n->t.listen(&n->t, raft_accept_cb), 0);
 }
 
@@ -882,7 +882,8 @@ static void test_channels_separate(void **state)
 
     /* a's peers closed: the transport refuses peer channels, raft ones still work */
     node_close_peers(&a);
-    assert_int_equal(pt_transport_connect_peer(&b.t, 1, a.address, peer_connect_cb, &po), 0);
+    assert_int_equal(
+        pt_transport_connect_peer(&b.t, 1, a.address, PT_CHANNEL_PEER, peer_connect_cb, &po), 0);
     assert_true(RUN_UNTIL_GE(&po.calls, 1, 2000));
     assert_int_equal(po.status, PT_E_UNAVAILABLE);
     uv_close((uv_handle_t *)o.stream, free_stream_cb);
@@ -996,7 +997,8 @@ static void test_protocol_errors(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&po, 0, sizeof(po));
         memset(&sink, 0, sizeof(sink));
-        assert_int_equal(pt_transport_connect_peer(&x, 1, a.address, peer_connect_cb, &po), 0);
+        assert_int_equal(
+            pt_transport_connect_peer(&x, 1, a.address, PT_CHANNEL_PEER, peer_connect_cb, &po), 0);
         assert_true(RUN_UNTIL_GE(&po.calls, 1, 2000));
         assert_int_equal(po.status, 0);
         po.stream->data = &sink;
@@ -1141,7 +1143,8 @@ static void test_incoming_limit(void **state)
     x.data = &x_closed;
     assert_int_equal(pt_transport_init(&x, &loop, CLUSTER), 0);
     assert_int_equal(x.init(&x, 9, addr_x), 0);
-    assert_int_equal(pt_transport_connect_peer(&x, 1, a.address, peer_connect_cb, &po), 0);
+    assert_int_equal(
+        pt_transport_connect_peer(&x, 1, a.address, PT_CHANNEL_PEER, peer_connect_cb, &po), 0);
     assert_true(RUN_UNTIL_GE(&po.calls, 1, 2000));
     assert_int_equal(po.status, 0);
     po.stream->data = &col;

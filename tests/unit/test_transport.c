@@ -1090,14 +1090,20 @@ static void peer_connect_cb(void *arg, int status, uv_stream_t *stream)
         assert_non_null(stream);
 }
 
-static void peer_connect_and_wait(struct side *s, struct peer_outcome *o, uint64_t id,
-                                  const char *address)
+static void channel_connect_and_wait(struct side *s, struct peer_outcome *o, uint64_t id,
+                                     const char *address, int channel)
 {
     memset(o, 0, sizeof(*o));
-    assert_int_equal(pt_transport_connect_peer(&s->t, id, address, peer_connect_cb, o), 0);
+    assert_int_equal(pt_transport_connect_peer(&s->t, id, address, channel, peer_connect_cb, o), 0);
     assert_int_equal(o->calls, 0); /* never from inside connect */
     assert_true(RUN_UNTIL_GE(&o->calls, 1, 5000));
     assert_int_equal(o->calls, 1);
+}
+
+static void peer_connect_and_wait(struct side *s, struct peer_outcome *o, uint64_t id,
+                                  const char *address)
+{
+    channel_connect_and_wait(s, o, id, address, PT_CHANNEL_PEER);
 }
 
 /* Accepts one connection and writes fixed bytes to it at once. */
@@ -1168,7 +1174,7 @@ static void answerer_stop(struct answerer *a)
 static void test_peer_channel(void **state)
 {
     struct side a, b, c;
-    struct peer_side ps;
+    struct peer_side ps, bulk;
     struct peer_outcome po;
     struct outcome o;
     struct probe p;
@@ -1194,14 +1200,19 @@ static void test_peer_channel(void **state)
 
     /* synchronous refusals never call the callback */
     memset(&po, 0, sizeof(po));
-    assert_int_equal(pt_transport_connect_peer(&b.t, 1, addr_a, NULL, &po), PT_E_CONFIG);
-    assert_int_equal(pt_transport_connect_peer(&b.t, 0, addr_a, peer_connect_cb, &po), PT_E_CONFIG);
-    assert_int_equal(pt_transport_connect_peer(&b.t, 1, "no-port", peer_connect_cb, &po),
+    assert_int_equal(pt_transport_connect_peer(&b.t, 1, addr_a, PT_CHANNEL_PEER, NULL, &po),
                      PT_E_CONFIG);
+    assert_int_equal(
+        pt_transport_connect_peer(&b.t, 0, addr_a, PT_CHANNEL_PEER, peer_connect_cb, &po),
+        PT_E_CONFIG);
+    assert_int_equal(
+        pt_transport_connect_peer(&b.t, 1, "no-port", PT_CHANNEL_PEER, peer_connect_cb, &po),
+        PT_E_CONFIG);
     memset(&bare, 0, sizeof(bare));
     assert_int_equal(pt_transport_init(&bare, &loop, CLUSTER), 0);
-    assert_int_equal(pt_transport_connect_peer(&bare, 1, addr_a, peer_connect_cb, &po),
-                     PT_E_INTERNAL);
+    assert_int_equal(
+        pt_transport_connect_peer(&bare, 1, addr_a, PT_CHANNEL_PEER, peer_connect_cb, &po),
+        PT_E_INTERNAL);
     pt_transport_close(&bare);
     RUN_FOR(20);
     assert_int_equal(po.calls, 0);
@@ -1213,7 +1224,7 @@ static void test_peer_channel(void **state)
     assert_int_equal(a.n_accepted, 0);
 
     /* with the hook: the channel reaches it, not raft, and carries bytes both ways */
-    pt_transport_set_peer_accept(&a.t, peer_accept_cb, &ps);
+    pt_transport_set_peer_accept(&a.t, PT_CHANNEL_PEER, peer_accept_cb, &ps);
     peer_connect_and_wait(&b, &po, 1, addr_a);
     assert_int_equal(po.status, 0);
     assert_true(RUN_UNTIL_GE(&ps.accepted, 1, 2000));
@@ -1231,8 +1242,35 @@ static void test_peer_channel(void **state)
     assert_int_equal(ps.accepted, 1);
     uv_close((uv_handle_t *)o.stream, free_stream_cb);
 
-    /* raw HELLOs: reserved flag bits are refused; PEER gets a WELCOME echoing it */
-    for (unsigned flags = 2; flags <= 0x80; flags <<= 1) {
+    /* a BULK channel needs its own hook: refused while only PEER's is set, then it reaches
+     * the BULK hook and not PEER's */
+    channel_connect_and_wait(&b, &po, 1, addr_a, PT_CHANNEL_BULK);
+    assert_int_equal(po.status, PT_E_UNAVAILABLE);
+    RUN_FOR(20);
+    assert_int_equal(ps.accepted, 1);
+    memset(&bulk, 0, sizeof(bulk));
+    pt_transport_set_peer_accept(&a.t, PT_CHANNEL_BULK, peer_accept_cb, &bulk);
+    channel_connect_and_wait(&b, &po, 1, addr_a, PT_CHANNEL_BULK);
+    assert_int_equal(po.status, 0);
+    assert_true(RUN_UNTIL_GE(&bulk.accepted, 1, 2000));
+    assert_int_equal(bulk.id, 2);
+    assert_int_equal(ps.accepted, 1);
+    check_data_flows(po.stream, bulk.streams[0], "bulk request");
+    uv_close((uv_handle_t *)po.stream, free_stream_cb);
+    uv_close((uv_handle_t *)bulk.streams[0], free_stream_cb);
+    pt_transport_set_peer_accept(&a.t, PT_CHANNEL_BULK, NULL, NULL);
+    assert_int_equal(pt_transport_connect_peer(&b.t, 1, addr_a, 2, peer_connect_cb, &po),
+                     PT_E_CONFIG);
+
+    /* raw HELLOs: reserved flag bits, and BULK without PEER, are refused; PEER gets a WELCOME
+     * echoing it */
+    len = make_hello(msg, 1, 1, 9, CLUSTER, "peer:7000", -1);
+    msg[11] = 0x02;
+    probe_start(&p, ports[0], msg, len);
+    assert_true(RUN_UNTIL_GE(&p.ended, 1, 2000));
+    assert_int_equal(p.in_len, 0);
+    probe_close(&p);
+    for (unsigned flags = 4; flags <= 0x80; flags <<= 1) {
         len = make_hello(msg, 1, 1, 9, CLUSTER, "peer:7000", -1);
         msg[11] = (unsigned char)(flags | 0x01);
         probe_start(&p, ports[0], msg, len);
@@ -1255,7 +1293,7 @@ static void test_peer_channel(void **state)
     assert_int_equal(a.n_accepted, 1);
 
     /* the hook cleared: refused again */
-    pt_transport_set_peer_accept(&a.t, NULL, NULL);
+    pt_transport_set_peer_accept(&a.t, PT_CHANNEL_PEER, NULL, NULL);
     peer_connect_and_wait(&b, &po, 1, addr_a);
     assert_int_equal(po.status, PT_E_UNAVAILABLE);
     RUN_FOR(20);
@@ -1271,7 +1309,8 @@ static void test_peer_channel(void **state)
     silent_start(&s, ports[3]);
     side_init(&c, CLUSTER, 3, addr_c);
     memset(&po, 0, sizeof(po));
-    assert_int_equal(pt_transport_connect_peer(&c.t, 1, addr_s, peer_connect_cb, &po), 0);
+    assert_int_equal(
+        pt_transport_connect_peer(&c.t, 1, addr_s, PT_CHANNEL_PEER, peer_connect_cb, &po), 0);
     assert_true(RUN_UNTIL_GE(&s.n, 1, 2000));
     c.t.close(&c.t, transport_close_cb);
     assert_int_equal(po.calls, 0);
@@ -1279,8 +1318,9 @@ static void test_peer_channel(void **state)
     assert_int_equal(po.calls, 1);
     assert_int_equal(po.status, PT_TRANSPORT_CANCELED);
     assert_true(po.seq < c.close_seq);
-    assert_int_equal(pt_transport_connect_peer(&c.t, 1, addr_a, peer_connect_cb, &po),
-                     PT_E_UNAVAILABLE);
+    assert_int_equal(
+        pt_transport_connect_peer(&c.t, 1, addr_a, PT_CHANNEL_PEER, peer_connect_cb, &po),
+        PT_E_UNAVAILABLE);
     pt_transport_close(&c.t);
     silent_stop(&s);
 
