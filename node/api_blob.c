@@ -7,9 +7,17 @@
  * by a libuv pool thread and handed to h2o; the next read starts when h2o asks for more
  * (generator proceed), so memory per download is one chunk whatever the blob size.
  *
- * Lifetime: the stream is malloc'd, not pool-allocated, because a read may be in flight when
- * the client goes away. A pool-shared anchor tells the stream that its request is gone; the
- * stream frees itself when both the request is gone and no read is in flight.
+ * A blob the region does not hold yet (linked through another region, not replicated here
+ * yet) is served from its transfer (replication/blob_sync.h): the committer thread attaches
+ * the request to the one transfer of that digest, and the stream reads the transfer's file as
+ * far as it is written, waiting for the feed to move on when it catches up. The feed holds
+ * back the last byte until the digest verified, so a client never completes a corrupt blob:
+ * a failed transfer ends the response with an error instead. HEAD answers from metadata.
+ *
+ * Lifetime: the stream is malloc'd, not pool-allocated, because a read may be in flight (or a
+ * feed may be about to wake it) when the client goes away. A pool-shared anchor tells the
+ * stream that its request is gone; the stream frees itself when the request is gone and no
+ * read or wake-up is pending.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,7 +27,9 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "blob_sync.h"
 #include "blobstore.h"
+#include "committer.h"
 #include "digest.h"
 #include "err.h"
 #include "http.h"
@@ -35,7 +45,12 @@ struct blob_stream {
     h2o_req_t *req; /* NULL once the request is disposed */
     struct blob_stream **anchor;
     uv_work_t work;
-    int fd;
+    int fd;                     /* a stored blob: owned; -1 for a feed */
+    int rfd;                    /* what the next read reads */
+    struct pt_blob_feed *feed;  /* a blob still arriving: a reference; NULL otherwise */
+    struct pt_feed_waiter wait; /* registered with the feed while waiting */
+    int waiting;
+    uint64_t limit; /* the next read stops here (end, or what the feed had) */
     int in_flight;
     int stopped;       /* h2o aborted the response: send nothing more */
     uint64_t pos, end; /* next byte to read, one past the last byte to send */
@@ -48,6 +63,7 @@ static void stream_free(struct blob_stream *s)
 {
     if (s->fd >= 0)
         close(s->fd);
+    pt_blob_feed_release(s->feed);
     free(s);
 }
 
@@ -57,17 +73,19 @@ static void on_req_dispose(void *p)
     if (s == NULL)
         return;
     s->req = NULL;
-    if (!s->in_flight)
+    if (s->waiting && pt_blob_feed_withdraw(s->feed, &s->wait))
+        s->waiting = 0; /* else the wake-up is on its way and frees s */
+    if (!s->in_flight && !s->waiting)
         stream_free(s);
 }
 
 static void read_work(uv_work_t *work)
 {
     struct blob_stream *s = work->data;
-    size_t want = s->end - s->pos < CHUNK_SIZE ? (size_t)(s->end - s->pos) : CHUNK_SIZE;
+    size_t want = s->limit - s->pos < CHUNK_SIZE ? (size_t)(s->limit - s->pos) : CHUNK_SIZE;
     size_t got = 0;
     while (got < want) {
-        ssize_t n = pread(s->fd, s->buf + got, want - got, (off_t)(s->pos + got));
+        ssize_t n = pread(s->rfd, s->buf + got, want - got, (off_t)(s->pos + got));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -99,8 +117,43 @@ static void after_read(uv_work_t *work, int status)
     h2o_send(s->req, &buf, 1, s->pos >= s->end ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
+static void start_read(struct blob_stream *s);
+
+/* Worker loop: the feed moved on (more bytes, or an end). */
+static void on_feed_moved(struct pt_mail *mail)
+{
+    struct blob_stream *s =
+        (struct blob_stream *)((char *)mail - offsetof(struct blob_stream, wait));
+    s->waiting = 0;
+    if (s->req == NULL) {
+        stream_free(s);
+        return;
+    }
+    if (!s->stopped)
+        start_read(s);
+}
+
 static void start_read(struct blob_stream *s)
 {
+    s->limit = s->end;
+    if (s->feed != NULL) {
+        uint64_t avail;
+        int error;
+        int state = pt_blob_feed_poll(s->feed, s->pos, &avail, &error, &s->wait);
+        if (state == PT_FEED_FAILED) {
+            pt_log(PT_LOG_WARN, "blob transfer failed under a reader", "{s:s}", "error",
+                   pt_err_message(error));
+            h2o_send(s->req, NULL, 0, H2O_SEND_STATE_ERROR);
+            return;
+        }
+        if (avail <= s->pos) {
+            s->waiting = 1; /* registered by the poll */
+            return;
+        }
+        s->rfd = s->feed->fd;
+        if (avail < s->limit)
+            s->limit = avail;
+    }
     s->in_flight = 1;
     s->work.data = s;
     uv_queue_work(&pt_worker_of(s->req)->loop, &s->work, read_work, after_read);
@@ -123,6 +176,20 @@ static void on_stop(h2o_generator_t *g, h2o_req_t *req)
 
 static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
                        int may_catch_up);
+static void respond(h2o_req_t *req, const char *digest, uint64_t size, int fd,
+                    struct pt_blob_feed *feed);
+
+/* The committer attached the request to the blob's transfer (or could not). */
+static void on_feed(h2o_req_t *req, struct pt_proposal *p, void *data)
+{
+    if (p->status != 0) {
+        pt_http_error(req, p->status, NULL, NULL);
+        return;
+    }
+    struct pt_blob_feed *feed = p->out;
+    p->out = NULL;
+    respond(req, data, feed->size, -1, feed);
+}
 
 static void get_blob_again(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
@@ -148,17 +215,41 @@ static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_rout
     int fd = -1;
     if (rv == 0)
         rv = pt_blobstore_open_blob(w->node->bs, &rt->digest, &fd, &size);
+    /* linked, but not here yet: from its transfer (HEAD needs the size only) */
+    if (rv == PT_E_BLOB_UNKNOWN && pt_committer_is_cluster(w->node->committer) &&
+        pt_metastore_blob_linked(w->node->ms, name, digest, &size) == 0) {
+        if (pt_http_is_head(req)) {
+            respond(req, digest, size, -1, NULL);
+            return;
+        }
+        char *key = strdup(digest);
+        if (key == NULL || pt_api_job_target(w, req, PT_JOB_BLOB_FEED, key, strlen(key), size,
+                                             on_feed, digest, sizeof(digest)) != 0)
+            pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
     if (rv != 0) {
         pt_http_error(req, rv, NULL, NULL);
         return;
     }
+    respond(req, digest, size, fd, NULL);
+}
+
+/* Answers a blob GET/HEAD of size bytes: from fd (owned; -1 for HEAD or a feed) or from feed
+ * (a reference, moved here). */
+static void respond(h2o_req_t *req, const char *digest, uint64_t size, int fd,
+                    struct pt_blob_feed *feed)
+{
+    int rv;
     uint64_t start = 0, end = size > 0 ? size - 1 : 0;
     int partial = 0;
     h2o_iovec_t range = pt_http_req_header(req, "range");
     if (range.base != NULL) {
         rv = pt_range_parse(range.base, range.len, size, &start, &end);
         if (rv < 0) {
-            close(fd);
+            if (fd >= 0)
+                close(fd);
+            pt_blob_feed_release(feed);
             pt_http_headerf(req, "Content-Range", "bytes */%llu", (unsigned long long)size);
             pt_http_error(req, PT_E_RANGE_INVALID, "requested range not satisfiable", NULL);
             return;
@@ -184,7 +275,9 @@ static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_rout
     req->res.content_length = (size_t)len;
 
     if (pt_http_is_head(req) || len == 0) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
+        pt_blob_feed_release(feed);
         static h2o_generator_t none = {NULL, NULL};
         h2o_start_response(req, &none);
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
@@ -192,7 +285,9 @@ static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_rout
     }
     struct blob_stream *s = malloc(sizeof(*s));
     if (s == NULL) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
+        pt_blob_feed_release(feed);
         req->res.content_length = SIZE_MAX;
         pt_http_error(req, PT_E_NOMEM, NULL, NULL);
         return;
@@ -201,6 +296,11 @@ static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_rout
     s->super.stop = on_stop;
     s->req = req;
     s->fd = fd;
+    s->rfd = fd;
+    s->feed = feed;
+    s->waiting = 0;
+    s->wait.mailbox = &pt_worker_of(req)->mailbox;
+    s->wait.cb = on_feed_moved;
     s->in_flight = 0;
     s->stopped = 0;
     s->pos = start;

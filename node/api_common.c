@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "async.h"
+#include "blob_sync.h"
 #include "command.h"
 #include "committer.h"
 #include "err.h"
@@ -46,6 +47,8 @@ static void on_job_done(struct pt_proposal *p)
     h2o_req_t *req = pt_async_unbind(&op->async);
     if (req != NULL)
         op->cb(req, p, op->data);
+    if (p->kind == PT_JOB_BLOB_FEED)
+        pt_blob_feed_release(p->out); /* not taken: the request went away */
     free(p->text);
     free(op);
 }
@@ -80,6 +83,12 @@ int pt_api_job(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t 
                pt_api_job_cb cb, const void *data, size_t data_size)
 {
     return submit_job(w, req, kind, buf, len, 0, 0, cb, data, data_size);
+}
+
+int pt_api_job_target(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
+                      uint64_t target, pt_api_job_cb cb, const void *data, size_t data_size)
+{
+    return submit_job(w, req, kind, buf, len, target, 0, cb, data, data_size);
 }
 
 int pt_api_job_member(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, uint64_t target,

@@ -29,6 +29,9 @@ typedef void (*pt_api_job_cb)(h2o_req_t *req, struct pt_proposal *p, void *data)
  * committer; data_size bytes at data are copied. Returns 0, or PT_E_NOMEM (cb won't run). */
 int pt_api_job(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
                pt_api_job_cb cb, const void *data, size_t data_size);
+/* The same with a target (a region's id, a blob's size: see the job kinds). */
+int pt_api_job_target(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
+                      uint64_t target, pt_api_job_cb cb, const void *data, size_t data_size);
 /* The same for membership jobs, which also name a region (target) and a role. */
 int pt_api_job_member(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, uint64_t target,
                       int role, pt_api_job_cb cb);

@@ -499,18 +499,32 @@ static int make_id(char id[PT_UPLOAD_ID_MAX + 1])
     return 0;
 }
 
+static int open_upload(struct pt_blobstore *bs, const char *id, int flags);
+
+/* Fills a fresh session of id (already created on disk) for repo. */
+static int session_init(struct pt_upload *n, const char *repo, int64_t now_ms)
+{
+    size_t repo_len = repo != NULL ? strnlen(repo, PT_UPLOAD_REPO_MAX + 1) : 0;
+    if (repo_len == 0 || repo_len > PT_UPLOAD_REPO_MAX)
+        return PT_E_NAME_INVALID;
+    memcpy(n->repo, repo, repo_len);
+    n->repo[repo_len] = '\0';
+    n->offset = 0;
+    n->created_ms = now_ms;
+    n->updated_ms = now_ms;
+    SHA256_Init(&n->sha);
+    return 0;
+}
+
 int pt_blobstore_upload_begin(struct pt_blobstore *bs, const char *repo, int64_t now_ms,
                               struct pt_upload *u)
 {
     struct pt_upload n;
-    size_t repo_len;
     int fd = -1, rv;
 
-    repo_len = repo != NULL ? strnlen(repo, PT_UPLOAD_REPO_MAX + 1) : 0;
-    if (repo_len == 0 || repo_len > PT_UPLOAD_REPO_MAX)
-        return PT_E_NAME_INVALID;
-
     memset(&n, 0, sizeof(n));
+    if ((rv = session_init(&n, repo, now_ms)) != 0)
+        return rv;
     /* 122 random bits make a collision practically impossible; O_EXCL makes it harmless. */
     for (int attempt = 0; attempt < 3 && fd < 0; attempt++) {
         rv = make_id(n.id);
@@ -523,12 +537,36 @@ int pt_blobstore_upload_begin(struct pt_blobstore *bs, const char *repo, int64_t
     if (fd < 0)
         return PT_E_INTERNAL;
     close(fd);
-
-    memcpy(n.repo, repo, repo_len);
-    n.created_ms = now_ms;
-    n.updated_ms = now_ms;
-    SHA256_Init(&n.sha);
     *u = n;
+    return 0;
+}
+
+int pt_blobstore_upload_begin_id(struct pt_blobstore *bs, const char *repo, const char *id,
+                                 int64_t now_ms, struct pt_upload *u)
+{
+    struct pt_upload n;
+    int fd, rv;
+
+    memset(&n, 0, sizeof(n));
+    if (!valid_id(id))
+        return PT_E_BLOB_UPLOAD_INVALID;
+    if ((rv = session_init(&n, repo, now_ms)) != 0)
+        return rv;
+    snprintf(n.id, sizeof(n.id), "%s", id);
+    fd = openat(bs->uploads_fd, n.id, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
+    if (fd < 0)
+        return io_err(errno);
+    close(fd);
+    *u = n;
+    return 0;
+}
+
+int pt_blobstore_upload_open_read(struct pt_blobstore *bs, const char *id, int *fd)
+{
+    int f = open_upload(bs, id, O_RDONLY);
+    if (f < 0)
+        return f;
+    *fd = f;
     return 0;
 }
 

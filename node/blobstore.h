@@ -90,6 +90,22 @@ int pt_blobstore_upload_begin(struct pt_blobstore *bs, const char *repo, int64_t
                               struct pt_upload *u);
 
 /*
+ * As pt_blobstore_upload_begin but with the session id chosen by the caller (borrowed; a
+ * well-formed id, else PT_E_BLOB_UPLOAD_INVALID): a transfer from another region uses the
+ * digest's hex, so it finds its own session again. An existing upload file of that id is
+ * emptied.
+ */
+int pt_blobstore_upload_begin_id(struct pt_blobstore *bs, const char *repo, const char *id,
+                                 int64_t now_ms, struct pt_upload *u);
+
+/*
+ * Opens the upload file of id (borrowed) read-only, for readers that follow a transfer while
+ * it is written; *fd is owned by the caller (close it). The descriptor stays valid when the
+ * upload is committed (renamed into blobs/) or aborted. PT_E_BLOB_UPLOAD_UNKNOWN if absent.
+ */
+int pt_blobstore_upload_open_read(struct pt_blobstore *bs, const char *id, int *fd);
+
+/*
  * Appends buf[0, len) (borrowed) at u->offset, makes it durable (fdatasync), then advances
  * u->offset and u->sha. Once this returns 0 the new u may be persisted: the file holds those
  * bytes even after a power loss. On error u is unchanged and the file is cut back to u->offset.

@@ -152,6 +152,11 @@ static const struct option options[] = {
      "Raft log entries between snapshots of the metadata (a quarter more are kept)"},
     {"join", "--join", K_BOOL, FIELD(join), 0, 0, "false", "BOOL",
      "a region added to a running cluster: never bootstrap, wait for `portolan cluster add`"},
+    {"replication_concurrency", "--replication-concurrency", K_UINT, FIELD(replication_concurrency),
+     1, 256, "4", "N",
+     "blobs fetched from other regions at once in the background (client pulls come on top)"},
+    {"replication_bandwidth", "--replication-bandwidth", K_SIZE, FIELD(replication_bandwidth), 0,
+     TIB, "0", "SIZE", "bytes per second this region receives for blob replication; 0 = no limit"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

@@ -34,28 +34,30 @@
 #define PT_CONFIG_FILE_MAX (1024 * 1024)
 
 struct pt_config {
-    char listen[256];               /* host:port to accept on */
-    char data_dir[4096];            /* blobs, metadata and raft state live here */
-    unsigned threads;               /* event-loop threads; 0 = one per core */
-    char tls_cert[4096];            /* PEM certificate chain; "" = plain HTTP */
-    char tls_key[4096];             /* PEM private key; set together with tls_cert */
-    char region[64];                /* [a-z0-9-]{1,63} */
-    uint64_t max_body_size;         /* bytes; largest request body (blob upload chunk) */
-    uint64_t max_manifest_size;     /* bytes; largest manifest accepted */
-    uint64_t body_spill_threshold;  /* bytes; request bodies above this go to a temp file */
-    uint64_t request_timeout_ms;    /* whole-request time limit */
-    uint64_t upload_ttl_ms;         /* unfinished uploads idle this long are removed */
-    unsigned max_connections;       /* open client connections, all threads together */
-    int log_level;                  /* PT_LOG_* from log.h */
-    int access_log;                 /* 1 = log one line per request */
-    char cluster_file[4096];        /* cluster file; "" = single region, no Raft */
-    char raft_listen[262];          /* host:port the Raft + peer port binds; "" = own address */
-    int tag_reads;                  /* PT_TAG_READS_*: how tag resolution reads */
-    int join;                       /* 1 = added to a running cluster: never bootstrap */
-    unsigned snapshot_every;        /* Raft entries between snapshots */
-    int stale_fallback;             /* 1 = no leader: answer stale reads (Warning 110), 0 = 503 */
-    uint64_t write_timeout_ms;      /* a write waits this long for commit, then 503 */
-    uint64_t read_index_timeout_ms; /* a linearizable read waits this long for the read index */
+    char listen[256];                 /* host:port to accept on */
+    char data_dir[4096];              /* blobs, metadata and raft state live here */
+    unsigned threads;                 /* event-loop threads; 0 = one per core */
+    char tls_cert[4096];              /* PEM certificate chain; "" = plain HTTP */
+    char tls_key[4096];               /* PEM private key; set together with tls_cert */
+    char region[64];                  /* [a-z0-9-]{1,63} */
+    uint64_t max_body_size;           /* bytes; largest request body (blob upload chunk) */
+    uint64_t max_manifest_size;       /* bytes; largest manifest accepted */
+    uint64_t body_spill_threshold;    /* bytes; request bodies above this go to a temp file */
+    uint64_t request_timeout_ms;      /* whole-request time limit */
+    uint64_t upload_ttl_ms;           /* unfinished uploads idle this long are removed */
+    unsigned max_connections;         /* open client connections, all threads together */
+    int log_level;                    /* PT_LOG_* from log.h */
+    int access_log;                   /* 1 = log one line per request */
+    char cluster_file[4096];          /* cluster file; "" = single region, no Raft */
+    char raft_listen[262];            /* host:port the Raft + peer port binds; "" = own address */
+    int tag_reads;                    /* PT_TAG_READS_*: how tag resolution reads */
+    int join;                         /* 1 = added to a running cluster: never bootstrap */
+    unsigned snapshot_every;          /* Raft entries between snapshots */
+    int stale_fallback;               /* 1 = no leader: answer stale reads (Warning 110), 0 = 503 */
+    uint64_t write_timeout_ms;        /* a write waits this long for commit, then 503 */
+    uint64_t read_index_timeout_ms;   /* a linearizable read waits this long for the read index */
+    unsigned replication_concurrency; /* background blob transfers from other regions at once */
+    uint64_t replication_bandwidth;   /* bytes/s received for blob replication; 0 = no limit */
 };
 
 /* Values of pt_config.tag_reads. */

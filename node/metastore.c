@@ -21,8 +21,9 @@
  *   meta            "applied_index"                         v1 u64:index
  *   (local to this region)
  *   uploads         <upload id>                             opaque bytes of the upload module
- *   local_blobs     reserved for the region's blob presence records; created here, used by
- *                   the blob store and garbage collector through their own code
+ *   local_blobs     <digest>                                opaque bytes of a transfer of that
+ *                                                           blob from another region in progress
+ *                                                           (replication/blob_sync.c)
  *
  *   digest = "sha256:" + 64 lowercase hex; v1 = one version byte (1); integers little-endian
  *   fixed width; s8 = u8 length + bytes (no NUL); body/annotations stored verbatim.
@@ -967,6 +968,87 @@ int pt_metastore_upload_foreach(struct pt_metastore *ms,
             break;
     }
     int irv = iter_free(it, ro);
+    return rv != 0 ? rv : irv;
+}
+
+/* ---- transfers (local) ----------------------------------------------------------------- */
+
+int pt_metastore_transfer_put(struct pt_metastore *ms, const char *digest, const void *val,
+                              size_t len)
+{
+    if (!digest_ok(digest))
+        return PT_E_DIGEST_INVALID;
+    if (len > PT_METASTORE_UPLOAD_VAL_MAX)
+        return PT_E_TOO_LARGE;
+    char *err = NULL;
+    rocksdb_put_cf(ms->db, ms->wo, ms->cf[CF_LOCAL_BLOBS], digest, strlen(digest), val, len, &err);
+    return err != NULL ? rdb_err(err) : 0;
+}
+
+int pt_metastore_transfer_get(struct pt_metastore *ms, const char *digest, void **val, size_t *len)
+{
+    *val = NULL;
+    *len = 0;
+    if (!digest_ok(digest))
+        return PT_E_NOT_FOUND;
+    char *v;
+    size_t vlen;
+    int rv = get_raw(ms, NULL, CF_LOCAL_BLOBS, digest, strlen(digest), &v, &vlen);
+    if (rv <= 0)
+        return rv == 0 ? PT_E_NOT_FOUND : rv;
+    char *copy = copy_z(v, vlen);
+    rocksdb_free(v);
+    if (copy == NULL)
+        return PT_E_NOMEM;
+    *val = copy;
+    *len = vlen;
+    return 0;
+}
+
+int pt_metastore_transfer_delete(struct pt_metastore *ms, const char *digest)
+{
+    if (!digest_ok(digest))
+        return 0;
+    char *err = NULL;
+    rocksdb_delete_cf(ms->db, ms->wo, ms->cf[CF_LOCAL_BLOBS], digest, strlen(digest), &err);
+    return err != NULL ? rdb_err(err) : 0;
+}
+
+int pt_metastore_missing_foreach(struct pt_metastore *ms, const char *region,
+                                 int (*cb)(const char *digest, uint64_t size,
+                                           const char *const *holders, size_t n, void *arg),
+                                 void *arg)
+{
+    struct location *loc = malloc(sizeof(*loc));
+    if (loc == NULL)
+        return PT_E_NOMEM;
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = iter_new(ms, CF_BLOB_LOCATIONS, NULL, 0, NULL, &ro);
+    int rv = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        char digest[PT_DIGEST_STR_LEN + 1];
+        if (klen != PT_DIGEST_STR_LEN) {
+            rv = PT_E_CORRUPT;
+            break;
+        }
+        memcpy(digest, k, klen);
+        digest[klen] = '\0';
+        if ((rv = dec_location(v, vlen, loc)) != 0)
+            break;
+        int held = 0;
+        const char *holders[PT_METASTORE_REGIONS_MAX];
+        for (size_t i = 0; i < loc->n; i++) {
+            holders[i] = loc->regions[i];
+            held |= strcmp(loc->regions[i], region) == 0;
+        }
+        if (!held && (rv = cb(digest, loc->size, holders, loc->n, arg)) != 0)
+            break;
+    }
+    int irv = iter_free(it, ro);
+    free(loc);
     return rv != 0 ? rv : irv;
 }
 

@@ -253,6 +253,26 @@ int pt_metastore_batch_referrer_delete(struct pt_metastore_batch *b, const char 
 int pt_metastore_batch_blob_stored(struct pt_metastore_batch *b, const char *digest, uint64_t size,
                                    const char *region);
 
+/* ---- transfers of blobs from other regions (local to this region) ---------------------- */
+
+/* Opaque record (at most PT_METASTORE_UPLOAD_VAL_MAX bytes) of the transfer of digest in
+ * progress, owned by replication/blob_sync.c. get: *val owned (free()); PT_E_NOT_FOUND when
+ * there is none. */
+int pt_metastore_transfer_put(struct pt_metastore *ms, const char *digest, const void *val,
+                              size_t len);
+int pt_metastore_transfer_get(struct pt_metastore *ms, const char *digest, void **val, size_t *len);
+int pt_metastore_transfer_delete(struct pt_metastore *ms, const char *digest);
+
+/*
+ * Calls cb for every blob that some region holds and `region` (borrowed) does not, in digest
+ * order: its size and the holders' names (borrowed for the call, byte-wise sorted). A non-zero
+ * return from cb stops the walk and is returned. Reads one consistent view.
+ */
+int pt_metastore_missing_foreach(struct pt_metastore *ms, const char *region,
+                                 int (*cb)(const char *digest, uint64_t size,
+                                           const char *const *holders, size_t n, void *arg),
+                                 void *arg);
+
 /* ---- regions of the cluster (replicated; written by the FSM only) ---------------------- */
 
 struct pt_region_rec {

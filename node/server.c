@@ -402,7 +402,14 @@ static int is_live_upload(const char *id, void *arg)
     struct pt_node *node = arg;
     void *val;
     size_t len;
-    if (pt_metastore_upload_get(node->ms, id, &val, &len) != 0)
+    char digest[PT_DIGEST_STR_LEN + 1];
+    if (pt_metastore_upload_get(node->ms, id, &val, &len) == 0) {
+        free(val);
+        return 1;
+    }
+    /* a transfer from another region: its session is named by the digest's hex */
+    snprintf(digest, sizeof(digest), "sha256:%.64s", id);
+    if (pt_metastore_transfer_get(node->ms, digest, &val, &len) != 0)
         return 0;
     free(val);
     return 1;
@@ -532,6 +539,9 @@ static int start_committer(struct pt_node *node)
     rc.read_index_timeout_ms = (unsigned)cfg->read_index_timeout_ms;
     rc.join = cfg->join;
     rc.snapshot_every = cfg->snapshot_every;
+    rc.blobs = node->bs;
+    rc.replication_concurrency = cfg->replication_concurrency;
+    rc.replication_bandwidth = cfg->replication_bandwidth;
     return pt_committer_start(node->ms, &rc, &node->committer);
 }
 

@@ -124,6 +124,18 @@ static void run_job(struct pt_committer *c, struct pt_proposal *p)
         free(p->buf);
         p->buf = NULL;
         return;
+    case PT_JOB_REPLICATION:
+        p->text = c->raft != NULL ? pt_raft_node_replication_json(c->raft) : NULL;
+        p->status = p->text != NULL ? 0 : c->raft != NULL ? PT_E_NOMEM : PT_E_UNSUPPORTED;
+        break;
+    case PT_JOB_BLOB_FEED:
+        /* a single region holds every blob it has links for: nothing to fetch */
+        p->status = c->raft != NULL ? pt_raft_node_blob_feed(c->raft, p->buf, p->target,
+                                                             (struct pt_blob_feed **)&p->out)
+                                    : PT_E_BLOB_UNKNOWN;
+        free(p->buf);
+        p->buf = NULL;
+        break;
     case PT_JOB_STATUS:
     case PT_JOB_MEMBERS:
         p->text = c->raft != NULL ? pt_raft_node_status_json(c->raft, p->kind == PT_JOB_MEMBERS)

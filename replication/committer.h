@@ -33,6 +33,9 @@ enum pt_job_kind {
     PT_JOB_ADD,         /* cluster: add region target, buf a struct pt_region_rec, with role */
     PT_JOB_REMOVE,      /* cluster: remove region target */
     PT_JOB_TRANSFER,    /* cluster: hand leadership to target (0 = any voter) */
+    PT_JOB_REPLICATION, /* text = this region's blob replication status as JSON */
+    PT_JOB_BLOB_FEED,   /* out = a struct pt_blob_feed reference for digest buf (len bytes,
+                           NUL-terminated), size target: a blob this region lacks */
 };
 
 /* Embedded in (or allocated by) the submitter, which owns it; borrowed by the committer from
@@ -47,7 +50,9 @@ struct pt_proposal {
     size_t len;
     int status;      /* out: 0, the command's precondition error, or PT_E_* */
     uint64_t index;  /* out: log index the command was applied at / the read point */
-    char *text;      /* out (STATUS, MEMBERS): owned by the submitter once done (free()) */
+    char *text;      /* out (STATUS, MEMBERS, REPLICATION): owned by the submitter once done
+                        (free()) */
+    void *out;       /* out (BLOB_FEED): owned by the submitter once done */
     uint64_t target; /* ADD, REMOVE, TRANSFER: the region's raft id */
     int role;        /* ADD: RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE */
 };

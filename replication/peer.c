@@ -1047,6 +1047,17 @@ void pt_peer_reply(struct pt_peer_call *call, int status, const void *body, size
     free(call);
 }
 
+void pt_peers_keep_open(struct pt_peers *p, uint64_t id)
+{
+    struct peer *peer = p->closing ? NULL : peer_find(p, id);
+
+    if (peer == NULL || peer->address[0] == '\0' || peer->used)
+        return;
+    peer->used = true;
+    if (peer->state == PEER_IDLE)
+        peer_connect(peer);
+}
+
 int64_t pt_peers_rtt_us(struct pt_peers *p, uint64_t id)
 {
     struct peer *peer = peer_find(p, id);

@@ -140,6 +140,13 @@ int pt_peers_request(struct pt_peers *p, uint64_t to, uint32_t type, const void 
 void pt_peer_reply(struct pt_peer_call *call, int status, const void *body, size_t len);
 
 /*
+ * Opens the outbound channel to server id (whose address is set) now, and keeps it open from
+ * then on as if a request had been made, so its RTT is known before the first request. No-op
+ * for an unknown peer, one without an address, or once pt_peers_close ran.
+ */
+void pt_peers_keep_open(struct pt_peers *p, uint64_t id);
+
+/*
  * Smoothed round-trip time to server id in microseconds, from the pings on the channels open
  * to it (7/8 old + 1/8 new sample), or -1 when unknown: no channel open to id, or no pong
  * received on one yet.

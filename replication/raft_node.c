@@ -8,6 +8,8 @@
  *             entry wakes the waiters of that index
  *   peers     request/response RPC to the other regions on the same port (peer.c):
  *             Propose (follower -> leader), ReadIndex (follower -> leader), Ping (RTT)
+ *   blobs     blob replication (blob_sync.c) on the same port's BULK channels; told of
+ *             every applied entry, so that it looks for blobs this region lacks
  *
  * Waiters: a follower's forwarded write and a follower's read both end with "wait until the
  * local FSM has applied index i". They sit in one list, checked after every apply and by a
@@ -30,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "blob_sync.h"
 #include "command.h"
 #include "err.h"
 #include "log.h"
@@ -92,7 +95,9 @@ struct pt_raft_node {
     struct raft_uv_transport transport;
     struct pt_raft_fsm fsm;
     int (*fsm_apply)(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result);
+    int (*fsm_restore)(struct raft_fsm *fsm, struct raft_buffer *buf);
     struct pt_peers *peers;
+    struct pt_blob_sync *blobs; /* NULL without a blob store */
     uv_timer_t tick;
     struct waiter *waiters;
     struct raft_barrier barrier;
@@ -211,7 +216,19 @@ static int wrapped_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, vo
         (struct pt_raft_node *)((char *)f - offsetof(struct pt_raft_node, fsm));
     /* Waiters are woken by on_check, after raft has advanced its applied index (it does so
      * once this returns) and for barrier entries, which never reach the FSM. */
+    if (n->blobs != NULL)
+        pt_blob_sync_changed(n->blobs);
     return n->fsm_apply(fsm, buf, result);
+}
+
+static int wrapped_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct pt_raft_fsm *f = fsm->data;
+    struct pt_raft_node *n =
+        (struct pt_raft_node *)((char *)f - offsetof(struct pt_raft_node, fsm));
+    if (n->blobs != NULL)
+        pt_blob_sync_changed(n->blobs);
+    return n->fsm_restore(fsm, buf);
 }
 
 static void sync_peer_addresses(struct pt_raft_node *n);
@@ -737,14 +754,45 @@ void pt_raft_node_transfer(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb 
 }
 
 /* Keeps the peer layer's addresses in step with Raft's configuration (regions added later
- * are only known there). */
+ * are only known there), and tells blob sync their names (from the region records). */
 static void sync_peer_addresses(struct pt_raft_node *n)
 {
+    struct pt_region_rec *recs = NULL;
+    size_t nrecs = 0;
+    int have_recs = 0;
     for (unsigned i = 0; i < n->raft.configuration.n; i++) {
         const struct raft_server *s = &n->raft.configuration.servers[i];
-        if (s->id != n->cfg.self_id && member(n, s->id) == NULL)
-            pt_peers_set_address(n->peers, s->id, s->address);
+        if (s->id == n->cfg.self_id || member(n, s->id) != NULL)
+            continue;
+        pt_peers_set_address(n->peers, s->id, s->address);
+        if (n->blobs == NULL)
+            continue;
+        if (!have_recs)
+            have_recs = pt_metastore_list_regions(n->ms, &recs, &nrecs) == 0;
+        for (size_t j = 0; j < nrecs; j++)
+            if (recs[j].id == s->id && recs[j].name[0] != '\0')
+                pt_blob_sync_set_region(n->blobs, s->id, recs[j].name, s->address);
     }
+    free(recs);
+}
+
+static void propose_for_blobs(void *arg, void *buf, size_t len, pt_blob_sync_done_cb done,
+                              void *done_arg)
+{
+    pt_raft_node_propose(arg, buf, len, done, done_arg);
+}
+
+int pt_raft_node_blob_feed(struct pt_raft_node *n, const char *digest, uint64_t size,
+                           struct pt_blob_feed **feed)
+{
+    if (n->blobs == NULL || n->stopping)
+        return PT_E_UNAVAILABLE;
+    return pt_blob_sync_feed(n->blobs, digest, size, feed);
+}
+
+char *pt_raft_node_replication_json(struct pt_raft_node *n)
+{
+    return n->blobs != NULL ? pt_blob_sync_status_json(n->blobs) : NULL;
 }
 
 /* Status ------------------------------------------------------------------------------ */
@@ -847,6 +895,13 @@ static void on_peers_closed(void *arg)
     maybe_stopped(arg);
 }
 
+static void on_blobs_stopped(void *arg)
+{
+    struct pt_raft_node *n = arg;
+    n->blobs = NULL;
+    maybe_stopped(n);
+}
+
 static void on_raft_closed(struct raft *r)
 {
     struct pt_raft_node *n =
@@ -877,6 +932,11 @@ void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg)
         fail_apply(la, PT_E_UNAVAILABLE);
     }
     n->closing = 3; /* tick timer, check handle, then raft (+ peers) */
+    if (n->blobs != NULL) {
+        /* its proposals still in raft complete as raft closes */
+        n->closing++;
+        pt_blob_sync_stop(n->blobs, on_blobs_stopped, n);
+    }
     uv_close((uv_handle_t *)&n->tick, on_tick_closed);
     uv_close((uv_handle_t *)&n->check, on_tick_closed);
     raft_close(&n->raft, on_raft_closed);
@@ -934,6 +994,8 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     pt_raft_fsm_init(&n->fsm, ms, &n->raft);
     n->fsm_apply = n->fsm.fsm.apply;
     n->fsm.fsm.apply = wrapped_apply;
+    n->fsm_restore = n->fsm.fsm.restore;
+    n->fsm.fsm.restore = wrapped_restore;
     if (raft_init(&n->raft, &n->io, &n->fsm.fsm, cfg->self_id, me->address) != 0) {
         rv = PT_E_INTERNAL;
         goto err_after_io;
@@ -949,6 +1011,15 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     if ((rv = pt_peers_init(&n->peers, loop, &n->transport, PT_CHANNEL_PEER, cfg->self_id,
                             on_peer_request, n)) != 0)
         goto err_after_raft;
+    if (cfg->blobs != NULL) {
+        struct pt_blob_sync_config bc = {.self_id = cfg->self_id,
+                                         .concurrency = cfg->replication_concurrency,
+                                         .bandwidth = cfg->replication_bandwidth};
+        snprintf(bc.region, sizeof(bc.region), "%s", me->name);
+        if ((rv = pt_blob_sync_start(loop, &n->transport, ms, cfg->blobs, &bc, propose_for_blobs, n,
+                                     &n->blobs)) != 0)
+            goto err_after_raft;
+    }
     /* The cluster file is this node's view of the others: it wins over the addresses raft
      * learns from handshakes (which would bypass a proxy or NAT in between). */
     for (size_t i = 0; i < cfg->cluster.nregions; i++) {
@@ -957,6 +1028,8 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
             continue;
         pt_peers_set_address(n->peers, r->id, r->address);
         pt_transport_set_route(&n->transport, r->id, r->address);
+        if (n->blobs != NULL)
+            pt_blob_sync_set_region(n->blobs, r->id, r->name, r->address);
     }
     if ((!cfg->join && (rv = bootstrap(n)) != 0) || (rv = raft_start(&n->raft)) != 0) {
         pt_log(PT_LOG_ERROR, "raft start failed", "{s:s}", "error", raft_errmsg(&n->raft));
@@ -983,6 +1056,10 @@ err_after_raft:
         n->closing = 1;
         n->stop_cb = set_flag;
         n->stop_arg = &closed;
+        if (n->blobs != NULL) {
+            n->closing++;
+            pt_blob_sync_stop(n->blobs, on_blobs_stopped, n);
+        }
         raft_close(&n->raft, on_raft_closed);
         while (!closed)
             uv_run(loop, UV_RUN_ONCE);

@@ -27,6 +27,8 @@
 #include "cluster_config.h"
 
 struct pt_metastore;
+struct pt_blobstore;
+struct pt_blob_feed;
 struct pt_raft_node;
 
 struct pt_raft_node_config {
@@ -36,8 +38,11 @@ struct pt_raft_node_config {
     char dir[4096]; /* raft log and snapshots; created if missing */
     unsigned write_timeout_ms;
     unsigned read_index_timeout_ms;
-    int join;                /* 1: never bootstrap; wait to be added by the cluster's leader */
-    unsigned snapshot_every; /* entries between snapshots (0 = default) */
+    int join;                   /* 1: never bootstrap; wait to be added by the cluster's leader */
+    unsigned snapshot_every;    /* entries between snapshots (0 = default) */
+    struct pt_blobstore *blobs; /* borrowed; NULL: no blob replication */
+    unsigned replication_concurrency; /* background blob transfers (0 = default) */
+    uint64_t replication_bandwidth;   /* bytes/s received by blob transfers (0 = unlimited) */
 };
 
 /* Completion of a propose or read_index: status 0 or PT_E_*, index the log index the caller
@@ -75,6 +80,14 @@ void pt_raft_node_transfer(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb 
  * members is non-zero (see the admin API in node/api_admin.c). NULL on allocation failure. */
 char *pt_raft_node_status_json(struct pt_raft_node *n, int members);
 
+/* Blob replication (blob_sync.h): attaches to the transfer of digest (borrowed) of size
+ * bytes, starting it if none runs; *feed is a reference (pt_blob_feed_release). PT_E_UNAVAILABLE
+ * without blob replication or while stopping, PT_E_BLOB_UNKNOWN when no region holds it. */
+int pt_raft_node_blob_feed(struct pt_raft_node *n, const char *digest, uint64_t size,
+                           struct pt_blob_feed **feed);
+/* This region's blob replication status as JSON (owned: free()); NULL without blob
+ * replication or out of memory. */
+char *pt_raft_node_replication_json(struct pt_raft_node *n);
 /* Stops raft and the peer layer; cb(arg) once every handle is closed, then n is freed.
  * Pending proposals and reads complete with PT_E_UNAVAILABLE before that. */
 void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg);
