@@ -57,6 +57,8 @@ static struct {
     atomic_uint_fast64_t bytes_in[PT_METRICS_MAX_ROUTES];
     atomic_uint_fast64_t bytes_out[PT_METRICS_MAX_ROUTES];
     atomic_int_fast64_t uploads;
+    atomic_int replication_on; /* set once blob replication published a sample */
+    atomic_uint_fast64_t repl[PT_METRICS_REPL_N];
 } m;
 
 static void add(atomic_uint_fast64_t *a, uint64_t v)
@@ -352,6 +354,49 @@ static long long resident_bytes(void)
     return (long long)(resident * (unsigned long long)page);
 }
 
+void pt_metrics_replication(const uint64_t values[PT_METRICS_REPL_N])
+{
+    for (int i = 0; i < PT_METRICS_REPL_N; i++)
+        atomic_store_explicit(&m.repl[i], values[i], memory_order_relaxed);
+    atomic_store_explicit(&m.replication_on, 1, memory_order_relaxed);
+}
+
+static void render_replication(struct buf *b)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } series[PT_METRICS_REPL_N] = {
+        [PT_METRICS_REPL_RECEIVED] = {"portolan_replication_bytes_received_total", "counter",
+                                      "Blob bytes received from other regions."},
+        [PT_METRICS_REPL_SENT] = {"portolan_replication_bytes_sent_total", "counter",
+                                  "Blob bytes sent to other regions."},
+        [PT_METRICS_REPL_FETCHED] = {"portolan_replication_blobs_fetched_total", "counter",
+                                     "Blobs fetched from other regions and verified."},
+        [PT_METRICS_REPL_VERIFY_FAILURES] = {"portolan_replication_verify_failures_total",
+                                             "counter",
+                                             "Fetched blobs discarded because their digest did "
+                                             "not verify."},
+        [PT_METRICS_REPL_QUEUE] = {"portolan_replication_queue_blobs", "gauge",
+                                   "Blobs this region lacks and has not started fetching."},
+        [PT_METRICS_REPL_BEHIND_BLOBS] = {"portolan_replication_behind_blobs", "gauge",
+                                          "Blobs other regions hold and this region lacks."},
+        [PT_METRICS_REPL_BEHIND_BYTES] = {"portolan_replication_behind_bytes", "gauge",
+                                          "Bytes of blobs this region still lacks."},
+        [PT_METRICS_REPL_OLDEST_MS] = {"portolan_replication_oldest_missing_seconds", "gauge",
+                                       "Age of the oldest blob this region lacks."},
+    };
+    if (!atomic_load_explicit(&m.replication_on, memory_order_relaxed))
+        return;
+    for (int i = 0; i < PT_METRICS_REPL_N; i++) {
+        uint64_t v = atomic_load_explicit(&m.repl[i], memory_order_relaxed);
+        family(b, series[i].name, series[i].type, series[i].help);
+        if (i == PT_METRICS_REPL_OLDEST_MS)
+            appendf(b, "%s %.3f\n", series[i].name, (double)v / 1000.0);
+        else
+            appendf(b, "%s %llu\n", series[i].name, (unsigned long long)v);
+    }
+}
+
 int pt_metrics_render(char **out, size_t *len)
 {
     struct buf b = {0};
@@ -366,6 +411,7 @@ int pt_metrics_render(char **out, size_t *len)
     family(&b, "portolan_uploads_in_progress", "gauge", "Blob upload sessions in progress.");
     appendf(&b, "portolan_uploads_in_progress %lld\n",
             (long long)atomic_load_explicit(&m.uploads, memory_order_relaxed));
+    render_replication(&b);
     rss = resident_bytes();
     if (rss >= 0) {
         family(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

@@ -9,6 +9,7 @@
  *   portolan_http_request_bytes_total{route}               counter (request body bytes)
  *   portolan_http_response_bytes_total{route}              counter (response body bytes)
  *   portolan_uploads_in_progress                           gauge
+ *   portolan_replication_* (blob replication, cluster only; see pt_metrics_replication)
  *   process_resident_memory_bytes, process_start_time_seconds   gauges
  * Methods are GET, HEAD, PUT, POST, PATCH, DELETE or "other"; status codes outside
  * PT_METRICS_CODES are counted as code="other".
@@ -49,6 +50,21 @@ const char *pt_metrics_method(const char *method, size_t len);
 
 /* Adds delta (+1 when an upload session starts, -1 when it ends) to uploads in progress. */
 void pt_metrics_uploads_in_progress(int delta);
+
+/* Blob replication figures, published as a whole by replication/blob_sync.c (any thread). */
+enum {
+    PT_METRICS_REPL_RECEIVED = 0, /* counters */
+    PT_METRICS_REPL_SENT,
+    PT_METRICS_REPL_FETCHED,
+    PT_METRICS_REPL_VERIFY_FAILURES,
+    PT_METRICS_REPL_QUEUE, /* gauges */
+    PT_METRICS_REPL_BEHIND_BLOBS,
+    PT_METRICS_REPL_BEHIND_BYTES,
+    PT_METRICS_REPL_OLDEST_MS,
+    PT_METRICS_REPL_N
+};
+/* Sets every replication series (values borrowed); the series appear from the first call. */
+void pt_metrics_replication(const uint64_t values[PT_METRICS_REPL_N]);
 
 /*
  * Renders every metric. On success *out is a malloc'd, NUL-terminated buffer owned by the

@@ -49,6 +49,7 @@
 #include "err.h"
 #include "log.h"
 #include "metastore.h"
+#include "metrics.h"
 #include "peer.h"
 #include "peer.pb-c.h"
 #include "transport.h"
@@ -175,6 +176,7 @@ struct pt_blob_sync {
         uint64_t at_ms;
     } recent[RECENT];
     unsigned recent_next;
+    unsigned ticks;
     int dirty;    /* replicated state changed since the last scan started */
     int scanning; /* a scan runs */
     uint64_t last_scan_ms;
@@ -1010,6 +1012,35 @@ static void schedule(struct pt_blob_sync *s)
     }
 }
 
+/* Progress of the active transfers and the age of the oldest missing blob. */
+static void progress(struct pt_blob_sync *s, uint64_t *received, uint64_t *oldest_ms)
+{
+    uint64_t now = uv_now(s->loop);
+    *received = 0;
+    *oldest_ms = 0;
+    for (struct transfer *t = s->transfers; t != NULL; t = t->next)
+        if (t->state != T_DONE)
+            *received += t->u.offset;
+    for (size_t i = 0; i < s->nqueue; i++)
+        if (now - s->queue[i].first_ms > *oldest_ms)
+            *oldest_ms = now - s->queue[i].first_ms;
+}
+
+static void publish_metrics(struct pt_blob_sync *s)
+{
+    uint64_t received, oldest, v[PT_METRICS_REPL_N];
+    progress(s, &received, &oldest);
+    v[PT_METRICS_REPL_RECEIVED] = s->bytes_received;
+    v[PT_METRICS_REPL_SENT] = s->bytes_sent;
+    v[PT_METRICS_REPL_FETCHED] = s->blobs_fetched;
+    v[PT_METRICS_REPL_VERIFY_FAILURES] = s->verify_failures;
+    v[PT_METRICS_REPL_QUEUE] = s->nqueue;
+    v[PT_METRICS_REPL_BEHIND_BLOBS] = s->behind_blobs;
+    v[PT_METRICS_REPL_BEHIND_BYTES] = s->behind_bytes > received ? s->behind_bytes - received : 0;
+    v[PT_METRICS_REPL_OLDEST_MS] = oldest;
+    pt_metrics_replication(v);
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     struct pt_blob_sync *s = timer->data;
@@ -1034,6 +1065,8 @@ static void on_tick(uv_timer_t *timer)
         }
         pump(t);
     }
+    if (++s->ticks % (1000 / TICK_MS) == 0)
+        publish_metrics(s);
     if (!s->scanning && ((s->dirty && now - s->last_scan_ms >= PT_BLOB_SYNC_SCAN_MS) ||
                          now - s->last_scan_ms >= PT_BLOB_SYNC_RESCAN_MS))
         start_scan(s);
@@ -1241,7 +1274,7 @@ int pt_blob_sync_feed(struct pt_blob_sync *s, const char *digest, uint64_t size,
 
 char *pt_blob_sync_status_json(struct pt_blob_sync *s)
 {
-    uint64_t now = uv_now(s->loop), oldest = 0, received = 0;
+    uint64_t oldest, received;
     json_t *active = json_array();
     for (struct transfer *t = s->transfers; t != NULL; t = t->next) {
         if (t->state == T_DONE)
@@ -1254,11 +1287,8 @@ char *pt_blob_sync_status_json(struct pt_blob_sync *s)
                                         (json_int_t)t->size, "offset", (json_int_t)t->u.offset,
                                         "from", r != NULL ? r->name : "", "state", names[t->state],
                                         "on_demand", t->demand));
-        received += t->u.offset;
     }
-    for (size_t i = 0; i < s->nqueue; i++)
-        if (now - s->queue[i].first_ms > oldest)
-            oldest = now - s->queue[i].first_ms;
+    progress(s, &received, &oldest);
     uint64_t behind = s->behind_bytes > received ? s->behind_bytes - received : 0;
     json_t *o =
         json_pack("{s:s,s:b,s:I,s:I,s:f,s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "region", s->cfg.region,
