@@ -28,6 +28,7 @@ void pt_api_referrers(struct pt_worker *w, h2o_req_t *req, const struct pt_route
 void pt_api_healthz(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_metrics(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_replication_image(struct pt_worker *w, h2o_req_t *req);
 
 /* Copies the route's repository name into a NUL-terminated string in req's pool. */
 char *pt_api_name(h2o_req_t *req, const struct pt_route *rt);

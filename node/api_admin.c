@@ -4,6 +4,8 @@
  *   GET /admin/cluster          the configured regions and this region's status
  *   GET /admin/cluster/self     this region's status: role, term, commit and applied index,
  *                               leader, last contact with it
+ *   GET /admin/replication      this region's blob replication status (replication/blob_sync.c)
+ *   GET /admin/replication/image?name=&reference=   which regions hold every blob of an image
  *   GET /admin/state-digest     SHA-256 over every replicated column family, with the applied
  *                               index: equal in regions that have applied the same log
  *   POST /admin/cluster/regions {"id","address","role"?,"name"?,"url"?}   add a region (leader)
@@ -42,6 +44,24 @@ static void on_status(h2o_req_t *req, struct pt_proposal *p, void *data)
         return;
     }
     pt_http_send(req, 200, "application/json", p->text, strlen(p->text));
+}
+
+/* A single region holds every blob it serves: always in sync, nothing moves. */
+static void single_region_replication(struct pt_worker *w, h2o_req_t *req)
+{
+    json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:f,s:[],s:i,s:i,s:i,s:i,s:i,s:i}", "region",
+                          w->node->cfg.region, "in_sync", 1, "blobs_behind", 0, "bytes_behind", 0,
+                          "oldest_missing_age_s", 0.0, "active", "queue", 0, "bytes_received_total",
+                          0, "bytes_sent_total", 0, "blobs_fetched_total", 0,
+                          "verify_failures_total", 0, "resumed_total", 0);
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    pt_http_send(req, 200, "application/json", text, strlen(text));
+    free(text);
 }
 
 struct digest_op {
@@ -226,6 +246,10 @@ void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt
         remove_region(w, req, rt->ref + sizeof(regions) - 1, rt->ref_len - (sizeof(regions) - 1));
         return;
     }
+    if (ref_is(rt, "replication/image")) {
+        pt_api_replication_image(w, req);
+        return;
+    }
 
     int get = pt_http_method_is(req, "GET") || pt_http_is_head(req);
     int kind = -1;
@@ -233,6 +257,8 @@ void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt
         kind = PT_JOB_MEMBERS;
     else if (ref_is(rt, "cluster/self"))
         kind = PT_JOB_STATUS;
+    else if (ref_is(rt, "replication"))
+        kind = PT_JOB_REPLICATION;
     else if (ref_is(rt, "state-digest") && get) {
         state_digest(w, req);
         return;
@@ -243,6 +269,10 @@ void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt
     }
     if (!get) {
         pt_http_error(req, PT_E_METHOD, NULL, NULL);
+        return;
+    }
+    if (kind == PT_JOB_REPLICATION && !pt_committer_is_cluster(w->node->committer)) {
+        single_region_replication(w, req);
         return;
     }
     if (pt_api_job(w, req, kind, NULL, 0, on_status, NULL, 0) != 0)

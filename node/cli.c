@@ -1,5 +1,6 @@
 /*
- * cli.c - `portolan cluster ...` (usage in cli.h): flags, admin requests over libcurl, output.
+ * cli.c - `portolan cluster ...` and `portolan replication status` (usage in cli.h): flags,
+ * admin requests over libcurl, output.
  *
  * Admin API contract. Every node serves these on its client port; bodies are JSON objects.
  *
@@ -15,13 +16,22 @@
  *       200 {"cluster_id": str, "self": <the /admin/cluster/self object>,
  *            "regions": [{"name": str, "id": int, "address": str, "url": str,
  *                         "role": "voter" | "standby" | "spare"}, ...]}
- *       "regions" are the members of Raft's current configuration (at most 64).
+ *       "regions" are the members of Raft's current configuration (at most 64). A single
+ *       region (no Raft) answers without "regions" ({"role": "single", ...}).
  *   POST /admin/cluster/regions  {"name", "id", "address", "url", "role": "voter"|"standby"}
  *       201 <the region object as added>
  *   DELETE /admin/cluster/regions/<id>
  *       202 (body optional)
  *   POST /admin/cluster/transfer-leader  {"id": int} or {} (the leader picks a voter)
  *       202 (body optional)
+ *   GET /admin/replication
+ *       200 {"region": str, "in_sync": bool, "blobs_behind": int, "bytes_behind": int,
+ *            "oldest_missing_age_s": number, "active": [{"digest", "size", "offset", "from"}],
+ *            ... counters}: the region's blob replication.
+ *   GET /admin/replication/image?name=<repo>&reference=<tag or digest>
+ *       200 {"name", "reference", "digest", "regions": [str], "blobs": [{"digest": str,
+ *            "size": int, "regions": [str]}], "complete": [str],
+ *            "missing": {"<region>": {"blobs": int, "bytes": int}}}; 404 for an unknown image.
  *   Errors: any 4xx/5xx with {"errors": [{"code": str, "message": str}, ...]}, as the OCI
  *   distribution-spec's error body. Membership changes run on the leader only (elsewhere:
  *   503 UNAVAILABLE), so this client first asks the named region's /admin/cluster/self for
@@ -32,18 +42,24 @@
  * membership from the region named by --region, then asks every other member for its own
  * view at once through a curl multi handle, each with a short time limit, so one dead region
  * costs SELF_TIMEOUT_MS, not one per region. The region that answered --region contributes
- * the "self" object of its /admin/cluster answer instead of a second request.
+ * the "self" object of its /admin/cluster answer instead of a second request. `replication
+ * status` without an image reads the membership the same way (a single region: the queried
+ * URL alone) and asks every member for /admin/replication at once; with an image it is one
+ * request to --region.
  *
  * Limits: responses are cut at RESPONSE_MAX bytes (the request then fails), only http and
  * https are spoken (redirects included), every request has a total and a connect timeout,
- * members beyond PT_CLUSTER_REGIONS_MAX are refused, and every string a server sends is
- * checked (names, addresses, URLs with the cluster file's rules) or cleaned of control
- * characters before it reaches the terminal.
+ * members beyond PT_CLUSTER_REGIONS_MAX (image regions beyond PT_REPLICATION_REGIONS_MAX) are
+ * refused, and every string a server sends is checked (names, addresses, URLs with the
+ * cluster file's rules) or cleaned of control characters before it reaches the terminal.
  */
 #include "cli.h"
 
 #include "cluster_config.h"
 #include "config.h"
+#include "digest.h"
+#include "reference.h"
+#include "replication_status.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -58,20 +74,26 @@
 #define SELF_TIMEOUT_MS    2000 /* one region's /admin/cluster/self during status */
 #define CONNECT_TIMEOUT_MS 2000
 #define REDIRECTS_MAX      3
-#define URL_MAX            (PT_CLUSTER_URL_MAX + 64)
+#define URL_MAX            (PT_CLUSTER_URL_MAX + 512)
 #define ERRORS_SHOWN_MAX   8   /* entries of an error body printed */
 #define TEXT_SHOWN_MAX     300 /* bytes of a non-JSON error body or message printed */
 
 /* ---- arguments ------------------------------------------------------------------------- */
 
-enum cmd { CMD_STATUS, CMD_ADD, CMD_REMOVE, CMD_TRANSFER };
+enum cmd { CMD_STATUS, CMD_ADD, CMD_REMOVE, CMD_TRANSFER, CMD_REPLICATION };
+#define CLUSTER_CMDS 4 /* the first four are `portolan cluster` commands */
 
-static const char *const cmd_names[] = {"status", "add", "remove", "transfer-leader"};
+static const char *const cmd_names[] = {"status", "add", "remove", "transfer-leader", "status"};
+/* As messages name them: "portolan <title>: ...". */
+static const char *const cmd_titles[] = {"cluster status", "cluster add", "cluster remove",
+                                         "cluster transfer-leader", "replication status"};
 
 /* Flags and the commands that take them (bit per enum cmd). */
 enum flag { F_REGION, F_JSON, F_CACERT, F_TIMEOUT, F_NAME, F_ID, F_ADDRESS, F_URL, F_ROLE };
 
-#define ALL_CMDS ((1u << CMD_STATUS) | (1u << CMD_ADD) | (1u << CMD_REMOVE) | (1u << CMD_TRANSFER))
+#define ALL_CMDS                                                                                   \
+    ((1u << CMD_STATUS) | (1u << CMD_ADD) | (1u << CMD_REMOVE) | (1u << CMD_TRANSFER) |            \
+     (1u << CMD_REPLICATION))
 
 static const struct {
     const char *name;
@@ -98,6 +120,10 @@ struct opts {
     bool json;
     unsigned given;                 /* bit per enum flag */
     struct pt_cluster_region added; /* add: the new region; remove/transfer: id */
+    bool has_image;                 /* replication status: an image was named */
+    char image_name[PT_NAME_MAX + 1];
+    char image_ref[PT_DIGEST_INPUT_MAX + 1]; /* tag or digest */
+    bool image_by_digest;
 };
 
 /* Copies a URL argument into dst (PT_CLUSTER_URL_MAX + 1 bytes) without one trailing '/'
@@ -175,21 +201,73 @@ static int set_flag(struct opts *o, enum flag f, const char *v, FILE *err)
     o->given |= 1u << f;
     return 0;
 bad:
-    fprintf(err, "portolan cluster %s: %s: \"%.64s\": %s\n", cmd_names[o->cmd], name, v, why);
+    fprintf(err, "portolan %s: %s: \"%.64s\": %s\n", cmd_titles[o->cmd], name, v, why);
     return PT_CLI_USAGE;
+}
+
+/*
+ * The image argument of `replication status`: NAME:TAG, NAME@DIGEST or NAME (the tag then is
+ * "latest"), each part checked with the registry's own grammar. Names, tags and sha256
+ * digests hold only characters a query value may carry as they are, so they go into the
+ * request URL unescaped.
+ */
+static int parse_image(struct opts *o, const char *a, FILE *err)
+{
+    const char *at = strchr(a, '@'), *colon = strrchr(a, ':'), *slash = strrchr(a, '/');
+    const char *ref = "latest";
+    size_t nlen = strlen(a);
+    struct pt_digest d;
+
+    if (at != NULL) {
+        nlen = (size_t)(at - a);
+        ref = at + 1;
+        if (pt_digest_parse(ref, strlen(ref), &d) != 0) {
+            fprintf(err, "portolan %s: \"%.80s\": not a sha256 digest after '@'\n",
+                    cmd_titles[o->cmd], a);
+            return PT_CLI_USAGE;
+        }
+        o->image_by_digest = true;
+    } else if (colon != NULL && (slash == NULL || colon > slash)) {
+        nlen = (size_t)(colon - a);
+        ref = colon + 1;
+        if (pt_tag_validate(ref, strlen(ref)) != 0) {
+            fprintf(err, "portolan %s: \"%.80s\": not a valid tag after ':'\n", cmd_titles[o->cmd],
+                    a);
+            return PT_CLI_USAGE;
+        }
+    }
+    if (pt_name_validate(a, nlen) != 0) {
+        fprintf(err,
+                "portolan %s: \"%.80s\": not NAME:TAG or NAME@DIGEST with a repository name "
+                "(lower case, digits, separators . _ - /)\n",
+                cmd_titles[o->cmd], a);
+        return PT_CLI_USAGE;
+    }
+    memcpy(o->image_name, a, nlen);
+    o->image_name[nlen] = '\0';
+    snprintf(o->image_ref, sizeof o->image_ref, "%s", ref);
+    o->has_image = true;
+    return 0;
 }
 
 static int parse_args(struct opts *o, int argc, char **argv, FILE *err)
 {
-    const char *cmd = cmd_names[o->cmd];
+    const char *cmd = cmd_titles[o->cmd];
 
     for (int i = 0; i < argc;) {
         const char *a = argv[i], *eq, *v;
         size_t nlen;
         size_t f;
 
+        if (a != NULL && a[0] != '-' && o->cmd == CMD_REPLICATION && !o->has_image) {
+            int rc = parse_image(o, a, err);
+            if (rc != 0)
+                return rc;
+            i++;
+            continue;
+        }
         if (a == NULL || strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            fprintf(err, "portolan cluster %s: unexpected argument \"%.64s\"\n", cmd, a ? a : "");
+            fprintf(err, "portolan %s: unexpected argument \"%.64s\"\n", cmd, a ? a : "");
             return PT_CLI_USAGE;
         }
         eq = strchr(a, '=');
@@ -199,13 +277,13 @@ static int parse_args(struct opts *o, int argc, char **argv, FILE *err)
                 break;
         }
         if (f == NFLAGS || !(flags[f].cmds & (1u << o->cmd))) {
-            fprintf(err, "portolan cluster %s: unknown flag \"%.*s\"\n", cmd,
-                    (int)(nlen < 64 ? nlen : 64), a);
+            fprintf(err, "portolan %s: unknown flag \"%.*s\"\n", cmd, (int)(nlen < 64 ? nlen : 64),
+                    a);
             return PT_CLI_USAGE;
         }
         if (!flags[f].has_value) {
             if (eq != NULL) {
-                fprintf(err, "portolan cluster %s: %s takes no value\n", cmd, flags[f].name);
+                fprintf(err, "portolan %s: %s takes no value\n", cmd, flags[f].name);
                 return PT_CLI_USAGE;
             }
             v = "";
@@ -215,7 +293,7 @@ static int parse_args(struct opts *o, int argc, char **argv, FILE *err)
             i++;
         } else {
             if (i + 1 >= argc || argv[i + 1] == NULL || strncmp(argv[i + 1], "--", 2) == 0) {
-                fprintf(err, "portolan cluster %s: %s: missing value\n", cmd, flags[f].name);
+                fprintf(err, "portolan %s: %s: missing value\n", cmd, flags[f].name);
                 return PT_CLI_USAGE;
             }
             v = argv[i + 1];
@@ -233,7 +311,7 @@ static int parse_args(struct opts *o, int argc, char **argv, FILE *err)
         need |= 1u << F_ID;
     for (size_t f = 0; f < NFLAGS; f++) {
         if ((need & (1u << f)) && !(o->given & (1u << f))) {
-            fprintf(err, "portolan cluster %s: %s is required\n", cmd, flags[f].name);
+            fprintf(err, "portolan %s: %s is required\n", cmd, flags[f].name);
             return PT_CLI_USAGE;
         }
     }
@@ -256,6 +334,24 @@ void pt_cli_cluster_usage(FILE *out)
                  "  --timeout D       time limit of the admin request (default 5s; each region's\n"
                  "                    view during status gets at most 2s)\n\n"
                  "exit status: 0 ok, 1 request failed, 2 usage error\n");
+}
+
+void pt_cli_replication_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: portolan replication status [NAME:TAG | NAME@DIGEST] --region URL [flags]\n\n"
+            "  without an image  blob replication of every region: in sync or how far\n"
+            "                    behind (blobs, bytes, oldest missing), active transfers\n"
+            "  with an image     which regions hold every blob of the image, and what\n"
+            "                    each other region lacks (NAME alone means NAME:latest)\n\n"
+            "flags:\n"
+            "  --region URL      client URL of any region, e.g. http://127.0.0.1:5001\n"
+            "  --json            print JSON (without an image: {\"regions\": [each region's\n"
+            "                    status, or its error]})\n"
+            "  --cacert FILE     PEM CA certificates for https URLs (default: the system's)\n"
+            "  --timeout D       time limit of the admin request (default 5s; each region's\n"
+            "                    status gets at most 2s)\n\n"
+            "exit status: 0 ok, 1 request failed or a region unreachable, 2 usage error\n");
 }
 
 /* ---- HTTP ------------------------------------------------------------------------------ */
@@ -458,8 +554,7 @@ static void print_http_error(FILE *err, const char *cmd, const struct xfer *x)
     json_t *errors = json_object_get(doc, "errors");
     size_t shown = 0;
 
-    fprintf(err, "portolan cluster %s: %s: HTTP %ld", cmd, clean(a, sizeof a, x->url, URL_MAX),
-            x->status);
+    fprintf(err, "portolan %s: %s: HTTP %ld", cmd, clean(a, sizeof a, x->url, URL_MAX), x->status);
     if (json_is_array(errors)) {
         size_t i;
         json_t *e;
@@ -588,8 +683,22 @@ static void accept_self(struct member *m, json_t *self, const char *cluster_id)
     json_decref(self);
 }
 
-/* Fetches /admin/cluster/self of every member in ms[0..n) that has no view yet, at once. */
-static void fetch_views(struct member *ms, size_t n, const struct opts *o, const char *cluster_id)
+/* Takes one member's 200 answer (a reference to doc, which may be NULL when the body was
+ * not JSON): sets m->self or m->error. */
+typedef void (*accept_fn)(struct member *m, json_t *doc, const void *arg);
+
+static void accept_view(struct member *m, json_t *doc, const void *arg)
+{
+    if (doc == NULL)
+        snprintf(m->error, sizeof m->error, "answer is not JSON");
+    else
+        accept_self(m, doc, arg);
+}
+
+/* GETs path of every valid member in ms[0..n) that has no view yet, all at once, and hands
+ * each 200 answer to accept (with arg). */
+static void fetch_all(struct member *ms, size_t n, const struct opts *o, const char *path,
+                      accept_fn accept, const void *arg)
 {
     uint64_t timeout = o->timeout_ms < SELF_TIMEOUT_MS ? o->timeout_ms : SELF_TIMEOUT_MS;
     CURLM *multi = curl_multi_init();
@@ -604,7 +713,7 @@ static void fetch_views(struct member *ms, size_t n, const struct opts *o, const
             snprintf(m->error, sizeof m->error, "cannot create an HTTP handle");
             continue;
         }
-        if (xfer_setup(&m->x, "GET", m->url, "/admin/cluster/self", NULL, o, timeout) != 0 ||
+        if (xfer_setup(&m->x, "GET", m->url, path, NULL, o, timeout) != 0 ||
             curl_easy_setopt(m->x.h, CURLOPT_PRIVATE, m) != CURLE_OK ||
             curl_multi_add_handle(multi, m->x.h) != CURLM_OK) {
             snprintf(m->error, sizeof m->error, "%s",
@@ -656,11 +765,7 @@ static void fetch_views(struct member *ms, size_t n, const struct opts *o, const
                      code ? clean(c, sizeof c, code, 64) : "");
             json_decref(doc);
         } else {
-            json_t *self = parse_json(&m->x);
-            if (self == NULL)
-                snprintf(m->error, sizeof m->error, "answer is not JSON");
-            else
-                accept_self(m, self, cluster_id);
+            accept(m, parse_json(&m->x), arg);
         }
         xfer_cleanup(&m->x);
         m->fetching = false;
@@ -834,7 +939,7 @@ static int cmd_status(const struct opts *o, FILE *out, FILE *err)
         goto out;
     }
     if (x.status != 200) {
-        print_http_error(err, "status", &x);
+        print_http_error(err, cmd_titles[CMD_STATUS], &x);
         goto out;
     }
     doc = parse_json(&x);
@@ -866,7 +971,7 @@ static int cmd_status(const struct opts *o, FILE *out, FILE *err)
         if (ms[i].valid && json_is_object(self) && get_uint(self, "id") == (long long)ms[i].id)
             accept_self(&ms[i], json_incref(self), cluster_id);
     }
-    fetch_views(ms, n, o, cluster_id);
+    fetch_all(ms, n, o, "/admin/cluster/self", accept_view, cluster_id);
     const struct member *leader = settle(ms, n);
     if (o->json) {
         json_t *merged = merged_json(ms, n, doc, o->region, leader);
@@ -914,7 +1019,7 @@ static void find_leader(const struct opts *o, const char *base, char *leader, si
 
 static int cmd_change(const struct opts *o, FILE *out, FILE *err)
 {
-    const char *cmd = cmd_names[o->cmd];
+    const char *cmd = cmd_titles[o->cmd];
     const char *method = "POST";
     char path[64];
     json_t *body = NULL, *doc = NULL;
@@ -942,14 +1047,14 @@ static int cmd_change(const struct opts *o, FILE *out, FILE *err)
         break;
     }
     if (o->cmd != CMD_REMOVE && body == NULL) {
-        fprintf(err, "portolan cluster %s: out of memory\n", cmd);
+        fprintf(err, "portolan %s: out of memory\n", cmd);
         return PT_CLI_FAILED;
     }
     char leader[512];
     find_leader(o, o->region, leader, sizeof leader);
     if (xfer_setup(&x, method, leader, path, body, o, o->timeout_ms) != 0 ||
         xfer_run(&x, why, sizeof why) != 0) {
-        fprintf(err, "portolan cluster %s: %s: %s\n", cmd, x.url, x.errbuf[0] ? x.errbuf : why);
+        fprintf(err, "portolan %s: %s: %s\n", cmd, x.url, x.errbuf[0] ? x.errbuf : why);
         goto out;
     }
     if (x.status < 200 || x.status > 299) {
@@ -979,47 +1084,462 @@ out:
     return rc;
 }
 
+/* ---- replication status ---------------------------------------------------------------- */
+
+/* A byte count as "512B", "1.5KiB", ... "3.0TiB". */
+static const char *bytes_cell(char *cell, size_t len, long long v)
+{
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double d = (double)v;
+    size_t u = 0;
+
+    if (v < 0) {
+        snprintf(cell, len, "-");
+        return cell;
+    }
+    if (v < 1024) {
+        snprintf(cell, len, "%lldB", v);
+        return cell;
+    }
+    d /= 1024;
+    while (d >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        d /= 1024;
+        u++;
+    }
+    snprintf(cell, len, "%.1f%s", d, units[u]);
+    return cell;
+}
+
+/* An age in seconds as "4.2s", "3m07s" or "5h02m"; "-" when none or not a number >= 0. */
+static const char *age_cell(char *cell, size_t len, const json_t *v)
+{
+    double s = json_is_number(v) ? json_number_value(v) : -1;
+
+    if (!(s > 0) || s > 1e9)
+        snprintf(cell, len, "-");
+    else if (s < 60)
+        snprintf(cell, len, "%.1fs", s);
+    else if (s < 3600)
+        snprintf(cell, len, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else
+        snprintf(cell, len, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    return cell;
+}
+
+/*
+ * Takes one region's /admin/replication answer. A region known from the member list must
+ * answer with its own name; the region of a single-region node (no member list) is named by
+ * its answer.
+ */
+static void accept_replication(struct member *m, json_t *doc, const void *arg)
+{
+    const char *region = get_str(doc, "region", PT_CLUSTER_NAME_MAX);
+    char c1[80];
+
+    (void)arg;
+    if (!json_is_object(doc)) {
+        snprintf(m->error, sizeof m->error, "answer is not a JSON object");
+    } else if (pt_cluster_config_check_name(region, NULL) != 0) {
+        snprintf(m->error, sizeof m->error, "answer names no valid region");
+    } else if (m->entry != NULL && strcmp(region, m->name) != 0) {
+        snprintf(m->error, sizeof m->error, "its URL answers as region %s",
+                 clean(c1, sizeof c1, region, PT_CLUSTER_NAME_MAX));
+    } else if (!json_is_boolean(json_object_get(doc, "in_sync"))) {
+        snprintf(m->error, sizeof m->error, "answer has no in_sync");
+    } else {
+        if (m->entry == NULL)
+            memcpy(m->name, region, strlen(region) + 1);
+        m->self = doc;
+        return;
+    }
+    json_decref(doc);
+}
+
+enum rcolumn { R_REGION, R_STATE, R_BLOBS, R_BYTES, R_OLDEST, R_ACTIVE };
+#define NRCOLUMNS 6
+static const char *const rheaders[NRCOLUMNS] = {"REGION",       "STATE",          "BLOBS-BEHIND",
+                                                "BYTES-BEHIND", "OLDEST-MISSING", "ACTIVE"};
+#define RCELL_MAX 80
+
+/* Prints the rows cells[0..n) of ncol columns under headers, each column as wide as needed. */
+static void print_rows(FILE *out, const char *const *hdr, char (*cells)[RCELL_MAX], size_t n,
+                       size_t ncol)
+{
+    size_t width[NRCOLUMNS] = {0};
+
+    for (size_t c = 0; c < ncol; c++)
+        width[c] = strlen(hdr[c]);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t c = 0; c < ncol; c++) {
+            size_t w = strlen(cells[i * ncol + c]);
+            if (w > width[c])
+                width[c] = w;
+        }
+    }
+    for (size_t i = 0; i <= n; i++) {
+        for (size_t c = 0; c < ncol; c++)
+            fprintf(out, "%-*s%s", c + 1 < ncol ? (int)width[c] : 0,
+                    i == 0 ? hdr[c] : cells[(i - 1) * ncol + c], c + 1 < ncol ? "  " : "\n");
+    }
+}
+
+static void print_regions_table(FILE *out, const struct member *ms, size_t n)
+{
+    char(*cells)[RCELL_MAX] = calloc(n ? n * NRCOLUMNS : 1, sizeof *cells);
+    char c1[sizeof ms->error];
+    size_t in_sync = 0;
+
+    if (cells == NULL) {
+        fprintf(out, "out of memory\n");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct member *m = &ms[i];
+        char(*row)[RCELL_MAX] = cells + i * NRCOLUMNS;
+        json_t *active = json_object_get(m->self, "active");
+        bool sync = json_is_true(json_object_get(m->self, "in_sync"));
+
+        snprintf(row[R_REGION], RCELL_MAX, "%s", m->name);
+        snprintf(row[R_STATE], RCELL_MAX, "%s",
+                 m->self == NULL ? "unreachable"
+                 : sync          ? "in-sync"
+                                 : "behind");
+        num_cell(row[R_BLOBS], RCELL_MAX, get_uint(m->self, "blobs_behind"));
+        bytes_cell(row[R_BYTES], RCELL_MAX, get_uint(m->self, "bytes_behind"));
+        age_cell(row[R_OLDEST], RCELL_MAX, json_object_get(m->self, "oldest_missing_age_s"));
+        if (json_is_array(active))
+            snprintf(row[R_ACTIVE], RCELL_MAX, "%zu", json_array_size(active));
+        else
+            snprintf(row[R_ACTIVE], RCELL_MAX, "-");
+        in_sync += m->self != NULL && sync;
+    }
+    fprintf(out, "replication: %zu of %zu region%s in sync\n", in_sync, n, n == 1 ? "" : "s");
+    print_rows(out, rheaders, cells, n, NRCOLUMNS);
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].self == NULL)
+            fprintf(out, "%s: %s\n", ms[i].name, clean(c1, sizeof c1, ms[i].error, sizeof c1));
+    }
+    free(cells);
+}
+
+/* {"regions": [each region's status, or {"region", "url", "error"}]} */
+static json_t *regions_json(const struct member *ms, size_t n)
+{
+    json_t *regions = json_array();
+
+    for (size_t i = 0; regions != NULL && i < n; i++) {
+        const struct member *m = &ms[i];
+        /* A region known by no valid name (single region, bad member entry) is null. */
+        bool named = pt_cluster_config_check_name(m->name, NULL) == 0;
+        json_t *r = m->self != NULL ? json_incref(m->self)
+                                    : json_pack("{s:o,s:s,s:s}", "region",
+                                                named ? json_string(m->name) : json_null(), "url",
+                                                m->url, "error", m->error);
+        if (r == NULL || json_array_append_new(regions, r) != 0) {
+            json_decref(regions);
+            return NULL;
+        }
+    }
+    return regions != NULL ? json_pack("{s:o}", "regions", regions) : NULL;
+}
+
+/*
+ * The members to ask, from the /admin/cluster answer doc: its "regions", or for a single
+ * region (no member list) the queried URL alone. Returns the array (*n entries, owned) or
+ * NULL with a message on err.
+ */
+static struct member *replication_members(const struct opts *o, json_t *doc, const char *url,
+                                          size_t *n, FILE *err)
+{
+    const char *title = cmd_titles[o->cmd];
+    json_t *regions = json_object_get(doc, "regions");
+    struct member *ms;
+
+    *n = json_is_array(regions) ? json_array_size(regions) : 1;
+    if (!json_is_object(doc) || (regions != NULL && !json_is_array(regions))) {
+        fprintf(err, "portolan %s: %s: answer is not a cluster document\n", title, url);
+        return NULL;
+    }
+    if (*n > PT_CLUSTER_REGIONS_MAX) {
+        fprintf(err, "portolan %s: %s: %zu regions, more than %d\n", title, url, *n,
+                PT_CLUSTER_REGIONS_MAX);
+        return NULL;
+    }
+    ms = calloc(*n ? *n : 1, sizeof *ms);
+    if (ms == NULL) {
+        fprintf(err, "portolan %s: out of memory\n", title);
+        return NULL;
+    }
+    if (regions == NULL) {
+        snprintf(ms[0].name, sizeof ms[0].name, "?");
+        memcpy(ms[0].url, o->region, strlen(o->region) + 1);
+        ms[0].valid = true;
+        snprintf(ms[0].error, sizeof ms[0].error, "no answer");
+        return ms;
+    }
+    for (size_t i = 0; i < *n; i++)
+        read_member(&ms[i], json_array_get(regions, i));
+    return ms;
+}
+
+static int cmd_replication_regions(const struct opts *o, FILE *out, FILE *err)
+{
+    const char *title = cmd_titles[o->cmd];
+    struct xfer x = {0};
+    struct member *ms = NULL;
+    json_t *doc = NULL;
+    char why[CURL_ERROR_SIZE + 64];
+    size_t n = 0;
+    int rc = PT_CLI_FAILED;
+
+    if (xfer_setup(&x, "GET", o->region, "/admin/cluster", NULL, o, o->timeout_ms) != 0 ||
+        xfer_run(&x, why, sizeof why) != 0) {
+        fprintf(err, "portolan %s: %s: %s\n", title, x.url, x.errbuf[0] ? x.errbuf : why);
+        goto out;
+    }
+    if (x.status != 200) {
+        print_http_error(err, title, &x);
+        goto out;
+    }
+    doc = parse_json(&x);
+    ms = replication_members(o, doc, x.url, &n, err);
+    if (ms == NULL)
+        goto out;
+    fetch_all(ms, n, o, "/admin/replication", accept_replication, NULL);
+    rc = PT_CLI_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].self == NULL)
+            rc = PT_CLI_FAILED;
+    }
+    if (o->json) {
+        json_t *all = regions_json(ms, n);
+        if (all == NULL) {
+            fprintf(err, "portolan %s: out of memory\n", title);
+            rc = PT_CLI_FAILED;
+            goto out;
+        }
+        print_json(out, all);
+        json_decref(all);
+    } else {
+        print_regions_table(out, ms, n);
+    }
+out:
+    for (size_t i = 0; ms != NULL && i < n; i++) {
+        xfer_cleanup(&ms[i].x);
+        json_decref(ms[i].self);
+    }
+    free(ms);
+    json_decref(doc);
+    xfer_cleanup(&x);
+    return rc;
+}
+
+#define MISSING_SHOWN_MAX 5 /* missing digests listed per region */
+
+/* Prints the per-image document: one row per region, then what each incomplete region lacks. */
+static void print_image(FILE *out, const struct opts *o, json_t *doc)
+{
+    static const char *const hdr[] = {"REGION", "STATE", "BLOBS-MISSING", "BYTES-MISSING"};
+    json_t *regions = json_object_get(doc, "regions"), *blobs = json_object_get(doc, "blobs");
+    json_t *complete = json_object_get(doc, "complete"), *missing = json_object_get(doc, "missing");
+    size_t n = json_array_size(regions), nblobs = json_array_size(blobs), i, j;
+    char(*cells)[RCELL_MAX] = calloc(n ? n * 4 : 1, sizeof *cells);
+    char c1[RCELL_MAX], c2[RCELL_MAX];
+    long long total = 0;
+    json_t *v, *b;
+
+    if (cells == NULL) {
+        fprintf(out, "out of memory\n");
+        return;
+    }
+    json_array_foreach(blobs, i, b)
+    {
+        long long size = get_uint(b, "size");
+        if (size > 0 && total <= INT64_MAX - size)
+            total += size;
+    }
+    fprintf(out, "image %s%s%s (%s): %zu blob%s, %s\n", o->image_name,
+            o->image_by_digest ? "@" : ":", o->image_ref,
+            clean(c1, sizeof c1, get_str(doc, "digest", 128), 128), nblobs, nblobs == 1 ? "" : "s",
+            bytes_cell(c2, sizeof c2, total));
+    json_array_foreach(regions, i, v)
+    {
+        char(*row)[RCELL_MAX] = cells + i * 4;
+        const char *name = json_string_value(v);
+        json_t *gap = json_object_get(missing, name ? name : "");
+        bool done = false;
+
+        json_array_foreach(complete, j, b)
+        {
+            if (name != NULL && json_is_string(b) && strcmp(json_string_value(b), name) == 0)
+                done = true;
+        }
+        clean(row[0], RCELL_MAX, name ? name : "?", PT_CLUSTER_NAME_MAX);
+        snprintf(row[1], RCELL_MAX, "%s", done ? "complete" : gap ? "missing" : "unknown");
+        num_cell(row[2], RCELL_MAX, done ? 0 : get_uint(gap, "blobs"));
+        bytes_cell(row[3], RCELL_MAX, done ? 0 : get_uint(gap, "bytes"));
+    }
+    print_rows(out, hdr, cells, n, 4);
+    free(cells);
+    /* Per incomplete region, the first digests it lacks. */
+    json_array_foreach(regions, i, v)
+    {
+        const char *name = json_string_value(v);
+        size_t shown = 0, lacking = 0;
+
+        if (name == NULL || json_object_get(missing, name) == NULL)
+            continue;
+        json_array_foreach(blobs, j, b)
+        {
+            json_t *holders = json_object_get(b, "regions"), *h;
+            size_t k;
+            bool held = false;
+            json_array_foreach(holders, k, h)
+            {
+                if (json_is_string(h) && strcmp(json_string_value(h), name) == 0)
+                    held = true;
+            }
+            if (held)
+                continue;
+            if (lacking++ == 0)
+                fprintf(out, "%s lacks:", clean(c1, sizeof c1, name, PT_CLUSTER_NAME_MAX));
+            if (shown < MISSING_SHOWN_MAX) {
+                fprintf(out, " %s", clean(c2, sizeof c2, get_str(b, "digest", 128), 128));
+                shown++;
+            }
+        }
+        if (lacking > shown)
+            fprintf(out, " (and %zu more)", lacking - shown);
+        if (lacking > 0)
+            fputc('\n', out);
+    }
+}
+
+static int cmd_replication_image(const struct opts *o, FILE *out, FILE *err)
+{
+    const char *title = cmd_titles[o->cmd];
+    struct xfer x = {0};
+    json_t *doc = NULL;
+    char path[PT_NAME_MAX + PT_DIGEST_INPUT_MAX + 64];
+    char why[CURL_ERROR_SIZE + 64];
+    int rc = PT_CLI_FAILED;
+
+    snprintf(path, sizeof path, "/admin/replication/image?name=%s&reference=%s", o->image_name,
+             o->image_ref);
+    if (xfer_setup(&x, "GET", o->region, path, NULL, o, o->timeout_ms) != 0 ||
+        xfer_run(&x, why, sizeof why) != 0) {
+        fprintf(err, "portolan %s: %s: %s\n", title, x.url, x.errbuf[0] ? x.errbuf : why);
+        goto out;
+    }
+    if (x.status != 200) {
+        print_http_error(err, title, &x);
+        goto out;
+    }
+    doc = parse_json(&x);
+    if (!json_is_object(doc) || !json_is_array(json_object_get(doc, "regions")) ||
+        !json_is_array(json_object_get(doc, "blobs")) ||
+        !json_is_array(json_object_get(doc, "complete")) ||
+        !json_is_object(json_object_get(doc, "missing"))) {
+        fprintf(err,
+                "portolan %s: %s: answer is not an image replication document "
+                "(regions, blobs, complete, missing)\n",
+                title, x.url);
+        goto out;
+    }
+    if (json_array_size(json_object_get(doc, "regions")) > PT_REPLICATION_REGIONS_MAX) {
+        fprintf(err, "portolan %s: %s: answer lists more than %d regions\n", title, x.url,
+                PT_REPLICATION_REGIONS_MAX);
+        goto out;
+    }
+    if (o->json)
+        print_json(out, doc);
+    else
+        print_image(out, o, doc);
+    rc = PT_CLI_OK;
+out:
+    json_decref(doc);
+    xfer_cleanup(&x);
+    return rc;
+}
+
 /* ---- entry ----------------------------------------------------------------------------- */
+
+/* Runs command c with the arguments that follow its name (argv[0..argc), borrowed); usage
+ * prints the help of c's group. */
+static int run(enum cmd c, int argc, char **argv, FILE *out, FILE *err, void (*usage)(FILE *))
+{
+    struct opts o = {
+        .cmd = c, .timeout_ms = DEFAULT_TIMEOUT_MS, .added = {.role = PT_CLUSTER_VOTER}};
+    int rc;
+
+    for (int i = 0; i < argc; i++) {
+        if (argv[i] != NULL && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)) {
+            usage(out);
+            return PT_CLI_OK;
+        }
+    }
+    rc = parse_args(&o, argc, argv, err);
+    if (rc != 0)
+        return rc;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(err, "portolan %s: cannot initialise libcurl\n", cmd_titles[c]);
+        return PT_CLI_FAILED;
+    }
+    if (c == CMD_STATUS)
+        rc = cmd_status(&o, out, err);
+    else if (c == CMD_REPLICATION && o.has_image)
+        rc = cmd_replication_image(&o, out, err);
+    else if (c == CMD_REPLICATION)
+        rc = cmd_replication_regions(&o, out, err);
+    else
+        rc = cmd_change(&o, out, err);
+    curl_global_cleanup();
+    return rc;
+}
+
+static bool is_help(const char *a)
+{
+    return strcmp(a, "help") == 0 || strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
 
 int pt_cli_cluster(int argc, char **argv, FILE *out, FILE *err)
 {
-    struct opts o = {.timeout_ms = DEFAULT_TIMEOUT_MS, .added = {.role = PT_CLUSTER_VOTER}};
     size_t c;
-    int rc;
 
     if (argc < 1 || argv[0] == NULL) {
         pt_cli_cluster_usage(err);
         return PT_CLI_USAGE;
     }
-    if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
-        strcmp(argv[0], "-h") == 0) {
+    if (is_help(argv[0])) {
         pt_cli_cluster_usage(out);
         return PT_CLI_OK;
     }
-    for (c = 0; c < sizeof cmd_names / sizeof cmd_names[0]; c++) {
+    for (c = 0; c < CLUSTER_CMDS; c++) {
         if (strcmp(argv[0], cmd_names[c]) == 0)
             break;
     }
-    if (c == sizeof cmd_names / sizeof cmd_names[0]) {
+    if (c == CLUSTER_CMDS) {
         fprintf(err, "portolan cluster: unknown command \"%.64s\"\n", argv[0]);
         pt_cli_cluster_usage(err);
         return PT_CLI_USAGE;
     }
-    for (int i = 1; i < argc; i++) {
-        if (argv[i] != NULL && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)) {
-            pt_cli_cluster_usage(out);
-            return PT_CLI_OK;
-        }
+    return run((enum cmd)c, argc - 1, argv + 1, out, err, pt_cli_cluster_usage);
+}
+
+int pt_cli_replication(int argc, char **argv, FILE *out, FILE *err)
+{
+    if (argc < 1 || argv[0] == NULL) {
+        pt_cli_replication_usage(err);
+        return PT_CLI_USAGE;
     }
-    o.cmd = (enum cmd)c;
-    rc = parse_args(&o, argc - 1, argv + 1, err);
-    if (rc != 0)
-        return rc;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(err, "portolan cluster: cannot initialise libcurl\n");
-        return PT_CLI_FAILED;
+    if (is_help(argv[0])) {
+        pt_cli_replication_usage(out);
+        return PT_CLI_OK;
     }
-    rc = o.cmd == CMD_STATUS ? cmd_status(&o, out, err) : cmd_change(&o, out, err);
-    curl_global_cleanup();
-    return rc;
+    if (strcmp(argv[0], cmd_names[CMD_REPLICATION]) != 0) {
+        fprintf(err, "portolan replication: unknown command \"%.64s\"\n", argv[0]);
+        pt_cli_replication_usage(err);
+        return PT_CLI_USAGE;
+    }
+    return run(CMD_REPLICATION, argc - 1, argv + 1, out, err, pt_cli_replication_usage);
 }

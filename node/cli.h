@@ -1,20 +1,27 @@
 /*
- * cli.h - `portolan cluster ...`: the operator's client for a cluster's admin API.
+ * cli.h - `portolan cluster ...` and `portolan replication status`: the operator's client for
+ * a cluster's admin API.
  *
  *   portolan cluster status          --region URL [--json] [--cacert FILE] [--timeout DURATION]
  *   portolan cluster add             --region URL --name N --id I --address A --url U
  *                                    [--role voter|standby] [--json] [--cacert FILE]
  *   portolan cluster remove          --region URL --id I [--json] [--cacert FILE]
  *   portolan cluster transfer-leader --region URL [--id I] [--json] [--cacert FILE]
+ *   portolan replication status [NAME:TAG | NAME@DIGEST] --region URL [--json] [--cacert FILE]
+ *                                    [--timeout DURATION]
  *
  * --region is the client URL of any region of the cluster; the admin requests go there (a
  * region may redirect membership changes to the leader). status then asks every configured
  * region for its own view, in parallel with a short time limit each, and prints one table
- * (or with --json one merged document). The HTTP contract these commands expect from a node
- * is written at the top of cli.c.
+ * (or with --json one merged document). replication status without an image asks every
+ * region of the cluster for its blob replication status in the same way, one line per region
+ * (--json: {"regions": [each status, or {"region", "url", "error"}]}); with an image it
+ * prints which regions hold all of its blobs and what each other region lacks. The HTTP
+ * contract these commands expect from a node is written at the top of cli.c.
  *
  * Exit codes: PT_CLI_OK (0) when the request succeeded, PT_CLI_FAILED (1) when it could not
- * be sent or the region answered with an error, PT_CLI_USAGE (2) for bad arguments.
+ * be sent, the region answered with an error, or (replication status) some region did not
+ * answer, PT_CLI_USAGE (2) for bad arguments.
  */
 #ifndef PT_CLI_H
 #define PT_CLI_H
@@ -34,5 +41,12 @@ int pt_cli_cluster(int argc, char **argv, FILE *out, FILE *err);
 
 /* Writes the usage of every `portolan cluster` command to out (borrowed). */
 void pt_cli_cluster_usage(FILE *out);
+
+/* Runs one `portolan replication` command: argv[0] is "status" (or "help"), then the optional
+ * image and the flags. Same conventions and return values as pt_cli_cluster. */
+int pt_cli_replication(int argc, char **argv, FILE *out, FILE *err);
+
+/* Writes the usage of `portolan replication status` to out (borrowed). */
+void pt_cli_replication_usage(FILE *out);
 
 #endif

@@ -3,6 +3,7 @@
  *
  *   portolan serve [flags]    run a registry node (see `portolan serve --help`)
  *   portolan cluster ...      inspect and change a cluster (see `portolan cluster help`)
+ *   portolan replication ...  blob replication of the regions or of one image
  *   portolan version          print the version
  *   portolan help             print this summary
  */
@@ -18,10 +19,11 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: portolan <command> [flags]\n\n"
                  "commands:\n"
-                 "  serve     run a registry node (portolan serve --help lists its flags)\n"
-                 "  cluster   status, add, remove, transfer-leader (portolan cluster help)\n"
-                 "  version   print the version\n"
-                 "  help      print this help\n");
+                 "  serve         run a registry node (portolan serve --help lists its flags)\n"
+                 "  cluster       status, add, remove, transfer-leader (portolan cluster help)\n"
+                 "  replication   status of blob replication (portolan replication help)\n"
+                 "  version       print the version\n"
+                 "  help          print this help\n");
 }
 
 static int serve(int argc, char **argv)
@@ -56,6 +58,8 @@ int main(int argc, char **argv)
         return serve(argc - 2, argv + 2);
     if (strcmp(cmd, "cluster") == 0)
         return pt_cli_cluster(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "replication") == 0)
+        return pt_cli_replication(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("portolan %s\n", PT_VERSION);
         return 0;
