@@ -24,10 +24,12 @@ struct pt_mailbox {
     uv_async_t async;
     pthread_mutex_t lock;
     struct pt_mail *head, *tail;
+    int closed; /* set by pt_mailbox_close; later posts are dropped */
 };
 
 int pt_mailbox_init(struct pt_mailbox *mb, uv_loop_t *loop);
-/* Any thread. mail must stay valid until its callback runs on the mailbox's loop. */
+/* Any thread. mail must stay valid until its callback runs on the mailbox's loop. After
+ * pt_mailbox_close the mail is dropped (its callback never runs). */
 void pt_mailbox_post(struct pt_mailbox *mb, struct pt_mail *mail, pt_mail_cb cb);
 /* Loop thread; pending mails are dropped (their callbacks never run). */
 void pt_mailbox_close(struct pt_mailbox *mb);
