@@ -21,6 +21,7 @@
  * becomes visible only through pt_blobstore_upload_commit (verify, fsync, rename) followed by a
  * committed LinkBlob. One operation at a time per session: a second concurrent one gets 416.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include "api_common.h"
 #include "async.h"
 #include "blobstore.h"
+#include "cluster_config.h"
 #include "digest.h"
 #include "err.h"
 #include "http.h"
@@ -509,6 +511,79 @@ static void cancel_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_u
     uv_queue_work(&w->loop, &op->work, cancel_work, cancel_after);
 }
 
+/* The region that owns session id: its raft id in hex before the UUID (ids of a cluster
+ * have five dashes, see pt_blobstore_set_id_prefix); 0 when id names none. */
+static uint64_t session_owner(const struct pt_route *rt)
+{
+    unsigned dashes = 0;
+    uint64_t owner = 0;
+    size_t i = 0;
+    for (size_t j = 0; j < rt->ref_len; j++)
+        dashes += rt->ref[j] == '-';
+    if (dashes != 5)
+        return 0;
+    for (; i < rt->ref_len && i < 16 && rt->ref[i] != '-'; i++) {
+        char c = rt->ref[i];
+        owner = owner * 16 + (uint64_t)(c >= 'a' ? c - 'a' + 10 : c - '0');
+    }
+    return i > 0 && i < rt->ref_len && rt->ref[i] == '-' ? owner : 0;
+}
+
+/* The client URL of region id: the cluster file, else the replicated region records. */
+static int region_url(struct pt_node *node, uint64_t id, char *url, size_t len)
+{
+    for (size_t i = 0; node->cluster != NULL && i < node->cluster->nregions; i++) {
+        if (node->cluster->regions[i].id == id && node->cluster->regions[i].url[0] != '\0') {
+            snprintf(url, len, "%s", node->cluster->regions[i].url);
+            return 0;
+        }
+    }
+    struct pt_region_rec *recs = NULL;
+    size_t n = 0;
+    int rv = PT_E_NOT_FOUND;
+    if (pt_metastore_list_regions(node->ms, &recs, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (recs[i].id == id && recs[i].url[0] != '\0') {
+                snprintf(url, len, "%s", recs[i].url);
+                rv = 0;
+            }
+        }
+    }
+    free(recs);
+    return rv;
+}
+
+/*
+ * A session another region owns (a client whose DNS answer moved it to this region in the
+ * middle of a chunked upload): the request goes on to the owner as it came, through h2o's
+ * proxy, and the owner's answer comes back as it is. The owner's Location is relative, so the
+ * client keeps talking to this region. A request forwarded once is never forwarded again.
+ * Returns 0 when forwarded, else the error to answer.
+ */
+static int forward_to_owner(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    static const char mark[] = "x-portolan-forwarded";
+    uint64_t owner = session_owner(rt);
+    char url[512];
+    h2o_url_t parsed;
+    if (owner == 0 || owner == w->node->region_id || pt_http_req_header(req, mark).base != NULL ||
+        region_url(w->node, owner, url, sizeof(url)) != 0)
+        return PT_E_BLOB_UPLOAD_UNKNOWN;
+    char *copy = h2o_mem_alloc_pool(&req->pool, strlen(url) + 1);
+    memcpy(copy, url, strlen(url) + 1);
+    if (h2o_url_parse(copy, SIZE_MAX, &parsed) != 0 || parsed.scheme != &H2O_URL_SCHEME_HTTP)
+        return PT_E_UNAVAILABLE; /* the proxy speaks plain HTTP to other regions */
+    h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT(mark), 0, NULL, H2O_STRLIT("1"));
+    req->scheme = parsed.scheme;
+    req->authority = parsed.authority;
+    if (pt_log_enabled(PT_LOG_INFO)) {
+        pt_log(PT_LOG_INFO, "upload forwarded to its region", "{s:s,s:I}", "to", url, "region_id",
+               (json_int_t)owner);
+    }
+    h2o__proxy_process_request(req);
+    return 0;
+}
+
 void pt_api_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
     char *name = pt_api_name(req, rt);
@@ -521,6 +596,9 @@ void pt_api_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_route *r
     }
     struct pt_upload u;
     int rv = find_session(w, rt, name, &u);
+    if (rv == PT_E_BLOB_UPLOAD_UNKNOWN && w->node->cluster != NULL &&
+        (rv = forward_to_owner(w, req, rt)) == 0)
+        return;
     if (rv != 0) {
         pt_http_error(req, rv, NULL, NULL);
         return;

@@ -61,11 +61,12 @@
 #define FILE_MODE        0644
 
 struct pt_blobstore {
-    char *root;     /* canonical path of the data directory, owned */
-    char *tmp_path; /* root + "/tmp", owned */
-    int root_fd;    /* <dir> */
-    int blobs_fd;   /* <dir>/blobs/sha256 */
-    int uploads_fd; /* <dir>/uploads */
+    char *root;                                  /* canonical path of the data directory, owned */
+    char *tmp_path;                              /* root + "/tmp", owned */
+    int root_fd;                                 /* <dir> */
+    int blobs_fd;                                /* <dir>/blobs/sha256 */
+    int uploads_fd;                              /* <dir>/uploads */
+    char id_prefix[PT_UPLOAD_ID_PREFIX_MAX + 1]; /* before every new session id; set once */
     struct pt_blobstore_sys sys;
 };
 
@@ -478,13 +479,15 @@ int pt_upload_decode(const void *buf, size_t len, struct pt_upload *u)
     return 0;
 }
 
-/* Writes an RFC 4122 version-4 UUID in lower-case hex to id (37 bytes with the NUL). */
-static int make_id(char id[PT_UPLOAD_ID_MAX + 1])
+/* Writes prefix and an RFC 4122 version-4 UUID in lower-case hex to id. */
+static int make_id(const char *prefix, char id[PT_UPLOAD_ID_MAX + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char r[16];
-    char *o = id;
+    size_t plen = strlen(prefix);
+    char *o = id + plen;
 
+    memcpy(id, prefix, plen);
     if (RAND_bytes(r, sizeof(r)) != 1)
         return PT_E_INTERNAL;
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
@@ -527,7 +530,7 @@ int pt_blobstore_upload_begin(struct pt_blobstore *bs, const char *repo, int64_t
         return rv;
     /* 122 random bits make a collision practically impossible; O_EXCL makes it harmless. */
     for (int attempt = 0; attempt < 3 && fd < 0; attempt++) {
-        rv = make_id(n.id);
+        rv = make_id(bs->id_prefix, n.id);
         if (rv != 0)
             return rv;
         fd = openat(bs->uploads_fd, n.id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
@@ -538,6 +541,15 @@ int pt_blobstore_upload_begin(struct pt_blobstore *bs, const char *repo, int64_t
         return PT_E_INTERNAL;
     close(fd);
     *u = n;
+    return 0;
+}
+
+int pt_blobstore_set_id_prefix(struct pt_blobstore *bs, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (n > PT_UPLOAD_ID_PREFIX_MAX || strspn(prefix, "0123456789abcdef-") != n)
+        return PT_E_CONFIG;
+    memcpy(bs->id_prefix, prefix, n + 1);
     return 0;
 }
 

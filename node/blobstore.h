@@ -65,6 +65,18 @@ struct pt_upload {
     SHA256_CTX sha;
 };
 
+/* Longest prefix of session ids (pt_blobstore_set_id_prefix): with the 36 of the UUID it
+ * stays within PT_UPLOAD_ID_MAX. */
+#define PT_UPLOAD_ID_PREFIX_MAX 24
+
+/*
+ * Makes every session id begun from now on start with prefix (borrowed, copied; at most
+ * PT_UPLOAD_ID_PREFIX_MAX characters of [0-9a-f-], else PT_E_CONFIG): in a cluster, the
+ * region's raft id in hex and a '-', so any region can tell which region owns a session.
+ * Call before the store is shared between threads.
+ */
+int pt_blobstore_set_id_prefix(struct pt_blobstore *bs, const char *prefix);
+
 /* Size in bytes of an encoded struct pt_upload (a constant of the format version). */
 size_t pt_upload_encoded_size(void);
 
@@ -83,8 +95,8 @@ int pt_upload_decode(const void *buf, size_t len, struct pt_upload *u);
 
 /*
  * Starts a session for repo (borrowed; 1..PT_UPLOAD_REPO_MAX bytes, else PT_E_NAME_INVALID):
- * fills *u with a fresh random id (UUID v4 text, 36 chars), offset 0, created_ms = updated_ms =
- * now_ms and an initial hash state, and creates the empty upload file.
+ * fills *u with a fresh random id (the id prefix, then UUID v4 text, 36 chars), offset 0,
+ * created_ms = updated_ms = now_ms and an initial hash state, and creates the empty upload file.
  */
 int pt_blobstore_upload_begin(struct pt_blobstore *bs, const char *repo, int64_t now_ms,
                               struct pt_upload *u);

@@ -22,6 +22,7 @@
 struct pt_metastore;
 struct pt_blobstore;
 struct pt_committer;
+struct pt_cluster_config;
 
 struct pt_node {
     struct pt_config cfg;
@@ -32,6 +33,9 @@ struct pt_node {
     struct pt_worker *workers; /* cfg.threads of them */
     SSL_CTX *ssl_ctx;
     int64_t started_ms;
+    /* cluster: this region's raft id and the cluster file (read-only after start-up) */
+    uint64_t region_id;
+    const struct pt_cluster_config *cluster;
     /* upload ids with an operation in flight (owner: this mutex; any thread). */
     pthread_mutex_t busy_lock;
     struct pt_busy_upload *busy;

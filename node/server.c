@@ -530,6 +530,13 @@ static int start_committer(struct pt_node *node)
         return PT_E_CONFIG;
     }
     rc.self_id = me->id;
+    /* session ids name the region that holds them (api_upload.c forwards the others) */
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "%llx-", (unsigned long long)me->id);
+    if (pt_blobstore_set_id_prefix(node->bs, prefix) != 0)
+        return PT_E_CONFIG;
+    node->region_id = me->id;
+    node->cluster = &rc.cluster;
     snprintf(rc.bind, sizeof(rc.bind), "%s", cfg->raft_listen);
     if (strlen(cfg->data_dir) + sizeof("/raft") > sizeof(rc.dir))
         return PT_E_CONFIG;
