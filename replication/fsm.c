@@ -219,6 +219,7 @@ int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t 
                  struct pt_fsm_result *result)
 {
     result->status = 0;
+    result->blobs = 0;
     if (index != 0 && index <= pt_metastore_applied_index(ms))
         return 0;
 
@@ -245,6 +246,11 @@ int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t 
     rv = pt_metastore_batch_commit(b, index);
     if (rv != 0)
         goto err_after_batch;
+    for (size_t i = 0; status == 0 && i < c->n_ops; i++) {
+        Portolan__Op__OpCase k = c->ops[i]->op_case;
+        result->blobs |= k == PORTOLAN__OP__OP_BLOB_STORED || k == PORTOLAN__OP__OP_PUT_REGION ||
+                         k == PORTOLAN__OP__OP_DELETE_REGION;
+    }
     pt_metastore_batch_free(b);
     pt_command_decoded_free(c);
     result->status = status;

@@ -21,6 +21,7 @@ struct pt_metastore;
 
 struct pt_fsm_result {
     int status; /* 0, or the PT_E_* of the first operation whose precondition failed */
+    int blobs;  /* 1 when blob locations or the regions changed (blob replication looks) */
 };
 
 /*

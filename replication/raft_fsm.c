@@ -119,6 +119,7 @@ static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **
         return to_raft_err(rv);
     }
     f->n_applied++;
+    f->n_blob_changes += (uint64_t)res.blobs;
     *result = (void *)(intptr_t)res.status;
     return 0;
 }

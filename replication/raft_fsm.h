@@ -45,6 +45,7 @@ struct pt_raft_fsm {
     uint64_t n_snapshots;       /* snapshots taken */
     uint64_t n_restored;        /* snapshots written into the metastore */
     uint64_t n_restore_skipped; /* snapshots the metastore had already applied */
+    uint64_t n_blob_changes;    /* commands that changed blob locations or regions */
 };
 
 /*

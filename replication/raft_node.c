@@ -216,9 +216,11 @@ static int wrapped_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, vo
         (struct pt_raft_node *)((char *)f - offsetof(struct pt_raft_node, fsm));
     /* Waiters are woken by on_check, after raft has advanced its applied index (it does so
      * once this returns) and for barrier entries, which never reach the FSM. */
-    if (n->blobs != NULL)
+    uint64_t before = n->fsm.n_blob_changes;
+    int rv = n->fsm_apply(fsm, buf, result);
+    if (n->blobs != NULL && n->fsm.n_blob_changes != before)
         pt_blob_sync_changed(n->blobs);
-    return n->fsm_apply(fsm, buf, result);
+    return rv;
 }
 
 static int wrapped_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
