@@ -66,6 +66,9 @@
 #define TRANSFER_REPO    "@transfer" /* the session's repo: never a repository name */
 #define DEFAULT_PARALLEL 4
 #define RECENT           256 /* blobs recorded as stored here lately, see `recent` */
+/* Readers of a blob that made no progress for this long get an error (503) instead of
+ * waiting on: no holder reachable. The transfer itself goes on. */
+#define STALL_MS 30000
 
 enum { T_OPENING, T_FETCHING, T_COMMITTING, T_ANNOUNCING, T_WAITING, T_DONE };
 
@@ -111,6 +114,7 @@ struct transfer {
     size_t ready_bytes;
     int busy; /* a work item runs */
     uint64_t retry_ms;
+    uint64_t progress_ms; /* loop time of the last piece received (or of the start) */
     unsigned backoff_ms;
     unsigned verify_failures; /* in a row, from the current holder */
     struct pt_blob_feed *feed;
@@ -452,6 +456,7 @@ static struct transfer *transfer_new(struct pt_blob_sync *s, const char *digest,
     t->nholders = nholders < MAX_HOLDERS ? nholders : MAX_HOLDERS;
     memcpy(t->holders, holders, t->nholders * sizeof(*holders));
     t->backoff_ms = RETRY_MIN_MS;
+    t->progress_ms = uv_now(s->loop);
     t->fd = -1;
     t->next = s->transfers;
     s->transfers = t;
@@ -647,6 +652,7 @@ static void on_chunk(void *arg, int status, const void *body, size_t len)
     t->ready_bytes += msg->data.len;
     s->bytes_received += msg->data.len;
     t->backoff_ms = RETRY_MIN_MS;
+    t->progress_ms = uv_now(s->loop);
     maybe_write(t);
     pump(t);
 }
@@ -1052,6 +1058,20 @@ static void on_tick(uv_timer_t *timer)
     }
     s->tokens_ms = now;
     for (struct transfer *t = s->transfers; t != NULL; t = t->next) {
+        if (t->demand && t->state == T_WAITING && now - t->progress_ms >= STALL_MS) {
+            /* its readers give up; a new feed serves whoever asks next */
+            struct pt_blob_feed *fresh = feed_new(t->size);
+            if (fresh != NULL) {
+                int fd = t->feed->fd >= 0 ? dup(t->feed->fd) : -1;
+                if (fd >= 0)
+                    feed_update(fresh, fd, t->u.offset, PT_FEED_RUNNING, 0);
+                feed_update(t->feed, -1, 0, PT_FEED_FAILED, PT_E_UNAVAILABLE);
+                pt_blob_feed_release(t->feed);
+                t->feed = fresh;
+            }
+            t->demand = 0;
+            t->progress_ms = now;
+        }
         if (t->state == T_WAITING && t->retry_ms <= now) {
             t->holder = pick_holder(t);
             if (t->holder != 0) {
