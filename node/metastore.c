@@ -903,30 +903,28 @@ uint64_t pt_metastore_applied_index(struct pt_metastore *ms)
     return atomic_load(&ms->applied);
 }
 
-/* ---- uploads (local) ------------------------------------------------------------------- */
+/* ---- uploads and transfers (local) ----------------------------------------------------- */
 
-int pt_metastore_upload_put(struct pt_metastore *ms, const char *id, const void *val, size_t len)
+/* Local records: opaque values of at most PT_METASTORE_UPLOAD_VAL_MAX bytes under key. */
+static int local_put(struct pt_metastore *ms, enum cf cf, const char *key, const void *val,
+                     size_t len)
 {
-    if (!name_ok(id, PT_METASTORE_UPLOAD_ID_MAX))
-        return PT_E_BLOB_UPLOAD_INVALID;
     if (len > PT_METASTORE_UPLOAD_VAL_MAX)
         return PT_E_TOO_LARGE;
     char *err = NULL;
-    rocksdb_put_cf(ms->db, ms->wo, ms->cf[CF_UPLOADS], id, strlen(id), val, len, &err);
+    rocksdb_put_cf(ms->db, ms->wo, ms->cf[cf], key, strlen(key), val, len, &err);
     return err != NULL ? rdb_err(err) : 0;
 }
 
-int pt_metastore_upload_get(struct pt_metastore *ms, const char *id, void **val, size_t *len)
+/* 0 with *val owned (NUL-terminated copy), `missing` when there is none, or an error. */
+static int local_get(struct pt_metastore *ms, enum cf cf, const char *key, void **val, size_t *len,
+                     int missing)
 {
-    *val = NULL;
-    *len = 0;
-    if (!name_ok(id, PT_METASTORE_UPLOAD_ID_MAX))
-        return PT_E_BLOB_UPLOAD_UNKNOWN;
     char *v;
     size_t vlen;
-    int rv = get_raw(ms, NULL, CF_UPLOADS, id, strlen(id), &v, &vlen);
+    int rv = get_raw(ms, NULL, cf, key, strlen(key), &v, &vlen);
     if (rv <= 0)
-        return rv == 0 ? PT_E_BLOB_UPLOAD_UNKNOWN : rv;
+        return rv == 0 ? missing : rv;
     char *copy = copy_z(v, vlen);
     rocksdb_free(v);
     if (copy == NULL)
@@ -936,13 +934,53 @@ int pt_metastore_upload_get(struct pt_metastore *ms, const char *id, void **val,
     return 0;
 }
 
-int pt_metastore_upload_delete(struct pt_metastore *ms, const char *id)
+static int local_delete(struct pt_metastore *ms, enum cf cf, const char *key)
+{
+    char *err = NULL;
+    rocksdb_delete_cf(ms->db, ms->wo, ms->cf[cf], key, strlen(key), &err);
+    return err != NULL ? rdb_err(err) : 0;
+}
+
+int pt_metastore_upload_put(struct pt_metastore *ms, const char *id, const void *val, size_t len)
 {
     if (!name_ok(id, PT_METASTORE_UPLOAD_ID_MAX))
-        return 0;
-    char *err = NULL;
-    rocksdb_delete_cf(ms->db, ms->wo, ms->cf[CF_UPLOADS], id, strlen(id), &err);
-    return err != NULL ? rdb_err(err) : 0;
+        return PT_E_BLOB_UPLOAD_INVALID;
+    return local_put(ms, CF_UPLOADS, id, val, len);
+}
+
+int pt_metastore_upload_get(struct pt_metastore *ms, const char *id, void **val, size_t *len)
+{
+    *val = NULL;
+    *len = 0;
+    if (!name_ok(id, PT_METASTORE_UPLOAD_ID_MAX))
+        return PT_E_BLOB_UPLOAD_UNKNOWN;
+    return local_get(ms, CF_UPLOADS, id, val, len, PT_E_BLOB_UPLOAD_UNKNOWN);
+}
+
+int pt_metastore_upload_delete(struct pt_metastore *ms, const char *id)
+{
+    return name_ok(id, PT_METASTORE_UPLOAD_ID_MAX) ? local_delete(ms, CF_UPLOADS, id) : 0;
+}
+
+int pt_metastore_transfer_put(struct pt_metastore *ms, const char *digest, const void *val,
+                              size_t len)
+{
+    return digest_ok(digest) ? local_put(ms, CF_LOCAL_BLOBS, digest, val, len)
+                             : PT_E_DIGEST_INVALID;
+}
+
+int pt_metastore_transfer_get(struct pt_metastore *ms, const char *digest, void **val, size_t *len)
+{
+    *val = NULL;
+    *len = 0;
+    if (!digest_ok(digest))
+        return PT_E_NOT_FOUND;
+    return local_get(ms, CF_LOCAL_BLOBS, digest, val, len, PT_E_NOT_FOUND);
+}
+
+int pt_metastore_transfer_delete(struct pt_metastore *ms, const char *digest)
+{
+    return digest_ok(digest) ? local_delete(ms, CF_LOCAL_BLOBS, digest) : 0;
 }
 
 int pt_metastore_upload_foreach(struct pt_metastore *ms,
@@ -971,48 +1009,7 @@ int pt_metastore_upload_foreach(struct pt_metastore *ms,
     return rv != 0 ? rv : irv;
 }
 
-/* ---- transfers (local) ----------------------------------------------------------------- */
-
-int pt_metastore_transfer_put(struct pt_metastore *ms, const char *digest, const void *val,
-                              size_t len)
-{
-    if (!digest_ok(digest))
-        return PT_E_DIGEST_INVALID;
-    if (len > PT_METASTORE_UPLOAD_VAL_MAX)
-        return PT_E_TOO_LARGE;
-    char *err = NULL;
-    rocksdb_put_cf(ms->db, ms->wo, ms->cf[CF_LOCAL_BLOBS], digest, strlen(digest), val, len, &err);
-    return err != NULL ? rdb_err(err) : 0;
-}
-
-int pt_metastore_transfer_get(struct pt_metastore *ms, const char *digest, void **val, size_t *len)
-{
-    *val = NULL;
-    *len = 0;
-    if (!digest_ok(digest))
-        return PT_E_NOT_FOUND;
-    char *v;
-    size_t vlen;
-    int rv = get_raw(ms, NULL, CF_LOCAL_BLOBS, digest, strlen(digest), &v, &vlen);
-    if (rv <= 0)
-        return rv == 0 ? PT_E_NOT_FOUND : rv;
-    char *copy = copy_z(v, vlen);
-    rocksdb_free(v);
-    if (copy == NULL)
-        return PT_E_NOMEM;
-    *val = copy;
-    *len = vlen;
-    return 0;
-}
-
-int pt_metastore_transfer_delete(struct pt_metastore *ms, const char *digest)
-{
-    if (!digest_ok(digest))
-        return 0;
-    char *err = NULL;
-    rocksdb_delete_cf(ms->db, ms->wo, ms->cf[CF_LOCAL_BLOBS], digest, strlen(digest), &err);
-    return err != NULL ? rdb_err(err) : 0;
-}
+/* ---- blobs this region lacks ---------------------------------------------------------- */
 
 int pt_metastore_missing_foreach(struct pt_metastore *ms, const char *region,
                                  int (*cb)(const char *digest, uint64_t size,

@@ -435,6 +435,75 @@ static int cmp_digest(const void *a, const void *b)
     return strcmp(a, b);
 }
 
+struct missing {
+    char digests[4][72];
+    uint64_t sizes[4];
+    size_t holders[4];
+    int n;
+};
+
+static int collect_missing(const char *digest, uint64_t size, const char *const *holders, size_t n,
+                           void *arg)
+{
+    struct missing *m = arg;
+    assert_true(m->n < 4);
+    snprintf(m->digests[m->n], sizeof(m->digests[m->n]), "%s", digest);
+    m->sizes[m->n] = size;
+    m->holders[m->n] = n;
+    for (size_t i = 1; i < n; i++)
+        assert_true(strcmp(holders[i - 1], holders[i]) < 0);
+    m->n++;
+    return m->n == 3 ? 7 : 0; /* a non-zero return stops the walk and is returned */
+}
+
+static void test_missing_and_transfers(void **state)
+{
+    struct fixture *f = *state;
+    char d[3][72];
+    digest_of("one", d[0]);
+    digest_of("two", d[1]);
+    digest_of("three", d[2]);
+    struct pt_metastore_batch *b = batch(f);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d[0], 10, "eu"), 0);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d[1], 20, "eu"), 0);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d[1], 20, "us"), 0);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, d[2], 30, "ap"), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 1), 0);
+    pt_metastore_batch_free(b);
+
+    struct missing m = {0};
+    assert_int_equal(pt_metastore_missing_foreach(f->ms, "us", collect_missing, &m), 0);
+    assert_int_equal(m.n, 2); /* d[1] is held by us */
+    for (int i = 0; i < m.n; i++) {
+        int k = strcmp(m.digests[i], d[0]) == 0 ? 0 : 2;
+        assert_string_equal(m.digests[i], d[k]);
+        assert_int_equal(m.sizes[i], k == 0 ? 10 : 30);
+        assert_int_equal(m.holders[i], 1);
+    }
+    assert_true(strcmp(m.digests[0], m.digests[1]) < 0);
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(pt_metastore_missing_foreach(f->ms, "nowhere", collect_missing, &m), 7);
+    assert_int_equal(m.n, 3);
+
+    void *val;
+    size_t len;
+    assert_int_equal(pt_metastore_transfer_get(f->ms, d[0], &val, &len), PT_E_NOT_FOUND);
+    assert_int_equal(pt_metastore_transfer_put(f->ms, d[0], "state", 5), 0);
+    assert_int_equal(pt_metastore_transfer_put(f->ms, "sha256:nope", "x", 1), PT_E_DIGEST_INVALID);
+    assert_int_equal(pt_metastore_transfer_get(f->ms, d[0], &val, &len), 0);
+    assert_int_equal(len, 5);
+    assert_memory_equal(val, "state", 5);
+    free(val);
+    assert_int_equal(pt_metastore_transfer_delete(f->ms, d[0]), 0);
+    assert_int_equal(pt_metastore_transfer_get(f->ms, d[0], &val, &len), PT_E_NOT_FOUND);
+    /* local records are not replicated state */
+    char before[65], after[65];
+    assert_int_equal(pt_metastore_state_digest(f->ms, before), 0);
+    assert_int_equal(pt_metastore_transfer_put(f->ms, d[1], "state", 5), 0);
+    assert_int_equal(pt_metastore_state_digest(f->ms, after), 0);
+    assert_string_equal(before, after);
+}
+
 static void test_referrers(void **state)
 {
     struct fixture *f = *state;
@@ -799,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tags_and_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tags_delete_to, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_and_transfers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uploads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
