@@ -347,6 +347,50 @@ static void test_begin(void **state)
     assert_int_equal(strlen(a.repo), PT_UPLOAD_REPO_MAX);
 }
 
+static void test_prefix_and_chosen_ids(void **state)
+{
+    struct fixture *f = *state;
+    struct pt_upload a, b;
+    static const char hex[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char buf[8];
+    int fd;
+
+    /* a cluster's session ids start with the region's prefix */
+    assert_int_equal(pt_blobstore_set_id_prefix(f->bs, "Z-"), PT_E_CONFIG);
+    assert_int_equal(pt_blobstore_set_id_prefix(f->bs, "0123456789abcdef012345678"), PT_E_CONFIG);
+    assert_int_equal(pt_blobstore_set_id_prefix(f->bs, "2a-"), 0);
+    assert_int_equal(pt_blobstore_upload_begin(f->bs, "r", 1, &a), 0);
+    assert_int_equal(strlen(a.id), 39);
+    assert_memory_equal(a.id, "2a-", 3);
+    assert_int_equal(a.id[3 + 14], '4');
+
+    /* a chosen id: created empty, emptied again when begun again, readable while written */
+    assert_int_equal(pt_blobstore_upload_begin_id(f->bs, "@t", "no/slash", 1, &b),
+                     PT_E_BLOB_UPLOAD_INVALID);
+    assert_int_equal(pt_blobstore_upload_begin_id(f->bs, "@t", hex, 5, &b), 0);
+    assert_string_equal(b.id, hex);
+    assert_int_equal(b.offset, 0);
+    assert_int_equal(b.created_ms, 5);
+    assert_int_equal(pt_blobstore_upload_append(f->bs, &b, "abc", 3), 0);
+    assert_int_equal(pt_blobstore_upload_open_read(f->bs, hex, &fd), 0);
+    assert_int_equal(pread(fd, buf, sizeof(buf), 0), 3);
+    assert_memory_equal(buf, "abc", 3);
+    assert_int_equal(pt_blobstore_upload_begin_id(f->bs, "@t", hex, 6, &b), 0);
+    assert_int_equal(upload_size(f, hex), 0);
+    assert_int_equal(pt_blobstore_upload_append(f->bs, &b, "xyz", 3), 0);
+    /* the reader's descriptor follows the file into blobs/ */
+    struct pt_digest d;
+    assert_int_equal(
+        pt_digest_parse("sha256:3608bca1e44ea6c4d268eb6db02260269892c0b42b86bbf1e77a6fa16c3c9282",
+                        71, &d),
+        0);
+    assert_int_equal(pt_blobstore_upload_commit(f->bs, &b, &d), 0);
+    assert_int_equal(pread(fd, buf, sizeof(buf), 0), 3);
+    assert_memory_equal(buf, "xyz", 3);
+    close(fd);
+    assert_int_equal(pt_blobstore_upload_open_read(f->bs, hex, &fd), PT_E_BLOB_UPLOAD_UNKNOWN);
+}
+
 static void test_chunked_commit_matches_one_shot(void **state)
 {
     struct fixture *f = *state;
@@ -932,6 +976,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_creates_layout_and_clears_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_begin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_and_chosen_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_commit_matches_one_shot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_restart, setup, teardown),
