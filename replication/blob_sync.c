@@ -106,7 +106,8 @@ struct transfer {
     uint64_t holders[MAX_HOLDERS];
     uint64_t holder; /* the region asked now, 0 = none chosen */
     struct pt_upload u;
-    uint64_t durable;   /* u.offset as last recorded */
+    uint64_t durable;   /* u.offset as last recorded (by the work items) */
+    uint64_t offset;    /* u.offset as of the last work item: the loop's own copy */
     uint64_t want_next; /* next offset to ask for */
     unsigned inflight;  /* BlobWants in flight, of every generation */
     unsigned generation;
@@ -471,7 +472,7 @@ static void fetch_failed(struct transfer *t, int status, uint64_t holder)
     struct pt_blob_sync *s = t->s;
     t->generation++;
     drop_ready(t);
-    t->want_next = t->u.offset; /* a run being written moves it on when it completes */
+    t->want_next = t->offset; /* a run being written moves it on when it completes */
     if (t->busy && t->writing != NULL) {
         for (struct chunk *c = t->writing; c != NULL; c = c->next)
             t->want_next = c->offset + c->msg->data.len;
@@ -574,9 +575,10 @@ static void after_open(uv_work_t *work, int status)
         work_done(s);
         return;
     }
-    feed_update(t->feed, fd, t->u.offset, PT_FEED_RUNNING, 0);
-    t->durable = t->u.offset;
-    t->want_next = t->u.offset;
+    t->offset = t->u.offset;
+    feed_update(t->feed, fd, t->offset, PT_FEED_RUNNING, 0);
+    t->durable = t->offset;
+    t->want_next = t->offset;
     if (t->u.offset > 0) {
         s->resumed++;
         pt_log(PT_LOG_INFO, "blob transfer resumed", "{s:s,s:I,s:I}", "digest", t->digest, "offset",
@@ -749,7 +751,8 @@ static void after_write(uv_work_t *work, int status)
         work_done(s);
         return;
     }
-    feed_update(t->feed, -1, t->u.offset, PT_FEED_RUNNING, 0);
+    t->offset = t->u.offset;
+    feed_update(t->feed, -1, t->offset, PT_FEED_RUNNING, 0);
     maybe_write(t);
     pump(t);
     work_done(s);
@@ -810,7 +813,6 @@ static void on_announced(void *arg, int status, uint64_t index)
     struct transfer *t = arg;
     struct pt_blob_sync *s = t->s;
     (void)index;
-    s->pending--;
     if (status != 0 && !s->stopping) {
         pt_log(PT_LOG_WARN, "blob stored here but not recorded yet", "{s:s,s:s}", "digest",
                t->digest, "error", pt_err_message(status));
@@ -820,6 +822,7 @@ static void on_announced(void *arg, int status, uint64_t index)
         s->recent[i].at_ms = uv_now(s->loop);
     }
     transfer_end(t, 0, status != 0 ? uv_now(s->loop) + RETRY_MIN_MS : 0);
+    s->pending--; /* last: transfer_end may not end the service under it */
     maybe_stopped(s);
 }
 
@@ -877,6 +880,7 @@ static void after_commit(uv_work_t *work, int status)
             t->generation++;
             drop_ready(t);
             memset(&t->u, 0, sizeof(t->u));
+            t->offset = 0;
             start_open(t);
         }
     } else {
@@ -1026,7 +1030,7 @@ static void progress(struct pt_blob_sync *s, uint64_t *received, uint64_t *oldes
     *oldest_ms = 0;
     for (struct transfer *t = s->transfers; t != NULL; t = t->next)
         if (t->state != T_DONE)
-            *received += t->u.offset;
+            *received += t->offset;
     for (size_t i = 0; i < s->nqueue; i++)
         if (now - s->queue[i].first_ms > *oldest_ms)
             *oldest_ms = now - s->queue[i].first_ms;
@@ -1064,7 +1068,7 @@ static void on_tick(uv_timer_t *timer)
             if (fresh != NULL) {
                 int fd = t->feed->fd >= 0 ? dup(t->feed->fd) : -1;
                 if (fd >= 0)
-                    feed_update(fresh, fd, t->u.offset, PT_FEED_RUNNING, 0);
+                    feed_update(fresh, fd, t->offset, PT_FEED_RUNNING, 0);
                 feed_update(t->feed, -1, 0, PT_FEED_FAILED, PT_E_UNAVAILABLE);
                 pt_blob_feed_release(t->feed);
                 t->feed = fresh;
@@ -1304,7 +1308,7 @@ char *pt_blob_sync_status_json(struct pt_blob_sync *s)
                                             "announcing", "waiting",  "done"};
         json_array_append_new(active,
                               json_pack("{s:s,s:I,s:I,s:s,s:s,s:b}", "digest", t->digest, "size",
-                                        (json_int_t)t->size, "offset", (json_int_t)t->u.offset,
+                                        (json_int_t)t->size, "offset", (json_int_t)t->offset,
                                         "from", r != NULL ? r->name : "", "state", names[t->state],
                                         "on_demand", t->demand));
     }
