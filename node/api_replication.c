@@ -29,6 +29,7 @@
 
 #include "api.h"
 #include "async.h"
+#include "cluster_config.h"
 #include "err.h"
 #include "http.h"
 #include "metastore.h"
@@ -238,6 +239,7 @@ struct image_op {
     struct pt_async async;
     uv_work_t work;
     struct pt_metastore *ms;
+    const struct pt_cluster_config *cluster; /* the cluster file (read-only), or NULL */
     char own_region[PT_REPLICATION_REGION_MAX + 1];
     int is_digest;
     struct pt_digest digest; /* when is_digest */
@@ -372,6 +374,9 @@ static int collect(struct image_op *op)
             rv = pt_replication_image_add_region(img, recs[i].name);
     }
     free(recs);
+    /* regions of the cluster file have no records unless added later */
+    for (size_t i = 0; rv == 0 && op->cluster != NULL && i < op->cluster->nregions; i++)
+        rv = pt_replication_image_add_region(img, op->cluster->regions[i].name);
     if (rv == 0)
         rv = pt_replication_image_add_region(img, op->own_region);
     if (rv == PT_E_TOO_LARGE)
@@ -458,6 +463,7 @@ void pt_api_replication_image(struct pt_worker *w, h2o_req_t *req)
         return;
     }
     op->ms = w->node->ms;
+    op->cluster = w->node->cluster;
     snprintf(op->own_region, sizeof(op->own_region), "%s", w->node->cfg.region);
     op->work.data = op;
     pt_async_bind(&op->async, req);

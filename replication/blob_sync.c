@@ -820,6 +820,15 @@ static void on_announced(void *arg, int status, uint64_t index)
         unsigned i = s->recent_next++ % RECENT;
         memcpy(s->recent[i].digest, t->digest, sizeof(t->digest));
         s->recent[i].at_ms = uv_now(s->loop);
+        /* no longer missing: the status says so at once, not only after the next scan */
+        struct want *w = queue_find(s, t->digest);
+        if (w != NULL) {
+            size_t k = (size_t)(w - s->queue);
+            memmove(w, w + 1, (s->nqueue - k - 1) * sizeof(*w));
+            s->nqueue--;
+            s->behind_blobs -= s->behind_blobs > 0;
+            s->behind_bytes -= s->behind_bytes >= t->size ? t->size : s->behind_bytes;
+        }
     }
     transfer_end(t, 0, status != 0 ? uv_now(s->loop) + RETRY_MIN_MS : 0);
     s->pending--; /* last: transfer_end may not end the service under it */
@@ -1080,6 +1089,8 @@ static void on_tick(uv_timer_t *timer)
             t->holder = pick_holder(t);
             if (t->holder != 0) {
                 t->state = T_FETCHING;
+                if (t->want_next > 0)
+                    s->resumed++; /* goes on from where it stopped */
                 maybe_write(t);
             } else {
                 t->retry_ms = now + t->backoff_ms;

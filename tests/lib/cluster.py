@@ -22,9 +22,14 @@ API
         c.wait_converged()                    # equal state digests and applied indexes
         c.direct_connections()                # [(from, to)]: region processes connected
                                               # straight to another region's raft port
+        a.replication()                       # GET /admin/replication as a dict (or None)
+        a.image_replication("repo", "tag")    # GET /admin/replication/image?name=&reference=
+        a.blob_path("sha256:..")              # where a.data_dir keeps that verified blob
+        a.blob_file_digest("sha256:..")       # sha256 of that file now, None when absent
 
 Each Region has: name ("region-a", ...), id (1..N), port (its client port), raft_port (the
-Raft + peer port it binds), url, node (a harness.Node), cluster_file (the file it was given).
+Raft + peer port it binds), url, node (a harness.Node), cluster_file (the file it was given),
+data_dir (its --data-dir: blobs under data_dir/blobs/sha256/<2 hex>/<64 hex>).
 
 Wiring. Ports are picked before anything starts. Without a Wan every cluster file is the
 same: each region's address is 127.0.0.1:<its raft port>. With a Wan each region's raft port
@@ -49,11 +54,13 @@ names it as leader_id with the same term: that is the state in which a write sen
 goes to that leader. A partitioned minority is left out with wait_leader(among=...).
 """
 
+import hashlib
 import http.client
 import os
 import shutil
 import tempfile
 import time
+import urllib.parse
 
 import harness
 import wan as wanlib
@@ -121,6 +128,39 @@ class Region:
     def state_digest(self, timeout=10.0):
         """GET /admin/state-digest as a dict {"applied_index", "digest"}, or None."""
         return self._admin("/admin/state-digest", timeout)
+
+    def replication(self, timeout=STATUS_TIMEOUT):
+        """GET /admin/replication (this region's blob replication status) as a dict, or None."""
+        return self._admin("/admin/replication", timeout)
+
+    def image_replication(self, name, reference, timeout=STATUS_TIMEOUT):
+        """GET /admin/replication/image for name and reference (a tag or a digest) as a dict,
+        or None (no answer, or not a 200: an unknown image is a 404)."""
+        query = urllib.parse.urlencode({"name": name, "reference": reference})
+        return self._admin("/admin/replication/image?" + query, timeout)
+
+    def blob_path(self, digest):
+        """The file of blob digest ("sha256:<64 hex>") in this region's blob store once it is
+        stored and verified: <data_dir>/blobs/sha256/<2 hex>/<64 hex> (node/blobstore.c)."""
+        algo, _, hexpart = digest.partition(":")
+        if algo != "sha256" or len(hexpart) != 64:
+            raise ValueError("not a sha256 digest: %r" % (digest,))
+        return os.path.join(self.data_dir, "blobs", "sha256", hexpart[:2], hexpart)
+
+    def blob_file_digest(self, digest):
+        """The digest ("sha256:<hex>") of what the file of blob digest holds now, hashed in
+        1 MiB pieces; None when there is no such file."""
+        h = hashlib.sha256()
+        try:
+            with open(self.blob_path(digest), "rb") as f:
+                while True:
+                    piece = f.read(1 << 20)
+                    if not piece:
+                        break
+                    h.update(piece)
+        except FileNotFoundError:
+            return None
+        return "sha256:" + h.hexdigest()
 
     def log_tail(self, lines=30):
         return self.node.log_tail(lines) if self.node is not None else ""
