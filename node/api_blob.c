@@ -210,7 +210,8 @@ static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_rout
     uint64_t size;
     int rv = pt_metastore_blob_linked(w->node->ms, name, digest, &size);
     /* A link committed through another region a moment ago may not be applied here yet. */
-    if (rv == PT_E_BLOB_UNKNOWN && may_catch_up && pt_api_catch_up(w, req, rt, get_blob_again) == 0)
+    if (rv == PT_E_BLOB_UNKNOWN && may_catch_up &&
+        pt_api_catch_up(w, req, rt, digest, get_blob_again) == 0)
         return;
     int fd = -1;
     if (rv == 0)

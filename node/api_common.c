@@ -162,13 +162,27 @@ static void on_caught_up(h2o_req_t *req, struct pt_proposal *p, void *data)
 }
 
 int pt_api_catch_up(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
-                    pt_api_read_cb cont)
+                    const char *digest, pt_api_read_cb cont)
 {
     if (!pt_committer_is_cluster(w->node->committer))
         return -1;
     struct tag_read tr = {.rt = *rt, .cont = cont};
-    return pt_api_job(w, req, PT_JOB_READ_INDEX, NULL, 0, on_caught_up, &tr, sizeof(tr)) == 0 ? 0
-                                                                                              : -1;
+    if (digest == NULL)
+        return pt_api_job(w, req, PT_JOB_READ_INDEX, NULL, 0, on_caught_up, &tr, sizeof(tr)) == 0
+                   ? 0
+                   : -1;
+    /* "repo\0digest": the committer ends the wait as soon as that arrives */
+    size_t rlen = rt->name_len, dlen = strlen(digest);
+    char *key = malloc(rlen + 1 + dlen + 1);
+    if (key == NULL)
+        return -1;
+    memcpy(key, rt->name, rlen);
+    key[rlen] = '\0';
+    memcpy(key + rlen + 1, digest, dlen + 1);
+    return pt_api_job(w, req, PT_JOB_CATCH_UP, key, rlen + 1 + dlen + 1, on_caught_up, &tr,
+                      sizeof(tr)) == 0
+               ? 0
+               : -1;
 }
 
 void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,

@@ -48,11 +48,13 @@ void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route 
 
 /* A region's applied state may lag the leader by a few milliseconds, so a miss of something
  * addressed by digest (a manifest, a blob link) is not final in a cluster: this waits for a
- * read index (whatever its outcome) and then calls cont to look again. Returns 0 when it
+ * read index (whatever its outcome), or less when digest (borrowed) arrives in rt's repository
+ * first, as a blob link or a manifest (digest NULL: the read index only; for a miss of
+ * several things at once), and then calls cont to look again. Returns 0 when it
  * did so (cont will run), -1 in a single region or when the job cannot be started (then the
  * miss stands and the caller answers it). */
 int pt_api_catch_up(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
-                    pt_api_read_cb cont);
+                    const char *digest, pt_api_read_cb cont);
 
 /* Fills the envelope of cmd (version, time, region) and proposes it for req. cmd and its ops
  * are borrowed (encoded before returning); data_size bytes at data are copied and handed to

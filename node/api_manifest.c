@@ -81,7 +81,7 @@ static void lookup_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt
     struct pt_manifest_rec rec;
     int rv = pt_metastore_get_manifest(w->node->ms, name, digest, &rec);
     if (rv == PT_E_MANIFEST_UNKNOWN && may_catch_up && rt->ref_is_digest &&
-        pt_api_catch_up(w, req, rt, get_manifest_again) == 0)
+        pt_api_catch_up(w, req, rt, digest, get_manifest_again) == 0)
         return;
     if (rv == PT_E_MANIFEST_UNKNOWN && pt_metastore_repo_exists(w->node->ms, name) == 0)
         rv = PT_E_NAME_UNKNOWN;
@@ -210,7 +210,7 @@ static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_
     } else if ((rv = check_references(w->node->ms, name, &info, missing)) != 0) {
         /* Blobs pushed through another region a moment ago may not be applied here yet. */
         if (!(rv == PT_E_MANIFEST_BLOB_UNKNOWN && may_catch_up &&
-              pt_api_catch_up(w, req, rt, put_manifest_again) == 0))
+              pt_api_catch_up(w, req, rt, NULL, put_manifest_again) == 0))
             pt_http_error(req, rv, NULL, rv == PT_E_MANIFEST_BLOB_UNKNOWN ? missing : NULL);
         pt_manifest_info_free(&info);
         return;

@@ -1272,6 +1272,8 @@ int pt_blob_sync_set_region(struct pt_blob_sync *s, uint64_t id, const char *nam
 void pt_blob_sync_changed(struct pt_blob_sync *s)
 {
     s->dirty = 1;
+    if (!s->scanning && !s->stopping && uv_now(s->loop) - s->last_scan_ms >= PT_BLOB_SYNC_SCAN_MS)
+        start_scan(s); /* else the tick starts it once the interval passed */
 }
 
 int pt_blob_sync_feed(struct pt_blob_sync *s, const char *digest, uint64_t size,

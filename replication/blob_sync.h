@@ -52,7 +52,7 @@ struct pt_blob_sync;
 /* Bytes between two durable records of a transfer's progress. */
 #define PT_BLOB_SYNC_SYNC_EVERY (16u * 1024 * 1024)
 /* Shortest interval between two scans of blob_locations, and the longest. */
-#define PT_BLOB_SYNC_SCAN_MS   200
+#define PT_BLOB_SYNC_SCAN_MS   50
 #define PT_BLOB_SYNC_RESCAN_MS 30000
 /* Missing blobs remembered per scan (the rest are found by later scans). */
 #define PT_BLOB_SYNC_QUEUE_MAX 4096

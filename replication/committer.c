@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "err.h"
@@ -87,6 +88,31 @@ static void on_raft_done(void *arg, int status, uint64_t index)
     reply(p);
 }
 
+/* PT_JOB_CATCH_UP's question: is key ("repo\0digest") a blob link or a manifest now? */
+static int digest_present(struct pt_metastore *ms, const void *key, size_t len)
+{
+    const char *repo = key;
+    size_t rlen = strnlen(repo, len);
+    if (rlen + 1 >= len)
+        return 0;
+    const char *digest = repo + rlen + 1;
+    if (pt_metastore_blob_linked(ms, repo, digest, NULL) == 0)
+        return 1;
+    struct pt_manifest_rec rec;
+    int found = pt_metastore_get_manifest(ms, repo, digest, &rec) == 0;
+    if (found)
+        pt_manifest_rec_free(&rec);
+    return found;
+}
+
+static void on_catch_up_done(void *arg, int status, uint64_t index)
+{
+    struct pt_proposal *p = arg;
+    free(p->buf);
+    p->buf = NULL;
+    on_raft_done(p, status, index);
+}
+
 /* Runs one job that is not a single-region proposal. */
 static void run_job(struct pt_committer *c, struct pt_proposal *p)
 {
@@ -97,6 +123,14 @@ static void run_job(struct pt_committer *c, struct pt_proposal *p)
         pt_raft_node_propose(c->raft, buf, p->len, on_raft_done, p);
         return;
     }
+    case PT_JOB_CATCH_UP:
+        if (c->raft != NULL && p->buf != NULL) {
+            pt_raft_node_catch_up(c->raft, digest_present, p->buf, p->len, on_catch_up_done, p);
+            return;
+        }
+        free(p->buf);
+        p->buf = NULL;
+        /* fall through */
     case PT_JOB_READ_INDEX:
         if (c->raft != NULL) {
             pt_raft_node_read_index(c->raft, on_raft_done, p);

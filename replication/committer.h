@@ -34,6 +34,8 @@ enum pt_job_kind {
     PT_JOB_REMOVE,      /* cluster: remove region target */
     PT_JOB_TRANSFER,    /* cluster: hand leadership to target (0 = any voter) */
     PT_JOB_REPLICATION, /* text = this region's blob replication status as JSON */
+    PT_JOB_CATCH_UP,    /* READ_INDEX that ends early once buf ("repo\0digest", len bytes)
+                           is a blob link or a manifest of that repo */
     PT_JOB_BLOB_FEED,   /* out = a struct pt_blob_feed reference for digest buf (len bytes,
                            NUL-terminated), size target: a blob this region lacks */
 };

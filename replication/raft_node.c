@@ -78,6 +78,19 @@ struct reader {
     struct pt_peer_call *call; /* a follower's ReadIndex, answered with the index */
 };
 
+/* A read index that may end early (pt_raft_node_catch_up). Two references: the read index
+ * and the list. */
+struct catch_up {
+    struct catch_up *next;
+    int (*present)(struct pt_metastore *ms, const void *key, size_t len);
+    const void *key;
+    size_t len;
+    pt_raft_node_cb cb;
+    void *arg;
+    int done;
+    int refs;
+};
+
 struct forward {
     struct pt_raft_node *n;
     int is_write;
@@ -100,6 +113,8 @@ struct pt_raft_node {
     struct pt_blob_sync *blobs; /* NULL without a blob store */
     uv_timer_t tick;
     struct waiter *waiters;
+    struct catch_up *catch_ups;
+    uint64_t catch_up_seen; /* applied index when the catch-ups were last asked */
     struct raft_barrier barrier;
     int barrier_inflight;
     struct leader_apply *queue, **queue_tail; /* entries for the next round */
@@ -228,9 +243,10 @@ static int wrapped_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct pt_raft_fsm *f = fsm->data;
     struct pt_raft_node *n =
         (struct pt_raft_node *)((char *)f - offsetof(struct pt_raft_node, fsm));
+    int rv = n->fsm_restore(fsm, buf);
     if (n->blobs != NULL)
         pt_blob_sync_changed(n->blobs);
-    return n->fsm_restore(fsm, buf);
+    return rv;
 }
 
 static void sync_peer_addresses(struct pt_raft_node *n);
@@ -467,11 +483,53 @@ static void flush_round(struct pt_raft_node *n)
         start_barrier(n);
 }
 
+static void catch_up_finish(struct catch_up *c, int status, uint64_t index)
+{
+    if (c->done)
+        return;
+    c->done = 1;
+    c->cb(c->arg, status, index);
+}
+
+static void catch_up_release(struct catch_up *c)
+{
+    if (--c->refs == 0)
+        free(c);
+}
+
+static void on_catch_up_read(void *arg, int status, uint64_t index)
+{
+    struct catch_up *c = arg;
+    catch_up_finish(c, status, index);
+    catch_up_release(c);
+}
+
+/* After entries were applied: a catch-up whose key is there now is done. */
+static void check_catch_ups(struct pt_raft_node *n)
+{
+    uint64_t applied = raft_last_applied(&n->raft);
+    int changed = applied != n->catch_up_seen;
+    n->catch_up_seen = applied;
+    for (struct catch_up **pp = &n->catch_ups; *pp != NULL;) {
+        struct catch_up *c = *pp;
+        if (changed && !c->done && c->present(n->ms, c->key, c->len))
+            catch_up_finish(c, 0, applied);
+        if (c->done) {
+            *pp = c->next;
+            catch_up_release(c);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
 static void on_check(uv_check_t *h)
 {
     struct pt_raft_node *n = h->data;
     if (n->waiters != NULL)
         check_waiters(n, 0);
+    if (n->catch_ups != NULL)
+        check_catch_ups(n);
     flush_round(n);
 }
 
@@ -530,6 +588,27 @@ void pt_raft_node_propose(struct pt_raft_node *n, void *buf, size_t len, pt_raft
 void pt_raft_node_read_index(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg)
 {
     submit(n, 0, NULL, 0, cb, arg);
+}
+
+void pt_raft_node_catch_up(struct pt_raft_node *n,
+                           int (*present)(struct pt_metastore *ms, const void *key, size_t len),
+                           const void *key, size_t len, pt_raft_node_cb cb, void *arg)
+{
+    struct catch_up *c = n->stopping ? NULL : calloc(1, sizeof(*c));
+    if (c == NULL) {
+        submit(n, 0, NULL, 0, cb, arg); /* a plain read index */
+        return;
+    }
+    c->present = present;
+    c->key = key;
+    c->len = len;
+    c->cb = cb;
+    c->arg = arg;
+    c->refs = 2;
+    c->next = n->catch_ups;
+    n->catch_ups = c;
+    n->catch_up_seen = raft_last_applied(&n->raft);
+    submit(n, 0, NULL, 0, on_catch_up_read, c);
 }
 
 /* Requests from other regions. */
@@ -922,6 +1001,11 @@ void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg)
     n->stop_cb = cb;
     n->stop_arg = arg;
     check_waiters(n, 1);
+    while (n->catch_ups != NULL) { /* their read indexes end them */
+        struct catch_up *c = n->catch_ups;
+        n->catch_ups = c->next;
+        catch_up_release(c);
+    }
     struct reader *pending = n->next_readers;
     n->next_readers = NULL;
     finish_readers(pending, PT_E_UNAVAILABLE, 0);

@@ -63,6 +63,14 @@ void pt_raft_node_propose(struct pt_raft_node *n, void *buf, size_t len, pt_raft
  * inside this call, with PT_E_UNAVAILABLE when no leader answers in time. */
 void pt_raft_node_read_index(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg);
 
+/* A read index that ends early: after entries are applied, present(ms, key, len) is asked
+ * (on the loop; key borrowed until cb) and once it returns non-zero cb fires with status 0,
+ * without waiting for the leader. For a miss of something immutable (a blob link, a manifest
+ * by digest) that another region wrote a moment ago: it usually arrives before the read
+ * index would. Otherwise exactly pt_raft_node_read_index. */
+void pt_raft_node_catch_up(struct pt_raft_node *n,
+                           int (*present)(struct pt_metastore *ms, const void *key, size_t len),
+                           const void *key, size_t len, pt_raft_node_cb cb, void *arg);
 /* Membership (Raft dissertation chapter 4), leader only, one change at a time: adds a
  * region (as a spare, then assigned role, which makes raft catch it up before it votes),
  * removes one, or hands leadership to id (0 = the most up-to-date voter). The region's name,
