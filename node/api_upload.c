@@ -556,8 +556,9 @@ static int region_url(struct pt_node *node, uint64_t id, char *url, size_t len)
 /*
  * A session another region owns (a client whose DNS answer moved it to this region in the
  * middle of a chunked upload): the request goes on to the owner as it came, through h2o's
- * proxy, and the owner's answer comes back as it is. The owner's Location is relative, so the
- * client keeps talking to this region. A request forwarded once is never forwarded again.
+ * proxy (HTTPS when the owner's URL says so, verified with tls_peer_ca), and the owner's
+ * answer comes back as it is. The owner's Location is relative, so the client keeps talking
+ * to this region. A request forwarded once is never forwarded again.
  * Returns 0 when forwarded, else the error to answer.
  */
 static int forward_to_owner(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
@@ -571,8 +572,9 @@ static int forward_to_owner(struct pt_worker *w, h2o_req_t *req, const struct pt
         return PT_E_BLOB_UPLOAD_UNKNOWN;
     char *copy = h2o_mem_alloc_pool(&req->pool, strlen(url) + 1);
     memcpy(copy, url, strlen(url) + 1);
-    if (h2o_url_parse(copy, SIZE_MAX, &parsed) != 0 || parsed.scheme != &H2O_URL_SCHEME_HTTP)
-        return PT_E_UNAVAILABLE; /* the proxy speaks plain HTTP to other regions */
+    if (h2o_url_parse(copy, SIZE_MAX, &parsed) != 0 ||
+        (parsed.scheme == &H2O_URL_SCHEME_HTTPS && w->ctx.globalconf->proxy.ssl_ctx == NULL))
+        return PT_E_UNAVAILABLE;
     h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT(mark), 0, NULL, H2O_STRLIT("1"));
     req->scheme = parsed.scheme;
     req->authority = parsed.authority;

@@ -152,6 +152,9 @@ static const struct option options[] = {
      "Raft log entries between snapshots of the metadata (a quarter more are kept)"},
     {"join", "--join", K_BOOL, FIELD(join), 0, 0, "false", "BOOL",
      "a region added to a running cluster: never bootstrap, wait for `portolan cluster add`"},
+    {"tls_peer_ca", "--tls-peer-ca", K_STRING, FIELD(tls_peer_ca), 0, 0, "", "FILE",
+     "PEM CAs that sign other regions' HTTPS certificates (forwarded uploads); empty = the "
+     "system's"},
     {"replication_concurrency", "--replication-concurrency", K_UINT, FIELD(replication_concurrency),
      1, 256, "4", "N",
      "blobs fetched from other regions at once in the background (client pulls come on top)"},

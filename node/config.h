@@ -39,6 +39,7 @@ struct pt_config {
     unsigned threads;                 /* event-loop threads; 0 = one per core */
     char tls_cert[4096];              /* PEM certificate chain; "" = plain HTTP */
     char tls_key[4096];               /* PEM private key; set together with tls_cert */
+    char tls_peer_ca[4096];           /* PEM CAs of other regions' HTTPS; "" = the system's */
     char region[64];                  /* [a-z0-9-]{1,63} */
     uint64_t max_body_size;           /* bytes; largest request body (blob upload chunk) */
     uint64_t max_manifest_size;       /* bytes; largest manifest accepted */

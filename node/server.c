@@ -371,6 +371,30 @@ static SSL_CTX *make_ssl_ctx(const struct pt_config *cfg)
     return ctx;
 }
 
+/* Client side of HTTPS to other regions (uploads forwarded to the region that owns them,
+ * api_upload.c): the peer's certificate must chain to tls_peer_ca (or the system's CAs) and
+ * name the host of its URL. */
+static SSL_CTX *make_peer_ssl_ctx(const struct pt_config *cfg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    int ok = cfg->tls_peer_ca[0] != '\0'
+                 ? SSL_CTX_load_verify_locations(ctx, cfg->tls_peer_ca, NULL)
+                 : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        char buf[256];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+        pt_log(PT_LOG_ERROR, "cannot load the CAs of other regions", "{s:s,s:s}", "file",
+               cfg->tls_peer_ca, "error", buf);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
 static void setup_h2o(struct pt_node *node)
 {
     const struct pt_config *cfg = &node->cfg;
@@ -591,11 +615,15 @@ int pt_server_run(const struct pt_config *cfg)
         if (node.ssl_ctx == NULL)
             return PT_E_CONFIG;
     }
+    SSL_CTX *peer_ctx = NULL;
+    if (node.cluster != NULL && (peer_ctx = make_peer_ssl_ctx(&node.cfg)) == NULL)
+        return PT_E_CONFIG;
     static const char *route_names[PT_ROUTE__COUNT];
     for (unsigned i = 0; i < PT_ROUTE__COUNT; i++)
         route_names[i] = pt_route_name((enum pt_route_id)i);
     pt_metrics_init(route_names, PT_ROUTE__COUNT);
     setup_h2o(&node);
+    node.h2o.proxy.ssl_ctx = peer_ctx;
 
     struct pt_worker *workers = calloc(node.cfg.threads, sizeof(*workers));
     if (workers == NULL)
@@ -648,6 +676,8 @@ int pt_server_run(const struct pt_config *cfg)
         h2o_config_dispose(&node.h2o);
         if (node.ssl_ctx != NULL)
             SSL_CTX_free(node.ssl_ctx);
+        if (peer_ctx != NULL)
+            SSL_CTX_free(peer_ctx);
         free(workers);
         node.workers = NULL;
     }

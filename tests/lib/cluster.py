@@ -84,7 +84,7 @@ class Region:
         self.id = index + 1
         self.port = port
         self.raft_port = raft_port
-        self.url = "http://%s:%d" % (HOST, port)
+        self.url = "%s://%s:%d" % ("https" if cluster.tls else "http", HOST, port)
         self.raft_address = "%s:%d" % (HOST, raft_port)
         self.cluster_file = os.path.join(cluster.root, "cluster-%s.yaml" % name)
         self.data_dir = os.path.join(cluster.root, name, "data")
@@ -98,12 +98,12 @@ class Region:
 
     def client(self, timeout=30):
         """A new keep-alive client to this region's API (the caller closes it)."""
-        return harness.Client(self.url, timeout=timeout)
+        return harness.Client(self.url, cafile=self.cluster.cafile, timeout=timeout)
 
     def _admin(self, path, timeout):
         if not self.running():
             return None
-        c = harness.Client(self.url, timeout=timeout)
+        c = harness.Client(self.url, cafile=self.cluster.cafile, timeout=timeout)
         try:
             r = c.get(path)
         except (OSError, ValueError, http.client.HTTPException):
@@ -188,9 +188,14 @@ class Cluster:
     (default a unique one); start_timeout: seconds each node has to answer /healthz."""
 
     def __init__(self, n=3, wan_delay_ms=None, args=(), region_args=None, cluster_id=None,
-                 start_timeout=30, binary=None):
+                 start_timeout=30, binary=None, tls=None):
         if not 1 <= n <= len(NAMES):
             raise ValueError("a cluster has 1 to %d regions" % len(NAMES))
+        # tls: (ca_cert, server_cert, server_key) from harness.make_test_ca: every region
+        # serves HTTPS with that certificate, its URL is https, and it trusts that CA for
+        # other regions (--tls-peer-ca); clients verify with the CA.
+        self.tls = tls
+        self.cafile = tls[0] if tls else None
         self.root = tempfile.mkdtemp(prefix="pt-cluster-")
         self.cluster_id = cluster_id or "test-%s" % os.urandom(4).hex()
         self.args = list(args)
@@ -245,8 +250,9 @@ class Cluster:
             f.write("\n".join(lines) + "\n")
 
     def _node_args(self, r):
+        tls = ["--tls-peer-ca", self.tls[0]] if self.tls else []
         return (["--region", r.name, "--cluster-file", r.cluster_file,
-                 "--raft-listen", r.raft_address] + self.args
+                 "--raft-listen", r.raft_address] + tls + self.args
                 + list(self.region_args.get(r.name, ())))
 
     def start(self):
@@ -262,7 +268,8 @@ class Cluster:
                 self._write_cluster_file(r)
                 os.makedirs(r.data_dir, exist_ok=True)
                 r.node = harness.Node(data_dir=r.data_dir, port=r.port, args=self._node_args(r),
-                                      binary=self.binary)
+                                      binary=self.binary,
+                                      tls=(self.tls[1], self.tls[2]) if self.tls else None)
             for r in self.regions:
                 r.node.start(self.start_timeout)
         except BaseException:

@@ -941,3 +941,32 @@ class Results:
         if self.skipped:
             line += ", %d skipped" % self.skipped
         return line
+
+
+def make_test_ca(d):
+    """Create a CA and a server certificate for IP 127.0.0.1 under ``d`` with openssl.
+
+    Returns (ca_cert, server_cert, server_key) paths. The CA file is also copied into
+    ``d/certs/ca.crt`` for skopeo's cert-dir (which must not contain the server key)."""
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+
+    ossl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
+    ossl("req", "-x509", "-new", "-key", "ca.key", "-sha256", "-days", "2", "-subj",
+         "/CN=Portolan test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", "ca.crt")
+    ossl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.key")
+    ossl("req", "-new", "-key", "server.key", "-subj", "/CN=127.0.0.1", "-out", "server.csr")
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-days", "2", "-sha256", "-extfile", "server.ext",
+         "-out", "server.crt")
+    certs = os.path.join(d, "certs")
+    os.makedirs(certs, exist_ok=True)
+    shutil.copy(os.path.join(d, "ca.crt"), os.path.join(certs, "ca.crt"))
+    os.chmod(certs, 0o755)
+    os.chmod(os.path.join(certs, "ca.crt"), 0o644)
+    return os.path.join(d, "ca.crt"), os.path.join(d, "server.crt"), os.path.join(d, "server.key")
