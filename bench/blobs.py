@@ -30,10 +30,11 @@ of each pair of regions, 100 MB/s):
                      pushed, and the MB/s that makes. Target: >= 80 % of the cap.
 
 Processes: the cluster and its WAN emulator run in a child process of this one (`--host`,
-commands as JSON lines on its stdin), so the emulator's event loop never waits for this
-process's GIL while it uploads and reads. CPU shares of the regions and of the emulator are
-noted for the replication run: the emulator is Python and forwards every byte twice (the
-two receiving regions), which can bound the figures on a 2-core machine.
+requests as JSON lines on its stdin; bench/clusterhost.py, which adds this file's join and
+wan ops to its own), so the emulator's event loop never waits for this process's GIL while
+it uploads and reads. CPU shares of the regions and of the emulator are noted for the
+replication run: the emulator is Python and forwards every byte twice (the two receiving
+regions), which can bound the figures on a 2-core machine.
 
 Limits: every wait has a time limit (--limit-s, default 120 s per workload); an answer that is
 not the expected one is reported as an error under the table. Data lives in one temporary
@@ -43,36 +44,22 @@ MB is 10^6 bytes, MiB 2^20.
 """
 
 import argparse
+import contextlib
 import hashlib
 import http.client
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+import types
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-LIB = os.path.join(HERE, "..", "tests", "lib")
-sys.path.insert(0, LIB)
+import clusterhost  # puts tests/lib on sys.path
+import harness  # tests/lib
+from clusterhost import BenchError, CpuMeter, Host, percentile, port_of
 
-import harness  # noqa: E402
-
-
-def _load(name, path):
-    """Imports the file at path as module name (bench/cluster.py shares the library's module
-    name, so the library is loaded by path, never by search order)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-clusterlib = _load("pt_test_cluster", os.path.join(LIB, "cluster.py"))
+clusterlib = clusterhost.clusterlib
 
 MIB = 1 << 20
 REGIONS = 3  # started at once; a fourth joins for the backfill
@@ -90,39 +77,15 @@ ROWS = [
     ("backfill_s", "backfill time after `cluster add` (s)", "%.2f"),
 ]
 
-
-class BenchError(Exception):
-    """A workload could not be measured (an error answer, a tool failure)."""
-
-
-def log(msg):
-    sys.stderr.write("[blob-bench] %s\n" % msg)
-    sys.stderr.flush()
-
-
-def percentile(values, p):
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
-
-
-def proc_cpu_s(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
-    except (OSError, IndexError, ValueError, TypeError):
-        return None
-
-
-def blob_path(data_dir, digest):
-    hexpart = digest.split(":", 1)[1]
-    return os.path.join(data_dir, "blobs", "sha256", hexpart[:2], hexpart)
+log = clusterhost.logger("blob-bench")
 
 
 def size_on_disk(data_dir, digest):
+    """The size of blob digest's file in the blob store under data_dir (the layout of
+    tests/lib/cluster.py's Region.blob_path, which reads only data_dir), None when absent."""
+    path = clusterlib.Region.blob_path(types.SimpleNamespace(data_dir=data_dir), digest)
     try:
-        return os.stat(blob_path(data_dir, digest)).st_size
+        return os.stat(path).st_size
     except FileNotFoundError:
         return None
 
@@ -133,36 +96,29 @@ def size_on_disk(data_dir, digest):
 class GrowingCluster(clusterlib.Cluster):
     """A Cluster of `total` regions of which the first `initial` start (and are the only ones
     in the bootstrap cluster files); join() starts one more with `--join true`. The Wan has
-    links for every region from the start."""
+    links for every region from the start. While a cluster file is written or the cluster
+    starts, self.regions holds the members only, so that the library does both."""
 
     def __init__(self, initial, total, **kwargs):
         super().__init__(total, **kwargs)
-        self.initial = initial
         self.members = list(self.regions[:initial])
 
-    def _write_cluster_file(self, r):
-        listed = self.members + ([r] if r not in self.members else [])
-        lines = ["cluster_id: %s" % self.cluster_id, "regions:"]
-        for other in listed:
-            lines += ["  - name: %s" % other.name,
-                      "    id: %d" % other.id,
-                      "    address: %s" % self.address_for(r, other),
-                      "    url: %s" % other.url]
-        with open(r.cluster_file, "w") as f:
-            f.write("\n".join(lines) + "\n")
-
-    def start(self):
-        everyone = self.regions
-        self.regions = everyone[:self.initial]
+    @contextlib.contextmanager
+    def _members_only(self):
+        everyone, self.regions = self.regions, list(self.members)
         try:
-            super().start()
+            yield
         finally:
             self.regions = everyone
-        return self
+
+    def start(self):
+        with self._members_only():
+            return super().start()
 
     def join(self, r):
         self.members.append(r)
-        self._write_cluster_file(r)
+        with self._members_only():
+            self._write_cluster_file(r)
         os.makedirs(r.data_dir, exist_ok=True)
         r.node = harness.Node(data_dir=r.data_dir, port=r.port,
                               args=self._node_args(r) + ["--join", "true"], binary=self.binary)
@@ -170,176 +126,32 @@ class GrowingCluster(clusterlib.Cluster):
         return r
 
 
-def host_main(cfg):
-    """Runs the cluster and answers the driver's commands (one JSON object a line)."""
-    tempfile.tempdir = cfg["tmp"]
-    c = GrowingCluster(REGIONS, REGIONS + 1, wan_delay_ms=cfg["delay_ms"], args=cfg["args"],
-                       binary=cfg["binary"], start_timeout=30)
-    out = sys.stdout
-
-    def send(obj):
-        out.write(json.dumps(obj) + "\n")
-        out.flush()
-
-    def describe():
-        return [{"name": r.name, "id": r.id, "url": r.url, "data_dir": r.data_dir,
-                 "raft_address": r.raft_address, "pid": r.node.pid() if r.node else None}
-                for r in c.regions if r.node is not None]
-
-    try:
-        c.start()
-        c.wan.set_bandwidth(cfg["cap"])
-        lead = c.wait_leader(timeout=30)
-        send({"ok": True, "regions": describe(), "leader": lead.name, "root": c.root})
-        for line in sys.stdin:
-            cmd = json.loads(line)
-            op = cmd.get("op")
-            try:
-                if op == "stop":
-                    break
-                if op == "leader":
-                    lead = c.wait_leader(timeout=cmd.get("timeout", 30),
-                                         among=[r for r in c.regions if r.running()])
-                    send({"ok": True, "leader": lead.name, "regions": describe()})
-                elif op == "join":
-                    r = c.regions[REGIONS]
-                    c.join(r)
-                    lead = c.leader(among=c.regions[:REGIONS])
-                    src = lead or c.regions[0]
-                    host, port = c.wan.route(src.name, clusterlib.HOST, r.raft_port)
-                    send({"ok": True, "regions": describe(), "name": r.name, "id": r.id,
-                          "url": r.url, "address": "%s:%d" % (host, port)})
-                elif op == "wan":
-                    pairs = {}
-                    for x in c.regions:
-                        for y in c.regions:
-                            if x is not y:
-                                pairs["%s>%s" % (x.name, y.name)] = \
-                                    c.wan.link(x.name, y.name).bytes_forwarded["a2b"]
-                    send({"ok": True, "bytes": pairs})
-                elif op == "direct":
-                    send({"ok": True, "direct": [[a.name, b.name]
-                                                 for a, b in c.direct_connections()]})
-                elif op == "cpu":
-                    t = os.times()
-                    send({"ok": True, "cpu_s": t.user + t.system})
-                elif op == "dead":
-                    send({"ok": True, "dead": c.death_notes()})
-                else:
-                    send({"ok": False, "error": "unknown op %r" % op})
-            except Exception as e:  # reported to the driver, which decides
-                send({"ok": False, "error": "%s: %s" % (type(e).__name__, e)})
-    except Exception as e:
-        send({"ok": False, "error": "%s: %s" % (type(e).__name__, e)})
-    finally:
-        try:
-            c.stop()
-        finally:
-            if not cfg.get("keep"):
-                c.cleanup()
-        send({"ok": True, "stopped": True})
+def new_cluster(**kwargs):
+    return GrowingCluster(REGIONS, REGIONS + 1, **kwargs)
 
 
-class Host:
-    """The driver's handle on the cluster process."""
-
-    def __init__(self, work, cfg):
-        self.log_path = os.path.join(work, "cluster-host.log")
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--host", json.dumps(cfg)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.regions = []
-        try:
-            first = self._read()
-            if not first.get("ok"):
-                raise BenchError("cluster did not start: %s" % first.get("error"))
-        except BaseException:
-            self.close()
-            raise
-        self.regions = first["regions"]
-        self.leader = first["leader"]
-        self.root = first["root"]
-
-    def _read(self):
-        result = {}
-
-        def reader():
-            result["line"] = self.proc.stdout.readline()
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
-        t.join(HOST_TIMEOUT)
-        line = result.get("line")
-        if not line:
-            raise BenchError("cluster process gave no answer (log: %s)" % self.log_path)
-        return json.loads(line)
-
-    def call(self, op, **kw):
-        kw["op"] = op
-        self.proc.stdin.write(json.dumps(kw) + "\n")
-        self.proc.stdin.flush()
-        reply = self._read()
-        if not reply.get("ok"):
-            raise BenchError("%s: %s" % (op, reply.get("error")))
-        if "regions" in reply:
-            self.regions = reply["regions"]
-        if "leader" in reply:
-            self.leader = reply["leader"]
-        return reply
-
-    def region(self, name):
-        return next(r for r in self.regions if r["name"] == name)
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write(json.dumps({"op": "stop"}) + "\n")
-                self.proc.stdin.flush()
-                self.proc.stdin.close()
-                self.proc.wait(60)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def op_join(c, cmd):
+    """Starts the region beyond the first REGIONS; its address is the one the leader (or
+    region-a) dials for it through the Wan, for `portolan cluster add`."""
+    r = c.regions[REGIONS]
+    c.join(r)
+    src = c.leader(among=c.regions[:REGIONS]) or c.regions[0]
+    host, port = c.wan.route(src.name, clusterlib.HOST, r.raft_port)
+    return {"regions": clusterhost.describe(c), "name": r.name, "id": r.id, "url": r.url,
+            "address": "%s:%d" % (host, port)}
 
 
-class CpuMeter:
-    """CPU shares of the regions and the cluster process (the emulator) over an interval."""
+def op_wan(c, cmd):
+    """Bytes each link delivered so far, by "from>to" region names."""
+    return {"bytes": {"%s>%s" % (x.name, y.name):
+                      c.wan.link(x.name, y.name).bytes_forwarded["a2b"]
+                      for x in c.regions for y in c.regions if x is not y}}
 
-    def __init__(self, host):
-        self.host = host
 
-    def _sample(self):
-        regions = {r["name"]: proc_cpu_s(r["pid"]) for r in self.host.regions if r["pid"]}
-        return regions, self.host.call("cpu")["cpu_s"], time.monotonic()
-
-    def start(self):
-        self.t0 = self._sample()
-
-    def stop(self):
-        r1, w1, t1 = self._sample()
-        r0, w0, t0 = self.t0
-        secs = max(t1 - t0, 1e-6)
-        self.regions = {n: (r1[n] - r0[n]) / secs for n in r1
-                        if r1.get(n) is not None and r0.get(n) is not None}
-        self.wan = (w1 - w0) / secs
-        return self
-
-    def text(self):
-        return ", ".join("%s %.0f%%" % (n, 100 * v) for n, v in sorted(self.regions.items())) \
-            + ", WAN emulator %.0f%%" % (100 * self.wan)
+HOST_OPS = {"join": op_join, "wan": op_wan}  # clusterhost.OPS and these
 
 
 # -- HTTP -------------------------------------------------------------------------------------
-
-
-def port_of(url):
-    return int(url.rsplit(":", 1)[1])
-
-
-def push_blob(cl, repo, data):
-    """Monolithic upload on a keep-alive harness.Client; returns the digest."""
-    return cl.push_blob(repo, data)
 
 
 def get_first_byte(url, repo, digest, want, timeout=HTTP_TIMEOUT):
@@ -401,12 +213,10 @@ class Bench:
 
     def run(self):
         a = self.args
-        cfg = {"tmp": self.work, "delay_ms": a.delay_ms, "args": a.portolan_arg,
-               "binary": harness.portolan_bin(), "cap": a.cap_mbps * 1e6,
-               "keep": bool(os.environ.get("PT_KEEP_TMP"))}
         log("starting %d regions (%.0f ms one way, %.0f MB/s per link)" % (
             REGIONS, a.delay_ms, a.cap_mbps))
-        self.host = Host(self.work, cfg)
+        self.host = Host(__file__, self.work, a.delay_ms, a.portolan_arg, HOST_TIMEOUT,
+                         bandwidth_bps=a.cap_mbps * 1e6)
         try:
             self.note("leader %s; pushes go to region-a" % self.host.leader)
             for name, fn in (("replication time", self.replication_time),
@@ -453,7 +263,7 @@ class Bench:
             for w in watchers:
                 w.start()
             for x in order:
-                push_blob(cl, self.repo, x)
+                cl.push_blob(self.repo, x)
                 acked.append(time.monotonic() - t0)
             manifest = {"schemaVersion": 2, "mediaType": harness.OCI_MANIFEST,
                         "config": harness.descriptor(harness.OCI_CONFIG, config),
@@ -507,7 +317,7 @@ class Bench:
                 dst = targets[i % len(targets)]
                 data = os.urandom(a.get_mib * MIB)
                 digest = harness.sha256_digest(data)
-                push_blob(cl, self.repo, data)
+                cl.push_blob(self.repo, data)
                 if size_on_disk(dst["data_dir"], digest) is not None:
                     raise BenchError("%s already held the blob at the push's 201" % dst["name"])
                 status, first, secs, same = get_first_byte(dst["url"], self.repo, digest,
@@ -535,7 +345,7 @@ class Bench:
                 while left > 0:
                     n = min(left, 64)
                     data = os.urandom(n * MIB)
-                    self.stored.append((push_blob(cl, self.repo, data), len(data)))
+                    self.stored.append((cl.push_blob(self.repo, data), len(data)))
                     left -= n
             finally:
                 cl.close()
@@ -602,31 +412,16 @@ def report(b, args, started):
     for key, label, pattern in ROWS:
         v = b.fig.get(key)
         kind, value, text = tg.get(key, (None, None, "-"))
-        met = ""
-        if v is not None and kind == "min":
-            met = "yes" if v >= value else "NO"
-        elif v is not None and kind == "max":
-            met = "yes" if v <= value else "NO"
         lines.append((label.format(image=image, backfill=backfill),
-                      "-" if v is None else pattern % v, text, met))
-    widths = [max(len(x[i]) for x in lines + [head]) for i in range(len(head))]
-
-    def row(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-    print(row(head))
-    print("  ".join("-" * w for w in widths))
-    for x in lines:
-        print(row(x))
-    for n in b.notes:
-        print("- " + n)
-    for title, msg in b.errors:
-        print("error: %s: %s" % (title, msg))
+                      "-" if v is None else pattern % v, text,
+                      clusterhost.verdict(v, kind, value)))
+    clusterhost.print_table(head, lines)
+    clusterhost.print_notes(b.notes, b.errors)
 
 
 def main(argv):
     if len(argv) == 2 and argv[0] == "--host":
-        host_main(json.loads(argv[1]))
+        clusterhost.host_main(json.loads(argv[1]), new_cluster, HOST_OPS)
         return 0
     env = os.environ.get
     ap = argparse.ArgumentParser(description="Blob replication between three Portolan regions "
@@ -658,18 +453,7 @@ def main(argv):
             and 0 <= args.backfill_mib <= 65536 and 10 <= args.limit_s <= 3600):
         ap.error("delay 0..1000 ms, cap 1..10000 MB/s, layers 1..64, layer 1..1024 MiB, gets "
                  "1..100, get 1..1024 MiB, backfill 0..65536 MiB, limit 10..3600 s")
-    work = tempfile.mkdtemp(prefix="pt-bbench-", dir=env("PT_BENCH_DATA"))
-    started = time.monotonic()
-    b = Bench(args, work)
-    try:
-        b.run()
-    finally:
-        if not env("PT_KEEP_TMP"):
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log("kept %s" % work)
-    report(b, args, started)
-    return 1 if b.errors else 0
+    return clusterhost.run_bench(Bench, report, args, "pt-bbench-", log)
 
 
 if __name__ == "__main__":

@@ -44,11 +44,12 @@ connection straight to another region's raft port is reported as an error, since
 measured around the emulator are better than the WAN allows.
 
 Processes: each cluster and its WAN emulator run in a child process of this one (`--host`,
-commands as JSON lines on its stdin), so the emulator's event loop never waits for this
-process's GIL; load comes from wrk, pollers and writers from threads here. time.monotonic is
-CLOCK_MONOTONIC, comparable across the processes (the kill time comes from the child). CPU
-shares of the regions and of the emulator are printed for the throughput runs, to tell
-latency-bound figures from CPU-bound ones.
+requests as JSON lines on its stdin; bench/clusterhost.py, which adds this file's rtt op to
+its own), so the emulator's event loop never waits for this process's GIL; load comes from
+wrk, pollers and writers from threads here. time.monotonic is CLOCK_MONOTONIC, comparable
+across the processes (the kill time comes from the child). CPU shares of the regions and of
+the emulator are printed for the throughput runs, to tell latency-bound figures from
+CPU-bound ones.
 
 Limits: every wrk run lasts --duration seconds (PT_BENCH_DURATION, 1..120); lag, open-loop
 and failover requests have their own counts and time limits; an answer that is not the
@@ -61,37 +62,23 @@ not fail the run).
 import argparse
 import concurrent.futures
 import http.client
-import importlib.util
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
+import clusterhost  # puts tests/lib on sys.path
+import harness  # tests/lib
+from clusterhost import BenchError, CpuMeter, Host, percentile, port_of
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-LIB = os.path.join(HERE, "..", "tests", "lib")
-sys.path.insert(0, LIB)
-
-import harness  # noqa: E402
-
-
-def _load(name, path):
-    """Imports the file at path as module name: this file is called cluster.py too, so the
-    test library's cluster.py and bench.py are loaded by path, never by search order."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-clusterlib = _load("pt_test_cluster", os.path.join(LIB, "cluster.py"))
-bench = _load("pt_bench", os.path.join(HERE, "bench.py"))  # reference workload, wrk parsing
+clusterlib = clusterhost.clusterlib
+# bench.py gives the reference workload and wrk's output parser.
+bench = clusterhost.load_by_path("pt_bench", os.path.join(HERE, "bench.py"))
 
 ACCEPT = harness.OCI_MANIFEST
 TAGPUT = os.path.join(HERE, "tagput.lua")
@@ -147,21 +134,7 @@ ROWS = [
     ("failover_max", "failover: kill -9 to next write (s), worst", "%.2f"),
 ]
 
-
-class BenchError(Exception):
-    """A workload could not be measured (an error answer, a tool failure)."""
-
-
-def log(msg):
-    sys.stderr.write("[cluster-bench] %s\n" % msg)
-    sys.stderr.flush()
-
-
-def percentile(values, p):
-    """The p-th percentile (nearest rank) of a non-empty list."""
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
+log = clusterhost.logger("cluster-bench")
 
 
 # -- the cluster process ----------------------------------------------------------------------
@@ -186,145 +159,18 @@ def measure_wan_rtt(c, samples=3):
     return sorted(out)[len(out) // 2]
 
 
-def host_main(cfg):
-    """Runs the cluster and answers the driver's commands (one JSON object a line)."""
-    tempfile.tempdir = cfg["tmp"]  # the cluster's root goes inside the benchmark's directory
-    c = clusterlib.Cluster(REGIONS, wan_delay_ms=cfg["delay_ms"], args=cfg["args"],
-                           binary=cfg["binary"], start_timeout=30)
-    out = sys.stdout
-
-    def send(obj):
-        out.write(json.dumps(obj) + "\n")
-        out.flush()
-
-    def describe():
-        return [{"name": r.name, "id": r.id, "url": r.url, "pid": r.node.pid(),
-                 "port": r.port} for r in c.regions]
-
-    try:
-        c.start()
-        lead = c.wait_leader(timeout=30)
-        send({"ok": True, "regions": describe(), "leader": lead.name, "root": c.root})
-        for line in sys.stdin:
-            cmd = json.loads(line)
-            op = cmd.get("op")
-            try:
-                if op == "stop":
-                    break
-                if op == "leader":
-                    lead = c.wait_leader(timeout=cmd.get("timeout", 30))
-                    send({"ok": True, "leader": lead.name, "regions": describe()})
-                elif op == "kill9":
-                    r = c.region(cmd["region"])
-                    t = time.monotonic()
-                    c.kill9(r)
-                    send({"ok": True, "t_kill": t})
-                elif op == "restart":
-                    r = c.region(cmd["region"])
-                    c.restart(r)
-                    send({"ok": True, "regions": describe()})
-                elif op == "converge":
-                    d = c.wait_converged(timeout=cmd.get("timeout", 60))
-                    send({"ok": True, "applied_index": d.get("applied_index")})
-                elif op == "direct":
-                    send({"ok": True, "direct": [[a.name, b.name]
-                                                 for a, b in c.direct_connections()]})
-                elif op == "rtt":
-                    send({"ok": True, "rtt_ms": measure_wan_rtt(c)})
-                elif op == "cpu":
-                    t = os.times()
-                    send({"ok": True, "cpu_s": t.user + t.system})
-                elif op == "dead":
-                    send({"ok": True, "dead": c.death_notes()})
-                else:
-                    send({"ok": False, "error": "unknown op %r" % op})
-            except Exception as e:  # reported to the driver, which decides
-                send({"ok": False, "error": "%s: %s" % (type(e).__name__, e)})
-    except Exception as e:
-        send({"ok": False, "error": "%s: %s" % (type(e).__name__, e)})
-    finally:
-        try:
-            c.stop()
-        finally:
-            if not cfg.get("keep"):
-                c.cleanup()
-        send({"ok": True, "stopped": True})
+def op_rtt(c, cmd):
+    return {"rtt_ms": measure_wan_rtt(c)}
 
 
-class Host:
-    """The driver's handle on the cluster process."""
+HOST_OPS = {"rtt": op_rtt}  # clusterhost.OPS and these
 
-    def __init__(self, work, cfg):
-        self.log_path = os.path.join(work, "cluster-host.log")
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--host", json.dumps(cfg)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.regions = []
-        try:
-            first = self._read()
-            if not first.get("ok"):
-                raise BenchError("cluster did not start: %s" % first.get("error"))
-        except BaseException:
-            self.close()
-            raise
-        self._update(first)
-        self.leader = first["leader"]
-        self.root = first["root"]
 
-    def _read(self):
-        result = {}
-
-        def reader():
-            result["line"] = self.proc.stdout.readline()
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
-        t.join(HOST_TIMEOUT)
-        line = result.get("line")
-        if not line:
-            raise BenchError("cluster process gave no answer (log: %s)" % self.log_path)
-        return json.loads(line)
-
-    def _update(self, reply):
-        if "regions" in reply:
-            self.regions = reply["regions"]
-
-    def call(self, op, **kw):
-        kw["op"] = op
-        self.proc.stdin.write(json.dumps(kw) + "\n")
-        self.proc.stdin.flush()
-        reply = self._read()
-        if not reply.get("ok"):
-            raise BenchError("%s: %s" % (op, reply.get("error")))
-        self._update(reply)
-        if "leader" in reply:
-            self.leader = reply["leader"]
-        return reply
-
-    def region(self, name):
-        return next(r for r in self.regions if r["name"] == name)
-
-    def others(self, name):
-        return [r for r in self.regions if r["name"] != name]
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write(json.dumps({"op": "stop"}) + "\n")
-                self.proc.stdin.flush()
-                self.proc.stdin.close()
-                self.proc.wait(60)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def new_cluster(**kwargs):
+    return clusterlib.Cluster(REGIONS, **kwargs)
 
 
 # -- HTTP -------------------------------------------------------------------------------------
-
-
-def port_of(url):
-    return int(url.rsplit(":", 1)[1])
 
 
 class Conn:
@@ -447,43 +293,6 @@ def merged_percentile(results, p):
         if acc >= p / 100.0 * total:
             return ms
     return points[-1][0]
-
-
-def proc_cpu_s(pid):
-    """utime + stime of pid in seconds, None when it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-class CpuMeter:
-    """CPU seconds the regions and the cluster process used between start() and stop()."""
-
-    def __init__(self, host):
-        self.host = host
-
-    def _sample(self):
-        regions = {r["name"]: proc_cpu_s(r["pid"]) for r in self.host.regions if r["pid"]}
-        return regions, self.host.call("cpu")["cpu_s"], time.monotonic()
-
-    def start(self):
-        self.t0 = self._sample()
-
-    def stop(self):
-        r1, w1, t1 = self._sample()
-        r0, w0, t0 = self.t0
-        secs = t1 - t0
-        self.regions = {n: (r1[n] - r0[n]) / secs for n in r1
-                        if r1.get(n) is not None and r0.get(n) is not None}
-        self.wan = (w1 - w0) / secs
-        return self
-
-    def text(self):
-        return ", ".join("%s %.0f%%" % (n, 100 * v) for n, v in sorted(self.regions.items())) \
-            + ", WAN emulator %.0f%%" % (100 * self.wan)
 
 
 # -- workloads --------------------------------------------------------------------------------
@@ -959,13 +768,10 @@ class Bench:
         log("%s: %.1fs" % (title, time.monotonic() - t0))
 
     def start_cluster(self, name, extra):
-        cfg = {"delay_ms": self.args.delay_ms, "args": self.args.portolan_arg + extra,
-               "binary": harness.portolan_bin(), "tmp": os.path.join(self.work, name),
-               "keep": bool(os.environ.get("PT_KEEP_TMP"))}
-        os.makedirs(cfg["tmp"])
         t0 = time.monotonic()
         try:
-            self.host = Host(cfg["tmp"], cfg)
+            self.host = Host(__file__, os.path.join(self.work, name), self.args.delay_ms,
+                             self.args.portolan_arg + extra, HOST_TIMEOUT)
         except (BenchError, OSError, ValueError) as e:
             self.errors.append(("cluster start", str(e)))
             return False
@@ -1042,32 +848,17 @@ def report(b, args, started):
         v = b.fig.get(key)
         rv = b.ref.get(key)
         kind, value, text = tg.get(key, (None, None, "-"))
-        met = ""
-        if v is not None and kind == "min":
-            met = "yes" if v >= value else "NO"
-        elif v is not None and kind == "max":
-            met = "yes" if v < value or (key == "failover_max" and v <= value) else "NO"
+        met = clusterhost.verdict(v, kind, value, inclusive=key == "failover_max")
         lines.append((label, "-" if v is None else pattern % v,
                       "-" if rv is None else pattern % rv, text, met))
-    widths = [max(len(x[i]) for x in lines + [head]) for i in range(len(head))]
-
-    def row(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-    print(row(head))
-    print("  ".join("-" * w for w in widths))
-    for x in lines:
-        print(row(x))
+    clusterhost.print_table(head, lines)
     print("reference = docker-registry 2.8, one node, same tag-write workload (wrk -t2 -c64).")
-    for n in b.notes:
-        print("- " + n)
-    for title, msg in b.errors:
-        print("error: %s: %s" % (title, msg))
+    clusterhost.print_notes(b.notes, b.errors)
 
 
 def main(argv):
     if len(argv) == 2 and argv[0] == "--host":
-        host_main(json.loads(argv[1]))
+        clusterhost.host_main(json.loads(argv[1]), new_cluster, HOST_OPS)
         return 0
     ap = argparse.ArgumentParser(description="Three Portolan regions behind the WAN emulator: "
                                  "tag writes, write latency, replication lag, follower tag "
@@ -1103,18 +894,7 @@ def main(argv):
     args.runs = 1  # bench.py's Registry helpers read these
     sys.setswitchinterval(0.0002)  # pollers and the writer hand the GIL over quickly
 
-    work = tempfile.mkdtemp(prefix="pt-cbench-", dir=env("PT_BENCH_DATA"))
-    started = time.monotonic()
-    b = Bench(args, work)
-    try:
-        b.run()
-    finally:
-        if not env("PT_KEEP_TMP"):
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log("kept %s" % work)
-    report(b, args, started)
-    return 1 if b.errors else 0
+    return clusterhost.run_bench(Bench, report, args, "pt-cbench-", log)
 
 
 if __name__ == "__main__":
