@@ -1042,7 +1042,10 @@ static void test_holder_lost(void **state)
     assert_true(wait_arrived(b, &x, 1, 15000));
     assert_int_equal(proposed_count(b, x->digest), 1);
     assert_int_equal(b->nproposed, 1);
-    assert_int_equal(a->nproposed + c->nproposed, 0);
+    /* a holder may record its own copy (it stored the blob before the other's record came:
+     * that is an announcement of what it has), but it never fetches it */
+    assert_true(a->nproposed + c->nproposed <= 1);
+    assert_int_equal(status_int(other, "bytes_received_total"), 0);
     assert_int_equal(status_int(b, "blobs_fetched_total"), 1);
     assert_int_equal(status_int(b, "verify_failures_total"), 0);
     assert_true(status_int(b, "resumed_total") >= 1); /* it switched holders */
