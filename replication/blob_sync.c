@@ -106,7 +106,7 @@ struct transfer {
     uint64_t holders[MAX_HOLDERS];
     uint64_t holder; /* the region asked now, 0 = none chosen */
     struct pt_upload u;
-    uint64_t durable;   /* u.offset as last recorded (by the work items) */
+    uint64_t durable;   /* offset of the last durable record (loop) */
     uint64_t offset;    /* u.offset as of the last work item: the loop's own copy */
     uint64_t want_next; /* next offset to ask for */
     unsigned inflight;  /* BlobWants in flight, of every generation */
@@ -125,6 +125,11 @@ struct transfer {
     int present;           /* OPENING found the blob stored already */
     int fd;                /* OPENING: the read descriptor for the feed */
     struct chunk *writing; /* the run being written */
+    /* the background record of progress (sync_work) */
+    uv_work_t sync_work;
+    struct pt_upload snap; /* the session as of the sync's start */
+    int syncing;
+    int sync_rv;
 };
 
 struct want_call {
@@ -422,7 +427,7 @@ static void transfer_end(struct transfer *t, int error, uint64_t retry_ms)
 
 static void maybe_free(struct transfer *t)
 {
-    if (t->state != T_DONE || t->busy || t->inflight > 0)
+    if (t->state != T_DONE || t->busy || t->syncing || t->inflight > 0)
         return;
     struct pt_blob_sync *s = t->s;
     for (struct transfer **pp = &s->transfers; *pp != NULL; pp = &(*pp)->next) {
@@ -706,19 +711,53 @@ static void write_work(uv_work_t *work)
     int rv = 0;
     for (struct chunk *c = t->writing; c != NULL && rv == 0; c = c->next)
         rv = pt_blobstore_upload_write(s->bs, &t->u, c->msg->data.data, c->msg->data.len);
-    if (rv == 0 &&
-        (t->u.offset - t->durable >= PT_BLOB_SYNC_SYNC_EVERY || t->u.offset == t->size)) {
-        rv = pt_blobstore_upload_sync(s->bs, &t->u);
-        if (rv == 0) {
-            unsigned char buf[512];
-            t->u.updated_ms = wall_ms();
-            pt_upload_encode(&t->u, buf);
-            rv = pt_metastore_transfer_put(s->ms, t->digest, buf, pt_upload_encoded_size());
-        }
-        if (rv == 0)
-            t->durable = t->u.offset;
-    }
     t->work_rv = rv;
+}
+
+/* Makes the session as of `snap` durable and records it, while the writes go on: the record
+ * never claims more than is on disk (snap was taken before the fdatasync started). */
+static void sync_work(uv_work_t *work)
+{
+    struct transfer *t = work->data;
+    struct pt_blob_sync *s = t->s;
+    int rv = pt_blobstore_upload_sync(s->bs, &t->snap);
+    if (rv == 0) {
+        unsigned char buf[512];
+        t->snap.updated_ms = wall_ms();
+        pt_upload_encode(&t->snap, buf);
+        rv = pt_metastore_transfer_put(s->ms, t->digest, buf, pt_upload_encoded_size());
+    }
+    t->sync_rv = rv;
+}
+
+static void after_sync(uv_work_t *work, int status)
+{
+    struct transfer *t = work->data;
+    struct pt_blob_sync *s = t->s;
+    (void)status;
+    t->syncing = 0;
+    if (t->sync_rv == 0)
+        t->durable = t->snap.offset;
+    else if (!s->stopping && t->state != T_DONE)
+        pt_log(PT_LOG_WARN, "blob transfer progress not recorded", "{s:s,s:s}", "digest", t->digest,
+               "error", pt_err_message(t->sync_rv));
+    if (t->state == T_DONE || s->stopping)
+        maybe_free(t);
+    else
+        maybe_write(t); /* a commit may have waited for it */
+    work_done(s);
+}
+
+/* Every PT_BLOB_SYNC_SYNC_EVERY bytes, records the progress in the background. */
+static void maybe_sync(struct transfer *t)
+{
+    if (t->syncing || t->busy || t->offset - t->durable < PT_BLOB_SYNC_SYNC_EVERY ||
+        t->offset == t->size)
+        return;
+    t->snap = t->u;
+    t->syncing = 1;
+    t->sync_work.data = t;
+    queue_work(t->s, &t->sync_work, sync_work, after_sync);
 }
 
 static void commit_work(uv_work_t *work);
@@ -753,6 +792,7 @@ static void after_write(uv_work_t *work, int status)
     }
     t->offset = t->u.offset;
     feed_update(t->feed, -1, t->offset, PT_FEED_RUNNING, 0);
+    maybe_sync(t);
     maybe_write(t);
     pump(t);
     work_done(s);
@@ -764,6 +804,8 @@ static void maybe_write(struct transfer *t)
     if (t->busy || (t->state != T_FETCHING && t->state != T_WAITING))
         return;
     if (t->u.offset == t->size) {
+        if (t->syncing)
+            return; /* after_sync comes back here */
         t->state = T_COMMITTING;
         t->busy = 1;
         t->work.data = t;
