@@ -49,6 +49,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -71,6 +72,8 @@ ROWS = [
     ("repl_s", "image in all regions after push start (s), {image}", "%.2f"),
     ("repl_min_s", "bandwidth-bound minimum (s)", "%.2f"),
     ("repl_ratio", "replication time / minimum", "%.2f"),
+    ("raw_mbps", "emulator alone: one TCP stream (MB/s)", "%.1f"),
+    ("repl_ratio_raw", "replication time / minimum at that rate", "%.2f"),
     ("ttfb_p50", "first byte of a blob the region lacks, p50 (ms)", "%.0f"),
     ("ttfb_max", "first byte of a blob the region lacks, max (ms)", "%.0f"),
     ("backfill_mbps", "backfill of a new region (MB/s), {backfill}", "%.1f"),
@@ -211,8 +214,42 @@ class Bench:
     def wan_bytes(self):
         return self.host.call("wan")["bytes"]
 
+    def raw_link(self, mib=128):
+        """What the emulator itself carries: one plain TCP stream through a Link with the same
+        delay and cap, from this process to a local sink (the reference for the bound)."""
+        a = self.args
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        got = [0]
+
+        def sink():
+            conn, _ = srv.accept()
+            with conn:
+                while True:
+                    piece = conn.recv(MIB)
+                    if not piece:
+                        return
+                    got[0] += len(piece)
+        th = threading.Thread(target=sink, daemon=True)
+        th.start()
+        buf = b"\0" * MIB
+        with clusterlib.wanlib.Link(0, "127.0.0.1", srv.getsockname()[1], delay_ms=a.delay_ms,
+                                    bandwidth_bps=a.cap_mbps * 1e6) as link:
+            t0 = time.monotonic()
+            with socket.create_connection(("127.0.0.1", link.port)) as c:
+                for _ in range(mib):
+                    c.sendall(buf)
+                c.shutdown(socket.SHUT_WR)
+                th.join(60)
+            secs = time.monotonic() - t0
+        srv.close()
+        self.fig["raw_mbps"] = got[0] / secs / 1e6
+        self.note("the emulator alone carried %d MiB in one TCP stream in %.2f s" % (mib, secs))
+
     def run(self):
         a = self.args
+        self.raw_link()
         log("starting %d regions (%.0f ms one way, %.0f MB/s per link)" % (
             REGIONS, a.delay_ms, a.cap_mbps))
         self.host = Host(__file__, self.work, a.delay_ms, a.portolan_arg, HOST_TIMEOUT,
@@ -294,6 +331,13 @@ class Bench:
         self.fig["repl_s"] = fig
         self.fig["repl_min_s"] = bound
         self.fig["repl_ratio"] = fig / bound
+        if self.fig.get("raw_mbps"):
+            raw = self.fig["raw_mbps"] * 1e6
+            suffix, bound_raw = 0, 0.0
+            for k in range(len(blobs) - 1, -1, -1):
+                suffix += blobs[k][1]
+                bound_raw = max(bound_raw, acked[k] + suffix / raw)
+            self.fig["repl_ratio_raw"] = fig / bound_raw
         wan1 = self.wan_bytes()
         into = {r["name"]: sum(wan1[k] - wan0.get(k, 0) for k in wan1
                                if k.endswith(">" + r["name"])) for r in receivers}
