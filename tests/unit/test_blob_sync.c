@@ -31,16 +31,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +57,8 @@
 #include "metastore.h"
 #include "peer.h"
 #include "peer.pb-c.h"
+#include "support/loop.h"
+#include "support/loopback.h"
 #include "transport.h"
 
 #define CLUSTER      "blob-sync-test"
@@ -76,69 +75,8 @@ static uv_loop_t loop;
 
 /* ---- Loop helpers ------------------------------------------------------------------------- */
 
-typedef bool (*pred_fn)(void *arg);
-
-static void deadline_cb(uv_timer_t *tm)
-{
-    *(bool *)tm->data = true;
-}
-
-/* Runs the loop until pred(arg) holds or ms pass; returns pred(arg). */
-static bool run_until(pred_fn pred, void *arg, unsigned ms)
-{
-    uv_timer_t tm;
-    bool expired = false;
-
-    uv_timer_init(&loop, &tm);
-    tm.data = &expired;
-    uv_timer_start(&tm, deadline_cb, ms, 0);
-    while (!pred(arg) && !expired)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tm, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return pred(arg);
-}
-
-static bool never_pred(void *arg)
-{
-    (void)arg;
-    return false;
-}
-
-static bool ge_pred(void *arg)
-{
-    const int *const *p = arg;
-    return *p[0] >= *p[1];
-}
-
-static bool run_until_ge(const int *p, int n, unsigned ms)
-{
-    const int *args[2] = {p, &n};
-    return run_until(ge_pred, args, ms);
-}
-
-#define RUN_FOR(ms) (void)run_until(never_pred, NULL, (ms))
-
-/* n distinct free TCP ports on 127.0.0.1 (all sockets held open while choosing). */
-static void free_ports(unsigned *ports, int n)
-{
-    int fds[8];
-    assert_true(n <= 8);
-    for (int i = 0; i < n; i++) {
-        struct sockaddr_in sa;
-        socklen_t len = sizeof(sa);
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fds[i] >= 0);
-        assert_int_equal(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        assert_int_equal(getsockname(fds[i], (struct sockaddr *)&sa, &len), 0);
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < n; i++)
-        close(fds[i]);
-}
+#define RUN_UNTIL_GE(ptr, n, ms) PT_LOOP_RUN_UNTIL_GE(&loop, (ptr), (n), (ms))
+#define RUN_FOR(ms)              PT_LOOP_RUN_FOR(&loop, (ms))
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -162,11 +100,8 @@ struct blob {
 struct region {
     uint64_t id;
     char name[16];
-    char address[64];
     char root[300];
-    struct raft_uv_transport t;
-    bool transport_up;
-    int t_closed;
+    struct pt_loopback_transport net; /* listening; raft connections are dropped */
     struct pt_blobstore *bs;
     struct pt_metastore *ms;
     struct pt_blob_sync *sync;
@@ -385,26 +320,6 @@ static void store_blob(struct region *r, const struct blob *b)
 
 /* ---- Region life cycle -------------------------------------------------------------------- */
 
-static void free_stream_cb(uv_handle_t *h)
-{
-    raft_free(h);
-}
-
-static void raft_accept_cb(struct raft_uv_transport *t, raft_id id, const char *address,
-                           uv_stream_t *stream)
-{
-    (void)t;
-    (void)id;
-    (void)address;
-    uv_close((uv_handle_t *)stream, free_stream_cb);
-}
-
-static void transport_close_cb(struct raft_uv_transport *t)
-{
-    struct region *r = t->data;
-    r->t_closed++;
-}
-
 /* Adds region `name` with raft id id: its stores, and its transport listening on port. */
 static struct region *region_add(const char *name, uint64_t id, unsigned port)
 {
@@ -415,7 +330,6 @@ static struct region *region_add(const char *name, uint64_t id, unsigned port)
     memset(r, 0, sizeof(*r));
     r->id = id;
     snprintf(r->name, sizeof(r->name), "%s", name);
-    snprintf(r->address, sizeof(r->address), "127.0.0.1:%u", port);
     snprintf(path, sizeof(path), "%s/%s", w.dir, name); /* r lives inside w: not in place */
     assert_true(strlen(path) < sizeof(r->root));
     memcpy(r->root, path, strlen(path) + 1);
@@ -424,11 +338,8 @@ static struct region *region_add(const char *name, uint64_t id, unsigned port)
     assert_int_equal(pt_blobstore_open(path, &r->bs), 0);
     snprintf(path, sizeof(path), "%s/meta", r->root);
     assert_int_equal(pt_metastore_open(path, &r->ms), 0);
-    r->t.data = r;
-    assert_int_equal(pt_transport_init(&r->t, &loop, CLUSTER), 0);
-    r->transport_up = true;
-    assert_int_equal(r->t.init(&r->t, id, r->address), 0);
-    assert_int_equal(r->t.listen(&r->t, raft_accept_cb), 0);
+    pt_loopback_transport_init(&r->net, &loop, CLUSTER, id, port);
+    pt_loopback_transport_listen(&r->net);
     return r;
 }
 
@@ -442,8 +353,8 @@ static void sync_start(struct region *r)
     snprintf(cfg.region, sizeof(cfg.region), "%s", r->name);
     cfg.self_id = r->id;
     cfg.concurrency = r->concurrency;
-    assert_int_equal(pt_blob_sync_start(&loop, &r->t, r->ms, r->bs, &cfg, propose_fn, r, &r->sync),
-                     0);
+    assert_int_equal(
+        pt_blob_sync_start(&loop, &r->net.t, r->ms, r->bs, &cfg, propose_fn, r, &r->sync), 0);
 }
 
 static void sync_link(struct region *r)
@@ -451,11 +362,11 @@ static void sync_link(struct region *r)
     for (int i = 0; i < w.n; i++) {
         if (&w.r[i] == r)
             continue;
-        assert_int_equal(pt_blob_sync_set_region(r->sync, w.r[i].id, w.r[i].name, w.r[i].address),
-                         0);
+        assert_int_equal(
+            pt_blob_sync_set_region(r->sync, w.r[i].id, w.r[i].name, w.r[i].net.address), 0);
     }
     /* its own id is ignored */
-    assert_int_equal(pt_blob_sync_set_region(r->sync, r->id, r->name, r->address), 0);
+    assert_int_equal(pt_blob_sync_set_region(r->sync, r->id, r->name, r->net.address), 0);
 }
 
 static void sync_stopped_cb(void *arg)
@@ -478,7 +389,7 @@ static void sync_stop(struct region *r)
 {
     int before = r->sync_stops;
     sync_stop_begin(r);
-    assert_true(run_until_ge(&r->sync_stops, before + 1, 10000));
+    assert_true(RUN_UNTIL_GE(&r->sync_stops, before + 1, 10000));
     assert_int_equal(r->sync_stops, before + 1);
     assert_null(r->sync);
 }
@@ -489,7 +400,7 @@ static void world_up(int n, unsigned concurrency)
     static const char *const names[] = {"a", "b", "c"};
     unsigned ports[MAX_REGIONS];
 
-    free_ports(ports, n);
+    pt_loopback_free_ports(ports, n);
     for (int i = 0; i < n; i++)
         region_add(names[i], (uint64_t)i + 1, ports[i])->concurrency = concurrency;
     for (int i = 0; i < n; i++)
@@ -587,7 +498,7 @@ static bool arrived_pred(void *arg)
 static bool wait_arrived(struct region *r, const struct blob *const *b, int n, unsigned ms)
 {
     struct arrived a = {r, b, n};
-    if (!run_until(arrived_pred, &a, ms))
+    if (!pt_loop_run_until(&loop, arrived_pred, &a, ms))
         return false;
     for (int i = 0; i < n; i++)
         assert_true(holds(r, b[i]));
@@ -729,12 +640,8 @@ static int teardown(void **state)
     reader_stop();
     for (int i = 0; i < w.n; i++) {
         struct region *r = &w.r[i];
-        if (r->transport_up) {
-            r->t.close(&r->t, transport_close_cb);
-            assert_true(run_until_ge(&r->t_closed, 1, 5000));
-            pt_transport_close(&r->t);
-            r->transport_up = false;
-        }
+        if (r->net.open)
+            pt_loopback_transport_close(&r->net, &loop, 5000);
         pt_metastore_close(r->ms);
         pt_blobstore_close(r->bs);
     }
@@ -840,7 +747,7 @@ static void test_feed(void **state)
     struct reader *rd = reader_start(f, wanted->size);
     assert_int_equal(rd->state, PT_FEED_RUNNING);
     assert_true(rd->registered);
-    assert_true(run_until(reader_finished_pred, rd, 15000));
+    assert_true(pt_loop_run_until(&loop, reader_finished_pred, rd, 15000));
     assert_int_equal(rd->state, PT_FEED_DONE);
     assert_int_equal(rd->error, 0);
     assert_false(rd->early_full);
@@ -915,7 +822,7 @@ static void test_corrupt_holder(void **state)
     flip_byte(a, x, at);
     record_held(a->name, x);
 
-    assert_true(run_until(verify_failed_pred, &cw, 10000));
+    assert_true(pt_loop_run_until(&loop, verify_failed_pred, &cw, 10000));
     assert_false(cw.file_seen);
     assert_false(cw.proposed);
     assert_false(blob_file_exists(b, x));
@@ -958,7 +865,7 @@ static void test_resume(void **state)
 
     store_blob(a, big);
     record_held(a->name, big);
-    assert_true(run_until(progress_pred, &p, 15000));
+    assert_true(pt_loop_run_until(&loop, progress_pred, &p, 15000));
     sync_stop(b);
     assert_false(blob_file_exists(b, big));
     assert_int_equal(b->nproposed, 0);
@@ -1033,7 +940,7 @@ static void test_holder_lost(void **state)
     store_blob(c, x);
     record_held(a->name, x);
     record_held(c->name, x);
-    assert_true(run_until(from_pred, &fw, 15000));
+    assert_true(pt_loop_run_until(&loop, from_pred, &fw, 15000));
     struct region *gone = strcmp(fw.from, "a") == 0 ? a : c;
     struct region *other = gone == a ? c : a;
     assert_string_equal(fw.from, gone->name);
@@ -1086,7 +993,7 @@ static void test_no_holder(void **state)
     int64_t offset = -1;
     bool on_demand = false;
 
-    free_ports(&dead_port, 1);
+    pt_loopback_free_ports(&dead_port, 1);
     snprintf(dead, sizeof(dead), "127.0.0.1:%u", dead_port);
     assert_int_equal(pt_blob_sync_set_region(b->sync, 9, "far", dead), 0);
     record_held("far", lost);
@@ -1099,7 +1006,8 @@ static void test_no_holder(void **state)
 
     assert_int_equal(pt_blob_sync_feed(b->sync, lost->digest, lost->size, &f), 0);
     struct reader *rd = reader_start(f, lost->size);
-    assert_true(run_until(unreachable_pred, &uw, 10000)); /* asked "far", failed, waits */
+    assert_true(
+        pt_loop_run_until(&loop, unreachable_pred, &uw, 10000)); /* asked "far", failed, waits */
     RUN_FOR(200);
     assert_int_equal(rd->state, PT_FEED_RUNNING);
     assert_int_equal(rd->pos, 0);
@@ -1116,9 +1024,9 @@ static void test_no_holder(void **state)
     /* stopping: no new feeds, and the waiting one has failed */
     assert_int_equal(pt_blob_sync_feed(b->sync, lost->digest, lost->size, &none), PT_E_UNAVAILABLE);
     assert_null(none);
-    assert_true(run_until_ge(&b->sync_stops, 1, 10000));
+    assert_true(RUN_UNTIL_GE(&b->sync_stops, 1, 10000));
     assert_null(b->sync);
-    assert_true(run_until(reader_finished_pred, rd, 2000));
+    assert_true(pt_loop_run_until(&loop, reader_finished_pred, rd, 2000));
     assert_int_equal(rd->wakeups, wakeups + 1); /* woken once, by the failure */
     assert_false(rd->registered);
     assert_int_equal(rd->state, PT_FEED_FAILED);
@@ -1154,17 +1062,10 @@ static void answer_cb(void *arg, int status, const void *body, size_t len)
 }
 
 struct client {
-    struct raft_uv_transport t;
+    struct pt_loopback_transport net; /* not listening */
     struct pt_peers *peers;
-    int t_closed;
     int peers_closed;
 };
-
-static void client_t_closed_cb(struct raft_uv_transport *t)
-{
-    struct client *c = t->data;
-    c->t_closed++;
-}
 
 static void client_peers_closed_cb(void *arg)
 {
@@ -1193,7 +1094,7 @@ static int want(struct client *c, uint64_t to, uint32_t type, const char *digest
     int before = an->calls;
     assert_int_equal(pt_peers_request(c->peers, to, type, body, len, 5000, answer_cb, an), 0);
     assert_int_equal(an->calls, before);
-    assert_true(run_until_ge(&an->calls, before + 1, 6000));
+    assert_true(RUN_UNTIL_GE(&an->calls, before + 1, 6000));
     return an->status;
 }
 
@@ -1223,7 +1124,6 @@ static void test_serving_limits(void **state)
     struct client c;
     struct answer an;
     unsigned port;
-    char address[64];
     const uint32_t WANT = PORTOLAN__PEER_TYPE__PEER_BLOB_WANT;
 
     memset(&c, 0, sizeof(c));
@@ -1231,13 +1131,10 @@ static void test_serving_limits(void **state)
     store_blob(a, x);
     record_held(a->name, x);
 
-    free_ports(&port, 1);
-    snprintf(address, sizeof(address), "127.0.0.1:%u", port);
-    c.t.data = &c;
-    assert_int_equal(pt_transport_init(&c.t, &loop, CLUSTER), 0);
-    assert_int_equal(c.t.init(&c.t, 7, address), 0);
-    assert_int_equal(pt_peers_init(&c.peers, &loop, &c.t, PT_CHANNEL_BULK, 7, NULL, NULL), 0);
-    assert_int_equal(pt_peers_set_address(c.peers, a->id, a->address), 0);
+    pt_loopback_free_ports(&port, 1);
+    pt_loopback_transport_init(&c.net, &loop, CLUSTER, 7, port);
+    assert_int_equal(pt_peers_init(&c.peers, &loop, &c.net.t, PT_CHANNEL_BULK, 7, NULL, NULL), 0);
+    assert_int_equal(pt_peers_set_address(c.peers, a->id, a->net.address), 0);
 
     /* lengths */
     assert_int_equal(want(&c, a->id, WANT, x->digest, 0, 0, NULL, 0, &an), PT_E_RANGE_INVALID);
@@ -1286,10 +1183,8 @@ static void test_serving_limits(void **state)
     assert_int_equal(status_int(a, "bytes_sent_total"), (int64_t)PT_BLOB_SYNC_CHUNK_MAX + 1 + 10);
 
     pt_peers_close(c.peers, client_peers_closed_cb, &c);
-    assert_true(run_until_ge(&c.peers_closed, 1, 5000));
-    c.t.close(&c.t, client_t_closed_cb);
-    assert_true(run_until_ge(&c.t_closed, 1, 5000));
-    pt_transport_close(&c.t);
+    assert_true(RUN_UNTIL_GE(&c.peers_closed, 1, 5000));
+    pt_loopback_transport_close(&c.net, &loop, 5000);
     free(an.body);
 }
 
@@ -1310,7 +1205,7 @@ static void test_stop_while_announcing(void **state)
     b->commit_delay_ms = 1000; /* answered well after the tick and the channels closed */
     store_blob(&w.r[0], y);
     record_held(w.r[0].name, y);
-    assert_true(run_until_ge(&b->nproposed, 1, 5000));
+    assert_true(RUN_UNTIL_GE(&b->nproposed, 1, 5000));
     assert_int_equal(w.proposals_pending, 1);
     assert_true(holds(b, y));
 
@@ -1318,7 +1213,7 @@ static void test_stop_while_announcing(void **state)
     RUN_FOR(100);
     assert_int_equal(b->sync_stops, 0); /* the proposal still holds the service */
     assert_non_null(b->sync);
-    assert_true(run_until_ge(&b->sync_stops, 1, 5000));
+    assert_true(RUN_UNTIL_GE(&b->sync_stops, 1, 5000));
     assert_int_equal(w.proposals_pending, 0);
     RUN_FOR(100);
     assert_int_equal(b->sync_stops, 1);

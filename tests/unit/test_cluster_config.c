@@ -15,21 +15,17 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cluster_config.h"
 #include "err.h"
+#include "support/cli_run.h"
+#include "support/fake_http.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -510,216 +506,9 @@ static void test_validate(void **state)
     free(good);
 }
 
-/* ---- a fake admin API server ----------------------------------------------------------- */
-
-#define ROUTES_MAX 8
-
-struct route {
-    const char *method, *path;
-    int status;
-    char body[4096];
-    char location[256]; /* sent as Location when set */
-};
-
-struct fake {
-    int fd;
-    unsigned port;
-    char url[64];
-    int wake[2];
-    pthread_t thread;
-    pthread_mutex_t lock;
-    struct route routes[ROUTES_MAX];
-    size_t nroutes;
-    /* The last request, and how many were served. */
-    char method[16], path[256], body[4096];
-    unsigned requests;
-};
-
-static void write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-static void serve_one(struct fake *f, int c)
-{
-    char buf[16384];
-    size_t len = 0;
-    char *end = NULL;
-    long clen = 0;
-
-    while (len < sizeof buf - 1) {
-        ssize_t n = read(c, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            return;
-        len += (size_t)n;
-        buf[len] = '\0';
-        end = strstr(buf, "\r\n\r\n");
-        if (end != NULL) {
-            const char *cl = strcasestr(buf, "\r\nContent-Length:");
-            clen = cl != NULL && cl < end ? strtol(cl + 17, NULL, 10) : 0;
-            if ((size_t)(end + 4 - buf) + (size_t)clen <= len)
-                break;
-        }
-    }
-    if (end == NULL)
-        return;
-
-    char method[16] = "", path[256] = "";
-    if (sscanf(buf, "%15s %255s", method, path) != 2)
-        return;
-    const struct route *r = NULL;
-    pthread_mutex_lock(&f->lock);
-    snprintf(f->method, sizeof f->method, "%s", method);
-    snprintf(f->path, sizeof f->path, "%s", path);
-    snprintf(f->body, sizeof f->body, "%.*s", (int)clen, end + 4);
-    f->requests++;
-    for (size_t i = 0; i < f->nroutes; i++) {
-        if (strcmp(f->routes[i].method, method) == 0 && strcmp(f->routes[i].path, path) == 0)
-            r = &f->routes[i];
-    }
-    char head[512];
-    const char *body =
-        r ? r->body : "{\"errors\":[{\"code\":\"NOT_FOUND\",\"message\":\"no such route\"}]}";
-    int status = r ? r->status : 404;
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                     "%s%s%sConnection: close\r\n\r\n",
-                     status, strlen(body), r && r->location[0] ? "Location: " : "",
-                     r && r->location[0] ? r->location : "", r && r->location[0] ? "\r\n" : "");
-    write_all(c, head, (size_t)n);
-    write_all(c, body, strlen(body));
-    pthread_mutex_unlock(&f->lock);
-}
-
-static void *fake_main(void *arg)
-{
-    struct fake *f = arg;
-
-    for (;;) {
-        struct pollfd p[2] = {{.fd = f->fd, .events = POLLIN},
-                              {.fd = f->wake[0], .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (p[1].revents)
-            break;
-        if (p[0].revents & POLLIN) {
-            int c = accept(f->fd, NULL, NULL);
-            if (c < 0)
-                continue;
-            serve_one(f, c);
-            close(c);
-        }
-    }
-    return NULL;
-}
-
-static struct fake *fake_start(void)
-{
-    struct fake *f = calloc(1, sizeof *f);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-
-    assert_non_null(f);
-    f->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(f->fd >= 0);
-    assert_int_equal(bind(f->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->fd, 16), 0);
-    assert_int_equal(getsockname(f->fd, (struct sockaddr *)&a, &alen), 0);
-    f->port = ntohs(a.sin_port);
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u", f->port);
-    assert_int_equal(pipe(f->wake), 0);
-    pthread_mutex_init(&f->lock, NULL);
-    assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
-    return f;
-}
-
-static void fake_stop(struct fake *f)
-{
-    assert_int_equal(write(f->wake[1], "x", 1), 1);
-    pthread_join(f->thread, NULL);
-    close(f->fd);
-    close(f->wake[0]);
-    close(f->wake[1]);
-    pthread_mutex_destroy(&f->lock);
-    free(f);
-}
-
-__attribute__((format(printf, 5, 6))) static void
-fake_route(struct fake *f, const char *method, const char *path, int status, const char *fmt, ...)
-{
-    va_list ap;
-    struct route *r;
-
-    pthread_mutex_lock(&f->lock);
-    assert_true(f->nroutes < ROUTES_MAX);
-    r = &f->routes[f->nroutes++];
-    r->method = method;
-    r->path = path;
-    r->status = status;
-    va_start(ap, fmt);
-    vsnprintf(r->body, sizeof r->body, fmt, ap);
-    va_end(ap);
-    pthread_mutex_unlock(&f->lock);
-}
-
-/* A port on 127.0.0.1 that refuses connections (bound, then closed). */
-static unsigned dead_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* ---- running the client ---------------------------------------------------------------- */
 
-struct run {
-    int rc;
-    char *out, *err;
-};
-
-static struct run run_cli(int argc, char **argv)
-{
-    struct run r = {0};
-    size_t ol = 0, el = 0;
-    FILE *out = open_memstream(&r.out, &ol), *err = open_memstream(&r.err, &el);
-
-    assert_non_null(out);
-    assert_non_null(err);
-    r.rc = pt_cli_cluster(argc, argv, out, err);
-    assert_int_equal(fclose(out), 0);
-    assert_int_equal(fclose(err), 0);
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-#define RUN(...)                                                                                   \
-    ({                                                                                             \
-        char *argv_[] = {__VA_ARGS__};                                                             \
-        run_cli((int)(sizeof argv_ / sizeof argv_[0]), argv_);                                     \
-    })
-
-static void expect_in(const char *hay, const char *needle)
-{
-    if (strstr(hay, needle) == NULL)
-        fail_msg("\"%s\" not found in:\n%s", needle, hay);
-}
+#define RUN(...) PT_CLI_RUN(pt_cli_cluster, __VA_ARGS__)
 
 /* The /admin/cluster/self body of one region. */
 static void self_json(char *buf, size_t len, const char *region, int id, const char *role, int term,
@@ -738,7 +527,7 @@ static void self_json(char *buf, size_t len, const char *region, int id, const c
  * listens), plus d, whose URL answers as another region.
  */
 struct cluster {
-    struct fake *a, *b, *d;
+    struct pt_fake_http *a, *b, *d;
     char c_url[64];
 };
 
@@ -746,33 +535,34 @@ static void cluster_up(struct cluster *cl)
 {
     char self_a[1024], self_b[1024], self_d[1024];
 
-    cl->a = fake_start();
-    cl->b = fake_start();
-    cl->d = fake_start();
-    snprintf(cl->c_url, sizeof cl->c_url, "http://127.0.0.1:%u", dead_port());
+    cl->a = pt_fake_http_start();
+    cl->b = pt_fake_http_start();
+    cl->d = pt_fake_http_start();
+    pt_fake_http_dead_url(cl->c_url, sizeof cl->c_url);
     self_json(self_a, sizeof self_a, "region-a", 1, "leader", 7, 120, 118, 0, cl->a->url);
     self_json(self_b, sizeof self_b, "region-b", 2, "follower", 7, 117, 115, 40, cl->b->url);
     self_json(self_d, sizeof self_d, "region-x", 9, "follower", 7, 120, 120, 10, cl->d->url);
-    fake_route(cl->a, "GET", "/admin/cluster", 200,
-               "{\"cluster_id\":\"c1\",\"self\":%s,\"regions\":["
-               "{\"name\":\"region-a\",\"id\":1,\"address\":\"127.0.0.1:7001\",\"url\":\"%s\","
-               "\"role\":\"voter\"},"
-               "{\"name\":\"region-b\",\"id\":2,\"address\":\"127.0.0.1:7002\",\"url\":\"%s/\","
-               "\"role\":\"voter\"},"
-               "{\"name\":\"region-c\",\"id\":3,\"address\":\"127.0.0.1:7003\",\"url\":\"%s\","
-               "\"role\":\"standby\"},"
-               "{\"name\":\"region-d\",\"id\":4,\"address\":\"127.0.0.1:7004\",\"url\":\"%s\","
-               "\"role\":\"voter\"}]}",
-               self_a, cl->a->url, cl->b->url, cl->c_url, cl->d->url);
-    fake_route(cl->b, "GET", "/admin/cluster/self", 200, "%s", self_b);
-    fake_route(cl->d, "GET", "/admin/cluster/self", 200, "%s", self_d);
+    pt_fake_http_route(
+        cl->a, "GET", "/admin/cluster", 200,
+        "{\"cluster_id\":\"c1\",\"self\":%s,\"regions\":["
+        "{\"name\":\"region-a\",\"id\":1,\"address\":\"127.0.0.1:7001\",\"url\":\"%s\","
+        "\"role\":\"voter\"},"
+        "{\"name\":\"region-b\",\"id\":2,\"address\":\"127.0.0.1:7002\",\"url\":\"%s/\","
+        "\"role\":\"voter\"},"
+        "{\"name\":\"region-c\",\"id\":3,\"address\":\"127.0.0.1:7003\",\"url\":\"%s\","
+        "\"role\":\"standby\"},"
+        "{\"name\":\"region-d\",\"id\":4,\"address\":\"127.0.0.1:7004\",\"url\":\"%s\","
+        "\"role\":\"voter\"}]}",
+        self_a, cl->a->url, cl->b->url, cl->c_url, cl->d->url);
+    pt_fake_http_route(cl->b, "GET", "/admin/cluster/self", 200, "%s", self_b);
+    pt_fake_http_route(cl->d, "GET", "/admin/cluster/self", 200, "%s", self_d);
 }
 
 static void cluster_down(struct cluster *cl)
 {
-    fake_stop(cl->a);
-    fake_stop(cl->b);
-    fake_stop(cl->d);
+    pt_fake_http_stop(cl->a);
+    pt_fake_http_stop(cl->b);
+    pt_fake_http_stop(cl->d);
 }
 
 /* ---- client tests ---------------------------------------------------------------------- */
@@ -780,16 +570,16 @@ static void cluster_down(struct cluster *cl)
 static void test_cli_status_table(void **state)
 {
     struct cluster cl;
-    struct run r;
+    struct pt_cli_run r;
 
     (void)state;
     cluster_up(&cl);
     r = RUN("status", "--region", cl.a->url);
     if (r.rc != PT_CLI_OK)
         fail_msg("rc %d: %s", r.rc, r.err);
-    expect_in(r.out, "cluster c1: leader region-a (id 1), term 7\n");
-    expect_in(r.out, "REGION");
-    expect_in(r.out, "LAST-CONTACT");
+    pt_cli_run_expect_in(r.out, "cluster c1: leader region-a (id 1), term 7\n");
+    pt_cli_run_expect_in(r.out, "REGION");
+    pt_cli_run_expect_in(r.out, "LAST-CONTACT");
     /* Lines are "name id role term commit applied lag contact address". */
     char name[64], role[32], term[16], commit[16], applied[16], lag[16], contact[16], addr[64];
     unsigned long id;
@@ -824,25 +614,25 @@ static void test_cli_status_table(void **state)
         }
     }
     assert_int_equal(rows, 4);
-    run_free(&r);
+    pt_cli_run_free(&r);
 
     /* The reasons for unreachable regions follow the table; the queried region was asked
      * once (its own view came with /admin/cluster). */
     r = RUN("status", "--region", cl.a->url);
-    expect_in(r.out, "region-c: ");
-    expect_in(r.out, "region-d: its URL answers as id 9 (region-x), not id 4");
-    run_free(&r);
+    pt_cli_run_expect_in(r.out, "region-c: ");
+    pt_cli_run_expect_in(r.out, "region-d: its URL answers as id 9 (region-x), not id 4");
+    pt_cli_run_free(&r);
     assert_int_equal(cl.a->requests, 2);
-    assert_string_equal(cl.a->path, "/admin/cluster");
+    assert_string_equal(cl.a->target, "/admin/cluster");
     assert_int_equal(cl.b->requests, 2);
-    assert_string_equal(cl.b->path, "/admin/cluster/self");
+    assert_string_equal(cl.b->target, "/admin/cluster/self");
     cluster_down(&cl);
 }
 
 static void test_cli_status_json(void **state)
 {
     struct cluster cl;
-    struct run r;
+    struct pt_cli_run r;
     json_t *doc, *regions;
 
     (void)state;
@@ -870,88 +660,92 @@ static void test_cli_status_json(void **state)
     assert_true(json_is_null(json_object_get(c, "lag")));
     assert_true(json_string_length(json_object_get(c, "error")) > 0);
     json_decref(doc);
-    run_free(&r);
+    pt_cli_run_free(&r);
     cluster_down(&cl);
 }
 
 static void test_cli_status_failures(void **state)
 {
-    struct fake *f = fake_start();
+    struct pt_fake_http *f = pt_fake_http_start();
     char url[64];
-    struct run r;
+    struct pt_cli_run r;
 
     (void)state;
     /* Nothing listens. */
-    snprintf(url, sizeof url, "http://127.0.0.1:%u", dead_port());
+    pt_fake_http_dead_url(url, sizeof url);
     r = RUN("status", "--region", url);
     assert_int_equal(r.rc, PT_CLI_FAILED);
-    expect_in(r.err, "/admin/cluster");
-    run_free(&r);
+    pt_cli_run_expect_in(r.err, "/admin/cluster");
+    pt_cli_run_free(&r);
     /* The node has no cluster admin API: the OCI error body is shown. */
     r = RUN("status", "--region", f->url);
     assert_int_equal(r.rc, PT_CLI_FAILED);
-    expect_in(r.err, "HTTP 404 NOT_FOUND: no such route");
-    run_free(&r);
+    pt_cli_run_expect_in(r.err, "HTTP 404 NOT_FOUND: no such route");
+    pt_cli_run_free(&r);
     /* Not a cluster document. */
-    fake_route(f, "GET", "/admin/cluster", 200, "{\"cluster_id\":\"c1\",\"regions\":{}}");
+    pt_fake_http_route(f, "GET", "/admin/cluster", 200, "{\"cluster_id\":\"c1\",\"regions\":{}}");
     r = RUN("status", "--region", f->url);
     assert_int_equal(r.rc, PT_CLI_FAILED);
-    expect_in(r.err, "not a cluster document");
-    run_free(&r);
-    fake_stop(f);
+    pt_cli_run_expect_in(r.err, "not a cluster document");
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(f);
 
     /* A 503 with a body that is not JSON is quoted, cleaned of control characters. */
-    f = fake_start();
-    fake_route(f, "GET", "/admin/cluster", 503, "raft \x1b[31mdown\x1b[0m");
+    f = pt_fake_http_start();
+    pt_fake_http_route(f, "GET", "/admin/cluster", 503, "raft \x1b[31mdown\x1b[0m");
     r = RUN("status", "--region", f->url);
     assert_int_equal(r.rc, PT_CLI_FAILED);
-    expect_in(r.err, "HTTP 503: raft ?[31mdown?[0m");
-    run_free(&r);
-    fake_stop(f);
+    pt_cli_run_expect_in(r.err, "HTTP 503: raft ?[31mdown?[0m");
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(f);
 
     /* Members with bad entries are listed as such; valid ones are still asked. */
-    f = fake_start();
-    fake_route(f, "GET", "/admin/cluster", 200,
-               "{\"cluster_id\":\"c1\",\"self\":{},\"regions\":["
-               "{\"name\":\"ok\",\"id\":1,\"address\":\"127.0.0.1:1\",\"url\":\"%s\"},"
-               "{\"name\":\"bad\",\"id\":2,\"address\":\"127.0.0.1:2\",\"url\":\"file:///x\"},"
-               "{\"name\":\"neg\",\"id\":-3,\"address\":\"127.0.0.1:3\",\"url\":\"%s\"},"
-               "{\"name\":\"\",\"id\":4,\"address\":\"127.0.0.1:4\",\"url\":\"\"}]}",
-               f->url, f->url);
-    fake_route(f, "GET", "/admin/cluster/self", 200,
-               "{\"cluster_id\":\"other\",\"id\":1,\"role\":\"leader\"}");
+    f = pt_fake_http_start();
+    pt_fake_http_route(
+        f, "GET", "/admin/cluster", 200,
+        "{\"cluster_id\":\"c1\",\"self\":{},\"regions\":["
+        "{\"name\":\"ok\",\"id\":1,\"address\":\"127.0.0.1:1\",\"url\":\"%s\"},"
+        "{\"name\":\"bad\",\"id\":2,\"address\":\"127.0.0.1:2\",\"url\":\"file:///x\"},"
+        "{\"name\":\"neg\",\"id\":-3,\"address\":\"127.0.0.1:3\",\"url\":\"%s\"},"
+        "{\"name\":\"\",\"id\":4,\"address\":\"127.0.0.1:4\",\"url\":\"\"}]}",
+        f->url, f->url);
+    pt_fake_http_route(f, "GET", "/admin/cluster/self", 200,
+                       "{\"cluster_id\":\"other\",\"id\":1,\"role\":\"leader\"}");
     r = RUN("status", "--region", f->url);
     assert_int_equal(r.rc, PT_CLI_OK);
-    expect_in(r.out, "no leader reachable");
-    expect_in(r.out, "ok: it belongs to cluster \"other\", not \"c1\"");
-    expect_in(r.out, "bad: incomplete member entry: url: must start with http:// or https://");
-    expect_in(r.out, "neg: incomplete member entry: id: missing or not a positive integer");
+    pt_cli_run_expect_in(r.out, "no leader reachable");
+    pt_cli_run_expect_in(r.out, "ok: it belongs to cluster \"other\", not \"c1\"");
+    pt_cli_run_expect_in(r.out,
+                         "bad: incomplete member entry: url: must start with http:// or https://");
+    pt_cli_run_expect_in(r.out,
+                         "neg: incomplete member entry: id: missing or not a positive integer");
     /* A member known only by id and address keeps them in its row. */
-    expect_in(r.out, "#4: incomplete member entry: name: must not be empty");
-    expect_in(r.out, "\n#4      4   unreachable");
-    expect_in(r.out, "127.0.0.1:4\n");
-    run_free(&r);
-    fake_stop(f);
+    pt_cli_run_expect_in(r.out, "#4: incomplete member entry: name: must not be empty");
+    pt_cli_run_expect_in(r.out, "\n#4      4   unreachable");
+    pt_cli_run_expect_in(r.out, "127.0.0.1:4\n");
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(f);
 }
 
 static void test_cli_changes(void **state)
 {
-    struct fake *f = fake_start();
-    struct run r;
+    struct pt_fake_http *f = pt_fake_http_start();
+    struct pt_cli_run r;
     json_t *body;
 
     (void)state;
-    fake_route(f, "POST", "/admin/cluster/regions", 201,
-               "{\"name\":\"region-e\",\"id\":5,\"address\":\"e:7005\",\"url\":\"http://e\","
-               "\"role\":\"standby\"}");
-    fake_route(f, "DELETE", "/admin/cluster/regions/3", 202, "%s", "");
-    fake_route(f, "POST", "/admin/cluster/transfer-leader", 202, "%s", "");
+    pt_fake_http_route(
+        f, "POST", "/admin/cluster/regions", 201,
+        "{\"name\":\"region-e\",\"id\":5,\"address\":\"e:7005\",\"url\":\"http://e\","
+        "\"role\":\"standby\"}");
+    pt_fake_http_route(f, "DELETE", "/admin/cluster/regions/3", 202, "%s", "");
+    pt_fake_http_route(f, "POST", "/admin/cluster/transfer-leader", 202, "%s", "");
 
     r = RUN("add", "--region", f->url, "--name", "region-e", "--id=5", "--address", "e:7005",
             "--url", "http://e/", "--role", "standby");
     if (r.rc != PT_CLI_OK)
         fail_msg("rc %d: %s", r.rc, r.err);
-    expect_in(r.out, "added region region-e (id 5, standby)");
+    pt_cli_run_expect_in(r.out, "added region region-e (id 5, standby)");
     assert_string_equal(f->method, "POST");
     body = json_loads(f->body, 0, NULL);
     assert_non_null(body);
@@ -961,64 +755,64 @@ static void test_cli_changes(void **state)
     assert_string_equal(json_string_value(json_object_get(body, "url")), "http://e");
     assert_string_equal(json_string_value(json_object_get(body, "role")), "standby");
     json_decref(body);
-    run_free(&r);
+    pt_cli_run_free(&r);
 
     /* --json prints the answer; role defaults to voter. */
     r = RUN("add", "--json", "--region", f->url, "--name", "region-f", "--id", "6", "--address",
             "f:7006", "--url", "http://f");
     assert_int_equal(r.rc, PT_CLI_OK);
-    expect_in(r.out, "\"region-e\""); /* the canned answer */
+    pt_cli_run_expect_in(r.out, "\"region-e\""); /* the canned answer */
     body = json_loads(f->body, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(body, "role")), "voter");
     json_decref(body);
-    run_free(&r);
+    pt_cli_run_free(&r);
 
     r = RUN("remove", "--region", f->url, "--id", "3");
     assert_int_equal(r.rc, PT_CLI_OK);
-    expect_in(r.out, "removal of region id 3 accepted (HTTP 202)");
+    pt_cli_run_expect_in(r.out, "removal of region id 3 accepted (HTTP 202)");
     assert_string_equal(f->method, "DELETE");
-    assert_string_equal(f->path, "/admin/cluster/regions/3");
-    run_free(&r);
+    assert_string_equal(f->target, "/admin/cluster/regions/3");
+    pt_cli_run_free(&r);
 
     r = RUN("transfer-leader", "--region", f->url, "--id", "2");
     assert_int_equal(r.rc, PT_CLI_OK);
-    expect_in(r.out, "leadership transfer to id 2 accepted");
+    pt_cli_run_expect_in(r.out, "leadership transfer to id 2 accepted");
     assert_string_equal(f->body, "{\"id\":2}");
-    run_free(&r);
+    pt_cli_run_free(&r);
     r = RUN("transfer-leader", "--region", f->url);
     assert_int_equal(r.rc, PT_CLI_OK);
-    expect_in(r.out, "leadership transfer accepted");
+    pt_cli_run_expect_in(r.out, "leadership transfer accepted");
     assert_string_equal(f->body, "{}");
-    run_free(&r);
+    pt_cli_run_free(&r);
 
     /* Refusals print every OCI error entry and exit 1. */
     r = RUN("remove", "--region", f->url, "--id", "4");
     assert_int_equal(r.rc, PT_CLI_FAILED);
-    expect_in(r.err, "/admin/cluster/regions/4: HTTP 404 NOT_FOUND: no such route");
-    run_free(&r);
-    fake_stop(f);
+    pt_cli_run_expect_in(r.err, "/admin/cluster/regions/4: HTTP 404 NOT_FOUND: no such route");
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(f);
 
-    f = fake_start();
-    fake_route(f, "POST", "/admin/cluster/regions", 409,
-               "{\"errors\":[{\"code\":\"CONFLICT\",\"message\":\"id 1 is region-a\"},"
-               "{\"code\":\"DENIED\",\"message\":\"second\"}]}");
+    f = pt_fake_http_start();
+    pt_fake_http_route(f, "POST", "/admin/cluster/regions", 409,
+                       "{\"errors\":[{\"code\":\"CONFLICT\",\"message\":\"id 1 is region-a\"},"
+                       "{\"code\":\"DENIED\",\"message\":\"second\"}]}");
     r = RUN("add", "--region", f->url, "--name", "x", "--id", "1", "--address", "x:1", "--url",
             "http://x");
     assert_int_equal(r.rc, PT_CLI_FAILED);
-    expect_in(r.err, "HTTP 409 CONFLICT: id 1 is region-a\n  DENIED: second\n");
-    run_free(&r);
-    fake_stop(f);
+    pt_cli_run_expect_in(r.err, "HTTP 409 CONFLICT: id 1 is region-a\n  DENIED: second\n");
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(f);
 }
 
 /* A follower that redirects a change to the leader: method and body are kept. */
 static void test_cli_redirect(void **state)
 {
-    struct fake *leader = fake_start(), *follower = fake_start();
-    struct run r;
+    struct pt_fake_http *leader = pt_fake_http_start(), *follower = pt_fake_http_start();
+    struct pt_cli_run r;
 
     (void)state;
-    fake_route(leader, "POST", "/admin/cluster/transfer-leader", 202, "%s", "");
-    fake_route(follower, "POST", "/admin/cluster/transfer-leader", 307, "%s", "");
+    pt_fake_http_route(leader, "POST", "/admin/cluster/transfer-leader", 202, "%s", "");
+    pt_fake_http_route(follower, "POST", "/admin/cluster/transfer-leader", 307, "%s", "");
     snprintf(follower->routes[0].location, sizeof follower->routes[0].location,
              "%s/admin/cluster/transfer-leader", leader->url);
     r = RUN("transfer-leader", "--region", follower->url, "--id", "3");
@@ -1029,7 +823,7 @@ static void test_cli_redirect(void **state)
     assert_int_equal(leader->requests, 1);
     assert_string_equal(leader->method, "POST");
     assert_string_equal(leader->body, "{\"id\":3}");
-    run_free(&r);
+    pt_cli_run_free(&r);
 
     /* A redirect loop stops. */
     snprintf(follower->routes[0].location, sizeof follower->routes[0].location,
@@ -1037,9 +831,9 @@ static void test_cli_redirect(void **state)
     r = RUN("transfer-leader", "--region", follower->url);
     assert_int_equal(r.rc, PT_CLI_FAILED);
     assert_int_equal(follower->requests, 2 + 1 + 4);
-    run_free(&r);
-    fake_stop(leader);
-    fake_stop(follower);
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(leader);
+    pt_fake_http_stop(follower);
 }
 
 static void test_cli_usage(void **state)
@@ -1078,29 +872,29 @@ static void test_cli_usage(void **state)
          "voter or standby"},
         {3, {"transfer-leader", "--region=http://a", "--cacert="}, "--cacert"},
     };
-    struct run r;
+    struct pt_cli_run r;
 
     (void)state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = run_cli(bad[i].argc, (char **)bad[i].argv);
+        r = pt_cli_run_capture(pt_cli_cluster, bad[i].argc, (char **)bad[i].argv);
         if (r.rc != PT_CLI_USAGE)
             fail_msg("case %zu: rc %d, err %s", i, r.rc, r.err);
-        expect_in(r.err, bad[i].needle);
-        run_free(&r);
+        pt_cli_run_expect_in(r.err, bad[i].needle);
+        pt_cli_run_free(&r);
     }
-    r = run_cli(0, NULL);
+    r = pt_cli_run_capture(pt_cli_cluster, 0, NULL);
     assert_int_equal(r.rc, PT_CLI_USAGE);
-    expect_in(r.err, "usage: portolan cluster");
-    run_free(&r);
+    pt_cli_run_expect_in(r.err, "usage: portolan cluster");
+    pt_cli_run_free(&r);
     r = RUN("help");
     assert_int_equal(r.rc, PT_CLI_OK);
-    expect_in(r.out, "transfer-leader");
-    expect_in(r.out, "exit status");
-    run_free(&r);
+    pt_cli_run_expect_in(r.out, "transfer-leader");
+    pt_cli_run_expect_in(r.out, "exit status");
+    pt_cli_run_free(&r);
     r = RUN("add", "--help");
     assert_int_equal(r.rc, PT_CLI_OK);
-    expect_in(r.out, "--role voter|standby");
-    run_free(&r);
+    pt_cli_run_expect_in(r.out, "--role voter|standby");
+    pt_cli_run_free(&r);
 }
 
 int main(void)

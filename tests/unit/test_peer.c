@@ -23,14 +23,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include <raft.h>
@@ -39,6 +35,8 @@
 #include "err.h"
 #include "peer.h"
 #include "peer.pb-c.h"
+#include "support/loop.h"
+#include "support/loopback.h"
 #include "transport.h"
 
 #define CLUSTER      "peer-test"
@@ -53,48 +51,8 @@ static bool in_api; /* set while the test is inside a pt_peers call */
 
 /* ---- Loop helpers ------------------------------------------------------------------------- */
 
-typedef bool (*pred_fn)(void *arg);
-
-static void deadline_cb(uv_timer_t *tm)
-{
-    *(bool *)tm->data = true;
-}
-
-/* Runs the loop until pred(arg) holds or ms pass; returns pred(arg). */
-static bool run_until(pred_fn pred, void *arg, unsigned ms)
-{
-    uv_timer_t tm;
-    bool expired = false;
-
-    uv_timer_init(&loop, &tm);
-    tm.data = &expired;
-    uv_timer_start(&tm, deadline_cb, ms, 0);
-    while (!pred(arg) && !expired)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tm, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return pred(arg);
-}
-
-struct ge {
-    const int *p;
-    int n;
-};
-
-static bool ge_pred(void *arg)
-{
-    const struct ge *g = arg;
-    return *g->p >= g->n;
-}
-
-static bool never_pred(void *arg)
-{
-    (void)arg;
-    return false;
-}
-
-#define RUN_UNTIL_GE(ptr, n, ms) run_until(ge_pred, &(struct ge){(ptr), (n)}, (ms))
-#define RUN_FOR(ms)              (void)run_until(never_pred, NULL, (ms))
+#define RUN_UNTIL_GE(ptr, n, ms) PT_LOOP_RUN_UNTIL_GE(&loop, (ptr), (n), (ms))
+#define RUN_FOR(ms)              PT_LOOP_RUN_FOR(&loop, (ms))
 
 static uint64_t now_ms(void)
 {
@@ -102,41 +60,12 @@ static uint64_t now_ms(void)
     return uv_now(&loop);
 }
 
-/* n distinct free TCP ports on 127.0.0.1 (all sockets held open while choosing). */
-static void free_ports(unsigned *ports, int n)
-{
-    int fds[8];
-    assert_true(n <= 8);
-    for (int i = 0; i < n; i++) {
-        struct sockaddr_in sa;
-        socklen_t len = sizeof(sa);
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fds[i] >= 0);
-        assert_int_equal(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        assert_int_equal(getsockname(fds[i], (struct sockaddr *)&sa, &len), 0);
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < n; i++)
-        close(fds[i]);
-}
-
-static void free_stream_cb(uv_handle_t *h)
-{
-    raft_free(h);
-}
-
 /* ---- Nodes: a listening transport and its pt_peers ---------------------------------------- */
 
 struct node {
-    struct raft_uv_transport t;
+    struct pt_loopback_transport net; /* counts raft connections, which it drops */
     struct pt_peers *peers;
     uint64_t id;
-    char address[64];
-    int raft_accepted;
-    int t_closed;
     int peers_closed;
     int peers_close_seq;
     /* request handler */
@@ -147,16 +76,6 @@ struct node {
     struct pt_peer_call *held[MAX_HELD];
     int n_held;
 };
-
-static void raft_accept_cb(struct raft_uv_transport *t, raft_id id, const char *address,
-                           uv_stream_t *stream)
-{
-    struct node *n = t->data;
-    (void)id;
-    (void)address;
-    n->raft_accepted++;
-    uv_close((uv_handle_t *)stream, free_stream_cb);
-}
 
 static void reply(struct pt_peer_call *call, int status, const void *body, size_t len)
 {
@@ -208,12 +127,6 @@ static void on_request(void *arg, uint64_t from, uint32_t type, const void *body
     }
 }
 
-static void transport_close_cb(struct raft_uv_transport *t)
-{
-    struct node *n = t->data;
-    n->t_closed++;
-}
-
 static void peers_close_cb(void *arg)
 {
     struct node *n = arg;
@@ -227,12 +140,10 @@ static void node_start(struct node *n, uint64_t id, unsigned port)
 {
     memset(n, 0, sizeof(*n));
     n->id = id;
-    snprintf(n->address, sizeof(n->address), "127.0.0.1:%u", port);
-    n->t.data = n;
-    assert_int_equal(pt_transport_init(&n->t, &loop, CLUSTER), 0);
-    assert_int_equal(n->t.init(&n->t, id, n->address), 0);
-    assert_int_equal(pt_peers_init(&n->peers, &loop, &n->t, PT_CHANNEL_PEER, id, on_request, n), 0);
-    assert_int_equal(n->t.listen(&n->t, raft_accept_cb), 0);
+    pt_loopback_transport_init(&n->net, &loop, CLUSTER, id, port);
+    assert_int_equal(pt_peers_init(&n->peers, &loop, &n->net.t, PT_CHANNEL_PEER, id, on_request, n),
+                     0);
+    pt_loopback_transport_listen(&n->net);
 }
 
 static void node_close_peers(struct node *n)
@@ -254,15 +165,13 @@ static void node_stop(struct node *n)
     n->n_held = 0;
     if (n->peers != NULL)
         node_close_peers(n);
-    n->t.close(&n->t, transport_close_cb);
-    assert_true(RUN_UNTIL_GE(&n->t_closed, 1, 5000));
-    pt_transport_close(&n->t);
+    pt_loopback_transport_close(&n->net, &loop, 5000);
 }
 
 static void link_nodes(struct node *a, struct node *b)
 {
-    assert_int_equal(pt_peers_set_address(a->peers, b->id, b->address), 0);
-    assert_int_equal(pt_peers_set_address(b->peers, a->id, a->address), 0);
+    assert_int_equal(pt_peers_set_address(a->peers, b->id, b->net.address), 0);
+    assert_int_equal(pt_peers_set_address(b->peers, a->id, a->net.address), 0);
 }
 
 /* ---- Requests ----------------------------------------------------------------------------- */
@@ -356,7 +265,7 @@ static bool all_answered_pred(void *arg)
 }
 
 #define RUN_UNTIL_ANSWERED(arr, n, ms)                                                             \
-    run_until(all_answered_pred, &(struct all_answered){(arr), (n)}, (ms))
+    pt_loop_run_until(&loop, all_answered_pred, &(struct all_answered){(arr), (n)}, (ms))
 
 struct rtt_known {
     struct pt_peers *p;
@@ -405,7 +314,7 @@ static void test_round_trip(void **state)
     for (size_t i = 0; i < big_len; i++)
         big[i] = (unsigned char)(i * 31 + (i >> 11));
     memset(r, 0, sizeof(r));
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     node_start(&a, 1, ports[0]);
     node_start(&b, 2, ports[1]);
     link_nodes(&a, &b);
@@ -457,8 +366,8 @@ static void test_round_trip(void **state)
     assert_int_equal(pt_peers_request(a.peers, 2, T_ECHO, "x", 1, 1000, NULL, &none), PT_E_CONFIG);
     assert_int_equal(request(&a, 2, T_ECHO, big, PT_PEERS_BODY_MAX + 1, 1000, &none),
                      PT_E_TOO_LARGE);
-    assert_int_equal(pt_peers_set_address(a.peers, 0, b.address), PT_E_CONFIG);
-    assert_int_equal(pt_peers_set_address(a.peers, 1, b.address), PT_E_CONFIG);
+    assert_int_equal(pt_peers_set_address(a.peers, 0, b.net.address), PT_E_CONFIG);
+    assert_int_equal(pt_peers_set_address(a.peers, 1, b.net.address), PT_E_CONFIG);
     assert_int_equal(pt_peers_set_address(a.peers, 3, "no-port"), PT_E_CONFIG);
     assert_int_equal(pt_peers_set_address(a.peers, 3, NULL), PT_E_CONFIG);
     RUN_FOR(20);
@@ -467,8 +376,8 @@ static void test_round_trip(void **state)
     /* one answer each, and raft never saw a peer channel */
     for (int i = 0; i < 6; i++)
         assert_int_equal(r[i].calls, 1);
-    assert_int_equal(a.raft_accepted, 0);
-    assert_int_equal(b.raft_accepted, 0);
+    assert_int_equal(a.net.raft_accepted, 0);
+    assert_int_equal(b.net.raft_accepted, 0);
 
     node_stop(&a);
     node_stop(&b);
@@ -488,7 +397,7 @@ static void test_many_concurrent(void **state)
     (void)state;
 
     assert_non_null(r);
-    free_ports(ports, 3);
+    pt_loopback_free_ports(ports, 3);
     node_start(&a, 1, ports[0]);
     node_start(&b, 2, ports[1]);
     node_start(&c, 3, ports[2]);
@@ -562,7 +471,7 @@ static void test_timeout(void **state)
     (void)state;
 
     memset(r, 0, sizeof(r));
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     node_start(&a, 1, ports[0]);
     node_start(&b, 2, ports[1]);
     link_nodes(&a, &b);
@@ -598,7 +507,7 @@ static void test_peer_down(void **state)
     (void)state;
 
     memset(r, 0, sizeof(r));
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     node_start(&a, 1, ports[0]);
     snprintf(down, sizeof(down), "127.0.0.1:%u", ports[1]);
     assert_int_equal(pt_peers_set_address(a.peers, 2, down), 0);
@@ -633,7 +542,7 @@ static void test_reconnect(void **state)
     memset(&r, 0, sizeof(r));
     memset(&down, 0, sizeof(down));
     memset(back, 0, sizeof(back));
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     node_start(&a, 1, ports[0]);
     node_start(&b, 2, ports[1]);
     link_nodes(&a, &b);
@@ -651,7 +560,7 @@ static void test_reconnect(void **state)
     RUN_FOR(300); /* a retries and backs off meanwhile */
 
     node_start(&b, 2, ports[1]);
-    assert_int_equal(pt_peers_set_address(b.peers, 1, a.address), 0);
+    assert_int_equal(pt_peers_set_address(b.peers, 1, a.net.address), 0);
     for (int i = 0; i < 40 && ok < 0; i++) {
         assert_int_equal(request(&a, 2, T_ECHO, "again", 5, 1000, &back[i]), 0);
         assert_true(RUN_UNTIL_GE(&back[i].calls, 1, 2000));
@@ -681,7 +590,7 @@ static void test_rtt(void **state)
     (void)state;
 
     memset(&r, 0, sizeof(r));
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     node_start(&a, 1, ports[0]);
     node_start(&b, 2, ports[1]);
     link_nodes(&a, &b);
@@ -691,8 +600,8 @@ static void test_rtt(void **state)
     assert_int_equal(request(&a, 2, T_ECHO, "x", 1, 2000, &r), 0);
     assert_true(RUN_UNTIL_GE(&r.calls, 1, 2000));
     /* a channel pings as it opens: well before the 1 s ping interval */
-    assert_true(run_until(rtt_known_pred, &(struct rtt_known){a.peers, 2}, 500));
-    assert_true(run_until(rtt_known_pred, &(struct rtt_known){b.peers, 1}, 500));
+    assert_true(pt_loop_run_until(&loop, rtt_known_pred, &(struct rtt_known){a.peers, 2}, 500));
+    assert_true(pt_loop_run_until(&loop, rtt_known_pred, &(struct rtt_known){b.peers, 1}, 500));
     rtt = pt_peers_rtt_us(a.peers, 2);
     assert_true(rtt >= 0 && rtt < 500000);
     /* pings are answered inside peer.c: the handler saw one request only */
@@ -706,31 +615,6 @@ static void test_rtt(void **state)
     answers_free(&r, 1);
 }
 
-/* A server that accepts TCP connections and never says a word. */
-struct silent {
-    uv_tcp_t server;
-    uv_tcp_t clients[4];
-    int n;
-    int closed;
-};
-
-static void silent_conn_cb(uv_stream_t *server, int status)
-{
-    struct silent *s = server->data;
-    assert_int_equal(status, 0);
-    assert_true(s->n < 4);
-    uv_tcp_init(&loop, &s->clients[s->n]);
-    s->clients[s->n].data = s;
-    assert_int_equal(uv_accept(server, (uv_stream_t *)&s->clients[s->n]), 0);
-    s->n++;
-}
-
-static void silent_close_cb(uv_handle_t *h)
-{
-    struct silent *s = h->data;
-    s->closed++;
-}
-
 /* Closing with requests held by the other node and queued behind a connection that never
  * completes its handshake: every callback fires after pt_peers_close returns and before its
  * callback; late answers on the other node are dropped; the attempt left in the transport is
@@ -740,9 +624,8 @@ static void test_close_pending(void **state)
 {
     enum { HELD = 3, QUEUED = 4 };
     struct node a, b, c;
-    struct silent s;
+    struct pt_loopback_silent s;
     struct answer held[HELD], queued[QUEUED], r, r2;
-    struct sockaddr_in sa;
     unsigned ports[4];
     char silent_addr[64];
     (void)state;
@@ -751,18 +634,13 @@ static void test_close_pending(void **state)
     memset(queued, 0, sizeof(queued));
     memset(&r, 0, sizeof(r));
     memset(&r2, 0, sizeof(r2));
-    free_ports(ports, 4);
+    pt_loopback_free_ports(ports, 4);
     node_start(&a, 1, ports[0]);
     node_start(&b, 2, ports[1]);
     link_nodes(&a, &b);
 
     /* server 3 accepts TCP and never answers the handshake */
-    memset(&s, 0, sizeof(s));
-    assert_int_equal(uv_ip4_addr("127.0.0.1", (int)ports[2], &sa), 0);
-    uv_tcp_init(&loop, &s.server);
-    s.server.data = &s;
-    assert_int_equal(uv_tcp_bind(&s.server, (struct sockaddr *)&sa, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&s.server, 16, silent_conn_cb), 0);
+    pt_loopback_silent_start(&s, &loop, ports[2]);
     snprintf(silent_addr, sizeof(silent_addr), "127.0.0.1:%u", ports[2]);
     assert_int_equal(pt_peers_set_address(a.peers, 3, silent_addr), 0);
 
@@ -809,10 +687,7 @@ static void test_close_pending(void **state)
     node_stop(&b);
     node_stop(&c);
 
-    for (int i = 0; i < s.n; i++)
-        uv_close((uv_handle_t *)&s.clients[i], silent_close_cb);
-    uv_close((uv_handle_t *)&s.server, silent_close_cb);
-    assert_true(RUN_UNTIL_GE(&s.closed, s.n + 1, 2000));
+    pt_loopback_silent_stop(&s);
     answers_free(held, HELD);
     answers_free(queued, QUEUED);
     answers_free(&r, 1);
@@ -862,38 +737,39 @@ static void test_channels_separate(void **state)
     memset(&o, 0, sizeof(o));
     memset(&po, 0, sizeof(po));
     memset(&r, 0, sizeof(r));
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     node_start(&a, 1, ports[0]);
     node_start(&b, 2, ports[1]);
     link_nodes(&a, &b);
 
     o.req.data = &o;
-    assert_int_equal(b.t.connect(&b.t, &o.req, 1, a.address, raft_connect_cb), 0);
+    assert_int_equal(b.net.t.connect(&b.net.t, &o.req, 1, a.net.address, raft_connect_cb), 0);
     assert_true(RUN_UNTIL_GE(&o.calls, 1, 2000));
     assert_int_equal(o.status, 0);
-    assert_true(RUN_UNTIL_GE(&a.raft_accepted, 1, 2000));
+    assert_true(RUN_UNTIL_GE(&a.net.raft_accepted, 1, 2000));
 
     propose(&b, 1, "over the peer channel", 2000, &r);
     assert_true(RUN_UNTIL_GE(&r.calls, 1, 2000));
     assert_int_equal(r.status, 0);
     assert_int_equal(a.requests, 1);
     RUN_FOR(50);
-    assert_int_equal(a.raft_accepted, 1);
+    assert_int_equal(a.net.raft_accepted, 1);
 
     /* a's peers closed: the transport refuses peer channels, raft ones still work */
     node_close_peers(&a);
-    assert_int_equal(
-        pt_transport_connect_peer(&b.t, 1, a.address, PT_CHANNEL_PEER, peer_connect_cb, &po), 0);
+    assert_int_equal(pt_transport_connect_peer(&b.net.t, 1, a.net.address, PT_CHANNEL_PEER,
+                                               peer_connect_cb, &po),
+                     0);
     assert_true(RUN_UNTIL_GE(&po.calls, 1, 2000));
     assert_int_equal(po.status, PT_E_UNAVAILABLE);
-    uv_close((uv_handle_t *)o.stream, free_stream_cb);
+    uv_close((uv_handle_t *)o.stream, pt_loopback_free_stream_cb);
     memset(&o, 0, sizeof(o));
     o.req.data = &o;
-    assert_int_equal(b.t.connect(&b.t, &o.req, 1, a.address, raft_connect_cb), 0);
+    assert_int_equal(b.net.t.connect(&b.net.t, &o.req, 1, a.net.address, raft_connect_cb), 0);
     assert_true(RUN_UNTIL_GE(&o.calls, 1, 2000));
     assert_int_equal(o.status, 0);
-    assert_true(RUN_UNTIL_GE(&a.raft_accepted, 2, 2000));
-    uv_close((uv_handle_t *)o.stream, free_stream_cb);
+    assert_true(RUN_UNTIL_GE(&a.net.raft_accepted, 2, 2000));
+    uv_close((uv_handle_t *)o.stream, pt_loopback_free_stream_cb);
 
     node_stop(&a);
     node_stop(&b);
@@ -943,23 +819,16 @@ static void raw_write(uv_stream_t *stream, const void *bytes, size_t len)
     assert_int_equal(uv_write(w, stream, &b, 1, ignore_write_cb), 0);
 }
 
-static void x_close_cb(struct raft_uv_transport *t)
-{
-    (*(int *)t->data)++;
-}
-
 /* Frames that break the protocol close the channel: an announced length beyond the limit,
  * bytes that do not decode, a request without a type. The node keeps serving others. */
 static void test_protocol_errors(void **state)
 {
     struct node a, b;
-    struct raft_uv_transport x;
+    struct pt_loopback_transport x;
     struct peer_outcome po;
     struct sink sink;
     struct answer r;
     unsigned ports[3];
-    char addr_x[64];
-    int x_closed = 0;
     /* a valid request frame of type ECHO, call id 5, body "hi" */
     Portolan__PeerFrame f = PORTOLAN__PEER_FRAME__INIT;
     unsigned char good[64];
@@ -976,14 +845,11 @@ static void test_protocol_errors(void **state)
     good_len += 4;
 
     memset(&r, 0, sizeof(r));
-    free_ports(ports, 3);
+    pt_loopback_free_ports(ports, 3);
     node_start(&a, 1, ports[0]);
     node_start(&b, 2, ports[1]);
     link_nodes(&a, &b);
-    snprintf(addr_x, sizeof(addr_x), "127.0.0.1:%u", ports[2]);
-    x.data = &x_closed;
-    assert_int_equal(pt_transport_init(&x, &loop, CLUSTER), 0);
-    assert_int_equal(x.init(&x, 9, addr_x), 0);
+    pt_loopback_transport_init(&x, &loop, CLUSTER, 9, ports[2]);
 
     const struct {
         const char *what;
@@ -997,8 +863,9 @@ static void test_protocol_errors(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&po, 0, sizeof(po));
         memset(&sink, 0, sizeof(sink));
-        assert_int_equal(
-            pt_transport_connect_peer(&x, 1, a.address, PT_CHANNEL_PEER, peer_connect_cb, &po), 0);
+        assert_int_equal(pt_transport_connect_peer(&x.t, 1, a.net.address, PT_CHANNEL_PEER,
+                                                   peer_connect_cb, &po),
+                         0);
         assert_true(RUN_UNTIL_GE(&po.calls, 1, 2000));
         assert_int_equal(po.status, 0);
         po.stream->data = &sink;
@@ -1010,7 +877,7 @@ static void test_protocol_errors(void **state)
             fail_msg("case \"%s\": channel not closed", bad[i].what);
         assert_int_equal(a.last_from, 9);
         assert_int_equal(a.last_type, T_ECHO);
-        uv_close((uv_handle_t *)po.stream, free_stream_cb);
+        uv_close((uv_handle_t *)po.stream, pt_loopback_free_stream_cb);
     }
     assert_int_equal(a.requests, 3);
 
@@ -1019,9 +886,7 @@ static void test_protocol_errors(void **state)
     assert_true(RUN_UNTIL_GE(&r.calls, 1, 2000));
     assert_int_equal(r.status, 0);
 
-    x.close(&x, x_close_cb);
-    assert_true(RUN_UNTIL_GE(&x_closed, 1, 2000));
-    pt_transport_close(&x);
+    pt_loopback_transport_close(&x, &loop, 2000);
     node_stop(&a);
     node_stop(&b);
     answers_free(&r, 1);
@@ -1103,12 +968,10 @@ static void test_incoming_limit(void **state)
 {
     enum { N = PT_PEERS_INFLIGHT_MAX + 1 };
     struct node a;
-    struct raft_uv_transport x;
+    struct pt_loopback_transport x;
     struct peer_outcome po;
     struct collector col;
     unsigned ports[2];
-    char addr_x[64];
-    int x_closed = 0;
     unsigned char *frames = malloc(N * 64);
     size_t frames_len = 0;
     uint64_t ids[8];
@@ -1137,14 +1000,12 @@ static void test_incoming_limit(void **state)
 
     memset(&col, 0, sizeof(col));
     memset(&po, 0, sizeof(po));
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     node_start(&a, 1, ports[0]);
-    snprintf(addr_x, sizeof(addr_x), "127.0.0.1:%u", ports[1]);
-    x.data = &x_closed;
-    assert_int_equal(pt_transport_init(&x, &loop, CLUSTER), 0);
-    assert_int_equal(x.init(&x, 9, addr_x), 0);
+    pt_loopback_transport_init(&x, &loop, CLUSTER, 9, ports[1]);
     assert_int_equal(
-        pt_transport_connect_peer(&x, 1, a.address, PT_CHANNEL_PEER, peer_connect_cb, &po), 0);
+        pt_transport_connect_peer(&x.t, 1, a.net.address, PT_CHANNEL_PEER, peer_connect_cb, &po),
+        0);
     assert_true(RUN_UNTIL_GE(&po.calls, 1, 2000));
     assert_int_equal(po.status, 0);
     po.stream->data = &col;
@@ -1152,7 +1013,8 @@ static void test_incoming_limit(void **state)
 
     raw_write(po.stream, frames, frames_len);
     assert_true(RUN_UNTIL_GE(&a.n_held, PT_PEERS_INFLIGHT_MAX, 2000));
-    assert_true(run_until(responses_pred, &(struct responses_at_least){&col, 1}, 2000));
+    assert_true(
+        pt_loop_run_until(&loop, responses_pred, &(struct responses_at_least){&col, 1}, 2000));
     assert_int_equal(collected_responses(&col, ids, statuses, 8), 1);
     assert_int_equal(ids[0], N);
     assert_int_equal(statuses[0], PT_E_TOOMANYREQUESTS);
@@ -1160,18 +1022,17 @@ static void test_incoming_limit(void **state)
     assert_int_equal(a.last_from, 9);
 
     reply(a.held[0], PT_E_DENIED, NULL, 0);
-    assert_true(run_until(responses_pred, &(struct responses_at_least){&col, 2}, 2000));
+    assert_true(
+        pt_loop_run_until(&loop, responses_pred, &(struct responses_at_least){&col, 2}, 2000));
     assert_int_equal(collected_responses(&col, ids, statuses, 8), 2);
     assert_int_equal(ids[1], 1);
     assert_int_equal(statuses[1], PT_E_DENIED);
     a.held[0] = a.held[--a.n_held];
 
     /* the channel goes away: what a still holds is answered into the void */
-    uv_close((uv_handle_t *)po.stream, free_stream_cb);
+    uv_close((uv_handle_t *)po.stream, pt_loopback_free_stream_cb);
     RUN_FOR(50);
-    x.close(&x, x_close_cb);
-    assert_true(RUN_UNTIL_GE(&x_closed, 1, 2000));
-    pt_transport_close(&x);
+    pt_loopback_transport_close(&x, &loop, 2000);
     node_stop(&a);
     free(col.buf);
     free(frames);
@@ -1188,7 +1049,7 @@ static void test_transport_closed_first(void **state)
     (void)state;
 
     memset(r, 0, sizeof(r));
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     node_start(&a, 1, ports[0]);
     node_start(&b, 2, ports[1]);
     link_nodes(&a, &b);
@@ -1196,9 +1057,7 @@ static void test_transport_closed_first(void **state)
     assert_true(RUN_UNTIL_GE(&r[0].calls, 1, 2000));
     assert_int_equal(r[0].status, 0);
 
-    a.t.close(&a.t, transport_close_cb);
-    assert_true(RUN_UNTIL_GE(&a.t_closed, 1, 2000));
-    pt_transport_close(&a.t);
+    pt_loopback_transport_close(&a.net, &loop, 2000);
     propose(&a, 2, "second", 2000, &r[1]);
     assert_true(RUN_UNTIL_GE(&r[1].calls, 1, 2000));
     assert_int_equal(r[1].status, 0);

@@ -10,20 +10,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "err.h"
 #include "replication_status.h"
+#include "support/cli_run.h"
+#include "support/fake_http.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
@@ -252,192 +247,9 @@ static void test_json_no_blobs(void **state)
     pt_replication_image_free(&img);
 }
 
-/* ---- a canned HTTP server ------------------------------------------------------------------ */
-
-#define ROUTES_MAX 8
-
-struct route {
-    char path[512]; /* request target, query included */
-    int status;
-    char body[4096];
-};
-
-struct fake {
-    int fd, wake[2];
-    unsigned port;
-    char url[64];
-    pthread_t thread;
-    pthread_mutex_t lock;
-    struct route routes[ROUTES_MAX];
-    size_t nroutes;
-    char last_target[512];
-};
-
-static void write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Reads one request head (GET only: no body) and answers it from the routes. */
-static void serve_one(struct fake *f, int c)
-{
-    char buf[8192] = "", method[16], target[512], head[256];
-    size_t len = 0;
-
-    while (len + 1 < sizeof buf && strstr(buf, "\r\n\r\n") == NULL) {
-        ssize_t n = read(c, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            return;
-        len += (size_t)n;
-        buf[len] = '\0';
-    }
-    if (sscanf(buf, "%15s %511s", method, target) != 2)
-        return;
-    pthread_mutex_lock(&f->lock);
-    snprintf(f->last_target, sizeof f->last_target, "%s", target);
-    const struct route *r = NULL;
-    for (size_t i = 0; i < f->nroutes; i++) {
-        if (strcmp(f->routes[i].path, target) == 0)
-            r = &f->routes[i];
-    }
-    const char *body =
-        r ? r->body : "{\"errors\":[{\"code\":\"NOT_FOUND\",\"message\":\"no such route\"}]}";
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
-                     r ? r->status : 404, strlen(body));
-    write_all(c, head, (size_t)n);
-    write_all(c, body, strlen(body));
-    pthread_mutex_unlock(&f->lock);
-}
-
-static void *fake_main(void *arg)
-{
-    struct fake *f = arg;
-
-    for (;;) {
-        struct pollfd p[2] = {{.fd = f->fd, .events = POLLIN},
-                              {.fd = f->wake[0], .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (p[1].revents)
-            break;
-        if (p[0].revents & POLLIN) {
-            int c = accept(f->fd, NULL, NULL);
-            if (c < 0)
-                continue;
-            serve_one(f, c);
-            close(c);
-        }
-    }
-    return NULL;
-}
-
-static struct fake *fake_start(void)
-{
-    struct fake *f = calloc(1, sizeof *f);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-
-    assert_non_null(f);
-    f->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(f->fd >= 0);
-    assert_int_equal(bind(f->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->fd, 16), 0);
-    assert_int_equal(getsockname(f->fd, (struct sockaddr *)&a, &alen), 0);
-    f->port = ntohs(a.sin_port);
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u", f->port);
-    assert_int_equal(pipe(f->wake), 0);
-    pthread_mutex_init(&f->lock, NULL);
-    assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
-    return f;
-}
-
-static void fake_stop(struct fake *f)
-{
-    assert_int_equal(write(f->wake[1], "x", 1), 1);
-    pthread_join(f->thread, NULL);
-    close(f->fd);
-    close(f->wake[0]);
-    close(f->wake[1]);
-    pthread_mutex_destroy(&f->lock);
-    free(f);
-}
-
-__attribute__((format(printf, 4, 5))) static void fake_route(struct fake *f, const char *path,
-                                                             int status, const char *fmt, ...)
-{
-    va_list ap;
-
-    pthread_mutex_lock(&f->lock);
-    assert_true(f->nroutes < ROUTES_MAX);
-    struct route *r = &f->routes[f->nroutes++];
-    snprintf(r->path, sizeof r->path, "%s", path);
-    r->status = status;
-    va_start(ap, fmt);
-    vsnprintf(r->body, sizeof r->body, fmt, ap);
-    va_end(ap);
-    pthread_mutex_unlock(&f->lock);
-}
-
-/* A URL on 127.0.0.1 where nothing listens (bound, then closed). */
-static void dead_url(char *buf, size_t len)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    close(fd);
-    snprintf(buf, len, "http://127.0.0.1:%u", ntohs(a.sin_port));
-}
-
 /* ---- running the client -------------------------------------------------------------------- */
 
-struct run {
-    int rc;
-    char *out, *err;
-};
-
-static struct run run_cli(int argc, char **argv)
-{
-    struct run r = {0};
-    size_t ol = 0, el = 0;
-    FILE *out = open_memstream(&r.out, &ol), *err = open_memstream(&r.err, &el);
-
-    assert_non_null(out);
-    assert_non_null(err);
-    r.rc = pt_cli_replication(argc, argv, out, err);
-    assert_int_equal(fclose(out), 0);
-    assert_int_equal(fclose(err), 0);
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-#define RUN(...)                                                                                   \
-    ({                                                                                             \
-        char *argv_[] = {__VA_ARGS__};                                                             \
-        run_cli((int)(sizeof argv_ / sizeof argv_[0]), argv_);                                     \
-    })
-
-static void expect_in(const char *hay, const char *needle)
-{
-    if (strstr(hay, needle) == NULL)
-        fail_msg("\"%s\" not found in:\n%s", needle, hay);
-}
+#define RUN(...) PT_CLI_RUN(pt_cli_replication, __VA_ARGS__)
 
 #define STATUS_FMT                                                                                 \
     "{\"region\":\"%s\",\"in_sync\":%s,\"blobs_behind\":%d,\"bytes_behind\":%d,"                   \
@@ -449,19 +261,21 @@ static void expect_in(const char *hay, const char *needle)
 
 static void test_cli_single_region(void **state)
 {
-    struct fake *f = fake_start();
-    struct run r;
+    struct pt_fake_http *f = pt_fake_http_start();
+    struct pt_cli_run r;
 
     (void)state;
-    fake_route(f, "/admin/cluster", 200, "{\"role\":\"single\",\"applied_index\":4}");
-    fake_route(f, "/admin/replication", 200, STATUS_FMT, "solo", "true", 0, 0, "0", "");
+    pt_fake_http_route(f, NULL, "/admin/cluster", 200, "{\"role\":\"single\",\"applied_index\":4}");
+    pt_fake_http_route(f, NULL, "/admin/replication", 200, STATUS_FMT, "solo", "true", 0, 0, "0",
+                       "");
     r = RUN("status", "--region", f->url);
     if (r.rc != PT_CLI_OK)
         fail_msg("rc %d: %s", r.rc, r.err);
-    expect_in(r.out, "replication: 1 of 1 region in sync\n");
-    expect_in(r.out, "REGION  STATE    BLOBS-BEHIND  BYTES-BEHIND  OLDEST-MISSING  ACTIVE\n");
-    expect_in(r.out, "solo    in-sync  0             0B            -               0\n");
-    run_free(&r);
+    pt_cli_run_expect_in(r.out, "replication: 1 of 1 region in sync\n");
+    pt_cli_run_expect_in(r.out,
+                         "REGION  STATE    BLOBS-BEHIND  BYTES-BEHIND  OLDEST-MISSING  ACTIVE\n");
+    pt_cli_run_expect_in(r.out, "solo    in-sync  0             0B            -               0\n");
+    pt_cli_run_free(&r);
 
     r = RUN("status", "--region", f->url, "--json");
     assert_int_equal(r.rc, PT_CLI_OK);
@@ -473,18 +287,18 @@ static void test_cli_single_region(void **state)
                         "solo");
     assert_true(json_is_true(json_object_get(json_array_get(regions, 0), "in_sync")));
     json_decref(doc);
-    run_free(&r);
-    fake_stop(f);
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(f);
 
     /* A single region whose status route fails is unreachable, named by nobody. */
-    f = fake_start();
-    fake_route(f, "/admin/cluster", 200, "{\"role\":\"single\",\"applied_index\":4}");
+    f = pt_fake_http_start();
+    pt_fake_http_route(f, NULL, "/admin/cluster", 200, "{\"role\":\"single\",\"applied_index\":4}");
     r = RUN("status", "--region", f->url);
     assert_int_equal(r.rc, PT_CLI_FAILED);
-    expect_in(r.out, "replication: 0 of 1 region in sync\n");
-    expect_in(r.out, "?       unreachable  -");
-    expect_in(r.out, "?: HTTP 404 NOT_FOUND\n");
-    run_free(&r);
+    pt_cli_run_expect_in(r.out, "replication: 0 of 1 region in sync\n");
+    pt_cli_run_expect_in(r.out, "?       unreachable  -");
+    pt_cli_run_expect_in(r.out, "?: HTTP 404 NOT_FOUND\n");
+    pt_cli_run_free(&r);
     r = RUN("status", "--region", f->url, "--json");
     assert_int_equal(r.rc, PT_CLI_FAILED);
     doc = json_loads(r.out, 0, NULL);
@@ -494,44 +308,51 @@ static void test_cli_single_region(void **state)
     assert_string_equal(json_string_value(json_object_get(only, "url")), f->url);
     assert_string_equal(json_string_value(json_object_get(only, "error")), "HTTP 404 NOT_FOUND");
     json_decref(doc);
-    run_free(&r);
-    fake_stop(f);
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(f);
 }
 
 static void test_cli_cluster_regions(void **state)
 {
-    struct fake *a = fake_start(), *b = fake_start(), *d = fake_start();
+    struct pt_fake_http *a = pt_fake_http_start(), *b = pt_fake_http_start(),
+                        *d = pt_fake_http_start();
     char c_url[64];
-    struct run r;
+    struct pt_cli_run r;
 
     (void)state;
-    dead_url(c_url, sizeof c_url);
-    fake_route(a, "/admin/cluster", 200,
-               "{\"cluster_id\":\"c1\",\"self\":{},\"regions\":["
-               "{\"name\":\"region-a\",\"id\":1,\"address\":\"127.0.0.1:7001\",\"url\":\"%s\","
-               "\"role\":\"voter\"},"
-               "{\"name\":\"region-b\",\"id\":2,\"address\":\"127.0.0.1:7002\",\"url\":\"%s\","
-               "\"role\":\"voter\"},"
-               "{\"name\":\"region-c\",\"id\":3,\"address\":\"127.0.0.1:7003\",\"url\":\"%s\","
-               "\"role\":\"voter\"},"
-               "{\"name\":\"region-d\",\"id\":4,\"address\":\"127.0.0.1:7004\",\"url\":\"%s\","
-               "\"role\":\"standby\"}]}",
-               a->url, b->url, c_url, d->url);
-    fake_route(a, "/admin/replication", 200, STATUS_FMT, "region-a", "true", 0, 0, "0", "");
-    fake_route(b, "/admin/replication", 200, STATUS_FMT, "region-b", "false", 3, 1536, "75.5",
-               ACTIVE_ONE "," ACTIVE_ONE);
+    pt_fake_http_dead_url(c_url, sizeof c_url);
+    pt_fake_http_route(
+        a, NULL, "/admin/cluster", 200,
+        "{\"cluster_id\":\"c1\",\"self\":{},\"regions\":["
+        "{\"name\":\"region-a\",\"id\":1,\"address\":\"127.0.0.1:7001\",\"url\":\"%s\","
+        "\"role\":\"voter\"},"
+        "{\"name\":\"region-b\",\"id\":2,\"address\":\"127.0.0.1:7002\",\"url\":\"%s\","
+        "\"role\":\"voter\"},"
+        "{\"name\":\"region-c\",\"id\":3,\"address\":\"127.0.0.1:7003\",\"url\":\"%s\","
+        "\"role\":\"voter\"},"
+        "{\"name\":\"region-d\",\"id\":4,\"address\":\"127.0.0.1:7004\",\"url\":\"%s\","
+        "\"role\":\"standby\"}]}",
+        a->url, b->url, c_url, d->url);
+    pt_fake_http_route(a, NULL, "/admin/replication", 200, STATUS_FMT, "region-a", "true", 0, 0,
+                       "0", "");
+    pt_fake_http_route(b, NULL, "/admin/replication", 200, STATUS_FMT, "region-b", "false", 3, 1536,
+                       "75.5", ACTIVE_ONE "," ACTIVE_ONE);
     /* d's URL answers as another region. */
-    fake_route(d, "/admin/replication", 200, STATUS_FMT, "region-x", "true", 0, 0, "0", "");
+    pt_fake_http_route(d, NULL, "/admin/replication", 200, STATUS_FMT, "region-x", "true", 0, 0,
+                       "0", "");
 
     r = RUN("status", "--region", a->url);
     assert_int_equal(r.rc, PT_CLI_FAILED); /* c and d did not answer as themselves */
-    expect_in(r.out, "replication: 1 of 4 regions in sync\n");
-    expect_in(r.out, "region-a  in-sync      0             0B            -               0\n");
-    expect_in(r.out, "region-b  behind       3             1.5KiB        1m15s           2\n");
-    expect_in(r.out, "region-c  unreachable  -             -             -               -\n");
-    expect_in(r.out, "region-c: ");
-    expect_in(r.out, "region-d: its URL answers as region region-x\n");
-    run_free(&r);
+    pt_cli_run_expect_in(r.out, "replication: 1 of 4 regions in sync\n");
+    pt_cli_run_expect_in(r.out,
+                         "region-a  in-sync      0             0B            -               0\n");
+    pt_cli_run_expect_in(r.out,
+                         "region-b  behind       3             1.5KiB        1m15s           2\n");
+    pt_cli_run_expect_in(r.out,
+                         "region-c  unreachable  -             -             -               -\n");
+    pt_cli_run_expect_in(r.out, "region-c: ");
+    pt_cli_run_expect_in(r.out, "region-d: its URL answers as region region-x\n");
+    pt_cli_run_free(&r);
 
     r = RUN("status", "--json", "--region", a->url);
     assert_int_equal(r.rc, PT_CLI_FAILED);
@@ -545,10 +366,10 @@ static void test_cli_cluster_regions(void **state)
     assert_string_equal(json_string_value(json_object_get(rc, "url")), c_url);
     assert_non_null(json_string_value(json_object_get(rc, "error")));
     json_decref(doc);
-    run_free(&r);
-    fake_stop(a);
-    fake_stop(b);
-    fake_stop(d);
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(a);
+    pt_fake_http_stop(b);
+    pt_fake_http_stop(d);
 }
 
 #define IMAGE_DOC                                                                                  \
@@ -560,25 +381,27 @@ static void test_cli_cluster_regions(void **state)
 
 static void test_cli_image(void **state)
 {
-    struct fake *f = fake_start();
-    struct run r;
+    struct pt_fake_http *f = pt_fake_http_start();
+    struct pt_cli_run r;
 
     (void)state;
-    fake_route(f, "/admin/replication/image?name=team/app&reference=v1", 200, IMAGE_DOC, 0xau, 0x1u,
-               0x2u);
-    fake_route(f, "/admin/replication/image?name=team/app&reference=gone", 404,
-               "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}");
+    pt_fake_http_route(f, NULL, "/admin/replication/image?name=team/app&reference=v1", 200,
+                       IMAGE_DOC, 0xau, 0x1u, 0x2u);
+    pt_fake_http_route(
+        f, NULL, "/admin/replication/image?name=team/app&reference=gone", 404,
+        "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}");
     r = RUN("status", "team/app:v1", "--region", f->url);
     if (r.rc != PT_CLI_OK)
         fail_msg("rc %d: %s", r.rc, r.err);
-    expect_in(r.out, "image team/app:v1 (sha256:0000");
-    expect_in(r.out, "): 2 blobs, 2.0KiB\n");
-    expect_in(r.out, "REGION    STATE     BLOBS-MISSING  BYTES-MISSING\n");
-    expect_in(r.out, "region-a  complete  0              0B\n");
-    expect_in(r.out, "region-b  missing   1              2.0KiB\n");
-    expect_in(r.out, "region-b lacks: sha256:00000000000000000000000000000000000000000000000000000"
-                     "00000000002\n");
-    run_free(&r);
+    pt_cli_run_expect_in(r.out, "image team/app:v1 (sha256:0000");
+    pt_cli_run_expect_in(r.out, "): 2 blobs, 2.0KiB\n");
+    pt_cli_run_expect_in(r.out, "REGION    STATE     BLOBS-MISSING  BYTES-MISSING\n");
+    pt_cli_run_expect_in(r.out, "region-a  complete  0              0B\n");
+    pt_cli_run_expect_in(r.out, "region-b  missing   1              2.0KiB\n");
+    pt_cli_run_expect_in(
+        r.out, "region-b lacks: sha256:00000000000000000000000000000000000000000000000000000"
+               "00000000002\n");
+    pt_cli_run_free(&r);
 
     r = RUN("status", "--region", f->url, "--json", "team/app:v1");
     assert_int_equal(r.rc, PT_CLI_OK);
@@ -586,12 +409,12 @@ static void test_cli_image(void **state)
     assert_non_null(doc);
     assert_int_equal(json_array_size(json_object_get(doc, "complete")), 1);
     json_decref(doc);
-    run_free(&r);
+    pt_cli_run_free(&r);
 
     r = RUN("status", "team/app:gone", "--region", f->url);
     assert_int_equal(r.rc, PT_CLI_FAILED);
-    expect_in(r.err, "HTTP 404 MANIFEST_UNKNOWN");
-    run_free(&r);
+    pt_cli_run_expect_in(r.err, "HTTP 404 MANIFEST_UNKNOWN");
+    pt_cli_run_free(&r);
 
     /* By digest, and a bare name reads as NAME:latest. */
     r = RUN("status",
@@ -599,13 +422,13 @@ static void test_cli_image(void **state)
             "0000a",
             "--region", f->url);
     assert_int_equal(r.rc, PT_CLI_FAILED); /* no such route in the fake */
-    expect_in(f->last_target, "/admin/replication/image?name=team/app&reference=sha256:0000");
-    run_free(&r);
+    pt_cli_run_expect_in(f->target, "/admin/replication/image?name=team/app&reference=sha256:0000");
+    pt_cli_run_free(&r);
     r = RUN("status", "team/app", "--region", f->url);
     assert_int_equal(r.rc, PT_CLI_FAILED);
-    assert_string_equal(f->last_target, "/admin/replication/image?name=team/app&reference=latest");
-    run_free(&r);
-    fake_stop(f);
+    assert_string_equal(f->target, "/admin/replication/image?name=team/app&reference=latest");
+    pt_cli_run_free(&r);
+    pt_fake_http_stop(f);
 }
 
 static void test_cli_usage(void **state)
@@ -625,30 +448,30 @@ static void test_cli_usage(void **state)
         {4, {"status", "--region", "http://a", "--id=3"}, "unknown flag \"--id\""},
         {4, {"status", "-x", "--region", "http://a"}, "unexpected argument"},
     };
-    struct run r;
+    struct pt_cli_run r;
 
     (void)state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = run_cli(bad[i].argc, (char **)bad[i].argv);
+        r = pt_cli_run_capture(pt_cli_replication, bad[i].argc, (char **)bad[i].argv);
         if (r.rc != PT_CLI_USAGE)
             fail_msg("case %zu: rc %d, err %s", i, r.rc, r.err);
-        expect_in(r.err, bad[i].needle);
-        expect_in(r.err, "portolan replication");
-        run_free(&r);
+        pt_cli_run_expect_in(r.err, bad[i].needle);
+        pt_cli_run_expect_in(r.err, "portolan replication");
+        pt_cli_run_free(&r);
     }
-    r = run_cli(0, NULL);
+    r = pt_cli_run_capture(pt_cli_replication, 0, NULL);
     assert_int_equal(r.rc, PT_CLI_USAGE);
-    expect_in(r.err, "usage: portolan replication status");
-    run_free(&r);
+    pt_cli_run_expect_in(r.err, "usage: portolan replication status");
+    pt_cli_run_free(&r);
     r = RUN("help");
     assert_int_equal(r.rc, PT_CLI_OK);
-    expect_in(r.out, "NAME@DIGEST");
-    expect_in(r.out, "exit status");
-    run_free(&r);
+    pt_cli_run_expect_in(r.out, "NAME@DIGEST");
+    pt_cli_run_expect_in(r.out, "exit status");
+    pt_cli_run_free(&r);
     r = RUN("status", "--help");
     assert_int_equal(r.rc, PT_CLI_OK);
-    expect_in(r.out, "--region URL");
-    run_free(&r);
+    pt_cli_run_expect_in(r.out, "--region URL");
+    pt_cli_run_free(&r);
 }
 
 int main(void)

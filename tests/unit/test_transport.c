@@ -33,6 +33,8 @@
 #include <raft/uv.h>
 
 #include "err.h"
+#include "support/loop.h"
+#include "support/loopback.h"
 #include "transport.h"
 
 #define CLUSTER "test-cluster"
@@ -42,74 +44,8 @@ static int seq; /* orders callbacks across objects */
 
 /* ---- Loop helpers ------------------------------------------------------------------------- */
 
-typedef bool (*pred_fn)(void *arg);
-
-static void deadline_cb(uv_timer_t *tm)
-{
-    *(bool *)tm->data = true;
-}
-
-/* Runs the loop until pred(arg) holds or ms pass; returns pred(arg). */
-static bool run_until(pred_fn pred, void *arg, unsigned ms)
-{
-    uv_timer_t tm;
-    bool expired = false;
-
-    uv_timer_init(&loop, &tm);
-    tm.data = &expired;
-    uv_timer_start(&tm, deadline_cb, ms, 0);
-    while (!pred(arg) && !expired)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tm, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return pred(arg);
-}
-
-struct ge {
-    const int *p;
-    int n;
-};
-
-static bool ge_pred(void *arg)
-{
-    const struct ge *g = arg;
-    return *g->p >= g->n;
-}
-
-static bool never_pred(void *arg)
-{
-    (void)arg;
-    return false;
-}
-
-#define RUN_UNTIL_GE(ptr, n, ms) run_until(ge_pred, &(struct ge){(ptr), (n)}, (ms))
-#define RUN_FOR(ms)              (void)run_until(never_pred, NULL, (ms))
-
-/* n distinct free TCP ports on 127.0.0.1 (all sockets held open while choosing). */
-static void free_ports(unsigned *ports, int n)
-{
-    int fds[8];
-    assert_true(n <= 8);
-    for (int i = 0; i < n; i++) {
-        struct sockaddr_in sa;
-        socklen_t len = sizeof(sa);
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fds[i] >= 0);
-        assert_int_equal(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        assert_int_equal(getsockname(fds[i], (struct sockaddr *)&sa, &len), 0);
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < n; i++)
-        close(fds[i]);
-}
-
-static void free_stream_cb(uv_handle_t *h)
-{
-    raft_free(h);
-}
+#define RUN_UNTIL_GE(ptr, n, ms) PT_LOOP_RUN_UNTIL_GE(&loop, (ptr), (n), (ms))
+#define RUN_FOR(ms)              PT_LOOP_RUN_FOR(&loop, (ms))
 
 /* ---- A transport driven by hand (playing raft_uv's part) ---------------------------------- */
 
@@ -178,7 +114,7 @@ static void side_listen(struct side *s)
 static void side_close(struct side *s)
 {
     for (int i = 0; i < s->n_accepted; i++)
-        uv_close((uv_handle_t *)s->accepted[i], free_stream_cb);
+        uv_close((uv_handle_t *)s->accepted[i], pt_loopback_free_stream_cb);
     s->t.close(&s->t, transport_close_cb);
     assert_true(RUN_UNTIL_GE(&s->closed, 1, 5000));
     assert_int_equal(s->closed, 1);
@@ -329,50 +265,6 @@ static void probe_close(struct probe *p)
 {
     uv_close((uv_handle_t *)&p->tcp, probe_close_cb);
     assert_true(RUN_UNTIL_GE(&p->closed, 1, 2000));
-}
-
-/* Accepts connections and never says a word. */
-struct silent {
-    uv_tcp_t server;
-    uv_tcp_t clients[4];
-    int n;
-    int closed;
-};
-
-static void silent_conn_cb(uv_stream_t *server, int status)
-{
-    struct silent *s = server->data;
-    assert_int_equal(status, 0);
-    assert_true(s->n < 4);
-    uv_tcp_init(&loop, &s->clients[s->n]);
-    s->clients[s->n].data = s;
-    assert_int_equal(uv_accept(server, (uv_stream_t *)&s->clients[s->n]), 0);
-    s->n++;
-}
-
-static void silent_close_cb(uv_handle_t *h)
-{
-    struct silent *s = h->data;
-    s->closed++;
-}
-
-static void silent_start(struct silent *s, unsigned port)
-{
-    struct sockaddr_in sa;
-    memset(s, 0, sizeof(*s));
-    assert_int_equal(uv_ip4_addr("127.0.0.1", (int)port, &sa), 0);
-    uv_tcp_init(&loop, &s->server);
-    s->server.data = s;
-    assert_int_equal(uv_tcp_bind(&s->server, (struct sockaddr *)&sa, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&s->server, 16, silent_conn_cb), 0);
-}
-
-static void silent_stop(struct silent *s)
-{
-    for (int i = 0; i < s->n; i++)
-        uv_close((uv_handle_t *)&s->clients[i], silent_close_cb);
-    uv_close((uv_handle_t *)&s->server, silent_close_cb);
-    assert_true(RUN_UNTIL_GE(&s->closed, s->n + 1, 2000));
 }
 
 /* A handshake message as transport.c documents it. */
@@ -528,7 +420,7 @@ static void test_connect_by_name(void **state)
     char addr_a[64], addr_b[64];
     (void)state;
 
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     snprintf(addr_a, sizeof(addr_a), "localhost:%u", ports[0]);
     snprintf(addr_b, sizeof(addr_b), "localhost:%u", ports[1]);
     side_init(&a, CLUSTER, 1, addr_a);
@@ -553,8 +445,8 @@ static void test_connect_by_name(void **state)
     assert_true(RUN_UNTIL_GE(&a.n_accepted, 2, 2000));
     check_data_flows(o2.stream, a.accepted[1], "second stream");
 
-    uv_close((uv_handle_t *)o.stream, free_stream_cb);
-    uv_close((uv_handle_t *)o2.stream, free_stream_cb);
+    uv_close((uv_handle_t *)o.stream, pt_loopback_free_stream_cb);
+    uv_close((uv_handle_t *)o2.stream, pt_loopback_free_stream_cb);
     side_close(&a);
     side_close(&b);
     assert_int_equal(o.calls, 1);
@@ -571,7 +463,7 @@ static void test_connect_ipv6_literal(void **state)
     int rv;
     (void)state;
 
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     snprintf(addr_a, sizeof(addr_a), "[::1]:%u", ports[0]);
     snprintf(addr_b, sizeof(addr_b), "[::1]:%u", ports[1]);
     side_init(&a, CLUSTER, 1, addr_a);
@@ -588,7 +480,7 @@ static void test_connect_ipv6_literal(void **state)
     assert_int_equal(a.accepted_id, 2);
     assert_string_equal(a.accepted_address, addr_b);
     check_data_flows(o.stream, a.accepted[0], "over ipv6");
-    uv_close((uv_handle_t *)o.stream, free_stream_cb);
+    uv_close((uv_handle_t *)o.stream, pt_loopback_free_stream_cb);
     side_close(&a);
     side_close(&b);
 }
@@ -604,7 +496,7 @@ static void test_refuses_wrong_peer(void **state)
     int accepted_before;
     (void)state;
 
-    free_ports(ports, 3);
+    pt_loopback_free_ports(ports, 3);
     snprintf(addr_a, sizeof(addr_a), "localhost:%u", ports[0]);
     snprintf(addr_b, sizeof(addr_b), "localhost:%u", ports[1]);
     snprintf(addr_c, sizeof(addr_c), "localhost:%u", ports[2]);
@@ -639,7 +531,7 @@ static void test_connect_failures(void **state)
     char addr_b[64], refused[64];
     (void)state;
 
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     snprintf(addr_b, sizeof(addr_b), "localhost:%u", ports[0]);
     snprintf(refused, sizeof(refused), "localhost:%u", ports[1]); /* nobody listens */
     side_init(&b, CLUSTER, 2, addr_b);
@@ -680,7 +572,7 @@ static void test_rejects_bad_handshakes(void **state)
     size_t len;
     (void)state;
 
-    free_ports(ports, 1);
+    pt_loopback_free_ports(ports, 1);
     snprintf(addr_a, sizeof(addr_a), "localhost:%u", ports[0]);
     side_init(&a, CLUSTER, 1, addr_a);
     side_listen(&a);
@@ -759,7 +651,7 @@ static void test_rejects_bad_handshakes(void **state)
 static void test_handshake_timeouts(void **state)
 {
     struct side a, b;
-    struct silent s;
+    struct pt_loopback_silent s;
     struct probe p;
     struct outcome o;
     unsigned ports[3];
@@ -767,7 +659,7 @@ static void test_handshake_timeouts(void **state)
     uint64_t start;
     (void)state;
 
-    free_ports(ports, 3);
+    pt_loopback_free_ports(ports, 3);
     snprintf(addr_a, sizeof(addr_a), "localhost:%u", ports[0]);
     snprintf(addr_b, sizeof(addr_b), "localhost:%u", ports[1]);
     snprintf(addr_s, sizeof(addr_s), "localhost:%u", ports[2]);
@@ -785,7 +677,7 @@ static void test_handshake_timeouts(void **state)
     probe_close(&p);
 
     /* outbound: a server that accepts and never answers */
-    silent_start(&s, ports[2]);
+    pt_loopback_silent_start(&s, &loop, ports[2]);
     side_init(&b, CLUSTER, 2, addr_b);
     assert_int_equal(pt_transport_set_timeout(&b.t, 200), 0);
     uv_update_time(&loop);
@@ -795,7 +687,7 @@ static void test_handshake_timeouts(void **state)
     assert_true(uv_now(&loop) - start >= 150);
     assert_int_equal(s.n, 1);
 
-    silent_stop(&s);
+    pt_loopback_silent_stop(&s);
     side_close(&a);
     side_close(&b);
 }
@@ -806,21 +698,21 @@ static void test_handshake_timeouts(void **state)
 static void test_close_cancels(void **state)
 {
     struct side a, b, c;
-    struct silent s;
+    struct pt_loopback_silent s;
     struct probe p;
     struct outcome o;
     unsigned ports[4];
     char addr_a[64], addr_b[64], addr_c[64], addr_s[64];
     (void)state;
 
-    free_ports(ports, 4);
+    pt_loopback_free_ports(ports, 4);
     snprintf(addr_a, sizeof(addr_a), "localhost:%u", ports[0]);
     snprintf(addr_b, sizeof(addr_b), "localhost:%u", ports[1]);
     snprintf(addr_c, sizeof(addr_c), "localhost:%u", ports[2]);
     snprintf(addr_s, sizeof(addr_s), "localhost:%u", ports[3]);
 
     /* connected at the TCP level, waiting for the WELCOME */
-    silent_start(&s, ports[3]);
+    pt_loopback_silent_start(&s, &loop, ports[3]);
     side_init(&b, CLUSTER, 2, addr_b);
     memset(&o, 0, sizeof(o));
     o.req.data = &o;
@@ -837,7 +729,7 @@ static void test_close_cancels(void **state)
     assert_null(o.stream);
     assert_true(o.seq < b.close_seq);
     pt_transport_close(&b.t);
-    silent_stop(&s);
+    pt_loopback_silent_stop(&s);
 
     /* still resolving the name */
     side_init(&c, CLUSTER, 3, addr_c);
@@ -883,7 +775,7 @@ static void test_inbound_limit(void **state)
     (void)state;
 
     assert_non_null(p);
-    free_ports(ports, 1);
+    pt_loopback_free_ports(ports, 1);
     snprintf(addr_a, sizeof(addr_a), "127.0.0.1:%u", ports[0]);
     side_init(&a, CLUSTER, 1, addr_a);
     assert_int_equal(pt_transport_set_timeout(&a.t, T), 0);
@@ -922,7 +814,7 @@ static void test_listen_errors(void **state)
     char addr[64], bind_addr[64], lit[64], addr_b[64];
     (void)state;
 
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     snprintf(addr, sizeof(addr), "portolan-self.invalid:%u", ports[0]);
     snprintf(bind_addr, sizeof(bind_addr), "127.0.0.1:%u", ports[0]);
     snprintf(lit, sizeof(lit), "127.0.0.1:%u", ports[0]);
@@ -944,7 +836,7 @@ static void test_listen_errors(void **state)
     assert_int_equal(o.status, 0);
     assert_true(RUN_UNTIL_GE(&a.n_accepted, 1, 2000));
     assert_string_equal(a.accepted_address, addr_b);
-    uv_close((uv_handle_t *)o.stream, free_stream_cb);
+    uv_close((uv_handle_t *)o.stream, pt_loopback_free_stream_cb);
 
     /* the port is taken */
     side_init(&c, CLUSTER, 3, lit);
@@ -1012,7 +904,7 @@ static void test_out_of_memory(void **state)
     size_t len;
     (void)state;
 
-    free_ports(ports, 2);
+    pt_loopback_free_ports(ports, 2);
     snprintf(addr_a, sizeof(addr_a), "127.0.0.1:%u", ports[0]);
     snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%u", ports[1]);
     raft_heap_set(&heap);
@@ -1040,7 +932,7 @@ static void test_out_of_memory(void **state)
     connect_and_wait(&b, &o, 1, addr_a);
     assert_int_equal(o.status, 0);
     assert_true(RUN_UNTIL_GE(&a.n_accepted, 1, 2000));
-    uv_close((uv_handle_t *)o.stream, free_stream_cb);
+    uv_close((uv_handle_t *)o.stream, pt_loopback_free_stream_cb);
     len = make_hello(msg, 1, 1, 9, CLUSTER, "peer:7000", -1);
     probe_start(&p[0], ports[0], msg, len);
     assert_true(RUN_UNTIL_GE(&a.n_accepted, 2, 2000));
@@ -1178,7 +1070,7 @@ static void test_peer_channel(void **state)
     struct peer_outcome po;
     struct outcome o;
     struct probe p;
-    struct silent s;
+    struct pt_loopback_silent s;
     struct answerer ans;
     struct raft_uv_transport bare;
     unsigned ports[5];
@@ -1187,7 +1079,7 @@ static void test_peer_channel(void **state)
     size_t len;
     (void)state;
 
-    free_ports(ports, 5);
+    pt_loopback_free_ports(ports, 5);
     snprintf(addr_a, sizeof(addr_a), "localhost:%u", ports[0]);
     snprintf(addr_b, sizeof(addr_b), "localhost:%u", ports[1]);
     snprintf(addr_c, sizeof(addr_c), "localhost:%u", ports[2]);
@@ -1233,14 +1125,14 @@ static void test_peer_channel(void **state)
     assert_int_equal(a.n_accepted, 0);
     check_data_flows(po.stream, ps.streams[0], "peer request");
     check_data_flows(ps.streams[0], po.stream, "peer response");
-    uv_close((uv_handle_t *)po.stream, free_stream_cb);
+    uv_close((uv_handle_t *)po.stream, pt_loopback_free_stream_cb);
 
     /* a raft connection still reaches raft, and only raft */
     connect_and_wait(&b, &o, 1, addr_a);
     assert_int_equal(o.status, 0);
     assert_true(RUN_UNTIL_GE(&a.n_accepted, 1, 2000));
     assert_int_equal(ps.accepted, 1);
-    uv_close((uv_handle_t *)o.stream, free_stream_cb);
+    uv_close((uv_handle_t *)o.stream, pt_loopback_free_stream_cb);
 
     /* a BULK channel needs its own hook: refused while only PEER's is set, then it reaches
      * the BULK hook and not PEER's */
@@ -1256,8 +1148,8 @@ static void test_peer_channel(void **state)
     assert_int_equal(bulk.id, 2);
     assert_int_equal(ps.accepted, 1);
     check_data_flows(po.stream, bulk.streams[0], "bulk request");
-    uv_close((uv_handle_t *)po.stream, free_stream_cb);
-    uv_close((uv_handle_t *)bulk.streams[0], free_stream_cb);
+    uv_close((uv_handle_t *)po.stream, pt_loopback_free_stream_cb);
+    uv_close((uv_handle_t *)bulk.streams[0], pt_loopback_free_stream_cb);
     pt_transport_set_peer_accept(&a.t, PT_CHANNEL_BULK, NULL, NULL);
     assert_int_equal(pt_transport_connect_peer(&b.t, 1, addr_a, 2, peer_connect_cb, &po),
                      PT_E_CONFIG);
@@ -1306,7 +1198,7 @@ static void test_peer_channel(void **state)
     answerer_stop(&ans);
 
     /* closing cancels a pending peer connect before the close callback; later ones refused */
-    silent_start(&s, ports[3]);
+    pt_loopback_silent_start(&s, &loop, ports[3]);
     side_init(&c, CLUSTER, 3, addr_c);
     memset(&po, 0, sizeof(po));
     assert_int_equal(
@@ -1322,10 +1214,10 @@ static void test_peer_channel(void **state)
         pt_transport_connect_peer(&c.t, 1, addr_a, PT_CHANNEL_PEER, peer_connect_cb, &po),
         PT_E_UNAVAILABLE);
     pt_transport_close(&c.t);
-    silent_stop(&s);
+    pt_loopback_silent_stop(&s);
 
     for (int i = 0; i < ps.accepted; i++)
-        uv_close((uv_handle_t *)ps.streams[i], free_stream_cb);
+        uv_close((uv_handle_t *)ps.streams[i], pt_loopback_free_stream_cb);
     side_close(&a);
     side_close(&b);
 }
@@ -1460,7 +1352,7 @@ static void test_raft_cluster(void **state)
     (void)state;
 
     assert_non_null(nodes);
-    free_ports(ports, N_NODES);
+    pt_loopback_free_ports(ports, N_NODES);
     raft_configuration_init(&conf);
     for (int i = 0; i < N_NODES; i++) {
         snprintf(nodes[i].address, sizeof(nodes[i].address), "localhost:%u", ports[i]);
@@ -1490,7 +1382,7 @@ static void test_raft_cluster(void **state)
     for (int i = 0; i < N_NODES; i++)
         assert_int_equal(raft_start(&nodes[i].raft), 0);
 
-    assert_true(run_until(leader_pred, nodes, 5000));
+    assert_true(pt_loop_run_until(&loop, leader_pred, nodes, 5000));
     for (int i = 0; i < N_NODES; i++) {
         if (raft_state(&nodes[i].raft) == RAFT_LEADER)
             leader = &nodes[i];
@@ -1508,13 +1400,13 @@ static void test_raft_cluster(void **state)
         applies[i].req.data = &applies[i];
         assert_int_equal(raft_apply(&leader->raft, &applies[i].req, &buf, 1, apply_cb), 0);
     }
-    assert_true(run_until(applies_done_pred, applies, 3000));
+    assert_true(pt_loop_run_until(&loop, applies_done_pred, applies, 3000));
     for (int i = 0; i < N_ENTRIES; i++) {
         assert_int_equal(applies[i].calls, 1);
         assert_int_equal(applies[i].status, 0);
     }
     /* followers apply once the next heartbeat carries the commit index */
-    assert_true(run_until(all_applied_pred, nodes, 3000));
+    assert_true(pt_loop_run_until(&loop, all_applied_pred, nodes, 3000));
     for (int i = 0; i < N_NODES; i++) {
         assert_int_equal(nodes[i].applied, N_ENTRIES);
         assert_int_equal(nodes[i].sum, N_ENTRIES * (N_ENTRIES + 1) / 2);
