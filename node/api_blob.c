@@ -213,12 +213,12 @@ static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_rout
     if (rv == PT_E_BLOB_UNKNOWN && may_catch_up &&
         pt_api_catch_up(w, req, rt, digest, get_blob_again) == 0)
         return;
-    int fd = -1;
-    if (rv == 0)
+    int fd = -1, linked = rv == 0;
+    if (linked)
         rv = pt_blobstore_open_blob(w->node->bs, &rt->digest, &fd, &size);
-    /* linked, but not here yet: from its transfer (HEAD needs the size only) */
-    if (rv == PT_E_BLOB_UNKNOWN && pt_committer_is_cluster(w->node->committer) &&
-        pt_metastore_blob_linked(w->node->ms, name, digest, &size) == 0) {
+    /* linked, but not here yet: from its transfer (HEAD needs the size only, which the link
+     * gave; open_blob leaves it alone when it fails) */
+    if (linked && rv == PT_E_BLOB_UNKNOWN && pt_committer_is_cluster(w->node->committer)) {
         if (pt_http_is_head(req)) {
             respond(req, digest, size, -1, NULL);
             return;

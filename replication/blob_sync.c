@@ -375,14 +375,20 @@ static struct transfer *transfer_find(struct pt_blob_sync *s, const char *digest
     return NULL;
 }
 
-static void drop_ready(struct transfer *t)
+/* Frees every piece of *list and empties it. */
+static void free_chunks(struct chunk **list)
 {
-    while (t->ready != NULL) {
-        struct chunk *c = t->ready;
-        t->ready = c->next;
+    while (*list != NULL) {
+        struct chunk *c = *list;
+        *list = c->next;
         portolan__blob_chunk__free_unpacked(c->msg, NULL);
         free(c);
     }
+}
+
+static void drop_ready(struct transfer *t)
+{
+    free_chunks(&t->ready);
     t->ready_bytes = 0;
 }
 
@@ -502,6 +508,21 @@ static void fetch_failed(struct transfer *t, int status, uint64_t holder)
     pump(t);
 }
 
+/* After a work item: a transfer that ended meanwhile, or whose service is stopping, goes no
+ * further (1: ended here, or freed when nothing else is pending); 0: carry on. */
+static int abandoned(struct transfer *t)
+{
+    if (t->state == T_DONE) {
+        maybe_free(t);
+        return 1;
+    }
+    if (t->s->stopping) {
+        transfer_end(t, PT_E_UNAVAILABLE, 0);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- Transfers: opening ----------------------------------------------------------------- */
 
 static void open_work(uv_work_t *work)
@@ -555,13 +576,9 @@ static void after_open(uv_work_t *work, int status)
     t->busy = 0;
     int fd = t->fd;
     t->fd = -1;
-    if (s->stopping || t->state == T_DONE) {
+    if (abandoned(t)) {
         if (fd >= 0)
             close(fd);
-        if (t->state != T_DONE)
-            transfer_end(t, PT_E_UNAVAILABLE, 0);
-        else
-            maybe_free(t);
         work_done(s);
         return;
     }
@@ -769,17 +786,8 @@ static void after_write(uv_work_t *work, int status)
     struct pt_blob_sync *s = t->s;
     (void)status;
     t->busy = 0;
-    while (t->writing != NULL) {
-        struct chunk *c = t->writing;
-        t->writing = c->next;
-        portolan__blob_chunk__free_unpacked(c->msg, NULL);
-        free(c);
-    }
-    if (t->state == T_DONE || s->stopping) {
-        if (t->state != T_DONE)
-            transfer_end(t, PT_E_UNAVAILABLE, 0);
-        else
-            maybe_free(t);
+    free_chunks(&t->writing);
+    if (abandoned(t)) {
         work_done(s);
         return;
     }
@@ -944,6 +952,22 @@ static void after_commit(uv_work_t *work, int status)
 
 /* ---- Scans and scheduling --------------------------------------------------------------- */
 
+/* The ids of the regions named (up to MAX_HOLDERS, in order; unknown names are skipped). */
+static unsigned holder_ids(const struct region *regions, unsigned nregions,
+                           const char *const *names, size_t n, uint64_t *ids)
+{
+    unsigned k = 0;
+    for (size_t i = 0; i < n && k < MAX_HOLDERS; i++) {
+        for (unsigned j = 0; j < nregions; j++) {
+            if (strcmp(regions[j].name, names[i]) == 0) {
+                ids[k++] = regions[j].id;
+                break;
+            }
+        }
+    }
+    return k;
+}
+
 static int scan_cb(const char *digest, uint64_t size, const char *const *holders, size_t n,
                    void *arg)
 {
@@ -956,14 +980,7 @@ static int scan_cb(const char *digest, uint64_t size, const char *const *holders
     memset(w, 0, sizeof(*w));
     snprintf(w->digest, sizeof(w->digest), "%s", digest);
     w->size = size;
-    for (size_t i = 0; i < n && w->nholders < MAX_HOLDERS; i++) {
-        for (unsigned j = 0; j < sc->nregions; j++) {
-            if (strcmp(sc->regions[j].name, holders[i]) == 0) {
-                w->holders[w->nholders++] = sc->regions[j].id;
-                break;
-            }
-        }
-    }
+    w->nholders = holder_ids(sc->regions, sc->nregions, holders, n, w->holders);
     sc->n++;
     return 0;
 }
@@ -1328,15 +1345,11 @@ int pt_blob_sync_feed(struct pt_blob_sync *s, const char *digest, uint64_t size,
         char **names = NULL;
         size_t n = 0;
         uint64_t holders[MAX_HOLDERS], recorded = size;
-        unsigned nholders = 0;
         int rv = pt_metastore_blob_regions(s->ms, digest, &recorded, &names, &n);
         if (rv != 0)
             return rv;
-        for (size_t i = 0; i < n; i++) {
-            for (unsigned j = 0; j < s->nregions && nholders < MAX_HOLDERS; j++)
-                if (strcmp(s->regions[j].name, names[i]) == 0)
-                    holders[nholders++] = s->regions[j].id;
-        }
+        unsigned nholders =
+            holder_ids(s->regions, s->nregions, (const char *const *)names, n, holders);
         pt_strv_free(names, n);
         if (nholders == 0)
             return PT_E_BLOB_UNKNOWN;
