@@ -529,28 +529,19 @@ static uint64_t session_owner(const struct pt_route *rt)
     return i > 0 && i < rt->ref_len && rt->ref[i] == '-' ? owner : 0;
 }
 
-/* The client URL of region id: the cluster file, else the replicated region records. */
+/* The client URL of region id (copied into url[len]): PT_E_NOT_FOUND when none is known. */
 static int region_url(struct pt_node *node, uint64_t id, char *url, size_t len)
 {
-    for (size_t i = 0; node->cluster != NULL && i < node->cluster->nregions; i++) {
-        if (node->cluster->regions[i].id == id && node->cluster->regions[i].url[0] != '\0') {
-            snprintf(url, len, "%s", node->cluster->regions[i].url);
-            return 0;
-        }
-    }
     struct pt_region_rec *recs = NULL;
     size_t n = 0;
-    int rv = PT_E_NOT_FOUND;
-    if (pt_metastore_list_regions(node->ms, &recs, &n) == 0) {
-        for (size_t i = 0; i < n; i++) {
-            if (recs[i].id == id && recs[i].url[0] != '\0') {
-                snprintf(url, len, "%s", recs[i].url);
-                rv = 0;
-            }
-        }
-    }
+    const char *name, *found;
+    /* the cluster file first; the replicated records only for a region added later */
+    pt_cluster_config_describe(node->cluster, NULL, 0, id, &name, &found);
+    if (found[0] == '\0' && pt_metastore_list_regions(node->ms, &recs, &n) == 0)
+        pt_cluster_config_describe(NULL, recs, n, id, &name, &found);
+    snprintf(url, len, "%s", found);
     free(recs);
-    return rv;
+    return url[0] != '\0' ? 0 : PT_E_NOT_FOUND;
 }
 
 /*

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "metastore.h"
 #include "yaml_file.h"
 
 #include <errno.h>
@@ -627,4 +628,24 @@ int pt_cluster_config_load(struct pt_cluster_config *c, const char *path, char *
     rc = pt_cluster_config_parse(c, buf, len, path, err, errlen);
     free(buf);
     return rc;
+}
+
+void pt_cluster_config_describe(const struct pt_cluster_config *c, const struct pt_region_rec *recs,
+                                size_t nrecs, uint64_t id, const char **name, const char **url)
+{
+    *name = "";
+    *url = "";
+    for (size_t i = 0; c != NULL && i < c->nregions; i++) {
+        if (c->regions[i].id == id) {
+            *name = c->regions[i].name;
+            *url = c->regions[i].url;
+            return;
+        }
+    }
+    for (size_t i = 0; i < nrecs; i++) {
+        if (recs[i].id == id) {
+            *name = recs[i].name;
+            *url = recs[i].url;
+        }
+    }
 }

@@ -112,6 +112,15 @@ int pt_cluster_config_check_name(const char *s, const char **why);
 int pt_cluster_config_check_address(const char *s, const char **why);
 int pt_cluster_config_check_url(const char *s, const char **why);
 
+struct pt_region_rec;
+/*
+ * Name and client URL of region id: its entry in c (NULL allowed), else its replicated record
+ * among recs[0..nrecs) (a region added after start-up); both "" when neither knows it. The
+ * strings are borrowed from c or recs.
+ */
+void pt_cluster_config_describe(const struct pt_cluster_config *c, const struct pt_region_rec *recs,
+                                size_t nrecs, uint64_t id, const char **name, const char **url);
+
 /* Parses a decimal server id 1..PT_CLUSTER_SERVER_ID_MAX; *id is written only on success.
  * Returns 0 or PT_E_CONFIG. */
 int pt_cluster_config_parse_id(const char *s, uint64_t *id);

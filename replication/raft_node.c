@@ -136,21 +136,6 @@ static const struct pt_cluster_region *member(const struct pt_raft_node *n, uint
     return NULL;
 }
 
-/* Name and URL of region id: the cluster file, else the replicated region records. */
-static void describe(const struct pt_raft_node *n, const struct pt_region_rec *recs, size_t nrecs,
-                     uint64_t id, const char **name, const char **url)
-{
-    const struct pt_cluster_region *m = member(n, id);
-    *name = m != NULL ? m->name : "";
-    *url = m != NULL ? m->url : "";
-    for (size_t i = 0; m == NULL && i < nrecs; i++) {
-        if (recs[i].id == id) {
-            *name = recs[i].name;
-            *url = recs[i].url;
-        }
-    }
-}
-
 static uint64_t leader_id(struct pt_raft_node *n)
 {
     raft_id id = 0;
@@ -910,7 +895,7 @@ static json_t *self_json(struct pt_raft_node *n, const struct pt_region_rec *rec
     const struct pt_cluster_region *me = member(n, n->cfg.self_id);
     uint64_t leader = leader_id(n);
     const char *leader_name, *leader_url;
-    describe(n, recs, nrecs, leader, &leader_name, &leader_url);
+    pt_cluster_config_describe(&n->cfg.cluster, recs, nrecs, leader, &leader_name, &leader_url);
     json_int_t contact = -1;
     if (raft_state(&n->raft) == RAFT_LEADER)
         contact = 0;
@@ -939,7 +924,7 @@ char *pt_raft_node_status_json(struct pt_raft_node *n, int members)
         for (unsigned i = 0; i < n->raft.configuration.n; i++) {
             const struct raft_server *s = &n->raft.configuration.servers[i];
             const char *name, *url;
-            describe(n, recs, nrecs, s->id, &name, &url);
+            pt_cluster_config_describe(&n->cfg.cluster, recs, nrecs, s->id, &name, &url);
             json_array_append_new(regions, json_pack("{s:s,s:I,s:s,s:s,s:s}", "name", name, "id",
                                                      (json_int_t)s->id, "address", s->address,
                                                      "url", url, "role", conf_role(s->role)));
