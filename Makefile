@@ -42,10 +42,10 @@ bench: build
 	bench/run.sh
 
 format:
-	clang-format -i node/*.[ch] replication/*.[ch] tests/unit/*.c tests/unit/support/*.[ch] tests/fuzz/*.[ch]
+	clang-format -i node/*.[ch] node/*/*.[ch] replication/*.[ch] tests/unit/*.c tests/unit/support/*.[ch] tests/fuzz/*.[ch]
 
 format-check:
-	clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c tests/unit/support/*.[ch] tests/fuzz/*.[ch]
+	clang-format --dry-run -Werror node/*.[ch] node/*/*.[ch] replication/*.[ch] tests/unit/*.c tests/unit/support/*.[ch] tests/fuzz/*.[ch]
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -9,7 +9,7 @@
  *
  * Anything else (aliases, nested values, unknown or repeated keys, a second document) stops
  * the walk with an error carrying the line. Values are checked as they arrive, by the same
- * functions code-built configurations go through (pt_cluster_config_check_*); the rules
+ * functions code-built configurations go through (pt_ident_check_* and pt_addr_check_*); the rules
  * between regions (uniqueness, a voter) are checked once at the end by the function that
  * pt_cluster_config_validate uses too, given the line of each region for messages.
  *
@@ -17,7 +17,7 @@
  */
 #include "cluster_config.h"
 
-#include "config.h"
+#include "addr.h"
 #include "err.h"
 #include "metastore.h"
 #include "yaml_file.h"
@@ -64,153 +64,6 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
     return PT_E_CONFIG;
 }
 
-static int reason(const char **why, const char *text)
-{
-    if (why != NULL)
-        *why = text;
-    return text == NULL ? 0 : PT_E_CONFIG;
-}
-
-/* ---- single values --------------------------------------------------------------------- */
-
-int pt_cluster_config_check_cluster_id(const char *s, const char **why)
-{
-    size_t n;
-
-    if (s == NULL || s[0] == '\0')
-        return reason(why, "must not be empty");
-    n = strnlen(s, PT_CLUSTER_ID_MAX + 1);
-    if (n > PT_CLUSTER_ID_MAX)
-        return reason(why, "longer than 64 bytes");
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-'))
-            return reason(why, "must match [A-Za-z0-9._-]{1,64}");
-    }
-    return 0;
-}
-
-int pt_cluster_config_check_name(const char *s, const char **why)
-{
-    size_t n;
-
-    if (s == NULL || s[0] == '\0')
-        return reason(why, "must not be empty");
-    n = strnlen(s, PT_CLUSTER_NAME_MAX + 1);
-    if (n > PT_CLUSTER_NAME_MAX)
-        return reason(why, "longer than 63 bytes");
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
-            return reason(why, "must match [a-z0-9-]{1,63}");
-    }
-    return 0;
-}
-
-int pt_cluster_config_check_address(const char *s, const char **why)
-{
-    char host[PT_CLUSTER_ADDRESS_MAX + 1];
-    const char *bad;
-
-    if (s == NULL || s[0] == '\0')
-        return reason(why, "must not be empty");
-    if (strnlen(s, PT_CLUSTER_ADDRESS_MAX + 1) > PT_CLUSTER_ADDRESS_MAX)
-        return reason(why, "longer than 261 bytes");
-    if (pt_config_parse_hostport(s, host, sizeof host, NULL, &bad) != 0)
-        return reason(why, bad);
-    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
-        return reason(why, "must be an address peers can connect to, not 0.0.0.0 or [::]");
-    return 0;
-}
-
-int pt_cluster_config_check_url(const char *s, const char **why)
-{
-    char hostport[PT_CLUSTER_URL_MAX + 8];
-    const char *auth, *bad;
-    size_t n, alen;
-    bool has_port;
-
-    if (s == NULL || s[0] == '\0')
-        return reason(why, "must not be empty");
-    n = strnlen(s, PT_CLUSTER_URL_MAX + 1);
-    if (n > PT_CLUSTER_URL_MAX)
-        return reason(why, "longer than 511 bytes");
-    if (strncasecmp(s, "http://", 7) == 0)
-        auth = s + 7;
-    else if (strncasecmp(s, "https://", 8) == 0)
-        auth = s + 8;
-    else
-        return reason(why, "must start with http:// or https://");
-    alen = strcspn(auth, "/?#@");
-    if (auth[alen] == '@')
-        return reason(why, "must not carry user information");
-    if (auth[alen] != '\0')
-        return reason(why, "must be scheme://host[:port] with no path, query or fragment");
-    if (alen == 0)
-        return reason(why, "missing host");
-    if (auth[0] == '[') {
-        const char *close = memchr(auth, ']', alen);
-        has_port = close != NULL && close + 1 < auth + alen;
-    } else {
-        has_port = memchr(auth, ':', alen) != NULL;
-    }
-    /* Without a port the host is checked as host:1, by the one host:port parser. */
-    snprintf(hostport, sizeof hostport, "%.*s%s", (int)alen, auth, has_port ? "" : ":1");
-    if (pt_config_parse_hostport(hostport, NULL, 0, NULL, &bad) != 0)
-        return reason(why, bad);
-    return 0;
-}
-
-int pt_cluster_config_parse_id(const char *s, uint64_t *id)
-{
-    uint64_t v = 0;
-
-    if (s == NULL || s[0] == '\0')
-        return PT_E_CONFIG;
-    for (const char *p = s; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return PT_E_CONFIG;
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (PT_CLUSTER_SERVER_ID_MAX - d) / 10)
-            return PT_E_CONFIG;
-        v = v * 10 + d;
-    }
-    if (v == 0)
-        return PT_E_CONFIG;
-    *id = v;
-    return 0;
-}
-
-int pt_cluster_config_parse_role(const char *s, int *role)
-{
-    static const int roles[] = {PT_CLUSTER_VOTER, PT_CLUSTER_STANDBY, PT_CLUSTER_SPARE};
-
-    if (s == NULL)
-        return PT_E_CONFIG;
-    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
-        if (strcmp(s, pt_cluster_config_role_name(roles[i])) == 0) {
-            *role = roles[i];
-            return 0;
-        }
-    }
-    return PT_E_CONFIG;
-}
-
-const char *pt_cluster_config_role_name(int role)
-{
-    switch (role) {
-    case PT_CLUSTER_VOTER:
-        return "voter";
-    case PT_CLUSTER_STANDBY:
-        return "standby";
-    case PT_CLUSTER_SPARE:
-        return "spare";
-    default:
-        return "unknown";
-    }
-}
-
 /* ---- regions and the whole configuration ----------------------------------------------- */
 
 /* Checks r; prefix ("regions[2]." or "") is put before the key in messages. */
@@ -221,18 +74,18 @@ static int check_region(const struct pt_cluster_region *r, const char *prefix, c
 
     if (memchr(r->name, '\0', sizeof r->name) == NULL)
         return fail(err, errlen, "%sname: not terminated", prefix);
-    if (pt_cluster_config_check_name(r->name, &why) != 0)
+    if (pt_ident_check_region(r->name, &why) != 0)
         return fail(err, errlen, "%sname: %s", prefix, why);
     if (r->id == 0 || r->id > PT_CLUSTER_SERVER_ID_MAX)
         return fail(err, errlen, "%sid: %llu out of range 1..%llu", prefix,
                     (unsigned long long)r->id, (unsigned long long)PT_CLUSTER_SERVER_ID_MAX);
     if (memchr(r->address, '\0', sizeof r->address) == NULL)
         return fail(err, errlen, "%saddress: not terminated", prefix);
-    if (pt_cluster_config_check_address(r->address, &why) != 0)
+    if (pt_addr_check_peer(r->address, &why) != 0)
         return fail(err, errlen, "%saddress: \"%.*s\": %s", prefix, QUOTE_MAX, r->address, why);
     if (memchr(r->url, '\0', sizeof r->url) == NULL)
         return fail(err, errlen, "%surl: not terminated", prefix);
-    if (pt_cluster_config_check_url(r->url, &why) != 0)
+    if (pt_addr_check_url(r->url, &why) != 0)
         return fail(err, errlen, "%surl: \"%.*s\": %s", prefix, QUOTE_MAX, r->url, why);
     if (r->role != PT_CLUSTER_VOTER && r->role != PT_CLUSTER_STANDBY && r->role != PT_CLUSTER_SPARE)
         return fail(err, errlen, "%srole: not voter, standby or spare", prefix);
@@ -258,7 +111,7 @@ static int check_config(const struct pt_cluster_config *c, const char *where,
 
     if (memchr(c->cluster_id, '\0', sizeof c->cluster_id) == NULL)
         return fail(err, errlen, "%scluster_id: not terminated", where);
-    if (pt_cluster_config_check_cluster_id(c->cluster_id, &why) != 0)
+    if (pt_ident_check_cluster_id(c->cluster_id, &why) != 0)
         return fail(err, errlen, "%scluster_id: %s", where, why);
     if (c->nregions == 0)
         return fail(err, errlen, "%sregions: at least one region is needed", where);
@@ -372,17 +225,17 @@ static int set_region_value(struct walk *w, const char *name, const char *v)
 
     switch (w->key) {
     case RK_NAME:
-        if (pt_cluster_config_check_name(v, &why) != 0)
+        if (pt_ident_check_region(v, &why) != 0)
             return fail(w->err, w->errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
         memcpy(r->name, v, n + 1);
         return 0;
     case RK_ID:
-        if (pt_cluster_config_parse_id(v, &r->id) != 0)
+        if (pt_ident_parse_server_id(v, &r->id) != 0)
             return fail(w->err, w->errlen, "%s: \"%.*s\": must be an integer 1..%llu", name,
                         QUOTE_MAX, v, (unsigned long long)PT_CLUSTER_SERVER_ID_MAX);
         return 0;
     case RK_ADDRESS:
-        if (pt_cluster_config_check_address(v, &why) != 0)
+        if (pt_addr_check_peer(v, &why) != 0)
             return fail(w->err, w->errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
         memcpy(r->address, v, n + 1);
         return 0;
@@ -392,17 +245,17 @@ static int set_region_value(struct walk *w, const char *name, const char *v)
             char trimmed[PT_CLUSTER_URL_MAX + 1];
             memcpy(trimmed, v, n - 1);
             trimmed[n - 1] = '\0';
-            if (pt_cluster_config_check_url(trimmed, NULL) == 0) {
+            if (pt_addr_check_url(trimmed, NULL) == 0) {
                 memcpy(r->url, trimmed, n);
                 return 0;
             }
         }
-        if (pt_cluster_config_check_url(v, &why) != 0)
+        if (pt_addr_check_url(v, &why) != 0)
             return fail(w->err, w->errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
         memcpy(r->url, v, n + 1);
         return 0;
     case RK_ROLE:
-        if (pt_cluster_config_parse_role(v, &r->role) != 0)
+        if (pt_ident_parse_role(v, &r->role) != 0)
             return fail(w->err, w->errlen, "%s: \"%.*s\": must be voter, standby or spare", name,
                         QUOTE_MAX, v);
         return 0;
@@ -472,7 +325,7 @@ static int walk_event(struct walk *w, const yaml_event_t *ev)
         if (v == NULL)
             return fail(w->err, w->errlen, "%s:%lu: cluster_id: value contains a NUL byte", w->path,
                         line);
-        if (pt_cluster_config_check_cluster_id(v, &why) != 0)
+        if (pt_ident_check_cluster_id(v, &why) != 0)
             return fail(w->err, w->errlen, "%s:%lu: cluster_id: \"%.*s\": %s", w->path, line,
                         QUOTE_MAX, v, why);
         memcpy(w->cfg->cluster_id, v, strlen(v) + 1);

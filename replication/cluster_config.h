@@ -36,32 +36,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
+#include "ident.h"
+
 /* Largest cluster file accepted, in bytes. */
 #define PT_CLUSTER_FILE_MAX (256 * 1024)
-/* Most regions in one cluster. */
-#define PT_CLUSTER_REGIONS_MAX 64
-/* Longest cluster id, region name, address and URL, in bytes. */
-#define PT_CLUSTER_ID_MAX      64
-#define PT_CLUSTER_NAME_MAX    63
-#define PT_CLUSTER_ADDRESS_MAX 261
-#define PT_CLUSTER_URL_MAX     511
-/* Largest Raft server id. */
-#define PT_CLUSTER_SERVER_ID_MAX ((uint64_t)INT64_MAX)
-
-/* Region roles; the values are canonical/raft's RAFT_STANDBY, RAFT_VOTER, RAFT_SPARE. */
-enum pt_cluster_role {
-    PT_CLUSTER_STANDBY = 0, /* replicates the log, not part of the quorum */
-    PT_CLUSTER_VOTER = 1,   /* replicates the log and votes */
-    PT_CLUSTER_SPARE = 2,   /* a member that neither replicates nor votes */
-};
-
-struct pt_cluster_region {
-    char name[PT_CLUSTER_NAME_MAX + 1];       /* region name, the value of serve's --region */
-    uint64_t id;                              /* Raft server id, 1..PT_CLUSTER_SERVER_ID_MAX */
-    char address[PT_CLUSTER_ADDRESS_MAX + 1]; /* Raft + peer port, host:port */
-    char url[PT_CLUSTER_URL_MAX + 1];         /* client URL, http(s)://host[:port] */
-    int role;                                 /* enum pt_cluster_role */
-};
 
 struct pt_cluster_config {
     char cluster_id[PT_CLUSTER_ID_MAX + 1];
@@ -98,19 +77,8 @@ int pt_cluster_config_validate(const struct pt_cluster_config *c, char *errbuf, 
  */
 int pt_cluster_config_check_region(const struct pt_cluster_region *r, char *errbuf, size_t errlen);
 
-/*
- * Syntax checks of single values (s borrowed). Each returns 0, or PT_E_CONFIG with a static
- * reason in *why (why may be NULL).
- *   cluster id  [A-Za-z0-9._-]{1,64}
- *   name        [a-z0-9-]{1,63}
- *   address     host:port as serve's --listen, at most 261 bytes, not 0.0.0.0 or [::]
- *   url         http:// or https:// then host[:port] (host as in an address), at most 511
- *               bytes, nothing after the authority
- */
-int pt_cluster_config_check_cluster_id(const char *s, const char **why);
-int pt_cluster_config_check_name(const char *s, const char **why);
-int pt_cluster_config_check_address(const char *s, const char **why);
-int pt_cluster_config_check_url(const char *s, const char **why);
+/* Single values (cluster id, region name, server id, role, address, URL) are checked by
+ * base/ident.h and base/addr.h. */
 
 struct pt_region_rec;
 /*
@@ -120,17 +88,6 @@ struct pt_region_rec;
  */
 void pt_cluster_config_describe(const struct pt_cluster_config *c, const struct pt_region_rec *recs,
                                 size_t nrecs, uint64_t id, const char **name, const char **url);
-
-/* Parses a decimal server id 1..PT_CLUSTER_SERVER_ID_MAX; *id is written only on success.
- * Returns 0 or PT_E_CONFIG. */
-int pt_cluster_config_parse_id(const char *s, uint64_t *id);
-
-/* Parses "voter", "standby" or "spare" into *role (written only on success). Returns 0 or
- * PT_E_CONFIG. */
-int pt_cluster_config_parse_role(const char *s, int *role);
-
-/* "voter", "standby" or "spare"; "unknown" for other values. Static storage. */
-const char *pt_cluster_config_role_name(int role);
 
 /* The region of c (borrowed) named name (borrowed), or NULL. The result points into c. */
 const struct pt_cluster_region *pt_cluster_config_find(const struct pt_cluster_config *c,

@@ -40,7 +40,7 @@ else
 fi
 
 step "format (clang-format)"
-fmt_out=$(clang-format --dry-run -Werror node/*.[ch] replication/*.[ch] tests/unit/*.c tests/unit/support/*.[ch] tests/fuzz/*.[ch] 2>&1)
+fmt_out=$(clang-format --dry-run -Werror node/*.[ch] node/*/*.[ch] replication/*.[ch] tests/unit/*.c tests/unit/support/*.[ch] tests/fuzz/*.[ch] 2>&1)
 if [ -n "$fmt_out" ]; then
     echo "$fmt_out" | head -20
     echo "FAIL: sources are not clang-formatted (run: make format)"

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "addr.h"
 #include "cluster_config.h"
 #include "err.h"
 #include "support/cli_run.h"
@@ -380,57 +381,57 @@ static void test_values(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof good_urls / sizeof good_urls[0]; i++) {
-        if (pt_cluster_config_check_url(good_urls[i], &why) != 0)
+        if (pt_addr_check_url(good_urls[i], &why) != 0)
             fail_msg("url \"%s\" refused: %s", good_urls[i], why);
     }
     for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
         why = NULL;
-        if (pt_cluster_config_check_url(bad_urls[i], &why) != PT_E_CONFIG)
+        if (pt_addr_check_url(bad_urls[i], &why) != PT_E_CONFIG)
             fail_msg("url \"%s\" accepted", bad_urls[i]);
         assert_non_null(why);
     }
-    assert_int_equal(pt_cluster_config_check_url(NULL, NULL), PT_E_CONFIG);
+    assert_int_equal(pt_addr_check_url(NULL, NULL), PT_E_CONFIG);
     for (size_t i = 0; i < sizeof good_addrs / sizeof good_addrs[0]; i++)
-        assert_int_equal(pt_cluster_config_check_address(good_addrs[i], NULL), 0);
+        assert_int_equal(pt_addr_check_peer(good_addrs[i], NULL), 0);
     for (size_t i = 0; i < sizeof bad_addrs / sizeof bad_addrs[0]; i++) {
-        if (pt_cluster_config_check_address(bad_addrs[i], &why) != PT_E_CONFIG)
+        if (pt_addr_check_peer(bad_addrs[i], &why) != PT_E_CONFIG)
             fail_msg("address \"%s\" accepted", bad_addrs[i]);
     }
 
-    assert_int_equal(pt_cluster_config_check_cluster_id("Prod_EU-1.x", NULL), 0);
-    assert_int_equal(pt_cluster_config_check_cluster_id("a b", &why), PT_E_CONFIG);
-    assert_int_equal(pt_cluster_config_check_cluster_id("", &why), PT_E_CONFIG);
-    assert_int_equal(pt_cluster_config_check_name("eu-west-1", NULL), 0);
-    assert_int_equal(pt_cluster_config_check_name("eu.west", &why), PT_E_CONFIG);
+    assert_int_equal(pt_ident_check_cluster_id("Prod_EU-1.x", NULL), 0);
+    assert_int_equal(pt_ident_check_cluster_id("a b", &why), PT_E_CONFIG);
+    assert_int_equal(pt_ident_check_cluster_id("", &why), PT_E_CONFIG);
+    assert_int_equal(pt_ident_check_region("eu-west-1", NULL), 0);
+    assert_int_equal(pt_ident_check_region("eu.west", &why), PT_E_CONFIG);
 
-    assert_int_equal(pt_cluster_config_parse_id("1", &id), 0);
+    assert_int_equal(pt_ident_parse_server_id("1", &id), 0);
     assert_int_equal(id, 1);
-    assert_int_equal(pt_cluster_config_parse_id("9223372036854775807", &id), 0);
+    assert_int_equal(pt_ident_parse_server_id("9223372036854775807", &id), 0);
     assert_int_equal(id, UINT64_C(9223372036854775807));
     id = 42;
     static const char *const bad_ids[] = {"",   "0",  "00", "-1",   "+1",
                                           " 1", "1 ", "1a", "0x1f", "9223372036854775808"};
     for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
-        if (pt_cluster_config_parse_id(bad_ids[i], &id) != PT_E_CONFIG)
+        if (pt_ident_parse_server_id(bad_ids[i], &id) != PT_E_CONFIG)
             fail_msg("id \"%s\" accepted", bad_ids[i]);
         assert_int_equal(id, 42);
     }
-    assert_int_equal(pt_cluster_config_parse_id(NULL, &id), PT_E_CONFIG);
+    assert_int_equal(pt_ident_parse_server_id(NULL, &id), PT_E_CONFIG);
 
-    assert_int_equal(pt_cluster_config_parse_role("standby", &role), 0);
+    assert_int_equal(pt_ident_parse_role("standby", &role), 0);
     assert_int_equal(role, PT_CLUSTER_STANDBY);
-    assert_int_equal(pt_cluster_config_parse_role("spare", &role), 0);
+    assert_int_equal(pt_ident_parse_role("spare", &role), 0);
     assert_int_equal(role, PT_CLUSTER_SPARE);
-    assert_int_equal(pt_cluster_config_parse_role("voter", &role), 0);
+    assert_int_equal(pt_ident_parse_role("voter", &role), 0);
     assert_int_equal(role, PT_CLUSTER_VOTER);
     role = 7;
-    assert_int_equal(pt_cluster_config_parse_role("leader", &role), PT_E_CONFIG);
-    assert_int_equal(pt_cluster_config_parse_role(NULL, &role), PT_E_CONFIG);
+    assert_int_equal(pt_ident_parse_role("leader", &role), PT_E_CONFIG);
+    assert_int_equal(pt_ident_parse_role(NULL, &role), PT_E_CONFIG);
     assert_int_equal(role, 7);
-    assert_string_equal(pt_cluster_config_role_name(PT_CLUSTER_VOTER), "voter");
-    assert_string_equal(pt_cluster_config_role_name(PT_CLUSTER_STANDBY), "standby");
-    assert_string_equal(pt_cluster_config_role_name(PT_CLUSTER_SPARE), "spare");
-    assert_string_equal(pt_cluster_config_role_name(9), "unknown");
+    assert_string_equal(pt_ident_role_name(PT_CLUSTER_VOTER), "voter");
+    assert_string_equal(pt_ident_role_name(PT_CLUSTER_STANDBY), "standby");
+    assert_string_equal(pt_ident_role_name(PT_CLUSTER_SPARE), "spare");
+    assert_string_equal(pt_ident_role_name(9), "unknown");
 }
 
 static void expect_invalid(const struct pt_cluster_config *c, const char *needle)

@@ -20,7 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "config.h"
+#include "units.h"
 #include "err.h"
 #include "log.h"
 
@@ -530,19 +532,18 @@ static void test_listen(void **state)
     }
     /* The same syntax for any host:port string, with the reason of a refusal. */
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        assert_int_equal(pt_config_parse_hostport(good[i].listen, host, sizeof host, &port, NULL),
-                         0);
+        assert_int_equal(pt_addr_parse(good[i].listen, host, sizeof host, &port, NULL), 0);
         assert_string_equal(host, good[i].host);
         assert_int_equal(port, good[i].port);
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *why = NULL;
-        assert_int_equal(pt_config_parse_hostport(bad[i], NULL, 0, NULL, &why), PT_E_CONFIG);
+        assert_int_equal(pt_addr_parse(bad[i], NULL, 0, NULL, &why), PT_E_CONFIG);
         assert_non_null(why);
     }
-    assert_int_equal(pt_config_parse_hostport(NULL, NULL, 0, NULL, NULL), PT_E_CONFIG);
-    assert_int_equal(pt_config_parse_hostport("[::1]:80", host, 3, &port, NULL), PT_E_CONFIG);
-    assert_int_equal(pt_config_parse_hostport("[::1]:80", host, 0, &port, NULL), PT_E_CONFIG);
+    assert_int_equal(pt_addr_parse(NULL, NULL, 0, NULL, NULL), PT_E_CONFIG);
+    assert_int_equal(pt_addr_parse("[::1]:80", host, 3, &port, NULL), PT_E_CONFIG);
+    assert_int_equal(pt_addr_parse("[::1]:80", host, 0, &port, NULL), PT_E_CONFIG);
 
     /* Host buffer too small. */
     pt_config_defaults(&c);
@@ -596,16 +597,16 @@ static void test_parse_size(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         v = 12345;
-        assert_int_equal(pt_config_parse_size(good[i].s, &v), 0);
+        assert_int_equal(pt_units_parse_size(good[i].s, &v), 0);
         assert_int_equal(v, good[i].v);
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         v = 12345;
-        if (pt_config_parse_size(bad[i], &v) != PT_E_CONFIG)
+        if (pt_units_parse_size(bad[i], &v) != PT_E_CONFIG)
             fail_msg("size \"%s\" accepted", bad[i]);
         assert_int_equal(v, 12345);
     }
-    assert_int_equal(pt_config_parse_size(NULL, &v), PT_E_CONFIG);
+    assert_int_equal(pt_units_parse_size(NULL, &v), PT_E_CONFIG);
 }
 
 static void test_parse_duration(void **state)
@@ -637,12 +638,12 @@ static void test_parse_duration(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        assert_int_equal(pt_config_parse_duration(good[i].s, &ms), 0);
+        assert_int_equal(pt_units_parse_duration(good[i].s, &ms), 0);
         assert_int_equal(ms, good[i].ms);
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ms = 7;
-        if (pt_config_parse_duration(bad[i], &ms) != PT_E_CONFIG)
+        if (pt_units_parse_duration(bad[i], &ms) != PT_E_CONFIG)
             fail_msg("duration \"%s\" accepted", bad[i]);
         assert_int_equal(ms, 7);
     }
@@ -658,14 +659,14 @@ static void test_parse_bool(void **state)
     (void)state;
     for (size_t i = 0; i < 6; i++) {
         b = -1;
-        assert_int_equal(pt_config_parse_bool(yes[i], &b), 0);
+        assert_int_equal(pt_units_parse_bool(yes[i], &b), 0);
         assert_int_equal(b, 1);
-        assert_int_equal(pt_config_parse_bool(no[i], &b), 0);
+        assert_int_equal(pt_units_parse_bool(no[i], &b), 0);
         assert_int_equal(b, 0);
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         b = -1;
-        assert_int_equal(pt_config_parse_bool(bad[i], &b), PT_E_CONFIG);
+        assert_int_equal(pt_units_parse_bool(bad[i], &b), PT_E_CONFIG);
         assert_int_equal(b, -1);
     }
 }

@@ -103,7 +103,7 @@ static void test_blob_limit(void **state)
 static void test_regions_sorted_unique(void **state)
 {
     struct pt_replication_image img;
-    char long_name[PT_REPLICATION_REGION_MAX + 2];
+    char long_name[PT_CLUSTER_NAME_MAX + 2];
 
     (void)state;
     pt_replication_image_init(&img);
@@ -119,9 +119,9 @@ static void test_regions_sorted_unique(void **state)
     memset(long_name, 'x', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
     assert_int_equal(pt_replication_image_add_region(&img, long_name), PT_E_INTERNAL);
-    long_name[PT_REPLICATION_REGION_MAX] = '\0';
+    long_name[PT_CLUSTER_NAME_MAX] = '\0';
     assert_int_equal(pt_replication_image_add_region(&img, long_name), 0);
-    for (int i = 0; img.nregions < PT_REPLICATION_REGIONS_MAX; i++) {
+    for (int i = 0; img.nregions < PT_ADMIN_IMAGE_REGIONS_MAX; i++) {
         char name[16];
         snprintf(name, sizeof name, "r%03d", i);
         assert_int_equal(pt_replication_image_add_region(&img, name), 0);

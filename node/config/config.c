@@ -23,9 +23,12 @@
  */
 #include "config.h"
 
+#include "addr.h"
 #include "cluster_config.h"
 #include "err.h"
+#include "ident.h"
 #include "log.h"
+#include "units.h"
 #include "yaml_file.h"
 
 #include <arpa/inet.h>
@@ -49,10 +52,6 @@
 #define MIN  (60 * SEC)
 #define HOUR (60 * MIN)
 #define DAY  (24 * HOUR)
-
-/* Longest hostname (RFC 1123) and longest label. */
-#define HOSTNAME_MAX 253
-#define LABEL_MAX    63
 
 /* Values quoted back in error messages are cut to this many bytes. */
 #define QUOTE_MAX 64
@@ -180,217 +179,6 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
 
 /* ---- value syntax ---------------------------------------------------------------------- */
 
-/* Parses leading decimal digits of s into *v; *end points past them. At least one digit. */
-static int parse_digits(const char *s, const char **end, uint64_t *v)
-{
-    uint64_t n = 0;
-    const char *p = s;
-
-    if (*p < '0' || *p > '9')
-        return -1;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (n > (UINT64_MAX - d) / 10)
-            return -1;
-        n = n * 10 + d;
-    }
-    *end = p;
-    *v = n;
-    return 0;
-}
-
-static int parse_scaled(const char *s, const char *const *units, const uint64_t *scales,
-                        size_t nunits, uint64_t *out)
-{
-    const char *end;
-    uint64_t n;
-
-    if (s == NULL || parse_digits(s, &end, &n) != 0)
-        return PT_E_CONFIG;
-    for (size_t i = 0; i < nunits; i++) {
-        if (strcmp(end, units[i]) != 0)
-            continue;
-        if (scales[i] != 0 && n > UINT64_MAX / scales[i])
-            return PT_E_CONFIG;
-        *out = n * scales[i];
-        return 0;
-    }
-    return PT_E_CONFIG;
-}
-
-int pt_config_parse_size(const char *s, uint64_t *bytes)
-{
-    static const char *const units[] = {"", "KiB", "MiB", "GiB", "TiB"};
-    static const uint64_t scales[] = {1, KIB, MIB, GIB, TIB};
-
-    return parse_scaled(s, units, scales, 5, bytes);
-}
-
-int pt_config_parse_duration(const char *s, uint64_t *ms)
-{
-    static const char *const units[] = {"", "s", "m", "h"};
-    static const uint64_t scales[] = {SEC, SEC, MIN, HOUR};
-
-    return parse_scaled(s, units, scales, 4, ms);
-}
-
-int pt_config_parse_bool(const char *s, int *out)
-{
-    static const char *const yes[] = {"true", "yes", "on"};
-    static const char *const no[] = {"false", "no", "off"};
-
-    if (s == NULL)
-        return PT_E_CONFIG;
-    for (size_t i = 0; i < 3; i++) {
-        if (strcasecmp(s, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(s, no[i]) == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return PT_E_CONFIG;
-}
-
-/* Writes v with the largest unit that divides it exactly ("4MiB", "1000"). */
-static const char *fmt_size(uint64_t v, char *buf, size_t len)
-{
-    static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
-    static const uint64_t scales[] = {TIB, GIB, MIB, KIB};
-
-    for (size_t i = 0; i < 4; i++) {
-        if (v != 0 && v % scales[i] == 0) {
-            snprintf(buf, len, "%llu%s", (unsigned long long)(v / scales[i]), units[i]);
-            return buf;
-        }
-    }
-    snprintf(buf, len, "%llu", (unsigned long long)v);
-    return buf;
-}
-
-static const char *fmt_duration(uint64_t ms, char *buf, size_t len)
-{
-    if (ms != 0 && ms % HOUR == 0)
-        snprintf(buf, len, "%lluh", (unsigned long long)(ms / HOUR));
-    else if (ms != 0 && ms % MIN == 0)
-        snprintf(buf, len, "%llum", (unsigned long long)(ms / MIN));
-    else if (ms % SEC == 0)
-        snprintf(buf, len, "%llus", (unsigned long long)(ms / SEC));
-    else
-        snprintf(buf, len, "%llums", (unsigned long long)ms);
-    return buf;
-}
-
-/* RFC 1123 hostname: dot-separated labels of [A-Za-z0-9-], no label starting or ending in
- * '-', and a last label that is not all digits (that would be a mistyped IPv4 address). */
-static bool valid_hostname(const char *h, size_t len)
-{
-    size_t label = 0;
-    bool all_digits = true;
-
-    if (len == 0 || len > HOSTNAME_MAX)
-        return false;
-    for (size_t i = 0; i <= len; i++) {
-        char ch = i < len ? h[i] : '.';
-        if (ch == '.') {
-            if (label == 0 || h[i - 1] == '-')
-                return false;
-            if (i == len && all_digits)
-                return false;
-            label = 0;
-            all_digits = true;
-            continue;
-        }
-        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-        bool digit = ch >= '0' && ch <= '9';
-        if (!alpha && !digit && ch != '-')
-            return false;
-        if (ch == '-' && label == 0)
-            return false;
-        if (!digit)
-            all_digits = false;
-        if (++label > LABEL_MAX)
-            return false;
-    }
-    return true;
-}
-
-/*
- * Splits host:port. Returns NULL on success (host copied without brackets when host is
- * non-NULL), else a static reason.
- */
-static const char *split_listen(const char *s, char *host, size_t hostlen, unsigned *port)
-{
-    const char *h, *colon, *end;
-    size_t hlen;
-    uint64_t p;
-    char tmp[HOSTNAME_MAX + 1];
-
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL)
-            return "missing ']' after IPv6 address";
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        if (close[1] != ':')
-            return "expected ':PORT' after ']'";
-        colon = close + 1;
-        if (hlen == 0 || hlen >= INET6_ADDRSTRLEN)
-            return "invalid IPv6 address";
-        memcpy(tmp, h, hlen);
-        tmp[hlen] = '\0';
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, tmp, &a6) != 1)
-            return "invalid IPv6 address";
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL)
-            return "expected HOST:PORT";
-        h = s;
-        hlen = (size_t)(colon - s);
-        if (memchr(h, ':', hlen) != NULL)
-            return "IPv6 addresses must be written in brackets, e.g. [::1]:5000";
-        if (hlen == 0)
-            return "missing host (use 0.0.0.0 or [::] for all addresses)";
-        if (hlen > HOSTNAME_MAX)
-            return "host name too long";
-        memcpy(tmp, h, hlen);
-        tmp[hlen] = '\0';
-        struct in_addr a4;
-        if (inet_pton(AF_INET, tmp, &a4) != 1 && !valid_hostname(h, hlen))
-            return "invalid host (expected an IPv4 address, a hostname or [IPv6])";
-    }
-    if (parse_digits(colon + 1, &end, &p) != 0 || *end != '\0' || end - (colon + 1) > 5)
-        return "port must be a number";
-    if (p < 1 || p > 65535)
-        return "port out of range 1..65535";
-    if (host != NULL) {
-        if (hlen >= hostlen)
-            return "host does not fit";
-        memcpy(host, h, hlen);
-        host[hlen] = '\0';
-    }
-    if (port != NULL)
-        *port = (unsigned)p;
-    return NULL;
-}
-
-static bool valid_region(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n < 1 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* ---- limits, shared by setting and validating ------------------------------------------ */
 
 static int check_string(const struct option *o, const char *name, const char *v, char *err,
@@ -406,12 +194,12 @@ static int check_string(const struct option *o, const char *name, const char *v,
     case K_LISTEN:
         if (n == 0 && o->min == 0)
             break;
-        why = split_listen(v, NULL, 0, NULL);
+        why = pt_addr_parse(v, NULL, 0, NULL, &why) != 0 ? why : NULL;
         if (why != NULL)
             return fail(err, errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
         break;
     case K_REGION:
-        if (!valid_region(v))
+        if (pt_ident_check_region(v, NULL) != 0)
             return fail(err, errlen, "%s: \"%.*s\": must match [a-z0-9-]{1,63}", name, QUOTE_MAX,
                         v);
         break;
@@ -447,11 +235,14 @@ static int check_number(const struct option *o, const char *name, uint64_t v, ch
     if (v >= o->min && v <= o->max)
         return 0;
     if (o->kind == K_SIZE)
-        return fail(err, errlen, "%s: %s out of range %s..%s", name, fmt_size(v, a, sizeof a),
-                    fmt_size(o->min, b, sizeof b), fmt_size(o->max, c, sizeof c));
+        return fail(err, errlen, "%s: %s out of range %s..%s", name,
+                    pt_units_format_size(v, a, sizeof a), pt_units_format_size(o->min, b, sizeof b),
+                    pt_units_format_size(o->max, c, sizeof c));
     if (o->kind == K_DURATION)
-        return fail(err, errlen, "%s: %s out of range %s..%s", name, fmt_duration(v, a, sizeof a),
-                    fmt_duration(o->min, b, sizeof b), fmt_duration(o->max, c, sizeof c));
+        return fail(err, errlen, "%s: %s out of range %s..%s", name,
+                    pt_units_format_duration(v, a, sizeof a),
+                    pt_units_format_duration(o->min, b, sizeof b),
+                    pt_units_format_duration(o->max, c, sizeof c));
     return fail(err, errlen, "%s: %llu out of range %llu..%llu", name, (unsigned long long)v,
                 (unsigned long long)o->min, (unsigned long long)o->max);
 }
@@ -497,23 +288,23 @@ static int set_value(struct pt_config *c, const struct option *o, const char *na
     switch (o->kind) {
     case K_UINT: {
         const char *end;
-        if (parse_digits(v, &end, &n) != 0 || *end != '\0')
+        if (pt_units_parse_digits(v, &end, &n) != 0 || *end != '\0')
             return fail(err, errlen, "%s: invalid number \"%.*s\"", name, QUOTE_MAX, v);
         break;
     }
     case K_SIZE:
-        if (pt_config_parse_size(v, &n) != 0)
+        if (pt_units_parse_size(v, &n) != 0)
             return fail(err, errlen,
                         "%s: invalid size \"%.*s\" (bytes, or a KiB/MiB/GiB/TiB suffix)", name,
                         QUOTE_MAX, v);
         break;
     case K_DURATION:
-        if (pt_config_parse_duration(v, &n) != 0)
+        if (pt_units_parse_duration(v, &n) != 0)
             return fail(err, errlen, "%s: invalid duration \"%.*s\" (seconds, or an s/m/h suffix)",
                         name, QUOTE_MAX, v);
         break;
     case K_BOOL:
-        if (pt_config_parse_bool(v, &b) != 0)
+        if (pt_units_parse_bool(v, &b) != 0)
             return fail(err, errlen, "%s: invalid boolean \"%.*s\" (true/false/yes/no/on/off)",
                         name, QUOTE_MAX, v);
         n = (uint64_t)b;
@@ -589,11 +380,6 @@ void pt_config_defaults(struct pt_config *c)
     }
 }
 
-static bool wildcard_host(const char *h)
-{
-    return strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0;
-}
-
 /* The rules between the cluster settings and the cluster file; called once every setting
  * passed its own limits. */
 static int validate_cluster(const struct pt_config *c, char *err, size_t errlen)
@@ -601,7 +387,7 @@ static int validate_cluster(const struct pt_config *c, char *err, size_t errlen)
     struct pt_cluster_config *cc;
     const struct pt_cluster_region *self;
     const char *bind, *why;
-    char sub[512], chost[HOSTNAME_MAX + 1], rhost[HOSTNAME_MAX + 1];
+    char sub[512], chost[PT_HOST_MAX + 1], rhost[PT_HOST_MAX + 1];
     unsigned cport = 0, rport = 0;
     int rc;
 
@@ -636,15 +422,15 @@ static int validate_cluster(const struct pt_config *c, char *err, size_t errlen)
         goto out;
     }
     bind = c->raft_listen[0] != '\0' ? c->raft_listen : self->address;
-    why = split_listen(bind, rhost, sizeof rhost, &rport);
+    why = pt_addr_parse(bind, rhost, sizeof rhost, &rport, &why) != 0 ? why : NULL;
     if (why == NULL)
-        why = split_listen(c->listen, chost, sizeof chost, &cport);
+        why = pt_addr_parse(c->listen, chost, sizeof chost, &cport, &why) != 0 ? why : NULL;
     if (why != NULL) {
         rc = fail(err, errlen, "raft_listen: \"%.*s\": %s", QUOTE_MAX, bind, why);
         goto out;
     }
     if (rport == cport &&
-        (strcmp(rhost, chost) == 0 || wildcard_host(rhost) || wildcard_host(chost))) {
+        (strcmp(rhost, chost) == 0 || pt_addr_is_wildcard(rhost) || pt_addr_is_wildcard(chost))) {
         rc = fail(err, errlen, "raft_listen: %s%s takes the client listen port %u of %s", bind,
                   c->raft_listen[0] != '\0' ? "" : " (region's address in cluster_file)", cport,
                   c->listen);
@@ -704,25 +490,9 @@ int pt_config_listen_addr(const struct pt_config *c, char *host, size_t hostlen,
         return PT_E_CONFIG;
     if (host != NULL && hostlen == 0)
         return PT_E_CONFIG;
-    if (split_listen(c->listen, host, hostlen, port) != NULL)
+    if (pt_addr_parse(c->listen, host, hostlen, port, NULL) != 0)
         return PT_E_CONFIG;
     return 0;
-}
-
-int pt_config_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
-                             const char **why)
-{
-    const char *reason;
-
-    if (s == NULL)
-        reason = "missing address";
-    else if (host != NULL && hostlen == 0)
-        reason = "host does not fit";
-    else
-        reason = split_listen(s, host, hostlen, port);
-    if (why != NULL)
-        *why = reason;
-    return reason == NULL ? 0 : PT_E_CONFIG;
 }
 
 void pt_config_usage(FILE *out)

@@ -1,14 +1,14 @@
 /*
- * node.h - the services one Portolan node shares between its threads, and the per-thread
+ * worker.h - the services one Portolan node shares between its threads, and the per-thread
  * state of an HTTP worker.
  *
- * Ownership: struct pt_node is created by server.c at start-up and lives until exit; its
- * services are thread-safe (RocksDB, the blob store's files) or owned by one thread (the
- * committer owns the apply thread). struct pt_worker is owned by its HTTP loop thread; other
- * threads reach it only through its mailbox.
+ * Ownership: struct pt_node is created by server.c at start-up (worker.c holds the functions below)
+ * and lives until exit; its services are thread-safe (RocksDB, the blob store's files) or owned by
+ * one thread (the committer owns the apply thread). struct pt_worker is owned by its HTTP loop
+ * thread; other threads reach it only through its mailbox.
  */
-#ifndef PT_NODE_H
-#define PT_NODE_H
+#ifndef PT_WORKER_H
+#define PT_WORKER_H
 
 #include <pthread.h>
 #include <stdint.h>

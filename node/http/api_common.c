@@ -10,13 +10,14 @@
 
 #include "api.h"
 #include "async.h"
+#include "clock.h"
 #include "blob_sync.h"
 #include "command.h"
 #include "committer.h"
 #include "err.h"
 #include "http.h"
 #include "metrics.h"
-#include "node.h"
+#include "worker.h"
 
 struct job_op {
     struct pt_async async;
@@ -25,13 +26,6 @@ struct job_op {
     pt_api_job_cb cb;
     _Alignas(max_align_t) unsigned char data[];
 };
-
-int64_t pt_api_now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 char *pt_api_name(h2o_req_t *req, const struct pt_route *rt)
 {
@@ -108,15 +102,18 @@ static void on_committed(h2o_req_t *req, struct pt_proposal *p, void *data)
     cd->cb(req, p->status, cd->data);
 }
 
-int pt_api_commit(struct pt_worker *w, h2o_req_t *req, Portolan__Command *cmd, pt_api_commit_cb cb,
-                  const void *data, size_t data_size)
+int pt_api_command(struct pt_worker *w, struct pt_command_builder *b)
 {
-    cmd->version = PT_COMMAND_VERSION;
-    cmd->time_ms = pt_api_now_ms();
-    cmd->region = w->node->cfg.region;
+    return pt_command_builder_init(b, pt_clock_wall_ms(), w->node->cfg.region);
+}
+
+int pt_api_commit(struct pt_worker *w, h2o_req_t *req, struct pt_command_builder *b, int added,
+                  pt_api_commit_cb cb, const void *data, size_t data_size)
+{
     void *buf;
     size_t len;
-    int rv = pt_command_encode(cmd, &buf, &len);
+    int rv = added != 0 ? added : pt_command_builder_encode(b, &buf, &len);
+    pt_command_builder_free(b);
     if (rv != 0)
         return rv;
     /* The caller's data travels behind the callback in the job's own copy. */

@@ -2,41 +2,7 @@
  * cli.c - `portolan cluster ...` and `portolan replication status` (usage in cli.h): flags,
  * admin requests over libcurl, output.
  *
- * Admin API contract. Every node serves these on its client port; bodies are JSON objects.
- *
- *   GET /admin/cluster/self
- *       200 {"cluster_id": str, "region": str, "id": int,
- *            "role": "leader" | "follower" | "candidate" | "standby" | "spare" | "unavailable",
- *            "term": int, "commit_index": int, "applied_index": int,
- *            "leader_id": int (0 = unknown), "leader_region": str ("" = unknown),
- *            "last_contact_ms": int (since the last message from the leader),
- *            "address": str (raft + peer host:port), "url": str (client URL)}
- *       The region's own view; "unavailable" means its raft instance is not running.
- *   GET /admin/cluster
- *       200 {"cluster_id": str, "self": <the /admin/cluster/self object>,
- *            "regions": [{"name": str, "id": int, "address": str, "url": str,
- *                         "role": "voter" | "standby" | "spare"}, ...]}
- *       "regions" are the members of Raft's current configuration (at most 64). A single
- *       region (no Raft) answers without "regions" ({"role": "single", ...}).
- *   POST /admin/cluster/regions  {"name", "id", "address", "url", "role": "voter"|"standby"}
- *       201 <the region object as added>
- *   DELETE /admin/cluster/regions/<id>
- *       202 (body optional)
- *   POST /admin/cluster/transfer-leader  {"id": int} or {} (the leader picks a voter)
- *       202 (body optional)
- *   GET /admin/replication
- *       200 {"region": str, "in_sync": bool, "blobs_behind": int, "bytes_behind": int,
- *            "oldest_missing_age_s": number, "active": [{"digest", "size", "offset", "from"}],
- *            ... counters}: the region's blob replication.
- *   GET /admin/replication/image?name=<repo>&reference=<tag or digest>
- *       200 {"name", "reference", "digest", "regions": [str], "blobs": [{"digest": str,
- *            "size": int, "regions": [str]}], "complete": [str],
- *            "missing": {"<region>": {"blobs": int, "bytes": int}}}; 404 for an unknown image.
- *   Errors: any 4xx/5xx with {"errors": [{"code": str, "message": str}, ...]}, as the OCI
- *   distribution-spec's error body. Membership changes run on the leader only (elsewhere:
- *   503 UNAVAILABLE), so this client first asks the named region's /admin/cluster/self for
- *   the leader's URL and sends the change there; it also follows at most REDIRECTS_MAX
- *   307/308 redirects, keeping method and body.
+ * The admin API's HTTP contract is written in base/admin_api.h.
  *
  * Design: one blocking libcurl easy handle per admin request; `status` first reads the
  * membership from the region named by --region, then asks every other member for its own
@@ -49,17 +15,19 @@
  *
  * Limits: responses are cut at RESPONSE_MAX bytes (the request then fails), only http and
  * https are spoken (redirects included), every request has a total and a connect timeout,
- * members beyond PT_CLUSTER_REGIONS_MAX (image regions beyond PT_REPLICATION_REGIONS_MAX) are
+ * members beyond PT_CLUSTER_REGIONS_MAX (image regions beyond PT_ADMIN_IMAGE_REGIONS_MAX) are
  * refused, and every string a server sends is checked (names, addresses, URLs with the
  * cluster file's rules) or cleaned of control characters before it reaches the terminal.
  */
 #include "cli.h"
 
-#include "cluster_config.h"
-#include "config.h"
+#include "addr.h"
+#include "admin_api.h"
+#include "bounds.h"
+#include "ident.h"
+#include "units.h"
 #include "digest.h"
 #include "reference.h"
-#include "replication_status.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -140,7 +108,7 @@ static int take_url(char *dst, const char *src, const char **why)
     }
     memcpy(dst, src, n);
     dst[n] = '\0';
-    return pt_cluster_config_check_url(dst, why) == 0 ? 0 : -1;
+    return pt_addr_check_url(dst, why) == 0 ? 0 : -1;
 }
 
 static int set_flag(struct opts *o, enum flag f, const char *v, FILE *err)
@@ -164,25 +132,25 @@ static int set_flag(struct opts *o, enum flag f, const char *v, FILE *err)
         o->cacert = v;
         break;
     case F_TIMEOUT:
-        if (pt_config_parse_duration(v, &o->timeout_ms) != 0 || o->timeout_ms == 0 ||
+        if (pt_units_parse_duration(v, &o->timeout_ms) != 0 || o->timeout_ms == 0 ||
             o->timeout_ms > 3600 * 1000) {
             why = "expected a duration 1s..1h (seconds, or an s/m/h suffix)";
             goto bad;
         }
         break;
     case F_NAME:
-        if (pt_cluster_config_check_name(v, &why) != 0)
+        if (pt_ident_check_region(v, &why) != 0)
             goto bad;
         memcpy(o->added.name, v, strlen(v) + 1);
         break;
     case F_ID:
-        if (pt_cluster_config_parse_id(v, &o->added.id) != 0) {
+        if (pt_ident_parse_server_id(v, &o->added.id) != 0) {
             why = "expected a server id 1..9223372036854775807";
             goto bad;
         }
         break;
     case F_ADDRESS:
-        if (pt_cluster_config_check_address(v, &why) != 0)
+        if (pt_addr_check_peer(v, &why) != 0)
             goto bad;
         memcpy(o->added.address, v, strlen(v) + 1);
         break;
@@ -191,8 +159,7 @@ static int set_flag(struct opts *o, enum flag f, const char *v, FILE *err)
             goto bad;
         break;
     case F_ROLE:
-        if (pt_cluster_config_parse_role(v, &o->added.role) != 0 ||
-            o->added.role == PT_CLUSTER_SPARE) {
+        if (pt_ident_parse_role(v, &o->added.role) != 0 || o->added.role == PT_CLUSTER_SPARE) {
             why = "expected voter or standby";
             goto bad;
         }
@@ -625,9 +592,9 @@ static void read_member(struct member *m, json_t *entry)
     m->state = "unreachable";
     if (id > 0)
         m->id = (uint64_t)id;
-    if (pt_cluster_config_check_address(address, NULL) == 0)
+    if (pt_addr_check_peer(address, NULL) == 0)
         memcpy(m->address, address, strlen(address) + 1);
-    if (pt_cluster_config_check_name(name, NULL) == 0)
+    if (pt_ident_check_region(name, NULL) == 0)
         memcpy(m->name, name, strlen(name) + 1);
     else if (m->id != 0)
         snprintf(m->name, sizeof m->name, "#%" PRIu64, m->id);
@@ -637,16 +604,16 @@ static void read_member(struct member *m, json_t *entry)
     if (!json_is_object(entry)) {
         field = "entry";
         why = "not an object";
-    } else if (pt_cluster_config_check_name(name, &why) != 0) {
+    } else if (pt_ident_check_region(name, &why) != 0) {
         field = "name";
     } else if (m->id == 0) {
         field = "id";
         why = "missing or not a positive integer";
-    } else if (pt_cluster_config_check_address(address, &why) != 0) {
+    } else if (pt_addr_check_peer(address, &why) != 0) {
         field = "address";
     } else if (take_url(m->url, url ? url : "", &why) != 0) {
         field = "url";
-    } else if (role != NULL && pt_cluster_config_parse_role(role, &r) != 0) {
+    } else if (role != NULL && pt_ident_parse_role(role, &r) != 0) {
         field = "role";
         why = "not voter, standby or spare";
     }
@@ -654,7 +621,7 @@ static void read_member(struct member *m, json_t *entry)
         snprintf(m->error, sizeof m->error, "incomplete member entry: %s: %s", field, why);
         return;
     }
-    m->role = pt_cluster_config_role_name(r);
+    m->role = pt_ident_role_name(r);
     m->valid = true;
 }
 
@@ -947,7 +914,7 @@ static int cmd_status(const struct opts *o, FILE *out, FILE *err)
     cluster_id = get_str(doc, "cluster_id", PT_CLUSTER_ID_MAX);
     self = json_object_get(doc, "self");
     if (!json_is_object(doc) || !json_is_array(regions) ||
-        pt_cluster_config_check_cluster_id(cluster_id, NULL) != 0) {
+        pt_ident_check_cluster_id(cluster_id, NULL) != 0) {
         fprintf(err,
                 "portolan cluster status: %s: answer is not a cluster document "
                 "(cluster_id, self, regions)\n",
@@ -1032,7 +999,7 @@ static int cmd_change(const struct opts *o, FILE *out, FILE *err)
         snprintf(path, sizeof path, "/admin/cluster/regions");
         body = json_pack("{s:s,s:I,s:s,s:s,s:s}", "name", o->added.name, "id",
                          (json_int_t)o->added.id, "address", o->added.address, "url", o->added.url,
-                         "role", pt_cluster_config_role_name(o->added.role));
+                         "role", pt_ident_role_name(o->added.role));
         break;
     case CMD_REMOVE:
         method = "DELETE";
@@ -1066,7 +1033,7 @@ static int cmd_change(const struct opts *o, FILE *out, FILE *err)
         print_json(out, doc);
     } else if (o->cmd == CMD_ADD) {
         fprintf(out, "added region %s (id %" PRIu64 ", %s) (HTTP %ld)\n", o->added.name,
-                o->added.id, pt_cluster_config_role_name(o->added.role), x.status);
+                o->added.id, pt_ident_role_name(o->added.role), x.status);
     } else if (o->cmd == CMD_REMOVE) {
         fprintf(out, "removal of region id %" PRIu64 " accepted (HTTP %ld)\n", o->added.id,
                 x.status);
@@ -1139,7 +1106,7 @@ static void accept_replication(struct member *m, json_t *doc, const void *arg)
     (void)arg;
     if (!json_is_object(doc)) {
         snprintf(m->error, sizeof m->error, "answer is not a JSON object");
-    } else if (pt_cluster_config_check_name(region, NULL) != 0) {
+    } else if (pt_ident_check_region(region, NULL) != 0) {
         snprintf(m->error, sizeof m->error, "answer names no valid region");
     } else if (m->entry != NULL && strcmp(region, m->name) != 0) {
         snprintf(m->error, sizeof m->error, "its URL answers as region %s",
@@ -1230,7 +1197,7 @@ static json_t *regions_json(const struct member *ms, size_t n)
     for (size_t i = 0; regions != NULL && i < n; i++) {
         const struct member *m = &ms[i];
         /* A region known by no valid name (single region, bad member entry) is null. */
-        bool named = pt_cluster_config_check_name(m->name, NULL) == 0;
+        bool named = pt_ident_check_region(m->name, NULL) == 0;
         json_t *r = m->self != NULL ? json_incref(m->self)
                                     : json_pack("{s:o,s:s,s:s}", "region",
                                                 named ? json_string(m->name) : json_null(), "url",
@@ -1446,9 +1413,9 @@ static int cmd_replication_image(const struct opts *o, FILE *out, FILE *err)
                 title, x.url);
         goto out;
     }
-    if (json_array_size(json_object_get(doc, "regions")) > PT_REPLICATION_REGIONS_MAX) {
+    if (json_array_size(json_object_get(doc, "regions")) > PT_ADMIN_IMAGE_REGIONS_MAX) {
         fprintf(err, "portolan %s: %s: answer lists more than %d regions\n", title, x.url,
-                PT_REPLICATION_REGIONS_MAX);
+                PT_ADMIN_IMAGE_REGIONS_MAX);
         goto out;
     }
     if (o->json)

@@ -16,7 +16,7 @@
  *
  * Limits: at most PT_REPLICATION_IMAGE_MANIFESTS_MAX manifests walked, IMAGE_BYTES_MAX bytes of
  * manifest bodies read, PT_REPLICATION_IMAGE_BLOBS_MAX distinct blobs and
- * PT_REPLICATION_REGIONS_MAX regions; beyond them the answer is 413 SIZE_INVALID. The digest
+ * PT_ADMIN_IMAGE_REGIONS_MAX regions; beyond them the answer is 413 SIZE_INVALID. The digest
  * index hashes the first hex digits of SHA-256 digests (uniform for content addresses; blobs
  * ground to collide only lengthen probes, which the entry limits bound); entries are kept
  * below half the table so probes always end.
@@ -33,7 +33,7 @@
 #include "err.h"
 #include "http.h"
 #include "metastore.h"
-#include "node.h"
+#include "worker.h"
 #include "query.h"
 
 /* ---- the summary (pure) ------------------------------------------------------------------ */
@@ -98,8 +98,8 @@ void pt_replication_image_free(struct pt_replication_image *img)
 
 int pt_replication_image_add_region(struct pt_replication_image *img, const char *region)
 {
-    size_t len = strnlen(region, PT_REPLICATION_REGION_MAX + 1);
-    if (len == 0 || len > PT_REPLICATION_REGION_MAX)
+    size_t len = strnlen(region, PT_CLUSTER_NAME_MAX + 1);
+    if (len == 0 || len > PT_CLUSTER_NAME_MAX)
         return PT_E_INTERNAL;
     size_t lo = 0, hi = img->nregions;
     while (lo < hi) {
@@ -112,7 +112,7 @@ int pt_replication_image_add_region(struct pt_replication_image *img, const char
         else
             hi = mid;
     }
-    if (img->nregions == PT_REPLICATION_REGIONS_MAX)
+    if (img->nregions == PT_ADMIN_IMAGE_REGIONS_MAX)
         return PT_E_TOO_LARGE;
     void *p = realloc(img->regions, (img->nregions + 1) * sizeof(*img->regions));
     if (p == NULL)
@@ -240,7 +240,7 @@ struct image_op {
     uv_work_t work;
     struct pt_metastore *ms;
     const struct pt_cluster_config *cluster; /* the cluster file (read-only), or NULL */
-    char own_region[PT_REPLICATION_REGION_MAX + 1];
+    char own_region[PT_CLUSTER_NAME_MAX + 1];
     int is_digest;
     struct pt_digest digest; /* when is_digest */
     struct pt_replication_image img;

@@ -9,9 +9,8 @@
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
 
-#include "command.pb-c.h"
-
 struct pt_worker;
+struct pt_command_builder;
 
 /* Called on the worker loop once the command is applied (status 0) or refused (a PT_E_*),
  * only if the request is still alive. data points at the copy made by pt_api_commit. */
@@ -56,12 +55,15 @@ void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route 
 int pt_api_catch_up(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
                     const char *digest, pt_api_read_cb cont);
 
-/* Fills the envelope of cmd (version, time, region) and proposes it for req. cmd and its ops
- * are borrowed (encoded before returning); data_size bytes at data are copied and handed to
- * cb. Returns 0, or a PT_E_* (cb will not run) if encoding failed. */
-int pt_api_commit(struct pt_worker *w, h2o_req_t *req, Portolan__Command *cmd, pt_api_commit_cb cb,
-                  const void *data, size_t data_size);
+/* Starts a command on behalf of w's region: b (the caller's) gets the region and the wall
+ * clock (replication/command.h). Returns 0, or PT_E_NOMEM (b then needs no free). */
+int pt_api_command(struct pt_worker *w, struct pt_command_builder *b);
 
-int64_t pt_api_now_ms(void);
+/* Proposes b's command for req and frees b in every case. added is the result of the last
+ * pt_command_add_* call (the builder's functions leave b unchanged when they fail): when it is
+ * not 0 nothing is proposed and it is returned. data_size bytes at data are copied and handed
+ * to cb. Returns 0, or a PT_E_* (cb will not run) if adding or encoding failed. */
+int pt_api_commit(struct pt_worker *w, h2o_req_t *req, struct pt_command_builder *b, int added,
+                  pt_api_commit_cb cb, const void *data, size_t data_size);
 
 #endif

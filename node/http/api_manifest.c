@@ -16,12 +16,13 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "command.h"
 #include "digest.h"
 #include "err.h"
 #include "http.h"
 #include "manifest.h"
 #include "metastore.h"
-#include "node.h"
+#include "worker.h"
 #include "query.h"
 #include "reference.h"
 
@@ -232,32 +233,28 @@ static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_
         children[i] = h2o_mem_alloc_pool(&req->pool, PT_DIGEST_STR_LEN + 1);
         pt_digest_format(&info.children[i].digest, children[i]);
     }
-    Portolan__PutManifest pm = PORTOLAN__PUT_MANIFEST__INIT;
-    pm.repo = name;
-    pm.digest = done.digest;
-    pm.media_type = info.media_type;
-    pm.body.data = (uint8_t *)req->entity.base;
-    pm.body.len = len;
-    pm.n_tags = ntags;
-    pm.tags = tags;
-    pm.subject = done.subject;
-    pm.artifact_type = info.artifact_type;
-    if (info.annotations != NULL) {
-        pm.annotations.data = (uint8_t *)info.annotations;
-        pm.annotations.len = strlen(info.annotations);
-    }
-    pm.n_blobs = nblobs;
-    pm.blobs = blobs;
-    pm.n_children = nchildren;
-    pm.children = children;
-    Portolan__Op op = PORTOLAN__OP__INIT;
-    op.op_case = PORTOLAN__OP__OP_PUT_MANIFEST;
-    op.put_manifest = &pm;
-    Portolan__Op *ops[1] = {&op};
-    Portolan__Command cmd = PORTOLAN__COMMAND__INIT;
-    cmd.n_ops = 1;
-    cmd.ops = ops;
-    rv = pt_api_commit(w, req, &cmd, on_put_done, &done, sizeof(done));
+    struct pt_command_manifest pm = {
+        .repo = name,
+        .digest = done.digest,
+        .media_type = info.media_type,
+        .body = req->entity.base,
+        .len = len,
+        .tags = (const char *const *)tags,
+        .n_tags = ntags,
+        .subject = done.subject,
+        .artifact_type = info.artifact_type,
+        .annotations = info.annotations,
+        .annotations_len = info.annotations != NULL ? strlen(info.annotations) : 0,
+        .blobs = (const char *const *)blobs,
+        .n_blobs = nblobs,
+        .children = (const char *const *)children,
+        .n_children = nchildren,
+    };
+    struct pt_command_builder b;
+    rv = pt_api_command(w, &b);
+    if (rv == 0)
+        rv = pt_api_commit(w, req, &b, pt_command_add_put_manifest(&b, &pm), on_put_done, &done,
+                           sizeof(done));
     pt_manifest_info_free(&info);
     if (rv != 0)
         pt_http_error(req, rv, NULL, NULL);
@@ -281,27 +278,19 @@ static void delete_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt
         pt_http_error(req, PT_E_NAME_UNKNOWN, NULL, NULL);
         return;
     }
-    Portolan__DeleteManifest dm = PORTOLAN__DELETE_MANIFEST__INIT;
-    Portolan__DeleteTag dt = PORTOLAN__DELETE_TAG__INIT;
-    Portolan__Op op = PORTOLAN__OP__INIT;
     char digest[PT_DIGEST_STR_LEN + 1];
-    if (rt->ref_is_digest) {
-        pt_digest_format(&rt->digest, digest);
-        dm.repo = name;
-        dm.digest = digest;
-        op.op_case = PORTOLAN__OP__OP_DELETE_MANIFEST;
-        op.delete_manifest = &dm;
-    } else {
-        dt.repo = name;
-        dt.tag = ref;
-        op.op_case = PORTOLAN__OP__OP_DELETE_TAG;
-        op.delete_tag = &dt;
+    struct pt_command_builder b;
+    int rv = pt_api_command(w, &b);
+    if (rv == 0) {
+        int added;
+        if (rt->ref_is_digest) {
+            pt_digest_format(&rt->digest, digest);
+            added = pt_command_add_delete_manifest(&b, name, digest);
+        } else {
+            added = pt_command_add_delete_tag(&b, name, ref);
+        }
+        rv = pt_api_commit(w, req, &b, added, on_delete_done, NULL, 0);
     }
-    Portolan__Op *ops[1] = {&op};
-    Portolan__Command cmd = PORTOLAN__COMMAND__INIT;
-    cmd.n_ops = 1;
-    cmd.ops = ops;
-    int rv = pt_api_commit(w, req, &cmd, on_delete_done, NULL, 0);
     if (rv != 0)
         pt_http_error(req, rv, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "command.h"
 #include "blob_sync.h"
 #include "blobstore.h"
 #include "committer.h"
@@ -35,7 +36,7 @@
 #include "http.h"
 #include "log.h"
 #include "metastore.h"
-#include "node.h"
+#include "worker.h"
 #include "range.h"
 
 #define CHUNK_SIZE (1024 * 1024)
@@ -327,17 +328,11 @@ static void delete_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_rou
     char *name = pt_api_name(req, rt);
     char digest[PT_DIGEST_STR_LEN + 1];
     pt_digest_format(&rt->digest, digest);
-    Portolan__UnlinkBlob ub = PORTOLAN__UNLINK_BLOB__INIT;
-    ub.repo = name;
-    ub.digest = digest;
-    Portolan__Op op = PORTOLAN__OP__INIT;
-    op.op_case = PORTOLAN__OP__OP_UNLINK_BLOB;
-    op.unlink_blob = &ub;
-    Portolan__Op *ops[1] = {&op};
-    Portolan__Command cmd = PORTOLAN__COMMAND__INIT;
-    cmd.n_ops = 1;
-    cmd.ops = ops;
-    int rv = pt_api_commit(w, req, &cmd, on_unlinked, NULL, 0);
+    struct pt_command_builder b;
+    int rv = pt_api_command(w, &b);
+    if (rv == 0)
+        rv = pt_api_commit(w, req, &b, pt_command_add_unlink_blob(&b, name, digest), on_unlinked,
+                           NULL, 0);
     if (rv != 0)
         pt_http_error(req, rv, NULL, NULL);
 }

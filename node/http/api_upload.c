@@ -28,7 +28,9 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "command.h"
 #include "async.h"
+#include "clock.h"
 #include "blobstore.h"
 #include "cluster_config.h"
 #include "digest.h"
@@ -37,7 +39,7 @@
 #include "log.h"
 #include "metastore.h"
 #include "metrics.h"
-#include "node.h"
+#include "worker.h"
 #include "query.h"
 #include "range.h"
 #include "reference.h"
@@ -82,7 +84,7 @@ static int save_state(struct pt_node *node, struct pt_upload *u)
     size_t n = pt_upload_encoded_size();
     if (n > sizeof(buf))
         return PT_E_INTERNAL;
-    u->updated_ms = pt_api_now_ms();
+    u->updated_ms = pt_clock_wall_ms();
     pt_upload_encode(u, buf);
     return pt_metastore_upload_put(node->ms, u->id, buf, n);
 }
@@ -107,7 +109,7 @@ static void ingest_work(uv_work_t *work)
     int rv = 0;
     switch (ing->phase) {
     case PHASE_BEGIN:
-        rv = pt_blobstore_upload_begin(node->bs, ing->name, pt_api_now_ms(), &ing->u);
+        rv = pt_blobstore_upload_begin(node->bs, ing->name, pt_clock_wall_ms(), &ing->u);
         if (rv == 0 && ing->record)
             rv = save_state(node, &ing->u);
         if (rv != 0 && ing->u.id[0] != '\0')
@@ -306,24 +308,16 @@ static void link_blob(struct pt_worker *w, h2o_req_t *req, const char *name,
     snprintf(done.name, sizeof(done.name), "%s", name);
     snprintf(done.upload_id, sizeof(done.upload_id), "%s", upload_id);
     pt_digest_format(d, done.digest);
-    Portolan__LinkBlob lb = PORTOLAN__LINK_BLOB__INIT;
-    lb.repo = done.name;
-    lb.digest = done.digest;
-    lb.size = size;
-    Portolan__BlobStored bst = PORTOLAN__BLOB_STORED__INIT;
-    bst.digest = done.digest;
-    bst.size = size;
-    bst.region = w->node->cfg.region;
-    Portolan__Op op_stored = PORTOLAN__OP__INIT, op_link = PORTOLAN__OP__INIT;
-    op_stored.op_case = PORTOLAN__OP__OP_BLOB_STORED;
-    op_stored.blob_stored = &bst;
-    op_link.op_case = PORTOLAN__OP__OP_LINK_BLOB;
-    op_link.link_blob = &lb;
-    Portolan__Op *ops[2] = {&op_stored, &op_link};
-    Portolan__Command cmd = PORTOLAN__COMMAND__INIT;
-    cmd.n_ops = stored_here ? 2 : 1;
-    cmd.ops = stored_here ? ops : ops + 1;
-    int rv = pt_api_commit(w, req, &cmd, on_linked, &done, sizeof(done));
+    struct pt_command_builder b;
+    int rv = pt_api_command(w, &b);
+    if (rv == 0) {
+        int added = 0;
+        if (stored_here)
+            added = pt_command_add_blob_stored(&b, done.digest, size, w->node->cfg.region);
+        if (added == 0)
+            added = pt_command_add_link_blob(&b, done.name, done.digest, size);
+        rv = pt_api_commit(w, req, &b, added, on_linked, &done, sizeof(done));
+    }
     if (rv != 0)
         pt_http_error(req, rv, NULL, NULL);
 }

@@ -9,7 +9,7 @@
  * the others, how many blobs and bytes they lack ("missing"). This part is pure: no I/O, no
  * clock, so it is unit-tested on its own.
  *
- * Limits: at most PT_REPLICATION_IMAGE_BLOBS_MAX distinct blobs and PT_REPLICATION_REGIONS_MAX
+ * Limits: at most PT_REPLICATION_IMAGE_BLOBS_MAX distinct blobs and PT_ADMIN_IMAGE_REGIONS_MAX
  * regions per image; adding more fails with PT_E_TOO_LARGE and changes nothing.
  *
  * Threads: a struct pt_replication_image belongs to one thread at a time.
@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admin_api.h"
+#include "bounds.h"
 #include "digest.h"
 #include "manifest.h"
 #include "reference.h"
@@ -29,11 +31,6 @@
 #define PT_REPLICATION_IMAGE_BLOBS_MAX PT_MANIFEST_MAX_REFS
 /* Most manifests walked for one image: the image itself plus one index's children. */
 #define PT_REPLICATION_IMAGE_MANIFESTS_MAX (PT_MANIFEST_MAX_REFS + 1)
-/* Most regions reported (a cluster has at most 64; room for records of removed ones). */
-#define PT_REPLICATION_REGIONS_MAX 128
-/* Longest region name, without the NUL (as node/config.h and the metastore allow). */
-#define PT_REPLICATION_REGION_MAX 63
-
 struct pt_replication_blob {
     char digest[PT_DIGEST_STR_LEN + 1]; /* "sha256:<hex>" */
     uint64_t size;
@@ -51,9 +48,9 @@ struct pt_replication_gap {
 
 struct pt_replication_image {
     char name[PT_NAME_MAX + 1];
-    char reference[PT_DIGEST_INPUT_MAX + 1];        /* the tag or digest the caller asked for */
-    char digest[PT_DIGEST_STR_LEN + 1];             /* the manifest it resolved to */
-    char (*regions)[PT_REPLICATION_REGION_MAX + 1]; /* owned; sorted byte-wise, unique */
+    char reference[PT_DIGEST_INPUT_MAX + 1];  /* the tag or digest the caller asked for */
+    char digest[PT_DIGEST_STR_LEN + 1];       /* the manifest it resolved to */
+    char (*regions)[PT_CLUSTER_NAME_MAX + 1]; /* owned; sorted byte-wise, unique */
     size_t nregions;
     struct pt_replication_blob *blobs; /* owned; first-seen order, each digest once */
     size_t nblobs;
@@ -72,7 +69,7 @@ void pt_replication_image_free(struct pt_replication_image *img);
 /*
  * Adds region (borrowed, NUL-terminated) to the regions of img, keeping them sorted; a region
  * already listed is left as it is. Returns 0, or PT_E_INTERNAL for an empty name or one
- * longer than PT_REPLICATION_REGION_MAX, PT_E_TOO_LARGE beyond PT_REPLICATION_REGIONS_MAX
+ * longer than PT_CLUSTER_NAME_MAX, PT_E_TOO_LARGE beyond PT_ADMIN_IMAGE_REGIONS_MAX
  * regions, PT_E_NOMEM.
  */
 int pt_replication_image_add_region(struct pt_replication_image *img, const char *region);

@@ -111,23 +111,6 @@ void pt_config_usage(FILE *out);
  */
 int pt_config_listen_addr(const struct pt_config *c, char *host, size_t hostlen, unsigned *port);
 
-/*
- * Parses s (borrowed) with the listen syntax: host:port, the host an IPv4 literal, an
- * RFC 1123 hostname or a bracketed IPv6 literal, the port 1..65535. host (borrowed, hostlen
- * bytes; may be NULL) receives the host without brackets, port (may be NULL) the port.
- * Returns 0, or PT_E_CONFIG with a static reason in *why (may be NULL) when s is malformed
- * or the host does not fit.
- */
-int pt_config_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
-                             const char **why);
-
-/*
- * Value parsers shared with other modules (e.g. admin API input). s is borrowed and must
- * match the whole syntax (no surrounding space); the result is written only on success.
- * Each returns 0 or PT_E_CONFIG (bad syntax or overflow).
- */
-int pt_config_parse_size(const char *s, uint64_t *bytes);
-int pt_config_parse_duration(const char *s, uint64_t *ms);
-int pt_config_parse_bool(const char *s, int *out);
+/* Value syntax (sizes, durations, booleans, host:port) is base/units.h and base/addr.h. */
 
 #endif

@@ -24,12 +24,15 @@
 #include "api.h"
 #include "api_common.h"
 #include "async.h"
+#include "addr.h"
+#include "admin_api.h"
 #include "cluster_config.h"
+#include "ident.h"
 #include "committer.h"
 #include "err.h"
 #include "http.h"
 #include "metastore.h"
-#include "node.h"
+#include "worker.h"
 
 static int ref_is(const struct pt_route *rt, const char *s)
 {
@@ -149,17 +152,14 @@ static json_t *body_json(h2o_req_t *req)
     return o;
 }
 
+/* A missing role means voter. */
 static int parse_role(const char *s, int *role)
 {
-    if (s == NULL || strcmp(s, "voter") == 0)
+    if (s == NULL) {
         *role = PT_CLUSTER_VOTER;
-    else if (strcmp(s, "standby") == 0)
-        *role = PT_CLUSTER_STANDBY;
-    else if (strcmp(s, "spare") == 0)
-        *role = PT_CLUSTER_SPARE;
-    else
-        return -1;
-    return 0;
+        return 0;
+    }
+    return pt_ident_parse_role(s, role);
 }
 
 static void add_region(struct pt_worker *w, h2o_req_t *req)
@@ -173,7 +173,7 @@ static void add_region(struct pt_worker *w, h2o_req_t *req)
     int role;
     if (!json_is_integer(id) || json_integer_value(id) <= 0) {
         pt_http_error(req, PT_E_UNSUPPORTED, "id must be a positive integer", NULL);
-    } else if (address == NULL || pt_cluster_config_check_address(address, &why) != 0) {
+    } else if (address == NULL || pt_addr_check_peer(address, &why) != 0) {
         pt_http_error(req, PT_E_UNSUPPORTED, "address must be host:port", why);
     } else if (parse_role(json_string_value(json_object_get(o, "role")), &role) != 0) {
         pt_http_error(req, PT_E_UNSUPPORTED, "role must be voter, standby or spare", NULL);

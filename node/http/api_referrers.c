@@ -16,7 +16,7 @@
 #include "err.h"
 #include "http.h"
 #include "metastore.h"
-#include "node.h"
+#include "worker.h"
 #include "query.h"
 
 #define REFERRERS_MAX    10000

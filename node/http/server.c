@@ -30,7 +30,6 @@
 
 #include <jansson.h>
 
-#include "api.h"
 #include "blobstore.h"
 #include "cluster_config.h"
 #include "committer.h"
@@ -39,14 +38,11 @@
 #include "log.h"
 #include "metastore.h"
 #include "metrics.h"
-#include "node.h"
+#include "worker.h"
 #include "raft_node.h"
+#include "clock.h"
 #include "router.h"
-
-struct pt_busy_upload {
-    struct pt_busy_upload *next;
-    char id[80];
-};
+#include "routes.h"
 
 struct server_handler {
     h2o_handler_t super;
@@ -57,49 +53,6 @@ struct server_logger {
     h2o_logger_t super;
     struct pt_node *node;
 };
-
-struct pt_worker *pt_worker_of(h2o_req_t *req)
-{
-    return (struct pt_worker *)((char *)req->conn->ctx - offsetof(struct pt_worker, ctx));
-}
-
-int pt_node_upload_acquire(struct pt_node *node, const char *id)
-{
-    int rv = 0;
-    pthread_mutex_lock(&node->busy_lock);
-    for (struct pt_busy_upload *b = node->busy; b != NULL; b = b->next) {
-        if (strcmp(b->id, id) == 0) {
-            rv = -1;
-            break;
-        }
-    }
-    if (rv == 0) {
-        struct pt_busy_upload *b = calloc(1, sizeof(*b));
-        if (b == NULL) {
-            rv = -1;
-        } else {
-            snprintf(b->id, sizeof(b->id), "%s", id);
-            b->next = node->busy;
-            node->busy = b;
-        }
-    }
-    pthread_mutex_unlock(&node->busy_lock);
-    return rv;
-}
-
-void pt_node_upload_release(struct pt_node *node, const char *id)
-{
-    pthread_mutex_lock(&node->busy_lock);
-    for (struct pt_busy_upload **p = &node->busy; *p != NULL; p = &(*p)->next) {
-        if (strcmp((*p)->id, id) == 0) {
-            struct pt_busy_upload *b = *p;
-            *p = b->next;
-            free(b);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&node->busy_lock);
-}
 
 /* Dispatch ----------------------------------------------------------------------------- */
 
@@ -127,44 +80,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         pt_http_error(req, rv, NULL, NULL);
         return 0;
     }
-    switch (rt.id) {
-    case PT_ROUTE_BASE:
-        pt_api_base(w, req, &rt);
-        break;
-    case PT_ROUTE_CATALOG:
-        pt_api_catalog(w, req, &rt);
-        break;
-    case PT_ROUTE_TAGS:
-        pt_api_tags(w, req, &rt);
-        break;
-    case PT_ROUTE_MANIFEST:
-        pt_api_manifest(w, req, &rt);
-        break;
-    case PT_ROUTE_BLOB:
-        pt_api_blob(w, req, &rt);
-        break;
-    case PT_ROUTE_UPLOADS:
-        pt_api_uploads(w, req, &rt);
-        break;
-    case PT_ROUTE_UPLOAD:
-        pt_api_upload(w, req, &rt);
-        break;
-    case PT_ROUTE_REFERRERS:
-        pt_api_referrers(w, req, &rt);
-        break;
-    case PT_ROUTE_HEALTHZ:
-        pt_api_healthz(w, req, &rt);
-        break;
-    case PT_ROUTE_METRICS:
-        pt_api_metrics(w, req, &rt);
-        break;
-    case PT_ROUTE_ADMIN:
-        pt_api_admin(w, req, &rt);
-        break;
-    default:
-        pt_http_error(req, PT_E_NOT_FOUND, NULL, NULL);
-        break;
-    }
+    pt_routes_dispatch(w, req, &rt);
     return 0;
 }
 
@@ -470,13 +386,6 @@ static int recover_upload(const char *id, const void *val, size_t len, void *arg
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static int open_stores(struct pt_node *node)
 {
     char path[4200];
@@ -491,7 +400,7 @@ static int open_stores(struct pt_node *node)
         pt_log(PT_LOG_ERROR, "cannot open metadata store", "{s:s}", "dir", path);
         return rv;
     }
-    struct recover_ctx rc = {.node = node, .now_ms = now_ms()};
+    struct recover_ctx rc = {.node = node, .now_ms = pt_clock_wall_ms()};
     pt_metastore_upload_foreach(node->ms, recover_upload, &rc);
     pt_blobstore_sweep_uploads(node->bs, is_live_upload, node);
     pt_log(PT_LOG_INFO, "stores open", "{s:s,s:I,s:i,s:i}", "data_dir", node->cfg.data_dir,
@@ -525,7 +434,7 @@ static int expire_upload(const char *id, const void *val, size_t len, void *arg)
 /* Main thread (never an HTTP loop): drops upload sessions idle for longer than upload_ttl. */
 static void on_expire_timer(uv_timer_t *t)
 {
-    struct expire_ctx ec = {.node = t->data, .now_ms = now_ms()};
+    struct expire_ctx ec = {.node = t->data, .now_ms = pt_clock_wall_ms()};
     pt_metastore_upload_foreach(ec.node->ms, expire_upload, &ec);
     if (ec.expired > 0)
         pt_log(PT_LOG_INFO, "expired abandoned uploads", "{s:i}", "count", (int)ec.expired);
@@ -590,7 +499,7 @@ int pt_server_run(const struct pt_config *cfg)
 {
     static struct pt_node node;
     node.cfg = *cfg;
-    node.started_ms = now_ms();
+    node.started_ms = pt_clock_wall_ms();
     pthread_mutex_init(&node.busy_lock, NULL);
     if (node.cfg.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

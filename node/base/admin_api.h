@@ -1,0 +1,57 @@
+/*
+ * admin_api.h - the admin API's contract, shared by the handlers that serve it
+ * (http/api_admin.c, http/api_replication.c) and the client that speaks it (cli/).
+ *
+ * Every node serves these on its client port; bodies are JSON objects.
+ *
+ *   GET /admin/cluster/self
+ *       200 {"cluster_id": str, "region": str, "id": int,
+ *            "role": "leader" | "follower" | "candidate" | "standby" | "spare" | "unavailable",
+ *            "term": int, "commit_index": int, "applied_index": int,
+ *            "leader_id": int (0 = unknown), "leader_region": str ("" = unknown),
+ *            "last_contact_ms": int (since the last message from the leader),
+ *            "address": str (raft + peer host:port), "url": str (client URL)}
+ *       The region's own view; "unavailable" means its raft instance is not running.
+ *   GET /admin/cluster
+ *       200 {"cluster_id": str, "self": <the /admin/cluster/self object>,
+ *            "regions": [{"name": str, "id": int, "address": str, "url": str,
+ *                         "role": "voter" | "standby" | "spare"}, ...]}
+ *       "regions" are the members of Raft's current configuration (at most 64). A single
+ *       region (no Raft) answers without "regions" ({"role": "single", ...}).
+ *   POST /admin/cluster/regions  {"name", "id", "address", "url", "role": "voter"|"standby"}
+ *       201 <the region object as added>
+ *   DELETE /admin/cluster/regions/<id>
+ *       202 (body optional)
+ *   POST /admin/cluster/transfer-leader  {"id": int} or {} (the leader picks a voter)
+ *       202 (body optional)
+ *   GET /admin/replication
+ *       200 {"region": str, "in_sync": bool, "blobs_behind": int, "bytes_behind": int,
+ *            "oldest_missing_age_s": number, "active": [{"digest", "size", "offset", "from"}],
+ *            ... counters}: the region's blob replication.
+ *   GET /admin/replication/image?name=<repo>&reference=<tag or digest>
+ *       200 {"name", "reference", "digest", "regions": [str], "blobs": [{"digest": str,
+ *            "size": int, "regions": [str]}], "complete": [str],
+ *            "missing": {"<region>": {"blobs": int, "bytes": int}}}; 404 for an unknown image.
+ *   Errors: any 4xx/5xx with {"errors": [{"code": str, "message": str}, ...]}, as the OCI
+ *   distribution-spec's error body. Membership changes run on the leader only (elsewhere:
+ *   503 UNAVAILABLE), so a client first asks the named region's /admin/cluster/self for
+ *   the leader's URL and sends the change there; it may be redirected (307/308, method and
+ *   body kept).
+ */
+#ifndef PT_ADMIN_API_H
+#define PT_ADMIN_API_H
+
+/* Paths, below PT_ADMIN_PREFIX. */
+#define PT_ADMIN_PREFIX            "/admin/"
+#define PT_ADMIN_CLUSTER           "cluster"
+#define PT_ADMIN_CLUSTER_SELF      "cluster/self"
+#define PT_ADMIN_REGIONS           "cluster/regions"
+#define PT_ADMIN_TRANSFER_LEADER   "cluster/transfer-leader"
+#define PT_ADMIN_REPLICATION       "replication"
+#define PT_ADMIN_REPLICATION_IMAGE "replication/image"
+
+/* Most regions listed in an image's replication status: a cluster has at most
+ * PT_CLUSTER_REGIONS_MAX members; room for the records of regions removed since. */
+#define PT_ADMIN_IMAGE_REGIONS_MAX 128
+
+#endif
