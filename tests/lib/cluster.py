@@ -141,7 +141,7 @@ class Region:
 
     def blob_path(self, digest):
         """The file of blob digest ("sha256:<64 hex>") in this region's blob store once it is
-        stored and verified: <data_dir>/blobs/sha256/<2 hex>/<64 hex> (node/blobstore.c)."""
+        stored and verified: <data_dir>/blobs/sha256/<2 hex>/<64 hex> (node/store/blobstore.c)."""
         algo, _, hexpart = digest.partition(":")
         if algo != "sha256" or len(hexpart) != 64:
             raise ValueError("not a sha256 digest: %r" % (digest,))
