@@ -10,16 +10,16 @@
  *   - resolves the peer's name again at every connection attempt (uv_getaddrinfo on the raft
  *     loop) and tries each returned address in order, so a peer that moved is found again;
  *   - opens every connection with a small handshake (protocol magic, version, cluster id,
- *     server id, address; see the top of transport.c) in both directions: a peer of another
- *     cluster, the wrong server at a reused IP or a random client is refused before raft
- *     sees a byte;
+ *     server id, address; see the top of transport_handshake.c) in both directions: a peer
+ *     of another cluster, the wrong server at a reused IP or a random client is refused
+ *     before raft sees a byte;
  *   - bounds the handshake in size, time and number of concurrent inbound handshakes;
  *   - carries a second kind of connection on the same port: a *peer channel* (HELLO flag
  *     PEER) is opened with pt_transport_connect_peer and handed, on the accepting side, to the
  *     callback set with pt_transport_set_peer_accept instead of raft's accept callback. The
  *     peer protocol (replication/peer.c) runs on it; raft never sees it. One port per node.
- * The connection is plain TCP; the stream handling sits behind a small seam in transport.c
- * where TLS can be added.
+ * The connection is plain TCP; the stream handling sits behind a small seam
+ * (transport_stream.c) where TLS can be added.
  *
  * Use (mirrors raft_uv_tcp_init / raft_uv_tcp_close):
  *

@@ -1,0 +1,296 @@
+/*
+ * transport_handshake.c - the raft transport's handshake: HELLO / WELCOME and their checks.
+ *
+ * Role: proves, before raft or the peer layer sees a byte, that the other end of a new
+ * connection is a server of this cluster (and, outbound, the very server we meant to reach),
+ * and learns which kind of channel the connection is for. Driven by the stream seam
+ * (transport_stream.c) in both directions; on success it hands the connection to the connect
+ * piece (transport_out_succeed) or to the listen piece (transport_in_succeed).
+ *
+ * Handshake wire format (version 1). Every integer is big-endian. Each side sends one message:
+ * the connecting side a HELLO, the accepting side, once it accepted the HELLO, a WELCOME.
+ * Each message is a 16-byte header followed by a body:
+ *
+ *     header   off len
+ *               0   8  magic  0x89 'P' 'T' 'R' 'A' 'F' 'T' 0x0a
+ *               8   2  protocol version (1)
+ *              10   1  type: 1 HELLO, 2 WELCOME
+ *              11   1  flags: bit 0 (0x01) PEER, bit 1 (0x02) BULK (only with PEER);
+ *                      every other bit is reserved, sent as 0
+ *              12   4  body length in bytes
+ *
+ *     HELLO     0   8  sender's raft server id (non-zero, not the receiver's own id)
+ *     body      8   2  cluster id length C (1..64)
+ *              10   2  address length A (1..261)
+ *              12   C  cluster id
+ *            12+C   A  sender's raft address, "host:port" (no terminating NUL)
+ *
+ *     WELCOME   0   8  acceptor's raft server id (the id the connecting side asked for)
+ *     body      8   2  cluster id length C (1..64)
+ *              10   C  cluster id
+ *
+ * The body length must equal exactly what the lengths inside it add up to. The acceptor
+ * drops the connection, silently, on any mismatch: wrong magic (a random client), another
+ * version, a reserved flag bit set, another cluster id, a malformed address. The connecting
+ * side drops it when the WELCOME carries another cluster or another server id than the one it
+ * meant to reach (a reused IP), or other flags than its HELLO.
+ *
+ * Flags select what the connection carries after the handshake. Without PEER it belongs to
+ * raft: raft_uv's own message framing flows from the connecting to the accepting side only.
+ * With PEER it is a peer channel: it goes to the callback set with
+ * pt_transport_set_peer_accept for its kind (refused when none is set) and carries the peer
+ * protocol of replication/peer.c in both directions. BULK marks the kind that carries blob
+ * bytes (PT_CHANNEL_BULK), so that a transfer never queues ahead of a forwarded write on the
+ * same TCP stream. The WELCOME echoes the HELLO's flags. A future
+ * protocol version keeps the header layout; an acceptor refuses versions and flag bits it
+ * does not know, so a new kind of channel never reaches code that does not speak it.
+ *
+ * Design: each side reads the 16-byte header first, checks it, then reads exactly the body
+ * length it announced (at most MSG_MAX bytes in all). Every handshake ends within the
+ * transport's timeout (transport_timeout_cb); a failure is logged at debug level when the
+ * other end is not one of ours (bad magic, a closed socket) and as a warning when it is one
+ * of ours speaking another dialect or claiming another cluster.
+ * Threads: the raft loop thread.
+ */
+#include "transport.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "log.h"
+#include "transport_int.h"
+#include "wire.h"
+
+_Static_assert(sizeof(MAGIC) - 1 == MAGIC_LEN, "magic is 8 bytes");
+_Static_assert(PT_TRANSPORT_ADDRESS_MAX <= UINT16_MAX, "address length fits its field");
+
+/* One outbound address failed: close its socket, the next address follows. */
+static void attempt_fail(struct conn *c)
+{
+    uv_timer_stop(&c->timer);
+    transport_seam_close(c);
+}
+
+/* Logs why a handshake failed and drops the connection (inbound) or the address (outbound). */
+void transport_handshake_fail(struct conn *c, int level, const char *reason, int uv_err)
+{
+    if (pt_log_enabled(level)) {
+        pt_log(level,
+               c->role == ROLE_IN ? "raft transport: inbound connection refused"
+                                  : "raft transport: connection attempt failed",
+               "{s:s,s:s,s:s,s:I}", "remote", c->remote, "reason", reason, "error",
+               uv_err != 0 ? uv_strerror(uv_err) : "", "peer_id", (json_int_t)c->peer_id);
+    }
+    if (c->role == ROLE_IN)
+        transport_conn_finish(c, RAFT_NOCONNECTION);
+    else
+        attempt_fail(c);
+}
+
+static void encode_header(unsigned char *p, int type, unsigned char flags, size_t body_len)
+{
+    memcpy(p, MAGIC, MAGIC_LEN);
+    wire_put16(p + 8, VERSION);
+    p[10] = (unsigned char)type;
+    p[11] = flags;
+    wire_put32(p + 12, (uint32_t)body_len);
+}
+
+static void encode_hello(struct conn *c)
+{
+    struct transport *t = c->t;
+    size_t alen = strlen(t->address);
+    size_t body = HELLO_FIXED + t->cluster_len + alen;
+    unsigned char *p = c->out + HEADER_LEN;
+
+    encode_header(c->out, TYPE_HELLO, c->flags, body);
+    wire_put64(p, t->id);
+    wire_put16(p + 8, (uint16_t)t->cluster_len);
+    wire_put16(p + 10, (uint16_t)alen);
+    memcpy(p + HELLO_FIXED, t->cluster_id, t->cluster_len);
+    memcpy(p + HELLO_FIXED + t->cluster_len, t->address, alen);
+    c->out_len = HEADER_LEN + body;
+}
+
+static void encode_welcome(struct conn *c)
+{
+    struct transport *t = c->t;
+    size_t body = WELCOME_FIXED + t->cluster_len;
+    unsigned char *p = c->out + HEADER_LEN;
+
+    encode_header(c->out, TYPE_WELCOME, c->flags, body);
+    wire_put64(p, t->id);
+    wire_put16(p + 8, (uint16_t)t->cluster_len);
+    memcpy(p + WELCOME_FIXED, t->cluster_id, t->cluster_len);
+    c->out_len = HEADER_LEN + body;
+}
+
+/* Checks a header; returns NULL, the body length and the flags, or the reason for refusing it
+ * (and whether that reason deserves a warning: a peer of ours speaking another dialect). */
+static const char *check_header(const unsigned char *p, int type, size_t *body_len,
+                                unsigned char *flags, int *level)
+{
+    size_t min = type == TYPE_HELLO ? HELLO_FIXED + 2 : WELCOME_FIXED + 1;
+    size_t max = type == TYPE_HELLO ? HELLO_BODY_MAX : WELCOME_FIXED + PT_TRANSPORT_CLUSTER_ID_MAX;
+    uint32_t len;
+
+    *level = PT_LOG_DEBUG;
+    if (memcmp(p, MAGIC, MAGIC_LEN) != 0)
+        return "bad magic";
+    *level = PT_LOG_WARN;
+    if (wire_get16(p + 8) != VERSION)
+        return "unsupported protocol version";
+    if (p[10] != type)
+        return "unexpected message type";
+    if ((p[11] & ~FLAGS_KNOWN) != 0 || (p[11] & (FLAG_PEER | FLAG_BULK)) == FLAG_BULK)
+        return "unknown flags";
+    len = wire_get32(p + 12);
+    if (len < min || len > max)
+        return "bad body length";
+    *body_len = len;
+    *flags = p[11];
+    return NULL;
+}
+
+static const char *check_hello(struct conn *c, const unsigned char *p, size_t len)
+{
+    struct transport *t = c->t;
+    char host[PT_TRANSPORT_HOST_MAX + 1];
+    unsigned port;
+    uint64_t id = wire_get64(p);
+    size_t clen = wire_get16(p + 8), alen = wire_get16(p + 10);
+
+    c->peer_id = id;
+    if (clen == 0 || clen > PT_TRANSPORT_CLUSTER_ID_MAX || alen == 0 ||
+        alen > PT_TRANSPORT_ADDRESS_MAX || HELLO_FIXED + clen + alen != len)
+        return "malformed hello";
+    if (clen != t->cluster_len || memcmp(p + HELLO_FIXED, t->cluster_id, clen) != 0)
+        return "cluster id mismatch";
+    if (id == 0 || id == t->id)
+        return "invalid server id";
+    if (memchr(p + HELLO_FIXED + clen, '\0', alen) != NULL)
+        return "invalid address";
+    memcpy(c->peer_address, p + HELLO_FIXED + clen, alen);
+    c->peer_address[alen] = '\0';
+    if (pt_transport_parse_address(c->peer_address, host, sizeof(host), &port) != 0)
+        return "invalid address";
+    return NULL;
+}
+
+static const char *check_welcome(struct conn *c, const unsigned char *p, size_t len)
+{
+    struct transport *t = c->t;
+    size_t clen = wire_get16(p + 8);
+
+    if (clen == 0 || WELCOME_FIXED + clen != len)
+        return "malformed welcome";
+    if (clen != t->cluster_len || memcmp(p + WELCOME_FIXED, t->cluster_id, clen) != 0)
+        return "cluster id mismatch";
+    if (wire_get64(p) != c->peer_id)
+        return "server id mismatch";
+    return NULL;
+}
+
+/* The byte stream is up: outbound sends its HELLO, both sides wait for the other's message. */
+void transport_conn_ready(struct conn *c)
+{
+    int rv;
+
+    c->in_got = 0;
+    c->in_want = HEADER_LEN;
+    if (c->role == ROLE_OUT) {
+        encode_hello(c);
+        rv = transport_seam_write(c);
+        if (rv != 0) {
+            transport_handshake_fail(c, PT_LOG_DEBUG, "write hello", rv);
+            return;
+        }
+    }
+    rv = transport_seam_read(c);
+    if (rv != 0)
+        transport_handshake_fail(c, PT_LOG_DEBUG, "read", rv);
+}
+
+void transport_conn_wrote(struct conn *c, int status)
+{
+    if (c->done || c->tcp_closing)
+        return; /* closing: the close callback takes it from here */
+    if (status != 0) {
+        transport_handshake_fail(c, PT_LOG_DEBUG, "write", status);
+        return;
+    }
+    if (c->role == ROLE_OUT) {
+        if (c->welcomed)
+            transport_out_succeed(c);
+    } else if (!transport_served(c->t, c->flags)) {
+        transport_handshake_fail(c, PT_LOG_DEBUG, "peer channel not served", 0); /* hook cleared */
+    } else {
+        transport_in_succeed(c);
+    }
+}
+
+void transport_conn_read(struct conn *c, int status)
+{
+    const char *why;
+    size_t body_len = 0;
+    unsigned char flags = 0;
+    int level = PT_LOG_WARN;
+    int rv;
+
+    if (c->done || c->tcp_closing)
+        return;
+    if (status != 0) {
+        transport_handshake_fail(c, PT_LOG_DEBUG, status == UV_EOF ? "closed by peer" : "read",
+                                 status);
+        return;
+    }
+    if (c->in_got == HEADER_LEN) {
+        why = check_header(c->in, c->role == ROLE_IN ? TYPE_HELLO : TYPE_WELCOME, &body_len, &flags,
+                           &level);
+        if (why == NULL && c->role == ROLE_IN) {
+            c->flags = flags;
+        } else if (why == NULL && flags != c->flags) {
+            why = "flags mismatch";
+        }
+        if (why != NULL) {
+            transport_handshake_fail(c, level, why, 0);
+            return;
+        }
+        c->in_want = HEADER_LEN + body_len;
+        rv = transport_seam_read(c);
+        if (rv != 0)
+            transport_handshake_fail(c, PT_LOG_DEBUG, "read", rv);
+        return;
+    }
+    if (c->role == ROLE_IN) {
+        why = check_hello(c, c->in + HEADER_LEN, c->in_want - HEADER_LEN);
+        if (why == NULL && !transport_served(c->t, c->flags))
+            why = "peer channel not served";
+        if (why != NULL) {
+            transport_handshake_fail(c, PT_LOG_WARN, why, 0);
+            return;
+        }
+        encode_welcome(c);
+        rv = transport_seam_write(c);
+        if (rv != 0)
+            transport_handshake_fail(c, PT_LOG_DEBUG, "write welcome", rv);
+        return;
+    }
+    why = check_welcome(c, c->in + HEADER_LEN, c->in_want - HEADER_LEN);
+    if (why != NULL) {
+        transport_handshake_fail(c, PT_LOG_WARN, why, 0);
+        return;
+    }
+    c->welcomed = true;
+    if (!c->writing)
+        transport_out_succeed(c); /* else when the HELLO's write callback has run */
+}
+
+void transport_timeout_cb(uv_timer_t *timer)
+{
+    struct conn *c = timer->data;
+    transport_handshake_fail(c, PT_LOG_DEBUG, "timed out", 0);
+}

@@ -1,0 +1,196 @@
+/*
+ * transport_int.h - what the pieces of the raft transport share (private to transport*.c).
+ *
+ * The transport (transport.h) is split by concept:
+ *   transport.c            the struct raft_uv_transport glue: init, settings, close, and the
+ *                          connection records (struct conn) every other piece works on
+ *   transport_address.c    "host:port" syntax and socket-address text
+ *   transport_stream.c     the stream seam: the only code that reads or writes a conn's socket
+ *   transport_handshake.c  the HELLO / WELCOME wire format and the handshake state machine
+ *   transport_connect.c    outgoing connections: name resolution, one address after another
+ *   transport_listen.c     listeners, accept with its limits, hand-off by channel kind
+ *
+ * Ownership and threads are those of transport.c's comment: everything here runs on the raft
+ * loop thread; a struct conn belongs to its transport's conns list from transport_conn_link
+ * until it is freed in transport_conn_maybe_free.
+ */
+#ifndef PT_TRANSPORT_INT_H
+#define PT_TRANSPORT_INT_H
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "transport.h"
+
+/* Handshake wire format (see transport_handshake.c). */
+#define MAGIC          "\x89PTRAFT\n"
+#define MAGIC_LEN      8
+#define VERSION        1
+#define TYPE_HELLO     1
+#define TYPE_WELCOME   2
+#define FLAG_PEER      0x01
+#define FLAG_BULK      0x02
+#define FLAGS_KNOWN    (FLAG_PEER | FLAG_BULK)
+#define HEADER_LEN     16
+#define HELLO_FIXED    12
+#define WELCOME_FIXED  10
+#define HELLO_BODY_MAX (HELLO_FIXED + PT_TRANSPORT_CLUSTER_ID_MAX + PT_TRANSPORT_ADDRESS_MAX)
+#define MSG_MAX        (HEADER_LEN + HELLO_BODY_MAX)
+/* "[v6%zone]:port" of a socket address, for logs. */
+#define REMOTE_MAX (INET6_ADDRSTRLEN + 32)
+
+/* Which way a struct conn goes. */
+enum { ROLE_IN = 1, ROLE_OUT };
+
+struct transport;
+
+/* One listening socket (transport_listen.c). */
+struct listener {
+    uv_tcp_t tcp;
+    struct transport *t;
+    bool stalled; /* libuv holds an accepted connection until we call uv_accept */
+};
+
+/* One connection being set up, in either direction; see transport.c's comment. Owned by its
+ * transport (t->conns) until transport_conn_maybe_free frees it. */
+struct conn {
+    struct transport *t;
+    struct conn *prev, *next; /* in t->conns */
+    int role;
+    raft_id peer_id;     /* OUT: the id asked for; IN: the id the HELLO announced */
+    unsigned char flags; /* OUT: the HELLO's flags; IN: the flags of the HELLO received */
+    char peer_address[PT_TRANSPORT_ADDRESS_MAX + 1]; /* IN: from the HELLO */
+    char remote[REMOTE_MAX];                         /* socket address, for logs */
+
+    /* Outbound only. */
+    struct raft_uv_connect *req;          /* raft channel: NULL once its callback fired */
+    pt_transport_peer_connect_cb peer_cb; /* peer channel: NULL once it fired */
+    void *peer_arg;
+    char host[PT_TRANSPORT_HOST_MAX + 1];
+    char port[8];
+    uv_getaddrinfo_t gai;
+    bool gai_active;
+    struct addrinfo *ai;      /* resolved list, owned (uv_freeaddrinfo) */
+    struct addrinfo *ai_next; /* next address to try */
+    unsigned attempts;
+    uv_connect_t connect;
+    bool welcomed; /* a valid WELCOME arrived */
+
+    uv_timer_t timer;
+    bool timer_open; /* initialised and its close callback not run yet */
+    uv_tcp_t *tcp;   /* owned until handed off; freed in its close callback */
+    bool tcp_closing;
+    uv_write_t write;
+    bool writing;
+    bool done;  /* outcome decided: only closing is left */
+    int status; /* RAFT_* outcome reported to req */
+    size_t out_len, in_want, in_got;
+    unsigned char out[MSG_MAX];
+    unsigned char in[MSG_MAX];
+};
+
+struct transport {
+    struct raft_uv_transport *super;
+    uv_loop_t *loop;
+    char cluster_id[PT_TRANSPORT_CLUSTER_ID_MAX + 1];
+    size_t cluster_len;
+    raft_id id;
+    char address[PT_TRANSPORT_ADDRESS_MAX + 1];      /* raft address; empty before init */
+    char bind_address[PT_TRANSPORT_ADDRESS_MAX + 1]; /* empty: listen on address */
+    unsigned timeout_ms;
+    raft_uv_accept_cb accept_cb;
+    /* by channel kind; NULL: peer channels of that kind are refused */
+    pt_transport_peer_accept_cb peer_accept_cb[PT_CHANNELS];
+    void *peer_accept_arg[PT_CHANNELS];
+    size_t nroutes; /* node-local address overrides, by server id */
+    struct {
+        raft_id id;
+        char address[PT_TRANSPORT_ADDRESS_MAX + 1];
+    } routes[PT_TRANSPORT_MAX_ROUTES];
+    struct listener listeners[PT_TRANSPORT_MAX_ADDRESSES];
+    unsigned n_listeners;      /* slots initialised */
+    unsigned n_listeners_open; /* slots whose close callback has not run */
+    uv_tcp_t spare;            /* accepts and drops a connection when memory runs out */
+    bool spare_busy;
+    struct conn *conns;
+    unsigned n_inbound;
+    bool listening;
+    bool closing;
+    bool close_fired;
+    raft_uv_transport_close_cb close_cb;
+};
+
+/* ---- transport.c: connection records and life cycle ---------------------------------------- */
+
+/* Links c (its t and role set) into t->conns and opens its deadline timer. */
+void transport_conn_link(struct conn *c);
+/* Frees c once nothing it owns is still open; fires a failed connect's callback. */
+void transport_conn_maybe_free(struct conn *c);
+/* Closes c's deadline timer; c is freed after its close callback (see conn_maybe_free). */
+void transport_conn_close_timer(struct conn *c);
+/* Decides c's outcome (status: RAFT_* for an outbound req) and closes what it owns. */
+void transport_conn_finish(struct conn *c, int status);
+/* c's socket is closed: free c if its outcome is decided, else try the next address. */
+void transport_conn_tcp_closed(struct conn *c);
+/* Fires the close callback once t is closing and nothing it owns is open. */
+void transport_maybe_closed(struct transport *t);
+
+/* ---- transport_address.c ------------------------------------------------------------------ */
+
+/* "ip:port" or "[ip]:port" of sa, or "?" when it has no printable form. */
+void transport_sockaddr_text(const struct sockaddr *sa, char *buf, size_t size);
+
+/* ---- transport_stream.c: the stream seam --------------------------------------------------- */
+
+/* The peer is reachable: set socket options, then start the handshake (transport_conn_ready). */
+void transport_seam_start(struct conn *c);
+/* Writes c->out[0..out_len); transport_conn_wrote(c, status) follows unless this returns an
+ * error. */
+int transport_seam_write(struct conn *c);
+/* Reads until c->in holds c->in_want bytes; transport_conn_read(c, status) follows unless this
+ * returns an error. Never reads past in_want. */
+int transport_seam_read(struct conn *c);
+/* Gives up the stream: it is the caller's from now on (raft_uv closes it and raft_frees it). */
+uv_stream_t *transport_seam_detach(struct conn *c);
+/* Closes c->tcp; transport_conn_tcp_closed(c) runs once it is closed. */
+void transport_seam_close(struct conn *c);
+
+/* ---- transport_handshake.c ----------------------------------------------------------------- */
+
+/* The byte stream is up: outbound sends its HELLO, both sides wait for the other's message. */
+void transport_conn_ready(struct conn *c);
+void transport_conn_wrote(struct conn *c, int status);
+void transport_conn_read(struct conn *c, int status);
+/* Logs why a handshake failed and drops the connection (inbound) or the address (outbound). */
+void transport_handshake_fail(struct conn *c, int level, const char *reason, int uv_err);
+/* c's deadline passed. */
+void transport_timeout_cb(uv_timer_t *timer);
+
+/* ---- transport_connect.c ------------------------------------------------------------------- */
+
+/* Implementation of raft_uv_transport->connect. */
+int transport_connect(struct raft_uv_transport *super, struct raft_uv_connect *req, raft_id id,
+                      const char *address, raft_uv_connect_cb cb);
+/* Tries the next resolved address; finishes with RAFT_NOCONNECTION when none is left. */
+void transport_attempt_next(struct conn *c);
+/* The outbound handshake completed: hands the stream to the connect callback. */
+void transport_out_succeed(struct conn *c);
+
+/* ---- transport_listen.c -------------------------------------------------------------------- */
+
+/* Implementation of raft_uv_transport->listen. */
+int transport_listen(struct raft_uv_transport *super, raft_uv_accept_cb cb);
+/* Starts closing every listener. */
+void transport_close_listeners(struct transport *t);
+/* Accepts what stalled listeners hold, as far as the inbound limit allows. */
+void transport_resume_stalled(struct transport *t);
+/* Whether an inbound connection with these flags has a taker: raft, or a peer-channel hook. */
+bool transport_served(const struct transport *t, unsigned char flags);
+/* The inbound handshake completed: hands the stream to raft or to the peer-channel hook. */
+void transport_in_succeed(struct conn *c);
+
+#endif
