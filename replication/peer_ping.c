@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "clock.h"
 #include "log.h"
 #include "peer_int.h"
 
@@ -25,18 +26,13 @@
 /* Ping and Pong encode to at most 11 bytes (one tag, one 10-byte varint). */
 #define PING_BUF 16
 
-static int64_t now_us(void)
-{
-    return (int64_t)(uv_hrtime() / 1000);
-}
-
 void peer_send_ping(struct conn *c)
 {
     Portolan__Ping ping = PORTOLAN__PING__INIT;
     uint8_t buf[PING_BUF];
     size_t n;
 
-    ping.sent_us = now_us();
+    ping.sent_us = pt_clock_mono_us();
     n = portolan__ping__pack(&ping, buf);
     (void)peer_send_frame(c, 0, TYPE_PING, false, 0, buf, n);
 }
@@ -62,7 +58,7 @@ void peer_take_pong(struct conn *c, const Portolan__PeerFrame *f)
 {
     Portolan__Pong *pong = portolan__pong__unpack(NULL, f->body.len, f->body.data);
     struct peer *peer = c->peer;
-    int64_t now = now_us(), sent, sample;
+    int64_t now = pt_clock_mono_us(), sent, sample;
 
     if (pong == NULL) {
         peer_conn_close(c, PT_LOG_WARN, "malformed pong");
