@@ -189,7 +189,7 @@ struct cli_member {
  * valid cluster_id and "regions"; with it, an answer without "regions" (a single region, no
  * Raft) gives one member: the queried URL, named "?". On success returns 0 with *doc the
  * answer (owned) and *ms (owned, n entries, at most PT_CLUSTER_REGIONS_MAX; free with
- * cli_members_free); else prints why on err and returns -1.
+ * cli_members_free); else prints why on err and returns -1, leaving them untouched.
  */
 int cli_members_fetch(const struct cli_opts *o, bool single_ok, json_t **doc,
                       struct cli_member **ms, size_t *n, FILE *err);

@@ -38,11 +38,11 @@ static void accept_self(struct cli_member *m, json_t *self, const char *cluster_
         snprintf(m->error, sizeof m->error, "answer has no id");
     } else if (id != (long long)m->id) {
         snprintf(m->error, sizeof m->error, "its URL answers as id %lld (%s), not id %" PRIu64, id,
-                 cli_clean(c1, sizeof c1, region ? region : "?", 63), m->id);
+                 cli_clean(c1, sizeof c1, region ? region : "?", PT_CLUSTER_NAME_MAX), m->id);
     } else if (cid == NULL || strcmp(cid, cluster_id) != 0) {
         snprintf(m->error, sizeof m->error, "it belongs to cluster \"%s\", not \"%s\"",
-                 cli_clean(c1, sizeof c1, cid ? cid : "?", 64),
-                 cli_clean(c2, sizeof c2, cluster_id, 64));
+                 cli_clean(c1, sizeof c1, cid ? cid : "?", PT_CLUSTER_ID_MAX),
+                 cli_clean(c2, sizeof c2, cluster_id, PT_CLUSTER_ID_MAX));
     } else {
         m->self = self;
         return;

@@ -92,50 +92,48 @@ int cli_members_fetch(const struct cli_opts *o, bool single_ok, json_t **doc,
 {
     const char *title = cli_cmd_titles[o->cmd];
     struct cli_xfer x = {0};
-    json_t *regions;
+    struct cli_member *m = NULL;
+    json_t *d = NULL, *regions;
+    size_t count;
     bool single;
-    int rc = -1;
+    const char *path = PT_ADMIN_PREFIX PT_ADMIN_CLUSTER;
 
-    *doc = NULL;
-    *ms = NULL;
-    *n = 0;
-    if (cli_request(&x, o, "GET", o->region, PT_ADMIN_PREFIX PT_ADMIN_CLUSTER, NULL, false, err) !=
-        0)
-        goto out;
-    *doc = cli_xfer_json(&x);
-    regions = json_object_get(*doc, "regions");
+    if (cli_request(&x, o, "GET", o->region, path, NULL, false, err) != 0)
+        goto err;
+    d = cli_xfer_json(&x);
+    regions = json_object_get(d, "regions");
     single = single_ok && regions == NULL;
-    if (!json_is_object(*doc) || !(single || json_is_array(regions)) ||
-        (!single_ok && pt_ident_check_cluster_id(
-                           cli_json_str(*doc, "cluster_id", PT_CLUSTER_ID_MAX), NULL) != 0)) {
+    if (!json_is_object(d) || !(single || json_is_array(regions)) ||
+        (!single_ok &&
+         pt_ident_check_cluster_id(cli_json_str(d, "cluster_id", PT_CLUSTER_ID_MAX), NULL) != 0)) {
         fprintf(err, "portolan %s: %s: answer is not a cluster document%s\n", title, x.url,
                 single_ok ? "" : " (cluster_id, self, regions)");
-        goto out;
+        goto err;
     }
-    *n = single ? 1 : json_array_size(regions);
-    if (*n > PT_CLUSTER_REGIONS_MAX) {
-        fprintf(err, "portolan %s: %s: %zu regions, more than %d\n", title, x.url, *n,
+    count = single ? 1 : json_array_size(regions);
+    if (count > PT_CLUSTER_REGIONS_MAX) {
+        fprintf(err, "portolan %s: %s: %zu regions, more than %d\n", title, x.url, count,
                 PT_CLUSTER_REGIONS_MAX);
-        goto out;
+        goto err;
     }
-    *ms = calloc(*n ? *n : 1, sizeof **ms);
-    if (*ms == NULL) {
+    m = calloc(count ? count : 1, sizeof *m);
+    if (m == NULL) {
         fprintf(err, "portolan %s: out of memory\n", title);
-        goto out;
+        goto err;
     }
     if (single)
-        member_single(&(*ms)[0], o->region);
-    for (size_t i = 0; !single && i < *n; i++)
-        member_read(&(*ms)[i], json_array_get(regions, i));
-    rc = 0;
-out:
-    if (rc != 0) {
-        json_decref(*doc);
-        *doc = NULL;
-        *n = 0;
-    }
+        member_single(&m[0], o->region);
+    for (size_t i = 0; !single && i < count; i++)
+        member_read(&m[i], json_array_get(regions, i));
     cli_xfer_cleanup(&x);
-    return rc;
+    *doc = d;
+    *ms = m;
+    *n = count;
+    return 0;
+err:
+    json_decref(d);
+    cli_xfer_cleanup(&x);
+    return -1;
 }
 
 void cli_members_ask(struct cli_member *ms, size_t n, const struct cli_opts *o, const char *path,
