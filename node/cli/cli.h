@@ -17,7 +17,8 @@
  * region of the cluster for its blob replication status in the same way, one line per region
  * (--json: {"regions": [each status, or {"region", "url", "error"}]}); with an image it
  * prints which regions hold all of its blobs and what each other region lacks. The HTTP
- * contract these commands expect from a node is written at the top of cli.c.
+ * contract these commands expect from a node is written in base/admin_api.h; how the client
+ * is built, in cli/cli_int.h.
  *
  * Exit codes: PT_CLI_OK (0) when the request succeeded, PT_CLI_FAILED (1) when it could not
  * be sent, the region answered with an error, or (replication status) some region did not

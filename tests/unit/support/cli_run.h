@@ -1,5 +1,5 @@
 /*
- * cli_run.h - running a `portolan` subcommand (node/cli.h: pt_cli_cluster,
+ * cli_run.h - running a `portolan` subcommand (node/cli/cli.h: pt_cli_cluster,
  * pt_cli_replication, ...) in-process from a unit test and keeping what it printed.
  *
  * Design: the command's out and err streams are open_memstream buffers, so a test sees the
@@ -11,7 +11,7 @@
 
 #include <stdio.h>
 
-/* A subcommand's entry point, as node/cli.h declares them: argv borrowed, out and err the
+/* A subcommand's entry point, as node/cli/cli.h declares them: argv borrowed, out and err the
  * streams it prints to (borrowed). Returns its PT_CLI_* exit status. */
 typedef int (*pt_cli_cmd_fn)(int argc, char **argv, FILE *out, FILE *err);
 

@@ -1,0 +1,223 @@
+/*
+ * cli_int.h - what the pieces of the admin client share (private to node/cli/).
+ *
+ *   cli.c          entry points (cli.h): pick the command, set up libcurl, run it
+ *   args.c         command names, flags and their checks, the image argument, usage texts
+ *   client.c       one admin request over libcurl, many at once, reading answers and
+ *                  printing error bodies
+ *   table.c        terminal output: cleaning server strings, cells, column tables, JSON
+ *   members.c      a cluster's membership as /admin/cluster reports it, and asking every
+ *                  member for something in parallel
+ *   cluster.c      `portolan cluster status|add|remove|transfer-leader`
+ *   replication.c  `portolan replication status` (every region, or one image)
+ *
+ * Everything here runs on the caller's thread and blocks; nothing is shared between threads.
+ * Strings a server sent reach the terminal only through cli_clean or after a check with the
+ * cluster file's rules (ident.h, addr.h).
+ */
+#ifndef PT_CLI_INT_H
+#define PT_CLI_INT_H
+
+#include "bounds.h"
+#include "digest.h"
+#include "ident.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_URL_MAX (PT_CLUSTER_URL_MAX + 512) /* a base URL plus an admin path and query */
+
+/* ---- args.c ---------------------------------------------------------------------------- */
+
+enum cli_cmd { CMD_STATUS, CMD_ADD, CMD_REMOVE, CMD_TRANSFER, CMD_REPLICATION };
+#define CLI_CLUSTER_CMDS 4 /* the first four are `portolan cluster` commands */
+
+/* Indexed by enum cli_cmd: the name typed after the group, and the title messages use
+ * ("portolan <title>: ..."). */
+extern const char *const cli_cmd_names[];
+extern const char *const cli_cmd_titles[];
+
+/* Flags, as bits of cli_opts.given. */
+enum cli_flag { F_REGION, F_JSON, F_CACERT, F_TIMEOUT, F_NAME, F_ID, F_ADDRESS, F_URL, F_ROLE };
+
+/* One command's parsed arguments. */
+struct cli_opts {
+    enum cli_cmd cmd;
+    char region[PT_CLUSTER_URL_MAX + 1]; /* base URL, no trailing '/' */
+    const char *cacert;                  /* borrowed from argv, NULL = system CAs */
+    uint64_t timeout_ms;
+    bool json;
+    unsigned given;                 /* bit per enum cli_flag */
+    struct pt_cluster_region added; /* add: the new region; remove/transfer: id */
+    bool has_image;                 /* replication status: an image was named */
+    char image_name[PT_NAME_MAX + 1];
+    char image_ref[PT_DIGEST_INPUT_MAX + 1]; /* tag or digest */
+    bool image_by_digest;
+};
+
+/* Fills o with the defaults of command c, then with the flags (and image) in argv[0..argc)
+ * (borrowed; o->cacert keeps pointing into it). Returns 0, or PT_CLI_USAGE with a message on
+ * err. */
+int cli_args_parse(struct cli_opts *o, enum cli_cmd c, int argc, char **argv, FILE *err);
+
+/* Copies a URL (src, borrowed) into dst (PT_CLUSTER_URL_MAX + 1 bytes) without one trailing
+ * '/' and checks it with the cluster file's rules. Returns 0, or -1 with a static *why. */
+int cli_take_url(char *dst, const char *src, const char **why);
+
+/* ---- client.c -------------------------------------------------------------------------- */
+
+/* One admin request and its answer. Zeroed by its owner before cli_xfer_setup; released
+ * with cli_xfer_cleanup whatever happened. */
+struct cli_xfer {
+    CURL *h;
+    struct curl_slist *headers;
+    char *body; /* request body (json_dumps), owned */
+    char *resp; /* response bytes, NUL-terminated, owned */
+    size_t len, cap;
+    bool too_large;
+    bool in_multi; /* cli_xfer_run_all: added to its multi handle */
+    bool done;     /* cli_xfer_run_all: the multi handle reported its end */
+    long status;
+    CURLcode rc;
+    char url[CLI_URL_MAX];
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* Room for the reason of a failed request (cli_xfer_finish). */
+#define CLI_WHY_MAX (CURL_ERROR_SIZE + 64)
+
+/*
+ * Prepares x (zeroed by the caller) for method on base + path, with body (borrowed, may be
+ * NULL) sent as JSON, with o's CA file and a total time limit of timeout_ms. Returns 0 or -1
+ * with a message in x->errbuf; x must be cleaned up either way.
+ */
+int cli_xfer_setup(struct cli_xfer *x, const char *method, const char *base, const char *path,
+                   json_t *body, const struct cli_opts *o, uint64_t timeout_ms);
+
+/* Runs one prepared request to completion: 0 with x->status set, or -1 with a reason in why
+ * (whylen bytes). */
+int cli_xfer_run(struct cli_xfer *x, char *why, size_t whylen);
+
+/*
+ * Runs the prepared requests xs[0..n) (borrowed) at once and returns when every one ended.
+ * Each x->rc is then its result; one that could not start or complete gets an error rc with
+ * the reason in x->errbuf, so cli_xfer_finish reports every outcome.
+ */
+void cli_xfer_run_all(struct cli_xfer **xs, size_t n);
+
+/* After a request ended with x->rc: 0 with x->status set, or -1 with a reason in why
+ * (whylen bytes). */
+int cli_xfer_finish(struct cli_xfer *x, char *why, size_t whylen);
+
+/* Frees what x owns and zeroes it. */
+void cli_xfer_cleanup(struct cli_xfer *x);
+
+/*
+ * Sends one admin request of command o->cmd into x (zeroed by the caller, cleaned up by it
+ * either way): method on base + path with body (borrowed, may be NULL) and o's time limit.
+ * Returns 0 when the answer is 200 (any 2xx with any_2xx); else prints on err why it failed
+ * or the error answer (cli_print_http_error) and returns -1.
+ */
+int cli_request(struct cli_xfer *x, const struct cli_opts *o, const char *method, const char *base,
+                const char *path, json_t *body, bool any_2xx, FILE *err);
+
+/* The answer's JSON document (a new reference), or NULL when the body is empty or not JSON. */
+json_t *cli_xfer_json(const struct cli_xfer *x);
+
+/* Prints an error answer to err after "portolan <title>: <url>: HTTP <status>": the OCI error
+ * entries when the body has them, else its start, cleaned. */
+void cli_print_http_error(FILE *err, const char *title, const struct cli_xfer *x);
+
+/* The object's string member key (borrowed from obj) if it is a string of at most max bytes
+ * without NUL, else NULL. */
+const char *cli_json_str(const json_t *obj, const char *key, size_t max);
+
+/* The object's integer member key if it is >= 0, else -1. */
+long long cli_json_uint(const json_t *obj, const char *key);
+
+/* ---- table.c --------------------------------------------------------------------------- */
+
+#define CLI_TABLE_COLUMNS_MAX 12
+
+/* Copies at most max bytes of s (borrowed, may be NULL) into dst (dstlen bytes), control and
+ * non-ASCII bytes replaced by '?', so a server cannot send escape sequences to the terminal.
+ * Returns dst. */
+const char *cli_clean(char *dst, size_t dstlen, const char *s, size_t max);
+
+/* Cells of a table, each written into cell (len bytes) and returned: a count ("-" when
+ * negative), a byte count ("512B", "1.5KiB", ... "-" when negative), an age in seconds
+ * ("4.2s", "3m07s", "5h02m"; "-" when v is not a number > 0). */
+const char *cli_num_cell(char *cell, size_t len, long long v);
+const char *cli_bytes_cell(char *cell, size_t len, long long v);
+const char *cli_age_cell(char *cell, size_t len, const json_t *v);
+
+/*
+ * Prints a header line hdr[0..ncol) and n rows under it, each column as wide as its widest
+ * entry. cells (borrowed) holds the rows one after the other, ncol cells of cell_max bytes
+ * each (NUL-terminated). ncol is at most CLI_TABLE_COLUMNS_MAX.
+ */
+void cli_print_rows(FILE *out, const char *const *hdr, size_t ncol, const char *cells,
+                    size_t cell_max, size_t n);
+
+/* Prints doc (borrowed) to out, indented with sorted keys; "{}" when doc is NULL. */
+void cli_print_json(FILE *out, json_t *doc);
+
+/* ---- members.c ------------------------------------------------------------------------- */
+
+/* One member of the cluster and what it answered. */
+struct cli_member {
+    json_t *entry; /* borrowed from the /admin/cluster document; NULL for a single region */
+    char name[PT_CLUSTER_NAME_MAX + 1];
+    uint64_t id;
+    char address[PT_CLUSTER_ADDRESS_MAX + 1];
+    char url[PT_CLUSTER_URL_MAX + 1];
+    const char *role; /* configured: "voter", "standby", "spare" (static) */
+    bool valid;       /* the entry passed the checks */
+    struct cli_xfer x;
+    json_t *self;            /* what it answered (its own view, its status), owned; NULL = none */
+    char error[CLI_WHY_MAX]; /* why self is NULL */
+    const char *state;       /* status: leader, voter, ..., unreachable (static) */
+    long long lag;           /* status: -1 = unknown */
+};
+
+/*
+ * Reads the membership of o->region's cluster (GET /admin/cluster): one member per entry of
+ * its "regions", each field checked on its own. Without single_ok the answer must hold a
+ * valid cluster_id and "regions"; with it, an answer without "regions" (a single region, no
+ * Raft) gives one member: the queried URL, named "?". On success returns 0 with *doc the
+ * answer (owned) and *ms (owned, n entries, at most PT_CLUSTER_REGIONS_MAX; free with
+ * cli_members_free); else prints why on err and returns -1, leaving them untouched.
+ */
+int cli_members_fetch(const struct cli_opts *o, bool single_ok, json_t **doc,
+                      struct cli_member **ms, size_t *n, FILE *err);
+
+/* Takes one member's 200 answer (a new reference to doc, NULL when the body was not JSON):
+ * sets m->self or m->error. */
+typedef void (*cli_accept_cb)(struct cli_member *m, json_t *doc, const void *arg);
+
+/*
+ * GETs path of every valid member in ms[0..n) that has no answer yet, all at once, each
+ * within 2 s (SELF_TIMEOUT_MS) or o's shorter limit, and hands each 200 answer to accept (with
+ * arg, borrowed); every other outcome goes into the member's error.
+ */
+void cli_members_ask(struct cli_member *ms, size_t n, const struct cli_opts *o, const char *path,
+                     cli_accept_cb accept, const void *arg);
+
+/* Prints "<name>: <error>" for every member without an answer. */
+void cli_members_print_errors(FILE *out, const struct cli_member *ms, size_t n);
+
+/* Frees ms[0..n) (owned, may be NULL) with the answers and requests they hold. */
+void cli_members_free(struct cli_member *ms, size_t n);
+
+/* ---- cluster.c, replication.c ---------------------------------------------------------- */
+
+/* The commands, run with parsed options; each returns PT_CLI_OK or PT_CLI_FAILED. */
+int cli_cluster_status(const struct cli_opts *o, FILE *out, FILE *err);
+int cli_cluster_change(const struct cli_opts *o, FILE *out, FILE *err);
+int cli_replication_regions(const struct cli_opts *o, FILE *out, FILE *err);
+int cli_replication_image(const struct cli_opts *o, FILE *out, FILE *err);
+
+#endif
