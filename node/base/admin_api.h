@@ -9,6 +9,7 @@
  *            "role": "leader" | "follower" | "candidate" | "standby" | "spare" | "unavailable",
  *            "term": int, "commit_index": int, "applied_index": int,
  *            "leader_id": int (0 = unknown), "leader_region": str ("" = unknown),
+ *            "leader_url": str (the leader's client URL, "" = unknown),
  *            "last_contact_ms": int (since the last message from the leader),
  *            "address": str (raft + peer host:port), "url": str (client URL)}
  *       The region's own view; "unavailable" means its raft instance is not running.
