@@ -53,6 +53,7 @@
 struct waiter {
     struct waiter *next;
     uint64_t index;    /* 0 while waiting for a leader (then: dispatch) */
+    uint64_t avoid;    /* index 0: a leader that refused it (wait for another), or 0 */
     uint64_t deadline; /* loop time, ms */
     pt_raft_node_cb cb;
     void *arg;
@@ -98,8 +99,9 @@ static void check_waiters(struct pt_raft_node *n, int expire)
     struct waiter **pw = &n->waiters, *ready = NULL;
     while (*pw != NULL) {
         struct waiter *w = *pw;
-        int done = (w->index != 0 && w->index <= applied) || (w->index == 0 && leader != 0) ||
-                   n->stopping || (expire && now >= w->deadline);
+        int routable = w->index == 0 && leader != 0 && leader != w->avoid;
+        int done = (w->index != 0 && w->index <= applied) || routable || n->stopping ||
+                   (expire && now >= w->deadline);
         if (done) {
             *pw = w->next;
             w->next = ready;
@@ -113,7 +115,7 @@ static void check_waiters(struct pt_raft_node *n, int expire)
         ready = w->next;
         if (w->index != 0 && w->index <= applied) {
             w->cb(w->arg, 0, w->index);
-        } else if (w->index == 0 && leader != 0 && !n->stopping) {
+        } else if (w->index == 0 && leader != 0 && leader != w->avoid && !n->stopping) {
             dispatch(n, w);
             continue; /* dispatch owns w */
         } else {
@@ -181,6 +183,8 @@ static void on_check(uv_check_t *h)
     struct pt_raft_node *n = h->data;
     if (n->waiters != NULL)
         check_waiters(n, 0);
+    if (n->forwards != NULL)
+        pt_raft_node__check_forwards(n);
     if (n->catch_ups != NULL)
         pt_raft_node__check_catch_ups(n);
     pt_raft_node__flush_round(n);
@@ -207,8 +211,8 @@ static void dispatch(struct pt_raft_node *n, struct waiter *w)
     free(w);
 }
 
-void pt_raft_node__submit(struct pt_raft_node *n, int is_write, void *buf, size_t len,
-                          pt_raft_node_cb cb, void *arg)
+void pt_raft_node__route(struct pt_raft_node *n, int is_write, void *buf, size_t len,
+                         uint64_t avoid, pt_raft_node_cb cb, void *arg)
 {
     struct waiter *w = calloc(1, sizeof(*w));
     if (w == NULL || n->stopping) {
@@ -222,12 +226,15 @@ void pt_raft_node__submit(struct pt_raft_node *n, int is_write, void *buf, size_
     w->len = len;
     w->cb = cb;
     w->arg = arg;
-    if (pt_raft_node__leader_id(n) != 0) {
+    uint64_t leader = pt_raft_node__leader_id(n);
+    if (leader != 0 && leader != avoid) {
         dispatch(n, w);
         return;
     }
-    /* No leader known (an election, or this region is cut off): wait a little for one. */
+    /* No leader known (an election, or this region is cut off), or only the one that just
+     * refused it: wait a little for one. */
     w->index = 0;
+    w->avoid = avoid;
     w->deadline = uv_now(n->loop) + LEADER_WAIT_MS;
     add_waiter(n, w);
 }
@@ -239,7 +246,10 @@ static void on_peer_request(void *arg, uint64_t from, uint32_t type, const void 
     struct pt_raft_node *n = arg;
     (void)from;
     if (n->stopping || pt_raft_node__leader_id(n) != n->cfg.self_id) {
-        pt_peer_reply(call, PT_E_UNAVAILABLE, NULL, 0);
+        if (type == PORTOLAN__PEER_TYPE__PEER_PROPOSE)
+            pt_raft_node__refuse_propose(call); /* never appended: the sender may go elsewhere */
+        else
+            pt_peer_reply(call, PT_E_UNAVAILABLE, NULL, 0);
         return;
     }
     if (type == PORTOLAN__PEER_TYPE__PEER_PROPOSE) {

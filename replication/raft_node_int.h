@@ -21,7 +21,8 @@
 struct pt_peers;
 struct pt_peer_call;
 struct pt_blob_sync;
-struct waiter; /* raft_node.c */
+struct waiter;  /* raft_node.c */
+struct forward; /* raft_forward.c */
 
 struct leader_apply {
     struct raft_apply req;
@@ -75,6 +76,8 @@ struct pt_raft_node {
     unsigned inflight;                        /* entries and barriers of this round */
     uv_check_t check;                         /* after each loop pass: waiters, next round */
     struct reader *reading, *next_readers;
+    struct forward *forwards; /* a follower's Proposes and ReadIndexes awaiting the leader */
+    uint64_t noop_term;       /* the term whose opening barrier was started (see flush_round) */
     int stopping;
     unsigned ticks;
     unsigned closing; /* handles and services still closing */
@@ -91,9 +94,10 @@ uint64_t pt_raft_node__leader_id(struct pt_raft_node *n);
 void pt_raft_node__wait_applied(struct pt_raft_node *n, uint64_t index, uint64_t timeout_ms,
                                 pt_raft_node_cb cb, void *arg);
 /* Routes a write (buf: owned, free()) or a read to the leader, waiting a little for one
- * when none is known; cb exactly once, never from inside the call. raft_node.c */
-void pt_raft_node__submit(struct pt_raft_node *n, int is_write, void *buf, size_t len,
-                          pt_raft_node_cb cb, void *arg);
+ * when none is known, or when it is `avoid` (a leader that just refused it; 0: none); cb
+ * exactly once, never from inside the call. raft_node.c */
+void pt_raft_node__route(struct pt_raft_node *n, int is_write, void *buf, size_t len,
+                         uint64_t avoid, pt_raft_node_cb cb, void *arg);
 
 /* Writes, raft_forward.c. */
 /* Leader: queues an entry (buf borrowed, copied) for the next round; the local proposer cb
@@ -105,6 +109,14 @@ int pt_raft_node__leader_apply(struct pt_raft_node *n, const void *buf, size_t l
 void pt_raft_node__fail_apply(struct leader_apply *la, int status);
 /* Answers a peer's Propose call. */
 void pt_raft_node__reply_propose(struct pt_peer_call *call, int status, uint64_t index);
+/* Answers a peer's Propose call that was never appended here (this region does not lead):
+ * PT_E_UNAVAILABLE with a ProposeResult body, which a local failure never has, so the
+ * sender knows it may propose it again to another leader. */
+void pt_raft_node__refuse_propose(struct pt_peer_call *call);
+/* After each loop pass: answers at once the forwards whose leader changed since they were
+ * sent (new leader id or term, or none known): a write with PT_E_UNAVAILABLE (the old leader
+ * may have appended it: its fate is unknown), a read by asking again. */
+void pt_raft_node__check_forwards(struct pt_raft_node *n);
 /* Follower: sends a write (buf borrowed) or a ReadIndex to leader `to`; cb exactly once. */
 void pt_raft_node__forward(struct pt_raft_node *n, uint64_t to, int is_write, const void *buf,
                            size_t len, pt_raft_node_cb cb, void *arg);
