@@ -17,6 +17,10 @@ Role: checks the operator side of README.md's "A cluster of regions" against rea
     through all of this: writes must keep being acknowledged (no gap longer than GAP_LIMIT,
     answers only 201 or 503 UNAVAILABLE), and every acknowledged one must be served by
     every remaining region at the end;
+  - leadership_transfers_under_writes: leadership goes round three regions a dozen times
+    under a steady writer; no single write may take more than WRITE_LIMIT (a write in
+    flight when the leader changes is moved to the new leader or refused at once, never
+    left to wait out the write timeout);
   - five_regions_minority_majority: with five regions, kill -9 of two (the leader among
     them) leaves a majority that elects a leader and acknowledges writes in every survivor;
     kill -9 of a third leaves two regions that refuse writes with 503 UNAVAILABLE within the
@@ -51,6 +55,8 @@ PUSH_CONCURRENCY = 16
 WRITE_TIMEOUT = 2.0  # given to the five-region cluster as --write-timeout
 SLACK = 2.0  # seconds allowed beyond a node's own timeout on a loaded machine
 GAP_LIMIT = 5.0  # longest time without an acknowledged write during membership changes
+TRANSFERS = 12  # leadership transfers under a steady writer
+WRITE_LIMIT = 2.0  # longest single write across them (the write timeout is 5 s)
 SNAPSHOT_EVERY = 256  # so that the 1000 tags are behind snapshots when a region joins
 ERRORS = (OSError, http.client.HTTPException)
 
@@ -255,6 +261,7 @@ class Writer(threading.Thread):
         self.unexpected = []  # texts
         self.phase = "start"
         self.per_phase = {}
+        self.slowest = (0.0, "")  # (seconds, description) of the slowest answered write
 
     def set_targets(self, regions):
         with self.lock:
@@ -286,6 +293,7 @@ class Writer(threading.Thread):
                 cl = clients.get(region.name)
                 if cl is None:
                     cl = clients[region.name] = region.client(timeout=WRITE_TIMEOUT + 30)
+                t0 = time.monotonic()
                 try:
                     r = cl.put_manifest(self.repo, tag, m.bytes, m.media_type)
                 except ERRORS as e:
@@ -297,6 +305,9 @@ class Writer(threading.Thread):
                     continue
                 now = time.monotonic()
                 with self.lock:
+                    if now - t0 > self.slowest[0]:
+                        self.slowest = (now - t0, "%s at %s (%s): %d" % (
+                            tag, region.name, self.phase, r.status))
                     if r.status == 201:
                         self.acked[tag] = m
                         self.ack_times.append(now)
@@ -498,6 +509,62 @@ def membership_changes(results):
             t.check(False, "%s died: %s" % (x.name, x.node.death_note()))
 
 
+def leadership_transfers_under_writes(results):
+    """Leadership goes round three regions TRANSFERS times while a writer PUTs a tag every few
+    tens of milliseconds through all of them: no write may take longer than WRITE_LIMIT (a
+    write in flight across a change of leader is moved or refused at once, and the new
+    leader commits what the old one had committed), answers are only 201 or 503, and every
+    acknowledged write is served everywhere at the end."""
+    t = results
+    with cluster.Cluster(3) as c:
+        lead = c.wait_leader()
+        repo = h.unique_repo("transfers")
+        base = h.make_image(layers=1, layer_size=512)
+        with lead.client() as cl:
+            base.push(cl, repo, "base")
+        c.wait_converged(timeout=20)
+        writer = Writer(repo, base, c.regions)
+        writer.start()
+        try:
+            time.sleep(0.5)
+            for i in range(TRANSFERS):
+                lead = c.wait_leader(timeout=15)
+                target = c.regions[(lead.index + 1) % len(c.regions)]
+                writer.phase = "transfer %d" % (i + 1)
+                r, secs = admin(lead, "POST", "/admin/cluster/transfer-leader",
+                                {"id": target.id})
+                t.check(r.status in (200, 202, 204), "transfer %d to %s at %s: %s" % (
+                    i + 1, target.name, lead.name, r.describe()))
+                time.sleep(0.4)
+            writer.phase = "after"
+            time.sleep(0.5)
+        finally:
+            writer.stop.set()
+            writer.join(WRITE_TIMEOUT + 40)
+        with writer.lock:
+            acked = dict(writer.acked)
+            refused = list(writer.refused)
+            unexpected = list(writer.unexpected)
+            slowest = writer.slowest
+        note(results, "writer: %d acknowledged, %d refused with 503, slowest %s: %s" % (
+            len(acked), len(refused), ms(slowest[0]), slowest[1]))
+        t.check(slowest[0] <= WRITE_LIMIT, "a write took %s across %d leadership transfers "
+                "(limit %s): %s" % (ms(slowest[0]), TRANSFERS, ms(WRITE_LIMIT), slowest[1]))
+        t.check(not unexpected, "writes answered with neither 201 nor 503 UNAVAILABLE: %s"
+                % "; ".join(unexpected[:5]))
+        t.check(len(acked) > TRANSFERS, "only %d writes acknowledged" % len(acked))
+        try:
+            c.wait_converged(timeout=30)
+        except cluster.ClusterError as e:
+            t.check(False, "at the end: %s" % e)
+        for x in c.regions:
+            bad = read_all(x, repo, acked)
+            t.check(not bad, "%s serves %d of %d acknowledged writes wrongly: %s" % (
+                x.name, len(bad), len(acked), "; ".join(bad[:5])))
+        for x in c.dead():
+            t.check(False, "%s died: %s" % (x.name, x.node.death_note()))
+
+
 def put_until_ok(region, repo, base, label, limit):
     """PUTs new tags at region until one gets 201 or limit seconds pass; returns (tag,
     Manifest, seconds) of the first 201 or (None, None, seconds), and the other answers."""
@@ -636,5 +703,6 @@ def main(results):
     if results.target != "portolan":
         raise h.Skip("a Raft cluster is portolan-only")
     for name, fn in (("membership_changes", membership_changes),
+                     ("leadership_transfers_under_writes", leadership_transfers_under_writes),
                      ("five_regions_minority_majority", five_regions_minority_majority)):
         results.run(name, fn, results)

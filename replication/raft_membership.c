@@ -1,0 +1,238 @@
+/*
+ * raft_membership.c - membership changes (Raft dissertation chapter 4), leader only, one at a
+ * time: adding a region (as a spare, then its assigned role), removing one, handing
+ * leadership over; and keeping the peer layer's addresses in step with the configuration.
+ *
+ * A region's name, address and URL are recorded in replicated state (PutRegion) before it is
+ * added, so that every region can describe it; its record is deleted (DeleteRegion) after it
+ * left. Both go through the leader's own log (pt_raft_node__leader_apply).
+ */
+#include <raft.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blob_sync.h"
+#include "command.h"
+#include "err.h"
+#include "metastore.h"
+#include "peer.h"
+#include "raft_fsm.h"
+#include "raft_node_int.h"
+
+struct change {
+    struct raft_change req;
+    struct raft_transfer transfer;
+    struct pt_raft_node *n;
+    uint64_t id;
+    int role;
+    char address[262];
+    pt_raft_node_cb cb;
+    void *arg;
+};
+
+static int change_err(int rv)
+{
+    switch (rv) {
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST:
+        return PT_E_UNAVAILABLE;
+    case RAFT_BADID:
+    case RAFT_NOTFOUND:
+        return PT_E_NOT_FOUND;
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+    case RAFT_BADROLE:
+        return PT_E_CONFLICT;
+    case RAFT_CANTCHANGE:
+        return PT_E_TOOMANYREQUESTS; /* another change is still in progress */
+    default:
+        return pt_raft_fsm_err(rv);
+    }
+}
+
+static void change_done(struct change *c, int status)
+{
+    c->cb(c->arg, status, c->id);
+    free(c);
+}
+
+static void on_assigned(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    change_done(c, status != 0 ? change_err(status) : 0);
+}
+
+static void on_added(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status != 0 || c->role == RAFT_SPARE) {
+        change_done(c, status != 0 ? change_err(status) : 0);
+        return;
+    }
+    int rv = raft_assign(&c->n->raft, &c->req, c->id, c->role, on_assigned);
+    if (rv != 0)
+        change_done(c, change_err(rv));
+}
+
+static struct change *new_change(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg)
+{
+    struct change *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        cb(arg, PT_E_NOMEM, 0);
+        return NULL;
+    }
+    c->n = n;
+    c->id = id;
+    c->cb = cb;
+    c->arg = arg;
+    c->req.data = c;
+    c->transfer.data = c;
+    return c;
+}
+
+/* Proposes a command of one region operation through the leader's own log. */
+static int propose_region(struct pt_raft_node *n, Portolan__Op *op, pt_raft_node_cb cb, void *arg)
+{
+    Portolan__Op *ops[1] = {op};
+    Portolan__Command cmd = PORTOLAN__COMMAND__INIT;
+    cmd.version = PT_COMMAND_VERSION;
+    cmd.time_ms = (int64_t)uv_now(n->loop);
+    const struct pt_cluster_region *me = pt_raft_node__member(n, n->cfg.self_id);
+    cmd.region = me != NULL ? (char *)me->name : "";
+    cmd.n_ops = 1;
+    cmd.ops = ops;
+    void *buf;
+    size_t len;
+    int rv = pt_command_encode(&cmd, &buf, &len);
+    if (rv != 0)
+        return rv;
+    rv = pt_raft_node__leader_apply(n, buf, len, cb, arg, NULL);
+    free(buf);
+    return rv;
+}
+
+static void on_region_recorded(void *arg, int status, uint64_t index)
+{
+    struct change *c = arg;
+    (void)index;
+    if (status != 0) {
+        change_done(c, status);
+        return;
+    }
+    pt_peers_set_address(c->n->peers, c->id, c->address);
+    int rv = raft_add(&c->n->raft, &c->req, c->id, c->address, on_added);
+    if (rv != 0)
+        change_done(c, change_err(rv));
+}
+
+void pt_raft_node_add(struct pt_raft_node *n, uint64_t id, const char *name, const char *address,
+                      const char *url, int role, pt_raft_node_cb cb, void *arg)
+{
+    struct change *c = new_change(n, id, cb, arg);
+    if (c == NULL)
+        return;
+    c->role = role;
+    if (role != RAFT_VOTER && role != RAFT_STANDBY && role != RAFT_SPARE) {
+        change_done(c, PT_E_CONFLICT);
+        return;
+    }
+    if (pt_raft_node__leader_id(n) != n->cfg.self_id) {
+        change_done(c, PT_E_UNAVAILABLE);
+        return;
+    }
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        if (n->raft.configuration.servers[i].id == id ||
+            strcmp(n->raft.configuration.servers[i].address, address) == 0) {
+            change_done(c, PT_E_CONFLICT);
+            return;
+        }
+    }
+    snprintf(c->address, sizeof(c->address), "%s", address);
+    Portolan__PutRegion pr = PORTOLAN__PUT_REGION__INIT;
+    pr.id = id;
+    pr.name = (char *)name;
+    pr.address = c->address;
+    pr.url = (char *)url;
+    Portolan__Op op = PORTOLAN__OP__INIT;
+    op.op_case = PORTOLAN__OP__OP_PUT_REGION;
+    op.put_region = &pr;
+    int rv = propose_region(n, &op, on_region_recorded, c);
+    if (rv != 0)
+        change_done(c, rv);
+}
+
+static void on_region_forgotten(void *arg, int status, uint64_t index)
+{
+    struct change *c = arg;
+    (void)index;
+    change_done(c, status);
+}
+
+static void on_removed(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status != 0) {
+        change_done(c, change_err(status));
+        return;
+    }
+    Portolan__DeleteRegion dr = PORTOLAN__DELETE_REGION__INIT;
+    dr.id = c->id;
+    Portolan__Op op = PORTOLAN__OP__INIT;
+    op.op_case = PORTOLAN__OP__OP_DELETE_REGION;
+    op.delete_region = &dr;
+    int rv = propose_region(c->n, &op, on_region_forgotten, c);
+    if (rv != 0)
+        change_done(c, rv);
+}
+
+void pt_raft_node_remove(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg)
+{
+    struct change *c = new_change(n, id, cb, arg);
+    if (c == NULL)
+        return;
+    int rv = raft_remove(&n->raft, &c->req, id, on_removed);
+    if (rv != 0)
+        change_done(c, change_err(rv));
+}
+
+static void on_transferred(struct raft_transfer *req)
+{
+    struct change *c = req->data;
+    uint64_t leader = pt_raft_node__leader_id(c->n);
+    /* raft_transfer reports no status: success is the target (or someone else) leading. */
+    change_done(c, leader != 0 && leader != c->n->cfg.self_id ? 0 : PT_E_UNAVAILABLE);
+}
+
+void pt_raft_node_transfer(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg)
+{
+    struct change *c = new_change(n, id, cb, arg);
+    if (c == NULL)
+        return;
+    int rv = raft_transfer(&n->raft, &c->transfer, id, on_transferred);
+    if (rv != 0)
+        change_done(c, change_err(rv));
+}
+
+/* Keeps the peer layer's addresses in step with Raft's configuration (regions added later
+ * are only known there), and tells blob sync their names (from the region records). */
+void pt_raft_node__sync_peer_addresses(struct pt_raft_node *n)
+{
+    struct pt_region_rec *recs = NULL;
+    size_t nrecs = 0;
+    int have_recs = 0;
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        if (s->id == n->cfg.self_id || pt_raft_node__member(n, s->id) != NULL)
+            continue;
+        pt_peers_set_address(n->peers, s->id, s->address);
+        if (n->blobs == NULL)
+            continue;
+        if (!have_recs)
+            have_recs = pt_metastore_list_regions(n->ms, &recs, &nrecs) == 0;
+        for (size_t j = 0; j < nrecs; j++)
+            if (recs[j].id == s->id && recs[j].name[0] != '\0')
+                pt_blob_sync_set_region(n->blobs, s->id, recs[j].name, s->address);
+    }
+    free(recs);
+}

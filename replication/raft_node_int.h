@@ -1,0 +1,142 @@
+/*
+ * raft_node_int.h - what the pieces of the Raft node (raft_node.c, raft_forward.c,
+ * raft_read_index.c, raft_membership.c, raft_status.c) share: the node's struct and the
+ * internal functions one piece calls in another. Not for use outside replication/raft_*.c.
+ *
+ * Threads: everything here is owned by, and runs on, the committer's loop (n->loop).
+ * Names: pt_raft_node__<verb> (double underscore) are internal to the module.
+ */
+#ifndef PT_RAFT_NODE_INT_H
+#define PT_RAFT_NODE_INT_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "raft_fsm.h"
+#include "raft_node.h"
+
+struct pt_peers;
+struct pt_peer_call;
+struct pt_blob_sync;
+struct waiter;  /* raft_node.c */
+struct forward; /* raft_forward.c */
+
+struct leader_apply {
+    struct raft_apply req;
+    struct leader_apply *next; /* queue of entries waiting for the next round */
+    struct raft_buffer entry;  /* framed command, until handed to raft_apply */
+    struct pt_raft_node *n;
+    pt_raft_node_cb cb; /* local proposer, or NULL when answering a peer */
+    void *arg;
+    struct pt_peer_call *call;
+};
+
+struct reader {
+    struct reader *next;
+    pt_raft_node_cb cb;
+    void *arg;
+    struct pt_peer_call *call; /* a follower's ReadIndex, answered with the index */
+};
+
+/* A read index that may end early (pt_raft_node_catch_up). Two references: the read index
+ * and the list. */
+struct catch_up {
+    struct catch_up *next;
+    int (*present)(struct pt_metastore *ms, const void *key, size_t len);
+    const void *key;
+    size_t len;
+    pt_raft_node_cb cb;
+    void *arg;
+    int done;
+    int refs;
+};
+
+struct pt_raft_node {
+    uv_loop_t *loop;
+    struct pt_metastore *ms;
+    struct pt_raft_node_config cfg;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct pt_raft_fsm fsm;
+    int (*fsm_apply)(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result);
+    int (*fsm_restore)(struct raft_fsm *fsm, struct raft_buffer *buf);
+    struct pt_peers *peers;
+    struct pt_blob_sync *blobs; /* NULL without a blob store */
+    uv_timer_t tick;
+    struct waiter *waiters;
+    struct catch_up *catch_ups;
+    uint64_t catch_up_seen; /* applied index when the catch-ups were last asked */
+    struct raft_barrier barrier;
+    int barrier_inflight;
+    struct leader_apply *queue, **queue_tail; /* entries for the next round */
+    unsigned inflight;                        /* entries and barriers of this round */
+    uv_check_t check;                         /* after each loop pass: waiters, next round */
+    struct reader *reading, *next_readers;
+    struct forward *forwards; /* a follower's Proposes and ReadIndexes awaiting the leader */
+    uint64_t noop_term;       /* the term whose opening barrier was started (see flush_round) */
+    int stopping;
+    unsigned ticks;
+    unsigned closing; /* handles and services still closing */
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+};
+
+/* The configured region of id (cfg.cluster), or NULL. raft_node.c */
+const struct pt_cluster_region *pt_raft_node__member(const struct pt_raft_node *n, uint64_t id);
+/* The leader this region knows of, 0 when none. raft_node.c */
+uint64_t pt_raft_node__leader_id(struct pt_raft_node *n);
+/* cb(arg, 0, index) once the local FSM has applied index (at once if it has), or
+ * PT_E_UNAVAILABLE after timeout_ms. raft_node.c */
+void pt_raft_node__wait_applied(struct pt_raft_node *n, uint64_t index, uint64_t timeout_ms,
+                                pt_raft_node_cb cb, void *arg);
+/* Routes a write (buf: owned, free()) or a read to the leader, waiting a little for one
+ * when none is known, or when it is `avoid` (a leader that just refused it; 0: none); cb
+ * exactly once, never from inside the call. raft_node.c */
+void pt_raft_node__route(struct pt_raft_node *n, int is_write, void *buf, size_t len,
+                         uint64_t avoid, pt_raft_node_cb cb, void *arg);
+
+/* Writes, raft_forward.c. */
+/* Leader: queues an entry (buf borrowed, copied) for the next round; the local proposer cb
+ * or the peer's call is answered once it is applied. Returns 0, or PT_E_* (nothing queued,
+ * nothing called). */
+int pt_raft_node__leader_apply(struct pt_raft_node *n, const void *buf, size_t len,
+                               pt_raft_node_cb cb, void *arg, struct pt_peer_call *call);
+/* Answers a queued entry that was never handed to raft with status, and frees it. */
+void pt_raft_node__fail_apply(struct leader_apply *la, int status);
+/* Answers a peer's Propose call. */
+void pt_raft_node__reply_propose(struct pt_peer_call *call, int status, uint64_t index);
+/* Answers a peer's Propose call that was never appended here (this region does not lead):
+ * PT_E_UNAVAILABLE with a ProposeResult body, which a local failure never has, so the
+ * sender knows it may propose it again to another leader. */
+void pt_raft_node__refuse_propose(struct pt_peer_call *call);
+/* After each loop pass: answers at once the forwards whose leader changed since they were
+ * sent (new leader id or term, or none known): a write with PT_E_UNAVAILABLE (the old leader
+ * may have appended it: its fate is unknown), a read by asking again. */
+void pt_raft_node__check_forwards(struct pt_raft_node *n);
+/* Follower: sends a write (buf borrowed) or a ReadIndex to leader `to`; cb exactly once. */
+void pt_raft_node__forward(struct pt_raft_node *n, uint64_t to, int is_write, const void *buf,
+                           size_t len, pt_raft_node_cb cb, void *arg);
+/* After each loop pass: starts the next round if the previous one is done. */
+void pt_raft_node__flush_round(struct pt_raft_node *n);
+
+/* Reads, raft_read_index.c. */
+/* Answers a list of readers (local or a peer's ReadIndex) and frees it. */
+void pt_raft_node__finish_readers(struct reader *r, int status, uint64_t index);
+/* Leader: a barrier for the reads of n->next_readers. */
+void pt_raft_node__start_barrier(struct pt_raft_node *n);
+/* Leader: joins the next barrier batch; answers cb, or call when non-NULL. */
+void pt_raft_node__leader_read(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg,
+                               struct pt_peer_call *call);
+void pt_raft_node__catch_up_release(struct catch_up *c);
+/* After entries were applied: ends the catch-ups whose key is there now. */
+void pt_raft_node__check_catch_ups(struct pt_raft_node *n);
+
+/* Membership, raft_membership.c. */
+/* Gives the peer layer (and blob sync) the addresses of regions only Raft knows of. */
+void pt_raft_node__sync_peer_addresses(struct pt_raft_node *n);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * raft_status.c - this region's view of the cluster as JSON: its role, term, indexes, leader
+ * and last contact, the configuration's regions (named from the cluster file, else from the
+ * replicated region records), and blob replication's status.
+ */
+#include <jansson.h>
+#include <raft.h>
+#include <stdlib.h>
+
+#include "blob_sync.h"
+#include "metastore.h"
+#include "raft_node_int.h"
+
+char *pt_raft_node_replication_json(struct pt_raft_node *n)
+{
+    return n->blobs != NULL ? pt_blob_sync_status_json(n->blobs) : NULL;
+}
+
+static const char *role_name(struct pt_raft_node *n)
+{
+    switch (raft_state(&n->raft)) {
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    case RAFT_FOLLOWER:
+        break;
+    default:
+        return "unavailable";
+    }
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        if (s->id == n->cfg.self_id)
+            return s->role == RAFT_STANDBY ? "standby"
+                   : s->role == RAFT_SPARE ? "spare"
+                                           : "follower";
+    }
+    return "follower";
+}
+
+static const char *conf_role(int role)
+{
+    return role == RAFT_STANDBY ? "standby" : role == RAFT_SPARE ? "spare" : "voter";
+}
+
+static json_t *self_json(struct pt_raft_node *n, const struct pt_region_rec *recs, size_t nrecs)
+{
+    const struct pt_cluster_region *me = pt_raft_node__member(n, n->cfg.self_id);
+    uint64_t leader = pt_raft_node__leader_id(n);
+    const char *leader_name, *leader_url;
+    pt_cluster_config_describe(&n->cfg.cluster, recs, nrecs, leader, &leader_name, &leader_url);
+    json_int_t contact = -1;
+    if (raft_state(&n->raft) == RAFT_LEADER)
+        contact = 0;
+    else if (leader != 0)
+        contact = (json_int_t)(n->io.time(&n->io) - n->raft.election_timer_start);
+    return json_pack(
+        "{s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:s,s:s,s:I,s:s,s:s}", "cluster_id",
+        n->cfg.cluster.cluster_id, "region", me != NULL ? me->name : "", "id",
+        (json_int_t)n->cfg.self_id, "role", role_name(n), "term", (json_int_t)n->raft.current_term,
+        "commit_index", (json_int_t)n->raft.commit_index, "applied_index",
+        (json_int_t)raft_last_applied(&n->raft), "leader_id", (json_int_t)leader, "leader_region",
+        leader_name, "leader_url", leader_url, "last_contact_ms", contact, "address",
+        me != NULL ? me->address : "", "url", me != NULL ? me->url : "");
+}
+
+char *pt_raft_node_status_json(struct pt_raft_node *n, int members)
+{
+    struct pt_region_rec *recs = NULL;
+    size_t nrecs = 0;
+    if (pt_metastore_list_regions(n->ms, &recs, &nrecs) != 0)
+        nrecs = 0;
+    json_t *self = self_json(n, recs, nrecs);
+    json_t *root = self;
+    if (members && self != NULL) {
+        json_t *regions = json_array();
+        for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+            const struct raft_server *s = &n->raft.configuration.servers[i];
+            const char *name, *url;
+            pt_cluster_config_describe(&n->cfg.cluster, recs, nrecs, s->id, &name, &url);
+            json_array_append_new(regions, json_pack("{s:s,s:I,s:s,s:s,s:s}", "name", name, "id",
+                                                     (json_int_t)s->id, "address", s->address,
+                                                     "url", url, "role", conf_role(s->role)));
+        }
+        root = json_pack("{s:s,s:o,s:o}", "cluster_id", n->cfg.cluster.cluster_id, "self", self,
+                         "regions", regions);
+    }
+    free(recs);
+    char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    return text;
+}
