@@ -298,13 +298,12 @@ int pt_fsm_apply_group(struct pt_metastore *ms, struct pt_fsm_cmd *cmds, size_t 
         cmds[i].index = 0;
         cmds[i].result = (struct pt_fsm_result){0};
     }
+    struct pt_metastore_batch *b = NULL;
     int rv = pt_metastore_halted(ms);
+    if (rv == 0)
+        rv = pt_metastore_batch_new(ms, &b);
     if (rv != 0)
-        return rv;
-    struct pt_metastore_batch *b;
-    rv = pt_metastore_batch_new(ms, &b);
-    if (rv != 0)
-        return rv;
+        goto err;
     uint64_t index = pt_metastore_applied_index(ms);
     size_t staged = 0;
     for (size_t i = 0; i < n; i++) {
@@ -328,6 +327,7 @@ int pt_fsm_apply_group(struct pt_metastore *ms, struct pt_fsm_cmd *cmds, size_t 
 
 err:
     pt_metastore_batch_free(b);
+    pt_metastore_halt(ms, rv); /* a no-op if the store halted already */
     for (size_t i = 0; i < n; i++) {
         cmds[i].index = 0;
         cmds[i].result = (struct pt_fsm_result){.status = rv};
