@@ -2,13 +2,24 @@
  * committer.c - the apply thread (see committer.h).
  *
  * Thread model: jobs arrive from any thread through a mutex-protected queue and a uv_async
- * on the committer's own loop. Single region: the loop drains the queue, applies each
- * proposal with pt_fsm_apply at the next index (sync=0 writes: visible at once to readers),
- * then makes the whole batch durable with one WAL fsync and only then replies to every
- * proposer through its mailbox; while one batch is being synced the next queues up, so
+ * on the committer's own loop. Single region: the loop drains the queue and hands every
+ * proposal that queued up to pt_fsm_apply_group, which stages them at the next indexes and
+ * writes them with ONE synced RocksDB write; only when it has returned does any proposer get
+ * its reply through its mailbox. While one group is being synced the next queues up, so
  * throughput grows with concurrency instead of being bound by the fsync rate. Cluster: the
  * same loop runs Raft (raft_node.c), which persists entries in its log before they are
  * applied, and every job is handed to it.
+ *
+ * Order in a single region: durable, then visible, then acknowledged. RocksDB makes a write
+ * visible when rocksdb_write returns, and a synced write returns only after its WAL fsync, so
+ * no reader sees a command before it is on disk, and no proposer hears of success before it
+ * is visible (a client that got its 201 reads its write back from any thread).
+ *
+ * Failure: a group that cannot be staged, written or synced is answered with that error for
+ * every one of its proposals, nothing of it is visible, and the metastore halts
+ * (pt_metastore_halt): from then on every proposal is refused with PT_E_UNAVAILABLE (503)
+ * until the node restarts, in both modes, and the log never goes on at the same index. The
+ * halt is logged once, here (single region) or by raft_fsm.c (cluster).
  */
 #include "committer.h"
 
@@ -34,7 +45,6 @@ struct pt_committer {
     pthread_mutex_t lock; /* guards head, tail, stopping */
     struct pt_proposal *head, *tail;
     int stopping;
-    uint64_t index; /* single region: last applied index; owner: committer thread */
 };
 
 static void reply(struct pt_proposal *p)
@@ -42,39 +52,45 @@ static void reply(struct pt_proposal *p)
     pt_mailbox_post(p->reply_to, &p->mail, (pt_mail_cb)p->done_cb);
 }
 
-/* Single region: applies every proposal of the batch, then one WAL fsync, then replies. */
+/* Single region: applies the batch as one durable group, then replies to every proposer. */
 static void apply_batch(struct pt_committer *c, struct pt_proposal *batch)
 {
-    struct pt_proposal *p;
-    for (p = batch; p != NULL; p = p->next) {
-        struct pt_fsm_result res = {0};
-        uint64_t index = c->index + 1;
-        int rv = pt_fsm_apply(c->ms, p->buf, p->len, index, &res);
-        free(p->buf);
-        p->buf = NULL;
-        if (rv != 0) {
-            p->status = rv;
-            pt_log(PT_LOG_ERROR, "apply failed", "{s:I,s:s}", "index", (json_int_t)index, "error",
-                   pt_err_message(rv));
-            continue;
-        }
-        c->index = index;
-        p->index = index;
-        p->status = res.status;
+    size_t n = 0;
+    for (struct pt_proposal *p = batch; p != NULL; p = p->next)
+        n++;
+    struct pt_fsm_cmd *cmds = NULL;
+    int rv = pt_metastore_halted(c->ms) != 0 ? PT_E_UNAVAILABLE : 0;
+    if (rv == 0 && (cmds = calloc(n, sizeof(*cmds))) == NULL)
+        rv = PT_E_NOMEM; /* nothing staged: the log goes on */
+    if (rv == 0) {
+        size_t i = 0;
+        for (struct pt_proposal *p = batch; p != NULL; p = p->next, i++)
+            cmds[i] = (struct pt_fsm_cmd){.buf = p->buf, .len = p->len};
+        rv = pt_fsm_apply_group(c->ms, cmds, n);
+        if (rv != 0)
+            pt_log(PT_LOG_ERROR, "commit failed; this region refuses every write until restart",
+                   "{s:I,s:I,s:s}", "index", (json_int_t)pt_metastore_applied_index(c->ms) + 1,
+                   "proposals", (json_int_t)n, "error", pt_err_message(rv));
     }
-    int rv = pt_metastore_sync(c->ms);
-    while (batch != NULL) {
+    for (size_t i = 0; batch != NULL; i++) {
         struct pt_proposal *next = batch->next;
-        if (rv != 0 && batch->status == 0)
-            batch->status = rv;
+        free(batch->buf);
+        batch->buf = NULL;
+        batch->status = rv != 0 ? rv : cmds[i].result.status;
+        batch->index = rv != 0 ? 0 : cmds[i].index;
         reply(batch);
         batch = next;
     }
+    free(cmds);
 }
 
 static char *local_status(struct pt_committer *c)
 {
-    json_t *o = json_pack("{s:s,s:I}", "role", "single", "applied_index", (json_int_t)c->index);
+    json_t *o = json_pack("{s:s,s:I}", "role", "single", "applied_index",
+                          (json_int_t)pt_metastore_applied_index(c->ms));
+    int halted = pt_metastore_halted(c->ms);
+    if (o != NULL && halted != 0)
+        json_object_set_new(o, "halted", json_string(pt_err_message(halted)));
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
@@ -120,6 +136,11 @@ static void run_job(struct pt_committer *c, struct pt_proposal *p)
     case PT_JOB_PROPOSE: {
         void *buf = p->buf;
         p->buf = NULL;
+        if (pt_metastore_halted(c->ms) != 0) {
+            free(buf); /* this region stopped applying the log: see raft_fsm.c */
+            p->status = PT_E_UNAVAILABLE;
+            break;
+        }
         pt_raft_node_propose(c->raft, buf, p->len, on_raft_done, p);
         return;
     }
@@ -136,7 +157,7 @@ static void run_job(struct pt_committer *c, struct pt_proposal *p)
             pt_raft_node_read_index(c->raft, on_raft_done, p);
             return;
         }
-        p->index = c->index; /* one region: its own state is the latest */
+        p->index = pt_metastore_applied_index(c->ms); /* one region: its state is the latest */
         break;
     case PT_JOB_ADD:
     case PT_JOB_REMOVE:
@@ -233,7 +254,6 @@ int pt_committer_start(struct pt_metastore *ms, const struct pt_raft_node_config
     if (c == NULL)
         return PT_E_NOMEM;
     c->ms = ms;
-    c->index = pt_metastore_applied_index(ms);
     pthread_mutex_init(&c->lock, NULL);
     int rv = PT_E_INTERNAL;
     if (uv_loop_init(&c->loop) != 0)

@@ -2,11 +2,13 @@
  * committer.h - the single writer of replicated state, and the HTTP workers' door to it.
  *
  * Every change to replicated metadata is an encoded portolan.Command handed to the committer,
- * which owns one thread and applies commands in one total order through pt_fsm_apply (the
- * only function that writes replicated column families). Two back-ends, same callers:
+ * which owns one thread and applies commands in one total order through the FSM (fsm.h: the
+ * only code that writes replicated column families). Two back-ends, same callers:
  * - single region: proposals are applied directly with group commit: all proposals that
- *   queued up while the previous batch was applied share one WAL fsync before any of them
- *   is acknowledged;
+ *   queued up while the previous group was written share one synced write, so each is on
+ *   disk before it is visible and visible before it is acknowledged. A failed group is
+ *   answered with its error and leaves nothing visible; the region then refuses every
+ *   proposal (PT_E_UNAVAILABLE) until restart;
  * - cluster: the thread runs Raft (raft_node.c); proposals go through the Raft log, reads
  *   that must be linearizable get a read index first, and the admin API reads the status.
  */

@@ -1,14 +1,20 @@
 /*
  * fsm.c - applies committed commands to the metastore (see fsm.h for the contract).
  *
- * Design: every command is staged into one metastore batch (a RocksDB WriteBatchWithIndex),
+ * Design: every command is staged into a metastore batch (a RocksDB WriteBatchWithIndex),
  * whose reads see the writes staged before them, so an operation's preconditions are checked
  * against the state left by the earlier operations of the same command (LinkBlob followed by
- * PutManifest, PutManifest followed by DeleteManifest, ...). The first failing precondition
- * clears the batch; the commit then writes only the applied index. Errors fall in two classes:
- * precondition failures are deterministic (the same in every region) and become the command's
- * status, while I/O errors (PT_E_IO, PT_E_CORRUPT, PT_E_NOMEM) are local accidents that must
- * stop the log from advancing here.
+ * PutManifest, PutManifest followed by DeleteManifest, ...) and, in a group, of the earlier
+ * commands. Each command is staged after a batch mark; its first failing precondition undoes
+ * the command back to that mark, and the commit then writes only the applied index for it.
+ * Errors fall in two classes: precondition failures are deterministic (the same in every
+ * region) and become the command's status, while I/O errors (PT_E_IO, PT_E_CORRUPT,
+ * PT_E_NOMEM) are local accidents that must stop the log here: they halt the metastore
+ * (pt_metastore_halt), as a failed commit does, so no later command is ever applied on top.
+ *
+ * Single apply (Raft: sync=0, the Raft log is the durable record) and group apply (a single
+ * region: one synced write, durable before visible) share the staging code; they differ only
+ * in how the batch is committed.
  *
  * Invariants kept for readers: a stored manifest hashes to its digest and its children and
  * blobs were present when it was stored; a tag always names a manifest of its repository; a
@@ -215,52 +221,116 @@ static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
     }
 }
 
-int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t index,
+/* Stages the operations of c into b after a mark; a failed precondition undoes them (the
+ * command's status), an I/O error is returned with b holding part of the command. */
+static int stage(struct pt_metastore_batch *b, const Portolan__Command *c,
                  struct pt_fsm_result *result)
 {
-    result->status = 0;
-    result->blobs = 0;
-    if (index != 0 && index <= pt_metastore_applied_index(ms))
-        return 0;
-
-    Portolan__Command *c;
-    int rv = pt_command_decode(buf, len, &c);
-    if (rv != 0)
-        goto err;
-    struct pt_metastore_batch *b;
-    rv = pt_metastore_batch_new(ms, &b);
-    if (rv != 0)
-        goto err_after_decode;
-
+    pt_metastore_batch_mark(b);
     int status = 0;
     for (size_t i = 0; i < c->n_ops; i++) {
-        rv = apply_op(b, c, c->ops[i]);
+        int rv = apply_op(b, c, c->ops[i]);
         if (rv == 0)
             continue;
         if (is_io_error(rv))
-            goto err_after_batch;
+            return rv;
         status = rv;
-        pt_metastore_batch_clear(b);
+        rv = pt_metastore_batch_undo(b);
+        if (rv != 0)
+            return rv;
         break;
     }
-    rv = pt_metastore_batch_commit(b, index);
-    if (rv != 0)
-        goto err_after_batch;
     for (size_t i = 0; status == 0 && i < c->n_ops; i++) {
         Portolan__Op__OpCase k = c->ops[i]->op_case;
         result->blobs |= k == PORTOLAN__OP__OP_BLOB_STORED || k == PORTOLAN__OP__OP_PUT_REGION ||
                          k == PORTOLAN__OP__OP_DELETE_REGION;
     }
-    pt_metastore_batch_free(b);
-    pt_command_decoded_free(c);
     result->status = status;
     return 0;
+}
 
-err_after_batch:
-    pt_metastore_batch_free(b);
-err_after_decode:
+/* stage, and a command that cannot be staged halts the store: it cannot follow the log. */
+static int stage_or_halt(struct pt_metastore_batch *b, struct pt_metastore *ms,
+                         const Portolan__Command *c, struct pt_fsm_result *result)
+{
+    int rv = stage(b, c, result);
+    if (rv != 0)
+        pt_metastore_halt(ms, rv);
+    return rv;
+}
+
+int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t index,
+                 struct pt_fsm_result *result)
+{
+    result->status = 0;
+    result->blobs = 0;
+    int rv = pt_metastore_halted(ms);
+    if (rv != 0)
+        goto err;
+    if (index != 0 && index <= pt_metastore_applied_index(ms))
+        return 0;
+    Portolan__Command *c;
+    rv = pt_command_decode(buf, len, &c);
+    if (rv != 0)
+        goto err;
+    struct pt_metastore_batch *b;
+    rv = pt_metastore_batch_new(ms, &b);
+    if (rv == 0) {
+        rv = stage_or_halt(b, ms, c, result);
+        if (rv == 0)
+            rv = pt_metastore_batch_commit(b, index);
+        pt_metastore_batch_free(b);
+    }
     pt_command_decoded_free(c);
+    if (rv != 0)
+        goto err;
+    return 0;
+
 err:
     result->status = rv;
+    result->blobs = 0;
+    return rv;
+}
+
+int pt_fsm_apply_group(struct pt_metastore *ms, struct pt_fsm_cmd *cmds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cmds[i].index = 0;
+        cmds[i].result = (struct pt_fsm_result){0};
+    }
+    struct pt_metastore_batch *b = NULL;
+    int rv = pt_metastore_halted(ms);
+    if (rv == 0)
+        rv = pt_metastore_batch_new(ms, &b);
+    if (rv != 0)
+        goto err;
+    uint64_t index = pt_metastore_applied_index(ms);
+    size_t staged = 0;
+    for (size_t i = 0; i < n; i++) {
+        Portolan__Command *c;
+        if (pt_command_decode(cmds[i].buf, cmds[i].len, &c) != 0) {
+            cmds[i].result.status = PT_E_CORRUPT; /* refused alone; takes no index */
+            continue;
+        }
+        rv = stage_or_halt(b, ms, c, &cmds[i].result);
+        pt_command_decoded_free(c);
+        if (rv != 0)
+            goto err;
+        cmds[i].index = ++index;
+        staged++;
+    }
+    rv = staged != 0 ? pt_metastore_batch_commit_durable(b, index) : 0;
+    if (rv != 0)
+        goto err;
+    pt_metastore_batch_free(b);
+    return 0;
+
+err:
+    pt_metastore_batch_free(b);
+    pt_metastore_halt(ms, rv); /* a no-op if the store halted already */
+    for (size_t i = 0; i < n; i++) {
+        cmds[i].index = 0;
+        cmds[i].result = (struct pt_fsm_result){.status = rv};
+    }
     return rv;
 }

@@ -26,8 +26,9 @@ struct pt_fsm_result {
 
 /*
  * Decodes buf (len bytes, borrowed: an encoded portolan.Command) and applies its operations
- * in order, each seeing the effects of the earlier ones, as ONE RocksDB WriteBatch (sync=0)
- * that also records index as the applied index (index 0 applies without recording an index).
+ * in order, each seeing the effects of the earlier ones, as ONE RocksDB WriteBatch (sync=0:
+ * for Raft, whose log is the durable record) that also records index as the applied index
+ * (index 0 applies without recording an index).
  *
  * - index != 0 and index <= the applied index: already applied; nothing happens, returns 0
  *   with result->status 0.
@@ -38,9 +39,13 @@ struct pt_fsm_result {
  * - buf is not a valid Command of version PT_COMMAND_VERSION: returns PT_E_CORRUPT (also in
  *   result->status); nothing is applied and the index does not advance.
  * - I/O failure (PT_E_IO, PT_E_CORRUPT stored data, PT_E_NOMEM): returns it (also in
- *   result->status); nothing is applied and the index does not advance.
+ *   result->status); nothing is applied, the index does not advance and the store is halted
+ *   (pt_metastore_halt): every later apply returns that error until the store is reopened.
+ * - The store is halted: returns its halting error; nothing happens.
  * A negative return means this region cannot follow the log: the caller must not apply later
- * entries (they would be applied on top of a state that lacks this one).
+ * entries (they would be applied on top of a state that lacks this one). A command that does
+ * not decode does not halt the store by itself; a caller for which it was committed (Raft)
+ * halts it (pt_metastore_halt).
  *
  * Operations (proto/command.proto):
  *   PutManifest    creates the repo if missing; every child must be a manifest of the repo and
@@ -61,5 +66,31 @@ struct pt_fsm_result {
  */
 int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t index,
                  struct pt_fsm_result *result);
+
+/* One command of a group (pt_fsm_apply_group); owned by the caller. */
+struct pt_fsm_cmd {
+    const void *buf; /* in: an encoded portolan.Command, borrowed */
+    size_t len;
+    uint64_t index;              /* out: the index it was applied at; 0 if not applied */
+    struct pt_fsm_result result; /* out */
+};
+
+/*
+ * Group commit (a single region, where this store is the log): applies cmds[0..n) in order at
+ * the indexes that follow the applied index, each seeing the effects of the earlier ones, with
+ * the rules of pt_fsm_apply, and writes them all with ONE synced RocksDB write: nothing of the
+ * group is visible to any reader before it is on disk, and all of it is visible when this
+ * returns 0.
+ * - Returns 0: every command is durable and visible. Each has its index and its status (0 or
+ *   its failed precondition, which still takes an index), except one that does not decode:
+ *   index 0 and status PT_E_CORRUPT, refused alone without taking an index.
+ * - Returns a negative PT_E_* (I/O error while staging, failed write or fsync, allocation,
+ *   or the store was already halted): nothing of the group is visible, every command has
+ *   index 0 and that error as its status, the applied index is unchanged and the store is
+ *   halted. (After a restart, a group whose fsync failed may still be found in the WAL: an
+ *   error means "not applied in this process", never "certainly never applied".)
+ * Blocks for the fsync; one thread at a time, like pt_fsm_apply.
+ */
+int pt_fsm_apply_group(struct pt_metastore *ms, struct pt_fsm_cmd *cmds, size_t n);
 
 #endif

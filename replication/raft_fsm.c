@@ -8,6 +8,13 @@
  * the store's view can only differ in one direction: the store may be ahead, never behind,
  * and entries it is ahead by are skipped by index.
  *
+ * Stopping: an entry that cannot be applied (I/O error, or a committed entry that does not
+ * decode) halts the metastore (pt_metastore_halt). raft 0.15 leaves last_applied before a
+ * failed entry and calls apply again for it at the next commit; every such call, and every
+ * restore, is then refused with the halting error, so this server never applies anything
+ * past (or again at) the failed index in this process, and the committer refuses new
+ * proposals. The raft log itself is untouched: after a restart the entry is applied again.
+ *
  * Errors cross the boundary once: PT_E_* from the metastore and FSM become RAFT_* codes for
  * raft here, and RAFT_* codes become PT_E_* for callers through pt_raft_fsm_err.
  */
@@ -102,6 +109,9 @@ static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **
     *result = NULL;
     if (f->raft == NULL)
         return RAFT_INVALID;
+    int rv = pt_metastore_halted(f->ms);
+    if (rv != 0)
+        return to_raft_err(rv); /* stopped at an earlier failure (logged then) */
     uint64_t index = raft_last_applied(f->raft) + 1;
     if (index <= pt_metastore_applied_index(f->ms)) {
         f->n_skipped++;
@@ -110,12 +120,14 @@ static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **
     struct pt_fsm_result res;
     const void *cmd;
     size_t cmd_len;
-    int rv = pt_raft_entry_unframe(buf, &cmd, &cmd_len) == 0
-                 ? pt_fsm_apply(f->ms, cmd, cmd_len, index, &res)
-                 : PT_E_CORRUPT;
+    rv = pt_raft_entry_unframe(buf, &cmd, &cmd_len) == 0
+             ? pt_fsm_apply(f->ms, cmd, cmd_len, index, &res)
+             : PT_E_CORRUPT;
     if (rv != 0) {
-        pt_log(PT_LOG_ERROR, "raft apply failed", "{s:I,s:s}", "index", (json_int_t)index, "error",
-               pt_err_message(rv));
+        pt_metastore_halt(f->ms, rv); /* also a committed entry that does not decode */
+        pt_log(PT_LOG_ERROR,
+               "raft apply failed; this region applies no further entry until restart", "{s:I,s:s}",
+               "index", (json_int_t)index, "error", pt_err_message(rv));
         return to_raft_err(rv);
     }
     f->n_applied++;
@@ -147,7 +159,10 @@ static int restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     struct pt_raft_fsm *f = fsm->data;
     uint64_t index;
-    int rv = pt_metastore_snapshot_index(buf->base, buf->len, &index);
+    int rv = pt_metastore_halted(f->ms);
+    if (rv != 0)
+        return to_raft_err(rv);
+    rv = pt_metastore_snapshot_index(buf->base, buf->len, &index);
     if (rv == 0 && index <= pt_metastore_applied_index(f->ms)) {
         f->n_restore_skipped++;
         raft_free(buf->base);

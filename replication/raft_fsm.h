@@ -79,8 +79,10 @@ int pt_raft_fsm_status(const void *result);
  *   anything else                   PT_E_INTERNAL
  * The callbacks translate the other way when pt_fsm_apply, snapshot or restore fail:
  * PT_E_NOMEM -> RAFT_NOMEM, PT_E_CORRUPT -> RAFT_CORRUPT, anything else -> RAFT_IOERR. A
- * failed apply leaves the entry unapplied; raft retries it at the next commit and this server
- * cannot advance past it.
+ * failed apply leaves the entry unapplied and halts the metastore (pt_metastore_halt): raft
+ * calls apply for it again at the next commit, and every such call and every restore is
+ * refused with the halting error until the node restarts, so this server applies nothing
+ * past the failed index (see raft_fsm.c).
  */
 int pt_raft_fsm_err(int raft_err);
 

@@ -49,8 +49,15 @@
  * extractor is configured; the upper bound alone keeps scans inside the prefix.
  *
  * Threads: RocksDB handles are thread-safe; struct pt_metastore is immutable after open except
- * for `applied`, an atomic written only by pt_metastore_batch_commit. Iterators, read options
- * carrying an upper bound and snapshots are per call.
+ * for three atomics: `applied` (written by batch commits and restores), `halted` (set once,
+ * never cleared) and `fail_next` (the test seam). Iterators, read options carrying an upper
+ * bound and snapshots are per call.
+ *
+ * Halting: a replicated write that fails may leave RocksDB unsure of what reached the WAL, and
+ * the FSM may meet a state it cannot apply the next command to. Either way this store must not
+ * change replicated state any further in this process: the first such error is kept in
+ * `halted` and every later commit and restore is refused with it, so nothing can ever be
+ * applied on top of a state that lacks an entry. Reopening the store clears it.
  */
 #include "metastore.h"
 
@@ -97,9 +104,12 @@ static const char applied_key[] = "applied_index";
 struct pt_metastore {
     rocksdb_t *db;
     rocksdb_column_family_handle_t *cf[CF_COUNT];
-    rocksdb_readoptions_t *ro;  /* no bound, no snapshot: shared by point lookups */
-    rocksdb_writeoptions_t *wo; /* sync=0 */
+    rocksdb_readoptions_t *ro;       /* no bound, no snapshot: shared by point lookups */
+    rocksdb_writeoptions_t *wo;      /* sync=0 */
+    rocksdb_writeoptions_t *wo_sync; /* sync=1: durable before visible */
     _Atomic uint64_t applied;
+    _Atomic int halted;    /* 0, or the first error that halted replicated writes */
+    _Atomic int fail_next; /* test seam: the next commit fails with this error */
 };
 
 struct pt_metastore_batch {
@@ -511,6 +521,8 @@ int pt_metastore_open(const char *dir, struct pt_metastore **out)
     ms->ro = rocksdb_readoptions_create();
     ms->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(ms->wo, 0);
+    ms->wo_sync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(ms->wo_sync, 1);
     rv = load_applied(ms);
     if (rv != 0)
         goto err_after_open;
@@ -534,6 +546,7 @@ void pt_metastore_close(struct pt_metastore *ms)
     rocksdb_close(ms->db);
     rocksdb_readoptions_destroy(ms->ro);
     rocksdb_writeoptions_destroy(ms->wo);
+    rocksdb_writeoptions_destroy(ms->wo_sync);
     free(ms);
 }
 
@@ -1144,30 +1157,82 @@ void pt_metastore_batch_clear(struct pt_metastore_batch *b)
     rocksdb_writebatch_wi_clear(b->wb);
 }
 
-int pt_metastore_batch_commit(struct pt_metastore_batch *b, uint64_t index)
+void pt_metastore_batch_mark(struct pt_metastore_batch *b)
+{
+    rocksdb_writebatch_wi_set_save_point(b->wb);
+}
+
+int pt_metastore_batch_undo(struct pt_metastore_batch *b)
+{
+    char *err = NULL;
+    rocksdb_writebatch_wi_rollback_to_save_point(b->wb, &err);
+    if (err == NULL)
+        return 0;
+    free(err);
+    return PT_E_INTERNAL; /* no mark: a caller's bug */
+}
+
+void pt_metastore_halt(struct pt_metastore *ms, int err)
+{
+    int none = 0;
+    atomic_compare_exchange_strong(&ms->halted, &none, err);
+}
+
+int pt_metastore_halted(struct pt_metastore *ms)
+{
+    return atomic_load(&ms->halted);
+}
+
+void pt_metastore_fail_next_commit(struct pt_metastore *ms, int err)
+{
+    atomic_store(&ms->fail_next, err);
+}
+
+/* Writes b's staged writes and the applied index with wo; halts ms on failure. */
+static int batch_write(struct pt_metastore_batch *b, uint64_t index, rocksdb_writeoptions_t *wo)
 {
     struct pt_metastore *ms = b->ms;
+    int rv = pt_metastore_halted(ms);
+    if (rv == 0)
+        rv = atomic_exchange(&ms->fail_next, 0);
+    if (rv != 0)
+        goto err;
     if (index != 0) {
         struct enc e = {0};
         enc_u8(&e, REC_VERSION);
         enc_u64(&e, index);
-        int rv = enc_finish(&e);
-        if (rv != 0) {
-            rocksdb_writebatch_wi_clear(b->wb);
-            return rv;
-        }
+        rv = enc_finish(&e);
+        if (rv != 0)
+            goto err;
         rocksdb_writebatch_wi_put_cf(b->wb, ms->cf[CF_META], applied_key, sizeof(applied_key) - 1,
                                      (const char *)e.p, e.len);
         free(e.p);
     }
     char *err = NULL;
-    rocksdb_write_writebatch_wi(ms->db, ms->wo, b->wb, &err);
+    rocksdb_write_writebatch_wi(ms->db, wo, b->wb, &err);
+    if (err != NULL) {
+        rv = rdb_err(err);
+        goto err;
+    }
     rocksdb_writebatch_wi_clear(b->wb);
-    if (err != NULL)
-        return rdb_err(err);
     if (index != 0)
         atomic_store(&ms->applied, index);
     return 0;
+
+err:
+    rocksdb_writebatch_wi_clear(b->wb);
+    pt_metastore_halt(ms, rv);
+    return rv;
+}
+
+int pt_metastore_batch_commit(struct pt_metastore_batch *b, uint64_t index)
+{
+    return batch_write(b, index, b->ms->wo);
+}
+
+int pt_metastore_batch_commit_durable(struct pt_metastore_batch *b, uint64_t index)
+{
+    return batch_write(b, index, b->ms->wo_sync);
 }
 
 /* Stages e (consumed) under key in cf. */
@@ -1775,7 +1840,9 @@ static int restore_family(struct pt_metastore *ms, rocksdb_writebatch_t *wb, enu
 int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
 {
     uint64_t index;
-    int rv = snap_check(buf, len, &index);
+    int rv = pt_metastore_halted(ms);
+    if (rv == 0)
+        rv = snap_check(buf, len, &index);
     if (rv != 0)
         return rv;
     struct dec d;
@@ -1798,8 +1865,10 @@ int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
     if (rv == 0) {
         char *err = NULL;
         rocksdb_write(ms->db, ms->wo, wb, &err);
-        if (err != NULL)
+        if (err != NULL) {
             rv = rdb_err(err);
+            pt_metastore_halt(ms, rv);
+        }
     }
     rocksdb_writebatch_destroy(wb);
     if (rv != 0)

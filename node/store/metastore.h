@@ -184,7 +184,8 @@ int pt_metastore_snapshot_index(const void *buf, size_t len, uint64_t *index);
  * current records, then the stream's records. Local families are untouched. A stream that is
  * damaged, truncated, of an unknown version, or whose records break the format (unknown or
  * missing family, keys out of order, a record beyond the limits) is refused with PT_E_CORRUPT
- * and nothing changes; PT_E_NOMEM and PT_E_IO also leave the store unchanged. Runs on the
+ * and nothing changes; PT_E_NOMEM and PT_E_IO also leave the store unchanged (a failed write
+ * halts it); a halted store refuses with its halting error. Runs on the
  * apply thread with no batch in use; concurrent readers see the old or the new state.
  */
 int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len);
@@ -192,10 +193,10 @@ int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len);
 /*
  * ---- for the FSM only --------------------------------------------------------------------
  * A batch stages writes to replicated column families; reads through a batch see the staged
- * writes over the database. Nothing is visible to other readers until pt_metastore_batch_commit,
- * which writes everything atomically (sync=0) together with the applied index. Only one batch
- * may be in use at a time, from one thread. Writers validate their key components and return
- * PT_E_NAME_INVALID (repo), PT_E_TAG_INVALID (tag), PT_E_DIGEST_INVALID (any digest),
+ * writes over the database. Nothing is visible to other readers until pt_metastore_batch_commit
+ * (or _commit_durable), which writes everything atomically together with the applied index. Only
+ * one batch may be in use at a time, from one thread. Writers validate their key components and
+ * return PT_E_NAME_INVALID (repo), PT_E_TAG_INVALID (tag), PT_E_DIGEST_INVALID (any digest),
  * PT_E_MANIFEST_INVALID (media or artifact type, empty body), PT_E_MANIFEST_TOO_LARGE (body
  * or annotations) or PT_E_INTERNAL (region) without staging anything.
  */
@@ -207,9 +208,34 @@ int pt_metastore_batch_new(struct pt_metastore *ms, struct pt_metastore_batch **
 void pt_metastore_batch_free(struct pt_metastore_batch *b);
 /* Discards every staged write; b stays usable. */
 void pt_metastore_batch_clear(struct pt_metastore_batch *b);
-/* Writes the staged writes and, if index != 0, index as the applied index, atomically; then
- * clears b. On failure nothing is written and b is cleared. */
+/* Writes the staged writes and, if index != 0, index as the applied index, atomically
+ * (sync=0: the Raft log is the durable record); then clears b. On failure nothing is visible,
+ * b is cleared and the store is halted (below). */
 int pt_metastore_batch_commit(struct pt_metastore_batch *b, uint64_t index);
+/* The same as one synced write (WAL fsync): the writes are on disk before any reader can see
+ * them, and visible when this returns 0. On failure (write or fsync) nothing is visible in this
+ * process and the store is halted; after a restart a write whose fsync failed may still be
+ * found in the WAL. Blocks for the fsync: not for an event loop that must stay responsive. */
+int pt_metastore_batch_commit_durable(struct pt_metastore_batch *b, uint64_t index);
+/* Savepoints, for staging several commands into one batch: mark remembers what is staged so
+ * far; undo discards everything staged since the last mark and forgets that mark
+ * (PT_E_INTERNAL if there is none). Commit and clear forget every mark. */
+void pt_metastore_batch_mark(struct pt_metastore_batch *b);
+int pt_metastore_batch_undo(struct pt_metastore_batch *b);
+
+/*
+ * Halting. Once a replicated write failed (a commit or a restore) or the FSM found it cannot
+ * apply the next command (pt_metastore_halt), replicated state must not change any more in
+ * this process: whatever follows would be applied on top of a state that lacks an entry.
+ * pt_metastore_halted returns 0, or the first error that halted the store (any thread); a
+ * halted store refuses every commit and restore with that error until it is reopened. Reads
+ * and local records (uploads, transfers) keep working.
+ */
+void pt_metastore_halt(struct pt_metastore *ms, int err);
+int pt_metastore_halted(struct pt_metastore *ms);
+/* Test seam (fault injection): the next batch commit fails with err (e.g. PT_E_IO) exactly as
+ * a failed RocksDB write or WAL fsync does: nothing is written and the store halts. 0 cancels. */
+void pt_metastore_fail_next_commit(struct pt_metastore *ms, int err);
 
 /* Creates repo with creation time time_ms unless it exists. */
 int pt_metastore_batch_repo_ensure(struct pt_metastore_batch *b, const char *repo, int64_t time_ms);

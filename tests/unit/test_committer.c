@@ -2,7 +2,10 @@
  * test_committer.c - the single-region committer: proposals from several threads are all
  * applied exactly once, each done callback runs exactly once on the proposer's loop (through
  * its mailbox), precondition failures come back as the proposal's status without stopping
- * the others, the applied index advances once per proposal and survives a reopen.
+ * the others, a write is readable by the time its proposer hears of it, the applied index
+ * advances once per proposal and survives a reopen; and a group whose synced write fails
+ * (injected through the metastore's fault seam) is answered with the error, leaves nothing
+ * visible and stops the log: every later proposal is refused until a restart.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,17 +13,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "command.h"
 #include "committer.h"
 #include "err.h"
+#include "log.h"
 #include "mailbox.h"
 #include "metastore.h"
 
@@ -30,6 +36,7 @@
 
 struct shared {
     struct pt_committer *c;
+    struct pt_metastore *ms;
     uv_loop_t loop;
     struct pt_mailbox mailbox;
     pthread_mutex_t lock;
@@ -40,7 +47,9 @@ struct shared {
 struct my_proposal {
     struct pt_proposal p;
     struct shared *sh;
+    unsigned n; /* a link into repo/<n>, or (every tenth in test_many_threads) a failing delete */
     unsigned calls;
+    int visible; /* the link was readable when the callback ran */
     pthread_t loop_thread_seen;
 };
 
@@ -52,9 +61,17 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+static int linked(struct pt_metastore *ms, unsigned n)
+{
+    char repo[64];
+    snprintf(repo, sizeof(repo), "repo/%u", n);
+    return pt_metastore_blob_linked(ms, repo, DIGEST, NULL) == 0;
+}
+
 static void on_done(struct pt_proposal *p)
 {
     struct my_proposal *mp = (struct my_proposal *)p;
+    mp->visible = linked(mp->sh->ms, mp->n);
     mp->calls++;
     mp->loop_thread_seen = pthread_self();
     mp->sh->done++;
@@ -92,6 +109,7 @@ static void *proposer(void *arg)
         struct my_proposal *mp = &a->props[i];
         unsigned n = a->first + i;
         mp->sh = a->sh;
+        mp->n = n;
         mp->p.reply_to = &a->sh->mailbox;
         mp->p.done_cb = on_done;
         encode(n % 10 == 0, n, &mp->p.buf, &mp->p.len);
@@ -109,7 +127,7 @@ static void test_many_threads(void **state)
     struct pt_metastore *ms;
     assert_int_equal(pt_metastore_open(dir, &ms), 0);
 
-    struct shared sh = {0};
+    struct shared sh = {.ms = ms};
     assert_int_equal(uv_loop_init(&sh.loop), 0);
     assert_int_equal(pt_mailbox_init(&sh.mailbox, &sh.loop), 0);
     assert_int_equal(pt_committer_start(ms, NULL, &sh.c), 0);
@@ -138,6 +156,7 @@ static void test_many_threads(void **state)
             assert_true(pthread_equal(mp->loop_thread_seen, sh.loop_thread));
             assert_null(mp->p.buf); /* consumed by the committer */
             assert_int_equal(mp->p.status, n % 10 == 0 ? PT_E_MANIFEST_UNKNOWN : 0);
+            assert_int_equal(mp->visible, n % 10 != 0); /* visible, then acknowledged */
             assert_true(mp->p.index >= 1 && mp->p.index <= THREADS * PER_THREAD);
             char repo[64];
             uint64_t size = 0;
@@ -165,10 +184,123 @@ static void test_many_threads(void **state)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Submits props[0..count) (links into repo/<first + i>) from this thread, then runs the loop
+ * until every one has been answered. */
+static void propose_links(struct shared *sh, struct my_proposal *props, unsigned first,
+                          unsigned count)
+{
+    sh->proposed += count;
+    for (unsigned i = 0; i < count; i++) {
+        struct my_proposal *mp = &props[i];
+        *mp = (struct my_proposal){.sh = sh, .n = first + i};
+        mp->p.reply_to = &sh->mailbox;
+        mp->p.done_cb = on_done;
+        mp->p.kind = PT_JOB_PROPOSE;
+        encode(0, first + i, &mp->p.buf, &mp->p.len);
+        pt_committer_submit(sh->c, &mp->p);
+    }
+    uv_run(&sh->loop, UV_RUN_DEFAULT);
+    assert_int_equal(sh->done, sh->proposed);
+}
+
+static void start(struct shared *sh, struct pt_metastore *ms)
+{
+    *sh = (struct shared){.ms = ms, .loop_thread = pthread_self()};
+    assert_int_equal(uv_loop_init(&sh->loop), 0);
+    assert_int_equal(pt_mailbox_init(&sh->mailbox, &sh->loop), 0);
+    assert_int_equal(pt_committer_start(ms, NULL, &sh->c), 0);
+}
+
+static void stop(struct shared *sh)
+{
+    pt_committer_stop(sh->c);
+    pt_mailbox_close(&sh->mailbox);
+    uv_run(&sh->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&sh->loop), 0);
+}
+
+static void on_status(struct pt_proposal *p)
+{
+    struct my_proposal *mp = (struct my_proposal *)p;
+    mp->calls++;
+    uv_stop(&mp->sh->loop);
+}
+
+#define FAILING 8
+
+static void test_failed_commit_stops_the_log(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/pt-committer-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct pt_metastore *ms;
+    assert_int_equal(pt_metastore_open(dir, &ms), 0);
+    struct shared sh;
+    start(&sh, ms);
+    struct my_proposal ok, props[FAILING], late;
+    propose_links(&sh, &ok, 0, 1);
+    assert_int_equal(ok.p.status, 0);
+    assert_int_equal(ok.p.index, 1);
+
+    /* the next synced write fails: whatever groups the proposals fall into, the first is
+     * answered with the I/O error and every later one is refused; none is visible, none
+     * applied at index 2 or after */
+    int devnull = open("/dev/null", O_WRONLY);
+    assert_true(devnull >= 0);
+    int saved = pt_log_set_fd(devnull);
+    pt_metastore_fail_next_commit(ms, PT_E_IO);
+    propose_links(&sh, props, 1, FAILING);
+    assert_int_equal(props[0].p.status, PT_E_IO);
+    for (unsigned i = 0; i < FAILING; i++) {
+        assert_int_equal(props[i].calls, 1);
+        assert_true(props[i].p.status == PT_E_IO || props[i].p.status == PT_E_UNAVAILABLE);
+        assert_int_equal(props[i].p.index, 0);
+        assert_false(props[i].visible);
+        assert_false(linked(ms, 1 + i));
+    }
+    assert_int_equal(pt_metastore_applied_index(ms), 1);
+
+    /* the fault is gone, but the log stays stopped until a restart */
+    propose_links(&sh, &late, 100, 1);
+    assert_int_equal(late.p.status, PT_E_UNAVAILABLE);
+    assert_int_equal(late.p.index, 0);
+    assert_false(linked(ms, 100));
+    assert_int_equal(pt_metastore_applied_index(ms), 1);
+    struct my_proposal status = {.sh = &sh};
+    status.p.reply_to = &sh.mailbox;
+    status.p.done_cb = on_status;
+    status.p.kind = PT_JOB_STATUS;
+    pt_committer_submit(sh.c, &status.p);
+    uv_run(&sh.loop, UV_RUN_DEFAULT);
+    assert_int_equal(status.calls, 1);
+    assert_non_null(status.p.text);
+    assert_non_null(strstr(status.p.text, "\"halted\":\"storage I/O error\""));
+    assert_non_null(strstr(status.p.text, "\"applied_index\":1"));
+    free(status.p.text);
+    stop(&sh);
+    pt_log_set_fd(saved);
+    close(devnull);
+    assert_true(linked(ms, 0));
+    pt_metastore_close(ms);
+
+    /* a restart goes on from the last durable index */
+    assert_int_equal(pt_metastore_open(dir, &ms), 0);
+    start(&sh, ms);
+    propose_links(&sh, &late, 200, 1);
+    assert_int_equal(late.p.status, 0);
+    assert_int_equal(late.p.index, 2);
+    assert_true(late.visible);
+    assert_false(linked(ms, 1));
+    stop(&sh);
+    pt_metastore_close(ms);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_threads),
+        cmocka_unit_test(test_failed_commit_stops_the_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

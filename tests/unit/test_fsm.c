@@ -1,7 +1,10 @@
 /*
  * test_fsm.c - the replicated state machine and the command codec: every operation's effect
  * and precondition, all-or-nothing commands, idempotence by index, refusal of unknown versions
- * and malformed input, and identical state in two stores fed the same commands.
+ * and malformed input, identical state in two stores fed the same commands, and group commit
+ * (several commands in one synced write): later commands see earlier ones, a failed
+ * precondition or an undecodable command stays alone, and a failed write (injected through
+ * the metastore's fault seam) leaves nothing visible and halts the store until it is reopened.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,16 +12,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "command.h"
 #include "digest.h"
 #include "err.h"
 #include "fsm.h"
+#include "log.h"
 #include "metastore.h"
 
 #define MT_OCI "application/vnd.oci.image.manifest.v1+json"
@@ -678,6 +684,207 @@ static void test_two_stores_converge(void **state)
     assert_string_not_equal(s[0], s[1]);
 }
 
+/* Encodes and frees b into cmd (its buffer owned by the test: free(cmd->buf)). */
+static void group_cmd(struct pt_command_builder *b, struct pt_fsm_cmd *cmd)
+{
+    void *buf;
+    assert_int_equal(pt_command_builder_encode(b, &buf, &cmd->len), 0);
+    pt_command_builder_free(b);
+    cmd->buf = buf;
+    cmd->index = 12345;
+}
+
+static void group_free(struct pt_fsm_cmd *cmds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((void *)cmds[i].buf);
+}
+
+static int devnull = -1;
+
+/* Sends the log to /dev/null (the failures below are logged on purpose) until loud(). */
+static int quiet(void)
+{
+    devnull = open("/dev/null", O_WRONLY);
+    assert_true(devnull >= 0);
+    return pt_log_set_fd(devnull);
+}
+
+static void loud(int saved)
+{
+    pt_log_set_fd(saved);
+    close(devnull);
+}
+
+static void test_group(void **state)
+{
+    struct fixture *f = *state;
+    char d[72], m[72];
+    digest_of("blob", d);
+    digest_of("{}", m);
+    struct pt_command_builder b;
+    struct pt_fsm_cmd cmds[4];
+
+    builder(&b, T0);
+    assert_int_equal(pt_command_add_link_blob(&b, "r", d, 4), 0);
+    assert_int_equal(apply(f, &b), 0); /* index 1 */
+
+    /* 0: unlinks the blob; 1: a manifest over it (fails: the unlink is seen); 2: does not
+     * decode; 3: links it again and stores the manifest (sees 0, not 1) */
+    builder(&b, T0 + 1);
+    assert_int_equal(pt_command_add_unlink_blob(&b, "r", d), 0);
+    group_cmd(&b, &cmds[0]);
+    builder(&b, T0 + 2);
+    const char *blobs[] = {d};
+    add_manifest(&b, "r", "{}", "latest", NULL, blobs, 1, NULL, 0);
+    group_cmd(&b, &cmds[1]);
+    cmds[2] = (struct pt_fsm_cmd){.buf = strdup("junk"), .len = 4, .index = 7};
+    builder(&b, T0 + 3);
+    assert_int_equal(pt_command_add_link_blob(&b, "r", d, 4), 0);
+    add_manifest(&b, "r", "{}", "v1", NULL, blobs, 1, NULL, 0);
+    group_cmd(&b, &cmds[3]);
+
+    assert_int_equal(pt_fsm_apply_group(f->ms[0], cmds, 4), 0);
+    assert_int_equal(cmds[0].index, 2);
+    assert_int_equal(cmds[0].result.status, 0);
+    assert_int_equal(cmds[1].index, 3); /* a failed precondition still takes an index */
+    assert_int_equal(cmds[1].result.status, PT_E_MANIFEST_BLOB_UNKNOWN);
+    assert_int_equal(cmds[2].index, 0); /* refused alone: no index */
+    assert_int_equal(cmds[2].result.status, PT_E_CORRUPT);
+    assert_int_equal(cmds[3].index, 4);
+    assert_int_equal(cmds[3].result.status, 0);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 4);
+    char tag[72];
+    assert_int_equal(pt_metastore_get_tag(f->ms[0], "r", "latest", tag), PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_get_tag(f->ms[0], "r", "v1", tag), 0);
+    assert_string_equal(tag, m);
+    group_free(cmds, 4);
+
+    /* the same commands one by one give the same state */
+    char one[65], many[65];
+    digest_state(f->ms[0], many);
+    builder(&b, T0);
+    assert_int_equal(pt_command_add_link_blob(&b, "r", d, 4), 0);
+    assert_int_equal(apply_to(f->ms[1], &b, 1), 0);
+    builder(&b, T0 + 1);
+    assert_int_equal(pt_command_add_unlink_blob(&b, "r", d), 0);
+    assert_int_equal(apply_to(f->ms[1], &b, 2), 0);
+    builder(&b, T0 + 2);
+    add_manifest(&b, "r", "{}", "latest", NULL, blobs, 1, NULL, 0);
+    assert_int_equal(apply_to(f->ms[1], &b, 3), PT_E_MANIFEST_BLOB_UNKNOWN);
+    builder(&b, T0 + 3);
+    assert_int_equal(pt_command_add_link_blob(&b, "r", d, 4), 0);
+    add_manifest(&b, "r", "{}", "v1", NULL, blobs, 1, NULL, 0);
+    assert_int_equal(apply_to(f->ms[1], &b, 4), 0);
+    digest_state(f->ms[1], one);
+    assert_string_equal(one, many);
+
+    /* a group of nothing but undecodable commands writes nothing */
+    cmds[0] = (struct pt_fsm_cmd){.buf = strdup("junk"), .len = 4};
+    assert_int_equal(pt_fsm_apply_group(f->ms[0], cmds, 1), 0);
+    assert_int_equal(cmds[0].result.status, PT_E_CORRUPT);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 4);
+    group_free(cmds, 1);
+    assert_int_equal(pt_metastore_halted(f->ms[0]), 0);
+}
+
+static void test_group_write_failure(void **state)
+{
+    struct fixture *f = *state;
+    char d[72], e[72], before[65], after[65];
+    digest_of("blob", d);
+    digest_of("else", e);
+    struct pt_command_builder b;
+    struct pt_fsm_cmd cmds[3];
+
+    builder(&b, T0);
+    assert_int_equal(pt_command_add_link_blob(&b, "r", d, 4), 0);
+    assert_int_equal(apply(f, &b), 0);
+    digest_state(f->ms[0], before);
+
+    /* the group's one synced write fails (a WAL write or fsync error): no command of it is
+     * visible, every one carries the error, the index stays */
+    builder(&b, T0 + 1);
+    assert_int_equal(pt_command_add_link_blob(&b, "r", e, 4), 0);
+    group_cmd(&b, &cmds[0]);
+    builder(&b, T0 + 2);
+    assert_int_equal(pt_command_add_unlink_blob(&b, "r", d), 0);
+    group_cmd(&b, &cmds[1]);
+    builder(&b, T0 + 3);
+    assert_int_equal(pt_command_add_delete_tag(&b, "r", "absent"), 0);
+    group_cmd(&b, &cmds[2]);
+    int saved = quiet();
+    pt_metastore_fail_next_commit(f->ms[0], PT_E_IO);
+    assert_int_equal(pt_fsm_apply_group(f->ms[0], cmds, 3), PT_E_IO);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cmds[i].index, 0);
+        assert_int_equal(cmds[i].result.status, PT_E_IO);
+    }
+    digest_state(f->ms[0], after);
+    assert_string_equal(before, after);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 1);
+    assert_int_equal(pt_metastore_blob_linked(f->ms[0], "r", e, NULL), PT_E_BLOB_UNKNOWN);
+    assert_int_equal(pt_metastore_blob_linked(f->ms[0], "r", d, NULL), 0);
+
+    /* the log stopped: the next group and a single apply at that index are refused, even
+     * though the fault is gone, and nothing changes */
+    assert_int_equal(pt_metastore_halted(f->ms[0]), PT_E_IO);
+    assert_int_equal(pt_fsm_apply_group(f->ms[0], cmds, 3), PT_E_IO);
+    assert_int_equal(cmds[0].index, 0);
+    struct pt_fsm_result res;
+    assert_int_equal(pt_fsm_apply(f->ms[0], cmds[0].buf, cmds[0].len, 2, &res), PT_E_IO);
+    assert_int_equal(res.status, PT_E_IO);
+    loud(saved);
+    digest_state(f->ms[0], after);
+    assert_string_equal(before, after);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 1);
+
+    /* a restart (reopen) goes on from the last durable index */
+    pt_metastore_close(f->ms[0]);
+    assert_int_equal(pt_metastore_open(f->db[0], &f->ms[0]), 0);
+    assert_int_equal(pt_metastore_halted(f->ms[0]), 0);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 1);
+    assert_int_equal(pt_fsm_apply_group(f->ms[0], cmds, 3), 0);
+    assert_int_equal(cmds[0].index, 2);
+    assert_int_equal(cmds[1].index, 3);
+    assert_int_equal(cmds[2].index, 4);
+    assert_int_equal(cmds[2].result.status, PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_blob_linked(f->ms[0], "r", e, NULL), 0);
+    assert_int_equal(pt_metastore_blob_linked(f->ms[0], "r", d, NULL), PT_E_BLOB_UNKNOWN);
+    group_free(cmds, 3);
+}
+
+/* A single apply (the Raft path) whose write fails halts the store as well. */
+static void test_apply_write_failure(void **state)
+{
+    struct fixture *f = *state;
+    char d[72];
+    digest_of("blob", d);
+    struct pt_command_builder b;
+    struct pt_fsm_cmd cmd;
+    builder(&b, T0);
+    assert_int_equal(pt_command_add_link_blob(&b, "r", d, 4), 0);
+    group_cmd(&b, &cmd);
+
+    int saved = quiet();
+    pt_metastore_fail_next_commit(f->ms[0], PT_E_IO);
+    struct pt_fsm_result res;
+    assert_int_equal(pt_fsm_apply(f->ms[0], cmd.buf, cmd.len, 1, &res), PT_E_IO);
+    assert_int_equal(pt_fsm_apply(f->ms[0], cmd.buf, cmd.len, 1, &res), PT_E_IO);
+    assert_int_equal(pt_fsm_apply(f->ms[0], cmd.buf, cmd.len, 2, &res), PT_E_IO);
+    loud(saved);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 0);
+    assert_int_equal(pt_metastore_blob_linked(f->ms[0], "r", d, NULL), PT_E_BLOB_UNKNOWN);
+    /* a halted store takes no snapshot restore either */
+    void *snap;
+    size_t len;
+    uint64_t index;
+    assert_int_equal(pt_metastore_snapshot(f->ms[1], &snap, &len, &index), 0);
+    assert_int_equal(pt_metastore_restore(f->ms[0], snap, len), PT_E_IO);
+    free(snap);
+    free((void *)cmd.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -691,6 +898,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refuses_bad_commands, setup, teardown),
         cmocka_unit_test(test_command_codec),
         cmocka_unit_test_setup_teardown(test_two_stores_converge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_write_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_write_failure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,11 @@
  * temporary directory, time is simulated, and each test checks that the state digests of all
  * servers converge and are equal through elections, leader loss, partitions, snapshot
  * installation on a lagging follower and membership changes.
+ *
+ * In between, the adapter's apply is called the way raft calls it after a failure: a server
+ * whose apply failed (a write failure injected through the metastore's fault seam, or a
+ * committed entry that does not decode) refuses that entry when raft offers it again, and
+ * everything after it, even once the fault is gone, until its store is reopened.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -617,6 +622,71 @@ static void start_cluster(struct fixture *f, unsigned n, unsigned threshold, uns
     assert_int_equal(raft_fixture_start(&f->rf), 0);
 }
 
+/* raft 0.15 leaves last_applied before an entry whose apply failed and offers the same entry
+ * again at its next commit: that retry, and any restore, must be refused. */
+static void test_adapter_apply_failure(void **state)
+{
+    struct fixture *f = *state;
+    grow(f, 0, 0); /* server 0 over ms[0], never started: last_applied 0, next index 1 */
+    struct pt_raft_fsm *a = &f->fsm[0];
+    struct pt_command_builder cb;
+    cmd_push(&cb, 1);
+    void *cmd;
+    size_t cmd_len;
+    assert_int_equal(pt_command_encode(&cb.msg, &cmd, &cmd_len), 0);
+    pt_command_builder_free(&cb);
+    struct raft_buffer entry;
+    assert_int_equal(pt_raft_entry_frame(cmd, cmd_len, &entry), 0);
+    free(cmd);
+
+    int devnull = open("/dev/null", O_WRONLY);
+    assert_true(devnull >= 0);
+    int saved = pt_log_set_fd(devnull);
+    pt_metastore_fail_next_commit(f->ms[0], PT_E_IO);
+    void *result = (void *)1;
+    assert_int_equal(a->fsm.apply(&a->fsm, &entry, &result), RAFT_IOERR);
+    assert_null(result);
+    /* the fault is gone; the entry offered again is still refused */
+    assert_int_equal(a->fsm.apply(&a->fsm, &entry, &result), RAFT_IOERR);
+    assert_int_equal(a->fsm.apply(&a->fsm, &entry, &result), RAFT_IOERR);
+    assert_int_equal(pt_metastore_halted(f->ms[0]), PT_E_IO);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 0);
+    assert_int_equal(a->n_applied, 0);
+    assert_int_equal(pt_metastore_repo_exists(f->ms[0], "team/app1"), 0);
+
+    /* and so is a snapshot, which stays raft's */
+    push_direct(f->ms[1], 1, 4);
+    struct raft_buffer snap;
+    uint64_t index;
+    assert_int_equal(pt_metastore_snapshot_with(f->ms[1], raft_realloc, raft_free, &snap.base,
+                                                &snap.len, &index),
+                     0);
+    assert_int_equal(a->fsm.restore(&a->fsm, &snap), RAFT_IOERR);
+    raft_free(snap.base);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 0);
+
+    /* a committed entry that does not decode stops the log as well */
+    struct pt_raft_fsm *b = &f->fsm[1];
+    pt_raft_fsm_init(b, f->ms[2], srv(f, 0));
+    unsigned char junk[16] = {3}; /* a 3-byte command that is not one */
+    struct raft_buffer bad = {.base = junk, .len = sizeof(junk)};
+    assert_int_equal(b->fsm.apply(&b->fsm, &bad, &result), RAFT_CORRUPT);
+    assert_int_equal(pt_metastore_halted(f->ms[2]), PT_E_CORRUPT);
+    assert_int_equal(b->fsm.apply(&b->fsm, &entry, &result), RAFT_CORRUPT);
+    assert_int_equal(pt_metastore_applied_index(f->ms[2]), 0);
+    pt_log_set_fd(saved);
+    close(devnull);
+
+    /* after a restart the entry applies at the index it failed at */
+    reopen(f, 0);
+    a->ms = f->ms[0];
+    assert_int_equal(a->fsm.apply(&a->fsm, &entry, &result), 0);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 1);
+    assert_int_equal(a->n_applied, 1);
+    assert_int_equal(pt_metastore_repo_exists(f->ms[0], "team/app1"), 1);
+    raft_free(entry.base);
+}
+
 static void apply_done_cb(struct raft_apply *a, int status, void *result)
 {
     struct req *r = a->data;
@@ -1000,6 +1070,7 @@ int main(void)
         TEST(test_adapter_callbacks, two),         TEST(test_cluster_apply, four),
         TEST(test_cluster_leader_loss, four),      TEST(test_cluster_partition, four),
         TEST(test_cluster_snapshot_install, four), TEST(test_cluster_membership, five),
+        TEST(test_adapter_apply_failure, four),
     };
 #undef TEST
     return cmocka_run_group_tests(tests, NULL, NULL);
