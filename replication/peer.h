@@ -35,7 +35,7 @@
  * callback: after raft_close the transport refuses new channels, and after
  * pt_transport_close it is left alone. One pt_peers per transport and channel kind.
  *
- * Errors: functions return 0 or a negative PT_E_* (node/err.h). A function that returns an
+ * Errors: functions return 0 or a negative PT_E_* (node/base/err.h). A function that returns an
  * error never calls its callback.
  */
 #ifndef PT_PEER_H

@@ -88,7 +88,7 @@ void pt_raft_node_remove(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb
 void pt_raft_node_transfer(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg);
 
 /* JSON text (owned: free()) of this region's status, or of the whole configuration when
- * members is non-zero (see the admin API in node/api_admin.c). NULL on allocation failure. */
+ * members is non-zero (see the admin API in node/http/api_admin.c). NULL on allocation failure. */
 char *pt_raft_node_status_json(struct pt_raft_node *n, int members);
 
 /* Blob replication (blob_sync.h): attaches to the transfer of digest (borrowed) of size

@@ -42,7 +42,7 @@
  * canonical/raft 0.15's struct raft_uv_transport has no version field (it appeared later);
  * pt_transport_init sets impl, errmsg, init, listen, connect and close, and keeps data.
  *
- * Errors: pt_transport_* functions return 0 or a negative PT_E_* (node/err.h). The methods
+ * Errors: pt_transport_* functions return 0 or a negative PT_E_* (node/base/err.h). The methods
  * installed in the struct (init, listen, connect, close) are called by raft_uv and speak
  * its language: 0 or a positive RAFT_* code, with a message in t->errmsg for synchronous
  * failures. A failed connection attempt completes with RAFT_NOCONNECTION (raft_uv retries
@@ -118,7 +118,7 @@ int pt_transport_set_timeout(struct raft_uv_transport *t, unsigned timeout_ms);
  * indexes), BULK carries blob bytes, on streams of their own so a transfer never delays a
  * write. */
 enum { PT_CHANNEL_PEER = 0, PT_CHANNEL_BULK = 1, PT_CHANNELS = 2 };
-/* Status of a peer-channel connect cut short by closing the transport. node/err.h has no
+/* Status of a peer-channel connect cut short by closing the transport. node/base/err.h has no
  * "canceled" code; this is libuv's UV_ECANCELED, which no PT_E_* value equals. */
 #define PT_TRANSPORT_CANCELED UV_ECANCELED
 

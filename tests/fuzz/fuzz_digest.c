@@ -1,5 +1,5 @@
 /*
- * fuzz_digest.c - libFuzzer driver for node/digest.h.
+ * fuzz_digest.c - libFuzzer driver for node/oci/digest.h.
  *
  * The whole input is offered to pt_digest_parse as a digest string, and the parse result is
  * checked against an independent statement of what digest.h promises to accept: exactly

@@ -1,5 +1,5 @@
 /*
- * fuzz_manifest.c - libFuzzer driver for node/manifest.h.
+ * fuzz_manifest.c - libFuzzer driver for node/oci/manifest.h.
  *
  * Input layout: byte 0 picks the Content-Type header value; its low 4 bits index
  * content_types[] below, so the ASCII digits '0'..'9' and ':'..'?' select entries 0..15 and

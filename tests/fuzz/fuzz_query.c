@@ -1,5 +1,5 @@
 /*
- * fuzz_query.c - libFuzzer driver for node/query.h.
+ * fuzz_query.c - libFuzzer driver for node/oci/query.h.
  *
  * Input layout (two selector bytes, low 4 bits each, so ASCII '0'..'9' and ':'..'?' read as
  * 0..15 and seed files stay printable):

@@ -1,5 +1,5 @@
 /*
- * fuzz_range.c - libFuzzer driver for node/range.h.
+ * fuzz_range.c - libFuzzer driver for node/oci/range.h.
  *
  * Input layout: byte 0 picks the blob size offered to pt_range_parse (its low 4 bits index
  * sizes[] below, so the ASCII digits '0'..'9' and ':'..'?' select entries 0..15; entry 15

@@ -1,5 +1,5 @@
 /*
- * fuzz_router.c - libFuzzer driver for node/router.h.
+ * fuzz_router.c - libFuzzer driver for node/http/router.h.
  *
  * The whole input is the request path, passed as an unterminated heap copy of exactly its
  * length (the router takes length-delimited paths), so AddressSanitizer sees a read past it.

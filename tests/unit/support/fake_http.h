@@ -1,6 +1,6 @@
 /*
  * fake_http.h - a canned HTTP/1.1 server on 127.0.0.1 for the unit tests of the command-line
- * clients (node/cli.c), which talk to a region's admin API through libcurl; and a URL where
+ * clients (node/cli/), which talk to a region's admin API through libcurl; and a URL where
  * nothing listens.
  *
  * Design: one thread per server, one request per connection (every answer says
