@@ -9,6 +9,7 @@
  *                          verify, announce
  *   blob_sync_serve.c      other regions' BlobWants answered from this region's blob store
  *   blob_sync_feeds.c      readers of a blob still arriving (pt_blob_feed, pt_blob_sync_feed)
+ * and blob_sync_wire.h declares the BlobWant encoding apart, for the tests.
  *
  * Threads: everything here is owned by the raft loop, except struct pt_blob_feed (its own
  * mutex, see blob_sync.h). Names shared between the files carry the bsync_ prefix: global
@@ -22,6 +23,7 @@
 #include <uv.h>
 
 #include "blob_sync.h"
+#include "blob_sync_wire.h"
 #include "blobstore.h"
 #include "digest.h"
 #include "peer.h"
@@ -42,8 +44,6 @@
 /* Readers of a blob that made no progress for this long get an error (503) instead of
  * waiting on: no holder reachable. The transfer itself goes on. */
 #define STALL_MS 30000
-/* Room for one encoded BlobWant: a sha256 digest and two varints take 90 bytes at most. */
-#define WANT_BUF 128
 
 enum { T_OPENING, T_FETCHING, T_COMMITTING, T_ANNOUNCING, T_WAITING, T_DONE };
 
@@ -191,10 +191,6 @@ void bsync_transfer_tick(struct transfer *t, uint64_t now);
 void bsync_transfer_stop(struct transfer *t);
 /* Frees t (already unlinked) once the service stopped: nothing of it is pending. */
 void bsync_transfer_free(struct transfer *t);
-/* Encodes BlobWant{digest (borrowed), offset, length} into buf (borrowed, cap bytes); *len
- * gets the encoded size. */
-int bsync_encode_want(const char *digest, uint64_t offset, uint32_t length, void *buf, size_t cap,
-                      size_t *len);
 
 /* ---- blob_sync_serve.c: serving other regions ------------------------------------------- */
 

@@ -404,7 +404,9 @@ int bsync_encode_want(const char *digest, uint64_t offset, uint32_t length, void
     bw.digest = (char *)digest;
     bw.offset = offset;
     bw.length = length;
-    (void)cap;
+    size_t n = portolan__blob_want__get_packed_size(&bw);
+    if (n > cap)
+        return PT_E_TOO_LARGE;
     *len = portolan__blob_want__pack(&bw, buf);
     return 0;
 }
