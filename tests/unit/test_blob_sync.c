@@ -20,7 +20,8 @@
  * recorded offset by a new service on the same stores; a holder lost half way (the transfer
  * goes on from the other one); a blob whose only holder is unreachable (the feed waits, then
  * fails when the service stops) and one nobody holds; the serving side's limits, probed with
- * raw BlobWants over a BULK channel; and a stop while an announcement is pending.
+ * raw BlobWants over a BULK channel; a stop while an announcement is pending; and the
+ * encoding of a transfer's BlobWant into its fixed buffer, refused when it would not fit.
  * Every test stops every service, closes every handle (uv_loop_close() == 0) and removes its
  * directory; ASan and LSan check memory. Waits are bounded and wait for conditions, not for
  * fixed times; fixed pauses only check that nothing more happens.
@@ -48,6 +49,7 @@
 #include <raft/uv.h>
 
 #include "blob_sync.h"
+#include "blob_sync_wire.h"
 #include "blobstore.h"
 #include "command.h"
 #include "digest.h"
@@ -1228,6 +1230,50 @@ static void test_stop_while_announcing(void **state)
     assert_int_equal(status_int(b, "blobs_fetched_total"), 0);
 }
 
+/*
+ * Encoding a BlobWant into the fixed buffer a transfer asks with (bsync_encode_want): the
+ * largest one a sha256 digest allows fits and reads back; one that would not fit (a digest
+ * far longer than any valid one) is refused with PT_E_TOO_LARGE and leaves the buffer
+ * untouched, where packing it blindly would write past the end (ASan checks: the buffer is
+ * exactly WANT_BUF bytes on the heap).
+ */
+static void test_want_encoding(void **state)
+{
+    (void)state;
+    unsigned char *buf = malloc(WANT_BUF);
+    char digest[PT_DIGEST_STR_LEN + 1], *long_digest = malloc(4096);
+    size_t len = 0;
+
+    assert_non_null(buf);
+    assert_non_null(long_digest);
+    snprintf(digest, sizeof(digest), "sha256:%064d", 7);
+    assert_int_equal(strlen(digest), PT_DIGEST_STR_LEN);
+    assert_int_equal(
+        bsync_encode_want(digest, UINT64_MAX, PT_BLOB_SYNC_CHUNK_MAX, buf, WANT_BUF, &len), 0);
+    assert_true(len > 0 && len <= WANT_BUF);
+    Portolan__BlobWant *bw = portolan__blob_want__unpack(NULL, len, buf);
+    assert_non_null(bw);
+    assert_string_equal(bw->digest, digest);
+    assert_true(bw->offset == UINT64_MAX);
+    assert_int_equal(bw->length, PT_BLOB_SYNC_CHUNK_MAX);
+    portolan__blob_want__free_unpacked(bw, NULL);
+
+    /* the same with a 4 KiB digest: refused, nothing written */
+    memset(long_digest, 'a', 4095);
+    long_digest[4095] = '\0';
+    memset(buf, 0x5a, WANT_BUF);
+    len = 12345;
+    assert_int_equal(bsync_encode_want(long_digest, 0, PT_BLOB_SYNC_CHUNK, buf, WANT_BUF, &len),
+                     PT_E_TOO_LARGE);
+    assert_int_equal(len, 12345);
+    for (size_t i = 0; i < WANT_BUF; i++)
+        assert_int_equal(buf[i], 0x5a);
+    /* and one byte short of what even a valid want needs */
+    assert_int_equal(bsync_encode_want(digest, 0, 1, buf, PT_DIGEST_STR_LEN, &len), PT_E_TOO_LARGE);
+    free(long_digest);
+    free(buf);
+}
+
 int main(void)
 {
     /* as the node does (server.c): a peer that went away must not kill the process */
@@ -1241,6 +1287,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serving_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_announcing, setup, teardown),
+        cmocka_unit_test(test_want_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
