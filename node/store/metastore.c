@@ -29,7 +29,7 @@ const char *const ms_cf_names[CF_COUNT] = {
     "referrers", "blob_locations", "meta",      "uploads", "local_blobs",
 };
 
-/* ---- errors and raw access ------------------------------------------------------------- */
+/* ---- errors and raw access ----------------------------------------------------------- */
 
 int ms_rdb_err(char *err)
 {
@@ -78,7 +78,7 @@ int ms_iter_free(rocksdb_iterator_t *it, rocksdb_readoptions_t *ro)
     return err != NULL ? ms_rdb_err(err) : 0;
 }
 
-/* ---- applied index --------------------------------------------------------------------- */
+/* ---- applied index ------------------------------------------------------------------- */
 
 int ms_applied_at(struct pt_metastore *ms, const rocksdb_readoptions_t *ro, uint64_t *index)
 {
@@ -101,7 +101,7 @@ uint64_t pt_metastore_applied_index(struct pt_metastore *ms)
     return atomic_load(&ms->applied);
 }
 
-/* ---- open / close ---------------------------------------------------------------------- */
+/* ---- open / close -------------------------------------------------------------------- */
 
 static int mkdir_p(const char *dir)
 {

@@ -24,7 +24,7 @@ struct pt_metastore_batch {
     rocksdb_writebatch_wi_t *wb;
 };
 
-/* ---- batch life cycle ------------------------------------------------------------------ */
+/* ---- batch life cycle ---------------------------------------------------------------- */
 
 int pt_metastore_batch_new(struct pt_metastore *ms, struct pt_metastore_batch **out)
 {
@@ -93,7 +93,7 @@ static void stage_delete(struct pt_metastore_batch *b, enum cf cf, const char *k
     rocksdb_writebatch_wi_delete_cf(b->wb, b->ms->cf[cf], key, klen);
 }
 
-/* ---- repositories and manifests --------------------------------------------------------- */
+/* ---- repositories and manifests ------------------------------------------------------ */
 
 int pt_metastore_batch_repo_ensure(struct pt_metastore_batch *b, const char *repo, int64_t time_ms)
 {
@@ -147,7 +147,7 @@ int pt_metastore_batch_manifest_delete(struct pt_metastore_batch *b, const char 
     return 0;
 }
 
-/* ---- tags ------------------------------------------------------------------------------ */
+/* ---- tags ---------------------------------------------------------------------------- */
 
 int pt_metastore_batch_tag_get(struct pt_metastore_batch *b, const char *repo, const char *tag,
                                char digest_out[72])
@@ -266,8 +266,7 @@ int pt_metastore_batch_tags_delete_to(struct pt_metastore_batch *b, const char *
     return rv;
 }
 
-/* ---- blob links -------------------------------------------------------------------------------
- */
+/* ---- blob links ---------------------------------------------------------------------- */
 
 int pt_metastore_batch_blob_linked(struct pt_metastore_batch *b, const char *repo,
                                    const char *digest, uint64_t *size)
@@ -310,7 +309,7 @@ int pt_metastore_batch_blob_unlink(struct pt_metastore_batch *b, const char *rep
     return 0;
 }
 
-/* ---- referrers ------------------------------------------------------------------------- */
+/* ---- referrers ----------------------------------------------------------------------- */
 
 static int referrer_key(const char *repo, const char *subject, const char *digest, char *key,
                         size_t *klen)
@@ -354,7 +353,7 @@ int pt_metastore_batch_referrer_delete(struct pt_metastore_batch *b, const char 
     return 0;
 }
 
-/* ---- blob locations -------------------------------------------------------------------- */
+/* ---- blob locations ------------------------------------------------------------------ */
 
 int pt_metastore_batch_blob_stored(struct pt_metastore_batch *b, const char *digest, uint64_t size,
                                    const char *region)
@@ -400,7 +399,7 @@ out:
     return rv;
 }
 
-/* ---- regions of the cluster ----------------------------------------------------------- */
+/* ---- regions of the cluster ---------------------------------------------------------- */
 
 int pt_metastore_batch_region_put(struct pt_metastore_batch *b, const struct pt_region_rec *r)
 {

@@ -25,8 +25,8 @@
  *   meta            "applied_index"                         v1 u64:index
  *   (local to this region: written directly, never in a snapshot or the state digest)
  *   uploads         <upload id> (1..PT_UPLOAD_ID_MAX)       opaque bytes (<= 64 KiB): an encoded
- *                                                           struct pt_upload (upload.c), written
- *                                                           by the upload API
+ *                                                           struct pt_upload (blobstore_upload.c)
+ *                                                           written by the upload API
  *   local_blobs     <digest>                                opaque bytes of a transfer of that
  *                                                           blob from another region in progress
  *                                                           (replication/blob_sync.c)
@@ -52,7 +52,7 @@
 #include "err.h"
 #include "metastore_int.h"
 
-/* ---- key components and keys ---------------------------------------------------------- */
+/* ---- key components and keys --------------------------------------------------------- */
 
 bool ms_name_ok(const char *s, size_t max)
 {
@@ -106,7 +106,7 @@ char *ms_copy_z(const void *src, size_t n)
     return p;
 }
 
-/* ---- value encoding -------------------------------------------------------------------- */
+/* ---- value encoding ------------------------------------------------------------------ */
 
 static void enc_raw(struct enc *e, const void *src, size_t n)
 {
@@ -224,7 +224,7 @@ void ms_enc_region(struct enc *e, const struct pt_region_rec *r)
     enc_str32(e, r->url);
 }
 
-/* ---- value decoding -------------------------------------------------------------------- */
+/* ---- value decoding ------------------------------------------------------------------ */
 
 void ms_dec_init(struct dec *d, const char *v, size_t len)
 {

@@ -4,10 +4,11 @@
  * (local_blobs family, keyed by digest).
  *
  * Both are opaque values of at most PT_METASTORE_UPLOAD_VAL_MAX bytes whose format belongs to
- * their owners (the upload API with upload.c's session encoding, replication/blob_sync.c).
- * They are written straight to the database with sync=0, outside any batch: the HTTP workers
- * and the blob sync thread write them concurrently with the FSM, and they reach disk with the
- * next pt_metastore_sync or WAL flush. Snapshots and the state digest never include them.
+ * their owners (the upload API with blobstore_upload.c's session encoding,
+ * replication/blob_sync.c). They are written straight to the database with sync=0, outside any
+ * batch: the HTTP workers and the blob sync thread write them concurrently with the FSM, and they
+ * reach disk with the next pt_metastore_sync or WAL flush. Snapshots and the state digest never
+ * include them.
  *
  * A key that is malformed (an upload id longer than PT_UPLOAD_ID_MAX or empty, a digest that
  * is not sha256) cannot name a record: writes refuse it, reads report a miss, deletes succeed.
@@ -54,7 +55,7 @@ static int local_delete(struct pt_metastore *ms, enum cf cf, const char *key)
     return err != NULL ? ms_rdb_err(err) : 0;
 }
 
-/* ---- upload sessions ------------------------------------------------------------------- */
+/* ---- upload sessions ----------------------------------------------------------------- */
 
 int pt_metastore_upload_put(struct pt_metastore *ms, const char *id, const void *val, size_t len)
 {
@@ -103,7 +104,7 @@ int pt_metastore_upload_foreach(struct pt_metastore *ms,
     return rv != 0 ? rv : irv;
 }
 
-/* ---- transfers from other regions ------------------------------------------------------ */
+/* ---- transfers from other regions ---------------------------------------------------- */
 
 int pt_metastore_transfer_put(struct pt_metastore *ms, const char *digest, const void *val,
                               size_t len)

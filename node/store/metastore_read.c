@@ -22,7 +22,7 @@
 #include "err.h"
 #include "metastore_int.h"
 
-/* ---- point lookups --------------------------------------------------------------------- */
+/* ---- point lookups ------------------------------------------------------------------- */
 
 int ms_manifest_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
                     const char *digest, struct pt_manifest_rec *out, bool want_body)
@@ -102,7 +102,7 @@ int pt_metastore_repo_exists(struct pt_metastore *ms, const char *repo)
     return ms_repo_exists(ms, NULL, repo);
 }
 
-/* ---- listings -------------------------------------------------------------------------- */
+/* ---- listings ------------------------------------------------------------------------ */
 
 /* Lists the key suffixes after prefix (plen bytes, 0 or ending in "\0") that sort after
  * prefix+last; see pt_metastore_list_tags for the output contract. */
@@ -211,7 +211,7 @@ void pt_strv_free(char **v, size_t n)
     free(v);
 }
 
-/* ---- blobs ----------------------------------------------------------------------------- */
+/* ---- blobs --------------------------------------------------------------------------- */
 
 int ms_blob_linked(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
                    const char *digest, uint64_t *size)
@@ -300,7 +300,7 @@ int pt_metastore_blob_regions(struct pt_metastore *ms, const char *digest, uint6
     return 0;
 }
 
-/* ---- referrers ------------------------------------------------------------------------- */
+/* ---- referrers ----------------------------------------------------------------------- */
 
 int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const char *subject,
                                 const char *artifact_type_filter, size_t max,
@@ -388,7 +388,7 @@ void pt_referrers_free(struct pt_referrer *r, size_t n)
     free(r);
 }
 
-/* ---- blobs this region lacks ---------------------------------------------------------- */
+/* ---- blobs this region lacks --------------------------------------------------------- */
 
 int pt_metastore_missing_foreach(struct pt_metastore *ms, const char *region,
                                  int (*cb)(const char *digest, uint64_t size,
@@ -428,7 +428,7 @@ int pt_metastore_missing_foreach(struct pt_metastore *ms, const char *region,
     return rv != 0 ? rv : irv;
 }
 
-/* ---- regions of the cluster ----------------------------------------------------------- */
+/* ---- regions of the cluster ---------------------------------------------------------- */
 
 int pt_metastore_list_regions(struct pt_metastore *ms, struct pt_region_rec **out, size_t *count)
 {

@@ -33,7 +33,7 @@
 #include "err.h"
 #include "metastore_int.h"
 
-/* ---- snapshot stream ------------------------------------------------------------------- */
+/* ---- snapshot stream ----------------------------------------------------------------- */
 
 static const char snap_magic[8] = {'P', 'T', 'L', 'N', 'S', 'N', 'A', 'P'};
 #define SNAP_HEADER_LEN (sizeof(snap_magic) + 4 + 8 + 4)
@@ -318,7 +318,7 @@ int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
     return 0;
 }
 
-/* ---- state digest ---------------------------------------------------------------------- */
+/* ---- state digest -------------------------------------------------------------------- */
 
 static void hash_u32(EVP_MD_CTX *ctx, uint32_t v)
 {
