@@ -28,4 +28,8 @@
 #define PT_NAME_MAX 255
 #define PT_TAG_MAX  128
 
+/* Upload session id in /v2/<name>/blobs/uploads/<id>: the longest the router accepts, the
+ * longest the blob store makes (an id prefix and a UUID) and the key of its session record. */
+#define PT_UPLOAD_ID_MAX 64
+
 #endif

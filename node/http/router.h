@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 
+#include "bounds.h" /* PT_UPLOAD_ID_MAX: upload ids in the path are [A-Za-z0-9-], that long */
 #include "digest.h"
 
 enum pt_route_id {
@@ -36,9 +37,6 @@ enum pt_route_id {
     PT_ROUTE_UNKNOWN,
     PT_ROUTE__COUNT
 };
-
-/* Longest upload id accepted in /v2/<name>/blobs/uploads/<id>; ids are [A-Za-z0-9-]. */
-#define PT_UPLOAD_ID_MAX 64
 
 struct pt_route {
     enum pt_route_id id;

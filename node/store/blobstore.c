@@ -10,6 +10,7 @@
  *   |       |   `-- <64 hex>     verified, immutable blob files
  *   |-- uploads/
  *   |   `-- <upload id>          in-progress upload data, bytes [0, offset) of the session
+ *   |                            (blobstore_upload.c)
  *   `-- tmp/                     request-body spill files of the HTTP server (cleared at open)
  *
  * Invariant: a file under blobs/ is always complete and verified. Its bytes were appended to
@@ -18,57 +19,35 @@
  * into blobs/sha256/<xx>/<hex> and that directory fsync'd. rename() is atomic, so a crash at
  * any instant leaves either no blob or the whole verified blob; never a partial one.
  *
- * Resumable hashing: the hash state is OpenSSL's SHA256_CTX (deprecated but plain data, unlike
- * EVP_MD_CTX), kept inside struct pt_upload next to the offset. The caller persists the encoded
- * session after every append; after a restart it decodes it, calls upload_repair to cut off any
- * bytes written after the last persisted state, and continues without re-reading the file.
- * Because an append is durable before it returns, the file can only be longer than the saved
- * offset, never hold different bytes below it: the hash always describes the file's prefix.
+ * This file owns the blob side: the tree, blob paths, stat/open/remove of blobs, and the last
+ * step of a commit, installing a verified upload file as a blob. Upload sessions (their files,
+ * their serialised state, begin/append/commit) are blobstore_upload.c's.
  *
- * All names inside the tree are built from validated input only: upload ids are [0-9a-f-]
- * (at most 64) and digests exactly 64 lower-case hex digits, so no request can name a path
- * outside its directory. Directories are held open as fds and addressed with the *at() calls.
+ * Blob names are built from validated input only: digests are exactly 64 lower-case hex
+ * digits (blobstore_blob_name), so no request can name a path outside blobs/. Directories are
+ * held open as fds and addressed with the *at() calls.
  *
  * Threads: every function blocks on file I/O and runs on worker threads, never on an event
  * loop. The store is immutable after open (fds, paths; the syscall table changes only in tests,
- * between calls), so concurrent calls need no lock. Two sessions committing the same digest at once
- * are harmless: both renames install identical verified content. Readers keep an opened blob
+ * between calls), so concurrent calls need no lock. Two sessions committing the same digest at
+ * once are harmless: both renames install identical verified content. Readers keep an opened blob
  * readable across removal.
  *
  * Fault injection: pwrite, ftruncate, fsync, fdatasync and renameat go through the per-store
  * table struct pt_blobstore_sys so tests can make them fail at chosen points.
  */
-#include "blobstore.h"
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
-
+#include "blobstore_int.h"
 #include "err.h"
-
-/* "xx/" + 64 hex + NUL */
-#define BLOB_NAME_SIZE (3 + PT_DIGEST_HEX_LEN + 1)
-/* Depth of directories removed below tmp/ and uploads/ (both should hold plain files only). */
-#define REMOVE_DEPTH_MAX 8
-#define DIR_MODE         0755
-#define FILE_MODE        0644
-
-struct pt_blobstore {
-    char *root;                                  /* canonical path of the data directory, owned */
-    char *tmp_path;                              /* root + "/tmp", owned */
-    int root_fd;                                 /* <dir> */
-    int blobs_fd;                                /* <dir>/blobs/sha256 */
-    int uploads_fd;                              /* <dir>/uploads */
-    char id_prefix[PT_UPLOAD_ID_PREFIX_MAX + 1]; /* before every new session id; set once */
-    struct pt_blobstore_sys sys;
-};
 
 static const struct pt_blobstore_sys default_sys = {
     .pwrite_fn = pwrite,
@@ -78,8 +57,7 @@ static const struct pt_blobstore_sys default_sys = {
     .renameat_fn = renameat,
 };
 
-/* Translates an errno value from file I/O into a PT_E_* code. */
-static int io_err(int e)
+int blobstore_io_err(int e)
 {
     switch (e) {
     case ENOMEM:
@@ -92,21 +70,7 @@ static int io_err(int e)
     }
 }
 
-static int valid_id(const char *id)
-{
-    size_t n = 0;
-    for (; id[n] != '\0'; n++) {
-        char c = id[n];
-        if (n == PT_UPLOAD_ID_MAX)
-            return 0;
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-'))
-            return 0;
-    }
-    return n > 0;
-}
-
-/* Fills name with "xx/<hex>" for d; PT_E_DIGEST_INVALID unless d->hex is 64 lower-case hex. */
-static int blob_name(const struct pt_digest *d, char name[BLOB_NAME_SIZE])
+int blobstore_blob_name(const struct pt_digest *d, char name[BLOB_NAME_SIZE])
 {
     for (size_t i = 0; i < PT_DIGEST_HEX_LEN; i++) {
         char c = d->hex[i];
@@ -132,14 +96,12 @@ static int ensure_dir(int parent, const char *name, int *created)
     if (mkdirat(parent, name, DIR_MODE) == 0)
         *created = 1;
     else if (errno != EEXIST)
-        return io_err(errno);
+        return blobstore_io_err(errno);
     fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return io_err(errno);
+        return blobstore_io_err(errno);
     return fd;
 }
-
-static int remove_entry(int dfd, const char *name, int depth);
 
 /* Removes everything inside the directory dfd (borrowed), descending at most depth levels. */
 static int remove_children(int dfd, int depth)
@@ -149,10 +111,10 @@ static int remove_children(int dfd, int depth)
     int rv = 0;
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return io_err(errno);
+        return blobstore_io_err(errno);
     d = fdopendir(fd);
     if (d == NULL) {
-        rv = io_err(errno);
+        rv = blobstore_io_err(errno);
         close(fd);
         return rv;
     }
@@ -161,12 +123,12 @@ static int remove_children(int dfd, int depth)
         e = readdir(d);
         if (e == NULL) {
             if (errno != 0)
-                rv = io_err(errno);
+                rv = blobstore_io_err(errno);
             break;
         }
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        rv = remove_entry(dirfd(d), e->d_name, depth);
+        rv = blobstore_remove_entry(dirfd(d), e->d_name, depth);
         if (rv != 0)
             break;
     }
@@ -174,25 +136,24 @@ static int remove_children(int dfd, int depth)
     return rv;
 }
 
-/* Removes name under dfd: a file, or a directory tree at most depth levels deep. */
-static int remove_entry(int dfd, const char *name, int depth)
+int blobstore_remove_entry(int dfd, const char *name, int depth)
 {
     int sub, rv;
     if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
         return 0;
     if (errno != EISDIR && errno != EPERM)
-        return io_err(errno);
+        return blobstore_io_err(errno);
     if (depth == 0)
         return PT_E_IO;
     sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (sub < 0)
-        return io_err(errno);
+        return blobstore_io_err(errno);
     rv = remove_children(sub, depth - 1);
     close(sub);
     if (rv != 0)
         return rv;
     if (unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-        return io_err(errno);
+        return blobstore_io_err(errno);
     return 0;
 }
 
@@ -206,10 +167,10 @@ static int create_fanout(struct pt_blobstore *bs)
         if (mkdirat(bs->blobs_fd, name, DIR_MODE) == 0)
             created = 1;
         else if (errno != EEXIST)
-            return io_err(errno);
+            return blobstore_io_err(errno);
     }
     if (created && bs->sys.fsync_fn(bs->blobs_fd) != 0)
-        return io_err(errno);
+        return blobstore_io_err(errno);
     return 0;
 }
 
@@ -220,14 +181,14 @@ static int open_tree(struct pt_blobstore *bs)
 
     bs->root_fd = open(bs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (bs->root_fd < 0)
-        return io_err(errno);
+        return blobstore_io_err(errno);
 
     blobs_parent = ensure_dir(bs->root_fd, "blobs", &root_created);
     if (blobs_parent < 0)
         return blobs_parent;
     bs->blobs_fd = ensure_dir(blobs_parent, "sha256", &blobs_created);
     if (blobs_created && bs->sys.fsync_fn(blobs_parent) != 0) {
-        rv = io_err(errno);
+        rv = blobstore_io_err(errno);
         close(blobs_parent);
         return rv;
     }
@@ -251,7 +212,7 @@ static int open_tree(struct pt_blobstore *bs)
         return rv;
 
     if (root_created && bs->sys.fsync_fn(bs->root_fd) != 0)
-        return io_err(errno);
+        return blobstore_io_err(errno);
     return 0;
 }
 
@@ -267,7 +228,7 @@ int pt_blobstore_open(const char *dir, struct pt_blobstore **out)
     if (len == 0 || len >= PATH_MAX - sizeof("/tmp"))
         return PT_E_CONFIG;
     if (mkdir(dir, DIR_MODE) != 0 && errno != EEXIST)
-        return io_err(errno);
+        return blobstore_io_err(errno);
 
     bs = calloc(1, sizeof(*bs));
     if (bs == NULL)
@@ -277,7 +238,7 @@ int pt_blobstore_open(const char *dir, struct pt_blobstore **out)
 
     bs->root = realpath(dir, NULL);
     if (bs->root == NULL) {
-        rv = io_err(errno);
+        rv = blobstore_io_err(errno);
         goto err_after_alloc;
     }
     len = strlen(bs->root);
@@ -329,385 +290,7 @@ struct pt_blobstore_sys *pt_blobstore_sys(struct pt_blobstore *bs)
     return &bs->sys;
 }
 
-/*
- * Session encoding, version 1, all integers little-endian, fixed size:
- *
- *   off  size  field
- *     0     1  version (1)
- *     1     1  id length n (1..64)
- *     2    64  id bytes, then zero padding
- *    66     1  repo length m (1..255)
- *    67   255  repo bytes (no NUL), then zero padding
- *   322     8  offset (u64, <= PT_UPLOAD_SIZE_MAX)
- *   330     8  created_ms (i64)
- *   338     8  updated_ms (i64)
- *   346    32  SHA256_CTX.h[0..7] (u32 each)
- *   378     4  SHA256_CTX.Nl (u32)
- *   382     4  SHA256_CTX.Nh (u32)
- *   386    64  SHA256_CTX.data as bytes (OpenSSL buffers the partial block bytewise)
- *   450     4  SHA256_CTX.num (u32, bytes buffered, == offset % 64)
- *   454     4  SHA256_CTX.md_len (u32, 32)
- *   458        end
- *
- * Decoding checks every field, including that the bit count Nh:Nl equals 8 * offset, so a
- * state that does not belong to its offset is rejected as corrupt.
- */
-#define UPLOAD_FORMAT_VERSION 1
-#define ENC_ID                1
-#define ENC_REPO              (ENC_ID + 1 + PT_UPLOAD_ID_MAX)
-#define ENC_OFFSET            (ENC_REPO + 1 + PT_UPLOAD_REPO_MAX)
-#define ENC_CREATED           (ENC_OFFSET + 8)
-#define ENC_UPDATED           (ENC_CREATED + 8)
-#define ENC_SHA_H             (ENC_UPDATED + 8)
-#define ENC_SHA_NL            (ENC_SHA_H + 32)
-#define ENC_SHA_NH            (ENC_SHA_NL + 4)
-#define ENC_SHA_DATA          (ENC_SHA_NH + 4)
-#define ENC_SHA_NUM           (ENC_SHA_DATA + SHA_CBLOCK)
-#define ENC_SHA_MDLEN         (ENC_SHA_NUM + 4)
-#define ENC_SIZE              (ENC_SHA_MDLEN + 4)
-
-_Static_assert(ENC_SIZE == 458, "upload encoding v1 is 458 bytes");
-_Static_assert(sizeof(((SHA256_CTX *)0)->data) == SHA_CBLOCK, "SHA256_CTX block buffer");
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static int all_zero(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != 0)
-            return 0;
-    return 1;
-}
-
-size_t pt_upload_encoded_size(void)
-{
-    return ENC_SIZE;
-}
-
-void pt_upload_encode(const struct pt_upload *u, unsigned char *buf)
-{
-    size_t id_len = strnlen(u->id, PT_UPLOAD_ID_MAX);
-    size_t repo_len = strnlen(u->repo, PT_UPLOAD_REPO_MAX);
-
-    memset(buf, 0, ENC_SIZE);
-    buf[0] = UPLOAD_FORMAT_VERSION;
-    buf[ENC_ID] = (unsigned char)id_len;
-    memcpy(buf + ENC_ID + 1, u->id, id_len);
-    buf[ENC_REPO] = (unsigned char)repo_len;
-    memcpy(buf + ENC_REPO + 1, u->repo, repo_len);
-    put_u64(buf + ENC_OFFSET, u->offset);
-    put_u64(buf + ENC_CREATED, (uint64_t)u->created_ms);
-    put_u64(buf + ENC_UPDATED, (uint64_t)u->updated_ms);
-    for (int i = 0; i < 8; i++)
-        put_u32(buf + ENC_SHA_H + 4 * i, u->sha.h[i]);
-    put_u32(buf + ENC_SHA_NL, u->sha.Nl);
-    put_u32(buf + ENC_SHA_NH, u->sha.Nh);
-    memcpy(buf + ENC_SHA_DATA, u->sha.data, SHA_CBLOCK);
-    put_u32(buf + ENC_SHA_NUM, u->sha.num);
-    put_u32(buf + ENC_SHA_MDLEN, u->sha.md_len);
-}
-
-int pt_upload_decode(const void *buf, size_t len, struct pt_upload *u)
-{
-    const unsigned char *p = buf;
-    struct pt_upload d;
-    size_t id_len, repo_len;
-
-    if (len != ENC_SIZE || p[0] != UPLOAD_FORMAT_VERSION)
-        return PT_E_CORRUPT;
-    memset(&d, 0, sizeof(d));
-
-    id_len = p[ENC_ID];
-    if (id_len == 0 || id_len > PT_UPLOAD_ID_MAX ||
-        !all_zero(p + ENC_ID + 1 + id_len, PT_UPLOAD_ID_MAX - id_len))
-        return PT_E_CORRUPT;
-    memcpy(d.id, p + ENC_ID + 1, id_len);
-    if (strlen(d.id) != id_len || !valid_id(d.id))
-        return PT_E_CORRUPT;
-
-    repo_len = p[ENC_REPO];
-    if (repo_len == 0 || !all_zero(p + ENC_REPO + 1 + repo_len, PT_UPLOAD_REPO_MAX - repo_len))
-        return PT_E_CORRUPT;
-    memcpy(d.repo, p + ENC_REPO + 1, repo_len);
-    if (strlen(d.repo) != repo_len)
-        return PT_E_CORRUPT;
-
-    d.offset = get_u64(p + ENC_OFFSET);
-    d.created_ms = (int64_t)get_u64(p + ENC_CREATED);
-    d.updated_ms = (int64_t)get_u64(p + ENC_UPDATED);
-    if (d.offset > PT_UPLOAD_SIZE_MAX)
-        return PT_E_CORRUPT;
-
-    for (int i = 0; i < 8; i++)
-        d.sha.h[i] = get_u32(p + ENC_SHA_H + 4 * i);
-    d.sha.Nl = get_u32(p + ENC_SHA_NL);
-    d.sha.Nh = get_u32(p + ENC_SHA_NH);
-    memcpy(d.sha.data, p + ENC_SHA_DATA, SHA_CBLOCK);
-    d.sha.num = get_u32(p + ENC_SHA_NUM);
-    d.sha.md_len = get_u32(p + ENC_SHA_MDLEN);
-    if (d.sha.md_len != SHA256_DIGEST_LENGTH || d.sha.num != d.offset % SHA_CBLOCK ||
-        (((uint64_t)d.sha.Nh << 32) | d.sha.Nl) != d.offset << 3)
-        return PT_E_CORRUPT;
-
-    *u = d;
-    return 0;
-}
-
-/* Writes prefix and an RFC 4122 version-4 UUID in lower-case hex to id. */
-static int make_id(const char *prefix, char id[PT_UPLOAD_ID_MAX + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char r[16];
-    size_t plen = strlen(prefix);
-    char *o = id + plen;
-
-    memcpy(id, prefix, plen);
-    if (RAND_bytes(r, sizeof(r)) != 1)
-        return PT_E_INTERNAL;
-    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
-        *o++ = hex[r[i] >> 4];
-        *o++ = hex[r[i] & 15];
-    }
-    *o = '\0';
-    return 0;
-}
-
-static int open_upload(struct pt_blobstore *bs, const char *id, int flags);
-
-/* Fills a fresh session of id (already created on disk) for repo. */
-static int session_init(struct pt_upload *n, const char *repo, int64_t now_ms)
-{
-    size_t repo_len = repo != NULL ? strnlen(repo, PT_UPLOAD_REPO_MAX + 1) : 0;
-    if (repo_len == 0 || repo_len > PT_UPLOAD_REPO_MAX)
-        return PT_E_NAME_INVALID;
-    memcpy(n->repo, repo, repo_len);
-    n->repo[repo_len] = '\0';
-    n->offset = 0;
-    n->created_ms = now_ms;
-    n->updated_ms = now_ms;
-    SHA256_Init(&n->sha);
-    return 0;
-}
-
-int pt_blobstore_upload_begin(struct pt_blobstore *bs, const char *repo, int64_t now_ms,
-                              struct pt_upload *u)
-{
-    struct pt_upload n;
-    int fd = -1, rv;
-
-    memset(&n, 0, sizeof(n));
-    if ((rv = session_init(&n, repo, now_ms)) != 0)
-        return rv;
-    /* 122 random bits make a collision practically impossible; O_EXCL makes it harmless. */
-    for (int attempt = 0; attempt < 3 && fd < 0; attempt++) {
-        rv = make_id(bs->id_prefix, n.id);
-        if (rv != 0)
-            return rv;
-        fd = openat(bs->uploads_fd, n.id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
-        if (fd < 0 && errno != EEXIST)
-            return io_err(errno);
-    }
-    if (fd < 0)
-        return PT_E_INTERNAL;
-    close(fd);
-    *u = n;
-    return 0;
-}
-
-int pt_blobstore_set_id_prefix(struct pt_blobstore *bs, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    if (n > PT_UPLOAD_ID_PREFIX_MAX || strspn(prefix, "0123456789abcdef-") != n)
-        return PT_E_CONFIG;
-    memcpy(bs->id_prefix, prefix, n + 1);
-    return 0;
-}
-
-int pt_blobstore_upload_begin_id(struct pt_blobstore *bs, const char *repo, const char *id,
-                                 int64_t now_ms, struct pt_upload *u)
-{
-    struct pt_upload n;
-    int fd, rv;
-
-    memset(&n, 0, sizeof(n));
-    if (!valid_id(id))
-        return PT_E_BLOB_UPLOAD_INVALID;
-    if ((rv = session_init(&n, repo, now_ms)) != 0)
-        return rv;
-    snprintf(n.id, sizeof(n.id), "%s", id);
-    fd = openat(bs->uploads_fd, n.id, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
-    if (fd < 0)
-        return io_err(errno);
-    close(fd);
-    *u = n;
-    return 0;
-}
-
-int pt_blobstore_upload_open_read(struct pt_blobstore *bs, const char *id, int *fd)
-{
-    int f = open_upload(bs, id, O_RDONLY);
-    if (f < 0)
-        return f;
-    *fd = f;
-    return 0;
-}
-
-/* Writes all of buf at off, retrying short writes and EINTR. */
-static int write_all(struct pt_blobstore *bs, int fd, const unsigned char *buf, size_t len,
-                     uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = bs->sys.pwrite_fn(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return io_err(errno);
-        }
-        if (n == 0 || (size_t)n > len)
-            return PT_E_IO;
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
-/* Opens the upload file of u with flags; PT_E_BLOB_UPLOAD_UNKNOWN if missing or malformed. */
-static int open_upload(struct pt_blobstore *bs, const char *id, int flags)
-{
-    int fd;
-    if (!valid_id(id))
-        return PT_E_BLOB_UPLOAD_UNKNOWN;
-    fd = openat(bs->uploads_fd, id, flags | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return errno == ENOENT ? PT_E_BLOB_UPLOAD_UNKNOWN : io_err(errno);
-    return fd;
-}
-
-static int append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf, size_t len,
-                  int durable)
-{
-    struct stat st;
-    SHA256_CTX sha;
-    int fd, rv = 0;
-
-    if (u->offset > PT_UPLOAD_SIZE_MAX)
-        return PT_E_BLOB_UPLOAD_INVALID;
-    if (len > PT_UPLOAD_SIZE_MAX - u->offset)
-        return PT_E_TOO_LARGE;
-    fd = open_upload(bs, u->id, O_WRONLY);
-    if (fd < 0)
-        return fd;
-    /* Writing past the end would leave a hole of zeros the hash never saw. */
-    if (fstat(fd, &st) != 0) {
-        rv = io_err(errno);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < u->offset) {
-        rv = PT_E_BLOB_UPLOAD_INVALID;
-        goto out;
-    }
-    if (len == 0)
-        goto out;
-
-    rv = write_all(bs, fd, buf, len, u->offset);
-    if (rv == 0 && durable && bs->sys.fdatasync_fn(fd) != 0)
-        rv = io_err(errno);
-    /* Start writeback of these pages now, so the disk works while the next slice is hashed
-     * and the final fsync only waits for the tail. Advisory: errors surface at fsync. */
-    if (rv == 0 && !durable)
-        (void)sync_file_range(fd, (off64_t)u->offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
-    if (rv != 0) {
-        /*
-         * A failed cut leaves bytes past u->offset; they are never read as data: the next
-         * append overwrites them, and repair and commit cut them off.
-         */
-        (void)bs->sys.ftruncate_fn(fd, (off_t)u->offset);
-        goto out;
-    }
-
-    sha = u->sha;
-    SHA256_Update(&sha, buf, len);
-    u->sha = sha;
-    u->offset += len;
-out:
-    close(fd);
-    return rv;
-}
-
-int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
-                               size_t len)
-{
-    return append(bs, u, buf, len, 1);
-}
-
-int pt_blobstore_upload_write(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
-                              size_t len)
-{
-    return append(bs, u, buf, len, 0);
-}
-
-int pt_blobstore_upload_sync(struct pt_blobstore *bs, const struct pt_upload *u)
-{
-    int fd = open_upload(bs, u->id, O_WRONLY);
-    if (fd < 0)
-        return fd;
-    int rv = bs->sys.fdatasync_fn(fd) != 0 ? io_err(errno) : 0;
-    close(fd);
-    return rv;
-}
-
-int pt_blobstore_upload_repair(struct pt_blobstore *bs, const struct pt_upload *u)
-{
-    struct stat st;
-    int fd, rv = 0;
-
-    if (u->offset > PT_UPLOAD_SIZE_MAX)
-        return PT_E_BLOB_UPLOAD_INVALID;
-    fd = open_upload(bs, u->id, O_WRONLY);
-    if (fd == PT_E_BLOB_UPLOAD_UNKNOWN)
-        return PT_E_BLOB_UPLOAD_INVALID;
-    if (fd < 0)
-        return fd;
-    if (fstat(fd, &st) != 0)
-        rv = io_err(errno);
-    else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < u->offset)
-        rv = PT_E_BLOB_UPLOAD_INVALID;
-    else if ((uint64_t)st.st_size > u->offset && bs->sys.ftruncate_fn(fd, (off_t)u->offset) != 0)
-        rv = io_err(errno);
-    close(fd);
-    return rv;
-}
+/* ---- blobs --------------------------------------------------------------------------- */
 
 /* Opens blobs/sha256/<xx> for the blob name "xx/<hex>". */
 static int open_fanout(struct pt_blobstore *bs, const char *name)
@@ -717,55 +300,24 @@ static int open_fanout(struct pt_blobstore *bs, const char *name)
     if (dfd >= 0)
         return dfd;
     if (errno != ENOENT)
-        return io_err(errno);
+        return blobstore_io_err(errno);
     /* Fan-out directories are made at open; recreate one lost since. */
     if (mkdirat(bs->blobs_fd, sub, DIR_MODE) == 0) {
         if (bs->sys.fsync_fn(bs->blobs_fd) != 0)
-            return io_err(errno);
+            return blobstore_io_err(errno);
     } else if (errno != EEXIST) {
-        return io_err(errno);
+        return blobstore_io_err(errno);
     }
     dfd = openat(bs->blobs_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    return dfd >= 0 ? dfd : io_err(errno);
+    return dfd >= 0 ? dfd : blobstore_io_err(errno);
 }
 
-int pt_blobstore_upload_commit(struct pt_blobstore *bs, struct pt_upload *u,
-                               const struct pt_digest *expected)
+int blobstore_install(struct pt_blobstore *bs, int fd, const char *id,
+                      const char name[BLOB_NAME_SIZE])
 {
-    unsigned char raw[SHA256_DIGEST_LENGTH];
-    char name[BLOB_NAME_SIZE];
     const char *leaf = name + 3;
-    struct pt_digest got;
-    SHA256_CTX sha;
     struct stat st;
-    int fd, dfd, rv;
-
-    rv = blob_name(expected, name);
-    if (rv != 0)
-        return rv;
-    if (u->offset > PT_UPLOAD_SIZE_MAX)
-        return PT_E_BLOB_UPLOAD_INVALID;
-    sha = u->sha;
-    SHA256_Final(raw, &sha);
-    pt_digest_from_raw(raw, &got);
-    if (!pt_digest_equal(&got, expected))
-        return PT_E_DIGEST_INVALID;
-
-    fd = open_upload(bs, u->id, O_RDWR);
-    if (fd < 0)
-        return fd;
-    if (fstat(fd, &st) != 0) {
-        rv = io_err(errno);
-        goto err_after_fd;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < u->offset) {
-        rv = PT_E_BLOB_UPLOAD_INVALID;
-        goto err_after_fd;
-    }
-    if ((uint64_t)st.st_size > u->offset && bs->sys.ftruncate_fn(fd, (off_t)u->offset) != 0) {
-        rv = io_err(errno);
-        goto err_after_fd;
-    }
+    int dfd, rv;
 
     dfd = open_fanout(bs, name);
     if (dfd < 0) {
@@ -780,32 +332,32 @@ int pt_blobstore_upload_commit(struct pt_blobstore *bs, struct pt_upload *u,
             goto err_after_dfd;
         }
         close(fd);
-        if (unlinkat(bs->uploads_fd, u->id, 0) != 0 && errno != ENOENT) {
-            rv = io_err(errno);
+        if (unlinkat(bs->uploads_fd, id, 0) != 0 && errno != ENOENT) {
+            rv = blobstore_io_err(errno);
             close(dfd);
             return rv;
         }
         /* It may have been renamed in by a concurrent commit whose dir sync is pending. */
-        rv = bs->sys.fsync_fn(dfd) != 0 ? io_err(errno) : 0;
+        rv = bs->sys.fsync_fn(dfd) != 0 ? blobstore_io_err(errno) : 0;
         close(dfd);
         return rv;
     }
     if (errno != ENOENT) {
-        rv = io_err(errno);
+        rv = blobstore_io_err(errno);
         goto err_after_dfd;
     }
 
     if (bs->sys.fsync_fn(fd) != 0) {
-        rv = io_err(errno);
+        rv = blobstore_io_err(errno);
         goto err_after_dfd;
     }
     close(fd);
-    if (bs->sys.renameat_fn(bs->uploads_fd, u->id, dfd, leaf) != 0) {
-        rv = errno == ENOENT ? PT_E_BLOB_UPLOAD_UNKNOWN : io_err(errno);
+    if (bs->sys.renameat_fn(bs->uploads_fd, id, dfd, leaf) != 0) {
+        rv = errno == ENOENT ? PT_E_BLOB_UPLOAD_UNKNOWN : blobstore_io_err(errno);
         close(dfd);
         return rv;
     }
-    rv = bs->sys.fsync_fn(dfd) != 0 ? io_err(errno) : 0;
+    rv = bs->sys.fsync_fn(dfd) != 0 ? blobstore_io_err(errno) : 0;
     close(dfd);
     return rv;
 
@@ -816,24 +368,15 @@ err_after_fd:
     return rv;
 }
 
-int pt_blobstore_upload_abort(struct pt_blobstore *bs, const char *id)
-{
-    if (!valid_id(id))
-        return PT_E_BLOB_UPLOAD_UNKNOWN;
-    if (unlinkat(bs->uploads_fd, id, 0) != 0 && errno != ENOENT)
-        return io_err(errno);
-    return 0;
-}
-
 int pt_blobstore_stat(struct pt_blobstore *bs, const struct pt_digest *d, uint64_t *size)
 {
     char name[BLOB_NAME_SIZE];
     struct stat st;
-    int rv = blob_name(d, name);
+    int rv = blobstore_blob_name(d, name);
     if (rv != 0)
         return rv;
     if (fstatat(bs->blobs_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno == ENOENT || errno == ENOTDIR ? PT_E_BLOB_UNKNOWN : io_err(errno);
+        return errno == ENOENT || errno == ENOTDIR ? PT_E_BLOB_UNKNOWN : blobstore_io_err(errno);
     if (!S_ISREG(st.st_mode))
         return PT_E_BLOB_UNKNOWN;
     *size = (uint64_t)st.st_size;
@@ -845,15 +388,15 @@ int pt_blobstore_open_blob(struct pt_blobstore *bs, const struct pt_digest *d, i
 {
     char name[BLOB_NAME_SIZE];
     struct stat st;
-    int f, rv = blob_name(d, name);
+    int f, rv = blobstore_blob_name(d, name);
     if (rv != 0)
         return rv;
     f = openat(bs->blobs_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (f < 0)
         return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? PT_E_BLOB_UNKNOWN
-                                                                     : io_err(errno);
+                                                                     : blobstore_io_err(errno);
     if (fstat(f, &st) != 0) {
-        rv = io_err(errno);
+        rv = blobstore_io_err(errno);
         close(f);
         return rv;
     }
@@ -866,63 +409,14 @@ int pt_blobstore_open_blob(struct pt_blobstore *bs, const struct pt_digest *d, i
     return 0;
 }
 
-int pt_blobstore_sweep_uploads(struct pt_blobstore *bs, int (*is_live)(const char *id, void *arg),
-                               void *arg)
-{
-    struct dirent *e;
-    DIR *d;
-    int rv = 0;
-    int fd = openat(bs->uploads_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return io_err(errno);
-    d = fdopendir(fd);
-    if (d == NULL) {
-        rv = io_err(errno);
-        close(fd);
-        return rv;
-    }
-    for (;;) {
-        errno = 0;
-        e = readdir(d);
-        if (e == NULL) {
-            if (errno != 0)
-                rv = io_err(errno);
-            break;
-        }
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (valid_id(e->d_name) && e->d_type != DT_DIR && is_live(e->d_name, arg))
-            continue;
-        rv = remove_entry(dirfd(d), e->d_name, REMOVE_DEPTH_MAX);
-        if (rv != 0)
-            break;
-    }
-    closedir(d);
-    return rv;
-}
-
 int pt_blobstore_remove_blob(struct pt_blobstore *bs, const struct pt_digest *d)
 {
     char name[BLOB_NAME_SIZE];
-    int rv = blob_name(d, name);
+    int rv = blobstore_blob_name(d, name);
     if (rv != 0)
         return rv;
     if (unlinkat(bs->blobs_fd, name, 0) != 0)
         return errno == ENOENT || errno == ENOTDIR || errno == EISDIR ? PT_E_BLOB_UNKNOWN
-                                                                      : io_err(errno);
+                                                                      : blobstore_io_err(errno);
     return 0;
-}
-
-int pt_blobstore_upload_stored(struct pt_blobstore *bs, const struct pt_upload *u,
-                               struct pt_digest *d)
-{
-    SHA256_CTX sha = u->sha;
-    unsigned char raw[32];
-    struct pt_digest digest;
-    uint64_t size;
-    SHA256_Final(raw, &sha);
-    pt_digest_from_raw(raw, &digest);
-    if (d != NULL)
-        *d = digest;
-    return pt_blobstore_stat(bs, &digest, &size) == 0 && size == u->offset;
 }

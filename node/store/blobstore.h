@@ -24,6 +24,7 @@
 
 #include <openssl/sha.h>
 
+#include "bounds.h"
 #include "digest.h"
 
 struct pt_blobstore;
@@ -51,8 +52,8 @@ const char *pt_blobstore_tmp_dir(const struct pt_blobstore *bs);
  * the SHA-256 state over bytes [0, offset) of the upload, so a session resumes after a restart
  * without re-reading its data. updated_ms is the caller's to maintain.
  */
-#define PT_UPLOAD_ID_MAX   64
-#define PT_UPLOAD_REPO_MAX 255
+/* Session ids are at most PT_UPLOAD_ID_MAX bytes and repository names PT_NAME_MAX (bounds.h). */
+#define PT_UPLOAD_REPO_MAX PT_NAME_MAX
 /* Largest upload in bytes: SHA-256 counts the message length in bits in 64 bits. */
 #define PT_UPLOAD_SIZE_MAX ((uint64_t)INT64_MAX >> 3)
 
@@ -82,7 +83,7 @@ size_t pt_upload_encoded_size(void);
 
 /*
  * Writes u (borrowed) to buf (borrowed, pt_upload_encoded_size() bytes) in the versioned
- * little-endian format documented in blobstore.c. u must be a valid session (as filled by
+ * little-endian format documented in blobstore_upload.c. u must be a valid session (as filled by
  * pt_blobstore_upload_begin or pt_upload_decode).
  */
 void pt_upload_encode(const struct pt_upload *u, unsigned char *buf);

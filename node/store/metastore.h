@@ -3,7 +3,7 @@
  * referrers and blob locations (replicated), plus upload sessions (local to this region).
  *
  * One RocksDB database with one column family per record kind (DESIGN.md section 3; the key
- * schema and value encodings are drawn at the top of metastore.c).
+ * schema and value encodings are drawn at the top of metastore_codec.c).
  *
  * Writers: replicated column families change only through a struct pt_metastore_batch or a
  * snapshot restore (pt_metastore_restore), and only the FSM (replication/fsm.c,
@@ -31,15 +31,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Limits of stored names (bytes, without the terminating NUL). */
-#define PT_METASTORE_REPO_MAX       255
-#define PT_METASTORE_TAG_MAX        128
-#define PT_METASTORE_DIGEST_LEN     71 /* "sha256:" + 64 lowercase hex: the only digest form */
+#include "bounds.h"
+#include "digest.h"
+
+/* Limits of stored names (bytes, without the terminating NUL). The shared ones are defined once
+ * in base/bounds.h and oci/digest.h; these names say which of them the store applies. The one
+ * digest form is "sha256:" + 64 lowercase hex. Upload record ids are bounded by
+ * PT_UPLOAD_ID_MAX (bounds.h), the id of the upload session they belong to. */
+#define PT_METASTORE_REPO_MAX       PT_NAME_MAX
+#define PT_METASTORE_TAG_MAX        PT_TAG_MAX
+#define PT_METASTORE_DIGEST_LEN     PT_DIGEST_STR_LEN
 #define PT_METASTORE_MEDIA_TYPE_MAX 127
 #define PT_METASTORE_MANIFEST_MAX   (4u << 20) /* manifest body and referrer annotations */
-#define PT_METASTORE_REGION_MAX     63
-#define PT_METASTORE_REGIONS_MAX    64 /* regions recorded per blob */
-#define PT_METASTORE_UPLOAD_ID_MAX  128
+#define PT_METASTORE_REGION_MAX     PT_CLUSTER_NAME_MAX
+#define PT_METASTORE_REGIONS_MAX    PT_CLUSTER_REGIONS_MAX /* regions recorded per blob */
 #define PT_METASTORE_UPLOAD_VAL_MAX (64u << 10)
 /* Listings return at most this many entries per call, whatever the caller asks for. */
 #define PT_METASTORE_LIST_MAX 10000
@@ -53,11 +58,11 @@ int pt_metastore_open(const char *dir, struct pt_metastore **out);
 void pt_metastore_close(struct pt_metastore *ms);
 
 struct pt_manifest_rec {
-    char media_type[128];
-    char artifact_type[128]; /* "" if none */
-    char subject[72];        /* "" if none */
-    void *body;              /* owned: free with pt_manifest_rec_free; NUL-terminated copy */
-    size_t len;              /* body length, terminating NUL excluded */
+    char media_type[PT_METASTORE_MEDIA_TYPE_MAX + 1];
+    char artifact_type[PT_METASTORE_MEDIA_TYPE_MAX + 1]; /* "" if none */
+    char subject[PT_DIGEST_STR_LEN + 1];                 /* "" if none */
+    void *body; /* owned: free with pt_manifest_rec_free; NUL-terminated copy */
+    size_t len; /* body length, terminating NUL excluded */
 };
 
 /* Manifest of repo by digest ("sha256:..."). PT_E_MANIFEST_UNKNOWN on a miss. On success *out
@@ -100,9 +105,9 @@ int pt_metastore_blob_regions(struct pt_metastore *ms, const char *digest, uint6
                               char ***regions, size_t *count);
 
 struct pt_referrer {
-    char digest[72];
-    char media_type[128];
-    char artifact_type[128];
+    char digest[PT_DIGEST_STR_LEN + 1];
+    char media_type[PT_METASTORE_MEDIA_TYPE_MAX + 1];
+    char artifact_type[PT_METASTORE_MEDIA_TYPE_MAX + 1];
     uint64_t size;
     char *annotations; /* owned JSON object text (NUL-terminated), or NULL if none */
 };
@@ -124,7 +129,7 @@ void pt_referrers_free(struct pt_referrer *r, size_t n);
 uint64_t pt_metastore_applied_index(struct pt_metastore *ms);
 
 /* Local (not replicated) upload session records: opaque bytes keyed by upload id (1 to
- * PT_METASTORE_UPLOAD_ID_MAX bytes; values up to PT_METASTORE_UPLOAD_VAL_MAX bytes, else
+ * PT_UPLOAD_ID_MAX bytes; values up to PT_METASTORE_UPLOAD_VAL_MAX bytes, else
  * PT_E_TOO_LARGE; a bad id gives PT_E_BLOB_UPLOAD_INVALID). Written with sync=0: they reach
  * disk with the next pt_metastore_sync or WAL flush. */
 int pt_metastore_upload_put(struct pt_metastore *ms, const char *id, const void *val, size_t len);
@@ -153,8 +158,8 @@ int pt_metastore_state_digest(struct pt_metastore *ms, char hex_out[65]);
  * A snapshot is every replicated column family (default, repos, manifests, tags, repo_blobs,
  * referrers, blob_locations, meta) and the applied index, read from one consistent RocksDB
  * snapshot into one self-describing, versioned, SHA-256-checksummed byte stream (the format
- * is drawn at the top of metastore.c). Local families (uploads, local_blobs) are never part of
- * it. Two stores with the same replicated state and applied index give identical streams.
+ * is drawn at the top of metastore_snapshot.c). Local families (uploads, local_blobs) are never
+ * part of it. Two stores with the same replicated state and applied index give identical streams.
  *
  * Size: the stream lives in memory. It is 56 bytes plus, per family, 9 bytes and its name,
  * plus, per record, 8 bytes and the key and value: about the size of the replicated data,
@@ -303,9 +308,9 @@ int pt_metastore_missing_foreach(struct pt_metastore *ms, const char *region,
 
 struct pt_region_rec {
     uint64_t id;
-    char name[64];
-    char address[262];
-    char url[512];
+    char name[PT_CLUSTER_NAME_MAX + 1];
+    char address[PT_CLUSTER_ADDRESS_MAX + 1];
+    char url[PT_CLUSTER_URL_MAX + 1];
 };
 
 /* All region records in id order: *out owned (free()), *count entries. */

@@ -623,7 +623,7 @@ static void test_uploads(void **state)
     assert_int_equal(pt_metastore_upload_put(f->ms, "u2", "u2", 3), 0);
 
     /* limits */
-    char long_id[PT_METASTORE_UPLOAD_ID_MAX + 2];
+    char long_id[PT_UPLOAD_ID_MAX + 2];
     memset(long_id, 'a', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
     assert_int_equal(pt_metastore_upload_put(f->ms, long_id, "x", 1), PT_E_BLOB_UPLOAD_INVALID);
