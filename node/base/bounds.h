@@ -28,4 +28,9 @@
 #define PT_NAME_MAX 255
 #define PT_TAG_MAX  128
 
+/* Largest manifest body, in bytes: what the parser accepts (oci/manifest.h), the store keeps
+ * (store/metastore.h) and max_manifest_size may be set to (config). The distribution-spec
+ * suggests accepting at least 4 MiB; DESIGN.md section 3 makes it the limit. */
+#define PT_MANIFEST_MAX_BYTES (4u * 1024u * 1024u)
+
 #endif

@@ -22,10 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "digest.h"
 
-/* Largest manifest body accepted, in bytes (the spec's suggested floor is 4 MiB). */
-#define PT_MANIFEST_MAX_BYTES (4u * 1024u * 1024u)
+/* The largest manifest body accepted is PT_MANIFEST_MAX_BYTES (base/bounds.h). */
 /* Most descriptors (config + layers, or manifests[]) in one manifest. */
 #define PT_MANIFEST_MAX_REFS 10000
 /* Deepest nesting of JSON objects/arrays accepted; real manifests use at most 5 levels. */

@@ -31,12 +31,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
+
 /* Limits of stored names (bytes, without the terminating NUL). */
 #define PT_METASTORE_REPO_MAX       255
 #define PT_METASTORE_TAG_MAX        128
 #define PT_METASTORE_DIGEST_LEN     71 /* "sha256:" + 64 lowercase hex: the only digest form */
 #define PT_METASTORE_MEDIA_TYPE_MAX 127
-#define PT_METASTORE_MANIFEST_MAX   (4u << 20) /* manifest body and referrer annotations */
+#define PT_METASTORE_MANIFEST_MAX   PT_MANIFEST_MAX_BYTES /* manifest body, referrer annotations */
 #define PT_METASTORE_REGION_MAX     63
 #define PT_METASTORE_REGIONS_MAX    64 /* regions recorded per blob */
 #define PT_METASTORE_UPLOAD_ID_MAX  128
