@@ -6,7 +6,9 @@
  * PUT validates before anything is proposed: size limit, media type and structure
  * (manifest.c), the digest when the reference is one, every tag given in the path or as
  * ?tag= parameters, and that every blob (config, layers) is linked in the repository and
- * every child manifest of an index exists there. The exact bytes are stored and served, so
+ * every child manifest of an index exists there. Foreign layers (descriptors with urls:
+ * non-distributable layers) are not blobs the manifest requires (manifest.h): they are neither
+ * checked nor listed in the PutManifest command, so GC and replication never look for them. The exact bytes are stored and served, so
  * the digest clients compute always matches. A manifest whose subject does not exist yet is
  * accepted (OCI-Subject is still returned).
  */
