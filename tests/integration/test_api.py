@@ -805,6 +805,15 @@ class Api:
         t.eq(list(got), [art.digest], "referrers once the subject exists")
         r = c.get("/v2/%s/referrers/sha256:abc" % repo)
         self.status(r, 400, "referrers of a malformed digest")
+        # Never 404 (a client would fall back to the tag schema), not even for a repository
+        # that does not exist: an empty index, exactly.
+        for name in (repo, h.unique_repo("nosuch")):
+            what = "referrers in %s repository" % ("an existing" if name == repo else "an unknown")
+            r, got = self.referrers_index(name, unknown, what=what)
+            t.eq(r.json(), {"schemaVersion": 2, "mediaType": h.OCI_INDEX, "manifests": []}, what)
+            r, got = self.referrers_index(name, unknown, "?artifactType=application%2Fx",
+                                          what=what + " filtered")
+            t.eq(got, {}, what + " filtered")
 
     # -- end-9/10, deletes -----------------------------------------------------------------
 
