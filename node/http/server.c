@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "api.h"
 #include "blobstore.h"
 #include "cluster_config.h"
 #include "committer.h"
@@ -76,6 +77,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     struct pt_route rt;
     int rv = pt_router_match(req->path.base, path_len, &rt);
+    if (rv == PT_E_TAG_INVALID && rt.id == PT_ROUTE_MANIFEST) {
+        pt_api_manifest_bad_tag(w, req, &rt);
+        return 0;
+    }
     if (rv != 0) {
         pt_http_error(req, rv, NULL, NULL);
         return 0;

@@ -600,6 +600,15 @@ class Api:
         other = h.unique_repo("nosuch")
         self.err(c.get_manifest(other, "v1"), 404, ("NAME_UNKNOWN", "MANIFEST_UNKNOWN"),
                  "GET manifest in an unknown repository")
+        # A reference outside the tag grammar can never exist: 404 like any unknown manifest
+        # (Distribution's 404 carries no error body, so the code is checked for Portolan only).
+        for bad in ("-bad", ".x", "a" * 129):
+            for name, codes in ((repo, "MANIFEST_UNKNOWN"),
+                                (other, ("NAME_UNKNOWN", "MANIFEST_UNKNOWN"))):
+                what = "GET invalid tag %s in %s" % (bad[:8], name)
+                self.err(c.get_manifest(name, bad), 404, codes, what, code_strict=True)
+                self.err(c.get_manifest(name, bad, "HEAD"), 404, codes, "HEAD" + what[3:],
+                         head=True)
 
     # -- end-8a/8b, tags -----------------------------------------------------------------
 
