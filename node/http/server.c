@@ -270,6 +270,20 @@ static int worker_init(struct pt_worker *w, struct pt_node *node, unsigned index
     return open_listener(w, host, port);
 }
 
+/* Asks the first n workers' loops to stop and waits for their threads; 1 if every one shut
+ * down with its handles closed. */
+static int stop_workers(struct pt_worker *workers, unsigned n)
+{
+    int clean = 1;
+    for (unsigned i = 0; i < n; i++)
+        uv_async_send(&workers[i].stop);
+    for (unsigned i = 0; i < n; i++) {
+        pthread_join(workers[i].thread, NULL);
+        clean = clean && workers[i].clean;
+    }
+    return clean;
+}
+
 /* Start-up ----------------------------------------------------------------------------- */
 
 static SSL_CTX *make_ssl_ctx(const struct pt_config *cfg)
@@ -476,8 +490,24 @@ int pt_server_run(const struct pt_config *cfg)
         if ((rv = worker_init(&workers[i], &node, i, host, port)) != 0)
             return rv;
     }
-    for (unsigned i = 0; i < node.cfg.threads; i++)
-        pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+    unsigned started = 0;
+    while (started < node.cfg.threads) {
+        int err = pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]);
+        if (err != 0) {
+            pt_log(PT_LOG_ERROR, "cannot start an HTTP worker thread", "{s:i,s:i,s:s}", "worker",
+                   (int)started, "threads", (int)node.cfg.threads, "error", strerror(err));
+            break;
+        }
+        started++;
+    }
+    if (started < node.cfg.threads) {
+        /* Stop the loops that run; the ones never started keep their handles until exit. */
+        stop_workers(workers, started);
+        pt_committer_stop(node.committer);
+        pt_metastore_close(node.ms);
+        pt_blobstore_close(node.bs);
+        return PT_E_INTERNAL;
+    }
     pt_log(PT_LOG_INFO, "listening", "{s:s,s:i,s:i,s:b,s:s,s:s}", "host", host, "port", (int)port,
            "threads", (int)node.cfg.threads, "tls", node.ssl_ctx != NULL, "region", node.cfg.region,
            "version", PT_VERSION);
@@ -497,13 +527,7 @@ int pt_server_run(const struct pt_config *cfg)
     uv_timer_start(&expire_timer, on_expire_timer, every, every);
     uv_run(&main_loop, UV_RUN_DEFAULT);
 
-    for (unsigned i = 0; i < node.cfg.threads; i++)
-        uv_async_send(&workers[i].stop);
-    int clean = 1;
-    for (unsigned i = 0; i < node.cfg.threads; i++) {
-        pthread_join(workers[i].thread, NULL);
-        clean = clean && workers[i].clean;
-    }
+    int clean = stop_workers(workers, node.cfg.threads);
     /* Everything below runs after the workers are gone; applied commands reach the disk. */
     pt_committer_stop(node.committer);
     pt_metastore_sync(node.ms);
