@@ -10,8 +10,7 @@
 
 #include <stddef.h>
 
-#define PT_NAME_MAX 255
-#define PT_TAG_MAX  128
+#include "bounds.h" /* PT_NAME_MAX, PT_TAG_MAX */
 
 /*
  * Repository name, per the distribution-spec grammar
