@@ -32,4 +32,9 @@
  * longest the blob store makes (an id prefix and a UUID) and the key of its session record. */
 #define PT_UPLOAD_ID_MAX 64
 
+/* Largest manifest body, in bytes: what the parser accepts (oci/manifest.h), the store keeps
+ * (store/metastore.h) and max_manifest_size may be set to (config). The distribution-spec
+ * suggests accepting at least 4 MiB; DESIGN.md section 3 makes it the limit. */
+#define PT_MANIFEST_MAX_BYTES (4u * 1024u * 1024u)
+
 #endif

@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include "addr.h"
+#include "bounds.h"
 #include "cluster_config.h"
 #include "err.h"
 #include "ident.h"
@@ -121,8 +122,8 @@ static const struct option options[] = {
      "region this node serves, [a-z0-9-]{1,63}"},
     {"max_body_size", "--max-body-size", K_SIZE, FIELD(max_body_size), 1, 16 * TIB, "64GiB", "SIZE",
      "largest request body (blob or upload chunk)"},
-    {"max_manifest_size", "--max-manifest-size", K_SIZE, FIELD(max_manifest_size), KIB, 256 * MIB,
-     "4MiB", "SIZE", "largest manifest accepted"},
+    {"max_manifest_size", "--max-manifest-size", K_SIZE, FIELD(max_manifest_size), KIB,
+     PT_MANIFEST_MAX_BYTES, "4MiB", "SIZE", "largest manifest accepted (at most 4MiB)"},
     {"body_spill_threshold", "--body-spill-threshold", K_SIZE, FIELD(body_spill_threshold), 0, GIB,
      "4MiB", "SIZE", "request bodies above this are buffered in a temp file"},
     {"request_timeout", "--request-timeout", K_DURATION, FIELD(request_timeout_ms), SEC, 7 * DAY,
@@ -655,9 +656,24 @@ int pt_config_load_file(struct pt_config *c, const char *path, char *err, size_t
 
 /* ---- flags ----------------------------------------------------------------------------- */
 
+static bool is_config_flag(const char *name, size_t namelen)
+{
+    return namelen == 8 && memcmp(name, "--config", 8) == 0;
+}
+
+/* An unknown flag is named as such, before anything is said about its value. */
+static int check_known(const char *name, size_t namelen, char *err, size_t errlen)
+{
+    if (is_config_flag(name, namelen) || find_flag(name, namelen) != NULL)
+        return 0;
+    return fail(err, errlen, "unknown flag \"%.*s\"",
+                (int)(namelen < QUOTE_MAX ? namelen : QUOTE_MAX), name);
+}
+
 /*
  * Reads the flag at argv[*i]: sets name/namelen (with the "--") and value, and advances *i
- * past the flag and its value. Returns 0 or PT_E_CONFIG.
+ * past the flag and its value. Returns 0 or PT_E_CONFIG (also for a flag that is not one of
+ * options[] nor --config).
  */
 static int next_flag(int argc, char **argv, int *i, const char **name, size_t *namelen,
                      const char **value, char *err, size_t errlen)
@@ -674,9 +690,11 @@ static int next_flag(int argc, char **argv, int *i, const char **name, size_t *n
         *namelen = (size_t)(eq - a);
         *value = eq + 1;
         *i += 1;
-        return 0;
+        return check_known(a, *namelen, err, errlen);
     }
     *namelen = strlen(a);
+    if (check_known(a, *namelen, err, errlen) != 0)
+        return PT_E_CONFIG;
     /* A value that looks like a flag is most likely a forgotten value; one that really
      * starts with "--" can be given as --flag=VALUE. */
     if (*i + 1 >= argc || argv[*i + 1] == NULL || strncmp(argv[*i + 1], "--", 2) == 0)
@@ -684,11 +702,6 @@ static int next_flag(int argc, char **argv, int *i, const char **name, size_t *n
     *value = argv[*i + 1];
     *i += 2;
     return 0;
-}
-
-static bool is_config_flag(const char *name, size_t namelen)
-{
-    return namelen == 8 && memcmp(name, "--config", 8) == 0;
 }
 
 int pt_config_parse_args(struct pt_config *c, int argc, char **argv, char *err, size_t errlen)
@@ -710,9 +723,6 @@ int pt_config_parse_args(struct pt_config *c, int argc, char **argv, char *err, 
             if (value[0] == '\0')
                 return fail(err, errlen, "--config: missing file name");
             config_path = value;
-        } else if (find_flag(name, namelen) == NULL) {
-            return fail(err, errlen, "unknown flag \"%.*s\"",
-                        (int)(namelen < QUOTE_MAX ? namelen : QUOTE_MAX), name);
         }
     }
     if (config_path != NULL) {

@@ -21,6 +21,10 @@ void pt_api_base(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 void pt_api_catalog(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_tags(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+/* The manifest route when the router refused its reference as a tag (PT_E_TAG_INVALID; rt's
+ * name is valid, its reference is not): PUT gets 400 TAG_INVALID, GET, HEAD and DELETE the
+ * 404 of an unknown manifest (or repository). */
+void pt_api_manifest_bad_tag(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);

@@ -190,7 +190,7 @@ static void add_region(struct pt_worker *w, h2o_req_t *req)
             snprintf(r->name, sizeof(r->name), "%s", name != NULL ? name : "");
             snprintf(r->address, sizeof(r->address), "%s", address);
             snprintf(r->url, sizeof(r->url), "%s", url != NULL ? url : "");
-            if (pt_api_job_member(w, req, PT_JOB_ADD, r, r->id, role, on_changed) != 0)
+            if (pt_api_job_member(w, req, PT_JOB_ADD, r, sizeof(*r), r->id, role, on_changed) != 0)
                 pt_http_error(req, PT_E_NOMEM, NULL, NULL);
         }
     }
@@ -205,7 +205,7 @@ static void transfer_leader(struct pt_worker *w, h2o_req_t *req)
     json_t *id = json_object_get(o, "id");
     if (id != NULL && (!json_is_integer(id) || json_integer_value(id) < 0))
         pt_http_error(req, PT_E_UNSUPPORTED, "id must be a positive integer", NULL);
-    else if (pt_api_job_member(w, req, PT_JOB_TRANSFER, NULL,
+    else if (pt_api_job_member(w, req, PT_JOB_TRANSFER, NULL, 0,
                                id != NULL ? (uint64_t)json_integer_value(id) : 0, 0,
                                on_changed) != 0)
         pt_http_error(req, PT_E_NOMEM, NULL, NULL);
@@ -226,7 +226,7 @@ static void remove_region(struct pt_worker *w, h2o_req_t *req, const char *id_te
         pt_http_error(req, PT_E_NOT_FOUND, NULL, NULL);
         return;
     }
-    if (pt_api_job_member(w, req, PT_JOB_REMOVE, NULL, id, 0, on_changed) != 0)
+    if (pt_api_job_member(w, req, PT_JOB_REMOVE, NULL, 0, id, 0, on_changed) != 0)
         pt_http_error(req, PT_E_NOMEM, NULL, NULL);
 }
 

@@ -85,10 +85,10 @@ int pt_api_job_target(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, 
     return submit_job(w, req, kind, buf, len, target, 0, cb, data, data_size);
 }
 
-int pt_api_job_member(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, uint64_t target,
-                      int role, pt_api_job_cb cb)
+int pt_api_job_member(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
+                      uint64_t target, int role, pt_api_job_cb cb)
 {
-    return submit_job(w, req, kind, buf, buf != NULL ? strlen(buf) : 0, target, role, cb, NULL, 0);
+    return submit_job(w, req, kind, buf, len, target, role, cb, NULL, 0);
 }
 
 struct commit_data {

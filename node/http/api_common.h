@@ -31,9 +31,11 @@ int pt_api_job(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t 
 /* The same with a target (a region's id, a blob's size: see the job kinds). */
 int pt_api_job_target(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
                       uint64_t target, pt_api_job_cb cb, const void *data, size_t data_size);
-/* The same for membership jobs, which also name a region (target) and a role. */
-int pt_api_job_member(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, uint64_t target,
-                      int role, pt_api_job_cb cb);
+/* The same for membership jobs, which also name a region (target) and a role. buf (len bytes,
+ * moved to the committer; may be NULL with len 0) is a binary record (ADD: a struct
+ * pt_region_rec), so its length is given, never measured. */
+int pt_api_job_member(struct pt_worker *w, h2o_req_t *req, int kind, void *buf, size_t len,
+                      uint64_t target, int role, pt_api_job_cb cb);
 
 /* Continuation of a read that resolves tags. */
 typedef void (*pt_api_read_cb)(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);

@@ -6,9 +6,11 @@
  * PUT validates before anything is proposed: size limit, media type and structure
  * (manifest.c), the digest when the reference is one, every tag given in the path or as
  * ?tag= parameters, and that every blob (config, layers) is linked in the repository and
- * every child manifest of an index exists there. The exact bytes are stored and served, so
- * the digest clients compute always matches. A manifest whose subject does not exist yet is
- * accepted (OCI-Subject is still returned).
+ * every child manifest of an index exists there. Foreign layers (descriptors with urls:
+ * non-distributable layers) are not blobs the manifest requires (manifest.h): they are neither
+ * checked nor listed in the PutManifest command, so GC and replication never look for them. The
+ * exact bytes are stored and served, so the digest clients compute always matches. A manifest whose
+ * subject does not exist yet is accepted (OCI-Subject is still returned).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +295,23 @@ static void delete_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt
     }
     if (rv != 0)
         pt_http_error(req, rv, NULL, NULL);
+}
+
+/* distribution-spec end-3 and end-9 fail with 404, and a reference outside the tag grammar
+ * names no manifest, ever: it is answered like any unknown one (CNCF Distribution's routes do
+ * not match it at all and answer 404 too). Only a push is told that the tag is invalid. The
+ * answer does not depend on the latest tags, so no read index is needed. */
+void pt_api_manifest_bad_tag(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    int rv = PT_E_METHOD;
+    if (pt_http_method_is(req, "PUT"))
+        rv = PT_E_TAG_INVALID;
+    else if (pt_http_method_is(req, "GET") || pt_http_is_head(req) ||
+             pt_http_method_is(req, "DELETE"))
+        rv = pt_metastore_repo_exists(w->node->ms, pt_api_name(req, rt)) == 0
+                 ? PT_E_NAME_UNKNOWN
+                 : PT_E_MANIFEST_UNKNOWN;
+    pt_http_error(req, rv, NULL, NULL);
 }
 
 void pt_api_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)

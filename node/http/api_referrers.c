@@ -4,6 +4,11 @@
  *
  * The answer is always an OCI image index (never 404 for a valid name and digest): one
  * descriptor per manifest whose subject is <digest>, with its artifactType and annotations.
+ * A subject without referrers, a subject that does not exist and a repository that does not
+ * exist all get 200 with an empty index: the spec's "Assuming a repository is found, this
+ * request MUST return a 200 OK" is followed by "the registry MUST NOT return a 404 Not Found
+ * to a referrers API request", and a client that gets 404 concludes the registry lacks the
+ * API and falls back to the referrers tag schema ("Unavailable Referrers API").
  * With ?artifactType= only matching descriptors are listed and the response carries
  * OCI-Filters-Applied: artifactType.
  */
@@ -44,6 +49,8 @@ void pt_api_referrers(struct pt_worker *w, h2o_req_t *req, const struct pt_route
     size_t count = 0;
     int rv = pt_metastore_list_referrers(w->node->ms, name, subject, filtered ? filter : NULL,
                                          REFERRERS_MAX, &refs, &count);
+    if (rv == PT_E_NAME_UNKNOWN)
+        rv = 0; /* no repository: no referrers (see the file comment) */
     if (rv != 0) {
         pt_http_error(req, rv, NULL, NULL);
         return;

@@ -58,7 +58,9 @@ struct pt_route {
  *   PT_E_BLOB_UPLOAD_UNKNOWN   upload id not matching [A-Za-z0-9-]{1,64};
  *   PT_E_NOT_FOUND             no route.
  * On failure out->id still names the route the path's shape matched (PT_ROUTE_UNKNOWN for
- * PT_E_NOT_FOUND), so callers can label metrics; the other fields are then unspecified.
+ * PT_E_NOT_FOUND), so callers can label metrics; the other fields are then unspecified, except
+ * after PT_E_TAG_INVALID: name (valid) and ref (the refused reference) are set, so the
+ * manifest handler can answer by method (a read of a tag that cannot exist is a 404).
  */
 int pt_router_match(const char *path, size_t len, struct pt_route *out);
 

@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "api.h"
 #include "blobstore.h"
 #include "cluster_config.h"
 #include "committer.h"
@@ -43,6 +44,7 @@
 #include "clock.h"
 #include "router.h"
 #include "routes.h"
+#include "upload_expiry.h"
 
 struct server_handler {
     h2o_handler_t super;
@@ -76,6 +78,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     struct pt_route rt;
     int rv = pt_router_match(req->path.base, path_len, &rt);
+    if (rv == PT_E_TAG_INVALID && rt.id == PT_ROUTE_MANIFEST) {
+        pt_api_manifest_bad_tag(w, req, &rt);
+        return 0;
+    }
     if (rv != 0) {
         pt_http_error(req, rv, NULL, NULL);
         return 0;
@@ -264,6 +270,20 @@ static int worker_init(struct pt_worker *w, struct pt_node *node, unsigned index
     return open_listener(w, host, port);
 }
 
+/* Asks the first n workers' loops to stop and waits for their threads; 1 if every one shut
+ * down with its handles closed. */
+static int stop_workers(struct pt_worker *workers, unsigned n)
+{
+    int clean = 1;
+    for (unsigned i = 0; i < n; i++)
+        uv_async_send(&workers[i].stop);
+    for (unsigned i = 0; i < n; i++) {
+        pthread_join(workers[i].thread, NULL);
+        clean = clean && workers[i].clean;
+    }
+    return clean;
+}
+
 /* Start-up ----------------------------------------------------------------------------- */
 
 static SSL_CTX *make_ssl_ctx(const struct pt_config *cfg)
@@ -337,55 +357,6 @@ static void setup_h2o(struct pt_node *node)
     h2o_socket_buffer_mmap_settings.threshold = (size_t)cfg->body_spill_threshold;
 }
 
-static int is_live_upload(const char *id, void *arg)
-{
-    struct pt_node *node = arg;
-    void *val;
-    size_t len;
-    char digest[PT_DIGEST_STR_LEN + 1];
-    if (pt_metastore_upload_get(node->ms, id, &val, &len) == 0) {
-        free(val);
-        return 1;
-    }
-    /* a transfer from another region: its session is named by the digest's hex */
-    snprintf(digest, sizeof(digest), "sha256:%.64s", id);
-    if (pt_metastore_transfer_get(node->ms, digest, &val, &len) != 0)
-        return 0;
-    free(val);
-    return 1;
-}
-
-struct recover_ctx {
-    struct pt_node *node;
-    int64_t now_ms;
-    unsigned resumed, expired;
-};
-
-/* Brings every upload session back in line with its file after a restart (the state is
- * recorded after the data is written, so a file may be longer than its record says). */
-static int recover_upload(const char *id, const void *val, size_t len, void *arg)
-{
-    struct recover_ctx *rc = arg;
-    struct pt_upload u;
-    int rv = pt_upload_decode(val, len, &u);
-    if (rv == 0 && rc->now_ms - u.updated_ms < (int64_t)rc->node->cfg.upload_ttl_ms) {
-        rv = pt_blobstore_upload_repair(rc->node->bs, &u);
-        /* Its file gone because a final PUT stored the blob just before a crash: the
-         * session stays, and closing it again links the blob. */
-        if (rv != 0 && pt_blobstore_upload_stored(rc->node->bs, &u, NULL))
-            rv = 0;
-    } else if (rv == 0)
-        rv = PT_E_BLOB_UPLOAD_UNKNOWN;
-    if (rv == 0) {
-        rc->resumed++;
-        return 0;
-    }
-    pt_blobstore_upload_abort(rc->node->bs, id);
-    pt_metastore_upload_delete(rc->node->ms, id);
-    rc->expired++;
-    return 0;
-}
-
 static int open_stores(struct pt_node *node)
 {
     char path[4200];
@@ -400,44 +371,21 @@ static int open_stores(struct pt_node *node)
         pt_log(PT_LOG_ERROR, "cannot open metadata store", "{s:s}", "dir", path);
         return rv;
     }
-    struct recover_ctx rc = {.node = node, .now_ms = pt_clock_wall_ms()};
-    pt_metastore_upload_foreach(node->ms, recover_upload, &rc);
-    pt_blobstore_sweep_uploads(node->bs, is_live_upload, node);
+    /* A failed recovery is logged and leaves the sessions (and their files) as they are. */
+    unsigned resumed, dropped;
+    pt_upload_expiry_recover(node, pt_clock_wall_ms(), &resumed, &dropped);
     pt_log(PT_LOG_INFO, "stores open", "{s:s,s:I,s:i,s:i}", "data_dir", node->cfg.data_dir,
            "applied_index", (json_int_t)pt_metastore_applied_index(node->ms), "uploads_resumed",
-           (int)rc.resumed, "uploads_expired", (int)rc.expired);
-    return 0;
-}
-
-struct expire_ctx {
-    struct pt_node *node;
-    int64_t now_ms;
-    unsigned expired;
-};
-
-static int expire_upload(const char *id, const void *val, size_t len, void *arg)
-{
-    struct expire_ctx *ec = arg;
-    struct pt_upload u;
-    if (pt_upload_decode(val, len, &u) == 0 &&
-        ec->now_ms - u.updated_ms < (int64_t)ec->node->cfg.upload_ttl_ms)
-        return 0;
-    if (pt_node_upload_acquire(ec->node, id) != 0)
-        return 0; /* in use right now: not abandoned */
-    pt_blobstore_upload_abort(ec->node->bs, id);
-    pt_metastore_upload_delete(ec->node->ms, id);
-    pt_node_upload_release(ec->node, id);
-    ec->expired++;
+           (int)resumed, "uploads_expired", (int)dropped);
     return 0;
 }
 
 /* Main thread (never an HTTP loop): drops upload sessions idle for longer than upload_ttl. */
 static void on_expire_timer(uv_timer_t *t)
 {
-    struct expire_ctx ec = {.node = t->data, .now_ms = pt_clock_wall_ms()};
-    pt_metastore_upload_foreach(ec.node->ms, expire_upload, &ec);
-    if (ec.expired > 0)
-        pt_log(PT_LOG_INFO, "expired abandoned uploads", "{s:i}", "count", (int)ec.expired);
+    unsigned expired = pt_upload_expiry_pass(t->data);
+    if (expired > 0)
+        pt_log(PT_LOG_INFO, "expired abandoned uploads", "{s:i}", "count", (int)expired);
 }
 
 /* Single region, or Raft when a cluster file is configured (DESIGN.md section 4). */
@@ -542,8 +490,24 @@ int pt_server_run(const struct pt_config *cfg)
         if ((rv = worker_init(&workers[i], &node, i, host, port)) != 0)
             return rv;
     }
-    for (unsigned i = 0; i < node.cfg.threads; i++)
-        pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+    unsigned started = 0;
+    while (started < node.cfg.threads) {
+        int err = pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]);
+        if (err != 0) {
+            pt_log(PT_LOG_ERROR, "cannot start an HTTP worker thread", "{s:i,s:i,s:s}", "worker",
+                   (int)started, "threads", (int)node.cfg.threads, "error", strerror(err));
+            break;
+        }
+        started++;
+    }
+    if (started < node.cfg.threads) {
+        /* Stop the loops that run; the ones never started keep their handles until exit. */
+        stop_workers(workers, started);
+        pt_committer_stop(node.committer);
+        pt_metastore_close(node.ms);
+        pt_blobstore_close(node.bs);
+        return PT_E_INTERNAL;
+    }
     pt_log(PT_LOG_INFO, "listening", "{s:s,s:i,s:i,s:b,s:s,s:s}", "host", host, "port", (int)port,
            "threads", (int)node.cfg.threads, "tls", node.ssl_ctx != NULL, "region", node.cfg.region,
            "version", PT_VERSION);
@@ -563,13 +527,7 @@ int pt_server_run(const struct pt_config *cfg)
     uv_timer_start(&expire_timer, on_expire_timer, every, every);
     uv_run(&main_loop, UV_RUN_DEFAULT);
 
-    for (unsigned i = 0; i < node.cfg.threads; i++)
-        uv_async_send(&workers[i].stop);
-    int clean = 1;
-    for (unsigned i = 0; i < node.cfg.threads; i++) {
-        pthread_join(workers[i].thread, NULL);
-        clean = clean && workers[i].clean;
-    }
+    int clean = stop_workers(workers, node.cfg.threads);
     /* Everything below runs after the workers are gone; applied commands reach the disk. */
     pt_committer_stop(node.committer);
     pt_metastore_sync(node.ms);

@@ -386,6 +386,52 @@ static int resolve_type(json_t *root, const char *ct, const struct known_type **
     return PT_E_UNSUPPORTED_MEDIA;
 }
 
+/* 1 if the descriptor d carries a non-empty "urls" array (its type checked already). */
+static int has_urls(json_t *d)
+{
+    return json_array_size(json_object_get(d, "urls")) > 0;
+}
+
+/* CNCF Distribution's rule for the URLs of a layer it will not look for: absolute http or
+ * https, no fragment. */
+static int foreign_urls_ok(json_t *d)
+{
+    json_t *urls = json_object_get(d, "urls");
+    size_t i;
+
+    for (i = 0; i < json_array_size(urls); i++) {
+        json_t *u = json_array_get(urls, i);
+        const char *s = json_string_value(u);
+        size_t n = json_string_length(u);
+        size_t skip = n >= 7 && eq_ci(s, 7, "http://")    ? 7
+                      : n >= 8 && eq_ci(s, 8, "https://") ? 8
+                                                          : 0;
+        if (skip == 0 || n == skip || memchr(s, '#', n) != NULL || memchr(s, '\0', n) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* Drops the foreign layers (see manifest.h) from out->blobs, keeping the order of the rest;
+ * layers is the "layers" array that filled blobs[1..]. */
+static int drop_foreign_layers(json_t *layers, struct pt_manifest_info *out)
+{
+    size_t i, kept = 1;
+
+    for (i = 1; i < out->nblobs; i++) {
+        json_t *d = json_array_get(layers, i - 1);
+        if (has_urls(d)) {
+            if (!foreign_urls_ok(d))
+                return PT_E_MANIFEST_INVALID;
+            out->nforeign++;
+            continue;
+        }
+        out->blobs[kept++] = out->blobs[i];
+    }
+    out->nblobs = kept;
+    return 0;
+}
+
 static int parse_image(json_t *root, struct pt_manifest_info *out)
 {
     int rc;
@@ -399,6 +445,9 @@ static int parse_image(json_t *root, struct pt_manifest_info *out)
     if (rc != 0)
         return rc;
     rc = parse_descriptor(json_object_get(root, "config"), &out->blobs[0]);
+    if (rc != 0)
+        return rc;
+    rc = drop_foreign_layers(json_object_get(root, "layers"), out);
     if (rc != 0)
         return rc;
     /* distribution-spec "Listing Referrers": without artifactType, the config's mediaType. */

@@ -22,10 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "digest.h"
 
-/* Largest manifest body accepted, in bytes (the spec's suggested floor is 4 MiB). */
-#define PT_MANIFEST_MAX_BYTES (4u * 1024u * 1024u)
+/* The largest manifest body accepted is PT_MANIFEST_MAX_BYTES (base/bounds.h). */
 /* Most descriptors (config + layers, or manifests[]) in one manifest. */
 #define PT_MANIFEST_MAX_REFS 10000
 /* Deepest nesting of JSON objects/arrays accepted; real manifests use at most 5 levels. */
@@ -60,8 +60,18 @@ struct pt_manifest_info {
     char artifact_type[128];
     int has_subject;
     struct pt_digest subject; /* valid only if has_subject */
+    /* The blobs the registry must hold for this manifest: image: blobs[0] is the config, then
+     * the layers in order, except foreign layers (below). Nothing else is required, so this is
+     * also what the PutManifest command lists and what replication fetches. */
     size_t nblobs;
-    struct pt_manifest_ref *blobs; /* owned; image: blobs[0] is config, then layers in order */
+    struct pt_manifest_ref *blobs; /* owned */
+    /* Foreign layers: layers whose descriptor carries a non-empty "urls" (image-spec
+     * descriptor.md; the non-distributable layer types application/vnd.oci.image.layer.
+     * nondistributable.v1.tar[+gzip|+zstd] and application/vnd.docker.image.rootfs.foreign.
+     * diff.tar.gzip are pushed that way). Clients fetch them from those URLs, so they are not
+     * in blobs[] and need not be in the registry, as in CNCF Distribution. Each URL must be
+     * http:// or https:// without a fragment. */
+    size_t nforeign;
     size_t nchildren;
     struct pt_manifest_ref *children; /* owned; index: manifests[] in order */
     char *annotations; /* owned: compact JSON object text of "annotations", or NULL if absent */
@@ -88,7 +98,8 @@ struct pt_manifest_info {
  *                            [0, 2^53 - 1]), non-string annotation values, an image manifest
  *                            with "manifests" or an index with "config"/"layers" (ambiguous
  *                            documents, CVE-2021-41190), more than PT_MANIFEST_MAX_REFS
- *                            descriptors;
+ *                            descriptors, a foreign layer URL that is not http(s) or has a
+ *                            fragment;
  *   PT_E_NOMEM               allocation failed;
  *   PT_E_INTERNAL            out is NULL, or body is NULL with len > 0.
  * On any error *out is left zeroed and owns nothing (freeing it is harmless).

@@ -42,7 +42,7 @@
 #define PT_METASTORE_TAG_MAX        PT_TAG_MAX
 #define PT_METASTORE_DIGEST_LEN     PT_DIGEST_STR_LEN
 #define PT_METASTORE_MEDIA_TYPE_MAX 127
-#define PT_METASTORE_MANIFEST_MAX   (4u << 20) /* manifest body and referrer annotations */
+#define PT_METASTORE_MANIFEST_MAX   PT_MANIFEST_MAX_BYTES /* manifest body, referrer annotations */
 #define PT_METASTORE_REGION_MAX     PT_CLUSTER_NAME_MAX
 #define PT_METASTORE_REGIONS_MAX    PT_CLUSTER_REGIONS_MAX /* regions recorded per blob */
 #define PT_METASTORE_UPLOAD_VAL_MAX (64u << 10)

@@ -14,8 +14,9 @@
  * Checked on success, against manifest.h and against an independent jansson parse of the body:
  *   - media_type is one of the four known types, spelled canonically, agreeing with kind, with
  *     a known Content-Type, and (ignoring case) with the body's mediaType when present;
- *   - an image has config + layers (blobs[0] is config), an index has manifests[], never both,
- *     and the counts, digests and sizes match the body's descriptors in order;
+ *   - an image has config + layers (blobs[0] is config, layers with urls left out and counted
+ *     in nforeign), an index has manifests[], never both, and the counts, digests and sizes
+ *     match the body's descriptors in order;
  *   - every descriptor has a valid sha256 digest, a size <= 2^53 - 1 and an RFC 6838 media
  *     type; artifact_type is "" or such a media type;
  *   - subject and annotations come only from OCI documents and match the body; annotations is
@@ -187,14 +188,21 @@ static void check_success(const char *body, size_t len, const struct ct_case *ct
         PT_FUZZ_CHECK(info->nchildren == 0 && info->children == NULL);
         arr = json_object_get(root, "layers");
         PT_FUZZ_CHECK(json_is_array(arr));
-        PT_FUZZ_CHECK(info->nblobs == json_array_size(arr) + 1 && info->blobs != NULL);
+        PT_FUZZ_CHECK(info->nblobs + info->nforeign == json_array_size(arr) + 1 &&
+                      info->blobs != NULL);
         check_ref_matches(&info->blobs[0], json_object_get(root, "config"));
-        for (i = 1; i < info->nblobs; i++)
-            check_ref_matches(&info->blobs[i], json_array_get(arr, i - 1));
+        /* layers with a non-empty urls array are foreign: left out of blobs[] */
+        size_t b = 1;
+        for (i = 0; i < json_array_size(arr); i++) {
+            json_t *layer = json_array_get(arr, i);
+            if (json_array_size(json_object_get(layer, "urls")) == 0)
+                check_ref_matches(&info->blobs[b++], layer);
+        }
+        PT_FUZZ_CHECK(b == info->nblobs);
     } else {
         PT_FUZZ_CHECK(json_object_get(root, "config") == NULL);
         PT_FUZZ_CHECK(json_object_get(root, "layers") == NULL);
-        PT_FUZZ_CHECK(info->nblobs == 0 && info->blobs == NULL);
+        PT_FUZZ_CHECK(info->nblobs == 0 && info->nforeign == 0 && info->blobs == NULL);
         arr = json_object_get(root, "manifests");
         PT_FUZZ_CHECK(json_is_array(arr) && info->nchildren == json_array_size(arr));
         PT_FUZZ_CHECK((info->nchildren == 0) == (info->children == NULL));
@@ -249,6 +257,7 @@ static void check_same(const struct pt_manifest_info *a, const struct pt_manifes
     if (a->has_subject)
         PT_FUZZ_CHECK(pt_digest_equal(&a->subject, &b->subject));
     PT_FUZZ_CHECK(a->nblobs == b->nblobs && refs_equal(a->blobs, b->blobs, a->nblobs));
+    PT_FUZZ_CHECK(a->nforeign == b->nforeign);
     PT_FUZZ_CHECK(a->nchildren == b->nchildren &&
                   refs_equal(a->children, b->children, a->nchildren));
     PT_FUZZ_CHECK((a->annotations == NULL) == (b->annotations == NULL));

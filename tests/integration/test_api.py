@@ -10,7 +10,8 @@ One registry serves the whole module; each test works in repositories of its own
 are independent of each other's order. Checks marked strict cover behaviour that Portolan must
 have but CNCF Distribution 2.8 lacks (referrers, tag deletion, sorted and paginated tag lists,
 single-POST upload, Content-Range checking, ?tag= on manifest PUT, 413 for large manifests,
-pagination number validation); they are enforced for the portolan target only.
+pagination number validation, manifests with foreign layers (2.8 refuses their urls unless
+configured)); they are enforced for the portolan target only.
 """
 
 import io
@@ -495,6 +496,50 @@ class Api:
         self.err(r, 400, "MANIFEST_BLOB_UNKNOWN", "index with a missing child")
         t.eq(c.tags(repo), ["present"], "tags after a rejected index")
 
+    FOREIGN_TYPES = [
+        (False, "application/vnd.oci.image.layer.nondistributable.v1.tar"),
+        (False, "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"),
+        (False, "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"),
+        (True, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"),
+        (False, h.OCI_LAYER),  # any layer that carries urls
+    ]
+
+    def manifest_foreign_layers(self):
+        """Layers with urls (non-distributable, "foreign") live outside the registry: the
+        manifest is accepted without them and served back byte for byte."""
+        c, t = self.c, self.t
+        repo = h.unique_repo("api")
+        for n, (docker, lmt) in enumerate(self.FOREIGN_TYPES):
+            what = "foreign layer %s" % lmt
+            img = h.make_image(layers=1, docker=docker)
+            foreign = os.urandom(64)  # never pushed
+            fd = h.sha256_digest(foreign)
+            obj = dict(img.obj)
+            obj["layers"] = [{"mediaType": lmt, "digest": fd, "size": len(foreign),
+                              "urls": ["https://example.com/v2/x/blobs/%s" % fd]}] + obj["layers"]
+            m = h.Manifest(obj, img.media_type, img.blobs)
+            for _, data in m.blobs:
+                c.push_blob(repo, data)
+            tag = "f%d" % n
+            r = c.put_manifest(repo, tag, m.bytes, m.media_type)
+            if not t.check(r.status == 201, "%s: PUT status %d (%s)"
+                           % (what, r.status, r.describe()), strict=True):
+                continue
+            t.eq(r.headers.get("Docker-Content-Digest"), m.digest, what + " digest")
+            self.manifest_ok(repo, tag, m, what)
+            self.manifest_ok(repo, m.digest, m, what)
+            self.blob_absent(repo, fd, what)
+        # A required layer is still required when a foreign one is present.
+        img = h.make_image(layers=1)
+        obj = dict(img.obj)
+        obj["layers"] = obj["layers"] + [{"mediaType": self.FOREIGN_TYPES[1][1],
+                                          "digest": h.sha256_digest(b"f"), "size": 1,
+                                          "urls": ["https://example.com/f"]}]
+        m = h.Manifest(obj, img.media_type, img.blobs)
+        c.push_blob(repo, img.config)
+        r = c.put_manifest(repo, "missing", m.bytes, m.media_type)
+        self.err(r, 400, "MANIFEST_BLOB_UNKNOWN", "foreign layer beside a missing layer")
+
     def manifest_refused(self):
         c, t = self.c, self.t
         repo = h.unique_repo("api")
@@ -555,6 +600,15 @@ class Api:
         other = h.unique_repo("nosuch")
         self.err(c.get_manifest(other, "v1"), 404, ("NAME_UNKNOWN", "MANIFEST_UNKNOWN"),
                  "GET manifest in an unknown repository")
+        # A reference outside the tag grammar can never exist: 404 like any unknown manifest
+        # (Distribution's 404 carries no error body, so the code is checked for Portolan only).
+        for bad in ("-bad", ".x", "a" * 129):
+            for name, codes in ((repo, "MANIFEST_UNKNOWN"),
+                                (other, ("NAME_UNKNOWN", "MANIFEST_UNKNOWN"))):
+                what = "GET invalid tag %s in %s" % (bad[:8], name)
+                self.err(c.get_manifest(name, bad), 404, codes, what, code_strict=True)
+                self.err(c.get_manifest(name, bad, "HEAD"), 404, codes, "HEAD" + what[3:],
+                         head=True)
 
     # -- end-8a/8b, tags -----------------------------------------------------------------
 
@@ -760,6 +814,15 @@ class Api:
         t.eq(list(got), [art.digest], "referrers once the subject exists")
         r = c.get("/v2/%s/referrers/sha256:abc" % repo)
         self.status(r, 400, "referrers of a malformed digest")
+        # Never 404 (a client would fall back to the tag schema), not even for a repository
+        # that does not exist: an empty index, exactly.
+        for name in (repo, h.unique_repo("nosuch")):
+            what = "referrers in %s repository" % ("an existing" if name == repo else "an unknown")
+            r, got = self.referrers_index(name, unknown, what=what)
+            t.eq(r.json(), {"schemaVersion": 2, "mediaType": h.OCI_INDEX, "manifests": []}, what)
+            r, got = self.referrers_index(name, unknown, "?artifactType=application%2Fx",
+                                          what=what + " filtered")
+            t.eq(got, {}, what + " filtered")
 
     # -- end-9/10, deletes -----------------------------------------------------------------
 
@@ -872,6 +935,7 @@ class Api:
             (self.manifest_put_with_tags, True),
             (self.manifest_types, False),
             (self.manifest_blob_unknown, False),
+            (self.manifest_foreign_layers, False),
             (self.manifest_refused, False),
             (self.manifest_size_limit, False),
             (self.manifest_unknown, False),

@@ -211,6 +211,11 @@ class BadInput:
             path = "/v2/%s/manifests/%s" % (self.repo, urllib.parse.quote(tag, safe="%"))
             r = c.request("PUT", path, {"Content-Type": img.media_type}, img.bytes)
             self.expect(label + " PUT", r, 400, "TAG_INVALID")
+            # A tag that can never exist names no manifest: reads and deletes get the 404 of an
+            # unknown manifest (Distribution answers 404 too), only a push is told it is invalid.
+            self.expect(label + " GET", c.request("GET", path), 404, "MANIFEST_UNKNOWN")
+            self.expect(label + " HEAD", c.request("HEAD", path), 404)
+            self.expect(label + " DELETE", c.request("DELETE", path), 404, "MANIFEST_UNKNOWN")
         # A '/' in the tag cannot be told from a longer path: a 404 is right too.
         r = c.put_manifest(self.repo, "a/b", img.bytes, img.media_type)
         self.expect("tag 'a/b' PUT", r, (400, 404), ("TAG_INVALID", "NOT_FOUND", "NAME_UNKNOWN",

@@ -225,6 +225,9 @@ static void test_yaml_errors(void **state)
     expect_yaml_error(state, "max_body_size: 12XB\n", "max_body_size");
     expect_yaml_error(state, "max_body_size: 1.5GiB\n", "max_body_size");
     expect_yaml_error(state, "max_manifest_size: 1GiB\n", "max_manifest_size");
+    /* The manifest parser and store cap manifests at PT_MANIFEST_MAX_BYTES: no setting above. */
+    expect_yaml_error(state, "max_manifest_size: 5MiB\n", "max_manifest_size");
+    expect_yaml_error(state, "max_manifest_size: 4194305\n", "max_manifest_size");
     expect_yaml_error(state, "body_spill_threshold: -1\n", "body_spill_threshold");
     expect_yaml_error(state, "request_timeout: 5d\n", "request_timeout");
     expect_yaml_error(state, "request_timeout: 0\n", "request_timeout");
@@ -312,7 +315,7 @@ static void test_flags(void **state)
                     "us-east-2",
                     "--max-body-size",
                     "2GiB",
-                    "--max-manifest-size=8MiB",
+                    "--max-manifest-size=2MiB",
                     "--body-spill-threshold",
                     "1MiB",
                     "--request-timeout",
@@ -335,7 +338,7 @@ static void test_flags(void **state)
     assert_string_equal(c.tls_key, "k.pem");
     assert_string_equal(c.region, "us-east-2");
     assert_int_equal(c.max_body_size, UINT64_C(2) << 30);
-    assert_int_equal(c.max_manifest_size, UINT64_C(8) << 20);
+    assert_int_equal(c.max_manifest_size, UINT64_C(2) << 20);
     assert_int_equal(c.body_spill_threshold, UINT64_C(1) << 20);
     assert_int_equal(c.request_timeout_ms, 600 * 1000);
     assert_int_equal(c.upload_ttl_ms, 7200 * 1000);
@@ -394,6 +397,13 @@ static void test_flag_errors(void **state)
     expect_args_error(4, unknown, "--bogus");
     char *unknown_eq[] = {"--bogus-flag=3"};
     expect_args_error(1, unknown_eq, "--bogus-flag");
+    /* An unknown flag is called unknown, whatever follows it (not "missing value"). */
+    char *unknown_last[] = {"--bogus"};
+    expect_args_error(1, unknown_last, "unknown flag \"--bogus\"");
+    char *unknown_eq1[] = {"--bogus=1"};
+    expect_args_error(1, unknown_eq1, "unknown flag \"--bogus\"");
+    char *unknown_before_flag[] = {"--bogus", "--threads", "2"};
+    expect_args_error(3, unknown_before_flag, "unknown flag \"--bogus\"");
     /* The YAML spelling is not a flag. */
     char *underscore[] = {"--max_body_size", "1"};
     expect_args_error(2, underscore, "--max_body_size");
@@ -422,6 +432,8 @@ static void test_flag_errors(void **state)
     expect_args_error(4, twice, "--config");
     char *empty_config[] = {"--config="};
     expect_args_error(1, empty_config, "--config");
+    char *manifest_big[] = {"--max-manifest-size=8MiB"};
+    expect_args_error(1, manifest_big, "--max-manifest-size");
     char *level[] = {"--log-level", "INFO"};
     expect_args_error(2, level, "--log-level");
     /* Unknown flags are found before the file is read. */

@@ -197,15 +197,73 @@ static void test_docker_v2(void **state)
     assert_int_equal(info.kind, PT_MANIFEST_IMAGE);
     assert_string_equal(info.media_type, DOCKER_V2);
     assert_string_equal(info.artifact_type, "application/vnd.docker.container.image.v1+json");
-    assert_int_equal(info.nblobs, 4);
+    /* The foreign layer (with urls) is not a blob the registry must hold. */
+    assert_int_equal(info.nblobs, 3);
+    assert_int_equal(info.nforeign, 1);
     assert_string_equal(info.blobs[0].digest.hex, HEX_A);
     assert_int_equal(info.blobs[0].size, 7023);
-    assert_string_equal(info.blobs[3].digest.hex, HEX_D);
-    assert_string_equal(info.blobs[3].media_type,
-                        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip");
-    assert_int_equal(info.blobs[3].size, 73109);
+    assert_string_equal(info.blobs[1].digest.hex, HEX_B);
+    assert_string_equal(info.blobs[2].digest.hex, HEX_C);
     assert_null(info.annotations);
     pt_manifest_info_free(&info);
+}
+
+/* A layer with urls is not required whatever its type, between required ones; one of the
+ * non-distributable types without urls is required like any other layer. */
+#define LAYER(mt, d, extra) "{\"mediaType\":\"" mt "\",\"digest\":\"" d "\",\"size\":5" extra "}"
+#define OCI_LAYERS(layers)                                                                         \
+    "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MANIFEST "\",\"config\":" CONFIG_OK                \
+    ",\"layers\":[" layers "]}"
+#define NONDIST      "application/vnd.oci.image.layer.nondistributable.v1.tar"
+#define URLS(u)      ",\"urls\":[" u "]"
+#define HTTPS_URL(d) "\"https://example.com/blobs/" d "\""
+
+static void test_foreign_layers(void **state)
+{
+    static const char body[] = OCI_LAYERS(LAYER(NONDIST "+gzip", D_B, URLS(HTTPS_URL(D_B))) "," LAYER(
+        "application/vnd.oci.image.layer.v1.tar", D_C,
+        "") "," LAYER(NONDIST "+zstd", D_D,
+                      URLS(HTTPS_URL(
+                          D_D) ",\"http://mirror.example/x\"")) "," LAYER("application/"
+                                                                          "vnd.oci.image.layer.v1."
+                                                                          "tar+gzip",
+                                                                          D_E,
+                                                                          URLS(HTTPS_URL(
+                                                                              D_E))) "," LAYER(NONDIST,
+                                                                                               D_B,
+                                                                                               ""));
+    struct pt_manifest_info info;
+    (void)state;
+
+    assert_int_equal(parse(body, OCI_MANIFEST, &info), 0);
+    assert_int_equal(info.nforeign, 3);
+    assert_int_equal(info.nblobs, 3);
+    assert_string_equal(info.blobs[0].digest.hex, HEX_A);
+    assert_string_equal(info.blobs[1].digest.hex, HEX_C);
+    assert_string_equal(info.blobs[2].digest.hex, HEX_B);
+    assert_string_equal(info.blobs[2].media_type, NONDIST);
+    assert_string_equal(info.artifact_type, "application/vnd.oci.image.config.v1+json");
+    pt_manifest_info_free(&info);
+
+    /* Only foreign layers: the config alone is required. */
+    expect_rc(OCI_LAYERS(LAYER(NONDIST, D_B, URLS(HTTPS_URL(D_B)))), OCI_MANIFEST, 0);
+    /* An empty urls array is no URL at all: the layer is required. */
+    assert_int_equal(parse(OCI_LAYERS(LAYER(NONDIST, D_B, URLS(""))), OCI_MANIFEST, &info), 0);
+    assert_int_equal(info.nblobs, 2);
+    assert_int_equal(info.nforeign, 0);
+    pt_manifest_info_free(&info);
+    /* URLs of a layer the registry will not hold must be absolute http(s), no fragment. */
+    expect_rc(OCI_LAYERS(LAYER(NONDIST, D_B, URLS("\"ftp://example.com/x\""))), OCI_MANIFEST,
+              PT_E_MANIFEST_INVALID);
+    expect_rc(OCI_LAYERS(LAYER(NONDIST, D_B, URLS("\"/v2/x/blobs/y\""))), OCI_MANIFEST,
+              PT_E_MANIFEST_INVALID);
+    expect_rc(OCI_LAYERS(LAYER(NONDIST, D_B, URLS("\"https://\""))), OCI_MANIFEST,
+              PT_E_MANIFEST_INVALID);
+    expect_rc(OCI_LAYERS(LAYER(NONDIST, D_B, URLS("\"https://e.com/x#frag\""))), OCI_MANIFEST,
+              PT_E_MANIFEST_INVALID);
+    expect_rc(OCI_LAYERS(LAYER(NONDIST, D_B, URLS(HTTPS_URL(D_B) ",1"))), OCI_MANIFEST,
+              PT_E_MANIFEST_INVALID);
+    expect_rc(OCI_LAYERS(LAYER(NONDIST, D_B, URLS("\"HTTPS://E.COM/x\""))), OCI_MANIFEST, 0);
 }
 
 static void test_docker_list(void **state)
@@ -881,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_oci_index),
         cmocka_unit_test(test_oci_index_empty),
         cmocka_unit_test(test_docker_v2),
+        cmocka_unit_test(test_foreign_layers),
         cmocka_unit_test(test_docker_list),
         cmocka_unit_test(test_artifact),
         cmocka_unit_test(test_artifact_variants),

@@ -155,6 +155,13 @@ static void test_manifest_invalid(void **state)
     /* tag errors */
     assert_int_equal(match("/v2/a/manifests/.latest", &r), PT_E_TAG_INVALID);
     assert_int_equal(r.id, PT_ROUTE_MANIFEST);
+    /* the handler answers by method: the name and the refused reference are set */
+    assert_int_equal(match("/v2/a/b/manifests/.latest", &r), PT_E_TAG_INVALID);
+    assert_int_equal(r.name_len, 3);
+    assert_memory_equal(r.name, "a/b", 3);
+    assert_int_equal(r.ref_len, 7);
+    assert_memory_equal(r.ref, ".latest", 7);
+    assert_int_equal(r.ref_is_digest, 0);
     assert_int_equal(match("/v2/a/manifests/-x", &r), PT_E_TAG_INVALID);
     assert_int_equal(match("/v2/a/manifests/a b", &r), PT_E_TAG_INVALID);
     memset(path, 0, sizeof(path));
