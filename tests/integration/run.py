@@ -14,7 +14,7 @@ overrides every module's). Prints one line per failed test
     python3 tests/integration/run.py --target reference   # against docker-registry 2.8
     python3 tests/integration/run.py -k referrers -v      # tests whose name contains a word
 
-The portolan binary is $PORTOLAN_BIN (default /work/main/build/portolan). With --target
+The portolan binary is $PORTOLAN_BIN (default build/portolan of this checkout). With --target
 reference, checks that only Portolan must pass (OCI 1.1 behaviour missing from Distribution
 2.8) are skipped or waived; -v lists them.
 """

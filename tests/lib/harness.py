@@ -37,7 +37,15 @@ import time
 import traceback
 import urllib.parse
 
-DEFAULT_PORTOLAN_BIN = "/work/main/build/portolan"
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DEFAULT_PORTOLAN_BIN = os.path.join(ROOT, "build", "portolan")
+
+# The sanitizer settings tests/run-all.sh uses, so that a module run on its own judges a
+# sanitizer build the same way (h2o's recycled-memory caches are suppressed: tests/lsan.supp).
+os.environ.setdefault("LSAN_OPTIONS", "suppressions=%s:print_suppressions=0"
+                      % os.path.join(ROOT, "tests", "lsan.supp"))
+os.environ.setdefault("ASAN_OPTIONS", "abort_on_error=1")
+os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
 REFERENCE_BIN = "/usr/bin/docker-registry"
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
