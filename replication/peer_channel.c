@@ -7,7 +7,7 @@
  * splits them, and passes each one on: requests and responses to the RPC machinery
  * (peer_rpc.c). It knows nothing of what the bodies mean.
  *
- * Wire: each frame is a PeerFrame behind a 4-byte big-endian length (wire.h) of at most
+ * Wire: each frame is a PeerFrame behind a 4-byte big-endian length (base/bytes.h) of at most
  * PT_PEERS_FRAME_MAX; a longer one, or one that does not decode, closes the channel. Any
  * channel carries requests and responses in both directions; a response goes back on the
  * channel its request came on.
@@ -32,7 +32,7 @@
 #include "err.h"
 #include "log.h"
 #include "peer_int.h"
-#include "wire.h"
+#include "bytes.h"
 
 _Static_assert(PT_PEERS_FRAME_MAX <= UINT32_MAX - PREFIX, "frame length fits its prefix");
 _Static_assert(PT_PEERS_FRAME_MAX + PREFIX + READ_CHUNK <= (size_t)UINT32_MAX,
@@ -60,7 +60,7 @@ struct outbuf *peer_encode_frame(uint64_t call_id, uint32_t type, bool response,
     ob = malloc(sizeof(*ob) + PREFIX + n);
     if (ob == NULL)
         return NULL;
-    wire_put32(ob->data, (uint32_t)n);
+    pt_put_be32(ob->data, (uint32_t)n);
     portolan__peer_frame__pack(&f, ob->data + PREFIX);
     ob->len = PREFIX + n;
     ob->conn = NULL;
@@ -140,7 +140,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
     if (c->in_len >= PREFIX) {
         /* the whole frame under way, whose length the last parse checked */
-        size_t total = PREFIX + (size_t)wire_get32(c->in);
+        size_t total = PREFIX + (size_t)pt_get_be32(c->in);
         if (total > need && total <= PREFIX + PT_PEERS_FRAME_MAX)
             need = total;
     }
@@ -162,7 +162,7 @@ static void parse(struct conn *c)
     size_t off = 0;
 
     while (!c->closing && c->in_len - off >= PREFIX) {
-        uint32_t len = wire_get32(c->in + off);
+        uint32_t len = pt_get_be32(c->in + off);
         if (len > PT_PEERS_FRAME_MAX) {
             peer_conn_close(c, PT_LOG_WARN, "frame too long");
             return;

@@ -62,7 +62,7 @@
 
 #include "log.h"
 #include "transport_int.h"
-#include "wire.h"
+#include "bytes.h"
 
 _Static_assert(sizeof(MAGIC) - 1 == MAGIC_LEN, "magic is 8 bytes");
 _Static_assert(PT_TRANSPORT_ADDRESS_MAX <= UINT16_MAX, "address length fits its field");
@@ -93,10 +93,10 @@ void transport_handshake_fail(struct conn *c, int level, const char *reason, int
 static void encode_header(unsigned char *p, int type, unsigned char flags, size_t body_len)
 {
     memcpy(p, MAGIC, MAGIC_LEN);
-    wire_put16(p + 8, VERSION);
+    pt_put_be16(p + 8, VERSION);
     p[10] = (unsigned char)type;
     p[11] = flags;
-    wire_put32(p + 12, (uint32_t)body_len);
+    pt_put_be32(p + 12, (uint32_t)body_len);
 }
 
 static void encode_hello(struct conn *c)
@@ -107,9 +107,9 @@ static void encode_hello(struct conn *c)
     unsigned char *p = c->out + HEADER_LEN;
 
     encode_header(c->out, TYPE_HELLO, c->flags, body);
-    wire_put64(p, t->id);
-    wire_put16(p + 8, (uint16_t)t->cluster_len);
-    wire_put16(p + 10, (uint16_t)alen);
+    pt_put_be64(p, t->id);
+    pt_put_be16(p + 8, (uint16_t)t->cluster_len);
+    pt_put_be16(p + 10, (uint16_t)alen);
     memcpy(p + HELLO_FIXED, t->cluster_id, t->cluster_len);
     memcpy(p + HELLO_FIXED + t->cluster_len, t->address, alen);
     c->out_len = HEADER_LEN + body;
@@ -122,8 +122,8 @@ static void encode_welcome(struct conn *c)
     unsigned char *p = c->out + HEADER_LEN;
 
     encode_header(c->out, TYPE_WELCOME, c->flags, body);
-    wire_put64(p, t->id);
-    wire_put16(p + 8, (uint16_t)t->cluster_len);
+    pt_put_be64(p, t->id);
+    pt_put_be16(p + 8, (uint16_t)t->cluster_len);
     memcpy(p + WELCOME_FIXED, t->cluster_id, t->cluster_len);
     c->out_len = HEADER_LEN + body;
 }
@@ -141,13 +141,13 @@ static const char *check_header(const unsigned char *p, int type, size_t *body_l
     if (memcmp(p, MAGIC, MAGIC_LEN) != 0)
         return "bad magic";
     *level = PT_LOG_WARN;
-    if (wire_get16(p + 8) != VERSION)
+    if (pt_get_be16(p + 8) != VERSION)
         return "unsupported protocol version";
     if (p[10] != type)
         return "unexpected message type";
     if ((p[11] & ~FLAGS_KNOWN) != 0 || (p[11] & (FLAG_PEER | FLAG_BULK)) == FLAG_BULK)
         return "unknown flags";
-    len = wire_get32(p + 12);
+    len = pt_get_be32(p + 12);
     if (len < min || len > max)
         return "bad body length";
     *body_len = len;
@@ -160,8 +160,8 @@ static const char *check_hello(struct conn *c, const unsigned char *p, size_t le
     struct transport *t = c->t;
     char host[PT_TRANSPORT_HOST_MAX + 1];
     unsigned port;
-    uint64_t id = wire_get64(p);
-    size_t clen = wire_get16(p + 8), alen = wire_get16(p + 10);
+    uint64_t id = pt_get_be64(p);
+    size_t clen = pt_get_be16(p + 8), alen = pt_get_be16(p + 10);
 
     c->peer_id = id;
     if (clen == 0 || clen > PT_TRANSPORT_CLUSTER_ID_MAX || alen == 0 ||
@@ -183,13 +183,13 @@ static const char *check_hello(struct conn *c, const unsigned char *p, size_t le
 static const char *check_welcome(struct conn *c, const unsigned char *p, size_t len)
 {
     struct transport *t = c->t;
-    size_t clen = wire_get16(p + 8);
+    size_t clen = pt_get_be16(p + 8);
 
     if (clen == 0 || WELCOME_FIXED + clen != len)
         return "malformed welcome";
     if (clen != t->cluster_len || memcmp(p + WELCOME_FIXED, t->cluster_id, clen) != 0)
         return "cluster id mismatch";
-    if (wire_get64(p) != c->peer_id)
+    if (pt_get_be64(p) != c->peer_id)
         return "server id mismatch";
     return NULL;
 }

@@ -14,14 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define KIB  (UINT64_C(1) << 10)
-#define MIB  (UINT64_C(1) << 20)
-#define GIB  (UINT64_C(1) << 30)
-#define TIB  (UINT64_C(1) << 40)
-#define SEC  UINT64_C(1000)
-#define MIN  (60 * SEC)
-#define HOUR (60 * MIN)
-
 int pt_units_parse_digits(const char *s, const char **end, uint64_t *v)
 {
     uint64_t n = 0;
@@ -62,7 +54,7 @@ static int parse_scaled(const char *s, const char *const *units, const uint64_t 
 int pt_units_parse_size(const char *s, uint64_t *bytes)
 {
     static const char *const units[] = {"", "KiB", "MiB", "GiB", "TiB"};
-    static const uint64_t scales[] = {1, KIB, MIB, GIB, TIB};
+    static const uint64_t scales[] = {1, PT_KIB, PT_MIB, PT_GIB, PT_TIB};
 
     return parse_scaled(s, units, scales, 5, bytes);
 }
@@ -70,7 +62,7 @@ int pt_units_parse_size(const char *s, uint64_t *bytes)
 int pt_units_parse_duration(const char *s, uint64_t *ms)
 {
     static const char *const units[] = {"", "s", "m", "h"};
-    static const uint64_t scales[] = {SEC, SEC, MIN, HOUR};
+    static const uint64_t scales[] = {PT_SEC_MS, PT_SEC_MS, PT_MIN_MS, PT_HOUR_MS};
 
     return parse_scaled(s, units, scales, 4, ms);
 }
@@ -98,7 +90,7 @@ int pt_units_parse_bool(const char *s, int *out)
 const char *pt_units_format_size(uint64_t v, char *buf, size_t len)
 {
     static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
-    static const uint64_t scales[] = {TIB, GIB, MIB, KIB};
+    static const uint64_t scales[] = {PT_TIB, PT_GIB, PT_MIB, PT_KIB};
 
     for (size_t i = 0; i < 4; i++) {
         if (v != 0 && v % scales[i] == 0) {
@@ -112,12 +104,12 @@ const char *pt_units_format_size(uint64_t v, char *buf, size_t len)
 
 const char *pt_units_format_duration(uint64_t ms, char *buf, size_t len)
 {
-    if (ms != 0 && ms % HOUR == 0)
-        snprintf(buf, len, "%lluh", (unsigned long long)(ms / HOUR));
-    else if (ms != 0 && ms % MIN == 0)
-        snprintf(buf, len, "%llum", (unsigned long long)(ms / MIN));
-    else if (ms % SEC == 0)
-        snprintf(buf, len, "%llus", (unsigned long long)(ms / SEC));
+    if (ms != 0 && ms % PT_HOUR_MS == 0)
+        snprintf(buf, len, "%lluh", (unsigned long long)(ms / PT_HOUR_MS));
+    else if (ms != 0 && ms % PT_MIN_MS == 0)
+        snprintf(buf, len, "%llum", (unsigned long long)(ms / PT_MIN_MS));
+    else if (ms % PT_SEC_MS == 0)
+        snprintf(buf, len, "%llus", (unsigned long long)(ms / PT_SEC_MS));
     else
         snprintf(buf, len, "%llums", (unsigned long long)ms);
     return buf;

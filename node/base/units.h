@@ -14,6 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The units, in bytes and in milliseconds. */
+#define PT_KIB     (UINT64_C(1) << 10)
+#define PT_MIB     (UINT64_C(1) << 20)
+#define PT_GIB     (UINT64_C(1) << 30)
+#define PT_TIB     (UINT64_C(1) << 40)
+#define PT_SEC_MS  UINT64_C(1000)
+#define PT_MIN_MS  (60 * PT_SEC_MS)
+#define PT_HOUR_MS (60 * PT_MIN_MS)
+#define PT_DAY_MS  (24 * PT_HOUR_MS)
+
 /* Parses the leading decimal digits of s (at least one) into *v without overflow; *end
  * points past them. Returns 0, or -1 when s starts with no digit or the number overflows. */
 int pt_units_parse_digits(const char *s, const char **end, uint64_t *v);

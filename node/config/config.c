@@ -45,15 +45,6 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#define KIB  (UINT64_C(1) << 10)
-#define MIB  (UINT64_C(1) << 20)
-#define GIB  (UINT64_C(1) << 30)
-#define TIB  (UINT64_C(1) << 40)
-#define SEC  UINT64_C(1000)
-#define MIN  (60 * SEC)
-#define HOUR (60 * MIN)
-#define DAY  (24 * HOUR)
-
 /* Values quoted back in error messages are cut to this many bytes. */
 #define QUOTE_MAX 64
 
@@ -120,16 +111,16 @@ static const struct option options[] = {
      "PEM private key for tls_cert"},
     {"region", "--region", K_REGION, FIELD(region), 0, 0, "local", "NAME",
      "region this node serves, [a-z0-9-]{1,63}"},
-    {"max_body_size", "--max-body-size", K_SIZE, FIELD(max_body_size), 1, 16 * TIB, "64GiB", "SIZE",
-     "largest request body (blob or upload chunk)"},
-    {"max_manifest_size", "--max-manifest-size", K_SIZE, FIELD(max_manifest_size), KIB,
+    {"max_body_size", "--max-body-size", K_SIZE, FIELD(max_body_size), 1, 16 * PT_TIB, "64GiB",
+     "SIZE", "largest request body (blob or upload chunk)"},
+    {"max_manifest_size", "--max-manifest-size", K_SIZE, FIELD(max_manifest_size), PT_KIB,
      PT_MANIFEST_MAX_BYTES, "4MiB", "SIZE", "largest manifest accepted (at most 4MiB)"},
-    {"body_spill_threshold", "--body-spill-threshold", K_SIZE, FIELD(body_spill_threshold), 0, GIB,
-     "4MiB", "SIZE", "request bodies above this are buffered in a temp file"},
-    {"request_timeout", "--request-timeout", K_DURATION, FIELD(request_timeout_ms), SEC, 7 * DAY,
-     "1h", "DURATION", "time limit for one whole request, body included"},
-    {"upload_ttl", "--upload-ttl", K_DURATION, FIELD(upload_ttl_ms), SEC, 365 * DAY, "24h",
-     "DURATION", "unfinished uploads idle this long are removed"},
+    {"body_spill_threshold", "--body-spill-threshold", K_SIZE, FIELD(body_spill_threshold), 0,
+     PT_GIB, "4MiB", "SIZE", "request bodies above this are buffered in a temp file"},
+    {"request_timeout", "--request-timeout", K_DURATION, FIELD(request_timeout_ms), PT_SEC_MS,
+     7 * PT_DAY_MS, "1h", "DURATION", "time limit for one whole request, body included"},
+    {"upload_ttl", "--upload-ttl", K_DURATION, FIELD(upload_ttl_ms), PT_SEC_MS, 365 * PT_DAY_MS,
+     "24h", "DURATION", "unfinished uploads idle this long are removed"},
     {"max_connections", "--max-connections", K_UINT, FIELD(max_connections), 1, 1048576, "4096",
      "N", "open client connections, all threads together"},
     {"log_level", "--log-level", K_LOG_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
@@ -144,10 +135,10 @@ static const struct option options[] = {
      "tag reads: linearizable (confirm the leader's commit) or local"},
     {"stale_fallback", "--stale-fallback", K_BOOL, FIELD(stale_fallback), 0, 0, "true", "BOOL",
      "no leader reachable: serve tag reads stale (Warning 110); false = 503"},
-    {"write_timeout", "--write-timeout", K_DURATION, FIELD(write_timeout_ms), SEC, 10 * MIN, "5s",
-     "DURATION", "a write not committed within this gets 503"},
-    {"read_index_timeout", "--read-index-timeout", K_DURATION, FIELD(read_index_timeout_ms), SEC,
-     MIN, "1s", "DURATION", "a linearizable read waits this long for the leader"},
+    {"write_timeout", "--write-timeout", K_DURATION, FIELD(write_timeout_ms), PT_SEC_MS,
+     10 * PT_MIN_MS, "5s", "DURATION", "a write not committed within this gets 503"},
+    {"read_index_timeout", "--read-index-timeout", K_DURATION, FIELD(read_index_timeout_ms),
+     PT_SEC_MS, PT_MIN_MS, "1s", "DURATION", "a linearizable read waits this long for the leader"},
     {"snapshot_every", "--snapshot-every", K_UINT, FIELD(snapshot_every), 16, 1048576, "8192", "N",
      "Raft log entries between snapshots of the metadata (a quarter more are kept)"},
     {"join", "--join", K_BOOL, FIELD(join), 0, 0, "false", "BOOL",
@@ -159,7 +150,8 @@ static const struct option options[] = {
      1, 256, "4", "N",
      "blobs fetched from other regions at once in the background (client pulls come on top)"},
     {"replication_bandwidth", "--replication-bandwidth", K_SIZE, FIELD(replication_bandwidth), 0,
-     TIB, "0", "SIZE", "bytes per second this region receives for blob replication; 0 = no limit"},
+     PT_TIB, "0", "SIZE",
+     "bytes per second this region receives for blob replication; 0 = no limit"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
