@@ -264,8 +264,9 @@ static int set_region_value(struct walk *w, const char *name, const char *v)
     }
 }
 
-static int walk_event(struct walk *w, const yaml_event_t *ev)
+static int walk_event(void *arg, const yaml_event_t *ev)
 {
+    struct walk *w = arg;
     unsigned long line = (unsigned long)ev->start_mark.line + 1;
     char name[512]; /* "path:line: regions[i].key", path cut to fit */
     const char *v;
@@ -422,7 +423,6 @@ int pt_cluster_config_parse(struct pt_cluster_config *c, const char *text, size_
 {
     struct pt_cluster_config *tmp;
     struct walk *w;
-    yaml_parser_t parser;
     char where[320];
     int rc;
 
@@ -437,35 +437,13 @@ int pt_cluster_config_parse(struct pt_cluster_config *c, const char *text, size_
         return fail(err, errlen, "%s: out of memory", name);
     }
     *w = (struct walk){.state = S_STREAM, .cfg = tmp, .path = name, .err = err, .errlen = errlen};
-    if (!yaml_parser_initialize(&parser)) {
-        rc = fail(err, errlen, "%s: out of memory", name);
-        goto out;
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    for (;;) {
-        yaml_event_t ev;
-        bool end;
-
-        if (!yaml_parser_parse(&parser, &ev)) {
-            rc = fail(err, errlen, "%s:%lu: YAML syntax error: %s", name,
-                      (unsigned long)parser.problem_mark.line + 1,
-                      parser.problem ? parser.problem : "unknown");
-            break;
-        }
-        rc = walk_event(w, &ev);
-        end = ev.type == YAML_STREAM_END_EVENT;
-        yaml_event_delete(&ev);
-        if (rc != 0 || end)
-            break;
-    }
-    yaml_parser_delete(&parser);
+    rc = pt_yaml_walk(text, len, name, walk_event, w, err, errlen);
     if (rc == 0) {
         snprintf(where, sizeof where, "%.300s:", name);
         rc = check_config(tmp, where, w->lines, err, errlen);
     }
     if (rc == 0)
         *c = *tmp;
-out:
     free(w);
     free(tmp);
     return rc;

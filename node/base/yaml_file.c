@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -104,4 +105,33 @@ const char *pt_yaml_scalar_text(const yaml_event_t *ev)
          strcmp(v, "NULL") == 0))
         return "";
     return v;
+}
+
+int pt_yaml_walk(const char *text, size_t len, const char *name, pt_yaml_event_cb cb, void *arg,
+                 char *errbuf, size_t errlen)
+{
+    yaml_parser_t parser;
+    int rc;
+
+    if (!yaml_parser_initialize(&parser))
+        return fail(errbuf, errlen, "%s: out of memory", name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    for (;;) {
+        yaml_event_t ev;
+        bool end;
+
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = fail(errbuf, errlen, "%s:%lu: YAML syntax error: %s", name,
+                      (unsigned long)parser.problem_mark.line + 1,
+                      parser.problem ? parser.problem : "unknown");
+            break;
+        }
+        rc = cb(arg, &ev);
+        end = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+        if (rc != 0 || end)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    return rc;
 }

@@ -527,8 +527,9 @@ struct yaml_walk {
     size_t errlen;
 };
 
-static int walk_event(struct yaml_walk *w, const yaml_event_t *ev)
+static int walk_event(void *arg, const yaml_event_t *ev)
 {
+    struct yaml_walk *w = arg;
     unsigned long line = (unsigned long)ev->start_mark.line + 1;
     char name[PATH_MAX + 128]; /* "path:line: key" */
 
@@ -610,7 +611,6 @@ int pt_config_load_file(struct pt_config *c, const char *path, char *err, size_t
     struct pt_config tmp = *c;
     struct yaml_walk w = {
         .state = Y_STREAM, .cfg = &tmp, .path = path, .err = err, .errlen = errlen};
-    yaml_parser_t parser;
     char *buf = NULL;
     size_t len = 0;
     int rc;
@@ -618,28 +618,7 @@ int pt_config_load_file(struct pt_config *c, const char *path, char *err, size_t
     rc = pt_yaml_read_file(path, PT_CONFIG_FILE_MAX, &buf, &len, err, errlen);
     if (rc != 0)
         return rc;
-    if (!yaml_parser_initialize(&parser)) {
-        free(buf);
-        return fail(err, errlen, "%s: out of memory", path);
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-    for (;;) {
-        yaml_event_t ev;
-        bool end;
-
-        if (!yaml_parser_parse(&parser, &ev)) {
-            rc = fail(err, errlen, "%s:%lu: YAML syntax error: %s", path,
-                      (unsigned long)parser.problem_mark.line + 1,
-                      parser.problem ? parser.problem : "unknown");
-            break;
-        }
-        rc = walk_event(&w, &ev);
-        end = ev.type == YAML_STREAM_END_EVENT;
-        yaml_event_delete(&ev);
-        if (rc != 0 || end)
-            break;
-    }
-    yaml_parser_delete(&parser);
+    rc = pt_yaml_walk(buf, len, path, walk_event, &w, err, errlen);
     free(buf);
     if (rc == 0)
         *c = tmp;
