@@ -8,6 +8,8 @@
 #include <stdlib.h>
 
 #include "blob_sync.h"
+#include "err.h"
+#include "ident.h"
 #include "metastore.h"
 #include "raft_node_int.h"
 
@@ -38,11 +40,6 @@ static const char *role_name(struct pt_raft_node *n)
     return "follower";
 }
 
-static const char *conf_role(int role)
-{
-    return role == RAFT_STANDBY ? "standby" : role == RAFT_SPARE ? "spare" : "voter";
-}
-
 static json_t *self_json(struct pt_raft_node *n, const struct pt_region_rec *recs, size_t nrecs)
 {
     const struct pt_cluster_region *me = pt_raft_node__member(n, n->cfg.self_id);
@@ -54,7 +51,7 @@ static json_t *self_json(struct pt_raft_node *n, const struct pt_region_rec *rec
         contact = 0;
     else if (leader != 0)
         contact = (json_int_t)(n->io.time(&n->io) - n->raft.election_timer_start);
-    return json_pack(
+    json_t *o = json_pack(
         "{s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:s,s:s,s:I,s:s,s:s}", "cluster_id",
         n->cfg.cluster.cluster_id, "region", me != NULL ? me->name : "", "id",
         (json_int_t)n->cfg.self_id, "role", role_name(n), "term", (json_int_t)n->raft.current_term,
@@ -62,6 +59,10 @@ static json_t *self_json(struct pt_raft_node *n, const struct pt_region_rec *rec
         (json_int_t)raft_last_applied(&n->raft), "leader_id", (json_int_t)leader, "leader_region",
         leader_name, "leader_url", leader_url, "last_contact_ms", contact, "address",
         me != NULL ? me->address : "", "url", me != NULL ? me->url : "");
+    int halted = pt_metastore_halted(n->ms);
+    if (o != NULL && halted != 0) /* this region stopped applying: a failed store write */
+        json_object_set_new(o, "halted", json_string(pt_err_message(halted)));
+    return o;
 }
 
 char *pt_raft_node_status_json(struct pt_raft_node *n, int members)
@@ -78,9 +79,10 @@ char *pt_raft_node_status_json(struct pt_raft_node *n, int members)
             const struct raft_server *s = &n->raft.configuration.servers[i];
             const char *name, *url;
             pt_cluster_config_describe(&n->cfg.cluster, recs, nrecs, s->id, &name, &url);
-            json_array_append_new(regions, json_pack("{s:s,s:I,s:s,s:s,s:s}", "name", name, "id",
-                                                     (json_int_t)s->id, "address", s->address,
-                                                     "url", url, "role", conf_role(s->role)));
+            json_array_append_new(regions,
+                                  json_pack("{s:s,s:I,s:s,s:s,s:s}", "name", name, "id",
+                                            (json_int_t)s->id, "address", s->address, "url", url,
+                                            "role", pt_ident_role_name(s->role)));
         }
         root = json_pack("{s:s,s:o,s:o}", "cluster_id", n->cfg.cluster.cluster_id, "self", self,
                          "regions", regions);
