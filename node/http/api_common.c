@@ -1,6 +1,6 @@
 /*
- * api_common.c - shared handler plumbing and the small endpoints: /v2/ (end-1), /healthz
- * and /metrics.
+ * api_common.c - shared handler plumbing: committer jobs on behalf of a request, commands
+ * proposed for it, linearizable tag reads and the catch-up of a read by digest.
  */
 #include "api_common.h"
 
@@ -16,7 +16,6 @@
 #include "committer.h"
 #include "err.h"
 #include "http.h"
-#include "metrics.h"
 #include "worker.h"
 
 struct job_op {
@@ -193,36 +192,4 @@ void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route 
     struct tag_read tr = {.rt = *rt, .cont = cont};
     if (pt_api_job(w, req, PT_JOB_READ_INDEX, NULL, 0, on_read_index, &tr, sizeof(tr)) != 0)
         pt_http_error(req, PT_E_NOMEM, NULL, NULL);
-}
-
-void pt_api_base(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
-{
-    (void)w;
-    (void)rt;
-    if (!pt_http_method_is(req, "GET") && !pt_http_is_head(req)) {
-        pt_http_error(req, PT_E_METHOD, NULL, NULL);
-        return;
-    }
-    pt_http_send(req, 200, "application/json", "{}", 2);
-}
-
-void pt_api_healthz(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
-{
-    (void)w;
-    (void)rt;
-    pt_http_send(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
-}
-
-void pt_api_metrics(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
-{
-    (void)w;
-    (void)rt;
-    char *text;
-    size_t len;
-    if (pt_metrics_render(&text, &len) != 0) {
-        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
-        return;
-    }
-    pt_http_send(req, 200, "text/plain; version=0.0.4", text, len);
-    free(text);
 }
