@@ -6,7 +6,7 @@
  * Session ids are at most PT_UPLOAD_ID_MAX (64) characters of [0-9a-f-]:
  *   sha256 blob   its 64 hex characters (the name sessions have always had)
  *   sha512 blob   "512-" + the first 60 of its 128 hex characters
- * The two forms cannot meet (a dash, different lengths), nor meet the sessions of client
+ * The two forms cannot meet (only the second has a dash), nor meet the sessions of client
  * uploads (prefix, then a UUID with four dashes). Two sha512 blobs would share a session only
  * if their digests shared 240 bits; even then nothing wrong is stored, since the commit
  * verifies the full digest.
@@ -49,13 +49,14 @@ int pt_blob_sync_session_live(struct pt_metastore *ms, const char *id)
     size_t len;
     int rv;
 
-    if (strlen(id) == PT_DIGEST_SHA256_HEX_LEN) {
-        snprintf(digest, sizeof(digest), "sha256:%s", id);
-    } else if (strncmp(id, SHA512_ID_PREFIX, SHA512_ID_PREFIX_LEN) == 0) {
+    /* both forms are 64 characters long: the dash tells them apart */
+    if (strncmp(id, SHA512_ID_PREFIX, SHA512_ID_PREFIX_LEN) == 0) {
         snprintf(prefix, sizeof(prefix), "sha512:%s", id + SHA512_ID_PREFIX_LEN);
         rv = pt_metastore_transfer_first(ms, prefix, digest);
         if (rv != 0)
             return rv != PT_E_NOT_FOUND;
+    } else if (strlen(id) == PT_DIGEST_SHA256_HEX_LEN) {
+        snprintf(digest, sizeof(digest), "sha256:%s", id);
     } else {
         return 0;
     }

@@ -1235,6 +1235,56 @@ static void test_stop_while_announcing(void **state)
 }
 
 /*
+ * Transfer session names (blob_sync_session.c): a sha256 blob's is its hex, a sha512 blob's
+ * "512-" and 60 of its hex, both within PT_UPLOAD_ID_MAX; the start-up sweep finds either
+ * from the transfer record, and nothing else.
+ */
+static void test_session_names(void **state)
+{
+    (void)state;
+    struct region *a = region_add("a", 1, 47001);
+    struct pt_digest d256, d512;
+    char id256[PT_UPLOAD_ID_MAX + 1], id512[PT_UPLOAD_ID_MAX + 1];
+    char s256[PT_DIGEST_STR_MAX + 1], s512[PT_DIGEST_STR_MAX + 1];
+    unsigned char rec[1024];
+    struct pt_upload u;
+
+    pt_digest_of("x", 1, &d256);
+    pt_digest_of_algo("x", 1, PT_DIGEST_SHA512, &d512);
+    pt_digest_format(&d256, s256);
+    pt_digest_format(&d512, s512);
+    pt_blob_sync_session_id(&d256, id256);
+    pt_blob_sync_session_id(&d512, id512);
+    assert_string_equal(id256, d256.hex);
+    assert_int_equal(strlen(id512), PT_UPLOAD_ID_MAX);
+    assert_memory_equal(id512, "512-", 4);
+    assert_memory_equal(id512 + 4, d512.hex, 60);
+
+    /* no records yet: neither session is live */
+    assert_int_equal(pt_blob_sync_session_live(a->ms, id256), 0);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, id512), 0);
+    assert_true(pt_upload_encoded_size() <= sizeof(rec));
+    const struct {
+        const char *digest, *id;
+    } both[] = {{s256, id256}, {s512, id512}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pt_blobstore_upload_begin_id(a->bs, "@transfer", both[i].id, 1, &u), 0);
+        pt_upload_encode(&u, rec);
+        assert_int_equal(
+            pt_metastore_transfer_put(a->ms, both[i].digest, rec, pt_upload_encoded_size()), 0);
+        assert_int_equal(pt_blob_sync_session_live(a->ms, both[i].id), 1);
+    }
+    /* a session id of that form whose digest has no transfer, and other ids */
+    char other[PT_UPLOAD_ID_MAX + 1];
+    snprintf(other, sizeof(other), "512-%.60s", d256.hex);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, other), 0);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, "1-0f0e0d0c-0b0a-4909-8807-060504030201"), 0);
+    assert_int_equal(pt_metastore_transfer_delete(a->ms, s512), 0);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, id512), 0);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, id256), 1);
+}
+
+/*
  * Encoding a BlobWant into the fixed buffer a transfer asks with (bsync_encode_want): the
  * largest one a digest allows (sha512) fits and reads back; one that would not fit (a digest
  * far longer than any valid one) is refused with PT_E_TOO_LARGE and leaves the buffer
@@ -1292,6 +1342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_serving_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_announcing, setup, teardown),
         cmocka_unit_test(test_want_encoding),
+        cmocka_unit_test_setup_teardown(test_session_names, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
