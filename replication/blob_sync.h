@@ -3,15 +3,15 @@
  *
  * Every region converges to holding every blob: `blob_locations` (replicated) says which
  * regions hold which blob verified; this service fetches each blob this region lacks from the
- * nearest holder (lowest RTT on the BULK peer channels), verifies its SHA-256, renames it into
+ * nearest holder (lowest RTT on the BULK peer channels), verifies its digest, renames it into
  * the blob store and proposes BlobStored{this region}. It also serves the blobs this region
  * holds to the other regions.
  *
  * - Transfers pull a blob with BlobWant/BlobChunk (proto/peer.proto) over the BULK channels of
  *   the raft transport, at most PT_BLOB_SYNC_WINDOW pieces in flight each: that window bounds
  *   memory on both sides and keeps a long link full. The bytes go to an upload session whose
- *   id is the digest's hex (blobstore.h), hashed as they are written; its state is recorded
- *   (local_blobs column family) every PT_BLOB_SYNC_SYNC_EVERY bytes after an fdatasync, so a
+ *   id is named after the digest (blob_sync_session.c), hashed as they are written; its state is
+ * recorded (local_blobs column family) every PT_BLOB_SYNC_SYNC_EVERY bytes after an fdatasync, so a
  *   transfer resumes from its last durable offset after a dropped link, a crash or a restart.
  *   A blob whose digest does not verify is discarded and fetched again.
  * - Background: a scan of blob_locations (after every change to replicated state, at most
@@ -38,6 +38,8 @@
 #include <raft.h>
 #include <raft/uv.h>
 
+#include "bounds.h"
+#include "digest.h"
 #include "mailbox.h"
 
 struct pt_metastore;
@@ -151,5 +153,18 @@ int pt_blob_feed_poll(struct pt_blob_feed *f, uint64_t pos, uint64_t *avail, int
 int pt_blob_feed_withdraw(struct pt_blob_feed *f, struct pt_feed_waiter *w);
 /* Any thread: drops a reference; the last one closes the file and frees f. */
 void pt_blob_feed_release(struct pt_blob_feed *f);
+
+/*
+ * Writes to id the upload session id of the transfer of blob *d (borrowed): the hex of a
+ * sha256 digest, "512-" and the first 60 hex of a sha512 one (blob_sync_session.c).
+ */
+void pt_blob_sync_session_id(const struct pt_digest *d, char id[PT_UPLOAD_ID_MAX + 1]);
+
+/*
+ * For the start-up sweep of upload files: 1 if id (borrowed) names the session of a transfer
+ * recorded in ms (borrowed), or when that cannot be read (the file is kept); 0 if not. Blocks
+ * on the database: off the event loop.
+ */
+int pt_blob_sync_session_live(struct pt_metastore *ms, const char *id);
 
 #endif

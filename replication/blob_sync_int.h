@@ -55,7 +55,7 @@ struct region {
 
 /* A blob this region lacks, as a scan found it. */
 struct want {
-    char digest[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
     uint64_t size;
     unsigned nholders;
     uint64_t holders[MAX_HOLDERS];
@@ -75,7 +75,7 @@ struct chunk {
 struct transfer {
     struct pt_blob_sync *s;
     struct transfer *next;
-    char digest[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
     struct pt_digest d;
     uint64_t size;
     int demand; /* started for a waiting client: outside the background limit */
@@ -128,7 +128,7 @@ struct pt_blob_sync {
     /* Blobs whose BlobStored committed lately, with the loop time: a scan that started
      * before that still lists them as missing, so schedule passes them over. */
     struct {
-        char digest[PT_DIGEST_STR_LEN + 1];
+        char digest[PT_DIGEST_STR_MAX + 1];
         uint64_t at_ms;
     } recent[RECENT];
     unsigned recent_next;

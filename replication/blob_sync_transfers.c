@@ -18,8 +18,8 @@
  *   WAITING     nothing to do until retry_ms (no holder reachable, or an I/O error).
  *   DONE        kept until its last BlobWant answer came back, then freed.
  *
- * The session is an upload (blobstore.h) whose id is the digest's hex, in the repo
- * TRANSFER_REPO; its record (local_blobs column family) is what a restart resumes from.
+ * The session is an upload (blobstore.h) named after the digest (pt_blob_sync_session_id), in
+ * the repo TRANSFER_REPO; its record (local_blobs column family) is what a restart resumes from.
  *
  * Invariants: a transfer's session (u) is touched by the loop only while no work item runs
  * (busy == 0). A transfer is freed only when DONE, not busy and with no BlobWant in flight.
@@ -320,16 +320,18 @@ static void open_work(uv_work_t *work)
         return;
     }
     rv = pt_metastore_transfer_get(s->ms, t->digest, &val, &len);
+    char id[PT_UPLOAD_ID_MAX + 1];
+    pt_blob_sync_session_id(&t->d, id);
     if (rv == 0) {
         rv = pt_upload_decode(val, len, &t->u);
         free(val);
-        if (rv == 0 && (strcmp(t->u.id, t->d.hex) != 0 || t->u.offset > t->size))
+        if (rv == 0 && (strcmp(t->u.id, id) != 0 || t->u.offset > t->size))
             rv = PT_E_CORRUPT;
         if (rv == 0)
             rv = pt_blobstore_upload_repair(s->bs, &t->u);
     }
     if (rv != 0) { /* no usable session: begin one */
-        rv = pt_blobstore_upload_begin_id(s->bs, TRANSFER_REPO, t->d.hex, bsync_wall_ms(), &t->u);
+        rv = pt_blobstore_upload_begin_id(s->bs, TRANSFER_REPO, id, bsync_wall_ms(), &t->u);
         if (rv == 0)
             rv = record_session(s, t->digest, &t->u);
     }

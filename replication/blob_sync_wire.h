@@ -4,7 +4,7 @@
  *
  * A transfer encodes each BlobWant into a buffer of WANT_BUF bytes on the stack: the room it
  * needs is checked before anything is written, so a message that would not fit (nothing
- * valid comes close: a sha256 digest and two varints take 90 bytes at most) fails with an
+ * valid comes close: a sha512 digest and two varints take 155 bytes at most) fails with an
  * error instead of writing past the buffer. Kept apart from blob_sync_int.h so that a test
  * can include it without the service's internal names.
  */
@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 /* Room for one encoded BlobWant. */
-#define WANT_BUF 128
+#define WANT_BUF 192
 
 /*
  * Encodes BlobWant{digest (borrowed), offset, length} into buf (borrowed, cap bytes); *len

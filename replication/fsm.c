@@ -61,7 +61,8 @@ static int check_references(struct pt_metastore_batch *b, const Portolan__PutMan
     return 0;
 }
 
-/* Stores a new manifest after checking that body hashes to its digest. */
+/* Stores a new manifest after checking that body hashes to its digest, with the digest's own
+ * algorithm (sha256 or sha512). */
 static int store_manifest(struct pt_metastore_batch *b, const Portolan__PutManifest *m)
 {
     struct pt_digest want, got;
@@ -69,7 +70,7 @@ static int store_manifest(struct pt_metastore_batch *b, const Portolan__PutManif
         return PT_E_DIGEST_INVALID;
     if (m->body.len > PT_METASTORE_MANIFEST_MAX)
         return PT_E_MANIFEST_TOO_LARGE;
-    pt_digest_of(m->body.data, m->body.len, &got);
+    pt_digest_of_algo(m->body.data, m->body.len, want.algo, &got);
     if (!pt_digest_equal(&want, &got))
         return PT_E_DIGEST_INVALID;
     return pt_metastore_batch_manifest_put(b, m->repo, m->digest, m->media_type, m->artifact_type,
@@ -111,7 +112,7 @@ static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c
         return 0;
     struct pt_referrer r;
     memset(&r, 0, sizeof(r));
-    memcpy(r.digest, m->digest, strlen(m->digest) + 1); /* checked above: 71 bytes */
+    memcpy(r.digest, m->digest, strlen(m->digest) + 1); /* checked above: a digest string */
     memcpy(r.media_type, rec.media_type, sizeof(r.media_type));
     memcpy(r.artifact_type, rec.artifact_type, sizeof(r.artifact_type));
     r.size = rec.len;
@@ -130,7 +131,7 @@ static int put_tag(struct pt_metastore_batch *b, const Portolan__Command *c,
 
 static int delete_tag(struct pt_metastore_batch *b, const Portolan__DeleteTag *t)
 {
-    char digest[72];
+    char digest[PT_DIGEST_STR_MAX + 1];
     int rv = pt_metastore_batch_tag_get(b, t->repo, t->tag, digest);
     if (rv != 0)
         return rv;

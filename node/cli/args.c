@@ -125,8 +125,8 @@ bad:
 
 /*
  * The image argument of `replication status`: NAME:TAG, NAME@DIGEST or NAME (the tag then is
- * "latest"), each part checked with the registry's own grammar. Names, tags and sha256
- * digests hold only characters a query value may carry as they are, so they go into the
+ * "latest"), each part checked with the registry's own grammar. Names, tags and sha256 or
+ * sha512 digests hold only characters a query value may carry as they are, so they go into the
  * request URL unescaped.
  */
 static int parse_image(struct cli_opts *o, const char *a, FILE *err)

@@ -206,7 +206,7 @@ static void serve_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_rout
                        int may_catch_up)
 {
     char *name = pt_api_name(req, rt);
-    char digest[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
     pt_digest_format(&rt->digest, digest);
     uint64_t size;
     int rv = pt_metastore_blob_linked(w->node->ms, name, digest, &size);
@@ -326,7 +326,7 @@ static void on_unlinked(h2o_req_t *req, int status, void *data)
 static void delete_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
     char *name = pt_api_name(req, rt);
-    char digest[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
     pt_digest_format(&rt->digest, digest);
     struct pt_command_builder b;
     int rv = pt_api_command(w, &b);

@@ -32,8 +32,8 @@
 
 struct put_done {
     char name[PT_NAME_MAX + 1];
-    char digest[PT_DIGEST_STR_LEN + 1];
-    char subject[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
+    char subject[PT_DIGEST_STR_MAX + 1];
 };
 
 static void send_manifest(h2o_req_t *req, const char *digest, struct pt_manifest_rec *rec)
@@ -78,7 +78,7 @@ static void lookup_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt
                             int may_catch_up)
 {
     char *name = pt_api_name(req, rt);
-    char digest[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
     if (resolve(w, req, rt, name, digest) != 0)
         return;
     struct pt_manifest_rec rec;
@@ -196,8 +196,11 @@ static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_
     }
     struct put_done done;
     snprintf(done.name, sizeof(done.name), "%s", name);
+    /* Stored under the digest named in the path, hashed with its algorithm; a push by tag is
+     * stored under the canonical sha256 digest. Docker-Content-Digest answers that digest. */
     struct pt_digest computed;
-    pt_digest_of(req->entity.base, len, &computed);
+    pt_digest_of_algo(req->entity.base, len, rt->ref_is_digest ? rt->digest.algo : PT_DIGEST_SHA256,
+                      &computed);
     pt_digest_format(&computed, done.digest);
     done.subject[0] = '\0';
     if (info.has_subject)
@@ -205,7 +208,7 @@ static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_
 
     char *tags[MAX_EXTRA_TAGS + 1];
     size_t ntags;
-    char missing[PT_DIGEST_STR_LEN + 1];
+    char missing[PT_DIGEST_STR_MAX + 1];
     if (rt->ref_is_digest && !pt_digest_equal(&rt->digest, &computed)) {
         rv = PT_E_DIGEST_INVALID;
     } else if ((rv = collect_tags(req, rt, tags, &ntags)) != 0) {
@@ -228,11 +231,11 @@ static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_
     char **blobs = h2o_mem_alloc_pool(&req->pool, sizeof(char *) * (nblobs + 1));
     char **children = h2o_mem_alloc_pool(&req->pool, sizeof(char *) * (nchildren + 1));
     for (size_t i = 0; i < nblobs; i++) {
-        blobs[i] = h2o_mem_alloc_pool(&req->pool, PT_DIGEST_STR_LEN + 1);
+        blobs[i] = h2o_mem_alloc_pool(&req->pool, PT_DIGEST_STR_MAX + 1);
         pt_digest_format(&info.blobs[i].digest, blobs[i]);
     }
     for (size_t i = 0; i < nchildren; i++) {
-        children[i] = h2o_mem_alloc_pool(&req->pool, PT_DIGEST_STR_LEN + 1);
+        children[i] = h2o_mem_alloc_pool(&req->pool, PT_DIGEST_STR_MAX + 1);
         pt_digest_format(&info.children[i].digest, children[i]);
     }
     struct pt_command_manifest pm = {
@@ -274,13 +277,13 @@ static void on_delete_done(h2o_req_t *req, int status, void *data)
 static void delete_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
     char *name = pt_api_name(req, rt);
-    char ref[PT_TAG_MAX + PT_DIGEST_STR_LEN + 2];
+    char ref[PT_TAG_MAX + PT_DIGEST_STR_MAX + 2];
     snprintf(ref, sizeof(ref), "%.*s", (int)rt->ref_len, rt->ref);
     if (pt_metastore_repo_exists(w->node->ms, name) == 0) {
         pt_http_error(req, PT_E_NAME_UNKNOWN, NULL, NULL);
         return;
     }
-    char digest[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
     struct pt_command_builder b;
     int rv = pt_api_command(w, &b);
     if (rv == 0) {

@@ -34,7 +34,7 @@ void pt_api_referrers(struct pt_worker *w, h2o_req_t *req, const struct pt_route
         return;
     }
     char *name = pt_api_name(req, rt);
-    char subject[PT_DIGEST_STR_LEN + 1];
+    char subject[PT_DIGEST_STR_MAX + 1];
     pt_digest_format(&rt->digest, subject);
     h2o_iovec_t q = pt_http_query(req);
     char filter[256];

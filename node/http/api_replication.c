@@ -38,8 +38,7 @@
 
 /* ---- the summary (pure) ------------------------------------------------------------------ */
 
-#define INDEX_SLOTS   32768u /* power of two */
-#define DIGEST_HEX_AT 7      /* "sha256:" */
+#define INDEX_SLOTS 32768u /* power of two */
 
 _Static_assert(PT_REPLICATION_IMAGE_BLOBS_MAX < INDEX_SLOTS / 2, "digest index too small");
 _Static_assert(PT_REPLICATION_IMAGE_MANIFESTS_MAX < INDEX_SLOTS / 2, "digest index too small");
@@ -55,28 +54,30 @@ static size_t digest_slot(const char *hex)
 }
 
 /*
- * Looks hex (64 characters) up in slots, whose entries are positions + 1 of digests that
- * key(arg, pos) returns. Returns the position + 1 of the digest, or 0 when absent with *free_slot
- * set to the slot where it belongs. The caller keeps fewer than INDEX_SLOTS / 2 entries, so
- * an empty slot always ends the probe.
+ * Looks d up in slots, whose entries are positions + 1 of digests that same(arg, pos, d)
+ * compares with d (1 when equal). Returns the position + 1 of the digest, or 0 when absent with
+ * *free_slot set to the slot where it belongs. The caller keeps fewer than INDEX_SLOTS / 2 entries,
+ * so an empty slot always ends the probe.
  */
-static size_t index_find(const uint32_t *slots, const char *hex,
-                         const char *(*key)(const void *, size_t), const void *arg,
-                         size_t *free_slot)
+static size_t index_find(const uint32_t *slots, const struct pt_digest *d,
+                         int (*same)(const void *, size_t, const struct pt_digest *),
+                         const void *arg, size_t *free_slot)
 {
-    size_t i = digest_slot(hex);
+    size_t i = digest_slot(d->hex);
     for (; slots[i] != 0; i = (i + 1) & (INDEX_SLOTS - 1)) {
-        if (memcmp(key(arg, slots[i] - 1), hex, PT_DIGEST_HEX_LEN) == 0)
+        if (same(arg, slots[i] - 1, d))
             return slots[i];
     }
     *free_slot = i;
     return 0;
 }
 
-static const char *blob_key(const void *arg, size_t pos)
+static int blob_same(const void *arg, size_t pos, const struct pt_digest *d)
 {
     const struct pt_replication_image *img = arg;
-    return img->blobs[pos].digest + DIGEST_HEX_AT;
+    char text[PT_DIGEST_STR_MAX + 1];
+    pt_digest_format(d, text);
+    return strcmp(img->blobs[pos].digest, text) == 0;
 }
 
 void pt_replication_image_init(struct pt_replication_image *img)
@@ -132,8 +133,8 @@ int pt_replication_image_add_blob(struct pt_replication_image *img, const struct
         if (img->slots == NULL)
             return PT_E_NOMEM;
     }
-    size_t slot;
-    if (index_find(img->slots, digest->hex, blob_key, img, &slot) != 0)
+    size_t slot = 0;
+    if (index_find(img->slots, digest, blob_same, img, &slot) != 0)
         return 1;
     if (img->nblobs == PT_REPLICATION_IMAGE_BLOBS_MAX)
         return PT_E_TOO_LARGE;
@@ -256,22 +257,22 @@ struct walk {
     uint32_t *slots; /* owned */
 };
 
-static const char *walk_key(const void *arg, size_t pos)
+static int walk_same(const void *arg, size_t pos, const struct pt_digest *d)
 {
     const struct walk *wk = arg;
-    return wk->queue[pos].hex;
+    return pt_digest_equal(&wk->queue[pos], d);
 }
 
 /* Queues d unless seen. Returns 0 or PT_E_TOO_LARGE / PT_E_NOMEM. */
 static int walk_push(struct walk *wk, const struct pt_digest *d)
 {
-    size_t slot;
+    size_t slot = 0;
     if (wk->slots == NULL) {
         wk->slots = calloc(INDEX_SLOTS, sizeof(*wk->slots));
         if (wk->slots == NULL)
             return PT_E_NOMEM;
     }
-    if (index_find(wk->slots, d->hex, walk_key, wk, &slot) != 0)
+    if (index_find(wk->slots, d, walk_same, wk, &slot) != 0)
         return 0;
     if (wk->n == PT_REPLICATION_IMAGE_MANIFESTS_MAX)
         return PT_E_TOO_LARGE;
@@ -295,7 +296,7 @@ static int walk_manifests(struct image_op *op, struct walk *wk)
 {
     uint64_t read = 0;
     for (; wk->next < wk->n; wk->next++) {
-        char digest[PT_DIGEST_STR_LEN + 1];
+        char digest[PT_DIGEST_STR_MAX + 1];
         struct pt_manifest_rec rec;
         struct pt_manifest_info info;
         pt_digest_format(&wk->queue[wk->next], digest);
@@ -337,7 +338,7 @@ static int collect(struct image_op *op)
         return rv < 0 ? rv : PT_E_NAME_UNKNOWN;
     struct pt_digest top = op->digest;
     if (!op->is_digest) {
-        char digest[PT_DIGEST_STR_LEN + 1];
+        char digest[PT_DIGEST_STR_MAX + 1];
         rv = pt_metastore_get_tag(op->ms, img->name, img->reference, digest);
         if (rv != 0)
             return rv;
@@ -433,7 +434,7 @@ static int read_query(h2o_req_t *req, struct image_op *op)
     }
     if (len > 0 && memchr(img->reference, ':', (size_t)len) != NULL) {
         if (pt_digest_parse(img->reference, (size_t)len, &op->digest) != 0) {
-            pt_http_error(req, PT_E_DIGEST_INVALID, "the reference is not a sha256 digest", NULL);
+            pt_http_error(req, PT_E_DIGEST_INVALID, "the reference is not a digest", NULL);
             return -1;
         }
         op->is_digest = 1;

@@ -281,7 +281,7 @@ static void upload_headers(h2o_req_t *req, const char *name, const struct pt_upl
 
 struct blob_done {
     char name[PT_NAME_MAX + 1];
-    char digest[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
     char upload_id[PT_UPLOAD_ID_MAX + 1]; /* session closed by this link, or "" */
 };
 
@@ -364,7 +364,7 @@ static void on_chunk(struct ingest *ing, h2o_req_t *req, int status)
 static int query_digest(h2o_req_t *req, const char *key, struct pt_digest *d)
 {
     h2o_iovec_t q = pt_http_query(req);
-    char buf[PT_DIGEST_STR_LEN + 32];
+    char buf[PT_DIGEST_STR_MAX + 32];
     int len = pt_query_get(q.base, q.len, key, 0, buf, sizeof(buf));
     if (len == PT_E_NOT_FOUND)
         return 0;
@@ -384,7 +384,7 @@ static int try_mount(struct pt_worker *w, h2o_req_t *req, const char *name)
     if (found <= 0)
         return found < 0;
     h2o_iovec_t q = pt_http_query(req);
-    char from[PT_NAME_MAX + 1], digest[PT_DIGEST_STR_LEN + 1];
+    char from[PT_NAME_MAX + 1], digest[PT_DIGEST_STR_MAX + 1];
     int flen = pt_query_get(q.base, q.len, "from", 0, from, sizeof(from));
     if (flen >= 0 && pt_name_validate(from, (size_t)flen) != 0) {
         pt_http_error(req, PT_E_NAME_INVALID, "invalid from parameter", NULL);

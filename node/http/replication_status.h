@@ -32,7 +32,7 @@
 /* Most manifests walked for one image: the image itself plus one index's children. */
 #define PT_REPLICATION_IMAGE_MANIFESTS_MAX (PT_MANIFEST_MAX_REFS + 1)
 struct pt_replication_blob {
-    char digest[PT_DIGEST_STR_LEN + 1]; /* "sha256:<hex>" */
+    char digest[PT_DIGEST_STR_MAX + 1]; /* "sha256:<hex>" or "sha512:<hex>" */
     uint64_t size;
     /* Regions holding the blob verified, sorted byte-wise, without duplicates. Owned by the
      * image: the array and each string are released with free() by
@@ -49,7 +49,7 @@ struct pt_replication_gap {
 struct pt_replication_image {
     char name[PT_NAME_MAX + 1];
     char reference[PT_DIGEST_INPUT_MAX + 1];  /* the tag or digest the caller asked for */
-    char digest[PT_DIGEST_STR_LEN + 1];       /* the manifest it resolved to */
+    char digest[PT_DIGEST_STR_MAX + 1];       /* the manifest it resolved to */
     char (*regions)[PT_CLUSTER_NAME_MAX + 1]; /* owned; sorted byte-wise, unique */
     size_t nregions;
     struct pt_replication_blob *blobs; /* owned; first-seen order, each digest once */

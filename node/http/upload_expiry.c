@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "blob_sync.h"
 #include "blobstore.h"
 #include "clock.h"
 #include "digest.h"
@@ -91,17 +92,13 @@ static int is_live_upload(const char *id, void *arg)
     struct pt_node *node = arg;
     void *val;
     size_t len;
-    char digest[PT_DIGEST_STR_LEN + 1];
     int rv = pt_metastore_upload_get(node->ms, id, &val, &len);
     if (rv != PT_E_BLOB_UPLOAD_UNKNOWN) {
         free(val);
         return 1;
     }
-    /* a transfer from another region: its session is named by the digest's hex */
-    snprintf(digest, sizeof(digest), "sha256:%.64s", id);
-    rv = pt_metastore_transfer_get(node->ms, digest, &val, &len);
-    free(val);
-    return rv != PT_E_NOT_FOUND;
+    /* a transfer from another region: its session is named after the digest */
+    return pt_blob_sync_session_live(node->ms, id);
 }
 
 int pt_upload_expiry_recover(struct pt_node *node, int64_t now_ms, unsigned *resumed,

@@ -221,7 +221,7 @@ static int string_map(json_t *obj)
 /*
  * image-spec descriptor.md: mediaType, digest and size are REQUIRED; the optional urls,
  * annotations, data, artifactType and platform (image-index.md) must have their defined
- * JSON types when present. Only sha256 digests are accepted (the one algorithm we store).
+ * JSON types when present. Only sha256 and sha512 digests are accepted (the algorithms we store).
  */
 static int parse_descriptor(json_t *d, struct pt_manifest_ref *ref)
 {

@@ -14,7 +14,7 @@
  *
  * Invariant of a successful parse: info.media_type is always one of the four known types,
  * spelled canonically (lower case), so it is safe to serve as a Content-Type header; every
- * descriptor has a sha256 digest, a size in [0, 2^53 - 1] and an RFC 6838 media type.
+ * descriptor has a sha256 or sha512 digest, a size in [0, 2^53 - 1] and an RFC 6838 media type.
  */
 #ifndef PT_MANIFEST_H
 #define PT_MANIFEST_H
@@ -94,7 +94,7 @@ struct pt_manifest_info {
  *   PT_E_MANIFEST_INVALID    anything else wrong: not UTF-8 JSON, duplicate keys, nesting
  *                            deeper than PT_MANIFEST_MAX_DEPTH, not an object, schemaVersion
  *                            != 2, mediaType mismatch, missing or ill-typed fields, bad
- *                            descriptor (mediaType, sha256 digest, integer size in
+ *                            descriptor (mediaType, sha256/sha512 digest, integer size
  *                            [0, 2^53 - 1]), non-string annotation values, an image manifest
  *                            with "manifests" or an index with "config"/"layers" (ambiguous
  *                            documents, CVE-2021-41190), more than PT_MANIFEST_MAX_REFS

@@ -5,9 +5,12 @@
  *
  *   <dir>/
  *   |-- blobs/
- *   |   `-- sha256/
- *   |       |-- 00/ .. ff/       all 256 fan-out directories, created at open
- *   |       |   `-- <64 hex>     verified, immutable blob files
+ *   |   |-- sha256/
+ *   |   |   |-- 00/ .. ff/       all 256 fan-out directories, created at open
+ *   |   |   |   `-- <64 hex>     verified, immutable blob files
+ *   |   `-- sha512/
+ *   |       |-- 00/ .. ff/       the same for blobs addressed by sha512 digests
+ *   |       |   `-- <128 hex>
  *   |-- uploads/
  *   |   `-- <upload id>          in-progress upload data, bytes [0, offset) of the session
  *   |                            (blobstore_upload.c)
@@ -15,16 +18,18 @@
  *
  * Invariant: a file under blobs/ is always complete and verified. Its bytes were appended to
  * uploads/<id> (each append fdatasync'd before the session state that covers it is handed
- * back), their SHA-256 compared with the digest the client named, the file fsync'd, rename()'d
- * into blobs/sha256/<xx>/<hex> and that directory fsync'd. rename() is atomic, so a crash at
+ * back), their hash compared with the digest the client named, the file fsync'd, rename()'d
+ * into blobs/<algorithm>/<xx>/<hex> and that directory fsync'd. rename() is atomic, so a crash at
  * any instant leaves either no blob or the whole verified blob; never a partial one.
  *
  * This file owns the blob side: the tree, blob paths, stat/open/remove of blobs, and the last
  * step of a commit, installing a verified upload file as a blob. Upload sessions (their files,
  * their serialised state, begin/append/commit) are blobstore_upload.c's.
  *
- * Blob names are built from validated input only: digests are exactly 64 lower-case hex
- * digits (blobstore_blob_name), so no request can name a path outside blobs/. Directories are
+ * Blob names are built from validated input only: digests are exactly 64 (sha256) or 128
+ * (sha512) lower-case hex digits (blobstore_blob_name), and the algorithm picks one of the two
+ * directories held open, so no request can name a path outside blobs/. The same bytes pushed
+ * under both algorithms are two blobs, one file in each tree. Directories are
  * held open as fds and addressed with the *at() calls.
  *
  * Threads: every function blocks on file I/O and runs on worker threads, never on an event
@@ -72,17 +77,21 @@ int blobstore_io_err(int e)
 
 int blobstore_blob_name(const struct pt_digest *d, char name[BLOB_NAME_SIZE])
 {
-    for (size_t i = 0; i < PT_DIGEST_HEX_LEN; i++) {
+    size_t hex_len;
+    if (d->algo != PT_DIGEST_SHA256 && d->algo != PT_DIGEST_SHA512)
+        return PT_E_DIGEST_INVALID;
+    hex_len = pt_digest_hex_len(d->algo);
+    for (size_t i = 0; i < hex_len; i++) {
         char c = d->hex[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
             return PT_E_DIGEST_INVALID;
     }
-    if (d->hex[PT_DIGEST_HEX_LEN] != '\0')
+    if (d->hex[hex_len] != '\0')
         return PT_E_DIGEST_INVALID;
     name[0] = d->hex[0];
     name[1] = d->hex[1];
     name[2] = '/';
-    memcpy(name + 3, d->hex, PT_DIGEST_HEX_LEN + 1);
+    memcpy(name + 3, d->hex, hex_len + 1);
     return 0;
 }
 
@@ -157,19 +166,19 @@ int blobstore_remove_entry(int dfd, const char *name, int depth)
     return 0;
 }
 
-/* Creates blobs/sha256/00 .. ff; fsyncs blobs/sha256 if any was new. */
-static int create_fanout(struct pt_blobstore *bs)
+/* Creates blobs/<algorithm>/00 .. ff in the directory dfd; fsyncs it if any was new. */
+static int create_fanout(struct pt_blobstore *bs, int dfd)
 {
     static const char hex[] = "0123456789abcdef";
     int created = 0;
     for (int i = 0; i < 256; i++) {
         char name[3] = {hex[i >> 4], hex[i & 15], '\0'};
-        if (mkdirat(bs->blobs_fd, name, DIR_MODE) == 0)
+        if (mkdirat(dfd, name, DIR_MODE) == 0)
             created = 1;
         else if (errno != EEXIST)
             return blobstore_io_err(errno);
     }
-    if (created && bs->sys.fsync_fn(bs->blobs_fd) != 0)
+    if (created && bs->sys.fsync_fn(dfd) != 0)
         return blobstore_io_err(errno);
     return 0;
 }
@@ -186,18 +195,24 @@ static int open_tree(struct pt_blobstore *bs)
     blobs_parent = ensure_dir(bs->root_fd, "blobs", &root_created);
     if (blobs_parent < 0)
         return blobs_parent;
-    bs->blobs_fd = ensure_dir(blobs_parent, "sha256", &blobs_created);
+    for (int a = 0; a < PT_DIGEST_ALGO_COUNT; a++) {
+        bs->blobs_fd[a] = ensure_dir(blobs_parent, pt_digest_algo_name(a), &blobs_created);
+        if (bs->blobs_fd[a] < 0) {
+            close(blobs_parent);
+            return bs->blobs_fd[a];
+        }
+    }
     if (blobs_created && bs->sys.fsync_fn(blobs_parent) != 0) {
         rv = blobstore_io_err(errno);
         close(blobs_parent);
         return rv;
     }
     close(blobs_parent);
-    if (bs->blobs_fd < 0)
-        return bs->blobs_fd;
-    rv = create_fanout(bs);
-    if (rv != 0)
-        return rv;
+    for (int a = 0; a < PT_DIGEST_ALGO_COUNT; a++) {
+        rv = create_fanout(bs, bs->blobs_fd[a]);
+        if (rv != 0)
+            return rv;
+    }
 
     bs->uploads_fd = ensure_dir(bs->root_fd, "uploads", &root_created);
     if (bs->uploads_fd < 0)
@@ -233,7 +248,9 @@ int pt_blobstore_open(const char *dir, struct pt_blobstore **out)
     bs = calloc(1, sizeof(*bs));
     if (bs == NULL)
         return PT_E_NOMEM;
-    bs->root_fd = bs->blobs_fd = bs->uploads_fd = -1;
+    bs->root_fd = bs->uploads_fd = -1;
+    for (int a = 0; a < PT_DIGEST_ALGO_COUNT; a++)
+        bs->blobs_fd[a] = -1;
     bs->sys = default_sys;
 
     bs->root = realpath(dir, NULL);
@@ -271,8 +288,10 @@ void pt_blobstore_close(struct pt_blobstore *bs)
         return;
     if (bs->uploads_fd >= 0)
         close(bs->uploads_fd);
-    if (bs->blobs_fd >= 0)
-        close(bs->blobs_fd);
+    for (int a = 0; a < PT_DIGEST_ALGO_COUNT; a++) {
+        if (bs->blobs_fd[a] >= 0)
+            close(bs->blobs_fd[a]);
+    }
     if (bs->root_fd >= 0)
         close(bs->root_fd);
     free(bs->tmp_path);
@@ -292,34 +311,35 @@ struct pt_blobstore_sys *pt_blobstore_sys(struct pt_blobstore *bs)
 
 /* ---- blobs --------------------------------------------------------------------------- */
 
-/* Opens blobs/sha256/<xx> for the blob name "xx/<hex>". */
-static int open_fanout(struct pt_blobstore *bs, const char *name)
+/* Opens blobs/<algorithm>/<xx> (parent: that algorithm's directory) for the blob name
+ * "xx/<hex>". */
+static int open_fanout(struct pt_blobstore *bs, int parent, const char *name)
 {
     char sub[3] = {name[0], name[1], '\0'};
-    int dfd = openat(bs->blobs_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = openat(parent, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0)
         return dfd;
     if (errno != ENOENT)
         return blobstore_io_err(errno);
     /* Fan-out directories are made at open; recreate one lost since. */
-    if (mkdirat(bs->blobs_fd, sub, DIR_MODE) == 0) {
-        if (bs->sys.fsync_fn(bs->blobs_fd) != 0)
+    if (mkdirat(parent, sub, DIR_MODE) == 0) {
+        if (bs->sys.fsync_fn(parent) != 0)
             return blobstore_io_err(errno);
     } else if (errno != EEXIST) {
         return blobstore_io_err(errno);
     }
-    dfd = openat(bs->blobs_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dfd = openat(parent, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     return dfd >= 0 ? dfd : blobstore_io_err(errno);
 }
 
-int blobstore_install(struct pt_blobstore *bs, int fd, const char *id,
+int blobstore_install(struct pt_blobstore *bs, int fd, const char *id, enum pt_digest_algo algo,
                       const char name[BLOB_NAME_SIZE])
 {
     const char *leaf = name + 3;
     struct stat st;
     int dfd, rv;
 
-    dfd = open_fanout(bs, name);
+    dfd = open_fanout(bs, bs->blobs_fd[algo], name);
     if (dfd < 0) {
         rv = dfd;
         goto err_after_fd;
@@ -375,7 +395,7 @@ int pt_blobstore_stat(struct pt_blobstore *bs, const struct pt_digest *d, uint64
     int rv = blobstore_blob_name(d, name);
     if (rv != 0)
         return rv;
-    if (fstatat(bs->blobs_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    if (fstatat(bs->blobs_fd[d->algo], name, &st, AT_SYMLINK_NOFOLLOW) != 0)
         return errno == ENOENT || errno == ENOTDIR ? PT_E_BLOB_UNKNOWN : blobstore_io_err(errno);
     if (!S_ISREG(st.st_mode))
         return PT_E_BLOB_UNKNOWN;
@@ -391,7 +411,7 @@ int pt_blobstore_open_blob(struct pt_blobstore *bs, const struct pt_digest *d, i
     int f, rv = blobstore_blob_name(d, name);
     if (rv != 0)
         return rv;
-    f = openat(bs->blobs_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    f = openat(bs->blobs_fd[d->algo], name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (f < 0)
         return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? PT_E_BLOB_UNKNOWN
                                                                      : blobstore_io_err(errno);
@@ -415,7 +435,7 @@ int pt_blobstore_remove_blob(struct pt_blobstore *bs, const struct pt_digest *d)
     int rv = blobstore_blob_name(d, name);
     if (rv != 0)
         return rv;
-    if (unlinkat(bs->blobs_fd, name, 0) != 0)
+    if (unlinkat(bs->blobs_fd[d->algo], name, 0) != 0)
         return errno == ENOENT || errno == ENOTDIR || errno == EISDIR ? PT_E_BLOB_UNKNOWN
                                                                       : blobstore_io_err(errno);
     return 0;

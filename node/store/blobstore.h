@@ -1,10 +1,10 @@
 /*
  * blobstore.h - content-addressed blob storage on the local filesystem.
  *
- * A registry node keeps every blob as one file named by its SHA-256 digest, and every upload in
- * progress as one file named by its session id (the layout is drawn at the top of blobstore.c).
- * A file under blobs/ is always complete and verified: uploads are written, hashed, fsync'd and
- * only then renamed into place.
+ * A registry node keeps every blob as one file named by its digest (sha256 or sha512), and every
+ * upload in progress as one file named by its session id (the layout is drawn at the top of
+ * blobstore.c). A file under blobs/ is always complete and verified: uploads are written, hashed,
+ * fsync'd and only then renamed into place.
  *
  * Threads: every function here does blocking file I/O (writes, fsync, rename, directory scans)
  * and must run on a worker thread (uv_queue_work), never on an event loop. After
@@ -147,11 +147,14 @@ int pt_blobstore_upload_sync(struct pt_blobstore *bs, const struct pt_upload *u)
 int pt_blobstore_upload_repair(struct pt_blobstore *bs, const struct pt_upload *u);
 
 /*
- * Finishes the session u (borrowed; never modified) as the blob *expected (borrowed).
- * PT_E_DIGEST_INVALID if the hash of the received bytes differs (or expected is malformed): the
- * upload stays as it was, so the client may retry. Otherwise the upload file is fsync'd, renamed
- * to blobs/sha256/<xx>/<hex> and the directory fsync'd; if that blob already exists the upload
- * file is removed instead. On success the upload file is gone and the blob is durable.
+ * Finishes the session u (borrowed; never modified) as the blob *expected (borrowed; sha256 or
+ * sha512). PT_E_DIGEST_INVALID if the hash of the received bytes differs (or expected is
+ * malformed): the upload stays as it was, so the client may retry. A sha256 digest is checked
+ * against the session's hash state; a sha512 one by reading the upload file once and hashing
+ * it (a bounded buffer, so an extra pass over the blob's bytes). Otherwise the upload file is
+ * fsync'd, renamed to blobs/<algorithm>/<xx>/<hex> and the directory fsync'd; if that blob
+ * already exists the upload file is removed instead. On success the upload file is gone and
+ * the blob is durable.
  * On PT_E_IO before the rename the upload is intact and the blob absent. If only the final
  * directory fsync fails the blob is visible (complete and verified) but may not survive a power
  * loss; the upload file is gone and PT_E_IO is returned.
@@ -165,7 +168,8 @@ int pt_blobstore_upload_abort(struct pt_blobstore *bs, const char *id);
 
 /* 1 if the blob the upload u (borrowed) hashes to so far is already stored with u->offset
  * bytes (an upload committed by a final PUT whose answer was lost to a crash), 0 if not;
- * *d (may be NULL) gets that digest. */
+ * *d (may be NULL) gets that digest. Only the sha256 digest is known from the session's
+ * state, so an upload that a lost final PUT stored under a sha512 digest is not found. */
 int pt_blobstore_upload_stored(struct pt_blobstore *bs, const struct pt_upload *u,
                                struct pt_digest *d);
 

@@ -4,10 +4,10 @@
  * abort (the contract is blobstore.h's, the tree is drawn at the top of blobstore.c).
  *
  * A session's bytes are appended to uploads/<id> (each append fdatasync'd before the session
- * state that covers it is handed back); commit compares their SHA-256 with the digest the
- * client named, fsyncs the file and hands it to blobstore_install, which renames it into
- * blobs/ and fsyncs the directory. So a crash at any instant leaves either no blob or the
- * whole verified blob; never a partial one.
+ * state that covers it is handed back); commit compares their hash with the digest the client
+ * named (SHA-256 from the session's state; SHA-512 by reading the file back once), fsyncs the file
+ * and hands it to blobstore_install, which renames it into blobs/ and fsyncs the directory. So a
+ * crash at any instant leaves either no blob or the whole verified blob; never a partial one.
  *
  * Resumable hashing: the hash state is OpenSSL's SHA256_CTX (deprecated but plain data, unlike
  * EVP_MD_CTX), kept inside struct pt_upload next to the offset. The caller persists the encoded
@@ -402,6 +402,57 @@ int pt_blobstore_upload_repair(struct pt_blobstore *bs, const struct pt_upload *
     return rv;
 }
 
+/* Bytes read per slice when a commit rehashes an upload file. */
+#define REHASH_SLICE (256u << 10)
+
+/*
+ * Hashes bytes [0, len) of fd (borrowed) with the algorithm of want and compares: 0 when they
+ * hash to *want, PT_E_DIGEST_INVALID when not. One streaming pass through a bounded buffer.
+ */
+static int rehash_file(int fd, uint64_t len, const struct pt_digest *want)
+{
+    struct pt_digest_stream st;
+    struct pt_digest got;
+    unsigned char *buf = malloc(REHASH_SLICE);
+    uint64_t off = 0;
+    int rv;
+
+    if (buf == NULL)
+        return PT_E_NOMEM;
+    rv = pt_digest_stream_init(&st, want->algo);
+    if (rv != 0)
+        goto out;
+    while (off < len) {
+        size_t n = len - off < REHASH_SLICE ? (size_t)(len - off) : REHASH_SLICE;
+        ssize_t r = pread(fd, buf, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rv = r < 0 ? blobstore_io_err(errno) : PT_E_BLOB_UPLOAD_INVALID;
+            pt_digest_stream_free(&st);
+            goto out;
+        }
+        rv = pt_digest_stream_update(&st, buf, (size_t)r);
+        if (rv != 0) {
+            pt_digest_stream_free(&st);
+            goto out;
+        }
+        off += (uint64_t)r;
+    }
+    rv = pt_digest_stream_final(&st, &got);
+    if (rv == 0 && !pt_digest_equal(&got, want))
+        rv = PT_E_DIGEST_INVALID;
+out:
+    free(buf);
+    return rv;
+}
+
+/*
+ * The session's resumable state is SHA-256 only, so a sha256 digest is checked against it at no
+ * cost. Any other algorithm (sha512) is checked by reading the whole file back once and hashing
+ * it (rehash_file): one more sequential read of the blob, mostly from the page cache for a
+ * blob just written, and SHA-512 at several hundred MB/s; the caller is on a worker thread.
+ */
 int pt_blobstore_upload_commit(struct pt_blobstore *bs, struct pt_upload *u,
                                const struct pt_digest *expected)
 {
@@ -417,11 +468,13 @@ int pt_blobstore_upload_commit(struct pt_blobstore *bs, struct pt_upload *u,
         return rv;
     if (u->offset > PT_UPLOAD_SIZE_MAX)
         return PT_E_BLOB_UPLOAD_INVALID;
-    sha = u->sha;
-    SHA256_Final(raw, &sha);
-    pt_digest_from_raw(raw, &got);
-    if (!pt_digest_equal(&got, expected))
-        return PT_E_DIGEST_INVALID;
+    if (expected->algo == PT_DIGEST_SHA256) {
+        sha = u->sha;
+        SHA256_Final(raw, &sha);
+        pt_digest_from_raw(raw, &got);
+        if (!pt_digest_equal(&got, expected))
+            return PT_E_DIGEST_INVALID;
+    }
 
     fd = open_upload(bs, u->id, O_RDWR);
     if (fd < 0)
@@ -438,8 +491,10 @@ int pt_blobstore_upload_commit(struct pt_blobstore *bs, struct pt_upload *u,
         rv = blobstore_io_err(errno);
         goto err_after_fd;
     }
+    if (expected->algo != PT_DIGEST_SHA256 && (rv = rehash_file(fd, u->offset, expected)) != 0)
+        goto err_after_fd;
 
-    return blobstore_install(bs, fd, u->id, name);
+    return blobstore_install(bs, fd, u->id, expected->algo, name);
 
 err_after_fd:
     close(fd);

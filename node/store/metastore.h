@@ -18,7 +18,7 @@
  *
  * Errors: 0 on success or a negative PT_E_* (node/err.h). RocksDB failures become PT_E_IO, or
  * PT_E_CORRUPT when RocksDB reports corruption or a stored value does not decode.
- * Lookups whose key is malformed (too long, empty, not a sha256 digest) cannot match any
+ * Lookups whose key is malformed (too long, empty, not a sha256 or sha512 digest) cannot match any
  * record and report the same miss error as an absent record.
  *
  * Ownership: every string argument is borrowed for the duration of the call. Every buffer
@@ -35,12 +35,13 @@
 #include "digest.h"
 
 /* Limits of stored names (bytes, without the terminating NUL). The shared ones are defined once
- * in base/bounds.h and oci/digest.h; these names say which of them the store applies. The one
- * digest form is "sha256:" + 64 lowercase hex. Upload record ids are bounded by
- * PT_UPLOAD_ID_MAX (bounds.h), the id of the upload session they belong to. */
+ * in base/bounds.h and oci/digest.h; these names say which of them the store applies. Digests are
+ * "sha256:" + 64 or "sha512:" + 128 lowercase hex (PT_METASTORE_DIGEST_MAX is the longer). Upload
+ * record ids are bounded by PT_UPLOAD_ID_MAX (bounds.h), the id of the upload session they belong
+ * to. */
 #define PT_METASTORE_REPO_MAX       PT_NAME_MAX
 #define PT_METASTORE_TAG_MAX        PT_TAG_MAX
-#define PT_METASTORE_DIGEST_LEN     PT_DIGEST_STR_LEN
+#define PT_METASTORE_DIGEST_MAX     PT_DIGEST_STR_MAX
 #define PT_METASTORE_MEDIA_TYPE_MAX 127
 #define PT_METASTORE_MANIFEST_MAX   PT_MANIFEST_MAX_BYTES /* manifest body, referrer annotations */
 #define PT_METASTORE_REGION_MAX     PT_CLUSTER_NAME_MAX
@@ -60,14 +61,14 @@ void pt_metastore_close(struct pt_metastore *ms);
 struct pt_manifest_rec {
     char media_type[PT_METASTORE_MEDIA_TYPE_MAX + 1];
     char artifact_type[PT_METASTORE_MEDIA_TYPE_MAX + 1]; /* "" if none */
-    char subject[PT_DIGEST_STR_LEN + 1];                 /* "" if none */
+    char subject[PT_DIGEST_STR_MAX + 1];                 /* "" if none */
     void *body; /* owned: free with pt_manifest_rec_free; NUL-terminated copy */
     size_t len; /* body length, terminating NUL excluded */
 };
 
-/* Manifest of repo by digest ("sha256:..."). PT_E_MANIFEST_UNKNOWN on a miss. On success *out
- * is filled and its body must be released with pt_manifest_rec_free; on failure *out holds no
- * allocation (body NULL). */
+/* Manifest of repo by digest ("sha256:..." or "sha512:..."). PT_E_MANIFEST_UNKNOWN on a miss. On
+ * success *out is filled and its body must be released with pt_manifest_rec_free; on failure *out
+ * holds no allocation (body NULL). */
 int pt_metastore_get_manifest(struct pt_metastore *ms, const char *repo, const char *digest,
                               struct pt_manifest_rec *out);
 /* Frees r->body and resets it to NULL (r itself is the caller's; NULL is a no-op). */
@@ -75,7 +76,7 @@ void pt_manifest_rec_free(struct pt_manifest_rec *r);
 
 /* Digest that tag points at in repo, NUL-terminated. PT_E_MANIFEST_UNKNOWN on a miss. */
 int pt_metastore_get_tag(struct pt_metastore *ms, const char *repo, const char *tag,
-                         char digest_out[72]);
+                         char digest_out[PT_METASTORE_DIGEST_MAX + 1]);
 
 /* 1 if repo exists, 0 if not, negative on error. */
 int pt_metastore_repo_exists(struct pt_metastore *ms, const char *repo);
@@ -105,7 +106,7 @@ int pt_metastore_blob_regions(struct pt_metastore *ms, const char *digest, uint6
                               char ***regions, size_t *count);
 
 struct pt_referrer {
-    char digest[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
     char media_type[PT_METASTORE_MEDIA_TYPE_MAX + 1];
     char artifact_type[PT_METASTORE_MEDIA_TYPE_MAX + 1];
     uint64_t size;
@@ -258,7 +259,7 @@ int pt_metastore_batch_manifest_delete(struct pt_metastore_batch *b, const char 
                                        const char *digest);
 /* PT_E_MANIFEST_UNKNOWN on a miss. */
 int pt_metastore_batch_tag_get(struct pt_metastore_batch *b, const char *repo, const char *tag,
-                               char digest_out[72]);
+                               char digest_out[PT_METASTORE_DIGEST_MAX + 1]);
 int pt_metastore_batch_tag_put(struct pt_metastore_batch *b, const char *repo, const char *tag,
                                const char *digest, int64_t time_ms);
 int pt_metastore_batch_tag_delete(struct pt_metastore_batch *b, const char *repo, const char *tag);
@@ -293,6 +294,10 @@ int pt_metastore_transfer_put(struct pt_metastore *ms, const char *digest, const
                               size_t len);
 int pt_metastore_transfer_get(struct pt_metastore *ms, const char *digest, void **val, size_t *len);
 int pt_metastore_transfer_delete(struct pt_metastore *ms, const char *digest);
+/* The first digest, in byte order, of a recorded transfer that starts with prefix (borrowed),
+ * into digest_out. PT_E_NOT_FOUND if there is none. */
+int pt_metastore_transfer_first(struct pt_metastore *ms, const char *prefix,
+                                char digest_out[PT_METASTORE_DIGEST_MAX + 1]);
 
 /*
  * Calls cb for every blob that some region holds and `region` (borrowed) does not, in digest

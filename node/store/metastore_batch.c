@@ -202,7 +202,7 @@ int pt_metastore_batch_manifest_delete(struct pt_metastore_batch *b, const char 
 /* ---- tags ---------------------------------------------------------------------------- */
 
 int pt_metastore_batch_tag_get(struct pt_metastore_batch *b, const char *repo, const char *tag,
-                               char digest_out[72])
+                               char digest_out[PT_METASTORE_DIGEST_MAX + 1])
 {
     return ms_tag_get(b->ms, b->wb, repo, tag, digest_out);
 }
@@ -276,7 +276,7 @@ int pt_metastore_batch_tags_delete_to(struct pt_metastore_batch *b, const char *
         if (klen < plen || memcmp(k, prefix, plen) != 0)
             break;
         const char *v = rocksdb_iter_value(it, &vlen);
-        char target[72];
+        char target[PT_METASTORE_DIGEST_MAX + 1];
         rv = ms_dec_tag(v, vlen, target, NULL);
         if (rv != 0)
             break;

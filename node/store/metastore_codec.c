@@ -32,7 +32,8 @@
  *                                                           (replication/blob_sync.c)
  *
  *   repo <= 255 bytes, tag <= 128, media and artifact types <= 127, region <= 63;
- *   digest = "sha256:" + 64 lowercase hex; v1 = one version byte (1); integers little-endian
+ *   digest = "sha256:" + 64 or "sha512:" + 128 lowercase hex (keys of either length, NUL-
+ *   separated); v1 = one version byte (1); integers little-endian
  *   fixed width unless marked be (big-endian); s8 = u8 length + bytes, s32 = u32 length +
  *   bytes (no NUL in either); body/annotations stored verbatim (each <= 4 MiB).
  *   Snapshots carry default .. meta; the state digest hashes default .. blob_locations.
@@ -324,13 +325,14 @@ int ms_dec_manifest(const char *v, size_t vlen, struct pt_manifest_rec *out, boo
     return 0;
 }
 
-int ms_dec_tag(const char *v, size_t vlen, char digest[72], int64_t *updated_ms)
+int ms_dec_tag(const char *v, size_t vlen, char digest[PT_METASTORE_DIGEST_MAX + 1],
+               int64_t *updated_ms)
 {
     struct dec d;
     ms_dec_init(&d, v, vlen);
     dec_version(&d);
     uint64_t t = ms_dec_u64(&d);
-    ms_dec_str8(&d, digest, 72);
+    ms_dec_str8(&d, digest, PT_METASTORE_DIGEST_MAX + 1);
     if (updated_ms != NULL)
         *updated_ms = (int64_t)t;
     return ms_dec_finish(&d);

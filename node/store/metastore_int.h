@@ -50,7 +50,7 @@ extern const char *const ms_cf_names[CF_COUNT];
 /* Version byte that opens every replicated value. */
 #define REC_VERSION 1
 /* Longest key: referrers, <repo> \0 <subject> \0 <referrer>. */
-#define KEY_MAX (PT_METASTORE_REPO_MAX + 2 * PT_METASTORE_DIGEST_LEN + 2)
+#define KEY_MAX (PT_METASTORE_REPO_MAX + 2 * PT_METASTORE_DIGEST_MAX + 2)
 
 /* The one meta record (CF_META): the index of the last applied command. */
 #define MS_APPLIED_KEY     "applied_index"
@@ -97,7 +97,7 @@ int ms_applied_at(struct pt_metastore *ms, const rocksdb_readoptions_t *ro, uint
 
 /* 1..max bytes before the NUL. */
 bool ms_name_ok(const char *s, size_t max);
-/* "sha256:" + 64 lowercase hex. */
+/* "sha256:" + 64 or "sha512:" + 128 lowercase hex. */
 bool ms_digest_ok(const char *s);
 /* A region name: 1..PT_METASTORE_REGION_MAX bytes. */
 bool ms_region_ok(const char *s);
@@ -163,7 +163,8 @@ void ms_enc_region(struct enc *e, const struct pt_region_rec *r);
 int ms_dec_size(const char *v, size_t vlen, uint64_t *size); /* size may be NULL */
 /* With want_body the body is copied into out->body, else left NULL. */
 int ms_dec_manifest(const char *v, size_t vlen, struct pt_manifest_rec *out, bool want_body);
-int ms_dec_tag(const char *v, size_t vlen, char digest[72], int64_t *updated_ms);
+int ms_dec_tag(const char *v, size_t vlen, char digest[PT_METASTORE_DIGEST_MAX + 1],
+               int64_t *updated_ms);
 /* r->digest is filled by the caller from the key; r->annotations is owned on success. */
 int ms_dec_referrer(const char *v, size_t vlen, struct pt_referrer *r);
 int ms_dec_location(const char *v, size_t vlen, struct location *loc);
@@ -175,7 +176,7 @@ int ms_dec_region(const char *k, size_t klen, const char *v, size_t vlen, struct
 int ms_manifest_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
                     const char *digest, struct pt_manifest_rec *out, bool want_body);
 int ms_tag_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
-               const char *tag, char digest_out[72]);
+               const char *tag, char digest_out[PT_METASTORE_DIGEST_MAX + 1]);
 /* 1 if repo exists, 0 if not (or malformed), negative on error. */
 int ms_repo_exists(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo);
 int ms_blob_linked(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,

@@ -10,8 +10,9 @@
  * reach disk with the next pt_metastore_sync or WAL flush. Snapshots and the state digest never
  * include them.
  *
- * A key that is malformed (an upload id longer than PT_UPLOAD_ID_MAX or empty, a digest that
- * is not sha256) cannot name a record: writes refuse it, reads report a miss, deletes succeed.
+ * A key that is malformed (an upload id longer than PT_UPLOAD_ID_MAX or empty, a string that
+ * is not a sha256 or sha512 digest) cannot name a record: writes refuse it, reads report a miss,
+ * deletes succeed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -125,4 +126,26 @@ int pt_metastore_transfer_get(struct pt_metastore *ms, const char *digest, void 
 int pt_metastore_transfer_delete(struct pt_metastore *ms, const char *digest)
 {
     return ms_digest_ok(digest) ? local_delete(ms, CF_LOCAL_BLOBS, digest) : 0;
+}
+
+int pt_metastore_transfer_first(struct pt_metastore *ms, const char *prefix,
+                                char digest_out[PT_METASTORE_DIGEST_MAX + 1])
+{
+    size_t plen = strlen(prefix);
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = ms_iter_new(ms, CF_LOCAL_BLOBS, NULL, 0, NULL, &ro);
+    int rv = PT_E_NOT_FOUND;
+    rocksdb_iter_seek(it, prefix, plen);
+    if (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen >= plen && klen <= PT_METASTORE_DIGEST_MAX && memcmp(k, prefix, plen) == 0 &&
+            memchr(k, '\0', klen) == NULL) {
+            memcpy(digest_out, k, klen);
+            digest_out[klen] = '\0';
+            rv = 0;
+        }
+    }
+    int irv = ms_iter_free(it, ro);
+    return irv != 0 ? irv : rv;
 }

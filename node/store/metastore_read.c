@@ -63,7 +63,7 @@ void pt_manifest_rec_free(struct pt_manifest_rec *r)
 }
 
 int ms_tag_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
-               const char *tag, char digest_out[72])
+               const char *tag, char digest_out[PT_METASTORE_DIGEST_MAX + 1])
 {
     if (!ms_name_ok(repo, PT_METASTORE_REPO_MAX) || !ms_name_ok(tag, PT_METASTORE_TAG_MAX))
         return PT_E_MANIFEST_UNKNOWN;
@@ -80,7 +80,7 @@ int ms_tag_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char 
 }
 
 int pt_metastore_get_tag(struct pt_metastore *ms, const char *repo, const char *tag,
-                         char digest_out[72])
+                         char digest_out[PT_METASTORE_DIGEST_MAX + 1])
 {
     return ms_tag_get(ms, NULL, repo, tag, digest_out);
 }
@@ -346,7 +346,7 @@ int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const
         }
         struct pt_referrer *r = &v[cnt];
         size_t dlen = klen - plen;
-        if (dlen > PT_METASTORE_DIGEST_LEN || memchr(k + plen, '\0', dlen) != NULL) {
+        if (dlen > PT_METASTORE_DIGEST_MAX || memchr(k + plen, '\0', dlen) != NULL) {
             rv = PT_E_CORRUPT;
             break;
         }
@@ -405,8 +405,8 @@ int pt_metastore_missing_foreach(struct pt_metastore *ms, const char *region,
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
         const char *v = rocksdb_iter_value(it, &vlen);
-        char digest[PT_DIGEST_STR_LEN + 1];
-        if (klen != PT_DIGEST_STR_LEN) {
+        char digest[PT_DIGEST_STR_MAX + 1];
+        if (klen == 0 || klen > PT_DIGEST_STR_MAX || memchr(k, '\0', klen) != NULL) {
             rv = PT_E_CORRUPT;
             break;
         }

@@ -56,17 +56,17 @@ static int inside(const char *base, size_t size, const char *p, size_t len)
 
 static void check_digest_ref(const struct pt_route *r)
 {
-    char text[PT_DIGEST_STR_LEN + 1];
-    size_t i;
+    char text[PT_DIGEST_STR_MAX + 1];
+    size_t i, n = pt_digest_hex_len(r->digest.algo);
 
-    for (i = 0; i < PT_DIGEST_HEX_LEN; i++) {
+    for (i = 0; i < n; i++) {
         char c = r->digest.hex[i];
         PT_FUZZ_CHECK((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
     }
-    PT_FUZZ_CHECK(r->digest.hex[PT_DIGEST_HEX_LEN] == '\0');
+    PT_FUZZ_CHECK(r->digest.hex[n] == '\0');
     pt_digest_format(&r->digest, text);
-    PT_FUZZ_CHECK(r->ref_len == PT_DIGEST_STR_LEN);
-    PT_FUZZ_CHECK(memcmp(text, r->ref, PT_DIGEST_STR_LEN) == 0);
+    PT_FUZZ_CHECK(r->ref_len == 7 + n);
+    PT_FUZZ_CHECK(memcmp(text, r->ref, 7 + n) == 0);
 }
 
 static void check_upload_id(const char *p, size_t len)

@@ -11,9 +11,12 @@ are independent of each other's order. Checks marked strict cover behaviour that
 have but CNCF Distribution 2.8 lacks (referrers, tag deletion, sorted and paginated tag lists,
 single-POST upload, Content-Range checking, ?tag= on manifest PUT, 413 for large manifests,
 pagination number validation, manifests with foreign layers (2.8 refuses their urls unless
-configured)); they are enforced for the portolan target only.
+configured), sha512 digests (2.8 files a blob pushed by sha512 under its sha256, refuses a
+manifest PUT by its sha512 digest and takes sha384)); they are enforced for the portolan target
+only.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -26,6 +29,10 @@ import harness as h  # noqa: E402
 
 OCTET = {"Content-Type": "application/octet-stream"}
 MIB = 1024 * 1024
+
+
+def sha512_digest(data):
+    return "sha512:" + hashlib.sha512(data).hexdigest()
 
 
 def media_type(value):
@@ -146,6 +153,12 @@ class Api:
     def push_blobs(self, repo, m):
         for digest, data in m.blobs:
             self.c.push_blob(repo, data)
+
+    def sha512_manifest(self, obj, media_type=None):
+        """A Manifest addressed by its sha512 digest (bytes, media type and size as usual)."""
+        m = h.Manifest(obj, media_type)
+        m.digest = sha512_digest(m.bytes)
+        return m
 
     # -- end-1 ---------------------------------------------------------------------------
 
@@ -411,6 +424,160 @@ class Api:
         self.err(c.get("/v2/%s/blobs/%s" % (b, d)), 404, "BLOB_UNKNOWN", "GET deleted blob")
         self.err(c.delete("/v2/%s/blobs/%s" % (b, d)), 404, "BLOB_UNKNOWN", "DELETE blob again")
         self.blob_is(a, d, data, "other repository after delete")
+
+    # -- sha512 digests (image-spec descriptor.md, "Registered algorithms") --------------------
+
+    def sha512_blobs(self):
+        """A blob addressed by its sha512 digest: single POST, chunked upload closed by PUT,
+        GET (whole and Range), HEAD, mount into another repository, DELETE."""
+        c, t = self.c, self.t
+        repo, dst = h.unique_repo("s512"), h.unique_repo("s512")
+        data = os.urandom(3000)
+        d = sha512_digest(data)
+        r = c.request("POST", "/v2/%s/blobs/uploads/?digest=%s" % (repo, d), OCTET, data)
+        if r.status == 202:  # the spec's fallback: the session a PUT completes
+            r = c.request("PUT", h.with_query(self.loc(r, "sha512 POST 202"), digest=d), OCTET,
+                          data)
+        t.require(r.status == 201, "sha512 single POST: status %d (%s)" % (r.status, r.describe()))
+        self.blob_location_ok(r, repo, d, "sha512 single POST")
+        self.blob_is(repo, d, data, "sha512 single POST")
+        # the same bytes under sha256 are another blob, not pushed
+        self.blob_absent(repo, h.sha256_digest(data), "sha256 of a sha512-pushed blob")
+
+        big = os.urandom(300000)
+        bd = sha512_digest(big)
+        r, loc = self.start_upload(repo, "sha512 chunked POST")
+        for lo, hi in ((0, 100000), (100000, 250000)):
+            r = self.patch(loc, big[lo:hi], lo)
+            t.require(r.status == 202, "sha512 PATCH %d: %s" % (lo, r.describe()))
+            loc = self.loc(r, "sha512 PATCH")
+        r = c.request("PUT", h.with_query(loc, digest=bd),
+                      dict(OCTET, **{"Content-Range": "250000-%d" % (len(big) - 1),
+                                     "Content-Length": str(len(big) - 250000)}), big[250000:])
+        t.require(r.status == 201, "sha512 closing PUT: %s" % r.describe())
+        self.blob_location_ok(r, repo, bd, "sha512 closing PUT")
+        g = c.get("/v2/%s/blobs/%s" % (repo, bd))
+        t.eq(g.status, 200, "GET sha512 blob status")
+        t.check(g.body == big, "GET sha512 blob: bytes differ")
+        t.eq(g.headers.get("Docker-Content-Digest"), bd, "GET sha512 blob Docker-Content-Digest")
+        t.eq(g.headers.get("Content-Length"), str(len(big)), "GET sha512 blob Content-Length")
+        self.same_as_get(g, c.head("/v2/%s/blobs/%s" % (repo, bd)), "HEAD sha512 blob")
+        r = c.get("/v2/%s/blobs/%s" % (repo, bd), {"Range": "bytes=299990-"})
+        t.eq(r.status, 206, "sha512 blob Range status")
+        t.check(r.body == big[299990:], "sha512 blob Range: wrong bytes")
+        t.eq(r.headers.get("Content-Range"), "bytes 299990-299999/300000",
+             "sha512 blob Content-Range")
+
+        # A wrong sha512 digest is refused and stores nothing.
+        wrong = sha512_digest(b"something else")
+        r, loc = self.start_upload(repo, "sha512 mismatch POST")
+        r = c.request("PUT", h.with_query(loc, digest=wrong), OCTET, b"abc")
+        self.err(r, 400, "DIGEST_INVALID", "PUT with the wrong sha512 digest")
+        self.blob_absent(repo, wrong, "wrong sha512 digest")
+        self.blob_absent(repo, sha512_digest(b"abc"), "wrong sha512 digest (actual content)")
+
+        r = c.request("POST", "/v2/%s/blobs/uploads/?mount=%s&from=%s" % (dst, bd, repo),
+                      {"Content-Length": "0"})
+        t.eq(r.status, 201, "sha512 mount status")
+        self.blob_location_ok(r, dst, bd, "sha512 mount")
+        self.blob_is(dst, bd, big, "sha512 mounted")
+        r = c.delete("/v2/%s/blobs/%s" % (dst, bd))
+        t.eq(r.status, 202, "DELETE sha512 blob status")
+        self.err(c.get("/v2/%s/blobs/%s" % (dst, bd)), 404, "BLOB_UNKNOWN",
+                 "GET deleted sha512 blob")
+        self.blob_is(repo, bd, big, "sha512 blob in the source after delete")
+
+    def sha512_image(self, repo):
+        """An OCI image whose config and layers are sha512 descriptors, blobs pushed."""
+        c = self.c
+        layers = [os.urandom(700), os.urandom(900)]
+        config = h.canonical_json({"architecture": "amd64", "os": "linux",
+                                   "rootfs": {"type": "layers",
+                                              "diff_ids": [sha512_digest(x) for x in layers]}})
+        for blob in [config] + layers:
+            r = c.request("POST", "/v2/%s/blobs/uploads/?digest=%s" % (repo, sha512_digest(blob)),
+                          OCTET, blob)
+            if r.status == 202:
+                r = c.request("PUT", h.with_query(self.loc(r, "sha512 blob POST 202"),
+                                                  digest=sha512_digest(blob)), OCTET, blob)
+            self.t.require(r.status == 201, "push sha512 blob: %s" % r.describe())
+
+        def desc(mt, b):
+            return {"mediaType": mt, "digest": sha512_digest(b), "size": len(b)}
+        obj = {"schemaVersion": 2, "mediaType": h.OCI_MANIFEST,
+               "config": desc(h.OCI_CONFIG, config),
+               "layers": [desc(h.OCI_LAYER, x) for x in layers]}
+        return obj
+
+    def sha512_manifests(self):
+        """A manifest with sha512 config and layers, pushed by tag (stored under its sha256)
+        and by its sha512 digest; GET/HEAD/DELETE by the sha512 digest; an index whose child
+        is a sha512 descriptor."""
+        c, t = self.c, self.t
+        repo = h.unique_repo("s512")
+        obj = self.sha512_image(repo)
+        by_tag = h.Manifest(obj)  # sha256-addressed when pushed by tag
+        r = c.put_manifest(repo, "v1", by_tag.bytes, by_tag.media_type)
+        t.require(r.status == 201, "PUT sha512-descriptor manifest by tag: %s" % r.describe())
+        t.eq(r.headers.get("Docker-Content-Digest"), by_tag.digest, "PUT by tag digest")
+        self.manifest_ok(repo, "v1", by_tag, "sha512 descriptors by tag")
+
+        m = self.sha512_manifest(dict(obj, annotations={"org.example": "sha512"}))
+        r = c.put_manifest(repo, m.digest, m.bytes, m.media_type)
+        t.require(r.status == 201, "PUT manifest by sha512 digest: %s" % r.describe())
+        t.eq(r.headers.get("Docker-Content-Digest"), m.digest, "PUT by sha512 Docker-Content-Digest")
+        t.eq(c.location_path(r.headers.get("Location", "")), "/v2/%s/manifests/%s" % (repo, m.digest),
+             "PUT by sha512 Location")
+        self.manifest_ok(repo, m.digest, m, "manifest by sha512 digest")
+        # a sha512 reference the body does not hash to
+        other = self.sha512_manifest(dict(obj, annotations={"org.example": "other"}))
+        r = c.put_manifest(repo, m.digest, other.bytes, other.media_type)
+        self.err(r, 400, "DIGEST_INVALID", "PUT by a sha512 digest that does not match")
+        self.err(c.get_manifest(repo, other.digest), 404, "MANIFEST_UNKNOWN",
+                 "GET never-stored sha512 manifest")
+
+        # An index whose child manifest is addressed by sha512.
+        idx = h.Manifest({"schemaVersion": 2, "mediaType": h.OCI_INDEX,
+                          "manifests": [m.descriptor()]})
+        r = c.put_manifest(repo, "idx", idx.bytes, idx.media_type)
+        t.require(r.status == 201, "PUT index with a sha512 child: %s" % r.describe())
+        self.manifest_ok(repo, "idx", idx, "index with a sha512 child")
+
+        r = c.delete("/v2/%s/manifests/%s" % (repo, m.digest))
+        t.eq(r.status, 202, "DELETE manifest by sha512 digest status")
+        self.err(c.get_manifest(repo, m.digest), 404, "MANIFEST_UNKNOWN",
+                 "GET deleted sha512 manifest")
+        self.manifest_ok(repo, "v1", by_tag, "tagged manifest after the sha512 one's delete")
+
+    def sha512_referrers(self):
+        """A referrer whose subject is addressed by its sha512 digest."""
+        c, t = self.c, self.t
+        repo = h.unique_repo("s512")
+        subject = self.sha512_manifest(self.sha512_image(repo))
+        r = c.put_manifest(repo, subject.digest, subject.bytes, subject.media_type)
+        t.require(r.status == 201, "PUT sha512 subject: %s" % r.describe())
+        at = "application/vnd.example.sbom.v1"
+        ref = h.make_image(layers=1, layer_size=64, artifact_type=at, subject=subject.descriptor())
+        r = ref.push(c, repo)
+        t.eq(r.headers.get("OCI-Subject"), subject.digest, "OCI-Subject of a sha512 subject")
+        _, got = self.referrers_index(repo, subject.digest, what="referrers of a sha512 subject")
+        t.eq(sorted(got), [ref.digest], "referrers of a sha512 subject")
+        t.eq((got.get(ref.digest) or {}).get("artifactType"), at, "sha512 referrer artifactType")
+        # the subject's sha256 digest names another (absent) manifest: no referrers there
+        _, got = self.referrers_index(repo, h.sha256_digest(subject.bytes),
+                                      what="referrers of the subject's sha256")
+        t.eq(got, {}, "referrers under the sha256 of a sha512 subject")
+
+    def digest_algorithms_refused(self):
+        """Algorithms other than sha256 and sha512 are refused with DIGEST_INVALID."""
+        c = self.c
+        repo = h.unique_repo("s512")
+        c.push_blob(repo, b"exists")
+        d384 = "sha384:" + hashlib.sha384(b"x").hexdigest()
+        r = c.request("POST", "/v2/%s/blobs/uploads/?digest=%s" % (repo, d384), OCTET, b"x")
+        self.err(r, 400, ("DIGEST_INVALID", "UNSUPPORTED"), "single POST with a sha384 digest")
+        self.err(c.get("/v2/%s/blobs/%s" % (repo, d384)), (400, 404),
+                 ("DIGEST_INVALID", "BLOB_UNKNOWN"), "GET blob by sha384")
 
     # -- end-3/7, manifests ----------------------------------------------------------------
 
@@ -947,6 +1114,10 @@ class Api:
             (self.referrers_edge_cases, True),
             (self.tag_delete, True),
             (self.manifest_delete, False),
+            (self.sha512_blobs, True),
+            (self.sha512_manifests, True),
+            (self.sha512_referrers, True),
+            (self.digest_algorithms_refused, True),
             (self.head_everywhere, False),
             (self.keep_alive, False),
         ]

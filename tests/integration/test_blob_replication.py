@@ -1189,6 +1189,35 @@ def image_status_phases(results):
         check_alive(t, c)
 
 
+def sha512_blob(results):
+    """A blob pushed by its sha512 digest reaches every region (several BlobWants, a transfer
+    session named after the digest, verified with SHA-512) and is served there."""
+    t = results
+    with cluster.Cluster(3) as c:
+        c.wait_leader()
+        a, b, cc = c.regions
+        repo = h.unique_repo("blobrep")
+        data = os.urandom(3 * MIB + 123)
+        d = "sha512:" + hashlib.sha512(data).hexdigest()
+        with a.client(timeout=IO_TIMEOUT) as cl:
+            r = cl.request("POST", "/v2/%s/blobs/uploads/?digest=%s" % (repo, d),
+                           {"Content-Type": "application/octet-stream"}, data)
+        t.require(r.status == 201, "sha512 single POST at %s: %s" % (a.name, r.describe()))
+        missing = wait_on_disk(c.regions, [(d, len(data))], REPLICATE_LIMIT)
+        t.require(not missing, "sha512 blob not in every region within %.0f s: %s; %s" % (
+            REPLICATE_LIMIT, missing, evidence(c)))
+        bad = wrong_on_disk(c.regions, [(d, len(data))])
+        t.check(not bad, "sha512 blob files that do not hash to their name: %s" % bad)
+        for r in (b, cc):
+            with r.client(timeout=IO_TIMEOUT) as cl:
+                g = cl.get("/v2/%s/blobs/%s" % (repo, d))
+            t.check(g.status == 200 and g.body == data and
+                    g.headers.get("Docker-Content-Digest") == d,
+                    "GET sha512 blob at %s: %s" % (r.name, g.describe()))
+        check_in_sync(t, c, c.regions, "after the sha512 blob")
+        check_alive(t, c)
+
+
 def main(results):
     if results.target != "portolan":
         raise h.Skip("blob replication between regions is portolan-only")
@@ -1198,5 +1227,6 @@ def main(results):
                      ("large_blob_kill9", large_blob_kill9),
                      ("corrupt_byte_in_transit", corrupt_byte_in_transit),
                      ("manifest_in_other_region", manifest_in_other_region),
-                     ("image_status", image_status_phases)):
+                     ("image_status", image_status_phases),
+                     ("sha512_blob", sha512_blob)):
         results.run(name, fn, results)

@@ -140,17 +140,19 @@ class Region:
         return self._admin("/admin/replication/image?" + query, timeout)
 
     def blob_path(self, digest):
-        """The file of blob digest ("sha256:<64 hex>") in this region's blob store once it is
-        stored and verified: <data_dir>/blobs/sha256/<2 hex>/<64 hex> (node/store/blobstore.c)."""
+        """The file of blob digest ("sha256:<64 hex>" or "sha512:<128 hex>") in this region's
+        blob store once it is stored and verified: <data_dir>/blobs/<algorithm>/<2 hex>/<hex>
+        (node/store/blobstore.c)."""
         algo, _, hexpart = digest.partition(":")
-        if algo != "sha256" or len(hexpart) != 64:
-            raise ValueError("not a sha256 digest: %r" % (digest,))
-        return os.path.join(self.data_dir, "blobs", "sha256", hexpart[:2], hexpart)
+        if (algo, len(hexpart)) not in (("sha256", 64), ("sha512", 128)):
+            raise ValueError("not a sha256 or sha512 digest: %r" % (digest,))
+        return os.path.join(self.data_dir, "blobs", algo, hexpart[:2], hexpart)
 
     def blob_file_digest(self, digest):
-        """The digest ("sha256:<hex>") of what the file of blob digest holds now, hashed in
-        1 MiB pieces; None when there is no such file."""
-        h = hashlib.sha256()
+        """The digest ("<algorithm>:<hex>", the algorithm of digest) of what the file of blob
+        digest holds now, hashed in 1 MiB pieces; None when there is no such file."""
+        algo = digest.partition(":")[0]
+        h = hashlib.new(algo)
         try:
             with open(self.blob_path(digest), "rb") as f:
                 while True:
@@ -160,7 +162,7 @@ class Region:
                     h.update(piece)
         except FileNotFoundError:
             return None
-        return "sha256:" + h.hexdigest()
+        return algo + ":" + h.hexdigest()
 
     def log_tail(self, lines=30):
         return self.node.log_tail(lines) if self.node is not None else ""

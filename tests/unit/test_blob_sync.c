@@ -91,7 +91,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 /* ---- Blobs -------------------------------------------------------------------------------- */
 
 struct blob {
-    char digest[PT_DIGEST_STR_LEN + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
     struct pt_digest d;
     uint64_t size;
     unsigned char *data; /* owned */
@@ -111,7 +111,7 @@ struct region {
     unsigned commit_delay_ms; /* how long its proposals take to commit (0: the next iteration) */
     int sync_stops;           /* stop callbacks received, over every service this region ran */
     /* BlobStored commands this region proposed, by digest */
-    char proposed[MAX_PROPOSED][PT_DIGEST_STR_LEN + 1];
+    char proposed[MAX_PROPOSED][PT_DIGEST_STR_MAX + 1];
     int nproposed;
 };
 
@@ -274,7 +274,7 @@ static void propose_fn(void *propose_arg, void *buf, size_t len, pt_blob_sync_do
         fail_msg("%s proposed BlobStored of an unknown blob %s", r->name, bs->digest);
     assert_int_equal(bs->size, b->size);
     assert_true(r->nproposed < MAX_PROPOSED);
-    snprintf(r->proposed[r->nproposed++], PT_DIGEST_STR_LEN + 1, "%s", bs->digest);
+    snprintf(r->proposed[r->nproposed++], PT_DIGEST_STR_MAX + 1, "%s", bs->digest);
     pt_command_decoded_free(c);
 
     struct proposal *p = calloc(1, sizeof(*p));
@@ -1148,15 +1148,19 @@ static void test_serving_limits(void **state)
     /* digests */
     assert_int_equal(want(&c, a->id, WANT, "sha256:abc", 0, 10, NULL, 0, &an), PT_E_DIGEST_INVALID);
     assert_int_equal(want(&c, a->id, WANT, "", 0, 10, NULL, 0, &an), PT_E_DIGEST_INVALID);
-    char upper[PT_DIGEST_STR_LEN + 1];
+    char upper[PT_DIGEST_STR_MAX + 1];
     snprintf(upper, sizeof(upper), "sha256:%s", x->d.hex);
     for (char *p = upper + 7; *p != '\0'; p++)
         if (*p >= 'a' && *p <= 'f')
             *p = (char)(*p - 'a' + 'A');
     assert_int_equal(want(&c, a->id, WANT, upper, 0, 10, NULL, 0, &an), PT_E_DIGEST_INVALID);
-    char sha512[160];
-    snprintf(sha512, sizeof(sha512), "sha512:%s%s", x->d.hex, x->d.hex);
-    assert_int_equal(want(&c, a->id, WANT, sha512, 0, 10, NULL, 0, &an), PT_E_DIGEST_INVALID);
+    char other_algo[PT_DIGEST_STR_MAX + 1];
+    snprintf(other_algo, sizeof(other_algo), "sha384:%.64s", x->d.hex);
+    assert_int_equal(want(&c, a->id, WANT, other_algo, 0, 10, NULL, 0, &an), PT_E_DIGEST_INVALID);
+    /* a well-formed sha512 digest of a blob not held here */
+    char sha512[PT_DIGEST_STR_MAX + 1];
+    snprintf(sha512, sizeof(sha512), "sha512:%.64s%.64s", x->d.hex, x->d.hex);
+    assert_int_equal(want(&c, a->id, WANT, sha512, 0, 10, NULL, 0, &an), PT_E_BLOB_UNKNOWN);
     /* not held here */
     assert_int_equal(want(&c, a->id, WANT, other->digest, 0, 10, NULL, 0, &an), PT_E_BLOB_UNKNOWN);
     /* past the end */
@@ -1231,8 +1235,58 @@ static void test_stop_while_announcing(void **state)
 }
 
 /*
+ * Transfer session names (blob_sync_session.c): a sha256 blob's is its hex, a sha512 blob's
+ * "512-" and 60 of its hex, both within PT_UPLOAD_ID_MAX; the start-up sweep finds either
+ * from the transfer record, and nothing else.
+ */
+static void test_session_names(void **state)
+{
+    (void)state;
+    struct region *a = region_add("a", 1, 47001);
+    struct pt_digest d256, d512;
+    char id256[PT_UPLOAD_ID_MAX + 1], id512[PT_UPLOAD_ID_MAX + 1];
+    char s256[PT_DIGEST_STR_MAX + 1], s512[PT_DIGEST_STR_MAX + 1];
+    unsigned char rec[1024];
+    struct pt_upload u;
+
+    pt_digest_of("x", 1, &d256);
+    pt_digest_of_algo("x", 1, PT_DIGEST_SHA512, &d512);
+    pt_digest_format(&d256, s256);
+    pt_digest_format(&d512, s512);
+    pt_blob_sync_session_id(&d256, id256);
+    pt_blob_sync_session_id(&d512, id512);
+    assert_string_equal(id256, d256.hex);
+    assert_int_equal(strlen(id512), PT_UPLOAD_ID_MAX);
+    assert_memory_equal(id512, "512-", 4);
+    assert_memory_equal(id512 + 4, d512.hex, 60);
+
+    /* no records yet: neither session is live */
+    assert_int_equal(pt_blob_sync_session_live(a->ms, id256), 0);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, id512), 0);
+    assert_true(pt_upload_encoded_size() <= sizeof(rec));
+    const struct {
+        const char *digest, *id;
+    } both[] = {{s256, id256}, {s512, id512}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pt_blobstore_upload_begin_id(a->bs, "@transfer", both[i].id, 1, &u), 0);
+        pt_upload_encode(&u, rec);
+        assert_int_equal(
+            pt_metastore_transfer_put(a->ms, both[i].digest, rec, pt_upload_encoded_size()), 0);
+        assert_int_equal(pt_blob_sync_session_live(a->ms, both[i].id), 1);
+    }
+    /* a session id of that form whose digest has no transfer, and other ids */
+    char other[PT_UPLOAD_ID_MAX + 1];
+    snprintf(other, sizeof(other), "512-%.60s", d256.hex);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, other), 0);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, "1-0f0e0d0c-0b0a-4909-8807-060504030201"), 0);
+    assert_int_equal(pt_metastore_transfer_delete(a->ms, s512), 0);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, id512), 0);
+    assert_int_equal(pt_blob_sync_session_live(a->ms, id256), 1);
+}
+
+/*
  * Encoding a BlobWant into the fixed buffer a transfer asks with (bsync_encode_want): the
- * largest one a sha256 digest allows fits and reads back; one that would not fit (a digest
+ * largest one a digest allows (sha512) fits and reads back; one that would not fit (a digest
  * far longer than any valid one) is refused with PT_E_TOO_LARGE and leaves the buffer
  * untouched, where packing it blindly would write past the end (ASan checks: the buffer is
  * exactly WANT_BUF bytes on the heap).
@@ -1241,13 +1295,13 @@ static void test_want_encoding(void **state)
 {
     (void)state;
     unsigned char *buf = malloc(WANT_BUF);
-    char digest[PT_DIGEST_STR_LEN + 1], *long_digest = malloc(4096);
+    char digest[PT_DIGEST_STR_MAX + 1], *long_digest = malloc(4096);
     size_t len = 0;
 
     assert_non_null(buf);
     assert_non_null(long_digest);
-    snprintf(digest, sizeof(digest), "sha256:%064d", 7);
-    assert_int_equal(strlen(digest), PT_DIGEST_STR_LEN);
+    snprintf(digest, sizeof(digest), "sha512:%0128d", 7);
+    assert_int_equal(strlen(digest), PT_DIGEST_STR_MAX);
     assert_int_equal(
         bsync_encode_want(digest, UINT64_MAX, PT_BLOB_SYNC_CHUNK_MAX, buf, WANT_BUF, &len), 0);
     assert_true(len > 0 && len <= WANT_BUF);
@@ -1269,7 +1323,7 @@ static void test_want_encoding(void **state)
     for (size_t i = 0; i < WANT_BUF; i++)
         assert_int_equal(buf[i], 0x5a);
     /* and one byte short of what even a valid want needs */
-    assert_int_equal(bsync_encode_want(digest, 0, 1, buf, PT_DIGEST_STR_LEN, &len), PT_E_TOO_LARGE);
+    assert_int_equal(bsync_encode_want(digest, 0, 1, buf, PT_DIGEST_STR_MAX, &len), PT_E_TOO_LARGE);
     free(long_digest);
     free(buf);
 }
@@ -1288,6 +1342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_serving_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_announcing, setup, teardown),
         cmocka_unit_test(test_want_encoding),
+        cmocka_unit_test_setup_teardown(test_session_names, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -188,7 +188,8 @@ static void upload_path(const struct fixture *f, const char *id, char *out)
 
 static void blob_path(const struct fixture *f, const struct pt_digest *d, char *out)
 {
-    snprintf(out, PATH_MAX, "%s/blobs/sha256/%.2s/%s", f->dir, d->hex, d->hex);
+    snprintf(out, PATH_MAX, "%s/blobs/%s/%.2s/%s", f->dir, pt_digest_algo_name(d->algo), d->hex,
+             d->hex);
 }
 
 /* Size of path, or -1 if it does not exist. */
@@ -248,9 +249,9 @@ static void test_open_creates_layout_and_clears_tmp(void **state)
 
     snprintf(path, sizeof(path), "%s/tmp", f->dir);
     assert_string_equal(tmp, path);
-    const char *dirs[] = {
-        "blobs",   "blobs/sha256", "blobs/sha256/00", "blobs/sha256/7f", "blobs/sha256/ff",
-        "uploads", "tmp"};
+    const char *dirs[] = {"blobs",           "blobs/sha256", "blobs/sha256/00", "blobs/sha256/7f",
+                          "blobs/sha256/ff", "blobs/sha512", "blobs/sha512/00", "blobs/sha512/ff",
+                          "uploads",         "tmp"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", f->dir, dirs[i]);
         assert_int_equal(stat(path, &st), 0);
@@ -584,6 +585,74 @@ static void test_wrong_digest_keeps_upload(void **state)
     assert_int_equal(pt_blobstore_upload_commit(f->bs, &u, &want), 0);
     assert_blob(f, &want, data, sizeof(data));
     assert_int_equal(upload_size(f, u.id), -1);
+}
+
+/*
+ * An upload closed with a sha512 digest: verified by rehashing the file (larger than the
+ * rehash buffer, and with bytes past the offset that are not part of it), installed under
+ * blobs/sha512/, and a separate blob from the same bytes under sha256.
+ */
+static void test_sha512_commit(void **state)
+{
+    struct fixture *f = *state;
+    size_t total = 700000;
+    unsigned char *data = malloc(total), junk[100];
+    struct pt_digest want, wrong, as256;
+    struct pt_upload u, before, v;
+    char path[PATH_MAX];
+    int fd;
+
+    assert_non_null(data);
+    fill(data, total, 21);
+    fill(junk, sizeof(junk), 22);
+    pt_digest_of_algo(data, total, PT_DIGEST_SHA512, &want);
+    pt_digest_of_algo(data, total - 1, PT_DIGEST_SHA512, &wrong);
+    pt_digest_of(data, total, &as256);
+    assert_int_equal(pt_blobstore_upload_begin(f->bs, "r", 1, &u), 0);
+    append_ok(f, &u, data, 300000);
+    append_ok(f, &u, data + 300000, total - 300000);
+    /* bytes past the session's offset (a write whose state was never kept) */
+    upload_path(f, u.id, path);
+    fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+    close(fd);
+    before = u;
+
+    assert_int_equal(pt_blobstore_upload_commit(f->bs, &u, &wrong), PT_E_DIGEST_INVALID);
+    assert_memory_equal(&u, &before, sizeof(u));
+    assert_true(upload_size(f, u.id) >= (long long)total);
+    assert_int_equal(pt_blobstore_stat(f->bs, &wrong, &(uint64_t){0}), PT_E_BLOB_UNKNOWN);
+    assert_int_equal(pt_blobstore_stat(f->bs, &want, &(uint64_t){0}), PT_E_BLOB_UNKNOWN);
+
+    assert_int_equal(pt_blobstore_upload_commit(f->bs, &u, &want), 0);
+    assert_blob(f, &want, data, total);
+    blob_path(f, &want, path);
+    assert_non_null(strstr(path, "/blobs/sha512/"));
+    assert_int_equal(file_size(path), (long long)total);
+    assert_int_equal(upload_size(f, u.id), -1);
+    assert_int_equal(pt_blobstore_stat(f->bs, &as256, &(uint64_t){0}), PT_E_BLOB_UNKNOWN);
+
+    /* the same bytes again: the installed blob stays, the upload goes */
+    assert_int_equal(pt_blobstore_upload_begin(f->bs, "r", 2, &v), 0);
+    append_ok(f, &v, data, total);
+    assert_int_equal(pt_blobstore_upload_commit(f->bs, &v, &want), 0);
+    assert_int_equal(upload_size(f, v.id), -1);
+    /* and under sha256 they are a second file */
+    assert_int_equal(pt_blobstore_upload_begin(f->bs, "r", 3, &v), 0);
+    append_ok(f, &v, data, total);
+    assert_int_equal(pt_blobstore_upload_commit(f->bs, &v, &as256), 0);
+    assert_blob(f, &as256, data, total);
+
+    /* a sha512 digest with a sha256 length is malformed */
+    struct pt_digest bogus = want;
+    bogus.hex[64] = '\0';
+    assert_int_equal(pt_blobstore_stat(f->bs, &bogus, &(uint64_t){0}), PT_E_DIGEST_INVALID);
+
+    assert_int_equal(pt_blobstore_remove_blob(f->bs, &want), 0);
+    assert_int_equal(pt_blobstore_stat(f->bs, &want, &(uint64_t){0}), PT_E_BLOB_UNKNOWN);
+    assert_blob(f, &as256, data, total);
+    free(data);
 }
 
 static void test_repair(void **state)
@@ -976,6 +1045,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_creates_layout_and_clears_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_begin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sha512_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_chosen_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_commit_matches_one_shot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_blob, setup, teardown),

@@ -71,7 +71,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static void digest_of(const char *s, char out[72])
+static void digest_of(const char *s, char out[PT_DIGEST_STR_MAX + 1])
 {
     struct pt_digest d;
     pt_digest_of(s, strlen(s), &d);
@@ -108,7 +108,7 @@ static void add_manifest(struct pt_command_builder *b, const char *repo, const c
                          const char *tag, const char *subject, const char *const *blobs,
                          size_t n_blobs, const char *const *children, size_t n_children)
 {
-    char d[72];
+    char d[PT_DIGEST_STR_MAX + 1];
     digest_of(body, d);
     const char *tags[1] = {tag};
     struct pt_command_manifest m = {
@@ -140,7 +140,8 @@ static void test_put_manifest(void **state)
 {
     struct fixture *f = *state;
     struct pt_command_builder b;
-    char layer[72], config[72], d[72], tagged[72];
+    char layer[PT_DIGEST_STR_MAX + 1], config[PT_DIGEST_STR_MAX + 1], d[PT_DIGEST_STR_MAX + 1],
+        tagged[PT_DIGEST_STR_MAX + 1];
     digest_of("layer", layer);
     digest_of("config", config);
     const char *blobs[] = {config, layer};
@@ -170,7 +171,7 @@ static void test_put_manifest(void **state)
     builder(&b, T0 + 1);
     add_manifest(&b, "library/app", "{\"index\":1}", "multi", NULL, NULL, 0, children, 1);
     assert_int_equal(apply(f, &b), 0);
-    char idx[72];
+    char idx[PT_DIGEST_STR_MAX + 1];
     digest_of("{\"index\":1}", idx);
     assert_int_equal(pt_metastore_get_manifest(f->ms[0], "library/app", idx, &rec), 0);
     assert_string_equal(rec.media_type, MT_IDX);
@@ -198,7 +199,7 @@ static void test_put_manifest_preconditions(void **state)
 {
     struct fixture *f = *state;
     struct pt_command_builder b;
-    char layer[72], d[72], before[65], after[65];
+    char layer[PT_DIGEST_STR_MAX + 1], d[PT_DIGEST_STR_MAX + 1], before[65], after[65];
     digest_of("layer", layer);
     const char *blobs[] = {layer};
     digest_of("{\"m\":2}", d);
@@ -251,7 +252,7 @@ static void test_tags(void **state)
 {
     struct fixture *f = *state;
     struct pt_command_builder b;
-    char d1[72], d2[72], got[72];
+    char d1[PT_DIGEST_STR_MAX + 1], d2[PT_DIGEST_STR_MAX + 1], got[PT_DIGEST_STR_MAX + 1];
     digest_of("one", d1);
     digest_of("two", d2);
 
@@ -299,7 +300,8 @@ static void test_delete_manifest(void **state)
 {
     struct fixture *f = *state;
     struct pt_command_builder b;
-    char subj[72], sig[72], keep[72], got[72];
+    char subj[PT_DIGEST_STR_MAX + 1], sig[PT_DIGEST_STR_MAX + 1], keep[PT_DIGEST_STR_MAX + 1],
+        got[PT_DIGEST_STR_MAX + 1];
     digest_of("subject", subj);
     digest_of("signature", sig);
     digest_of("keep", keep);
@@ -362,7 +364,7 @@ static void test_blobs(void **state)
 {
     struct fixture *f = *state;
     struct pt_command_builder b;
-    char d[72];
+    char d[PT_DIGEST_STR_MAX + 1];
     digest_of("blob", d);
     uint64_t size;
 
@@ -406,7 +408,7 @@ static void test_failure_is_atomic(void **state)
 {
     struct fixture *f = *state;
     struct pt_command_builder b;
-    char d[72], m[72], before[65], after[65];
+    char d[PT_DIGEST_STR_MAX + 1], m[PT_DIGEST_STR_MAX + 1], before[65], after[65];
     digest_of("blob", d);
     digest_of("missing", m);
     digest_state(f->ms[0], before);
@@ -430,7 +432,7 @@ static void test_idempotent_by_index(void **state)
 {
     struct fixture *f = *state;
     struct pt_command_builder b;
-    char d[72], e[72], s1[65], s2[65];
+    char d[PT_DIGEST_STR_MAX + 1], e[PT_DIGEST_STR_MAX + 1], s1[65], s2[65];
     digest_of("blob", d);
     digest_of("else", e);
 
@@ -497,7 +499,7 @@ static void test_idempotent_by_index(void **state)
 static void test_refuses_bad_commands(void **state)
 {
     struct fixture *f = *state;
-    char d[72], before[65], after[65];
+    char d[PT_DIGEST_STR_MAX + 1], before[65], after[65];
     digest_of("blob", d);
     digest_state(f->ms[0], before);
     struct pt_fsm_result res;
@@ -633,7 +635,7 @@ static void test_command_codec(void **state)
 static void test_two_stores_converge(void **state)
 {
     struct fixture *f = *state;
-    char layer[72], m1[72], s[2][65];
+    char layer[PT_DIGEST_STR_MAX + 1], m1[PT_DIGEST_STR_MAX + 1], s[2][65];
     digest_of("layer", layer);
     digest_of("{\"m\":1}", m1);
     const char *blobs[] = {layer};
@@ -719,7 +721,7 @@ static void loud(int saved)
 static void test_group(void **state)
 {
     struct fixture *f = *state;
-    char d[72], m[72];
+    char d[PT_DIGEST_STR_MAX + 1], m[PT_DIGEST_STR_MAX + 1];
     digest_of("blob", d);
     digest_of("{}", m);
     struct pt_command_builder b;
@@ -754,7 +756,7 @@ static void test_group(void **state)
     assert_int_equal(cmds[3].index, 4);
     assert_int_equal(cmds[3].result.status, 0);
     assert_int_equal(pt_metastore_applied_index(f->ms[0]), 4);
-    char tag[72];
+    char tag[PT_DIGEST_STR_MAX + 1];
     assert_int_equal(pt_metastore_get_tag(f->ms[0], "r", "latest", tag), PT_E_MANIFEST_UNKNOWN);
     assert_int_equal(pt_metastore_get_tag(f->ms[0], "r", "v1", tag), 0);
     assert_string_equal(tag, m);
@@ -791,7 +793,7 @@ static void test_group(void **state)
 static void test_group_write_failure(void **state)
 {
     struct fixture *f = *state;
-    char d[72], e[72], before[65], after[65];
+    char d[PT_DIGEST_STR_MAX + 1], e[PT_DIGEST_STR_MAX + 1], before[65], after[65];
     digest_of("blob", d);
     digest_of("else", e);
     struct pt_command_builder b;
@@ -858,7 +860,7 @@ static void test_group_write_failure(void **state)
 static void test_apply_write_failure(void **state)
 {
     struct fixture *f = *state;
-    char d[72];
+    char d[PT_DIGEST_STR_MAX + 1];
     digest_of("blob", d);
     struct pt_command_builder b;
     struct pt_fsm_cmd cmd;

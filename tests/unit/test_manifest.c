@@ -592,11 +592,52 @@ static void test_missing_fields(void **state)
               NULL, 0);
 }
 
+/* Descriptors with sha512 digests: config, layers, subject and index children. */
+static void test_sha512_descriptors(void **state)
+{
+    static const char image[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MANIFEST "\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+        "\"digest\":\"sha512:" HEX_A HEX_B "\",\"size\":10},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\","
+        "\"digest\":\"sha512:" HEX_C HEX_D "\",\"size\":20},"
+        "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"" D_E "\","
+        "\"size\":30}],"
+        "\"subject\":{\"mediaType\":\"" OCI_MANIFEST "\",\"digest\":\"sha512:" HEX_E HEX_A "\","
+        "\"size\":40}}";
+    static const char index[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"" OCI_INDEX "\",\"manifests\":["
+        "{\"mediaType\":\"" OCI_MANIFEST "\",\"digest\":\"sha512:" HEX_B HEX_C "\",\"size\":5}]}";
+    struct pt_manifest_info info;
+    (void)state;
+
+    assert_int_equal(parse(image, OCI_MANIFEST, &info), 0);
+    assert_int_equal(info.nblobs, 3);
+    assert_int_equal(info.blobs[0].digest.algo, PT_DIGEST_SHA512);
+    assert_string_equal(info.blobs[0].digest.hex, HEX_A HEX_B);
+    assert_int_equal(info.blobs[1].digest.algo, PT_DIGEST_SHA512);
+    assert_string_equal(info.blobs[1].digest.hex, HEX_C HEX_D);
+    assert_int_equal(info.blobs[2].digest.algo, PT_DIGEST_SHA256);
+    assert_string_equal(info.blobs[2].digest.hex, HEX_E);
+    assert_int_equal(info.has_subject, 1);
+    assert_int_equal(info.subject.algo, PT_DIGEST_SHA512);
+    assert_string_equal(info.subject.hex, HEX_E HEX_A);
+    pt_manifest_info_free(&info);
+
+    assert_int_equal(parse(index, OCI_INDEX, &info), 0);
+    assert_int_equal(info.nchildren, 1);
+    assert_int_equal(info.children[0].digest.algo, PT_DIGEST_SHA512);
+    assert_string_equal(info.children[0].digest.hex, HEX_B HEX_C);
+    pt_manifest_info_free(&info);
+}
+
 static void test_bad_digests(void **state)
 {
     (void)state;
 
-    expect_rc(OCI_IMAGE_WITH_CONFIG(CONFIG_DIGEST("\"sha512:" HEX_A HEX_B "\"")), NULL,
+    expect_rc(OCI_IMAGE_WITH_CONFIG(CONFIG_DIGEST("\"sha384:" HEX_A HEX_B "\"")), NULL,
+              PT_E_MANIFEST_INVALID);
+    expect_rc(OCI_IMAGE_WITH_CONFIG(CONFIG_DIGEST("\"sha512:" HEX_A "\"")), NULL,
               PT_E_MANIFEST_INVALID);
     expect_rc(OCI_IMAGE_WITH_CONFIG(CONFIG_DIGEST("\"sha256:"
                                                   "A3ED95CAEB02FFE68CDD9FD84406680AE93D633CB16422D"
@@ -952,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_schema_version),
         cmocka_unit_test(test_missing_fields),
         cmocka_unit_test(test_bad_digests),
+        cmocka_unit_test(test_sha512_descriptors),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_media_type_syntax),
         cmocka_unit_test(test_annotations),

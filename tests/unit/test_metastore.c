@@ -68,7 +68,7 @@ static void reopen(struct fixture *f)
 }
 
 /* "sha256:" digest of s, into out (72 bytes). */
-static void digest_of(const char *s, char out[72])
+static void digest_of(const char *s, char out[PT_DIGEST_STR_MAX + 1])
 {
     struct pt_digest d;
     pt_digest_of(s, strlen(s), &d);
@@ -84,7 +84,7 @@ static struct pt_metastore_batch *batch(struct fixture *f)
 
 /* Stores manifest body s in repo (creating the repo) and commits at index. */
 static void put_manifest(struct fixture *f, const char *repo, const char *body, uint64_t index,
-                         char digest[72])
+                         char digest[PT_DIGEST_STR_MAX + 1])
 {
     struct pt_metastore_batch *b = batch(f);
     digest_of(body, digest);
@@ -128,7 +128,7 @@ static void test_open_empty(void **state)
 static void test_manifest_crud(void **state)
 {
     struct fixture *f = *state;
-    char d[72], other[72];
+    char d[PT_DIGEST_STR_MAX + 1], other[PT_DIGEST_STR_MAX + 1];
     const char *body = "{\"schemaVersion\":2}";
     put_manifest(f, "library/alpine", body, 1, d);
     assert_int_equal(pt_metastore_applied_index(f->ms), 1);
@@ -158,7 +158,7 @@ static void test_manifest_crud(void **state)
 
     /* subject and artifact type round-trip; delete removes the record */
     struct pt_metastore_batch *b = batch(f);
-    char art[72];
+    char art[PT_DIGEST_STR_MAX + 1];
     digest_of("artifact", art);
     assert_int_equal(pt_metastore_batch_manifest_put(b, "library/alpine", art,
                                                      "application/vnd.oci.image.manifest.v1+json",
@@ -179,7 +179,7 @@ static void test_manifest_crud(void **state)
 static void test_batch_isolation(void **state)
 {
     struct fixture *f = *state;
-    char d[72];
+    char d[PT_DIGEST_STR_MAX + 1];
     digest_of("m", d);
     struct pt_metastore_batch *b = batch(f);
     assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 5), 0);
@@ -236,7 +236,8 @@ static void assert_names(char **names, size_t count, const char *const *want, si
 static void test_tags_and_pagination(void **state)
 {
     struct fixture *f = *state;
-    char d1[72], d2[72], d3[72], d4[72];
+    char d1[PT_DIGEST_STR_MAX + 1], d2[PT_DIGEST_STR_MAX + 1], d3[PT_DIGEST_STR_MAX + 1],
+        d4[PT_DIGEST_STR_MAX + 1];
     put_manifest(f, "app", "one", 1, d1);
     put_manifest(f, "app", "two", 2, d2);
     put_manifest(f, "app/sub", "three", 3, d3);
@@ -247,7 +248,7 @@ static void test_tags_and_pagination(void **state)
     put_tags(f, "app/sub", d3, sub_tags, 2);
     put_tags(f, "apq", d4, sub_tags, 1);
 
-    char got[72];
+    char got[PT_DIGEST_STR_MAX + 1];
     assert_int_equal(pt_metastore_get_tag(f->ms, "app", "latest", got), 0);
     assert_string_equal(got, d1);
     assert_int_equal(pt_metastore_get_tag(f->ms, "app", "zz", got), PT_E_MANIFEST_UNKNOWN);
@@ -324,7 +325,7 @@ static void test_tags_and_pagination(void **state)
 static void test_tags_delete_to(void **state)
 {
     struct fixture *f = *state;
-    char d1[72], d2[72];
+    char d1[PT_DIGEST_STR_MAX + 1], d2[PT_DIGEST_STR_MAX + 1];
     put_manifest(f, "r", "one", 1, d1);
     put_manifest(f, "r", "two", 2, d2);
     put_manifest(f, "r2", "one", 3, d1);
@@ -349,7 +350,7 @@ static void test_tags_delete_to(void **state)
     assert_int_equal(pt_metastore_list_tags(f->ms, "r", "", 10, &names, &count, &more), 0);
     assert_names(names, count, left, 3);
     pt_strv_free(names, count);
-    char got[72];
+    char got[PT_DIGEST_STR_MAX + 1];
     assert_int_equal(pt_metastore_get_tag(f->ms, "r2", "a", got), 0);
     assert_string_equal(got, d1);
 }
@@ -357,7 +358,7 @@ static void test_tags_delete_to(void **state)
 static void test_blobs(void **state)
 {
     struct fixture *f = *state;
-    char d[72], e[72];
+    char d[PT_DIGEST_STR_MAX + 1], e[PT_DIGEST_STR_MAX + 1];
     digest_of("layer", d);
     digest_of("other layer", e);
     uint64_t size = 0;
@@ -436,7 +437,7 @@ static int cmp_digest(const void *a, const void *b)
 }
 
 struct missing {
-    char digests[4][72];
+    char digests[4][PT_DIGEST_STR_MAX + 1];
     uint64_t sizes[4];
     size_t holders[4];
     int n;
@@ -459,7 +460,7 @@ static int collect_missing(const char *digest, uint64_t size, const char *const 
 static void test_missing_and_transfers(void **state)
 {
     struct fixture *f = *state;
-    char d[3][72];
+    char d[3][PT_DIGEST_STR_MAX + 1];
     digest_of("one", d[0]);
     digest_of("two", d[1]);
     digest_of("three", d[2]);
@@ -504,10 +505,129 @@ static void test_missing_and_transfers(void **state)
     assert_string_equal(before, after);
 }
 
+/* "sha512:" digest of s, into out. */
+static void digest512_of(const char *s, char out[PT_DIGEST_STR_MAX + 1])
+{
+    struct pt_digest d;
+    pt_digest_of_algo(s, strlen(s), PT_DIGEST_SHA512, &d);
+    pt_digest_format(&d, out);
+}
+
+/*
+ * sha512 digests (135 characters) in every kind of key and value: a manifest stored under one,
+ * a tag naming it, blob links and locations, referrers whose subject and referrer are sha512,
+ * the walk of missing blobs, transfers (and the prefix lookup of the start-up sweep), and a
+ * snapshot restored into another store, which must have the same state digest.
+ */
+static void test_sha512_keys(void **state)
+{
+    struct fixture *f = *state;
+    const char *body = "{\"sha512\":true}";
+    char m[PT_DIGEST_STR_MAX + 1], m256[PT_DIGEST_STR_MAX + 1], blob[PT_DIGEST_STR_MAX + 1];
+    char got[PT_DIGEST_STR_MAX + 1];
+    digest512_of(body, m);
+    digest_of(body, m256);
+    digest512_of("blob", blob);
+    assert_int_equal(strlen(m), 135);
+
+    struct pt_metastore_batch *b = batch(f);
+    assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 1000), 0);
+    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", m,
+                                                     "application/vnd.oci.image.manifest.v1+json",
+                                                     "", "", body, strlen(body)),
+                     0);
+    assert_int_equal(pt_metastore_batch_tag_put(b, "r", "v1", m, 2000), 0);
+    assert_int_equal(pt_metastore_batch_blob_link(b, "r", blob, 4), 0);
+    assert_int_equal(pt_metastore_batch_blob_stored(b, blob, 4, "eu"), 0);
+    struct pt_referrer r;
+    memset(&r, 0, sizeof(r));
+    digest512_of("referrer", r.digest);
+    strcpy(r.media_type, "application/vnd.oci.image.manifest.v1+json");
+    strcpy(r.artifact_type, "application/vnd.example");
+    r.size = 8;
+    assert_int_equal(pt_metastore_batch_referrer_put(b, "r", m, &r, NULL, 0), 0);
+    assert_int_equal(pt_metastore_batch_commit(b, 5), 0);
+    pt_metastore_batch_free(b);
+
+    struct pt_manifest_rec rec;
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "r", m, &rec), 0);
+    assert_int_equal(rec.len, strlen(body));
+    assert_memory_equal(rec.body, body, rec.len);
+    pt_manifest_rec_free(&rec);
+    /* the same body under its sha256 is another manifest */
+    assert_int_equal(pt_metastore_get_manifest(f->ms, "r", m256, &rec), PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_get_tag(f->ms, "r", "v1", got), 0);
+    assert_string_equal(got, m);
+    uint64_t size = 0;
+    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", blob, &size), 0);
+    assert_int_equal(size, 4);
+    assert_int_equal(pt_metastore_blob_location(f->ms, blob, &size), 0);
+
+    struct pt_referrer *refs;
+    size_t n;
+    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", m, NULL, 100, &refs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(refs[0].digest, r.digest);
+    pt_referrers_free(refs, n);
+    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", m256, NULL, 100, &refs, &n), 0);
+    assert_int_equal(n, 0);
+
+    struct missing miss = {0};
+    assert_int_equal(pt_metastore_missing_foreach(f->ms, "us", collect_missing, &miss), 0);
+    assert_int_equal(miss.n, 1);
+    assert_string_equal(miss.digests[0], blob);
+
+    /* transfers, and finding one by the start of its digest */
+    void *val;
+    size_t len;
+    assert_int_equal(pt_metastore_transfer_put(f->ms, blob, "state", 5), 0);
+    assert_int_equal(pt_metastore_transfer_get(f->ms, blob, &val, &len), 0);
+    assert_int_equal(len, 5);
+    free(val);
+    char prefix[PT_DIGEST_STR_MAX + 1];
+    snprintf(prefix, sizeof(prefix), "%.67s", blob);
+    assert_int_equal(pt_metastore_transfer_first(f->ms, prefix, got), 0);
+    assert_string_equal(got, blob);
+    assert_int_equal(pt_metastore_transfer_first(f->ms, "sha512:zz", got), PT_E_NOT_FOUND);
+    assert_int_equal(pt_metastore_transfer_delete(f->ms, blob), 0);
+    assert_int_equal(pt_metastore_transfer_first(f->ms, prefix, got), PT_E_NOT_FOUND);
+
+    /* other algorithms and lengths stay refused */
+    b = batch(f);
+    char bad[PT_DIGEST_STR_MAX + 1];
+    snprintf(bad, sizeof(bad), "sha384:%.96s", m + 7);
+    assert_int_equal(pt_metastore_batch_blob_link(b, "r", bad, 1), PT_E_DIGEST_INVALID);
+    snprintf(bad, sizeof(bad), "%.134s", m);
+    assert_int_equal(pt_metastore_batch_blob_link(b, "r", bad, 1), PT_E_DIGEST_INVALID);
+    pt_metastore_batch_free(b);
+
+    /* a snapshot carries them to another store */
+    void *snap;
+    size_t snap_len;
+    uint64_t index;
+    char before[65], after[65], db2[320];
+    assert_int_equal(pt_metastore_snapshot(f->ms, &snap, &snap_len, &index), 0);
+    assert_int_equal(index, 5);
+    struct pt_metastore *ms2;
+    snprintf(db2, sizeof(db2), "%s/other", f->dir);
+    assert_int_equal(pt_metastore_open(db2, &ms2), 0);
+    assert_int_equal(pt_metastore_restore(ms2, snap, snap_len), 0);
+    free(snap);
+    assert_int_equal(pt_metastore_state_digest(f->ms, before), 0);
+    assert_int_equal(pt_metastore_state_digest(ms2, after), 0);
+    assert_string_equal(before, after);
+    assert_int_equal(pt_metastore_get_tag(ms2, "r", "v1", got), 0);
+    assert_string_equal(got, m);
+    assert_int_equal(pt_metastore_list_referrers(ms2, "r", m, NULL, 100, &refs, &n), 0);
+    assert_int_equal(n, 1);
+    pt_referrers_free(refs, n);
+    pt_metastore_close(ms2);
+}
+
 static void test_referrers(void **state)
 {
     struct fixture *f = *state;
-    char subj[72], other[72];
+    char subj[PT_DIGEST_STR_MAX + 1], other[PT_DIGEST_STR_MAX + 1];
     put_manifest(f, "r", "subject", 1, subj);
     digest_of("other subject", other);
 
@@ -519,7 +639,7 @@ static void test_referrers(void **state)
     assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
 
     /* sorted by referrer digest */
-    char want[3][72];
+    char want[3][PT_DIGEST_STR_MAX + 1];
     digest_of("sig1", want[0]);
     digest_of("sbom", want[1]);
     digest_of("sig2", want[2]);
@@ -537,7 +657,7 @@ static void test_referrers(void **state)
     pt_referrers_free(refs, n);
 
     /* filter, annotations */
-    char sig1[72];
+    char sig1[PT_DIGEST_STR_MAX + 1];
     digest_of("sig1", sig1);
     assert_int_equal(
         pt_metastore_list_referrers(f->ms, "r", subj, "application/vnd.dev.cosign", 100, &refs, &n),
@@ -566,7 +686,7 @@ static void test_referrers(void **state)
     assert_int_equal(pt_metastore_list_referrers(f->ms, "r", other, NULL, 100, &refs, &n), 0);
     assert_int_equal(n, 1);
     pt_referrers_free(refs, n);
-    char unknown[72];
+    char unknown[PT_DIGEST_STR_MAX + 1];
     digest_of("nothing", unknown);
     assert_int_equal(pt_metastore_list_referrers(f->ms, "r", unknown, NULL, 100, &refs, &n), 0);
     assert_int_equal(n, 0);
@@ -664,7 +784,7 @@ static void test_uploads(void **state)
 static void test_reopen_persists(void **state)
 {
     struct fixture *f = *state;
-    char d[72];
+    char d[PT_DIGEST_STR_MAX + 1];
     put_manifest(f, "library/alpine", "persist me", 41, d);
     static const char *const tags[] = {"3.19"};
     put_tags(f, "library/alpine", d, tags, 1);
@@ -675,7 +795,7 @@ static void test_reopen_persists(void **state)
 
     reopen(f);
     assert_int_equal(pt_metastore_applied_index(f->ms), 41);
-    char got[72], after[65];
+    char got[PT_DIGEST_STR_MAX + 1], after[65];
     assert_int_equal(pt_metastore_get_tag(f->ms, "library/alpine", "3.19", got), 0);
     assert_string_equal(got, d);
     struct pt_manifest_rec rec;
@@ -703,7 +823,7 @@ static void test_reopen_persists(void **state)
 static void test_writer_validation(void **state)
 {
     struct fixture *f = *state;
-    char d[72];
+    char d[PT_DIGEST_STR_MAX + 1];
     digest_of("x", d);
     char long_repo[PT_METASTORE_REPO_MAX + 2];
     memset(long_repo, 'r', sizeof(long_repo) - 1);
@@ -760,7 +880,7 @@ static void test_state_digest(void **state)
     assert_int_equal(pt_metastore_state_digest(f->ms, empty), 0);
     assert_int_equal(strlen(empty), 64);
 
-    char d1[72], d2[72];
+    char d1[PT_DIGEST_STR_MAX + 1], d2[PT_DIGEST_STR_MAX + 1];
     put_manifest(f, "r", "one", 1, d1);
     put_manifest(f, "r", "two", 2, d2);
     assert_int_equal(pt_metastore_state_digest(f->ms, a), 0);
@@ -806,7 +926,7 @@ static void *reader_main(void *arg)
         if (rv != 0)
             return (void *)1;
         for (size_t i = 0; i < count; i++) {
-            char d[72];
+            char d[PT_DIGEST_STR_MAX + 1];
             struct pt_manifest_rec rec;
             if (pt_metastore_get_tag(r->ms, "r", names[i], d) != 0 ||
                 pt_metastore_get_manifest(r->ms, "r", d, &rec) != 0) {
@@ -833,7 +953,7 @@ static void test_concurrent_readers(void **state)
     }
     struct pt_metastore_batch *b = batch(f);
     for (int i = 0; i < WRITES; i++) {
-        char body[32], tag[16], d[72];
+        char body[32], tag[16], d[PT_DIGEST_STR_MAX + 1];
         snprintf(body, sizeof(body), "manifest %d", i);
         snprintf(tag, sizeof(tag), "t%03d", i);
         digest_of(body, d);
@@ -870,6 +990,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_transfers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sha512_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uploads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_validation, setup, teardown),

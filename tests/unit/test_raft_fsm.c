@@ -117,7 +117,7 @@ static void reopen(struct fixture *f, int i)
 
 /* ---- commands ---------------------------------------------------------------------------- */
 
-static void digest_of(const char *s, char out[72])
+static void digest_of(const char *s, char out[PT_DIGEST_STR_MAX + 1])
 {
     struct pt_digest d;
     pt_digest_of(s, strlen(s), &d);
@@ -142,7 +142,8 @@ static void body_of(unsigned k, char body[64])
  */
 static void cmd_push(struct pt_command_builder *b, unsigned k)
 {
-    char repo[32], blob[32], layer[72], body[64], d[72], subject[72], vtag[16];
+    char repo[32], blob[32], layer[PT_DIGEST_STR_MAX + 1], body[64], d[PT_DIGEST_STR_MAX + 1],
+        subject[PT_DIGEST_STR_MAX + 1], vtag[16];
     repo_of(k, repo);
     snprintf(blob, sizeof(blob), "layer-%u", k);
     digest_of(blob, layer);
@@ -181,7 +182,7 @@ static void cmd_push(struct pt_command_builder *b, unsigned k)
 /* A command that points tag at a manifest no repository holds: its precondition fails. */
 static void cmd_bad_tag(struct pt_command_builder *b, const char *tag)
 {
-    char d[72];
+    char d[PT_DIGEST_STR_MAX + 1];
     digest_of("no such manifest", d);
     assert_int_equal(pt_command_builder_init(b, T0, "eu-west"), 0);
     assert_int_equal(pt_command_add_put_tag(b, "team/app0", tag, d), 0);
@@ -225,7 +226,7 @@ static void test_snapshot_roundtrip(void **state)
     /* b holds something else: another repository, and a local upload record */
     struct pt_command_builder cb;
     assert_int_equal(pt_command_builder_init(&cb, T0, "us-east"), 0);
-    char d[72];
+    char d[PT_DIGEST_STR_MAX + 1];
     digest_of("other", d);
     assert_int_equal(pt_command_add_link_blob(&cb, "other/repo", d, 5), 0);
     assert_int_equal(apply_direct(b, &cb, 40), 0);
@@ -247,7 +248,7 @@ static void test_snapshot_roundtrip(void **state)
     assert_string_equal(ha, hb);
     assert_int_equal(pt_metastore_applied_index(b), 30); /* went back from 40: replaced */
     assert_int_equal(pt_metastore_repo_exists(b, "other/repo"), 0);
-    char tag[72], want[72], body[64];
+    char tag[PT_DIGEST_STR_MAX + 1], want[PT_DIGEST_STR_MAX + 1], body[64];
     body_of(29, body);
     digest_of(body, want);
     assert_int_equal(pt_metastore_get_tag(b, "team/app2", "latest", tag), 0);
@@ -862,7 +863,7 @@ static void test_cluster_apply(void **state)
     expected_state(f, 21, want);
     assert_string_equal(hex, want);
     for (unsigned i = 0; i < 3; i++) {
-        char digest[72];
+        char digest[PT_DIGEST_STR_MAX + 1];
         assert_int_equal(pt_metastore_get_tag(f->ms[i], "team/app0", "ghost", digest),
                          PT_E_MANIFEST_UNKNOWN);
         assert_int_equal(f->fsm[i].n_applied, 21);
@@ -933,7 +934,7 @@ static void test_cluster_partition(void **state)
     isolate(f, 0, true);
     struct pt_command_builder b;
     assert_int_equal(pt_command_builder_init(&b, T0, "eu-west"), 0);
-    char d[72], body[64];
+    char d[PT_DIGEST_STR_MAX + 1], body[64];
     body_of(1, body);
     digest_of(body, d);
     assert_int_equal(pt_command_add_put_tag(&b, "team/app1", "orphan", d), 0);
@@ -951,7 +952,7 @@ static void test_cluster_partition(void **state)
     expected_state(f, 15, want);
     assert_string_equal(h, want);
     for (unsigned i = 0; i < 3; i++) {
-        char digest[72];
+        char digest[PT_DIGEST_STR_MAX + 1];
         assert_int_equal(pt_metastore_get_tag(f->ms[i], "team/app1", "orphan", digest),
                          PT_E_MANIFEST_UNKNOWN);
     }

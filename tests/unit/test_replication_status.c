@@ -25,7 +25,7 @@
 /* The digest whose hex starts with the number i (distinct i, distinct digests). */
 static struct pt_digest digest_n(unsigned i)
 {
-    struct pt_digest d;
+    struct pt_digest d = {.algo = PT_DIGEST_SHA256};
     snprintf(d.hex, sizeof d.hex, "%08x%056x", i, 0u);
     return d;
 }

@@ -173,7 +173,8 @@ static void test_manifest_invalid(void **state)
     /* digest errors (reference contains ':') */
     assert_int_equal(match("/v2/a/manifests/sha256:abc", &r), PT_E_DIGEST_INVALID);
     assert_int_equal(r.id, PT_ROUTE_MANIFEST);
-    assert_int_equal(match("/v2/a/manifests/sha512:" HEX HEX, &r), PT_E_DIGEST_INVALID);
+    assert_int_equal(match("/v2/a/manifests/sha384:" HEX HEX, &r), PT_E_DIGEST_INVALID);
+    assert_int_equal(match("/v2/a/manifests/sha512:" HEX, &r), PT_E_DIGEST_INVALID);
     assert_int_equal(match("/v2/a/manifests/SHA256:" HEX, &r), PT_E_DIGEST_INVALID);
     assert_int_equal(match("/v2/a/manifests/latest:1", &r), PT_E_DIGEST_INVALID);
     assert_int_equal(match("/v2/a/manifests/:", &r), PT_E_DIGEST_INVALID);
@@ -202,8 +203,29 @@ static void test_blob(void **state)
     snprintf(path, sizeof(path), "/v2/a/blobs/sha256:%s", HEX);
     path[strlen(path) - 1] = 'A';
     assert_int_equal(match(path, &r), PT_E_DIGEST_INVALID);
-    assert_int_equal(match("/v2/a/blobs/sha512:" HEX HEX, &r), PT_E_DIGEST_INVALID);
+    assert_int_equal(match("/v2/a/blobs/sha384:" HEX HEX, &r), PT_E_DIGEST_INVALID);
+    assert_int_equal(match("/v2/a/blobs/sha512:" HEX, &r), PT_E_DIGEST_INVALID);
     assert_int_equal(match("/v2/a/blobs/..", &r), PT_E_DIGEST_INVALID);
+}
+
+/* sha512 digests (128 hex) name blobs, manifests and referrer subjects. */
+static void test_sha512(void **state)
+{
+    struct pt_route r;
+
+    (void)state;
+    assert_int_equal(match("/v2/a/blobs/sha512:" HEX HEX, &r), 0);
+    assert_int_equal(r.id, PT_ROUTE_BLOB);
+    assert_int_equal(r.digest.algo, PT_DIGEST_SHA512);
+    assert_string_equal(r.digest.hex, HEX HEX);
+    assert_span(r.ref, r.ref_len, "sha512:" HEX HEX);
+    assert_int_equal(match("/v2/a/manifests/sha512:" HEX HEX, &r), 0);
+    assert_int_equal(r.id, PT_ROUTE_MANIFEST);
+    assert_true(r.ref_is_digest);
+    assert_int_equal(r.digest.algo, PT_DIGEST_SHA512);
+    assert_int_equal(match("/v2/a/referrers/sha512:" HEX HEX, &r), 0);
+    assert_int_equal(r.digest.algo, PT_DIGEST_SHA512);
+    assert_int_equal(match("/v2/a/blobs/sha512:" HEX HEX "0", &r), PT_E_DIGEST_INVALID);
 }
 
 static void test_uploads(void **state)
@@ -404,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_manifest),
         cmocka_unit_test(test_manifest_invalid),
         cmocka_unit_test(test_blob),
+        cmocka_unit_test(test_sha512),
         cmocka_unit_test(test_uploads),
         cmocka_unit_test(test_referrers),
         cmocka_unit_test(test_bad_names),
