@@ -5,8 +5,9 @@
 #   3. integration tests against real nodes: the ASan/UBSan binary for the API, bad input, HTTP/2,
 #      skopeo, crash and basic cluster tests; the optimised binary (build/) for the 4 GiB blob
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
-#      it), and for the membership and randomized-fault cluster runs, whose stall and timing
-#      bounds are about the real binary too (the sanitizers slow it several times over)
+#      it), and for the membership, leader-change and randomized-fault cluster runs, whose
+#      stall and timing bounds are about the real binary too (the sanitizers slow it several
+#      times over)
 # Ends with one "N passed, N failed" line over all of them; exits 1 if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -69,7 +70,8 @@ echo "$out" | tail -40
 count_run "$out"
 
 step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
-out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication 2>&1)
+out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
+    leader_change 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 
