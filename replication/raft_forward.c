@@ -10,6 +10,14 @@
  * Follower: pt_raft_node__forward sends the write (or a read's ReadIndex) to the leader and,
  * once the leader answers with an index, waits until the local FSM has applied that far
  * (pt_raft_node__wait_applied), so the client reads its own write back from this region.
+ *
+ * Leader changes: a forwarded read simply goes to the new leader. A forwarded write is not
+ * sent twice unless the region it went to refused it unappended (a Propose refused with a
+ * body, pt_raft_node__refuse_propose): an appended entry may still commit. When the leader it
+ * went to steps down, that region answers every pending Propose at once (the entry committed:
+ * its index; else a refusal), so the write waits for that answer one grace period of a few
+ * round trips (forward_grace_ms), then gets 503 UNAVAILABLE: its fate is unknown, and it never
+ * waits out the whole write timeout.
  */
 #include <raft.h>
 #include <stdlib.h>
@@ -30,6 +38,7 @@ struct forward {
     void *arg;
     uint64_t deadline;
     uint64_t to, term; /* the leader it went to, and the term then */
+    uint64_t grace;    /* a write whose leader changed: its answer is awaited until then */
     int answered;      /* cb ran already (the leader changed); the reply is dropped */
     void *cmd;         /* a write's command (owned), to send again if it is refused */
     size_t len;
@@ -142,14 +151,34 @@ static void on_forward_reply(void *arg, int status, const void *body, size_t len
     free(f);
 }
 
+/* How long a write whose leader changed waits for that region's answer: a few round trips
+ * to it, within [FORWARD_GRACE_MIN_MS, FORWARD_GRACE_MAX_MS]. */
+#define FORWARD_GRACE_MIN_MS 200
+#define FORWARD_GRACE_MAX_MS 1000
+
+static uint64_t forward_grace_ms(struct pt_raft_node *n, uint64_t to)
+{
+    int64_t rtt_us = pt_peers_rtt_us(n->peers, to);
+    uint64_t ms = rtt_us > 0 ? (uint64_t)rtt_us * 4 / 1000 : FORWARD_GRACE_MAX_MS;
+    if (ms < FORWARD_GRACE_MIN_MS)
+        ms = FORWARD_GRACE_MIN_MS;
+    return ms > FORWARD_GRACE_MAX_MS ? FORWARD_GRACE_MAX_MS : ms;
+}
+
 void pt_raft_node__check_forwards(struct pt_raft_node *n)
 {
-    uint64_t leader = pt_raft_node__leader_id(n);
+    uint64_t leader = pt_raft_node__leader_id(n), now = uv_now(n->loop);
     for (struct forward *f = n->forwards; f != NULL; f = f->next) {
         if (f->answered || (leader == f->to && n->raft.current_term == f->term))
             continue;
-        /* The leader it went to stepped down, or this region lost it: do not wait for an
-         * answer that may never come. (New forwards go to the list's head, never after f.) */
+        /* The leader it went to stepped down, or this region lost it. (New forwards go to the
+         * list's head, never after f.) */
+        if (f->is_write && f->grace == 0) {
+            f->grace = now + forward_grace_ms(n, f->to);
+            continue;
+        }
+        if (f->is_write && now < f->grace)
+            continue;
         f->answered = 1;
         if (f->is_write)
             f->cb(f->arg, PT_E_UNAVAILABLE, 0);
