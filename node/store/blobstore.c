@@ -112,8 +112,8 @@ static int ensure_dir(int parent, const char *name, int *created)
     return fd;
 }
 
-/* Removes everything inside the directory dfd (borrowed), descending at most depth levels. */
-static int remove_children(int dfd, int depth)
+int blobstore_each_entry(int dfd, int (*fn)(int dirfd, const struct dirent *e, void *arg),
+                         void *arg)
 {
     struct dirent *e;
     DIR *d;
@@ -137,12 +137,23 @@ static int remove_children(int dfd, int depth)
         }
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        rv = blobstore_remove_entry(dirfd(d), e->d_name, depth);
+        rv = fn(dirfd(d), e, arg);
         if (rv != 0)
             break;
     }
     closedir(d);
     return rv;
+}
+
+static int remove_child(int dfd, const struct dirent *e, void *arg)
+{
+    return blobstore_remove_entry(dfd, e->d_name, *(const int *)arg);
+}
+
+/* Removes everything inside the directory dfd (borrowed), descending at most depth levels. */
+static int remove_children(int dfd, int depth)
+{
+    return blobstore_each_entry(dfd, remove_child, &depth);
 }
 
 int blobstore_remove_entry(int dfd, const char *name, int depth)

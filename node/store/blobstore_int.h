@@ -15,6 +15,8 @@
 #ifndef PT_BLOBSTORE_INT_H
 #define PT_BLOBSTORE_INT_H
 
+#include <dirent.h>
+
 #include "blobstore.h"
 
 /* "xx/" + up to 128 hex + NUL; the name is relative to the algorithm's directory */
@@ -43,6 +45,12 @@ int blobstore_blob_name(const struct pt_digest *d, char name[BLOB_NAME_SIZE]);
 
 /* Removes name under dfd (borrowed): a file, or a directory tree at most depth levels deep. */
 int blobstore_remove_entry(int dfd, const char *name, int depth);
+
+/* Calls fn(dirfd, entry, arg) for every entry of the directory dfd (borrowed) but "." and
+ * "..", in readdir order, until fn returns non-zero. Returns 0, fn's result, or PT_E_IO when
+ * the directory cannot be read. */
+int blobstore_each_entry(int dfd, int (*fn)(int dirfd, const struct dirent *e, void *arg),
+                         void *arg);
 
 /*
  * Installs the upload file uploads/<id> as the blob name ("xx/<hex>", from

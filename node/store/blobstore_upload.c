@@ -510,39 +510,24 @@ int pt_blobstore_upload_abort(struct pt_blobstore *bs, const char *id)
     return 0;
 }
 
+struct sweep {
+    int (*is_live)(const char *id, void *arg);
+    void *arg;
+};
+
+static int sweep_entry(int dfd, const struct dirent *e, void *arg)
+{
+    const struct sweep *sw = arg;
+    if (valid_id(e->d_name) && e->d_type != DT_DIR && sw->is_live(e->d_name, sw->arg))
+        return 0;
+    return blobstore_remove_entry(dfd, e->d_name, REMOVE_DEPTH_MAX);
+}
+
 int pt_blobstore_sweep_uploads(struct pt_blobstore *bs, int (*is_live)(const char *id, void *arg),
                                void *arg)
 {
-    struct dirent *e;
-    DIR *d;
-    int rv = 0;
-    int fd = openat(bs->uploads_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return blobstore_io_err(errno);
-    d = fdopendir(fd);
-    if (d == NULL) {
-        rv = blobstore_io_err(errno);
-        close(fd);
-        return rv;
-    }
-    for (;;) {
-        errno = 0;
-        e = readdir(d);
-        if (e == NULL) {
-            if (errno != 0)
-                rv = blobstore_io_err(errno);
-            break;
-        }
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (valid_id(e->d_name) && e->d_type != DT_DIR && is_live(e->d_name, arg))
-            continue;
-        rv = blobstore_remove_entry(dirfd(d), e->d_name, REMOVE_DEPTH_MAX);
-        if (rv != 0)
-            break;
-    }
-    closedir(d);
-    return rv;
+    struct sweep sw = {.is_live = is_live, .arg = arg};
+    return blobstore_each_entry(bs->uploads_fd, sweep_entry, &sw);
 }
 
 int pt_blobstore_upload_stored(struct pt_blobstore *bs, const struct pt_upload *u,
