@@ -15,6 +15,7 @@
  */
 #include "metrics.h"
 
+#include "buf.h"
 #include "err.h"
 
 #include <math.h>
@@ -193,63 +194,38 @@ void pt_metrics_uploads_in_progress(int delta)
 
 /* ---- rendering ------------------------------------------------------------------------- */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
+/* The text is written into a struct pt_buf (buf.h); reserve keeps room for the NUL. */
 
-static bool reserve(struct buf *b, size_t extra)
-{
-    size_t cap = b->cap ? b->cap : 4096;
-    char *p;
-
-    if (b->oom)
-        return false;
-    if (b->len + extra + 1 <= b->cap)
-        return true;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-__attribute__((format(printf, 2, 3))) static void appendf(struct buf *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void appendf(struct pt_buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
 
-    if (!reserve(b, 256))
+    if (!pt_buf_reserve(b, 256))
         return;
     va_start(ap, fmt);
-    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    n = vsnprintf((char *)b->p + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
     if (n < 0) {
-        b->oom = true;
+        b->nomem = true;
         return;
     }
     if ((size_t)n >= b->cap - b->len) {
-        if (!reserve(b, (size_t)n))
+        if (!pt_buf_reserve(b, (size_t)n))
             return;
         va_start(ap, fmt);
-        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        vsnprintf((char *)b->p + b->len, b->cap - b->len, fmt, ap);
         va_end(ap);
     }
     b->len += (size_t)n;
 }
 
 /* Appends s as a label value: backslash, double quote and newline escaped (format 0.0.4). */
-static void append_label(struct buf *b, const char *s)
+static void append_label(struct pt_buf *b, const char *s)
 {
     size_t n = strlen(s);
 
-    if (!reserve(b, 2 * n))
+    if (!pt_buf_reserve(b, 2 * n))
         return;
     for (; *s; s++) {
         if (*s == '\\' || *s == '"') {
@@ -265,20 +241,20 @@ static void append_label(struct buf *b, const char *s)
     b->p[b->len] = '\0';
 }
 
-static void family(struct buf *b, const char *name, const char *type, const char *help)
+static void family(struct pt_buf *b, const char *name, const char *type, const char *help)
 {
     appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Writes `name{route="...",` ... the caller finishes the labels. */
-static void series_route(struct buf *b, const char *name, size_t r)
+static void series_route(struct pt_buf *b, const char *name, size_t r)
 {
     appendf(b, "%s{route=\"", name);
     append_label(b, m.names[r] ? m.names[r] : "");
     appendf(b, "\"");
 }
 
-static void render_requests(struct buf *b)
+static void render_requests(struct pt_buf *b)
 {
     static const char *const name = "portolan_http_requests_total";
 
@@ -301,7 +277,7 @@ static void render_requests(struct buf *b)
     }
 }
 
-static void render_durations(struct buf *b)
+static void render_durations(struct pt_buf *b)
 {
     static const char *const name = "portolan_http_request_duration_seconds";
     char series[64];
@@ -327,7 +303,7 @@ static void render_durations(struct buf *b)
     }
 }
 
-static void render_route_counter(struct buf *b, const char *name, const char *help,
+static void render_route_counter(struct pt_buf *b, const char *name, const char *help,
                                  atomic_uint_fast64_t *v)
 {
     family(b, name, "counter", help);
@@ -361,7 +337,7 @@ void pt_metrics_replication(const uint64_t values[PT_METRICS_REPL_N])
     atomic_store_explicit(&m.replication_on, 1, memory_order_relaxed);
 }
 
-static void render_replication(struct buf *b)
+static void render_replication(struct pt_buf *b)
 {
     static const struct {
         const char *name, *type, *help;
@@ -399,7 +375,7 @@ static void render_replication(struct buf *b)
 
 int pt_metrics_render(char **out, size_t *len)
 {
-    struct buf b = {0};
+    struct pt_buf b = {0};
     long long rss;
 
     render_requests(&b);
@@ -421,11 +397,11 @@ int pt_metrics_render(char **out, size_t *len)
            "Start time of the process since unix epoch in seconds.");
     appendf(&b, "process_start_time_seconds %.3f\n", m.start_time);
 
-    if (b.oom || b.p == NULL) {
+    if (b.nomem || b.p == NULL) {
         free(b.p);
         return PT_E_NOMEM;
     }
-    *out = b.p;
+    *out = (char *)b.p;
     *len = b.len;
     return 0;
 }

@@ -18,6 +18,7 @@
 #ifndef PT_CLI_INT_H
 #define PT_CLI_INT_H
 
+#include "buf.h"
 #include "bounds.h"
 #include "digest.h"
 #include "ident.h"
@@ -74,9 +75,8 @@ int cli_take_url(char *dst, const char *src, const char **why);
 struct cli_xfer {
     CURL *h;
     struct curl_slist *headers;
-    char *body; /* request body (json_dumps), owned */
-    char *resp; /* response bytes, NUL-terminated, owned */
-    size_t len, cap;
+    char *body;         /* request body (json_dumps), owned */
+    struct pt_buf resp; /* response bytes, NUL-terminated once any arrived, owned */
     bool too_large;
     bool in_multi; /* cli_xfer_run_all: added to its multi handle */
     bool done;     /* cli_xfer_run_all: the multi handle reported its end */

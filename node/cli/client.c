@@ -32,23 +32,14 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
     struct cli_xfer *x = arg;
     size_t n = size * nmemb;
 
-    if (n > RESPONSE_MAX - x->len) {
+    if (n > RESPONSE_MAX - x->resp.len) {
         x->too_large = true;
         return 0;
     }
-    if (x->len + n + 1 > x->cap) {
-        size_t cap = x->cap ? x->cap : 4096;
-        while (cap < x->len + n + 1)
-            cap *= 2;
-        char *p = realloc(x->resp, cap);
-        if (p == NULL)
-            return 0;
-        x->resp = p;
-        x->cap = cap;
-    }
-    memcpy(x->resp + x->len, data, n);
-    x->len += n;
-    x->resp[x->len] = '\0';
+    pt_buf_append(&x->resp, data, n);
+    if (x->resp.nomem)
+        return 0;
+    x->resp.p[x->resp.len] = '\0';
     return n;
 }
 
@@ -58,7 +49,7 @@ void cli_xfer_cleanup(struct cli_xfer *x)
         curl_easy_cleanup(x->h);
     curl_slist_free_all(x->headers);
     free(x->body);
-    free(x->resp);
+    free(x->resp.p);
     memset(x, 0, sizeof *x);
 }
 
@@ -265,9 +256,9 @@ long long cli_json_uint(const json_t *obj, const char *key)
 
 json_t *cli_xfer_json(const struct cli_xfer *x)
 {
-    if (x->resp == NULL || x->len == 0)
+    if (x->resp.len == 0)
         return NULL;
-    return json_loadb(x->resp, x->len, JSON_REJECT_DUPLICATES, NULL);
+    return json_loadb((const char *)x->resp.p, x->resp.len, JSON_REJECT_DUPLICATES, NULL);
 }
 
 /* Prints an error answer: the OCI error entries when the body has them, else its start. */
@@ -295,8 +286,8 @@ void cli_print_http_error(FILE *err, const char *cmd, const struct cli_xfer *x)
             shown++;
         }
     }
-    if (shown == 0 && x->len > 0)
-        fprintf(err, ": %s", cli_clean(a, sizeof a, x->resp, TEXT_SHOWN_MAX));
+    if (shown == 0 && x->resp.len > 0)
+        fprintf(err, ": %s", cli_clean(a, sizeof a, (const char *)x->resp.p, TEXT_SHOWN_MAX));
     fputc('\n', err);
     json_decref(doc);
 }

@@ -91,7 +91,7 @@ static int batch_write(struct pt_metastore_batch *b, uint64_t index, rocksdb_wri
     if (rv != 0)
         goto err;
     if (index != 0) {
-        struct enc e = {0};
+        struct pt_buf e = {0};
         ms_enc_size(&e, index);
         rv = ms_enc_finish(&e);
         if (rv != 0)
@@ -129,7 +129,7 @@ int pt_metastore_batch_commit_durable(struct pt_metastore_batch *b, uint64_t ind
 
 /* Stages e (consumed) under key in cf. */
 static int stage_put(struct pt_metastore_batch *b, enum cf cf, const char *key, size_t klen,
-                     struct enc *e)
+                     struct pt_buf *e)
 {
     int rv = ms_enc_finish(e);
     if (rv != 0)
@@ -154,7 +154,7 @@ int pt_metastore_batch_repo_ensure(struct pt_metastore_batch *b, const char *rep
     int rv = ms_repo_exists(b->ms, b->wb, repo);
     if (rv != 0)
         return rv < 0 ? rv : 0;
-    struct enc e = {0};
+    struct pt_buf e = {0};
     ms_enc_size(&e, (uint64_t)time_ms);
     return stage_put(b, CF_REPOS, repo, strlen(repo), &e);
 }
@@ -182,7 +182,7 @@ int pt_metastore_batch_manifest_put(struct pt_metastore_batch *b, const char *re
         return PT_E_MANIFEST_TOO_LARGE;
     char key[KEY_MAX];
     size_t klen = ms_key_join(key, repo, digest, NULL);
-    struct enc e = {0};
+    struct pt_buf e = {0};
     ms_enc_manifest(&e, media_type, artifact_type, subject, body, len);
     return stage_put(b, CF_MANIFESTS, key, klen, &e);
 }
@@ -227,7 +227,7 @@ int pt_metastore_batch_tag_put(struct pt_metastore_batch *b, const char *repo, c
         return rv;
     if (!ms_digest_ok(digest))
         return PT_E_DIGEST_INVALID;
-    struct enc e = {0};
+    struct pt_buf e = {0};
     ms_enc_tag(&e, time_ms, digest);
     return stage_put(b, CF_TAGS, key, klen, &e);
 }
@@ -344,7 +344,7 @@ int pt_metastore_batch_blob_link(struct pt_metastore_batch *b, const char *repo,
     int rv = blob_key(repo, digest, key, &klen);
     if (rv != 0)
         return rv;
-    struct enc e = {0};
+    struct pt_buf e = {0};
     ms_enc_size(&e, size);
     return stage_put(b, CF_REPO_BLOBS, key, klen, &e);
 }
@@ -388,7 +388,7 @@ int pt_metastore_batch_referrer_put(struct pt_metastore_batch *b, const char *re
         return PT_E_MANIFEST_INVALID;
     if (ann_len > PT_METASTORE_MANIFEST_MAX)
         return PT_E_MANIFEST_TOO_LARGE;
-    struct enc e = {0};
+    struct pt_buf e = {0};
     ms_enc_referrer(&e, r, annotations, ann_len);
     return stage_put(b, CF_REFERRERS, key, klen, &e);
 }
@@ -443,7 +443,7 @@ int pt_metastore_batch_blob_stored(struct pt_metastore_batch *b, const char *dig
     strcpy(loc->regions[at], region);
     loc->n++;
 
-    struct enc e = {0};
+    struct pt_buf e = {0};
     ms_enc_location(&e, loc);
     rv = stage_put(b, CF_BLOB_LOCATIONS, digest, strlen(digest), &e);
 out:
@@ -461,7 +461,7 @@ int pt_metastore_batch_region_put(struct pt_metastore_batch *b, const struct pt_
         return PT_E_CONFIG;
     char key[32];
     size_t klen = ms_region_key(r->id, key);
-    struct enc e = {0};
+    struct pt_buf e = {0};
     ms_enc_region(&e, r);
     return stage_put(b, CF_DEFAULT, key, klen, &e);
 }

@@ -109,40 +109,24 @@ char *ms_copy_z(const void *src, size_t n)
 
 /* ---- value encoding ------------------------------------------------------------------ */
 
-static void enc_raw(struct enc *e, const void *src, size_t n)
+static void enc_raw(struct pt_buf *e, const void *src, size_t n)
 {
-    if (e->nomem)
-        return;
-    if (e->cap - e->len < n) {
-        size_t cap = e->cap ? e->cap : 64;
-        while (cap - e->len < n)
-            cap *= 2;
-        unsigned char *p = realloc(e->p, cap);
-        if (p == NULL) {
-            e->nomem = true;
-            return;
-        }
-        e->p = p;
-        e->cap = cap;
-    }
-    if (n > 0)
-        memcpy(e->p + e->len, src, n);
-    e->len += n;
+    pt_buf_append(e, src, n);
 }
 
-static void enc_u8(struct enc *e, uint8_t v)
+static void enc_u8(struct pt_buf *e, uint8_t v)
 {
     enc_raw(e, &v, 1);
 }
 
-static void enc_u32(struct enc *e, uint32_t v)
+static void enc_u32(struct pt_buf *e, uint32_t v)
 {
     unsigned char b[4];
     pt_put_le32(b, v);
     enc_raw(e, b, 4);
 }
 
-static void enc_u64(struct enc *e, uint64_t v)
+static void enc_u64(struct pt_buf *e, uint64_t v)
 {
     unsigned char b[8];
     pt_put_le64(b, v);
@@ -150,21 +134,21 @@ static void enc_u64(struct enc *e, uint64_t v)
 }
 
 /* s was validated to be at most 255 bytes. */
-static void enc_str8(struct enc *e, const char *s)
+static void enc_str8(struct pt_buf *e, const char *s)
 {
     size_t n = strlen(s);
     enc_u8(e, (uint8_t)n);
     enc_raw(e, s, n);
 }
 
-static void enc_str32(struct enc *e, const char *s)
+static void enc_str32(struct pt_buf *e, const char *s)
 {
     size_t n = strlen(s);
     enc_u32(e, (uint32_t)n);
     enc_raw(e, s, n);
 }
 
-int ms_enc_finish(struct enc *e)
+int ms_enc_finish(struct pt_buf *e)
 {
     if (!e->nomem)
         return 0;
@@ -173,13 +157,13 @@ int ms_enc_finish(struct enc *e)
     return PT_E_NOMEM;
 }
 
-void ms_enc_size(struct enc *e, uint64_t v)
+void ms_enc_size(struct pt_buf *e, uint64_t v)
 {
     enc_u8(e, REC_VERSION);
     enc_u64(e, v);
 }
 
-void ms_enc_manifest(struct enc *e, const char *media_type, const char *artifact_type,
+void ms_enc_manifest(struct pt_buf *e, const char *media_type, const char *artifact_type,
                      const char *subject, const void *body, size_t len)
 {
     enc_u8(e, REC_VERSION);
@@ -190,14 +174,14 @@ void ms_enc_manifest(struct enc *e, const char *media_type, const char *artifact
     enc_raw(e, body, len);
 }
 
-void ms_enc_tag(struct enc *e, int64_t updated_ms, const char *digest)
+void ms_enc_tag(struct pt_buf *e, int64_t updated_ms, const char *digest)
 {
     enc_u8(e, REC_VERSION);
     enc_u64(e, (uint64_t)updated_ms);
     enc_str8(e, digest);
 }
 
-void ms_enc_referrer(struct enc *e, const struct pt_referrer *r, const void *annotations,
+void ms_enc_referrer(struct pt_buf *e, const struct pt_referrer *r, const void *annotations,
                      size_t ann_len)
 {
     enc_u8(e, REC_VERSION);
@@ -208,7 +192,7 @@ void ms_enc_referrer(struct enc *e, const struct pt_referrer *r, const void *ann
     enc_raw(e, annotations, ann_len);
 }
 
-void ms_enc_location(struct enc *e, const struct location *loc)
+void ms_enc_location(struct pt_buf *e, const struct location *loc)
 {
     enc_u8(e, REC_VERSION);
     enc_u64(e, loc->size);
@@ -217,7 +201,7 @@ void ms_enc_location(struct enc *e, const struct location *loc)
         enc_str8(e, loc->regions[i]);
 }
 
-void ms_enc_region(struct enc *e, const struct pt_region_rec *r)
+void ms_enc_region(struct pt_buf *e, const struct pt_region_rec *r)
 {
     enc_u8(e, REC_VERSION);
     enc_str32(e, r->name);

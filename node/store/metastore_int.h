@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "metastore.h"
 
 /* Column families, in the order the snapshot stream and the state digest walk them. */
@@ -116,14 +117,10 @@ char *ms_copy_z(const void *src, size_t n);
 
 /* Growable output buffer of an encoded value; p is owned. Encoding failures are sticky
  * (nomem) and reported once by ms_enc_finish. */
-struct enc {
-    unsigned char *p;
-    size_t len, cap;
-    bool nomem;
-};
+/* Record values are encoded into a growable buffer, struct pt_buf (base/buf.h). */
 
 /* Returns 0, or PT_E_NOMEM after freeing the buffer. */
-int ms_enc_finish(struct enc *e);
+int ms_enc_finish(struct pt_buf *e);
 
 /* Reader over a borrowed value; errors are sticky (bad) and reported by ms_dec_finish. */
 struct dec {
@@ -150,14 +147,14 @@ struct location {
 };
 
 /* Encoders append one whole value (version byte first) to e; the strings were validated. */
-void ms_enc_size(struct enc *e, uint64_t v); /* repos, repo_blobs, meta */
-void ms_enc_manifest(struct enc *e, const char *media_type, const char *artifact_type,
+void ms_enc_size(struct pt_buf *e, uint64_t v); /* repos, repo_blobs, meta */
+void ms_enc_manifest(struct pt_buf *e, const char *media_type, const char *artifact_type,
                      const char *subject, const void *body, size_t len);
-void ms_enc_tag(struct enc *e, int64_t updated_ms, const char *digest);
-void ms_enc_referrer(struct enc *e, const struct pt_referrer *r, const void *annotations,
+void ms_enc_tag(struct pt_buf *e, int64_t updated_ms, const char *digest);
+void ms_enc_referrer(struct pt_buf *e, const struct pt_referrer *r, const void *annotations,
                      size_t ann_len);
-void ms_enc_location(struct enc *e, const struct location *loc);
-void ms_enc_region(struct enc *e, const struct pt_region_rec *r);
+void ms_enc_location(struct pt_buf *e, const struct location *loc);
+void ms_enc_region(struct pt_buf *e, const struct pt_region_rec *r);
 
 /* Decoders: 0, PT_E_CORRUPT (see metastore_codec.c) or PT_E_NOMEM for the owned copies. */
 int ms_dec_size(const char *v, size_t vlen, uint64_t *size); /* size may be NULL */

@@ -43,47 +43,20 @@ static const char snap_magic[8] = {'P', 'T', 'L', 'N', 'S', 'N', 'A', 'P'};
  * its three s8 strings and framing, or a full blob_locations list; both fit. */
 #define SNAP_VALUE_MAX (PT_METASTORE_MANIFEST_MAX + 1024)
 
-/* Growable output through a caller-chosen allocator. */
-struct snapw {
-    unsigned char *p;
-    size_t len, cap;
-    bool nomem;
-    void *(*realloc_fn)(void *, size_t);
-};
-
-static void snapw_raw(struct snapw *w, const void *src, size_t n)
+/* The snapshot is written into a struct pt_buf (base/buf.h) through raft's allocator. */
+static void snapw_raw(struct pt_buf *w, const void *src, size_t n)
 {
-    if (w->nomem)
-        return;
-    if (w->cap - w->len < n) {
-        if (n > SIZE_MAX / 2 - w->len) {
-            w->nomem = true;
-            return;
-        }
-        size_t cap = w->cap ? w->cap : 4096;
-        while (cap - w->len < n)
-            cap *= 2;
-        unsigned char *p = w->realloc_fn(w->p, cap);
-        if (p == NULL) {
-            w->nomem = true;
-            return;
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    if (n > 0)
-        memcpy(w->p + w->len, src, n);
-    w->len += n;
+    pt_buf_append(w, src, n);
 }
 
-static void snapw_u32(struct snapw *w, uint32_t v)
+static void snapw_u32(struct pt_buf *w, uint32_t v)
 {
     unsigned char b[4];
     pt_put_le32(b, v);
     snapw_raw(w, b, 4);
 }
 
-static void snapw_u64(struct snapw *w, uint64_t v)
+static void snapw_u64(struct pt_buf *w, uint64_t v)
 {
     unsigned char b[8];
     pt_put_le64(b, v);
@@ -105,7 +78,7 @@ static bool is_applied_key(enum cf cf, const char *k, size_t klen)
 
 /* Writes one family (name, count, records) of the snapshot snap into w. */
 static int snap_family(struct pt_metastore *ms, enum cf cf, const rocksdb_snapshot_t *snap,
-                       struct snapw *w)
+                       struct pt_buf *w)
 {
     size_t nlen = strlen(ms_cf_names[cf]);
     unsigned char n8 = (unsigned char)nlen;
@@ -149,7 +122,7 @@ int pt_metastore_snapshot_with(struct pt_metastore *ms, void *(*realloc_fn)(void
     *buf = NULL;
     *len = 0;
     *index = 0;
-    struct snapw w = {.realloc_fn = realloc_fn};
+    struct pt_buf w = {.realloc_fn = realloc_fn};
     const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(ms->db);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_snapshot(ro, snap);
@@ -299,7 +272,7 @@ int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
     if (rv == 0)
         rv = ms_dec_finish(&d);
     if (rv == 0 && index != 0) {
-        struct enc e = {0};
+        struct pt_buf e = {0};
         ms_enc_size(&e, index);
         rv = ms_enc_finish(&e);
         if (rv == 0)
