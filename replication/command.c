@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "err.h"
 
 /* ---- copies ---------------------------------------------------------------------------- */
@@ -166,15 +167,10 @@ static int append(struct pt_command_builder *b, Portolan__Op *op, bool complete)
         op_free(op);
         return PT_E_TOO_LARGE;
     }
-    if (b->msg.n_ops == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4;
-        Portolan__Op **ops = realloc(b->msg.ops, cap * sizeof(*ops));
-        if (ops == NULL) {
-            op_free(op);
-            return PT_E_NOMEM;
-        }
-        b->msg.ops = ops;
-        b->cap = cap;
+    if (b->msg.n_ops == b->cap &&
+        pt_array_grow(&b->msg.ops, &b->cap, sizeof(*b->msg.ops), 4, PT_COMMAND_MAX_OPS) != 0) {
+        op_free(op);
+        return PT_E_NOMEM;
     }
     b->msg.ops[b->msg.n_ops++] = op;
     return 0;

@@ -3,6 +3,8 @@
  */
 #include "buf.h"
 
+#include "err.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,4 +41,22 @@ void pt_buf_append(struct pt_buf *b, const void *src, size_t n)
     if (n > 0)
         memcpy(b->p + b->len, src, n);
     b->len += n;
+}
+
+int pt_array_grow(void *arrp, size_t *cap, size_t size, size_t first, size_t max)
+{
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *arr, *p;
+
+    if (max != 0 && ncap > max)
+        ncap = max;
+    if (ncap <= *cap || ncap > SIZE_MAX / size)
+        return PT_E_NOMEM;
+    memcpy(&arr, arrp, sizeof arr);
+    p = realloc(arr, ncap * size);
+    if (p == NULL)
+        return PT_E_NOMEM;
+    memcpy(arrp, &p, sizeof p);
+    *cap = ncap;
+    return 0;
 }

@@ -30,6 +30,7 @@
 #include "api.h"
 #include "async.h"
 #include "cluster_config.h"
+#include "buf.h"
 #include "err.h"
 #include "http.h"
 #include "metastore.h"
@@ -138,16 +139,10 @@ int pt_replication_image_add_blob(struct pt_replication_image *img, const struct
         return 1;
     if (img->nblobs == PT_REPLICATION_IMAGE_BLOBS_MAX)
         return PT_E_TOO_LARGE;
-    if (img->nblobs == img->blobs_cap) {
-        size_t cap = img->blobs_cap ? img->blobs_cap * 2 : 16;
-        if (cap > PT_REPLICATION_IMAGE_BLOBS_MAX)
-            cap = PT_REPLICATION_IMAGE_BLOBS_MAX;
-        void *p = realloc(img->blobs, cap * sizeof(*img->blobs));
-        if (p == NULL)
-            return PT_E_NOMEM;
-        img->blobs = p;
-        img->blobs_cap = cap;
-    }
+    if (img->nblobs == img->blobs_cap &&
+        pt_array_grow(&img->blobs, &img->blobs_cap, sizeof(*img->blobs), 16,
+                      PT_REPLICATION_IMAGE_BLOBS_MAX) != 0)
+        return PT_E_NOMEM;
     struct pt_replication_blob *b = &img->blobs[img->nblobs];
     memset(b, 0, sizeof(*b));
     pt_digest_format(digest, b->digest);
@@ -276,16 +271,9 @@ static int walk_push(struct walk *wk, const struct pt_digest *d)
         return 0;
     if (wk->n == PT_REPLICATION_IMAGE_MANIFESTS_MAX)
         return PT_E_TOO_LARGE;
-    if (wk->n == wk->cap) {
-        size_t cap = wk->cap ? wk->cap * 2 : 16;
-        if (cap > PT_REPLICATION_IMAGE_MANIFESTS_MAX)
-            cap = PT_REPLICATION_IMAGE_MANIFESTS_MAX;
-        void *p = realloc(wk->queue, cap * sizeof(*wk->queue));
-        if (p == NULL)
-            return PT_E_NOMEM;
-        wk->queue = p;
-        wk->cap = cap;
-    }
+    if (wk->n == wk->cap && pt_array_grow(&wk->queue, &wk->cap, sizeof(*wk->queue), 16,
+                                          PT_REPLICATION_IMAGE_MANIFESTS_MAX) != 0)
+        return PT_E_NOMEM;
     wk->queue[wk->n] = *d;
     wk->slots[slot] = (uint32_t)++wk->n;
     return 0;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "err.h"
 #include "metastore_int.h"
 
@@ -268,7 +269,7 @@ int pt_metastore_batch_tags_delete_to(struct pt_metastore_batch *b, const char *
         rocksdb_writebatch_wi_create_iterator_with_base_cf(b->wb, base, ms->cf[CF_TAGS]);
     char **keys = NULL;
     size_t *klens = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, kcap = 0, lcap = 0;
     int rv = 0;
     for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -282,22 +283,10 @@ int pt_metastore_batch_tags_delete_to(struct pt_metastore_batch *b, const char *
             break;
         if (strcmp(target, digest) != 0)
             continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            char **nk = realloc(keys, ncap * sizeof(*nk));
-            if (nk == NULL) {
-                rv = PT_E_NOMEM;
-                break;
-            }
-            keys = nk;
-            size_t *nl = realloc(klens, ncap * sizeof(*nl));
-            if (nl == NULL) {
-                rv = PT_E_NOMEM;
-                break;
-            }
-            klens = nl;
-            cap = ncap;
-        }
+        if (n == kcap && (rv = pt_array_grow(&keys, &kcap, sizeof(*keys), 8, 0)) != 0)
+            break;
+        if (n == lcap && (rv = pt_array_grow(&klens, &lcap, sizeof(*klens), 8, 0)) != 0)
+            break;
         keys[n] = ms_copy_z(k, klen);
         if (keys[n] == NULL) {
             rv = PT_E_NOMEM;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "err.h"
 #include "metastore_int.h"
 
@@ -144,18 +145,8 @@ static int list_names(struct pt_metastore *ms, enum cf cf, const char *prefix, s
             *more = 1;
             break;
         }
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            if (ncap > n)
-                ncap = n;
-            char **nv = realloc(v, ncap * sizeof(*nv));
-            if (nv == NULL) {
-                rv = PT_E_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
+        if (cnt == cap && (rv = pt_array_grow(&v, &cap, sizeof(*v), 16, n)) != 0)
+            break;
         if (memchr(k + plen, '\0', klen - plen) != NULL) {
             rv = PT_E_CORRUPT;
             break;
@@ -332,18 +323,8 @@ int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const
         const char *val = rocksdb_iter_value(it, &vlen);
         if (klen < plen || memcmp(k, prefix, plen) != 0)
             break;
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            if (ncap > max)
-                ncap = max;
-            struct pt_referrer *nv = realloc(v, ncap * sizeof(*nv));
-            if (nv == NULL) {
-                rv = PT_E_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
+        if (cnt == cap && (rv = pt_array_grow(&v, &cap, sizeof(*v), 8, max)) != 0)
+            break;
         struct pt_referrer *r = &v[cnt];
         size_t dlen = klen - plen;
         if (dlen > PT_METASTORE_DIGEST_MAX || memchr(k + plen, '\0', dlen) != NULL) {
@@ -445,16 +426,8 @@ int pt_metastore_list_regions(struct pt_metastore *ms, struct pt_region_rec **ou
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
         const char *val = rocksdb_iter_value(it, &vlen);
-        if (n == cap) {
-            size_t ncap = cap == 0 ? 8 : cap * 2;
-            struct pt_region_rec *nv = ncap <= 1024 ? realloc(v, ncap * sizeof(*v)) : NULL;
-            if (nv == NULL) {
-                rv = PT_E_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
+        if (n == cap && (rv = pt_array_grow(&v, &cap, sizeof(*v), 8, 1024)) != 0)
+            break;
         rv = ms_dec_region(k, klen, val, vlen, &v[n]);
         n++;
     }
