@@ -182,8 +182,6 @@ const struct pt_cluster_region *pt_cluster_config_find_id(const struct pt_cluste
 /* ---- YAML ------------------------------------------------------------------------------ */
 
 enum state {
-    S_STREAM,       /* expect STREAM-START */
-    S_DOCUMENT,     /* expect DOCUMENT-START */
     S_ROOT,         /* expect the root mapping */
     S_TOP_KEY,      /* expect a top-level key or MAPPING-END */
     S_CLUSTER_ID,   /* expect the cluster_id scalar */
@@ -191,8 +189,7 @@ enum state {
     S_REGION,       /* expect a region MAPPING-START or SEQUENCE-END */
     S_REGION_KEY,   /* expect a region key or MAPPING-END */
     S_REGION_VALUE, /* expect the value of region key `key` */
-    S_DOC_END,      /* expect DOCUMENT-END */
-    S_STREAM_END,   /* expect STREAM-END (a second document is refused) */
+    S_DONE,         /* the root mapping ended */
 };
 
 struct walk {
@@ -273,19 +270,6 @@ static int walk_event(void *arg, const yaml_event_t *ev)
     int k;
 
     switch (w->state) {
-    case S_STREAM:
-        if (ev->type != YAML_STREAM_START_EVENT)
-            break;
-        w->state = S_DOCUMENT;
-        return 0;
-    case S_DOCUMENT:
-        if (ev->type == YAML_STREAM_END_EVENT)
-            return fail(w->err, w->errlen, "%s: empty file (cluster_id and regions are needed)",
-                        w->path);
-        if (ev->type != YAML_DOCUMENT_START_EVENT)
-            break;
-        w->state = S_ROOT;
-        return 0;
     case S_ROOT:
         if (ev->type != YAML_MAPPING_START_EVENT)
             return fail(w->err, w->errlen,
@@ -300,7 +284,7 @@ static int walk_event(void *arg, const yaml_event_t *ev)
                     return fail(w->err, w->errlen, "%s:%lu: missing key \"%s\"", w->path, line,
                                 top_keys[k]);
             }
-            w->state = S_DOC_END;
+            w->state = S_DONE;
             return 0;
         }
         if (ev->type != YAML_SCALAR_EVENT)
@@ -402,17 +386,7 @@ static int walk_event(void *arg, const yaml_event_t *ev)
             return fail(w->err, w->errlen, "%s: value contains a NUL byte", name);
         w->state = S_REGION_KEY;
         return set_region_value(w, name, v);
-    case S_DOC_END:
-        if (ev->type != YAML_DOCUMENT_END_EVENT)
-            break;
-        w->state = S_STREAM_END;
-        return 0;
-    case S_STREAM_END:
-        if (ev->type == YAML_STREAM_END_EVENT)
-            return 0;
-        if (ev->type == YAML_DOCUMENT_START_EVENT)
-            return fail(w->err, w->errlen, "%s:%lu: only one YAML document is allowed", w->path,
-                        line);
+    case S_DONE:
         break;
     }
     return fail(w->err, w->errlen, "%s:%lu: unexpected YAML structure", w->path, line);
@@ -436,8 +410,10 @@ int pt_cluster_config_parse(struct pt_cluster_config *c, const char *text, size_
         free(w);
         return fail(err, errlen, "%s: out of memory", name);
     }
-    *w = (struct walk){.state = S_STREAM, .cfg = tmp, .path = name, .err = err, .errlen = errlen};
+    *w = (struct walk){.state = S_ROOT, .cfg = tmp, .path = name, .err = err, .errlen = errlen};
     rc = pt_yaml_walk(text, len, name, walk_event, w, err, errlen);
+    if (rc == 0 && w->state == S_ROOT)
+        rc = fail(err, errlen, "%s: empty file (cluster_id and regions are needed)", name);
     if (rc == 0) {
         snprintf(where, sizeof where, "%.300s:", name);
         rc = check_config(tmp, where, w->lines, err, errlen);

@@ -110,6 +110,7 @@ const char *pt_yaml_scalar_text(const yaml_event_t *ev)
 int pt_yaml_walk(const char *text, size_t len, const char *name, pt_yaml_event_cb cb, void *arg,
                  char *errbuf, size_t errlen)
 {
+    enum { STREAM, DOCUMENT, INSIDE, AFTER } at = STREAM; /* where in the stream */
     yaml_parser_t parser;
     int rc;
 
@@ -118,7 +119,7 @@ int pt_yaml_walk(const char *text, size_t len, const char *name, pt_yaml_event_c
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     for (;;) {
         yaml_event_t ev;
-        bool end;
+        bool end = false;
 
         if (!yaml_parser_parse(&parser, &ev)) {
             rc = fail(errbuf, errlen, "%s:%lu: YAML syntax error: %s", name,
@@ -126,8 +127,22 @@ int pt_yaml_walk(const char *text, size_t len, const char *name, pt_yaml_event_c
                       parser.problem ? parser.problem : "unknown");
             break;
         }
-        rc = cb(arg, &ev);
-        end = ev.type == YAML_STREAM_END_EVENT;
+        unsigned long line = (unsigned long)ev.start_mark.line + 1;
+        rc = 0;
+        if (at == INSIDE && ev.type == YAML_DOCUMENT_END_EVENT)
+            at = AFTER;
+        else if (at == INSIDE)
+            rc = cb(arg, &ev);
+        else if (at == STREAM && ev.type == YAML_STREAM_START_EVENT)
+            at = DOCUMENT;
+        else if (at == DOCUMENT && ev.type == YAML_DOCUMENT_START_EVENT)
+            at = INSIDE;
+        else if ((at == DOCUMENT || at == AFTER) && ev.type == YAML_STREAM_END_EVENT)
+            end = true;
+        else if (at == AFTER && ev.type == YAML_DOCUMENT_START_EVENT)
+            rc = fail(errbuf, errlen, "%s:%lu: only one YAML document is allowed", name, line);
+        else
+            rc = fail(errbuf, errlen, "%s:%lu: unexpected YAML structure", name, line);
         yaml_event_delete(&ev);
         if (rc != 0 || end)
             break;

@@ -15,14 +15,16 @@
 int pt_yaml_read_file(const char *path, size_t max, char **out, size_t *len, char *errbuf,
                       size_t errlen);
 
-/* Called for every event of the text, in order, the stream's end included; returns 0 to go
- * on, or an error (with its message already in the caller's errbuf) to stop the walk. */
+/* Called for every event inside the document, in order (the root node's events; not the
+ * stream's and document's own); returns 0 to go on, or an error (with its message already in
+ * the caller's errbuf) to stop the walk. */
 typedef int (*pt_yaml_event_cb)(void *arg, const yaml_event_t *ev);
 
-/* Parses text[0..len) (borrowed) with libyaml and hands every event to cb until the stream
- * ends or cb fails. A syntax error stops the walk with PT_E_CONFIG and "name:line: YAML syntax
- * error: ..." in errbuf; name (borrowed) stands for the file in messages. Returns 0, cb's error
- * or PT_E_CONFIG. */
+/* Parses text[0..len) (borrowed) with libyaml: a stream of at most one document, whose events
+ * go to cb. An empty stream (no document) calls cb never and returns 0. A syntax error, a
+ * second document or an event out of place stops the walk with PT_E_CONFIG and
+ * "name:line: reason" in errbuf; name (borrowed) stands for the file in messages. Returns 0,
+ * cb's error or PT_E_CONFIG. */
 int pt_yaml_walk(const char *text, size_t len, const char *name, pt_yaml_event_cb cb, void *arg,
                  char *errbuf, size_t errlen);
 

@@ -507,14 +507,12 @@ void pt_config_usage(FILE *out)
 
 /* ---- YAML file ------------------------------------------------------------------------- */
 
+/* Inside the one document (pt_yaml_walk frames it). */
 enum yaml_state {
-    Y_STREAM,     /* expect STREAM-START */
-    Y_DOCUMENT,   /* expect DOCUMENT-START or STREAM-END */
-    Y_ROOT,       /* expect the root node */
-    Y_KEY,        /* expect a key or MAPPING-END */
-    Y_VALUE,      /* expect the value of key */
-    Y_DOC_END,    /* expect DOCUMENT-END */
-    Y_STREAM_END, /* expect STREAM-END (a second document is refused) */
+    Y_ROOT,  /* expect the root node */
+    Y_KEY,   /* expect a key or MAPPING-END */
+    Y_VALUE, /* expect the value of key */
+    Y_DONE,  /* the root node ended */
 };
 
 struct yaml_walk {
@@ -534,18 +532,6 @@ static int walk_event(void *arg, const yaml_event_t *ev)
     char name[PATH_MAX + 128]; /* "path:line: key" */
 
     switch (w->state) {
-    case Y_STREAM:
-        if (ev->type != YAML_STREAM_START_EVENT)
-            break;
-        w->state = Y_DOCUMENT;
-        return 0;
-    case Y_DOCUMENT:
-        if (ev->type == YAML_STREAM_END_EVENT)
-            return 0;
-        if (ev->type != YAML_DOCUMENT_START_EVENT)
-            break;
-        w->state = Y_ROOT;
-        return 0;
     case Y_ROOT:
         if (ev->type == YAML_MAPPING_START_EVENT) {
             w->state = Y_KEY;
@@ -554,7 +540,7 @@ static int walk_event(void *arg, const yaml_event_t *ev)
         /* A document holding nothing ("---" alone) is an empty configuration. */
         if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == 0 &&
             ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-            w->state = Y_DOC_END;
+            w->state = Y_DONE;
             return 0;
         }
         return fail(w->err, w->errlen, "%s:%lu: the top level must be a mapping of settings",
@@ -562,7 +548,7 @@ static int walk_event(void *arg, const yaml_event_t *ev)
     case Y_KEY: {
         const char *key;
         if (ev->type == YAML_MAPPING_END_EVENT) {
-            w->state = Y_DOC_END;
+            w->state = Y_DONE;
             return 0;
         }
         if (ev->type != YAML_SCALAR_EVENT)
@@ -590,17 +576,7 @@ static int walk_event(void *arg, const yaml_event_t *ev)
             return fail(w->err, w->errlen, "%s: value contains a NUL byte", name);
         w->state = Y_KEY;
         return set_value(w->cfg, w->opt, name, pt_yaml_scalar_text(ev), w->err, w->errlen);
-    case Y_DOC_END:
-        if (ev->type != YAML_DOCUMENT_END_EVENT)
-            break;
-        w->state = Y_STREAM_END;
-        return 0;
-    case Y_STREAM_END:
-        if (ev->type == YAML_STREAM_END_EVENT)
-            return 0;
-        if (ev->type == YAML_DOCUMENT_START_EVENT)
-            return fail(w->err, w->errlen, "%s:%lu: only one YAML document is allowed", w->path,
-                        line);
+    case Y_DONE:
         break;
     }
     return fail(w->err, w->errlen, "%s:%lu: unexpected YAML structure", w->path, line);
@@ -609,8 +585,7 @@ static int walk_event(void *arg, const yaml_event_t *ev)
 int pt_config_load_file(struct pt_config *c, const char *path, char *err, size_t errlen)
 {
     struct pt_config tmp = *c;
-    struct yaml_walk w = {
-        .state = Y_STREAM, .cfg = &tmp, .path = path, .err = err, .errlen = errlen};
+    struct yaml_walk w = {.state = Y_ROOT, .cfg = &tmp, .path = path, .err = err, .errlen = errlen};
     char *buf = NULL;
     size_t len = 0;
     int rc;
