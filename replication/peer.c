@@ -261,7 +261,7 @@ int pt_peers_init(struct pt_peers **out, uv_loop_t *loop, struct raft_uv_transpo
 
 int pt_peers_set_address(struct pt_peers *p, uint64_t id, const char *address)
 {
-    char host[PT_TRANSPORT_HOST_MAX + 1];
+    char host[PT_HOST_MAX + 1];
     struct peer *peer;
     unsigned port;
 

@@ -106,7 +106,7 @@ struct peer {
     struct pt_peers *p;
     struct peer *next;
     uint64_t id;
-    char address[PT_TRANSPORT_ADDRESS_MAX + 1]; /* empty: not known */
+    char address[PT_CLUSTER_ADDRESS_MAX + 1]; /* empty: not known */
     int state;
     bool used;               /* asked something once: keep a channel open */
     struct conn *out;        /* OPEN: the outbound channel */

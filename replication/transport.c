@@ -53,8 +53,8 @@
 
 static bool valid_cluster_id(const char *id, size_t *len)
 {
-    size_t n = id == NULL ? 0 : strnlen(id, PT_TRANSPORT_CLUSTER_ID_MAX + 1);
-    if (n == 0 || n > PT_TRANSPORT_CLUSTER_ID_MAX)
+    size_t n = id == NULL ? 0 : strnlen(id, PT_CLUSTER_ID_MAX + 1);
+    if (n == 0 || n > PT_CLUSTER_ID_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         if (id[i] < 0x21 || id[i] > 0x7e)
@@ -179,7 +179,7 @@ void transport_conn_tcp_closed(struct conn *c)
 static int transport_init(struct raft_uv_transport *super, raft_id id, const char *address)
 {
     struct transport *t = super->impl;
-    char host[PT_TRANSPORT_HOST_MAX + 1];
+    char host[PT_HOST_MAX + 1];
     unsigned port;
 
     if (id == 0) {
@@ -268,7 +268,7 @@ void pt_transport_close(struct raft_uv_transport *super)
 int pt_transport_set_bind_address(struct raft_uv_transport *super, const char *address)
 {
     struct transport *t = super->impl;
-    char host[PT_TRANSPORT_HOST_MAX + 1];
+    char host[PT_HOST_MAX + 1];
     unsigned port;
 
     if (pt_transport_parse_address(address, host, sizeof(host), &port) != 0)
@@ -280,7 +280,7 @@ int pt_transport_set_bind_address(struct raft_uv_transport *super, const char *a
 int pt_transport_set_route(struct raft_uv_transport *super, uint64_t id, const char *address)
 {
     struct transport *t = super->impl;
-    char host[PT_TRANSPORT_HOST_MAX + 1];
+    char host[PT_HOST_MAX + 1];
     unsigned port;
     size_t i;
 

@@ -57,12 +57,11 @@
 #include <stdint.h>
 #include <uv.h>
 
-/* Longest cluster id, in bytes; ids are 1..64 visible ASCII characters (0x21..0x7e). */
-#define PT_TRANSPORT_CLUSTER_ID_MAX 64
-/* Longest host part of an address (a DNS name is at most 253 bytes), brackets excluded. */
-#define PT_TRANSPORT_HOST_MAX 253
-/* Longest address string "host:port" / "[v6]:port", in bytes. */
-#define PT_TRANSPORT_ADDRESS_MAX (PT_TRANSPORT_HOST_MAX + 8)
+#include "bounds.h"
+
+/* Cluster ids (at most PT_CLUSTER_ID_MAX bytes; the handshake takes any visible ASCII, the
+ * cluster file the stricter base/ident.h grammar), hosts (PT_HOST_MAX) and addresses
+ * (PT_CLUSTER_ADDRESS_MAX) are bounded by base/bounds.h. */
 /* Default limit for one handshake: a connection attempt to one address (TCP connect plus
  * handshake), or an inbound handshake from accept until the reply is written. Name lookups
  * are bounded by the system resolver's timeouts instead. */
@@ -79,7 +78,7 @@
  * for `loop` (borrowed; must outlive the transport) whose peers must present cluster_id
  * (borrowed, copied). t->data is preserved (raft_uv stores its state there); every other
  * field is overwritten.
- * Returns 0, PT_E_CONFIG if cluster_id is not 1..PT_TRANSPORT_CLUSTER_ID_MAX visible ASCII
+ * Returns 0, PT_E_CONFIG if cluster_id is not 1..PT_CLUSTER_ID_MAX visible ASCII
  * characters, or PT_E_NOMEM. On failure nothing needs releasing.
  */
 int pt_transport_init(struct raft_uv_transport *t, uv_loop_t *loop, const char *cluster_id);

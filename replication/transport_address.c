@@ -9,7 +9,7 @@
  *
  * Design: a character-class check per form ("name:port", "a.b.c.d:port", "[v6%zone]:port"),
  * a mandatory decimal port 1..65535, and the length limits of transport.h, so an address that
- * passes fits every buffer sized from PT_TRANSPORT_HOST_MAX / PT_TRANSPORT_ADDRESS_MAX.
+ * passes fits every buffer sized from PT_HOST_MAX / PT_CLUSTER_ADDRESS_MAX.
  * Pure functions: no state, any thread.
  */
 #include "transport.h"
@@ -63,8 +63,8 @@ int pt_transport_parse_address(const char *address, char *host, size_t host_size
 
     if (address == NULL || host == NULL || port == NULL)
         return PT_E_CONFIG;
-    len = strnlen(address, PT_TRANSPORT_ADDRESS_MAX + 1);
-    if (len == 0 || len > PT_TRANSPORT_ADDRESS_MAX)
+    len = strnlen(address, PT_CLUSTER_ADDRESS_MAX + 1);
+    if (len == 0 || len > PT_CLUSTER_ADDRESS_MAX)
         return PT_E_CONFIG;
     if (address[0] == '[') {
         const char *end = memchr(address, ']', len);
@@ -101,7 +101,7 @@ int pt_transport_parse_address(const char *address, char *host, size_t host_size
                 return PT_E_CONFIG;
         }
     }
-    if (hlen == 0 || hlen > PT_TRANSPORT_HOST_MAX || hlen >= host_size)
+    if (hlen == 0 || hlen > PT_HOST_MAX || hlen >= host_size)
         return PT_E_CONFIG;
     plen = strlen(p);
     if (plen == 0 || plen > 5)

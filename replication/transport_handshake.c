@@ -65,7 +65,7 @@
 #include "bytes.h"
 
 _Static_assert(sizeof(MAGIC) - 1 == MAGIC_LEN, "magic is 8 bytes");
-_Static_assert(PT_TRANSPORT_ADDRESS_MAX <= UINT16_MAX, "address length fits its field");
+_Static_assert(PT_CLUSTER_ADDRESS_MAX <= UINT16_MAX, "address length fits its field");
 
 /* One outbound address failed: close its socket, the next address follows. */
 static void attempt_fail(struct conn *c)
@@ -134,7 +134,7 @@ static const char *check_header(const unsigned char *p, int type, size_t *body_l
                                 unsigned char *flags, int *level)
 {
     size_t min = type == TYPE_HELLO ? HELLO_FIXED + 2 : WELCOME_FIXED + 1;
-    size_t max = type == TYPE_HELLO ? HELLO_BODY_MAX : WELCOME_FIXED + PT_TRANSPORT_CLUSTER_ID_MAX;
+    size_t max = type == TYPE_HELLO ? HELLO_BODY_MAX : WELCOME_FIXED + PT_CLUSTER_ID_MAX;
     uint32_t len;
 
     *level = PT_LOG_DEBUG;
@@ -158,14 +158,14 @@ static const char *check_header(const unsigned char *p, int type, size_t *body_l
 static const char *check_hello(struct conn *c, const unsigned char *p, size_t len)
 {
     struct transport *t = c->t;
-    char host[PT_TRANSPORT_HOST_MAX + 1];
+    char host[PT_HOST_MAX + 1];
     unsigned port;
     uint64_t id = pt_get_be64(p);
     size_t clen = pt_get_be16(p + 8), alen = pt_get_be16(p + 10);
 
     c->peer_id = id;
-    if (clen == 0 || clen > PT_TRANSPORT_CLUSTER_ID_MAX || alen == 0 ||
-        alen > PT_TRANSPORT_ADDRESS_MAX || HELLO_FIXED + clen + alen != len)
+    if (clen == 0 || clen > PT_CLUSTER_ID_MAX || alen == 0 || alen > PT_CLUSTER_ADDRESS_MAX ||
+        HELLO_FIXED + clen + alen != len)
         return "malformed hello";
     if (clen != t->cluster_len || memcmp(p + HELLO_FIXED, t->cluster_id, clen) != 0)
         return "cluster id mismatch";

@@ -38,7 +38,7 @@
 #define HEADER_LEN     16
 #define HELLO_FIXED    12
 #define WELCOME_FIXED  10
-#define HELLO_BODY_MAX (HELLO_FIXED + PT_TRANSPORT_CLUSTER_ID_MAX + PT_TRANSPORT_ADDRESS_MAX)
+#define HELLO_BODY_MAX (HELLO_FIXED + PT_CLUSTER_ID_MAX + PT_CLUSTER_ADDRESS_MAX)
 #define MSG_MAX        (HEADER_LEN + HELLO_BODY_MAX)
 /* "[v6%zone]:port" of a socket address, for logs. */
 #define REMOTE_MAX (INET6_ADDRSTRLEN + 32)
@@ -63,14 +63,14 @@ struct conn {
     int role;
     raft_id peer_id;     /* OUT: the id asked for; IN: the id the HELLO announced */
     unsigned char flags; /* OUT: the HELLO's flags; IN: the flags of the HELLO received */
-    char peer_address[PT_TRANSPORT_ADDRESS_MAX + 1]; /* IN: from the HELLO */
-    char remote[REMOTE_MAX];                         /* socket address, for logs */
+    char peer_address[PT_CLUSTER_ADDRESS_MAX + 1]; /* IN: from the HELLO */
+    char remote[REMOTE_MAX];                       /* socket address, for logs */
 
     /* Outbound only. */
     struct raft_uv_connect *req;          /* raft channel: NULL once its callback fired */
     pt_transport_peer_connect_cb peer_cb; /* peer channel: NULL once it fired */
     void *peer_arg;
-    char host[PT_TRANSPORT_HOST_MAX + 1];
+    char host[PT_HOST_MAX + 1];
     char port[8];
     uv_getaddrinfo_t gai;
     bool gai_active;
@@ -96,11 +96,11 @@ struct conn {
 struct transport {
     struct raft_uv_transport *super;
     uv_loop_t *loop;
-    char cluster_id[PT_TRANSPORT_CLUSTER_ID_MAX + 1];
+    char cluster_id[PT_CLUSTER_ID_MAX + 1];
     size_t cluster_len;
     raft_id id;
-    char address[PT_TRANSPORT_ADDRESS_MAX + 1];      /* raft address; empty before init */
-    char bind_address[PT_TRANSPORT_ADDRESS_MAX + 1]; /* empty: listen on address */
+    char address[PT_CLUSTER_ADDRESS_MAX + 1];      /* raft address; empty before init */
+    char bind_address[PT_CLUSTER_ADDRESS_MAX + 1]; /* empty: listen on address */
     unsigned timeout_ms;
     raft_uv_accept_cb accept_cb;
     /* by channel kind; NULL: peer channels of that kind are refused */
@@ -109,7 +109,7 @@ struct transport {
     size_t nroutes; /* node-local address overrides, by server id */
     struct {
         raft_id id;
-        char address[PT_TRANSPORT_ADDRESS_MAX + 1];
+        char address[PT_CLUSTER_ADDRESS_MAX + 1];
     } routes[PT_TRANSPORT_MAX_ROUTES];
     struct listener listeners[PT_TRANSPORT_MAX_ADDRESSES];
     unsigned n_listeners;      /* slots initialised */

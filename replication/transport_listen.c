@@ -198,7 +198,7 @@ int transport_listen(struct raft_uv_transport *super, raft_uv_accept_cb cb)
 {
     struct transport *t = super->impl;
     const char *address = t->bind_address[0] != '\0' ? t->bind_address : t->address;
-    char host[PT_TRANSPORT_HOST_MAX + 1], port_text[8];
+    char host[PT_HOST_MAX + 1], port_text[8];
     const struct sockaddr *bound[PT_TRANSPORT_MAX_ADDRESSES];
     struct addrinfo hints;
     uv_getaddrinfo_t gai;

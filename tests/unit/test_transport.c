@@ -53,7 +53,7 @@ struct side {
     struct raft_uv_transport t;
     int n_accepted;
     raft_id accepted_id;
-    char accepted_address[PT_TRANSPORT_ADDRESS_MAX + 1];
+    char accepted_address[PT_CLUSTER_ADDRESS_MAX + 1];
     uv_stream_t *accepted[8];
     int closed;
     int close_seq;
@@ -325,7 +325,7 @@ static int teardown(void **state)
 
 static void test_parse_address(void **state)
 {
-    char host[PT_TRANSPORT_HOST_MAX + 1];
+    char host[PT_HOST_MAX + 1];
     unsigned port = 0;
     char long_name[300];
     (void)state;
@@ -370,7 +370,7 @@ static void test_parse_address(void **state)
 static void test_init_errors(void **state)
 {
     struct raft_uv_transport t;
-    char long_id[PT_TRANSPORT_CLUSTER_ID_MAX + 2];
+    char long_id[PT_CLUSTER_ID_MAX + 2];
     int marker;
     (void)state;
 
@@ -381,7 +381,7 @@ static void test_init_errors(void **state)
     memset(long_id, 'c', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
     assert_int_equal(pt_transport_init(&t, &loop, long_id), PT_E_CONFIG);
-    long_id[PT_TRANSPORT_CLUSTER_ID_MAX] = '\0';
+    long_id[PT_CLUSTER_ID_MAX] = '\0';
 
     t.data = &marker;
     assert_int_equal(pt_transport_init(&t, &loop, long_id), 0);
@@ -948,7 +948,7 @@ static void test_out_of_memory(void **state)
 struct peer_side {
     int accepted;
     uint64_t id;
-    char address[PT_TRANSPORT_ADDRESS_MAX + 1];
+    char address[PT_CLUSTER_ADDRESS_MAX + 1];
     uv_stream_t *streams[4];
 };
 
