@@ -90,7 +90,13 @@ static void add_waiter(struct pt_raft_node *n, struct waiter *w)
 static void dispatch(struct pt_raft_node *n, struct waiter *w);
 
 /* Wakes waiters whose index is applied, dispatches those that waited for a leader, and
- * fails the ones past their deadline. */
+ * fails the ones past their deadline. A wait for an index also fails at once while this
+ * region knows no leader: only a leader's messages bring this region's applied index
+ * forward, so until one is elected (and then the client may try again) the wait could only
+ * run out its timeout. That is also how a region removed from the cluster learns it: the
+ * leader stops sending it anything, its election timer fires and it knows no leader, so a
+ * write it forwarded just before its removal is answered 503 then, not after the whole
+ * write timeout. */
 static void check_waiters(struct pt_raft_node *n, int expire)
 {
     uint64_t applied = raft_last_applied(&n->raft);
@@ -100,8 +106,8 @@ static void check_waiters(struct pt_raft_node *n, int expire)
     while (*pw != NULL) {
         struct waiter *w = *pw;
         int routable = w->index == 0 && leader != 0 && leader != w->avoid;
-        int done = (w->index != 0 && w->index <= applied) || routable || n->stopping ||
-                   (expire && now >= w->deadline);
+        int done = (w->index != 0 && (w->index <= applied || leader == 0)) || routable ||
+                   n->stopping || (expire && now >= w->deadline);
         if (done) {
             *pw = w->next;
             w->next = ready;

@@ -58,6 +58,8 @@ GAP_LIMIT = 5.0  # longest time without an acknowledged write during membership 
 TRANSFERS = 12  # leadership transfers under a steady writer
 WRITE_LIMIT = 2.0  # longest single write across them (the write timeout is 5 s)
 SNAPSHOT_EVERY = 256  # so that the 1000 tags are behind snapshots when a region joins
+REMOVED_WRITE_TIMEOUT = 8.0  # --write-timeout of removed_region_answers_a_write's cluster
+REMOVED_LIMIT = 4.5  # its answer: the election timeout (1-2 s) and slack, far below 8 s
 ERRORS = (OSError, http.client.HTTPException)
 
 
@@ -565,6 +567,46 @@ def leadership_transfers_under_writes(results):
             t.check(False, "%s died: %s" % (x.name, x.node.death_note()))
 
 
+def removed_region_answers_a_write(results):
+    """A region removed from the cluster while its process still runs gets nothing more from
+    the leader, so a write it forwards there right after its removal is committed without it
+    and can never be applied there. The write must be answered 503 UNAVAILABLE once that
+    region knows no leader (its election timeout), within REMOVED_LIMIT, not after the whole
+    write timeout (REMOVED_WRITE_TIMEOUT): the operator's writer in membership_changes waits
+    for such a write. The remaining regions go on acknowledging writes."""
+    t = results
+    args = ("--write-timeout", "%ds" % REMOVED_WRITE_TIMEOUT)
+    with cluster.Cluster(3, args=args) as c:
+        lead = c.wait_leader()
+        repo = h.unique_repo("removed")
+        base = h.make_image(layers=1, layer_size=512)
+        with lead.client() as cl:
+            base.push(cl, repo, "base")
+        c.wait_converged(timeout=20)
+        gone = [x for x in c.regions if x is not lead][0]
+        r, secs = admin(lead, "DELETE", "/admin/cluster/regions/%d" % gone.id)
+        t.require(r.status in (200, 202, 204), "remove %s at leader %s: %s" % (
+            gone.name, lead.name, r.describe()))
+        m = variant(base, "after-removal")
+        with gone.client(timeout=REMOVED_WRITE_TIMEOUT + 30) as cl:
+            t0 = time.monotonic()
+            resp = cl.put_manifest(repo, "after-removal", m.bytes, m.media_type)
+            took = time.monotonic() - t0
+        note(results, "write at removed %s: %s in %s" % (gone.name, resp.status, ms(took)))
+        t.check(unavailable(resp), "write at removed %s: %s, want 503 UNAVAILABLE" % (
+            gone.name, resp.describe()))
+        t.check(took <= REMOVED_LIMIT, "write at removed %s answered after %s (limit %s, "
+                "write timeout %s)" % (gone.name, ms(took), ms(REMOVED_LIMIT),
+                                       ms(REMOVED_WRITE_TIMEOUT)))
+        rest = [x for x in c.regions if x is not gone]
+        for x in rest:
+            tag, _, secs, others = put_until_ok(x, repo, base, "rest-" + x.name, 15)
+            t.check(tag is not None, "no write acknowledged at %s after the removal: %s" % (
+                x.name, "; ".join(others[:3])))
+        for x in c.dead():
+            t.check(False, "%s died: %s" % (x.name, x.node.death_note()))
+
+
 def put_until_ok(region, repo, base, label, limit):
     """PUTs new tags at region until one gets 201 or limit seconds pass; returns (tag,
     Manifest, seconds) of the first 201 or (None, None, seconds), and the other answers."""
@@ -704,5 +746,6 @@ def main(results):
         raise h.Skip("a Raft cluster is portolan-only")
     for name, fn in (("membership_changes", membership_changes),
                      ("leadership_transfers_under_writes", leadership_transfers_under_writes),
+                     ("removed_region_answers_a_write", removed_region_answers_a_write),
                      ("five_regions_minority_majority", five_regions_minority_majority)):
         results.run(name, fn, results)
