@@ -1,7 +1,9 @@
 /*
- * test_metastore.c - metastore: records through batches, lookups, listing order and
- * pagination, referrers, blob locations, upload records, persistence across reopen and the
- * state digest. Each test runs on a fresh database in its own temporary directory.
+ * test_metastore.c - metastore: records through batches, lookups, tags with their listing
+ * order and pagination, upload records, persistence across reopen, what writers are refused,
+ * the state digest, and readers running while a writer commits. Each test runs on a fresh
+ * database in its own temporary directory (support/ms_fixture.h). Blob locations and
+ * referrers are tested in test_metastore_refs.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +12,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,94 +23,12 @@
 #include "err.h"
 #include "log.h"
 #include "metastore.h"
-
-struct fixture {
-    char dir[256];
-    char db[300];
-    struct pt_metastore *ms;
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof(f->dir), "%s/pt_metastore_XXXXXX", tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
-    /* a nested path that does not exist yet: open must create it */
-    snprintf(f->db, sizeof(f->db), "%s/data/meta", f->dir);
-    assert_int_equal(pt_metastore_open(f->db, &f->ms), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    pt_metastore_close(f->ms);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
-}
-
-static void reopen(struct fixture *f)
-{
-    pt_metastore_close(f->ms);
-    f->ms = NULL;
-    assert_int_equal(pt_metastore_open(f->db, &f->ms), 0);
-}
-
-/* "sha256:" digest of s, into out (72 bytes). */
-static void digest_of(const char *s, char out[PT_DIGEST_STR_MAX + 1])
-{
-    struct pt_digest d;
-    pt_digest_of(s, strlen(s), &d);
-    pt_digest_format(&d, out);
-}
-
-static struct pt_metastore_batch *batch(struct fixture *f)
-{
-    struct pt_metastore_batch *b;
-    assert_int_equal(pt_metastore_batch_new(f->ms, &b), 0);
-    return b;
-}
-
-/* Stores manifest body s in repo (creating the repo) and commits at index. */
-static void put_manifest(struct fixture *f, const char *repo, const char *body, uint64_t index,
-                         char digest[PT_DIGEST_STR_MAX + 1])
-{
-    struct pt_metastore_batch *b = batch(f);
-    digest_of(body, digest);
-    assert_int_equal(pt_metastore_batch_repo_ensure(b, repo, 1000), 0);
-    assert_int_equal(pt_metastore_batch_manifest_put(b, repo, digest,
-                                                     "application/vnd.oci.image.manifest.v1+json",
-                                                     "", "", body, strlen(body)),
-                     0);
-    assert_int_equal(pt_metastore_batch_commit(b, index), 0);
-    pt_metastore_batch_free(b);
-}
-
-static void put_tags(struct fixture *f, const char *repo, const char *digest,
-                     const char *const *tags, size_t n)
-{
-    struct pt_metastore_batch *b = batch(f);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(pt_metastore_batch_tag_put(b, repo, tags[i], digest, 2000), 0);
-    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
-    pt_metastore_batch_free(b);
-}
+#include "support/ms_fixture.h"
+#include "support/text_digest.h"
 
 static void test_open_empty(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     struct stat st;
     assert_int_equal(stat(f->db, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
@@ -127,10 +46,10 @@ static void test_open_empty(void **state)
 
 static void test_manifest_crud(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     char d[PT_DIGEST_STR_MAX + 1], other[PT_DIGEST_STR_MAX + 1];
     const char *body = "{\"schemaVersion\":2}";
-    put_manifest(f, "library/alpine", body, 1, d);
+    pt_ms_put_manifest(f, "library/alpine", body, 1, d);
     assert_int_equal(pt_metastore_applied_index(f->ms), 1);
     assert_int_equal(pt_metastore_repo_exists(f->ms, "library/alpine"), 1);
     assert_int_equal(pt_metastore_repo_exists(f->ms, "library"), 0);
@@ -146,7 +65,7 @@ static void test_manifest_crud(void **state)
     pt_manifest_rec_free(&rec);
     assert_null(rec.body);
 
-    digest_of("other", other);
+    pt_text_digest("other", other);
     assert_int_equal(pt_metastore_get_manifest(f->ms, "library/alpine", other, &rec),
                      PT_E_MANIFEST_UNKNOWN);
     assert_null(rec.body);
@@ -157,9 +76,9 @@ static void test_manifest_crud(void **state)
     assert_int_equal(pt_metastore_get_manifest(f->ms, "", d, &rec), PT_E_MANIFEST_UNKNOWN);
 
     /* subject and artifact type round-trip; delete removes the record */
-    struct pt_metastore_batch *b = batch(f);
+    struct pt_metastore_batch *b = pt_ms_batch(f);
     char art[PT_DIGEST_STR_MAX + 1];
-    digest_of("artifact", art);
+    pt_text_digest("artifact", art);
     assert_int_equal(pt_metastore_batch_manifest_put(b, "library/alpine", art,
                                                      "application/vnd.oci.image.manifest.v1+json",
                                                      "application/spdx+json", d, "artifact", 8),
@@ -178,10 +97,10 @@ static void test_manifest_crud(void **state)
 
 static void test_batch_isolation(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     char d[PT_DIGEST_STR_MAX + 1];
-    digest_of("m", d);
-    struct pt_metastore_batch *b = batch(f);
+    pt_text_digest("m", d);
+    struct pt_metastore_batch *b = pt_ms_batch(f);
     assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 5), 0);
     assert_int_equal(pt_metastore_batch_manifest_put(b, "r", d, "t/x", "", "", "m", 1), 0);
     /* visible through the batch, not to readers */
@@ -215,7 +134,7 @@ static void test_batch_isolation(void **state)
 
     /* repo_ensure keeps an existing record */
     char before[65], after[65];
-    b = batch(f);
+    b = pt_ms_batch(f);
     assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 5), 0);
     assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
     assert_int_equal(pt_metastore_state_digest(f->ms, before), 0);
@@ -226,27 +145,20 @@ static void test_batch_isolation(void **state)
     pt_metastore_batch_free(b);
 }
 
-static void assert_names(char **names, size_t count, const char *const *want, size_t n)
-{
-    assert_int_equal(count, n);
-    for (size_t i = 0; i < n; i++)
-        assert_string_equal(names[i], want[i]);
-}
-
 static void test_tags_and_pagination(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     char d1[PT_DIGEST_STR_MAX + 1], d2[PT_DIGEST_STR_MAX + 1], d3[PT_DIGEST_STR_MAX + 1],
         d4[PT_DIGEST_STR_MAX + 1];
-    put_manifest(f, "app", "one", 1, d1);
-    put_manifest(f, "app", "two", 2, d2);
-    put_manifest(f, "app/sub", "three", 3, d3);
-    put_manifest(f, "apq", "four", 4, d4);
+    pt_ms_put_manifest(f, "app", "one", 1, d1);
+    pt_ms_put_manifest(f, "app", "two", 2, d2);
+    pt_ms_put_manifest(f, "app/sub", "three", 3, d3);
+    pt_ms_put_manifest(f, "apq", "four", 4, d4);
     static const char *const tags[] = {"v2", "latest", "v10", "V1", "v1.0", "_x"};
-    put_tags(f, "app", d1, tags, 6);
+    pt_ms_put_tags(f, "app", d1, tags, 6);
     static const char *const sub_tags[] = {"zz", "aa"};
-    put_tags(f, "app/sub", d3, sub_tags, 2);
-    put_tags(f, "apq", d4, sub_tags, 1);
+    pt_ms_put_tags(f, "app/sub", d3, sub_tags, 2);
+    pt_ms_put_tags(f, "apq", d4, sub_tags, 1);
 
     char got[PT_DIGEST_STR_MAX + 1];
     assert_int_equal(pt_metastore_get_tag(f->ms, "app", "latest", got), 0);
@@ -260,27 +172,27 @@ static void test_tags_and_pagination(void **state)
     size_t count;
     int more;
     assert_int_equal(pt_metastore_list_tags(f->ms, "app", "", 100, &names, &count, &more), 0);
-    assert_names(names, count, all, 6);
+    pt_ms_assert_names(names, count, all, 6);
     assert_int_equal(more, 0);
     pt_strv_free(names, count);
 
     /* pages of 4 then 2 */
     assert_int_equal(pt_metastore_list_tags(f->ms, "app", "", 4, &names, &count, &more), 0);
-    assert_names(names, count, all, 4);
+    pt_ms_assert_names(names, count, all, 4);
     assert_int_equal(more, 1);
     pt_strv_free(names, count);
     assert_int_equal(pt_metastore_list_tags(f->ms, "app", "v1.0", 4, &names, &count, &more), 0);
-    assert_names(names, count, all + 4, 2);
+    pt_ms_assert_names(names, count, all + 4, 2);
     assert_int_equal(more, 0);
     pt_strv_free(names, count);
     /* exactly filling a page: no more */
     assert_int_equal(pt_metastore_list_tags(f->ms, "app", "latest", 3, &names, &count, &more), 0);
-    assert_names(names, count, all + 3, 3);
+    pt_ms_assert_names(names, count, all + 3, 3);
     assert_int_equal(more, 0);
     pt_strv_free(names, count);
     /* last need not exist */
     assert_int_equal(pt_metastore_list_tags(f->ms, "app", "v1", 10, &names, &count, &more), 0);
-    assert_names(names, count, all + 3, 3);
+    pt_ms_assert_names(names, count, all + 3, 3);
     pt_strv_free(names, count);
     /* after the end */
     assert_int_equal(pt_metastore_list_tags(f->ms, "app", "zzz", 10, &names, &count, &more), 0);
@@ -294,7 +206,7 @@ static void test_tags_and_pagination(void **state)
 
     static const char *const sub_sorted[] = {"aa", "zz"};
     assert_int_equal(pt_metastore_list_tags(f->ms, "app/sub", "", 10, &names, &count, &more), 0);
-    assert_names(names, count, sub_sorted, 2);
+    pt_ms_assert_names(names, count, sub_sorted, 2);
     pt_strv_free(names, count);
 
     assert_int_equal(pt_metastore_list_tags(f->ms, "missing", "", 10, &names, &count, &more),
@@ -304,16 +216,16 @@ static void test_tags_and_pagination(void **state)
     /* repositories */
     static const char *const repos[] = {"app", "app/sub", "apq"};
     assert_int_equal(pt_metastore_list_repos(f->ms, "", 2, &names, &count, &more), 0);
-    assert_names(names, count, repos, 2);
+    pt_ms_assert_names(names, count, repos, 2);
     assert_int_equal(more, 1);
     pt_strv_free(names, count);
     assert_int_equal(pt_metastore_list_repos(f->ms, "app/sub", 2, &names, &count, &more), 0);
-    assert_names(names, count, repos + 2, 1);
+    pt_ms_assert_names(names, count, repos + 2, 1);
     assert_int_equal(more, 0);
     pt_strv_free(names, count);
 
     /* tag delete */
-    struct pt_metastore_batch *b = batch(f);
+    struct pt_metastore_batch *b = pt_ms_batch(f);
     assert_int_equal(pt_metastore_batch_tag_get(b, "app", "v2", got), 0);
     assert_int_equal(pt_metastore_batch_tag_delete(b, "app", "v2"), 0);
     assert_int_equal(pt_metastore_batch_tag_get(b, "app", "v2", got), PT_E_MANIFEST_UNKNOWN);
@@ -324,18 +236,18 @@ static void test_tags_and_pagination(void **state)
 
 static void test_tags_delete_to(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     char d1[PT_DIGEST_STR_MAX + 1], d2[PT_DIGEST_STR_MAX + 1];
-    put_manifest(f, "r", "one", 1, d1);
-    put_manifest(f, "r", "two", 2, d2);
-    put_manifest(f, "r2", "one", 3, d1);
+    pt_ms_put_manifest(f, "r", "one", 1, d1);
+    pt_ms_put_manifest(f, "r", "two", 2, d2);
+    pt_ms_put_manifest(f, "r2", "one", 3, d1);
     static const char *const t1[] = {"a", "c", "e"};
     static const char *const t2[] = {"b", "d"};
-    put_tags(f, "r", d1, t1, 3);
-    put_tags(f, "r", d2, t2, 2);
-    put_tags(f, "r2", d1, t1, 1);
+    pt_ms_put_tags(f, "r", d1, t1, 3);
+    pt_ms_put_tags(f, "r", d2, t2, 2);
+    pt_ms_put_tags(f, "r2", d1, t1, 1);
 
-    struct pt_metastore_batch *b = batch(f);
+    struct pt_metastore_batch *b = pt_ms_batch(f);
     /* staged changes are seen: "f" (new) goes, "c" (moved to d2) stays */
     assert_int_equal(pt_metastore_batch_tag_put(b, "r", "f", d1, 1), 0);
     assert_int_equal(pt_metastore_batch_tag_put(b, "r", "c", d2, 1), 0);
@@ -348,358 +260,11 @@ static void test_tags_delete_to(void **state)
     size_t count;
     int more;
     assert_int_equal(pt_metastore_list_tags(f->ms, "r", "", 10, &names, &count, &more), 0);
-    assert_names(names, count, left, 3);
+    pt_ms_assert_names(names, count, left, 3);
     pt_strv_free(names, count);
     char got[PT_DIGEST_STR_MAX + 1];
     assert_int_equal(pt_metastore_get_tag(f->ms, "r2", "a", got), 0);
     assert_string_equal(got, d1);
-}
-
-static void test_blobs(void **state)
-{
-    struct fixture *f = *state;
-    char d[PT_DIGEST_STR_MAX + 1], e[PT_DIGEST_STR_MAX + 1];
-    digest_of("layer", d);
-    digest_of("other layer", e);
-    uint64_t size = 0;
-    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", d, &size), PT_E_BLOB_UNKNOWN);
-    assert_int_equal(pt_metastore_blob_location(f->ms, d, &size), PT_E_BLOB_UNKNOWN);
-
-    struct pt_metastore_batch *b = batch(f);
-    assert_int_equal(pt_metastore_batch_blob_link(b, "r", d, 1234), 0);
-    assert_int_equal(pt_metastore_batch_blob_linked(b, "r", d, &size), 0);
-    assert_int_equal(size, 1234);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, "us-east"), 0);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, "eu-west"), 0);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, "us-east"), 0);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, "ap-south"), 0);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 99, "ap-south"), PT_E_SIZE_INVALID);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d, 1234, ""), PT_E_INTERNAL);
-    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
-
-    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", d, &size), 0);
-    assert_int_equal(size, 1234);
-    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", d, NULL), 0);
-    assert_int_equal(pt_metastore_blob_linked(f->ms, "r2", d, &size), PT_E_BLOB_UNKNOWN);
-    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", e, &size), PT_E_BLOB_UNKNOWN);
-    size = 0;
-    assert_int_equal(pt_metastore_blob_location(f->ms, d, &size), 0);
-    assert_int_equal(size, 1234);
-    assert_int_equal(pt_metastore_blob_location(f->ms, e, &size), PT_E_BLOB_UNKNOWN);
-    assert_int_equal(pt_metastore_blob_location(f->ms, "sha256:zz", &size), PT_E_BLOB_UNKNOWN);
-
-    char **regions;
-    size_t n;
-    assert_int_equal(pt_metastore_blob_regions(f->ms, d, &size, &regions, &n), 0);
-    static const char *const want[] = {"ap-south", "eu-west", "us-east"};
-    assert_names(regions, n, want, 3);
-    pt_strv_free(regions, n);
-    assert_int_equal(pt_metastore_blob_regions(f->ms, e, &size, &regions, &n), PT_E_BLOB_UNKNOWN);
-    assert_null(regions);
-
-    /* the region list is bounded */
-    for (int i = 0; i < PT_METASTORE_REGIONS_MAX; i++) {
-        char region[16];
-        snprintf(region, sizeof(region), "r%02d", i);
-        assert_int_equal(pt_metastore_batch_blob_stored(b, e, 1, region), 0);
-    }
-    assert_int_equal(pt_metastore_batch_blob_stored(b, e, 1, "r00"), 0);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, e, 1, "zz"), PT_E_INTERNAL);
-    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
-    assert_int_equal(pt_metastore_blob_regions(f->ms, e, &size, &regions, &n), 0);
-    assert_int_equal(n, PT_METASTORE_REGIONS_MAX);
-    assert_string_equal(regions[0], "r00");
-    assert_string_equal(regions[63], "r63");
-    pt_strv_free(regions, n);
-
-    assert_int_equal(pt_metastore_batch_blob_unlink(b, "r", d), 0);
-    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
-    pt_metastore_batch_free(b);
-    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", d, &size), PT_E_BLOB_UNKNOWN);
-}
-
-static void put_referrer(struct pt_metastore_batch *b, const char *repo, const char *subject,
-                         const char *body, const char *artifact_type, const char *ann)
-{
-    struct pt_referrer r;
-    memset(&r, 0, sizeof(r));
-    digest_of(body, r.digest);
-    strcpy(r.media_type, "application/vnd.oci.image.manifest.v1+json");
-    strcpy(r.artifact_type, artifact_type);
-    r.size = strlen(body);
-    assert_int_equal(
-        pt_metastore_batch_referrer_put(b, repo, subject, &r, ann, ann ? strlen(ann) : 0), 0);
-}
-
-static int cmp_digest(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
-struct missing {
-    char digests[4][PT_DIGEST_STR_MAX + 1];
-    uint64_t sizes[4];
-    size_t holders[4];
-    int n;
-};
-
-static int collect_missing(const char *digest, uint64_t size, const char *const *holders, size_t n,
-                           void *arg)
-{
-    struct missing *m = arg;
-    assert_true(m->n < 4);
-    snprintf(m->digests[m->n], sizeof(m->digests[m->n]), "%s", digest);
-    m->sizes[m->n] = size;
-    m->holders[m->n] = n;
-    for (size_t i = 1; i < n; i++)
-        assert_true(strcmp(holders[i - 1], holders[i]) < 0);
-    m->n++;
-    return m->n == 3 ? 7 : 0; /* a non-zero return stops the walk and is returned */
-}
-
-static void test_missing_and_transfers(void **state)
-{
-    struct fixture *f = *state;
-    char d[3][PT_DIGEST_STR_MAX + 1];
-    digest_of("one", d[0]);
-    digest_of("two", d[1]);
-    digest_of("three", d[2]);
-    struct pt_metastore_batch *b = batch(f);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d[0], 10, "eu"), 0);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d[1], 20, "eu"), 0);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d[1], 20, "us"), 0);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, d[2], 30, "ap"), 0);
-    assert_int_equal(pt_metastore_batch_commit(b, 1), 0);
-    pt_metastore_batch_free(b);
-
-    struct missing m = {0};
-    assert_int_equal(pt_metastore_missing_foreach(f->ms, "us", collect_missing, &m), 0);
-    assert_int_equal(m.n, 2); /* d[1] is held by us */
-    for (int i = 0; i < m.n; i++) {
-        int k = strcmp(m.digests[i], d[0]) == 0 ? 0 : 2;
-        assert_string_equal(m.digests[i], d[k]);
-        assert_int_equal(m.sizes[i], k == 0 ? 10 : 30);
-        assert_int_equal(m.holders[i], 1);
-    }
-    assert_true(strcmp(m.digests[0], m.digests[1]) < 0);
-    memset(&m, 0, sizeof(m));
-    assert_int_equal(pt_metastore_missing_foreach(f->ms, "nowhere", collect_missing, &m), 7);
-    assert_int_equal(m.n, 3);
-
-    void *val;
-    size_t len;
-    assert_int_equal(pt_metastore_transfer_get(f->ms, d[0], &val, &len), PT_E_NOT_FOUND);
-    assert_int_equal(pt_metastore_transfer_put(f->ms, d[0], "state", 5), 0);
-    assert_int_equal(pt_metastore_transfer_put(f->ms, "sha256:nope", "x", 1), PT_E_DIGEST_INVALID);
-    assert_int_equal(pt_metastore_transfer_get(f->ms, d[0], &val, &len), 0);
-    assert_int_equal(len, 5);
-    assert_memory_equal(val, "state", 5);
-    free(val);
-    assert_int_equal(pt_metastore_transfer_delete(f->ms, d[0]), 0);
-    assert_int_equal(pt_metastore_transfer_get(f->ms, d[0], &val, &len), PT_E_NOT_FOUND);
-    /* local records are not replicated state */
-    char before[65], after[65];
-    assert_int_equal(pt_metastore_state_digest(f->ms, before), 0);
-    assert_int_equal(pt_metastore_transfer_put(f->ms, d[1], "state", 5), 0);
-    assert_int_equal(pt_metastore_state_digest(f->ms, after), 0);
-    assert_string_equal(before, after);
-}
-
-/* "sha512:" digest of s, into out. */
-static void digest512_of(const char *s, char out[PT_DIGEST_STR_MAX + 1])
-{
-    struct pt_digest d;
-    pt_digest_of_algo(s, strlen(s), PT_DIGEST_SHA512, &d);
-    pt_digest_format(&d, out);
-}
-
-/*
- * sha512 digests (135 characters) in every kind of key and value: a manifest stored under one,
- * a tag naming it, blob links and locations, referrers whose subject and referrer are sha512,
- * the walk of missing blobs, transfers (and the prefix lookup of the start-up sweep), and a
- * snapshot restored into another store, which must have the same state digest.
- */
-static void test_sha512_keys(void **state)
-{
-    struct fixture *f = *state;
-    const char *body = "{\"sha512\":true}";
-    char m[PT_DIGEST_STR_MAX + 1], m256[PT_DIGEST_STR_MAX + 1], blob[PT_DIGEST_STR_MAX + 1];
-    char got[PT_DIGEST_STR_MAX + 1];
-    digest512_of(body, m);
-    digest_of(body, m256);
-    digest512_of("blob", blob);
-    assert_int_equal(strlen(m), 135);
-
-    struct pt_metastore_batch *b = batch(f);
-    assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 1000), 0);
-    assert_int_equal(pt_metastore_batch_manifest_put(b, "r", m,
-                                                     "application/vnd.oci.image.manifest.v1+json",
-                                                     "", "", body, strlen(body)),
-                     0);
-    assert_int_equal(pt_metastore_batch_tag_put(b, "r", "v1", m, 2000), 0);
-    assert_int_equal(pt_metastore_batch_blob_link(b, "r", blob, 4), 0);
-    assert_int_equal(pt_metastore_batch_blob_stored(b, blob, 4, "eu"), 0);
-    struct pt_referrer r;
-    memset(&r, 0, sizeof(r));
-    digest512_of("referrer", r.digest);
-    strcpy(r.media_type, "application/vnd.oci.image.manifest.v1+json");
-    strcpy(r.artifact_type, "application/vnd.example");
-    r.size = 8;
-    assert_int_equal(pt_metastore_batch_referrer_put(b, "r", m, &r, NULL, 0), 0);
-    assert_int_equal(pt_metastore_batch_commit(b, 5), 0);
-    pt_metastore_batch_free(b);
-
-    struct pt_manifest_rec rec;
-    assert_int_equal(pt_metastore_get_manifest(f->ms, "r", m, &rec), 0);
-    assert_int_equal(rec.len, strlen(body));
-    assert_memory_equal(rec.body, body, rec.len);
-    pt_manifest_rec_free(&rec);
-    /* the same body under its sha256 is another manifest */
-    assert_int_equal(pt_metastore_get_manifest(f->ms, "r", m256, &rec), PT_E_MANIFEST_UNKNOWN);
-    assert_int_equal(pt_metastore_get_tag(f->ms, "r", "v1", got), 0);
-    assert_string_equal(got, m);
-    uint64_t size = 0;
-    assert_int_equal(pt_metastore_blob_linked(f->ms, "r", blob, &size), 0);
-    assert_int_equal(size, 4);
-    assert_int_equal(pt_metastore_blob_location(f->ms, blob, &size), 0);
-
-    struct pt_referrer *refs;
-    size_t n;
-    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", m, NULL, 100, &refs, &n), 0);
-    assert_int_equal(n, 1);
-    assert_string_equal(refs[0].digest, r.digest);
-    pt_referrers_free(refs, n);
-    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", m256, NULL, 100, &refs, &n), 0);
-    assert_int_equal(n, 0);
-
-    struct missing miss = {0};
-    assert_int_equal(pt_metastore_missing_foreach(f->ms, "us", collect_missing, &miss), 0);
-    assert_int_equal(miss.n, 1);
-    assert_string_equal(miss.digests[0], blob);
-
-    /* transfers, and finding one by the start of its digest */
-    void *val;
-    size_t len;
-    assert_int_equal(pt_metastore_transfer_put(f->ms, blob, "state", 5), 0);
-    assert_int_equal(pt_metastore_transfer_get(f->ms, blob, &val, &len), 0);
-    assert_int_equal(len, 5);
-    free(val);
-    char prefix[PT_DIGEST_STR_MAX + 1];
-    snprintf(prefix, sizeof(prefix), "%.67s", blob);
-    assert_int_equal(pt_metastore_transfer_first(f->ms, prefix, got), 0);
-    assert_string_equal(got, blob);
-    assert_int_equal(pt_metastore_transfer_first(f->ms, "sha512:zz", got), PT_E_NOT_FOUND);
-    assert_int_equal(pt_metastore_transfer_delete(f->ms, blob), 0);
-    assert_int_equal(pt_metastore_transfer_first(f->ms, prefix, got), PT_E_NOT_FOUND);
-
-    /* other algorithms and lengths stay refused */
-    b = batch(f);
-    char bad[PT_DIGEST_STR_MAX + 1];
-    snprintf(bad, sizeof(bad), "sha384:%.96s", m + 7);
-    assert_int_equal(pt_metastore_batch_blob_link(b, "r", bad, 1), PT_E_DIGEST_INVALID);
-    snprintf(bad, sizeof(bad), "%.134s", m);
-    assert_int_equal(pt_metastore_batch_blob_link(b, "r", bad, 1), PT_E_DIGEST_INVALID);
-    pt_metastore_batch_free(b);
-
-    /* a snapshot carries them to another store */
-    void *snap;
-    size_t snap_len;
-    uint64_t index;
-    char before[65], after[65], db2[320];
-    assert_int_equal(pt_metastore_snapshot(f->ms, &snap, &snap_len, &index), 0);
-    assert_int_equal(index, 5);
-    struct pt_metastore *ms2;
-    snprintf(db2, sizeof(db2), "%s/other", f->dir);
-    assert_int_equal(pt_metastore_open(db2, &ms2), 0);
-    assert_int_equal(pt_metastore_restore(ms2, snap, snap_len), 0);
-    free(snap);
-    assert_int_equal(pt_metastore_state_digest(f->ms, before), 0);
-    assert_int_equal(pt_metastore_state_digest(ms2, after), 0);
-    assert_string_equal(before, after);
-    assert_int_equal(pt_metastore_get_tag(ms2, "r", "v1", got), 0);
-    assert_string_equal(got, m);
-    assert_int_equal(pt_metastore_list_referrers(ms2, "r", m, NULL, 100, &refs, &n), 0);
-    assert_int_equal(n, 1);
-    pt_referrers_free(refs, n);
-    pt_metastore_close(ms2);
-}
-
-static void test_referrers(void **state)
-{
-    struct fixture *f = *state;
-    char subj[PT_DIGEST_STR_MAX + 1], other[PT_DIGEST_STR_MAX + 1];
-    put_manifest(f, "r", "subject", 1, subj);
-    digest_of("other subject", other);
-
-    struct pt_metastore_batch *b = batch(f);
-    put_referrer(b, "r", subj, "sig1", "application/vnd.dev.cosign", "{\"a\":\"1\"}");
-    put_referrer(b, "r", subj, "sbom", "application/spdx+json", NULL);
-    put_referrer(b, "r", subj, "sig2", "application/vnd.dev.cosign", NULL);
-    put_referrer(b, "r", other, "sig3", "application/vnd.dev.cosign", NULL);
-    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
-
-    /* sorted by referrer digest */
-    char want[3][PT_DIGEST_STR_MAX + 1];
-    digest_of("sig1", want[0]);
-    digest_of("sbom", want[1]);
-    digest_of("sig2", want[2]);
-    qsort(want, 3, sizeof(want[0]), cmp_digest);
-
-    struct pt_referrer *refs;
-    size_t n;
-    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", subj, NULL, 100, &refs, &n), 0);
-    assert_int_equal(n, 3);
-    for (size_t i = 0; i < n; i++) {
-        assert_string_equal(refs[i].digest, want[i]);
-        assert_string_equal(refs[i].media_type, "application/vnd.oci.image.manifest.v1+json");
-        assert_int_equal(refs[i].size, 4);
-    }
-    pt_referrers_free(refs, n);
-
-    /* filter, annotations */
-    char sig1[PT_DIGEST_STR_MAX + 1];
-    digest_of("sig1", sig1);
-    assert_int_equal(
-        pt_metastore_list_referrers(f->ms, "r", subj, "application/vnd.dev.cosign", 100, &refs, &n),
-        0);
-    assert_int_equal(n, 2);
-    for (size_t i = 0; i < n; i++) {
-        assert_string_equal(refs[i].artifact_type, "application/vnd.dev.cosign");
-        if (strcmp(refs[i].digest, sig1) == 0)
-            assert_string_equal(refs[i].annotations, "{\"a\":\"1\"}");
-        else
-            assert_null(refs[i].annotations);
-    }
-    pt_referrers_free(refs, n);
-    assert_int_equal(
-        pt_metastore_list_referrers(f->ms, "r", subj, "application/none", 100, &refs, &n), 0);
-    assert_int_equal(n, 0);
-    assert_null(refs);
-
-    /* max */
-    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", subj, NULL, 2, &refs, &n), 0);
-    assert_int_equal(n, 2);
-    assert_string_equal(refs[1].digest, want[1]);
-    pt_referrers_free(refs, n);
-
-    /* other subject, unknown subject, unknown repo */
-    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", other, NULL, 100, &refs, &n), 0);
-    assert_int_equal(n, 1);
-    pt_referrers_free(refs, n);
-    char unknown[PT_DIGEST_STR_MAX + 1];
-    digest_of("nothing", unknown);
-    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", unknown, NULL, 100, &refs, &n), 0);
-    assert_int_equal(n, 0);
-    assert_int_equal(pt_metastore_list_referrers(f->ms, "x", subj, NULL, 100, &refs, &n),
-                     PT_E_NAME_UNKNOWN);
-
-    /* delete */
-    assert_int_equal(pt_metastore_batch_referrer_delete(b, "r", subj, sig1), 0);
-    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
-    pt_metastore_batch_free(b);
-    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", subj, NULL, 100, &refs, &n), 0);
-    assert_int_equal(n, 2);
-    pt_referrers_free(refs, n);
 }
 
 struct seen {
@@ -723,7 +288,7 @@ static int collect_cb(const char *id, const void *val, size_t len, void *arg)
 
 static void test_uploads(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     void *val;
     size_t len;
     assert_int_equal(pt_metastore_upload_get(f->ms, "u1", &val, &len), PT_E_BLOB_UPLOAD_UNKNOWN);
@@ -783,17 +348,17 @@ static void test_uploads(void **state)
 
 static void test_reopen_persists(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     char d[PT_DIGEST_STR_MAX + 1];
-    put_manifest(f, "library/alpine", "persist me", 41, d);
+    pt_ms_put_manifest(f, "library/alpine", "persist me", 41, d);
     static const char *const tags[] = {"3.19"};
-    put_tags(f, "library/alpine", d, tags, 1);
+    pt_ms_put_tags(f, "library/alpine", d, tags, 1);
     assert_int_equal(pt_metastore_upload_put(f->ms, "sess", "state", 5), 0);
     assert_int_equal(pt_metastore_sync(f->ms), 0);
     char before[65];
     assert_int_equal(pt_metastore_state_digest(f->ms, before), 0);
 
-    reopen(f);
+    pt_ms_reopen(f);
     assert_int_equal(pt_metastore_applied_index(f->ms), 41);
     char got[PT_DIGEST_STR_MAX + 1], after[65];
     assert_int_equal(pt_metastore_get_tag(f->ms, "library/alpine", "3.19", got), 0);
@@ -822,9 +387,9 @@ static void test_reopen_persists(void **state)
 
 static void test_writer_validation(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     char d[PT_DIGEST_STR_MAX + 1];
-    digest_of("x", d);
+    pt_text_digest("x", d);
     char long_repo[PT_METASTORE_REPO_MAX + 2];
     memset(long_repo, 'r', sizeof(long_repo) - 1);
     long_repo[sizeof(long_repo) - 1] = '\0';
@@ -835,7 +400,7 @@ static void test_writer_validation(void **state)
     memset(long_type, 'm', sizeof(long_type) - 1);
     long_type[sizeof(long_type) - 1] = '\0';
 
-    struct pt_metastore_batch *b = batch(f);
+    struct pt_metastore_batch *b = pt_ms_batch(f);
     assert_int_equal(pt_metastore_batch_repo_ensure(b, "", 0), PT_E_NAME_INVALID);
     assert_int_equal(pt_metastore_batch_repo_ensure(b, long_repo, 0), PT_E_NAME_INVALID);
     long_repo[PT_METASTORE_REPO_MAX] = '\0';
@@ -875,26 +440,26 @@ static void test_writer_validation(void **state)
 
 static void test_state_digest(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     char empty[65], a[65], b2[65], c[65];
     assert_int_equal(pt_metastore_state_digest(f->ms, empty), 0);
     assert_int_equal(strlen(empty), 64);
 
     char d1[PT_DIGEST_STR_MAX + 1], d2[PT_DIGEST_STR_MAX + 1];
-    put_manifest(f, "r", "one", 1, d1);
-    put_manifest(f, "r", "two", 2, d2);
+    pt_ms_put_manifest(f, "r", "one", 1, d1);
+    pt_ms_put_manifest(f, "r", "two", 2, d2);
     assert_int_equal(pt_metastore_state_digest(f->ms, a), 0);
     assert_string_not_equal(a, empty);
 
     /* the applied index (meta) is not part of the digest */
-    struct pt_metastore_batch *b = batch(f);
+    struct pt_metastore_batch *b = pt_ms_batch(f);
     assert_int_equal(pt_metastore_batch_commit(b, 100), 0);
     assert_int_equal(pt_metastore_state_digest(f->ms, b2), 0);
     assert_string_equal(a, b2);
 
     /* a change and its undo */
     static const char *const tags[] = {"t"};
-    put_tags(f, "r", d1, tags, 1);
+    pt_ms_put_tags(f, "r", d1, tags, 1);
     assert_int_equal(pt_metastore_state_digest(f->ms, c), 0);
     assert_string_not_equal(a, c);
     assert_int_equal(pt_metastore_batch_tag_delete(b, "r", "t"), 0);
@@ -943,7 +508,7 @@ static void *reader_main(void *arg)
 
 static void test_concurrent_readers(void **state)
 {
-    struct fixture *f = *state;
+    struct pt_ms_fixture *f = *state;
     enum { WRITES = 200, READERS = 3 };
     struct reader r[READERS];
     pthread_t th[READERS];
@@ -951,12 +516,12 @@ static void test_concurrent_readers(void **state)
         r[i] = (struct reader){.ms = f->ms};
         assert_int_equal(pthread_create(&th[i], NULL, reader_main, &r[i]), 0);
     }
-    struct pt_metastore_batch *b = batch(f);
+    struct pt_metastore_batch *b = pt_ms_batch(f);
     for (int i = 0; i < WRITES; i++) {
         char body[32], tag[16], d[PT_DIGEST_STR_MAX + 1];
         snprintf(body, sizeof(body), "manifest %d", i);
         snprintf(tag, sizeof(tag), "t%03d", i);
-        digest_of(body, d);
+        pt_text_digest(body, d);
         assert_int_equal(pt_metastore_batch_repo_ensure(b, "r", 1), 0);
         assert_int_equal(
             pt_metastore_batch_manifest_put(b, "r", d, "t/x", "", "", body, strlen(body)), 0);
@@ -982,20 +547,16 @@ static void test_concurrent_readers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_manifest_crud, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_isolation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tags_and_pagination, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tags_delete_to, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_and_transfers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sha512_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_uploads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_writer_validation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_state_digest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_empty, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_manifest_crud, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_isolation, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_tags_and_pagination, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_tags_delete_to, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_uploads, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_writer_validation, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_state_digest, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_readers, pt_ms_setup, pt_ms_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
