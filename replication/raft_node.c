@@ -90,23 +90,26 @@ static void add_waiter(struct pt_raft_node *n, struct waiter *w)
 static void dispatch(struct pt_raft_node *n, struct waiter *w);
 
 /* Wakes waiters whose index is applied, dispatches those that waited for a leader, and
- * fails the ones past their deadline. A wait for an index also fails at once while this
- * region knows no leader: only a leader's messages bring this region's applied index
- * forward, so until one is elected (and then the client may try again) the wait could only
- * run out its timeout. That is also how a region removed from the cluster learns it: the
- * leader stops sending it anything, its election timer fires and it knows no leader, so a
- * write it forwarded just before its removal is answered 503 then, not after the whole
- * write timeout. */
+ * fails the ones past their deadline. A wait for an index also fails once this region has
+ * known no leader for an election timeout: only a leader's messages bring its applied index
+ * forward, and an election that takes longer than that is not a quick handover (a transfer
+ * or an election settles well within it), so the wait could only run out its timeout. That
+ * is also how a region removed from the cluster learns it: the leader stops sending it
+ * anything, its election timer fires and no leader follows, so a write it forwarded just
+ * before its removal is answered 503 then, not after the whole write timeout. */
 static void check_waiters(struct pt_raft_node *n, int expire)
 {
     uint64_t applied = raft_last_applied(&n->raft);
     uint64_t now = uv_now(n->loop);
     uint64_t leader = pt_raft_node__leader_id(n);
+    if (leader != 0)
+        n->leader_seen_ms = now;
+    int leaderless = leader == 0 && now - n->leader_seen_ms >= ELECTION_MS;
     struct waiter **pw = &n->waiters, *ready = NULL;
     while (*pw != NULL) {
         struct waiter *w = *pw;
         int routable = w->index == 0 && leader != 0 && leader != w->avoid;
-        int done = (w->index != 0 && (w->index <= applied || leader == 0)) || routable ||
+        int done = (w->index != 0 && (w->index <= applied || leaderless)) || routable ||
                    n->stopping || (expire && now >= w->deadline);
         if (done) {
             *pw = w->next;
@@ -179,6 +182,8 @@ static int wrapped_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 static void on_tick(uv_timer_t *t)
 {
     struct pt_raft_node *n = t->data;
+    if (pt_raft_node__leader_id(n) != 0)
+        n->leader_seen_ms = uv_now(n->loop);
     if (n->waiters != NULL)
         check_waiters(n, 1);
     if (++n->ticks % (1000 / TICK_MS) == 0)
@@ -461,6 +466,7 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     }
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
+    n->leader_seen_ms = uv_now(loop);
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     uv_check_init(loop, &n->check);
     n->check.data = n;

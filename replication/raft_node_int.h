@@ -80,7 +80,8 @@ struct pt_raft_node {
     uint64_t noop_term;       /* the term whose opening barrier was started (see flush_round) */
     int stopping;
     unsigned ticks;
-    unsigned closing; /* handles and services still closing */
+    uint64_t leader_seen_ms; /* when a leader was last known (loop time), for the waiters */
+    unsigned closing;        /* handles and services still closing */
     void (*stop_cb)(void *arg);
     void *stop_arg;
 };

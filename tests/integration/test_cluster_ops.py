@@ -58,8 +58,8 @@ GAP_LIMIT = 5.0  # longest time without an acknowledged write during membership 
 TRANSFERS = 12  # leadership transfers under a steady writer
 WRITE_LIMIT = 2.0  # longest single write across them (the write timeout is 5 s)
 SNAPSHOT_EVERY = 256  # so that the 1000 tags are behind snapshots when a region joins
-REMOVED_WRITE_TIMEOUT = 8.0  # --write-timeout of removed_region_answers_a_write's cluster
-REMOVED_LIMIT = 4.5  # its answer: the election timeout (1-2 s) and slack, far below 8 s
+REMOVED_WRITE_TIMEOUT = 10.0  # --write-timeout of removed_region_answers_a_write's cluster
+REMOVED_LIMIT = 6.0  # its answer: election timeout (1-2 s), 1 s leaderless, slack; far below 10 s
 ERRORS = (OSError, http.client.HTTPException)
 
 
@@ -571,7 +571,7 @@ def removed_region_answers_a_write(results):
     """A region removed from the cluster while its process still runs gets nothing more from
     the leader, so a write it forwards there right after its removal is committed without it
     and can never be applied there. The write must be answered 503 UNAVAILABLE once that
-    region knows no leader (its election timeout), within REMOVED_LIMIT, not after the whole
+    region has known no leader for an election timeout, within REMOVED_LIMIT, not after the whole
     write timeout (REMOVED_WRITE_TIMEOUT): the operator's writer in membership_changes waits
     for such a write. The remaining regions go on acknowledging writes."""
     t = results
