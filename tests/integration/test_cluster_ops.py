@@ -21,6 +21,9 @@ Role: checks the operator side of README.md's "A cluster of regions" against rea
     under a steady writer; no single write may take more than WRITE_LIMIT (a write in
     flight when the leader changes is moved to the new leader or refused at once, never
     left to wait out the write timeout);
+  - removed_region_answers_a_write: a region removed while its process still runs answers a
+    write it forwarded 503 UNAVAILABLE soon after (it knows no leader), not after the whole
+    write timeout;
   - five_regions_minority_majority: with five regions, kill -9 of two (the leader among
     them) leaves a majority that elects a leader and acknowledges writes in every survivor;
     kill -9 of a third leaves two regions that refuse writes with 503 UNAVAILABLE within the
