@@ -64,8 +64,8 @@ count_run() {
 
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
-    python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster replication_cli \
-        cluster_tls 2>&1)
+    python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster \
+        replication_cli cluster_tls 2>&1)
 echo "$out" | tail -40
 count_run "$out"
 
