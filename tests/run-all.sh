@@ -64,14 +64,14 @@ count_run() {
 
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
-    python3 tests/integration/run.py api bad_input http2 skopeo crash startup cluster replication_cli \
-        cluster_tls 2>&1)
+    python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster \
+        replication_cli cluster_tls 2>&1)
 echo "$out" | tail -40
 count_run "$out"
 
 step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
-    leader_change 2>&1)
+    blob_faults leader_change 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 
