@@ -610,6 +610,28 @@ def removed_region_answers_a_write(results):
             t.check(False, "%s died: %s" % (x.name, x.node.death_note()))
 
 
+def check_writes_everywhere(t, c, repo, acked, refused, when):
+    """Once c converged: every region serves every acknowledged write ({tag: Manifest}); a
+    refused one ({tag: Manifest}) may or may not have been committed, and if it is there it
+    is intact; no region died."""
+    try:
+        c.wait_converged(timeout=30)
+    except cluster.ClusterError as e:
+        t.check(False, "%s: %s" % (when, e))
+    for x in c.regions:
+        bad = read_all(x, repo, acked)
+        t.check(not bad, "%s serves %d of %d acknowledged writes wrongly: %s" % (
+            x.name, len(bad), len(acked), "; ".join(bad[:5])))
+        with x.client() as cl:
+            for tag, m in refused.items():
+                r = cl.get_manifest(repo, tag, "HEAD")
+                t.check(r.status == 404 or r.headers.get("Docker-Content-Digest")
+                        == m.digest, "%s %s (refused earlier): %s" % (x.name, tag,
+                                                                     r.describe()))
+    for x in c.dead():
+        t.check(False, "%s died: %s" % (x.name, x.node.death_note()))
+
+
 def put_until_ok(region, repo, base, label, limit):
     """PUTs new tags at region until one gets 201 or limit seconds pass; returns (tag,
     Manifest, seconds) of the first 201 or (None, None, seconds), and the other answers."""
@@ -725,23 +747,7 @@ def five_regions_minority_majority(results):
                 if t.check(r.status == 201, "PUT %s at %s after the restarts: %s" % (
                         tag, x.name, r.describe())):
                     acked[tag] = m
-        try:
-            c.wait_converged(timeout=30)
-        except cluster.ClusterError as e:
-            t.check(False, "after the last writes: %s" % e)
-        for x in c.regions:
-            bad = read_all(x, repo, acked)
-            t.check(not bad, "%s serves %d of %d acknowledged writes wrongly: %s" % (
-                x.name, len(bad), len(acked), "; ".join(bad[:5])))
-            # A refused write may or may not have been committed; if it is there, intact.
-            with x.client() as cl:
-                for tag, m in refused.items():
-                    r = cl.get_manifest(repo, tag, "HEAD")
-                    t.check(r.status == 404 or r.headers.get("Docker-Content-Digest")
-                            == m.digest, "%s %s (refused earlier): %s" % (x.name, tag,
-                                                                         r.describe()))
-        for x in c.dead():
-            t.check(False, "%s died: %s" % (x.name, x.node.death_note()))
+        check_writes_everywhere(t, c, repo, acked, refused, "after the last writes")
 
 
 def main(results):

@@ -129,22 +129,7 @@ def transfers_aimed_at_forwarded_writes(results):
                 "only %d of %d transfers done" % (transfers_done, ROUNDS))
         t.check(acked, "no aimed write acknowledged")
 
-        try:
-            c.wait_converged(timeout=30)
-        except cluster.ClusterError as e:
-            t.check(False, "at the end: %s" % e)
-        for x in c.regions:
-            bad = ops.read_all(x, repo, acked)
-            t.check(not bad, "%s serves %d of %d acknowledged writes wrongly: %s" % (
-                x.name, len(bad), len(acked), "; ".join(bad[:5])))
-            with x.client() as cl:
-                for tag, m in refused.items():
-                    r = cl.get_manifest(repo, tag, "HEAD")
-                    t.check(r.status == 404 or r.headers.get("Docker-Content-Digest")
-                            == m.digest, "%s %s (refused earlier): %s" % (x.name, tag,
-                                                                         r.describe()))
-        for x in c.dead():
-            t.check(False, "%s died: %s" % (x.name, x.node.death_note()))
+        ops.check_writes_everywhere(t, c, repo, acked, refused, "at the end")
 
 
 def main(results):
