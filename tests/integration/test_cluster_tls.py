@@ -48,6 +48,18 @@ def main(results):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def forwarded(client, method, path, headers=None, body=None):
+    """A request that region-b forwards to the session's owner over HTTPS. h2o 2.2.5's proxy
+    client loses about one TLS 1.3 connection in ten before the owner reads the request (502,
+    "I/O error (send request)" or "(head)"; the owner logs no request): a known defect of
+    that client, left for the peer TLS work. Registry clients retry a 502, and so does this
+    test, once; a second 502 fails it."""
+    r = client.request(method, path, headers, body)
+    if r.status == 502 and "I/O error" in r.body.decode("latin-1"):
+        r = client.request(method, path, headers, body)
+    return r
+
+
 def run(results, work):
     tls = h.make_test_ca(work)
     with cluster.Cluster(3, tls=tls) as c:
@@ -66,19 +78,19 @@ def run(results, work):
             loc = ca.location_path(r.headers.get("Location", ""))
             r = ca.request("PATCH", loc, chunk_headers(0, data[:CHUNK]), data[:CHUNK])
             t.check(r.status == 202, "first PATCH in region-a: %s" % r.describe())
-            r = cb.request("PATCH", loc, chunk_headers(CHUNK, data[CHUNK:2 * CHUNK]),
-                           data[CHUNK:2 * CHUNK])
+            r = forwarded(cb, "PATCH", loc, chunk_headers(CHUNK, data[CHUNK:2 * CHUNK]),
+                          data[CHUNK:2 * CHUNK])
             t.check(r.status == 202 and r.headers.get("Range") == "0-%d" % (2 * CHUNK - 1),
                     "second PATCH in region-b: %s" % r.describe())
             t.check(r.headers.get("Location", "").startswith("/v2/"),
                     "Location is relative, so the client stays in region-b: %r"
                     % r.headers.get("Location"))
-            r = cb.request("GET", loc)
+            r = forwarded(cb, "GET", loc)
             t.check(r.status == 204 and r.headers.get("Range") == "0-%d" % (2 * CHUNK - 1),
                     "session status through region-b: %s" % r.describe())
-            r = cb.request("PUT", h.with_query(loc, digest=digest),
-                           {"Content-Type": "application/octet-stream",
-                            "Content-Length": str(CHUNK)}, data[2 * CHUNK:])
+            r = forwarded(cb, "PUT", h.with_query(loc, digest=digest),
+                          {"Content-Type": "application/octet-stream",
+                           "Content-Length": str(CHUNK)}, data[2 * CHUNK:])
             t.check(r.status == 201, "final PUT in region-b: %s" % r.describe())
             got = cc.client().get("/v2/%s/blobs/%s" % (REPO, digest))
             t.check(got.status == 200 and hashlib.sha256(got.body).hexdigest() == digest[7:],
