@@ -383,3 +383,12 @@ int ms_dec_region(const char *k, size_t klen, const char *v, size_t vlen, struct
     }
     return ms_dec_finish(&d);
 }
+
+int ms_key_text(const char *k, size_t klen, char *out, size_t max)
+{
+    if (klen == 0 || klen > max || memchr(k, '\0', klen) != NULL)
+        return PT_E_CORRUPT;
+    memcpy(out, k, klen);
+    out[klen] = '\0';
+    return 0;
+}

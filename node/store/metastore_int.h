@@ -106,6 +106,10 @@ bool ms_region_ok(const char *s);
 /* Joins a, b and c (c may be NULL) with NUL separators into key (KEY_MAX bytes); the
  * components were validated by the caller. Returns the key length. */
 size_t ms_key_join(char *key, const char *a, const char *b, const char *c);
+/* Copies a key that is one whole string, k[0..klen) (borrowed), into out (at least max + 1
+ * bytes) with its NUL. Returns 0, or PT_E_CORRUPT when it is empty, longer than max or holds
+ * a NUL. */
+int ms_key_text(const char *k, size_t klen, char *out, size_t max);
 
 /* Writes the region key of id (MS_REGION_KEY_LEN bytes) to key; returns its length. */
 size_t ms_region_key(uint64_t id, char *key);

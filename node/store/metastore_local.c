@@ -91,12 +91,8 @@ int pt_metastore_upload_foreach(struct pt_metastore *ms,
         const char *k = rocksdb_iter_key(it, &klen);
         const char *v = rocksdb_iter_value(it, &vlen);
         char id[PT_UPLOAD_ID_MAX + 1];
-        if (klen == 0 || klen > PT_UPLOAD_ID_MAX || memchr(k, '\0', klen) != NULL) {
-            rv = PT_E_CORRUPT;
+        if ((rv = ms_key_text(k, klen, id, PT_UPLOAD_ID_MAX)) != 0)
             break;
-        }
-        memcpy(id, k, klen);
-        id[klen] = '\0';
         rv = cb(id, v, vlen, arg);
         if (rv != 0)
             break;

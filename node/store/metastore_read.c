@@ -387,13 +387,8 @@ int pt_metastore_missing_foreach(struct pt_metastore *ms, const char *region,
         const char *k = rocksdb_iter_key(it, &klen);
         const char *v = rocksdb_iter_value(it, &vlen);
         char digest[PT_DIGEST_STR_MAX + 1];
-        if (klen == 0 || klen > PT_DIGEST_STR_MAX || memchr(k, '\0', klen) != NULL) {
-            rv = PT_E_CORRUPT;
-            break;
-        }
-        memcpy(digest, k, klen);
-        digest[klen] = '\0';
-        if ((rv = ms_dec_location(v, vlen, loc)) != 0)
+        if ((rv = ms_key_text(k, klen, digest, PT_DIGEST_STR_MAX)) != 0 ||
+            (rv = ms_dec_location(v, vlen, loc)) != 0)
             break;
         int held = 0;
         const char *holders[PT_METASTORE_REGIONS_MAX];
