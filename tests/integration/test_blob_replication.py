@@ -276,7 +276,7 @@ def pull_while_replicating(results):
 
                 def reader(i):
                     try:
-                        outs[i] = get_blob(cc.port, repo, digest)
+                        outs[i] = get_blob(cc, repo, digest)
                     except ERRORS as e:
                         outs[i] = e
                 threads = [threading.Thread(target=reader, args=(i,))
@@ -315,7 +315,7 @@ def pull_while_replicating(results):
                 for start, end in ((size - 2 * MIB, size - MIB - 1), (0, 1023),
                                    (size - 1000, size - 1)):
                     status, hd, body, _first, secs = get_blob(
-                        cc.port, repo, digest, {"Range": "bytes=%d-%d" % (start, end)})
+                        cc, repo, digest, {"Range": "bytes=%d-%d" % (start, end)})
                     what = "Range bytes=%d-%d of a blob arriving at %s" % (start, end, cc.name)
                     t.check(status == 206, "%s: status %d" % (what, status))
                     t.eq(hd.get("Content-Range"), "bytes %d-%d/%d" % (start, end, size),

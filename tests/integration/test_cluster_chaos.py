@@ -365,7 +365,9 @@ class Conn:
                 e.sent = False
                 raise
         try:
-            self.conn.request(method, path, body=body, headers=headers or {})
+            hdrs = self.region.auth_headers()
+            hdrs.update(headers or {})
+            self.conn.request(method, path, body=body, headers=hdrs)
             resp = self.conn.getresponse()
             data = resp.read()
         except (OSError, http.client.HTTPException) as e:

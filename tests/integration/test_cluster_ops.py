@@ -131,8 +131,7 @@ class GrowingCluster(cluster.Cluster):
         self.members.append(r)
         self._write_cluster_file(r)
         os.makedirs(r.data_dir, exist_ok=True)
-        r.node = h.Node(data_dir=r.data_dir, port=r.port,
-                        args=self._node_args(r) + ["--join", "true"], binary=self.binary)
+        r.node = self.make_node(r, ["--join", "true"])
         r.node.start(self.start_timeout)
         return r
 
@@ -148,10 +147,11 @@ def admin(region, method, path, body=None, timeout=30):
 
 
 def cli(c, *args, timeout=150):
-    """(exit status, stdout, stderr) of `portolan cluster ARGS` with the cluster's binary."""
+    """(exit status, stdout, stderr) of `portolan cluster ARGS` with the cluster's binary,
+    as the cluster's administrator."""
     try:
         p = subprocess.run([c.binary, "cluster"] + list(args), stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, env=c.cli_env())
     except subprocess.TimeoutExpired:
         return None, "", "no exit within %d s" % timeout
     return p.returncode, p.stdout, p.stderr

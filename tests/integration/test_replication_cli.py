@@ -8,7 +8,8 @@ A single-region node (region "west-1", no cluster file) answers:
   reference or digest, 405 for other methods;
 - GET /admin/replication with its own status: {"region": "west-1", "in_sync": true, ...}.
 `portolan replication status` prints both, as text and with --json, with exit status 0 when
-answered and 1 when the image is unknown.
+answered and 1 when the image is unknown. Access control is on: every request and command
+speaks as the administrator.
 """
 
 import json
@@ -31,10 +32,11 @@ def image_path(**params):
 
 
 def cli(node, *args, timeout=30):
-    """(exit status, stdout, stderr) of `portolan replication ARGS`."""
+    """(exit status, stdout, stderr) of `portolan replication ARGS` as the administrator."""
     try:
         p = subprocess.run([node.binary, "replication"] + list(args), stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout,
+                           env=node.cli_env())
     except subprocess.TimeoutExpired:
         return None, "", "no exit within %d s" % timeout
     return p.returncode, p.stdout, p.stderr
@@ -222,9 +224,10 @@ def clean_shutdown(results, node, code):
 def main(results):
     if results.target != "portolan":
         raise h.Skip("portolan admin API only")
-    node = h.Node(args=["--region", REGION])
+    node = h.Node(args=["--region", REGION], auth=True)
     try:
         node.start()
+        node.wait_auth()
         ReplicationCli(results, node).run()
         code = node.stop()
         results.run("clean_shutdown", clean_shutdown, results, node, code)

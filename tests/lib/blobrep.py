@@ -391,10 +391,11 @@ def metrics(region):
 
 
 def cli(c, *args, timeout=60):
-    """(exit status, stdout, stderr) of `portolan ARGS` with the cluster's binary."""
+    """(exit status, stdout, stderr) of `portolan ARGS` with the cluster's binary, as the
+    cluster's administrator."""
     try:
         p = subprocess.run([c.binary] + list(args), stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, env=c.cli_env())
     except subprocess.TimeoutExpired:
         return None, "", "no exit within %d s" % timeout
     return p.returncode, p.stdout, p.stderr
@@ -445,13 +446,16 @@ class DiskWatch(threading.Thread):
         self.scan()
 
 
-def get_blob(url_port, repo, digest, headers=None, timeout=IO_TIMEOUT):
-    """GET a blob on a fresh connection: (status, headers, body, seconds to the first body
-    byte or None, total seconds)."""
-    conn = http.client.HTTPConnection("127.0.0.1", url_port, timeout=timeout)
+def get_blob(region, repo, digest, headers=None, timeout=IO_TIMEOUT):
+    """GET a blob at region (a cluster.Region) on a fresh connection, with the cluster's
+    credentials: (status, headers, body, seconds to the first body byte or None, total
+    seconds)."""
+    conn = http.client.HTTPConnection("127.0.0.1", region.port, timeout=timeout)
     try:
+        hdrs = region.auth_headers()
+        hdrs.update(headers or {})
         t0 = time.monotonic()
-        conn.request("GET", "/v2/%s/blobs/%s" % (repo, digest), headers=headers or {})
+        conn.request("GET", "/v2/%s/blobs/%s" % (repo, digest), headers=hdrs)
         resp = conn.getresponse()
         parts, first = [], None
         while True:

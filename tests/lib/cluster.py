@@ -10,10 +10,14 @@ plus harness.py and wan.py from this directory.
 API
 ---
     c = Cluster(3, wan_delay_ms=50, args=("--write-timeout", "2s"))   # or wan_delay_ms=None
+                                              # auth=True (default): access control on, every
+                                              # helper below speaks as the administrator
     with c:                                   # start(): every region up, then stop() + cleanup
         leader = c.wait_leader()              # a Region once all running regions agree on it
         a, b, cc = c.regions                  # Region objects, in cluster-file order
         a.client()                            # a fresh harness.Client to that region's API
+                                              # (as c.admin; a.client(auth=creds or None))
+        c.admin, c.cli_env()                  # administrator Credentials; env for `portolan`
         a.status()                            # GET /admin/cluster/self as a dict (None: no
                                               # answer); a.state_digest() likewise
         c.kill9(leader); c.restart(leader)    # SIGKILL; start again on the same data dir
@@ -47,6 +51,13 @@ announced about itself.
 Layout: <root>/cluster-<name>.yaml per region and <root>/<name>/data, <root>/<name>/node.log
 (harness.Node's layout), where <root> is a fresh temporary directory, removed by cleanup()
 unless PT_KEEP_TMP is set.
+
+Access control. With auth=True every region runs `--auth on` with the same
+--initial-admin-password-file (<root>/<name>/admin-password, one random password made here): whichever
+region's first-administrator write commits first creates "admin", the others' are no-ops.
+Region.client(), status() and every admin helper send c.admin as Basic credentials, so
+wait_leader() also waits until the administrator exists everywhere it asks (before that the
+admin API answers 401). auth=False runs `--auth off`.
 
 Leader agreement. wait_leader() accepts a leader only when exactly one running region calls
 itself leader and every other running region it is asked about (default: all running ones)
@@ -96,14 +107,22 @@ class Region:
     def running(self):
         return self.node is not None and self.node.running()
 
-    def client(self, timeout=30):
-        """A new keep-alive client to this region's API (the caller closes it)."""
-        return harness.Client(self.url, cafile=self.cluster.cafile, timeout=timeout)
+    def client(self, timeout=30, auth="admin"):
+        """A new keep-alive client to this region's API (the caller closes it); auth "admin"
+        (default): the cluster's administrator when access control is on; else a
+        harness.Credentials or None (anonymous)."""
+        if auth == "admin":
+            auth = self.cluster.admin
+        return harness.Client(self.url, cafile=self.cluster.cafile, timeout=timeout, auth=auth)
+
+    def auth_headers(self):
+        """{"Authorization": Basic admin} when access control is on, else {}."""
+        return self.cluster.admin.headers() if self.cluster.admin is not None else {}
 
     def _admin(self, path, timeout):
         if not self.running():
             return None
-        c = harness.Client(self.url, cafile=self.cluster.cafile, timeout=timeout)
+        c = self.client(timeout=timeout)
         try:
             r = c.get(path)
         except (OSError, ValueError, http.client.HTTPException):
@@ -190,7 +209,7 @@ class Cluster:
     (default a unique one); start_timeout: seconds each node has to answer /healthz."""
 
     def __init__(self, n=3, wan_delay_ms=None, args=(), region_args=None, cluster_id=None,
-                 start_timeout=30, binary=None, tls=None):
+                 start_timeout=30, binary=None, tls=None, auth=True):
         if not 1 <= n <= len(NAMES):
             raise ValueError("a cluster has 1 to %d regions" % len(NAMES))
         # tls: (ca_cert, server_cert, server_key) from harness.make_test_ca: every region
@@ -204,6 +223,11 @@ class Cluster:
         self.region_args = dict(region_args or {})
         self.start_timeout = start_timeout
         self.binary = binary or harness.portolan_bin()
+        # auth: every region with access control on and one administrator password.
+        self.auth = bool(auth)
+        self.admin = None
+        if self.auth:
+            self.admin = harness.Credentials(harness.ADMIN_USER, harness.new_password())
         self.regions = []
         used = set()
         for i in range(n):
@@ -269,9 +293,7 @@ class Cluster:
             for r in self.regions:
                 self._write_cluster_file(r)
                 os.makedirs(r.data_dir, exist_ok=True)
-                r.node = harness.Node(data_dir=r.data_dir, port=r.port, args=self._node_args(r),
-                                      binary=self.binary,
-                                      tls=(self.tls[1], self.tls[2]) if self.tls else None)
+                r.node = self.make_node(r)
             for r in self.regions:
                 r.node.start(self.start_timeout)
         except BaseException:
@@ -279,6 +301,20 @@ class Cluster:
             self.cleanup()
             raise
         return self
+
+    def make_node(self, r, extra_args=()):
+        """The (unstarted) harness.Node of region r: its cluster flags, the cluster's TLS
+        and access control settings, then extra_args."""
+        return harness.Node(data_dir=r.data_dir, port=r.port,
+                            args=self._node_args(r) + list(extra_args), binary=self.binary,
+                            tls=(self.tls[1], self.tls[2]) if self.tls else None,
+                            auth=self.auth,
+                            admin_password=self.admin.password if self.admin else None)
+
+    def cli_env(self, creds="admin"):
+        """Environment for a `portolan` command against this cluster: PORTOLAN_USER and
+        PORTOLAN_PASSWORD of creds (default the administrator; None: no credentials)."""
+        return harness.cli_env(self.admin if creds == "admin" else creds)
 
     def stop(self):
         """SIGTERM every running region (SIGKILL after 10 s), then stop the Wan."""
