@@ -410,8 +410,9 @@ class Skopeo:
                 for n in files:
                     os.chmod(os.path.join(root, n), 0o644)
 
-    def run(self, *args, check=True, timeout=None):
-        """Run ``skopeo ARGS``; returns subprocess.CompletedProcess (text output).
+    def run(self, *args, check=True, timeout=None, input=None):
+        """Run ``skopeo ARGS``; returns subprocess.CompletedProcess (text output). ``input``:
+        text for its stdin (e.g. ``login --password-stdin``), else stdin is empty.
 
         With ``check``, a non-zero exit raises RuntimeError carrying stderr."""
         cmd = ["skopeo", "--policy", self.policy, "--registries.d",
@@ -421,7 +422,8 @@ class Skopeo:
             cmd = ["setpriv", "--reuid=%d" % self.UNPRIVILEGED, "--regid=%d" % self.UNPRIVILEGED,
                    "--clear-groups"] + cmd
         p = subprocess.run(cmd, env=self.env(), cwd=self.workdir, capture_output=True, text=True,
-                           timeout=timeout or self.timeout)
+                           timeout=timeout or self.timeout, input=input,
+                           stdin=None if input is not None else subprocess.DEVNULL)
         if check and p.returncode != 0:
             raise RuntimeError("skopeo %s failed (%d): %s" % (" ".join(args), p.returncode,
                                                               p.stderr.strip()[-2000:]))
