@@ -80,6 +80,44 @@ static bool strv_set(char ***dst, size_t *dst_n, const char *const *src, size_t 
     return true;
 }
 
+static void grants_free(Portolan__Grant **g, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (g[i] != NULL)
+            str_free(g[i]->pattern);
+        free(g[i]);
+    }
+    free(g);
+}
+
+/* Owned copy of n grants into *dst / *dst_n; false on allocation failure (then nothing is
+ * allocated). */
+static bool grants_set(Portolan__Grant ***dst, size_t *dst_n, const struct pt_command_grant *src,
+                       size_t n)
+{
+    static const Portolan__Grant init = PORTOLAN__GRANT__INIT;
+    *dst = NULL;
+    *dst_n = 0;
+    if (n == 0)
+        return true;
+    Portolan__Grant **v = calloc(n, sizeof(*v));
+    if (v == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = malloc(sizeof(*v[i]));
+        if (v[i] == NULL || (*v[i] = init, !str_set(&v[i]->pattern, src[i].pattern))) {
+            if (v[i] != NULL)
+                v[i]->pattern = (char *)protobuf_c_empty_string;
+            grants_free(v, i + 1);
+            return false;
+        }
+        v[i]->actions = src[i].actions;
+    }
+    *dst = v;
+    *dst_n = n;
+    return true;
+}
+
 /* ---- operations ------------------------------------------------------------------------ */
 
 static void op_free(Portolan__Op *op)
@@ -130,6 +168,50 @@ static void op_free(Portolan__Op *op)
         str_free(op->blob_stored->digest);
         str_free(op->blob_stored->region);
         free(op->blob_stored);
+        break;
+    case PORTOLAN__OP__OP_PUT_USER:
+        str_free(op->put_user->name);
+        str_free(op->put_user->password_hash);
+        grants_free(op->put_user->grants, op->put_user->n_grants);
+        free(op->put_user);
+        break;
+    case PORTOLAN__OP__OP_DELETE_USER:
+        str_free(op->delete_user->name);
+        free(op->delete_user);
+        break;
+    case PORTOLAN__OP__OP_PUT_TOKEN:
+        str_free(op->put_token->id);
+        str_free(op->put_token->secret_hash);
+        grants_free(op->put_token->grants, op->put_token->n_grants);
+        str_free(op->put_token->description);
+        str_free(op->put_token->owner);
+        free(op->put_token);
+        break;
+    case PORTOLAN__OP__OP_DELETE_TOKEN:
+        str_free(op->delete_token->id);
+        free(op->delete_token);
+        break;
+    case PORTOLAN__OP__OP_PUT_ANONYMOUS_RULE:
+        str_free(op->put_anonymous_rule->pattern);
+        free(op->put_anonymous_rule);
+        break;
+    case PORTOLAN__OP__OP_DELETE_ANONYMOUS_RULE:
+        str_free(op->delete_anonymous_rule->pattern);
+        free(op->delete_anonymous_rule);
+        break;
+    case PORTOLAN__OP__OP_PUT_SIGNING_KEY:
+        str_free(op->put_signing_key->kid);
+        str_free(op->put_signing_key->region);
+        free(op->put_signing_key->public_key.data);
+        free(op->put_signing_key);
+        break;
+    case PORTOLAN__OP__OP_RETIRE_SIGNING_KEY:
+        str_free(op->retire_signing_key->kid);
+        free(op->retire_signing_key);
+        break;
+    case PORTOLAN__OP__OP_REVOKE_JWT:
+        str_free(op->revoke_jwt->jti);
+        free(op->revoke_jwt);
         break;
     default:
         break;
@@ -291,6 +373,110 @@ int pt_command_add_blob_stored(struct pt_command_builder *b, const char *digest,
     return append(b, op, ok);
 }
 
+int pt_command_add_put_user(struct pt_command_builder *b, const char *name,
+                            const char *password_hash, const struct pt_command_grant *grants,
+                            size_t n_grants, int disabled, int only_if_no_users)
+{
+    static const Portolan__PutUser init = PORTOLAN__PUT_USER__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_USER, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__PutUser *u = op->put_user;
+    u->disabled = disabled != 0;
+    u->only_if_no_users = only_if_no_users != 0;
+    bool ok = str_set(&u->name, name) && str_set(&u->password_hash, password_hash) &&
+              grants_set(&u->grants, &u->n_grants, grants, n_grants);
+    return append(b, op, ok);
+}
+
+int pt_command_add_delete_user(struct pt_command_builder *b, const char *name)
+{
+    static const Portolan__DeleteUser init = PORTOLAN__DELETE_USER__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_DELETE_USER, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    return append(b, op, str_set(&op->delete_user->name, name));
+}
+
+int pt_command_add_put_token(struct pt_command_builder *b, const char *id, const char *secret_hash,
+                             const struct pt_command_grant *grants, size_t n_grants,
+                             int64_t expires_ms, int disabled, const char *description,
+                             const char *owner)
+{
+    static const Portolan__PutToken init = PORTOLAN__PUT_TOKEN__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_TOKEN, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__PutToken *t = op->put_token;
+    t->expires_ms = expires_ms;
+    t->disabled = disabled != 0;
+    bool ok = str_set(&t->id, id) && str_set(&t->secret_hash, secret_hash) &&
+              grants_set(&t->grants, &t->n_grants, grants, n_grants) &&
+              str_set(&t->description, description) && str_set(&t->owner, owner);
+    return append(b, op, ok);
+}
+
+int pt_command_add_delete_token(struct pt_command_builder *b, const char *id)
+{
+    static const Portolan__DeleteToken init = PORTOLAN__DELETE_TOKEN__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_DELETE_TOKEN, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    return append(b, op, str_set(&op->delete_token->id, id));
+}
+
+int pt_command_add_put_anonymous(struct pt_command_builder *b, const char *pattern)
+{
+    static const Portolan__PutAnonymousRule init = PORTOLAN__PUT_ANONYMOUS_RULE__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_ANONYMOUS_RULE, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    return append(b, op, str_set(&op->put_anonymous_rule->pattern, pattern));
+}
+
+int pt_command_add_delete_anonymous(struct pt_command_builder *b, const char *pattern)
+{
+    static const Portolan__DeleteAnonymousRule init = PORTOLAN__DELETE_ANONYMOUS_RULE__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_DELETE_ANONYMOUS_RULE, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    return append(b, op, str_set(&op->delete_anonymous_rule->pattern, pattern));
+}
+
+int pt_command_add_put_signing_key(struct pt_command_builder *b, const char *kid,
+                                   const char *region, const void *der, size_t der_len)
+{
+    static const Portolan__PutSigningKey init = PORTOLAN__PUT_SIGNING_KEY__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_SIGNING_KEY, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__PutSigningKey *k = op->put_signing_key;
+    bool ok = str_set(&k->kid, kid) && str_set(&k->region, region) &&
+              bytes_set(&k->public_key, der, der_len);
+    return append(b, op, ok);
+}
+
+int pt_command_add_retire_signing_key(struct pt_command_builder *b, const char *kid,
+                                      int64_t not_after_ms)
+{
+    static const Portolan__RetireSigningKey init = PORTOLAN__RETIRE_SIGNING_KEY__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_RETIRE_SIGNING_KEY, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    op->retire_signing_key->not_after_ms = not_after_ms;
+    return append(b, op, str_set(&op->retire_signing_key->kid, kid));
+}
+
+int pt_command_add_revoke_jwt(struct pt_command_builder *b, const char *jti, int64_t expires_ms)
+{
+    static const Portolan__RevokeJwt init = PORTOLAN__REVOKE_JWT__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_REVOKE_JWT, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    op->revoke_jwt->expires_ms = expires_ms;
+    return append(b, op, str_set(&op->revoke_jwt->jti, jti));
+}
+
 /* ---- encode / decode ------------------------------------------------------------------- */
 
 int pt_command_encode_with(const Portolan__Command *c, void *(*alloc)(size_t), void **buf,
@@ -335,7 +521,7 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
     for (size_t i = 0; i < c->n_ops; i++) {
         Portolan__Op *op = c->ops[i];
         if (op->op_case < PORTOLAN__OP__OP_PUT_MANIFEST ||
-            op->op_case > PORTOLAN__OP__OP_DELETE_REGION || op->put_manifest == NULL)
+            op->op_case > PORTOLAN__OP__OP_REVOKE_JWT || op->put_manifest == NULL)
             goto err;
     }
     *out = c;

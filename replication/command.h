@@ -73,6 +73,39 @@ int pt_command_add_unlink_blob(struct pt_command_builder *b, const char *repo, c
 int pt_command_add_blob_stored(struct pt_command_builder *b, const char *digest, uint64_t size,
                                const char *region);
 
+/* ---- access control (node/auth/; validated by the FSM at apply, not here) ---------------- */
+
+/* One grant of a PutUser / PutToken: pattern borrowed, actions PT_ACTION_* bits. */
+struct pt_command_grant {
+    const char *pattern;
+    unsigned actions;
+};
+
+/* Creates or replaces user name (password_hash from pt_password_hash). With only_if_no_users
+ * the operation applies only while no user exists. grants: n_grants borrowed entries. */
+int pt_command_add_put_user(struct pt_command_builder *b, const char *name,
+                            const char *password_hash, const struct pt_command_grant *grants,
+                            size_t n_grants, int disabled, int only_if_no_users);
+int pt_command_add_delete_user(struct pt_command_builder *b, const char *name);
+/* Creates or replaces token id (secret_hash from pt_secret_hash); expires_ms 0: never;
+ * description and owner may be NULL. */
+int pt_command_add_put_token(struct pt_command_builder *b, const char *id, const char *secret_hash,
+                             const struct pt_command_grant *grants, size_t n_grants,
+                             int64_t expires_ms, int disabled, const char *description,
+                             const char *owner);
+int pt_command_add_delete_token(struct pt_command_builder *b, const char *id);
+/* Anonymous pull on the repositories matching pattern. */
+int pt_command_add_put_anonymous(struct pt_command_builder *b, const char *pattern);
+int pt_command_add_delete_anonymous(struct pt_command_builder *b, const char *pattern);
+/* A region's signing public key: der[0..der_len) DER SubjectPublicKeyInfo (EC P-256). */
+int pt_command_add_put_signing_key(struct pt_command_builder *b, const char *kid,
+                                   const char *region, const void *der, size_t der_len);
+/* Tokens signed with kid are refused after not_after_ms. */
+int pt_command_add_retire_signing_key(struct pt_command_builder *b, const char *kid,
+                                      int64_t not_after_ms);
+/* Revokes the token id jti until expires_ms (then forgotten). */
+int pt_command_add_revoke_jwt(struct pt_command_builder *b, const char *jti, int64_t expires_ms);
+
 /* Encodes b's command: see pt_command_encode. b is unchanged and still needs freeing. */
 int pt_command_builder_encode(const struct pt_command_builder *b, void **buf, size_t *len);
 

@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libuv1-dev libh2o-dev librocksdb-dev libraft-dev
       libssl-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libyaml-dev
-      libcurl4-openssl-dev curl)
+      libcurl4-openssl-dev libcrypt-dev curl)
 if [ "${1:-}" = "--test" ]; then
     pkgs+=(libcmocka-dev python3 skopeo podman buildah containerd docker-registry wrk hey openssl
            clang-format jq)

@@ -60,6 +60,7 @@ static struct {
     atomic_int_fast64_t uploads;
     atomic_int replication_on; /* set once blob replication published a sample */
     atomic_uint_fast64_t repl[PT_METRICS_REPL_N];
+    atomic_uint_fast64_t auth[PT_METRICS_AUTH_N];
 } m;
 
 static void add(atomic_uint_fast64_t *a, uint64_t v)
@@ -373,6 +374,45 @@ static void render_replication(struct pt_buf *b)
     }
 }
 
+void pt_metrics_auth(int which)
+{
+    if (which >= 0 && which < PT_METRICS_AUTH_N)
+        add(&m.auth[which], 1);
+}
+
+static void render_auth(struct pt_buf *b)
+{
+    static const struct {
+        const char *family, *label;
+    } series[PT_METRICS_AUTH_N] = {
+        [PT_METRICS_AUTH_ALLOWED] = {"portolan_auth_decisions_total", "allowed"},
+        [PT_METRICS_AUTH_DENIED] = {"portolan_auth_decisions_total", "denied"},
+        [PT_METRICS_AUTH_UNAUTHORIZED] = {"portolan_auth_decisions_total", "unauthorized"},
+        [PT_METRICS_AUTH_LOGIN_OK] = {"portolan_auth_logins_total", "ok"},
+        [PT_METRICS_AUTH_LOGIN_FAILED] = {"portolan_auth_logins_total", "failed"},
+        [PT_METRICS_AUTH_LOGIN_LIMITED] = {"portolan_auth_logins_total", "limited"},
+        [PT_METRICS_AUTH_CACHE_HIT] = {"portolan_auth_token_cache_total", "hit"},
+        [PT_METRICS_AUTH_CACHE_MISS] = {"portolan_auth_token_cache_total", "miss"},
+    };
+    static const char *const help[] = {
+        "Access decisions of the gate, by result.",
+        "Logins (Basic credentials and /token), by result.",
+        "Bearer token lookups in the verified-token cache, by result.",
+    };
+    static const char *const label_name[] = {"result", "result", "result"};
+    const char *last = "";
+    int fam = -1;
+    for (int i = 0; i < PT_METRICS_AUTH_N; i++) {
+        if (strcmp(series[i].family, last) != 0) {
+            fam++;
+            family(b, series[i].family, "counter", help[fam]);
+            last = series[i].family;
+        }
+        appendf(b, "%s{%s=\"%s\"} %llu\n", series[i].family, label_name[fam], series[i].label,
+                (unsigned long long)get(&m.auth[i]));
+    }
+}
+
 int pt_metrics_render(char **out, size_t *len)
 {
     struct pt_buf b = {0};
@@ -388,6 +428,7 @@ int pt_metrics_render(char **out, size_t *len)
     appendf(&b, "portolan_uploads_in_progress %lld\n",
             (long long)atomic_load_explicit(&m.uploads, memory_order_relaxed));
     render_replication(&b);
+    render_auth(&b);
     rss = resident_bytes();
     if (rss >= 0) {
         family(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

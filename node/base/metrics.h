@@ -10,6 +10,7 @@
  *   portolan_http_response_bytes_total{route}              counter (response body bytes)
  *   portolan_uploads_in_progress                           gauge
  *   portolan_replication_* (blob replication, cluster only; see pt_metrics_replication)
+ *   portolan_auth_* (access control; see pt_metrics_auth)
  *   process_resident_memory_bytes, process_start_time_seconds   gauges
  * Methods are GET, HEAD, PUT, POST, PATCH, DELETE or "other"; status codes outside
  * PT_METRICS_CODES are counted as code="other".
@@ -65,6 +66,24 @@ enum {
 };
 /* Sets every replication series (values borrowed); the series appear from the first call. */
 void pt_metrics_replication(const uint64_t values[PT_METRICS_REPL_N]);
+
+/* Access control (http/auth_gate.c), counted from any thread:
+ *   portolan_auth_decisions_total{result="allowed|denied|unauthorized"}
+ *   portolan_auth_logins_total{result="ok|failed|limited"}
+ *   portolan_auth_token_cache_total{result="hit|miss"} */
+enum {
+    PT_METRICS_AUTH_ALLOWED = 0,
+    PT_METRICS_AUTH_DENIED,
+    PT_METRICS_AUTH_UNAUTHORIZED,
+    PT_METRICS_AUTH_LOGIN_OK,
+    PT_METRICS_AUTH_LOGIN_FAILED,
+    PT_METRICS_AUTH_LOGIN_LIMITED,
+    PT_METRICS_AUTH_CACHE_HIT,
+    PT_METRICS_AUTH_CACHE_MISS,
+    PT_METRICS_AUTH_N
+};
+/* Adds one to the series which (a PT_METRICS_AUTH_* value; others are ignored). */
+void pt_metrics_auth(int which);
 
 /*
  * Renders every metric. On success *out is a malloc'd, NUL-terminated buffer owned by the

@@ -58,6 +58,7 @@ enum kind {
     K_BOOL,      /* int 0/1 */
     K_LOG_LEVEL, /* int PT_LOG_* */
     K_TAG_READS, /* int PT_TAG_READS_*, one word of choices_of(K_TAG_READS) */
+    K_AUDIT,     /* int PT_AUDIT_*, one word of choices_of(K_AUDIT) */
 };
 
 struct option {
@@ -74,6 +75,8 @@ struct option {
 
 static const char *const tag_reads_choices[] = {
     [PT_TAG_READS_LINEARIZABLE] = "linearizable", [PT_TAG_READS_LOCAL] = "local", NULL};
+static const char *const audit_choices[] = {
+    [PT_AUDIT_OFF] = "off", [PT_AUDIT_ON] = "on", [PT_AUDIT_STDERR] = "stderr", NULL};
 
 /* The words a choice kind accepts, indexed by the stored value; NULL-terminated. */
 static const char *const *choices_of(enum kind k)
@@ -81,6 +84,8 @@ static const char *const *choices_of(enum kind k)
     switch (k) {
     case K_TAG_READS:
         return tag_reads_choices;
+    case K_AUDIT:
+        return audit_choices;
     default:
         return NULL;
     }
@@ -152,10 +157,34 @@ static const struct option options[] = {
     {"replication_bandwidth", "--replication-bandwidth", K_SIZE, FIELD(replication_bandwidth), 0,
      PT_TIB, "0", "SIZE",
      "bytes per second this region receives for blob replication; 0 = no limit"},
+    {"auth", "--auth", K_BOOL, FIELD(auth), 0, 0, "on", "BOOL",
+     "access control (users, tokens, grants); off only with a loopback listen address"},
+    {"initial_admin_password_file", "--initial-admin-password-file", K_STRING,
+     FIELD(initial_admin_password_file), 0, 0, "", "FILE",
+     "password of the first administrator \"admin\" (else $PORTOLAN_INITIAL_ADMIN_PASSWORD, "
+     "else generated into <data-dir>/initial-admin-password)"},
+    {"token_ttl", "--token-ttl", K_DURATION, FIELD(token_ttl_ms), PT_SEC_MS, PT_DAY_MS, "5m",
+     "DURATION", "lifetime of the access tokens /token issues"},
+    {"refresh_token_ttl", "--refresh-token-ttl", K_DURATION, FIELD(refresh_token_ttl_ms), PT_MIN_MS,
+     365 * PT_DAY_MS, "720h", "DURATION",
+     "lifetime of the refresh tokens /token issues with offline_token=true"},
+    {"auth_service", "--auth-service", K_STRING, FIELD(auth_service), 1, 0, "portolan", "NAME",
+     "service name of the token challenge and the tokens' audience"},
+    {"public_url", "--public-url", K_STRING, FIELD(public_url), 0, 0, "", "URL",
+     "base URL clients reach this region at (token realm); empty = the region's url in "
+     "cluster_file, else the request's scheme and Host"},
+    {"metrics_listen", "--metrics-listen", K_LISTEN, FIELD(metrics_listen), 0, 0, "", "HOST:PORT",
+     "serve /metrics only on this address (without access control); empty = on listen"},
+    {"audit", "--audit", K_AUDIT, FIELD(audit), 0, 0, "on", "MODE",
+     "audit log: on (<data-dir>/audit/), stderr, or off"},
+    {"login_burst", "--login-burst", K_UINT, FIELD(login_burst), 1, 10000, "10", "N",
+     "failed logins per user name or client address before they are slowed down"},
+    {"login_window", "--login-window", K_DURATION, FIELD(login_window_ms), PT_SEC_MS, PT_DAY_MS,
+     "1m", "DURATION", "window in which login_burst failures are counted"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
-_Static_assert(NOPTIONS <= 32, "duplicate-key detection uses a 32-bit mask");
+_Static_assert(NOPTIONS <= 64, "duplicate-key detection uses a 64-bit mask");
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
                                                       ...)
@@ -219,6 +248,7 @@ static int check_number(const struct option *o, const char *name, uint64_t v, ch
             return fail(err, errlen, "%s: not a log level", name);
         return 0;
     case K_TAG_READS:
+    case K_AUDIT:
         if (v >= choice_count(o->kind))
             return fail(err, errlen, "%s: not one of the choices", name);
         return 0;
@@ -309,7 +339,8 @@ static int set_value(struct pt_config *c, const struct option *o, const char *na
                         QUOTE_MAX, v);
         n = (uint64_t)b;
         break;
-    case K_TAG_READS: {
+    case K_TAG_READS:
+    case K_AUDIT: {
         const char *const *words = choices_of(o->kind);
         size_t i;
         for (i = 0; words[i] != NULL && strcmp(words[i], v) != 0; i++)
@@ -435,6 +466,56 @@ out:
     return rc;
 }
 
+/* 1 when host (no brackets) is a loopback address: 127.0.0.0/8, ::1 or "localhost". */
+static int host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
+}
+
+/* Access control may only be switched off where nobody but this machine can connect; the
+ * public URL, when given, is an http(s) base URL; the metrics port is not the client port. */
+static int validate_auth(const struct pt_config *c, char *err, size_t errlen)
+{
+    char host[PT_HOST_MAX + 1], mhost[PT_HOST_MAX + 1];
+    unsigned port = 0, mport = 0;
+
+    if (pt_addr_parse(c->listen, host, sizeof host, &port, NULL) != 0)
+        return fail(err, errlen, "listen: malformed");
+    if (!c->auth && !host_is_loopback(host))
+        return fail(err, errlen,
+                    "auth: off is only allowed when listen is a loopback address (%s is not)",
+                    c->listen);
+    if (c->public_url[0] != '\0') {
+        size_t n = strlen(c->public_url);
+        if ((strncmp(c->public_url, "http://", 7) != 0 &&
+             strncmp(c->public_url, "https://", 8) != 0) ||
+            strpbrk(c->public_url, " \"\\?#") != NULL || n > 512)
+            return fail(err, errlen, "public_url: \"%.*s\" is not an http:// or https:// base URL",
+                        QUOTE_MAX, c->public_url);
+    }
+    if (strpbrk(c->auth_service, " \",\\") != NULL || strlen(c->auth_service) > 200)
+        return fail(err, errlen, "auth_service: no spaces, quotes, commas or backslashes");
+    if (c->metrics_listen[0] != '\0') {
+        if (pt_addr_parse(c->metrics_listen, mhost, sizeof mhost, &mport, NULL) != 0)
+            return fail(err, errlen, "metrics_listen: malformed");
+        if (mport == port)
+            return fail(err, errlen, "metrics_listen: must not take the client listen port %u",
+                        port);
+    }
+    if (c->refresh_token_ttl_ms < c->token_ttl_ms)
+        return fail(err, errlen, "refresh_token_ttl: shorter than token_ttl");
+    return 0;
+}
+
 int pt_config_validate(const struct pt_config *c, char *err, size_t errlen)
 {
     int rc;
@@ -474,6 +555,8 @@ int pt_config_validate(const struct pt_config *c, char *err, size_t errlen)
             return fail(err, errlen, "tls_key: must be set when tls_cert is set");
         return fail(err, errlen, "tls_cert: must be set when tls_key is set");
     }
+    if ((rc = validate_auth(c, err, errlen)) != 0)
+        return rc;
     return validate_cluster(c, err, errlen);
 }
 
@@ -520,7 +603,7 @@ struct yaml_walk {
     struct pt_config *cfg;
     const char *path;
     const struct option *opt; /* key whose value comes next */
-    uint32_t seen;            /* bit i set once options[i] was given */
+    uint64_t seen;            /* bit i set once options[i] was given */
     char *err;
     size_t errlen;
 };
@@ -559,7 +642,7 @@ static int walk_event(void *arg, const yaml_event_t *ev)
         if (w->opt == NULL)
             return fail(w->err, w->errlen, "%s:%lu: unknown key \"%.*s\"", w->path, line, QUOTE_MAX,
                         key);
-        uint32_t bit = UINT32_C(1) << (w->opt - options);
+        uint64_t bit = UINT64_C(1) << (w->opt - options);
         if (w->seen & bit)
             return fail(w->err, w->errlen, "%s:%lu: %s: key given twice", w->path, line,
                         w->opt->key);

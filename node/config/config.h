@@ -22,6 +22,10 @@
  * cluster does not know. raft_listen is the address the Raft + peer port binds; empty means
  * this region's address in the cluster file. tag_reads, stale_fallback, write_timeout and
  * read_index_timeout are the read and write guarantees of DESIGN.md section 1.
+ *
+ * Access control: auth off is refused unless listen is a loopback address (127.0.0.0/8,
+ * ::1, localhost); with it off the node serves everyone as before. metrics_listen, when set,
+ * must not take the client port.
  */
 #ifndef PT_CONFIG_H
 #define PT_CONFIG_H
@@ -59,6 +63,24 @@ struct pt_config {
     uint64_t read_index_timeout_ms;   /* a linearizable read waits this long for the read index */
     unsigned replication_concurrency; /* background blob transfers from other regions at once */
     uint64_t replication_bandwidth;   /* bytes/s received for blob replication; 0 = no limit */
+    /* access control (README "Access control") */
+    int auth;                               /* 1 = users, tokens and grants are enforced */
+    char initial_admin_password_file[4096]; /* first administrator's password; "" = env/generated */
+    uint64_t token_ttl_ms;                  /* access tokens from /token */
+    uint64_t refresh_token_ttl_ms;          /* refresh tokens (offline_token=true) */
+    char auth_service[256];                 /* challenge service and token audience */
+    char public_url[1024];                  /* realm base; "" = cluster file url, else Host */
+    char metrics_listen[262];               /* host:port serving /metrics alone; "" = on listen */
+    int audit;                              /* PT_AUDIT_* */
+    unsigned login_burst;                   /* failed logins per key before backing off */
+    uint64_t login_window_ms;               /* window of login_burst */
+};
+
+/* Values of pt_config.audit. */
+enum pt_audit_mode {
+    PT_AUDIT_OFF = 0,    /* no audit records */
+    PT_AUDIT_ON = 1,     /* hash-chained files under <data-dir>/audit/ */
+    PT_AUDIT_STDERR = 2, /* one JSON line per record on stderr */
 };
 
 /* Values of pt_config.tag_reads. */

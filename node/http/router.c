@@ -164,6 +164,10 @@ int pt_router_match(const char *path, size_t len, struct pt_route *out)
         out->id = PT_ROUTE_METRICS;
         return 0;
     }
+    if (path_is(path, len, "/token")) {
+        out->id = PT_ROUTE_TOKEN;
+        return 0;
+    }
     /* Operator endpoints: everything under /admin/ (the handler checks the rest). */
     if (len > 7 && memcmp(path, "/admin/", 7) == 0) {
         out->id = PT_ROUTE_ADMIN;
@@ -207,7 +211,8 @@ const char *pt_route_name(enum pt_route_id id)
         [PT_ROUTE_BLOB] = "blob",       [PT_ROUTE_UPLOADS] = "uploads",
         [PT_ROUTE_UPLOAD] = "upload",   [PT_ROUTE_REFERRERS] = "referrers",
         [PT_ROUTE_HEALTHZ] = "healthz", [PT_ROUTE_METRICS] = "metrics",
-        [PT_ROUTE_ADMIN] = "admin",     [PT_ROUTE_UNKNOWN] = "unknown",
+        [PT_ROUTE_ADMIN] = "admin",     [PT_ROUTE_TOKEN] = "token",
+        [PT_ROUTE_UNKNOWN] = "unknown",
     };
 
     if ((unsigned)id >= PT_ROUTE__COUNT)

@@ -108,6 +108,11 @@ uint64_t pt_metastore_applied_index(struct pt_metastore *ms)
     return atomic_load(&ms->applied);
 }
 
+uint64_t pt_metastore_auth_generation(struct pt_metastore *ms)
+{
+    return atomic_load(&ms->auth_gen);
+}
+
 /* ---- open / close -------------------------------------------------------------------- */
 
 static int mkdir_p(const char *dir)
@@ -135,6 +140,7 @@ static int load_applied(struct pt_metastore *ms)
     uint64_t index = 0;
     int rv = ms_applied_at(ms, ms->ro, &index);
     atomic_store(&ms->applied, rv == 0 ? index : 0);
+    atomic_store(&ms->auth_gen, 1);
     return rv;
 }
 

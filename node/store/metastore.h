@@ -128,6 +128,11 @@ void pt_referrers_free(struct pt_referrer *r, size_t n);
 
 /* Index of the last command applied to replicated state (0 before the first). Any thread. */
 uint64_t pt_metastore_applied_index(struct pt_metastore *ms);
+/* Counter of changes to the access control records (users, tokens, anonymous rules, signing
+ * keys, revoked token ids): moves after every committed batch that touched one and after every
+ * snapshot restore, never backwards; starts at 1 on open. Readers (node/auth/directory.c)
+ * reload when it moved. Any thread (atomic). */
+uint64_t pt_metastore_auth_generation(struct pt_metastore *ms);
 
 /* Local (not replicated) upload session records: opaque bytes keyed by upload id (1 to
  * PT_UPLOAD_ID_MAX bytes; values up to PT_METASTORE_UPLOAD_VAL_MAX bytes, else

@@ -69,8 +69,9 @@ struct pt_metastore {
     rocksdb_writeoptions_t *wo;      /* sync=0 */
     rocksdb_writeoptions_t *wo_sync; /* sync=1: durable before visible */
     _Atomic uint64_t applied;
-    _Atomic int halted;    /* 0, or the first error that halted replicated writes */
-    _Atomic int fail_next; /* test seam: the next commit fails with this error */
+    _Atomic uint64_t auth_gen; /* pt_metastore_auth_generation */
+    _Atomic int halted;        /* 0, or the first error that halted replicated writes */
+    _Atomic int fail_next;     /* test seam: the next commit fails with this error */
 };
 
 /* ---- the database (metastore.c) -------------------------------------------------------- */

@@ -371,6 +371,42 @@ static void test_flag_errors(void **state)
     pt_cfg_expect_args_error(4, order, "--nope");
 }
 
+/* Access control is off only on loopback; its values are checked. */
+static void test_auth_settings(void **state)
+{
+    struct pt_config c;
+    char err[256];
+    (void)state;
+
+    pt_config_defaults(&c);
+    assert_int_equal(c.auth, 1);
+    assert_int_equal(c.audit, PT_AUDIT_ON);
+    assert_int_equal(c.token_ttl_ms, 5 * 60 * 1000);
+    assert_string_equal(c.auth_service, "portolan");
+    char *off_public[] = {"--auth", "off", "--listen", "0.0.0.0:5000"};
+    assert_int_equal(pt_config_parse_args(&c, 4, off_public, err, sizeof err), 0);
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), PT_E_CONFIG);
+    assert_non_null(strstr(err, "auth"));
+    pt_config_defaults(&c);
+    char *off_local[] = {"--auth", "off", "--listen", "[::1]:5000", "--audit", "stderr"};
+    assert_int_equal(pt_config_parse_args(&c, 6, off_local, err, sizeof err), 0);
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
+    assert_int_equal(c.auth, 0);
+    assert_int_equal(c.audit, PT_AUDIT_STDERR);
+    pt_config_defaults(&c);
+    char *bad_audit[] = {"--audit", "maybe"};
+    assert_int_equal(pt_config_parse_args(&c, 2, bad_audit, err, sizeof err), PT_E_CONFIG);
+    char *bad_url[] = {"--public-url", "ftp://x"};
+    assert_int_equal(pt_config_parse_args(&c, 2, bad_url, err, sizeof err), 0);
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), PT_E_CONFIG);
+    assert_non_null(strstr(err, "public_url"));
+    pt_config_defaults(&c);
+    char *same_port[] = {"--metrics-listen", "127.0.0.1:5000"};
+    assert_int_equal(pt_config_parse_args(&c, 2, same_port, err, sizeof err), 0);
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), PT_E_CONFIG);
+    assert_non_null(strstr(err, "metrics_listen"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_flags),
         cmocka_unit_test_setup_teardown(test_flag_override_order, pt_cfg_setup, pt_cfg_teardown),
         cmocka_unit_test_setup_teardown(test_flag_errors, pt_cfg_setup, pt_cfg_teardown),
+        cmocka_unit_test(test_auth_settings),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -410,6 +410,7 @@ static void test_route_names(void **state)
     assert_string_equal(pt_route_name(PT_ROUTE_HEALTHZ), "healthz");
     assert_string_equal(pt_route_name(PT_ROUTE_METRICS), "metrics");
     assert_string_equal(pt_route_name(PT_ROUTE_ADMIN), "admin");
+    assert_string_equal(pt_route_name(PT_ROUTE_TOKEN), "token");
     assert_string_equal(pt_route_name(PT_ROUTE_UNKNOWN), "unknown");
     assert_string_equal(pt_route_name(PT_ROUTE__COUNT), "unknown");
     assert_string_equal(pt_route_name((enum pt_route_id) - 1), "unknown");
