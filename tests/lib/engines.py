@@ -7,7 +7,8 @@ standard library only; the engines are Debian 12 packages (podman, buildah, cont
 
 - Storage (podman and buildah share one): a private containers-storage (driver vfs, its own
   graph root and run root, storage.conf, registries.conf, policy.json, containers.conf) under
-  a work directory. As root, containers/image keeps its blob-info cache in
+  a work directory; an empty default auth file (REGISTRY_AUTH_FILE), so an engine given no
+  credentials sends none. As root, containers/image keeps its blob-info cache in
   /var/lib/containers/cache whatever the flags say (buildah sets no cache directory), so each
   command runs in a private mount namespace (`unshare --mount`) with the work directory's
   varlib/ bound over /var/lib: nothing lands in the host's /var/lib.
@@ -68,6 +69,7 @@ class Storage:
                                       'short-name-mode = "disabled"\n')
         self.policy = _write(os.path.join(w, "policy.json"),
                              '{"default": [{"type": "insecureAcceptAnything"}]}\n')
+        self.auth_file = _write(os.path.join(w, "auth.json"), '{"auths": {}}\n')
         self.containers_conf = _write(os.path.join(w, "containers.conf"),
                                       '[engine]\ncgroup_manager = "cgroupfs"\n'
                                       'events_logger = "none"\n')
@@ -83,7 +85,7 @@ class Storage:
             "CONTAINERS_CONF": self.containers_conf,
             "CONTAINERS_REGISTRIES_CONF": self.registries_conf,
             "CONTAINERS_STORAGE_CONF": self.storage_conf,
-            "REGISTRY_AUTH_FILE": os.path.join(w, "auth.json"),
+            "REGISTRY_AUTH_FILE": self.auth_file,
             "DOCKER_CONFIG": os.path.join(w, "home"),
         }
 
