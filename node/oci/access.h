@@ -28,6 +28,7 @@
 #define PT_ACCESS_NAME_MAX        64  /* user names, token ids, key ids, token (jti) ids */
 #define PT_ACCESS_PATTERN_MAX     255 /* repository patterns */
 #define PT_ACCESS_ACTIONS_ALL     15  /* pull 1, push 2, delete 4, admin 8 */
+#define PT_ACCESS_ADMIN           8   /* registry-wide: only on the pattern "**" */
 #define PT_ACCESS_HASH_MAX        255 /* stored password hash, without NUL */
 #define PT_ACCESS_SECRET_HASH_LEN 71  /* "sha256:" + 64 hex */
 
