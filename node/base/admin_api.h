@@ -42,6 +42,33 @@
 #ifndef PT_ADMIN_API_H
 #define PT_ADMIN_API_H
 
+/*
+ * Access control (http/api_auth_admin.c; every route needs an administrator with Basic
+ * credentials, except whoami and a user's own password change):
+ *   POST   /admin/users  {"name", "password", "grants": [{"pattern", "actions": ["pull", ...]}
+ *                          or "pattern:pull,push", ...]}
+ *       201 {"name", "grants", "disabled", "created"}; 400 INVALID, 409 EXISTS
+ *   GET    /admin/users            200 {"users": [{"name", "grants", "disabled", "created"}]}
+ *   DELETE /admin/users/<name>     204; 404; 409 for the last administrator
+ *   PUT    /admin/users/<name>/password {"password"}   204 (the user itself or an admin)
+ *   POST   /admin/tokens {"id"?, "grants", "expires_in_s"?, "description"?}
+ *       201 {"id", "secret", "grants", "disabled", "expires", "created", "owner",
+ *            "description"}: the secret is shown this once ("ptk_..."); 409 EXISTS
+ *   GET    /admin/tokens           200 {"tokens": [{"id", "grants", "disabled", "expires",
+ *                                        "created", "owner", "description"}]}
+ *   DELETE /admin/tokens/<id>      204 (revoked)
+ *   POST   /admin/tokens/<id>/disable | /admin/tokens/<id>/enable   204
+ *   GET    /admin/auth/anonymous   200 {"rules": ["public/<pattern>", ...]}
+ *   POST   /admin/auth/anonymous {"pattern"}   201 {"pattern"}
+ *   DELETE /admin/auth/anonymous?pattern=<p>   204; 404 for an unknown rule
+ *   POST   /admin/auth/keys/rotate             201 {"kid"}
+ *   GET    /admin/auth/whoami      200 {"identity": "user:alice", "name", "kind":
+ *                                        "user"|"token"|"anonymous", "admin": bool}
+ *   Times ("created", "expires") are milliseconds since the epoch; "expires" 0 is never.
+ *   Credentials: Authorization: Basic with a user name + password or a token id + secret.
+ * Without access control (serve --auth off) these answer 404.
+ */
+
 /* Paths, below PT_ADMIN_PREFIX. */
 #define PT_ADMIN_PREFIX            "/admin/"
 #define PT_ADMIN_CLUSTER           "cluster"
@@ -50,6 +77,11 @@
 #define PT_ADMIN_TRANSFER_LEADER   "cluster/transfer-leader"
 #define PT_ADMIN_REPLICATION       "replication"
 #define PT_ADMIN_REPLICATION_IMAGE "replication/image"
+#define PT_ADMIN_USERS             "users"
+#define PT_ADMIN_TOKENS            "tokens"
+#define PT_ADMIN_ANONYMOUS         "auth/anonymous"
+#define PT_ADMIN_KEYS_ROTATE       "auth/keys/rotate"
+#define PT_ADMIN_WHOAMI            "auth/whoami"
 
 /* Most regions listed in an image's replication status: a cluster has at most
  * PT_CLUSTER_REGIONS_MAX members; room for the records of regions removed since. */
