@@ -371,13 +371,18 @@ static json_t *claims_to_json(const struct pt_jwt_claims *c, const char *jti)
         return o;
     }
     access = json_array();
-    if (access == NULL)
+    if (set_new(o, "access", access)) /* o owns it from here, even on error */
         goto err;
     for (i = 0; i < c->n_access; i++) {
         const struct pt_jwt_access *a = &c->access[i];
         json_t *e = json_object(), *acts = json_array();
-        if (e == NULL || acts == NULL || json_array_append_new(access, e) != 0) {
+        if (e == NULL || acts == NULL) {
             json_decref(e);
+            json_decref(acts);
+            goto err;
+        }
+        /* the _new setters take the reference even when they fail */
+        if (json_array_append_new(access, e) != 0) {
             json_decref(acts);
             goto err;
         }
@@ -393,8 +398,6 @@ static json_t *claims_to_json(const struct pt_jwt_claims *c, const char *jti)
                 json_array_append_new(acts, json_string(action_names[j].name)) != 0)
                 goto err;
     }
-    if (set_new(o, "access", access))
-        goto err;
     return o;
 err:
     json_decref(o);
