@@ -195,7 +195,7 @@ int pt_jwt_key_save(const struct pt_jwt_key *k, const char *path)
     char tmp[PATH_MAX];
     BIO *bio;
     char *data = NULL;
-    long n;
+    long n = 0;
     int fd, rc = PT_E_IO;
 
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp))
