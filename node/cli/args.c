@@ -466,7 +466,9 @@ int cli_args_parse(struct cli_opts *o, enum cli_cmd c, int argc, char **argv, FI
             i++;
             continue;
         }
-        if (a == NULL || a[0] != '-' || a[1] == '\0' || strcmp(a, "--") == 0) {
+        /* The one short flag is -n (audit tail); any other single dash word is no flag. */
+        if (a == NULL || a[0] != '-' || a[1] == '\0' || strcmp(a, "--") == 0 ||
+            (a[1] != '-' && (strcmp(a, "-n") != 0 || o->cmd != CMD_AUDIT_TAIL))) {
             fprintf(err, "portolan %s: unexpected argument \"%.64s\"\n", cmd, a ? a : "");
             return PT_CLI_USAGE;
         }
