@@ -28,6 +28,7 @@
 #include "command.h"
 #include "digest.h"
 #include "err.h"
+#include "fsm_auth.h"
 #include "metastore.h"
 
 static bool is_io_error(int rv)
@@ -217,6 +218,16 @@ static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
         return put_region(b, op->put_region);
     case PORTOLAN__OP__OP_DELETE_REGION:
         return pt_metastore_batch_region_delete(b, op->delete_region->id);
+    case PORTOLAN__OP__OP_PUT_USER:
+    case PORTOLAN__OP__OP_DELETE_USER:
+    case PORTOLAN__OP__OP_PUT_TOKEN:
+    case PORTOLAN__OP__OP_DELETE_TOKEN:
+    case PORTOLAN__OP__OP_PUT_ANONYMOUS_RULE:
+    case PORTOLAN__OP__OP_DELETE_ANONYMOUS_RULE:
+    case PORTOLAN__OP__OP_PUT_SIGNING_KEY:
+    case PORTOLAN__OP__OP_RETIRE_SIGNING_KEY:
+    case PORTOLAN__OP__OP_REVOKE_JWT:
+        return pt_fsm_apply_auth(b, c, op);
     default:
         return PT_E_CORRUPT; /* pt_command_decode refuses unknown kinds */
     }

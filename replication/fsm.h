@@ -62,6 +62,9 @@ struct pt_fsm_result {
  *   UnlinkBlob     PT_E_BLOB_UNKNOWN if not linked.
  *   BlobStored     records the op's region (the command's region when empty) as a holder;
  *                  PT_E_SIZE_INVALID if the blob is recorded with another size.
+ *   PutUser .. RevokeJwt (access control): every field validated (PT_E_CONFIG when
+ *                  malformed), idempotent; the rules are drawn at the top of fsm_auth.c.
+ *                  A committed command that stages one moves pt_metastore_auth_generation.
  * ms is borrowed; result is borrowed and always written.
  */
 int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t index,

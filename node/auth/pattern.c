@@ -1,10 +1,8 @@
 /*
  * pattern.c - identity names, repository patterns and grants (see pattern.h).
  *
- * Matching splits pattern and repository at '/' and compares component by component; inside
- * a component '*' globs are matched with the classic iterative algorithm (remember the last
- * star and retry one byte further), so the cost is bounded by the product of the lengths and
- * nothing recurses.
+ * The grammar itself (names, patterns, matching) lives in oci/access.c, where the store and
+ * the FSM reach it too; this file adds the textual forms: grants and action lists.
  */
 #include "pattern.h"
 
@@ -12,113 +10,36 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "access.h"
 #include "err.h"
 
-static bool is_lower_alnum(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static bool is_name_char(char c)
-{
-    return is_lower_alnum(c) || c == '.' || c == '_' || c == '-';
-}
+_Static_assert(PT_AUTH_NAME_MAX == PT_ACCESS_NAME_MAX, "one bound for names");
+_Static_assert(PT_AUTH_PATTERN_MAX == PT_ACCESS_PATTERN_MAX, "one bound for patterns");
+_Static_assert(PT_ACTIONS_ALL == PT_ACCESS_ACTIONS_ALL, "one set of action bits");
 
 int pt_auth_name_valid(const char *s, size_t len)
 {
-    if (s == NULL || len == 0 || len > PT_AUTH_NAME_MAX || !is_lower_alnum(s[0]))
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if (!is_name_char(s[i]))
-            return 0;
-    return 1;
+    return pt_access_name_valid(s, len);
 }
 
 int pt_pattern_valid(const char *p, size_t len)
 {
-    if (p == NULL || len == 0 || len > PT_AUTH_PATTERN_MAX)
-        return 0;
-    size_t start = 0;
-    while (start <= len) {
-        size_t end = start;
-        while (end < len && p[end] != '/')
-            end++;
-        size_t n = end - start;
-        if (n == 0)
-            return 0; /* empty component: leading, trailing or double slash */
-        const char *c = p + start;
-        if (n == 2 && c[0] == '*' && c[1] == '*') {
-            if (end != len)
-                return 0; /* "**" only as the last component */
-        } else {
-            for (size_t i = 0; i < n; i++) {
-                if (c[i] == '*') {
-                    if (i + 1 < n && c[i + 1] == '*')
-                        return 0; /* "**" inside a component */
-                } else if (!is_name_char(c[i])) {
-                    return 0;
-                }
-            }
-        }
-        start = end + 1;
-    }
-    return 1;
-}
-
-/* Glob match of one component: '*' matches any run of bytes (the component holds no '/'). */
-static bool glob_match(const char *g, size_t gn, const char *s, size_t sn)
-{
-    size_t gi = 0, si = 0, star = (size_t)-1, mark = 0;
-    while (si < sn) {
-        if (gi < gn && g[gi] == '*') {
-            star = gi++;
-            mark = si;
-        } else if (gi < gn && g[gi] == s[si]) {
-            gi++;
-            si++;
-        } else if (star != (size_t)-1) {
-            gi = star + 1;
-            si = ++mark;
-        } else {
-            return false;
-        }
-    }
-    while (gi < gn && g[gi] == '*')
-        gi++;
-    return gi == gn;
+    return pt_access_pattern_valid(p, len);
 }
 
 int pt_pattern_match(const char *pattern, const char *repo, size_t repo_len)
 {
-    if (pattern == NULL || repo == NULL || repo_len == 0)
+    if (pattern == NULL || repo == NULL)
         return 0;
     size_t plen = strnlen(pattern, PT_AUTH_PATTERN_MAX + 1);
-    if (!pt_pattern_valid(pattern, plen) || memchr(repo, '\0', repo_len) != NULL)
+    if (!pt_access_pattern_valid(pattern, plen))
         return 0;
-    size_t pi = 0, ri = 0;
-    for (;;) {
-        size_t pe = pi;
-        while (pe < plen && pattern[pe] != '/')
-            pe++;
-        if (pe - pi == 2 && pattern[pi] == '*' && pattern[pi + 1] == '*')
-            return 1; /* last component: matches whatever is left, even nothing */
-        if (ri > repo_len)
-            return 0; /* repository ran out of components */
-        size_t re = ri;
-        while (re < repo_len && repo[re] != '/')
-            re++;
-        if (!glob_match(pattern + pi, pe - pi, repo + ri, re - ri))
-            return 0;
-        if (pe == plen)
-            return re == repo_len;
-        pi = pe + 1;
-        ri = re + 1;
-    }
+    return pt_access_pattern_match(pattern, plen, repo, repo_len);
 }
 
 int pt_actions_valid(unsigned actions)
 {
-    return actions != 0 && (actions & ~(unsigned)PT_ACTIONS_ALL) == 0;
+    return pt_access_actions_valid(actions);
 }
 
 unsigned pt_actions_effective(unsigned actions)

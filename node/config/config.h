@@ -70,7 +70,7 @@ struct pt_config {
     uint64_t refresh_token_ttl_ms;          /* refresh tokens (offline_token=true) */
     char auth_service[256];                 /* challenge service and token audience */
     char public_url[1024];                  /* realm base; "" = cluster file url, else Host */
-    char metrics_listen[262];               /* host:port serving /metrics alone; "" = on listen */
+    char metrics_listen[256];               /* host:port serving /metrics alone; "" = on listen */
     int audit;                              /* PT_AUDIT_* */
     unsigned login_burst;                   /* failed logins per key before backing off */
     uint64_t login_window_ms;               /* window of login_burst */

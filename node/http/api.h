@@ -33,6 +33,11 @@ void pt_api_healthz(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
 void pt_api_metrics(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_replication_image(struct pt_worker *w, h2o_req_t *req);
+/* GET|POST /token (api_token.c). */
+void pt_api_token(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+/* The access-control routes under /admin/ (api_auth_admin.c): 1 when rt is one of them (and
+ * req was answered), 0 otherwise. */
+int pt_api_auth_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 
 /* Copies the route's repository name into a NUL-terminated string in req's pool. */
 char *pt_api_name(h2o_req_t *req, const struct pt_route *rt);

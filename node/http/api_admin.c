@@ -233,6 +233,8 @@ static void remove_region(struct pt_worker *w, h2o_req_t *req, const char *id_te
 void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
     static const char regions[] = "cluster/regions/";
+    if (pt_api_auth_admin(w, req, rt))
+        return;
     if (ref_is(rt, "cluster/regions") && pt_http_method_is(req, "POST")) {
         add_region(w, req);
         return;

@@ -25,6 +25,7 @@
 #include "auth_gate.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #include "api.h"
 #include "audit_hook.h"
 #include "clock.h"
+#include "cluster_config.h"
 #include "credentials.h"
 #include "err.h"
 #include "http.h"
@@ -378,10 +380,10 @@ static enum need_kind needed(h2o_req_t *req, const struct pt_route *rt, unsigned
         return NEED_REPO;
     case PT_ROUTE_MANIFEST:
     case PT_ROUTE_BLOB:
-        *actions = read                                 ? PT_ACTION_PULL
-                   : pt_http_method_is(req, "DELETE")   ? PT_ACTION_DELETE
-                   : rt->id == PT_ROUTE_MANIFEST        ? PT_ACTION_PUSH
-                                                        : PT_ACTION_PULL;
+        *actions = read                               ? PT_ACTION_PULL
+                   : pt_http_method_is(req, "DELETE") ? PT_ACTION_DELETE
+                   : rt->id == PT_ROUTE_MANIFEST      ? PT_ACTION_PUSH
+                                                      : PT_ACTION_PULL;
         return NEED_REPO;
     case PT_ROUTE_UPLOADS:
     case PT_ROUTE_UPLOAD:
@@ -470,7 +472,7 @@ static int authenticate(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx 
         ctx->id.kind = c->sub_kind == PT_JWT_SUB_USER    ? PT_IDENTITY_USER
                        : c->sub_kind == PT_JWT_SUB_TOKEN ? PT_IDENTITY_TOKEN
                                                          : PT_IDENTITY_ANONYMOUS;
-        snprintf(ctx->id.name, sizeof(ctx->id.name), "%s", c->sub);
+        snprintf(ctx->id.name, sizeof(ctx->id.name), "%.*s", PT_AUTH_NAME_MAX, c->sub);
         if (!pt_auth_dir_active(w->node->auth->dir, &ctx->id, pt_clock_wall_ms()))
             return unauthorized(w, req, ctx, rt, scope, "invalid_token");
         return 0;

@@ -55,19 +55,19 @@ struct pt_auth_service {
     struct pt_jwt_key *key; /* current signing key (owner: this service, under key_lock) */
     struct pt_jwt_key *old[PT_AUTH_OLD_KEYS_MAX]; /* replaced keys, freed with the service */
     size_t n_old;
-    char key_path[4200]; /* <data-dir>/auth/signing-key.pem */
+    char key_path[4300];   /* <data-dir>/auth/signing-key.pem */
     char realm_base[1024]; /* public URL without trailing '/'; "" = from the request */
 };
 
 /* What one request acts as; allocated from the request's pool by pt_auth_gate. */
 struct pt_auth_ctx {
-    int enforced;             /* 0: access control is off (every check passes) */
-    int given;                /* credentials were sent */
-    int scheme;               /* enum pt_auth_scheme of the accepted credentials */
-    struct pt_identity id;    /* anonymous when no (accepted) credentials */
+    int enforced;                 /* 0: access control is off (every check passes) */
+    int given;                    /* credentials were sent */
+    int scheme;                   /* enum pt_auth_scheme of the accepted credentials */
+    struct pt_identity id;        /* anonymous when no (accepted) credentials */
     struct pt_jwt_claims *claims; /* Bearer: the token's claims (pool), else NULL */
     char request_id[64];
-    char client[64]; /* the peer's address */
+    char client[64];           /* the peer's address */
     const char *denied_action; /* set when the gate refused: the action text for the audit */
 };
 

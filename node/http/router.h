@@ -66,8 +66,8 @@ struct pt_route {
 int pt_router_match(const char *path, size_t len, struct pt_route *out);
 
 /* Short stable label for metrics and logs: "base", "catalog", "tags", "manifest", "blob",
- * "uploads", "upload", "referrers", "healthz", "metrics", "admin", "token", "unknown" (also for out-of-range
- * ids). Static storage. */
+ * "uploads", "upload", "referrers", "healthz", "metrics", "admin", "token", "unknown" (also for
+ * out-of-range ids). Static storage. */
 const char *pt_route_name(enum pt_route_id id);
 
 #endif

@@ -31,6 +31,10 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "audit.h"
+#include "audit_hook.h"
+#include "auth_gate.h"
+#include "auth_startup.h"
 #include "blobstore.h"
 #include "cluster_config.h"
 #include "committer.h"
@@ -46,6 +50,9 @@
 #include "routes.h"
 #include "upload_expiry.h"
 
+#define AUDIT_ROTATE_BYTES (64ull << 20) /* audit.log is rotated at this size */
+#define AUDIT_KEEP_FILES   16            /* rotated audit files kept */
+
 struct server_handler {
     h2o_handler_t super;
     struct pt_node *node;
@@ -58,34 +65,59 @@ struct server_logger {
 
 /* Dispatch ----------------------------------------------------------------------------- */
 
-static void new_request_id(h2o_req_t *req)
+static void new_request_id(h2o_req_t *req, char *id, size_t size)
 {
     static _Atomic unsigned long long counter;
     unsigned long long n = ++counter;
     struct pt_worker *w = pt_worker_of(req);
-    pt_http_headerf(req, "X-Request-Id", "%llx-%x-%llx", (unsigned long long)w->node->started_ms,
-                    w->index, n);
+    snprintf(id, size, "%llx-%x-%llx", (unsigned long long)w->node->started_ms, w->index, n);
+    pt_http_header(req, "X-Request-Id", id, strlen(id));
+}
+
+/* 1 when req came in on the metrics listener (cfg.metrics_listen). */
+static int on_metrics_port(struct pt_worker *w, h2o_req_t *req)
+{
+    struct sockaddr_storage ss;
+    if (w->node->metrics_port == 0 || req->conn->callbacks->get_sockname == NULL)
+        return 0;
+    socklen_t sl = req->conn->callbacks->get_sockname(req->conn, (struct sockaddr *)&ss);
+    unsigned port = 0;
+    if (sl != 0 && ss.ss_family == AF_INET)
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (sl != 0 && ss.ss_family == AF_INET6)
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return port == w->node->metrics_port;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct pt_worker *w = pt_worker_of(req);
     (void)self;
-    new_request_id(req);
+    char rid[64];
+    new_request_id(req, rid, sizeof(rid));
     pt_http_header(req, "Docker-Distribution-API-Version", PT_HTTP_API_VERSION,
                    strlen(PT_HTTP_API_VERSION));
 
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     struct pt_route rt;
     int rv = pt_router_match(req->path.base, path_len, &rt);
+    /* With a metrics listener, it serves /metrics alone and the client port does not. */
+    if (w->node->metrics_port != 0 &&
+        (on_metrics_port(w, req) ? rt.id != PT_ROUTE_METRICS : rt.id == PT_ROUTE_METRICS)) {
+        pt_http_error(req, PT_E_NOT_FOUND, NULL, NULL);
+        return 0;
+    }
     if (rv == PT_E_TAG_INVALID && rt.id == PT_ROUTE_MANIFEST) {
-        pt_api_manifest_bad_tag(w, req, &rt);
+        if (pt_auth_gate(w, req, &rt, rid) == 0)
+            pt_api_manifest_bad_tag(w, req, &rt);
         return 0;
     }
     if (rv != 0) {
         pt_http_error(req, rv, NULL, NULL);
         return 0;
     }
+    if (pt_auth_gate(w, req, &rt, rid) != 0)
+        return 0;
     pt_routes_dispatch(w, req, &rt);
     return 0;
 }
@@ -110,6 +142,8 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     snprintf(method, sizeof(method), "%.*s", (int)req->method.len, req->method.base);
     uint64_t bytes_in = req->entity.base != NULL ? req->entity.len : 0;
     pt_metrics_request((unsigned)rt.id, method, req->res.status, secs, bytes_in, req->bytes_sent);
+    if (rt.id != PT_ROUTE_UNKNOWN)
+        pt_http_audit_done(pt_worker_of(req), req, &rt);
     if (!lg->node->cfg.access_log || !pt_log_enabled(PT_LOG_INFO))
         return;
     ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
@@ -163,7 +197,7 @@ static void on_connection(uv_stream_t *listener, int status)
     h2o_accept(&w->accept, sock);
 }
 
-static int open_listener(struct pt_worker *w, const char *host, unsigned port)
+static int open_listener(struct pt_worker *w, uv_tcp_t *listener, const char *host, unsigned port)
 {
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%u", port);
@@ -187,10 +221,10 @@ static int open_listener(struct pt_worker *w, const char *host, unsigned port)
         close(fd);
         goto out;
     }
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
-    if (uv_tcp_open(&w->listener, fd) != 0 ||
-        uv_listen((uv_stream_t *)&w->listener, 1024, on_connection) != 0) {
+    uv_tcp_init(&w->loop, listener);
+    listener->data = w;
+    if (uv_tcp_open(listener, fd) != 0 ||
+        uv_listen((uv_stream_t *)listener, 1024, on_connection) != 0) {
         close(fd);
         goto out;
     }
@@ -236,6 +270,8 @@ static void on_stop(uv_async_t *a)
 {
     struct pt_worker *w = a->data;
     uv_close((uv_handle_t *)&w->listener, on_closed_free_nothing);
+    if (w->metrics_open)
+        uv_close((uv_handle_t *)&w->metrics_listener, on_closed_free_nothing);
     h2o_context_request_shutdown(&w->ctx);
     w->drain.data = w;
     uv_timer_init(&w->loop, &w->drain);
@@ -267,7 +303,18 @@ static int worker_init(struct pt_worker *w, struct pt_node *node, unsigned index
     uv_async_init(&w->loop, &w->stop, on_stop);
     if (pt_mailbox_init(&w->mailbox, &w->loop) != 0)
         return PT_E_INTERNAL;
-    return open_listener(w, host, port);
+    int rv = open_listener(w, &w->listener, host, port);
+    if (rv == 0 && index == 0 && node->metrics_port != 0) {
+        char mhost[256];
+        unsigned mport;
+        struct pt_config mc = node->cfg;
+        snprintf(mc.listen, sizeof(mc.listen), "%s", node->cfg.metrics_listen);
+        rv = pt_config_listen_addr(&mc, mhost, sizeof(mhost), &mport);
+        if (rv == 0)
+            rv = open_listener(w, &w->metrics_listener, mhost, mport);
+        w->metrics_open = rv == 0;
+    }
+    return rv;
 }
 
 /* Asks the first n workers' loops to stop and waits for their threads; 1 if every one shut
@@ -433,6 +480,33 @@ static int start_committer(struct pt_node *node)
     return pt_committer_start(node->ms, &rc, &node->committer);
 }
 
+/* Access control and the audit log (README "Access control"); both stay NULL when off. */
+static int open_access_control(struct pt_node *node)
+{
+    const struct pt_config *cfg = &node->cfg;
+    int rv;
+    if (cfg->metrics_listen[0] != '\0') {
+        struct pt_config mc = *cfg;
+        char mhost[256];
+        snprintf(mc.listen, sizeof(mc.listen), "%s", cfg->metrics_listen);
+        if (pt_config_listen_addr(&mc, mhost, sizeof(mhost), &node->metrics_port) != 0)
+            return PT_E_CONFIG;
+    }
+    if (cfg->audit != PT_AUDIT_OFF &&
+        (rv = pt_audit_open(cfg->data_dir, cfg->region, cfg->audit == PT_AUDIT_STDERR,
+                            AUDIT_ROTATE_BYTES, AUDIT_KEEP_FILES, &node->audit)) != 0) {
+        pt_log(PT_LOG_ERROR, "cannot open the audit log", "{s:s,s:i}", "dir", cfg->data_dir,
+               "error", rv);
+        return rv;
+    }
+    if (!cfg->auth) {
+        pt_log(PT_LOG_WARN, "access control is off: every client may pull, push and delete",
+               "{s:s}", "listen", cfg->listen);
+        return 0;
+    }
+    return pt_auth_service_create(node, &node->auth);
+}
+
 static uv_loop_t main_loop;
 static uv_timer_t expire_timer;
 static uv_signal_t sigint, sigterm;
@@ -475,6 +549,13 @@ int pt_server_run(const struct pt_config *cfg)
     SSL_CTX *peer_ctx = NULL;
     if (node.cluster != NULL && (peer_ctx = make_peer_ssl_ctx(&node.cfg)) == NULL)
         return PT_E_CONFIG;
+    if ((rv = open_access_control(&node)) != 0)
+        return rv;
+    uv_loop_init(&main_loop);
+    /* A single region publishes its key and first administrator before it serves; a cluster
+     * region does it in the background once a leader commits. */
+    if ((rv = pt_auth_startup_run(&node, &main_loop, node.cluster == NULL)) != 0)
+        return rv;
     static const char *route_names[PT_ROUTE__COUNT];
     for (unsigned i = 0; i < PT_ROUTE__COUNT; i++)
         route_names[i] = pt_route_name((enum pt_route_id)i);
@@ -512,7 +593,6 @@ int pt_server_run(const struct pt_config *cfg)
            "threads", (int)node.cfg.threads, "tls", node.ssl_ctx != NULL, "region", node.cfg.region,
            "version", PT_VERSION);
 
-    uv_loop_init(&main_loop);
     uv_signal_init(&main_loop, &sigint);
     uv_signal_init(&main_loop, &sigterm);
     uv_signal_start(&sigint, on_signal, SIGINT);
@@ -529,7 +609,12 @@ int pt_server_run(const struct pt_config *cfg)
 
     int clean = stop_workers(workers, node.cfg.threads);
     /* Everything below runs after the workers are gone; applied commands reach the disk. */
+    pt_auth_startup_stop();
     pt_committer_stop(node.committer);
+    pt_auth_service_free(node.auth);
+    node.auth = NULL;
+    pt_audit_close(node.audit);
+    node.audit = NULL;
     pt_metastore_sync(node.ms);
     pt_metastore_close(node.ms);
     pt_blobstore_close(node.bs);

@@ -23,6 +23,8 @@ struct pt_metastore;
 struct pt_blobstore;
 struct pt_committer;
 struct pt_cluster_config;
+struct pt_auth_service;
+struct pt_audit;
 
 struct pt_node {
     struct pt_config cfg;
@@ -36,6 +38,12 @@ struct pt_node {
     /* cluster: this region's raft id and the cluster file (read-only after start-up) */
     uint64_t region_id;
     const struct pt_cluster_config *cluster;
+    /* access control (auth_gate.h); NULL when cfg.auth is off. Thread-safe. */
+    struct pt_auth_service *auth;
+    /* the audit log (audit/audit.h); NULL when cfg.audit is off. Thread-safe. */
+    struct pt_audit *audit;
+    /* the port of cfg.metrics_listen (0: /metrics is served on the client port) */
+    unsigned metrics_port;
     /* upload ids with an operation in flight (owner: this mutex; any thread). */
     pthread_mutex_t busy_lock;
     struct pt_busy_upload *busy;
@@ -47,6 +55,8 @@ struct pt_worker {
     pthread_t thread;
     uv_loop_t loop;
     uv_tcp_t listener;
+    uv_tcp_t metrics_listener; /* worker 0 only, with cfg.metrics_listen */
+    int metrics_open;
     uv_async_t stop;
     uv_timer_t drain; /* shutdown: waits for connections to close */
     unsigned drain_ms;

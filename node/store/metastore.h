@@ -1,6 +1,7 @@
 /*
  * metastore.h - the node's metadata store: repositories, manifests, tags, blob links,
- * referrers and blob locations (replicated), plus upload sessions (local to this region).
+ * referrers, blob locations, regions and access control records (replicated), plus upload
+ * sessions (local to this region).
  *
  * One RocksDB database with one column family per record kind (DESIGN.md section 3; the key
  * schema and value encodings are drawn at the top of metastore_codec.c).
@@ -31,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "bounds.h"
 #include "digest.h"
 
@@ -327,5 +329,104 @@ struct pt_region_rec {
 int pt_metastore_list_regions(struct pt_metastore *ms, struct pt_region_rec **out, size_t *count);
 int pt_metastore_batch_region_put(struct pt_metastore_batch *b, const struct pt_region_rec *r);
 int pt_metastore_batch_region_delete(struct pt_metastore_batch *b, uint64_t id);
+
+/*
+ * ---- access control records (replicated; written by the FSM only) -----------------------
+ * Users, access tokens, anonymous pull rules, token signing public keys and revoked token ids
+ * (node/auth/). Every field is validated with the grammar of oci/access.h when staged and
+ * again when read back (a stored record that breaks it is PT_E_CORRUPT). Writers return
+ * PT_E_CONFIG for a malformed record without staging anything. Each committed batch that
+ * staged one of them, and each restore, moves pt_metastore_auth_generation.
+ */
+#define PT_METASTORE_AUTH_GRANTS_MAX 32  /* grants per user or token */
+#define PT_METASTORE_AUTH_TEXT_MAX   255 /* token description */
+#define PT_METASTORE_AUTH_DER_MAX    512 /* DER SubjectPublicKeyInfo of a signing key */
+
+struct pt_auth_grant_rec {
+    char pattern[PT_ACCESS_PATTERN_MAX + 1]; /* pt_access_pattern_valid */
+    uint32_t actions;                        /* pt_access_actions_valid */
+};
+
+struct pt_auth_user_rec {
+    char name[PT_ACCESS_NAME_MAX + 1];
+    char password_hash[PT_ACCESS_HASH_MAX + 1];
+    int64_t created_ms;
+    int disabled;
+    size_t n_grants;
+    struct pt_auth_grant_rec grants[PT_METASTORE_AUTH_GRANTS_MAX];
+};
+
+struct pt_auth_token_rec {
+    char id[PT_ACCESS_NAME_MAX + 1];
+    char secret_hash[PT_ACCESS_SECRET_HASH_LEN + 1];
+    int64_t created_ms;
+    int64_t expires_ms; /* 0: never */
+    int disabled;
+    char description[PT_METASTORE_AUTH_TEXT_MAX + 1];
+    char owner[PT_ACCESS_NAME_MAX + 1]; /* "" or a user name */
+    size_t n_grants;
+    struct pt_auth_grant_rec grants[PT_METASTORE_AUTH_GRANTS_MAX];
+};
+
+struct pt_auth_key_rec {
+    char kid[PT_ACCESS_NAME_MAX + 1]; /* pt_access_id_valid */
+    char region[PT_METASTORE_REGION_MAX + 1];
+    int64_t created_ms;
+    int64_t not_after_ms; /* 0: not retired */
+    size_t der_len;       /* 1..PT_METASTORE_AUTH_DER_MAX */
+    unsigned char der[PT_METASTORE_AUTH_DER_MAX];
+};
+
+struct pt_auth_revoked_rec {
+    char jti[PT_ACCESS_NAME_MAX + 1]; /* pt_access_id_valid */
+    int64_t expires_ms;
+};
+
+/* Callbacks of pt_metastore_auth_load, each may be NULL (that kind is skipped). Records are
+ * borrowed for the call; a non-zero return stops the walk and is returned. */
+struct pt_metastore_auth_visitor {
+    int (*user)(void *arg, const struct pt_auth_user_rec *r);
+    int (*token)(void *arg, const struct pt_auth_token_rec *r);
+    int (*anonymous)(void *arg, const char *pattern);
+    int (*key)(void *arg, const struct pt_auth_key_rec *r);
+    int (*revoked)(void *arg, const struct pt_auth_revoked_rec *r);
+};
+
+/* Walks every access control record of one consistent view, each kind in byte-wise order of
+ * its name. 0, a callback's return, PT_E_IO, PT_E_CORRUPT. */
+int pt_metastore_auth_load(struct pt_metastore *ms, const struct pt_metastore_auth_visitor *v,
+                           void *arg);
+/* Point reads: 0 and *out, or PT_E_NOT_FOUND (also for a malformed name). */
+int pt_metastore_auth_user_get(struct pt_metastore *ms, const char *name,
+                               struct pt_auth_user_rec *out);
+int pt_metastore_auth_token_get(struct pt_metastore *ms, const char *id,
+                                struct pt_auth_token_rec *out);
+int pt_metastore_auth_key_get(struct pt_metastore *ms, const char *kid,
+                              struct pt_auth_key_rec *out);
+
+/* The same reads through a batch (staged writes over the database). */
+int pt_metastore_batch_auth_user_get(struct pt_metastore_batch *b, const char *name,
+                                     struct pt_auth_user_rec *out);
+int pt_metastore_batch_auth_token_get(struct pt_metastore_batch *b, const char *id,
+                                      struct pt_auth_token_rec *out);
+int pt_metastore_batch_auth_key_get(struct pt_metastore_batch *b, const char *kid,
+                                    struct pt_auth_key_rec *out);
+/* 1 if any user record exists (staged writes included), 0 if none, or a negative error. */
+int pt_metastore_batch_auth_has_users(struct pt_metastore_batch *b);
+/* Creates or replaces a record (r borrowed). */
+int pt_metastore_batch_auth_user_put(struct pt_metastore_batch *b,
+                                     const struct pt_auth_user_rec *r);
+int pt_metastore_batch_auth_token_put(struct pt_metastore_batch *b,
+                                      const struct pt_auth_token_rec *r);
+int pt_metastore_batch_auth_anonymous_put(struct pt_metastore_batch *b, const char *pattern);
+int pt_metastore_batch_auth_key_put(struct pt_metastore_batch *b, const struct pt_auth_key_rec *r);
+int pt_metastore_batch_auth_revoked_put(struct pt_metastore_batch *b,
+                                        const struct pt_auth_revoked_rec *r);
+/* Deletes a record; an absent one is not an error. PT_E_CONFIG for a malformed name. */
+int pt_metastore_batch_auth_user_delete(struct pt_metastore_batch *b, const char *name);
+int pt_metastore_batch_auth_token_delete(struct pt_metastore_batch *b, const char *id);
+int pt_metastore_batch_auth_anonymous_delete(struct pt_metastore_batch *b, const char *pattern);
+/* Deletes every revoked token id whose expires_ms <= now_ms (staged writes included). */
+int pt_metastore_batch_auth_revoked_purge(struct pt_metastore_batch *b, int64_t now_ms);
 
 #endif

@@ -20,11 +20,6 @@
 #include "err.h"
 #include "metastore_int.h"
 
-struct pt_metastore_batch {
-    struct pt_metastore *ms;
-    rocksdb_writebatch_wi_t *wb;
-};
-
 /* ---- batch life cycle ---------------------------------------------------------------- */
 
 int pt_metastore_batch_new(struct pt_metastore *ms, struct pt_metastore_batch **out)
@@ -34,6 +29,7 @@ int pt_metastore_batch_new(struct pt_metastore *ms, struct pt_metastore_batch **
         return PT_E_NOMEM;
     b->ms = ms;
     b->wb = rocksdb_writebatch_wi_create(0, 1);
+    b->auth = false;
     *out = b;
     return 0;
 }
@@ -49,6 +45,7 @@ void pt_metastore_batch_free(struct pt_metastore_batch *b)
 void pt_metastore_batch_clear(struct pt_metastore_batch *b)
 {
     rocksdb_writebatch_wi_clear(b->wb);
+    b->auth = false;
 }
 
 void pt_metastore_batch_mark(struct pt_metastore_batch *b)
@@ -110,10 +107,14 @@ static int batch_write(struct pt_metastore_batch *b, uint64_t index, rocksdb_wri
     rocksdb_writebatch_wi_clear(b->wb);
     if (index != 0)
         atomic_store(&ms->applied, index);
+    if (b->auth)
+        atomic_fetch_add(&ms->auth_gen, 1); /* after the write: readers reload what it wrote */
+    b->auth = false;
     return 0;
 
 err:
     rocksdb_writebatch_wi_clear(b->wb);
+    b->auth = false;
     pt_metastore_halt(ms, rv);
     return rv;
 }
@@ -128,9 +129,8 @@ int pt_metastore_batch_commit_durable(struct pt_metastore_batch *b, uint64_t ind
     return batch_write(b, index, b->ms->wo_sync);
 }
 
-/* Stages e (consumed) under key in cf. */
-static int stage_put(struct pt_metastore_batch *b, enum cf cf, const char *key, size_t klen,
-                     struct pt_buf *e)
+int ms_stage_put(struct pt_metastore_batch *b, enum cf cf, const char *key, size_t klen,
+                 struct pt_buf *e)
 {
     int rv = ms_enc_finish(e);
     if (rv != 0)
@@ -141,7 +141,7 @@ static int stage_put(struct pt_metastore_batch *b, enum cf cf, const char *key, 
     return 0;
 }
 
-static void stage_delete(struct pt_metastore_batch *b, enum cf cf, const char *key, size_t klen)
+void ms_stage_delete(struct pt_metastore_batch *b, enum cf cf, const char *key, size_t klen)
 {
     rocksdb_writebatch_wi_delete_cf(b->wb, b->ms->cf[cf], key, klen);
 }
@@ -157,7 +157,7 @@ int pt_metastore_batch_repo_ensure(struct pt_metastore_batch *b, const char *rep
         return rv < 0 ? rv : 0;
     struct pt_buf e = {0};
     ms_enc_size(&e, (uint64_t)time_ms);
-    return stage_put(b, CF_REPOS, repo, strlen(repo), &e);
+    return ms_stage_put(b, CF_REPOS, repo, strlen(repo), &e);
 }
 
 int pt_metastore_batch_manifest_get(struct pt_metastore_batch *b, const char *repo,
@@ -185,7 +185,7 @@ int pt_metastore_batch_manifest_put(struct pt_metastore_batch *b, const char *re
     size_t klen = ms_key_join(key, repo, digest, NULL);
     struct pt_buf e = {0};
     ms_enc_manifest(&e, media_type, artifact_type, subject, body, len);
-    return stage_put(b, CF_MANIFESTS, key, klen, &e);
+    return ms_stage_put(b, CF_MANIFESTS, key, klen, &e);
 }
 
 int pt_metastore_batch_manifest_delete(struct pt_metastore_batch *b, const char *repo,
@@ -196,7 +196,7 @@ int pt_metastore_batch_manifest_delete(struct pt_metastore_batch *b, const char 
     if (!ms_digest_ok(digest))
         return PT_E_DIGEST_INVALID;
     char key[KEY_MAX];
-    stage_delete(b, CF_MANIFESTS, key, ms_key_join(key, repo, digest, NULL));
+    ms_stage_delete(b, CF_MANIFESTS, key, ms_key_join(key, repo, digest, NULL));
     return 0;
 }
 
@@ -230,7 +230,7 @@ int pt_metastore_batch_tag_put(struct pt_metastore_batch *b, const char *repo, c
         return PT_E_DIGEST_INVALID;
     struct pt_buf e = {0};
     ms_enc_tag(&e, time_ms, digest);
-    return stage_put(b, CF_TAGS, key, klen, &e);
+    return ms_stage_put(b, CF_TAGS, key, klen, &e);
 }
 
 int pt_metastore_batch_tag_delete(struct pt_metastore_batch *b, const char *repo, const char *tag)
@@ -240,7 +240,7 @@ int pt_metastore_batch_tag_delete(struct pt_metastore_batch *b, const char *repo
     int rv = tag_key(repo, tag, key, &klen);
     if (rv != 0)
         return rv;
-    stage_delete(b, CF_TAGS, key, klen);
+    ms_stage_delete(b, CF_TAGS, key, klen);
     return 0;
 }
 
@@ -299,7 +299,7 @@ int pt_metastore_batch_tags_delete_to(struct pt_metastore_batch *b, const char *
         rv = irv;
     for (size_t i = 0; i < n; i++) {
         if (rv == 0)
-            stage_delete(b, CF_TAGS, keys[i], klens[i]);
+            ms_stage_delete(b, CF_TAGS, keys[i], klens[i]);
         free(keys[i]);
     }
     free(keys);
@@ -335,7 +335,7 @@ int pt_metastore_batch_blob_link(struct pt_metastore_batch *b, const char *repo,
         return rv;
     struct pt_buf e = {0};
     ms_enc_size(&e, size);
-    return stage_put(b, CF_REPO_BLOBS, key, klen, &e);
+    return ms_stage_put(b, CF_REPO_BLOBS, key, klen, &e);
 }
 
 int pt_metastore_batch_blob_unlink(struct pt_metastore_batch *b, const char *repo,
@@ -346,7 +346,7 @@ int pt_metastore_batch_blob_unlink(struct pt_metastore_batch *b, const char *rep
     int rv = blob_key(repo, digest, key, &klen);
     if (rv != 0)
         return rv;
-    stage_delete(b, CF_REPO_BLOBS, key, klen);
+    ms_stage_delete(b, CF_REPO_BLOBS, key, klen);
     return 0;
 }
 
@@ -379,7 +379,7 @@ int pt_metastore_batch_referrer_put(struct pt_metastore_batch *b, const char *re
         return PT_E_MANIFEST_TOO_LARGE;
     struct pt_buf e = {0};
     ms_enc_referrer(&e, r, annotations, ann_len);
-    return stage_put(b, CF_REFERRERS, key, klen, &e);
+    return ms_stage_put(b, CF_REFERRERS, key, klen, &e);
 }
 
 int pt_metastore_batch_referrer_delete(struct pt_metastore_batch *b, const char *repo,
@@ -390,7 +390,7 @@ int pt_metastore_batch_referrer_delete(struct pt_metastore_batch *b, const char 
     int rv = referrer_key(repo, subject, digest, key, &klen);
     if (rv != 0)
         return rv;
-    stage_delete(b, CF_REFERRERS, key, klen);
+    ms_stage_delete(b, CF_REFERRERS, key, klen);
     return 0;
 }
 
@@ -434,7 +434,7 @@ int pt_metastore_batch_blob_stored(struct pt_metastore_batch *b, const char *dig
 
     struct pt_buf e = {0};
     ms_enc_location(&e, loc);
-    rv = stage_put(b, CF_BLOB_LOCATIONS, digest, strlen(digest), &e);
+    rv = ms_stage_put(b, CF_BLOB_LOCATIONS, digest, strlen(digest), &e);
 out:
     free(loc);
     return rv;
@@ -452,13 +452,13 @@ int pt_metastore_batch_region_put(struct pt_metastore_batch *b, const struct pt_
     size_t klen = ms_region_key(r->id, key);
     struct pt_buf e = {0};
     ms_enc_region(&e, r);
-    return stage_put(b, CF_DEFAULT, key, klen, &e);
+    return ms_stage_put(b, CF_DEFAULT, key, klen, &e);
 }
 
 int pt_metastore_batch_region_delete(struct pt_metastore_batch *b, uint64_t id)
 {
     char key[32];
     size_t klen = ms_region_key(id, key);
-    stage_delete(b, CF_DEFAULT, key, klen);
+    ms_stage_delete(b, CF_DEFAULT, key, klen);
     return 0;
 }

@@ -12,6 +12,10 @@
  *   default         "region/" u64be:id                      v1 s32:name s32:address s32:url
  *                   (the regions of the cluster; id != 0,   (name <= 63, address <= 261,
  *                   big-endian so keys sort by id)          url <= 511 bytes)
+ *                   "auth/" <kind> "/" <name>               access control records: users,
+ *                   (kind: anon, jti, key, token, user)     tokens, anonymous rules, signing
+ *                                                           keys, revoked token ids; drawn in
+ *                                                           metastore_auth.c
  *   repos           <repo>                                  v1 i64:created_ms
  *   manifests       <repo> \0 <digest>                      v1 s8:media_type s8:artifact_type
  *                                                           s8:subject u32:len body[len]

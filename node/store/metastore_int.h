@@ -12,6 +12,8 @@
  *   metastore_snapshot.c  the snapshot stream of the replicated families (serialize, check,
  *                         restore) and the state digest
  *   metastore_local.c     records local to this region: upload sessions, blob transfers
+ *   metastore_auth.c      access control records (replicated): key schema, codec, reads and
+ *                         batch writes
  *
  * Names shared between the pieces start with ms_ (functions) or MS_ (constants); everything
  * else stays static in its file. The threading and ownership rules are metastore.h's: reads
@@ -73,6 +75,23 @@ struct pt_metastore {
     _Atomic int halted;        /* 0, or the first error that halted replicated writes */
     _Atomic int fail_next;     /* test seam: the next commit fails with this error */
 };
+
+/* A batch (metastore_batch.c); auth is set by every staged access control write and moves
+ * the auth generation once the batch is committed. */
+struct pt_metastore_batch {
+    struct pt_metastore *ms;
+    rocksdb_writebatch_wi_t *wb;
+    bool auth;
+};
+
+/* Stages e (consumed: freed on every path) under key in cf. 0 or PT_E_NOMEM. */
+int ms_stage_put(struct pt_metastore_batch *b, enum cf cf, const char *key, size_t klen,
+                 struct pt_buf *e);
+void ms_stage_delete(struct pt_metastore_batch *b, enum cf cf, const char *key, size_t klen);
+
+/* Access control records (CF_DEFAULT): "auth/" + kind + "/" + name (metastore_auth.c). */
+#define MS_AUTH_PREFIX     "auth/"
+#define MS_AUTH_PREFIX_LEN (sizeof(MS_AUTH_PREFIX) - 1)
 
 /* ---- the database (metastore.c) -------------------------------------------------------- */
 

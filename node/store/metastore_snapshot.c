@@ -292,6 +292,7 @@ int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
     if (rv != 0)
         return rv;
     atomic_store(&ms->applied, index);
+    atomic_fetch_add(&ms->auth_gen, 1); /* the access control records may all have changed */
     return 0;
 }
 

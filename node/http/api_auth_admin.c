@@ -1,0 +1,775 @@
+/*
+ * api_auth_admin.c - the admin API of access control (base/admin_api.h): users, access
+ * tokens, anonymous rules, signing key rotation, whoami.
+ *
+ * Reads come from the directory (auth/directory.h, this region's applied state). Changes are
+ * replicated commands built through replication/command.h and proposed like every other
+ * write (pt_api_commit); the answer goes out once the command is applied here, so a
+ * following request to this region sees it. Passwords are hashed (yescrypt) here, before
+ * proposing: no plain password enters the log. Token secrets are generated here, returned
+ * once in the 201 answer and only their SHA-256 is proposed.
+ *
+ * The gate (auth_gate.c) already required an administrator with Basic credentials for every
+ * route here except whoami and a user's own password change, which are checked below.
+ */
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "admin_api.h"
+#include "api.h"
+#include "api_common.h"
+#include "async.h"
+#include "auth_gate.h"
+#include "clock.h"
+#include "command.h"
+#include "err.h"
+#include "http.h"
+#include "metastore.h"
+#include "password.h"
+#include "query.h"
+#include "worker.h"
+
+#define AUTH_BODY_MAX (64 * 1024)
+
+/* JSON helpers ------------------------------------------------------------------------------ */
+
+static void send_json(h2o_req_t *req, int status, json_t *o)
+{
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    pt_http_header(req, "Cache-Control", "no-store", 8);
+    pt_http_send(req, status, "application/json", text, strlen(text));
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+}
+
+static json_t *body_object(h2o_req_t *req)
+{
+    size_t len = req->entity.base != NULL ? req->entity.len : 0;
+    if (len > AUTH_BODY_MAX) {
+        pt_http_error(req, PT_E_TOO_LARGE, NULL, NULL);
+        return NULL;
+    }
+    json_t *o =
+        len > 0 ? json_loadb(req->entity.base, len, JSON_REJECT_DUPLICATES, NULL) : json_object();
+    if (!json_is_object(o)) {
+        json_decref(o);
+        pt_http_error(req, PT_E_INVALID, "the body must be a JSON object", NULL);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *actions_json(unsigned actions)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{PT_ACTION_PULL, "pull"},
+                 {PT_ACTION_PUSH, "push"},
+                 {PT_ACTION_DELETE, "delete"},
+                 {PT_ACTION_ADMIN, "admin"}};
+    json_t *a = json_array();
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (actions & names[i].bit)
+            json_array_append_new(a, json_string(names[i].name));
+    return a;
+}
+
+static json_t *grants_json(const struct pt_grant *g, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:s,s:o}", "pattern", g[i].pattern, "actions",
+                                           actions_json(g[i].actions)));
+    return a;
+}
+
+static json_t *user_json(const struct pt_auth_user_info *u)
+{
+    return json_pack("{s:s,s:o,s:b,s:I}", "name", u->name, "grants",
+                     grants_json(u->grants, u->n_grants), "disabled", u->disabled, "created",
+                     (json_int_t)u->created_ms);
+}
+
+static json_t *token_json(const struct pt_auth_token_info *t)
+{
+    return json_pack("{s:s,s:o,s:b,s:I,s:I,s:s,s:s}", "id", t->id, "grants",
+                     grants_json(t->grants, t->n_grants), "disabled", t->disabled, "expires",
+                     (json_int_t)t->expires_ms, "created", (json_int_t)t->created_ms, "owner",
+                     t->owner, "description", t->description);
+}
+
+/* Reads "grants": [{"pattern", "actions": ["pull", ...]} or "pattern:pull,push", ...].
+ * Sends the error itself. 0 or -1. */
+static int parse_grants(h2o_req_t *req, json_t *arr, struct pt_grant *out, size_t *n)
+{
+    *n = 0;
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) > PT_AUTH_GRANTS_MAX) {
+        pt_http_error(req, PT_E_INVALID, "grants must be an array of at most 32 grants", NULL);
+        return -1;
+    }
+    size_t i;
+    json_t *g;
+    json_array_foreach(arr, i, g)
+    {
+        struct pt_grant *o = &out[*n];
+        if (json_is_string(g)) {
+            if (pt_grant_parse(json_string_value(g), o->pattern, sizeof(o->pattern), &o->actions) !=
+                0) {
+                pt_http_error(req, PT_E_INVALID, "invalid grant", json_string_value(g));
+                return -1;
+            }
+            (*n)++;
+            continue;
+        }
+        const char *pattern = json_string_value(json_object_get(g, "pattern"));
+        json_t *acts = json_object_get(g, "actions");
+        if (pattern == NULL || !pt_pattern_valid(pattern, strlen(pattern))) {
+            pt_http_error(req, PT_E_INVALID, "invalid grant pattern",
+                          pattern != NULL ? pattern : "missing");
+            return -1;
+        }
+        if (!json_is_array(acts) || json_array_size(acts) == 0) {
+            pt_http_error(req, PT_E_INVALID, "a grant needs actions: pull, push, delete, admin",
+                          pattern);
+            return -1;
+        }
+        /* "pattern:actions" through the one grant grammar */
+        char text[PT_AUTH_PATTERN_MAX + 64];
+        size_t used = (size_t)snprintf(text, sizeof(text), "%s:", pattern);
+        size_t j;
+        json_t *a;
+        json_array_foreach(acts, j, a)
+        {
+            const char *s = json_string_value(a);
+            if (s == NULL || strlen(s) > 16 || used + strlen(s) + 2 >= sizeof(text)) {
+                pt_http_error(req, PT_E_INVALID, "invalid grant action", pattern);
+                return -1;
+            }
+            used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s", j ? "," : "", s);
+        }
+        if (pt_grant_parse(text, o->pattern, sizeof(o->pattern), &o->actions) != 0) {
+            pt_http_error(req, PT_E_INVALID, "invalid grant actions (pull, push, delete, admin, *)",
+                          pattern);
+            return -1;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+static void to_command_grants(const struct pt_grant *g, size_t n, struct pt_command_grant *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i].pattern = g[i].pattern;
+        out[i].actions = g[i].actions;
+    }
+}
+
+/* Commits ----------------------------------------------------------------------------------- */
+
+/* What to answer once a change is applied: a status and an optional JSON text. */
+struct reply {
+    int status;
+    char body[];
+};
+
+static void on_applied(h2o_req_t *req, int status, void *data)
+{
+    struct reply *r = data;
+    if (status != 0) {
+        pt_http_error(req, status,
+                      status == PT_E_UNAVAILABLE ? "the change could not be committed: no leader"
+                                                 : NULL,
+                      NULL);
+    } else if (r->body[0] != '\0') {
+        pt_http_header(req, "Cache-Control", "no-store", 8);
+        pt_http_send(req, r->status, "application/json", r->body, strlen(r->body));
+    } else {
+        pt_http_send_empty(req, r->status);
+    }
+    OPENSSL_cleanse(r->body, strlen(r->body));
+}
+
+/* Proposes b (freed) and answers status with body (JSON, consumed; NULL for none). */
+static void commit(struct pt_worker *w, h2o_req_t *req, struct pt_command_builder *b, int added,
+                   int status, json_t *body)
+{
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    size_t tl = text != NULL ? strlen(text) : 0;
+    struct reply *r = malloc(sizeof(*r) + tl + 1);
+    if (r == NULL || (body != NULL && text == NULL)) {
+        free(r);
+        free(text);
+        pt_command_builder_free(b);
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    r->status = status;
+    memcpy(r->body, text != NULL ? text : "", tl + 1);
+    int rv = pt_api_commit(w, req, b, added, on_applied, r, sizeof(*r) + tl + 1);
+    OPENSSL_cleanse(r->body, tl);
+    free(r);
+    if (text != NULL) {
+        OPENSSL_cleanse(text, tl);
+        free(text);
+    }
+    if (rv != 0)
+        pt_http_error(req, rv, NULL, NULL);
+}
+
+static int begin(struct pt_worker *w, h2o_req_t *req, struct pt_command_builder *b)
+{
+    if (pt_api_command(w, b) != 0) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Users ------------------------------------------------------------------------------------- */
+
+static int password_ok(h2o_req_t *req, const char *pw)
+{
+    if (pw == NULL || pw[0] == '\0' || strlen(pw) > PT_PASSWORD_MAX) {
+        pt_http_error(req, PT_E_INVALID, "password must be 1 to 1024 bytes", NULL);
+        return 0;
+    }
+    return 1;
+}
+
+static void user_add(struct pt_worker *w, h2o_req_t *req)
+{
+    struct pt_auth_service *s = w->node->auth;
+    json_t *o = body_object(req);
+    if (o == NULL)
+        return;
+    const char *name = json_string_value(json_object_get(o, "name"));
+    const char *pw = json_string_value(json_object_get(o, "password"));
+    struct pt_grant *grants = malloc(sizeof(*grants) * PT_AUTH_GRANTS_MAX);
+    struct pt_auth_user_info *u = malloc(sizeof(*u));
+    size_t n = 0;
+    char hash[PT_PASSWORD_HASH_MAX];
+    if (grants == NULL || u == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+    } else if (name == NULL || !pt_auth_name_valid(name, strlen(name))) {
+        pt_http_error(req, PT_E_INVALID, "name must match [a-z0-9][a-z0-9._-]{0,63}", NULL);
+    } else if (!password_ok(req, pw) ||
+               parse_grants(req, json_object_get(o, "grants"), grants, &n) != 0) {
+        /* answered */
+    } else if (pt_auth_dir_user(s->dir, name, u) == 0) {
+        pt_http_error(req, PT_E_EXISTS, "a user of this name exists", name);
+    } else if (pt_password_hash(pw, strlen(pw), hash, sizeof(hash)) != 0) {
+        pt_http_error(req, PT_E_INTERNAL, "cannot hash the password", NULL);
+    } else {
+        struct pt_command_grant cg[PT_AUTH_GRANTS_MAX];
+        to_command_grants(grants, n, cg);
+        struct pt_command_builder b;
+        if (begin(w, req, &b) == 0) {
+            memset(u, 0, sizeof(*u));
+            snprintf(u->name, sizeof(u->name), "%s", name);
+            memcpy(u->grants, grants, n * sizeof(*grants));
+            u->n_grants = n;
+            u->created_ms = pt_clock_wall_ms();
+            commit(w, req, &b, pt_command_add_put_user(&b, name, hash, cg, n, 0, 0), 201,
+                   user_json(u));
+        }
+        OPENSSL_cleanse(hash, sizeof(hash));
+    }
+    free(grants);
+    free(u);
+    json_decref(o); /* the password's copy goes with it */
+}
+
+static void users_list(struct pt_worker *w, h2o_req_t *req)
+{
+    struct pt_auth_user_info *v = NULL;
+    size_t n = 0;
+    if (pt_auth_dir_users(w->node->auth->dir, &v, &n) != 0) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, user_json(&v[i]));
+    free(v);
+    send_json(req, 200, json_pack("{s:o}", "users", a));
+}
+
+static int holds_admin(const struct pt_auth_user_info *u)
+{
+    for (size_t i = 0; i < u->n_grants; i++)
+        if (u->grants[i].actions & PT_ACTION_ADMIN)
+            return 1;
+    return 0;
+}
+
+/* 1 when name is the only active user holding admin. */
+static int last_admin(struct pt_worker *w, const char *name)
+{
+    struct pt_auth_user_info *v = NULL;
+    size_t n = 0, admins = 0;
+    int is = 0;
+    if (pt_auth_dir_users(w->node->auth->dir, &v, &n) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].disabled || !holds_admin(&v[i]))
+            continue;
+        admins++;
+        if (strcmp(v[i].name, name) == 0)
+            is = 1;
+    }
+    free(v);
+    return is && admins == 1;
+}
+
+static void user_delete(struct pt_worker *w, h2o_req_t *req, const char *name)
+{
+    struct pt_auth_user_info u;
+    if (pt_auth_dir_user(w->node->auth->dir, name, &u) != 0) {
+        pt_http_error(req, PT_E_NOT_FOUND, "no such user", name);
+        return;
+    }
+    if (last_admin(w, name)) {
+        pt_http_error(req, PT_E_EXISTS, "the last administrator cannot be removed", name);
+        return;
+    }
+    struct pt_command_builder b;
+    if (begin(w, req, &b) == 0)
+        commit(w, req, &b, pt_command_add_delete_user(&b, name), 204, NULL);
+}
+
+static void user_password(struct pt_worker *w, h2o_req_t *req, const char *name)
+{
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    int self = ctx != NULL && ctx->id.kind == PT_IDENTITY_USER && strcmp(ctx->id.name, name) == 0;
+    if (!self && !pt_auth_is_admin(w, req)) {
+        pt_http_error(req, PT_E_DENIED, "only the user itself or an administrator", NULL);
+        return;
+    }
+    struct pt_auth_user_info u;
+    if (pt_auth_dir_user(w->node->auth->dir, name, &u) != 0) {
+        pt_http_error(req, PT_E_NOT_FOUND, "no such user", name);
+        return;
+    }
+    json_t *o = body_object(req);
+    if (o == NULL)
+        return;
+    const char *pw = json_string_value(json_object_get(o, "password"));
+    char hash[PT_PASSWORD_HASH_MAX];
+    if (!password_ok(req, pw)) {
+        /* answered */
+    } else if (pt_password_hash(pw, strlen(pw), hash, sizeof(hash)) != 0) {
+        pt_http_error(req, PT_E_INTERNAL, "cannot hash the password", NULL);
+    } else {
+        struct pt_command_grant cg[PT_AUTH_GRANTS_MAX];
+        to_command_grants(u.grants, u.n_grants, cg);
+        struct pt_command_builder b;
+        if (begin(w, req, &b) == 0)
+            commit(w, req, &b,
+                   pt_command_add_put_user(&b, name, hash, cg, u.n_grants, u.disabled, 0), 204,
+                   NULL);
+        OPENSSL_cleanse(hash, sizeof(hash));
+    }
+    json_decref(o);
+}
+
+/* Tokens ------------------------------------------------------------------------------------ */
+
+static void token_add(struct pt_worker *w, h2o_req_t *req)
+{
+    struct pt_auth_service *s = w->node->auth;
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    json_t *o = body_object(req);
+    if (o == NULL)
+        return;
+    const char *id = json_string_value(json_object_get(o, "id"));
+    const char *desc = json_string_value(json_object_get(o, "description"));
+    json_t *ttl = json_object_get(o, "expires_in_s");
+    struct pt_grant *grants = malloc(sizeof(*grants) * PT_AUTH_GRANTS_MAX);
+    struct pt_auth_token_info *t = calloc(1, sizeof(*t));
+    size_t n = 0;
+    char idbuf[PT_AUTH_NAME_MAX + 1];
+    if (id == NULL) {
+        unsigned char r[6];
+        if (RAND_bytes(r, sizeof(r)) != 1) {
+            pt_http_error(req, PT_E_INTERNAL, NULL, NULL);
+            goto out;
+        }
+        snprintf(idbuf, sizeof(idbuf), "t-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
+                 r[5]);
+        id = idbuf;
+    }
+    if (grants == NULL || t == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+    } else if (!pt_auth_name_valid(id, strlen(id))) {
+        pt_http_error(req, PT_E_INVALID, "id must match [a-z0-9][a-z0-9._-]{0,63}", NULL);
+    } else if (desc != NULL && strlen(desc) >= sizeof(t->description)) {
+        pt_http_error(req, PT_E_INVALID, "description longer than 255 bytes", NULL);
+    } else if (ttl != NULL && (!json_is_integer(ttl) || json_integer_value(ttl) <= 0 ||
+                               json_integer_value(ttl) > 10LL * 365 * 86400)) {
+        pt_http_error(req, PT_E_INVALID, "expires_in_s must be a positive number of seconds", NULL);
+    } else if (parse_grants(req, json_object_get(o, "grants"), grants, &n) != 0) {
+        /* answered */
+    } else if (n == 0) {
+        pt_http_error(req, PT_E_INVALID, "a token needs at least one grant", NULL);
+    } else if (pt_auth_dir_token(s->dir, id, t) == 0) {
+        pt_http_error(req, PT_E_EXISTS, "a token of this id exists", id);
+    } else {
+        char secret[PT_SECRET_MAX], hash[PT_SECRET_HASH_MAX];
+        if (pt_secret_generate(secret, sizeof(secret)) != 0) {
+            pt_http_error(req, PT_E_INTERNAL, "cannot generate a secret", NULL);
+            goto out;
+        }
+        pt_secret_hash(secret, strlen(secret), hash);
+        int64_t now = pt_clock_wall_ms();
+        memset(t, 0, sizeof(*t));
+        snprintf(t->id, sizeof(t->id), "%s", id);
+        memcpy(t->grants, grants, n * sizeof(*grants));
+        t->n_grants = n;
+        t->created_ms = now;
+        t->expires_ms = ttl != NULL ? now + json_integer_value(ttl) * 1000 : 0;
+        snprintf(t->description, sizeof(t->description), "%s", desc != NULL ? desc : "");
+        snprintf(t->owner, sizeof(t->owner), "%s", ctx != NULL ? ctx->id.name : "");
+        json_t *body = token_json(t);
+        json_object_set_new(body, "secret", json_string(secret));
+        struct pt_command_grant cg[PT_AUTH_GRANTS_MAX];
+        to_command_grants(grants, n, cg);
+        struct pt_command_builder b;
+        if (begin(w, req, &b) == 0)
+            commit(w, req, &b,
+                   pt_command_add_put_token(&b, t->id, hash, cg, n, t->expires_ms, 0,
+                                            t->description, t->owner),
+                   201, body);
+        else
+            json_decref(body);
+        OPENSSL_cleanse(secret, sizeof(secret));
+    }
+out:
+    free(grants);
+    free(t);
+    json_decref(o);
+}
+
+static void tokens_list(struct pt_worker *w, h2o_req_t *req)
+{
+    struct pt_auth_token_info *v = NULL;
+    size_t n = 0;
+    if (pt_auth_dir_tokens(w->node->auth->dir, &v, &n) != 0) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, token_json(&v[i]));
+    free(v);
+    send_json(req, 200, json_pack("{s:o}", "tokens", a));
+}
+
+static void token_delete(struct pt_worker *w, h2o_req_t *req, const char *id)
+{
+    struct pt_auth_token_info *t = malloc(sizeof(*t));
+    if (t == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    int rv = pt_auth_dir_token(w->node->auth->dir, id, t);
+    free(t);
+    if (rv != 0) {
+        pt_http_error(req, PT_E_NOT_FOUND, "no such token", id);
+        return;
+    }
+    struct pt_command_builder b;
+    if (begin(w, req, &b) == 0)
+        commit(w, req, &b, pt_command_add_delete_token(&b, id), 204, NULL);
+}
+
+/* The stored record (with its secret's hash) is read from the metastore: a PutToken replaces
+ * the whole record and the directory never hands out hashes. */
+static void token_set_disabled(struct pt_worker *w, h2o_req_t *req, const char *id, int disabled)
+{
+    struct pt_auth_token_rec *t = malloc(sizeof(*t));
+    if (t == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    if (pt_metastore_auth_token_get(w->node->ms, id, t) != 0) {
+        pt_http_error(req, PT_E_NOT_FOUND, "no such token", id);
+    } else {
+        struct pt_command_grant cg[PT_METASTORE_AUTH_GRANTS_MAX];
+        for (size_t i = 0; i < t->n_grants; i++) {
+            cg[i].pattern = t->grants[i].pattern;
+            cg[i].actions = t->grants[i].actions;
+        }
+        struct pt_command_builder b;
+        if (begin(w, req, &b) == 0)
+            commit(w, req, &b,
+                   pt_command_add_put_token(&b, id, t->secret_hash, cg, t->n_grants, t->expires_ms,
+                                            disabled, t->description, t->owner),
+                   204, NULL);
+    }
+    OPENSSL_cleanse(t, sizeof(*t));
+    free(t);
+}
+
+/* Anonymous rules ----------------------------------------------------------------------------- */
+
+static void anonymous_list(struct pt_worker *w, h2o_req_t *req)
+{
+    char(*p)[PT_AUTH_PATTERN_MAX + 1] = NULL;
+    size_t n = 0;
+    if (pt_auth_dir_anonymous(w->node->auth->dir, &p, &n) != 0) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(p[i]));
+    free(p);
+    send_json(req, 200, json_pack("{s:o}", "rules", a));
+}
+
+static void anonymous_add(struct pt_worker *w, h2o_req_t *req)
+{
+    json_t *o = body_object(req);
+    if (o == NULL)
+        return;
+    const char *pattern = json_string_value(json_object_get(o, "pattern"));
+    if (pattern == NULL || !pt_pattern_valid(pattern, strlen(pattern))) {
+        pt_http_error(req, PT_E_INVALID, "invalid repository pattern",
+                      pattern != NULL ? pattern : "missing");
+    } else {
+        struct pt_command_builder b;
+        if (begin(w, req, &b) == 0)
+            commit(w, req, &b, pt_command_add_put_anonymous(&b, pattern), 201,
+                   json_pack("{s:s}", "pattern", pattern));
+    }
+    json_decref(o);
+}
+
+static void anonymous_delete(struct pt_worker *w, h2o_req_t *req)
+{
+    h2o_iovec_t q = pt_http_query(req);
+    char pattern[PT_AUTH_PATTERN_MAX + 1];
+    int n = pt_query_get(q.base, q.len, "pattern", 0, pattern, sizeof(pattern));
+    if (n <= 0 || !pt_pattern_valid(pattern, (size_t)n)) {
+        pt_http_error(req, PT_E_INVALID, "?pattern= must name a repository pattern", NULL);
+        return;
+    }
+    char(*p)[PT_AUTH_PATTERN_MAX + 1] = NULL;
+    size_t count = 0;
+    int found = 0;
+    if (pt_auth_dir_anonymous(w->node->auth->dir, &p, &count) == 0)
+        for (size_t i = 0; i < count; i++)
+            found |= strcmp(p[i], pattern) == 0;
+    free(p);
+    if (!found) {
+        pt_http_error(req, PT_E_NOT_FOUND, "no such anonymous rule", pattern);
+        return;
+    }
+    struct pt_command_builder b;
+    if (begin(w, req, &b) == 0)
+        commit(w, req, &b, pt_command_add_delete_anonymous(&b, pattern), 204, NULL);
+}
+
+/* Key rotation ------------------------------------------------------------------------------ */
+
+/* A new key is made and written in the thread pool (file I/O with fsync), then published
+ * together with the retirement of the old one; the region signs with the new key once the
+ * command is applied. Tokens signed with the old key stay valid until they expire. */
+struct rotate_op {
+    struct pt_async async;
+    uv_work_t work;
+    struct pt_worker *w;
+    struct pt_jwt_key *key;
+    int status;
+    char path[4400];
+};
+
+struct rotate_done {
+    struct pt_jwt_key *key;
+    char kid[PT_JWT_KID_LEN + 1];
+};
+
+static void rotate_work(uv_work_t *work)
+{
+    struct rotate_op *op = work->data;
+    op->status = pt_jwt_key_generate(&op->key);
+    if (op->status == 0)
+        op->status = pt_jwt_key_save(op->key, op->path);
+}
+
+static void on_rotated(h2o_req_t *req, int status, void *data)
+{
+    struct rotate_done *d = data;
+    struct pt_worker *w = pt_worker_of(req);
+    if (status != 0) {
+        /* the file already holds the new key: it is published at the next start */
+        pt_jwt_key_free(d->key);
+        pt_http_error(req, status, "the new key could not be published", NULL);
+        return;
+    }
+    pt_auth_service_set_key(w->node->auth, d->key);
+    char body[64];
+    int n = snprintf(body, sizeof(body), "{\"kid\":\"%s\"}", d->kid);
+    pt_http_send(req, 201, "application/json", body, (size_t)n);
+}
+
+static void rotate_after(uv_work_t *work, int status)
+{
+    struct rotate_op *op = work->data;
+    h2o_req_t *req = pt_async_unbind(&op->async);
+    struct pt_worker *w = op->w;
+    if (req == NULL || status != 0 || op->status != 0) {
+        if (req != NULL)
+            pt_http_error(req, op->status != 0 ? op->status : PT_E_INTERNAL,
+                          "cannot create the new signing key", NULL);
+        /* A key already written stays in the file and is published at the next start. */
+        pt_jwt_key_free(op->key);
+        free(op);
+        return;
+    }
+    struct pt_auth_service *s = w->node->auth;
+    struct pt_jwt_key *old = pt_auth_service_key(s);
+    unsigned char der[PT_JWT_SPKI_MAX];
+    size_t len = sizeof(der);
+    struct rotate_done d = {.key = op->key};
+    snprintf(d.kid, sizeof(d.kid), "%s", pt_jwt_key_kid(op->key));
+    free(op);
+    if (pt_jwt_key_public_der(d.key, der, &len) != 0) {
+        pt_jwt_key_free(d.key);
+        pt_http_error(req, PT_E_INTERNAL, NULL, NULL);
+        return;
+    }
+    int64_t not_after = pt_clock_wall_ms() + (int64_t)w->node->cfg.token_ttl_ms + 60000;
+    struct pt_command_builder b;
+    if (pt_api_command(w, &b) != 0) {
+        pt_jwt_key_free(d.key);
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    int added = pt_command_add_put_signing_key(&b, d.kid, w->node->cfg.region, der, len);
+    if (added == 0)
+        added = pt_command_add_retire_signing_key(&b, pt_jwt_key_kid(old), not_after);
+    int rv = pt_api_commit(w, req, &b, added, on_rotated, &d, sizeof(d));
+    if (rv != 0) {
+        pt_jwt_key_free(d.key);
+        pt_http_error(req, rv, NULL, NULL);
+    }
+}
+
+static void keys_rotate(struct pt_worker *w, h2o_req_t *req)
+{
+    struct rotate_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    op->w = w;
+    op->work.data = op;
+    snprintf(op->path, sizeof(op->path), "%s", w->node->auth->key_path);
+    pt_async_bind(&op->async, req);
+    uv_queue_work(&w->loop, &op->work, rotate_work, rotate_after);
+}
+
+/* whoami ------------------------------------------------------------------------------------ */
+
+static void whoami(struct pt_worker *w, h2o_req_t *req)
+{
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    static const char *const kinds[] = {"anonymous", "user", "token"};
+    char who[PT_AUTH_NAME_MAX + 16];
+    pt_auth_identity_text(&ctx->id, who, sizeof(who));
+    send_json(req, 200,
+              json_pack("{s:s,s:s,s:s,s:b}", "identity", who, "name", ctx->id.name, "kind",
+                        kinds[ctx->id.kind <= PT_IDENTITY_TOKEN ? ctx->id.kind : 0], "admin",
+                        pt_auth_is_admin(w, req)));
+}
+
+/* Dispatch ---------------------------------------------------------------------------------- */
+
+static int ref_is(const struct pt_route *rt, const char *s)
+{
+    return rt->ref_len == strlen(s) && memcmp(rt->ref, s, rt->ref_len) == 0;
+}
+
+/* rt->ref without prefix when it starts with it and the rest is a name, into out. */
+static int ref_name(const struct pt_route *rt, const char *prefix, const char *suffix, char *out,
+                    size_t size)
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix);
+    if (rt->ref_len <= pl + sl || memcmp(rt->ref, prefix, pl) != 0 ||
+        memcmp(rt->ref + rt->ref_len - sl, suffix, sl) != 0)
+        return 0;
+    size_t n = rt->ref_len - pl - sl;
+    if (n >= size || memchr(rt->ref + pl, '/', n) != NULL)
+        return 0;
+    memcpy(out, rt->ref + pl, n);
+    out[n] = '\0';
+    return 1;
+}
+
+int pt_api_auth_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    int get = pt_http_method_is(req, "GET") || pt_http_is_head(req);
+    int post = pt_http_method_is(req, "POST"), del = pt_http_method_is(req, "DELETE");
+    char name[PT_AUTH_NAME_MAX + 2];
+    int users = ref_is(rt, PT_ADMIN_USERS), tokens = ref_is(rt, PT_ADMIN_TOKENS);
+    int anon = ref_is(rt, PT_ADMIN_ANONYMOUS), rotate = ref_is(rt, PT_ADMIN_KEYS_ROTATE);
+    int me = ref_is(rt, PT_ADMIN_WHOAMI);
+    int pw = ref_name(rt, PT_ADMIN_USERS "/", "/password", name, sizeof(name));
+    int user = !pw && ref_name(rt, PT_ADMIN_USERS "/", "", name, sizeof(name));
+    int tdis = ref_name(rt, PT_ADMIN_TOKENS "/", "/disable", name, sizeof(name));
+    int tena = !tdis && ref_name(rt, PT_ADMIN_TOKENS "/", "/enable", name, sizeof(name));
+    int token = !tdis && !tena && ref_name(rt, PT_ADMIN_TOKENS "/", "", name, sizeof(name));
+    if (!(users || tokens || anon || rotate || me || pw || user || tdis || tena || token) ||
+        (rt->ref_len >= 5 && memcmp(rt->ref, "auth/", 5) != 0 && !users && !tokens && !pw &&
+         !user && !tdis && !tena && !token))
+        return 0;
+    if (w->node->auth == NULL) {
+        pt_http_error(req, PT_E_NOT_FOUND, "access control is off on this region", NULL);
+        return 1;
+    }
+    if (users && post)
+        user_add(w, req);
+    else if (users && get)
+        users_list(w, req);
+    else if (user && del)
+        user_delete(w, req, name);
+    else if (pw && pt_http_method_is(req, "PUT"))
+        user_password(w, req, name);
+    else if (tokens && post)
+        token_add(w, req);
+    else if (tokens && get)
+        tokens_list(w, req);
+    else if (token && del)
+        token_delete(w, req, name);
+    else if ((tdis || tena) && post)
+        token_set_disabled(w, req, name, tdis);
+    else if (anon && get)
+        anonymous_list(w, req);
+    else if (anon && post)
+        anonymous_add(w, req);
+    else if (anon && del)
+        anonymous_delete(w, req);
+    else if (rotate && post)
+        keys_rotate(w, req);
+    else if (me && get)
+        whoami(w, req);
+    else
+        pt_http_error(req, PT_E_METHOD, NULL, NULL);
+    return 1;
+}
