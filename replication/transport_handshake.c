@@ -86,9 +86,9 @@ void transport_handshake_fail(struct conn *c, int level, const char *reason, int
     char tls_reason[160];
 
     /* The TLS pump ended the connection: its reason is the one worth telling. */
-    if (c->pump != NULL && transport_tls_pump_error(c->pump, tls_reason, sizeof(tls_reason))) {
+    if (c->pump != NULL &&
+        transport_tls_pump_error(c->pump, tls_reason, sizeof(tls_reason), &level) != NULL) {
         reason = tls_reason;
-        level = PT_LOG_WARN;
         uv_err = 0;
     }
     if (pt_log_enabled(level)) {

@@ -185,8 +185,9 @@ int transport_tls_pump_start(struct transport *t, int fd, bool server, const cha
                              struct tls_pump **out, int *plain_fd);
 /* Whether the verified peer certificate's subjectAltName holds DNS:name. */
 bool transport_tls_pump_names(struct tls_pump *p, const char *name);
-/* The reason the pump's TLS failed, copied into buf, or NULL when it did not fail. */
-const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size);
+/* The reason the pump's TLS failed, copied into buf, with the log level it deserves in *level,
+ * or NULL when it did not fail. */
+const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size, int *level);
 /* Drops the caller's reference on p (NULL allowed). */
 void transport_tls_pump_release(struct tls_pump *p);
 

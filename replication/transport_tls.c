@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "log.h"
 #include "transport_int.h"
 
 #define PUMP_BUF        (64 * 1024)
@@ -84,6 +85,7 @@ struct tls_pump {
     unsigned timeout_ms;
     X509 *peer; /* verified peer certificate, once the handshake completed */
     char error[160];
+    bool quiet;               /* error is not worth a warning */
     unsigned char *up, *down; /* plaintext from the loop / decrypted for the loop */
 };
 
@@ -210,10 +212,11 @@ bool transport_tls_pump_names(struct tls_pump *p, const char *name)
     return ok;
 }
 
-const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size)
+const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size, int *level)
 {
     pthread_mutex_lock(&p->mu);
     snprintf(buf, size, "%s", p->error);
+    *level = p->quiet ? PT_LOG_DEBUG : PT_LOG_WARN;
     pthread_mutex_unlock(&p->mu);
     return buf[0] != '\0' ? buf : NULL;
 }
@@ -276,7 +279,13 @@ static void handshake_reason(struct tls_pump *p)
             break;
         }
     }
-    pump_fail(p, "tls: handshake failed: ", ssl_reason("connection closed"));
+    if (e == 0) {
+        p->quiet =
+            true; /* closed before a word of TLS: a port scan, a proxy whose target is down */
+        pump_fail(p, "tls: connection closed during the handshake", "");
+        return;
+    }
+    pump_fail(p, "tls: handshake failed: ", ssl_reason("?"));
 }
 
 static long ms_left(const struct timespec *deadline)
@@ -393,8 +402,12 @@ static void pump_data(struct tls_pump *p)
                         tcp_ev |= POLLOUT;
                     else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
                         tls_eof = true; /* close_notify, or the peer closed the socket */
-                    else
+                    else {
+                        /* e.g. the server refused our certificate after the TLS 1.3
+                         * handshake completed on our side: its alert arrives here */
+                        pump_fail(p, "tls: refused by the peer: ", ssl_reason("?"));
                         return;
+                    }
                 }
             }
             if (down_off < down_len) {
