@@ -216,7 +216,8 @@ const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size,
 {
     pthread_mutex_lock(&p->mu);
     snprintf(buf, size, "%s", p->error);
-    *level = p->quiet ? PT_LOG_DEBUG : PT_LOG_WARN;
+    if (buf[0] != '\0')
+        *level = p->quiet ? PT_LOG_DEBUG : PT_LOG_WARN;
     pthread_mutex_unlock(&p->mu);
     return buf[0] != '\0' ? buf : NULL;
 }
