@@ -36,6 +36,11 @@ it uploads and reads. CPU shares of the regions and of the emulator are noted fo
 replication run: the emulator is Python and forwards every byte twice (the two receiving
 regions), which can bound the figures on a 2-core machine.
 
+Peer TLS: the links between regions run mutual TLS 1.3 (the cluster library's default, with
+certificates from `portolan cluster certs`). --peer-tls off runs them in plain TCP; --peer-tls
+both runs every workload twice, with and without, and prints the figures side by side (the
+targets are judged on the mTLS run).
+
 Limits: every wait has a time limit (--limit-s, default 120 s per workload); an answer that is
 not the expected one is reported as an error under the table. Data lives in one temporary
 directory (PT_BENCH_DATA chooses where; PT_KEEP_TMP=1 keeps it). Exit status 1 when a
@@ -444,8 +449,36 @@ def targets(args):
     }
 
 
+def report_pair(benches, args, started):
+    """The figures of the mTLS run and the plain run side by side; targets on the first."""
+    tg = targets(args)
+    (b_on, b_off) = benches
+    print("Portolan blob replication bench, peer mTLS vs plain TCP: %d regions (+1 joining), "
+          "%.0f ms one-way delay, %.0f MB/s per link and direction, %d cores, %s, total %.0fs"
+          % (REGIONS, args.delay_ms, args.cap_mbps, os.cpu_count() or 0,
+             time.strftime("%Y-%m-%d %H:%M"), time.monotonic() - started))
+    print("portolan binary: %s" % harness.portolan_bin())
+    image = "%d x %d MiB" % (args.layers, args.layer_mib)
+    backfill = "%.0f MB" % (sum(n for _, n in b_on.stored) / 1e6)
+    head = ("figure", "mTLS", "plain", "target", "met (mTLS)")
+    lines = []
+    for key, label, pattern in ROWS:
+        v, w = b_on.fig.get(key), b_off.fig.get(key)
+        kind, value, text = tg.get(key, (None, None, "-"))
+        lines.append((label.format(image=image, backfill=backfill),
+                      "-" if v is None else pattern % v, "-" if w is None else pattern % w,
+                      text, clusterhost.verdict(v, kind, value)))
+    clusterhost.print_table(head, lines)
+    print("mTLS run:")
+    clusterhost.print_notes(b_on.notes, b_on.errors)
+    print("plain run:")
+    clusterhost.print_notes(b_off.notes, b_off.errors)
+
+
 def report(b, args, started):
     tg = targets(args)
+    print("peer links: %s" % ("mTLS" if os.environ.get("PT_PEER_TLS", "on") != "off"
+                              else "plain TCP"))
     print("Portolan blob replication bench: %d regions (+1 joining), %.0f ms one-way delay "
           "(RTT %.0f ms), %.0f MB/s per link and direction, %d cores, %s, total %.0fs"
           % (REGIONS, args.delay_ms, 2 * args.delay_ms, args.cap_mbps, os.cpu_count() or 0,
@@ -492,6 +525,9 @@ def main(argv):
                     help="time limit of each wait (default 120)")
     ap.add_argument("--portolan-arg", action="append", default=[],
                     help="extra argument for every region's portolan serve (repeatable)")
+    ap.add_argument("--peer-tls", choices=("on", "off", "both"),
+                    default=env("PT_BLOBBENCH_PEER_TLS", "on"),
+                    help="mutual TLS between regions: on (default), off, or both side by side")
     args = ap.parse_args(argv)
     if not (0 <= args.delay_ms <= 1000 and 1 <= args.cap_mbps <= 10000
             and 1 <= args.layers <= 64 and 1 <= args.layer_mib <= 1024
@@ -499,7 +535,17 @@ def main(argv):
             and 0 <= args.backfill_mib <= 65536 and 10 <= args.limit_s <= 3600):
         ap.error("delay 0..1000 ms, cap 1..10000 MB/s, layers 1..64, layer 1..1024 MiB, gets "
                  "1..100, get 1..1024 MiB, backfill 0..65536 MiB, limit 10..3600 s")
-    return clusterhost.run_bench(Bench, report, args, "pt-bbench-", log)
+    if args.peer_tls != "both":
+        os.environ["PT_PEER_TLS"] = args.peer_tls  # read by the cluster host process
+        return clusterhost.run_bench(Bench, report, args, "pt-bbench-", log)
+    benches, rc, started = [], 0, time.monotonic()
+    for mode in ("on", "off"):
+        os.environ["PT_PEER_TLS"] = mode
+        log("run with peer TLS %s" % mode)
+        rc |= clusterhost.run_bench(Bench, lambda b, a, s: benches.append(b), args, "pt-bbench-",
+                                    log)
+    report_pair(benches, args, started)
+    return rc
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/blobs.sh - blob replication between three Portolan regions behind the WAN emulator
-# (50 ms one-way delay and a 100 MB/s cap on every link between regions): how long a pushed
+# (50 ms one-way delay and a 100 MB/s cap on every link between regions, which run mutual
+# TLS 1.3 unless --peer-tls off): how long a pushed
 # 8 x 64 MiB image takes to be in every region against the bandwidth-bound minimum, the first
 # byte of a blob GET in a region that lacks the blob, and the backfill speed of a fourth
 # region added to the running cluster.
@@ -12,6 +13,8 @@
 #                                              # (built with `make build` when missing)
 #   PT_BLOBBENCH_LAYERS=4 PT_BLOBBENCH_LAYER_MIB=32 bench/blobs.sh     # smaller image
 #   bench/blobs.sh --delay-ms 25 --cap-mbps 50 --backfill-mib 256
+#   bench/blobs.sh --peer-tls both             # links in mutual TLS (the default) and in
+#                                              # plain TCP, figures side by side
 #
 # Other arguments go to bench/blobs.py (bench/blobs.py --help). Exit status: 1 when a
 # workload could not be measured (an error answer, a wait that timed out), 2 when a tool or

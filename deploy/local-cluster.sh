@@ -17,6 +17,11 @@
 # a cluster cannot change while it has data (use `down --purge` first): its Raft state
 # remembers them.
 #
+# The regions' Raft + peer port runs TLS 1.3 with mutual authentication: up makes a cluster CA
+# and a certificate per region under DIR/certs with `portolan cluster certs` (once; regions
+# added later get theirs signed by the same CA) and starts every region with --peer-tls-cert,
+# --peer-tls-key and --peer-tls-ca.
+#
 # down stops the regions (SIGTERM, then SIGKILL after 10 s) and keeps their data unless
 # --purge is given. status lists the regions' processes and the cluster's own view.
 #
@@ -124,6 +129,7 @@ case "$build_dir" in /*) ;; *) build_dir="$root/$build_dir" ;; esac
 dir=${dir%/}
 bin="$build_dir/portolan"
 cluster_file="$dir/cluster.yaml"
+certs_dir="$dir/certs"
 err_file="" # stderr of the last status probe (up); removed on exit
 n=0           # number of regions, and the port bases (load_settings)
 client_base=$CLIENT_BASE
@@ -226,9 +232,28 @@ start_region() {
         --data-dir "$dir/$region/data" \
         --region "$region" \
         --cluster-file "$cluster_file" \
+        --peer-tls-cert "$certs_dir/$region.pem" \
+        --peer-tls-key "$certs_dir/$region-key.pem" \
+        --peer-tls-ca "$certs_dir/ca.pem" \
         </dev/null >>"$dir/$region/node.log" 2>&1 &
     echo $! >"$dir/$region/pid"
     echo "$region: started (pid $!), $(client_url "$i"), raft $(raft_address "$i")"
+}
+
+# Makes DIR/certs: the cluster CA once, then a certificate for every region that has none.
+make_certs() {
+    local i region missing=""
+    for ((i = 1; i <= n; i++)); do
+        region=$(region_name "$i")
+        [ -f "$certs_dir/$region.pem" ] || missing="$missing${missing:+,}$region"
+    done
+    [ -n "$missing" ] || return 0
+    if [ -f "$certs_dir/ca.pem" ]; then
+        "$bin" cluster certs --out "$certs_dir" --ca "$certs_dir" --regions "$missing" >/dev/null
+    else
+        "$bin" cluster certs --out "$certs_dir" --regions "$missing" >/dev/null
+    fi || die "cannot make the peer TLS certificates in $certs_dir"
+    echo "peer TLS certificates for $missing in $certs_dir"
 }
 
 # Fails if a port of a region that is not running already accepts connections: the node
@@ -317,6 +342,7 @@ cmd_up() {
         echo "wrote $cluster_file ($n regions)"
     fi
 
+    make_certs
     check_ports
     for ((i = 1; i <= n; i++)); do
         start_region "$i"

@@ -31,6 +31,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -66,6 +67,10 @@ struct pt_blob_sync_config {
     uint64_t self_id;     /* this region's raft id */
     unsigned concurrency; /* background transfers at once (0 = 4) */
     uint64_t bandwidth;   /* bytes per second received over all transfers (0 = unlimited) */
+    /* Whether server id is a current member; blob requests from others are refused
+     * (PT_E_DENIED). NULL: any region that holds a channel. Runs on the loop. */
+    bool (*is_member)(void *member_arg, uint64_t id);
+    void *member_arg;
 };
 
 /*

@@ -99,7 +99,10 @@ void bsync_serve_request(void *arg, uint64_t from, uint32_t type, const void *bo
                          struct pt_peer_call *call)
 {
     struct pt_blob_sync *s = arg;
-    (void)from;
+    if (s->cfg.is_member != NULL && !s->cfg.is_member(s->cfg.member_arg, from)) {
+        pt_peer_reply(call, PT_E_DENIED, NULL, 0);
+        return;
+    }
     if (type != PORTOLAN__PEER_TYPE__PEER_BLOB_WANT) {
         pt_peer_reply(call, PT_E_UNSUPPORTED, NULL, 0);
         return;

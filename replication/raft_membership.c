@@ -236,3 +236,42 @@ void pt_raft_node__sync_peer_addresses(struct pt_raft_node *n)
     }
     free(recs);
 }
+
+bool pt_raft_node__in_configuration(const struct pt_raft_node *n, uint64_t id)
+{
+    for (unsigned i = 0; i < n->raft.configuration.n; i++)
+        if (n->raft.configuration.servers[i].id == id)
+            return true;
+    return false;
+}
+
+/* The transport's identity callback (pt_transport_set_identity): who may hold a connection.
+ * Before raft has a configuration (first start, or a region waiting to be added), the regions
+ * of the cluster file; afterwards the servers of raft's configuration and the regions being
+ * added (recorded by PutRegion before raft_add). Names come from the cluster file, else from
+ * the region records. */
+int pt_raft_node__identity(void *arg, uint64_t id, char name[PT_CLUSTER_NAME_MAX + 1])
+{
+    struct pt_raft_node *n = arg;
+    const struct pt_cluster_region *file = pt_raft_node__member(n, id);
+    bool known =
+        n->raft.configuration.n == 0 ? file != NULL : pt_raft_node__in_configuration(n, id);
+    struct pt_region_rec *recs = NULL;
+    size_t nrecs = 0;
+    int rv = PT_E_NOT_FOUND;
+
+    if (known && file != NULL) {
+        snprintf(name, PT_CLUSTER_NAME_MAX + 1, "%s", file->name);
+        return 0;
+    }
+    if (n->raft.configuration.n == 0 || pt_metastore_list_regions(n->ms, &recs, &nrecs) != 0)
+        return PT_E_NOT_FOUND;
+    for (size_t i = 0; i < nrecs; i++) {
+        if (recs[i].id == id && recs[i].name[0] != '\0') {
+            snprintf(name, PT_CLUSTER_NAME_MAX + 1, "%s", recs[i].name);
+            rv = 0;
+        }
+    }
+    free(recs);
+    return rv;
+}

@@ -255,7 +255,13 @@ static void on_peer_request(void *arg, uint64_t from, uint32_t type, const void 
                             struct pt_peer_call *call)
 {
     struct pt_raft_node *n = arg;
-    (void)from;
+    if (!pt_raft_node__in_configuration(n, from)) {
+        /* A region being added holds a channel, but writes come from members only. */
+        pt_log(PT_LOG_WARN, "peer request from a region that is not a member refused", "{s:I,s:i}",
+               "from", (json_int_t)from, "type", (int)type);
+        pt_peer_reply(call, PT_E_DENIED, NULL, 0);
+        return;
+    }
     if (n->stopping || pt_raft_node__leader_id(n) != n->cfg.self_id) {
         if (type == PORTOLAN__PEER_TYPE__PEER_PROPOSE)
             pt_raft_node__refuse_propose(call); /* never appended: the sender may go elsewhere */
@@ -279,6 +285,11 @@ static void on_peer_request(void *arg, uint64_t from, uint32_t type, const void 
     } else {
         pt_peer_reply(call, PT_E_UNSUPPORTED, NULL, 0);
     }
+}
+
+static bool is_member(void *arg, uint64_t id)
+{
+    return pt_raft_node__in_configuration(arg, id);
 }
 
 static void propose_for_blobs(void *arg, void *buf, size_t len, pt_blob_sync_done_cb done,
@@ -415,6 +426,16 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
         goto err_after_alloc;
     if (cfg->bind[0] != '\0' && (rv = pt_transport_set_bind_address(&n->transport, cfg->bind)) != 0)
         goto err_after_transport;
+    pt_transport_set_identity(&n->transport, pt_raft_node__identity, n);
+    if (cfg->peer_tls_cert[0] != '\0') {
+        char err[512];
+        rv = pt_transport_set_tls(&n->transport, cfg->peer_tls_cert, cfg->peer_tls_key,
+                                  cfg->peer_tls_ca, err, sizeof(err));
+        if (rv != 0) {
+            pt_log(PT_LOG_ERROR, "peer TLS not configured", "{s:s}", "error", err);
+            goto err_after_transport;
+        }
+    }
     if (raft_uv_init(&n->io, loop, cfg->dir, &n->transport) != 0) {
         rv = PT_E_IO;
         goto err_after_transport;
@@ -442,7 +463,9 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     if (cfg->blobs != NULL) {
         struct pt_blob_sync_config bc = {.self_id = cfg->self_id,
                                          .concurrency = cfg->replication_concurrency,
-                                         .bandwidth = cfg->replication_bandwidth};
+                                         .bandwidth = cfg->replication_bandwidth,
+                                         .is_member = is_member,
+                                         .member_arg = n};
         snprintf(bc.region, sizeof(bc.region), "%s", me->name);
         if ((rv = pt_blob_sync_start(loop, &n->transport, ms, cfg->blobs, &bc, propose_for_blobs, n,
                                      &n->blobs)) != 0)

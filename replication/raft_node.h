@@ -46,6 +46,11 @@ struct pt_raft_node_config {
     struct pt_blobstore *blobs; /* borrowed; NULL: no blob replication */
     unsigned replication_concurrency; /* background blob transfers (0 = default) */
     uint64_t replication_bandwidth;   /* bytes/s received by blob transfers (0 = unlimited) */
+    /* Peer TLS (all three, or none: plain TCP): this region's certificate (PEM chain, with
+     * SAN DNS:<region name>), its key, and the cluster CA. See transport.h. */
+    char peer_tls_cert[4096];
+    char peer_tls_key[4096];
+    char peer_tls_ca[4096];
 };
 
 /* Completion of a propose or read_index: status 0 or PT_E_*, index the log index the caller

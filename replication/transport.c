@@ -119,6 +119,7 @@ void transport_conn_maybe_free(struct conn *c)
     if (c->gai_active || c->tcp != NULL || c->timer_open)
         return;
     conn_unlink(c);
+    transport_tls_pump_release(c->pump);
     if (c->ai != NULL)
         uv_freeaddrinfo(c->ai);
     req = c->req;
@@ -261,6 +262,7 @@ void pt_transport_close(struct raft_uv_transport *super)
     if (t == NULL)
         return;
     assert(t->n_listeners_open == 0 && t->conns == NULL && !t->spare_busy);
+    transport_tls_free(t);
     raft_free(t);
     super->impl = NULL;
 }
@@ -304,4 +306,25 @@ int pt_transport_set_timeout(struct raft_uv_transport *super, unsigned timeout_m
         return PT_E_CONFIG;
     t->timeout_ms = timeout_ms;
     return 0;
+}
+
+int pt_transport_set_tls(struct raft_uv_transport *super, const char *cert, const char *key,
+                         const char *ca, char *errbuf, size_t errlen)
+{
+    struct transport *t = super->impl;
+    if (t == NULL || cert == NULL || key == NULL || ca == NULL) {
+        snprintf(errbuf, errlen, "peer TLS: certificate, key and CA are all required");
+        return PT_E_CONFIG;
+    }
+    return transport_tls_load(t, cert, key, ca, errbuf, errlen);
+}
+
+void pt_transport_set_identity(struct raft_uv_transport *super, pt_transport_identity_cb cb,
+                               void *arg)
+{
+    struct transport *t = super->impl;
+    if (t == NULL)
+        return;
+    t->identity_cb = cb;
+    t->identity_arg = cb != NULL ? arg : NULL;
 }

@@ -18,8 +18,13 @@
  *     PEER) is opened with pt_transport_connect_peer and handed, on the accepting side, to the
  *     callback set with pt_transport_set_peer_accept instead of raft's accept callback. The
  *     peer protocol (replication/peer.c) runs on it; raft never sees it. One port per node.
- * The connection is plain TCP; the stream handling sits behind a small seam
- * (transport_stream.c) where TLS can be added.
+ *   - with pt_transport_set_tls, runs every connection (raft, PEER and BULK alike) over TLS 1.3
+ *     with mutual authentication against the cluster CA, the peer's certificate naming the
+ *     region of the server id it claims (transport_tls.c); with pt_transport_set_identity,
+ *     refuses every server id that is not a member (or a region being added), so the
+ *     connections a node holds are bounded by the membership.
+ * Without TLS the connection is plain TCP; the stream handling sits behind a small seam
+ * (transport_stream.c).
  *
  * Use (mirrors raft_uv_tcp_init / raft_uv_tcp_close):
  *
@@ -35,9 +40,10 @@
  * raft loop). No function here is thread-safe.
  *
  * Streams: every stream handed over (raft's accept and connect callbacks, and the peer-channel
- * callbacks below) is a uv_tcp_t allocated with raft_malloc whose ownership passes to the
- * callee, which must uv_close() it and then raft_free() it (raft_uv does). Its data field is
- * free for the callee. No byte that follows the handshake has been read from it.
+ * callbacks below) is a uv_tcp_t (with TLS: over the plaintext end of an AF_UNIX socketpair,
+ * so uv_tcp_nodelay and the like fail harmlessly on it) allocated with raft_malloc whose ownership
+ * passes to the callee, which must uv_close() it and then raft_free() it (raft_uv does). Its data
+ * field is free for the callee. No byte that follows the handshake has been read from it.
  *
  * canonical/raft 0.15's struct raft_uv_transport has no version field (it appeared later);
  * pt_transport_init sets impl, errmsg, init, listen, connect and close, and keeps data.
@@ -112,6 +118,31 @@ int pt_transport_set_bind_address(struct raft_uv_transport *t, const char *addre
 int pt_transport_set_route(struct raft_uv_transport *t, uint64_t id, const char *address);
 
 int pt_transport_set_timeout(struct raft_uv_transport *t, unsigned timeout_ms);
+
+/*
+ * Runs every connection over TLS 1.3 with mutual authentication: this node presents cert (PEM
+ * chain) with key (PEM), and accepts only peers whose certificate verifies against ca (PEM, the
+ * cluster CA; the system's CAs are not used) and whose subjectAltName holds DNS:<region name>
+ * of the server they are (see pt_transport_set_identity, required with TLS: without it no
+ * connection completes). Paths borrowed, read during the call. Call before raft_start.
+ * Returns 0, or PT_E_CONFIG (a file that does not load, a key that does not match) /
+ * PT_E_NOMEM with a message in errbuf.
+ */
+int pt_transport_set_tls(struct raft_uv_transport *t, const char *cert, const char *key,
+                         const char *ca, char *errbuf, size_t errlen);
+
+/* Writes into name the region name of server id (NUL-terminated, at most PT_CLUSTER_NAME_MAX
+ * bytes) and returns 0, or returns PT_E_NOT_FOUND when id is neither a member nor a region
+ * being added. Runs on the raft loop thread. */
+typedef int (*pt_transport_identity_cb)(void *arg, uint64_t id, char name[PT_CLUSTER_NAME_MAX + 1]);
+
+/*
+ * Sets who may connect (arg borrowed, passed back): an inbound HELLO whose server id the
+ * callback does not know is refused, whatever its channel kind; with TLS, the peer's
+ * certificate must also name the region the callback gives (inbound), and an outbound
+ * connection requires the server's certificate to name the region of the id dialed.
+ */
+void pt_transport_set_identity(struct raft_uv_transport *t, pt_transport_identity_cb cb, void *arg);
 
 /* Kinds of peer channel: PEER carries requests between nodes (forwarded writes, read
  * indexes), BULK carries blob bytes, on streams of their own so a transfer never delays a

@@ -41,6 +41,7 @@ void transport_out_succeed(struct conn *c)
     uv_stream_t *stream;
 
     uv_timer_stop(&c->timer);
+    transport_log_authenticated(c);
     stream = transport_seam_detach(c);
     c->req = NULL;
     c->peer_cb = NULL;

@@ -45,6 +45,12 @@
  * protocol version keeps the header layout; an acceptor refuses versions and flag bits it
  * does not know, so a new kind of channel never reaches code that does not speak it.
  *
+ * Membership and identity: with pt_transport_set_identity, the acceptor refuses a HELLO whose
+ * server id the callback does not know (neither a member nor a region being added), for
+ * every channel kind; with TLS, it also refuses one whose certificate (verified by the pump,
+ * transport_tls.c) does not name that id's region. The connecting side's check of the
+ * server's certificate happens in the TLS handshake itself.
+ *
  * Design: each side reads the 16-byte header first, checks it, then reads exactly the body
  * length it announced (at most MSG_MAX bytes in all). Every handshake ends within the
  * transport's timeout (transport_timeout_cb); a failure is logged at debug level when the
@@ -77,6 +83,14 @@ static void attempt_fail(struct conn *c)
 /* Logs why a handshake failed and drops the connection (inbound) or the address (outbound). */
 void transport_handshake_fail(struct conn *c, int level, const char *reason, int uv_err)
 {
+    char tls_reason[160];
+
+    /* The TLS pump ended the connection: its reason is the one worth telling. */
+    if (c->pump != NULL &&
+        transport_tls_pump_error(c->pump, tls_reason, sizeof(tls_reason), &level) != NULL) {
+        reason = tls_reason;
+        uv_err = 0;
+    }
     if (pt_log_enabled(level)) {
         pt_log(level,
                c->role == ROLE_IN ? "raft transport: inbound connection refused"
@@ -171,6 +185,12 @@ static const char *check_hello(struct conn *c, const unsigned char *p, size_t le
         return "cluster id mismatch";
     if (id == 0 || id == t->id)
         return "invalid server id";
+    if (t->identity_cb != NULL) {
+        if (t->identity_cb(t->identity_arg, id, c->peer_name) != 0)
+            return "unknown server id (not a member)";
+        if (c->pump != NULL && !transport_tls_pump_names(c->pump, c->peer_name))
+            return "certificate does not name the region of this server id";
+    }
     if (memchr(p + HELLO_FIXED + clen, '\0', alen) != NULL)
         return "invalid address";
     memcpy(c->peer_address, p + HELLO_FIXED + clen, alen);
@@ -293,4 +313,16 @@ void transport_timeout_cb(uv_timer_t *timer)
 {
     struct conn *c = timer->data;
     transport_handshake_fail(c, PT_LOG_DEBUG, "timed out", 0);
+}
+
+/* Logs the identity a TLS connection authenticated (region and server id, never key
+ * material), once per connection, when it is handed over. */
+void transport_log_authenticated(const struct conn *c)
+{
+    const char *kind = !(c->flags & FLAG_PEER) ? "raft" : (c->flags & FLAG_BULK) ? "bulk" : "peer";
+    if (c->pump == NULL || !pt_log_enabled(PT_LOG_INFO))
+        return;
+    pt_log(PT_LOG_INFO, "raft transport: peer authenticated", "{s:s,s:I,s:s,s:s,s:s}", "region",
+           c->peer_name, "peer_id", (json_int_t)c->peer_id, "channel", kind, "direction",
+           c->role == ROLE_IN ? "inbound" : "outbound", "remote", c->remote);
 }

@@ -9,6 +9,8 @@
  *   transport_handshake.c  the HELLO / WELCOME wire format and the handshake state machine
  *   transport_connect.c    outgoing connections: name resolution, one address after another
  *   transport_listen.c     listeners, accept with its limits, hand-off by channel kind
+ *   transport_tls.c        TLS 1.3 with mutual authentication: the SSL context and the pump
+ *                          threads that run TLS off the raft loop
  *
  * Ownership and threads are those of transport.c's comment: everything here runs on the raft
  * loop thread; a struct conn belongs to its transport's conns list from transport_conn_link
@@ -47,6 +49,8 @@
 enum { ROLE_IN = 1, ROLE_OUT };
 
 struct transport;
+struct transport_tls;
+struct tls_pump;
 
 /* One listening socket (transport_listen.c). */
 struct listener {
@@ -86,8 +90,10 @@ struct conn {
     bool tcp_closing;
     uv_write_t write;
     bool writing;
-    bool done;  /* outcome decided: only closing is left */
-    int status; /* RAFT_* outcome reported to req */
+    struct tls_pump *pump; /* TLS on: the pump of this connection (a reference), else NULL */
+    char peer_name[PT_CLUSTER_NAME_MAX + 1]; /* region of peer_id per the identity callback */
+    bool done;                               /* outcome decided: only closing is left */
+    int status;                              /* RAFT_* outcome reported to req */
     size_t out_len, in_want, in_got;
     unsigned char out[MSG_MAX];
     unsigned char in[MSG_MAX];
@@ -106,6 +112,9 @@ struct transport {
     /* by channel kind; NULL: peer channels of that kind are refused */
     pt_transport_peer_accept_cb peer_accept_cb[PT_CHANNELS];
     void *peer_accept_arg[PT_CHANNELS];
+    struct transport_tls *tls;            /* NULL: plain TCP */
+    pt_transport_identity_cb identity_cb; /* NULL: any server id of the cluster is accepted */
+    void *identity_arg;
     size_t nroutes; /* node-local address overrides, by server id */
     struct {
         raft_id id;
@@ -159,6 +168,29 @@ uv_stream_t *transport_seam_detach(struct conn *c);
 /* Closes c->tcp; transport_conn_tcp_closed(c) runs once it is closed. */
 void transport_seam_close(struct conn *c);
 
+/* ---- transport_tls.c ---------------------------------------------------------------------- */
+
+/* Loads cert, key and ca (borrowed paths) into t->tls (replacing one loaded before). Returns 0,
+ * or PT_E_CONFIG / PT_E_NOMEM with a message in err (never key material). */
+int transport_tls_load(struct transport *t, const char *cert, const char *key, const char *ca,
+                       char *err, size_t errlen);
+/* Drops t->tls, waiting (bounded) for the pumps of streams already closed to end. */
+void transport_tls_free(struct transport *t);
+/* Starts a pump thread running TLS over fd (a connected TCP socket, taken on success: the
+ * pump closes it), as server or client; a client requires the server's certificate to name
+ * expect_name (borrowed). On success *out is a reference for the caller
+ * (transport_tls_pump_release) and *plain_fd the caller's end of the plaintext socketpair.
+ * Returns 0 or PT_E_NOMEM (fd is still the caller's). */
+int transport_tls_pump_start(struct transport *t, int fd, bool server, const char *expect_name,
+                             struct tls_pump **out, int *plain_fd);
+/* Whether the verified peer certificate's subjectAltName holds DNS:name. */
+bool transport_tls_pump_names(struct tls_pump *p, const char *name);
+/* The reason the pump's TLS failed, copied into buf, with the log level it deserves in *level,
+ * or NULL when it did not fail. */
+const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size, int *level);
+/* Drops the caller's reference on p (NULL allowed). */
+void transport_tls_pump_release(struct tls_pump *p);
+
 /* ---- transport_handshake.c ----------------------------------------------------------------- */
 
 /* The byte stream is up: outbound sends its HELLO, both sides wait for the other's message. */
@@ -167,6 +199,8 @@ void transport_conn_wrote(struct conn *c, int status);
 void transport_conn_read(struct conn *c, int status);
 /* Logs why a handshake failed and drops the connection (inbound) or the address (outbound). */
 void transport_handshake_fail(struct conn *c, int level, const char *reason, int uv_err);
+/* Logs at info the identity a TLS connection authenticated (nothing without TLS). */
+void transport_log_authenticated(const struct conn *c);
 /* c's deadline passed. */
 void transport_timeout_cb(uv_timer_t *timer);
 

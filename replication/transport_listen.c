@@ -50,6 +50,7 @@ void transport_in_succeed(struct conn *c)
     uv_stream_t *stream;
 
     uv_timer_stop(&c->timer);
+    transport_log_authenticated(c);
     stream = transport_seam_detach(c);
     c->done = true;
     c->status = 0;

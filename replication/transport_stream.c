@@ -1,15 +1,18 @@
 /*
- * transport_stream.c - the stream seam of the raft transport: plain TCP.
+ * transport_stream.c - the stream seam of the raft transport: plain TCP, or TLS through a pump.
  *
  * Role: the only code that touches a connection's socket while the handshake runs. The
  * handshake (transport_handshake.c) never calls libuv stream functions itself; it goes through
  * transport_seam_start / _write / _read / _detach / _close, and is called back through
  * transport_conn_ready / _wrote / _read and transport_conn_tcp_closed.
  *
- * Design: plain TCP implements each step with one libuv call. TLS belongs here:
- * transport_seam_start runs the TLS handshake and then calls transport_conn_ready, reads and
- * writes pass through the TLS engine, and transport_seam_detach hands raft the plaintext end
- * of a socketpair that the engine pumps, so raft keeps a uv_stream_t.
+ * Design: plain TCP implements each step with one libuv call. With TLS (t->tls set),
+ * transport_seam_start hands a duplicate of the TCP socket to a pump thread
+ * (transport_tls.c), closes the libuv handle of the TCP socket, and puts in its place
+ * (c->tcp) a uv_tcp_t opened on the plaintext end of the pump's socketpair; everything after
+ * that, the HELLO / WELCOME handshake and the stream handed to raft or the peer layer, is the
+ * same code as plain TCP. An outbound connection first asks the identity callback for the
+ * region name of the server dialed, which the server's certificate must carry.
  *
  * Invariants: reads ask libuv for exactly the bytes still missing from the current message
  * (c->in_want), so no byte of what follows the handshake is ever consumed here; c->tcp is
@@ -18,8 +21,11 @@
 #include "transport.h"
 
 #include <assert.h>
+#include <fcntl.h>
 #include <stddef.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "transport_int.h"
 
 #define KEEPALIVE_S 30
@@ -43,13 +49,76 @@ void transport_seam_close(struct conn *c)
     uv_close((uv_handle_t *)c->tcp, seam_tcp_close_cb);
 }
 
+static void seam_raw_close_cb(uv_handle_t *handle)
+{
+    raft_free(handle);
+}
+
+/* Puts a TLS pump between c->tcp and the handshake: see the file comment. Returns 0, or a
+ * libuv error (c->tcp is then unchanged). */
+static int seam_start_tls(struct conn *c)
+{
+    struct transport *t = c->t;
+    uv_os_fd_t fd;
+    uv_tcp_t *plain;
+    int dup_fd, plain_fd, rv;
+
+    transport_tls_pump_release(c->pump); /* an earlier address's */
+    c->pump = NULL;
+    rv = uv_fileno((uv_handle_t *)c->tcp, &fd);
+    if (rv != 0)
+        return rv;
+    plain = raft_malloc(sizeof(*plain));
+    if (plain == NULL)
+        return UV_ENOMEM;
+    dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) {
+        raft_free(plain);
+        return UV_EMFILE;
+    }
+    if (transport_tls_pump_start(t, dup_fd, c->role == ROLE_IN, c->peer_name, &c->pump,
+                                 &plain_fd) != 0) {
+        close(dup_fd);
+        raft_free(plain);
+        return UV_ENOMEM;
+    }
+    uv_tcp_init(t->loop, plain);
+    rv = uv_tcp_open(plain, plain_fd);
+    if (rv != 0) {
+        close(plain_fd); /* the pump sees its peer gone and ends */
+        uv_close((uv_handle_t *)plain, seam_raw_close_cb);
+        return rv;
+    }
+    plain->data = c;
+    c->tcp->data = NULL;
+    uv_close((uv_handle_t *)c->tcp, seam_raw_close_cb); /* the pump holds the socket now */
+    c->tcp = plain;
+    return 0;
+}
+
 /* The peer is reachable: set socket options, then start the handshake. */
 void transport_seam_start(struct conn *c)
 {
+    struct transport *t = c->t;
+    int rv;
+
     /* Raft messages are small and latency-bound; keepalive notices a peer that vanished
      * without closing an otherwise idle inbound stream. Failures only cost performance. */
     (void)uv_tcp_nodelay(c->tcp, 1);
     (void)uv_tcp_keepalive(c->tcp, 1, KEEPALIVE_S);
+    if (t->tls != NULL) {
+        if (c->role == ROLE_OUT &&
+            (t->identity_cb == NULL ||
+             t->identity_cb(t->identity_arg, c->peer_id, c->peer_name) != 0)) {
+            transport_handshake_fail(c, PT_LOG_WARN, "no region known for this server id", 0);
+            return;
+        }
+        rv = seam_start_tls(c);
+        if (rv != 0) {
+            transport_handshake_fail(c, PT_LOG_ERROR, "tls setup", rv);
+            return;
+        }
+    }
     transport_conn_ready(c);
 }
 

@@ -25,6 +25,10 @@ int pt_addr_parse(const char *s, char *host, size_t hostlen, unsigned *port, con
 /* 1 if host (without brackets) is 0.0.0.0 or ::, the addresses that mean "every interface". */
 int pt_addr_is_wildcard(const char *host);
 
+/* 1 if host (without brackets) is a loopback address: an IPv4 literal in 127.0.0.0/8, ::1, or
+ * "localhost". Names other than "localhost" are not resolved: they count as not loopback. */
+int pt_addr_is_loopback(const char *host);
+
 /* Checks s as a peer address and as a client URL (above). Each returns 0, or PT_E_CONFIG with
  * a static reason in *why (why may be NULL). */
 int pt_addr_check_peer(const char *s, const char **why);

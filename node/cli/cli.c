@@ -75,6 +75,8 @@ int pt_cli_cluster(int argc, char **argv, FILE *out, FILE *err)
         pt_cli_cluster_usage(out);
         return PT_CLI_OK;
     }
+    if (strcmp(argv[0], "certs") == 0)
+        return cli_certs(argc - 1, argv + 1, out, err); /* local: no region is asked */
     for (c = 0; c < CLI_CLUSTER_CMDS; c++) {
         if (strcmp(argv[0], cli_cmd_names[c]) == 0)
             break;

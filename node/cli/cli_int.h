@@ -18,6 +18,7 @@
  *   tokens.c       `portolan token create|list|revoke|disable|enable`
  *   access.c       `portolan auth anonymous list|add|remove`, `auth whoami`, `auth rotate-key`
  *   auditlog.c     `portolan audit verify|tail` (local files, no HTTP)
+ *   certs.c        `portolan cluster certs`: the peer port's CA and region certificates
  *
  * Everything here runs on the caller's thread and blocks; nothing is shared between threads.
  * Strings a server sent reach the terminal only through cli_clean or after a check with the
@@ -361,5 +362,13 @@ int cli_cluster_status(const struct cli_opts *o, FILE *out, FILE *err);
 int cli_cluster_change(const struct cli_opts *o, FILE *out, FILE *err);
 int cli_replication_regions(const struct cli_opts *o, FILE *out, FILE *err);
 int cli_replication_image(const struct cli_opts *o, FILE *out, FILE *err);
+
+/* ---- certs.c --------------------------------------------------------------------------- */
+
+/* `portolan cluster certs` with the arguments after its name (argv[0..argc), borrowed).
+ * Returns PT_CLI_OK, PT_CLI_FAILED (a file exists, cannot be written, the CA does not load)
+ * or PT_CLI_USAGE. */
+int cli_certs(int argc, char **argv, FILE *out, FILE *err);
+void cli_certs_usage(FILE *out);
 
 #endif

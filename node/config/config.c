@@ -151,6 +151,15 @@ static const struct option options[] = {
     {"tls_peer_ca", "--tls-peer-ca", K_STRING, FIELD(tls_peer_ca), 0, 0, "", "FILE",
      "PEM CAs that sign other regions' HTTPS certificates (forwarded uploads); empty = the "
      "system's"},
+    {"peer_tls", "--peer-tls", K_BOOL, FIELD(peer_tls), 0, 0, "true", "BOOL",
+     "mutual TLS on the raft + peer port; off only where every raft address is loopback"},
+    {"peer_tls_cert", "--peer-tls-cert", K_STRING, FIELD(peer_tls_cert), 0, 0, "", "FILE",
+     "PEM certificate of this region for the raft + peer port (SAN DNS:<region>; `portolan "
+     "cluster certs`)"},
+    {"peer_tls_key", "--peer-tls-key", K_STRING, FIELD(peer_tls_key), 0, 0, "", "FILE",
+     "PEM private key of peer_tls_cert"},
+    {"peer_tls_ca", "--peer-tls-ca", K_STRING, FIELD(peer_tls_ca), 0, 0, "", "FILE",
+     "PEM cluster CA: the only CA whose regions may connect to the raft + peer port"},
     {"replication_concurrency", "--replication-concurrency", K_UINT, FIELD(replication_concurrency),
      1, 256, "4", "N",
      "blobs fetched from other regions at once in the background (client pulls come on top)"},
@@ -406,6 +415,9 @@ void pt_config_defaults(struct pt_config *c)
 
 /* The rules between the cluster settings and the cluster file; called once every setting
  * passed its own limits. */
+static int validate_peer_tls(const struct pt_config *c, const struct pt_cluster_config *cc,
+                             const char *bind_host, char *err, size_t errlen);
+
 static int validate_cluster(const struct pt_config *c, char *err, size_t errlen)
 {
     struct pt_cluster_config *cc;
@@ -460,7 +472,7 @@ static int validate_cluster(const struct pt_config *c, char *err, size_t errlen)
                   c->listen);
         goto out;
     }
-    rc = 0;
+    rc = validate_peer_tls(c, cc, rhost, err, errlen);
 out:
     free(cc);
     return rc;
@@ -513,6 +525,37 @@ static int validate_auth(const struct pt_config *c, char *err, size_t errlen)
     }
     if (c->refresh_token_ttl_ms < c->token_ttl_ms)
         return fail(err, errlen, "refresh_token_ttl: shorter than token_ttl");
+    return 0;
+}
+
+/* Peer TLS is the default with a cluster file: all three files, or an explicit peer_tls off
+ * on a cluster whose raft addresses (and bind host) are all loopback. */
+static int validate_peer_tls(const struct pt_config *c, const struct pt_cluster_config *cc,
+                             const char *bind_host, char *err, size_t errlen)
+{
+    char host[PT_HOST_MAX + 1];
+
+    if (c->peer_tls) {
+        if (c->peer_tls_cert[0] == '\0' || c->peer_tls_key[0] == '\0' || c->peer_tls_ca[0] == '\0')
+            return fail(err, errlen,
+                        "peer_tls: a cluster needs peer_tls_cert, peer_tls_key and peer_tls_ca "
+                        "(make them with `portolan cluster certs`); peer_tls off is accepted only "
+                        "when every raft address is loopback");
+        return 0;
+    }
+    if (!pt_addr_is_loopback(bind_host))
+        return fail(err, errlen,
+                    "peer_tls: off is accepted only on loopback, and the raft bind address %s is "
+                    "not: set peer_tls_cert, peer_tls_key and peer_tls_ca",
+                    bind_host);
+    for (size_t i = 0; i < cc->nregions; i++) {
+        if (pt_addr_parse(cc->regions[i].address, host, sizeof host, NULL, NULL) != 0 ||
+            !pt_addr_is_loopback(host))
+            return fail(err, errlen,
+                        "peer_tls: off is accepted only on loopback, and region %s's raft address "
+                        "%s is not: set peer_tls_cert, peer_tls_key and peer_tls_ca",
+                        cc->regions[i].name, cc->regions[i].address);
+    }
     return 0;
 }
 

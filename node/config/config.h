@@ -20,8 +20,11 @@
  * means a single region without Raft. When it is set, pt_config_validate reads it and
  * requires region to name one of its regions, so a node never starts as a region the
  * cluster does not know. raft_listen is the address the Raft + peer port binds; empty means
- * this region's address in the cluster file. tag_reads, stale_fallback, write_timeout and
- * read_index_timeout are the read and write guarantees of DESIGN.md section 1.
+ * this region's address in the cluster file. The raft + peer port runs TLS 1.3 with mutual
+ * authentication (peer_tls_cert, peer_tls_key, peer_tls_ca, all required with cluster_file);
+ * peer_tls off is accepted only when every region's address and the bind address are
+ * loopback (a cluster on one machine, for development). tag_reads, stale_fallback, write_timeout
+ * and read_index_timeout are the read and write guarantees of DESIGN.md section 1.
  *
  * Access control: auth off is refused unless listen is a loopback address (127.0.0.0/8,
  * ::1, localhost); with it off the node serves everyone as before. metrics_listen, when set,
@@ -63,6 +66,10 @@ struct pt_config {
     uint64_t read_index_timeout_ms;   /* a linearizable read waits this long for the read index */
     unsigned replication_concurrency; /* background blob transfers from other regions at once */
     uint64_t replication_bandwidth;   /* bytes/s received for blob replication; 0 = no limit */
+    int peer_tls;                     /* 1 = the raft + peer port runs mutual TLS (required) */
+    char peer_tls_cert[4096];         /* PEM chain of this region, SAN DNS:<region> */
+    char peer_tls_key[4096];          /* its PEM private key */
+    char peer_tls_ca[4096];           /* PEM of the cluster CA, the only one peers may use */
     /* access control (README "Access control") */
     int auth;                               /* 1 = users, tokens and grants are enforced */
     char initial_admin_password_file[4096]; /* first administrator's password; "" = env/generated */

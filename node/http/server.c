@@ -477,6 +477,11 @@ static int start_committer(struct pt_node *node)
     rc.blobs = node->bs;
     rc.replication_concurrency = cfg->replication_concurrency;
     rc.replication_bandwidth = cfg->replication_bandwidth;
+    if (cfg->peer_tls) {
+        snprintf(rc.peer_tls_cert, sizeof(rc.peer_tls_cert), "%s", cfg->peer_tls_cert);
+        snprintf(rc.peer_tls_key, sizeof(rc.peer_tls_key), "%s", cfg->peer_tls_key);
+        snprintf(rc.peer_tls_ca, sizeof(rc.peer_tls_ca), "%s", cfg->peer_tls_ca);
+    }
     return pt_committer_start(node->ms, &rc, &node->committer);
 }
 

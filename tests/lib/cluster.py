@@ -48,6 +48,11 @@ connection a region process holds straight to another region's raft port (direct
 read from /proc) bypasses it: a node must dial what its own file says, not an address a peer
 announced about itself.
 
+Peer TLS. Every cluster runs the raft + peer port with mutual TLS (--peer-tls-cert/-key/-ca)
+unless Cluster(peer_tls=False) or PT_PEER_TLS=off in the environment turns it off (then
+`--peer-tls off`, accepted on loopback). The certificates of region-a..region-z and their CA
+are made once per test run with `portolan cluster certs` (peer_certs()).
+
 Layout: <root>/cluster-<name>.yaml per region and <root>/<name>/data, <root>/<name>/node.log
 (harness.Node's layout), where <root> is a fresh temporary directory, removed by cleanup()
 unless PT_KEEP_TMP is set.
@@ -65,10 +70,12 @@ names it as leader_id with the same term: that is the state in which a write sen
 goes to that leader. A partitioned minority is left out with wait_leader(among=...).
 """
 
+import atexit
 import hashlib
 import http.client
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -79,6 +86,34 @@ import wan as wanlib
 HOST = "127.0.0.1"
 NAMES = tuple("region-" + c for c in "abcdefghijklmnopqrstuvwxyz")
 STATUS_TIMEOUT = 2.0  # seconds an admin GET may take before the region counts as silent
+
+
+PEER_TLS_DEFAULT = os.environ.get("PT_PEER_TLS", "on").lower() not in ("off", "0", "false", "no")
+_peer_certs = {}  # binary -> directory made by `portolan cluster certs`
+
+
+def peer_certs(binary=None):
+    """A directory holding ca.pem, ca-key.pem and <name>.pem / <name>-key.pem for every name of
+    NAMES, made once per test run (per binary) with `portolan cluster certs`; removed at exit
+    unless PT_KEEP_TMP is set."""
+    binary = binary or harness.portolan_bin()
+    if binary not in _peer_certs:
+        d = tempfile.mkdtemp(prefix="pt-peer-certs-")
+        subprocess.run([binary, "cluster", "certs", "--out", os.path.join(d, "certs"),
+                        "--regions", ",".join(NAMES), "--days", "30"],
+                       check=True, stdout=subprocess.DEVNULL)
+        if not os.environ.get("PT_KEEP_TMP"):
+            atexit.register(shutil.rmtree, d, True)
+        _peer_certs[binary] = os.path.join(d, "certs")
+    return _peer_certs[binary]
+
+
+def peer_tls_args(name, binary=None):
+    """The `portolan serve` flags of region name's peer TLS (certificates from peer_certs())."""
+    d = peer_certs(binary)
+    return ["--peer-tls-cert", os.path.join(d, name + ".pem"),
+            "--peer-tls-key", os.path.join(d, name + "-key.pem"),
+            "--peer-tls-ca", os.path.join(d, "ca.pem")]
 
 
 class ClusterError(AssertionError):
@@ -209,13 +244,15 @@ class Cluster:
     (default a unique one); start_timeout: seconds each node has to answer /healthz."""
 
     def __init__(self, n=3, wan_delay_ms=None, args=(), region_args=None, cluster_id=None,
-                 start_timeout=30, binary=None, tls=None, auth=True):
+                 start_timeout=30, binary=None, tls=None, peer_tls=None, auth=True):
         if not 1 <= n <= len(NAMES):
             raise ValueError("a cluster has 1 to %d regions" % len(NAMES))
         # tls: (ca_cert, server_cert, server_key) from harness.make_test_ca: every region
         # serves HTTPS with that certificate, its URL is https, and it trusts that CA for
         # other regions (--tls-peer-ca); clients verify with the CA.
         self.tls = tls
+        # peer_tls: mutual TLS on the raft + peer port (None: PT_PEER_TLS, default on)
+        self.peer_tls = PEER_TLS_DEFAULT if peer_tls is None else bool(peer_tls)
         self.cafile = tls[0] if tls else None
         self.root = tempfile.mkdtemp(prefix="pt-cluster-")
         self.cluster_id = cluster_id or "test-%s" % os.urandom(4).hex()
@@ -277,6 +314,7 @@ class Cluster:
 
     def _node_args(self, r):
         tls = ["--tls-peer-ca", self.tls[0]] if self.tls else []
+        tls += peer_tls_args(r.name, self.binary) if self.peer_tls else ["--peer-tls", "off"]
         return (["--region", r.name, "--cluster-file", r.cluster_file,
                  "--raft-listen", r.raft_address] + tls + self.args
                 + list(self.region_args.get(r.name, ())))

@@ -345,6 +345,9 @@ static void test_cluster_settings(void **state)
              "listen: 127.0.0.1:5001\n"
              "cluster_file: %s\n"
              "raft_listen: \"[::]:7001\"\n"
+             "peer_tls_cert: /certs/eu-west.pem\n"
+             "peer_tls_key: /certs/eu-west-key.pem\n"
+             "peer_tls_ca: /certs/ca.pem\n"
              "tag_reads: local\n"
              "stale_fallback: no\n"
              "write_timeout: 2m\n"
@@ -355,6 +358,10 @@ static void test_cluster_settings(void **state)
         fail_msg("%s", err);
     assert_string_equal(c.cluster_file, cluster);
     assert_string_equal(c.raft_listen, "[::]:7001");
+    assert_int_equal(c.peer_tls, 1);
+    assert_string_equal(c.peer_tls_cert, "/certs/eu-west.pem");
+    assert_string_equal(c.peer_tls_key, "/certs/eu-west-key.pem");
+    assert_string_equal(c.peer_tls_ca, "/certs/ca.pem");
     assert_int_equal(c.tag_reads, PT_TAG_READS_LOCAL);
     assert_int_equal(c.stale_fallback, 0);
     assert_int_equal(c.write_timeout_ms, 120000);
@@ -375,9 +382,14 @@ static void test_cluster_settings(void **state)
                     "10s",
                     "--read-index-timeout=1m",
                     "--raft-listen",
-                    "0.0.0.0:7002"};
+                    "0.0.0.0:7002",
+                    "--peer-tls-cert=/c/us-east.pem",
+                    "--peer-tls-key",
+                    "/c/us-east-key.pem",
+                    "--peer-tls-ca=/c/ca.pem"};
     pt_config_defaults(&c);
-    assert_int_equal(pt_config_parse_args(&c, 12, argv, err, sizeof err), 0);
+    assert_int_equal(pt_config_parse_args(&c, 16, argv, err, sizeof err), 0);
+    assert_string_equal(c.peer_tls_key, "/c/us-east-key.pem");
     assert_int_equal(c.tag_reads, PT_TAG_READS_LINEARIZABLE);
     assert_int_equal(c.stale_fallback, 1);
     assert_int_equal(c.write_timeout_ms, 10000);
@@ -405,11 +417,52 @@ static void test_cluster_settings(void **state)
     char *bad_raft[] = {"--raft-listen=::1:7000"};
     pt_cfg_expect_args_error(1, bad_raft, "--raft-listen");
 
+    /* Peer TLS is required in a cluster; off only where every raft address is loopback. */
+    pt_config_defaults(&c);
+    snprintf(c.cluster_file, sizeof c.cluster_file, "%s", cluster);
+    strcpy(c.region, "eu-west");
+    pt_cfg_expect_invalid(&c, "peer_tls: a cluster needs peer_tls_cert, peer_tls_key and");
+    strcpy(c.peer_tls_cert, "/c/eu-west.pem");
+    strcpy(c.peer_tls_key, "/c/eu-west-key.pem");
+    pt_cfg_expect_invalid(&c, "peer_tls_ca");
+    strcpy(c.peer_tls_ca, "/c/ca.pem");
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
+    char *off[] = {"--peer-tls", "off"};
+    pt_config_defaults(&c);
+    assert_int_equal(pt_config_parse_args(&c, 2, off, err, sizeof err), 0);
+    assert_int_equal(c.peer_tls, 0);
+    snprintf(c.cluster_file, sizeof c.cluster_file, "%s", cluster);
+    strcpy(c.region, "eu-west");
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0); /* all loopback */
+    strcpy(c.raft_listen, "0.0.0.0:7001");
+    pt_cfg_expect_invalid(&c, "peer_tls: off is accepted only on loopback, and the raft bind");
+    strcpy(c.raft_listen, "[::1]:7001");
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
+    char remote[sizeof(c.cluster_file)];
+    snprintf(remote, sizeof remote, "%.4000s.remote", cluster);
+    fp = fopen(remote, "w");
+    assert_non_null(fp);
+    fputs("cluster_id: test\n"
+          "regions:\n"
+          "  - {name: eu-west, id: 1, address: 'localhost:7001', url: 'http://127.0.0.1:5001'}\n"
+          "  - {name: us-east, id: 2, address: 'us.example:7002', url: 'http://127.0.0.1:5002'}\n",
+          fp);
+    assert_int_equal(fclose(fp), 0);
+    snprintf(c.cluster_file, sizeof c.cluster_file, "%s", remote);
+    pt_cfg_expect_invalid(&c, "region us-east's raft address us.example:7002 is not");
+    c.peer_tls = 1;
+    strcpy(c.peer_tls_cert, "/c/eu-west.pem");
+    strcpy(c.peer_tls_key, "/c/eu-west-key.pem");
+    strcpy(c.peer_tls_ca, "/c/ca.pem");
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0);
+    unlink(remote);
+
     /* Rules between settings and the cluster file. */
     pt_config_defaults(&c);
     strcpy(c.raft_listen, "0.0.0.0:7000");
     pt_cfg_expect_invalid(&c, "raft_listen: needs cluster_file");
     pt_config_defaults(&c);
+    c.peer_tls = 0;
     snprintf(c.cluster_file, sizeof c.cluster_file, "%s", cluster);
     strcpy(c.listen, "127.0.0.1:5001");
     pt_cfg_expect_invalid(&c, "region: \"local\" is not a region of cluster file");
