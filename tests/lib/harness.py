@@ -274,15 +274,22 @@ class Node(_Process):
     kind = "portolan"
     ready_path = "/healthz"
 
-    def __init__(self, data_dir=None, args=(), env=None, tls=None, port=None, binary=None):
+    def __init__(self, data_dir=None, args=(), env=None, tls=None, port=None, binary=None,
+                 auth=False):
         super().__init__(data_dir, args, env, tls, port)
         self.binary = binary or portolan_bin()
+        # Tests that do not exercise access control run with it off (the node listens on
+        # loopback, the one place `--auth off` is allowed); auth=True or an explicit --auth
+        # in args leaves it to the test.
+        self.auth = auth or any(a == "--auth" or a.startswith("--auth=") for a in self.args)
 
     def command(self):
         cmd = [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
                "--data-dir", self.data_dir]
         if self.tls:
             cmd += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        if not self.auth:
+            cmd += ["--auth", "off"]
         return cmd + self.args
 
 
