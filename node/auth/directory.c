@@ -593,7 +593,7 @@ static unsigned grants_allow(const struct pt_grant *g, size_t n, unsigned all, c
 unsigned pt_auth_dir_allowed(struct pt_auth_dir *d, const struct pt_identity *id, const char *repo,
                              size_t len, int64_t now_ms)
 {
-    if (id == NULL || repo == NULL || len == 0)
+    if (id == NULL || repo == NULL || len == 0 || memchr(repo, '\0', len) != NULL)
         return 0;
     struct view *v = view_get(d);
     unsigned bits = 0;
