@@ -168,6 +168,24 @@ def digest_seeds(img):
     }
 
 
+def grant_seeds():
+    # grant text or pattern, a newline, then the repository name it is matched against
+    return {
+        "glob": b"team/*:pull,push\nteam/app",
+        "deep": b"team/**:pull\nteam/a/b/c",
+        "prefix-itself": b"team/**\nteam",
+        "inside": b"team/app-*:delete\nteam/app-web",
+        "admin": b"admin\nanything/at/all",
+        "star-admin": b"*:admin\nx",
+        "all-actions": b"lib/*/x/**:*\nlib/a/x/y",
+        "one-component": b"*\nno-slash",
+        "backtrack": b"*a*a*a*b\naaaaaaaaaaaaaaaaab",
+        "bad-admin": b"team/*:admin\nteam/a",
+        "bad-double": b"a/**/b:pull\na/x/b",
+        "name": b"ci-bot_2.prod",
+    }
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
     manifests, img, idx = manifest_seeds()
@@ -177,6 +195,7 @@ def main():
         "fuzz_query": query_seeds(),
         "fuzz_range": range_seeds(),
         "fuzz_digest": digest_seeds(img),
+        "fuzz_grant": grant_seeds(),
     }
     for target, seeds in targets.items():
         d = os.path.join(out, target)
