@@ -105,7 +105,8 @@ int pt_audit_open(const char *data_dir, const char *region, int to_stderr, uint6
     uint64_t size = 0;
     int rc;
 
-    if (region == NULL || (!to_stderr && (data_dir == NULL || data_dir[0] == '\0')))
+    if (region == NULL || keep_files > PT_AUDIT_KEEP_MAX ||
+        (!to_stderr && (data_dir == NULL || data_dir[0] == '\0')))
         return PT_E_CONFIG;
     a = calloc(1, sizeof *a);
     if (a == NULL)
