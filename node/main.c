@@ -4,6 +4,8 @@
  *   portolan serve [flags]    run a registry node (see `portolan serve --help`)
  *   portolan cluster ...      inspect and change a cluster (see `portolan cluster help`)
  *   portolan replication ...  blob replication of the regions or of one image
+ *   portolan user|token|auth ...  users, access tokens, anonymous access, signing keys
+ *   portolan audit ...        verify or follow the audit log
  *   portolan version          print the version
  *   portolan help             print this summary
  */
@@ -22,6 +24,10 @@ static void usage(FILE *out)
                  "  serve         run a registry node (portolan serve --help lists its flags)\n"
                  "  cluster       status, add, remove, transfer-leader (portolan cluster help)\n"
                  "  replication   status of blob replication (portolan replication help)\n"
+                 "  user          add, remove, list users, change passwords (portolan user help)\n"
+                 "  token         create, list, revoke, disable, enable access tokens\n"
+                 "  auth          anonymous pull rules, whoami, rotate-key (portolan auth help)\n"
+                 "  audit         verify or tail the audit log (portolan audit help)\n"
                  "  version       print the version\n"
                  "  help          print this help\n");
 }
@@ -60,6 +66,14 @@ int main(int argc, char **argv)
         return pt_cli_cluster(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "replication") == 0)
         return pt_cli_replication(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "user") == 0)
+        return pt_cli_user(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "token") == 0)
+        return pt_cli_token(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "auth") == 0)
+        return pt_cli_auth(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "audit") == 0)
+        return pt_cli_audit(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("portolan %s\n", PT_VERSION);
         return 0;

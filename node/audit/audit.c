@@ -7,7 +7,8 @@
  * is taken; under it the time and "prev" are set, the object is dumped into a stack buffer
  * and written with one write() on an O_APPEND descriptor, so a reader sees whole lines and
  * concurrent writers never interleave. fdatasync runs on rotation and close only: an audit
- * line is as durable as the page cache until then, which the brief of the log accepts.
+ * line is as durable as the page cache until then (a flush per line would cost a disk flush per
+ * request; a crash of the machine may lose the last lines, never reorder them).
  *
  * Invariants: a->prev is the hash of the last line that reached the file (or stderr); a line
  * that failed to write leaves it unchanged. a->size counts the bytes of the live file.
@@ -27,7 +28,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,63 +59,10 @@ struct pt_audit {
     char prev[PT_AUDIT_HASH_HEX];
 };
 
-void pt_audit_hash_hex(const void *p, size_t len, char out[PT_AUDIT_HASH_HEX])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[SHA256_DIGEST_LENGTH];
-
-    SHA256(p, len, md);
-    for (size_t i = 0; i < sizeof md; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[2 * sizeof md] = '\0';
-}
-
 /* ---- opening ---------------------------------------------------------------------------- */
 
-int pt_audit_path(char *dst, size_t len, const char *dir, unsigned n)
-{
-    int w = n == 0 ? snprintf(dst, len, "%s/" PT_AUDIT_FILE, dir)
-                   : snprintf(dst, len, "%s/" PT_AUDIT_FILE ".%u", dir, n);
-    return w < 0 || (size_t)w >= len ? -1 : 0;
-}
-
-int pt_audit_last_line(int fd, char *buf, size_t *len, uint64_t *size, int *torn)
-{
-    struct stat st;
-    size_t want, start, end;
-    ssize_t r;
-
-    *len = 0;
-    *torn = 0;
-    if (fstat(fd, &st) != 0)
-        return PT_E_IO;
-    *size = (uint64_t)st.st_size;
-    if (st.st_size == 0)
-        return 0;
-    want =
-        (uint64_t)st.st_size < PT_AUDIT_LINE_MAX + 1 ? (size_t)st.st_size : PT_AUDIT_LINE_MAX + 1;
-    r = pread(fd, buf, want, st.st_size - (off_t)want);
-    if (r != (ssize_t)want)
-        return PT_E_IO;
-    end = want;
-    if (buf[end - 1] == '\n')
-        end--;
-    else
-        *torn = 1;
-    start = end;
-    while (start > 0 && buf[start - 1] != '\n')
-        start--;
-    if (start == 0 && want < (uint64_t)st.st_size)
-        return PT_E_CORRUPT; /* no line start within PT_AUDIT_LINE_MAX bytes */
-    memmove(buf, buf + start, end - start);
-    *len = end - start;
-    return 0;
-}
-
-/* Reads the hash of the last line of file n of the log into a->prev; *size its length.
- * A missing file leaves a->prev alone. With fix_torn, a torn last line gets its '\n'. */
+/* Sets a->prev to the hash of the last line of the file open on fd (borrowed); *size its
+ * length. An empty file leaves a->prev alone. With fix_torn, a torn last line gets its '\n'. */
 static int chain_from(struct pt_audit *a, int fd, uint64_t *size, int fix_torn)
 {
     char buf[PT_AUDIT_LINE_MAX + 1];
@@ -159,7 +106,8 @@ int pt_audit_open(const char *data_dir, const char *region, int to_stderr, uint6
     uint64_t size = 0;
     int rc;
 
-    if (region == NULL || (!to_stderr && (data_dir == NULL || data_dir[0] == '\0')))
+    if (region == NULL || keep_files > PT_AUDIT_KEEP_MAX ||
+        (!to_stderr && (data_dir == NULL || data_dir[0] == '\0')))
         return PT_E_CONFIG;
     a = calloc(1, sizeof *a);
     if (a == NULL)

@@ -21,29 +21,90 @@
 
 #define DEFAULT_TIMEOUT_MS 5000 /* one admin request */
 
-const char *const cli_cmd_names[] = {"status", "add", "remove", "transfer-leader", "status"};
-const char *const cli_cmd_titles[] = {"cluster status", "cluster add", "cluster remove",
-                                      "cluster transfer-leader", "replication status"};
+const char *const cli_cmd_names[] = {
+    [CMD_STATUS] = "status",
+    [CMD_ADD] = "add",
+    [CMD_REMOVE] = "remove",
+    [CMD_TRANSFER] = "transfer-leader",
+    [CMD_REPLICATION] = "status",
+    [CMD_USER_ADD] = "add",
+    [CMD_USER_REMOVE] = "remove",
+    [CMD_USER_LIST] = "list",
+    [CMD_USER_PASSWD] = "passwd",
+    [CMD_TOKEN_CREATE] = "create",
+    [CMD_TOKEN_LIST] = "list",
+    [CMD_TOKEN_REVOKE] = "revoke",
+    [CMD_TOKEN_DISABLE] = "disable",
+    [CMD_TOKEN_ENABLE] = "enable",
+    [CMD_ANON_LIST] = "anonymous list",
+    [CMD_ANON_ADD] = "anonymous add",
+    [CMD_ANON_REMOVE] = "anonymous remove",
+    [CMD_WHOAMI] = "whoami",
+    [CMD_ROTATE_KEY] = "rotate-key",
+    [CMD_AUDIT_VERIFY] = "verify",
+    [CMD_AUDIT_TAIL] = "tail",
+};
+const char *const cli_cmd_titles[] = {
+    [CMD_STATUS] = "cluster status",
+    [CMD_ADD] = "cluster add",
+    [CMD_REMOVE] = "cluster remove",
+    [CMD_TRANSFER] = "cluster transfer-leader",
+    [CMD_REPLICATION] = "replication status",
+    [CMD_USER_ADD] = "user add",
+    [CMD_USER_REMOVE] = "user remove",
+    [CMD_USER_LIST] = "user list",
+    [CMD_USER_PASSWD] = "user passwd",
+    [CMD_TOKEN_CREATE] = "token create",
+    [CMD_TOKEN_LIST] = "token list",
+    [CMD_TOKEN_REVOKE] = "token revoke",
+    [CMD_TOKEN_DISABLE] = "token disable",
+    [CMD_TOKEN_ENABLE] = "token enable",
+    [CMD_ANON_LIST] = "auth anonymous list",
+    [CMD_ANON_ADD] = "auth anonymous add",
+    [CMD_ANON_REMOVE] = "auth anonymous remove",
+    [CMD_WHOAMI] = "auth whoami",
+    [CMD_ROTATE_KEY] = "auth rotate-key",
+    [CMD_AUDIT_VERIFY] = "audit verify",
+    [CMD_AUDIT_TAIL] = "audit tail",
+};
 
 /* Flags and the commands that take them (bit per enum cli_cmd). */
-#define ALL_CMDS                                                                                   \
-    ((1u << CMD_STATUS) | (1u << CMD_ADD) | (1u << CMD_REMOVE) | (1u << CMD_TRANSFER) |            \
-     (1u << CMD_REPLICATION))
+#define BIT(c) (1u << (c))
+#define CLUSTER_CMDS                                                                               \
+    (BIT(CMD_STATUS) | BIT(CMD_ADD) | BIT(CMD_REMOVE) | BIT(CMD_TRANSFER) | BIT(CMD_REPLICATION))
+#define AUDIT_CMDS (BIT(CMD_AUDIT_VERIFY) | BIT(CMD_AUDIT_TAIL))
+#define ALL_CMDS   ((1u << CMD_COUNT) - 1)
+#define ADMIN_CMDS (ALL_CMDS & ~AUDIT_CMDS) /* every command that speaks the admin API */
+/* Commands with one NAME, ID or PATTERN operand. */
+#define OPERAND_CMDS                                                                               \
+    (BIT(CMD_USER_ADD) | BIT(CMD_USER_REMOVE) | BIT(CMD_USER_PASSWD) | BIT(CMD_TOKEN_REVOKE) |     \
+     BIT(CMD_TOKEN_DISABLE) | BIT(CMD_TOKEN_ENABLE) | BIT(CMD_ANON_ADD) | BIT(CMD_ANON_REMOVE))
+#define PATTERN_CMDS (BIT(CMD_ANON_ADD) | BIT(CMD_ANON_REMOVE))
 
 static const struct {
     const char *name;
     bool has_value;
     unsigned cmds;
 } flags[] = {
-    [F_REGION] = {"--region", true, ALL_CMDS},
-    [F_JSON] = {"--json", false, ALL_CMDS},
-    [F_CACERT] = {"--cacert", true, ALL_CMDS},
-    [F_TIMEOUT] = {"--timeout", true, ALL_CMDS},
-    [F_NAME] = {"--name", true, 1u << CMD_ADD},
-    [F_ID] = {"--id", true, (1u << CMD_ADD) | (1u << CMD_REMOVE) | (1u << CMD_TRANSFER)},
-    [F_ADDRESS] = {"--address", true, 1u << CMD_ADD},
-    [F_URL] = {"--url", true, 1u << CMD_ADD},
-    [F_ROLE] = {"--role", true, 1u << CMD_ADD},
+    [F_REGION] = {"--region", true, ADMIN_CMDS},
+    [F_JSON] = {"--json", false, ADMIN_CMDS},
+    [F_CACERT] = {"--cacert", true, ADMIN_CMDS},
+    [F_TIMEOUT] = {"--timeout", true, ADMIN_CMDS},
+    [F_NAME] = {"--name", true, BIT(CMD_ADD)},
+    [F_ID] = {"--id", true, BIT(CMD_ADD) | BIT(CMD_REMOVE) | BIT(CMD_TRANSFER)},
+    [F_ADDRESS] = {"--address", true, BIT(CMD_ADD)},
+    [F_URL] = {"--url", true, BIT(CMD_ADD)},
+    [F_ROLE] = {"--role", true, BIT(CMD_ADD)},
+    [F_USER] = {"--user", true, ADMIN_CMDS},
+    [F_PASSWORD_STDIN] = {"--password-stdin", false, ADMIN_CMDS},
+    [F_GRANT] = {"--grant", true, BIT(CMD_USER_ADD) | BIT(CMD_TOKEN_CREATE)},
+    [F_ADMIN] = {"--admin", false, BIT(CMD_USER_ADD)},
+    [F_TOKEN_ID] = {"--id", true, BIT(CMD_TOKEN_CREATE)},
+    [F_EXPIRES] = {"--expires", true, BIT(CMD_TOKEN_CREATE)},
+    [F_DESCRIPTION] = {"--description", true, BIT(CMD_TOKEN_CREATE)},
+    [F_DATA_DIR] = {"--data-dir", true, AUDIT_CMDS},
+    [F_LINES] = {"-n", true, BIT(CMD_AUDIT_TAIL)},
+    [F_FOLLOW] = {"--follow", false, BIT(CMD_AUDIT_TAIL)},
 };
 #define NFLAGS (sizeof flags / sizeof flags[0])
 
@@ -60,6 +121,124 @@ int cli_take_url(char *dst, const char *src, const char **why)
     memcpy(dst, src, n);
     dst[n] = '\0';
     return pt_addr_check_url(dst, why) == 0 ? 0 : -1;
+}
+
+/* A user name or token id: [a-z0-9][a-z0-9._-]{0,63}, as the server's pt_auth_name_valid. */
+static bool name_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > CLI_NAME_MAX ||
+        !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A repository pattern's characters and shape (the server checks its grammar): 1..255 bytes
+ * of lower case, digits, . _ - / and *, no empty path component. */
+static bool pattern_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > CLI_PATTERN_MAX || s[0] == '/' || s[n - 1] == '/' || strstr(s, "//"))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == '/' || c == '*'))
+            return false;
+    }
+    return true;
+}
+
+/* "PATTERN:ACTIONS" (actions pull, push, delete, admin, "*" = pull,push,delete, comma
+ * separated), or "admin" / "*:admin" / "**:admin" for the registry-wide admin grant. */
+static int parse_grant(const char *v, struct cli_grant *g, const char **why)
+{
+    static const struct {
+        const char *name;
+        unsigned bits;
+    } actions[] = {{"pull", CLI_PULL},
+                   {"push", CLI_PUSH},
+                   {"delete", CLI_DELETE},
+                   {"admin", CLI_ADMIN},
+                   {"*", CLI_PULL | CLI_PUSH | CLI_DELETE}};
+    const char *colon = strrchr(v, ':'), *p;
+    size_t plen;
+
+    g->actions = 0;
+    if (strcmp(v, "admin") == 0) {
+        snprintf(g->pattern, sizeof g->pattern, "**");
+        g->actions = CLI_ADMIN;
+        return 0;
+    }
+    if (colon == NULL) {
+        *why = "expected PATTERN:ACTIONS, e.g. 'team/*:pull,push'";
+        return -1;
+    }
+    plen = (size_t)(colon - v);
+    if (plen > CLI_PATTERN_MAX) {
+        *why = "pattern longer than 255 bytes";
+        return -1;
+    }
+    memcpy(g->pattern, v, plen);
+    g->pattern[plen] = '\0';
+    for (p = colon + 1;;) {
+        size_t n = strcspn(p, ","), a;
+        for (a = 0; a < sizeof actions / sizeof actions[0]; a++) {
+            if (strlen(actions[a].name) == n && strncmp(actions[a].name, p, n) == 0)
+                break;
+        }
+        if (a == sizeof actions / sizeof actions[0]) {
+            *why = "actions are pull, push, delete, admin or *, separated by commas";
+            return -1;
+        }
+        g->actions |= actions[a].bits;
+        if (p[n] == '\0')
+            break;
+        p += n + 1;
+    }
+    if (g->actions & CLI_ADMIN) {
+        /* Admin is registry-wide: only on every repository. */
+        if (strcmp(g->pattern, "*") != 0 && strcmp(g->pattern, "**") != 0) {
+            *why = "admin is registry-wide: use 'admin' or '**:admin'";
+            return -1;
+        }
+        snprintf(g->pattern, sizeof g->pattern, "**");
+    }
+    if (!pattern_valid(g->pattern)) {
+        *why = "pattern: lower case, digits, . _ - / and * (e.g. team/*, app-*, public/**)";
+        return -1;
+    }
+    return 0;
+}
+
+/* "30d", "12h", "90m", "3600s" or plain seconds, at most ten years. */
+static int parse_expires(const char *v, uint64_t *secs)
+{
+    static const struct {
+        char suffix;
+        uint64_t mul;
+    } units[] = {{'\0', 1}, {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
+    const char *end;
+    uint64_t n;
+
+    if (pt_units_parse_digits(v, &end, &n) != 0 || (end[0] != '\0' && end[1] != '\0'))
+        return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (units[i].suffix == end[0]) {
+            if (n == 0 || n > 3650ull * 86400 / units[i].mul)
+                return -1;
+            *secs = n * units[i].mul;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 static int set_flag(struct cli_opts *o, enum cli_flag f, const char *v, FILE *err)
@@ -115,6 +294,68 @@ static int set_flag(struct cli_opts *o, enum cli_flag f, const char *v, FILE *er
             goto bad;
         }
         break;
+    case F_USER:
+        if (v[0] == '\0' || strlen(v) > CLI_USER_MAX || strchr(v, ':') != NULL) {
+            why = "expected a user name or token id (no ':')";
+            goto bad;
+        }
+        o->user = v;
+        break;
+    case F_PASSWORD_STDIN:
+        o->password_stdin = true;
+        break;
+    case F_GRANT:
+        if (o->n_grants == CLI_GRANTS_MAX) {
+            why = "at most 32 grants";
+            goto bad;
+        }
+        if (parse_grant(v, &o->grants[o->n_grants], &why) != 0)
+            goto bad;
+        o->n_grants++;
+        break;
+    case F_ADMIN:
+        o->admin = true;
+        break;
+    case F_TOKEN_ID:
+        if (!name_valid(v)) {
+            why = "expected [a-z0-9][a-z0-9._-]{0,63}";
+            goto bad;
+        }
+        o->token_id = v;
+        break;
+    case F_EXPIRES:
+        if (parse_expires(v, &o->expires_s) != 0) {
+            why = "expected a duration with s, m, h, d or w (e.g. 30d), at most ten years";
+            goto bad;
+        }
+        break;
+    case F_DESCRIPTION:
+        if (strlen(v) > CLI_DESCRIPTION_MAX) {
+            why = "longer than 255 bytes";
+            goto bad;
+        }
+        o->description = v;
+        break;
+    case F_DATA_DIR:
+        if (v[0] == '\0' || strlen(v) > 3000) {
+            why = "expected a directory";
+            goto bad;
+        }
+        o->data_dir = v;
+        break;
+    case F_LINES: {
+        const char *end;
+        uint64_t n;
+        if (pt_units_parse_digits(v, &end, &n) != 0 || *end != '\0' || n > 100000) {
+            why = "expected a number of lines 0..100000";
+            goto bad;
+        }
+        o->lines = (unsigned long)n;
+        break;
+    }
+    case F_FOLLOW:
+        o->follow = true;
+        break;
     }
     o->given |= 1u << f;
     return 0;
@@ -168,12 +409,43 @@ static int parse_image(struct cli_opts *o, const char *a, FILE *err)
     return 0;
 }
 
+/* A word that is not a flag: the command's operand (NAME, ID, PATTERN) or a file of audit
+ * verify. */
+static int take_operand(struct cli_opts *o, const char *a, FILE *err)
+{
+    const char *cmd = cli_cmd_titles[o->cmd];
+
+    if (o->cmd == CMD_AUDIT_VERIFY) {
+        if (o->n_files == CLI_FILES_MAX) {
+            fprintf(err, "portolan %s: at most %d files\n", cmd, CLI_FILES_MAX);
+            return PT_CLI_USAGE;
+        }
+        o->files[o->n_files++] = a;
+        return 0;
+    }
+    if (!(OPERAND_CMDS & BIT(o->cmd)) || o->arg != NULL) {
+        fprintf(err, "portolan %s: unexpected argument \"%.64s\"\n", cmd, a);
+        return PT_CLI_USAGE;
+    }
+    if ((PATTERN_CMDS & BIT(o->cmd)) ? !pattern_valid(a) : !name_valid(a)) {
+        fprintf(err, "portolan %s: \"%.64s\": %s\n", cmd, a,
+                (PATTERN_CMDS & BIT(o->cmd))
+                    ? "not a repository pattern (lower case, digits, . _ - / and *)"
+                    : "expected [a-z0-9][a-z0-9._-]{0,63}");
+        return PT_CLI_USAGE;
+    }
+    o->arg = a;
+    return 0;
+}
+
 int cli_args_parse(struct cli_opts *o, enum cli_cmd c, int argc, char **argv, FILE *err)
 {
     const char *cmd = cli_cmd_titles[c];
 
-    *o = (struct cli_opts){
-        .cmd = c, .timeout_ms = DEFAULT_TIMEOUT_MS, .added = {.role = PT_CLUSTER_VOTER}};
+    *o = (struct cli_opts){.cmd = c,
+                           .timeout_ms = DEFAULT_TIMEOUT_MS,
+                           .added = {.role = PT_CLUSTER_VOTER},
+                           .lines = 10};
 
     for (int i = 0; i < argc;) {
         const char *a = argv[i], *eq, *v;
@@ -187,17 +459,28 @@ int cli_args_parse(struct cli_opts *o, enum cli_cmd c, int argc, char **argv, FI
             i++;
             continue;
         }
-        if (a == NULL || strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+        if (a != NULL && a[0] != '-' && o->cmd != CMD_REPLICATION) {
+            int rc = take_operand(o, a, err);
+            if (rc != 0)
+                return rc;
+            i++;
+            continue;
+        }
+        /* The one short flag is -n (audit tail); any other single dash word is no flag. */
+        if (a == NULL || a[0] != '-' || a[1] == '\0' || strcmp(a, "--") == 0 ||
+            (a[1] != '-' && (strcmp(a, "-n") != 0 || o->cmd != CMD_AUDIT_TAIL))) {
             fprintf(err, "portolan %s: unexpected argument \"%.64s\"\n", cmd, a ? a : "");
             return PT_CLI_USAGE;
         }
         eq = strchr(a, '=');
         nlen = eq ? (size_t)(eq - a) : strlen(a);
+        /* The same name may be two flags for different commands (--id). */
         for (f = 0; f < NFLAGS; f++) {
-            if (strlen(flags[f].name) == nlen && memcmp(flags[f].name, a, nlen) == 0)
+            if (strlen(flags[f].name) == nlen && memcmp(flags[f].name, a, nlen) == 0 &&
+                (flags[f].cmds & BIT(o->cmd)))
                 break;
         }
-        if (f == NFLAGS || !(flags[f].cmds & (1u << o->cmd))) {
+        if (f == NFLAGS) {
             fprintf(err, "portolan %s: unknown flag \"%.*s\"\n", cmd, (int)(nlen < 64 ? nlen : 64),
                     a);
             return PT_CLI_USAGE;
@@ -225,7 +508,9 @@ int cli_args_parse(struct cli_opts *o, enum cli_cmd c, int argc, char **argv, FI
             return rc;
     }
 
-    unsigned need = 1u << F_REGION;
+    unsigned need = (ADMIN_CMDS & BIT(o->cmd)) ? 1u << F_REGION : 0;
+    if (o->cmd == CMD_TOKEN_CREATE)
+        need |= 1u << F_GRANT;
     if (o->cmd == CMD_ADD)
         need |= (1u << F_NAME) | (1u << F_ID) | (1u << F_ADDRESS) | (1u << F_URL);
     if (o->cmd == CMD_REMOVE)
@@ -235,6 +520,22 @@ int cli_args_parse(struct cli_opts *o, enum cli_cmd c, int argc, char **argv, FI
             fprintf(err, "portolan %s: %s is required\n", cmd, flags[f].name);
             return PT_CLI_USAGE;
         }
+    }
+    if ((OPERAND_CMDS & BIT(o->cmd)) && o->arg == NULL) {
+        fprintf(err, "portolan %s: %s is required\n", cmd,
+                (PATTERN_CMDS & BIT(o->cmd))                               ? "PATTERN"
+                : o->cmd >= CMD_TOKEN_REVOKE && o->cmd <= CMD_TOKEN_ENABLE ? "ID"
+                                                                           : "NAME");
+        return PT_CLI_USAGE;
+    }
+    if (o->cmd == CMD_AUDIT_VERIFY && o->n_files > 0 && o->data_dir != NULL) {
+        fprintf(err, "portolan %s: give --data-dir or files, not both\n", cmd);
+        return PT_CLI_USAGE;
+    }
+    if (o->password_stdin && o->user == NULL && o->cmd != CMD_USER_ADD &&
+        o->cmd != CMD_USER_PASSWD) {
+        fprintf(err, "portolan %s: --password-stdin reads the password of --user NAME\n", cmd);
+        return PT_CLI_USAGE;
     }
     return 0;
 }
@@ -275,4 +576,89 @@ void pt_cli_replication_usage(FILE *out)
             "  --timeout D       time limit of the admin request (default 5s; each region's\n"
             "                    status gets at most 2s)\n\n"
             "exit status: 0 ok, 1 request failed or a region unreachable, 2 usage error\n");
+}
+
+/* The credential flags and sources every access control command shares. */
+static void credentials_usage(FILE *out)
+{
+    fprintf(out,
+            "credentials (the first that applies):\n"
+            "  --user NAME --password-stdin   NAME (a user, or a token id) and its password or\n"
+            "                    token secret as the first line of standard input (--user\n"
+            "                    alone prompts on the terminal)\n"
+            "  PORTOLAN_USER and PORTOLAN_PASSWORD in the environment\n"
+            "  the auth file of registry clients (podman login, docker login) with an entry\n"
+            "                    for the --region host:port: $REGISTRY_AUTH_FILE,\n"
+            "                    $XDG_RUNTIME_DIR/containers/auth.json,\n"
+            "                    ~/.config/containers/auth.json, ~/.docker/config.json\n\n"
+            "flags of every command:\n"
+            "  --region URL      client URL of any region, e.g. https://registry.example:5000\n"
+            "  --json            print the server's JSON answer\n"
+            "  --cacert FILE     PEM CA certificates for https URLs (default: the system's)\n"
+            "  --timeout D       time limit of the admin request (default 5s)\n\n"
+            "exit status: 0 ok, 1 request failed or refused, 2 usage error\n");
+}
+
+void pt_cli_user_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: portolan user <command> --region URL [flags]\n\n"
+            "commands:\n"
+            "  add NAME [--grant 'team/*:pull,push']... [--admin]\n"
+            "                    create a user; the new password comes from standard input\n"
+            "                    with --password-stdin (after the --user password when --user\n"
+            "                    is given too), else it is asked twice on the terminal\n"
+            "  remove NAME       delete a user\n"
+            "  list              users, their grants and state\n"
+            "  passwd NAME       set NAME's password (same input as add); a user may change\n"
+            "                    its own, an administrator anyone's\n\n"
+            "grants: PATTERN:ACTIONS with actions pull, push, delete, * (all three), and\n"
+            "  'admin' for administration of the whole registry; patterns are repository\n"
+            "  names where a component may be * (one component, or a glob: app-*) and the\n"
+            "  last may be ** (any depth), e.g. team/*, public/**, **\n\n");
+    credentials_usage(out);
+}
+
+void pt_cli_token_usage(FILE *out)
+{
+    fprintf(out, "usage: portolan token <command> --region URL [flags]\n\n"
+                 "commands:\n"
+                 "  create --grant 'team/*:pull,push' [--grant ...] [--id ID] [--expires 30d]\n"
+                 "         [--description TEXT]\n"
+                 "                    create an access token for machines (CI); its secret is\n"
+                 "                    printed once and never again (use it as the password of\n"
+                 "                    the token's id)\n"
+                 "  list              tokens, their grants, owner and expiry\n"
+                 "  revoke ID         delete a token\n"
+                 "  disable ID        refuse a token until enabled again\n"
+                 "  enable ID\n\n");
+    credentials_usage(out);
+}
+
+void pt_cli_auth_usage(FILE *out)
+{
+    fprintf(out, "usage: portolan auth <command> --region URL [flags]\n\n"
+                 "commands:\n"
+                 "  anonymous list            repository patterns anyone may pull\n"
+                 "  anonymous add PATTERN     allow anonymous pulls of PATTERN (e.g. public/**)\n"
+                 "  anonymous remove PATTERN\n"
+                 "  whoami                    the identity the credentials name\n"
+                 "  rotate-key                new token signing key for the region\n\n");
+    credentials_usage(out);
+}
+
+void pt_cli_audit_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: portolan audit <command>\n\n"
+            "commands:\n"
+            "  verify [--data-dir DIR | FILE...]\n"
+            "                    check the hash chain of the audit log (DIR/audit/audit.log and\n"
+            "                    its rotated files, or the FILEs given oldest first); prints\n"
+            "                    the first edited, removed or reordered line\n"
+            "  tail [--data-dir DIR] [-n N] [--follow]\n"
+            "                    print the last N lines (default 10), then with --follow the\n"
+            "                    new ones as they come (across rotations)\n\n"
+            "--data-dir defaults to ./portolan-data, as for portolan serve.\n"
+            "exit status: 0 ok, 1 chain broken or files unreadable, 2 usage error\n");
 }

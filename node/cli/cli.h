@@ -20,6 +20,8 @@
  * contract these commands expect from a node is written in base/admin_api.h; how the client
  * is built, in cli/cli_int.h.
  *
+ * The access control commands (user, token, auth) and the audit log's (audit) are below.
+ *
  * Exit codes: PT_CLI_OK (0) when the request succeeded, PT_CLI_FAILED (1) when it could not
  * be sent, the region answered with an error, or (replication status) some region did not
  * answer, PT_CLI_USAGE (2) for bad arguments.
@@ -49,5 +51,39 @@ int pt_cli_replication(int argc, char **argv, FILE *out, FILE *err);
 
 /* Writes the usage of `portolan replication status` to out (borrowed). */
 void pt_cli_replication_usage(FILE *out);
+
+/*
+ * The access control commands, with the conventions of pt_cli_cluster: argv[0] is the
+ * command ("add", "list", ...; for pt_cli_auth "anonymous" and its verb, "whoami",
+ * "rotate-key"), then its operand and flags. Each request carries the credentials found as
+ * the usage texts describe; secrets are read from standard input (pt_cli_set_input) or the
+ * terminal and never printed, except the secret of a new token, once.
+ *
+ *   portolan user add NAME [--grant G]... [--admin] | remove NAME | list | passwd NAME
+ *   portolan token create --grant G [--grant G]... [--id ID] [--expires 30d]
+ *                         [--description TEXT] | list | revoke ID | disable ID | enable ID
+ *   portolan auth anonymous list | anonymous add PATTERN | anonymous remove PATTERN |
+ *                 whoami | rotate-key
+ *   every one: --region URL [--user NAME [--password-stdin]] [--json] [--cacert FILE]
+ *              [--timeout D]
+ */
+int pt_cli_user(int argc, char **argv, FILE *out, FILE *err);
+int pt_cli_token(int argc, char **argv, FILE *out, FILE *err);
+int pt_cli_auth(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_user_usage(FILE *out);
+void pt_cli_token_usage(FILE *out);
+void pt_cli_auth_usage(FILE *out);
+
+/*
+ * `portolan audit verify [--data-dir DIR | FILE...]` and `portolan audit tail [--data-dir DIR]
+ * [-n N] [--follow]`: the region's audit log (audit/audit.h), read from local files. Same
+ * conventions; verify returns PT_CLI_FAILED when the chain is broken. tail --follow returns
+ * only when out cannot be written or the log cannot be read.
+ */
+int pt_cli_audit(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_audit_usage(FILE *out);
+
+/* Sets the stream secrets are read from (borrowed; NULL restores stdin). For tests. */
+void pt_cli_set_input(FILE *in);
 
 #endif

@@ -10,6 +10,14 @@
  *                  member for something in parallel
  *   cluster.c      `portolan cluster status|add|remove|transfer-leader`
  *   replication.c  `portolan replication status` (every region, or one image)
+ *   credentials.c  which user and password the admin requests carry (--user and
+ *                  --password-stdin, PORTOLAN_USER/PORTOLAN_PASSWORD, registry auth files),
+ *                  reading secrets from standard input or the terminal
+ *   credfile.c     the registry clients' auth files (credfile.h)
+ *   users.c        `portolan user add|remove|list|passwd`
+ *   tokens.c       `portolan token create|list|revoke|disable|enable`
+ *   access.c       `portolan auth anonymous list|add|remove`, `auth whoami`, `auth rotate-key`
+ *   auditlog.c     `portolan audit verify|tail` (local files, no HTTP)
  *
  * Everything here runs on the caller's thread and blocks; nothing is shared between threads.
  * Strings a server sent reach the terminal only through cli_clean or after a check with the
@@ -20,6 +28,7 @@
 
 #include "buf.h"
 #include "bounds.h"
+#include "credfile.h"
 #include "digest.h"
 #include "ident.h"
 
@@ -33,16 +42,80 @@
 
 /* ---- args.c ---------------------------------------------------------------------------- */
 
-enum cli_cmd { CMD_STATUS, CMD_ADD, CMD_REMOVE, CMD_TRANSFER, CMD_REPLICATION };
+enum cli_cmd {
+    CMD_STATUS,
+    CMD_ADD,
+    CMD_REMOVE,
+    CMD_TRANSFER,
+    CMD_REPLICATION,
+    CMD_USER_ADD,
+    CMD_USER_REMOVE,
+    CMD_USER_LIST,
+    CMD_USER_PASSWD,
+    CMD_TOKEN_CREATE,
+    CMD_TOKEN_LIST,
+    CMD_TOKEN_REVOKE,
+    CMD_TOKEN_DISABLE,
+    CMD_TOKEN_ENABLE,
+    CMD_ANON_LIST,
+    CMD_ANON_ADD,
+    CMD_ANON_REMOVE,
+    CMD_WHOAMI,
+    CMD_ROTATE_KEY,
+    CMD_AUDIT_VERIFY,
+    CMD_AUDIT_TAIL,
+    CMD_COUNT
+};
 #define CLI_CLUSTER_CMDS 4 /* the first four are `portolan cluster` commands */
 
-/* Indexed by enum cli_cmd: the name typed after the group, and the title messages use
- * ("portolan <title>: ..."). */
+/* Indexed by enum cli_cmd: the name typed after the group ("anonymous list" for the two
+ * words of `auth anonymous list`), and the title messages use ("portolan <title>: ..."). */
 extern const char *const cli_cmd_names[];
 extern const char *const cli_cmd_titles[];
 
 /* Flags, as bits of cli_opts.given. */
-enum cli_flag { F_REGION, F_JSON, F_CACERT, F_TIMEOUT, F_NAME, F_ID, F_ADDRESS, F_URL, F_ROLE };
+enum cli_flag {
+    F_REGION,
+    F_JSON,
+    F_CACERT,
+    F_TIMEOUT,
+    F_NAME,
+    F_ID,
+    F_ADDRESS,
+    F_URL,
+    F_ROLE,
+    F_USER,
+    F_PASSWORD_STDIN,
+    F_GRANT,
+    F_ADMIN,
+    F_TOKEN_ID,
+    F_EXPIRES,
+    F_DESCRIPTION,
+    F_DATA_DIR,
+    F_LINES,
+    F_FOLLOW
+};
+
+/* Action bits of a grant, as the server's (auth/pattern.h PT_ACTION_*). */
+enum { CLI_PULL = 1, CLI_PUSH = 2, CLI_DELETE = 4, CLI_ADMIN = 8 };
+#define CLI_GRANTS_MAX      32  /* grants a user or token holds (PT_AUTH_GRANTS_MAX) */
+#define CLI_PATTERN_MAX     255 /* a repository pattern (PT_AUTH_PATTERN_MAX) */
+#define CLI_NAME_MAX        64  /* user names and token ids (PT_AUTH_NAME_MAX) */
+#define CLI_DESCRIPTION_MAX 255
+#define CLI_FILES_MAX       64 /* files named to `audit verify` */
+
+struct cli_grant {
+    char pattern[CLI_PATTERN_MAX + 1];
+    unsigned actions; /* CLI_* bits */
+};
+
+/* The credentials the admin requests carry, and where they came from. */
+struct cli_cred {
+    bool have;
+    char user[CLI_USER_MAX + 1];
+    char secret[CLI_SECRET_MAX + 1]; /* never printed */
+    char source[320];                /* "--user", "PORTOLAN_USER", or the auth file's path */
+};
 
 /* One command's parsed arguments. */
 struct cli_opts {
@@ -57,6 +130,23 @@ struct cli_opts {
     char image_name[PT_NAME_MAX + 1];
     char image_ref[PT_DIGEST_INPUT_MAX + 1]; /* tag or digest */
     bool image_by_digest;
+    /* Access control commands. */
+    const char *user;    /* --user NAME (borrowed from argv), NULL = none */
+    bool password_stdin; /* --password-stdin */
+    const char *arg;     /* the NAME, ID or PATTERN operand (borrowed), NULL = none */
+    struct cli_grant grants[CLI_GRANTS_MAX];
+    size_t n_grants;
+    bool admin;              /* user add --admin */
+    const char *token_id;    /* token create --id (borrowed) */
+    uint64_t expires_s;      /* token create --expires, 0 = never */
+    const char *description; /* token create --description (borrowed) */
+    struct cli_cred cred;    /* filled by cli_cred_resolve before any request */
+    /* audit verify|tail. */
+    const char *data_dir;             /* --data-dir (borrowed) */
+    const char *files[CLI_FILES_MAX]; /* audit verify FILE... (borrowed) */
+    size_t n_files;
+    unsigned long lines; /* audit tail -n */
+    bool follow;         /* audit tail --follow */
 };
 
 /* Fills o with the defaults of command c, then with the flags (and image) in argv[0..argc)
@@ -211,6 +301,58 @@ void cli_members_print_errors(FILE *out, const struct cli_member *ms, size_t n);
 
 /* Frees ms[0..n) (owned, may be NULL) with the answers and requests they hold. */
 void cli_members_free(struct cli_member *ms, size_t n);
+
+/* ---- credentials.c --------------------------------------------------------------------- */
+
+/* Where secrets are read from (standard input unless pt_cli_set_input changed it). */
+FILE *cli_input(void);
+
+/*
+ * Fills o->cred for the admin requests to o->region, the first source that has credentials:
+ * --user with --password-stdin (one line of cli_input()) or a terminal prompt; the
+ * environment's PORTOLAN_USER and PORTOLAN_PASSWORD; the first of $REGISTRY_AUTH_FILE,
+ * $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, ~/.docker/config.json
+ * with an entry for the URL's host:port (files over CLI_AUTHFILE_MAX are skipped with a
+ * warning). No source leaves o->cred.have false. Returns 0, or PT_CLI_USAGE with a message on
+ * err (a --user without a password, a malformed matching auth file entry).
+ */
+int cli_cred_resolve(struct cli_opts *o, FILE *err);
+
+/*
+ * Reads one secret line (without its line end) from in (borrowed) into buf (size bytes).
+ * Returns 0, or -1 with a static reason in *why: nothing to read, or longer than size - 1.
+ */
+int cli_read_secret_line(FILE *in, char *buf, size_t size, const char **why);
+
+/*
+ * Asks for a secret on the terminal (/dev/tty) without echo: prompt, then, with confirm, the
+ * same again, which must match. Returns 0 with buf filled, or -1 with a static *why (no
+ * terminal, mismatch, too long, empty).
+ */
+int cli_prompt_secret(const char *prompt, bool confirm, char *buf, size_t size, const char **why);
+
+/* After a 401 or 403 answer: prints on err which credentials were sent (user and source,
+ * never the secret) or that none were, and how to give some. */
+void cli_print_auth_hint(FILE *err, const struct cli_opts *o, long status);
+
+/* ---- users.c, tokens.c, access.c, auditlog.c -------------------------------------------- */
+
+/* Each returns PT_CLI_OK or PT_CLI_FAILED. */
+int cli_user_run(const struct cli_opts *o, FILE *out, FILE *err);
+int cli_token_run(const struct cli_opts *o, FILE *out, FILE *err);
+int cli_access_run(const struct cli_opts *o, FILE *out, FILE *err);
+int cli_audit_run(const struct cli_opts *o, FILE *out, FILE *err);
+
+/* Grant text for tables: "team/app-*:pull,push" entries of a JSON grants array joined by " "
+ * into buf (len bytes, cut to fit, cleaned); "-" for none. */
+const char *cli_grants_cell(char *buf, size_t len, const json_t *grants);
+
+/* A time a server sent (RFC 3339 string, or integer seconds or milliseconds since the
+ * epoch) as "2026-12-06 20:41:19Z" into cell; never_text for null, 0 or absent. */
+const char *cli_time_cell(char *cell, size_t len, const json_t *v, const char *never_text);
+
+/* The JSON grants array of o->grants (a new reference), NULL without memory. */
+json_t *cli_grants_json(const struct cli_opts *o);
 
 /* ---- cluster.c, replication.c ---------------------------------------------------------- */
 

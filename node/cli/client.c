@@ -9,6 +9,9 @@
  * and cleans it up. cli_request wraps that for the commands that send one request and print
  * its failure.
  *
+ * Credentials (cli_opts.cred, credentials.c) go with every request as HTTP Basic; a 401 or
+ * 403 answer is followed by which credentials were sent (never the secret).
+ *
  * Limits: responses are cut at RESPONSE_MAX bytes (the request then fails), only http and
  * https are spoken (redirects included, at most REDIRECTS_MAX, method and body kept), every
  * request has a total and a connect timeout. Error bodies are shown cleaned of control
@@ -48,6 +51,8 @@ void cli_xfer_cleanup(struct cli_xfer *x)
     if (x->h != NULL)
         curl_easy_cleanup(x->h);
     curl_slist_free_all(x->headers);
+    if (x->body != NULL) /* may hold a password */
+        explicit_bzero(x->body, strlen(x->body));
     free(x->body);
     free(x->resp.p);
     memset(x, 0, sizeof *x);
@@ -110,6 +115,12 @@ int cli_xfer_setup(struct cli_xfer *x, const char *method, const char *base, con
     SET(CURLOPT_WRITEDATA, x);
     if (o->cacert != NULL)
         SET(CURLOPT_CAINFO, o->cacert);
+    /* HTTP Basic; libcurl keeps it for this host only (no CURLOPT_UNRESTRICTED_AUTH). */
+    if (o->cred.have) {
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SET(CURLOPT_USERNAME, o->cred.user);
+        SET(CURLOPT_PASSWORD, o->cred.secret);
+    }
     if (x->body != NULL) {
         SET(CURLOPT_POSTFIELDSIZE, (long)strlen(x->body));
         SET(CURLOPT_POSTFIELDS, x->body);
@@ -228,6 +239,8 @@ int cli_request(struct cli_xfer *x, const struct cli_opts *o, const char *method
     }
     if (any_2xx ? x->status < 200 || x->status > 299 : x->status != 200) {
         cli_print_http_error(err, title, x);
+        if (x->status == 401 || x->status == 403)
+            cli_print_auth_hint(err, o, x->status);
         return -1;
     }
     return 0;

@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *cli_clean(char *dst, size_t dstlen, const char *s, size_t max)
 {
@@ -105,4 +106,69 @@ void cli_print_json(FILE *out, json_t *doc)
         s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
     fprintf(out, "%s\n", s ? s : "{}");
     free(s);
+}
+
+const char *cli_grants_cell(char *buf, size_t len, const json_t *grants)
+{
+    size_t used = 0, i;
+    const json_t *g;
+    char pat[CLI_PATTERN_MAX + 1], act[64];
+
+    if (len == 0)
+        return buf;
+    buf[0] = '\0';
+    json_array_foreach(grants, i, g)
+    {
+        const json_t *acts = json_object_get(g, "actions"), *a;
+        size_t j, alen = 0;
+        int w;
+
+        act[0] = '\0';
+        json_array_foreach(acts, j, a)
+        {
+            const char *name = json_string_value(a);
+            char c[16];
+            if (name == NULL)
+                continue;
+            w = snprintf(act + alen, sizeof act - alen, "%s%s", alen ? "," : "",
+                         cli_clean(c, sizeof c, name, 8));
+            if (w < 0 || (size_t)w >= sizeof act - alen)
+                break;
+            alen += (size_t)w;
+        }
+        w = snprintf(buf + used, len - used, "%s%s:%s", used ? " " : "",
+                     cli_clean(pat, sizeof pat, cli_json_str(g, "pattern", CLI_PATTERN_MAX),
+                               CLI_PATTERN_MAX),
+                     act);
+        if (w < 0 || (size_t)w >= len - used) {
+            buf[used] = '\0';
+            break;
+        }
+        used += (size_t)w;
+    }
+    if (used == 0)
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+const char *cli_time_cell(char *cell, size_t len, const json_t *v, const char *never_text)
+{
+    if (json_is_string(v) && json_string_length(v) > 0) {
+        /* RFC 3339: shown as sent, cleaned, with the 'T' as a space. */
+        char t[64];
+        cli_clean(t, sizeof t, json_string_value(v), 40);
+        char *tp = strchr(t, 'T');
+        if (tp != NULL)
+            *tp = ' ';
+        snprintf(cell, len, "%s", t);
+    } else if (json_is_integer(v) && json_integer_value(v) > 0) {
+        long long n = (long long)json_integer_value(v);
+        time_t s = (time_t)(n > 100000000000LL ? n / 1000 : n); /* ms or s */
+        struct tm tm;
+        if (gmtime_r(&s, &tm) == NULL || strftime(cell, len, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+            snprintf(cell, len, "-");
+    } else {
+        snprintf(cell, len, "%s", never_text);
+    }
+    return cell;
 }

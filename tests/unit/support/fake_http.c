@@ -68,6 +68,14 @@ static void serve_one(struct pt_fake_http *f, int c)
     snprintf(f->method, sizeof f->method, "%s", method);
     snprintf(f->target, sizeof f->target, "%s", target);
     snprintf(f->body, sizeof f->body, "%.*s", (int)clen, end + 4);
+    const char *auth = strcasestr(buf, "\r\nAuthorization:");
+    f->authorization[0] = '\0';
+    if (auth != NULL && auth < end) {
+        auth += 16;
+        while (*auth == ' ')
+            auth++;
+        snprintf(f->authorization, sizeof f->authorization, "%.*s", (int)strcspn(auth, "\r"), auth);
+    }
     f->requests++;
     for (size_t i = 0; i < f->nroutes; i++) {
         const struct pt_fake_http_route *ri = &f->routes[i];

@@ -43,8 +43,9 @@ struct pt_fake_http {
     unsigned port;
     struct pt_fake_http_route routes[PT_FAKE_HTTP_ROUTES_MAX];
     size_t nroutes;
-    /* The last request: its method, target and body (cut to fit); how many were answered. */
-    char method[16], target[512], body[4096];
+    /* The last request: its method, target, Authorization header value ("" without one) and
+     * body (each cut to fit); how many were answered. */
+    char method[16], target[512], authorization[512], body[4096];
     unsigned requests;
     /* The rest belongs to fake_http.c. */
     int fd, wake[2];
