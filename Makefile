@@ -4,6 +4,8 @@ ASAN_BUILD ?= build-asan
 JOBS ?= 2
 LISTEN ?= 127.0.0.1:5000
 DATA_DIR ?= ./portolan-data
+# run-single: access control off (loopback development); AUTH=on to try it
+AUTH ?= off
 
 .PHONY: all deps build build-asan run run-single stop test unit format format-check bench clean
 
@@ -31,7 +33,7 @@ stop:
 
 # One registry node in the foreground, without replication.
 run-single: build
-	$(BUILD)/portolan serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+	$(BUILD)/portolan serve --listen $(LISTEN) --data-dir $(DATA_DIR) --auth $(AUTH)
 
 # Unit tests under ASan/UBSan, then the integration tests against real nodes.
 test:

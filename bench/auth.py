@@ -195,7 +195,8 @@ def main(argv):
     try:
         for name, auth in (("off", False), ("on", True)):
             node = harness.Node(data_dir=os.path.join(work, name, "data"),
-                                args=args.portolan_arg, auth=auth)
+                                args=args.portolan_arg, auth=auth,
+                                admin_password=harness.new_password() if auth else None)
             node.start()
             node.wait_auth()
             sides.append(Side(name, node))

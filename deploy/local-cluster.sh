@@ -25,6 +25,8 @@
 # down stops the regions (SIGTERM, then SIGKILL after 10 s) and keeps their data unless
 # --purge is given. status lists the regions' processes and the cluster's own view.
 #
+# The regions run with access control off (loopback only: development); PORTOLAN_AUTH=on in
+# the environment turns it on (each region then writes DIR/<region>/data/initial-admin-password).
 # Relative DIR and BUILD-DIR are taken from the repository root (defaults .local-cluster and
 # build). Exit status: 0 ok, 1 failure (a node died, no leader in time, ...), 2 usage.
 set -euo pipefail
@@ -235,6 +237,7 @@ start_region() {
         --peer-tls-cert "$certs_dir/$region.pem" \
         --peer-tls-key "$certs_dir/$region-key.pem" \
         --peer-tls-ca "$certs_dir/ca.pem" \
+        --auth "${PORTOLAN_AUTH:-off}" \
         </dev/null >>"$dir/$region/node.log" 2>&1 &
     echo $! >"$dir/$region/pid"
     echo "$region: started (pid $!), $(client_url "$i"), raft $(raft_address "$i")"

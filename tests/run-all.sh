@@ -2,7 +2,7 @@
 # Builds Portolan twice and runs every test; the README's test command (`make test`) runs this.
 #   1. cmocka unit tests, built with ASan + UBSan (build-asan/)
 #   2. clang-format check of the C sources
-#   3. integration tests against real nodes: the ASan/UBSan binary for the API, bad input, HTTP/2,
+#   3. integration tests against real nodes: the ASan/UBSan binary for the API, access control, bad input, HTTP/2,
 #      skopeo, crash and basic cluster tests; the optimised binary (build/) for the 4 GiB blob
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
 #      it), and for the membership, leader-change and randomized-fault cluster runs, whose
@@ -64,7 +64,7 @@ count_run() {
 
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
-    python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster \
+    python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster auth_api \
         replication_cli cluster_tls 2>&1)
 echo "$out" | tail -40
 count_run "$out"

@@ -7,7 +7,8 @@
  * is taken; under it the time and "prev" are set, the object is dumped into a stack buffer
  * and written with one write() on an O_APPEND descriptor, so a reader sees whole lines and
  * concurrent writers never interleave. fdatasync runs on rotation and close only: an audit
- * line is as durable as the page cache until then, which the brief of the log accepts.
+ * line is as durable as the page cache until then (a flush per line would cost a disk flush per
+ * request; a crash of the machine may lose the last lines, never reorder them).
  *
  * Invariants: a->prev is the hash of the last line that reached the file (or stderr); a line
  * that failed to write leaves it unchanged. a->size counts the bytes of the live file.
@@ -60,8 +61,8 @@ struct pt_audit {
 
 /* ---- opening ---------------------------------------------------------------------------- */
 
-/* Reads the hash of the last line of file n of the log into a->prev; *size its length.
- * A missing file leaves a->prev alone. With fix_torn, a torn last line gets its '\n'. */
+/* Sets a->prev to the hash of the last line of the file open on fd (borrowed); *size its
+ * length. An empty file leaves a->prev alone. With fix_torn, a torn last line gets its '\n'. */
 static int chain_from(struct pt_audit *a, int fd, uint64_t *size, int fix_torn)
 {
     char buf[PT_AUDIT_LINE_MAX + 1];
@@ -105,7 +106,8 @@ int pt_audit_open(const char *data_dir, const char *region, int to_stderr, uint6
     uint64_t size = 0;
     int rc;
 
-    if (region == NULL || (!to_stderr && (data_dir == NULL || data_dir[0] == '\0')))
+    if (region == NULL || keep_files > PT_AUDIT_KEEP_MAX ||
+        (!to_stderr && (data_dir == NULL || data_dir[0] == '\0')))
         return PT_E_CONFIG;
     a = calloc(1, sizeof *a);
     if (a == NULL)

@@ -68,9 +68,9 @@ struct pt_audit_event {
  * continues the chain from its last line. region (borrowed, copied) goes into every line.
  * With to_stderr, lines go to standard error instead and nothing is opened on disk (data_dir
  * may be NULL). rotate_bytes 0 never rotates; keep_files is how many rotated files stay
- * (0: a rotated file is removed). Returns 0 with *out (owned, close with pt_audit_close), or
- * PT_E_IO (a directory or file cannot be made or read), PT_E_CORRUPT (the last line is longer
- * than PT_AUDIT_LINE_MAX), PT_E_NOMEM, PT_E_CONFIG (bad arguments).
+ * (0: a rotated file is removed; at most 10000). Returns 0 with *out (owned, close with
+ * pt_audit_close), or PT_E_IO (a directory or file cannot be made or read), PT_E_CORRUPT (the last
+ * line is longer than PT_AUDIT_LINE_MAX), PT_E_NOMEM, PT_E_CONFIG (bad arguments).
  */
 int pt_audit_open(const char *data_dir, const char *region, int to_stderr, uint64_t rotate_bytes,
                   unsigned keep_files, struct pt_audit **out);

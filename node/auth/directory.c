@@ -289,6 +289,7 @@ struct pt_auth_dir {
     EVP_MD_CTX *hmac_inner, *hmac_outer; /* SHA-256 after the key's ipad / opad block */
     pthread_mutex_t cache_mu;
     struct centry *cache; /* CACHE_SETS * CACHE_WAYS */
+    _Atomic uint64_t hits, verifications;
 };
 
 _Static_assert(PT_AUTH_LOGIN_CACHE_MAX % CACHE_WAYS == 0, "whole sets");
@@ -477,6 +478,16 @@ uint64_t pt_auth_dir_generation(struct pt_auth_dir *d)
     return atomic_load(&d->gen);
 }
 
+uint64_t pt_auth_dir_cache_hits(struct pt_auth_dir *d)
+{
+    return atomic_load(&d->hits);
+}
+
+uint64_t pt_auth_dir_verifications(struct pt_auth_dir *d)
+{
+    return atomic_load(&d->verifications);
+}
+
 /* The current view (after a refresh), with a reference the caller drops with view_put. A
  * failed reload keeps the previous view. */
 static struct view *view_get(struct pt_auth_dir *d)
@@ -541,12 +552,14 @@ int pt_auth_dir_login(struct pt_auth_dir *d, const char *name, size_t name_len, 
     struct view *v = view_get(d);
     struct pt_identity id;
     if (cache_get(d, mac, v->gen, now_ms, &id) && active_in(v, &id, now_ms)) {
+        atomic_fetch_add_explicit(&d->hits, 1, memory_order_relaxed);
         *out = id;
         view_put(v);
         return 0;
     }
 
     rv = PT_E_UNAUTHORIZED;
+    atomic_fetch_add_explicit(&d->verifications, 1, memory_order_relaxed);
     const struct dtoken *t = NULL;
     if (secret_len > 4 && memcmp(secret, PT_SECRET_PREFIX, 4) == 0)
         t = find_token(v, z);
@@ -593,7 +606,7 @@ static unsigned grants_allow(const struct pt_grant *g, size_t n, unsigned all, c
 unsigned pt_auth_dir_allowed(struct pt_auth_dir *d, const struct pt_identity *id, const char *repo,
                              size_t len, int64_t now_ms)
 {
-    if (id == NULL || repo == NULL || len == 0)
+    if (id == NULL || repo == NULL || len == 0 || memchr(repo, '\0', len) != NULL)
         return 0;
     struct view *v = view_get(d);
     unsigned bits = 0;

@@ -68,6 +68,11 @@ uint64_t pt_auth_dir_generation(struct pt_auth_dir *d);
 int pt_auth_dir_login(struct pt_auth_dir *d, const char *name, size_t name_len, const char *secret,
                       size_t secret_len, int64_t now_ms, struct pt_identity *out);
 
+/* Counters for metrics and tests: logins answered from the cache, and slow checks (password
+ * or secret verifications) run. Any thread. */
+uint64_t pt_auth_dir_cache_hits(struct pt_auth_dir *d);
+uint64_t pt_auth_dir_verifications(struct pt_auth_dir *d);
+
 /* Action bits `id` holds on repository repo[0..len) now: the union of its matching grants
  * (ADMIN anywhere -> PT_ACTIONS_ALL), for anonymous the anonymous rules (PULL only). A
  * removed, disabled or expired identity: 0. */

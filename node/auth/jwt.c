@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,12 +387,13 @@ static json_t *claims_to_json(const struct pt_jwt_claims *c, const char *jti)
             json_decref(acts);
             goto err;
         }
+        if (!FIELD_OK(a->name) || a->name[0] == '\0' || (a->actions & ~(unsigned)PT_ACTIONS_ALL) ||
+            set_new(e, "type", json_string(a->registry ? "registry" : "repository")) ||
+            set_new(e, "name", json_string(a->name))) {
+            json_decref(acts);
+            goto err;
+        }
         if (set_new(e, "actions", acts))
-            goto err;
-        if (!FIELD_OK(a->name) || a->name[0] == '\0' || (a->actions & ~(unsigned)PT_ACTIONS_ALL))
-            goto err;
-        if (set_new(e, "type", json_string(a->registry ? "registry" : "repository")) ||
-            set_new(e, "name", json_string(a->name)))
             goto err;
         for (j = 0; j < N_ACTION_NAMES; j++)
             if ((a->actions & action_names[j].bit) &&
@@ -708,16 +710,85 @@ static int check_header(json_t *h, char kid[64])
     return has_alg && kid[0] != '\0' ? 0 : -1;
 }
 
+/*
+ * Parsed public keys by their DER SPKI. Decoding a SubjectPublicKeyInfo through OpenSSL 3's
+ * decoders costs more than the ECDSA verification itself, and a cluster has a handful of
+ * signing keys, so the last PT_JWT_PUBKEY_CACHE distinct keys stay parsed (process-wide,
+ * under one mutex held only to look up or swap an entry; an EVP_PKEY is used by several
+ * threads at once only for verification, which does not modify it).
+ */
+#define PT_JWT_PUBKEY_CACHE 8
+
+static struct {
+    pthread_mutex_t lock;
+    struct {
+        unsigned char spki[PT_JWT_SPKI_MAX];
+        size_t len;
+        EVP_PKEY *pkey;
+    } e[PT_JWT_PUBKEY_CACHE];
+    unsigned next; /* round-robin replacement */
+} pubkeys = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The P-256 public key of spki[0..len), a new reference (EVP_PKEY_free it), or NULL. */
+static EVP_PKEY *pubkey_get(const unsigned char *spki, size_t len)
+{
+    const unsigned char *p = spki;
+    EVP_PKEY *pkey = NULL, *old = NULL;
+    unsigned i;
+
+    pthread_mutex_lock(&pubkeys.lock);
+    for (i = 0; i < PT_JWT_PUBKEY_CACHE; i++) {
+        if (pubkeys.e[i].pkey != NULL && pubkeys.e[i].len == len &&
+            memcmp(pubkeys.e[i].spki, spki, len) == 0) {
+            pkey = pubkeys.e[i].pkey;
+            if (!EVP_PKEY_up_ref(pkey))
+                pkey = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pubkeys.lock);
+    if (pkey != NULL)
+        return pkey;
+
+    pkey = d2i_PUBKEY(NULL, &p, (long)len);
+    if (pkey == NULL || p != spki + len || !is_p256(pkey)) {
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    if (!EVP_PKEY_up_ref(pkey))
+        return pkey; /* not cached */
+    pthread_mutex_lock(&pubkeys.lock);
+    i = pubkeys.next++ % PT_JWT_PUBKEY_CACHE;
+    old = pubkeys.e[i].pkey;
+    memcpy(pubkeys.e[i].spki, spki, len);
+    pubkeys.e[i].len = len;
+    pubkeys.e[i].pkey = pkey; /* the cache's reference */
+    pthread_mutex_unlock(&pubkeys.lock);
+    EVP_PKEY_free(old);
+    return pkey;
+}
+
+void pt_jwt_pubkey_cache_clear(void)
+{
+    unsigned i;
+
+    pthread_mutex_lock(&pubkeys.lock);
+    for (i = 0; i < PT_JWT_PUBKEY_CACHE; i++) {
+        EVP_PKEY_free(pubkeys.e[i].pkey);
+        pubkeys.e[i].pkey = NULL;
+    }
+    pthread_mutex_unlock(&pubkeys.lock);
+}
+
 static int verify_sig(const unsigned char *spki, size_t spki_len, const char *input, size_t n,
                       const unsigned char raw[PT_JWT_SIG_LEN])
 {
-    const unsigned char *p = spki;
     unsigned char der[PT_JWT_DER_SIG_MAX];
-    EVP_PKEY *pkey = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    EVP_PKEY *pkey = pubkey_get(spki, spki_len);
     EVP_MD_CTX *md = NULL;
     int der_len, ok = 0;
 
-    if (pkey == NULL || p != spki + spki_len || !is_p256(pkey))
+    if (pkey == NULL)
         goto out;
     der_len = raw_to_der(raw, der, sizeof(der));
     if (der_len <= 0)

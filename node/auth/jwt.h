@@ -22,7 +22,8 @@
  * SubjectPublicKeyInfo (22 characters).
  *
  * Threads: a struct pt_jwt_key is immutable after load and may be used by any number of
- * threads at once; pt_jwt_sign and pt_jwt_verify keep no state between calls.
+ * threads at once; pt_jwt_sign keeps no state between calls; pt_jwt_verify keeps only a
+ * small mutex-guarded cache of parsed public keys (decoding one costs more than verifying).
  * Secrets: the private key never leaves this module; tokens are bearer secrets and are never
  * logged here.
  */
@@ -133,5 +134,9 @@ typedef int (*pt_jwt_key_lookup)(void *arg, const char *kid, unsigned char *der,
  */
 int pt_jwt_verify(const char *tok, size_t len, const char *expected_aud, int64_t now_s,
                   pt_jwt_key_lookup lookup, void *arg, struct pt_jwt_claims *out);
+
+/* Verification keeps the last few public keys it parsed (by their DER bytes, process-wide);
+ * this drops them (tests, shutdown). Thread-safe. */
+void pt_jwt_pubkey_cache_clear(void);
 
 #endif

@@ -6,6 +6,9 @@
  * own. The salt comes from crypt_gensalt_rn with a NULL random source: libxcrypt then reads
  * the kernel's generator itself (getrandom). Cost parameter 0 takes yescrypt's default.
  *
+ * Passwords of CRYPT_MAX_PASSPHRASE_SIZE bytes or more (libxcrypt's limit, below
+ * PT_PASSWORD_MAX) are pre-hashed with SHA-512 first (phrase_of).
+ *
  * A verification recomputes the hash with the stored setting and compares the two strings
  * with CRYPTO_memcmp over the stored length, so the time spent does not depend on where they
  * differ.
@@ -38,19 +41,51 @@ int pt_password_hash_valid(const char *hash)
     return pt_access_password_hash_valid(hash);
 }
 
-/* crypt_rn of pw (NUL-terminated copy made here) with setting; the result is copied into
- * out (out_size). 0, PT_E_NOMEM, PT_E_INTERNAL. */
+/* The phrase handed to crypt_rn for pw[0..len), NUL-terminated, into a buffer from malloc
+ * (NULL on allocation failure). libxcrypt takes phrases shorter than
+ * CRYPT_MAX_PASSPHRASE_SIZE only; a longer password is replaced by "sha512:" and the hex of
+ * its SHA-512, 135 characters (pre-hashing, as bcrypt deployments do: knowing that phrase
+ * means knowing the password's digest). */
+static char *phrase_of(const char *pw, size_t len)
+{
+    if (len < CRYPT_MAX_PASSPHRASE_SIZE) {
+        char *z = malloc(len + 1);
+        if (z != NULL) {
+            memcpy(z, pw, len);
+            z[len] = '\0';
+        }
+        return z;
+    }
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[64];
+    unsigned int n = 0;
+    if (EVP_Digest(pw, len, md, &n, EVP_sha512(), NULL) != 1 || n != sizeof(md))
+        return NULL;
+    char *z = malloc(7 + 2 * sizeof(md) + 1);
+    if (z != NULL) {
+        memcpy(z, "sha512:", 7);
+        for (size_t i = 0; i < sizeof(md); i++) {
+            z[7 + 2 * i] = hex[md[i] >> 4];
+            z[8 + 2 * i] = hex[md[i] & 15];
+        }
+        z[7 + 2 * sizeof(md)] = '\0';
+    }
+    OPENSSL_cleanse(md, sizeof(md));
+    return z;
+}
+
+/* crypt_rn of pw with setting; the result is copied into out (out_size). 0, PT_E_NOMEM,
+ * PT_E_INTERNAL. */
 static int run_crypt(const char *pw, size_t len, const char *setting, char *out, size_t out_size)
 {
     struct crypt_data *cd = calloc(1, sizeof(*cd));
-    char *z = malloc(len + 1);
+    char *z = phrase_of(pw, len);
     if (cd == NULL || z == NULL) {
         free(cd);
         free(z);
         return PT_E_NOMEM;
     }
-    memcpy(z, pw, len);
-    z[len] = '\0';
+    size_t zlen = strlen(z);
     int rv = PT_E_INTERNAL;
     const char *h = crypt_rn(z, setting, cd, (int)sizeof(*cd));
     /* libxcrypt reports failure with NULL or a hash starting with '*' */
@@ -61,7 +96,7 @@ static int run_crypt(const char *pw, size_t len, const char *setting, char *out,
             rv = 0;
         }
     }
-    OPENSSL_cleanse(z, len + 1);
+    OPENSSL_cleanse(z, zlen);
     OPENSSL_cleanse(cd, sizeof(*cd));
     free(z);
     free(cd);

@@ -32,7 +32,7 @@ int pt_pattern_match(const char *pattern, const char *repo, size_t repo_len)
     if (pattern == NULL || repo == NULL)
         return 0;
     size_t plen = strnlen(pattern, PT_AUTH_PATTERN_MAX + 1);
-    if (!pt_access_pattern_valid(pattern, plen))
+    if (!pt_access_pattern_valid(pattern, plen) || memchr(repo, '\0', repo_len) != NULL)
         return 0;
     return pt_access_pattern_match(pattern, plen, repo, repo_len);
 }

@@ -46,7 +46,8 @@ int pt_auth_name_valid(const char *s, size_t len);
 int pt_pattern_valid(const char *p, size_t len);
 
 /* 1 if the repository name repo[0..repo_len) matches pattern (NUL-terminated, valid per
- * pt_pattern_valid), else 0. Both borrowed. An invalid pattern matches nothing. */
+ * pt_pattern_valid), else 0. Both borrowed. An invalid pattern, or a repository name that is
+ * empty or holds a NUL, matches nothing. */
 int pt_pattern_match(const char *pattern, const char *repo, size_t repo_len);
 
 /*

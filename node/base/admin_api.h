@@ -63,7 +63,10 @@
  *   GET /admin/auth/whoami
  *       200 {"identity": "user:alice" | "token:ci" | "anonymous",
  *            "kind": "user" | "token" | "anonymous", "admin": bool}
- *   401 (no or wrong credentials) and 403 (not allowed) carry the error body below.
+ *   401 (no or wrong credentials) and 403 (not allowed) carry the error body below; a bad
+ *   name, pattern, grant or password is 400 INVALID, an unknown user, token or rule 404, a
+ *   duplicate (or removing the last administrator) 409 EXISTS. whoami also carries "name".
+ *   Without access control (serve --auth off) these routes answer 404.
  *   Errors: any 4xx/5xx with {"errors": [{"code": str, "message": str}, ...]}, as the OCI
  *   distribution-spec's error body. Membership changes run on the leader only (elsewhere:
  *   503 UNAVAILABLE), so a client first asks the named region's /admin/cluster/self for
@@ -72,33 +75,6 @@
  */
 #ifndef PT_ADMIN_API_H
 #define PT_ADMIN_API_H
-
-/*
- * Access control (http/api_auth_admin.c; every route needs an administrator with Basic
- * credentials, except whoami and a user's own password change):
- *   POST   /admin/users  {"name", "password", "grants": [{"pattern", "actions": ["pull", ...]}
- *                          or "pattern:pull,push", ...]}
- *       201 {"name", "grants", "disabled", "created"}; 400 INVALID, 409 EXISTS
- *   GET    /admin/users            200 {"users": [{"name", "grants", "disabled", "created"}]}
- *   DELETE /admin/users/<name>     204; 404; 409 for the last administrator
- *   PUT    /admin/users/<name>/password {"password"}   204 (the user itself or an admin)
- *   POST   /admin/tokens {"id"?, "grants", "expires_in_s"?, "description"?}
- *       201 {"id", "secret", "grants", "disabled", "expires", "created", "owner",
- *            "description"}: the secret is shown this once ("ptk_..."); 409 EXISTS
- *   GET    /admin/tokens           200 {"tokens": [{"id", "grants", "disabled", "expires",
- *                                        "created", "owner", "description"}]}
- *   DELETE /admin/tokens/<id>      204 (revoked)
- *   POST   /admin/tokens/<id>/disable | /admin/tokens/<id>/enable   204
- *   GET    /admin/auth/anonymous   200 {"rules": ["public/<pattern>", ...]}
- *   POST   /admin/auth/anonymous {"pattern"}   201 {"pattern"}
- *   DELETE /admin/auth/anonymous?pattern=<p>   204; 404 for an unknown rule
- *   POST   /admin/auth/keys/rotate             201 {"kid"}
- *   GET    /admin/auth/whoami      200 {"identity": "user:alice", "name", "kind":
- *                                        "user"|"token"|"anonymous", "admin": bool}
- *   Times ("created", "expires") are milliseconds since the epoch; "expires" 0 is never.
- *   Credentials: Authorization: Basic with a user name + password or a token id + secret.
- * Without access control (serve --auth off) these answer 404.
- */
 
 /* Paths, below PT_ADMIN_PREFIX. */
 #define PT_ADMIN_PREFIX            "/admin/"

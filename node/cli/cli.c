@@ -131,9 +131,7 @@ static int run_group(const char *group, enum cli_cmd first, enum cli_cmd last, i
             strcmp(argv[1], sp + 1) == 0)
             return run((enum cli_cmd)c, argc - 2, argv + 2, out, err, usage);
     }
-    fprintf(err, "portolan %s: unknown command \"%.64s%s%.64s\"\n", group, argv[0],
-            argc >= 2 && argv[1] != NULL && argv[1][0] != '-' ? " " : "",
-            argc >= 2 && argv[1] != NULL && argv[1][0] != '-' ? argv[1] : "");
+    fprintf(err, "portolan %s: unknown command \"%.64s\"\n", group, argv[0]);
     usage(err);
     return PT_CLI_USAGE;
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "admin_api.h"
@@ -94,18 +95,32 @@ static json_t *grants_json(const struct pt_grant *g, size_t n)
     return a;
 }
 
+/* RFC 3339 (UTC, milliseconds) of ms since the epoch; null for 0 (never). */
+static json_t *time_json(int64_t ms)
+{
+    if (ms <= 0)
+        return json_null();
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[40], out[48];
+    gmtime_r(&s, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, sizeof(out), "%s.%03dZ", buf, (int)(ms % 1000));
+    return json_string(out);
+}
+
 static json_t *user_json(const struct pt_auth_user_info *u)
 {
-    return json_pack("{s:s,s:o,s:b,s:I}", "name", u->name, "grants",
+    return json_pack("{s:s,s:o,s:b,s:o}", "name", u->name, "grants",
                      grants_json(u->grants, u->n_grants), "disabled", u->disabled, "created",
-                     (json_int_t)u->created_ms);
+                     time_json(u->created_ms));
 }
 
 static json_t *token_json(const struct pt_auth_token_info *t)
 {
-    return json_pack("{s:s,s:o,s:b,s:I,s:I,s:s,s:s}", "id", t->id, "grants",
+    return json_pack("{s:s,s:o,s:b,s:o,s:o,s:s,s:s}", "id", t->id, "grants",
                      grants_json(t->grants, t->n_grants), "disabled", t->disabled, "expires",
-                     (json_int_t)t->expires_ms, "created", (json_int_t)t->created_ms, "owner",
+                     time_json(t->expires_ms), "created", time_json(t->created_ms), "owner",
                      t->owner, "description", t->description);
 }
 

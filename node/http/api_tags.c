@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "auth_gate.h"
 #include "err.h"
 #include "http.h"
 #include "metastore.h"
@@ -86,6 +87,53 @@ void pt_api_tags(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
     pt_api_tag_read(w, req, rt, list_tags);
 }
 
+/* Pages through the repositories after last and keeps the ones req's identity may pull,
+ * up to n of them. The walk reads at most CATALOG_SCAN_MAX names per request; when it stops
+ * there, *more is set and the Link continues after the last name kept (a page with none kept
+ * ends the listing there: the client sees fewer names, never one it may not pull). */
+#define CATALOG_SCAN_MAX (64 * PT_METASTORE_LIST_MAX)
+
+static int list_readable(struct pt_worker *w, h2o_req_t *req, const char *last, size_t n,
+                         char ***out, size_t *count, int *more)
+{
+    char **keep = calloc(n > 0 ? n : 1, sizeof(*keep));
+    char cursor[PT_NAME_MAX + 1];
+    size_t kept = 0, scanned = 0;
+    int page_more = 1, rv = 0;
+    if (keep == NULL)
+        return PT_E_NOMEM;
+    snprintf(cursor, sizeof(cursor), "%s", last);
+    while (kept < n && page_more && scanned < CATALOG_SCAN_MAX) {
+        char **page = NULL;
+        size_t got = 0;
+        rv = pt_metastore_list_repos(w->node->ms, cursor, n, &page, &got, &page_more);
+        if (rv != 0)
+            break;
+        scanned += got;
+        size_t i;
+        for (i = 0; i < got && kept < n; i++) {
+            snprintf(cursor, sizeof(cursor), "%s", page[i]);
+            if (pt_auth_actions(w, req, page[i], strlen(page[i])) & PT_ACTION_PULL) {
+                keep[kept++] = page[i];
+                page[i] = NULL;
+            }
+        }
+        if (i < got)
+            page_more = 1; /* names of this page left unexamined */
+        pt_strv_free(page, got);
+        if (got == 0)
+            page_more = 0;
+    }
+    if (rv != 0) {
+        pt_strv_free(keep, kept);
+        return rv;
+    }
+    *out = keep;
+    *count = kept;
+    *more = page_more;
+    return 0;
+}
+
 void pt_api_catalog(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
     (void)rt;
@@ -100,7 +148,9 @@ void pt_api_catalog(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
     char **repos = NULL;
     size_t count = 0;
     int more = 0;
-    int rv = pt_metastore_list_repos(w->node->ms, last, n, &repos, &count, &more);
+    int rv = pt_auth_is_admin(w, req)
+                 ? pt_metastore_list_repos(w->node->ms, last, n, &repos, &count, &more)
+                 : list_readable(w, req, last, n, &repos, &count, &more);
     if (rv != 0) {
         pt_http_error(req, rv, NULL, NULL);
         return;

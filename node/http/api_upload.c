@@ -28,6 +28,7 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "auth_gate.h"
 #include "command.h"
 #include "async.h"
 #include "clock.h"
@@ -390,6 +391,12 @@ static int try_mount(struct pt_worker *w, h2o_req_t *req, const char *name)
         pt_http_error(req, PT_E_NAME_INVALID, "invalid from parameter", NULL);
         return 1;
     }
+    /* With access control a mount needs pull on `from`; without `from` (any repository
+     * holding the digest) it would reveal blobs of repositories the client cannot read. */
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    if (ctx != NULL && ctx->enforced &&
+        (flen < 0 || !(pt_auth_actions(w, req, from, (size_t)flen) & PT_ACTION_PULL)))
+        return 0;
     pt_digest_format(&d, digest);
     uint64_t size, local;
     int rv = flen >= 0 ? pt_metastore_blob_linked(w->node->ms, from, digest, &size)

@@ -497,7 +497,7 @@ int pt_auth_gate(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
     char scope_buf[PT_SCOPE_TEXT_MAX];
     const char *scope = NULL;
     if (need == NEED_REPO &&
-        pt_scope_format(rt->name, rt->name_len, need_actions, scope_buf, sizeof(scope_buf)) == 0)
+        pt_scope_format(rt->name, rt->name_len, need_actions, scope_buf, sizeof(scope_buf)) > 0)
         scope = scope_buf;
     else if (need == NEED_CATALOG)
         scope = PT_SCOPE_CATALOG;

@@ -168,6 +168,101 @@ def digest_seeds(img):
     }
 
 
+def grant_seeds():
+    # grant text or pattern, a newline, then the repository name it is matched against
+    return {
+        "glob": b"team/*:pull,push\nteam/app",
+        "deep": b"team/**:pull\nteam/a/b/c",
+        "prefix-itself": b"team/**\nteam",
+        "inside": b"team/app-*:delete\nteam/app-web",
+        "admin": b"admin\nanything/at/all",
+        "star-admin": b"*:admin\nx",
+        "all-actions": b"lib/*/x/**:*\nlib/a/x/y",
+        "one-component": b"*\nno-slash",
+        "backtrack": b"*a*a*a*b\naaaaaaaaaaaaaaaaab",
+        "bad-admin": b"team/*:admin\nteam/a",
+        "bad-double": b"a/**/b:pull\na/x/b",
+        "name": b"ci-bot_2.prod",
+    }
+
+
+def auth_header_seeds():
+    import base64
+
+    def basic(text):
+        return b"Basic " + base64.b64encode(text)
+
+    return {
+        "basic": basic(b"alice:s3cret"),
+        "basic-colons": basic(b"ci-bot:pa:ss:word"),
+        "basic-token": basic(b"ci-1:ptk_" + b"A" * 43),
+        "basic-empty-password": basic(b"bob:"),
+        "basic-case-spaces": b"bAsIc   " + base64.b64encode(b"u:p") + b" \t",
+        "basic-no-colon": basic(b"nocolon"),
+        "basic-bad-padding": b"Basic YWxpY2U6cHc",
+        "bearer": b"Bearer " + JWT_SEED,
+        "bearer-chars": b"Bearer abc-._~+/==",
+        "bearer-bad": b"Bearer a,b",
+        "other-scheme": b'Digest username="a"',
+        "b64url": b"Zm9vYmFy-_8",
+    }
+
+
+def scope_seeds():
+    # byte 0: room for entries ('0' one .. '?' sixteen)
+    return {
+        "pull": b"?repository:samalba/my-app:pull",
+        "push-pull": b"?repository:team/app:pull,push",
+        "star": b"?repository:a:*",
+        "catalog": b"?registry:catalog:*",
+        "several": b"?repository:a/b:pull repository:c:push registry:catalog:* repository:a/b:delete",
+        "room-one": b"0repository:a:pull repository:b:pull",
+        "unknown": b"?repository(plugin):x:pull repository:d:metadata-read,pull",
+        "bad-name": b"?repository:A:pull",
+    }
+
+
+# A token signed by fuzz_jwt.c's test key (kid 4mRgqfVAhLhj2YXCU-A4ZA), valid at the driver's
+# fixed time for its audience: sub user:alice, pull,push on team/app.
+JWT_SEED = (
+    b"eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6IjRtUmdxZlZBaExoajJZWENVLUE0WkEifQ."
+    b"eyJpc3MiOiJwb3J0b2xhbiIsInN1YiI6InVzZXI6YWxpY2UiLCJhdWQiOiJyZWdpc3RyeS5leGFtcGxlIiwi"
+    b"ZXhwIjoxNzAwMDAwMzAwLCJpYXQiOjE3MDAwMDAwMDAsImp0aSI6InNlZWQtanRpIiwiYWNjZXNzIjpbeyJh"
+    b"Y3Rpb25zIjpbInB1bGwiLCJwdXNoIl0sInR5cGUiOiJyZXBvc2l0b3J5IiwibmFtZSI6InRlYW0vYXBwIn1dfQ."
+    b"AzQdm1rN-potQizn78V7kI7X4UePQ7oDcQOBNxfo5za_xXLQNNk3Iyv9lBNJefkkLmpZ9ys74QPRVhGyIzCpfw"
+)
+JWT_KID = b"4mRgqfVAhLhj2YXCU-A4ZA"
+
+
+def jwt_seeds():
+    # byte 0: '0' a token as is, '2' a payload the driver signs under a correct header,
+    # '3' header and payload separated by a newline, both signed as given.
+    aud = "registry.example"
+    base = {"iss": "portolan", "aud": aud, "exp": 1700000300, "iat": 1700000000, "jti": "j1"}
+    user = dict(base, sub="user:alice", nbf=1699999990,
+                access=[{"type": "repository", "name": "team/app", "actions": ["pull", "push"]},
+                        {"type": "registry", "name": "catalog", "actions": ["*"]}])
+    token = dict(base, sub="token:ci-1",
+                 access=[{"type": "repository", "name": "a/b", "actions": ["delete", "admin"]}])
+    anon = dict(base, sub="", aud=["other", aud])
+    refresh = dict(base, sub="user:bob", typ="refresh")
+    expired = dict(base, sub="user:alice", exp=1600000000)
+    header = {"alg": "ES256", "typ": "JWT", "kid": JWT_KID.decode()}
+    return {
+        "token": b"0" + JWT_SEED,
+        "token-truncated": b"0" + JWT_SEED[:-10],
+        "alg-none": b"0eyJhbGciOiJub25lIn0.e30.",
+        "payload-user": b"2" + _json(user),
+        "payload-token": b"2" + _json(token),
+        "payload-anonymous": b"2" + _json(anon),
+        "payload-refresh": b"2" + _json(refresh),
+        "payload-expired": b"2" + _json(expired),
+        "header-payload": b"3" + _json(header) + b"\n" + _json(user),
+        "header-none": b"3" + _json(dict(header, alg="none")) + b"\n" + _json(user),
+        "header-dup": b'3{"alg":"ES256","alg":"ES256","kid":"' + JWT_KID + b'"}\n' + _json(user),
+    }
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
     manifests, img, idx = manifest_seeds()
@@ -177,6 +272,10 @@ def main():
         "fuzz_query": query_seeds(),
         "fuzz_range": range_seeds(),
         "fuzz_digest": digest_seeds(img),
+        "fuzz_grant": grant_seeds(),
+        "fuzz_auth_header": auth_header_seeds(),
+        "fuzz_scope": scope_seeds(),
+        "fuzz_jwt": jwt_seeds(),
     }
     for target, seeds in targets.items():
         d = os.path.join(out, target)

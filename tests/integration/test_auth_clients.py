@@ -831,7 +831,8 @@ def main(results):
     work = tempfile.mkdtemp(prefix="pt-auth-clients-")
     tools = Tools(work)
     try:
-        node = h.Node(data_dir=os.path.join(work, "node", "data"), args=NODE_ARGS, auth=True)
+        node = h.Node(data_dir=os.path.join(work, "node", "data"), args=NODE_ARGS, auth=True,
+                      admin_password=h.new_password())
         with node:
             node.wait_auth()
             NodeSuite(results, node, tools).run()

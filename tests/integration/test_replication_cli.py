@@ -224,7 +224,7 @@ def clean_shutdown(results, node, code):
 def main(results):
     if results.target != "portolan":
         raise h.Skip("portolan admin API only")
-    node = h.Node(args=["--region", REGION], auth=True)
+    node = h.Node(args=["--region", REGION], auth=True, admin_password=h.new_password())
     try:
         node.start()
         node.wait_auth()

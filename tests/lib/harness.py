@@ -10,12 +10,12 @@ using the Python 3 standard library only (Debian 12's python3).
 - Client (an HTTP/1.1 client), Credentials (Basic or the Bearer token flow), the media
   types and make_image / make_index (content addressed by sha256) are
   tests/lib/registry_client.py, re-exported here: a test imports harness only.
-- Access control: Node(auth=True) starts `--auth on` with a random password for the first
-  administrator ("admin") in <root>/admin-password (mode 0600, given with
-  --initial-admin-password-file); node.admin is that Credentials, node.client() sends it,
-  node.cli_env() puts it in PORTOLAN_USER/PORTOLAN_PASSWORD for `portolan` commands and
-  node.wait_auth() waits until the administrator can log in. Node(auth=False), the default,
-  starts `--auth off` (when the binary knows the flag: binary_has_auth).
+- Access control: Node(auth=True, admin_password=new_password()) runs with access control
+  on and that password for the first administrator ("admin") in <root>/admin-password (mode
+  0600, given with --initial-admin-password-file); node.admin is that Credentials,
+  node.client() sends it, node.cli_env() puts it in PORTOLAN_USER/PORTOLAN_PASSWORD for
+  `portolan` commands and node.wait_auth() waits until the administrator can log in.
+  Node(auth=False), the default, starts `--auth off`.
 - Results is a tiny test framework: a test is a function; it passes when none of its checks
   failed and it raised nothing. Checks marked strict=True cover behaviour that only Portolan
   is required to have (OCI 1.1 features missing from Distribution 2.8); they are enforced
@@ -358,9 +358,12 @@ class _Process:
 class Node(_Process):
     """A portolan process: `portolan serve --listen 127.0.0.1:PORT --data-dir DIR`.
 
-    auth: False (default) runs `--auth off` (when the binary has access control); True runs
-    `--auth on --initial-admin-password-file <root>/admin-password`, the password being
-    admin_password or a random one; self.admin is then Credentials("admin", password)."""
+    auth: False (default) runs `--auth off`; True leaves access control on (the default).
+    admin_password (with auth=True): the first administrator's password, written to
+    <root>/admin-password (mode 0600) and given with --initial-admin-password-file; without
+    it the node takes the password from its own flags or environment, or generates one into
+    <data-dir>/initial-admin-password. self.admin is Credentials("admin", that password) (read
+    after start when the node chose it)."""
 
     kind = "portolan"
     ready_path = "/healthz"
@@ -369,27 +372,57 @@ class Node(_Process):
                  auth=False, admin_password=None):
         super().__init__(data_dir, args, env, tls, port)
         self.binary = binary or portolan_bin()
-        self.auth = bool(auth)
+        # Tests that do not exercise access control run with it off (the node listens on
+        # loopback, the one place `--auth off` is allowed); auth=True or an explicit --auth
+        # in args leaves it to the test.
+        self.auth = auth or any(a == "--auth" or a.startswith("--auth=") for a in self.args)
         self.admin_password_file = None
-        if self.auth:
+        if admin_password is not None:
+            if not self.auth:
+                raise ValueError("admin_password needs auth=True")
             if not binary_has_auth(self.binary):
                 raise RuntimeError("%s has no access control (serve --help lists no --auth)"
                                    % self.binary)
-            password = admin_password or new_password()
             self.admin_password_file = write_secret_file(
-                os.path.join(self.root, "admin-password"), password)
-            self.admin = Credentials(ADMIN_USER, password)
+                os.path.join(self.root, "admin-password"), admin_password)
+            self.admin = Credentials(ADMIN_USER, admin_password)
 
     def command(self):
         cmd = [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
                "--data-dir", self.data_dir]
         if self.tls:
             cmd += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
-        if self.auth:
-            cmd += ["--auth", "on", "--initial-admin-password-file", self.admin_password_file]
-        elif binary_has_auth(self.binary):
+        if not self.auth:
+            cmd += ["--auth", "off"]
+        elif self.admin_password_file is not None:
+            cmd += ["--initial-admin-password-file", self.admin_password_file]
             cmd += ["--auth", "off"]
         return cmd + self.args
+
+    def start(self, timeout=20):
+        super().start(timeout)
+        if self.auth and self.admin is None:
+            self.admin = self._configured_admin()
+        return self
+
+    def _configured_admin(self):
+        """Credentials of the first administrator when the node chose the password itself:
+        --initial-admin-password-file in args, else $PORTOLAN_INITIAL_ADMIN_PASSWORD of env,
+        else the file the node generated (<data-dir>/initial-admin-password); None if none."""
+        path = None
+        for i, a in enumerate(self.args):
+            if a == "--initial-admin-password-file" and i + 1 < len(self.args):
+                path = self.args[i + 1]
+            elif a.startswith("--initial-admin-password-file="):
+                path = a.split("=", 1)[1]
+        if path is None and self.env.get("PORTOLAN_INITIAL_ADMIN_PASSWORD"):
+            return Credentials(ADMIN_USER, self.env["PORTOLAN_INITIAL_ADMIN_PASSWORD"])
+        path = path or os.path.join(self.data_dir, "initial-admin-password")
+        try:
+            with open(path) as f:
+                return Credentials(ADMIN_USER, f.read().strip())
+        except OSError:
+            return None
 
     def wait_auth(self, timeout=60.0, cafile=None):
         """With access control on: wait until the administrator can log in (the first

@@ -517,6 +517,7 @@ static void test_open_refusals(void **state)
 
     assert_int_equal(pt_audit_open(NULL, "eu", 0, 0, 0, &a), PT_E_CONFIG);
     assert_int_equal(pt_audit_open(f->dir, NULL, 0, 0, 0, &a), PT_E_CONFIG);
+    assert_int_equal(pt_audit_open(f->dir, "eu", 0, 0, 10001, &a), PT_E_CONFIG);
     /* audit/ exists as a file. */
     snprintf(file, sizeof file, "%s/audit", f->dir);
     spit(file, "x", 1);

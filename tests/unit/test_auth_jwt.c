@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -580,7 +581,6 @@ static void test_key_file(void **state)
     struct stat st;
     int fd;
 
-    (void)f;
     pt_tmpdir_create(dir, sizeof(dir), "pt-jwt-");
     snprintf(path, sizeof(path), "%s/signing.pem", dir);
     assert_int_equal(pt_jwt_key_load_or_create(path, &k1), 0);
@@ -672,6 +672,76 @@ static void test_generate_and_jti(void **state)
     pt_jwt_key_free(NULL);
 }
 
+/* More signing keys than the parsed-key cache holds, used in turn and from several threads:
+ * each token verifies with its own key only. */
+#define N_KEYS 11
+static struct pt_jwt_key *ring[N_KEYS];
+
+static int ring_lookup(void *arg, const char *kid, unsigned char *der, size_t *len)
+{
+    int i;
+
+    (void)arg;
+    for (i = 0; i < N_KEYS; i++)
+        if (strcmp(kid, pt_jwt_key_kid(ring[i])) == 0)
+            return pt_jwt_key_public_der(ring[i], der, len);
+    return PT_E_NOT_FOUND;
+}
+
+static char *ring_tokens[N_KEYS];
+
+static void *verify_ring(void *arg)
+{
+    struct pt_jwt_claims v;
+    long bad = 0;
+    int round, i;
+
+    (void)arg;
+    for (round = 0; round < 3; round++)
+        for (i = 0; i < N_KEYS; i++)
+            if (pt_jwt_verify(ring_tokens[i], strlen(ring_tokens[i]), AUD, NOW, ring_lookup, NULL,
+                              &v) != 0)
+                bad++;
+    return (void *)bad;
+}
+
+static void test_many_keys(void **state)
+{
+    struct pt_jwt_claims c, v;
+    pthread_t th[3];
+    void *bad;
+    char *t;
+    int i;
+
+    (void)state;
+    sample_claims(&c);
+    for (i = 0; i < N_KEYS; i++) {
+        assert_int_equal(pt_jwt_key_generate(&ring[i]), 0);
+        assert_int_equal(pt_jwt_sign(ring[i], &c, &ring_tokens[i]), 0);
+    }
+    for (i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, verify_ring, NULL), 0);
+    assert_null(verify_ring(NULL));
+    for (i = 0; i < 3; i++) {
+        pthread_join(th[i], &bad);
+        assert_null(bad);
+    }
+    /* a token under key 0's kid signed by key 1 fails even with both keys parsed */
+    t = strdup(ring_tokens[1]);
+    memcpy(t, ring_tokens[0], (size_t)(strchr(ring_tokens[0], '.') - ring_tokens[0]));
+    assert_int_equal(pt_jwt_verify(t, strlen(t), AUD, NOW, ring_lookup, NULL, &v),
+                     PT_E_UNAUTHORIZED);
+    free(t);
+    pt_jwt_pubkey_cache_clear();
+    assert_int_equal(
+        pt_jwt_verify(ring_tokens[0], strlen(ring_tokens[0]), AUD, NOW, ring_lookup, NULL, &v), 0);
+    for (i = 0; i < N_KEYS; i++) {
+        free(ring_tokens[i]);
+        pt_jwt_key_free(ring[i]);
+    }
+    pt_jwt_pubkey_cache_clear();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_shape_and_size),
         cmocka_unit_test(test_key_file),
         cmocka_unit_test(test_generate_and_jti),
+        cmocka_unit_test(test_many_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -708,6 +708,19 @@ static void test_audit_commands(void **state)
     r = AUDIT("verify", "--data-dir", f->dir, path);
     assert_int_equal(r.rc, PT_CLI_USAGE);
     pt_cli_run_free(&r);
+
+    /* No log there: both commands say so. */
+    r = AUDIT("tail", "--data-dir", f->home);
+    assert_int_equal(r.rc, PT_CLI_FAILED);
+    pt_cli_run_expect_in(r.err, "audit/audit.log");
+    pt_cli_run_free(&r);
+    r = AUDIT("verify", "--data-dir", f->home);
+    assert_int_equal(r.rc, PT_CLI_FAILED);
+    pt_cli_run_expect_in(r.err, "cannot read the audit log");
+    pt_cli_run_free(&r);
+    r = AUDIT("tail", "--data-dir", f->dir, "-x");
+    assert_int_equal(r.rc, PT_CLI_USAGE);
+    pt_cli_run_free(&r);
 }
 
 int main(void)
