@@ -396,7 +396,6 @@ class Node(_Process):
             cmd += ["--auth", "off"]
         elif self.admin_password_file is not None:
             cmd += ["--initial-admin-password-file", self.admin_password_file]
-            cmd += ["--auth", "off"]
         return cmd + self.args
 
     def start(self, timeout=20):
