@@ -379,9 +379,10 @@ def run_checks(t, node, admin_pw):
 
 
 def limiter(t, work):
-    with harness.Node(data_dir=os.path.join(work, "limit"), auth=True,
+    with harness.Node(data_dir=os.path.join(work, "limit"),
                       env={"PORTOLAN_INITIAL_ADMIN_PASSWORD": "s3cret-admin"},
-                      args=["--login-burst", "2", "--login-window", "60s"]) as node:
+                      args=["--auth", "on", "--login-burst", "2",
+                            "--login-window", "60s"]) as node:
         @t.test
         def login_limiter():
             bad = AuthClient(node.url, basic("admin", "guess"))
@@ -402,8 +403,8 @@ def expiry(t, work):
     pwfile = os.path.join(work, "admin-pw")
     with open(pwfile, "w") as f:
         f.write("from-a-file\n")
-    with harness.Node(data_dir=os.path.join(work, "expiry"), auth=True,
-                      args=["--initial-admin-password-file", pwfile,
+    with harness.Node(data_dir=os.path.join(work, "expiry"),
+                      args=["--auth", "on", "--initial-admin-password-file", pwfile,
                             "--token-ttl", "1s"]) as node:
         @t.test
         def password_file_and_expiry():
@@ -438,7 +439,7 @@ def main(results):
         raise harness.Skip("portolan's access control")
     work = tempfile.mkdtemp(prefix="pt-auth-")
     try:
-        with harness.Node(data_dir=os.path.join(work, "main"), auth=True) as node:
+        with harness.Node(data_dir=os.path.join(work, "main"), args=["--auth", "on"]) as node:
             pwpath = os.path.join(node.data_dir, "initial-admin-password")
 
             @results.test

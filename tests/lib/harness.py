@@ -7,8 +7,15 @@ using the Python 3 standard library only (Debian 12's python3).
   waits until GET /healthz answers 200. ReferenceRegistry runs CNCF Distribution
   (`docker-registry`) with the same interface, so every API test can also be run against it.
   Both are context managers; a process started by the harness is always stopped by it.
-- Client (an HTTP/1.1 client), the media types and make_image / make_index (content addressed
-  by sha256) are tests/lib/registry_client.py, re-exported here: a test imports harness only.
+- Client (an HTTP/1.1 client), Credentials (Basic or the Bearer token flow), the media
+  types and make_image / make_index (content addressed by sha256) are
+  tests/lib/registry_client.py, re-exported here: a test imports harness only.
+- Access control: Node(auth=True) starts `--auth on` with a random password for the first
+  administrator ("admin") in <root>/admin-password (mode 0600, given with
+  --initial-admin-password-file); node.admin is that Credentials, node.client() sends it,
+  node.cli_env() puts it in PORTOLAN_USER/PORTOLAN_PASSWORD for `portolan` commands and
+  node.wait_auth() waits until the administrator can log in. Node(auth=False), the default,
+  starts `--auth off` (when the binary knows the flag: binary_has_auth).
 - Results is a tiny test framework: a test is a function; it passes when none of its checks
   failed and it raised nothing. Checks marked strict=True cover behaviour that only Portolan
   is required to have (OCI 1.1 features missing from Distribution 2.8); they are enforced
@@ -21,6 +28,7 @@ caller passes data_dir, in which case <root> is its parent.
 
 import http.client
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -35,8 +43,9 @@ import urllib.parse
 from registry_client import (  # noqa: F401  (re-exported: tests use harness.X)
     ACCEPT_MANIFESTS, DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LIST, DOCKER_MANIFEST,
     DOCKER_SCHEMA1_SIGNED, EMPTY_JSON, OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_LAYER, OCI_MANIFEST,
-    Client, Headers, Manifest, Response, canonical_json, descriptor, make_image, make_index,
-    next_link, random_bytes, raw_exchange, raw_status, sha256_digest, unique_repo, with_query)
+    Client, Credentials, Headers, Manifest, Response, TokenError, canonical_json, descriptor,
+    fetch_token, make_image, make_index, next_link, parse_challenge, random_bytes, raw_exchange,
+    raw_status, scope_for, sha256_digest, unique_repo, with_query)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEFAULT_PORTOLAN_BIN = os.path.join(ROOT, "build", "portolan")
@@ -48,6 +57,70 @@ os.environ.setdefault("LSAN_OPTIONS", "suppressions=%s:print_suppressions=0"
 os.environ.setdefault("ASAN_OPTIONS", "abort_on_error=1")
 os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
 REFERENCE_BIN = "/usr/bin/docker-registry"
+
+
+ADMIN_USER = "admin"  # the first administrator's name (--initial-admin-password-file)
+_HAS_AUTH = {}  # binary path -> whether `serve` knows --auth
+
+
+def binary_has_auth(binary=None):
+    """True when `binary serve --help` lists --auth and --initial-admin-password-file (the
+    binaries that have access control); remembered per path."""
+    binary = binary or portolan_bin()
+    if binary not in _HAS_AUTH:
+        try:
+            p = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True,
+                               timeout=30, stdin=subprocess.DEVNULL)
+            text = p.stdout + p.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            text = ""
+        _HAS_AUTH[binary] = "--auth" in text and "--initial-admin-password-file" in text
+    return _HAS_AUTH[binary]
+
+
+def new_password():
+    """A random password (32 URL-safe characters) for a test's users."""
+    return secrets.token_urlsafe(24)
+
+
+def write_secret_file(path, text):
+    """Write text to path with mode 0600 (created so, never world-readable for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    return path
+
+
+def cli_env(creds, base=None):
+    """The environment for a `portolan` command that authenticates with creds (a
+    Credentials or None: no credentials at all, even inherited ones)."""
+    env = dict(os.environ if base is None else base)
+    env.pop("PORTOLAN_USER", None)
+    env.pop("PORTOLAN_PASSWORD", None)
+    if creds is not None and creds.user is not None:
+        env["PORTOLAN_USER"] = creds.user
+        env["PORTOLAN_PASSWORD"] = creds.password
+    return env
+
+
+def wait_login(url, creds, timeout=60.0, cafile=None):
+    """Wait until creds can log in at url (GET /admin/auth/whoami answers 200); returns the
+    whoami document. Raises AssertionError with the last answer on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            with Client(url, cafile=cafile, timeout=5, auth=creds) as c:
+                r = c.get("/admin/auth/whoami")
+            if r.status == 200:
+                return r.json()
+            last = r.describe()
+        except (OSError, http.client.HTTPException) as e:
+            last = str(e)
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s cannot log in at %s within %.0fs: %s"
+                                 % (creds.user, url, timeout, last))
+        time.sleep(0.05)
 
 
 def free_port():
@@ -242,8 +315,22 @@ class _Process:
         guarded.__name__ = getattr(fn, "__name__", "guarded")
         return guarded
 
-    def client(self, cafile=None):
-        return Client(self.url, cafile=cafile)
+    admin = None  # Credentials of the first administrator when access control is on
+
+    def client(self, cafile=None, auth="admin", timeout=30):
+        """A new Client; auth "admin" (default): the administrator's credentials when access
+        control is on, else none; or a Credentials / None."""
+        if auth == "admin":
+            auth = self.admin
+        return Client(self.url, cafile=cafile, auth=auth, timeout=timeout)
+
+    def auth_headers(self):
+        """{"Authorization": Basic admin} when access control is on, else {}."""
+        return self.admin.headers() if self.admin is not None else {}
+
+    def cli_env(self, creds="admin"):
+        """Environment for a `portolan` command run against this process (see cli_env)."""
+        return cli_env(self.admin if creds == "admin" else creds)
 
     def cleanup(self):
         """Remove the temporary root this object created (kept if PT_KEEP_TMP is set)."""
@@ -269,28 +356,47 @@ class _Process:
 
 
 class Node(_Process):
-    """A portolan process: `portolan serve --listen 127.0.0.1:PORT --data-dir DIR`."""
+    """A portolan process: `portolan serve --listen 127.0.0.1:PORT --data-dir DIR`.
+
+    auth: False (default) runs `--auth off` (when the binary has access control); True runs
+    `--auth on --initial-admin-password-file <root>/admin-password`, the password being
+    admin_password or a random one; self.admin is then Credentials("admin", password)."""
 
     kind = "portolan"
     ready_path = "/healthz"
 
     def __init__(self, data_dir=None, args=(), env=None, tls=None, port=None, binary=None,
-                 auth=False):
+                 auth=False, admin_password=None):
         super().__init__(data_dir, args, env, tls, port)
         self.binary = binary or portolan_bin()
-        # Tests that do not exercise access control run with it off (the node listens on
-        # loopback, the one place `--auth off` is allowed); auth=True or an explicit --auth
-        # in args leaves it to the test.
-        self.auth = auth or any(a == "--auth" or a.startswith("--auth=") for a in self.args)
+        self.auth = bool(auth)
+        self.admin_password_file = None
+        if self.auth:
+            if not binary_has_auth(self.binary):
+                raise RuntimeError("%s has no access control (serve --help lists no --auth)"
+                                   % self.binary)
+            password = admin_password or new_password()
+            self.admin_password_file = write_secret_file(
+                os.path.join(self.root, "admin-password"), password)
+            self.admin = Credentials(ADMIN_USER, password)
 
     def command(self):
         cmd = [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
                "--data-dir", self.data_dir]
         if self.tls:
             cmd += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
-        if not self.auth:
+        if self.auth:
+            cmd += ["--auth", "on", "--initial-admin-password-file", self.admin_password_file]
+        elif binary_has_auth(self.binary):
             cmd += ["--auth", "off"]
         return cmd + self.args
+
+    def wait_auth(self, timeout=60.0, cafile=None):
+        """With access control on: wait until the administrator can log in (the first
+        administrator is a replicated write); returns the whoami document, None when off."""
+        if self.admin is None:
+            return None
+        return wait_login(self.url, self.admin, timeout, cafile)
 
 
 class ReferenceRegistry(_Process):

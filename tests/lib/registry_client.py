@@ -9,15 +9,22 @@ so tests use them as harness.X.
   exactly as given (tests need malformed paths), and returns a Response whose body is fully
   read. Streaming request bodies (file objects, iterables) are sent with the Content-Length
   the caller provides. raw_exchange sends bytes that are not HTTP at all.
+- Credentials and Client(auth=...) speak access control the way registry clients do: mode
+  "basic" sends Authorization: Basic on every request; mode "bearer" follows the Docker token
+  flow (a 401 with `WWW-Authenticate: Bearer realm=..,service=..,scope=..` -> GET the realm
+  with Basic and the scope -> retry with `Authorization: Bearer <token>`), keeping one token
+  per scope until it expires or is refused. fetch_token and parse_challenge are the pieces.
 - make_image / make_index build valid OCI (or Docker schema 2) content addressed by sha256.
 """
 
+import base64
 import hashlib
 import http.client
 import json
 import os
 import socket
 import ssl
+import time
 import urllib.parse
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -131,10 +138,19 @@ class Client:
     request() sends path verbatim. body: None, bytes, a file object or an iterable of bytes;
     a file object or iterable is streamed, and a Content-Length must then be given in headers
     (without one, http.client would use chunked encoding). connects counts TCP connections
-    opened so far, so tests can assert keep-alive."""
+    opened so far, so tests can assert keep-alive.
 
-    def __init__(self, base_url, cafile=None, timeout=30):
+    auth: None (send no credentials) or a Credentials (borrowed): every request that does
+    not carry its own Authorization header gets them (see Credentials for the two modes).
+    tokens_fetched counts the tokens a bearer client obtained from the realm."""
+
+    def __init__(self, base_url, cafile=None, timeout=30, auth=None):
         parts = urllib.parse.urlsplit(base_url)
+        self.auth = auth
+        self.cafile = cafile
+        self._tokens = {}  # scope text -> (token, monotonic expiry)
+        self._challenge = None  # (realm, service) of the registry's last Bearer challenge
+        self.tokens_fetched = 0
         self.base_url = base_url.rstrip("/")
         self.host = parts.hostname
         self.port = parts.port
@@ -180,6 +196,65 @@ class Client:
     def request(self, method, path, headers=None, body=None):
         headers = dict(headers or {})
         replayable = body is None or isinstance(body, (bytes, bytearray))
+        if self.auth is None or any(k.lower() == "authorization" for k in headers):
+            return self._send(method, path, headers, body, replayable)
+        if self.auth.mode == "basic" or not path.startswith("/v2/"):
+            # The admin API and the other non-registry paths take Basic credentials.
+            headers.update(self.auth.headers())
+            return self._send(method, path, headers, body, replayable)
+        scope = scope_for(method, path)
+        if not replayable and scope not in self._tokens:
+            self._learn_challenge()
+            if self._challenge is not None:
+                self._fetch(scope, scope)
+        token = self._cached(scope)
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        r = self._send(method, path, headers, body, replayable)
+        if r.status != 401 or not replayable:
+            return r
+        scheme, params = parse_challenge(r.headers.get("WWW-Authenticate", ""))
+        if scheme != "bearer" or "realm" not in params:
+            return r
+        self._challenge = (params["realm"], params.get("service", ""))
+        self._tokens.pop(scope, None)
+        if not self._fetch(scope, params.get("scope") or scope):
+            return r
+        headers["Authorization"] = "Bearer " + self._tokens[scope][0]
+        return self._send(method, path, headers, body, replayable)
+
+    def _cached(self, scope):
+        hit = self._tokens.get(scope)
+        if hit is None or hit[1] <= time.monotonic():
+            return None
+        return hit[0]
+
+    def _learn_challenge(self):
+        """Asks GET /v2/ without credentials for the realm and service of the challenge."""
+        if self._challenge is not None:
+            return
+        r = self._send("GET", "/v2/", {}, None, True)
+        scheme, params = parse_challenge(r.headers.get("WWW-Authenticate", ""))
+        if r.status == 401 and scheme == "bearer" and "realm" in params:
+            self._challenge = (params["realm"], params.get("service", ""))
+
+    def _fetch(self, key, scope):
+        """Gets a token for scope (space-separated scopes) from the realm and keeps it under
+        key (the scope a request computed); True on success."""
+        realm, service = self._challenge
+        try:
+            doc = fetch_token(realm, service, scope.split() if scope else [], self.auth,
+                              cafile=self.cafile, timeout=self.timeout)
+        except TokenError:
+            return False
+        self.tokens_fetched += 1
+        # Renew a little early: a token is refused once expired.
+        life = max(1, int(doc.get("expires_in") or 60) - 5)
+        self._tokens[key] = (doc.get("token") or doc.get("access_token"),
+                             time.monotonic() + life)
+        return True
+
+    def _send(self, method, path, headers, body, replayable):
         for attempt in (0, 1):
             conn = self._connection()
             reused = conn.sock is not None
@@ -287,6 +362,160 @@ class Client:
         if parts.query:
             path += "?" + parts.query
         return path
+
+
+# -- access control -------------------------------------------------------------------------
+
+
+class Credentials:
+    """A user name and password, or an API token's id and secret ("ptk_...").
+
+    mode "basic": a Client sends them as Authorization: Basic on every request. mode
+    "bearer": a Client sends them only to the token realm (GET <realm>?service=&scope= with
+    Basic) and sends the registry the token it got (Authorization: Bearer), as docker,
+    containerd and containers/image do. Paths outside /v2/ (the admin API) get Basic in both
+    modes. A Credentials with user None stands for anonymous: no Basic header anywhere, and
+    in bearer mode anonymous tokens from the realm."""
+
+    def __init__(self, user, password, mode="basic"):
+        if mode not in ("basic", "bearer"):
+            raise ValueError("mode is basic or bearer")
+        self.user = user
+        self.password = password
+        self.mode = mode
+
+    def basic_header(self):
+        raw = ("%s:%s" % (self.user, self.password)).encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def headers(self):
+        """{"Authorization": "Basic ..."} ({} for anonymous)."""
+        return {} if self.user is None else {"Authorization": self.basic_header()}
+
+    def bearer(self):
+        """The same credentials in bearer mode."""
+        return Credentials(self.user, self.password, "bearer")
+
+    def __repr__(self):  # never the password
+        return "Credentials(%r, %s)" % (self.user, self.mode)
+
+
+class TokenError(Exception):
+    """The token realm refused or failed: .status (None: no answer) and .body."""
+
+    def __init__(self, msg, status=None, body=b""):
+        super().__init__(msg)
+        self.status = status
+        self.body = body
+
+
+def parse_challenge(value):
+    """(scheme in lower case, {param: value}) of a WWW-Authenticate value such as
+    'Bearer realm="https://r/token",service="portolan",scope="repository:a:pull"'.
+    Quoted values may hold commas and escaped quotes. ("", {}) for an empty value."""
+    value = (value or "").strip()
+    if not value:
+        return "", {}
+    scheme, _, rest = value.partition(" ")
+    params = {}
+    i, n = 0, len(rest)
+    while i < n:
+        while i < n and rest[i] in " ,":
+            i += 1
+        eq = rest.find("=", i)
+        if eq < 0:
+            break
+        key = rest[i:eq].strip().lower()
+        i = eq + 1
+        if i < n and rest[i] == '"':
+            i += 1
+            out = []
+            while i < n and rest[i] != '"':
+                if rest[i] == "\\" and i + 1 < n:
+                    i += 1
+                out.append(rest[i])
+                i += 1
+            i += 1
+            params[key] = "".join(out)
+        else:
+            end = rest.find(",", i)
+            end = n if end < 0 else end
+            params[key] = rest[i:end].strip()
+            i = end
+    return scheme.lower(), params
+
+
+def scope_for(method, path):
+    """The Docker token scope a request on path needs: "repository:<name>:pull" for reads,
+    ":pull,push" for writes, ":delete" for DELETE, "registry:catalog:*" for the catalog, ""
+    for /v2/ itself."""
+    p = urllib.parse.urlsplit(path).path
+    if p.startswith("/v2/_catalog"):
+        return "registry:catalog:*"
+    rest = p[len("/v2/"):]
+    for marker in ("/manifests/", "/blobs/", "/tags/", "/referrers/"):
+        k = rest.find(marker)
+        if k > 0:
+            name = rest[:k]
+            if method in ("GET", "HEAD"):
+                actions = "pull"
+            elif method == "DELETE":
+                actions = "delete"
+            else:
+                actions = "pull,push"
+            return "repository:%s:%s" % (name, actions)
+    return ""
+
+
+def fetch_token(realm, service, scopes=(), creds=None, cafile=None, timeout=30, offline=False,
+                method="GET"):
+    """The realm's JSON answer ({"token", "access_token", "expires_in", "issued_at",
+    "refresh_token"?}) for scopes (a list of scope texts, each its own scope= parameter).
+
+    GET sends creds (a Credentials, or None/anonymous) as Basic; POST sends the OAuth2 form
+    (grant_type=password with username and password). Raises TokenError unless 200 with a
+    token."""
+    parts = urllib.parse.urlsplit(realm)
+    params = [("service", service)] if service else []
+    params += [("scope", s) for s in scopes if s]
+    headers = {}
+    body = None
+    path = parts.path or "/"
+    if method == "GET":
+        if offline:
+            params.append(("offline_token", "true"))
+        if creds is not None and creds.user is not None:
+            headers["Authorization"] = creds.basic_header()
+        query = urllib.parse.urlencode(params)
+        if parts.query:
+            query = parts.query + ("&" + query if query else "")
+        if query:
+            path += "?" + query
+    else:
+        form = [("grant_type", "password"), ("client_id", "portolan-tests")] + params
+        if creds is not None and creds.user is not None:
+            form += [("username", creds.user), ("password", creds.password)]
+        if offline:
+            form.append(("access_type", "offline"))
+        body = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    base = "%s://%s" % (parts.scheme, parts.netloc)
+    with Client(base, cafile=cafile, timeout=timeout) as c:
+        try:
+            r = c.request(method, path, headers, body)
+        except (OSError, http.client.HTTPException) as e:
+            raise TokenError("token realm %s: %s" % (realm, e))
+    if r.status != 200:
+        raise TokenError("token realm %s: %s" % (realm, r.describe()), r.status, r.body)
+    try:
+        doc = r.json()
+    except ValueError:
+        raise TokenError("token realm %s: not JSON: %s" % (realm, r.describe()), r.status,
+                         r.body)
+    if not (doc.get("token") or doc.get("access_token")):
+        raise TokenError("token realm %s: no token in %s" % (realm, r.describe()), r.status,
+                         r.body)
+    return doc
 
 
 def with_query(path, **params):
