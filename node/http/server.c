@@ -157,11 +157,15 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     /* receive_us: from the first byte of the request until the handler ran, which covers the
      * whole body (h2o buffers it); duration_us: until the response was done. */
     double receive = elapsed(&req->timestamps.request_begin_at, &req->processed_at.at);
-    pt_log(PT_LOG_INFO, "request", "{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:i}", "req_id", rid,
-           "method", method, "path", path, "route", pt_route_name(rt.id), "status", req->res.status,
-           "bytes_in", (json_int_t)bytes_in, "bytes_out", (json_int_t)req->bytes_sent, "receive_us",
-           (json_int_t)(receive * 1e6), "duration_us", (json_int_t)(secs * 1e6), "http",
-           req->version >= 0x200 ? 2 : 1);
+    char who[PT_AUTH_NAME_MAX + 16] = "-";
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    if (ctx != NULL && ctx->enforced)
+        pt_auth_identity_text(&ctx->id, who, sizeof(who));
+    pt_log(PT_LOG_INFO, "request", "{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:i}", "req_id", rid,
+           "identity", who, "method", method, "path", path, "route", pt_route_name(rt.id), "status",
+           req->res.status, "bytes_in", (json_int_t)bytes_in, "bytes_out",
+           (json_int_t)req->bytes_sent, "receive_us", (json_int_t)(receive * 1e6), "duration_us",
+           (json_int_t)(secs * 1e6), "http", req->version >= 0x200 ? 2 : 1);
 }
 
 /* Workers ------------------------------------------------------------------------------ */

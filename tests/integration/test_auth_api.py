@@ -379,9 +379,22 @@ def run_checks(t, node, admin_pw):
 
 
 def limiter(t, work):
-    with harness.Node(data_dir=os.path.join(work, "limit"), auth=True,
+    mport = harness.free_port()
+    with harness.Node(data_dir=os.path.join(work, "limit"),
                       env={"PORTOLAN_INITIAL_ADMIN_PASSWORD": "s3cret-admin"},
-                      args=["--login-burst", "2", "--login-window", "60s"]) as node:
+                      args=["--auth", "on", "--login-burst", "2", "--login-window", "60s",
+                            "--metrics-listen", "127.0.0.1:%d" % mport]) as node:
+        @t.test
+        def metrics_listener():
+            t.eq(AuthClient(node.url).get("/metrics").status, 404, "/metrics on the client port")
+            m = AuthClient("http://127.0.0.1:%d" % mport)
+            r = m.get("/metrics")
+            t.eq(r.status, 200, "/metrics on its own port")
+            t.check(b"portolan_auth_logins_total" in r.body, "auth series missing")
+            t.eq(m.get("/v2/").status, 404, "the registry on the metrics port")
+            t.eq(AuthClient(node.url, basic("admin", "s3cret-admin")).get("/v2/").status, 200,
+                 "the administrator from the environment")
+
         @t.test
         def login_limiter():
             bad = AuthClient(node.url, basic("admin", "guess"))
@@ -402,8 +415,8 @@ def expiry(t, work):
     pwfile = os.path.join(work, "admin-pw")
     with open(pwfile, "w") as f:
         f.write("from-a-file\n")
-    with harness.Node(data_dir=os.path.join(work, "expiry"), auth=True,
-                      args=["--initial-admin-password-file", pwfile,
+    with harness.Node(data_dir=os.path.join(work, "expiry"),
+                      args=["--auth", "on", "--initial-admin-password-file", pwfile,
                             "--token-ttl", "1s"]) as node:
         @t.test
         def password_file_and_expiry():
@@ -438,7 +451,7 @@ def main(results):
         raise harness.Skip("portolan's access control")
     work = tempfile.mkdtemp(prefix="pt-auth-")
     try:
-        with harness.Node(data_dir=os.path.join(work, "main"), auth=True) as node:
+        with harness.Node(data_dir=os.path.join(work, "main"), args=["--auth", "on"]) as node:
             pwpath = os.path.join(node.data_dir, "initial-admin-password")
 
             @results.test
