@@ -15,12 +15,13 @@ One node (auth on, first administrator "admin" with a random password):
     (grant_type=password, then refresh_token with offline access); wrong password -> 401.
   - skopeo_login_copy: `skopeo login --authfile` then copy both ways (oci: -> registry ->
     dir:, byte-identical); a wrong password is refused by login.
-  - podman_login_push_pull, buildah_push_creds, ctr_pull_user: each engine against the node.
+  - podman_login_push_pull, buildah_push_creds, ctr_pull_user: each engine against the node
+    (`portolan auth whoami` reads podman's auth file too).
   - pull_only_token: an API token with pull on team/** pulls but cannot push: 403 at the HTTP
     level; skopeo and podman fail with "denied".
   - pattern_scope: a token for team/* reads team/x, not other/x (skopeo and HTTP).
-  - expired_token: a token made with expires_in_s=3 is refused (401) once expired: by Basic,
-    by the realm, and a Bearer token issued for it before.
+  - expired_token: a token made with `portolan token create --expires 3s` is refused (401)
+    once expired: by Basic, by the realm, and a Bearer token issued for it before.
   - anonymous_pull: rule public/**: anonymous skopeo copy from public/x works, from private/y
     fails with 401; anonymous push refused; rule removed: public/x refused too.
   - catalog_filtering: a user with team/* sees only team/ repositories (Basic and Bearer).
@@ -28,11 +29,11 @@ One node (auth on, first administrator "admin" with a random password):
     admin, 200 to the administrator; whoami tells each who they are.
 Three regions (auth on, one administrator):
   - cluster_clients: skopeo login + push at region-a, pull at region-b and region-c; podman
-    pull and ctr pull at region-c.
+    pull at region-c, ctr pull at region-b.
   - cluster_token_revocation: a token made at region-a works at b and c (Basic, and a Bearer
-    token issued by b accepted at c); revoked at region-a, once each region's admin API no
-    longer lists it (polled), b and c refuse its secret and that Bearer token (401), and
-    skopeo fails.
+    token issued by b accepted at c); revoked at region-a (`portolan token revoke`), once
+    each region's admin API no longer lists it (polled), b and c refuse its secret and that
+    Bearer token (401), and skopeo fails.
   - cluster_anonymous: the anonymous rule set at region-b reaches region-c (polled); anonymous
     skopeo at c pulls public/ and gets 401 for private/.
   - cluster_catalog: the team user's catalog at region-c holds team/ repositories only.
@@ -172,6 +173,13 @@ def push_image(url, creds, repo, tag):
 def catalog(url, creds):
     with h.Client(url, auth=creds) as c:
         return sorted(c.catalog())
+
+
+def portolan(env, *args, timeout=60):
+    """(exit status, stdout, stderr) of `portolan ARGS` with env (harness.cli_env)."""
+    p = subprocess.run([h.portolan_bin()] + list(args), capture_output=True, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+    return p.returncode, p.stdout, p.stderr
 
 
 def err_text(p):
@@ -434,6 +442,12 @@ class NodeSuite:
         if r.status == 200:
             layers = [d["digest"] for d in r.json().get("layers", [])]
             t.eq(len(layers), len(tools.img.layers), "layers of the image podman pushed")
+        # The command-line client reads the same auth file.
+        env = h.cli_env(None)
+        env["REGISTRY_AUTH_FILE"] = af
+        rc, out, err = portolan(env, "auth", "whoami", "--region", self.url, "--json")
+        t.check(rc == 0 and json.loads(out or "{}").get("admin") is True,
+                "portolan auth whoami with podman's auth file: rc %s %s" % (rc, (out + err)[-300:]))
         p = tools.podman.logout(self.host, af, check=False)
         t.check(p.returncode == 0, "podman logout: %s" % err_text(p)[-300:])
         p = tools.podman.pull(dst, authfile=af, check=False)
@@ -560,7 +574,11 @@ class NodeSuite:
         repo = "team/expiring"
         push_image(self.url, self.admin, repo, "v1")
         made = time.monotonic()
-        tok, doc = make_token(self.url, self.admin, [grant("team/**", "pull")], expires_in_s=3)
+        rc, out, err = portolan(h.cli_env(self.admin), "token", "create", "--region", self.url,
+                                "--grant", "team/**:pull", "--expires", "3s", "--json")
+        t.require(rc == 0, "portolan token create --expires 3s: rc %s %s" % (rc, err[-300:]))
+        doc = json.loads(out)
+        tok = h.Credentials(doc["id"], doc["secret"])
         t.check(doc.get("expires"), "token answer without expires: %r" % sorted(doc))
         jwt = None
         r = get_manifest(self.url, repo, "v1", auth=tok)
@@ -723,8 +741,9 @@ class ClusterSuite:
         for r in (self.b, self.cc, self.a):
             t.eq(bearer_get(r.url, jwt, repo, "v1").status, 200,
                  "region-b's Bearer token at %s" % r.name)
-        r = admin_call(self.a.url, self.admin, "DELETE", "/admin/tokens/" + tok.user)
-        t.require(r.status == 204, "DELETE /admin/tokens at region-a: %s" % r.describe())
+        rc, out, err = portolan(self.c.cli_env(), "token", "revoke", tok.user, "--region",
+                                self.a.url)
+        t.require(rc == 0, "portolan token revoke at region-a: rc %s %s" % (rc, err[-300:]))
         for r in (self.a, self.b, self.cc):
             wait_for(lambda r=r: token_ids(r.url, self.admin) is not None
                      and tok.user not in token_ids(r.url, self.admin),
