@@ -240,7 +240,7 @@ def pull_while_replicating(results):
             out = sk.output_dir("pull")
             t0 = time.monotonic()
             p = sk.copy("docker://127.0.0.1:%d/%s:v1" % (cc.port, repo), "dir:" + out,
-                        check=False)
+                        extra=c.skopeo_creds("src"), check=False)
             secs = time.monotonic() - t0
             t.require(p.returncode == 0, "skopeo copy from %s right after the push to %s: %s; "
                       "%s" % (cc.name, a.name, p.stderr.strip()[-600:], evidence(c, [cc])))
@@ -378,7 +378,7 @@ def manifest_in_other_region(results):
             for ref, sep in (("v1", ":"), (img.digest, "@")):
                 out = sk.output_dir("pull-%s" % ref.replace(":", "-"))
                 p = sk.copy("docker://127.0.0.1:%d/%s%s%s" % (cc.port, repo, sep, ref),
-                            "dir:" + out, check=False)
+                            "dir:" + out, extra=c.skopeo_creds("src"), check=False)
                 if not t.check(p.returncode == 0, "skopeo copy %s%s from %s: %s" % (
                         sep, ref[:19], cc.name, p.stderr.strip()[-400:])):
                     continue

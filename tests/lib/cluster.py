@@ -18,6 +18,7 @@ API
         a.client()                            # a fresh harness.Client to that region's API
                                               # (as c.admin; a.client(auth=creds or None))
         c.admin, c.cli_env()                  # administrator Credentials; env for `portolan`
+        c.skopeo_creds("src")                 # skopeo flags with them (--src-creds user:pw)
         a.status()                            # GET /admin/cluster/self as a dict (None: no
                                               # answer); a.state_digest() likewise
         c.kill9(leader); c.restart(leader)    # SIGKILL; start again on the same data dir
@@ -348,6 +349,14 @@ class Cluster:
                             tls=(self.tls[1], self.tls[2]) if self.tls else None,
                             auth=self.auth,
                             admin_password=self.admin.password if self.admin else None)
+
+    def skopeo_creds(self, side="src"):
+        """skopeo flags that send the administrator's credentials (side "src", "dest" or ""
+        for inspect), [] with access control off."""
+        if self.admin is None:
+            return []
+        return ["--%screds" % (side + "-" if side else ""),
+                "%s:%s" % (self.admin.user, self.admin.password)]
 
     def cli_env(self, creds="admin"):
         """Environment for a `portolan` command against this cluster: PORTOLAN_USER and
