@@ -18,8 +18,8 @@ administrator. Workloads run one at a time, the node without access control firs
 
 Every answer is checked: wrk's non-2xx and socket-error counts (an error is printed under the
 table and makes the exit status 1). Tokens are fetched right before the workload that uses
-them (their lifetime is --token-ttl, 5 minutes by default). Limits: PT_BENCH_DURATION
-(seconds per wrk run, default 10).
+them (their lifetime is --token-ttl, 5 minutes by default). Each figure is the best of
+PT_BENCH_RUNS wrk runs (default 2) of PT_BENCH_DURATION seconds (default 10).
 """
 
 import argparse
@@ -77,14 +77,20 @@ class Side:
 
 
 def wrk(args, url, headers, key, side):
+    """The best of args.runs wrk runs (by requests/s); any error answer of any run is
+    recorded under key."""
     cmd = ["wrk", "-t%d" % WRK_THREADS, "-c%d" % CONNECTIONS, "-d%ds" % args.duration, "--latency"]
     for k, v in headers.items():
         cmd += ["-H", "%s: %s" % (k, v)]
-    res = parse_wrk(run_tool(cmd + [url], timeout=args.duration + 60))
-    if res["non2xx"] or res["socket_errors"]:
-        side.errors[key] = "%d non-2xx, %d socket errors of %d" % (
-            res["non2xx"], res["socket_errors"], res["requests"])
-    return res
+    best = None
+    for _ in range(args.runs):
+        res = parse_wrk(run_tool(cmd + [url], timeout=args.duration + 60))
+        if res["non2xx"] or res["socket_errors"]:
+            side.errors[key] = "%d non-2xx, %d socket errors of %d" % (
+                res["non2xx"], res["socket_errors"], res["requests"])
+        if best is None or res["rps"] > best["rps"]:
+            best = res
+    return best
 
 
 def bearer(side, scope):
@@ -180,11 +186,13 @@ def report(off, on):
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=int, default=int(os.environ.get("PT_BENCH_DURATION", 10)))
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("PT_BENCH_RUNS", 2)),
+                    help="wrk runs per figure, the best counts (default 2)")
     ap.add_argument("--portolan-arg", action="append", default=[],
                     help="extra argument for both portolan nodes (repeatable)")
     args = ap.parse_args(argv)
-    if not 1 <= args.duration <= 120:
-        ap.error("duration must be 1..120 s")
+    if not (1 <= args.duration <= 120 and 1 <= args.runs <= 10):
+        ap.error("duration must be 1..120 s, runs 1..10")
     if not harness.binary_has_auth():
         print("bench: %s has no access control (--auth)" % harness.portolan_bin(),
               file=sys.stderr)

@@ -6,7 +6,8 @@
 #   bench/auth.sh                         # binary: $PORTOLAN_BIN, else $PT_BUILD_DIR/portolan
 #                                         # (default <repo>/build/portolan)
 #   bench/auth.sh --build                 # configure and build a Release portolan first
-#   PT_BENCH_DURATION=5 bench/auth.sh     # shorter wrk runs (default 10 s each, 6 runs)
+#   PT_BENCH_DURATION=5 PT_BENCH_RUNS=1 bench/auth.sh   # shorter (default: the best of 2
+#                                         # wrk runs of 10 s per figure, about 3 minutes)
 #
 # Other arguments go to bench/auth.py (--portolan-arg=FLAG for both nodes). Prints one table
 # (auth off, auth on, their ratio, the target); exit status 1 when a workload could not be
