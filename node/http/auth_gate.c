@@ -244,6 +244,15 @@ unsigned pt_auth_actions(struct pt_worker *w, h2o_req_t *req, const char *repo, 
     return a;
 }
 
+unsigned pt_auth_identity_actions(struct pt_worker *w, h2o_req_t *req, const char *repo, size_t len)
+{
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    struct pt_auth_service *s = w->node->auth;
+    if (ctx == NULL || !ctx->enforced || s == NULL)
+        return PT_ACTIONS_ALL;
+    return pt_auth_dir_allowed(s->dir, &ctx->id, repo, len, pt_clock_wall_ms());
+}
+
 int pt_auth_is_admin(struct pt_worker *w, h2o_req_t *req)
 {
     struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);

@@ -101,6 +101,11 @@ struct pt_auth_ctx *pt_auth_ctx_of(h2o_req_t *req);
  * off or no context). */
 unsigned pt_auth_actions(struct pt_worker *w, h2o_req_t *req, const char *repo, size_t len);
 
+/* Action bits req's identity holds on repo[0..len) by its grants alone, whatever scopes its
+ * token carries (the catalog: a registry:catalog:* token lists what its identity may pull). */
+unsigned pt_auth_identity_actions(struct pt_worker *w, h2o_req_t *req, const char *repo,
+                                  size_t len);
+
 /* 1 when req's identity is an active administrator (or access control is off). */
 int pt_auth_is_admin(struct pt_worker *w, h2o_req_t *req);
 
