@@ -15,9 +15,10 @@
  *   /admin/...                    admin, with Basic credentials (a Bearer token's scopes do
  *                                 not speak of administration)
  *   /healthz, /metrics, /token    open
- * Refusals: no credentials -> 401 + challenge; a token lacking a scope its identity holds ->
- * 401 + challenge with error="insufficient_scope" (the client fetches a wider token);
- * otherwise -> 403 DENIED. Every refusal after credentials were given is audited.
+ * Refusals: no credentials, or an anonymous token -> 401 + challenge (logging in may help);
+ * a token lacking a scope its identity holds -> 401 + challenge with
+ * error="insufficient_scope" (the client fetches a wider token); a user or token lacking the
+ * action -> 403 DENIED. Every refusal after credentials were given is audited.
  *
  * The yescrypt check of a Basic password runs on the worker loop (a few milliseconds); the
  * directory remembers successful checks for a minute, failures are throttled by the limiter.
@@ -543,10 +544,7 @@ static void decide(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx *ctx,
         break;
     case NEED_CATALOG:
         if (anonymous) {
-            if (ctx->given)
-                deny(w, req, ctx, rt, "the catalog needs a user or token");
-            else
-                unauthorized(w, req, ctx, rt, scope, NULL);
+            unauthorized(w, req, ctx, rt, scope, NULL);
             return;
         }
         if (ctx->claims != NULL && !token_has_catalog(ctx->claims)) {
@@ -558,10 +556,7 @@ static void decide(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx *ctx,
     case NEED_USER:
     case NEED_ADMIN:
         if (anonymous) {
-            if (ctx->given)
-                deny(w, req, ctx, rt, "the admin API needs a user or token");
-            else
-                unauthorized(w, req, ctx, rt, NULL, NULL);
+            unauthorized(w, req, ctx, rt, NULL, NULL);
             return;
         }
         if (g->need != NEED_IDENTITY && ctx->scheme != PT_AUTH_BASIC) {
@@ -580,7 +575,7 @@ static void decide(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx *ctx,
             have &= token_actions(ctx->claims, rt->name, rt->name_len);
         if ((have & g->need_actions) == g->need_actions)
             break;
-        if (!ctx->given)
+        if (!ctx->given || anonymous)
             unauthorized(w, req, ctx, rt, scope, NULL);
         else if (ctx->claims != NULL && (dir & g->need_actions) == g->need_actions)
             unauthorized(w, req, ctx, rt, scope, "insufficient_scope");
