@@ -281,8 +281,10 @@ static void handshake_reason(struct tls_pump *p)
         }
     }
     if (e == 0) {
-        p->quiet =
-            true; /* closed before a word of TLS: a port scan, a proxy whose target is down */
+        /* closed before a word of TLS: a port scan, a proxy whose target is down */
+        pthread_mutex_lock(&p->mu);
+        p->quiet = p->error[0] == '\0';
+        pthread_mutex_unlock(&p->mu);
         pump_fail(p, "tls: connection closed during the handshake", "");
         return;
     }

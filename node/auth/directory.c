@@ -15,15 +15,12 @@
  * during the walk the generation has moved past g and the next call reloads again. The
  * check on every call is one atomic load of each counter.
  *
- * Login cache: an open-addressed table of PT_AUTH_LOGIN_CACHE_MAX slots in sets of
- * CACHE_WAYS, indexed by HMAC-SHA256 under a key drawn at open (RAND_bytes) of the name and
- * the secret, so the table holds no secret and a lookup needs no slow hash. An entry names
- * the identity, the view generation it was checked against and its expiry (now + 60 s, the
- * caller's clock); an entry of another generation is dead, so any change of the records
- * drops every remembered login at once. A hit still checks that the identity is active in
- * the current view (a token may expire within the 60 s). Failures are never remembered.
- * HMAC is computed from the key's precomputed inner and outer SHA-256 states (RFC 2104),
- * copied per call.
+ * Login cache (login_cache.c): successful logins keyed by a per-process HMAC of name and
+ * secret, tagged with the view generation they were checked against and an expiry (now + 60
+ * s, the caller's clock); an entry of another generation is dead, so any change of the
+ * records drops every remembered login at once. A hit still checks that the identity is
+ * active in the current view (a token may expire within the 60 s). Failures are never
+ * remembered.
  *
  * Unknown user names cost one password verification against a fixed dummy hash, so the time
  * a wrong login takes does not tell whether the name exists.
@@ -31,8 +28,6 @@
 #include "directory.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -41,52 +36,12 @@
 
 #include "access.h"
 #include "buf.h"
+#include "directory_int.h"
 #include "err.h"
+#include "login_cache.h"
 #include "password.h"
 
 /* ---- views ----------------------------------------------------------------------------- */
-
-struct duser {
-    char name[PT_AUTH_NAME_MAX + 1];
-    char hash[PT_PASSWORD_HASH_MAX];
-    int disabled;
-    int64_t created_ms;
-    unsigned all; /* union of the grants' bits */
-    size_t n_grants;
-    struct pt_grant *grants;
-};
-
-struct dtoken {
-    char id[PT_AUTH_NAME_MAX + 1];
-    char hash[PT_SECRET_HASH_MAX];
-    int disabled;
-    int64_t created_ms, expires_ms;
-    char description[256];
-    char owner[PT_AUTH_NAME_MAX + 1];
-    unsigned all;
-    size_t n_grants;
-    struct pt_grant *grants;
-};
-
-struct danon {
-    char pattern[PT_AUTH_PATTERN_MAX + 1];
-    size_t len;
-};
-
-struct view {
-    atomic_uint refs;
-    uint64_t gen;
-    struct duser *users;
-    size_t n_users, cap_users;
-    struct dtoken *tokens;
-    size_t n_tokens, cap_tokens;
-    struct danon *anon;
-    size_t n_anon, cap_anon;
-    struct pt_auth_key_rec *keys;
-    size_t n_keys, cap_keys;
-    struct pt_auth_revoked_rec *revoked;
-    size_t n_revoked, cap_revoked;
-};
 
 static void view_free(struct view *v)
 {
@@ -102,7 +57,7 @@ static void view_free(struct view *v)
     free(v);
 }
 
-static void view_put(struct view *v)
+void dir_view_put(struct view *v)
 {
     if (v != NULL && atomic_fetch_sub(&v->refs, 1) == 1)
         view_free(v);
@@ -244,21 +199,21 @@ static int view_load(struct pt_metastore *ms, uint64_t gen, struct view **out)
 }
 
 /* Binary search of name in a sorted array of n elements of size bytes (name first). */
-static void *find(const void *base, size_t n, size_t size, const char *name)
+void *dir_find(const void *base, size_t n, size_t size, const char *name)
 {
     if (n == 0 || name == NULL)
         return NULL;
     return bsearch(name, base, n, size, cmp_name);
 }
 
-static struct duser *find_user(const struct view *v, const char *name)
+struct duser *dir_find_user(const struct view *v, const char *name)
 {
-    return find(v->users, v->n_users, sizeof(*v->users), name);
+    return dir_find(v->users, v->n_users, sizeof(*v->users), name);
 }
 
-static struct dtoken *find_token(const struct view *v, const char *id)
+struct dtoken *dir_find_token(const struct view *v, const char *id)
 {
-    return find(v->tokens, v->n_tokens, sizeof(*v->tokens), id);
+    return dir_find(v->tokens, v->n_tokens, sizeof(*v->tokens), id);
 }
 
 static bool token_live(const struct dtoken *t, int64_t now_ms)
@@ -266,139 +221,15 @@ static bool token_live(const struct dtoken *t, int64_t now_ms)
     return !t->disabled && (t->expires_ms == 0 || now_ms < t->expires_ms);
 }
 
-/* ---- login cache ----------------------------------------------------------------------- */
-
-#define CACHE_WAYS 4
-#define CACHE_SETS (PT_AUTH_LOGIN_CACHE_MAX / CACHE_WAYS)
-#define MAC_LEN    32
-
-struct centry {
-    unsigned char mac[MAC_LEN];
-    uint64_t gen; /* 0: empty */
-    int64_t expires_ms;
-    struct pt_identity id;
-};
-
 struct pt_auth_dir {
     struct pt_metastore *ms;
     pthread_mutex_t mu;        /* guards cur (the pointer and taking a reference) */
     pthread_mutex_t reload_mu; /* one reload at a time */
     struct view *cur;
     _Atomic uint64_t gen; /* cur->gen, readable without mu */
-
-    EVP_MD_CTX *hmac_inner, *hmac_outer; /* SHA-256 after the key's ipad / opad block */
-    pthread_mutex_t cache_mu;
-    struct centry *cache; /* CACHE_SETS * CACHE_WAYS */
+    struct pt_login_cache *cache;
     _Atomic uint64_t hits, verifications;
 };
-
-_Static_assert(PT_AUTH_LOGIN_CACHE_MAX % CACHE_WAYS == 0, "whole sets");
-
-static void hmac_free(struct pt_auth_dir *d)
-{
-    EVP_MD_CTX_free(d->hmac_inner);
-    EVP_MD_CTX_free(d->hmac_outer);
-}
-
-/* Draws the cache key and precomputes the HMAC-SHA256 states (RFC 2104, key = one block). */
-static int hmac_init(struct pt_auth_dir *d)
-{
-    unsigned char key[64], pad[64];
-    d->hmac_inner = EVP_MD_CTX_new();
-    d->hmac_outer = EVP_MD_CTX_new();
-    if (d->hmac_inner == NULL || d->hmac_outer == NULL || RAND_bytes(key, sizeof(key)) != 1)
-        goto err;
-    for (size_t i = 0; i < 64; i++)
-        pad[i] = key[i] ^ 0x36;
-    if (EVP_DigestInit_ex(d->hmac_inner, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(d->hmac_inner, pad, 64) != 1)
-        goto err;
-    for (size_t i = 0; i < 64; i++)
-        pad[i] = key[i] ^ 0x5c;
-    if (EVP_DigestInit_ex(d->hmac_outer, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(d->hmac_outer, pad, 64) != 1)
-        goto err;
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(pad, sizeof(pad));
-    return 0;
-err:
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(pad, sizeof(pad));
-    hmac_free(d);
-    d->hmac_inner = d->hmac_outer = NULL;
-    return PT_E_INTERNAL;
-}
-
-/* mac = HMAC(key, u8:name_len name secret). */
-static int login_mac(struct pt_auth_dir *d, const char *name, size_t name_len, const char *secret,
-                     size_t secret_len, unsigned char mac[MAC_LEN])
-{
-    unsigned char inner[MAC_LEN];
-    unsigned int n = 0;
-    unsigned char nl = (unsigned char)name_len;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int rv = PT_E_INTERNAL;
-    if (c == NULL)
-        return PT_E_NOMEM;
-    if (EVP_MD_CTX_copy_ex(c, d->hmac_inner) == 1 && EVP_DigestUpdate(c, &nl, 1) == 1 &&
-        EVP_DigestUpdate(c, name, name_len) == 1 && EVP_DigestUpdate(c, secret, secret_len) == 1 &&
-        EVP_DigestFinal_ex(c, inner, &n) == 1 && n == MAC_LEN &&
-        EVP_MD_CTX_copy_ex(c, d->hmac_outer) == 1 && EVP_DigestUpdate(c, inner, MAC_LEN) == 1 &&
-        EVP_DigestFinal_ex(c, mac, &n) == 1 && n == MAC_LEN)
-        rv = 0;
-    EVP_MD_CTX_free(c);
-    OPENSSL_cleanse(inner, sizeof(inner));
-    return rv;
-}
-
-static struct centry *cache_set(struct pt_auth_dir *d, const unsigned char mac[MAC_LEN])
-{
-    uint64_t h;
-    memcpy(&h, mac, sizeof(h));
-    return &d->cache[(h % CACHE_SETS) * CACHE_WAYS];
-}
-
-/* 1 and *out if a live entry for mac at generation gen exists. */
-static int cache_get(struct pt_auth_dir *d, const unsigned char mac[MAC_LEN], uint64_t gen,
-                     int64_t now_ms, struct pt_identity *out)
-{
-    struct centry *set = cache_set(d, mac);
-    int hit = 0;
-    pthread_mutex_lock(&d->cache_mu);
-    for (int i = 0; i < CACHE_WAYS; i++) {
-        struct centry *e = &set[i];
-        if (e->gen == gen && now_ms < e->expires_ms && CRYPTO_memcmp(e->mac, mac, MAC_LEN) == 0) {
-            *out = e->id;
-            hit = 1;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&d->cache_mu);
-    return hit;
-}
-
-/* Remembers a successful login; replaces a dead entry of the set, else its oldest. */
-static void cache_put(struct pt_auth_dir *d, const unsigned char mac[MAC_LEN], uint64_t gen,
-                      int64_t now_ms, const struct pt_identity *id)
-{
-    struct centry *set = cache_set(d, mac);
-    pthread_mutex_lock(&d->cache_mu);
-    struct centry *victim = &set[0];
-    for (int i = 0; i < CACHE_WAYS; i++) {
-        struct centry *e = &set[i];
-        if (e->gen != gen || now_ms >= e->expires_ms || memcmp(e->mac, mac, MAC_LEN) == 0) {
-            victim = e;
-            break;
-        }
-        if (e->expires_ms < victim->expires_ms)
-            victim = e;
-    }
-    memcpy(victim->mac, mac, MAC_LEN);
-    victim->gen = gen;
-    victim->expires_ms = now_ms + PT_AUTH_LOGIN_CACHE_TTL_MS;
-    victim->id = *id;
-    pthread_mutex_unlock(&d->cache_mu);
-}
 
 /* ---- open, close, reload --------------------------------------------------------------- */
 
@@ -408,29 +239,22 @@ int pt_auth_dir_open(struct pt_metastore *ms, struct pt_auth_dir **out)
     if (d == NULL)
         return PT_E_NOMEM;
     d->ms = ms;
-    d->cache = calloc(CACHE_SETS * CACHE_WAYS, sizeof(*d->cache));
-    if (d->cache == NULL) {
-        free(d);
-        return PT_E_NOMEM;
-    }
-    int rv = hmac_init(d);
+    int rv = pt_login_cache_create(PT_AUTH_LOGIN_CACHE_MAX, PT_AUTH_LOGIN_CACHE_TTL_MS, &d->cache);
     if (rv != 0)
-        goto err_after_cache;
+        goto err;
     uint64_t gen = pt_metastore_auth_generation(ms);
     rv = view_load(ms, gen, &d->cur);
     if (rv != 0)
-        goto err_after_hmac;
+        goto err_after_cache;
     atomic_init(&d->gen, gen);
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->reload_mu, NULL);
-    pthread_mutex_init(&d->cache_mu, NULL);
     *out = d;
     return 0;
 
-err_after_hmac:
-    hmac_free(d);
 err_after_cache:
-    free(d->cache);
+    pt_login_cache_free(d->cache);
+err:
     free(d);
     return rv;
 }
@@ -439,13 +263,10 @@ void pt_auth_dir_close(struct pt_auth_dir *d)
 {
     if (d == NULL)
         return;
-    view_put(d->cur);
-    hmac_free(d);
-    OPENSSL_cleanse(d->cache, CACHE_SETS * CACHE_WAYS * sizeof(*d->cache));
-    free(d->cache);
+    dir_view_put(d->cur);
+    pt_login_cache_free(d->cache);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->reload_mu);
-    pthread_mutex_destroy(&d->cache_mu);
     free(d);
 }
 
@@ -466,7 +287,7 @@ int pt_auth_dir_refresh(struct pt_auth_dir *d)
             d->cur = v;
             atomic_store(&d->gen, want);
             pthread_mutex_unlock(&d->mu);
-            view_put(old);
+            dir_view_put(old);
         }
     }
     pthread_mutex_unlock(&d->reload_mu);
@@ -490,7 +311,7 @@ uint64_t pt_auth_dir_verifications(struct pt_auth_dir *d)
 
 /* The current view (after a refresh), with a reference the caller drops with view_put. A
  * failed reload keeps the previous view. */
-static struct view *view_get(struct pt_auth_dir *d)
+struct view *dir_view_get(struct pt_auth_dir *d)
 {
     (void)pt_auth_dir_refresh(d);
     pthread_mutex_lock(&d->mu);
@@ -517,11 +338,11 @@ static bool active_in(const struct view *v, const struct pt_identity *id, int64_
     case PT_IDENTITY_ANONYMOUS:
         return true;
     case PT_IDENTITY_USER: {
-        const struct duser *u = find_user(v, id->name);
+        const struct duser *u = dir_find_user(v, id->name);
         return u != NULL && !u->disabled;
     }
     case PT_IDENTITY_TOKEN: {
-        const struct dtoken *t = find_token(v, id->name);
+        const struct dtoken *t = dir_find_token(v, id->name);
         return t != NULL && token_live(t, now_ms);
     }
     }
@@ -544,17 +365,17 @@ int pt_auth_dir_login(struct pt_auth_dir *d, const char *name, size_t name_len, 
     char z[PT_AUTH_NAME_MAX + 1];
     memcpy(z, name, name_len);
     z[name_len] = '\0';
-    unsigned char mac[MAC_LEN];
-    int rv = login_mac(d, name, name_len, secret, secret_len, mac);
+    unsigned char mac[PT_LOGIN_MAC_LEN];
+    int rv = pt_login_cache_mac(d->cache, name, name_len, secret, secret_len, mac);
     if (rv != 0)
         return PT_E_UNAUTHORIZED;
 
-    struct view *v = view_get(d);
+    struct view *v = dir_view_get(d);
     struct pt_identity id;
-    if (cache_get(d, mac, v->gen, now_ms, &id) && active_in(v, &id, now_ms)) {
+    if (pt_login_cache_get(d->cache, mac, v->gen, now_ms, &id) && active_in(v, &id, now_ms)) {
         atomic_fetch_add_explicit(&d->hits, 1, memory_order_relaxed);
         *out = id;
-        view_put(v);
+        dir_view_put(v);
         return 0;
     }
 
@@ -562,14 +383,14 @@ int pt_auth_dir_login(struct pt_auth_dir *d, const char *name, size_t name_len, 
     atomic_fetch_add_explicit(&d->verifications, 1, memory_order_relaxed);
     const struct dtoken *t = NULL;
     if (secret_len > 4 && memcmp(secret, PT_SECRET_PREFIX, 4) == 0)
-        t = find_token(v, z);
+        t = dir_find_token(v, z);
     if (t != NULL) {
         if (pt_secret_verify(secret, secret_len, t->hash) && token_live(t, now_ms)) {
             identity_set(&id, PT_IDENTITY_TOKEN, t->id);
             rv = 0;
         }
     } else {
-        const struct duser *u = find_user(v, z);
+        const struct duser *u = dir_find_user(v, z);
         if (u != NULL) {
             if (pt_password_verify(secret, secret_len, u->hash) && !u->disabled) {
                 identity_set(&id, PT_IDENTITY_USER, u->name);
@@ -581,10 +402,10 @@ int pt_auth_dir_login(struct pt_auth_dir *d, const char *name, size_t name_len, 
         }
     }
     if (rv == 0) {
-        cache_put(d, mac, v->gen, now_ms, &id);
+        pt_login_cache_put(d->cache, mac, v->gen, now_ms, &id);
         *out = id;
     }
-    view_put(v);
+    dir_view_put(v);
     OPENSSL_cleanse(mac, sizeof(mac));
     return rv;
 }
@@ -608,7 +429,7 @@ unsigned pt_auth_dir_allowed(struct pt_auth_dir *d, const struct pt_identity *id
 {
     if (id == NULL || repo == NULL || len == 0 || memchr(repo, '\0', len) != NULL)
         return 0;
-    struct view *v = view_get(d);
+    struct view *v = dir_view_get(d);
     unsigned bits = 0;
     switch (id->kind) {
     case PT_IDENTITY_ANONYMOUS:
@@ -620,19 +441,19 @@ unsigned pt_auth_dir_allowed(struct pt_auth_dir *d, const struct pt_identity *id
         }
         break;
     case PT_IDENTITY_USER: {
-        const struct duser *u = find_user(v, id->name);
+        const struct duser *u = dir_find_user(v, id->name);
         if (u != NULL && !u->disabled)
             bits = grants_allow(u->grants, u->n_grants, u->all, repo, len);
         break;
     }
     case PT_IDENTITY_TOKEN: {
-        const struct dtoken *t = find_token(v, id->name);
+        const struct dtoken *t = dir_find_token(v, id->name);
         if (t != NULL && token_live(t, now_ms))
             bits = grants_allow(t->grants, t->n_grants, t->all, repo, len);
         break;
     }
     }
-    view_put(v);
+    dir_view_put(v);
     return bits;
 }
 
@@ -640,16 +461,16 @@ int pt_auth_dir_is_admin(struct pt_auth_dir *d, const struct pt_identity *id, in
 {
     if (id == NULL)
         return 0;
-    struct view *v = view_get(d);
+    struct view *v = dir_view_get(d);
     int admin = 0;
     if (id->kind == PT_IDENTITY_USER) {
-        const struct duser *u = find_user(v, id->name);
+        const struct duser *u = dir_find_user(v, id->name);
         admin = u != NULL && !u->disabled && (u->all & PT_ACTION_ADMIN) != 0;
     } else if (id->kind == PT_IDENTITY_TOKEN) {
-        const struct dtoken *t = find_token(v, id->name);
+        const struct dtoken *t = dir_find_token(v, id->name);
         admin = t != NULL && token_live(t, now_ms) && (t->all & PT_ACTION_ADMIN) != 0;
     }
-    view_put(v);
+    dir_view_put(v);
     return admin;
 }
 
@@ -657,33 +478,33 @@ int pt_auth_dir_active(struct pt_auth_dir *d, const struct pt_identity *id, int6
 {
     if (id == NULL)
         return 0;
-    struct view *v = view_get(d);
+    struct view *v = dir_view_get(d);
     int active = active_in(v, id, now_ms);
-    view_put(v);
+    dir_view_put(v);
     return active;
 }
 
 int pt_auth_dir_has_users(struct pt_auth_dir *d)
 {
-    struct view *v = view_get(d);
+    struct view *v = dir_view_get(d);
     int any = v->n_users > 0;
-    view_put(v);
+    dir_view_put(v);
     return any;
 }
 
 int pt_auth_dir_anonymous_any(struct pt_auth_dir *d)
 {
-    struct view *v = view_get(d);
+    struct view *v = dir_view_get(d);
     int any = v->n_anon > 0;
-    view_put(v);
+    dir_view_put(v);
     return any;
 }
 
 int pt_auth_dir_signing_key(struct pt_auth_dir *d, const char *kid, int64_t now_ms,
                             unsigned char *der, size_t *len)
 {
-    struct view *v = view_get(d);
-    const struct pt_auth_key_rec *k = find(v->keys, v->n_keys, sizeof(*v->keys), kid);
+    struct view *v = dir_view_get(d);
+    const struct pt_auth_key_rec *k = dir_find(v->keys, v->n_keys, sizeof(*v->keys), kid);
     int rv;
     if (k == NULL)
         rv = PT_E_NOT_FOUND;
@@ -696,148 +517,14 @@ int pt_auth_dir_signing_key(struct pt_auth_dir *d, const char *kid, int64_t now_
         *len = k->der_len;
         rv = 0;
     }
-    view_put(v);
+    dir_view_put(v);
     return rv;
 }
 
 int pt_auth_dir_jwt_revoked(struct pt_auth_dir *d, const char *jti)
 {
-    struct view *v = view_get(d);
-    int revoked = find(v->revoked, v->n_revoked, sizeof(*v->revoked), jti) != NULL;
-    view_put(v);
+    struct view *v = dir_view_get(d);
+    int revoked = dir_find(v->revoked, v->n_revoked, sizeof(*v->revoked), jti) != NULL;
+    dir_view_put(v);
     return revoked;
-}
-
-/* ---- listings -------------------------------------------------------------------------- */
-
-static void user_info(const struct duser *u, struct pt_auth_user_info *out)
-{
-    memset(out, 0, sizeof(*out));
-    memcpy(out->name, u->name, sizeof(out->name));
-    memcpy(out->grants, u->grants, u->n_grants * sizeof(*u->grants));
-    out->n_grants = u->n_grants;
-    out->disabled = u->disabled;
-    out->created_ms = u->created_ms;
-}
-
-static void token_info(const struct dtoken *t, struct pt_auth_token_info *out)
-{
-    memset(out, 0, sizeof(*out));
-    memcpy(out->id, t->id, sizeof(out->id));
-    memcpy(out->grants, t->grants, t->n_grants * sizeof(*t->grants));
-    out->n_grants = t->n_grants;
-    out->disabled = t->disabled;
-    out->expires_ms = t->expires_ms;
-    out->created_ms = t->created_ms;
-    memcpy(out->description, t->description, sizeof(out->description));
-    memcpy(out->owner, t->owner, sizeof(out->owner));
-}
-
-int pt_auth_dir_users(struct pt_auth_dir *d, struct pt_auth_user_info **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    struct view *v = view_get(d);
-    int rv = 0;
-    if (v->n_users > 0) {
-        struct pt_auth_user_info *a = malloc(v->n_users * sizeof(*a));
-        if (a == NULL) {
-            rv = PT_E_NOMEM;
-        } else {
-            for (size_t i = 0; i < v->n_users; i++)
-                user_info(&v->users[i], &a[i]);
-            *out = a;
-            *n = v->n_users;
-        }
-    }
-    view_put(v);
-    return rv;
-}
-
-int pt_auth_dir_tokens(struct pt_auth_dir *d, struct pt_auth_token_info **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    struct view *v = view_get(d);
-    int rv = 0;
-    if (v->n_tokens > 0) {
-        struct pt_auth_token_info *a = malloc(v->n_tokens * sizeof(*a));
-        if (a == NULL) {
-            rv = PT_E_NOMEM;
-        } else {
-            for (size_t i = 0; i < v->n_tokens; i++)
-                token_info(&v->tokens[i], &a[i]);
-            *out = a;
-            *n = v->n_tokens;
-        }
-    }
-    view_put(v);
-    return rv;
-}
-
-int pt_auth_dir_user(struct pt_auth_dir *d, const char *name, struct pt_auth_user_info *out)
-{
-    struct view *v = view_get(d);
-    const struct duser *u = find_user(v, name);
-    if (u != NULL)
-        user_info(u, out);
-    view_put(v);
-    return u != NULL ? 0 : PT_E_NOT_FOUND;
-}
-
-int pt_auth_dir_token(struct pt_auth_dir *d, const char *id, struct pt_auth_token_info *out)
-{
-    struct view *v = view_get(d);
-    const struct dtoken *t = find_token(v, id);
-    if (t != NULL)
-        token_info(t, out);
-    view_put(v);
-    return t != NULL ? 0 : PT_E_NOT_FOUND;
-}
-
-int pt_auth_dir_anonymous(struct pt_auth_dir *d, char (**patterns)[PT_AUTH_PATTERN_MAX + 1],
-                          size_t *n)
-{
-    *patterns = NULL;
-    *n = 0;
-    struct view *v = view_get(d);
-    int rv = 0;
-    if (v->n_anon > 0) {
-        char(*a)[PT_AUTH_PATTERN_MAX + 1] = malloc(v->n_anon * sizeof(*a));
-        if (a == NULL) {
-            rv = PT_E_NOMEM;
-        } else {
-            for (size_t i = 0; i < v->n_anon; i++)
-                memcpy(a[i], v->anon[i].pattern, sizeof(a[i]));
-            *patterns = a;
-            *n = v->n_anon;
-        }
-    }
-    view_put(v);
-    return rv;
-}
-
-int pt_auth_dir_keys(struct pt_auth_dir *d, struct pt_auth_key_info **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    struct view *v = view_get(d);
-    int rv = 0;
-    if (v->n_keys > 0) {
-        struct pt_auth_key_info *a = calloc(v->n_keys, sizeof(*a));
-        if (a == NULL) {
-            rv = PT_E_NOMEM;
-        } else {
-            for (size_t i = 0; i < v->n_keys; i++) {
-                memcpy(a[i].kid, v->keys[i].kid, sizeof(v->keys[i].kid));
-                memcpy(a[i].region, v->keys[i].region, sizeof(v->keys[i].region));
-                a[i].created_ms = v->keys[i].created_ms;
-                a[i].not_after_ms = v->keys[i].not_after_ms;
-            }
-            *out = a;
-            *n = v->n_keys;
-        }
-    }
-    view_put(v);
-    return rv;
 }

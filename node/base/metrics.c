@@ -137,6 +137,8 @@ void pt_metrics_init(const char *const *route_names, size_t nroutes)
         atomic_store_explicit(&m.bytes_out[r], 0, memory_order_relaxed);
     }
     atomic_store_explicit(&m.uploads, 0, memory_order_relaxed);
+    for (size_t i = 0; i < PT_METRICS_AUTH_N; i++)
+        atomic_store_explicit(&m.auth[i], 0, memory_order_relaxed);
     m.names = route_names;
     m.nroutes = route_names != NULL ? nroutes : 0;
     m.start_time = process_start_time();

@@ -5,9 +5,9 @@
  * Reads come from the directory (auth/directory.h, this region's applied state). Changes are
  * replicated commands built through replication/command.h and proposed like every other
  * write (pt_api_commit); the answer goes out once the command is applied here, so a
- * following request to this region sees it. Passwords are hashed (yescrypt) here, before
- * proposing: no plain password enters the log. Token secrets are generated here, returned
- * once in the 201 answer and only their SHA-256 is proposed.
+ * following request to this region sees it. Passwords are hashed (yescrypt, in the thread
+ * pool) here, before proposing: no plain password enters the log. Token secrets are generated here,
+ * returned once in the 201 answer and only their SHA-256 is proposed.
  *
  * The gate (auth_gate.c) already required an administrator with Basic credentials for every
  * route here except whoami and a user's own password change, which are checked below.
@@ -266,6 +266,69 @@ static int password_ok(h2o_req_t *req, const char *pw)
     return 1;
 }
 
+/* A user written with a new password: the yescrypt hash is made in the thread pool (tens of
+ * milliseconds), then the PutUser is proposed from the loop. */
+struct put_user_op {
+    struct pt_async async;
+    uv_work_t work;
+    struct pt_worker *w;
+    int status;
+    int created; /* 1: a new user (201 with its object), 0: a password change (204) */
+    struct pt_auth_user_info u;
+    char password[PT_PASSWORD_MAX + 1];
+    char hash[PT_PASSWORD_HASH_MAX];
+};
+
+static void put_user_work(uv_work_t *work)
+{
+    struct put_user_op *op = work->data;
+    op->status = pt_password_hash(op->password, strlen(op->password), op->hash, sizeof(op->hash));
+    OPENSSL_cleanse(op->password, sizeof(op->password));
+}
+
+static void put_user_after(uv_work_t *work, int status)
+{
+    struct put_user_op *op = work->data;
+    h2o_req_t *req = pt_async_unbind(&op->async);
+    if (req != NULL && (status != 0 || op->status != 0)) {
+        pt_http_error(req, PT_E_INTERNAL, "cannot hash the password", NULL);
+    } else if (req != NULL) {
+        struct pt_command_grant cg[PT_AUTH_GRANTS_MAX];
+        to_command_grants(op->u.grants, op->u.n_grants, cg);
+        struct pt_command_builder b;
+        if (begin(op->w, req, &b) == 0)
+            commit(op->w, req, &b,
+                   pt_command_add_put_user(&b, op->u.name, op->hash, cg, op->u.n_grants,
+                                           op->u.disabled, 0),
+                   op->created ? 201 : 204, op->created ? user_json(&op->u) : NULL);
+    }
+    OPENSSL_cleanse(op, sizeof(*op));
+    free(op);
+}
+
+/* Starts the hash of password for u (copied); answers req in every case. */
+static void put_user(struct pt_worker *w, h2o_req_t *req, const struct pt_auth_user_info *u,
+                     const char *password, int created)
+{
+    struct put_user_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    op->w = w;
+    op->u = *u;
+    op->created = created;
+    snprintf(op->password, sizeof(op->password), "%s", password);
+    op->work.data = op;
+    pt_async_bind(&op->async, req);
+    if (uv_queue_work(&w->loop, &op->work, put_user_work, put_user_after) != 0) {
+        pt_async_unbind(&op->async);
+        OPENSSL_cleanse(op, sizeof(*op));
+        free(op);
+        pt_http_error(req, PT_E_INTERNAL, NULL, NULL);
+    }
+}
+
 static void user_add(struct pt_worker *w, h2o_req_t *req)
 {
     struct pt_auth_service *s = w->node->auth;
@@ -277,7 +340,6 @@ static void user_add(struct pt_worker *w, h2o_req_t *req)
     struct pt_grant *grants = malloc(sizeof(*grants) * PT_AUTH_GRANTS_MAX);
     struct pt_auth_user_info *u = malloc(sizeof(*u));
     size_t n = 0;
-    char hash[PT_PASSWORD_HASH_MAX];
     if (grants == NULL || u == NULL) {
         pt_http_error(req, PT_E_NOMEM, NULL, NULL);
     } else if (name == NULL || !pt_auth_name_valid(name, strlen(name))) {
@@ -287,22 +349,13 @@ static void user_add(struct pt_worker *w, h2o_req_t *req)
         /* answered */
     } else if (pt_auth_dir_user(s->dir, name, u) == 0) {
         pt_http_error(req, PT_E_EXISTS, "a user of this name exists", name);
-    } else if (pt_password_hash(pw, strlen(pw), hash, sizeof(hash)) != 0) {
-        pt_http_error(req, PT_E_INTERNAL, "cannot hash the password", NULL);
     } else {
-        struct pt_command_grant cg[PT_AUTH_GRANTS_MAX];
-        to_command_grants(grants, n, cg);
-        struct pt_command_builder b;
-        if (begin(w, req, &b) == 0) {
-            memset(u, 0, sizeof(*u));
-            snprintf(u->name, sizeof(u->name), "%s", name);
-            memcpy(u->grants, grants, n * sizeof(*grants));
-            u->n_grants = n;
-            u->created_ms = pt_clock_wall_ms();
-            commit(w, req, &b, pt_command_add_put_user(&b, name, hash, cg, n, 0, 0), 201,
-                   user_json(u));
-        }
-        OPENSSL_cleanse(hash, sizeof(hash));
+        memset(u, 0, sizeof(*u));
+        snprintf(u->name, sizeof(u->name), "%s", name);
+        memcpy(u->grants, grants, n * sizeof(*grants));
+        u->n_grants = n;
+        u->created_ms = pt_clock_wall_ms();
+        put_user(w, req, u, pw, 1);
     }
     free(grants);
     free(u);
@@ -384,21 +437,8 @@ static void user_password(struct pt_worker *w, h2o_req_t *req, const char *name)
     if (o == NULL)
         return;
     const char *pw = json_string_value(json_object_get(o, "password"));
-    char hash[PT_PASSWORD_HASH_MAX];
-    if (!password_ok(req, pw)) {
-        /* answered */
-    } else if (pt_password_hash(pw, strlen(pw), hash, sizeof(hash)) != 0) {
-        pt_http_error(req, PT_E_INTERNAL, "cannot hash the password", NULL);
-    } else {
-        struct pt_command_grant cg[PT_AUTH_GRANTS_MAX];
-        to_command_grants(u.grants, u.n_grants, cg);
-        struct pt_command_builder b;
-        if (begin(w, req, &b) == 0)
-            commit(w, req, &b,
-                   pt_command_add_put_user(&b, name, hash, cg, u.n_grants, u.disabled, 0), 204,
-                   NULL);
-        OPENSSL_cleanse(hash, sizeof(hash));
-    }
+    if (password_ok(req, pw))
+        put_user(w, req, &u, pw, 0);
     json_decref(o);
 }
 

@@ -113,7 +113,7 @@ static int list_readable(struct pt_worker *w, h2o_req_t *req, const char *last, 
         size_t i;
         for (i = 0; i < got && kept < n; i++) {
             snprintf(cursor, sizeof(cursor), "%s", page[i]);
-            if (pt_auth_actions(w, req, page[i], strlen(page[i])) & PT_ACTION_PULL) {
+            if (pt_auth_identity_actions(w, req, page[i], strlen(page[i])) & PT_ACTION_PULL) {
                 keep[kept++] = page[i];
                 page[i] = NULL;
             }

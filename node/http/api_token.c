@@ -238,6 +238,36 @@ static int flag_true(const struct params *ps, const char *key, const char *want)
     return param(ps, key, 0, v, sizeof(v)) >= 0 && strcmp(v, want) == 0;
 }
 
+/* What /token issues once a login succeeded (carried through the thread pool). */
+struct pending {
+    struct pt_scope scopes[PT_SCOPE_MAX];
+    size_t n;
+    int offline;
+};
+
+static void on_login(struct pt_worker *w, h2o_req_t *req, int status, unsigned retry_after,
+                     void *data)
+{
+    struct pending *p = data;
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    if (status != 0) {
+        refuse_login(req, status, retry_after);
+        return;
+    }
+    issue(w, req, &ctx->id, p->scopes, p->n, p->offline);
+}
+
+/* Logs in name/secret and then issues; answers req in every case. */
+static void login_then_issue(struct pt_worker *w, h2o_req_t *req, const char *name,
+                             const char *secret, const struct pending *p)
+{
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    int rv = ctx != NULL ? pt_auth_login(w, req, name, secret, &ctx->id, on_login, p, sizeof(*p))
+                         : PT_E_INTERNAL;
+    if (rv != 0)
+        pt_http_error(req, rv, NULL, NULL);
+}
+
 static void token_get(struct pt_worker *w, h2o_req_t *req)
 {
     h2o_iovec_t q = pt_http_query(req);
@@ -250,25 +280,31 @@ static void token_get(struct pt_worker *w, h2o_req_t *req)
         pt_http_error(req, PT_E_INVALID, "invalid scope", NULL);
         return;
     }
-    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
     struct pt_identity anon = {.kind = PT_IDENTITY_ANONYMOUS};
-    struct pt_identity *id = ctx != NULL ? &ctx->id : &anon;
+    int offline = flag_true(&ps, "offline_token", "true");
     h2o_iovec_t v = pt_http_req_header(req, "authorization");
-    if (v.base != NULL) {
-        struct pt_auth_header h;
-        int rv = pt_auth_header_parse(v.base, v.len, &h);
-        unsigned retry = 0;
-        if (rv == 0 && h.scheme == PT_AUTH_BASIC)
-            rv = pt_auth_login(w, req, h.user, h.password, id, &retry);
-        else
-            rv = PT_E_UNAUTHORIZED;
-        pt_auth_header_clear(&h);
-        if (rv != 0) {
-            refuse_login(req, rv, retry);
-            return;
-        }
+    if (v.base == NULL) {
+        issue(w, req, &anon, scopes, n, offline);
+        return;
     }
-    issue(w, req, id, scopes, n, flag_true(&ps, "offline_token", "true"));
+    struct pt_auth_header h;
+    if (pt_auth_header_parse(v.base, v.len, &h) != 0 || h.scheme != PT_AUTH_BASIC) {
+        pt_auth_header_clear(&h);
+        refuse_login(req, PT_E_UNAUTHORIZED, 0);
+        return;
+    }
+    struct pending *p = malloc(sizeof(*p));
+    if (p == NULL) {
+        pt_auth_header_clear(&h);
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    memcpy(p->scopes, scopes, n * sizeof(scopes[0]));
+    p->n = n;
+    p->offline = offline;
+    login_then_issue(w, req, h.user, h.password, p);
+    pt_auth_header_clear(&h);
+    free(p);
 }
 
 static void token_post(struct pt_worker *w, h2o_req_t *req)
@@ -304,17 +340,20 @@ static void token_post(struct pt_worker *w, h2o_req_t *req)
         }
         int ul = param(&ps, "username", 0, user, sizeof(user));
         int pl = param(&ps, "password", 0, pw, PT_AUTH_PASSWORD_MAX + 1);
-        int rv = PT_E_UNAUTHORIZED;
-        unsigned retry = 0;
-        if (ul > 0 && pl > 0)
-            rv = pt_auth_login(w, req, user, pw, id, &retry);
+        struct pending *p = malloc(sizeof(*p));
+        if (p == NULL) {
+            pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        } else if (ul <= 0 || pl <= 0) {
+            refuse_login(req, PT_E_UNAUTHORIZED, 0);
+        } else {
+            memcpy(p->scopes, scopes, n * sizeof(scopes[0]));
+            p->n = n;
+            p->offline = flag_true(&ps, "access_type", "offline");
+            login_then_issue(w, req, user, pw, p);
+        }
+        free(p);
         OPENSSL_cleanse(pw, PT_AUTH_PASSWORD_MAX + 1);
         free(pw);
-        if (rv != 0) {
-            refuse_login(req, rv, retry);
-            return;
-        }
-        issue(w, req, id, scopes, n, flag_true(&ps, "access_type", "offline"));
         return;
     }
     if (strcmp(grant, "refresh_token") == 0) {

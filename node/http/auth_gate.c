@@ -15,9 +15,10 @@
  *   /admin/...                    admin, with Basic credentials (a Bearer token's scopes do
  *                                 not speak of administration)
  *   /healthz, /metrics, /token    open
- * Refusals: no credentials -> 401 + challenge; a token lacking a scope its identity holds ->
- * 401 + challenge with error="insufficient_scope" (the client fetches a wider token);
- * otherwise -> 403 DENIED. Every refusal after credentials were given is audited.
+ * Refusals: no credentials, or an anonymous token -> 401 + challenge (logging in may help);
+ * a token lacking a scope its identity holds -> 401 + challenge with
+ * error="insufficient_scope" (the client fetches a wider token); a user or token lacking the
+ * action -> 403 DENIED. Every refusal after credentials were given is audited.
  *
  * The yescrypt check of a Basic password runs on the worker loop (a few milliseconds); the
  * directory remembers successful checks for a minute, failures are throttled by the limiter.
@@ -27,13 +28,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <uv.h>
 
 #include "api.h"
+#include "async.h"
 #include "audit_hook.h"
 #include "clock.h"
 #include "cluster_config.h"
@@ -244,6 +248,15 @@ unsigned pt_auth_actions(struct pt_worker *w, h2o_req_t *req, const char *repo, 
     return a;
 }
 
+unsigned pt_auth_identity_actions(struct pt_worker *w, h2o_req_t *req, const char *repo, size_t len)
+{
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    struct pt_auth_service *s = w->node->auth;
+    if (ctx == NULL || !ctx->enforced || s == NULL)
+        return PT_ACTIONS_ALL;
+    return pt_auth_dir_allowed(s->dir, &ctx->id, repo, len, pt_clock_wall_ms());
+}
+
 int pt_auth_is_admin(struct pt_worker *w, h2o_req_t *req)
 {
     struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
@@ -296,33 +309,103 @@ void pt_auth_challenge(struct pt_worker *w, h2o_req_t *req, const char *scope, c
 
 /* Credentials ----------------------------------------------------------------------------- */
 
+/* A password check in the thread pool: yescrypt takes tens of milliseconds, which no event
+ * loop may spend. The limiter is asked before (on the loop) and told after (on the loop). */
+struct login_op {
+    struct pt_async async;
+    uv_work_t work;
+    struct pt_worker *w;
+    struct pt_identity *out; /* in the request's pool: written only while it lives */
+    pt_auth_login_cb cb;
+    struct pt_identity id;
+    int status;
+    int64_t now;
+    char name[PT_AUTH_USER_MAX + 1];
+    char secret[PT_AUTH_PASSWORD_MAX + 1];
+    _Alignas(max_align_t) unsigned char data[];
+};
+
+static void limiter_keys(h2o_req_t *req, const char *name, char *ukey, size_t ulen, char *akey,
+                         size_t alen)
+{
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    snprintf(ukey, ulen, "u:%s", name);
+    snprintf(akey, alen, "a:%s", ctx != NULL ? ctx->client : "-");
+}
+
+static void login_work(uv_work_t *work)
+{
+    struct login_op *op = work->data;
+    struct pt_auth_service *s = op->w->node->auth;
+    op->status = pt_auth_dir_login(s->dir, op->name, strlen(op->name), op->secret,
+                                   strlen(op->secret), op->now, &op->id);
+    OPENSSL_cleanse(op->secret, sizeof(op->secret));
+}
+
+static void login_after(uv_work_t *work, int status)
+{
+    struct login_op *op = work->data;
+    h2o_req_t *req = pt_async_unbind(&op->async);
+    struct pt_worker *w = op->w;
+    struct pt_auth_service *s = w->node->auth;
+    int rv = status == 0 && op->status == 0 ? 0 : PT_E_UNAUTHORIZED;
+    char ukey[PT_AUTH_USER_MAX + 8], akey[80];
+    if (req != NULL) {
+        limiter_keys(req, op->name, ukey, sizeof(ukey), akey, sizeof(akey));
+        if (rv != 0) {
+            pt_limiter_fail(s->limiter, ukey, op->now);
+            pt_limiter_fail(s->limiter, akey, op->now);
+            pt_metrics_auth(PT_METRICS_AUTH_LOGIN_FAILED);
+            pt_http_audit(w, req, "login", NULL, NULL, 401, op->name);
+        } else {
+            pt_limiter_success(s->limiter, ukey);
+            pt_metrics_auth(PT_METRICS_AUTH_LOGIN_OK);
+            *op->out = op->id;
+        }
+        op->cb(w, req, rv, 0, op->data);
+    }
+    OPENSSL_cleanse(op->secret, sizeof(op->secret));
+    free(op);
+}
+
 int pt_auth_login(struct pt_worker *w, h2o_req_t *req, const char *name, const char *secret,
-                  struct pt_identity *out, unsigned *retry_after)
+                  struct pt_identity *out, pt_auth_login_cb cb, const void *data, size_t data_size)
 {
     struct pt_auth_service *s = w->node->auth;
-    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
     int64_t now = pt_clock_wall_ms();
-    char ukey[PT_AUTH_NAME_MAX * 2 + 8], akey[80];
-    snprintf(ukey, sizeof(ukey), "u:%s", name);
-    snprintf(akey, sizeof(akey), "a:%s", ctx != NULL ? ctx->client : "-");
+    char ukey[PT_AUTH_USER_MAX + 8], akey[80];
+    limiter_keys(req, name, ukey, sizeof(ukey), akey, sizeof(akey));
     unsigned wait_u = pt_limiter_check(s->limiter, ukey, now);
     unsigned wait_a = pt_limiter_check(s->limiter, akey, now);
     if (wait_u > 0 || wait_a > 0) {
-        *retry_after = wait_u > wait_a ? wait_u : wait_a;
         pt_metrics_auth(PT_METRICS_AUTH_LOGIN_LIMITED);
         pt_http_audit(w, req, "login", NULL, NULL, 429, name);
-        return PT_E_TOOMANYREQUESTS;
+        cb(w, req, PT_E_TOOMANYREQUESTS, wait_u > wait_a ? wait_u : wait_a, (void *)data);
+        return 0;
     }
-    int rv = pt_auth_dir_login(s->dir, name, strlen(name), secret, strlen(secret), now, out);
-    if (rv != 0) {
-        pt_limiter_fail(s->limiter, ukey, now);
-        pt_limiter_fail(s->limiter, akey, now);
-        pt_metrics_auth(PT_METRICS_AUTH_LOGIN_FAILED);
-        pt_http_audit(w, req, "login", NULL, NULL, 401, name);
-        return PT_E_UNAUTHORIZED;
+    if (strlen(name) > PT_AUTH_USER_MAX || strlen(secret) > PT_AUTH_PASSWORD_MAX) {
+        cb(w, req, PT_E_UNAUTHORIZED, 0, (void *)data);
+        return 0;
     }
-    pt_limiter_success(s->limiter, ukey);
-    pt_metrics_auth(PT_METRICS_AUTH_LOGIN_OK);
+    struct login_op *op = calloc(1, sizeof(*op) + data_size);
+    if (op == NULL)
+        return PT_E_NOMEM;
+    op->w = w;
+    op->out = out;
+    op->cb = cb;
+    op->now = now;
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    snprintf(op->secret, sizeof(op->secret), "%s", secret);
+    if (data_size > 0)
+        memcpy(op->data, data, data_size);
+    op->work.data = op;
+    pt_async_bind(&op->async, req);
+    if (uv_queue_work(&w->loop, &op->work, login_work, login_after) != 0) {
+        pt_async_unbind(&op->async);
+        OPENSSL_cleanse(op->secret, sizeof(op->secret));
+        free(op);
+        return PT_E_INTERNAL;
+    }
     return 0;
 }
 
@@ -429,122 +512,177 @@ static int unauthorized(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx 
     return 1;
 }
 
-/* Reads the credentials into ctx. Returns 0, or 1 when it answered req (bad or limited). */
-static int authenticate(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx *ctx,
-                        const struct pt_route *rt, const char *scope)
+/* Where a decision goes on once the identity is known (after a login in the thread pool). */
+struct gate_state {
+    struct pt_route rt; /* borrows from req->path, which lives as long as req */
+    pt_auth_gate_cont cont;
+    enum need_kind need;
+    unsigned need_actions;
+    char scope[PT_SCOPE_TEXT_MAX];
+};
+
+static const char *scope_of(const struct gate_state *g)
 {
-    h2o_iovec_t v = pt_http_req_header(req, "authorization");
-    if (v.base == NULL)
-        return 0;
-    ctx->given = 1;
-    struct pt_auth_header h;
-    int rv = pt_auth_header_parse(v.base, v.len, &h);
-    if (rv != 0) {
-        pt_auth_header_clear(&h);
-        return unauthorized(w, req, ctx, rt, scope, NULL);
-    }
-    if (h.scheme == PT_AUTH_BASIC) {
-        unsigned retry = 0;
-        rv = pt_auth_login(w, req, h.user, h.password, &ctx->id, &retry);
-        pt_auth_header_clear(&h);
-        if (rv == PT_E_TOOMANYREQUESTS) {
-            pt_http_headerf(req, "Retry-After", "%u", retry);
-            pt_http_error(req, PT_E_TOOMANYREQUESTS, "too many failed logins: try again later",
-                          NULL);
-            return 1;
-        }
-        if (rv != 0) {
-            pt_auth_challenge(w, req, scope, NULL);
-            return 1;
-        }
-        ctx->scheme = PT_AUTH_BASIC;
-        return 0;
-    }
-    if (h.scheme == PT_AUTH_BEARER) {
-        struct pt_jwt_claims *c = h2o_mem_alloc_pool(&req->pool, sizeof(*c));
-        memset(c, 0, sizeof(*c));
-        rv = verify_bearer(w, h.token, h.token_len, c);
-        pt_auth_header_clear(&h);
-        if (rv != 0)
-            return unauthorized(w, req, ctx, rt, scope, "invalid_token");
-        ctx->claims = c;
-        ctx->scheme = PT_AUTH_BEARER;
-        ctx->id.kind = c->sub_kind == PT_JWT_SUB_USER    ? PT_IDENTITY_USER
-                       : c->sub_kind == PT_JWT_SUB_TOKEN ? PT_IDENTITY_TOKEN
-                                                         : PT_IDENTITY_ANONYMOUS;
-        snprintf(ctx->id.name, sizeof(ctx->id.name), "%.*s", PT_AUTH_NAME_MAX, c->sub);
-        if (!pt_auth_dir_active(w->node->auth->dir, &ctx->id, pt_clock_wall_ms()))
-            return unauthorized(w, req, ctx, rt, scope, "invalid_token");
-        return 0;
-    }
-    pt_auth_header_clear(&h);
-    return unauthorized(w, req, ctx, rt, scope, NULL);
+    return g->scope[0] != '\0' ? g->scope : NULL;
 }
 
-int pt_auth_gate(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
-                 const char *request_id)
+/* The decision for a known identity: calls g->cont or answers req. */
+static void decide(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx *ctx,
+                   const struct gate_state *g)
 {
-    struct pt_auth_ctx *ctx = attach_ctx(req, request_id);
     struct pt_auth_service *s = w->node->auth;
-    if (s == NULL)
-        return 0;
-    ctx->enforced = 1;
-    unsigned need_actions;
-    enum need_kind need = needed(req, rt, &need_actions);
-    if (need == NEED_OPEN)
-        return 0;
-
-    char scope_buf[PT_SCOPE_TEXT_MAX];
-    const char *scope = NULL;
-    if (need == NEED_REPO &&
-        pt_scope_format(rt->name, rt->name_len, need_actions, scope_buf, sizeof(scope_buf)) > 0)
-        scope = scope_buf;
-    else if (need == NEED_CATALOG)
-        scope = PT_SCOPE_CATALOG;
-    if (authenticate(w, req, ctx, rt, scope))
-        return 1;
-
+    const struct pt_route *rt = &g->rt;
+    const char *scope = scope_of(g);
     int anonymous = ctx->id.kind == PT_IDENTITY_ANONYMOUS;
     int64_t now = pt_clock_wall_ms();
-    switch (need) {
+    switch (g->need) {
     case NEED_ANY:
-        if (!ctx->given)
-            return unauthorized(w, req, ctx, rt, NULL, NULL);
+        if (!ctx->given) {
+            unauthorized(w, req, ctx, rt, NULL, NULL);
+            return;
+        }
         break;
     case NEED_CATALOG:
-        if (anonymous)
-            return ctx->given ? deny(w, req, ctx, rt, "the catalog needs a user or token")
-                              : unauthorized(w, req, ctx, rt, scope, NULL);
-        if (ctx->claims != NULL && !token_has_catalog(ctx->claims))
-            return unauthorized(w, req, ctx, rt, scope, "insufficient_scope");
+        if (anonymous) {
+            unauthorized(w, req, ctx, rt, scope, NULL);
+            return;
+        }
+        if (ctx->claims != NULL && !token_has_catalog(ctx->claims)) {
+            unauthorized(w, req, ctx, rt, scope, "insufficient_scope");
+            return;
+        }
         break;
     case NEED_IDENTITY:
     case NEED_USER:
     case NEED_ADMIN:
-        if (anonymous)
-            return ctx->given ? deny(w, req, ctx, rt, "the admin API needs a user or token")
-                              : unauthorized(w, req, ctx, rt, NULL, NULL);
-        if (need != NEED_IDENTITY && ctx->scheme != PT_AUTH_BASIC)
-            return deny(w, req, ctx, rt, "the admin API takes Basic credentials");
-        if (need == NEED_ADMIN && !pt_auth_dir_is_admin(s->dir, &ctx->id, now))
-            return deny(w, req, ctx, rt, "administrators only");
+        if (anonymous) {
+            unauthorized(w, req, ctx, rt, NULL, NULL);
+            return;
+        }
+        if (g->need != NEED_IDENTITY && ctx->scheme != PT_AUTH_BASIC) {
+            deny(w, req, ctx, rt, "the admin API takes Basic credentials");
+            return;
+        }
+        if (g->need == NEED_ADMIN && !pt_auth_dir_is_admin(s->dir, &ctx->id, now)) {
+            deny(w, req, ctx, rt, "administrators only");
+            return;
+        }
         break;
     case NEED_REPO: {
         unsigned dir = pt_auth_dir_allowed(s->dir, &ctx->id, rt->name, rt->name_len, now);
         unsigned have = dir;
         if (ctx->claims != NULL)
             have &= token_actions(ctx->claims, rt->name, rt->name_len);
-        if ((have & need_actions) == need_actions)
+        if ((have & g->need_actions) == g->need_actions)
             break;
-        if (!ctx->given)
-            return unauthorized(w, req, ctx, rt, scope, NULL);
-        if (ctx->claims != NULL && (dir & need_actions) == need_actions)
-            return unauthorized(w, req, ctx, rt, scope, "insufficient_scope");
-        return deny(w, req, ctx, rt, NULL);
+        if (!ctx->given || anonymous)
+            unauthorized(w, req, ctx, rt, scope, NULL);
+        else if (ctx->claims != NULL && (dir & g->need_actions) == g->need_actions)
+            unauthorized(w, req, ctx, rt, scope, "insufficient_scope");
+        else
+            deny(w, req, ctx, rt, NULL);
+        return;
     }
     default:
         break;
     }
     pt_metrics_auth(PT_METRICS_AUTH_ALLOWED);
-    return 0;
+    g->cont(w, req, rt);
+}
+
+static void on_gate_login(struct pt_worker *w, h2o_req_t *req, int status, unsigned retry_after,
+                          void *data)
+{
+    struct gate_state *g = data;
+    struct pt_auth_ctx *ctx = pt_auth_ctx_of(req);
+    if (status == PT_E_TOOMANYREQUESTS) {
+        pt_http_headerf(req, "Retry-After", "%u", retry_after);
+        pt_http_error(req, PT_E_TOOMANYREQUESTS, "too many failed logins: try again later", NULL);
+        return;
+    }
+    if (status != 0) {
+        pt_auth_challenge(w, req, scope_of(g), NULL);
+        return;
+    }
+    ctx->scheme = PT_AUTH_BASIC;
+    decide(w, req, ctx, g);
+}
+
+/* Reads the credentials into ctx and decides (now, or after a login in the thread pool). */
+static void authenticate(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx *ctx,
+                         const struct gate_state *g)
+{
+    const struct pt_route *rt = &g->rt;
+    const char *scope = scope_of(g);
+    h2o_iovec_t v = pt_http_req_header(req, "authorization");
+    if (v.base == NULL) {
+        decide(w, req, ctx, g);
+        return;
+    }
+    ctx->given = 1;
+    struct pt_auth_header h;
+    int rv = pt_auth_header_parse(v.base, v.len, &h);
+    if (rv != 0) {
+        pt_auth_header_clear(&h);
+        unauthorized(w, req, ctx, rt, scope, NULL);
+        return;
+    }
+    if (h.scheme == PT_AUTH_BASIC) {
+        rv = pt_auth_login(w, req, h.user, h.password, &ctx->id, on_gate_login, g, sizeof(*g));
+        pt_auth_header_clear(&h);
+        if (rv != 0)
+            pt_http_error(req, rv, NULL, NULL);
+        return;
+    }
+    if (h.scheme == PT_AUTH_BEARER) {
+        struct pt_jwt_claims *c = h2o_mem_alloc_pool(&req->pool, sizeof(*c));
+        memset(c, 0, sizeof(*c));
+        rv = verify_bearer(w, h.token, h.token_len, c);
+        pt_auth_header_clear(&h);
+        if (rv != 0) {
+            unauthorized(w, req, ctx, rt, scope, "invalid_token");
+            return;
+        }
+        ctx->claims = c;
+        ctx->scheme = PT_AUTH_BEARER;
+        ctx->id.kind = c->sub_kind == PT_JWT_SUB_USER    ? PT_IDENTITY_USER
+                       : c->sub_kind == PT_JWT_SUB_TOKEN ? PT_IDENTITY_TOKEN
+                                                         : PT_IDENTITY_ANONYMOUS;
+        snprintf(ctx->id.name, sizeof(ctx->id.name), "%.*s", PT_AUTH_NAME_MAX, c->sub);
+        if (!pt_auth_dir_active(w->node->auth->dir, &ctx->id, pt_clock_wall_ms())) {
+            unauthorized(w, req, ctx, rt, scope, "invalid_token");
+            return;
+        }
+        decide(w, req, ctx, g);
+        return;
+    }
+    pt_auth_header_clear(&h);
+    unauthorized(w, req, ctx, rt, scope, NULL);
+}
+
+void pt_auth_gate(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                  const char *request_id, pt_auth_gate_cont cont)
+{
+    struct pt_auth_ctx *ctx = attach_ctx(req, request_id);
+    struct pt_auth_service *s = w->node->auth;
+    struct gate_state g;
+    if (s == NULL) {
+        cont(w, req, rt);
+        return;
+    }
+    ctx->enforced = 1;
+    g.need = needed(req, rt, &g.need_actions);
+    if (g.need == NEED_OPEN) {
+        cont(w, req, rt);
+        return;
+    }
+    g.rt = *rt;
+    g.cont = cont;
+    g.scope[0] = '\0';
+    if (g.need == NEED_REPO &&
+        pt_scope_format(rt->name, rt->name_len, g.need_actions, g.scope, sizeof(g.scope)) <= 0)
+        g.scope[0] = '\0';
+    else if (g.need == NEED_CATALOG)
+        snprintf(g.scope, sizeof(g.scope), "%s", PT_SCOPE_CATALOG);
+    authenticate(w, req, ctx, &g);
 }

@@ -35,6 +35,7 @@
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
 
+#include "credentials.h"
 #include "directory.h"
 #include "jwt.h"
 #include "router.h"
@@ -86,13 +87,18 @@ void pt_auth_service_set_key(struct pt_auth_service *s, struct pt_jwt_key *k);
  * service. */
 int pt_auth_key_lookup(void *arg, const char *kid, unsigned char *der, size_t *len);
 
+/* What runs once the gate lets a request through (pt_routes_dispatch, or the manifest route's
+ * bad-tag answer); rt may be the gate's copy. */
+typedef void (*pt_auth_gate_cont)(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+
 /*
- * Decides req (rt borrowed, the matched route; request_id borrowed, copied). Returns 0 when
- * the handler may run, 1 when the gate answered the request itself (401, 403, 429). Always
+ * Decides req (rt borrowed, the matched route, pointing into req->path; request_id borrowed,
+ * copied): calls cont when the handler may run, now or later on w's loop (a Basic password
+ * is checked in the thread pool), or answers req itself (401, 403, 429); never both. Always
  * attaches a struct pt_auth_ctx to req first, also with access control off.
  */
-int pt_auth_gate(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
-                 const char *request_id);
+void pt_auth_gate(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                  const char *request_id, pt_auth_gate_cont cont);
 
 /* The context pt_auth_gate attached to req, or NULL (a request that never went through it). */
 struct pt_auth_ctx *pt_auth_ctx_of(h2o_req_t *req);
@@ -100,6 +106,11 @@ struct pt_auth_ctx *pt_auth_ctx_of(h2o_req_t *req);
 /* Action bits req's identity holds on repo[0..len) now (PT_ACTIONS_ALL with access control
  * off or no context). */
 unsigned pt_auth_actions(struct pt_worker *w, h2o_req_t *req, const char *repo, size_t len);
+
+/* Action bits req's identity holds on repo[0..len) by its grants alone, whatever scopes its
+ * token carries (the catalog: a registry:catalog:* token lists what its identity may pull). */
+unsigned pt_auth_identity_actions(struct pt_worker *w, h2o_req_t *req, const char *repo,
+                                  size_t len);
 
 /* 1 when req's identity is an active administrator (or access control is off). */
 int pt_auth_is_admin(struct pt_worker *w, h2o_req_t *req);
@@ -112,10 +123,19 @@ void pt_auth_challenge(struct pt_worker *w, h2o_req_t *req, const char *scope, c
  * else scheme://Host of the request), into buf. */
 void pt_auth_realm_base(struct pt_worker *w, h2o_req_t *req, char *buf, size_t size);
 
-/* Login of name/secret under the limiter for req's client: 0 and *out, PT_E_UNAUTHORIZED, or
- * PT_E_TOOMANYREQUESTS with *retry_after seconds. Counts metrics; audits failures. */
+/* The outcome of pt_auth_login, on w's loop, only while req lives: status 0 (the identity
+ * is in the caller's out), PT_E_UNAUTHORIZED, or PT_E_TOOMANYREQUESTS with retry_after
+ * seconds. data points at pt_auth_login's copy. */
+typedef void (*pt_auth_login_cb)(struct pt_worker *w, h2o_req_t *req, int status,
+                                 unsigned retry_after, void *data);
+
+/* Logs name/secret (borrowed, copied; the copy is wiped) in under the limiter for req's
+ * client: the limiter is asked at once, the password checked in the thread pool. Counts
+ * metrics, audits failures, then calls cb (at once when limited). out must live in req's pool
+ * (or longer); data_size bytes at data are copied. Returns 0, or PT_E_NOMEM / PT_E_INTERNAL
+ * (cb will not run). */
 int pt_auth_login(struct pt_worker *w, h2o_req_t *req, const char *name, const char *secret,
-                  struct pt_identity *out, unsigned *retry_after);
+                  struct pt_identity *out, pt_auth_login_cb cb, const void *data, size_t data_size);
 
 /* "user:alice", "token:ci", "anonymous" into buf. */
 const char *pt_auth_identity_text(const struct pt_identity *id, char *buf, size_t size);

@@ -205,25 +205,26 @@ static void step_run(void)
  * stripped. 0 or PT_E_CONFIG. */
 static int read_password_file(const char *path, char *out, size_t size)
 {
+    char buf[PT_PASSWORD_MAX + 3]; /* the password, "\r\n", and one byte to see more */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return PT_E_CONFIG;
-    ssize_t n = read(fd, out, size - 1);
-    char extra;
-    int too_long = n == (ssize_t)(size - 1) && read(fd, &extra, 1) == 1;
+    ssize_t n = 0, got;
+    while (n < (ssize_t)sizeof(buf) && (got = read(fd, buf + n, sizeof(buf) - (size_t)n)) > 0)
+        n += got;
     close(fd);
-    if (n <= 0 || too_long) {
-        OPENSSL_cleanse(out, size);
-        return PT_E_CONFIG;
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    int ok =
+        n > 0 && (size_t)n < size && n <= PT_PASSWORD_MAX && memchr(buf, '\0', (size_t)n) == NULL;
+    if (ok) {
+        memcpy(out, buf, (size_t)n);
+        out[n] = '\0';
     }
-    out[n] = '\0';
-    if (n > 0 && out[n - 1] == '\n')
-        out[--n] = '\0';
-    if (n > 0 && out[n - 1] == '\r')
-        out[--n] = '\0';
-    if (n == 0 || memchr(out, '\0', (size_t)n) != NULL)
-        return PT_E_CONFIG;
-    return 0;
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return ok ? 0 : PT_E_CONFIG;
 }
 
 /* A fresh password in <data-dir>/initial-admin-password (0600), or the one a previous start

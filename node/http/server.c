@@ -108,17 +108,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (rv == PT_E_TAG_INVALID && rt.id == PT_ROUTE_MANIFEST) {
-        if (pt_auth_gate(w, req, &rt, rid) == 0)
-            pt_api_manifest_bad_tag(w, req, &rt);
+        pt_auth_gate(w, req, &rt, rid, pt_api_manifest_bad_tag);
         return 0;
     }
     if (rv != 0) {
         pt_http_error(req, rv, NULL, NULL);
         return 0;
     }
-    if (pt_auth_gate(w, req, &rt, rid) != 0)
-        return 0;
-    pt_routes_dispatch(w, req, &rt);
+    pt_auth_gate(w, req, &rt, rid, pt_routes_dispatch);
     return 0;
 }
 

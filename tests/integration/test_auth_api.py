@@ -317,6 +317,9 @@ def run_checks(t, node, admin_pw):
             t.check("refresh_token" in r.json(), "offline POST lacks refresh_token")
             cat = AuthClient(url, "Bearer " + r.json()["access_token"]).get("/v2/_catalog")
             t.eq(cat.status, 200, "catalog with a catalog-scoped token")
+            listed = cat.json().get("repositories", []) if cat.status == 200 else []
+            t.check("team/app" in listed and "secret/app" not in listed,
+                    "a catalog token lists what its identity may pull: %r" % listed)
         r = token_post(url, {"grant_type": "password", "username": "alice", "password": "nope",
                              "service": "portolan", "client_id": "tests"})
         t.eq(r.status, 401, "POST wrong password")

@@ -16,7 +16,10 @@ cluster can hold a connection to a region's raft + peer port:
     expired, not TLS, names another region, not a member), and each authenticated link
     with its region name;
   - afterwards the region still serves, the leader is agreed, and a tag pushed at a follower
-    is read in every region.
+    is read in every region;
+  - secure by default: `portolan serve` with a cluster file and no peer certificates refuses
+    to start, and so does `--peer-tls off` when a region's raft address is not loopback
+    (the addresses are never dialed: the configuration is refused first).
 """
 
 import os
@@ -110,11 +113,44 @@ def make_expired(work, certs, name):
     return crt, key
 
 
+def serve_refused(binary, work, cluster_yaml, extra):
+    """Runs `portolan serve` with a cluster file that must be refused; returns (exit status,
+    stderr)."""
+    path = os.path.join(work, "cluster-%d.yaml" % len(os.listdir(work)))
+    with open(path, "w") as f:
+        f.write(cluster_yaml)
+    data = tempfile.mkdtemp(dir=work)
+    p = subprocess.run([binary, "serve", "--region", "region-a", "--cluster-file", path,
+                        "--data-dir", data, "--listen", "127.0.0.1:%d" % h.free_port()] + extra,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stderr
+
+
+def config_checks(results, work):
+    t = results
+    binary = h.portolan_bin()
+    loopback = ("cluster_id: t\nregions:\n"
+                "  - {name: region-a, id: 1, address: '127.0.0.1:%d', url: 'http://127.0.0.1:1'}\n"
+                "  - {name: region-b, id: 2, address: 'localhost:%d', url: 'http://127.0.0.1:2'}\n"
+                % (h.free_port(), h.free_port()))
+    remote = loopback.replace("localhost:", "region-b.example:")
+
+    @results.test
+    def secure_by_default():
+        rc, err = serve_refused(binary, work, loopback, [])
+        t.check(rc != 0 and "peer_tls: a cluster needs peer_tls_cert" in err,
+                "no certificates: exit %d, %s" % (rc, err[-300:]))
+        rc, err = serve_refused(binary, work, remote, ["--peer-tls", "off"])
+        t.check(rc != 0 and "region region-b's raft address region-b.example" in err,
+                "--peer-tls off with a remote region: exit %d, %s" % (rc, err[-300:]))
+
+
 def main(results):
     if shutil.which("openssl") is None:
         raise h.Skip("openssl is not installed")
     work = tempfile.mkdtemp(prefix="pt-peer-tls-")
     try:
+        config_checks(results, work)
         run(results, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

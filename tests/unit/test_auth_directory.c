@@ -13,12 +13,14 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "command.h"
 #include "directory.h"
 #include "err.h"
+#include "login_cache.h"
 #include "metastore.h"
 #include "password.h"
 #include "pattern.h"
@@ -398,9 +400,51 @@ static void test_concurrent_readers(void **state)
     }
 }
 
+/* The cache alone: bounded, keyed, generation- and time-limited. */
+static void test_login_cache(void **state)
+{
+    (void)state;
+    struct pt_login_cache *c;
+    assert_int_equal(pt_login_cache_create(4, 1000, &c), 0); /* one set of 4 */
+    unsigned char mac[6][PT_LOGIN_MAC_LEN], other[PT_LOGIN_MAC_LEN];
+    char name[8];
+    struct pt_identity id, got;
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof(name), "u%d", i);
+        assert_int_equal(pt_login_cache_mac(c, name, strlen(name), "pw", 2, mac[i]), 0);
+    }
+    /* the MAC binds the name to the secret: moving a byte across gives another MAC */
+    assert_int_equal(pt_login_cache_mac(c, "u", 1, "0pw", 3, other), 0);
+    assert_memory_not_equal(other, mac[0], PT_LOGIN_MAC_LEN);
+    assert_int_equal(pt_login_cache_mac(c, "u0", 2, "pw", 2, other), 0);
+    assert_memory_equal(other, mac[0], PT_LOGIN_MAC_LEN);
+
+    for (int i = 0; i < 5; i++) {
+        memset(&id, 0, sizeof(id));
+        id.kind = PT_IDENTITY_USER;
+        snprintf(id.name, sizeof(id.name), "u%d", i);
+        pt_login_cache_put(c, mac[i], 7, NOW + i, &id);
+    }
+    /* five logins in four slots: the one closest to expiry (u0) made room */
+    assert_int_equal(pt_login_cache_get(c, mac[0], 7, NOW + 5, &got), 0);
+    for (int i = 1; i < 5; i++) {
+        assert_int_equal(pt_login_cache_get(c, mac[i], 7, NOW + 5, &got), 1);
+        assert_int_equal(got.kind, PT_IDENTITY_USER);
+        snprintf(name, sizeof(name), "u%d", i);
+        assert_string_equal(got.name, name);
+    }
+    assert_int_equal(pt_login_cache_get(c, mac[5], 7, NOW + 5, &got), 0);
+    /* another generation, or past the expiry: dead */
+    assert_int_equal(pt_login_cache_get(c, mac[1], 8, NOW + 5, &got), 0);
+    assert_int_equal(pt_login_cache_get(c, mac[1], 7, NOW + 1 + 1000, &got), 0);
+    assert_int_equal(pt_login_cache_get(c, mac[2], 7, NOW + 1 + 1000, &got), 1);
+    pt_login_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_login_cache),
         cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),

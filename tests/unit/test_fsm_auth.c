@@ -542,9 +542,64 @@ static void test_snapshot_roundtrip(void **state)
     assert_memory_equal(k.der, der, len);
 }
 
+/* Every builder's fields survive encode and decode. */
+static void test_codec(void **state)
+{
+    (void)state;
+    struct pt_command_builder b;
+    unsigned char der[3] = {1, 2, 3};
+    pt_ff_builder(&b, PT_FF_T0);
+    assert_int_equal(pt_command_add_put_user(&b, "u", "h", pull_team, 2, 1, 1), 0);
+    assert_int_equal(pt_command_add_delete_user(&b, "u"), 0);
+    assert_int_equal(pt_command_add_put_token(&b, "t", "sh", admin, 1, 77, 1, "desc", "u"), 0);
+    assert_int_equal(pt_command_add_delete_token(&b, "t"), 0);
+    assert_int_equal(pt_command_add_put_anonymous(&b, "p/**"), 0);
+    assert_int_equal(pt_command_add_delete_anonymous(&b, "p/**"), 0);
+    assert_int_equal(pt_command_add_put_signing_key(&b, "k", "r", der, 3), 0);
+    assert_int_equal(pt_command_add_retire_signing_key(&b, "k", 88), 0);
+    assert_int_equal(pt_command_add_revoke_jwt(&b, "j", 99), 0);
+    void *buf;
+    size_t len;
+    assert_int_equal(pt_command_builder_encode(&b, &buf, &len), 0);
+    pt_command_builder_free(&b);
+    Portolan__Command *c;
+    assert_int_equal(pt_command_decode(buf, len, &c), 0);
+    free(buf);
+    assert_int_equal(c->n_ops, 9);
+    Portolan__Op **o = c->ops;
+    assert_int_equal(o[0]->op_case, PORTOLAN__OP__OP_PUT_USER);
+    assert_string_equal(o[0]->put_user->name, "u");
+    assert_string_equal(o[0]->put_user->password_hash, "h");
+    assert_int_equal(o[0]->put_user->n_grants, 2);
+    assert_string_equal(o[0]->put_user->grants[1]->pattern, "public/*");
+    assert_int_equal(o[0]->put_user->grants[1]->actions, PT_ACTION_PULL);
+    assert_true(o[0]->put_user->disabled && o[0]->put_user->only_if_no_users);
+    assert_string_equal(o[1]->delete_user->name, "u");
+    assert_string_equal(o[2]->put_token->id, "t");
+    assert_string_equal(o[2]->put_token->secret_hash, "sh");
+    assert_int_equal(o[2]->put_token->grants[0]->actions, PT_ACTION_ADMIN);
+    assert_int_equal(o[2]->put_token->expires_ms, 77);
+    assert_true(o[2]->put_token->disabled);
+    assert_string_equal(o[2]->put_token->description, "desc");
+    assert_string_equal(o[2]->put_token->owner, "u");
+    assert_string_equal(o[3]->delete_token->id, "t");
+    assert_string_equal(o[4]->put_anonymous_rule->pattern, "p/**");
+    assert_string_equal(o[5]->delete_anonymous_rule->pattern, "p/**");
+    assert_string_equal(o[6]->put_signing_key->kid, "k");
+    assert_string_equal(o[6]->put_signing_key->region, "r");
+    assert_int_equal(o[6]->put_signing_key->public_key.len, 3);
+    assert_memory_equal(o[6]->put_signing_key->public_key.data, der, 3);
+    assert_string_equal(o[7]->retire_signing_key->kid, "k");
+    assert_int_equal(o[7]->retire_signing_key->not_after_ms, 88);
+    assert_string_equal(o[8]->revoke_jwt->jti, "j");
+    assert_int_equal(o[8]->revoke_jwt->expires_ms, 99);
+    pt_command_decoded_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codec),
         cmocka_unit_test_setup_teardown(test_users, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_first_user, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_user_refusals, pt_ff_setup, pt_ff_teardown),

@@ -354,6 +354,34 @@ static void test_uploads_gauge(void **state)
     assert_true(value(e, "portolan_uploads_in_progress") == 2);
 }
 
+/* Access-control counters: one family per kind, every result listed from the start. */
+static void test_auth_counters(void **state)
+{
+    struct exposition *e = *state;
+
+    render(e);
+    assert_string_equal(type_of(e, "portolan_auth_decisions_total"), "counter");
+    assert_string_equal(type_of(e, "portolan_auth_logins_total"), "counter");
+    assert_string_equal(type_of(e, "portolan_auth_token_cache_total"), "counter");
+    assert_true(value(e, "portolan_auth_decisions_total{result=\"denied\"}") == 0);
+    release(e);
+    pt_metrics_auth(PT_METRICS_AUTH_ALLOWED);
+    pt_metrics_auth(PT_METRICS_AUTH_ALLOWED);
+    pt_metrics_auth(PT_METRICS_AUTH_DENIED);
+    pt_metrics_auth(PT_METRICS_AUTH_LOGIN_LIMITED);
+    pt_metrics_auth(PT_METRICS_AUTH_CACHE_MISS);
+    pt_metrics_auth(PT_METRICS_AUTH_N); /* out of range: ignored */
+    pt_metrics_auth(-1);
+    render(e);
+    assert_true(value(e, "portolan_auth_decisions_total{result=\"allowed\"}") == 2);
+    assert_true(value(e, "portolan_auth_decisions_total{result=\"denied\"}") == 1);
+    assert_true(value(e, "portolan_auth_decisions_total{result=\"unauthorized\"}") == 0);
+    assert_true(value(e, "portolan_auth_logins_total{result=\"limited\"}") == 1);
+    assert_true(value(e, "portolan_auth_logins_total{result=\"ok\"}") == 0);
+    assert_true(value(e, "portolan_auth_token_cache_total{result=\"miss\"}") == 1);
+    assert_true(value(e, "portolan_auth_token_cache_total{result=\"hit\"}") == 0);
+}
+
 static void test_method_names(void **state)
 {
     (void)state;
@@ -465,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_render_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uploads_gauge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_counters, setup, teardown),
         cmocka_unit_test(test_method_names),
         cmocka_unit_test_setup_teardown(test_label_escaping_and_route_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_updates, setup, teardown),
