@@ -17,7 +17,8 @@ standard library only; the engines are Debian 12 packages (podman, buildah, cont
   CRI plugin and the snapshotters that need kernel features disabled; Containerd.ctr runs
   `ctr --address SOCK --namespace tests ...`. stop() ends the daemon it started (by pid).
 
-Each run returns subprocess.CompletedProcess with text output; check=True raises
+Everything here runs as root (rootless podman needs user namespaces and a subuid range this
+machine's test runs do not set up). Each run returns subprocess.CompletedProcess with text output; check=True raises
 RuntimeError with the tail of stderr. Passwords go to the engines on stdin
 (--password-stdin) or in --creds/--user arguments (the test's own random ones).
 """
