@@ -4,8 +4,8 @@ ASAN_BUILD ?= build-asan
 JOBS ?= 2
 LISTEN ?= 127.0.0.1:5000
 DATA_DIR ?= ./portolan-data
-# run-single: access control off (loopback development); AUTH=on to try it
-AUTH ?= off
+# run-single: access control on (the first admin password is written to DATA_DIR/initial-admin-password); AUTH=off for loopback development
+AUTH ?= on
 
 .PHONY: all deps build build-asan run run-single stop test unit format format-check bench clean
 

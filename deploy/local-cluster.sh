@@ -25,8 +25,11 @@
 # down stops the regions (SIGTERM, then SIGKILL after 10 s) and keeps their data unless
 # --purge is given. status lists the regions' processes and the cluster's own view.
 #
-# The regions run with access control off (loopback only: development); PORTOLAN_AUTH=on in
-# the environment turns it on (each region then writes DIR/<region>/data/initial-admin-password).
+# Access control is on: up makes one administrator password for the cluster in
+# DIR/admin-password (mode 0600, once), starts every region with
+# --initial-admin-password-file on it, and prints the login command; up and status use it for
+# their own admin requests. PORTOLAN_AUTH=off in the environment starts the regions with
+# --auth off instead (loopback development and benchmarks).
 # Relative DIR and BUILD-DIR are taken from the repository root (defaults .local-cluster and
 # build). Exit status: 0 ok, 1 failure (a node died, no leader in time, ...), 2 usage.
 set -euo pipefail
@@ -132,6 +135,8 @@ dir=${dir%/}
 bin="$build_dir/portolan"
 cluster_file="$dir/cluster.yaml"
 certs_dir="$dir/certs"
+password_file="$dir/admin-password"
+auth=${PORTOLAN_AUTH:-on}
 err_file="" # stderr of the last status probe (up); removed on exit
 n=0           # number of regions, and the port bases (load_settings)
 client_base=$CLIENT_BASE
@@ -237,10 +242,33 @@ start_region() {
         --peer-tls-cert "$certs_dir/$region.pem" \
         --peer-tls-key "$certs_dir/$region-key.pem" \
         --peer-tls-ca "$certs_dir/ca.pem" \
-        --auth "${PORTOLAN_AUTH:-off}" \
+        "${auth_args[@]}" \
         </dev/null >>"$dir/$region/node.log" 2>&1 &
     echo $! >"$dir/$region/pid"
     echo "$region: started (pid $!), $(client_url "$i"), raft $(raft_address "$i")"
+}
+
+# Makes DIR/admin-password once (auth on) and sets auth_args and the credentials this script's
+# own admin requests use (PORTOLAN_USER / PORTOLAN_PASSWORD, read by the portolan client).
+auth_args=()
+setup_auth() {
+    case "$auth" in
+    off)
+        auth_args=(--auth off)
+        return 0
+        ;;
+    on) ;;
+    *) die "PORTOLAN_AUTH must be on or off, not '$auth'" ;;
+    esac
+    if [ ! -s "$password_file" ]; then
+        (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$password_file.tmp") &&
+            mv -f "$password_file.tmp" "$password_file" ||
+            die "cannot write $password_file"
+    fi
+    auth_args=(--auth on --initial-admin-password-file "$password_file")
+    export PORTOLAN_USER=admin
+    PORTOLAN_PASSWORD=$(cat "$password_file")
+    export PORTOLAN_PASSWORD
 }
 
 # Makes DIR/certs: the cluster CA once, then a certificate for every region that has none.
@@ -346,6 +374,7 @@ cmd_up() {
     fi
 
     make_certs
+    setup_auth
     check_ports
     for ((i = 1; i <= n; i++)); do
         start_region "$i"
@@ -384,6 +413,12 @@ cmd_up() {
     for ((i = 1; i <= n; i++)); do
         printf '%-10s %s\n' "$(region_name "$i")" "$(client_url "$i")"
     done
+    if [ "$auth" = on ]; then
+        echo
+        echo "access control is on; the administrator is 'admin', its password is in $password_file:"
+        echo "  skopeo login --tls-verify=false -u admin --password-stdin 127.0.0.1:$((client_base + 1)) <$password_file"
+        echo "  export PORTOLAN_USER=admin PORTOLAN_PASSWORD=\$(cat $password_file)   # for portolan user/token/cluster ..."
+    fi
 }
 
 # ---- down -----------------------------------------------------------------------------------
@@ -441,6 +476,11 @@ cmd_status() {
     }
     [ -n "$(existing_settings)" ] || die "$cluster_file was not written by this script"
     load_settings
+    if [ -s "$password_file" ]; then
+        export PORTOLAN_USER=admin
+        PORTOLAN_PASSWORD=$(cat "$password_file")
+        export PORTOLAN_PASSWORD
+    fi
     for ((i = 1; i <= n; i++)); do
         region=$(region_name "$i")
         any=1
