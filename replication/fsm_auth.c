@@ -16,7 +16,9 @@
  *   - PutSigningKey of a kid already stored with another key is PT_E_CONFLICT; the same key
  *     again changes nothing (a retired key stays retired);
  *   - RetireSigningKey of an unknown kid is PT_E_NOT_FOUND;
- *   - RevokeJwt forgets every revoked id whose expiry is at or before the command's time.
+ *   - RevokeJwt forgets every revoked id whose expiry is at or before the command's time;
+ *   - a new record past its kind's bound (PT_METASTORE_AUTH_*_MAX) is PT_E_TOO_LARGE;
+ *     replacing an existing one always works.
  */
 #include "fsm_auth.h"
 
@@ -75,6 +77,27 @@ static bool id_ok(const char *s)
     return pt_access_id_valid(s, strnlen(s, PT_ACCESS_NAME_MAX + 1));
 }
 
+/* PT_E_TOO_LARGE if kind already holds max records (a new one would pass the bound), else 0
+ * or an I/O error. */
+static int room_for(struct pt_metastore_batch *b, enum pt_auth_rec_kind kind, size_t max)
+{
+    long n = pt_metastore_batch_auth_count(b, kind, max);
+    if (n < 0)
+        return (int)n;
+    return (size_t)n >= max ? PT_E_TOO_LARGE : 0;
+}
+
+/* room_for, unless the record name of kind exists already (putting it again is a
+ * replacement). */
+static int new_room(struct pt_metastore_batch *b, enum pt_auth_rec_kind kind, const char *name,
+                    size_t max)
+{
+    int rv = pt_metastore_batch_auth_exists(b, kind, name);
+    if (rv != 0)
+        return rv > 0 ? 0 : rv;
+    return room_for(b, kind, max);
+}
+
 static int put_user(struct pt_metastore_batch *b, const Portolan__Command *c,
                     const Portolan__PutUser *u)
 {
@@ -103,7 +126,9 @@ static int put_user(struct pt_metastore_batch *b, const Portolan__Command *c,
     rv = pt_metastore_batch_auth_user_get(b, r->name, old);
     r->created_ms = rv == 0 ? old->created_ms : c->time_ms;
     free(old);
-    if (rv == 0 || rv == PT_E_NOT_FOUND)
+    if (rv == PT_E_NOT_FOUND)
+        rv = room_for(b, PT_AUTH_REC_USER, PT_METASTORE_AUTH_USERS_MAX);
+    if (rv == 0)
         rv = pt_metastore_batch_auth_user_put(b, r);
 out:
     free(r);
@@ -134,7 +159,9 @@ static int put_token(struct pt_metastore_batch *b, const Portolan__Command *c,
     rv = pt_metastore_batch_auth_token_get(b, r->id, old);
     r->created_ms = rv == 0 ? old->created_ms : c->time_ms;
     free(old);
-    if (rv == 0 || rv == PT_E_NOT_FOUND)
+    if (rv == PT_E_NOT_FOUND)
+        rv = room_for(b, PT_AUTH_REC_TOKEN, PT_METASTORE_AUTH_TOKENS_MAX);
+    if (rv == 0)
         rv = pt_metastore_batch_auth_token_put(b, r);
 out:
     free(r);
@@ -181,6 +208,9 @@ static int put_signing_key(struct pt_metastore_batch *b, const Portolan__Command
     }
     if (rv != PT_E_NOT_FOUND)
         goto out;
+    rv = room_for(b, PT_AUTH_REC_KEY, PT_METASTORE_AUTH_KEYS_MAX);
+    if (rv != 0)
+        goto out;
     memset(r, 0, sizeof(*r));
     strcpy(r->kid, k->kid);    /* fits: checked above */
     strcpy(r->region, region); /* fits: checked above */
@@ -218,6 +248,9 @@ static int revoke_jwt(struct pt_metastore_batch *b, const Portolan__Command *c,
     int rv = pt_metastore_batch_auth_revoked_purge(b, c->time_ms);
     if (rv != 0 || j->expires_ms <= c->time_ms)
         return rv; /* already expired: nothing to remember */
+    rv = new_room(b, PT_AUTH_REC_REVOKED, j->jti, PT_METASTORE_AUTH_REVOKED_MAX);
+    if (rv != 0)
+        return rv;
     struct pt_auth_revoked_rec r = {.expires_ms = j->expires_ms};
     strcpy(r.jti, j->jti); /* fits: id_ok */
     return pt_metastore_batch_auth_revoked_put(b, &r);
@@ -227,8 +260,10 @@ static int anonymous(struct pt_metastore_batch *b, const char *pattern, bool put
 {
     if (!pt_access_pattern_valid(pattern, strnlen(pattern, PT_ACCESS_PATTERN_MAX + 1)))
         return PT_E_CONFIG;
-    return put ? pt_metastore_batch_auth_anonymous_put(b, pattern)
-               : pt_metastore_batch_auth_anonymous_delete(b, pattern);
+    if (!put)
+        return pt_metastore_batch_auth_anonymous_delete(b, pattern);
+    int rv = new_room(b, PT_AUTH_REC_ANONYMOUS, pattern, PT_METASTORE_AUTH_ANON_MAX);
+    return rv != 0 ? rv : pt_metastore_batch_auth_anonymous_put(b, pattern);
 }
 
 int pt_fsm_apply_auth(struct pt_metastore_batch *b, const Portolan__Command *c,

@@ -37,6 +37,7 @@ static struct {
     enum step step;
     int started;
     int in_flight;
+    unsigned failures; /* proposals refused so far (no leader yet) */
     struct pt_mailbox mb;
     uv_timer_t retry;
     struct pt_proposal proposal;
@@ -66,8 +67,12 @@ static void on_proposed(struct pt_proposal *p)
 {
     st.in_flight = 0;
     if (p->status != 0) {
-        pt_log(PT_LOG_DEBUG, "access-control start-up command not committed yet", "{s:i,s:i}",
-               "step", (int)st.step, "status", p->status);
+        /* a cluster without a leader yet is normal for a while; say so now and then */
+        st.failures++;
+        pt_log(st.failures % 30 == 0 ? PT_LOG_WARN : PT_LOG_DEBUG,
+               st.step == STEP_KEY ? "the token signing key is not published yet, retrying"
+                                   : "the first administrator is not created yet, retrying",
+               "{s:i,s:i}", "status", p->status, "attempts", (int)st.failures);
         retry_later();
         return;
     }

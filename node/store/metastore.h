@@ -341,6 +341,21 @@ int pt_metastore_batch_region_delete(struct pt_metastore_batch *b, uint64_t id);
 #define PT_METASTORE_AUTH_GRANTS_MAX 32  /* grants per user or token */
 #define PT_METASTORE_AUTH_TEXT_MAX   255 /* token description */
 #define PT_METASTORE_AUTH_DER_MAX    512 /* DER SubjectPublicKeyInfo of a signing key */
+/* Most records of each kind the FSM creates (every region holds them all in memory). */
+#define PT_METASTORE_AUTH_USERS_MAX   10000
+#define PT_METASTORE_AUTH_TOKENS_MAX  10000
+#define PT_METASTORE_AUTH_ANON_MAX    1000
+#define PT_METASTORE_AUTH_KEYS_MAX    1000
+#define PT_METASTORE_AUTH_REVOKED_MAX 100000
+
+/* Kinds of access control records. */
+enum pt_auth_rec_kind {
+    PT_AUTH_REC_ANONYMOUS,
+    PT_AUTH_REC_REVOKED,
+    PT_AUTH_REC_KEY,
+    PT_AUTH_REC_TOKEN,
+    PT_AUTH_REC_USER,
+};
 
 struct pt_auth_grant_rec {
     char pattern[PT_ACCESS_PATTERN_MAX + 1]; /* pt_access_pattern_valid */
@@ -413,6 +428,14 @@ int pt_metastore_batch_auth_key_get(struct pt_metastore_batch *b, const char *ki
                                     struct pt_auth_key_rec *out);
 /* 1 if any user record exists (staged writes included), 0 if none, or a negative error. */
 int pt_metastore_batch_auth_has_users(struct pt_metastore_batch *b);
+/* Number of records of kind (staged writes included), counting no further than limit; or a
+ * negative error. */
+long pt_metastore_batch_auth_count(struct pt_metastore_batch *b, enum pt_auth_rec_kind kind,
+                                   size_t limit);
+/* 1 if the record of kind named name exists (staged writes included), 0 if not (also for a
+ * malformed name), or a negative error. */
+int pt_metastore_batch_auth_exists(struct pt_metastore_batch *b, enum pt_auth_rec_kind kind,
+                                   const char *name);
 /* Creates or replaces a record (r borrowed). */
 int pt_metastore_batch_auth_user_put(struct pt_metastore_batch *b,
                                      const struct pt_auth_user_rec *r);

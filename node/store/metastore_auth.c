@@ -32,6 +32,10 @@
 #include "metastore_int.h"
 
 enum kind { K_ANON, K_JTI, K_KEY, K_TOKEN, K_USER, K_COUNT };
+_Static_assert((int)K_ANON == PT_AUTH_REC_ANONYMOUS && (int)K_JTI == PT_AUTH_REC_REVOKED &&
+                   (int)K_KEY == PT_AUTH_REC_KEY && (int)K_TOKEN == PT_AUTH_REC_TOKEN &&
+                   (int)K_USER == PT_AUTH_REC_USER,
+               "the public kinds are the key kinds");
 
 static const struct {
     const char *prefix;
@@ -579,6 +583,44 @@ static int any_cb(void *arg, const char *k, size_t klen, const char *v, size_t v
 int pt_metastore_batch_auth_has_users(struct pt_metastore_batch *b)
 {
     return batch_walk(b, K_USER, any_cb, NULL);
+}
+
+struct count {
+    size_t n, limit;
+};
+
+static int count_cb(void *arg, const char *k, size_t klen, const char *v, size_t vlen)
+{
+    (void)k, (void)klen, (void)v, (void)vlen;
+    struct count *c = arg;
+    return ++c->n >= c->limit ? 1 : 0;
+}
+
+long pt_metastore_batch_auth_count(struct pt_metastore_batch *b, enum pt_auth_rec_kind kind,
+                                   size_t limit)
+{
+    if ((int)kind < 0 || (int)kind >= K_COUNT)
+        return PT_E_INTERNAL;
+    if (limit == 0)
+        return 0;
+    struct count c = {0, limit};
+    int rv = batch_walk(b, (enum kind)kind, count_cb, &c);
+    return rv < 0 ? rv : (long)c.n;
+}
+
+int pt_metastore_batch_auth_exists(struct pt_metastore_batch *b, enum pt_auth_rec_kind kind,
+                                   const char *name)
+{
+    char key[AUTH_KEY_MAX];
+    size_t klen;
+    if ((int)kind < 0 || (int)kind >= K_COUNT || auth_key((enum kind)kind, name, key, &klen) != 0)
+        return 0;
+    char *v;
+    size_t vlen;
+    int rv = ms_get_raw(b->ms, b->wb, CF_DEFAULT, key, klen, &v, &vlen);
+    if (rv > 0)
+        rocksdb_free(v);
+    return rv;
 }
 
 /* Expired revoked ids collected while walking; deleted once the iterator is gone (the batch

@@ -365,6 +365,32 @@ static void test_anonymous(void **state)
     }
 }
 
+static void test_bounds(void **state)
+{
+    struct pt_ff_fixture *f = *state;
+    struct pt_command_builder b;
+    char p[32];
+    /* fill the anonymous rules up to their bound, in one command */
+    pt_ff_builder(&b, PT_FF_T0);
+    for (int i = 0; i < PT_METASTORE_AUTH_ANON_MAX; i++) {
+        snprintf(p, sizeof(p), "r%d/**", i);
+        assert_int_equal(pt_command_add_put_anonymous(&b, p), 0);
+    }
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    /* one more is refused; putting an existing one again is not */
+    pt_ff_builder(&b, PT_FF_T0);
+    assert_int_equal(pt_command_add_put_anonymous(&b, "one-more"), 0);
+    assert_refused(f, &b, PT_E_TOO_LARGE);
+    pt_ff_builder(&b, PT_FF_T0);
+    assert_int_equal(pt_command_add_put_anonymous(&b, "r7/**"), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    /* after a delete there is room again, in the same command */
+    pt_ff_builder(&b, PT_FF_T0);
+    assert_int_equal(pt_command_add_delete_anonymous(&b, "r7/**"), 0);
+    assert_int_equal(pt_command_add_put_anonymous(&b, "one-more"), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+}
+
 static void test_signing_keys(void **state)
 {
     struct pt_ff_fixture *f = *state;
@@ -605,6 +631,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_user_refusals, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_tokens, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_anonymous, pt_ff_setup, pt_ff_teardown),
+        cmocka_unit_test_setup_teardown(test_bounds, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_signing_keys, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_revoked, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_generation, pt_ff_setup, pt_ff_teardown),
