@@ -24,6 +24,7 @@ PT_BENCH_RUNS wrk runs (default 2) of PT_BENCH_DURATION seconds (default 10).
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,10 +85,14 @@ def wrk(args, url, headers, key, side):
         cmd += ["-H", "%s: %s" % (k, v)]
     best = None
     for _ in range(args.runs):
-        res = parse_wrk(run_tool(cmd + [url], timeout=args.duration + 60))
+        out = run_tool(cmd + [url], timeout=args.duration + 60)
+        res = parse_wrk(out)
         if res["non2xx"] or res["socket_errors"]:
-            side.errors[key] = "%d non-2xx, %d socket errors of %d" % (
-                res["non2xx"], res["socket_errors"], res["requests"])
+            kinds = re.search(r"Socket errors: (connect \d+, read \d+, write \d+, timeout \d+)",
+                              out)
+            side.errors[key] = "%d non-2xx, %d socket errors (%s) of %d" % (
+                res["non2xx"], res["socket_errors"], kinds.group(1) if kinds else "-",
+                res["requests"])
         if best is None or res["rps"] > best["rps"]:
             best = res
     return best
