@@ -356,6 +356,29 @@ static void identity_set(struct pt_identity *out, enum pt_identity_kind kind, co
     memcpy(out->name, name, strlen(name) + 1); /* a stored name: at most PT_AUTH_NAME_MAX */
 }
 
+int pt_auth_dir_login_cached(struct pt_auth_dir *d, const char *name, size_t name_len,
+                             const char *secret, size_t secret_len, int64_t now_ms,
+                             struct pt_identity *out)
+{
+    if (!pt_auth_name_valid(name, name_len) || secret == NULL || secret_len == 0 ||
+        secret_len > PT_PASSWORD_MAX || memchr(secret, '\0', secret_len) != NULL)
+        return PT_E_NOT_FOUND;
+    unsigned char mac[PT_LOGIN_MAC_LEN];
+    if (pt_login_cache_mac(d->cache, name, name_len, secret, secret_len, mac) != 0)
+        return PT_E_NOT_FOUND;
+    struct view *v = dir_view_get(d);
+    struct pt_identity id;
+    int rv = PT_E_NOT_FOUND;
+    if (pt_login_cache_get(d->cache, mac, v->gen, now_ms, &id) && active_in(v, &id, now_ms)) {
+        atomic_fetch_add_explicit(&d->hits, 1, memory_order_relaxed);
+        *out = id;
+        rv = 0;
+    }
+    dir_view_put(v);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return rv;
+}
+
 int pt_auth_dir_login(struct pt_auth_dir *d, const char *name, size_t name_len, const char *secret,
                       size_t secret_len, int64_t now_ms, struct pt_identity *out)
 {

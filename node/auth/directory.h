@@ -59,6 +59,13 @@ int pt_auth_dir_refresh(struct pt_auth_dir *d);
 /* The metastore auth generation the current view was loaded at. */
 uint64_t pt_auth_dir_generation(struct pt_auth_dir *d);
 
+/* The cache half of pt_auth_dir_login, cheap enough for an event loop: 0 and *out when these
+ * credentials were verified recently (same rules as a cache hit there), PT_E_NOT_FOUND when
+ * only the slow check can tell (call pt_auth_dir_login, off the loop). */
+int pt_auth_dir_login_cached(struct pt_auth_dir *d, const char *name, size_t name_len,
+                             const char *secret, size_t secret_len, int64_t now_ms,
+                             struct pt_identity *out);
+
 /*
  * Basic credentials: a user's name + password, or a token's id + secret (the secret starts
  * with "ptk_"). 0 and *out, or PT_E_UNAUTHORIZED (unknown, wrong, disabled, expired, over the

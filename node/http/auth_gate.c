@@ -387,6 +387,13 @@ int pt_auth_login(struct pt_worker *w, h2o_req_t *req, const char *name, const c
         cb(w, req, PT_E_UNAUTHORIZED, 0, (void *)data);
         return 0;
     }
+    /* Credentials a client repeats on every request were verified moments ago: answer from
+     * the cache on the loop; only a miss pays the thread pool and the password hash. */
+    if (pt_auth_dir_login_cached(s->dir, name, strlen(name), secret, strlen(secret), now, out) ==
+        0) {
+        cb(w, req, 0, 0, (void *)data);
+        return 0;
+    }
     struct login_op *op = calloc(1, sizeof(*op) + data_size);
     if (op == NULL)
         return PT_E_NOMEM;
