@@ -62,6 +62,8 @@ struct pt_fsm_result {
  *   UnlinkBlob     PT_E_BLOB_UNKNOWN if not linked.
  *   BlobStored     records the op's region (the command's region when empty) as a holder;
  *                  PT_E_SIZE_INVALID if the blob is recorded with another size.
+ * Below the free-space reserve (base/diskspace.h) it returns PT_E_DISK_FULL without writing
+ * or halting: the caller offers the same index again later.
  * ms is borrowed; result is borrowed and always written.
  */
 int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t index,
@@ -89,6 +91,8 @@ struct pt_fsm_cmd {
  *   index 0 and that error as its status, the applied index is unchanged and the store is
  *   halted. (After a restart, a group whose fsync failed may still be found in the WAL: an
  *   error means "not applied in this process", never "certainly never applied".)
+ * - Returns PT_E_DISK_FULL when free space is below the reserve (base/diskspace.h): nothing
+ *   was written, every command has index 0 and that status, and the store is NOT halted.
  * Blocks for the fsync; one thread at a time, like pt_fsm_apply.
  */
 int pt_fsm_apply_group(struct pt_metastore *ms, struct pt_fsm_cmd *cmds, size_t n);

@@ -15,6 +15,12 @@
  * past (or again at) the failed index in this process, and the committer refuses new
  * proposals. The raft log itself is untouched: after a restart the entry is applied again.
  *
+ * Full disk: below the free-space reserve pt_fsm_apply refuses with PT_E_DISK_FULL before
+ * writing anything and without halting; the entry stays unapplied (raft keeps last_applied
+ * before it) and is applied when raft offers it again once space is back, so a follower on a
+ * full disk stops applying, corrupts nothing, and catches up by itself. A snapshot restore is
+ * refused the same way.
+ *
  * Errors cross the boundary once: PT_E_* from the metastore and FSM become RAFT_* codes for
  * raft here, and RAFT_* codes become PT_E_* for callers through pt_raft_fsm_err.
  */
@@ -24,6 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "diskspace.h"
 #include "err.h"
 #include "fsm.h"
 #include "log.h"
@@ -123,6 +130,22 @@ static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **
     rv = pt_raft_entry_unframe(buf, &cmd, &cmd_len) == 0
              ? pt_fsm_apply(f->ms, cmd, cmd_len, index, &res)
              : PT_E_CORRUPT;
+    if (rv == PT_E_DISK_FULL) {
+        /* Nothing was written and the store is not halted: raft keeps last_applied before this
+         * entry and offers it again with the next commit or heartbeat that carries a commit
+         * index past it, by which time space may be back. Logged once per stop. */
+        if (!f->disk_stopped)
+            pt_log(PT_LOG_WARN, "raft apply paused: free disk space below the reserve", "{s:I}",
+                   "index", (json_int_t)index);
+        f->disk_stopped = true;
+        f->n_disk_refused++;
+        return RAFT_IOERR;
+    }
+    if (f->disk_stopped) {
+        pt_log(PT_LOG_INFO, "raft apply resumed: free disk space is back", "{s:I}", "index",
+               (json_int_t)index);
+        f->disk_stopped = false;
+    }
     if (rv != 0) {
         pt_metastore_halt(f->ms, rv); /* also a committed entry that does not decode */
         pt_log(PT_LOG_ERROR,
@@ -163,6 +186,12 @@ static int restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
     if (rv != 0)
         return to_raft_err(rv);
     rv = pt_metastore_snapshot_index(buf->base, buf->len, &index);
+    if (rv == 0 && index > pt_metastore_applied_index(f->ms) && pt_disk_low(buf->len)) {
+        f->n_disk_refused++;
+        pt_log(PT_LOG_WARN, "raft snapshot restore refused: free disk space below the reserve",
+               "{s:I}", "index", (json_int_t)index);
+        return RAFT_IOERR;
+    }
     if (rv == 0 && index <= pt_metastore_applied_index(f->ms)) {
         f->n_restore_skipped++;
         raft_free(buf->base);

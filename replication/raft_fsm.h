@@ -30,6 +30,7 @@
 #define PT_RAFT_FSM_H
 
 #include <raft.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct pt_metastore;
@@ -45,6 +46,8 @@ struct pt_raft_fsm {
     uint64_t n_snapshots;       /* snapshots taken */
     uint64_t n_restored;        /* snapshots written into the metastore */
     uint64_t n_restore_skipped; /* snapshots the metastore had already applied */
+    uint64_t n_disk_refused;    /* entries and snapshots refused below the disk reserve */
+    bool disk_stopped;          /* applying is paused below the disk reserve */
     uint64_t n_blob_changes;    /* commands that changed blob locations or regions */
 };
 

@@ -45,7 +45,9 @@
     X(CORRUPT, 500, "UNKNOWN", "stored data is corrupt")                                           \
     X(INTERNAL, 500, "UNKNOWN", "internal error")                                                  \
     X(CONFIG, 500, "UNKNOWN", "invalid configuration")                                             \
-    X(CONFLICT, 409, "DENIED", "conflicts with the cluster configuration")
+    X(CONFLICT, 409, "DENIED", "conflicts with the cluster configuration")                         \
+    X(DISK_FULL, 507, "UNAVAILABLE",                                                               \
+      "insufficient storage: free space below the reserve, retry later")
 
 enum pt_err {
     PT_OK = 0,

@@ -66,6 +66,7 @@ struct pt_config {
     char peer_tls_cert[4096];         /* PEM chain of this region, SAN DNS:<region> */
     char peer_tls_key[4096];          /* its PEM private key */
     char peer_tls_ca[4096];           /* PEM of the cluster CA, the only one peers may use */
+    char disk_reserve[32];            /* free-space reserve: "auto", a size or "N%" (diskspace.h) */
 };
 
 /* Values of pt_config.tag_reads. */

@@ -34,6 +34,7 @@
 #include "blobstore.h"
 #include "cluster_config.h"
 #include "digest.h"
+#include "diskspace.h"
 #include "err.h"
 #include "http.h"
 #include "log.h"
@@ -406,6 +407,11 @@ void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
         pt_http_error(req, PT_E_METHOD, NULL, NULL);
         return;
     }
+    /* new sessions, mounts and monolithic blobs all need space: refused below the reserve */
+    if (pt_disk_low(req->entity.base != NULL ? req->entity.len : 0)) {
+        pt_http_error(req, PT_E_DISK_FULL, NULL, NULL);
+        return;
+    }
     char *name = pt_api_name(req, rt);
     if (try_mount(w, req, name))
         return;
@@ -592,6 +598,12 @@ void pt_api_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_route *r
     }
     if (is_get) {
         upload_status(w, req, name, &u);
+        return;
+    }
+    /* a chunk, or the close that links the blob, needs space; a cancel frees it */
+    if ((is_patch || is_put) && pt_disk_low(req->entity.base != NULL ? req->entity.len : 0)) {
+        upload_headers(req, name, &u);
+        pt_http_error(req, PT_E_DISK_FULL, NULL, NULL);
         return;
     }
     struct pt_digest d;
