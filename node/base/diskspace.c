@@ -2,16 +2,18 @@
  * diskspace.c - statvfs-based free-space watcher (see diskspace.h).
  *
  * Design: the watched paths are copied once at init; each sample calls statvfs on each of
- * them and keeps, for the tightest one (smallest free minus reserve), its free bytes and
- * reserve in relaxed atomics. A path that does not exist (yet) is skipped; when statvfs fails
- * on every path the node is treated as low: a filesystem it cannot inspect is not one it
- * should write to. The low flag changes are logged once per transition.
+ * them (one not created yet is measured on its nearest existing ancestor, the filesystem it
+ * will live on) and keeps, for the tightest one (smallest free minus reserve), its free bytes
+ * and reserve in relaxed atomics. When statvfs fails on every path the node is treated as
+ * low: a filesystem it cannot inspect is not one it should write to. Changes of the low flag
+ * are logged once per transition.
  *
  * Invariants: paths and the reserve are written only by pt_disk_init; everything written
  * later is an atomic.
  */
 #include "diskspace.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -87,7 +89,35 @@ uint64_t pt_disk_reserve_bytes(const struct pt_disk_reserve *r, uint64_t total)
     return r->bytes;
 }
 
-/* Takes one sample; stores and returns the tightest margin (free - reserve - need, signed). */
+/* statvfs of path or, while it does not exist yet, of its nearest existing ancestor (the
+ * filesystem it will be created on). */
+static int statvfs_up(const char *path, struct statvfs *st)
+{
+    if (statvfs(path, st) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
+    char up[PT_DISK_PATH_MAX];
+    size_t n = strlen(path);
+    memcpy(up, path, n + 1);
+    while (n > 1) {
+        while (n > 1 && up[n - 1] != '/')
+            n--;
+        while (n > 1 && up[n - 1] == '/')
+            n--;
+        up[n] = '\0';
+        if (strcmp(up, ".") == 0 || n == 0)
+            break;
+        if (statvfs(up, st) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return -1;
+    }
+    return statvfs(up[0] == '/' ? "/" : ".", st);
+}
+
+/* Takes one sample of every watched filesystem, publishes the tightest one and whether it is
+ * below its reserve; returns whether it is below its reserve plus need. */
 static bool sample(uint64_t need)
 {
     bool any = false, low = false;
@@ -97,7 +127,7 @@ static bool sample(uint64_t need)
 
     for (size_t i = 0; i < w.n; i++) {
         struct statvfs st;
-        if (statvfs(w.paths[i], &st) != 0)
+        if (statvfs_up(w.paths[i], &st) != 0)
             continue;
         uint64_t total = (uint64_t)st.f_blocks * st.f_frsize;
         uint64_t avail = (uint64_t)st.f_bavail * st.f_frsize;

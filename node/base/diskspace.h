@@ -46,8 +46,9 @@ int pt_disk_reserve_parse(const char *s, struct pt_disk_reserve *out);
 /* The reserve in bytes on a filesystem of total bytes. */
 uint64_t pt_disk_reserve_bytes(const struct pt_disk_reserve *r, uint64_t total);
 
-/* Watches paths[0..n) (borrowed; copied; n cut to PT_DISK_PATHS; paths that do not exist are
- * skipped at each sample) with reserve r (copied), then samples once. */
+/* Watches paths[0..n) (borrowed; copied; n cut to PT_DISK_PATHS; a path that does not exist
+ * yet is measured on its nearest existing ancestor) with reserve r (copied), then samples
+ * once. */
 void pt_disk_init(const char *const *paths, size_t n, const struct pt_disk_reserve *r);
 
 /* Samples now and returns true when any watched filesystem has less free space (for an

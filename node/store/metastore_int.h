@@ -71,6 +71,7 @@ struct pt_metastore {
     _Atomic uint64_t applied;
     _Atomic int halted;    /* 0, or the first error that halted replicated writes */
     _Atomic int fail_next; /* test seam: the next commit fails with this error */
+    bool read_only;        /* opened read-only (no space to open for writing); set at open */
 };
 
 /* ---- the database (metastore.c) -------------------------------------------------------- */
