@@ -296,6 +296,7 @@ def full_follower_catches_up(results, binary, tmp):
             with full.client() as cl:
                 check_image(t, cl, repo, "before", m0, "full follower, before: ")
             applied = full.status().get("applied_index")
+            applied_store = (full.state_digest() or {}).get("applied_index")
 
             fill(full.data_dir, 4 * MIB)
             note(results, "follower filled: %d bytes free" % free_bytes(full.data_dir))
@@ -307,10 +308,15 @@ def full_follower_catches_up(results, binary, tmp):
             time.sleep(1.0)
             t.require(full.running(), "the full follower died:\n%s" % full.log_tail())
             st = full.status() or {}
-            note(results, "follower applied index %s -> %s while full" % (applied,
-                                                                          st.get("applied_index")))
-            t.check(st.get("applied_index", 0) < (lead.status() or {}).get("applied_index", 0),
-                    "the full follower applied entries below its reserve: %s" % st)
+            held = st.get("disk_held_entries", 0)
+            note(results, "follower: raft applied index %s -> %s while full, %s entries held "
+                 "back" % (applied, st.get("applied_index"), held))
+            t.check(held >= 5, "the full follower holds back no entries: %s" % st)
+            fd, ld = full.state_digest() or {}, lead.state_digest() or {}
+            note(results, "store applied index: follower %s, leader %s"
+                 % (fd.get("applied_index"), ld.get("applied_index")))
+            t.check(fd.get("applied_index") == applied_store and fd.get("digest") != ld.get("digest"),
+                    "the full follower's store changed below its reserve: %s vs %s" % (fd, ld))
             with full.client() as cl:
                 check_image(t, cl, repo, "before", m0, "full follower, while full: ")
                 status, body = healthz(cl)
@@ -320,6 +326,7 @@ def full_follower_catches_up(results, binary, tmp):
             t0 = time.monotonic()
             c.wait_converged(timeout=CATCH_UP_DEADLINE)
             note(results, "follower caught up in %.1f s" % (time.monotonic() - t0))
+            t.check("disk_held_entries" not in (full.status() or {}), "entries still held back")
             t.require(full.running(), "the follower died:\n%s" % full.log_tail())
             with full.client() as cl:
                 for tag, m in acked:
