@@ -17,8 +17,12 @@ test (root only: the module is skipped with a message otherwise), filled with a 
   - full_follower_catches_up: three regions; one follower's data directory is a tiny tmpfs.
     After an image is replicated, the follower's disk is filled below its reserve; writes at
     the leader still commit (majority of two), the follower stays up, keeps serving what it
-    had, and its applied index stops. The filler is removed: the follower catches up (same
-    state digest as the others) and serves the images written meanwhile, blobs included.
+    had, and its store stops (the committed entries are held back, disk_held_entries). The
+    filler is removed: the follower catches up (same state digest as the others) and serves
+    the images written meanwhile, blobs included.
+  - full_leader_hands_over: three regions on tiny tmpfs; the leader's disk is filled below its
+    reserve: leadership moves to another region, writes there commit, a write sent to the full
+    region gets 507, and once space is back the former leader catches up.
 
 Figures (free bytes, refusals, catch-up time) are printed with -v.
 """
@@ -344,6 +348,40 @@ def full_follower_catches_up(results, binary, tmp):
         c.cleanup()
 
 
+def full_leader_hands_over(results, binary, tmp):
+    t = results
+    c = cluster.Cluster(3, binary=binary, args=["--disk-reserve", "16MiB"])
+    for r in c.regions:
+        mount_tmpfs(r.data_dir, 64)
+    try:
+        with c:
+            old = c.wait_leader()
+            repo = h.unique_repo("diskfull")
+            with old.client() as cl:
+                m0 = push_image(cl, repo, "before")
+            c.wait_converged(timeout=60)
+            fill(old.data_dir, 4 * MIB)
+            t0 = time.monotonic()
+            new = c.wait_leader(exclude=old, timeout=60)
+            note(results, "leadership left the full %s for %s in %.1f s"
+                 % (old.name, new.name, time.monotonic() - t0))
+            with new.client() as cl:
+                m1 = push_image(cl, repo, "during")
+            with old.client() as cl:
+                # a write sent to the full region is refused there, reads go on
+                r = cl.put_manifest(repo, "refused", m0.bytes, m0.media_type)
+                check_refused(t, r, "manifest PUT at the full former leader")
+                check_image(t, cl, repo, "before", m0, "full former leader: ")
+            unfill(old.data_dir)
+            c.wait_converged(timeout=CATCH_UP_DEADLINE)
+            with old.client() as cl:
+                check_image(t, cl, repo, "during", m1, "former leader after space returned: ")
+    finally:
+        for r in c.regions:
+            umount(r.data_dir)
+        c.cleanup()
+
+
 def main(results):
     if results.target != "portolan":
         raise h.Skip("portolan's own free-space reserve")
@@ -356,6 +394,7 @@ def main(results):
         results.run("disk_full_to_the_last_byte", disk_full_to_the_last_byte, results, binary,
                     tmp)
         results.run("full_follower_catches_up", full_follower_catches_up, results, binary, tmp)
+        results.run("full_leader_hands_over", full_leader_hands_over, results, binary, tmp)
     finally:
         if not os.environ.get("PT_KEEP_TMP"):
             shutil.rmtree(tmp, ignore_errors=True)
