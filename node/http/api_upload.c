@@ -20,6 +20,11 @@
  * PUT does not record its chunk: it commits, or leaves the session as it was recorded. A blob
  * becomes visible only through pt_blobstore_upload_commit (verify, fsync, rename) followed by a
  * committed LinkBlob. One operation at a time per session: a second concurrent one gets 416.
+ *
+ * Free space (base/diskspace.h): below the reserve a POST (session, monolithic or mount), a
+ * PATCH and a closing PUT get 507 with Retry-After before anything is written; GET and the
+ * cancelling DELETE still work. A body that runs into the reserve midway (the blob store checks
+ * before every slice) is refused with 507 as well.
  */
 #include <jansson.h>
 #include <stdio.h>
