@@ -67,7 +67,8 @@ static void apply_batch(struct pt_committer *c, struct pt_proposal *batch)
         for (struct pt_proposal *p = batch; p != NULL; p = p->next, i++)
             cmds[i] = (struct pt_fsm_cmd){.buf = p->buf, .len = p->len};
         rv = pt_fsm_apply_group(c->ms, cmds, n);
-        if (rv != 0)
+        /* below the free-space reserve the group is refused whole, the store goes on */
+        if (rv != 0 && rv != PT_E_DISK_FULL)
             pt_log(PT_LOG_ERROR, "commit failed; this region refuses every write until restart",
                    "{s:I,s:I,s:s}", "index", (json_int_t)pt_metastore_applied_index(c->ms) + 1,
                    "proposals", (json_int_t)n, "error", pt_err_message(rv));

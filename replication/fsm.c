@@ -12,6 +12,11 @@
  * PT_E_NOMEM) are local accidents that must stop the log here: they halt the metastore
  * (pt_metastore_halt), as a failed commit does, so no later command is ever applied on top.
  *
+ * Free space: below the reserve (base/diskspace.h) a command is refused with PT_E_DISK_FULL
+ * before anything is staged, and the store does not halt: RocksDB never meets ENOSPC, and the
+ * command is applied when it comes again with space back (Raft offers the entry again; a
+ * group's clients get 507 and retry).
+ *
  * Single apply (Raft: sync=0, the Raft log is the durable record) and group apply (a single
  * region: one synced write, durable before visible) share the staging code; they differ only
  * in how the batch is committed.
@@ -27,6 +32,7 @@
 
 #include "command.h"
 #include "digest.h"
+#include "diskspace.h"
 #include "err.h"
 #include "fsm_auth.h"
 #include "metastore.h"
@@ -281,6 +287,12 @@ int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t 
         goto err;
     if (index != 0 && index <= pt_metastore_applied_index(ms))
         return 0;
+    /* Below the free-space reserve nothing is written and nothing halts: the entry stays
+     * unapplied and is applied when it is offered again with space back. */
+    if (pt_disk_low(len)) {
+        rv = PT_E_DISK_FULL;
+        goto err;
+    }
     Portolan__Command *c;
     rv = pt_command_decode(buf, len, &c);
     if (rv != 0)
@@ -312,6 +324,16 @@ int pt_fsm_apply_group(struct pt_metastore *ms, struct pt_fsm_cmd *cmds, size_t 
     }
     struct pt_metastore_batch *b = NULL;
     int rv = pt_metastore_halted(ms);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += cmds[i].len;
+    /* Below the free-space reserve the group is refused whole before anything is written;
+     * the store does not halt, so writes resume once space returns. */
+    if (rv == 0 && pt_disk_low(total)) {
+        for (size_t i = 0; i < n; i++)
+            cmds[i].result.status = PT_E_DISK_FULL;
+        return PT_E_DISK_FULL;
+    }
     if (rv == 0)
         rv = pt_metastore_batch_new(ms, &b);
     if (rv != 0)

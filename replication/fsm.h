@@ -65,6 +65,8 @@ struct pt_fsm_result {
  *   PutUser .. RevokeJwt (access control): every field validated (PT_E_CONFIG when
  *                  malformed), idempotent; the rules are drawn at the top of fsm_auth.c.
  *                  A committed command that stages one moves pt_metastore_auth_generation.
+ * Below the free-space reserve (base/diskspace.h) it returns PT_E_DISK_FULL without writing
+ * or halting: the caller offers the same index again later.
  * ms is borrowed; result is borrowed and always written.
  */
 int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t index,
@@ -92,6 +94,8 @@ struct pt_fsm_cmd {
  *   index 0 and that error as its status, the applied index is unchanged and the store is
  *   halted. (After a restart, a group whose fsync failed may still be found in the WAL: an
  *   error means "not applied in this process", never "certainly never applied".)
+ * - Returns PT_E_DISK_FULL when free space is below the reserve (base/diskspace.h): nothing
+ *   was written, every command has index 0 and that status, and the store is NOT halted.
  * Blocks for the fsync; one thread at a time, like pt_fsm_apply.
  */
 int pt_fsm_apply_group(struct pt_metastore *ms, struct pt_fsm_cmd *cmds, size_t n);

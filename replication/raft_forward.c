@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diskspace.h"
 #include "err.h"
 #include "peer.h"
 #include "peer.pb-c.h"
@@ -91,6 +92,9 @@ void pt_raft_node__fail_apply(struct leader_apply *la, int status)
 int pt_raft_node__leader_apply(struct pt_raft_node *n, const void *buf, size_t len,
                                pt_raft_node_cb cb, void *arg, struct pt_peer_call *call)
 {
+    /* a leader below its free-space reserve could not apply the entry: refused up front */
+    if (pt_disk_low(len))
+        return PT_E_DISK_FULL;
     struct leader_apply *la = calloc(1, sizeof(*la));
     if (la == NULL || pt_raft_entry_frame(buf, len, &la->entry) != 0) {
         free(la);

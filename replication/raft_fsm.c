@@ -15,6 +15,14 @@
  * past (or again at) the failed index in this process, and the committer refuses new
  * proposals. The raft log itself is untouched: after a restart the entry is applied again.
  *
+ * Full disk: below the free-space reserve pt_fsm_apply refuses with PT_E_DISK_FULL before
+ * writing anything and without halting. Failing the callback would make raft 0.15 turn this
+ * server unavailable for good, so the entry is held back in memory instead (raft_fsm.h:
+ * pending), in log order with every entry after it, and written by pt_raft_fsm_drain once
+ * space is back: a server on a full disk stops applying, corrupts nothing, and catches up by
+ * itself. Snapshots are not taken while entries are held back (the store is behind raft), and
+ * a snapshot restore below the reserve is refused.
+ *
  * Errors cross the boundary once: PT_E_* from the metastore and FSM become RAFT_* codes for
  * raft here, and RAFT_* codes become PT_E_* for callers through pt_raft_fsm_err.
  */
@@ -22,8 +30,10 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "diskspace.h"
 #include "err.h"
 #include "fsm.h"
 #include "log.h"
@@ -103,6 +113,89 @@ int pt_raft_entry_unframe(const struct raft_buffer *entry, const void **cmd, siz
     return 0;
 }
 
+/* An entry committed while the disk was below its reserve (see raft_fsm.h). */
+struct pt_raft_pending {
+    struct pt_raft_pending *next;
+    uint64_t index;
+    size_t len;
+    unsigned char cmd[]; /* the encoded command */
+};
+
+/* Queues a copy of cmd (len bytes) at index. 0, or PT_E_DISK_FULL/PT_E_NOMEM when it cannot
+ * be held (the caller halts). */
+static int hold_back(struct pt_raft_fsm *f, uint64_t index, const void *cmd, size_t len)
+{
+    if (f->pending_bytes + len > PT_RAFT_PENDING_MAX_BYTES) {
+        pt_log(PT_LOG_ERROR, "full disk: too many entries held back; restart once space is freed",
+               "{s:I,s:I}", "index", (json_int_t)index, "held_bytes", (json_int_t)f->pending_bytes);
+        return PT_E_DISK_FULL;
+    }
+    struct pt_raft_pending *p = malloc(sizeof(*p) + len);
+    if (p == NULL)
+        return PT_E_NOMEM;
+    p->next = NULL;
+    p->index = index;
+    p->len = len;
+    memcpy(p->cmd, cmd, len);
+    if (f->pending == NULL) {
+        f->pending_tail = &f->pending;
+        pt_log(PT_LOG_WARN, "raft apply paused: free disk space below the reserve", "{s:I}",
+               "index", (json_int_t)index);
+    }
+    *f->pending_tail = p;
+    f->pending_tail = &p->next;
+    f->n_pending++;
+    f->pending_bytes += len;
+    f->n_disk_refused++;
+    f->disk_stopped = true;
+    return 0;
+}
+
+int pt_raft_fsm_drain(struct pt_raft_fsm *f)
+{
+    int applied = 0;
+    while (f->pending != NULL) {
+        struct pt_raft_pending *p = f->pending;
+        struct pt_fsm_result res;
+        int rv = pt_metastore_halted(f->ms);
+        if (rv == 0)
+            rv = pt_fsm_apply(f->ms, p->cmd, p->len, p->index, &res);
+        if (rv == PT_E_DISK_FULL)
+            return applied;
+        if (rv != 0) {
+            pt_metastore_halt(f->ms, rv);
+            pt_log(PT_LOG_ERROR,
+                   "raft apply failed; this region applies no further entry until restart",
+                   "{s:I,s:s}", "index", (json_int_t)p->index, "error", pt_err_message(rv));
+            return rv;
+        }
+        f->n_applied++;
+        f->n_blob_changes += (uint64_t)res.blobs;
+        f->pending = p->next;
+        f->n_pending--;
+        f->pending_bytes -= p->len;
+        free(p);
+        applied++;
+    }
+    if (f->disk_stopped) {
+        pt_log(PT_LOG_INFO, "raft apply resumed: free disk space is back", "{s:I}", "index",
+               (json_int_t)pt_metastore_applied_index(f->ms));
+        f->disk_stopped = false;
+    }
+    return applied;
+}
+
+void pt_raft_fsm_release(struct pt_raft_fsm *f)
+{
+    while (f->pending != NULL) {
+        struct pt_raft_pending *p = f->pending;
+        f->pending = p->next;
+        free(p);
+    }
+    f->n_pending = 0;
+    f->pending_bytes = 0;
+}
+
 static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct pt_raft_fsm *f = fsm->data;
@@ -117,12 +210,25 @@ static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **
         f->n_skipped++;
         return 0;
     }
+    if (f->pending != NULL) {
+        rv = pt_raft_fsm_drain(f);
+        if (rv < 0)
+            return to_raft_err(rv);
+    }
     struct pt_fsm_result res;
     const void *cmd;
     size_t cmd_len;
-    rv = pt_raft_entry_unframe(buf, &cmd, &cmd_len) == 0
-             ? pt_fsm_apply(f->ms, cmd, cmd_len, index, &res)
-             : PT_E_CORRUPT;
+    rv =
+        pt_raft_entry_unframe(buf, &cmd, &cmd_len) == 0
+            ? (f->pending != NULL ? PT_E_DISK_FULL : pt_fsm_apply(f->ms, cmd, cmd_len, index, &res))
+            : PT_E_CORRUPT;
+    if (rv == PT_E_DISK_FULL) {
+        rv = hold_back(f, index, cmd, cmd_len);
+        if (rv == 0) {
+            *result = (void *)(intptr_t)PT_E_DISK_FULL;
+            return 0;
+        }
+    }
     if (rv != 0) {
         pt_metastore_halt(f->ms, rv); /* also a committed entry that does not decode */
         pt_log(PT_LOG_ERROR,
@@ -139,6 +245,8 @@ static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **
 static int snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct pt_raft_fsm *f = fsm->data;
+    if (f->pending != NULL)
+        return RAFT_BUSY; /* the store is behind raft's applied index: not a snapshot of it */
     struct raft_buffer *b = raft_malloc(sizeof(*b));
     if (b == NULL)
         return RAFT_NOMEM;
@@ -163,6 +271,12 @@ static int restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
     if (rv != 0)
         return to_raft_err(rv);
     rv = pt_metastore_snapshot_index(buf->base, buf->len, &index);
+    if (rv == 0 && index > pt_metastore_applied_index(f->ms) && pt_disk_low(buf->len)) {
+        f->n_disk_refused++;
+        pt_log(PT_LOG_WARN, "raft snapshot restore refused: free disk space below the reserve",
+               "{s:I}", "index", (json_int_t)index);
+        return RAFT_IOERR;
+    }
     if (rv == 0 && index <= pt_metastore_applied_index(f->ms)) {
         f->n_restore_skipped++;
         raft_free(buf->base);
@@ -174,6 +288,9 @@ static int restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
         pt_log(PT_LOG_ERROR, "raft snapshot restore failed", "{s:s}", "error", pt_err_message(rv));
         return to_raft_err(rv);
     }
+    /* raft applies again every entry after the snapshot: what was held back is obsolete */
+    pt_raft_fsm_release(f);
+    f->disk_stopped = false;
     f->n_restored++;
     raft_free(buf->base);
     return 0;

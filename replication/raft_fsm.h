@@ -30,9 +30,11 @@
 #define PT_RAFT_FSM_H
 
 #include <raft.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct pt_metastore;
+struct pt_raft_pending;
 
 /* Embedded by its user; needs no teardown of its own. */
 struct pt_raft_fsm {
@@ -45,7 +47,13 @@ struct pt_raft_fsm {
     uint64_t n_snapshots;       /* snapshots taken */
     uint64_t n_restored;        /* snapshots written into the metastore */
     uint64_t n_restore_skipped; /* snapshots the metastore had already applied */
-    uint64_t n_blob_changes;    /* commands that changed blob locations or regions */
+    uint64_t n_disk_refused;    /* entries held back, snapshots refused below the disk reserve */
+    bool disk_stopped;          /* applying is paused below the disk reserve */
+    /* Entries committed while the disk was below its reserve, in log order, waiting to be
+     * written (pt_raft_fsm_drain); owned copies. */
+    struct pt_raft_pending *pending, **pending_tail;
+    size_t n_pending, pending_bytes;
+    uint64_t n_blob_changes; /* commands that changed blob locations or regions */
 };
 
 /*
@@ -55,6 +63,25 @@ struct pt_raft_fsm {
  */
 void pt_raft_fsm_init(struct pt_raft_fsm *f, struct pt_metastore *ms, struct raft *raft);
 void pt_raft_fsm_attach(struct pt_raft_fsm *f, struct raft *raft);
+/* Frees the entries still held back (pending); f stays usable. */
+void pt_raft_fsm_release(struct pt_raft_fsm *f);
+
+/*
+ * Full disk. canonical/raft 0.15 turns a server whose apply callback fails into an
+ * unavailable one for the rest of the process, so below the free-space reserve apply does not
+ * fail: it keeps a copy of the entry (pending), answers RAFT_OK with the status
+ * PT_E_DISK_FULL (a waiting writer hears "not applied here yet": the entry is committed and
+ * will be applied), and writes nothing. Every later entry joins the queue behind it, so order
+ * is kept; snapshots are refused (RAFT_BUSY: raft retries) while the queue is not empty, since
+ * the store is behind raft's applied index. pt_raft_fsm_drain writes the queue once space is
+ * back (called on a timer, and by apply itself before a new entry). At most
+ * PT_RAFT_PENDING_MAX_BYTES are held: beyond, the store halts as for an I/O error (reads go
+ * on; after a restart with space, raft re-applies the entries from its log).
+ */
+#define PT_RAFT_PENDING_MAX_BYTES (64u << 20)
+/* Applies the held-back entries in order while space lasts. Returns the number applied, or a
+ * negative PT_E_* when one failed for another reason (the store is then halted). */
+int pt_raft_fsm_drain(struct pt_raft_fsm *f);
 
 /*
  * Outcome of a command, decoded from the `result` that raft hands to the raft_apply

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 
 #include "blob_sync.h"
+#include "diskspace.h"
 #include "err.h"
 #include "log.h"
 #include "metastore.h"
@@ -179,6 +180,38 @@ static int wrapped_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return rv;
 }
 
+/* Full disk (base/diskspace.h). Entries held back by the FSM below the reserve (raft_fsm.h)
+ * are written here once space is back, without waiting for the next entry. A leader below its
+ * reserve hands leadership to the most up-to-date voter (at most every DISK_TRANSFER_MS): it
+ * can apply nothing, so it would answer no write. */
+#define DISK_TRANSFER_MS 30000
+
+static void on_disk_transferred(void *arg, int status, uint64_t index)
+{
+    (void)arg;
+    (void)index;
+    if (status != 0)
+        pt_log(PT_LOG_WARN, "leadership transfer away from a full disk failed", "{s:s}", "error",
+               pt_err_message(status));
+}
+
+static void watch_disk(struct pt_raft_node *n)
+{
+    if (n->fsm.pending != NULL && !pt_disk_low(n->fsm.pending_bytes)) {
+        uint64_t before = n->fsm.n_blob_changes;
+        (void)pt_raft_fsm_drain(&n->fsm); /* a failure halts the store and is logged there */
+        if (n->blobs != NULL && n->fsm.n_blob_changes != before)
+            pt_blob_sync_changed(n->blobs);
+    }
+    uint64_t now = uv_now(n->loop);
+    if (pt_raft_node__leader_id(n) == n->cfg.self_id && n->raft.configuration.n > 1 &&
+        now - n->disk_transfer_ms >= DISK_TRANSFER_MS && pt_disk_low(0)) {
+        n->disk_transfer_ms = now;
+        pt_log(PT_LOG_WARN, "free disk space below the reserve: handing leadership over", NULL);
+        pt_raft_node_transfer(n, 0, on_disk_transferred, n);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct pt_raft_node *n = t->data;
@@ -186,8 +219,10 @@ static void on_tick(uv_timer_t *t)
         n->leader_seen_ms = uv_now(n->loop);
     if (n->waiters != NULL)
         check_waiters(n, 1);
-    if (++n->ticks % (1000 / TICK_MS) == 0)
+    if (++n->ticks % (1000 / TICK_MS) == 0) {
         pt_raft_node__sync_peer_addresses(n);
+        watch_disk(n);
+    }
 }
 static void on_check(uv_check_t *h)
 {
@@ -314,6 +349,7 @@ static void maybe_stopped(struct pt_raft_node *n)
         return;
     void (*cb)(void *) = n->stop_cb;
     void *arg = n->stop_arg;
+    pt_raft_fsm_release(&n->fsm); /* entries held back on a full disk: raft's log keeps them */
     free(n);
     if (cb != NULL)
         cb(arg);

@@ -81,8 +81,9 @@ struct pt_raft_node {
     uint64_t noop_term;       /* the term whose opening barrier was started (see flush_round) */
     int stopping;
     unsigned ticks;
-    uint64_t leader_seen_ms; /* when a leader was last known (loop time), for the waiters */
-    unsigned closing;        /* handles and services still closing */
+    uint64_t disk_transfer_ms; /* when leadership was last handed away for a full disk */
+    uint64_t leader_seen_ms;   /* when a leader was last known (loop time), for the waiters */
+    unsigned closing;          /* handles and services still closing */
     void (*stop_cb)(void *arg);
     void *stop_arg;
 };

@@ -62,6 +62,8 @@ static json_t *self_json(struct pt_raft_node *n, const struct pt_region_rec *rec
     int halted = pt_metastore_halted(n->ms);
     if (o != NULL && halted != 0) /* this region stopped applying: a failed store write */
         json_object_set_new(o, "halted", json_string(pt_err_message(halted)));
+    if (o != NULL && n->fsm.pending != NULL) /* committed, held back below the disk reserve */
+        json_object_set_new(o, "disk_held_entries", json_integer((json_int_t)n->fsm.n_pending));
     return o;
 }
 

@@ -47,7 +47,9 @@
     X(CONFIG, 500, "UNKNOWN", "invalid configuration")                                             \
     X(CONFLICT, 409, "DENIED", "conflicts with the cluster configuration")                         \
     X(INVALID, 400, "INVALID", "invalid request")                                                  \
-    X(EXISTS, 409, "EXISTS", "already exists")
+    X(EXISTS, 409, "EXISTS", "already exists")                                                     \
+    X(DISK_FULL, 507, "UNAVAILABLE",                                                               \
+      "insufficient storage: free space below the reserve, retry later")
 
 enum pt_err {
     PT_OK = 0,

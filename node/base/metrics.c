@@ -16,6 +16,7 @@
 #include "metrics.h"
 
 #include "buf.h"
+#include "diskspace.h"
 #include "err.h"
 
 #include <math.h>
@@ -415,6 +416,26 @@ static void render_auth(struct pt_buf *b)
     }
 }
 
+/* The free-space reserve (diskspace.h), sampled at scrape time; absent when not watching. */
+static void render_disk(struct pt_buf *b)
+{
+    struct pt_disk_state d;
+    pt_disk_sample(&d);
+    if (!d.watching)
+        return;
+    family(b, "portolan_disk_free_bytes", "gauge",
+           "Free bytes on the tightest filesystem of the data directory.");
+    appendf(b, "portolan_disk_free_bytes %llu\n", (unsigned long long)d.free_bytes);
+    family(b, "portolan_disk_reserve_bytes", "gauge",
+           "Free space kept in reserve there; writes are refused below it.");
+    appendf(b, "portolan_disk_reserve_bytes %llu\n", (unsigned long long)d.reserve_bytes);
+    family(b, "portolan_disk_low", "gauge", "1 while free space is below the reserve.");
+    appendf(b, "portolan_disk_low %d\n", d.low ? 1 : 0);
+    family(b, "portolan_disk_refusals_total", "counter",
+           "Writes refused because free space was below the reserve.");
+    appendf(b, "portolan_disk_refusals_total %llu\n", (unsigned long long)d.refusals);
+}
+
 int pt_metrics_render(char **out, size_t *len)
 {
     struct pt_buf b = {0};
@@ -431,6 +452,7 @@ int pt_metrics_render(char **out, size_t *len)
             (long long)atomic_load_explicit(&m.uploads, memory_order_relaxed));
     render_replication(&b);
     render_auth(&b);
+    render_disk(&b);
     rss = resident_bytes();
     if (rss >= 0) {
         family(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

@@ -11,6 +11,7 @@
  *   portolan_uploads_in_progress                           gauge
  *   portolan_replication_* (blob replication, cluster only; see pt_metrics_replication)
  *   portolan_auth_* (access control; see pt_metrics_auth)
+ *   portolan_disk_free_bytes, _reserve_bytes, _low (gauges), _refusals_total (diskspace.h)
  *   process_resident_memory_bytes, process_start_time_seconds   gauges
  * Methods are GET, HEAD, PUT, POST, PATCH, DELETE or "other"; status codes outside
  * PT_METRICS_CODES are counted as code="other".
@@ -25,7 +26,7 @@
 
 /* Status codes with their own series; every other code is counted as "other". */
 #define PT_METRICS_CODES                                                                           \
-    200, 201, 202, 204, 206, 301, 307, 400, 401, 403, 404, 405, 413, 415, 416, 429, 500, 503
+    200, 201, 202, 204, 206, 301, 307, 400, 401, 403, 404, 405, 413, 415, 416, 429, 500, 503, 507
 
 /*
  * Names routes 0..nroutes-1 and zeroes every metric. route_names and the strings are

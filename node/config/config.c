@@ -26,6 +26,7 @@
 #include "addr.h"
 #include "bounds.h"
 #include "cluster_config.h"
+#include "diskspace.h"
 #include "err.h"
 #include "ident.h"
 #include "log.h"
@@ -59,6 +60,7 @@ enum kind {
     K_LOG_LEVEL, /* int PT_LOG_* */
     K_TAG_READS, /* int PT_TAG_READS_*, one word of choices_of(K_TAG_READS) */
     K_AUDIT,     /* int PT_AUDIT_*, one word of choices_of(K_AUDIT) */
+    K_RESERVE,   /* char[size], a free-space reserve: auto, a size or a percentage */
 };
 
 struct option {
@@ -190,6 +192,9 @@ static const struct option options[] = {
      "failed logins per user name or client address before they are slowed down"},
     {"login_window", "--login-window", K_DURATION, FIELD(login_window_ms), PT_SEC_MS, PT_DAY_MS,
      "1m", "DURATION", "window in which login_burst failures are counted"},
+    {"disk_reserve", "--disk-reserve", K_RESERVE, FIELD(disk_reserve), 0, 0, "auto", "SIZE|N%",
+     "free space kept on the data filesystems: below it writes get 507 and reads go on; auto = "
+     "2GiB or 5% of the filesystem, whichever is smaller"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -229,6 +234,15 @@ static int check_string(const struct option *o, const char *name, const char *v,
         if (why != NULL)
             return fail(err, errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
         break;
+    case K_RESERVE: {
+        struct pt_disk_reserve r;
+        if (pt_disk_reserve_parse(v, &r) != 0)
+            return fail(err, errlen,
+                        "%s: \"%.*s\": expected auto, a size (e.g. 2GiB) or a percentage up to "
+                        "50%% (e.g. 5%%)",
+                        name, QUOTE_MAX, v);
+        break;
+    }
     case K_REGION:
         if (pt_ident_check_region(v, NULL) != 0)
             return fail(err, errlen, "%s: \"%.*s\": must match [a-z0-9-]{1,63}", name, QUOTE_MAX,
@@ -297,7 +311,7 @@ static const char *join_choices(const struct option *o, char *buf, size_t len)
 
 static bool is_string_kind(enum kind k)
 {
-    return k == K_STRING || k == K_LISTEN || k == K_REGION;
+    return k == K_STRING || k == K_LISTEN || k == K_REGION || k == K_RESERVE;
 }
 
 /* Parses text v as option o's value, checks it and stores it into c. name is used in

@@ -81,6 +81,7 @@ struct pt_config {
     int audit;                              /* PT_AUDIT_* */
     unsigned login_burst;                   /* failed logins per key before backing off */
     uint64_t login_window_ms;               /* window of login_burst */
+    char disk_reserve[32]; /* free-space reserve: "auto", a size or "N%" (diskspace.h) */
 };
 
 /* Values of pt_config.audit. */

@@ -14,6 +14,7 @@
 #include "blob_sync.h"
 #include "command.h"
 #include "committer.h"
+#include "diskspace.h"
 #include "err.h"
 #include "http.h"
 #include "worker.h"
@@ -115,6 +116,11 @@ int pt_api_commit(struct pt_worker *w, h2o_req_t *req, struct pt_command_builder
     pt_command_builder_free(b);
     if (rv != 0)
         return rv;
+    /* Below the free-space reserve no metadata write starts: RocksDB must never meet ENOSPC. */
+    if (pt_disk_low(len)) {
+        free(buf);
+        return PT_E_DISK_FULL;
+    }
     /* The caller's data travels behind the callback in the job's own copy. */
     struct commit_data *cd = malloc(sizeof(*cd) + data_size);
     if (cd == NULL) {

@@ -64,7 +64,8 @@ int pt_api_command(struct pt_worker *w, struct pt_command_builder *b);
 /* Proposes b's command for req and frees b in every case. added is the result of the last
  * pt_command_add_* call (the builder's functions leave b unchanged when they fail): when it is
  * not 0 nothing is proposed and it is returned. data_size bytes at data are copied and handed
- * to cb. Returns 0, or a PT_E_* (cb will not run) if adding or encoding failed. */
+ * to cb. Returns 0, or a PT_E_* (cb will not run) if adding or encoding failed, or
+ * PT_E_DISK_FULL when free space is below the reserve (diskspace.h): nothing is proposed. */
 int pt_api_commit(struct pt_worker *w, h2o_req_t *req, struct pt_command_builder *b, int added,
                   pt_api_commit_cb cb, const void *data, size_t data_size);
 

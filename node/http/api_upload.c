@@ -20,6 +20,11 @@
  * PUT does not record its chunk: it commits, or leaves the session as it was recorded. A blob
  * becomes visible only through pt_blobstore_upload_commit (verify, fsync, rename) followed by a
  * committed LinkBlob. One operation at a time per session: a second concurrent one gets 416.
+ *
+ * Free space (base/diskspace.h): below the reserve a POST (session, monolithic or mount), a
+ * PATCH and a closing PUT get 507 with Retry-After before anything is written; GET and the
+ * cancelling DELETE still work. A body that runs into the reserve midway (the blob store checks
+ * before every slice) is refused with 507 as well.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -35,6 +40,7 @@
 #include "blobstore.h"
 #include "cluster_config.h"
 #include "digest.h"
+#include "diskspace.h"
 #include "err.h"
 #include "http.h"
 #include "log.h"
@@ -413,6 +419,11 @@ void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
         pt_http_error(req, PT_E_METHOD, NULL, NULL);
         return;
     }
+    /* new sessions, mounts and monolithic blobs all need space: refused below the reserve */
+    if (pt_disk_low(req->entity.base != NULL ? req->entity.len : 0)) {
+        pt_http_error(req, PT_E_DISK_FULL, NULL, NULL);
+        return;
+    }
     char *name = pt_api_name(req, rt);
     if (try_mount(w, req, name))
         return;
@@ -599,6 +610,12 @@ void pt_api_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_route *r
     }
     if (is_get) {
         upload_status(w, req, name, &u);
+        return;
+    }
+    /* a chunk, or the close that links the blob, needs space; a cancel frees it */
+    if ((is_patch || is_put) && pt_disk_low(req->entity.base != NULL ? req->entity.len : 0)) {
+        upload_headers(req, name, &u);
+        pt_http_error(req, PT_E_DISK_FULL, NULL, NULL);
         return;
     }
     struct pt_digest d;

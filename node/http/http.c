@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "diskspace.h"
 #include "err.h"
 
 static h2o_generator_t oneshot = {NULL, NULL};
@@ -49,6 +50,8 @@ const char *pt_http_reason(int status)
         return "Too Many Requests";
     case 503:
         return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
     default:
         return status >= 500 ? "Internal Server Error" : "OK";
     }
@@ -135,6 +138,10 @@ void pt_http_error(h2o_req_t *req, int err, const char *message, const char *det
     json_t *root = json_pack("{s:[o]}", "errors", e);
     char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     int status = pt_err_status(err);
+    if (err == PT_E_DISK_FULL) {
+        pt_disk_refused();
+        pt_http_headerf(req, "Retry-After", "%d", PT_DISK_RETRY_AFTER);
+    }
     if (text == NULL) {
         static const char fallback[] =
             "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"error\"}]}";

@@ -38,6 +38,7 @@
 #include "blobstore.h"
 #include "cluster_config.h"
 #include "committer.h"
+#include "diskspace.h"
 #include "err.h"
 #include "http.h"
 #include "log.h"
@@ -405,9 +406,39 @@ static void setup_h2o(struct pt_node *node)
     h2o_socket_buffer_mmap_settings.threshold = (size_t)cfg->body_spill_threshold;
 }
 
+/* Starts the free-space watcher (base/diskspace.h) on the data directory and the trees that
+ * may be mounted apart from it (blobs, meta, raft); the reserve was checked by the config. */
+static void watch_disk(const struct pt_config *cfg)
+{
+    static const char *const subdirs[] = {"blobs", "meta", "raft"};
+    char paths[1 + sizeof subdirs / sizeof subdirs[0]][PT_DISK_PATH_MAX];
+    const char *ptrs[1 + sizeof subdirs / sizeof subdirs[0]];
+    size_t n = 0;
+    snprintf(paths[n], sizeof paths[n], "%s", cfg->data_dir);
+    ptrs[n] = paths[n];
+    n++;
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        if (snprintf(paths[n], sizeof paths[n], "%s/%s", cfg->data_dir, subdirs[i]) >=
+            (int)sizeof paths[n])
+            continue;
+        ptrs[n] = paths[n];
+        n++;
+    }
+    struct pt_disk_reserve r;
+    if (pt_disk_reserve_parse(cfg->disk_reserve, &r) != 0)
+        r = (struct pt_disk_reserve){.automatic = true};
+    pt_disk_init(ptrs, n, &r);
+    struct pt_disk_state d;
+    pt_disk_sample(&d);
+    pt_log(d.low ? PT_LOG_WARN : PT_LOG_INFO, "disk reserve", "{s:s,s:I,s:I,s:b}", "setting",
+           cfg->disk_reserve, "free_bytes", (json_int_t)d.free_bytes, "reserve_bytes",
+           (json_int_t)d.reserve_bytes, "low", d.low);
+}
+
 static int open_stores(struct pt_node *node)
 {
     char path[4200];
+    watch_disk(&node->cfg);
     int rv = pt_blobstore_open(node->cfg.data_dir, &node->bs);
     if (rv != 0) {
         pt_log(PT_LOG_ERROR, "cannot open blob store", "{s:s}", "dir", node->cfg.data_dir);

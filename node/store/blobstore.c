@@ -69,7 +69,7 @@ int blobstore_io_err(int e)
         return PT_E_NOMEM;
     case ENOSPC:
     case EDQUOT:
-        return PT_E_UNAVAILABLE;
+        return PT_E_DISK_FULL;
     default:
         return PT_E_IO;
     }

@@ -13,7 +13,8 @@
  * operations on one upload session (the OCI protocol already orders them by offset).
  *
  * Errors are negative PT_E_* codes (err.h); file-system failures map to PT_E_IO, PT_E_NOMEM,
- * or PT_E_UNAVAILABLE when the disk or quota is full.
+ * or PT_E_DISK_FULL when the disk or quota is full. Writes of blob data are refused with
+ * PT_E_DISK_FULL before they start while free space is below the reserve (diskspace.h).
  */
 #ifndef PT_BLOBSTORE_H
 #define PT_BLOBSTORE_H

@@ -32,6 +32,7 @@
 
 #include "blobstore_int.h"
 #include "bytes.h"
+#include "diskspace.h"
 #include "err.h"
 
 static int valid_id(const char *id)
@@ -332,6 +333,11 @@ static int append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
     }
     if (len == 0)
         goto out;
+    /* the data filesystem keeps its reserve: nothing is written below it */
+    if (pt_disk_low(len)) {
+        rv = PT_E_DISK_FULL;
+        goto out;
+    }
 
     rv = write_all(bs, fd, buf, len, u->offset);
     if (rv == 0 && durable && bs->sys.fdatasync_fn(fd) != 0)

@@ -20,16 +20,22 @@
  * `halted` and every later commit and restore is refused with it, so nothing can ever be
  * applied on top of a state that lacks an entry (metastore_batch.c). Reopening clears it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
+#include "diskspace.h"
 #include "err.h"
 #include "log.h"
 #include "metastore_int.h"
+
+/* One above rocksdb::InfoLogLevel::HEADER_LEVEL (5): nothing reaches the LOG file. */
+#define MS_INFO_LOG_OFF 6
 
 const char *const ms_cf_names[CF_COUNT] = {
     "default",   "repos",          "manifests", "tags",    "repo_blobs",
@@ -135,6 +141,30 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
+/* Removes the OPTIONS-*.dbtmp files a previous open left: with the info log off, RocksDB
+ * cannot write its OPTIONS file (it fails to serialize the log level) and leaves the
+ * temporary behind; the OPTIONS file is for tools only, the database never reads it. */
+static void remove_options_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    int dfd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "OPTIONS-", 8) == 0 && n > 6 &&
+            strcmp(e->d_name + n - 6, ".dbtmp") == 0)
+            (void)unlinkat(dfd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
+bool pt_metastore_read_only(struct pt_metastore *ms)
+{
+    return ms->read_only;
+}
+
 static int load_applied(struct pt_metastore *ms)
 {
     uint64_t index = 0;
@@ -157,11 +187,29 @@ int pt_metastore_open(const char *dir, struct pt_metastore **out)
     rocksdb_options_set_create_if_missing(opts, 1);
     rocksdb_options_set_create_missing_column_families(opts, 1);
     rocksdb_options_set_keep_log_file_num(opts, 4);
+    /* No info LOG writes at all (headers included): RocksDB 7.8 as packaged asserts when its
+     * info log is written again after a write to it failed (ENOSPC), which aborts the node on
+     * a full disk. Every RocksDB error reaches the node as a status and is logged there. */
+    rocksdb_options_set_info_log_level(opts, MS_INFO_LOG_OFF);
     const rocksdb_options_t *cf_opts[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++)
         cf_opts[i] = opts;
+    remove_options_tmp(dir);
     char *err = NULL;
     ms->db = rocksdb_open_column_families(opts, dir, CF_COUNT, ms_cf_names, cf_opts, ms->cf, &err);
+    if (err != NULL && (strstr(err, "No space left") != NULL || pt_disk_low(0))) {
+        /* Opening for writing replays the WAL into a new table file and writes a new
+         * MANIFEST: on a full disk that fails, so the node opens read-only (the WAL is replayed
+         * in memory: everything acknowledged is served) and refuses writes until restarted
+         * with space. */
+        pt_log(PT_LOG_WARN, "metadata store opened read-only: no space to open it for writing",
+               "{s:s,s:s}", "dir", dir, "error", err);
+        free(err);
+        err = NULL;
+        ms->db = rocksdb_open_for_read_only_column_families(opts, dir, CF_COUNT, ms_cf_names,
+                                                            cf_opts, ms->cf, 0, &err);
+        ms->read_only = true;
+    }
     rocksdb_options_destroy(opts);
     if (err != NULL) {
         rv = ms_rdb_err(err);
@@ -201,6 +249,8 @@ void pt_metastore_close(struct pt_metastore *ms)
 
 int pt_metastore_sync(struct pt_metastore *ms)
 {
+    if (ms->read_only)
+        return 0; /* nothing was written */
     char *err = NULL;
     rocksdb_flush_wal(ms->db, 1, &err);
     return err != NULL ? ms_rdb_err(err) : 0;

@@ -29,6 +29,7 @@
 #ifndef PT_METASTORE_H
 #define PT_METASTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,8 +56,14 @@
 struct pt_metastore;
 
 /* Opens (creating dir, the database and missing column families as needed) the store in dir
- * (borrowed). On success *out is owned by the caller until pt_metastore_close. */
+ * (borrowed). On success *out is owned by the caller until pt_metastore_close. When there is
+ * no space to open it for writing (a full disk: RocksDB must write a table file and a MANIFEST
+ * to open), it opens read-only: reads serve everything acknowledged, and every write (batch
+ * commit, restore, local records) is refused with PT_E_DISK_FULL without halting, until the
+ * node is restarted with space (pt_metastore_read_only tells). */
 int pt_metastore_open(const char *dir, struct pt_metastore **out);
+/* True when the store was opened read-only (above). Any thread. */
+bool pt_metastore_read_only(struct pt_metastore *ms);
 /* Closes and frees ms (NULL is a no-op). Staged, uncommitted batches must be freed first. */
 void pt_metastore_close(struct pt_metastore *ms);
 
@@ -138,7 +145,9 @@ uint64_t pt_metastore_auth_generation(struct pt_metastore *ms);
 
 /* Local (not replicated) upload session records: opaque bytes keyed by upload id (1 to
  * PT_UPLOAD_ID_MAX bytes; values up to PT_METASTORE_UPLOAD_VAL_MAX bytes, else
- * PT_E_TOO_LARGE; a bad id gives PT_E_BLOB_UPLOAD_INVALID). Written with sync=0: they reach
+ * PT_E_TOO_LARGE; a bad id gives PT_E_BLOB_UPLOAD_INVALID; a put below the free-space reserve
+ * of base/diskspace.h, or any write to a read-only store, gives PT_E_DISK_FULL). Written with
+ * sync=0: they reach
  * disk with the next pt_metastore_sync or WAL flush. */
 int pt_metastore_upload_put(struct pt_metastore *ms, const char *id, const void *val, size_t len);
 /* *val: owned copy (free()), *len its length. PT_E_BLOB_UPLOAD_UNKNOWN on a miss. */

@@ -84,6 +84,10 @@ static int batch_write(struct pt_metastore_batch *b, uint64_t index, rocksdb_wri
 {
     struct pt_metastore *ms = b->ms;
     int rv = pt_metastore_halted(ms);
+    if (rv == 0 && ms->read_only) {
+        rocksdb_writebatch_wi_clear(b->wb); /* refused, not failed: the store does not halt */
+        return PT_E_DISK_FULL;
+    }
     if (rv == 0)
         rv = atomic_exchange(&ms->fail_next, 0);
     if (rv != 0)

@@ -74,6 +74,7 @@ struct pt_metastore {
     _Atomic uint64_t auth_gen; /* pt_metastore_auth_generation */
     _Atomic int halted;        /* 0, or the first error that halted replicated writes */
     _Atomic int fail_next;     /* test seam: the next commit fails with this error */
+    bool read_only;            /* opened read-only (no space to open for writing); set at open */
 };
 
 /* A batch (metastore_batch.c); auth is set by every staged access control write and moves

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diskspace.h"
 #include "err.h"
 #include "metastore_int.h"
 
@@ -26,6 +27,10 @@ static int local_put(struct pt_metastore *ms, enum cf cf, const char *key, const
 {
     if (len > PT_METASTORE_UPLOAD_VAL_MAX)
         return PT_E_TOO_LARGE;
+    /* below the free-space reserve (or read-only) RocksDB is not written: it must never meet
+     * ENOSPC */
+    if (ms->read_only || pt_disk_low(len))
+        return PT_E_DISK_FULL;
     char *err = NULL;
     rocksdb_put_cf(ms->db, ms->wo, ms->cf[cf], key, strlen(key), val, len, &err);
     return err != NULL ? ms_rdb_err(err) : 0;
@@ -51,6 +56,8 @@ static int local_get(struct pt_metastore *ms, enum cf cf, const char *key, void 
 
 static int local_delete(struct pt_metastore *ms, enum cf cf, const char *key)
 {
+    if (ms->read_only)
+        return PT_E_DISK_FULL;
     char *err = NULL;
     rocksdb_delete_cf(ms->db, ms->wo, ms->cf[cf], key, strlen(key), &err);
     return err != NULL ? ms_rdb_err(err) : 0;

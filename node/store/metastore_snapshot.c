@@ -257,6 +257,8 @@ int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
 {
     uint64_t index;
     int rv = pt_metastore_halted(ms);
+    if (rv == 0 && ms->read_only)
+        return PT_E_DISK_FULL;
     if (rv == 0)
         rv = snap_check(buf, len, &index);
     if (rv != 0)

@@ -120,7 +120,7 @@ static void test_pwrite_failure_rolls_back(void **state)
     pt_bs_fault.pwrite_cap = 2000;
     pt_bs_fault.pwrite_fail_at = 2;
     pt_bs_fault.pwrite_errno = ENOSPC;
-    assert_int_equal(pt_blobstore_upload_append(f->bs, &u, data + 1000, 4000), PT_E_UNAVAILABLE);
+    assert_int_equal(pt_blobstore_upload_append(f->bs, &u, data + 1000, 4000), PT_E_DISK_FULL);
     assert_int_equal(pt_bs_fault.pwrite_calls, 2);
     assert_memory_equal(&u, &before, sizeof(u));
     assert_int_equal(pt_bs_upload_size(f, u.id), 1000);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "diskspace.h"
 #include "err.h"
 #include "log.h"
 #include "metastore.h"
@@ -172,6 +173,74 @@ static void test_adapter_apply_failure(void **state)
     raft_free(entry.base);
 }
 
+/* Below the free-space reserve an entry is held back, not failed (a failed apply makes raft
+ * 0.15 turn the server unavailable): apply answers 0 with the status PT_E_DISK_FULL, writes
+ * nothing, keeps every later entry behind it, refuses snapshots, and drains in order once
+ * space is back. */
+static void test_adapter_disk_full(void **state)
+{
+    struct pt_fsm_cluster *f = *state;
+    pt_fsm_cluster_grow(f, 0, 0);
+    struct pt_raft_fsm *a = &f->fsm[0];
+    struct raft *srv = pt_fsm_cluster_srv(f, 0);
+    struct raft_buffer entries[3];
+    for (int i = 0; i < 3; i++) {
+        struct pt_command_builder cb;
+        pt_workload_push_cmd(&cb, (unsigned)i + 1);
+        void *cmd;
+        size_t cmd_len;
+        assert_int_equal(pt_command_encode(&cb.msg, &cmd, &cmd_len), 0);
+        pt_command_builder_free(&cb);
+        assert_int_equal(pt_raft_entry_frame(cmd, cmd_len, &entries[i]), 0);
+        free(cmd);
+    }
+    char dir[] = "/tmp/pt-test-disk-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *paths[] = {dir};
+    struct pt_disk_reserve r = {.bytes = 0};
+    int devnull = open("/dev/null", O_WRONLY);
+    assert_true(devnull >= 0);
+    int saved = pt_log_set_fd(devnull);
+    pt_disk_init(paths, 1, &r);
+    pt_disk_set_simulated_use(UINT64_MAX / 2); /* nothing free */
+
+    void *result = NULL;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(a->fsm.apply(&a->fsm, &entries[i], &result), 0);
+        assert_int_equal(pt_raft_fsm_status(result), PT_E_DISK_FULL);
+        srv->last_applied++; /* what raft does after apply returned 0 */
+    }
+    assert_int_equal(a->n_pending, 2);
+    assert_true(a->disk_stopped);
+    assert_int_equal(pt_metastore_halted(f->ms[0]), 0);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 0);
+    assert_int_equal(pt_metastore_repo_exists(f->ms[0], "team/app1"), 0);
+    struct raft_buffer *bufs;
+    unsigned n_bufs;
+    assert_int_equal(a->fsm.snapshot(&a->fsm, &bufs, &n_bufs), RAFT_BUSY);
+    assert_int_equal(pt_raft_fsm_drain(a), 0); /* still no space: nothing moves */
+    assert_int_equal(a->n_pending, 2);
+
+    /* space is back: the held entries are written in order, then the next one directly */
+    pt_disk_set_simulated_use(0);
+    assert_int_equal(pt_raft_fsm_drain(a), 2);
+    assert_int_equal(a->n_pending, 0);
+    assert_false(a->disk_stopped);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 2);
+    assert_int_equal(a->fsm.apply(&a->fsm, &entries[2], &result), 0);
+    assert_int_equal(pt_raft_fsm_status(result), 0);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 3);
+    assert_int_equal(pt_metastore_repo_exists(f->ms[0], "team/app1"), 1);
+    assert_int_equal(pt_metastore_halted(f->ms[0]), 0);
+
+    pt_disk_init(NULL, 0, &r); /* watch nothing again */
+    pt_log_set_fd(saved);
+    close(devnull);
+    rmdir(dir);
+    for (int i = 0; i < 3; i++)
+        raft_free(entries[i].base);
+}
+
 int main(void)
 {
     static unsigned two = 2, four = 4;
@@ -181,6 +250,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST(test_adapter_callbacks, two),
         TEST(test_adapter_apply_failure, four),
+        TEST(test_adapter_disk_full, two),
     };
 #undef TEST
     return cmocka_run_group_tests(tests, NULL, NULL);
