@@ -89,11 +89,12 @@ void pt_node_upload_release(struct pt_node *node, const char *id)
  *
  * HTTP/2 rapid reset: h2o 2.2.5 has no hook for RST_STREAM, but a reset stream is disposed at
  * once, which runs the access logger. A stream disposed while the connection is open and
- * before its response was handed to the connection (no status yet, not in END_STREAM, or
- * response data still queued) counts as reset early. Past http2_max_resets in one second (or
- * 100 times that over the connection's life) the connection gets GOAWAY (ENHANCE_YOUR_CALM)
- * and is closed once that is written, the way h2o handles its own protocol errors; reset
- * streams are counted, not logged one by one.
+ * before its response was handed to the connection (no status yet, body not all sent, or
+ * response data still queued) counts as reset early; a response without a body whose headers
+ * already went out cannot be told from a normal end and is not counted. Past
+ * http2_max_resets in one second (or 100 times that over the connection's life) the connection gets
+ * GOAWAY (ENHANCE_YOUR_CALM) and is closed once that is written, the way h2o handles its own
+ * protocol errors; reset streams are counted, not logged one by one.
  */
 
 #define ADDR_BUCKETS  4096
@@ -391,8 +392,17 @@ int pt_conn_guard_request_done(h2o_req_t *req)
     h2o_http2_stream_t *st = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
     if (conn->state == H2O_HTTP2_CONN_STATE_IS_CLOSING)
         return c->goaway;
-    int early = req->res.status == 0 || st->state != H2O_HTTP2_STREAM_STATE_END_STREAM ||
-                st->_data.size != 0;
+    /* h2o stamps response_end_at when the last DATA frame of a response is handed to the
+     * connection. A response without a body (HEAD, 204, length 0) leaves nothing to tell a
+     * reset from a normal end once its headers went out, so only its earlier stages count. */
+    int has_body = req->res.content_length != 0 &&
+                   !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    int early =
+        req->res.status == 0 || st->state != H2O_HTTP2_STREAM_STATE_END_STREAM ||
+        st->_data.size != 0 ||
+        (has_body &&
+         (req->timestamps.response_end_at.tv_sec == 0 ||
+          (req->res.content_length != SIZE_MAX && req->bytes_sent < req->res.content_length)));
     if (!early)
         return 0;
     const struct pt_config *cfg = &c->w->node->cfg;
