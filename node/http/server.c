@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -40,6 +39,7 @@
 #include "cluster_config.h"
 #include "committer.h"
 #include "err.h"
+#include "framing.h"
 #include "http.h"
 #include "log.h"
 #include "metastore.h"
@@ -90,42 +90,6 @@ static int on_metrics_port(struct pt_worker *w, h2o_req_t *req)
     return port == w->node->metrics_port;
 }
 
-/* Framing headers of one HTTP/1 request head: Content-Length lines (the first value and whether
- * another differs or one holds a list) and Transfer-Encoding lines. */
-struct framing {
-    unsigned content_length;
-    unsigned transfer_encoding;
-    int differ;
-    const char *first;
-    size_t first_len;
-};
-
-static void framing_line(struct framing *f, const char *line, size_t len)
-{
-    const char *colon = memchr(line, ':', len);
-    if (colon == NULL)
-        return;
-    size_t nlen = (size_t)(colon - line);
-    const char *v = colon + 1, *end = line + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-        end--;
-    if (nlen == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) {
-        f->transfer_encoding++;
-    } else if (nlen == 14 && strncasecmp(line, "content-length", 14) == 0) {
-        size_t vlen = (size_t)(end - v);
-        if (memchr(v, ',', vlen) != NULL)
-            f->differ = 1;
-        if (f->content_length++ == 0) {
-            f->first = v;
-            f->first_len = vlen;
-        } else if (vlen != f->first_len || memcmp(v, f->first, vlen) != 0) {
-            f->differ = 1;
-        }
-    }
-}
-
 /* 1 when an HTTP/1 request's framing is ambiguous (request smuggling): Content-Length values
  * that differ, or Content-Length next to Transfer-Encoding (RFC 9112 section 6.3). h2o 2.2.5
  * keeps neither header in req->headers: it frames the body by the first Content-Length, or by
@@ -151,17 +115,7 @@ static int ambiguous_framing(h2o_req_t *req)
     if (p == NULL || p < buf || p >= buf_end || (size_t)(head_end - p) < req->input.method.len ||
         memcmp(p, req->input.method.base, req->input.method.len) != 0)
         return 0;
-    struct framing f = {0};
-    const char *nl = memchr(p, '\n', (size_t)(head_end - p)); /* skip the request line */
-    while (nl != NULL && nl + 1 < head_end) {
-        const char *line = nl + 1;
-        nl = memchr(line, '\n', (size_t)(head_end - line));
-        size_t len = (size_t)((nl != NULL ? nl : head_end) - line);
-        if (len == 0 || (len == 1 && line[0] == '\r'))
-            break; /* the blank line ends the head */
-        framing_line(&f, line, len);
-    }
-    return f.differ || (f.content_length > 0 && f.transfer_encoding > 0);
+    return pt_http_framing_ambiguous(p, (size_t)(head_end - p));
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
