@@ -11,7 +11,9 @@
  * h2o 2.2.5 buffers whole request bodies before a handler runs: small bodies in memory,
  * bodies above cfg.body_spill_threshold in an unlinked temp file under <data>/tmp that is
  * mmap'd (file-backed pages, not anonymous memory). The HTTP/1 request timeout covers the
- * body too, so it is a setting (default one hour) rather than h2o's ten seconds.
+ * body too, so it is a setting (default one hour) rather than h2o's ten seconds; request heads,
+ * idle connections, per-address caps and HTTP/2 rapid reset are bounded by worker.c's
+ * connection guard, and ambiguous HTTP/1 framing (request smuggling) is refused in on_req.
  */
 #include "server.h"
 

@@ -1,7 +1,11 @@
 /*
- * worker.c - what a handler reaches through its worker: the worker that owns a request, and
- * the node-wide set of uploads that have an operation in flight (one PATCH or PUT of a
- * session at a time, whichever loop it arrives on).
+ * worker.c - what a handler reaches through its worker: the worker that owns a request, the
+ * node-wide set of uploads that have an operation in flight (one PATCH or PUT of a session at
+ * a time, whichever loop it arrives on), and the connection guard (accept, per-address caps,
+ * time-outs, the HTTP/2 reset bound; see "Connection guard" below).
+ *
+ * Threads: the busy set and the address table are node-wide under their mutexes; everything
+ * else of the guard belongs to one worker's loop thread.
  *
  * The busy set is a short list under node->busy_lock: it holds one entry per upload being
  * written at this instant, so a list walk is cheaper than a table.
