@@ -11,6 +11,8 @@ settings say:
   2. HTTP/2 rapid reset: HEADERS + RST_STREAM pairs on one connection get GOAWAY
      (ENHANCE_YOUR_CALM) and the connection closed; the access log does not get one line per
      reset stream; normal GETs on other connections are answered during the attack;
+  2b. HTTP/2 CONTINUATION, PING and SETTINGS floods from a client that never reads: the
+     connection is closed or no longer read, memory stays put, normal GETs are answered;
   3. header time-out: a request head left half-sent is closed after --header-timeout;
   4. connection flood: one address holding as many idle connections as it can get is held to
      --max-connections-per-address; several flooding addresses cannot take the reserved slots;
@@ -26,6 +28,7 @@ asserted, never timings beyond generous upper bounds.
 import http.client
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -259,6 +262,50 @@ def rapid_reset(results, node):
         node, b"resets too many streams") >= len(conns), "no GOAWAY warning logged")
 
 
+def h2_frame(ftype, flags, sid, payload):
+    return (struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) +
+            struct.pack(">I", sid) + payload)
+
+
+def h2_floods(results, node):
+    """CONTINUATION without end, and PING / SETTINGS floods from a client that never reads:
+    h2o 2.2.5 bounds the first (it refuses a header block past its request size limit) and
+    stops reading while its own answers are unread; the node's memory must stay put."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, b"")
+    floods = {
+        "CONTINUATION": h2_frame(1, 0x1, 1, b"\x82") + h2_frame(9, 0, 1, b"\x40\x01a\x01b" * 3000),
+        "PING": h2_frame(6, 0, 0, b"12345678") * 1000,
+        "SETTINGS": h2_frame(4, 0, 0, struct.pack(">HI", 3, 100)) * 1000,
+    }
+    idle = node.rss_anon_kib()
+    for what, chunk in floods.items():
+        s = socket.create_connection(("127.0.0.1", node.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(preface)
+        s.settimeout(3)
+        sent, ended = 0, "still open"
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 5 and sent < (64 << 20):
+                s.sendall(chunk if what != "CONTINUATION" or sent == 0
+                          else h2_frame(9, 0, 1, b"\x40\x01a\x01b" * 3000))
+                sent += len(chunk)
+        except socket.timeout:
+            ended = "the node stopped reading"
+        except (ConnectionResetError, BrokenPipeError):
+            ended = "closed by the node"
+        rss = node.rss_anon_kib()
+        st = get_ok(node)[0]
+        s.close()
+        note(results, "  %s flood: %.1f MB sent, %s; RssAnon %d KiB (idle %d KiB); normal GET %d"
+             % (what, sent / 1e6, ended, rss, idle, st))
+        results.eq(st, 200, "normal GET during the %s flood" % what)
+        results.check(ended != "still open", "%s flood: %.1f MB accepted in 5 s"
+                      % (what, sent / 1e6))
+        results.check(rss <= idle + 32 * 1024, "%s flood: RssAnon %d KiB, idle %d KiB"
+                      % (what, rss, idle))
+
+
 def header_timeout(results, node):
     s = socket.create_connection(("127.0.0.1", node.port))
     t0 = time.monotonic()
@@ -423,6 +470,7 @@ def main(results):
         img.push(c, "kept/image", "v1")
         c.close()
         for name, fn in (("smuggling", smuggling), ("rapid_reset", rapid_reset),
+                         ("h2_floods", h2_floods),
                          ("header_timeout", header_timeout),
                          ("connection_flood", connection_flood),
                          ("wide_manifests", wide_manifests)):
