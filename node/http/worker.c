@@ -359,6 +359,8 @@ int pt_conn_guard_worker_init(struct pt_worker *w)
 void pt_conn_guard_worker_close(struct pt_worker *w)
 {
     uv_close((uv_handle_t *)&w->sweep, NULL);
+    free(w->conn_by_sock);
+    w->conn_by_sock = NULL;
 }
 
 void pt_conn_guard_request_start(h2o_req_t *req)

@@ -84,7 +84,8 @@ struct pt_worker *pt_worker_of(h2o_req_t *req);
 int pt_conn_guard_init(struct pt_node *node);
 /* Sets up w's tables and sweep timer on its loop; PT_E_NOMEM. */
 int pt_conn_guard_worker_init(struct pt_worker *w);
-/* Closes the sweep timer (loop thread, at shutdown). */
+/* Closes the sweep timer and frees w's tables (loop thread, at shutdown, once w has no
+ * connection left). */
 void pt_conn_guard_worker_close(struct pt_worker *w);
 /* libuv connection callback of the client listeners: accepts, applies the caps, hands the socket
  * to h2o. listener->data is the worker. */
