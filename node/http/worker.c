@@ -239,7 +239,7 @@ static void on_conn_close(uv_handle_t *h)
             w->conns = c->next;
         if (c->next != NULL)
             c->next->prev = c->prev;
-        if (c->resets_total > 0)
+        if (c->resets_total > 0 && !c->goaway) /* a GOAWAY was logged already */
             pt_log(PT_LOG_INFO, "HTTP/2 connection closed after early-reset streams", "{s:I,s:b}",
                    "reset_streams", (json_int_t)c->resets_total, "goaway", c->goaway);
     }
