@@ -2,14 +2,15 @@
 # Installs the Debian 12 packages Portolan needs, only those that are missing.
 #   scripts/deps.sh          build and run dependencies
 #   scripts/deps.sh --test   also what the tests and benchmarks drive (skopeo, podman, buildah,
-#                            containerd, the reference registry, load generators, clang-format)
+#                            containerd, the reference registry, load generators, clang-format,
+#                            python3-h2 for the raw HTTP/2 client of the hostile-client test)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libuv1-dev libh2o-dev librocksdb-dev libraft-dev
       libssl-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libyaml-dev
       libcurl4-openssl-dev libcrypt-dev curl)
 if [ "${1:-}" = "--test" ]; then
-    pkgs+=(libcmocka-dev python3 skopeo podman buildah containerd docker-registry wrk hey openssl
+    pkgs+=(libcmocka-dev python3 python3-h2 skopeo podman buildah containerd docker-registry wrk hey openssl
            clang-format jq)
 fi
 

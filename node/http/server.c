@@ -11,7 +11,9 @@
  * h2o 2.2.5 buffers whole request bodies before a handler runs: small bodies in memory,
  * bodies above cfg.body_spill_threshold in an unlinked temp file under <data>/tmp that is
  * mmap'd (file-backed pages, not anonymous memory). The HTTP/1 request timeout covers the
- * body too, so it is a setting (default one hour) rather than h2o's ten seconds.
+ * body too, so it is a setting (default one hour) rather than h2o's ten seconds; request heads,
+ * idle connections, per-address caps and HTTP/2 rapid reset are bounded by worker.c's
+ * connection guard, and ambiguous HTTP/1 framing (request smuggling) is refused in on_req.
  */
 #include "server.h"
 
@@ -40,6 +42,7 @@
 #include "committer.h"
 #include "diskspace.h"
 #include "err.h"
+#include "framing.h"
 #include "http.h"
 #include "log.h"
 #include "metastore.h"
@@ -90,10 +93,46 @@ static int on_metrics_port(struct pt_worker *w, h2o_req_t *req)
     return port == w->node->metrics_port;
 }
 
+/* 1 when an HTTP/1 request's framing is ambiguous (request smuggling): Content-Length values
+ * that differ, or Content-Length next to Transfer-Encoding (RFC 9112 section 6.3). h2o 2.2.5
+ * keeps neither header in req->headers: it frames the body by the first Content-Length, or by
+ * Transfer-Encoding when both are present, and reads whatever follows as the next request. Its
+ * HTTP/1 parser leaves the raw head in the socket's input buffer until the response is done,
+ * so the head is read from there; a head not found there (it must start with the method) is
+ * left alone. */
+static int ambiguous_framing(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL)
+        return 0;
+    const char *buf = sock->input->bytes, *buf_end = buf + sock->input->size;
+    /* With a body, the head is copied out for the handler and the buffer starts with it, the
+     * body right behind; without one, the request line is read in place. */
+    const char *p = req->input.method.base, *head_end = buf_end;
+    if (req->entity.base != NULL && req->entity.base >= buf && req->entity.base <= buf_end) {
+        p = buf;
+        head_end = req->entity.base;
+    }
+    if (p == NULL || p < buf || p >= buf_end || (size_t)(head_end - p) < req->input.method.len ||
+        memcmp(p, req->input.method.base, req->input.method.len) != 0)
+        return 0;
+    return pt_http_framing_ambiguous(p, (size_t)(head_end - p));
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct pt_worker *w = pt_worker_of(req);
     (void)self;
+    pt_conn_guard_request_start(req);
+    if (ambiguous_framing(req)) {
+        /* Whatever follows on this connection cannot be framed: answer and close it. */
+        req->http1_is_persistent = 0;
+        pt_http_error(req, PT_E_INVALID, "ambiguous request framing",
+                      "Content-Length and Transfer-Encoding, or differing Content-Length");
+        return 0;
+    }
     char rid[64];
     new_request_id(req, rid, sizeof(rid));
     pt_http_header(req, "Docker-Distribution-API-Version", PT_HTTP_API_VERSION,
@@ -129,6 +168,9 @@ static double elapsed(const struct timeval *from, const struct timeval *to)
 static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 {
     struct server_logger *lg = (struct server_logger *)self;
+    /* HTTP/2 streams reset before their response are counted by the guard, not logged. */
+    if (pt_conn_guard_request_done(req))
+        return;
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     struct pt_route rt;
     if (req->path.base == NULL || pt_router_match(req->path.base, path_len, &rt) != 0)
@@ -168,37 +210,6 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 
 /* Workers ------------------------------------------------------------------------------ */
 
-static void on_conn_close(uv_handle_t *h)
-{
-    struct pt_worker *w = h->loop->data;
-    w->connections--;
-    free(h);
-}
-
-static void on_connection(uv_stream_t *listener, int status)
-{
-    struct pt_worker *w = listener->data;
-    if (status != 0)
-        return;
-    uv_tcp_t *conn = malloc(sizeof(*conn));
-    if (conn == NULL)
-        return;
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-        return;
-    }
-    unsigned per_worker = w->node->cfg.max_connections / w->node->cfg.threads;
-    if (w->connections >= (per_worker > 0 ? per_worker : 1)) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-        return;
-    }
-    w->connections++;
-    uv_tcp_nodelay(conn, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_close);
-    h2o_accept(&w->accept, sock);
-}
-
 static int open_listener(struct pt_worker *w, uv_tcp_t *listener, const char *host, unsigned port)
 {
     char portstr[16];
@@ -226,7 +237,7 @@ static int open_listener(struct pt_worker *w, uv_tcp_t *listener, const char *ho
     uv_tcp_init(&w->loop, listener);
     listener->data = w;
     if (uv_tcp_open(listener, fd) != 0 ||
-        uv_listen((uv_stream_t *)listener, 1024, on_connection) != 0) {
+        uv_listen((uv_stream_t *)listener, 1024, pt_conn_guard_on_connection) != 0) {
         close(fd);
         goto out;
     }
@@ -261,6 +272,7 @@ static void on_drain_tick(uv_timer_t *t)
     }
     uv_close((uv_handle_t *)t, on_closed_free_nothing);
     uv_close((uv_handle_t *)&w->stop, on_closed_free_nothing);
+    pt_conn_guard_worker_close(w);
     pt_mailbox_close(&w->mailbox);
     if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
         h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
@@ -305,6 +317,8 @@ static int worker_init(struct pt_worker *w, struct pt_node *node, unsigned index
     uv_async_init(&w->loop, &w->stop, on_stop);
     if (pt_mailbox_init(&w->mailbox, &w->loop) != 0)
         return PT_E_INTERNAL;
+    if (pt_conn_guard_worker_init(w) != 0)
+        return PT_E_NOMEM;
     int rv = open_listener(w, &w->listener, host, port);
     if (rv == 0 && index == 0 && node->metrics_port != 0) {
         char mhost[256];
@@ -387,7 +401,8 @@ static void setup_h2o(struct pt_node *node)
     node->h2o.server_name = h2o_iovec_init(H2O_STRLIT("portolan"));
     node->h2o.max_request_entity_size = (size_t)cfg->max_body_size;
     node->h2o.http1.req_timeout = cfg->request_timeout_ms;
-    node->h2o.http2.idle_timeout = cfg->request_timeout_ms;
+    /* h2o runs this timer only while no stream is open: it is the HTTP/2 keep-alive limit. */
+    node->h2o.http2.idle_timeout = cfg->keepalive_timeout_ms;
     node->h2o.http2.max_concurrent_requests_per_connection = 64;
     h2o_hostconf_t *host =
         h2o_config_register_host(&node->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -560,6 +575,8 @@ int pt_server_run(const struct pt_config *cfg)
     node.cfg = *cfg;
     node.started_ms = pt_clock_wall_ms();
     pthread_mutex_init(&node.busy_lock, NULL);
+    if (pt_conn_guard_init(&node) != 0)
+        return PT_E_NOMEM;
     if (node.cfg.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         node.cfg.threads = n > 0 ? (unsigned)n : 1;

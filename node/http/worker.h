@@ -44,6 +44,10 @@ struct pt_node {
     struct pt_audit *audit;
     /* the port of cfg.metrics_listen (0: /metrics is served on the client port) */
     unsigned metrics_port;
+    /* open client connections per peer address, and in all (worker.c; owner: this mutex) */
+    pthread_mutex_t conn_lock;
+    struct pt_addr_count **addr_table;
+    unsigned conn_total;
     /* upload ids with an operation in flight (owner: this mutex; any thread). */
     pthread_mutex_t busy_lock;
     struct pt_busy_upload *busy;
@@ -65,10 +69,32 @@ struct pt_worker {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept;
     unsigned connections;
+    struct pt_conn *conns;         /* open client connections of this loop (worker.c) */
+    struct pt_conn **conn_by_sock; /* the same, by h2o socket (worker.c) */
+    uv_timer_t sweep;              /* closes stalled and idle connections (worker.c) */
 };
 
 /* The worker that owns req's connection (req->conn->ctx is embedded in the worker). */
 struct pt_worker *pt_worker_of(h2o_req_t *req);
+
+/* Connection guard (worker.c): per-address caps at accept, a header time-out, an idle time-out and
+ * a bound on HTTP/2 streams reset before their response (rapid reset). */
+
+/* Sets up the node-wide address table; PT_E_NOMEM. Call once before any worker starts. */
+int pt_conn_guard_init(struct pt_node *node);
+/* Sets up w's tables and sweep timer on its loop; PT_E_NOMEM. */
+int pt_conn_guard_worker_init(struct pt_worker *w);
+/* Closes the sweep timer and frees w's tables (loop thread, at shutdown, once w has no
+ * connection left). */
+void pt_conn_guard_worker_close(struct pt_worker *w);
+/* libuv connection callback of the client listeners: accepts, applies the caps, hands the socket
+ * to h2o. listener->data is the worker. */
+void pt_conn_guard_on_connection(uv_stream_t *listener, int status);
+/* A request of req's connection reached the handler / was disposed (loop thread). */
+void pt_conn_guard_request_start(h2o_req_t *req);
+/* Returns 1 when the finished request is one of an HTTP/2 rapid-reset pattern that must not be
+ * logged line by line (it is counted instead); may start a GOAWAY on the connection. */
+int pt_conn_guard_request_done(h2o_req_t *req);
 
 /* Marks an upload as having an operation in flight: 0, or -1 when one already is. */
 int pt_node_upload_acquire(struct pt_node *node, const char *id);

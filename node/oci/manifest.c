@@ -32,6 +32,7 @@
 
 #include <jansson.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <string.h>
 
 #include "err.h"
@@ -161,13 +162,15 @@ static int copy_media_type(const json_t *v, char *dst)
 }
 
 /*
- * 1 if no object or array in p (n bytes) nests deeper than PT_MANIFEST_MAX_DEPTH. Strings are
+ * 1 if no object or array in p (n bytes) nests deeper than PT_MANIFEST_MAX_DEPTH and the text
+ * holds at most PT_MANIFEST_MAX_VALUES values (each '{', '[' and ',' outside strings counts
+ * one), so that no absurdly wide tree is ever built. Strings are
  * skipped with the same quote/escape rules as the JSON lexer, so brackets inside them do not
  * count; on malformed input the parser fails no deeper than this scan went.
  */
-static int depth_ok(const unsigned char *p, size_t n)
+static int shape_ok(const unsigned char *p, size_t n)
 {
-    size_t depth = 0;
+    size_t depth = 0, values = 0;
     size_t i;
     int in_string = 0;
 
@@ -186,7 +189,11 @@ static int depth_ok(const unsigned char *p, size_t n)
             break;
         case '{':
         case '[':
-            if (++depth > PT_MANIFEST_MAX_DEPTH)
+            if (++depth > PT_MANIFEST_MAX_DEPTH || ++values > PT_MANIFEST_MAX_VALUES)
+                return 0;
+            break;
+        case ',':
+            if (++values > PT_MANIFEST_MAX_VALUES)
                 return 0;
             break;
         case '}':
@@ -495,8 +502,8 @@ static int parse_oci_fields(json_t *root, struct pt_manifest_info *out)
     return 0;
 }
 
-int pt_manifest_parse(const void *body, size_t len, const char *content_type,
-                      struct pt_manifest_info *out)
+static int parse_document(const void *body, size_t len, const char *content_type,
+                          struct pt_manifest_info *out)
 {
     const struct known_type *type = NULL;
     json_error_t jerr;
@@ -513,7 +520,7 @@ int pt_manifest_parse(const void *body, size_t len, const char *content_type,
     ctb = content_type_base(content_type, &ctn);
     if (is_schema1(ctb, ctn))
         return PT_E_UNSUPPORTED_MEDIA;
-    if (len == 0 || !depth_ok(body, len))
+    if (len == 0 || !shape_ok(body, len))
         return PT_E_MANIFEST_INVALID;
 
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -558,6 +565,17 @@ err_after_info:
 err_after_root:
     json_decref(root);
     memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+int pt_manifest_parse(const void *body, size_t len, const char *content_type,
+                      struct pt_manifest_info *out)
+{
+    int rc = parse_document(body, len, content_type, out);
+    /* A large document's tree is freed by now; glibc keeps such heap (in every thread's arena)
+     * for reuse, so a burst of wide manifests would hold its peak for good. Give it back. */
+    if (len >= PT_MANIFEST_TRIM_BYTES)
+        malloc_trim(0);
     return rc;
 }
 

@@ -28,6 +28,13 @@
 /* The largest manifest body accepted is PT_MANIFEST_MAX_BYTES (base/bounds.h). */
 /* Most descriptors (config + layers, or manifests[]) in one manifest. */
 #define PT_MANIFEST_MAX_REFS 10000
+/* Most JSON values (objects, arrays and the elements and members they hold, counted from the
+ * text before any tree is built): room for PT_MANIFEST_MAX_REFS descriptors of 16 fields each;
+ * a body past it is refused without being parsed (a wide document costs about 100 bytes of heap
+ * per value in a tree). */
+#define PT_MANIFEST_MAX_VALUES (16 * PT_MANIFEST_MAX_REFS)
+/* Bodies at least this large give their parse memory back to the system (malloc_trim). */
+#define PT_MANIFEST_TRIM_BYTES (256 * 1024)
 /* Deepest nesting of JSON objects/arrays accepted; real manifests use at most 5 levels. */
 #define PT_MANIFEST_MAX_DEPTH 64
 /* Largest size a descriptor may declare: 2^53 - 1, the exact-integer range of a JSON double
@@ -92,7 +99,8 @@ struct pt_manifest_info {
  *                            schemaVersion 1); a body mediaType that is not a known manifest
  *                            type; no mediaType, no known Content-Type and nothing to infer;
  *   PT_E_MANIFEST_INVALID    anything else wrong: not UTF-8 JSON, duplicate keys, nesting
- *                            deeper than PT_MANIFEST_MAX_DEPTH, not an object, schemaVersion
+ *                            deeper than PT_MANIFEST_MAX_DEPTH, more than PT_MANIFEST_MAX_VALUES
+ *                            JSON values (refused before parsing), not an object, schemaVersion
  *                            != 2, mediaType mismatch, missing or ill-typed fields, bad
  *                            descriptor (mediaType, sha256/sha512 digest, integer size
  *                            [0, 2^53 - 1]), non-string annotation values, an image manifest
