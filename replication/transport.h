@@ -74,6 +74,10 @@
 #define PT_TRANSPORT_TIMEOUT_MS 5000
 /* Inbound handshakes in progress at once; further connections wait in the listen backlog. */
 #define PT_TRANSPORT_MAX_INBOUND 64
+/* Inbound handshakes in progress at once from one IP address: a further one from the same
+ * address ends the oldest of them, so connections that never speak cannot hold the inbound
+ * slots (and keep a real peer in the backlog) for a whole handshake time-out. */
+#define PT_TRANSPORT_MAX_INBOUND_PER_SOURCE 8
 /* Addresses of one resolved name tried per connection attempt; also the most sockets the
  * transport listens on. */
 #define PT_TRANSPORT_MAX_ROUTES    64

@@ -69,6 +69,8 @@ struct conn {
     unsigned char flags; /* OUT: the HELLO's flags; IN: the flags of the HELLO received */
     char peer_address[PT_CLUSTER_ADDRESS_MAX + 1]; /* IN: from the HELLO */
     char remote[REMOTE_MAX];                       /* socket address, for logs */
+    char source[INET6_ADDRSTRLEN];                 /* IN: the remote IP, "" if unknown */
+    uint64_t seq;                                  /* IN: order of acceptance */
 
     /* Outbound only. */
     struct raft_uv_connect *req;          /* raft channel: NULL once its callback fired */
@@ -127,6 +129,7 @@ struct transport {
     bool spare_busy;
     struct conn *conns;
     unsigned n_inbound;
+    uint64_t accept_seq; /* inbound connections accepted so far */
     bool listening;
     bool closing;
     bool close_fired;
