@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libh2o-dev librocksdb-dev libr
       libssl-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libyaml-dev
       libcurl4-openssl-dev curl)
 if [ "${1:-}" = "--test" ]; then
-    pkgs+=(libcmocka-dev python3 skopeo docker-registry wrk hey openssl clang-format jq)
+    pkgs+=(libcmocka-dev python3 skopeo docker-registry wrk hey openssl clang-format jq clang libclang-rt-14-dev)
 fi
 
 missing=()

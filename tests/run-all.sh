@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Portolan twice and runs every test; the README's test command (`make test`) runs this.
 #   1. cmocka unit tests, built with ASan + UBSan (build-asan/)
-#   2. clang-format check of the C sources
+#   2. clang-format check of the C sources; every libFuzzer driver of tests/fuzz/ for a bounded
+#      time (tests/fuzz/run.sh, FUZZ_SECONDS each, default 10; build-fuzz/ with clang)
 #   3. integration tests against real nodes: the ASan/UBSan binary for the API, bad input, HTTP/2,
 #      skopeo, crash and basic cluster tests; the optimised binary (build/) for the 4 GiB blob
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
@@ -49,6 +50,17 @@ if [ -n "$fmt_out" ]; then
 else
     echo "ok"
     passed=$((passed + 1))
+fi
+
+step "fuzzers (tests/fuzz/run.sh, ${FUZZ_SECONDS:-10} s each)"
+out=$(JOBS="$JOBS" tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" 2>&1)
+echo "$out" | tail -12
+fz=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
+if [ -z "$fz" ]; then
+    failed=$((failed + 1))
+else
+    passed=$((passed + $(echo "$fz" | cut -d' ' -f1)))
+    failed=$((failed + $(echo "$fz" | cut -d' ' -f3 | tr -d ,)))
 fi
 
 count_run() {
