@@ -83,7 +83,7 @@ count_run "$out"
 
 step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
-    blob_faults leader_change peer_tls 2>&1)
+    blob_faults leader_change peer_tls peer_attacks 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 
