@@ -76,8 +76,9 @@
 #define PT_TRANSPORT_MAX_INBOUND 64
 /* Inbound handshakes in progress at once from one IP address: a further one from the same
  * address ends the oldest of them, so connections that never speak cannot hold the inbound
- * slots (and keep a real peer in the backlog) for a whole handshake time-out. */
-#define PT_TRANSPORT_MAX_INBOUND_PER_SOURCE 8
+ * slots (and keep a real peer in the backlog) for a whole handshake time-out. Room for the
+ * three channels of five regions sharing one address (a cluster on one host) at once. */
+#define PT_TRANSPORT_MAX_INBOUND_PER_SOURCE 16
 /* Addresses of one resolved name tried per connection attempt; also the most sockets the
  * transport listens on. */
 #define PT_TRANSPORT_MAX_ROUTES    64
