@@ -52,17 +52,6 @@ else
     passed=$((passed + 1))
 fi
 
-step "fuzzers (tests/fuzz/run.sh, ${FUZZ_SECONDS:-10} s each)"
-out=$(JOBS="$JOBS" tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" 2>&1)
-echo "$out" | tail -12
-fz=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
-if [ -z "$fz" ]; then
-    failed=$((failed + 1))
-else
-    passed=$((passed + $(echo "$fz" | cut -d' ' -f1)))
-    failed=$((failed + $(echo "$fz" | cut -d' ' -f3 | tr -d ,)))
-fi
-
 count_run() {
     local line
     line=$(echo "$1" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
@@ -73,6 +62,11 @@ count_run() {
     passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
     failed=$((failed + $(echo "$line" | cut -d' ' -f3 | tr -d ,)))
 }
+
+step "fuzzers (tests/fuzz/run.sh, ${FUZZ_SECONDS:-10} s each)"
+out=$(JOBS="$JOBS" tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" 2>&1)
+echo "$out" | tail -12
+count_run "$out"
 
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
