@@ -47,9 +47,10 @@
  *
  * Membership and identity: with pt_transport_set_identity, the acceptor refuses a HELLO whose
  * server id the callback does not know (neither a member nor a region being added), for
- * every channel kind; with TLS, it also refuses one whose certificate (verified by the pump,
- * transport_tls.c) does not name that id's region. The connecting side's check of the
- * server's certificate happens in the TLS handshake itself.
+ * every channel kind, and a raft channel from a region being added (not yet in the raft
+ * configuration, so no vote or append of its reaches raft); with TLS, it also refuses one whose
+ * certificate (verified by the pump, transport_tls.c) does not name that id's region. The
+ * connecting side's check of the server's certificate happens in the TLS handshake itself.
  *
  * Design: each side reads the 16-byte header first, checks it, then reads exactly the body
  * length it announced (at most MSG_MAX bytes in all). Every handshake ends within the
@@ -153,10 +154,13 @@ static const char *check_hello(struct conn *c, const unsigned char *p, size_t le
     if (h.id == t->id)
         return "invalid server id";
     if (t->identity_cb != NULL) {
-        if (t->identity_cb(t->identity_arg, h.id, c->peer_name) != 0)
+        int who = t->identity_cb(t->identity_arg, h.id, c->peer_name);
+        if (who < 0)
             return "unknown server id (not a member)";
         if (c->pump != NULL && !transport_tls_pump_names(c->pump, c->peer_name))
             return "certificate does not name the region of this server id";
+        if (who == PT_TRANSPORT_PEER_ONLY && !(c->flags & FLAG_PEER))
+            return "raft channel from a region not in the raft configuration";
     }
     memcpy(c->peer_address, h.address, sizeof(c->peer_address));
     return NULL;
