@@ -41,6 +41,9 @@
  * Design: a byte-at-a-time state machine with a 48-byte scratch buffer: the fixed part of a
  * header is collected, entry headers are checked one by one as they stream by, header tails
  * and payloads are skipped by count. Memory is constant whatever the message announces.
+ * Where: the TLS pump of every inbound raft channel (transport_tls.c) feeds it what the peer
+ * sends after its HELLO. With --peer-tls off (allowed only when every raft address is
+ * loopback) there is no pump and raft reads the socket directly.
  * Threads: a struct pt_raft_wire belongs to one thread (the TLS pump of its connection).
  */
 #ifndef PT_RAFT_WIRE_H
