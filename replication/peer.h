@@ -51,6 +51,11 @@
 /* Longest frame, in bytes after the length prefix; a longer one is a protocol error and the
  * connection is closed. */
 #define PT_PEERS_FRAME_MAX (16u * 1024 * 1024)
+/* Input buffer room that all the channels of the process together may hold beyond
+ * 2 * 64 KiB each for frames under way (a BULK channel's piece is at most 4 MiB): a channel
+ * whose next frame would pass it is closed, counted in
+ * portolan_peer_refused_total{reason="peer_frame"}. */
+#define PT_PEERS_PARTIAL_BUDGET (96u * 1024 * 1024)
 /* Longest request or reply body: the frame less room for its other fields. */
 #define PT_PEERS_BODY_MAX (PT_PEERS_FRAME_MAX - 64)
 /* Peers known at once (set by address or seen inbound). */

@@ -16,7 +16,11 @@
  * a growable input buffer that holds at most one partial frame plus one read chunk (grown to
  * the whole frame under way once its length is known, and dropped after a large one), the
  * calls it carries (sent) and the incoming calls not answered yet. A channel whose unsent
- * bytes would pass PT_PEERS_WRITE_MAX is closed: the peer does not read.
+ * bytes would pass PT_PEERS_WRITE_MAX is closed: the peer does not read. What input buffers
+ * hold beyond BUF_FREE (two read chunks) is charged to one budget for the whole process
+ * (PT_PEERS_PARTIAL_BUDGET, an atomic counter: channels of several loops share it), so frames
+ * announced large and sent slowly on many channels cannot hold more than that together; the
+ * channel whose frame would pass it is closed, as one with a frame too long is.
  *
  * Invariants: a conn is freed only in its stream's close callback; a closing conn has no calls
  * and no incoming calls left and is no peer's `out`.
@@ -25,18 +29,44 @@
 #include "peer.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "peer_int.h"
 #include "bytes.h"
 
 _Static_assert(PT_PEERS_FRAME_MAX <= UINT32_MAX - PREFIX, "frame length fits its prefix");
 _Static_assert(PT_PEERS_FRAME_MAX + PREFIX + READ_CHUNK <= (size_t)UINT32_MAX,
                "read buffer sizes fit uv_buf_t");
+
+/* Input buffer room not charged to the budget. */
+#define BUF_FREE (2 * READ_CHUNK)
+
+static atomic_size_t partial_bytes; /* charged by every channel of the process */
+
+/* Charges c's input buffer at capacity cap; false, with nothing changed, over the budget. */
+static bool charge(struct conn *c, size_t cap)
+{
+    size_t want = cap > BUF_FREE ? cap - BUF_FREE : 0;
+    size_t cur = atomic_load(&partial_bytes);
+
+    if (want <= c->charged) {
+        atomic_fetch_sub(&partial_bytes, c->charged - want);
+        c->charged = want;
+        return true;
+    }
+    do {
+        if (cur + (want - c->charged) > PT_PEERS_PARTIAL_BUDGET)
+            return false;
+    } while (!atomic_compare_exchange_weak(&partial_bytes, &cur, cur + (want - c->charged)));
+    c->charged = want;
+    return true;
+}
 
 /* ---- Writing ------------------------------------------------------------------------------ */
 
@@ -145,8 +175,15 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
             need = total;
     }
     if (need > c->in_cap) {
-        unsigned char *in = realloc(c->in, need);
+        unsigned char *in;
+        if (!charge(c, need)) {
+            c->over_budget = true;
+            *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+            return;
+        }
+        in = realloc(c->in, need);
         if (in == NULL) {
+            (void)charge(c, c->in_cap);
             *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
             return;
         }
@@ -164,6 +201,7 @@ static void parse(struct conn *c)
     while (!c->closing && c->in_len - off >= PREFIX) {
         uint32_t len = pt_get_be32(c->in + off);
         if (len > PT_PEERS_FRAME_MAX) {
+            pt_metrics_peer_refused(PT_METRICS_PEER_FRAME);
             peer_conn_close(c, PT_LOG_WARN, "frame too long");
             return;
         }
@@ -182,6 +220,7 @@ static void parse(struct conn *c)
         free(c->in); /* a large frame passed: do not keep its buffer */
         c->in = NULL;
         c->in_cap = 0;
+        (void)charge(c, 0);
     }
 }
 
@@ -192,6 +231,11 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
     if (nread == 0 || c->closing)
         return;
+    if (nread == UV_ENOBUFS && c->over_budget) {
+        pt_metrics_peer_refused(PT_METRICS_PEER_FRAME);
+        peer_conn_close(c, PT_LOG_WARN, "frames under way over the memory budget");
+        return;
+    }
     if (nread < 0) {
         peer_conn_close(c, nread == UV_ENOBUFS ? PT_LOG_ERROR : PT_LOG_DEBUG,
                         nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
@@ -219,6 +263,7 @@ static void conn_close_cb(uv_handle_t *h)
     else
         p->conns_tail = c->prev;
     free(c->in);
+    (void)charge(c, 0);
     free(c);
     peer_handle_closed(p);
 }

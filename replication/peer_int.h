@@ -90,6 +90,8 @@ struct conn {
     uv_stream_t *stream;
     unsigned char *in; /* bytes received and not consumed: in[0..in_len) */
     size_t in_len, in_cap;
+    size_t charged;   /* of in_cap, against PT_PEERS_PARTIAL_BUDGET */
+    bool over_budget; /* the next frame did not fit in the budget */
     struct call_list sent;
     struct pt_peer_call *incoming;
     unsigned n_incoming;

@@ -19,6 +19,7 @@
 #include "peer.h"
 #include "raft_fsm.h"
 #include "raft_node_int.h"
+#include "transport.h"
 
 struct change {
     struct raft_change req;
@@ -248,8 +249,9 @@ bool pt_raft_node__in_configuration(const struct pt_raft_node *n, uint64_t id)
 /* The transport's identity callback (pt_transport_set_identity): who may hold a connection.
  * Before raft has a configuration (first start, or a region waiting to be added), the regions
  * of the cluster file; afterwards the servers of raft's configuration and the regions being
- * added (recorded by PutRegion before raft_add). Names come from the cluster file, else from
- * the region records. */
+ * added (recorded by PutRegion before raft_add), these for peer channels only
+ * (PT_TRANSPORT_PEER_ONLY): no vote or append of a server outside the configuration reaches
+ * raft. Names come from the cluster file, else from the region records. */
 int pt_raft_node__identity(void *arg, uint64_t id, char name[PT_CLUSTER_NAME_MAX + 1])
 {
     struct pt_raft_node *n = arg;
@@ -269,7 +271,7 @@ int pt_raft_node__identity(void *arg, uint64_t id, char name[PT_CLUSTER_NAME_MAX
     for (size_t i = 0; i < nrecs; i++) {
         if (recs[i].id == id && recs[i].name[0] != '\0') {
             snprintf(name, PT_CLUSTER_NAME_MAX + 1, "%s", recs[i].name);
-            rv = 0;
+            rv = known ? 0 : PT_TRANSPORT_PEER_ONLY; /* being added: no raft channel yet */
         }
     }
     free(recs);

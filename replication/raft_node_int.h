@@ -144,7 +144,8 @@ void pt_raft_node__sync_peer_addresses(struct pt_raft_node *n);
 /* Whether id is a server of raft's current configuration (any role): a member. */
 bool pt_raft_node__in_configuration(const struct pt_raft_node *n, uint64_t id);
 /* The transport's identity callback (arg: the node): writes the region name of id and returns
- * 0 when id is a member or a region being added, else PT_E_NOT_FOUND (raft_membership.c). */
+ * 0 when id is a member, PT_TRANSPORT_PEER_ONLY for a region being added (peer channels only),
+ * else PT_E_NOT_FOUND (raft_membership.c). */
 int pt_raft_node__identity(void *arg, uint64_t id, char name[PT_CLUSTER_NAME_MAX + 1]);
 
 #endif

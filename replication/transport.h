@@ -74,6 +74,11 @@
 #define PT_TRANSPORT_TIMEOUT_MS 5000
 /* Inbound handshakes in progress at once; further connections wait in the listen backlog. */
 #define PT_TRANSPORT_MAX_INBOUND 64
+/* Inbound handshakes in progress at once from one IP address: a further one from the same
+ * address ends the oldest of them, so connections that never speak cannot hold the inbound
+ * slots (and keep a real peer in the backlog) for a whole handshake time-out. Room for the
+ * three channels of five regions sharing one address (a cluster on one host) at once. */
+#define PT_TRANSPORT_MAX_INBOUND_PER_SOURCE 16
 /* Addresses of one resolved name tried per connection attempt; also the most sockets the
  * transport listens on. */
 #define PT_TRANSPORT_MAX_ROUTES    64
@@ -131,14 +136,21 @@ int pt_transport_set_timeout(struct raft_uv_transport *t, unsigned timeout_ms);
 int pt_transport_set_tls(struct raft_uv_transport *t, const char *cert, const char *key,
                          const char *ca, char *errbuf, size_t errlen);
 
+/* Returned by an identity callback for a region being added: known by name, not yet in the
+ * raft configuration. Its PEER and BULK channels are accepted, its raft channels are not (it
+ * has nothing to send raft before it is in the configuration: no vote, no append). */
+#define PT_TRANSPORT_PEER_ONLY 1
+
 /* Writes into name the region name of server id (NUL-terminated, at most PT_CLUSTER_NAME_MAX
- * bytes) and returns 0, or returns PT_E_NOT_FOUND when id is neither a member nor a region
- * being added. Runs on the raft loop thread. */
+ * bytes) and returns 0 for a member of the raft configuration or PT_TRANSPORT_PEER_ONLY for a
+ * region being added, or returns PT_E_NOT_FOUND when id is neither. Runs on the raft loop
+ * thread. */
 typedef int (*pt_transport_identity_cb)(void *arg, uint64_t id, char name[PT_CLUSTER_NAME_MAX + 1]);
 
 /*
  * Sets who may connect (arg borrowed, passed back): an inbound HELLO whose server id the
- * callback does not know is refused, whatever its channel kind; with TLS, the peer's
+ * callback does not know is refused, whatever its channel kind, and so is a raft channel from
+ * an id it calls PT_TRANSPORT_PEER_ONLY; with TLS, the peer's
  * certificate must also name the region the callback gives (inbound), and an outbound
  * connection requires the server's certificate to name the region of the id dialed.
  */

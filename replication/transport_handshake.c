@@ -47,9 +47,10 @@
  *
  * Membership and identity: with pt_transport_set_identity, the acceptor refuses a HELLO whose
  * server id the callback does not know (neither a member nor a region being added), for
- * every channel kind; with TLS, it also refuses one whose certificate (verified by the pump,
- * transport_tls.c) does not name that id's region. The connecting side's check of the
- * server's certificate happens in the TLS handshake itself.
+ * every channel kind, and a raft channel from a region being added (not yet in the raft
+ * configuration, so no vote or append of its reaches raft); with TLS, it also refuses one whose
+ * certificate (verified by the pump, transport_tls.c) does not name that id's region. The
+ * connecting side's check of the server's certificate happens in the TLS handshake itself.
  *
  * Design: each side reads the 16-byte header first, checks it, then reads exactly the body
  * length it announced (at most MSG_MAX bytes in all). Every handshake ends within the
@@ -69,9 +70,6 @@
 #include "log.h"
 #include "transport_int.h"
 #include "bytes.h"
-
-_Static_assert(sizeof(MAGIC) - 1 == MAGIC_LEN, "magic is 8 bytes");
-_Static_assert(PT_CLUSTER_ADDRESS_MAX <= UINT16_MAX, "address length fits its field");
 
 /* One outbound address failed: close its socket, the next address follows. */
 static void attempt_fail(struct conn *c)
@@ -142,74 +140,45 @@ static void encode_welcome(struct conn *c)
     c->out_len = HEADER_LEN + body;
 }
 
-/* Checks a header; returns NULL, the body length and the flags, or the reason for refusing it
- * (and whether that reason deserves a warning: a peer of ours speaking another dialect). */
-static const char *check_header(const unsigned char *p, int type, size_t *body_len,
-                                unsigned char *flags, int *level)
-{
-    size_t min = type == TYPE_HELLO ? HELLO_FIXED + 2 : WELCOME_FIXED + 1;
-    size_t max = type == TYPE_HELLO ? HELLO_BODY_MAX : WELCOME_FIXED + PT_CLUSTER_ID_MAX;
-    uint32_t len;
-
-    *level = PT_LOG_DEBUG;
-    if (memcmp(p, MAGIC, MAGIC_LEN) != 0)
-        return "bad magic";
-    *level = PT_LOG_WARN;
-    if (pt_get_be16(p + 8) != VERSION)
-        return "unsupported protocol version";
-    if (p[10] != type)
-        return "unexpected message type";
-    if ((p[11] & ~FLAGS_KNOWN) != 0 || (p[11] & (FLAG_PEER | FLAG_BULK)) == FLAG_BULK)
-        return "unknown flags";
-    len = pt_get_be32(p + 12);
-    if (len < min || len > max)
-        return "bad body length";
-    *body_len = len;
-    *flags = p[11];
-    return NULL;
-}
-
 static const char *check_hello(struct conn *c, const unsigned char *p, size_t len)
 {
     struct transport *t = c->t;
-    char host[PT_HOST_MAX + 1];
-    unsigned port;
-    uint64_t id = pt_get_be64(p);
-    size_t clen = pt_get_be16(p + 8), alen = pt_get_be16(p + 10);
+    struct transport_hello h;
+    const char *why = transport_parse_hello(p, len, &h);
 
-    c->peer_id = id;
-    if (clen == 0 || clen > PT_CLUSTER_ID_MAX || alen == 0 || alen > PT_CLUSTER_ADDRESS_MAX ||
-        HELLO_FIXED + clen + alen != len)
-        return "malformed hello";
-    if (clen != t->cluster_len || memcmp(p + HELLO_FIXED, t->cluster_id, clen) != 0)
+    c->peer_id = h.id;
+    if (why != NULL)
+        return why;
+    if (h.cluster_len != t->cluster_len || memcmp(h.cluster, t->cluster_id, h.cluster_len) != 0)
         return "cluster id mismatch";
-    if (id == 0 || id == t->id)
+    if (h.id == t->id)
         return "invalid server id";
     if (t->identity_cb != NULL) {
-        if (t->identity_cb(t->identity_arg, id, c->peer_name) != 0)
+        int who = t->identity_cb(t->identity_arg, h.id, c->peer_name);
+        if (who < 0)
             return "unknown server id (not a member)";
         if (c->pump != NULL && !transport_tls_pump_names(c->pump, c->peer_name))
             return "certificate does not name the region of this server id";
+        if (who == PT_TRANSPORT_PEER_ONLY && !(c->flags & FLAG_PEER))
+            return "raft channel from a region not in the raft configuration";
     }
-    if (memchr(p + HELLO_FIXED + clen, '\0', alen) != NULL)
-        return "invalid address";
-    memcpy(c->peer_address, p + HELLO_FIXED + clen, alen);
-    c->peer_address[alen] = '\0';
-    if (pt_transport_parse_address(c->peer_address, host, sizeof(host), &port) != 0)
-        return "invalid address";
+    memcpy(c->peer_address, h.address, sizeof(c->peer_address));
     return NULL;
 }
 
 static const char *check_welcome(struct conn *c, const unsigned char *p, size_t len)
 {
     struct transport *t = c->t;
-    size_t clen = pt_get_be16(p + 8);
+    uint64_t id;
+    const unsigned char *cluster;
+    size_t clen;
+    const char *why = transport_parse_welcome(p, len, &id, &cluster, &clen);
 
-    if (clen == 0 || WELCOME_FIXED + clen != len)
-        return "malformed welcome";
-    if (clen != t->cluster_len || memcmp(p + WELCOME_FIXED, t->cluster_id, clen) != 0)
+    if (why != NULL)
+        return why;
+    if (clen != t->cluster_len || memcmp(cluster, t->cluster_id, clen) != 0)
         return "cluster id mismatch";
-    if (pt_get_be64(p) != c->peer_id)
+    if (id != c->peer_id)
         return "server id mismatch";
     return NULL;
 }
@@ -268,8 +237,8 @@ void transport_conn_read(struct conn *c, int status)
         return;
     }
     if (c->in_got == HEADER_LEN) {
-        why = check_header(c->in, c->role == ROLE_IN ? TYPE_HELLO : TYPE_WELCOME, &body_len, &flags,
-                           &level);
+        why = transport_check_header(c->in, c->role == ROLE_IN ? TYPE_HELLO : TYPE_WELCOME,
+                                     &body_len, &flags, &level);
         if (why == NULL && c->role == ROLE_IN) {
             c->flags = flags;
         } else if (why == NULL && flags != c->flags) {

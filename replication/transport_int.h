@@ -69,6 +69,8 @@ struct conn {
     unsigned char flags; /* OUT: the HELLO's flags; IN: the flags of the HELLO received */
     char peer_address[PT_CLUSTER_ADDRESS_MAX + 1]; /* IN: from the HELLO */
     char remote[REMOTE_MAX];                       /* socket address, for logs */
+    char source[INET6_ADDRSTRLEN];                 /* IN: the remote IP, "" if unknown */
+    uint64_t seq;                                  /* IN: order of acceptance */
 
     /* Outbound only. */
     struct raft_uv_connect *req;          /* raft channel: NULL once its callback fired */
@@ -127,6 +129,7 @@ struct transport {
     bool spare_busy;
     struct conn *conns;
     unsigned n_inbound;
+    uint64_t accept_seq; /* inbound connections accepted so far */
     bool listening;
     bool closing;
     bool close_fired;
@@ -192,6 +195,29 @@ const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size,
 void transport_tls_pump_release(struct tls_pump *p);
 
 /* ---- transport_handshake.c ----------------------------------------------------------------- */
+
+/* ---- transport_wire.c: handshake messages as bytes ---- */
+
+/* A HELLO body's fields; cluster points into the body parsed (borrowed from it). */
+struct transport_hello {
+    uint64_t id;
+    const unsigned char *cluster;
+    size_t cluster_len;
+    char address[PT_CLUSTER_ADDRESS_MAX + 1];
+};
+/* Checks a 16-byte header p of a message of the given type (TYPE_HELLO or TYPE_WELCOME);
+ * returns NULL with the body length and the flags, or the reason for refusing it, with the log
+ * level it deserves (debug for a stranger: bad magic; warn for one of ours in another
+ * dialect). */
+const char *transport_check_header(const unsigned char *p, int type, size_t *body_len,
+                                   unsigned char *flags, int *level);
+/* Parses a HELLO body p of len bytes (borrowed) into *h; NULL, or the reason it is malformed
+ * (lengths that do not add up to len, server id 0, an address that is not host:port). */
+const char *transport_parse_hello(const unsigned char *p, size_t len, struct transport_hello *h);
+/* Parses a WELCOME body p of len bytes (borrowed): NULL with the server id and the cluster id
+ * (pointing into p), or the reason it is malformed. */
+const char *transport_parse_welcome(const unsigned char *p, size_t len, uint64_t *id,
+                                    const unsigned char **cluster, size_t *cluster_len);
 
 /* The byte stream is up: outbound sends its HELLO, both sides wait for the other's message. */
 void transport_conn_ready(struct conn *c);

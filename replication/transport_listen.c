@@ -13,6 +13,12 @@
  * - At most PT_TRANSPORT_MAX_INBOUND inbound handshakes run at once: beyond that a listener
  *   stops accepting (it is "stalled") and connections wait in the kernel's backlog until a
  *   slot frees (transport_resume_stalled, called when an inbound conn is freed).
+ * - At most PT_TRANSPORT_MAX_INBOUND_PER_SOURCE of them come from one IP address: accepting
+ *   one more from that address ends the oldest handshake from it (counted in
+ *   portolan_peer_refused_total{reason="handshake_limit"}). A flood of idle connections from
+ *   one address thus drains from the backlog as fast as it is accepted instead of holding
+ *   every slot for a handshake time-out, and a real peer's handshake, which completes in a
+ *   few round trips, gets a slot at once.
  * - If memory runs out, a new connection is accepted into a spare handle and closed at once,
  *   so a listener never stalls for good.
  * - A peer channel whose kind has no callback is refused, also when the callback was cleared
@@ -28,6 +34,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "transport_int.h"
 
 #define LISTEN_BACKLOG 128
@@ -97,6 +104,27 @@ static void drop_one(struct transport *t, struct listener *l)
     pt_log(PT_LOG_ERROR, "raft transport: out of memory, inbound connection dropped", NULL);
 }
 
+/* Ends the oldest handshake from c's address when c makes one too many from it. */
+static void limit_source(struct transport *t, struct conn *c)
+{
+    struct conn *oldest = NULL;
+    unsigned n = 0;
+
+    if (c->source[0] == '\0')
+        return;
+    for (struct conn *o = t->conns; o != NULL; o = o->next) {
+        if (o == c || o->role != ROLE_IN || o->done || strcmp(o->source, c->source) != 0)
+            continue;
+        n++;
+        if (oldest == NULL || o->seq < oldest->seq)
+            oldest = o;
+    }
+    if (n < PT_TRANSPORT_MAX_INBOUND_PER_SOURCE)
+        return;
+    pt_metrics_peer_refused(PT_METRICS_PEER_HANDSHAKE_LIMIT);
+    transport_handshake_fail(oldest, PT_LOG_DEBUG, "too many handshakes from one address", 0);
+}
+
 static void accept_one(struct transport *t, struct listener *l)
 {
     struct sockaddr_storage ss;
@@ -126,10 +154,15 @@ static void accept_one(struct transport *t, struct listener *l)
         transport_handshake_fail(c, PT_LOG_DEBUG, "accept", rv);
         return;
     }
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sslen) == 0)
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sslen) == 0) {
         transport_sockaddr_text((struct sockaddr *)&ss, c->remote, sizeof(c->remote));
+        if (uv_ip_name((struct sockaddr *)&ss, c->source, sizeof(c->source)) != 0)
+            c->source[0] = '\0';
+    }
+    c->seq = ++t->accept_seq;
     uv_timer_start(&c->timer, transport_timeout_cb, t->timeout_ms, 0);
     transport_seam_start(c);
+    limit_source(t, c);
 }
 
 /* Accepts what stalled listeners hold, as far as the inbound limit allows. */

@@ -109,7 +109,7 @@ void transport_seam_start(struct conn *c)
     if (t->tls != NULL) {
         if (c->role == ROLE_OUT &&
             (t->identity_cb == NULL ||
-             t->identity_cb(t->identity_arg, c->peer_id, c->peer_name) != 0)) {
+             t->identity_cb(t->identity_arg, c->peer_id, c->peer_name) < 0)) {
             transport_handshake_fail(c, PT_LOG_WARN, "no region known for this server id", 0);
             return;
         }

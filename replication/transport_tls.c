@@ -27,6 +27,14 @@
  *      the TCP socket; the peer closing (or an error) closes the pump's end, so the loop reads
  *      EOF after the bytes already decrypted. Every descriptor and the SSL object are freed by
  *      the pump thread itself, which is detached.
+ * Inbound, the pump also reads what the peer sends as the loop will: the HELLO's header and
+ * body (to learn the channel kind and the claimed server id), then, on a raft channel, every
+ * raft message through a validator (raft_wire.h) before the loop sees a byte of it. A message
+ * libraft would misread (counts that overrun the header, terms near 2^64, a vote for another
+ * candidate than the HELLO's id, sizes beyond the bounds) ends the connection right there:
+ * logged, counted in portolan_peer_refused_total{reason="raft_message"}, nothing more. The
+ * HELLO's id is the one the loop checks against the membership and the certificate before
+ * raft gets the stream, so the candidate check compares against the authenticated identity.
  * The reason a handshake failed (unknown CA, certificate expired, names another region, not
  * TLS at all) is kept in the pump for the loop to log once per connection; it never contains
  * key material.
@@ -41,6 +49,7 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -55,8 +64,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
+#include "raft_wire.h"
 #include "transport_int.h"
 
 #define PUMP_BUF        (64 * 1024)
@@ -87,6 +99,19 @@ struct tls_pump {
     char error[160];
     bool quiet;               /* error is not worth a warning */
     unsigned char *up, *down; /* plaintext from the loop / decrypted for the loop */
+    /* inbound only, the pump thread's: what the peer sent so far, as the loop parses it */
+    int inspect;                         /* INSPECT_* */
+    unsigned char hello[HEADER_LEN + 8]; /* the HELLO's header and its body's server id */
+    size_t hello_have;
+    uint64_t hello_left; /* body bytes after the server id */
+    struct pt_raft_wire wire;
+};
+
+enum {
+    INSPECT_HELLO = 0, /* collecting the HELLO header and the id */
+    INSPECT_BODY,      /* skipping the rest of the HELLO body */
+    INSPECT_RAFT,      /* a raft channel: every byte through the validator */
+    INSPECT_OFF,       /* a peer channel (its frames are peer_channel.c's), or outbound */
 };
 
 static void tls_unref(struct transport_tls *tls)
@@ -341,6 +366,67 @@ static int pump_handshake(struct tls_pump *p)
     }
 }
 
+/*
+ * Follows the n bytes the peer sent (borrowed) through the HELLO into the raft stream.
+ * Returns false, with the reason recorded and logged, when a raft message is invalid. A HELLO
+ * the loop will refuse (bad magic, version, lengths) is not judged here: the loop drops it
+ * before raft or the peer layer sees what follows.
+ */
+static bool inspect(struct tls_pump *p, const unsigned char *b, size_t n)
+{
+    while (n > 0 && p->inspect != INSPECT_OFF) {
+        size_t k;
+        enum pt_raft_wire_error e;
+
+        switch (p->inspect) {
+        case INSPECT_HELLO:
+            k = sizeof(p->hello) - p->hello_have < n ? sizeof(p->hello) - p->hello_have : n;
+            memcpy(p->hello + p->hello_have, b, k);
+            p->hello_have += k;
+            b += k;
+            n -= k;
+            if (p->hello_have < sizeof(p->hello))
+                break;
+            if (memcmp(p->hello, MAGIC, MAGIC_LEN) != 0 ||
+                pt_get_be32(p->hello + 12) > HELLO_BODY_MAX ||
+                pt_get_be32(p->hello + 12) < HELLO_FIXED) {
+                p->inspect = INSPECT_OFF;
+                break;
+            }
+            p->hello_left = pt_get_be32(p->hello + 12) - 8;
+            p->inspect = INSPECT_BODY;
+            break;
+        case INSPECT_BODY:
+            k = p->hello_left < n ? (size_t)p->hello_left : n;
+            p->hello_left -= k;
+            b += k;
+            n -= k;
+            if (p->hello_left > 0)
+                break;
+            if (p->hello[11] & FLAG_PEER) {
+                p->inspect = INSPECT_OFF;
+                break;
+            }
+            pt_raft_wire_init(&p->wire, pt_get_be64(p->hello + HEADER_LEN));
+            p->inspect = INSPECT_RAFT;
+            break;
+        default: /* INSPECT_RAFT */
+            e = pt_raft_wire_feed(&p->wire, b, n);
+            if (e != PT_RAFT_WIRE_OK) {
+                pump_fail(p, "raft message refused: ", pt_raft_wire_reason(e));
+                pt_metrics_peer_refused(PT_METRICS_PEER_RAFT_MESSAGE);
+                pt_log(PT_LOG_WARN, "raft transport: invalid raft message, connection closed",
+                       "{s:I,s:s}", "server_id", (json_int_t)p->wire.peer_id, "reason",
+                       pt_raft_wire_reason(e));
+                return false;
+            }
+            n = 0;
+            break;
+        }
+    }
+    return true;
+}
+
 /* Copies plaintext both ways until either side ends. */
 static void pump_data(struct tls_pump *p)
 {
@@ -394,6 +480,8 @@ static void pump_data(struct tls_pump *p)
                 ERR_clear_error();
                 r = SSL_read(p->ssl, p->down, PUMP_BUF);
                 if (r > 0) {
+                    if (p->server && !inspect(p, p->down, (size_t)r))
+                        return; /* nothing of this piece reaches the loop */
                     down_len = (size_t)r;
                     down_off = 0;
                     progress = true;
@@ -502,6 +590,7 @@ int transport_tls_pump_start(struct transport *t, int fd, bool server, const cha
     p->fd = fd;
     p->plain = sp[1];
     p->server = server;
+    p->inspect = server ? INSPECT_HELLO : INSPECT_OFF;
     p->timeout_ms = t->timeout_ms;
     pthread_mutex_lock(&tls->mu);
     tls->refs++;

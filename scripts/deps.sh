@@ -11,7 +11,7 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libh2o-dev librocksdb-dev libr
       libcurl4-openssl-dev libcrypt-dev curl)
 if [ "${1:-}" = "--test" ]; then
     pkgs+=(libcmocka-dev python3 python3-h2 skopeo podman buildah containerd docker-registry wrk hey openssl
-           clang-format jq)
+           clang-format jq clang libclang-rt-14-dev)
 fi
 
 missing=()

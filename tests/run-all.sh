@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Portolan twice and runs every test; the README's test command (`make test`) runs this.
 #   1. cmocka unit tests, built with ASan + UBSan (build-asan/)
-#   2. clang-format check of the C sources
+#   2. clang-format check of the C sources; every libFuzzer driver of tests/fuzz/ for a bounded
+#      time (tests/fuzz/run.sh, FUZZ_SECONDS each, default 10; build-fuzz/ with clang)
 #   3. integration tests against real nodes: the ASan/UBSan binary for the API, access control, bad input, HTTP/2,
 #      skopeo, crash and basic cluster tests; the optimised binary (build/) for the 4 GiB blob
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
@@ -64,6 +65,11 @@ count_run() {
     failed=$((failed + $(echo "$line" | cut -d' ' -f3 | tr -d ,)))
 }
 
+step "fuzzers (tests/fuzz/run.sh, ${FUZZ_SECONDS:-10} s each)"
+out=$(JOBS="$JOBS" tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" 2>&1)
+echo "$out" | tail -12
+count_run "$out"
+
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
     python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster auth_api \
@@ -73,7 +79,7 @@ count_run "$out"
 
 step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
-    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients 2>&1)
+    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 

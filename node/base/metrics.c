@@ -62,6 +62,7 @@ static struct {
     atomic_int replication_on; /* set once blob replication published a sample */
     atomic_uint_fast64_t repl[PT_METRICS_REPL_N];
     atomic_uint_fast64_t auth[PT_METRICS_AUTH_N];
+    atomic_uint_fast64_t peer_refused[PT_METRICS_PEER_N];
 } m;
 
 static void add(atomic_uint_fast64_t *a, uint64_t v)
@@ -436,6 +437,26 @@ static void render_disk(struct pt_buf *b)
     appendf(b, "portolan_disk_refusals_total %llu\n", (unsigned long long)d.refusals);
 }
 
+void pt_metrics_peer_refused(int reason)
+{
+    if (reason >= 0 && reason < PT_METRICS_PEER_N)
+        add(&m.peer_refused[reason], 1);
+}
+
+static void render_peer(struct pt_buf *b)
+{
+    static const char *const reasons[PT_METRICS_PEER_N] = {
+        [PT_METRICS_PEER_RAFT_MESSAGE] = "raft_message",
+        [PT_METRICS_PEER_FRAME] = "peer_frame",
+        [PT_METRICS_PEER_HANDSHAKE_LIMIT] = "handshake_limit",
+    };
+    family(b, "portolan_peer_refused_total", "counter",
+           "Peer-port connections closed or turned away, by reason.");
+    for (int i = 0; i < PT_METRICS_PEER_N; i++)
+        appendf(b, "portolan_peer_refused_total{reason=\"%s\"} %llu\n", reasons[i],
+                (unsigned long long)get(&m.peer_refused[i]));
+}
+
 int pt_metrics_render(char **out, size_t *len)
 {
     struct pt_buf b = {0};
@@ -453,6 +474,7 @@ int pt_metrics_render(char **out, size_t *len)
     render_replication(&b);
     render_auth(&b);
     render_disk(&b);
+    render_peer(&b);
     rss = resident_bytes();
     if (rss >= 0) {
         family(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

@@ -12,6 +12,7 @@
  *   portolan_replication_* (blob replication, cluster only; see pt_metrics_replication)
  *   portolan_auth_* (access control; see pt_metrics_auth)
  *   portolan_disk_free_bytes, _reserve_bytes, _low (gauges), _refusals_total (diskspace.h)
+ *   portolan_peer_refused_total{reason}                   counter (see pt_metrics_peer_refused)
  *   process_resident_memory_bytes, process_start_time_seconds   gauges
  * Methods are GET, HEAD, PUT, POST, PATCH, DELETE or "other"; status codes outside
  * PT_METRICS_CODES are counted as code="other".
@@ -85,6 +86,15 @@ enum {
 };
 /* Adds one to the series which (a PT_METRICS_AUTH_* value; others are ignored). */
 void pt_metrics_auth(int which);
+/* Why the peer port closed a connection or turned one away (any thread). */
+enum {
+    PT_METRICS_PEER_RAFT_MESSAGE = 0, /* a raft message failed validation (raft_wire.h) */
+    PT_METRICS_PEER_FRAME,            /* a peer frame too long, or over the frame budget */
+    PT_METRICS_PEER_HANDSHAKE_LIMIT,  /* too many handshakes from one source address */
+    PT_METRICS_PEER_N
+};
+/* Counts one refusal for reason (a PT_METRICS_PEER_* value; others are ignored). */
+void pt_metrics_peer_refused(int reason);
 
 /*
  * Renders every metric. On success *out is a malloc'd, NUL-terminated buffer owned by the

@@ -109,6 +109,10 @@ static void check_match(const char *path, size_t len, const struct pt_route *r)
     case PT_ROUTE_CATALOG:
         PT_FUZZ_CHECK(is_lit(path, len, "/v2/_catalog"));
         return;
+    case PT_ROUTE_ADMIN: /* everything under /admin/, the rest is the handler's to check */
+        PT_FUZZ_CHECK(len > 7 && memcmp(path, "/admin/", 7) == 0);
+        PT_FUZZ_CHECK(r->ref == path + 7 && r->ref_len == len - 7);
+        return;
     default:
         break;
     }

@@ -19,6 +19,7 @@ Existing files in a target directory that this script did not write are left alo
 
 import json
 import os
+import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -263,6 +264,92 @@ def jwt_seeds():
     }
 
 
+def _le(*words):
+    return b"".join(struct.pack("<Q", w) for w in words)
+
+
+def raft_wire_seeds():
+    """raft messages as libraft 0.15 writes them (fuzz_raft_wire: byte 0 is the piece size)."""
+    entry = _le(3) + bytes([1, 0, 0, 0]) + struct.pack("<I", 8)
+    append = _le(1, 40 + 16) + _le(3, 10, 3, 9, 1) + entry + b"hello..."
+    heartbeat = _le(1, 48) + _le(3, 10, 3, 9, 0) + _le(0)
+    vote = _le(3, 40) + _le(4, 7, 30, 3, 2)
+    vote_result = _le(4, 24) + _le(4, 1, 1)
+    append_result = _le(2, 24) + _le(4, 0, 31)
+    timeout_now = _le(6, 24) + _le(4, 31, 4)
+    snapshot = _le(5, 48 + 8) + _le(4, 100, 4, 90, 8) + _le(0) + _le(4) + b"snap"
+    return {
+        "append": b"0" + append,
+        "append-bytewise": b"1" + append,
+        "heartbeat": b"3" + heartbeat,
+        "vote": b"0" + vote,
+        "results": b"7" + vote_result + append_result + timeout_now,
+        "snapshot": b"5" + snapshot,
+        "stream": b"0" + append + heartbeat + vote + snapshot,
+        "entries-overrun": b"0" + _le(1, 48) + _le(3, 10, 3, 9, 1 << 20),
+        "term-max": b"0" + _le(3, 40) + _le(2**64 - 1, 7, 1, 1, 2),
+    }
+
+
+def _hello_header(type_, flags, body_len):
+    return b"\x89PTRAFT\n" + struct.pack(">HBBI", 1, type_, flags, body_len)
+
+
+def handshake_seeds():
+    """fuzz_handshake: byte 0 picks header (0 HELLO, 1 WELCOME) or body (2 HELLO, 3 WELCOME)."""
+    cluster, address = b"prod-eu", b"node-1.portolan:7000"
+    hello = struct.pack(">QHH", 2, len(cluster), len(address)) + cluster + address
+    welcome = struct.pack(">QH", 1, len(cluster)) + cluster
+    return {
+        "hello-header": b"0" + _hello_header(1, 0, len(hello)),
+        "hello-header-bulk": b"0" + _hello_header(1, 3, len(hello)),
+        "welcome-header": b"1" + _hello_header(2, 1, len(welcome)),
+        "hello": b"2" + hello,
+        "hello-v6": b"2" + struct.pack(">QHH", 2, len(cluster), 16) + cluster + b"[2001:db8::1]:70",
+        "welcome": b"3" + welcome,
+    }
+
+
+def _pb_varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _pb_field(num, wire, payload):
+    key = _pb_varint(num << 3 | wire)
+    if wire == 0:
+        return key + _pb_varint(payload)
+    return key + _pb_varint(len(payload)) + payload
+
+
+def peer_frame_seeds(img):
+    """fuzz_peer_frame: one PeerFrame (proto/peer.proto) after its length prefix."""
+    def frame(call_id, type_, response, body, status=0):
+        f = _pb_field(1, 0, call_id) + _pb_field(2, 0, type_)
+        if response:
+            f += _pb_field(3, 0, 1)
+        if status:
+            f += _pb_field(4, 0, status & 0xFFFFFFFFFFFFFFFF)
+        return f + _pb_field(5, 2, body)
+    want = _pb_field(1, 2, img.digest.encode()) + _pb_field(2, 0, 1 << 20) + _pb_field(3, 0, 1 << 20)
+    chunk = _pb_field(1, 0, 0) + _pb_field(2, 0, 5) + _pb_field(3, 2, b"hello")
+    return {
+        "ping": frame(1, 1, False, _pb_field(1, 0, 123456)),
+        "propose": frame(2, 2, False, _pb_field(1, 2, b"\x08\x01")),
+        "propose-result": frame(2, 2, True, _pb_field(1, 0, 0) + _pb_field(2, 0, 42)),
+        "read-index": frame(3, 3, False, b""),
+        "blob-want": frame(4, 4, False, want),
+        "blob-chunk": frame(4, 4, True, chunk),
+        "error": frame(5, 4, True, b"", status=-3),
+    }
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
     manifests, img, idx = manifest_seeds()
@@ -276,6 +363,9 @@ def main():
         "fuzz_auth_header": auth_header_seeds(),
         "fuzz_scope": scope_seeds(),
         "fuzz_jwt": jwt_seeds(),
+        "fuzz_raft_wire": raft_wire_seeds(),
+        "fuzz_handshake": handshake_seeds(),
+        "fuzz_peer_frame": peer_frame_seeds(img),
     }
     for target, seeds in targets.items():
         d = os.path.join(out, target)

@@ -246,7 +246,8 @@ static void test_close_cancels(void **state)
 
 /* Inbound handshakes beyond PT_TRANSPORT_MAX_INBOUND wait in the backlog: with timeout T,
  * the first accepted connection frees its slot no earlier than T after the start, so the
- * surplus cannot be dropped before 2T; all are dropped eventually. */
+ * surplus cannot be dropped before 2T; all are dropped eventually. The probes come from twelve
+ * addresses, fewer than PT_TRANSPORT_MAX_INBOUND_PER_SOURCE from each. */
 #define EXTRA 6
 static void test_inbound_limit(void **state)
 {
@@ -268,8 +269,12 @@ static void test_inbound_limit(void **state)
 
     uv_update_time(&loop);
     start = uv_now(&loop);
-    for (int i = 0; i < N; i++)
-        pt_probe_start(&p[i], &loop, ports[0], "", 0);
+    _Static_assert(N / 12 + 1 < PT_TRANSPORT_MAX_INBOUND_PER_SOURCE, "probes per address");
+    for (int i = 0; i < N; i++) {
+        char src[32];
+        snprintf(src, sizeof(src), "127.0.0.%d", 2 + i % 12);
+        pt_probe_start_from(&p[i], &loop, src, ports[0], "", 0);
+    }
     RUN_FOR(T * 7 / 4);
     for (int i = 0; i < N; i++)
         ended += p[i].ended;
@@ -289,6 +294,51 @@ static void test_inbound_limit(void **state)
     free(p);
 }
 
+/* Idle connections from one address beyond PT_TRANSPORT_MAX_INBOUND_PER_SOURCE end the oldest
+ * ones at once, not after the (long) time-out, and a real peer from that same address still
+ * completes its handshake while the flood holds its slots. */
+static void test_inbound_per_source(void **state)
+{
+    enum { N = 2 * PT_TRANSPORT_MAX_INBOUND, T = 60000 };
+    struct pt_side a, b;
+    struct pt_outcome o;
+    struct pt_probe *p = calloc(N, sizeof(*p));
+    unsigned ports[2];
+    char addr_a[64], addr_b[64];
+    int ended = 0;
+    (void)state;
+
+    assert_non_null(p);
+    pt_loopback_free_ports(ports, 2);
+    snprintf(addr_a, sizeof(addr_a), "127.0.0.1:%u", ports[0]);
+    snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%u", ports[1]);
+    pt_side_init(&a, &loop, CLUSTER, 1, addr_a);
+    assert_int_equal(pt_transport_set_timeout(&a.t, T), 0);
+    pt_side_listen(&a);
+    for (int i = 0; i < N; i++)
+        pt_probe_start(&p[i], &loop, ports[0], "", 0);
+    /* every probe but the last few accepted is ended long before the time-out */
+    for (int round = 0; round < 200 && ended < N - PT_TRANSPORT_MAX_INBOUND_PER_SOURCE; round++) {
+        RUN_FOR(100);
+        ended = 0;
+        for (int i = 0; i < N; i++)
+            ended += p[i].ended;
+    }
+    assert_true(ended >= N - PT_TRANSPORT_MAX_INBOUND_PER_SOURCE);
+
+    pt_side_init(&b, &loop, CLUSTER, 2, addr_b);
+    pt_side_connect_and_wait(&b, &o, 1, addr_a);
+    assert_int_equal(o.status, 0);
+    assert_true(RUN_UNTIL_GE(&a.n_accepted, 1, 5000));
+    uv_close((uv_handle_t *)o.stream, pt_loopback_free_stream_cb);
+
+    for (int i = 0; i < N; i++)
+        pt_probe_close(&p[i]);
+    pt_side_close(&b);
+    pt_side_close(&a);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +347,8 @@ int main(void)
         cmocka_unit_test_prestate_setup_teardown(test_handshake_timeouts, pt_side_setup,
                                                  pt_side_teardown, &loop),
         cmocka_unit_test_prestate_setup_teardown(test_close_cancels, pt_side_setup,
+                                                 pt_side_teardown, &loop),
+        cmocka_unit_test_prestate_setup_teardown(test_inbound_per_source, pt_side_setup,
                                                  pt_side_teardown, &loop),
         cmocka_unit_test_prestate_setup_teardown(test_inbound_limit, pt_side_setup,
                                                  pt_side_teardown, &loop),

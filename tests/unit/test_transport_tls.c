@@ -41,10 +41,15 @@ static char dir[256];
 
 #define RUN_UNTIL_GE(ptr, n, ms) PT_LOOP_RUN_UNTIL_GE(&loop, (ptr), (n), (ms))
 
-/* Server ids 1..3 are region-a..region-c; anything else is unknown. */
+/* Server ids 1..3 are region-a..region-c, 4 is region-d being added; anything else is
+ * unknown. */
 static int identity_cb(void *arg, uint64_t id, char name[PT_CLUSTER_NAME_MAX + 1])
 {
     const char *const *names = arg;
+    if (id == 4) {
+        snprintf(name, PT_CLUSTER_NAME_MAX + 1, "region-d");
+        return PT_TRANSPORT_PEER_ONLY;
+    }
     if (id < 1 || id > 3)
         return PT_E_NOT_FOUND;
     snprintf(name, PT_CLUSTER_NAME_MAX + 1, "%s", names[id - 1]);
@@ -191,11 +196,22 @@ static void test_mutual_tls(void **state)
     assert_int_equal(pt_tmpdir_remove(dir), 0);
 }
 
-/* Without TLS the identity callback alone bounds who may connect. */
+static void added_accept_cb(void *arg, uint64_t id, const char *address, uv_stream_t *stream)
+{
+    struct peer_got *g = arg;
+    (void)address;
+    assert_int_equal(id, 4);
+    g->accepted++;
+    g->in = stream;
+}
+
+/* Without TLS the identity callback alone bounds who may connect; a region being added
+ * (PT_TRANSPORT_PEER_ONLY) gets peer channels but no raft channel. */
 static void test_identity_without_tls(void **state)
 {
-    struct pt_side a, b, stranger;
+    struct pt_side a, b, stranger, added;
     struct pt_outcome o;
+    struct peer_got pg;
     unsigned ports[2];
     char addr_a[64], addr_b[64];
     (void)state;
@@ -215,6 +231,22 @@ static void test_identity_without_tls(void **state)
     pt_side_connect_and_wait(&stranger, &o, 1, addr_a);
     assert_int_equal(o.status, RAFT_NOCONNECTION);
     assert_int_equal(a.n_accepted, 1);
+
+    memset(&pg, 0, sizeof(pg));
+    pt_transport_set_peer_accept(&a.t, PT_CHANNEL_PEER, added_accept_cb, &pg);
+    pt_side_init(&added, &loop, CLUSTER, 4, addr_b);
+    pt_side_connect_and_wait(&added, &o, 1, addr_a);
+    assert_int_equal(o.status, RAFT_NOCONNECTION); /* no raft channel before it is a member */
+    assert_int_equal(a.n_accepted, 1);
+    assert_int_equal(
+        pt_transport_connect_peer(&added.t, 1, addr_a, PT_CHANNEL_PEER, peer_connect_cb, &pg), 0);
+    assert_true(RUN_UNTIL_GE(&pg.calls, 1, 5000));
+    assert_int_equal(pg.status, 0);
+    assert_true(RUN_UNTIL_GE(&pg.accepted, 1, 5000));
+    pt_side_check_data_flows(pg.stream, pg.in, "a peer request from a region being added");
+    close_stream(pg.stream);
+    close_stream(pg.in);
+    pt_side_close(&added);
     pt_side_close(&stranger);
     pt_side_close(&b);
     pt_side_close(&a);

@@ -58,13 +58,21 @@ static void probe_connect_cb(uv_connect_t *c, int status)
 void pt_probe_start(struct pt_probe *p, uv_loop_t *loop, unsigned port, const void *bytes,
                     size_t len)
 {
-    struct sockaddr_in sa;
+    pt_probe_start_from(p, loop, "127.0.0.1", port, bytes, len);
+}
+
+void pt_probe_start_from(struct pt_probe *p, uv_loop_t *loop, const char *source, unsigned port,
+                         const void *bytes, size_t len)
+{
+    struct sockaddr_in sa, src;
     memset(p, 0, sizeof(*p));
     assert_true(len <= sizeof(p->out));
     memcpy(p->out, bytes, len);
     p->out_len = len;
     assert_int_equal(uv_ip4_addr("127.0.0.1", (int)port, &sa), 0);
+    assert_int_equal(uv_ip4_addr(source, 0, &src), 0);
     uv_tcp_init(loop, &p->tcp);
+    assert_int_equal(uv_tcp_bind(&p->tcp, (struct sockaddr *)&src, 0), 0);
     p->tcp.data = p;
     p->conn.data = p;
     assert_int_equal(uv_tcp_connect(&p->conn, &p->tcp, (struct sockaddr *)&sa, probe_connect_cb),

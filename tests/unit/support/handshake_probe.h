@@ -37,6 +37,10 @@ struct pt_probe {
 void pt_probe_start(struct pt_probe *p, uv_loop_t *loop, unsigned port, const void *bytes,
                     size_t len);
 
+/* pt_probe_start from the local IPv4 address source (borrowed; any of 127.0.0.0/8). */
+void pt_probe_start_from(struct pt_probe *p, uv_loop_t *loop, const char *source, unsigned port,
+                         const void *bytes, size_t len);
+
 /* Closes p's connection and runs its loop until the close completed (2 s at most). */
 void pt_probe_close(struct pt_probe *p);
 
