@@ -25,19 +25,12 @@ static int anonymous_list(const struct cli_opts *o, FILE *out, FILE *err)
     size_t n, i;
     int rc = PT_CLI_FAILED;
 
-    if (cli_request(&x, o, "GET", o->region, PT_ADMIN_PREFIX PT_ADMIN_ANONYMOUS, NULL, false,
-                    err) != 0)
-        goto out;
-    doc = cli_xfer_json(&x);
-    rules = json_object_get(doc, "rules");
-    if (!json_is_array(rules)) {
-        fprintf(err, "portolan %s: %s: answer has no \"rules\" array\n", cli_cmd_titles[o->cmd],
-                x.url);
-        goto out;
-    }
-    if (o->json) {
-        cli_print_json(out, doc);
+    switch (
+        cli_get_list(&x, o, PT_ADMIN_PREFIX PT_ADMIN_ANONYMOUS, "rules", out, err, &doc, &rules)) {
+    case 0:
         rc = PT_CLI_OK;
+        goto out;
+    case -1:
         goto out;
     }
     n = json_array_size(rules);

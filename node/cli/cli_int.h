@@ -218,6 +218,15 @@ int cli_request(struct cli_xfer *x, const struct cli_opts *o, const char *method
 /* The answer's JSON document (a new reference), or NULL when the body is empty or not JSON. */
 json_t *cli_xfer_json(const struct cli_xfer *x);
 
+/*
+ * GETs an admin listing: path's answer must be an object whose member key is an array.
+ * Returns 1 with *doc (a new reference, the caller's) and *items (borrowed from it) for the
+ * caller to print as a table; 0 when o->json asked for the document and it was printed to out
+ * (*doc still set); -1 when the request failed or the answer has no such array (said on err).
+ */
+int cli_get_list(struct cli_xfer *x, const struct cli_opts *o, const char *path, const char *key,
+                 FILE *out, FILE *err, json_t **doc, json_t **items);
+
 /* Prints an error answer to err after "portolan <title>: <url>: HTTP <status>": the OCI error
  * entries when the body has them, else its start, cleaned. */
 void cli_print_http_error(FILE *err, const char *title, const struct cli_xfer *x);

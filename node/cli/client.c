@@ -274,6 +274,27 @@ json_t *cli_xfer_json(const struct cli_xfer *x)
     return json_loadb((const char *)x->resp.p, x->resp.len, JSON_REJECT_DUPLICATES, NULL);
 }
 
+int cli_get_list(struct cli_xfer *x, const struct cli_opts *o, const char *path, const char *key,
+                 FILE *out, FILE *err, json_t **doc, json_t **items)
+{
+    *doc = NULL;
+    *items = NULL;
+    if (cli_request(x, o, "GET", o->region, path, NULL, false, err) != 0)
+        return -1;
+    *doc = cli_xfer_json(x);
+    *items = json_object_get(*doc, key);
+    if (!json_is_array(*items)) {
+        fprintf(err, "portolan %s: %s: answer has no \"%s\" array\n", cli_cmd_titles[o->cmd],
+                x->url, key);
+        return -1;
+    }
+    if (o->json) {
+        cli_print_json(out, *doc);
+        return 0;
+    }
+    return 1;
+}
+
 /* Prints an error answer: the OCI error entries when the body has them, else its start. */
 void cli_print_http_error(FILE *err, const char *cmd, const struct cli_xfer *x)
 {
