@@ -22,6 +22,7 @@
 #include "audit_int.h"
 
 #include "err.h"
+#include "fileio.h"
 #include "log.h"
 
 #include <errno.h>
@@ -295,21 +296,6 @@ static int rotate(struct pt_audit *a)
     return open_live(a);
 }
 
-/* Writes all of p[0..n) to fd; 0 or -1 (errno set). */
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 void pt_audit_record(struct pt_audit *a, const struct pt_audit_event *ev)
 {
     char line[PT_AUDIT_LINE_MAX + 64], when[40], ebuf[128];
@@ -343,7 +329,7 @@ void pt_audit_record(struct pt_audit *a, const struct pt_audit_event *ev)
     }
     line[n] = '\n';
     if (a->to_stderr) {
-        if (write_all(STDERR_FILENO, line, n + 1) != 0)
+        if (pt_write_all(STDERR_FILENO, line, n + 1) != 0)
             why = strerror_r(errno, ebuf, sizeof ebuf);
         else
             pt_audit_hash_hex(line, n, a->prev);
@@ -357,7 +343,7 @@ void pt_audit_record(struct pt_audit *a, const struct pt_audit_event *ev)
         why = "cannot rotate or open audit.log";
         goto out;
     }
-    if (write_all(a->fd, line, n + 1) != 0) {
+    if (pt_write_all(a->fd, line, n + 1) != 0) {
         why = strerror_r(errno, ebuf, sizeof ebuf);
         goto out;
     }

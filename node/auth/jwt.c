@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@
 
 #include "credentials.h"
 #include "err.h"
+#include "fileio.h"
 #include "reference.h"
 
 #define PT_JWT_HEADER_MAX  512 /* decoded header bytes accepted */
@@ -161,36 +161,6 @@ int pt_jwt_key_public_der(const struct pt_jwt_key *k, unsigned char *der, size_t
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int fsync_parent(const char *path)
-{
-    char copy[PATH_MAX];
-    int fd, rc;
-
-    if (strlen(path) >= sizeof(copy))
-        return -1;
-    strcpy(copy, path);
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int pt_jwt_key_save(const struct pt_jwt_key *k, const char *path)
 {
     char tmp[PATH_MAX];
@@ -212,13 +182,13 @@ int pt_jwt_key_save(const struct pt_jwt_key *k, const char *path)
     fd = mkstemp(tmp); /* mode 0600, whatever the umask */
     if (fd < 0)
         goto err_after_bio;
-    if (fchmod(fd, 0600) != 0 || write_all(fd, data, (size_t)n) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, 0600) != 0 || pt_write_all(fd, data, (size_t)n) != 0 || fsync(fd) != 0) {
         close(fd);
         goto err_after_tmp;
     }
     if (close(fd) != 0 || rename(tmp, path) != 0)
         goto err_after_tmp;
-    rc = fsync_parent(path) == 0 ? 0 : PT_E_IO;
+    rc = pt_fsync_parent(path) == 0 ? 0 : PT_E_IO;
     OPENSSL_cleanse(data, (size_t)n);
     BIO_free(bio);
     return rc;
