@@ -36,8 +36,9 @@
  *     connection's certificate was checked against);
  *   - n <= PT_RAFT_WIRE_ENTRIES_MAX, every entry <= PT_RAFT_WIRE_ENTRY_MAX (a command's bound
  *     plus room for a configuration) and a multiple of 8 bytes (libraft aligns entry data to
- *     8 bytes; Portolan's commands and raft's own entries all are), an AppendEntries payload <= PT_RAFT_WIRE_APPEND_MAX, a
- *     snapshot <= PT_RAFT_WIRE_SNAPSHOT_MAX, a configuration <= PT_RAFT_WIRE_CONF_MAX.
+ *     8 bytes; Portolan's commands and raft's own entries all are), an AppendEntries payload <=
+ * PT_RAFT_WIRE_APPEND_MAX, a snapshot <= PT_RAFT_WIRE_SNAPSHOT_MAX, a configuration <=
+ * PT_RAFT_WIRE_CONF_MAX.
  *
  * Design: a byte-at-a-time state machine with a 48-byte scratch buffer: the fixed part of a
  * header is collected, entry headers are checked one by one as they stream by, header tails

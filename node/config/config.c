@@ -507,21 +507,6 @@ out:
     return rc;
 }
 
-/* 1 when host (no brackets) is a loopback address: 127.0.0.0/8, ::1 or "localhost". */
-static int host_is_loopback(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-
-    if (strcmp(host, "localhost") == 0)
-        return 1;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return 0;
-}
-
 /* Access control may only be switched off where nobody but this machine can connect; the
  * public URL, when given, is an http(s) base URL; the metrics port is not the client port. */
 static int validate_auth(const struct pt_config *c, char *err, size_t errlen)
@@ -531,7 +516,7 @@ static int validate_auth(const struct pt_config *c, char *err, size_t errlen)
 
     if (pt_addr_parse(c->listen, host, sizeof host, &port, NULL) != 0)
         return fail(err, errlen, "listen: malformed");
-    if (!c->auth && !host_is_loopback(host))
+    if (!c->auth && !pt_addr_is_loopback(host))
         return fail(err, errlen,
                     "auth: off is only allowed when listen is a loopback address (%s is not)",
                     c->listen);

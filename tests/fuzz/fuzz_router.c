@@ -99,10 +99,6 @@ static void check_match(const char *path, size_t len, const struct pt_route *r)
     case PT_ROUTE_TOKEN:
         PT_FUZZ_CHECK(is_lit(path, len, "/token"));
         return;
-    case PT_ROUTE_ADMIN:
-        PT_FUZZ_CHECK(len > 7 && memcmp(path, "/admin/", 7) == 0);
-        PT_FUZZ_CHECK(r->ref == path + 7 && r->ref_len == len - 7);
-        return;
     case PT_ROUTE_BASE:
         PT_FUZZ_CHECK(is_lit(path, len, "/v2") || is_lit(path, len, "/v2/"));
         return;

@@ -350,6 +350,23 @@ def peer_frame_seeds(img):
     }
 
 
+def framing_seeds():
+    """fuzz_framing: the whole input is a raw HTTP/1 request head."""
+    get = b"GET /v2/ HTTP/1.1\r\nHost: a\r\n\r\n"
+    return {
+        "plain-get": get,
+        "content-length": b"PUT /v2/a/blobs/uploads/x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+        "same-length-twice": b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+        "differing-lengths": b"POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 40\r\n\r\n",
+        "length-list": b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n",
+        "length-and-chunked": b"POST / HTTP/1.1\r\nContent-Length: 4\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + get,
+        "chunked": b"PATCH /v2/a/blobs/uploads/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "bare-lf": b"POST / HTTP/1.1\nContent-Length: 1\nContent-Length: 2\n\n",
+        "unfinished": b"GET / HTTP/1.1\r\nHost: a\r\n",
+    }
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
     manifests, img, idx = manifest_seeds()
@@ -366,6 +383,7 @@ def main():
         "fuzz_raft_wire": raft_wire_seeds(),
         "fuzz_handshake": handshake_seeds(),
         "fuzz_peer_frame": peer_frame_seeds(img),
+        "fuzz_framing": framing_seeds(),
     }
     for target, seeds in targets.items():
         d = os.path.join(out, target)
