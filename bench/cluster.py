@@ -773,8 +773,12 @@ class Bench:
     def start_cluster(self, name, extra):
         t0 = time.monotonic()
         try:
+            # Every load generator connects from 127.0.0.1: lift the per-address connection cap
+            # (a guard against one hostile address) to what the capacity run opens.
+            guard = ["--max-connections-per-address=%d"
+                     % max(256, self.args.capacity_connections)]
             self.host = Host(__file__, os.path.join(self.work, name), self.args.delay_ms,
-                             self.args.portolan_arg + extra, HOST_TIMEOUT)
+                             guard + self.args.portolan_arg + extra, HOST_TIMEOUT)
         except (BenchError, OSError, ValueError) as e:
             self.errors.append(("cluster start", str(e)))
             return False
