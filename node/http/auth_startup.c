@@ -23,6 +23,7 @@
 #include "committer.h"
 #include "credentials.h"
 #include "err.h"
+#include "fileio.h"
 #include "log.h"
 #include "password.h"
 #include "worker.h"
@@ -249,8 +250,8 @@ static int generated_password(void)
     if (fd < 0)
         return PT_E_IO;
     size_t len = strlen(st.password);
-    int ok = fchmod(fd, 0600) == 0 && write(fd, st.password, len) == (ssize_t)len &&
-             write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    int ok = fchmod(fd, 0600) == 0 && pt_write_all(fd, st.password, len) == 0 &&
+             pt_write_all(fd, "\n", 1) == 0 && fsync(fd) == 0;
     close(fd);
     return ok ? 0 : PT_E_IO;
 }
