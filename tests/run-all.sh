@@ -11,7 +11,8 @@
 #      times over), for access control with real clients (skopeo, podman, buildah, ctr), and
 #      for hostile clients (smuggling, HTTP/2 rapid reset, connection floods, wide manifests),
 #      whose memory check is about the real binary, and for the Kubernetes manifests
-#      (rendered, schema-checked; its `portolan cluster certs` makes their Secrets)
+#      (rendered, schema-checked; its `portolan cluster certs` makes their Secrets) and the
+#      StatefulSet's pods run in containers of the image (startup and join timing)
 # Ends with one "N passed, N failed" line over all of them; exits 1 if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -81,7 +82,7 @@ count_run "$out"
 step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
     blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks \
-    k8s_manifests 2>&1)
+    k8s_manifests k8s_pods 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 

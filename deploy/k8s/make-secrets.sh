@@ -5,7 +5,7 @@
 #
 #   deploy/k8s/make-secrets.sh [--replicas N | --regions a,b,c] [--out DIR] [--ca-dir DIR]
 #                              [--admin-password-file FILE] [--https-cert FILE --https-key FILE]
-#                              [--portolan BIN] [--apply [--namespace NS]]
+#                              [--trust CA.pem] [--portolan BIN] [--apply [--namespace NS]]
 #
 # Regions: portolan-0 .. portolan-(N-1) for the pods of the StatefulSet (--replicas, default
 # 5: every pod the StatefulSet may be scaled to needs its key in the Secret beforehand), or
@@ -23,7 +23,9 @@
 # Secret: it signs regions added later (run again with more --replicas and the same
 # --ca-dir) and should then be moved offline. Certificates come from
 # `portolan cluster certs`. Running again keeps every file that exists and adds what is
-# missing; delete a file to replace it (deploy/README.md, rotating certificates).
+# missing; delete a file to replace it (deploy/README.md, rotating certificates). --trust
+# appends the certificates of CA.pem to ca.crt: the pods then accept peers signed by either
+# CA, the middle steps of replacing the cluster CA.
 #
 # --apply sends the two (or three) Secrets straight to the cluster (kubectl apply, namespace
 # NS or kubectl's current one) instead of leaving them to kustomize; then apply the
@@ -40,18 +42,19 @@ ca_dir=""
 admin_file=""
 https_cert=""
 https_key=""
+trust=""
 portolan=""
 apply=0
 namespace=""
 
-usage() { sed -n '2,32s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,35s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 die() { echo "make-secrets: $*" >&2; exit 1; }
 usage_error() { echo "make-secrets: $*" >&2; echo "usage: make-secrets.sh [flags] (--help)" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
     --replicas | --regions | --out | --ca-dir | --admin-password-file | --https-cert | \
-        --https-key | --portolan | --namespace)
+        --https-key | --trust | --portolan | --namespace)
         [ $# -ge 2 ] || usage_error "$1 needs a value"
         case "$1" in
         --replicas) replicas=$2 ;;
@@ -61,6 +64,7 @@ while [ $# -gt 0 ]; do
         --admin-password-file) admin_file=$2 ;;
         --https-cert) https_cert=$2 ;;
         --https-key) https_key=$2 ;;
+        --trust) trust=$2 ;;
         --portolan) portolan=$2 ;;
         --namespace) namespace=$2 ;;
         esac
@@ -124,6 +128,10 @@ if [ -n "$missing" ]; then
     echo "make-secrets: peer certificates for $missing"
 fi
 cp "$ca_dir/ca.pem" "$out/peer-tls/ca.crt"
+if [ -n "$trust" ]; then
+    grep -q 'BEGIN CERTIFICATE' "$trust" || die "--trust: no certificate in $trust"
+    cat "$trust" >>"$out/peer-tls/ca.crt"
+fi
 
 # ---- the administrator's password ----------------------------------------------------------
 if [ -n "$admin_file" ]; then

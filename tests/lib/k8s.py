@@ -62,18 +62,18 @@ def ensure_node_modules():
     _run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, timeout=600)
 
 
-def prepare(work, portolan_bin):
+def prepare(work, portolan_bin, regions=True):
     """Copies deploy/k8s into work/k8s and makes every Secret its kustomizations read (the
-    single-cluster one with keys for SINGLE_SECRETS_REPLICAS pods, and one per region of the
-    multi-region layout, all under one CA). Returns {label: kustomization directory} for
-    "base" (no Secrets), "single" (deploy/k8s) and each region."""
+    single-cluster one with keys for SINGLE_SECRETS_REPLICAS pods, and, with regions, one per
+    region of the multi-region layout, all under one CA). Returns {label: kustomization
+    directory} for "base" (no Secrets), "single" (deploy/k8s) and each region made."""
     k8s = os.path.join(work, "k8s")
     shutil.copytree(K8S_DIR, k8s, ignore=shutil.ignore_patterns("secrets"))
     make = os.path.join(k8s, "make-secrets.sh")
     _run([make, "--portolan", portolan_bin, "--replicas", str(SINGLE_SECRETS_REPLICAS)])
     dirs = {"base": os.path.join(k8s, "base"), "single": k8s}
     ca = os.path.join(work, "multi-region-ca")
-    for r in REGIONS:
+    for r in REGIONS if regions else ():
         d = os.path.join(k8s, "overlays", "multi-region", r)
         host = "%s.registry.example" % r
         cert, key = os.path.join(work, host + ".crt"), os.path.join(work, host + ".key")
