@@ -19,6 +19,7 @@ What runs (tests/lib/k8s.py does the rendering):
        terminationGracePeriodSeconds 30 (the node drains within 25 s); zone spreading;
      - serviceName names a headless Service that publishes not-ready addresses and selects
        the pods; podManagementPolicy Parallel (the bootstrapped members start together);
+       the volume of a pod removed by scaling down is deleted, the others kept;
      - every ConfigMap and Secret a volume or env entry names exists in the render, with the
        keys the pod reads: portolan.yaml and cluster.yaml at the paths PORTOLAN_CONFIG and
        PORTOLAN_CLUSTER_FILE give, the admin password where portolan.yaml's
@@ -186,6 +187,9 @@ def check_services(results, label, objects, sts):
                   "%s: the selector matches the pod labels" % label)
     results.eq(sts["spec"].get("podManagementPolicy"), "Parallel",
                "%s: podManagementPolicy" % label)
+    results.eq(sts["spec"].get("persistentVolumeClaimRetentionPolicy"),
+               {"whenScaled": "Delete", "whenDeleted": "Retain"},
+               "%s: a removed pod's volume goes, the StatefulSet's stay" % label)
     svcs = k8s.find(objects, "Service", sts["spec"].get("serviceName"))
     if not results.check(len(svcs) == 1, "%s: serviceName %r names a Service" % (
             label, sts["spec"].get("serviceName"))):
