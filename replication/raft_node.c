@@ -176,6 +176,9 @@ static int wrapped_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct pt_raft_node *n =
         (struct pt_raft_node *)((char *)f - offsetof(struct pt_raft_node, fsm));
     int rv = n->fsm_restore(fsm, buf);
+    if (rv == 0) /* at start from the local snapshot, or one installed by the leader */
+        pt_log(PT_LOG_INFO, "raft snapshot restored", "{s:I}", "applied_index",
+               (json_int_t)pt_metastore_applied_index(n->ms));
     if (n->blobs != NULL)
         pt_blob_sync_changed(n->blobs);
     return rv;
