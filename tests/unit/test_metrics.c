@@ -361,9 +361,11 @@ static void test_ready_gauge(void **state)
     render(e);
     assert_string_equal(type_of(e, "portolan_ready"), "gauge");
     assert_true(value(e, "portolan_ready") == 0);
+    release(e);
     pt_metrics_ready(7); /* any non-zero is ready: exported as 1 */
     render(e);
     assert_true(value(e, "portolan_ready") == 1);
+    release(e);
     pt_metrics_ready(0);
     render(e);
     assert_true(value(e, "portolan_ready") == 0);
