@@ -430,6 +430,7 @@ def main(results):
         print("test_k8s_pods: built %s in %.0fs" % (image, took))
     work = tempfile.mkdtemp(prefix="k8s-pods-")
     cluster = None
+    failed_before = results.failed
     try:
         dirs = k8s.prepare(work, harness.portolan_bin(), regions=False)
         objects, errors = k8s.validate(k8s.render(dirs["single"]))
@@ -473,7 +474,7 @@ def main(results):
                     results.eq(json.loads(r.read()).get("ready"), True,
                                "%s /readyz body" % cluster.pod(i))
 
-        if results.failures:
+        if results.failed > failed_before:
             return
         sk = images.Skopeo(os.path.join(work, "skopeo"))
         img = images.make_image(seed=4242, layers=2, layer_size=256 << 10)
@@ -545,7 +546,7 @@ def main(results):
             results.check(not cluster.liveness_failures, "; ".join(cluster.liveness_failures))
     finally:
         if cluster is not None:
-            if results.failures:
+            if results.failed > failed_before:
                 for i in sorted(cluster.pods):
                     print("%s log: %s" % (cluster.pod(i), cluster.logs(i, 15)))
             cluster.cleanup()
