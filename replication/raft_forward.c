@@ -315,5 +315,11 @@ void pt_raft_node__flush_round(struct pt_raft_node *n)
 void pt_raft_node_propose(struct pt_raft_node *n, void *buf, size_t len, pt_raft_node_cb cb,
                           void *arg)
 {
+    int rv = pt_raft_node__stamp(n, &buf, &len);
+    if (rv != 0) {
+        free(buf);
+        cb(arg, rv, 0);
+        return;
+    }
     pt_raft_node__route(n, 1, buf, len, 0, cb, arg);
 }

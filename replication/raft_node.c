@@ -31,9 +31,13 @@
 #include <raft/uv.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "blob_sync.h"
+#include "bytes.h"
+#include "command.h"
 #include "diskspace.h"
 #include "err.h"
 #include "log.h"
@@ -70,6 +74,19 @@ const struct pt_cluster_region *pt_raft_node__member(const struct pt_raft_node *
         if (n->cfg.cluster.regions[i].id == id)
             return &n->cfg.cluster.regions[i];
     return NULL;
+}
+
+int pt_raft_node__stamp(struct pt_raft_node *n, void **buf, size_t *len)
+{
+    const uint8_t *id;
+    size_t id_len;
+    if (pt_command_write_id(*buf, *len, &id, &id_len))
+        return 0;
+    uint8_t fresh[PT_COMMAND_WRITE_ID_LEN];
+    pt_put_be64(fresh, n->cfg.self_id);
+    memcpy(fresh + 8, n->write_nonce, sizeof(n->write_nonce));
+    pt_put_be64(fresh + 16, ++n->write_counter);
+    return pt_command_stamp(buf, len, fresh, sizeof(fresh));
 }
 
 uint64_t pt_raft_node__leader_id(struct pt_raft_node *n)
@@ -457,6 +474,11 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     n->ms = ms;
     n->cfg = *cfg;
     n->queue_tail = &n->queue;
+    /* Write ids need only differ from those of this region's earlier processes; should the
+     * kernel have no entropy yet, the clock still tells processes apart. */
+    if (getrandom(n->write_nonce, sizeof(n->write_nonce), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(n->write_nonce))
+        pt_put_be64(n->write_nonce, uv_hrtime() ^ (uint64_t)uv_os_getpid() << 32);
     int rv = pt_transport_init(&n->transport, loop, cfg->cluster.cluster_id);
     if (rv != 0)
         goto err_after_alloc;

@@ -84,10 +84,16 @@ struct pt_raft_node {
     uint64_t disk_transfer_ms; /* when leadership was last handed away for a full disk */
     uint64_t leader_seen_ms;   /* when a leader was last known (loop time), for the waiters */
     unsigned closing;          /* handles and services still closing */
+    uint8_t write_nonce[8];    /* drawn at start: this process's part of every write id */
+    uint64_t write_counter;    /* writes stamped so far */
     void (*stop_cb)(void *arg);
     void *stop_arg;
 };
 
+/* Puts a fresh write id (region id, write_nonce, write_counter; PT_COMMAND_WRITE_ID_LEN
+ * bytes) in front of the encoded command *buf (owned, reallocated) unless it has one.
+ * Returns 0 or PT_E_* (then *buf is unchanged, still owned by the caller). raft_node.c */
+int pt_raft_node__stamp(struct pt_raft_node *n, void **buf, size_t *len);
 /* The configured region of id (cfg.cluster), or NULL. raft_node.c */
 const struct pt_cluster_region *pt_raft_node__member(const struct pt_raft_node *n, uint64_t id);
 /* The leader this region knows of, 0 when none. raft_node.c */
