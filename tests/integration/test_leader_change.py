@@ -142,7 +142,7 @@ def transfers_aimed_at_forwarded_writes(results):
         ops.check_writes_everywhere(t, c, repo, acked, refused, "at the end")
 
 
-CUT_SECONDS = 8.0  # the leader's isolation: several election timeouts
+CUT_SECONDS = 10.0  # the leader's isolation: several election timeouts
 
 
 class TagWriter(threading.Thread):
@@ -213,7 +213,21 @@ def isolated_leader_writes_in_flight(results):
             new_lead = None
             t.check(False, "no leader among %s after the cut: %s" % (others, e))
         elected = time.monotonic()
-        time.sleep(max(0.0, CUT_SECONDS - (elected - cut)))
+        # A manifest PUT at the cut-off region whose blobs were acknowledged in another: the
+        # region cannot confirm the miss with a leader, so 503 (Retry-After), never 400; the
+        # same miss confirmed by the leader's state is 400 MANIFEST_BLOB_UNKNOWN.
+        fresh = h.make_image(layers=1, layer_size=256)
+        cut_off = confirmed = None
+        if new_lead is not None:
+            with new_lead.client() as cl:
+                for _digest, data in fresh.blobs:
+                    cl.push_blob(repo, data)
+                ghost = h.make_image(layers=1, layer_size=256)  # its blobs never pushed
+                confirmed = cl.put_manifest(repo, "ghost", ghost.bytes, ghost.media_type)
+            with lead.client(timeout=WRITE_TIMEOUT + 30) as cl:
+                cut_off = cl.put_manifest(repo, "fresh", fresh.bytes, fresh.media_type)
+        cut_off_at = time.monotonic()
+        time.sleep(max(0.0, CUT_SECONDS - (time.monotonic() - cut)))
         healed = time.monotonic()
         c.heal()
         time.sleep(4.0)
@@ -269,6 +283,26 @@ def isolated_leader_writes_in_flight(results):
                 "the cut (write timeout %.0f s)" % (ops.ms(gap), WRITE_TIMEOUT))
         t.check(first_after_heal, "the old leader's region wrote nothing after the heal")
 
+        if cut_off is not None:
+            t.check(ops.unavailable(cut_off) and cut_off.headers.get("Retry-After", "").isdigit(),
+                    "manifest PUT at the cut-off %s whose blobs another region acknowledged: "
+                    "%s (Retry-After %r), want 503 UNAVAILABLE with Retry-After" % (
+                        lead.name, cut_off.describe(), cut_off.headers.get("Retry-After")))
+            t.check(cut_off_at < healed, "the cut-off manifest PUT was answered after the heal")
+            t.check(confirmed.status == 400 and
+                    "MANIFEST_BLOB_UNKNOWN" in confirmed.error_codes(),
+                    "manifest PUT at the leader with unknown blobs: %s, want 400 "
+                    "MANIFEST_BLOB_UNKNOWN" % confirmed.describe())
+            after = None
+            for _ in range(50):
+                with lead.client() as cl:
+                    after = cl.put_manifest(repo, "fresh", fresh.bytes, fresh.media_type)
+                if after.status == 201:
+                    break
+                time.sleep(0.2)
+            t.check(after.status == 201, "the same manifest PUT at %s after the heal: %s" % (
+                lead.name, after.describe()))
+
         c.wait_converged(timeout=30)
         # Exactly the tags whose PUT was acknowledged and whose DELETE was not (one whose
         # DELETE or PUT was answered 503 may be either way).
@@ -285,7 +319,7 @@ def isolated_leader_writes_in_flight(results):
             must |= {tag for tag, s in state.items() if s == "present"}
             may |= {tag for tag, s in state.items() if s == "unknown"}
         for r in c.regions:
-            tags = set(ops.all_tags(r, repo)) - {"base"}
+            tags = set(ops.all_tags(r, repo)) - {"base", "fresh"}
             t.check(must <= tags and tags <= must | may,
                     "%s: tags missing %s, unexpected %s" % (
                         r.name, sorted(must - tags)[:5], sorted(tags - must - may)[:5]))
