@@ -151,6 +151,10 @@ int pt_raft_node__leader_apply(struct pt_raft_node *n, const void *buf, size_t l
     return 0;
 }
 
+/* How long writes are sent again to a leader that does not answer at all (no channel, no
+ * reply) before they are refused at once: about an election timeout. */
+#define UNREACHABLE_MS 1000
+
 /* Sends f's write again (its command moves on; f is dropped when its reply comes), to the
  * current leader, avoiding `avoid` for RETRY_MS. */
 static void send_again(struct forward *f, uint64_t avoid)
@@ -178,6 +182,17 @@ static void on_forward_reply(void *arg, int status, const void *body, size_t len
      * write id makes a second proposal harmless. */
     int again = f->is_write && !f->answered && now < f->deadline && !n->stopping &&
                 status == PT_E_UNAVAILABLE && (len > 0 || f->has_id);
+    if (status == PT_E_UNAVAILABLE && len == 0) {
+        /* No answer from f->to: sent again only while it has been unreachable for less than
+         * UNREACHABLE_MS (a dropped channel, a link coming back), then refused at once. */
+        if (n->unreachable_id != f->to) {
+            n->unreachable_id = f->to;
+            n->unreachable_since = now;
+        }
+        again = again && now - n->unreachable_since < UNREACHABLE_MS;
+    } else if (n->unreachable_id == f->to) {
+        n->unreachable_id = 0;
+    }
     if (f->answered) {
         /* answered, or sent again, when the leader changed */
     } else if (again) {

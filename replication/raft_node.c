@@ -59,6 +59,7 @@
 #define SNAPSHOT_TRAIL        2048
 #define HEARTBEAT_MS          100  /* how soon idle followers learn of commits */
 #define ELECTION_MS           1000 /* randomized to [1000, 2000) ms, plus pre-vote and vote */
+#define CONNECT_RETRY_MS      100  /* raft_uv's wait between connection attempts to one server */
 
 struct waiter {
     struct waiter *next;
@@ -522,6 +523,9 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
         rv = PT_E_IO;
         goto err_after_transport;
     }
+    /* raft_uv dials a lost follower or leader again this long after a failed attempt (its
+     * default, 1 s, is most of a heal's delay); the transport bounds each attempt. */
+    raft_uv_set_connect_retry_delay(&n->io, CONNECT_RETRY_MS);
     pt_raft_fsm_init(&n->fsm, ms, &n->raft);
     n->fsm_apply = n->fsm.fsm.apply;
     n->fsm.fsm.apply = wrapped_apply;

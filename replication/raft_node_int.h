@@ -84,11 +84,13 @@ struct pt_raft_node {
     uint64_t noop_term;       /* the term whose opening barrier was started (see flush_round) */
     int stopping;
     unsigned ticks;
-    uint64_t disk_transfer_ms; /* when leadership was last handed away for a full disk */
-    uint64_t leader_seen_ms;   /* when a leader was last known (loop time), for the waiters */
-    unsigned closing;          /* handles and services still closing */
-    uint8_t write_nonce[8];    /* drawn at start: this process's part of every write id */
-    uint64_t write_counter;    /* writes stamped so far */
+    uint64_t disk_transfer_ms;  /* when leadership was last handed away for a full disk */
+    uint64_t leader_seen_ms;    /* when a leader was last known (loop time), for the waiters */
+    unsigned closing;           /* handles and services still closing */
+    uint64_t unreachable_id;    /* a leader whose forwards failed without answer, or 0 */
+    uint64_t unreachable_since; /* loop time of the first of those failures */
+    uint8_t write_nonce[8];     /* drawn at start: this process's part of every write id */
+    uint64_t write_counter;     /* writes stamped so far */
     void (*stop_cb)(void *arg);
     void *stop_arg;
 };

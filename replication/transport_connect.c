@@ -14,7 +14,9 @@
  *   peer whose pod IP changed is found again at the next attempt. Each returned address is
  *   tried in order (up to PT_TRANSPORT_MAX_ADDRESSES) until one completes the handshake.
  * - A route set with pt_transport_set_route wins over the address the caller names.
- * - Limits: every address attempt (TCP connect plus handshake) ends within the timeout. Name
+ * - Limits: every address attempt (TCP connect plus handshake) ends within the timeout, its
+ *   TCP connect within PT_TRANSPORT_CONNECT_TIMEOUT_MS (a link that comes back is dialed
+ *   afresh by the next attempt instead of waiting for the kernel's SYN retries). Name
  *   resolution itself is bounded by the resolver's own timeouts (resolv.conf), and cannot be
  *   interrupted once a thread-pool thread runs it, so closing waits for such a lookup to
  *   return.
@@ -63,6 +65,9 @@ static void connect_cb(uv_connect_t *req, int status)
         transport_handshake_fail(c, PT_LOG_DEBUG, "connect", status);
         return;
     }
+    /* connected: the rest of the attempt's time for the handshake */
+    if (c->t->timeout_ms > c->connect_ms)
+        uv_timer_start(&c->timer, transport_timeout_cb, c->t->timeout_ms - c->connect_ms, 0);
     transport_seam_start(c);
 }
 
@@ -99,7 +104,10 @@ void transport_attempt_next(struct conn *c)
             transport_handshake_fail(c, PT_LOG_DEBUG, "connect", rv); /* next address once closed */
             return;
         }
-        uv_timer_start(&c->timer, transport_timeout_cb, t->timeout_ms, 0);
+        c->connect_ms = t->timeout_ms < PT_TRANSPORT_CONNECT_TIMEOUT_MS
+                            ? t->timeout_ms
+                            : PT_TRANSPORT_CONNECT_TIMEOUT_MS;
+        uv_timer_start(&c->timer, transport_timeout_cb, c->connect_ms, 0);
         return;
     }
     transport_conn_finish(c, RAFT_NOCONNECTION);
