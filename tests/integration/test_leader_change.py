@@ -237,7 +237,7 @@ def isolated_leader_writes_in_flight(results):
             w.join(WRITE_TIMEOUT + 40)
         end = time.monotonic()
 
-        slow, odd, twice, in_flight_acked = [], [], [], []
+        slow, odd, twice, in_flight, in_flight_acked = [], [], [], [], []
         for w in writers:
             acked_puts = set()
             for op, tag, t0, t1, st, r in w.ops:
@@ -251,8 +251,10 @@ def isolated_leader_writes_in_flight(results):
                     twice.append(what)
                 elif not (st in (201, 202) or (r is not None and ops.unavailable(r))):
                     odd.append("%s: %s" % (what, r.describe() if r is not None else st))
-                if w.region is not lead and t0 < cut < t1 and st in (201, 202):
-                    in_flight_acked.append("%s in %s" % (what, ops.ms(t1 - t0)))
+                if w.region is not lead and t0 < cut < t1:
+                    in_flight.append("%s: %s in %s" % (what, st, ops.ms(t1 - t0)))
+                    if st in (201, 202):
+                        in_flight_acked.append(what)
 
         def longest_gap(regions, since, until):
             acks = sorted(t1 for w in writers if w.region in regions
@@ -266,10 +268,9 @@ def isolated_leader_writes_in_flight(results):
                             for op, tag, t0, t1, st, r in w.ops
                             if st in (201, 202) and t0 >= healed]
         ops.note(results, "cut %s: new leader %s after %s; longest time without an "
-                 "acknowledged write on the majority side %s; writes in flight at the cut "
-                 "acknowledged: %s" % (lead.name, new_lead.name if new_lead else None,
-                                       ops.ms(elected - cut), ops.ms(gap),
-                                       "; ".join(in_flight_acked) or "none"))
+                 "acknowledged write on the majority side %s; writes in flight at the cut: "
+                 "%s" % (lead.name, new_lead.name if new_lead else None, ops.ms(elected - cut),
+                         ops.ms(gap), "; ".join(in_flight) or "none"))
         ops.note(results, "old leader's region writes again %s after the heal" % (
             ops.ms(min(first_after_heal) - healed) if first_after_heal else "never"))
         ops.note(results, "%d requests, %.1f s" % (sum(len(w.ops) for w in writers),
@@ -282,6 +283,8 @@ def isolated_leader_writes_in_flight(results):
         t.check(gap < WRITE_TIMEOUT, "the majority side acknowledged no write for %s after "
                 "the cut (write timeout %.0f s)" % (ops.ms(gap), WRITE_TIMEOUT))
         t.check(first_after_heal, "the old leader's region wrote nothing after the heal")
+        t.check(in_flight_acked or not in_flight, "no write in flight at the cut on the "
+                "majority side was acknowledged: %s" % "; ".join(in_flight))
 
         if cut_off is not None:
             t.check(ops.unavailable(cut_off) and cut_off.headers.get("Retry-After", "").isdigit(),
