@@ -310,7 +310,13 @@ void pt_raft_node__route(struct pt_raft_node *n, int is_write, void *buf, size_t
     w->index = 0;
     w->avoid = avoid;
     w->retry_at = now + RETRY_MS;
-    w->deadline = now + (until != 0 ? RESEND_LEADER_WAIT_MS : LEADER_WAIT_MS);
+    /* counted from when a leader was last known: a region that has known none for that long
+     * already (cut off, or the cluster has lost its majority) answers at the next tick */
+    if (leader != 0)
+        n->leader_seen_ms = now;
+    w->deadline = n->leader_seen_ms + (until != 0 ? RESEND_LEADER_WAIT_MS : LEADER_WAIT_MS);
+    if (w->deadline < now)
+        w->deadline = now;
     if (until != 0 && until < w->deadline)
         w->deadline = until;
     add_waiter(n, w);

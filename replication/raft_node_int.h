@@ -108,8 +108,9 @@ uint64_t pt_raft_node__leader_id(struct pt_raft_node *n);
 void pt_raft_node__wait_applied(struct pt_raft_node *n, uint64_t index, uint64_t timeout_ms,
                                 pt_raft_node_cb cb, void *arg);
 /* Routes a write (buf: owned, free()) or a read to the leader, waiting a little for one
- * when none is known (LEADER_WAIT_MS, about an election timeout; RESEND_LEADER_WAIT_MS for a
- * write sent again: then PT_E_UNAVAILABLE), or
+ * when none is known (until this region has known none for LEADER_WAIT_MS, about an election
+ * timeout, or RESEND_LEADER_WAIT_MS for a write sent again: then PT_E_UNAVAILABLE, so at the
+ * next tick in a region that has been without a leader that long already), or
  * when it is `avoid` (a leader that just refused it or did not answer; 0: none), which is
  * asked again after RETRY_MS if it still leads. until: the loop time by which the request
  * must be answered (a write sent again keeps its first deadline), 0 for a new request. cb
