@@ -66,8 +66,9 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     }
     /* connected: the rest of the attempt's time for the handshake */
-    if (c->t->timeout_ms > c->connect_ms)
-        uv_timer_start(&c->timer, transport_timeout_cb, c->t->timeout_ms - c->connect_ms, 0);
+    uint64_t spent = uv_now(c->t->loop) - c->attempt_start;
+    if (c->t->timeout_ms > spent)
+        uv_timer_start(&c->timer, transport_timeout_cb, c->t->timeout_ms - spent, 0);
     transport_seam_start(c);
 }
 
@@ -104,10 +105,12 @@ void transport_attempt_next(struct conn *c)
             transport_handshake_fail(c, PT_LOG_DEBUG, "connect", rv); /* next address once closed */
             return;
         }
-        c->connect_ms = t->timeout_ms < PT_TRANSPORT_CONNECT_TIMEOUT_MS
-                            ? t->timeout_ms
-                            : PT_TRANSPORT_CONNECT_TIMEOUT_MS;
-        uv_timer_start(&c->timer, transport_timeout_cb, c->connect_ms, 0);
+        c->attempt_start = uv_now(t->loop);
+        uv_timer_start(&c->timer, transport_timeout_cb,
+                       t->timeout_ms < PT_TRANSPORT_CONNECT_TIMEOUT_MS
+                           ? t->timeout_ms
+                           : PT_TRANSPORT_CONNECT_TIMEOUT_MS,
+                       0);
         return;
     }
     transport_conn_finish(c, RAFT_NOCONNECTION);
