@@ -25,11 +25,13 @@
 #include "transport.h"
 
 #include <jansson.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "err.h"
 #include "log.h"
@@ -72,6 +74,29 @@ static void connect_cb(uv_connect_t *req, int status)
     transport_seam_start(c);
 }
 
+/* The TCP connect's share of the attempt ran out. A loop that stalled (a slow apply, a busy
+ * machine) runs its timers before it polls, so the connect may have completed unseen: a
+ * socket that is writable without error is connected, and its callback follows in this loop
+ * pass; it keeps the rest of the attempt's time. Anything else fails the attempt. */
+static void connect_timeout_cb(uv_timer_t *timer)
+{
+    struct conn *c = timer->data;
+    uv_os_fd_t fd;
+    if (c->tcp != NULL && !c->tcp_closing && uv_fileno((uv_handle_t *)c->tcp, &fd) == 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t elen = sizeof(err);
+        uint64_t spent = uv_now(c->t->loop) - c->attempt_start;
+        if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT) &&
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err == 0 &&
+            c->t->timeout_ms > spent) {
+            uv_timer_start(&c->timer, transport_timeout_cb, c->t->timeout_ms - spent, 0);
+            return;
+        }
+    }
+    transport_timeout_cb(timer);
+}
+
 /* Tries the next resolved address; finishes with RAFT_NOCONNECTION when none is left. */
 void transport_attempt_next(struct conn *c)
 {
@@ -106,7 +131,7 @@ void transport_attempt_next(struct conn *c)
             return;
         }
         c->attempt_start = uv_now(t->loop);
-        uv_timer_start(&c->timer, transport_timeout_cb,
+        uv_timer_start(&c->timer, connect_timeout_cb,
                        t->timeout_ms < PT_TRANSPORT_CONNECT_TIMEOUT_MS
                            ? t->timeout_ms
                            : PT_TRANSPORT_CONNECT_TIMEOUT_MS,
