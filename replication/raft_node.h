@@ -11,9 +11,12 @@
  *   until its own FSM has applied that far, so the client reads its write back from the
  *   region that accepted it. No known leader, or no answer within the write timeout, fails
  *   fast with PT_E_UNAVAILABLE: a cut-off region refuses writes instead of queueing them.
- *   When the leader changes while a write is in flight, a write the old leader never
- *   appended goes to the new one; any other is answered PT_E_UNAVAILABLE at once (it may
- *   still commit: its fate is unknown), never after waiting out the write timeout.
+ *   Every write is stamped with a write id (command.h), which the FSM applies at most once,
+ *   so a write in flight follows the leader: when the leader changes (or is lost, or fails
+ *   to answer) the write is proposed again at once to the new one, which answers with the
+ *   first outcome should the first proposal have committed after all; with no leader known
+ *   for about an election timeout it is answered PT_E_UNAVAILABLE. No write waits out the
+ *   write timeout while a leader exists and answers (raft_forward.c).
  * - read_index: a linearizable read point. The leader confirms its leadership with one
  *   raft_barrier shared by every read that arrived before the barrier started (reads that
  *   arrive meanwhile wait for the next one); a follower asks the leader for that index and

@@ -353,6 +353,31 @@ int pt_metastore_batch_region_put(struct pt_metastore_batch *b, const struct pt_
 int pt_metastore_batch_region_delete(struct pt_metastore_batch *b, uint64_t id);
 
 /*
+ * ---- write ids (replicated; written by the FSM only) -----------------------------------
+ * The outcome of every command applied with a write id (replication/command.h), so that the
+ * FSM applies an id at most once: the index it was applied at and its status (0 or the
+ * PT_E_* of its failed precondition). Kept in the meta family, so they travel in snapshots,
+ * and expired by index distance (pt_metastore_batch_write_ids_expire), never by clock.
+ * Ids are 1..PT_METASTORE_WRITE_ID_MAX bytes (PT_E_CONFIG otherwise).
+ */
+#define PT_METASTORE_WRITE_ID_MAX 32
+/* 1 with *index and *status (either may be NULL) when id (id_len bytes, borrowed) is
+ * recorded, 0 when it is not, or a negative PT_E_*. Any thread. */
+int pt_metastore_write_id_get(struct pt_metastore *ms, const void *id, size_t id_len,
+                              uint64_t *index, int *status);
+/* The same through a batch (staged writes over the database). */
+int pt_metastore_batch_write_id_get(struct pt_metastore_batch *b, const void *id, size_t id_len,
+                                    uint64_t *index, int *status);
+/* Records id as applied at index (non-zero) with status. */
+int pt_metastore_batch_write_id_put(struct pt_metastore_batch *b, const void *id, size_t id_len,
+                                    uint64_t index, int status);
+/* Stages the removal of the ids recorded at an index below `below`, oldest first, at most max
+ * of them. Returns how many, or a negative PT_E_*. */
+int pt_metastore_batch_write_ids_expire(struct pt_metastore_batch *b, uint64_t below, size_t max);
+/* Number of recorded ids (for tests and status). */
+int pt_metastore_write_id_count(struct pt_metastore *ms, uint64_t *count);
+
+/*
  * ---- access control records (replicated; written by the FSM only) -----------------------
  * Users, access tokens, anonymous pull rules, token signing public keys and revoked token ids
  * (node/auth/). Every field is validated with the grammar of oci/access.h when staged and
