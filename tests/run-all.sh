@@ -8,7 +8,8 @@
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
 #      it), and for the membership, leader-change and randomized-fault cluster runs, whose
 #      stall and timing bounds are about the real binary too (the sanitizers slow it several
-#      times over), for access control with real clients (skopeo, podman, buildah, ctr), and
+#      times over), for the partition runs (network namespaces; availability bounds about the
+#      real binary too), for access control with real clients (skopeo, podman, buildah, ctr), and
 #      for hostile clients (smuggling, HTTP/2 rapid reset, connection floods, wide manifests),
 #      whose memory check is about the real binary
 # Ends with one "N passed, N failed" line over all of them; exits 1 if anything failed.
@@ -79,7 +80,7 @@ count_run "$out"
 
 step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
-    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks 2>&1)
+    blob_faults leader_change partitions peer_tls auth_clients disk_full hostile_clients peer_attacks 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 
