@@ -67,7 +67,7 @@ def fmt(v):
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.runs = {}  # (kind, region name) -> list of figures dicts
+        self.runs = {}  # (kind, role) -> list of figures dicts (with "region")
         self.notes = []
         self.errors = []
         self.network = ""
@@ -107,14 +107,14 @@ class Bench:
             return
         figs = sc.figures(load)
         for name, f in figs.items():
-            self.runs.setdefault((kind, name), []).append(f)
+            self.runs.setdefault((kind, f["role"]), []).append(dict(f, region=name))
         what = "%s run %d" % (kind, i + 1)
-        for msg in load.bad400[:3]:
-            self.errors.append((what, "400 to a write whose blobs existed: " + msg))
-        if len(load.bad400) > 3:
-            self.errors.append((what, "%d more 400s" % (len(load.bad400) - 3)))
-        for msg in load.unexpected[:3]:
-            self.errors.append((what, "unexpected answer: " + msg))
+        if load.bad400:
+            self.errors.append((what, "%d writes whose blobs existed answered 400, e.g. %s" % (
+                len(load.bad400), load.bad400[0][:160])))
+        if load.unexpected:
+            self.errors.append((what, "%d unexpected answers, e.g. %s" % (
+                len(load.unexpected), load.unexpected[0][:160])))
         try:
             c.wait_leader(timeout=20)
             c.wait_converged(timeout=30)
@@ -133,19 +133,17 @@ def report(b, args, started):
              time.strftime("%Y-%m-%d %H:%M"), time.monotonic() - started))
     print("portolan binary: %s" % harness.portolan_bin())
     print("links: %s" % b.network)
-    head = ("partition / region (role)", "longest gap s", "runs", "goal", "met",
-            "first write s", "runs", "goal", "met")
+    head = ("partition / region's role", "samples", "longest gap s", "min-max", "goal", "met",
+            "first write s", "min-max", "goal", "met")
     lines = []
     for kind in args.scenarios:
-        for r in ("region-a", "region-b", "region-c"):
-            runs = b.runs.get((kind, r))
-            if not runs:
+        for (k, role), runs in b.runs.items():
+            if k != kind:
                 continue
-            roles = sorted({f["role"] for f in runs})
             majority = all(f["majority"] for f in runs)
             gap = worst([f["gap"] for f in runs])
             heal = worst([f["heal"] for f in runs])
-            lines.append(("%s / %s (%s)" % (kind, r, ", ".join(roles)), fmt(gap),
+            lines.append(("%s / %s" % (kind, role), str(len(runs)), fmt(gap),
                           spread([f["gap"] for f in runs]),
                           "<= %.1f" % pl.GOAL_GAP if majority else "-",
                           clusterhost.verdict(gap, "max", pl.GOAL_GAP) if majority else "",
@@ -153,9 +151,10 @@ def report(b, args, started):
                           "<= %.1f" % pl.GOAL_HEAL, clusterhost.verdict(heal, "max",
                                                                         pl.GOAL_HEAL)))
     clusterhost.print_table(head, lines)
-    notes = ["gap: longest time between cut and heal without a 201 at that region; first "
-             "write: heal to the first 201 there ('none': none within %.0f s); worst of the "
-             "runs, then min-max" % pl.POST_MAX]
+    notes = ["gap: longest time between cut and heal without a 201 at a region; first "
+             "write: heal to the first 201 there ('none': none within %.0f s); the worst "
+             "sample, then min-max; samples: runs x regions in that role (the leader's "
+             "region differs between runs)" % pl.POST_MAX]
     clusterhost.print_notes(notes + b.notes, b.errors)
 
 
