@@ -41,7 +41,8 @@ and blob transfer share it), so a cut link carries nothing between the two regio
 Clean-up. stop() (called by the cluster after its regions stopped, also when start()
 fails) deletes the tables, the namespaces and the bridge; deleting a namespace takes its
 veth pair with it. An atexit handler stops every cluster and network still running at exit
-(an exception escaping a test, the runner's time limit). A process killed outright cannot
+(an exception escaping a test, the runner's time limit; SIGTERM is turned into SystemExit
+while a cluster runs, if nothing else handles it). A process killed outright cannot
 clean up: the next PartitionCluster of any run first removes namespaces named
 ptpart-<pid>-... whose <pid> is no longer alive, stopping the region processes still in
 them, and their bridges.
@@ -55,6 +56,7 @@ import atexit
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 
@@ -351,6 +353,7 @@ class PartitionCluster(cluster.Cluster):
     def start(self):
         with _live_lock:
             _live.append(self)
+        _exit_on_sigterm()
         return super().start()
 
     def stop(self):
@@ -412,6 +415,21 @@ class PartitionCluster(cluster.Cluster):
     def reaches_majority(self, r):
         """Whether r and the regions it has a link to are a majority of all regions."""
         return 1 + len(self.neighbours(r)) > len(self.regions) // 2
+
+
+def _exit_on_sigterm():
+    """SIGTERM (e.g. from `timeout`) raises SystemExit in the main thread, so that
+    try/finally blocks and the atexit clean-up run; only when SIGTERM still has its default
+    action and this is the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def _stop_all():
