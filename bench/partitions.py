@@ -69,6 +69,7 @@ class Bench:
         self.args = args
         self.runs = {}  # (kind, role) -> list of figures dicts (with "region")
         self.notes = []
+        self.elections = []  # leader-isolated: seconds from the cut to an agreed new leader
         self.errors = []
         self.network = ""
 
@@ -108,6 +109,8 @@ class Bench:
         figs = sc.figures(load)
         for name, f in figs.items():
             self.runs.setdefault((kind, f["role"]), []).append(dict(f, region=name))
+        if kind == "leader-isolated":
+            self.elections.append(sc.elected)
         what = "%s run %d" % (kind, i + 1)
         if load.bad400:
             self.errors.append((what, "%d writes whose blobs existed answered 400, e.g. %s" % (
@@ -155,6 +158,9 @@ def report(b, args, started):
              "write: heal to the first 201 there ('none': none within %.0f s); the worst "
              "sample, then min-max; samples: runs x regions in that role (the leader's "
              "region differs between runs)" % pl.POST_MAX]
+    if b.elections:
+        notes.append("leader-isolated: the two others agreed on a new leader %s s after the "
+                     "cut (polled every 50 ms; election timeout 1-2 s)" % spread(b.elections))
     clusterhost.print_notes(notes + b.notes, b.errors)
 
 

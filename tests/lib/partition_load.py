@@ -304,7 +304,9 @@ def first_after(times, since):
 
 class Scenario:
     """What run_scenario did: kind, t_cut, t_heal, roles ({region name: text}), majority
-    ({region name: bool}), events ([(time, text)]) and leader names before/after."""
+    ({region name: bool}), events ([(time, text)]), the leader's name before the cut and,
+    for leader-isolated, elected (seconds from the cut until the others agreed on a new
+    leader, polled every 50 ms; None if they did not within the hold)."""
 
     def __init__(self, kind):
         self.kind = kind
@@ -313,6 +315,7 @@ class Scenario:
         self.majority = {}
         self.events = []
         self.leader_before = None
+        self.elected = None  # leader-isolated: seconds from the cut to an agreed new leader
 
     def event(self, text):
         self.events.append((time.monotonic(), text))
@@ -353,6 +356,22 @@ def transfer_leader(c, target, timeout=20.0):
             time.sleep(0.05)
     raise AssertionError("leadership did not move to %s within %.0f s: %s" % (
         target.name, timeout, last))
+
+
+def watch_election(c, sc, old, among, hold):
+    """For hold seconds from sc.t_cut: notes in sc.events when the regions of among first
+    agree on a leader other than old (the election's length, to tell it from the write
+    path's share of a gap)."""
+    end = sc.t_cut + hold
+    while time.monotonic() < end:
+        lead = c.leader(among=among)
+        if lead is not None and lead is not old:
+            sc.elected = time.monotonic() - sc.t_cut
+            sc.event("%s elected (agreed by %s)" % (lead.name, ", ".join(r.name
+                                                                      for r in among)))
+            break
+        time.sleep(0.05)
+    time.sleep(max(0.0, end - time.monotonic()))
 
 
 def run_scenario(c, kind, load, hold, rnd=None):
@@ -405,7 +424,10 @@ def run_scenario(c, kind, load, hold, rnd=None):
             sc.event("%d cuts of %s-%s" % (flaps, lead.name, other.name))
         else:
             sc.majority = {r.name: c.reaches_majority(r) for r in c.regions}
-            time.sleep(hold)
+            if kind == "leader-isolated":
+                watch_election(c, sc, lead, followers, hold)
+            else:
+                time.sleep(hold)
     finally:
         c.heal()
     sc.t_heal = time.monotonic()
