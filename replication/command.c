@@ -516,7 +516,8 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
     Portolan__Command *c = portolan__command__unpack(NULL, len, buf);
     if (c == NULL)
         return PT_E_CORRUPT;
-    if (c->version != PT_COMMAND_VERSION || c->n_ops > PT_COMMAND_MAX_OPS)
+    if (c->version != PT_COMMAND_VERSION || c->n_ops > PT_COMMAND_MAX_OPS ||
+        c->write_id.len > PT_COMMAND_WRITE_ID_MAX)
         goto err;
     for (size_t i = 0; i < c->n_ops; i++) {
         Portolan__Op *op = c->ops[i];
@@ -529,6 +530,42 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
 err:
     portolan__command__free_unpacked(c, NULL);
     return PT_E_CORRUPT;
+}
+
+/* ---- write ids ------------------------------------------------------------------------- */
+
+/* Field 5 (write_id), wire type 2 (length-delimited): (5 << 3) | 2. */
+#define WRITE_ID_TAG 0x2a
+
+int pt_command_write_id(const void *buf, size_t len, const uint8_t **id, size_t *id_len)
+{
+    const uint8_t *p = buf;
+    /* PT_COMMAND_WRITE_ID_MAX < 128: the length is one varint byte */
+    if (len < 2 || p[0] != WRITE_ID_TAG || p[1] == 0 || p[1] > PT_COMMAND_WRITE_ID_MAX ||
+        (size_t)p[1] > len - 2)
+        return 0;
+    *id = p + 2;
+    *id_len = p[1];
+    return 1;
+}
+
+int pt_command_stamp(void **buf, size_t *len, const void *id, size_t id_len)
+{
+    if (id_len == 0 || id_len > PT_COMMAND_WRITE_ID_MAX)
+        return PT_E_CONFIG;
+    size_t extra = 2 + id_len;
+    if (*len > PT_COMMAND_MAX_SIZE - extra)
+        return PT_E_TOO_LARGE;
+    uint8_t *p = realloc(*buf, *len + extra);
+    if (p == NULL)
+        return PT_E_NOMEM;
+    memmove(p + extra, p, *len);
+    p[0] = WRITE_ID_TAG;
+    p[1] = (uint8_t)id_len;
+    memcpy(p + 2, id, id_len);
+    *buf = p;
+    *len += extra;
+    return 0;
 }
 
 void pt_command_decoded_free(Portolan__Command *c)

@@ -26,6 +26,10 @@
 #define PT_COMMAND_MAX_SIZE (8u << 20)
 /* Most operations in one Command. */
 #define PT_COMMAND_MAX_OPS 1024
+/* Longest write id (Command.write_id), in bytes; decode refuses a longer one. */
+#define PT_COMMAND_WRITE_ID_MAX 32
+/* Length of the write ids a cluster region stamps: region id, boot nonce, counter (8 each). */
+#define PT_COMMAND_WRITE_ID_LEN 24
 
 /* Arguments of a PutManifest operation. Everything is borrowed; a NULL string means "". */
 struct pt_command_manifest {
@@ -126,5 +130,20 @@ int pt_command_encode_with(const Portolan__Command *c, void *(*alloc)(size_t), v
 int pt_command_decode(const void *buf, size_t len, Portolan__Command **out);
 /* NULL is a no-op. */
 void pt_command_decoded_free(Portolan__Command *c);
+
+/*
+ * Write ids (proto/command.proto). pt_command_stamp puts write_id id (id_len bytes, 1..
+ * PT_COMMAND_WRITE_ID_MAX, borrowed) in front of the encoded command *buf (malloc'd, *len
+ * bytes; reallocated in place, still owned by the caller). Protobuf reads fields in any
+ * order, so the result decodes as the same Command with that id. Returns 0, PT_E_CONFIG
+ * (bad id_len), PT_E_TOO_LARGE (past PT_COMMAND_MAX_SIZE) or PT_E_NOMEM; on error *buf and
+ * *len are unchanged. Stamp a command that has no id only (pt_command_write_id).
+ *
+ * pt_command_write_id returns 1 with *id (borrowed from buf) and *id_len when the encoding
+ * buf (len bytes, borrowed) leads with a write id (as pt_command_stamp leaves it), else 0.
+ * It looks at the first field only: an id packed elsewhere by a protobuf encoder is not seen.
+ */
+int pt_command_stamp(void **buf, size_t *len, const void *id, size_t id_len);
+int pt_command_write_id(const void *buf, size_t len, const uint8_t **id, size_t *id_len);
 
 #endif

@@ -277,11 +277,42 @@ static int stage_or_halt(struct pt_metastore_batch *b, struct pt_metastore *ms,
     return rv;
 }
 
+/* stage_or_halt at index, applying a write id at most once (fsm.h): a known id stages
+ * nothing and yields its first outcome; a new one is recorded, and ids past the window
+ * expire. */
+static int stage_at(struct pt_metastore_batch *b, struct pt_metastore *ms,
+                    const Portolan__Command *c, uint64_t index, struct pt_fsm_result *result)
+{
+    const void *id = c->write_id.data;
+    size_t id_len = c->write_id.len;
+    if (index == 0 || id_len == 0)
+        return stage_or_halt(b, ms, c, result);
+    uint64_t first = 0;
+    int status = 0;
+    int rv = pt_metastore_batch_write_id_get(b, id, id_len, &first, &status);
+    if (rv == 1) {
+        result->status = status;
+        result->first_index = first;
+        return 0;
+    }
+    if (rv == 0)
+        rv = stage_or_halt(b, ms, c, result);
+    if (rv == 0)
+        rv = pt_metastore_batch_write_id_put(b, id, id_len, index, result->status);
+    if (rv == 0 && index > PT_FSM_WRITE_ID_WINDOW) {
+        rv = pt_metastore_batch_write_ids_expire(b, index - PT_FSM_WRITE_ID_WINDOW,
+                                                 PT_FSM_WRITE_ID_EXPIRE_MAX);
+        rv = rv > 0 ? 0 : rv;
+    }
+    if (rv != 0)
+        pt_metastore_halt(ms, rv);
+    return rv;
+}
+
 int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t index,
                  struct pt_fsm_result *result)
 {
-    result->status = 0;
-    result->blobs = 0;
+    *result = (struct pt_fsm_result){0};
     int rv = pt_metastore_halted(ms);
     if (rv != 0)
         goto err;
@@ -300,7 +331,7 @@ int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t 
     struct pt_metastore_batch *b;
     rv = pt_metastore_batch_new(ms, &b);
     if (rv == 0) {
-        rv = stage_or_halt(b, ms, c, result);
+        rv = stage_at(b, ms, c, index, result);
         if (rv == 0)
             rv = pt_metastore_batch_commit(b, index);
         pt_metastore_batch_free(b);
@@ -311,8 +342,7 @@ int pt_fsm_apply(struct pt_metastore *ms, const void *buf, size_t len, uint64_t 
     return 0;
 
 err:
-    result->status = rv;
-    result->blobs = 0;
+    *result = (struct pt_fsm_result){.status = rv};
     return rv;
 }
 
@@ -346,7 +376,7 @@ int pt_fsm_apply_group(struct pt_metastore *ms, struct pt_fsm_cmd *cmds, size_t 
             cmds[i].result.status = PT_E_CORRUPT; /* refused alone; takes no index */
             continue;
         }
-        rv = stage_or_halt(b, ms, c, &cmds[i].result);
+        rv = stage_at(b, ms, c, index + 1, &cmds[i].result);
         pt_command_decoded_free(c);
         if (rv != 0)
             goto err;

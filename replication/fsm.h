@@ -22,7 +22,17 @@ struct pt_metastore;
 struct pt_fsm_result {
     int status; /* 0, or the PT_E_* of the first operation whose precondition failed */
     int blobs;  /* 1 when blob locations or the regions changed (blob replication looks) */
+    uint64_t first_index; /* a write id applied before: the index it was applied at, else 0 */
 };
+
+/* Write ids (replication/command.h): a command carrying one is applied at most once. Its
+ * outcome (index, status) is recorded with it, in the same WriteBatch, and kept until the log
+ * is PT_FSM_WRITE_ID_WINDOW entries past it: a command applied at index i forgets (at most
+ * PT_FSM_WRITE_ID_EXPIRE_MAX of) the ids applied below i - PT_FSM_WRITE_ID_WINDOW. Both are
+ * functions of the log alone, so every region holds the same ids. A proposer must send a
+ * write again within the window (in practice: within its write timeout). */
+#define PT_FSM_WRITE_ID_WINDOW     65536
+#define PT_FSM_WRITE_ID_EXPIRE_MAX 64
 
 /*
  * Decodes buf (len bytes, borrowed: an encoded portolan.Command) and applies its operations
@@ -32,6 +42,10 @@ struct pt_fsm_result {
  *
  * - index != 0 and index <= the applied index: already applied; nothing happens, returns 0
  *   with result->status 0.
+ * - index != 0 and the command's write id was applied before (within the window above): no
+ *   operation is applied, the applied index advances, returns 0 with result->status the first
+ *   application's status and result->first_index its index. Otherwise the id is recorded with
+ *   the command's index and status. Index 0 (no index recorded) ignores write ids.
  * - An operation's precondition fails: no operation of the command is applied, the applied
  *   index still advances, returns 0 with result->status set (for example
  *   PT_E_MANIFEST_BLOB_UNKNOWN, PT_E_MANIFEST_UNKNOWN, PT_E_BLOB_UNKNOWN, PT_E_SIZE_INVALID,

@@ -14,8 +14,9 @@
  * - struct peer: one per server id, created by pt_peers_set_address or by an inbound channel,
  *   kept until close (at most PT_PEERS_MAX). Its outbound channel goes IDLE -> CONNECTING ->
  *   OPEN; a failed attempt or a dropped channel goes to BACKOFF (a timer, doubling from
- *   PT_PEERS_BACKOFF_MIN_MS to _MAX_MS), after which a peer that was ever asked something is
- *   reconnected. This node sends its own requests on its one outbound channel per peer only.
+ *   PT_PEERS_BACKOFF_MIN_MS to _MAX_MS, each wait jittered down to half), after which a peer that
+ * was ever asked something is reconnected. This node sends its own requests on its one outbound
+ * channel per peer only.
  * - Inbound channels: at most PT_PEERS_INBOUND_PER_PEER per peer; a newer one closes the
  *   oldest (a restarted peer).
  * - A connection attempt has its own small record (struct attempt) because the transport
@@ -140,7 +141,14 @@ void peer_down(struct peer *peer)
     if (peer->p->closing)
         return;
     peer->state = PEER_BACKOFF;
-    uv_timer_start(&peer->backoff, backoff_cb, peer->backoff_ms, 0);
+    /* xorshift64: jitter needs no more than a cheap sequence per service */
+    uint64_t x = peer->p->jitter;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    peer->p->jitter = x;
+    unsigned half = peer->backoff_ms / 2;
+    uv_timer_start(&peer->backoff, backoff_cb, half + x % (peer->backoff_ms - half + 1), 0);
     peer->backoff_ms *= 2;
     if (peer->backoff_ms > PT_PEERS_BACKOFF_MAX_MS)
         peer->backoff_ms = PT_PEERS_BACKOFF_MAX_MS;
@@ -252,6 +260,7 @@ int pt_peers_init(struct pt_peers **out, uv_loop_t *loop, struct raft_uv_transpo
     p->next_call_id = 1; /* 0 is the pings' */
     uv_timer_init(loop, &p->tick);
     p->tick.data = p;
+    p->jitter = (uv_hrtime() ^ (self_id * 0x9e3779b97f4a7c15ull)) | 1;
     uv_timer_start(&p->tick, peer_tick_cb, PT_PEERS_PING_MS, PT_PEERS_PING_MS);
     p->n_handles = 1;
     pt_transport_set_peer_accept(t, channel, accept_cb, p);

@@ -11,8 +11,8 @@
  *
  * Connections: requests to a peer go over one outbound peer channel, opened at the first
  * request to that peer and then kept open; when it fails or drops it is reopened with
- * exponential backoff (PT_PEERS_BACKOFF_MIN_MS..MAX). Requests made while it opens wait in a
- * bounded queue; requests made while the peer is known to be down (backoff) fail at once.
+ * exponential, jittered backoff (PT_PEERS_BACKOFF_MIN_MS..MAX). Requests made while it opens wait
+ * in a bounded queue; requests made while the peer is known to be down (backoff) fail at once.
  * Requests from other nodes arrive on the channels they opened to this one and are answered
  * on the channel they came on. Every open channel is pinged every PT_PEERS_PING_MS in both
  * directions (answered inside this module, never passed to the request callback), which gives
@@ -75,9 +75,11 @@
 /* Ping interval, and the silence after which a channel is closed as dead. */
 #define PT_PEERS_PING_MS 1000
 #define PT_PEERS_IDLE_MS 10000
-/* Reconnect backoff after a failed or dropped outbound channel: doubles up to the max. */
-#define PT_PEERS_BACKOFF_MIN_MS 100
-#define PT_PEERS_BACKOFF_MAX_MS 5000
+/* Reconnect backoff after a failed or dropped outbound channel: doubles up to the max, each
+ * wait drawn in [half, all] of it (jitter: regions that lost each other at once do not dial
+ * in step). Short, so that a region writes again within about a second of a link's return. */
+#define PT_PEERS_BACKOFF_MIN_MS 50
+#define PT_PEERS_BACKOFF_MAX_MS 1000
 /* Longest request timeout. */
 #define PT_PEERS_TIMEOUT_MAX_MS 600000
 

@@ -134,6 +134,7 @@ struct pt_peers {
     struct call *hash[HASH_BUCKETS];
     uint64_t next_call_id;
     uv_timer_t tick;
+    uint64_t jitter;    /* state of the backoff jitter (xorshift64, never 0) */
     unsigned n_handles; /* handles open, close callbacks pending included */
     bool closing;
     void (*close_cb)(void *arg);

@@ -11,18 +11,32 @@
  * once the leader answers with an index, waits until the local FSM has applied that far
  * (pt_raft_node__wait_applied), so the client reads its own write back from this region.
  *
- * Leader changes: a forwarded read simply goes to the new leader. A forwarded write is not
- * sent twice unless the region it went to refused it unappended (a Propose refused with a
- * body, pt_raft_node__refuse_propose): an appended entry may still commit. When the leader it
- * went to steps down, that region answers every pending Propose at once (the entry committed:
- * its index; else a refusal), so the write waits for that answer one grace period of a few
- * round trips (forward_grace_ms), then gets 503 UNAVAILABLE: its fate is unknown, and it never
- * waits out the whole write timeout.
+ * Leader changes. Every write carries a write id (pt_raft_node_propose stamps it) and the FSM
+ * applies an id at most once (fsm.h), so a write whose fate is unknown can simply be proposed
+ * again: if its first entry commits after all, the second applies nothing and yields the
+ * first outcome. Hence a pending write follows the leader:
+ *   - a follower that learns of a new leader (another leader id, a new term) or loses the
+ *     leader sends every forwarded write still unanswered again at once, through
+ *     pt_raft_node__route: to the new leader, or after waiting for one at most an election
+ *     timeout (LEADER_WAIT_MS), then 503 UNAVAILABLE; the old leader's late answer is dropped;
+ *   - a forwarded write refused (the region does not lead), failed (its channel closed, no
+ *     answer) or answered PT_E_UNAVAILABLE (the leader lost leadership before applying it) is
+ *     sent again the same way, the region that failed it asked again only after RETRY_MS;
+ *   - on the leader, an appended entry whose leadership is lost before it applies: a peer's
+ *     Propose is refused (pt_raft_node__refuse_propose) so that its sender sends it again, a
+ *     local proposer's write is routed again (to the next leader);
+ *   - a leader asked for a write id it applied already answers at once with the first index
+ *     and status, without appending.
+ * Each write keeps its first deadline (the write timeout) through all of this, so none waits
+ * longer than it; none waits it out either while a leader exists and answers. A forwarded
+ * read simply goes to the new leader. A write without an id (proposed by an older version)
+ * is never sent twice: it is answered 503 at once when its leader changes.
  */
 #include <raft.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
 #include "diskspace.h"
 #include "err.h"
 #include "peer.h"
@@ -37,11 +51,11 @@ struct forward {
     int is_write;
     pt_raft_node_cb cb;
     void *arg;
-    uint64_t deadline;
+    uint64_t deadline; /* loop time by which the request is answered (kept when sent again) */
     uint64_t to, term; /* the leader it went to, and the term then */
-    uint64_t grace;    /* a write whose leader changed: its answer is awaited until then */
-    int answered;      /* cb ran already (the leader changed); the reply is dropped */
-    void *cmd;         /* a write's command (owned), to send again if it is refused */
+    int answered;      /* cb ran already, or the write was sent again: the reply is dropped */
+    int has_id;        /* a write with a write id: safe to send again */
+    void *cmd;         /* a write's command (owned), to send again */
     size_t len;
 };
 
@@ -58,13 +72,25 @@ void pt_raft_node__reply_propose(struct pt_peer_call *call, int status, uint64_t
 static void on_leader_applied(struct raft_apply *req, int status, void *result)
 {
     struct leader_apply *la = req->data;
-    la->n->inflight--;
+    struct pt_raft_node *n = la->n;
+    n->inflight--;
     int st = status != 0 ? pt_raft_fsm_err(status) : pt_raft_fsm_status(result);
     uint64_t index = status != 0 ? 0 : req->index;
-    if (la->call != NULL)
+    if (st == PT_E_UNAVAILABLE && status != 0 && la->has_id && !n->stopping) {
+        /* Appended, then leadership was lost: its fate is unknown, but its write id makes it
+         * safe to propose again, to the next leader. */
+        if (la->call != NULL) {
+            pt_raft_node__refuse_propose(la->call);
+        } else {
+            pt_raft_node__route(n, 1, la->cmd, la->len, n->cfg.self_id, 0, la->cb, la->arg);
+            la->cmd = NULL;
+        }
+    } else if (la->call != NULL) {
         pt_raft_node__reply_propose(la->call, st, index);
-    else
+    } else {
         la->cb(la->arg, st, index);
+    }
+    free(la->cmd);
     free(la);
 }
 
@@ -81,6 +107,7 @@ void pt_raft_node__refuse_propose(struct pt_peer_call *call)
 void pt_raft_node__fail_apply(struct leader_apply *la, int status)
 {
     raft_free(la->entry.base);
+    free(la->cmd);
     if (la->call != NULL)
         pt_raft_node__reply_propose(la->call, status, 0);
     else
@@ -105,37 +132,79 @@ int pt_raft_node__leader_apply(struct pt_raft_node *n, const void *buf, size_t l
     la->arg = arg;
     la->call = call;
     la->req.data = la;
+    const uint8_t *id;
+    size_t id_len;
+    la->has_id = pt_command_write_id(buf, len, &id, &id_len);
+    if (la->has_id && call == NULL) {
+        /* a local proposer's write is routed again should leadership be lost */
+        la->cmd = malloc(len > 0 ? len : 1);
+        if (la->cmd == NULL) {
+            raft_free(la->entry.base);
+            free(la);
+            return PT_E_NOMEM;
+        }
+        memcpy(la->cmd, buf, len);
+        la->len = len;
+    }
     *n->queue_tail = la;
     n->queue_tail = &la->next;
     return 0;
+}
+
+/* How long writes are sent again to a leader that does not answer at all (no channel, no
+ * reply) before they are refused at once: about an election timeout. */
+#define UNREACHABLE_MS 1000
+
+/* Sends f's write again (its command moves on; f is dropped when its reply comes), to the
+ * current leader, avoiding `avoid` for RETRY_MS. */
+static void send_again(struct forward *f, uint64_t avoid)
+{
+    void *cmd = f->cmd;
+    f->cmd = NULL;
+    f->answered = 1;
+    pt_raft_node__route(f->n, 1, cmd, f->len, avoid, f->deadline, f->cb, f->arg);
 }
 
 static void on_forward_reply(void *arg, int status, const void *body, size_t len)
 {
     struct forward *f = arg;
     struct pt_raft_node *n = f->n;
-    uint64_t remaining = f->deadline > uv_now(n->loop) ? f->deadline - uv_now(n->loop) : 1;
+    uint64_t now = uv_now(n->loop);
+    uint64_t remaining = f->deadline > now ? f->deadline - now : 1;
     for (struct forward **pf = &n->forwards; *pf != NULL; pf = &(*pf)->next) {
         if (*pf == f) {
             *pf = f->next;
             break;
         }
     }
+    /* Sent again once: refused unappended (a body without a transport error, see
+     * pt_raft_node__refuse_propose), or its fate unknown (no answer, channel lost) and its
+     * write id makes a second proposal harmless. */
+    int again = f->is_write && !f->answered && now < f->deadline && !n->stopping &&
+                status == PT_E_UNAVAILABLE && (len > 0 || f->has_id);
+    if (status == PT_E_UNAVAILABLE && len == 0) {
+        /* No answer from f->to: sent again only while it has been unreachable for less than
+         * UNREACHABLE_MS (a dropped channel, a link coming back), then refused at once. */
+        if (n->unreachable_id != f->to) {
+            n->unreachable_id = f->to;
+            n->unreachable_since = now;
+        }
+        again = again && now - n->unreachable_since < UNREACHABLE_MS;
+    } else if (n->unreachable_id == f->to) {
+        n->unreachable_id = 0;
+    }
     if (f->answered) {
-        /* answered when the leader changed */
-    } else if (status == PT_E_UNAVAILABLE && len > 0 && f->is_write &&
-               uv_now(n->loop) < f->deadline) {
-        /* Refused by a region that no longer leads, never appended: safe to propose again,
-         * to the next leader (pt_raft_node__refuse_propose). */
-        void *cmd = f->cmd;
-        f->cmd = NULL;
-        pt_raft_node__route(n, 1, cmd, f->len, f->to, f->cb, f->arg);
+        /* answered, or sent again, when the leader changed */
+    } else if (again) {
+        send_again(f, f->to);
     } else if (status != 0) {
         f->cb(f->arg, PT_E_UNAVAILABLE, 0);
     } else if (f->is_write) {
         Portolan__ProposeResult *res = portolan__propose_result__unpack(NULL, len, body);
         if (res == NULL)
             f->cb(f->arg, PT_E_UNAVAILABLE, 0);
+        else if (res->status == PT_E_UNAVAILABLE && f->has_id && now < f->deadline && !n->stopping)
+            send_again(f, f->to); /* the leader lost leadership before applying it */
         else if (res->status != 0)
             f->cb(f->arg, res->status, res->index);
         else
@@ -155,46 +224,35 @@ static void on_forward_reply(void *arg, int status, const void *body, size_t len
     free(f);
 }
 
-/* How long a write whose leader changed waits for that region's answer: a few round trips
- * to it, within [FORWARD_GRACE_MIN_MS, FORWARD_GRACE_MAX_MS]. */
-#define FORWARD_GRACE_MIN_MS 200
-#define FORWARD_GRACE_MAX_MS 1000
-
-static uint64_t forward_grace_ms(struct pt_raft_node *n, uint64_t to)
-{
-    int64_t rtt_us = pt_peers_rtt_us(n->peers, to);
-    uint64_t ms = rtt_us > 0 ? (uint64_t)rtt_us * 4 / 1000 : FORWARD_GRACE_MAX_MS;
-    if (ms < FORWARD_GRACE_MIN_MS)
-        ms = FORWARD_GRACE_MIN_MS;
-    return ms > FORWARD_GRACE_MAX_MS ? FORWARD_GRACE_MAX_MS : ms;
-}
-
 void pt_raft_node__check_forwards(struct pt_raft_node *n)
 {
-    uint64_t leader = pt_raft_node__leader_id(n), now = uv_now(n->loop);
+    uint64_t leader = pt_raft_node__leader_id(n);
     for (struct forward *f = n->forwards; f != NULL; f = f->next) {
         if (f->answered || (leader == f->to && n->raft.current_term == f->term))
             continue;
         /* The leader it went to stepped down, or this region lost it. (New forwards go to the
          * list's head, never after f.) */
-        if (f->is_write && f->grace == 0) {
-            f->grace = now + forward_grace_ms(n, f->to);
-            continue;
+        if (f->is_write && f->has_id && !n->stopping) {
+            send_again(f, 0);
+        } else if (f->is_write) {
+            f->answered = 1;
+            f->cb(f->arg, PT_E_UNAVAILABLE, 0); /* no id: its fate is unknown */
+        } else {
+            f->answered = 1;
+            pt_raft_node__route(n, 0, NULL, 0, 0, f->deadline, f->cb, f->arg);
         }
-        if (f->is_write && now < f->grace)
-            continue;
-        f->answered = 1;
-        if (f->is_write)
-            f->cb(f->arg, PT_E_UNAVAILABLE, 0);
-        else
-            pt_raft_node__route(n, 0, NULL, 0, 0, f->cb, f->arg);
     }
 }
 
 void pt_raft_node__forward(struct pt_raft_node *n, uint64_t to, int is_write, const void *buf,
-                           size_t len, pt_raft_node_cb cb, void *arg)
+                           size_t len, uint64_t deadline, pt_raft_node_cb cb, void *arg)
 {
+    uint64_t now = uv_now(n->loop);
     unsigned timeout = is_write ? n->cfg.write_timeout_ms : n->cfg.read_index_timeout_ms;
+    if (deadline == 0)
+        deadline = now + timeout;
+    else
+        timeout = deadline > now ? (unsigned)(deadline - now) : 1;
     struct forward *f = calloc(1, sizeof(*f));
     if (f == NULL) {
         cb(arg, PT_E_NOMEM, 0);
@@ -204,10 +262,13 @@ void pt_raft_node__forward(struct pt_raft_node *n, uint64_t to, int is_write, co
     f->is_write = is_write;
     f->cb = cb;
     f->arg = arg;
-    f->deadline = uv_now(n->loop) + timeout;
+    f->deadline = deadline;
     f->to = to;
     f->term = n->raft.current_term;
     if (is_write) {
+        const uint8_t *id;
+        size_t id_len;
+        f->has_id = pt_command_write_id(buf, len, &id, &id_len);
         f->cmd = malloc(len > 0 ? len : 1);
         f->len = len;
         if (f->cmd == NULL) {
@@ -265,11 +326,12 @@ static int not_appended(struct leader_apply *la)
     } else if (pt_raft_entry_unframe(&la->entry, &cmd, &len) == 0 &&
                (copy = malloc(len > 0 ? len : 1)) != NULL) {
         memcpy(copy, cmd, len);
-        pt_raft_node__route(n, 1, copy, len, n->cfg.self_id, la->cb, la->arg);
+        pt_raft_node__route(n, 1, copy, len, n->cfg.self_id, 0, la->cb, la->arg);
     } else {
         return RAFT_NOTLEADER;
     }
     raft_free(la->entry.base);
+    free(la->cmd);
     free(la);
     return 0;
 }
@@ -315,5 +377,11 @@ void pt_raft_node__flush_round(struct pt_raft_node *n)
 void pt_raft_node_propose(struct pt_raft_node *n, void *buf, size_t len, pt_raft_node_cb cb,
                           void *arg)
 {
-    pt_raft_node__route(n, 1, buf, len, 0, cb, arg);
+    int rv = pt_raft_node__stamp(n, &buf, &len);
+    if (rv != 0) {
+        free(buf);
+        cb(arg, rv, 0);
+        return;
+    }
+    pt_raft_node__route(n, 1, buf, len, 0, 0, cb, arg);
 }

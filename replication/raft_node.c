@@ -29,11 +29,16 @@
 #include <jansson.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "blob_sync.h"
+#include "bytes.h"
+#include "command.h"
 #include "diskspace.h"
 #include "err.h"
 #include "log.h"
@@ -46,15 +51,23 @@
 
 #define TICK_MS        50
 #define LEADER_WAIT_MS 1000 /* how long a write or read waits for a leader to be known */
-#define SNAPSHOT_EVERY 8192
-#define SNAPSHOT_TRAIL 2048
-#define HEARTBEAT_MS   100  /* how soon idle followers learn of commits */
-#define ELECTION_MS    1000 /* randomized to [1000, 2000) ms, plus pre-vote and vote */
+#define RETRY_MS       100  /* before asking again a leader that refused or did not answer */
+/* How long a write sent again (its leader changed or was lost) waits for the next leader:
+ * the longest randomized election timeout, so that the region whose own timer fired first
+ * still hears of the winner of the election that the others start up to a timeout later. */
+#define RESEND_LEADER_WAIT_MS (2 * ELECTION_MS)
+#define SNAPSHOT_EVERY        8192
+#define SNAPSHOT_TRAIL        2048
+#define HEARTBEAT_MS          100  /* how soon idle followers learn of commits */
+#define ELECTION_MS           1000 /* randomized to [1000, 2000) ms, plus pre-vote and vote */
+#define CONNECT_RETRY_MS      100  /* raft_uv's wait between connection attempts to one server */
 
 struct waiter {
     struct waiter *next;
     uint64_t index;    /* 0 while waiting for a leader (then: dispatch) */
-    uint64_t avoid;    /* index 0: a leader that refused it (wait for another), or 0 */
+    uint64_t avoid;    /* index 0: a leader that refused it or did not answer, or 0 */
+    uint64_t retry_at; /* index 0: when `avoid` may be asked again (loop time, ms) */
+    uint64_t until;    /* index 0: the request's own deadline, handed on (0: none yet) */
     uint64_t deadline; /* loop time, ms */
     pt_raft_node_cb cb;
     void *arg;
@@ -70,6 +83,19 @@ const struct pt_cluster_region *pt_raft_node__member(const struct pt_raft_node *
         if (n->cfg.cluster.regions[i].id == id)
             return &n->cfg.cluster.regions[i];
     return NULL;
+}
+
+int pt_raft_node__stamp(struct pt_raft_node *n, void **buf, size_t *len)
+{
+    const uint8_t *id;
+    size_t id_len;
+    if (pt_command_write_id(*buf, *len, &id, &id_len))
+        return 0;
+    uint8_t fresh[PT_COMMAND_WRITE_ID_LEN];
+    pt_put_be64(fresh, n->cfg.self_id);
+    memcpy(fresh + 8, n->write_nonce, sizeof(n->write_nonce));
+    pt_put_be64(fresh + 16, ++n->write_counter);
+    return pt_command_stamp(buf, len, fresh, sizeof(fresh));
 }
 
 uint64_t pt_raft_node__leader_id(struct pt_raft_node *n)
@@ -109,7 +135,7 @@ static void check_waiters(struct pt_raft_node *n, int expire)
     struct waiter **pw = &n->waiters, *ready = NULL;
     while (*pw != NULL) {
         struct waiter *w = *pw;
-        int routable = w->index == 0 && leader != 0 && leader != w->avoid;
+        int routable = w->index == 0 && leader != 0 && (leader != w->avoid || now >= w->retry_at);
         int done = (w->index != 0 && (w->index <= applied || leaderless)) || routable ||
                    n->stopping || (expire && now >= w->deadline);
         if (done) {
@@ -125,7 +151,8 @@ static void check_waiters(struct pt_raft_node *n, int expire)
         ready = w->next;
         if (w->index != 0 && w->index <= applied) {
             w->cb(w->arg, 0, w->index);
-        } else if (w->index == 0 && leader != 0 && leader != w->avoid && !n->stopping) {
+        } else if (w->index == 0 && leader != 0 && (leader != w->avoid || now >= w->retry_at) &&
+                   !n->stopping) {
             dispatch(n, w);
             continue; /* dispatch owns w */
         } else {
@@ -175,6 +202,9 @@ static int wrapped_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct pt_raft_node *n =
         (struct pt_raft_node *)((char *)f - offsetof(struct pt_raft_node, fsm));
     int rv = n->fsm_restore(fsm, buf);
+    if (rv == 0) /* at start from the local snapshot, or one installed by the leader */
+        pt_log(PT_LOG_INFO, "raft snapshot restored", "{s:I}", "applied_index",
+               (json_int_t)pt_metastore_applied_index(n->ms));
     if (n->blobs != NULL)
         pt_blob_sync_changed(n->blobs);
     return rv;
@@ -212,11 +242,40 @@ static void watch_disk(struct pt_raft_node *n)
     }
 }
 
+/* Start-up catch-up (raft_node.h): one read index at a time until one completes. A read
+ * index is the leader's commit index confirmed by a barrier, and it completes once this
+ * region has applied that far; a failure (no leader, time-out while a long log or a snapshot
+ * is being applied) is retried from the next tick with a fresh read point. */
+static void on_caught_up(void *arg, int status, uint64_t index)
+{
+    struct pt_raft_node *n = arg;
+    n->catch_up_inflight = 0;
+    if (status != 0 || n->stopping)
+        return;
+    atomic_store(n->cfg.progress, PT_RAFT_CAUGHT_UP);
+    pt_log(PT_LOG_INFO, "caught up with the leader", "{s:I,s:I}", "read_index", (json_int_t)index,
+           "applied_index", (json_int_t)raft_last_applied(&n->raft));
+}
+
+static void catch_up_at_start(struct pt_raft_node *n)
+{
+    if (n->cfg.progress == NULL || n->catch_up_inflight || n->stopping ||
+        atomic_load(n->cfg.progress) == PT_RAFT_CAUGHT_UP)
+        return;
+    if (pt_raft_node__leader_id(n) == 0 || !pt_raft_node__in_configuration(n, n->cfg.self_id))
+        return;
+    if (atomic_load(n->cfg.progress) == PT_RAFT_NO_LEADER)
+        atomic_store(n->cfg.progress, PT_RAFT_CATCHING_UP);
+    n->catch_up_inflight = 1;
+    pt_raft_node_read_index(n, on_caught_up, n);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct pt_raft_node *n = t->data;
     if (pt_raft_node__leader_id(n) != 0)
         n->leader_seen_ms = uv_now(n->loop);
+    catch_up_at_start(n);
     if (n->waiters != NULL)
         check_waiters(n, 1);
     if (++n->ticks % (1000 / TICK_MS) == 0) {
@@ -251,14 +310,14 @@ static void dispatch(struct pt_raft_node *n, struct waiter *w)
             pt_raft_node__leader_read(n, w->cb, w->arg, NULL);
         }
     } else {
-        pt_raft_node__forward(n, leader, w->is_write, w->buf, w->len, w->cb, w->arg);
+        pt_raft_node__forward(n, leader, w->is_write, w->buf, w->len, w->until, w->cb, w->arg);
     }
     free(w->buf);
     free(w);
 }
 
 void pt_raft_node__route(struct pt_raft_node *n, int is_write, void *buf, size_t len,
-                         uint64_t avoid, pt_raft_node_cb cb, void *arg)
+                         uint64_t avoid, uint64_t until, pt_raft_node_cb cb, void *arg)
 {
     struct waiter *w = calloc(1, sizeof(*w));
     if (w == NULL || n->stopping) {
@@ -272,16 +331,27 @@ void pt_raft_node__route(struct pt_raft_node *n, int is_write, void *buf, size_t
     w->len = len;
     w->cb = cb;
     w->arg = arg;
-    uint64_t leader = pt_raft_node__leader_id(n);
+    w->until = until;
+    uint64_t leader = pt_raft_node__leader_id(n), now = uv_now(n->loop);
     if (leader != 0 && leader != avoid) {
         dispatch(n, w);
         return;
     }
     /* No leader known (an election, or this region is cut off), or only the one that just
-     * refused it: wait a little for one. */
+     * refused it or failed to answer: wait a little for another, or ask that one again after
+     * RETRY_MS; no longer than the request's own deadline. */
     w->index = 0;
     w->avoid = avoid;
-    w->deadline = uv_now(n->loop) + LEADER_WAIT_MS;
+    w->retry_at = now + RETRY_MS;
+    /* counted from when a leader was last known: a region that has known none for that long
+     * already (cut off, or the cluster has lost its majority) answers at the next tick */
+    if (leader != 0)
+        n->leader_seen_ms = now;
+    w->deadline = n->leader_seen_ms + (until != 0 ? RESEND_LEADER_WAIT_MS : LEADER_WAIT_MS);
+    if (w->deadline < now)
+        w->deadline = now;
+    if (until != 0 && until < w->deadline)
+        w->deadline = until;
     add_waiter(n, w);
 }
 
@@ -308,6 +378,17 @@ static void on_peer_request(void *arg, uint64_t from, uint32_t type, const void 
         Portolan__Propose *msg = portolan__propose__unpack(NULL, len, body);
         if (msg == NULL) {
             pt_peer_reply(call, PT_E_CORRUPT, NULL, 0);
+            return;
+        }
+        /* a write sent again whose first proposal was applied: its first outcome */
+        const uint8_t *id;
+        size_t id_len;
+        uint64_t first = 0;
+        int status = 0;
+        if (pt_command_write_id(msg->command.data, msg->command.len, &id, &id_len) &&
+            pt_metastore_write_id_get(n->ms, id, id_len, &first, &status) == 1) {
+            portolan__propose__free_unpacked(msg, NULL);
+            pt_raft_node__reply_propose(call, status, first);
             return;
         }
         int rv =
@@ -457,6 +538,11 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     n->ms = ms;
     n->cfg = *cfg;
     n->queue_tail = &n->queue;
+    /* Write ids need only differ from those of this region's earlier processes; should the
+     * kernel have no entropy yet, the clock still tells processes apart. */
+    if (getrandom(n->write_nonce, sizeof(n->write_nonce), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(n->write_nonce))
+        pt_put_be64(n->write_nonce, uv_hrtime() ^ (uint64_t)uv_os_getpid() << 32);
     int rv = pt_transport_init(&n->transport, loop, cfg->cluster.cluster_id);
     if (rv != 0)
         goto err_after_alloc;
@@ -476,6 +562,9 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
         rv = PT_E_IO;
         goto err_after_transport;
     }
+    /* raft_uv dials a lost follower or leader again this long after a failed attempt (its
+     * default, 1 s, is most of a heal's delay); the transport bounds each attempt. */
+    raft_uv_set_connect_retry_delay(&n->io, CONNECT_RETRY_MS);
     pt_raft_fsm_init(&n->fsm, ms, &n->raft);
     n->fsm_apply = n->fsm.fsm.apply;
     n->fsm.fsm.apply = wrapped_apply;

@@ -33,6 +33,9 @@ struct leader_apply {
     pt_raft_node_cb cb; /* local proposer, or NULL when answering a peer */
     void *arg;
     struct pt_peer_call *call;
+    int has_id; /* the command carries a write id (command.h) */
+    void *cmd;  /* a local proposer's command with a write id (owned), to route it again */
+    size_t len;
 };
 
 struct reader {
@@ -81,13 +84,22 @@ struct pt_raft_node {
     uint64_t noop_term;       /* the term whose opening barrier was started (see flush_round) */
     int stopping;
     unsigned ticks;
-    uint64_t disk_transfer_ms; /* when leadership was last handed away for a full disk */
-    uint64_t leader_seen_ms;   /* when a leader was last known (loop time), for the waiters */
-    unsigned closing;          /* handles and services still closing */
+    uint64_t disk_transfer_ms;  /* when leadership was last handed away for a full disk */
+    uint64_t leader_seen_ms;    /* when a leader was last known (loop time), for the waiters */
+    unsigned closing;           /* handles and services still closing */
+    uint64_t unreachable_id;    /* a leader whose forwards failed without answer, or 0 */
+    uint64_t unreachable_since; /* loop time of the first of those failures */
+    uint8_t write_nonce[8];     /* drawn at start: this process's part of every write id */
+    uint64_t write_counter;     /* writes stamped so far */
+    int catch_up_inflight;      /* the start-up catch-up read is running (raft_node.c) */
     void (*stop_cb)(void *arg);
     void *stop_arg;
 };
 
+/* Puts a fresh write id (region id, write_nonce, write_counter; PT_COMMAND_WRITE_ID_LEN
+ * bytes) in front of the encoded command *buf (owned, reallocated) unless it has one.
+ * Returns 0 or PT_E_* (then *buf is unchanged, still owned by the caller). raft_node.c */
+int pt_raft_node__stamp(struct pt_raft_node *n, void **buf, size_t *len);
 /* The configured region of id (cfg.cluster), or NULL. raft_node.c */
 const struct pt_cluster_region *pt_raft_node__member(const struct pt_raft_node *n, uint64_t id);
 /* The leader this region knows of, 0 when none. raft_node.c */
@@ -97,10 +109,15 @@ uint64_t pt_raft_node__leader_id(struct pt_raft_node *n);
 void pt_raft_node__wait_applied(struct pt_raft_node *n, uint64_t index, uint64_t timeout_ms,
                                 pt_raft_node_cb cb, void *arg);
 /* Routes a write (buf: owned, free()) or a read to the leader, waiting a little for one
- * when none is known, or when it is `avoid` (a leader that just refused it; 0: none); cb
+ * when none is known (until this region has known none for LEADER_WAIT_MS, about an election
+ * timeout, or RESEND_LEADER_WAIT_MS for a write sent again: then PT_E_UNAVAILABLE, so at the
+ * next tick in a region that has been without a leader that long already), or
+ * when it is `avoid` (a leader that just refused it or did not answer; 0: none), which is
+ * asked again after RETRY_MS if it still leads. until: the loop time by which the request
+ * must be answered (a write sent again keeps its first deadline), 0 for a new request. cb
  * exactly once, never from inside the call. raft_node.c */
 void pt_raft_node__route(struct pt_raft_node *n, int is_write, void *buf, size_t len,
-                         uint64_t avoid, pt_raft_node_cb cb, void *arg);
+                         uint64_t avoid, uint64_t until, pt_raft_node_cb cb, void *arg);
 
 /* Writes, raft_forward.c. */
 /* Leader: queues an entry (buf borrowed, copied) for the next round; the local proposer cb
@@ -116,13 +133,15 @@ void pt_raft_node__reply_propose(struct pt_peer_call *call, int status, uint64_t
  * PT_E_UNAVAILABLE with a ProposeResult body, which a local failure never has, so the
  * sender knows it may propose it again to another leader. */
 void pt_raft_node__refuse_propose(struct pt_peer_call *call);
-/* After each loop pass: answers at once the forwards whose leader changed since they were
- * sent (new leader id or term, or none known): a write with PT_E_UNAVAILABLE (the old leader
- * may have appended it: its fate is unknown), a read by asking again. */
+/* After each loop pass: a forward whose leader changed since it was sent (new leader id or
+ * term, or none known) is sent again at once when it is a write with a write id (the old
+ * leader's answer is dropped), answered PT_E_UNAVAILABLE when it is a write without one (its
+ * fate is unknown), and asked again when it is a read. */
 void pt_raft_node__check_forwards(struct pt_raft_node *n);
-/* Follower: sends a write (buf borrowed) or a ReadIndex to leader `to`; cb exactly once. */
+/* Follower: sends a write (buf borrowed) or a ReadIndex to leader `to`, to be answered by
+ * deadline (loop time; 0: the write or read timeout from now); cb exactly once. */
 void pt_raft_node__forward(struct pt_raft_node *n, uint64_t to, int is_write, const void *buf,
-                           size_t len, pt_raft_node_cb cb, void *arg);
+                           size_t len, uint64_t deadline, pt_raft_node_cb cb, void *arg);
 /* After each loop pass: starts the next round if the previous one is done. */
 void pt_raft_node__flush_round(struct pt_raft_node *n);
 

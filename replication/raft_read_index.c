@@ -126,7 +126,7 @@ void pt_raft_node__check_catch_ups(struct pt_raft_node *n)
 
 void pt_raft_node_read_index(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg)
 {
-    pt_raft_node__route(n, 0, NULL, 0, 0, cb, arg);
+    pt_raft_node__route(n, 0, NULL, 0, 0, 0, cb, arg);
 }
 
 void pt_raft_node_catch_up(struct pt_raft_node *n,
@@ -135,7 +135,7 @@ void pt_raft_node_catch_up(struct pt_raft_node *n,
 {
     struct catch_up *c = n->stopping ? NULL : calloc(1, sizeof(*c));
     if (c == NULL) {
-        pt_raft_node__route(n, 0, NULL, 0, 0, cb, arg); /* a plain read index */
+        pt_raft_node__route(n, 0, NULL, 0, 0, 0, cb, arg); /* a plain read index */
         return;
     }
     c->present = present;
@@ -147,5 +147,5 @@ void pt_raft_node_catch_up(struct pt_raft_node *n,
     c->next = n->catch_ups;
     n->catch_ups = c;
     n->catch_up_seen = raft_last_applied(&n->raft);
-    pt_raft_node__route(n, 0, NULL, 0, 0, on_catch_up_read, c);
+    pt_raft_node__route(n, 0, NULL, 0, 0, 0, on_catch_up_read, c);
 }

@@ -72,6 +72,11 @@
  * handshake), or an inbound handshake from accept until the reply is written. Name lookups
  * are bounded by the system resolver's timeouts instead. */
 #define PT_TRANSPORT_TIMEOUT_MS 5000
+/* Limit for the TCP connect of an outbound attempt (within the one above): a SYN lost to a
+ * link that is down is retried by the kernel only after 1, 3, 7 s, so an attempt started
+ * while the link was down would hold the reconnection seconds past its return; it is given
+ * up instead and the next attempt (raft's retry, the peer backoff) dials afresh. */
+#define PT_TRANSPORT_CONNECT_TIMEOUT_MS 1000
 /* Inbound handshakes in progress at once; further connections wait in the listen backlog. */
 #define PT_TRANSPORT_MAX_INBOUND 64
 /* Inbound handshakes in progress at once from one IP address: a further one from the same

@@ -14,7 +14,9 @@
  *   peer whose pod IP changed is found again at the next attempt. Each returned address is
  *   tried in order (up to PT_TRANSPORT_MAX_ADDRESSES) until one completes the handshake.
  * - A route set with pt_transport_set_route wins over the address the caller names.
- * - Limits: every address attempt (TCP connect plus handshake) ends within the timeout. Name
+ * - Limits: every address attempt (TCP connect plus handshake) ends within the timeout, its
+ *   TCP connect within PT_TRANSPORT_CONNECT_TIMEOUT_MS (a link that comes back is dialed
+ *   afresh by the next attempt instead of waiting for the kernel's SYN retries). Name
  *   resolution itself is bounded by the resolver's own timeouts (resolv.conf), and cannot be
  *   interrupted once a thread-pool thread runs it, so closing waits for such a lookup to
  *   return.
@@ -23,11 +25,13 @@
 #include "transport.h"
 
 #include <jansson.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "err.h"
 #include "log.h"
@@ -63,7 +67,34 @@ static void connect_cb(uv_connect_t *req, int status)
         transport_handshake_fail(c, PT_LOG_DEBUG, "connect", status);
         return;
     }
+    /* connected: the rest of the attempt's time for the handshake */
+    uint64_t spent = uv_now(c->t->loop) - c->attempt_start;
+    if (c->t->timeout_ms > spent)
+        uv_timer_start(&c->timer, transport_timeout_cb, c->t->timeout_ms - spent, 0);
     transport_seam_start(c);
+}
+
+/* The TCP connect's share of the attempt ran out. A loop that stalled (a slow apply, a busy
+ * machine) runs its timers before it polls, so the connect may have completed unseen: a
+ * socket that is writable without error is connected, and its callback follows in this loop
+ * pass; it keeps the rest of the attempt's time. Anything else fails the attempt. */
+static void connect_timeout_cb(uv_timer_t *timer)
+{
+    struct conn *c = timer->data;
+    uv_os_fd_t fd;
+    if (c->tcp != NULL && !c->tcp_closing && uv_fileno((uv_handle_t *)c->tcp, &fd) == 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t elen = sizeof(err);
+        uint64_t spent = uv_now(c->t->loop) - c->attempt_start;
+        if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT) &&
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err == 0 &&
+            c->t->timeout_ms > spent) {
+            uv_timer_start(&c->timer, transport_timeout_cb, c->t->timeout_ms - spent, 0);
+            return;
+        }
+    }
+    transport_timeout_cb(timer);
 }
 
 /* Tries the next resolved address; finishes with RAFT_NOCONNECTION when none is left. */
@@ -99,7 +130,12 @@ void transport_attempt_next(struct conn *c)
             transport_handshake_fail(c, PT_LOG_DEBUG, "connect", rv); /* next address once closed */
             return;
         }
-        uv_timer_start(&c->timer, transport_timeout_cb, t->timeout_ms, 0);
+        c->attempt_start = uv_now(t->loop);
+        uv_timer_start(&c->timer, connect_timeout_cb,
+                       t->timeout_ms < PT_TRANSPORT_CONNECT_TIMEOUT_MS
+                           ? t->timeout_ms
+                           : PT_TRANSPORT_CONNECT_TIMEOUT_MS,
+                       0);
         return;
     }
     transport_conn_finish(c, RAFT_NOCONNECTION);

@@ -87,8 +87,9 @@ struct conn {
     bool welcomed; /* a valid WELCOME arrived */
 
     uv_timer_t timer;
-    bool timer_open; /* initialised and its close callback not run yet */
-    uv_tcp_t *tcp;   /* owned until handed off; freed in its close callback */
+    bool timer_open;        /* initialised and its close callback not run yet */
+    uint64_t attempt_start; /* outbound: loop time the current address attempt began */
+    uv_tcp_t *tcp;          /* owned until handed off; freed in its close callback */
     bool tcp_closing;
     uv_write_t write;
     bool writing;

@@ -3,7 +3,7 @@
 #   1. cmocka unit tests, built with ASan + UBSan (build-asan/)
 #   2. clang-format check of the C sources; every libFuzzer driver of tests/fuzz/ for a bounded
 #      time (tests/fuzz/run.sh, FUZZ_SECONDS each, default 10; build-fuzz/ with clang)
-#   3. integration tests against real nodes: the ASan/UBSan binary for the API, access control, bad input, HTTP/2,
+#   3. integration tests against real nodes: the ASan/UBSan binary for the API, access control, bad input, HTTP/2, backup,
 #      skopeo, crash and basic cluster tests; the optimised binary (build/) for the 4 GiB blob
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
 #      it), and for the membership, leader-change and randomized-fault cluster runs, whose
@@ -11,7 +11,8 @@
 #      times over), for the partition runs (network namespaces; availability bounds about the
 #      real binary too), for access control with real clients (skopeo, podman, buildah, ctr), and
 #      for hostile clients (smuggling, HTTP/2 rapid reset, connection floods, wide manifests),
-#      whose memory check is about the real binary
+#      whose memory check is about the real binary, and for readiness, graceful shutdown and a
+#      pod joining by itself (deploy/pod-start.sh)
 # Ends with one "N passed, N failed" line over all of them; exits 1 if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -74,13 +75,14 @@ count_run "$out"
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
     python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster auth_api \
-        replication_cli cluster_tls 2>&1)
+        replication_cli cluster_tls backup 2>&1)
 echo "$out" | tail -40
 count_run "$out"
 
 step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
-    blob_faults leader_change partitions peer_tls auth_clients disk_full hostile_clients peer_attacks 2>&1)
+    blob_faults leader_change partitions peer_tls auth_clients disk_full hostile_clients peer_attacks \
+    node_lifecycle self_join 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 

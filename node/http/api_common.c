@@ -138,6 +138,7 @@ int pt_api_commit(struct pt_worker *w, h2o_req_t *req, struct pt_command_builder
 struct tag_read {
     struct pt_route rt;
     pt_api_read_cb cont;
+    const char *unconfirmed; /* a catch-up whose read index failed: 503 with this message */
 };
 
 static void on_read_index(h2o_req_t *req, struct pt_proposal *p, void *data)
@@ -159,7 +160,10 @@ static void on_read_index(h2o_req_t *req, struct pt_proposal *p, void *data)
 static void on_caught_up(h2o_req_t *req, struct pt_proposal *p, void *data)
 {
     struct tag_read *tr = data;
-    (void)p;
+    if (p->status != 0 && tr->unconfirmed != NULL) {
+        pt_http_error(req, PT_E_UNAVAILABLE, tr->unconfirmed, NULL);
+        return;
+    }
     tr->cont(pt_worker_of(req), req, &tr->rt);
 }
 
@@ -169,10 +173,14 @@ int pt_api_catch_up(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
     if (!pt_committer_is_cluster(w->node->committer))
         return -1;
     struct tag_read tr = {.rt = *rt, .cont = cont};
-    if (digest == NULL)
+    if (digest == NULL) {
+        /* the leader's state must confirm a miss before the client hears of it */
+        tr.unconfirmed = "no quorum: this region cannot confirm with the leader that the "
+                         "referenced blobs or manifests are unknown";
         return pt_api_job(w, req, PT_JOB_READ_INDEX, NULL, 0, on_caught_up, &tr, sizeof(tr)) == 0
                    ? 0
                    : -1;
+    }
     /* "repo\0digest": the committer ends the wait as soon as that arrives */
     size_t rlen = rt->name_len, dlen = strlen(digest);
     char *key = malloc(rlen + 1 + dlen + 1);

@@ -51,7 +51,10 @@ void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route 
  * addressed by digest (a manifest, a blob link) is not final in a cluster: this waits for a
  * read index (whatever its outcome), or less when digest (borrowed) arrives in rt's repository
  * first, as a blob link or a manifest (digest NULL: the read index only; for a miss of
- * several things at once), and then calls cont to look again. Returns 0 when it
+ * several things at once), and then calls cont to look again. With digest NULL a miss is
+ * only final once the leader's state confirms it: when that read index fails (no leader, no
+ * quorum) the request is answered 503 UNAVAILABLE (with Retry-After) instead, never with the
+ * miss. Returns 0 when it
  * did so (cont will run), -1 in a single region or when the job cannot be started (then the
  * miss stands and the caller answers it). */
 int pt_api_catch_up(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,

@@ -141,6 +141,8 @@ void pt_http_error(h2o_req_t *req, int err, const char *message, const char *det
     if (err == PT_E_DISK_FULL) {
         pt_disk_refused();
         pt_http_headerf(req, "Retry-After", "%d", PT_DISK_RETRY_AFTER);
+    } else if (err == PT_E_UNAVAILABLE) {
+        pt_http_headerf(req, "Retry-After", "%d", PT_HTTP_UNAVAILABLE_RETRY_AFTER);
     }
     if (text == NULL) {
         static const char fallback[] =

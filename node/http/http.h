@@ -17,7 +17,10 @@
 #define PT_HTTP_API_VERSION "registry/2.0"
 
 /* OCI error response: {"errors":[{"code":..., "message":..., "detail":...}]} with err's HTTP
- * status (err.h). message NULL means err's default message; detail NULL omits it. */
+ * status (err.h). message NULL means err's default message; detail NULL omits it. A 503
+ * UNAVAILABLE (no leader, no quorum: a state that an election or a healed link ends within
+ * seconds) carries Retry-After: PT_HTTP_UNAVAILABLE_RETRY_AFTER; a 507 the disk's. */
+#define PT_HTTP_UNAVAILABLE_RETRY_AFTER 1
 void pt_http_error(h2o_req_t *req, int err, const char *message, const char *detail);
 
 /* Adds a response header; name and value are copied into req's pool. */

@@ -165,6 +165,19 @@ int pt_metastore_upload_foreach(struct pt_metastore *ms,
  * an event loop thread. */
 int pt_metastore_sync(struct pt_metastore *ms);
 
+/* Backups (backup.h): writes a consistent copy of the whole store into dir (borrowed; must not
+ * exist, its parent must), a RocksDB checkpoint: the memtables are flushed first, table files
+ * are hard-linked where dir is on the same filesystem, the rest copied. Any thread; blocks.
+ * 0 or PT_E_IO. */
+int pt_metastore_checkpoint(struct pt_metastore *ms, const char *dir);
+
+/* Calls cb(digest, size, arg) for every blob link (repository, digest) in key order, so once
+ * per repository linking a digest; stops at the first non-zero cb return and returns it.
+ * digest is borrowed for the call. Any thread; 0 or PT_E_IO / PT_E_CORRUPT. */
+int pt_metastore_foreach_blob_link(struct pt_metastore *ms,
+                                   int (*cb)(const char *digest, uint64_t size, void *arg),
+                                   void *arg);
+
 /* For tests and debugging: SHA-256 (lowercase hex, NUL-terminated) over every replicated
  * column family except meta, keys and values in order, read from one snapshot. Two stores that
  * applied the same commands have the same digest. */
@@ -338,6 +351,31 @@ struct pt_region_rec {
 int pt_metastore_list_regions(struct pt_metastore *ms, struct pt_region_rec **out, size_t *count);
 int pt_metastore_batch_region_put(struct pt_metastore_batch *b, const struct pt_region_rec *r);
 int pt_metastore_batch_region_delete(struct pt_metastore_batch *b, uint64_t id);
+
+/*
+ * ---- write ids (replicated; written by the FSM only) -----------------------------------
+ * The outcome of every command applied with a write id (replication/command.h), so that the
+ * FSM applies an id at most once: the index it was applied at and its status (0 or the
+ * PT_E_* of its failed precondition). Kept in the meta family, so they travel in snapshots,
+ * and expired by index distance (pt_metastore_batch_write_ids_expire), never by clock.
+ * Ids are 1..PT_METASTORE_WRITE_ID_MAX bytes (PT_E_CONFIG otherwise).
+ */
+#define PT_METASTORE_WRITE_ID_MAX 32
+/* 1 with *index and *status (either may be NULL) when id (id_len bytes, borrowed) is
+ * recorded, 0 when it is not, or a negative PT_E_*. Any thread. */
+int pt_metastore_write_id_get(struct pt_metastore *ms, const void *id, size_t id_len,
+                              uint64_t *index, int *status);
+/* The same through a batch (staged writes over the database). */
+int pt_metastore_batch_write_id_get(struct pt_metastore_batch *b, const void *id, size_t id_len,
+                                    uint64_t *index, int *status);
+/* Records id as applied at index (non-zero) with status. */
+int pt_metastore_batch_write_id_put(struct pt_metastore_batch *b, const void *id, size_t id_len,
+                                    uint64_t index, int status);
+/* Stages the removal of the ids recorded at an index below `below`, oldest first, at most max
+ * of them. Returns how many, or a negative PT_E_*. */
+int pt_metastore_batch_write_ids_expire(struct pt_metastore_batch *b, uint64_t below, size_t max);
+/* Number of recorded ids (for tests and status). */
+int pt_metastore_write_id_count(struct pt_metastore *ms, uint64_t *count);
 
 /*
  * ---- access control records (replicated; written by the FSM only) -----------------------

@@ -2,9 +2,9 @@
  * fuzz_peer_frame.c - libFuzzer driver for what arrives on PEER and BULK channels
  * (replication/peer_channel.c, proto/peer.proto): the PeerFrame, then its body decoded as the
  * typed message its type names (Propose and its Command through pt_command_decode, as the FSM
- * decodes a forwarded write; ProposeResult, ReadIndex, ReadIndexResult, Ping, Pong; BlobWant
- * with its digest through pt_digest_parse, as the serving side reads it; BlobChunk, the bulk
- * piece).
+ * decodes a forwarded write, and its leading write id through pt_command_write_id; ProposeResult,
+ * ReadIndex, ReadIndexResult, Ping, Pong; BlobWant with its digest through pt_digest_parse, as the
+ * serving side reads it; BlobChunk, the bulk piece).
  *
  * Input: the bytes of one frame after its 4-byte length prefix (the channel refuses a prefix
  * above PT_PEERS_FRAME_MAX before any decoding). Checks: every message that decodes (without
@@ -61,6 +61,12 @@ static void body(uint32_t type, const uint8_t *d, size_t n)
         Portolan__Command *c = NULL;
         if (p == NULL)
             break;
+        const uint8_t *id = NULL;
+        size_t id_len = 0;
+        int has_id = pt_command_write_id(p->command.data, p->command.len, &id, &id_len);
+        if (has_id) /* the leading id lies within the command */
+            PT_FUZZ_CHECK(id_len >= 1 && id_len <= PT_COMMAND_WRITE_ID_MAX &&
+                          id == p->command.data + 2 && id_len + 2 <= p->command.len);
         if (pt_command_decode(p->command.data, p->command.len, &c) == 0) {
             PT_FUZZ_CHECK(c != NULL);
             round_trip(&c->base);

@@ -112,6 +112,7 @@ def router_seeds(img, idx):
         "base-noslash": b"/v2",
         "catalog": b"/v2/_catalog",
         "healthz": b"/healthz",
+        "readyz": b"/readyz",
         "metrics": b"/metrics",
         "tags": b"/v2/library/alpine/tags/list",
         "manifest-tag": b"/v2/library/alpine/manifests/3.19",
@@ -342,6 +343,9 @@ def peer_frame_seeds(img):
     return {
         "ping": frame(1, 1, False, _pb_field(1, 0, 123456)),
         "propose": frame(2, 2, False, _pb_field(1, 2, b"\x08\x01")),
+        # a Command led by its write id (field 5), as pt_command_stamp leaves it
+        "propose-write-id": frame(2, 2, False,
+                                  _pb_field(1, 2, _pb_field(5, 2, bytes(range(24))) + b"\x08\x01")),
         "propose-result": frame(2, 2, True, _pb_field(1, 0, 0) + _pb_field(2, 0, 42)),
         "read-index": frame(3, 3, False, b""),
         "blob-want": frame(4, 4, False, want),

@@ -15,7 +15,17 @@ index) takes a visible time and a transfer can be aimed at one of those steps:
     old leader's term (503 UNAVAILABLE) or committed (201), but it must be answered within
     WRITE_LIMIT. At the end the three converge, and every acknowledged tag is served
     everywhere with its digest; a refused one is absent or intact.
-The writer sends nothing else while its write waits: no other write would commit an entry of
+  - isolated_leader_writes_in_flight: three regions, a writer at each looping "PUT tag,
+    DELETE that tag" (a DELETE applied twice would answer 404 MANIFEST_UNKNOWN: the second
+    application finds no tag); the leader is cut from both others (wan.py) for CUT_SECONDS,
+    then healed. The writes forwarded to it when it was cut must be answered once the
+    majority has elected a new leader (sent again with their write id, raft_forward.c),
+    never after waiting out the write timeout; no acknowledged PUT's DELETE answers 404;
+    at the end every region holds exactly the tags whose PUT was acknowledged and whose
+    DELETE was not. Figures with -v: the longest time without an acknowledged write on the
+    majority side after the cut, and how soon after the heal the old leader's region writes
+    again.
+The writer of the first test sends nothing else while its write waits: no other write would commit an entry of
 the new leader's term and so end a wait for an entry of an earlier term (Raft dissertation
 6.4), which is how such a wait would last the whole write timeout. Figures with -v.
 
@@ -37,7 +47,7 @@ import cluster  # noqa: E402
 import harness as h  # noqa: E402
 import test_cluster_ops as ops  # noqa: E402
 
-TIMEOUT = 150
+TIMEOUT = 240
 
 DELAY_MS = 30  # one-way delay between regions
 WRITE_TIMEOUT = 5.0  # the nodes' --write-timeout
@@ -132,8 +142,195 @@ def transfers_aimed_at_forwarded_writes(results):
         ops.check_writes_everywhere(t, c, repo, acked, refused, "at the end")
 
 
+CUT_SECONDS = 10.0  # the leader's isolation: several election timeouts
+
+
+class TagWriter(threading.Thread):
+    """Loops at one region: PUT tag <prefix>-<i> (a variant of base), then DELETE it. Records
+    (op, tag, start, end, status or error text) for every request."""
+
+    def __init__(self, region, repo, base, prefix):
+        super().__init__(daemon=True)
+        self.region, self.repo, self.base, self.prefix = region, repo, base, prefix
+        self.ops = []
+        self.stop = threading.Event()
+
+    def _call(self, cl, op, tag, fn):
+        t0 = time.monotonic()
+        try:
+            r = fn()
+            out = (r.status, r)
+        except ops.ERRORS as e:
+            out = (repr(e), None)
+        self.ops.append((op, tag, t0, time.monotonic(), out[0], out[1]))
+        return out
+
+    def run(self):
+        i = 0
+        cl = None
+        while not self.stop.is_set():
+            if cl is None:
+                cl = self.region.client(timeout=WRITE_TIMEOUT + 30)
+            tag = "%s-%03d" % (self.prefix, i)
+            i += 1
+            m = ops.variant(self.base, tag)
+            st, _ = self._call(cl, "put", tag,
+                               lambda: cl.put_manifest(self.repo, tag, m.bytes, m.media_type))
+            if isinstance(st, str):
+                cl = None
+                time.sleep(0.05)
+                continue
+            if st != 201:
+                time.sleep(0.05)
+                continue
+            st, _ = self._call(cl, "delete", tag,
+                               lambda: cl.delete("/v2/%s/manifests/%s" % (self.repo, tag)))
+            if isinstance(st, str):
+                cl = None
+                time.sleep(0.05)
+
+
+def isolated_leader_writes_in_flight(results):
+    t = results
+    args = ("--write-timeout", "%ds" % WRITE_TIMEOUT)
+    with cluster.Cluster(3, wan_delay_ms=DELAY_MS, args=args) as c:
+        lead = c.wait_leader()
+        repo = h.unique_repo("isolated")
+        base = h.make_image(layers=1, layer_size=512)
+        with lead.client() as cl:
+            base.push(cl, repo, "base")
+        c.wait_converged(timeout=20)
+        writers = [TagWriter(r, repo, base, r.name) for r in c.regions]
+        for w in writers:
+            w.start()
+        time.sleep(2.0)
+        cut = time.monotonic()
+        c.isolate(lead)
+        others = [r for r in c.regions if r is not lead]
+        try:
+            new_lead = c.wait_leader(timeout=20, among=others)
+        except cluster.ClusterError as e:
+            new_lead = None
+            t.check(False, "no leader among %s after the cut: %s" % (others, e))
+        elected = time.monotonic()
+        # A manifest PUT at the cut-off region whose blobs were acknowledged in another: the
+        # region cannot confirm the miss with a leader, so 503 (Retry-After), never 400; the
+        # same miss confirmed by the leader's state is 400 MANIFEST_BLOB_UNKNOWN.
+        fresh = h.make_image(layers=1, layer_size=256)
+        cut_off = confirmed = None
+        if new_lead is not None:
+            with new_lead.client() as cl:
+                for _digest, data in fresh.blobs:
+                    cl.push_blob(repo, data)
+                ghost = h.make_image(layers=1, layer_size=256)  # its blobs never pushed
+                confirmed = cl.put_manifest(repo, "ghost", ghost.bytes, ghost.media_type)
+            with lead.client(timeout=WRITE_TIMEOUT + 30) as cl:
+                cut_off = cl.put_manifest(repo, "fresh", fresh.bytes, fresh.media_type)
+        cut_off_at = time.monotonic()
+        time.sleep(max(0.0, CUT_SECONDS - (time.monotonic() - cut)))
+        healed = time.monotonic()
+        c.heal()
+        time.sleep(4.0)
+        for w in writers:
+            w.stop.set()
+        for w in writers:
+            w.join(WRITE_TIMEOUT + 40)
+        end = time.monotonic()
+
+        slow, odd, twice, in_flight, in_flight_acked = [], [], [], [], []
+        for w in writers:
+            acked_puts = set()
+            for op, tag, t0, t1, st, r in w.ops:
+                what = "%s %s at %s (%.0f ms after the cut)" % (op, tag, w.region.name,
+                                                               (t0 - cut) * 1000)
+                if t1 - t0 >= WRITE_TIMEOUT - 0.5:
+                    slow.append("%s: answered %s after %s" % (what, st, ops.ms(t1 - t0)))
+                if op == "put" and st == 201:
+                    acked_puts.add(tag)
+                if op == "delete" and st == 404 and tag in acked_puts:
+                    twice.append(what)
+                elif not (st in (201, 202) or (r is not None and ops.unavailable(r))):
+                    odd.append("%s: %s" % (what, r.describe() if r is not None else st))
+                if w.region is not lead and t0 < cut < t1:
+                    in_flight.append("%s: %s in %s" % (what, st, ops.ms(t1 - t0)))
+                    if st in (201, 202):
+                        in_flight_acked.append(what)
+
+        def longest_gap(regions, since, until):
+            acks = sorted(t1 for w in writers if w.region in regions
+                          for op, tag, t0, t1, st, r in w.ops
+                          if st in (201, 202) and since <= t1 <= until)
+            points = [since] + acks + [until]
+            return max(b - a for a, b in zip(points, points[1:]))
+
+        gap = longest_gap(others, cut, healed)
+        first_after_heal = [t1 for w in writers if w.region is lead
+                            for op, tag, t0, t1, st, r in w.ops
+                            if st in (201, 202) and t0 >= healed]
+        ops.note(results, "cut %s: new leader %s after %s; longest time without an "
+                 "acknowledged write on the majority side %s; writes in flight at the cut: "
+                 "%s" % (lead.name, new_lead.name if new_lead else None, ops.ms(elected - cut),
+                         ops.ms(gap), "; ".join(in_flight) or "none"))
+        ops.note(results, "old leader's region writes again %s after the heal" % (
+            ops.ms(min(first_after_heal) - healed) if first_after_heal else "never"))
+        ops.note(results, "%d requests, %.1f s" % (sum(len(w.ops) for w in writers),
+                                                   end - cut))
+        t.check(not slow, "%d writes waited out the write timeout (%.0f s): %s" % (
+            len(slow), WRITE_TIMEOUT, "; ".join(slow[:4])))
+        t.check(not twice, "DELETE of an acknowledged tag answered 404 (applied twice?): %s"
+                % "; ".join(twice[:4]))
+        t.check(not odd, "answers other than 201/202/503 UNAVAILABLE: %s" % "; ".join(odd[:4]))
+        t.check(gap < WRITE_TIMEOUT, "the majority side acknowledged no write for %s after "
+                "the cut (write timeout %.0f s)" % (ops.ms(gap), WRITE_TIMEOUT))
+        t.check(first_after_heal, "the old leader's region wrote nothing after the heal")
+        t.check(in_flight_acked or not in_flight, "no write in flight at the cut on the "
+                "majority side was acknowledged: %s" % "; ".join(in_flight))
+
+        if cut_off is not None:
+            t.check(ops.unavailable(cut_off) and cut_off.headers.get("Retry-After", "").isdigit(),
+                    "manifest PUT at the cut-off %s whose blobs another region acknowledged: "
+                    "%s (Retry-After %r), want 503 UNAVAILABLE with Retry-After" % (
+                        lead.name, cut_off.describe(), cut_off.headers.get("Retry-After")))
+            t.check(cut_off_at < healed, "the cut-off manifest PUT was answered after the heal")
+            t.check(confirmed.status == 400 and
+                    "MANIFEST_BLOB_UNKNOWN" in confirmed.error_codes(),
+                    "manifest PUT at the leader with unknown blobs: %s, want 400 "
+                    "MANIFEST_BLOB_UNKNOWN" % confirmed.describe())
+            after = None
+            for _ in range(50):
+                with lead.client() as cl:
+                    after = cl.put_manifest(repo, "fresh", fresh.bytes, fresh.media_type)
+                if after.status == 201:
+                    break
+                time.sleep(0.2)
+            t.check(after.status == 201, "the same manifest PUT at %s after the heal: %s" % (
+                lead.name, after.describe()))
+
+        c.wait_converged(timeout=30)
+        # Exactly the tags whose PUT was acknowledged and whose DELETE was not (one whose
+        # DELETE or PUT was answered 503 may be either way).
+        must, may = set(), set()
+        for w in writers:
+            state = {}
+            for op, tag, t0, t1, st, r in w.ops:
+                if op == "put":
+                    state[tag] = "present" if st == 201 else "unknown"
+                elif st in (202,):
+                    state[tag] = "absent"
+                elif state.get(tag) == "present":
+                    state[tag] = "unknown"
+            must |= {tag for tag, s in state.items() if s == "present"}
+            may |= {tag for tag, s in state.items() if s == "unknown"}
+        for r in c.regions:
+            tags = set(ops.all_tags(r, repo)) - {"base", "fresh"}
+            t.check(must <= tags and tags <= must | may,
+                    "%s: tags missing %s, unexpected %s" % (
+                        r.name, sorted(must - tags)[:5], sorted(tags - must - may)[:5]))
+
+
 def main(results):
     if results.target != "portolan":
         raise h.Skip("a Raft cluster is portolan-only")
     results.run("transfers_aimed_at_forwarded_writes", transfers_aimed_at_forwarded_writes,
                 results)
+    results.run("isolated_leader_writes_in_flight", isolated_leader_writes_in_flight, results)
