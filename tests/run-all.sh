@@ -10,7 +10,10 @@
 #      stall and timing bounds are about the real binary too (the sanitizers slow it several
 #      times over), for access control with real clients (skopeo, podman, buildah, ctr), and
 #      for hostile clients (smuggling, HTTP/2 rapid reset, connection floods, wide manifests),
-#      whose memory check is about the real binary
+#      whose memory check is about the real binary; and for the container image and the
+#      compose demo (test_image, test_compose: the image is built once per run from the
+#      sources by deploy/image.sh into the run's container storage, $PT_CONTAINERS_DIR, default
+#      build/test-containers, and rebuilt only when the sources change)
 # Ends with one "N passed, N failed" line over all of them; exits 1 if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -77,9 +80,10 @@ out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
 echo "$out" | tail -40
 count_run "$out"
 
-step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
+step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers; container image and compose demo"
+export PT_CONTAINERS_DIR=${PT_CONTAINERS_DIR:-$PWD/build/test-containers}
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
-    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks 2>&1)
+    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks image compose 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 
