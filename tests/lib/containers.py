@@ -7,14 +7,20 @@ per test run.
 
 Design:
 - Storage: tests/lib/engines.py's private containers-storage (vfs, own graph and run roots,
-  registries.conf, policy.json, auth file; every command in a private mount namespace with
-  the work directory's varlib/ over /var/lib), plus a containers.conf that makes `podman run`
+  registries.conf, policy.json, auth file), plus a containers.conf that makes `podman run`
   work as root here (NOTES.md "Running containers here"): [containers] default_ulimits = []
   (root lacks CAP_SYS_RESOURCE), [engine] cgroup_manager = "cgroupfs" and runtime = "runc"
   (crun refuses the hybrid cgroup layout), events_logger = "none", and netavark's network
   definitions and libpod's temporary state under the work directory, not in /etc or /run.
   No podman flags are needed on top, so podman-compose (which runs plain `podman`) works the
   same way through the environment (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF, ...).
+- Image builds (deploy/image.sh: mmdebstrap, podman import, buildah bud) run in a private
+  mount namespace with the work directory's varlib/ over /var/lib, as engines.py does, since
+  containers/image keeps a blob-info cache in /var/lib/containers as root whatever the flags
+  say. Commands that run containers do not: podman keeps each container's network namespace
+  as a mount under /run/netns, which a later podman command (ps, kill, podman-compose down)
+  must see, and a mount made inside a private namespace is invisible outside it. They pull
+  nothing (every image is local), so they write nothing under /var/lib.
 - The work directory is $PT_CONTAINERS_DIR when set (tests/run-all.sh sets one per run),
   else build/test-containers in the repository. Tests of one run share it, so the image is
   built once: ensure_image() hashes the sources that go into the image (CMakeLists.txt,
@@ -98,9 +104,10 @@ def env(extra=None):
     return e
 
 
-def _run(cmd, check=True, timeout=300, input=None, extra_env=None, cwd=None):
+def _run(cmd, check=True, timeout=300, input=None, extra_env=None, cwd=None, isolated=False):
     st = storage()
-    p = subprocess.run(st.isolated(cmd), env=env(extra_env), cwd=cwd or st.workdir,
+    p = subprocess.run(st.isolated(cmd) if isolated else cmd, env=env(extra_env),
+                       cwd=cwd or st.workdir,
                        capture_output=True, text=True, timeout=timeout, input=input,
                        stdin=None if input is not None else subprocess.DEVNULL)
     if check and p.returncode != 0:
@@ -157,7 +164,7 @@ def ensure_image(log=print):
     t0 = time.monotonic()
     p = _run(["bash", os.path.join(REPO, "deploy", "image.sh"), "--tag", IMAGE,
               "--cache", os.path.join(work_dir(), "image-cache"),
-              "--label", "%s=%s" % (HASH_LABEL, want)], timeout=1800)
+              "--label", "%s=%s" % (HASH_LABEL, want)], timeout=1800, isolated=True)
     took = time.monotonic() - t0
     for line in p.stdout.splitlines():
         if line.startswith("image.sh: built"):
@@ -177,7 +184,7 @@ def ensure_compose_images(log=print):
     t0 = time.monotonic()
     p = _run(["bash", os.path.join(REPO, "deploy", "image.sh"), "--compose-images",
               "--cache", os.path.join(work_dir(), "image-cache"),
-              "--label", "%s=%s" % (HASH_LABEL, want)], timeout=1800)
+              "--label", "%s=%s" % (HASH_LABEL, want)], timeout=1800, isolated=True)
     for line in p.stdout.splitlines():
         if line.startswith("image.sh: built"):
             log(line)
