@@ -28,8 +28,8 @@
  * requires region to name one of its regions, so a node never starts as a region the
  * cluster does not know. raft_listen is the address the Raft + peer port binds; empty means
  * this region's address in the cluster file; without cluster_file it is unused (a container
- * image sets it for single regions and clusters alike). The raft + peer port runs TLS 1.3 with mutual
- * authentication (peer_tls_cert, peer_tls_key, peer_tls_ca, all required with cluster_file);
+ * image sets it for single regions and clusters alike). The raft + peer port runs TLS 1.3 with
+ * mutual authentication (peer_tls_cert, peer_tls_key, peer_tls_ca, all required with cluster_file);
  * peer_tls off is accepted only when every region's address and the bind address are
  * loopback (a cluster on one machine, for development). tag_reads, stale_fallback, write_timeout
  * and read_index_timeout are the read and write guarantees of DESIGN.md section 1.
