@@ -7,6 +7,8 @@ control on, survives the loss of the leader's container, and is watched by Prome
 
 What runs (project name and published ports of the test's own; the secrets directory is a
 temporary one, PT_DEMO_SECRETS):
+  0. valid_for_docker_compose: `docker-compose config --quiet` accepts the file (Debian's
+     docker-compose 1.29 checks it against the Compose schema; skipped when not installed);
   1. ensure_image() and ensure_compose_images() (tests/lib/containers.py), then
      `podman-compose up -d`; bring_up: every region answers /healthz and the administrator
      (password from the secrets directory init wrote) logs in, and the regions agree on a
@@ -31,6 +33,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -226,6 +229,15 @@ def teardown(results, demo):
 
 def run_tests(results, demo, sk):
     state = {}
+
+    @results.test
+    def valid_for_docker_compose():
+        if shutil.which("docker-compose") is None:
+            results.skip("docker-compose is not installed (Debian package docker-compose)")
+        p = subprocess.run(["docker-compose", "-f", COMPOSE, "config", "--quiet"],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, **demo.env))
+        results.eq(p.returncode, 0, "docker-compose config: %s" % p.stderr.strip()[-400:])
 
     @results.test
     def bring_up():
