@@ -31,7 +31,9 @@
 # them) unless --no-host-debs is given.
 #
 # Storage: podman and buildah read the caller's CONTAINERS_CONF, CONTAINERS_STORAGE_CONF and
-# CONTAINERS_REGISTRIES_CONF; --root, --runroot and --storage-driver are passed to both.
+# CONTAINERS_REGISTRIES_CONF; --root, --runroot and --storage-driver are passed to both. Use
+# the overlay driver where possible: vfs copies every layer in full, and a build from scratch
+# measured 258 s with overlay against 877 s with vfs (2 busy cores; 6 s when nothing changed).
 # Default DIR: build/image-cache in the repository. Needs root (mmdebstrap's root mode,
 # buildah), mmdebstrap, podman and buildah (scripts/deps.sh --test).
 set -euo pipefail
