@@ -6,6 +6,8 @@
  *   portolan replication ...  blob replication of the regions or of one image
  *   portolan user|token|auth ...  users, access tokens, anonymous access, signing keys
  *   portolan audit ...        verify or follow the audit log
+ *   portolan backup ...       a consistent backup of a running region (on its volume)
+ *   portolan restore ...      a new data directory from a backup (offline)
  *   portolan version          print the version
  *   portolan help             print this summary
  */
@@ -31,6 +33,8 @@ static void usage(FILE *out)
                  "  token         create, list, revoke, disable, enable access tokens\n"
                  "  auth          anonymous pull rules, whoami, rotate-key (portolan auth help)\n"
                  "  audit         verify or tail the audit log (portolan audit help)\n"
+                 "  backup        back up a running region (portolan backup --help)\n"
+                 "  restore       a data directory from a backup (portolan restore --help)\n"
                  "  version       print the version\n"
                  "  help          print this help\n");
 }
@@ -73,6 +77,10 @@ int main(int argc, char **argv)
         return pt_cli_user(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "token") == 0)
         return pt_cli_token(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "backup") == 0)
+        return pt_cli_backup(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "restore") == 0)
+        return pt_cli_restore(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "auth") == 0)
         return pt_cli_auth(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "audit") == 0)

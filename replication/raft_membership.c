@@ -202,6 +202,7 @@ static void on_transferred(struct raft_transfer *req)
     struct change *c = req->data;
     uint64_t leader = pt_raft_node__leader_id(c->n);
     /* raft_transfer reports no status: success is the target (or someone else) leading. */
+    c->id = leader;
     change_done(c, leader != 0 && leader != c->n->cfg.self_id ? 0 : PT_E_UNAVAILABLE);
 }
 

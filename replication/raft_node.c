@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -175,6 +176,9 @@ static int wrapped_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct pt_raft_node *n =
         (struct pt_raft_node *)((char *)f - offsetof(struct pt_raft_node, fsm));
     int rv = n->fsm_restore(fsm, buf);
+    if (rv == 0) /* at start from the local snapshot, or one installed by the leader */
+        pt_log(PT_LOG_INFO, "raft snapshot restored", "{s:I}", "applied_index",
+               (json_int_t)pt_metastore_applied_index(n->ms));
     if (n->blobs != NULL)
         pt_blob_sync_changed(n->blobs);
     return rv;
@@ -212,11 +216,40 @@ static void watch_disk(struct pt_raft_node *n)
     }
 }
 
+/* Start-up catch-up (raft_node.h): one read index at a time until one completes. A read
+ * index is the leader's commit index confirmed by a barrier, and it completes once this
+ * region has applied that far; a failure (no leader, time-out while a long log or a snapshot
+ * is being applied) is retried from the next tick with a fresh read point. */
+static void on_caught_up(void *arg, int status, uint64_t index)
+{
+    struct pt_raft_node *n = arg;
+    n->catch_up_inflight = 0;
+    if (status != 0 || n->stopping)
+        return;
+    atomic_store(n->cfg.progress, PT_RAFT_CAUGHT_UP);
+    pt_log(PT_LOG_INFO, "caught up with the leader", "{s:I,s:I}", "read_index", (json_int_t)index,
+           "applied_index", (json_int_t)raft_last_applied(&n->raft));
+}
+
+static void catch_up_at_start(struct pt_raft_node *n)
+{
+    if (n->cfg.progress == NULL || n->catch_up_inflight || n->stopping ||
+        atomic_load(n->cfg.progress) == PT_RAFT_CAUGHT_UP)
+        return;
+    if (pt_raft_node__leader_id(n) == 0 || !pt_raft_node__in_configuration(n, n->cfg.self_id))
+        return;
+    if (atomic_load(n->cfg.progress) == PT_RAFT_NO_LEADER)
+        atomic_store(n->cfg.progress, PT_RAFT_CATCHING_UP);
+    n->catch_up_inflight = 1;
+    pt_raft_node_read_index(n, on_caught_up, n);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct pt_raft_node *n = t->data;
     if (pt_raft_node__leader_id(n) != 0)
         n->leader_seen_ms = uv_now(n->loop);
+    catch_up_at_start(n);
     if (n->waiters != NULL)
         check_waiters(n, 1);
     if (++n->ticks % (1000 / TICK_MS) == 0) {

@@ -19,10 +19,17 @@
  *   arrive meanwhile wait for the next one); a follower asks the leader for that index and
  *   waits until it has applied that far. Then the caller reads its local state.
  * - status: this region's view (role, term, indexes, leader, last contact) as JSON.
+ * - start-up catch-up (readiness, /readyz): once a leader is known, the node asks for a read
+ *   index (the leader's commit index, confirmed by a barrier) and waits until its own FSM has
+ *   applied that far, retrying until one such read completes; it then publishes
+ *   PT_RAFT_CAUGHT_UP in cfg.progress. A region that joins (cfg.join) gets no leader, hence
+ *   no read index, before the leader has added it, so it is not caught up before it is a
+ *   member that has applied the leader's log (a snapshot, then the entries after it).
  */
 #ifndef PT_RAFT_NODE_H
 #define PT_RAFT_NODE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -33,6 +40,13 @@ struct pt_metastore;
 struct pt_blobstore;
 struct pt_blob_feed;
 struct pt_raft_node;
+
+/* Start-up progress published in cfg.progress (any thread may read it). */
+enum pt_raft_progress {
+    PT_RAFT_NO_LEADER = 0, /* no leader known since start */
+    PT_RAFT_CATCHING_UP,   /* a leader is known; not yet applied up to its commit index */
+    PT_RAFT_CAUGHT_UP,     /* applied everything committed when the catch-up read began */
+};
 
 struct pt_raft_node_config {
     struct pt_cluster_config cluster; /* the regions; bootstrapped on first start */
@@ -51,6 +65,9 @@ struct pt_raft_node_config {
     char peer_tls_cert[4096];
     char peer_tls_key[4096];
     char peer_tls_ca[4096];
+    /* Borrowed, may be NULL; must outlive the node. Written on the loop thread with the
+     * enum pt_raft_progress values, only ever upwards; read by any thread. */
+    _Atomic int *progress;
 };
 
 /* Completion of a propose or read_index: status 0 or PT_E_*, index the log index the caller
@@ -86,7 +103,7 @@ void pt_raft_node_catch_up(struct pt_raft_node *n,
  * can describe it; removal deletes the record after the region left. cb exactly once, never
  * from inside the call; status PT_E_UNAVAILABLE when this region is not the leader,
  * PT_E_NOT_FOUND / PT_E_CONFLICT for an unknown or duplicate id or address. Strings are
- * copied. */
+ * copied. cb's index is the region's id; for a transfer, the leader's id after it. */
 void pt_raft_node_add(struct pt_raft_node *n, uint64_t id, const char *name, const char *address,
                       const char *url, int role, pt_raft_node_cb cb, void *arg);
 void pt_raft_node_remove(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb, void *arg);

@@ -84,6 +84,7 @@ struct pt_raft_node {
     uint64_t disk_transfer_ms; /* when leadership was last handed away for a full disk */
     uint64_t leader_seen_ms;   /* when a leader was last known (loop time), for the waiters */
     unsigned closing;          /* handles and services still closing */
+    int catch_up_inflight;     /* the start-up catch-up read is running (raft_node.c) */
     void (*stop_cb)(void *arg);
     void *stop_arg;
 };

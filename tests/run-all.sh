@@ -3,14 +3,15 @@
 #   1. cmocka unit tests, built with ASan + UBSan (build-asan/)
 #   2. clang-format check of the C sources; every libFuzzer driver of tests/fuzz/ for a bounded
 #      time (tests/fuzz/run.sh, FUZZ_SECONDS each, default 10; build-fuzz/ with clang)
-#   3. integration tests against real nodes: the ASan/UBSan binary for the API, access control, bad input, HTTP/2,
+#   3. integration tests against real nodes: the ASan/UBSan binary for the API, access control, bad input, HTTP/2, backup,
 #      skopeo, crash and basic cluster tests; the optimised binary (build/) for the 4 GiB blob
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
 #      it), and for the membership, leader-change and randomized-fault cluster runs, whose
 #      stall and timing bounds are about the real binary too (the sanitizers slow it several
 #      times over), for access control with real clients (skopeo, podman, buildah, ctr), and
 #      for hostile clients (smuggling, HTTP/2 rapid reset, connection floods, wide manifests),
-#      whose memory check is about the real binary; and for the container image and the
+#      whose memory check is about the real binary, for readiness, graceful shutdown and a
+#      pod joining by itself (deploy/pod-start.sh), and for the container image and the
 #      compose demo (test_image, test_compose: the image is built once per run from the
 #      sources by deploy/image.sh into the run's container storage, $PT_CONTAINERS_DIR, default
 #      build/test-containers, and rebuilt only when the sources change)
@@ -76,14 +77,15 @@ count_run "$out"
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
     python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster auth_api \
-        replication_cli cluster_tls 2>&1)
+        replication_cli cluster_tls backup 2>&1)
 echo "$out" | tail -40
 count_run "$out"
 
 step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers; container image and compose demo"
 export PT_CONTAINERS_DIR=${PT_CONTAINERS_DIR:-$PWD/build/test-containers}
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
-    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks image compose 2>&1)
+    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks \
+    node_lifecycle self_join image compose 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 

@@ -92,6 +92,7 @@
 #define PT_ADMIN_ANONYMOUS         "auth/anonymous" /* DELETE takes ?pattern= */
 #define PT_ADMIN_KEYS_ROTATE       "auth/keys/rotate"
 #define PT_ADMIN_WHOAMI            "auth/whoami"
+#define PT_ADMIN_BACKUP            "backup" /* POST: a backup into <data>/backups */
 
 /* Most regions listed in an image's replication status: a cluster has at most
  * PT_CLUSTER_REGIONS_MAX members; room for the records of regions removed since. */

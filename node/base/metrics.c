@@ -59,6 +59,7 @@ static struct {
     atomic_uint_fast64_t bytes_in[PT_METRICS_MAX_ROUTES];
     atomic_uint_fast64_t bytes_out[PT_METRICS_MAX_ROUTES];
     atomic_int_fast64_t uploads;
+    atomic_int ready;
     atomic_int replication_on; /* set once blob replication published a sample */
     atomic_uint_fast64_t repl[PT_METRICS_REPL_N];
     atomic_uint_fast64_t auth[PT_METRICS_AUTH_N];
@@ -139,6 +140,7 @@ void pt_metrics_init(const char *const *route_names, size_t nroutes)
         atomic_store_explicit(&m.bytes_out[r], 0, memory_order_relaxed);
     }
     atomic_store_explicit(&m.uploads, 0, memory_order_relaxed);
+    atomic_store_explicit(&m.ready, 0, memory_order_relaxed);
     for (size_t i = 0; i < PT_METRICS_AUTH_N; i++)
         atomic_store_explicit(&m.auth[i], 0, memory_order_relaxed);
     m.names = route_names;
@@ -195,6 +197,11 @@ void pt_metrics_request(unsigned route, const char *method, int status, double s
 void pt_metrics_uploads_in_progress(int delta)
 {
     atomic_fetch_add_explicit(&m.uploads, delta, memory_order_relaxed);
+}
+
+void pt_metrics_ready(int ready)
+{
+    atomic_store_explicit(&m.ready, ready != 0, memory_order_relaxed);
 }
 
 /* ---- rendering ------------------------------------------------------------------------- */
@@ -471,6 +478,9 @@ int pt_metrics_render(char **out, size_t *len)
     family(&b, "portolan_uploads_in_progress", "gauge", "Blob upload sessions in progress.");
     appendf(&b, "portolan_uploads_in_progress %lld\n",
             (long long)atomic_load_explicit(&m.uploads, memory_order_relaxed));
+    family(&b, "portolan_ready", "gauge",
+           "1 when the region serves current data (GET /readyz answers 200), else 0.");
+    appendf(&b, "portolan_ready %d\n", atomic_load_explicit(&m.ready, memory_order_relaxed));
     render_replication(&b);
     render_auth(&b);
     render_disk(&b);

@@ -9,6 +9,7 @@
  *   portolan_http_request_bytes_total{route}               counter (request body bytes)
  *   portolan_http_response_bytes_total{route}              counter (response body bytes)
  *   portolan_uploads_in_progress                           gauge
+ *   portolan_ready                                         gauge, 1 while /readyz says 200
  *   portolan_replication_* (blob replication, cluster only; see pt_metrics_replication)
  *   portolan_auth_* (access control; see pt_metrics_auth)
  *   portolan_disk_free_bytes, _reserve_bytes, _low (gauges), _refusals_total (diskspace.h)
@@ -53,6 +54,8 @@ const char *pt_metrics_method(const char *method, size_t len);
 
 /* Adds delta (+1 when an upload session starts, -1 when it ends) to uploads in progress. */
 void pt_metrics_uploads_in_progress(int delta);
+/* Sets portolan_ready (1 ready, 0 not; see /readyz). */
+void pt_metrics_ready(int ready);
 
 /* Blob replication figures, published as a whole by replication/blob_sync.c (any thread). */
 enum {

@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_TIMEOUT_MS 5000 /* one admin request */
+#define DEFAULT_TIMEOUT_MS 5000   /* one admin request */
+#define BACKUP_TIMEOUT_MS  600000 /* `portolan backup`: the region links every blob first */
 
 const char *const cli_cmd_names[] = {
     [CMD_STATUS] = "status",
@@ -43,6 +44,7 @@ const char *const cli_cmd_names[] = {
     [CMD_ROTATE_KEY] = "rotate-key",
     [CMD_AUDIT_VERIFY] = "verify",
     [CMD_AUDIT_TAIL] = "tail",
+    [CMD_BACKUP] = "backup",
 };
 const char *const cli_cmd_titles[] = {
     [CMD_STATUS] = "cluster status",
@@ -66,6 +68,7 @@ const char *const cli_cmd_titles[] = {
     [CMD_ROTATE_KEY] = "auth rotate-key",
     [CMD_AUDIT_VERIFY] = "audit verify",
     [CMD_AUDIT_TAIL] = "audit tail",
+    [CMD_BACKUP] = "backup",
 };
 
 /* Flags and the commands that take them (bit per enum cli_cmd). */
@@ -528,6 +531,8 @@ int cli_args_parse(struct cli_opts *o, enum cli_cmd c, int argc, char **argv, FI
                                                                            : "NAME");
         return PT_CLI_USAGE;
     }
+    if (o->cmd == CMD_BACKUP && !(o->given & (1u << F_TIMEOUT)))
+        o->timeout_ms = BACKUP_TIMEOUT_MS;
     if (o->cmd == CMD_AUDIT_VERIFY && o->n_files > 0 && o->data_dir != NULL) {
         fprintf(err, "portolan %s: give --data-dir or files, not both\n", cmd);
         return PT_CLI_USAGE;
@@ -646,6 +651,19 @@ void pt_cli_auth_usage(FILE *out)
                  "  anonymous remove PATTERN\n"
                  "  whoami                    the identity the credentials name\n"
                  "  rotate-key                new token signing key for the region\n\n");
+    credentials_usage(out);
+}
+
+void pt_cli_backup_usage(FILE *out)
+{
+    fprintf(out, "usage: portolan backup --region URL [flags]\n\n"
+                 "  asks the region (an administrator's request) for a consistent backup of its\n"
+                 "  metadata and of every blob it links, written by the region into\n"
+                 "  <its data dir>/backups/<UTC time>/ (hard links: little space, little time);\n"
+                 "  copy that directory off the volume, then restore it with `portolan restore`.\n"
+                 "  The backup's missing_blobs counts blobs the region does not hold (a cluster\n"
+                 "  region that has not replicated them yet): 0 means complete.\n"
+                 "  --timeout defaults to 10m here.\n\n");
     credentials_usage(out);
 }
 

@@ -1,7 +1,8 @@
 /*
  * cli.c - the entry points of `portolan cluster|replication|user|token|auth|audit ...`
  * (cli.h): pick the command, answer help, parse its arguments (args.c), find the credentials
- * (credentials.c), and run it between libcurl's global set-up and clean-up.
+ * (credentials.c), and run it between libcurl's global set-up and clean-up. `portolan backup`
+ * is a command of its own; `portolan restore` (restore.c) is local like `cluster certs`.
  *
  * The commands live in cluster.c, replication.c, users.c, tokens.c, access.c and auditlog.c;
  * what they share is listed in cli_int.h.
@@ -44,6 +45,8 @@ static int run(enum cli_cmd c, int argc, char **argv, FILE *out, FILE *err, void
         rc = cli_token_run(&o, out, err);
     else if (c >= CMD_ANON_LIST && c <= CMD_ROTATE_KEY)
         rc = cli_access_run(&o, out, err);
+    else if (c == CMD_BACKUP)
+        rc = cli_backup_run(&o, out, err);
     else if (c == CMD_STATUS)
         rc = cli_cluster_status(&o, out, err);
     else if (c == CMD_REPLICATION && o.has_image)
@@ -134,6 +137,15 @@ static int run_group(const char *group, enum cli_cmd first, enum cli_cmd last, i
     fprintf(err, "portolan %s: unknown command \"%.64s\"\n", group, argv[0]);
     usage(err);
     return PT_CLI_USAGE;
+}
+
+int pt_cli_backup(int argc, char **argv, FILE *out, FILE *err)
+{
+    if (argc >= 1 && argv[0] != NULL && is_help(argv[0])) {
+        pt_cli_backup_usage(out);
+        return PT_CLI_OK;
+    }
+    return run(CMD_BACKUP, argc, argv, out, err, pt_cli_backup_usage);
 }
 
 int pt_cli_user(int argc, char **argv, FILE *out, FILE *err)

@@ -83,6 +83,16 @@ void pt_cli_auth_usage(FILE *out);
 int pt_cli_audit(int argc, char **argv, FILE *out, FILE *err);
 void pt_cli_audit_usage(FILE *out);
 
+/*
+ * `portolan backup --region URL [--json]`: a consistent backup written by the region under its
+ * data directory (store/backup.h, POST /admin/backup); `portolan restore --from DIR --data-dir
+ * DIR`: makes a new data directory from a backup, offline (restore.c). Same conventions.
+ */
+int pt_cli_backup(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_backup_usage(FILE *out);
+int pt_cli_restore(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_restore_usage(FILE *out);
+
 /* Sets the stream secrets are read from (borrowed; NULL restores stdin). For tests. */
 void pt_cli_set_input(FILE *in);
 

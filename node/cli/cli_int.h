@@ -65,6 +65,7 @@ enum cli_cmd {
     CMD_ROTATE_KEY,
     CMD_AUDIT_VERIFY,
     CMD_AUDIT_TAIL,
+    CMD_BACKUP,
     CMD_COUNT
 };
 #define CLI_CLUSTER_CMDS 4 /* the first four are `portolan cluster` commands */
@@ -378,6 +379,8 @@ int cli_replication_image(const struct cli_opts *o, FILE *out, FILE *err);
  * Returns PT_CLI_OK, PT_CLI_FAILED (a file exists, cannot be written, the CA does not load)
  * or PT_CLI_USAGE. */
 int cli_certs(int argc, char **argv, FILE *out, FILE *err);
+/* `portolan backup` (backup.c): POST /admin/backup at o->region; prints where it went. */
+int cli_backup_run(const struct cli_opts *o, FILE *out, FILE *err);
 void cli_certs_usage(FILE *out);
 
 #endif

@@ -162,6 +162,9 @@ static const struct option options[] = {
      "tag reads: linearizable (confirm the leader's commit) or local"},
     {"stale_fallback", "--stale-fallback", K_BOOL, FIELD(stale_fallback), 0, 0, "true", "BOOL",
      "no leader reachable: serve tag reads stale (Warning 110); false = 503"},
+    {"shutdown_timeout", "--shutdown-timeout", K_DURATION, FIELD(shutdown_timeout_ms), PT_SEC_MS,
+     PT_DAY_MS, "25s", "DURATION",
+     "after SIGTERM: leadership handed over, connections drained and exit 0 within this"},
     {"write_timeout", "--write-timeout", K_DURATION, FIELD(write_timeout_ms), PT_SEC_MS,
      10 * PT_MIN_MS, "5s", "DURATION", "a write not committed within this gets 503"},
     {"read_index_timeout", "--read-index-timeout", K_DURATION, FIELD(read_index_timeout_ms),
@@ -244,6 +247,9 @@ static const struct {
     {"PEER_DOMAIN", "the DNS domain of the pods' peer addresses (deploy/pod-start.sh)"},
     {"URL_TEMPLATE", "the client URL of an added pod (deploy/pod-start.sh)"},
     {"JOIN_VIA", "the region an added pod joins through (deploy/pod-start.sh)"},
+    {"JOIN_RETRY_SECONDS", "how often an added pod asks to be added (deploy/pod-start.sh)"},
+    {"PEER_ADDRESS_TEMPLATE", "the peer address of an added pod (deploy/pod-start.sh)"},
+    {"PEER_TLS_DIR", "the directory of the pods' peer certificates (deploy/pod-start.sh)"},
 };
 
 static bool env_is_not_setting(const char *name, size_t len)

@@ -76,6 +76,7 @@ struct pt_config {
     unsigned snapshot_every;          /* Raft entries between snapshots */
     int stale_fallback;               /* 1 = no leader: answer stale reads (Warning 110), 0 = 503 */
     uint64_t write_timeout_ms;        /* a write waits this long for commit, then 503 */
+    uint64_t shutdown_timeout_ms;     /* SIGTERM to exit: transfer, drain, close within this */
     uint64_t read_index_timeout_ms;   /* a linearizable read waits this long for the read index */
     unsigned replication_concurrency; /* background blob transfers from other regions at once */
     uint64_t replication_bandwidth;   /* bytes/s received for blob replication; 0 = no limit */

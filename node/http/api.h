@@ -16,6 +16,7 @@
 #include "router.h"
 
 struct pt_worker;
+struct pt_node;
 
 void pt_api_base(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_catalog(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
@@ -30,6 +31,10 @@ void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
 void pt_api_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_referrers(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_healthz(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+void pt_api_readyz(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+/* 1 when node is ready to serve current data (README "Probes"), else 0 with *reason (static
+ * text) saying why. Any thread. */
+int pt_api_ready(struct pt_node *node, const char **reason);
 void pt_api_metrics(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
 void pt_api_replication_image(struct pt_worker *w, h2o_req_t *req);

@@ -11,12 +11,17 @@
  *   POST /admin/cluster/regions {"id","address","role"?,"name"?,"url"?}   add a region (leader)
  *   DELETE /admin/cluster/regions/<id>                                   remove a region (leader)
  *   POST /admin/cluster/transfer-leader {"id"?}                           hand over leadership
+ *   POST /admin/backup          a consistent backup of this region into <data>/backups/<name>
+ *                               (store/backup.h), in the thread pool, one at a time (else 429):
+ *                               201 {"name","path","applied_index","blobs","blob_bytes",
+ *                               "missing_blobs"}; audited like every admin request
  * Membership changes run on the leader; elsewhere they answer 503 UNAVAILABLE naming the
  * leader's region in the detail.
  * The status comes from the committer thread (which owns Raft) as JSON text; the digest reads
  * the whole metadata store, so it runs in the thread pool.
  */
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +29,9 @@
 #include "api.h"
 #include "api_common.h"
 #include "async.h"
+#include "backup.h"
+#include "clock.h"
+#include "log.h"
 #include "addr.h"
 #include "admin_api.h"
 #include "cluster_config.h"
@@ -109,6 +117,79 @@ static void state_digest(struct pt_worker *w, h2o_req_t *req)
     op->work.data = op;
     pt_async_bind(&op->async, req);
     uv_queue_work(&w->loop, &op->work, digest_work, digest_after);
+}
+
+/* POST /admin/backup --------------------------------------------------------------------- */
+
+static _Atomic int backup_running; /* one backup at a time, node-wide */
+
+struct backup_op {
+    uv_work_t work;
+    struct pt_async async;
+    struct pt_node *node;
+    int64_t now_ms;
+    int status;
+    struct pt_backup_result result;
+};
+
+static void backup_work(uv_work_t *work)
+{
+    struct backup_op *op = work->data;
+    op->status = pt_backup_create(op->node->ms, op->node->bs, op->node->cfg.data_dir,
+                                  op->node->cfg.region, op->now_ms, &op->result);
+}
+
+static void backup_after(uv_work_t *work, int status)
+{
+    struct backup_op *op = work->data;
+    atomic_store(&backup_running, 0);
+    h2o_req_t *req = pt_async_unbind(&op->async);
+    if (status != 0 || op->status != 0)
+        pt_log(PT_LOG_ERROR, "backup failed", "{s:s}", "error",
+               pt_err_message(op->status != 0 ? op->status : PT_E_INTERNAL));
+    if (req != NULL && (status != 0 || op->status != 0)) {
+        pt_http_error(req, op->status != 0 ? op->status : PT_E_INTERNAL, "backup failed", NULL);
+    } else if (req != NULL) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/backups/%s", op->node->cfg.data_dir, op->result.name);
+        json_t *o =
+            json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "name", op->result.name, "path", path,
+                      "applied_index", (json_int_t)op->result.applied_index, "blobs",
+                      (json_int_t)op->result.blobs, "blob_bytes", (json_int_t)op->result.blob_bytes,
+                      "missing_blobs", (json_int_t)op->result.missing_blobs);
+        char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (text == NULL)
+            pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        else
+            pt_http_send(req, 201, "application/json", text, strlen(text));
+        free(text);
+    }
+    free(op);
+}
+
+static void backup(struct pt_worker *w, h2o_req_t *req)
+{
+    if (atomic_exchange(&backup_running, 1)) {
+        pt_http_error(req, PT_E_TOOMANYREQUESTS, "a backup is already running", NULL);
+        return;
+    }
+    struct backup_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        atomic_store(&backup_running, 0);
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    op->node = w->node;
+    op->now_ms = pt_clock_wall_ms();
+    op->work.data = op;
+    pt_async_bind(&op->async, req);
+    if (uv_queue_work(&w->loop, &op->work, backup_work, backup_after) != 0) {
+        atomic_store(&backup_running, 0);
+        pt_async_unbind(&op->async);
+        free(op);
+        pt_http_error(req, PT_E_INTERNAL, NULL, NULL);
+    }
 }
 
 #define ADMIN_BODY_MAX 4096
@@ -237,6 +318,10 @@ void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt
         return;
     if (ref_is(rt, "cluster/regions") && pt_http_method_is(req, "POST")) {
         add_region(w, req);
+        return;
+    }
+    if (ref_is(rt, PT_ADMIN_BACKUP) && pt_http_method_is(req, "POST")) {
+        backup(w, req);
         return;
     }
     if (ref_is(rt, "cluster/transfer-leader") && pt_http_method_is(req, "POST")) {

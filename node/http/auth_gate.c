@@ -14,7 +14,8 @@
  *   /admin/users/<name>/password  a user (itself, or an administrator: api_auth_admin.c)
  *   /admin/...                    admin, with Basic credentials (a Bearer token's scopes do
  *                                 not speak of administration)
- *   /healthz, /metrics, /token    open
+ *   /healthz, /readyz, /metrics,  open
+ *   /token
  * Refusals: no credentials, or an anonymous token -> 401 + challenge (logging in may help);
  * a token lacking a scope its identity holds -> 401 + challenge with
  * error="insufficient_scope" (the client fetches a wider token); a user or token lacking the

@@ -160,6 +160,10 @@ int pt_router_match(const char *path, size_t len, struct pt_route *out)
         out->id = PT_ROUTE_HEALTHZ;
         return 0;
     }
+    if (path_is(path, len, "/readyz")) {
+        out->id = PT_ROUTE_READYZ;
+        return 0;
+    }
     if (path_is(path, len, "/metrics")) {
         out->id = PT_ROUTE_METRICS;
         return 0;
@@ -210,9 +214,9 @@ const char *pt_route_name(enum pt_route_id id)
         [PT_ROUTE_TAGS] = "tags",       [PT_ROUTE_MANIFEST] = "manifest",
         [PT_ROUTE_BLOB] = "blob",       [PT_ROUTE_UPLOADS] = "uploads",
         [PT_ROUTE_UPLOAD] = "upload",   [PT_ROUTE_REFERRERS] = "referrers",
-        [PT_ROUTE_HEALTHZ] = "healthz", [PT_ROUTE_METRICS] = "metrics",
-        [PT_ROUTE_ADMIN] = "admin",     [PT_ROUTE_TOKEN] = "token",
-        [PT_ROUTE_UNKNOWN] = "unknown",
+        [PT_ROUTE_HEALTHZ] = "healthz", [PT_ROUTE_READYZ] = "readyz",
+        [PT_ROUTE_METRICS] = "metrics", [PT_ROUTE_ADMIN] = "admin",
+        [PT_ROUTE_TOKEN] = "token",     [PT_ROUTE_UNKNOWN] = "unknown",
     };
 
     if ((unsigned)id >= PT_ROUTE__COUNT)

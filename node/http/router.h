@@ -32,6 +32,7 @@ enum pt_route_id {
     PT_ROUTE_UPLOAD,    /* /v2/<name>/blobs/uploads/<uuid> */
     PT_ROUTE_REFERRERS, /* /v2/<name>/referrers/<digest> */
     PT_ROUTE_HEALTHZ,   /* /healthz */
+    PT_ROUTE_READYZ,    /* /readyz */
     PT_ROUTE_METRICS,   /* /metrics */
     PT_ROUTE_ADMIN,     /* /admin/<rest>: ref is <rest> (not validated here) */
     PT_ROUTE_TOKEN,     /* /token: the token endpoint of access control (api_token.c) */
@@ -66,8 +67,8 @@ struct pt_route {
 int pt_router_match(const char *path, size_t len, struct pt_route *out);
 
 /* Short stable label for metrics and logs: "base", "catalog", "tags", "manifest", "blob",
- * "uploads", "upload", "referrers", "healthz", "metrics", "admin", "token", "unknown" (also for
- * out-of-range ids). Static storage. */
+ * "uploads", "upload", "referrers", "healthz", "readyz", "metrics", "admin", "token", "unknown"
+ * (also for out-of-range ids). Static storage. */
 const char *pt_route_name(enum pt_route_id id);
 
 #endif

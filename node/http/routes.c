@@ -15,8 +15,9 @@ static const handler_fn handlers[PT_ROUTE__COUNT] = {
     [PT_ROUTE_TAGS] = pt_api_tags,       [PT_ROUTE_MANIFEST] = pt_api_manifest,
     [PT_ROUTE_BLOB] = pt_api_blob,       [PT_ROUTE_UPLOADS] = pt_api_uploads,
     [PT_ROUTE_UPLOAD] = pt_api_upload,   [PT_ROUTE_REFERRERS] = pt_api_referrers,
-    [PT_ROUTE_HEALTHZ] = pt_api_healthz, [PT_ROUTE_METRICS] = pt_api_metrics,
-    [PT_ROUTE_ADMIN] = pt_api_admin,     [PT_ROUTE_TOKEN] = pt_api_token,
+    [PT_ROUTE_HEALTHZ] = pt_api_healthz, [PT_ROUTE_READYZ] = pt_api_readyz,
+    [PT_ROUTE_METRICS] = pt_api_metrics, [PT_ROUTE_ADMIN] = pt_api_admin,
+    [PT_ROUTE_TOKEN] = pt_api_token,
 };
 
 void pt_routes_dispatch(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)

@@ -14,6 +14,23 @@
  * body too, so it is a setting (default one hour) rather than h2o's ten seconds; request heads,
  * idle connections, per-address caps and HTTP/2 rapid reset are bounded by worker.c's
  * connection guard, and ambiguous HTTP/1 framing (request smuggling) is refused in on_req.
+ *
+ * Readiness (/readyz, api_base.c): a single region is ready once its stores are open; a
+ * cluster region once the committer's start-up catch-up is done (raft_node.h, node.progress).
+ *
+ * Shutdown (SIGTERM or SIGINT; README "Stopping a region"), bounded by cfg.shutdown_timeout:
+ *   1. node.draining is set at once: /readyz answers 503 "draining" while everything else
+ *      still serves, so a load balancer stops sending new clients;
+ *   2. cluster: a leader hands leadership to the most up-to-date voter (raft_transfer,
+ *      TimeoutNow: the target starts an election at once, no election timeout passes), waiting
+ *      at most TRANSFER_WAIT_MS or a third of the timeout; writes in flight follow the
+ *      new leader (raft_node.h); a follower skips this;
+ *   3. the listeners close, HTTP/1 connections close after their current response, HTTP/2
+ *      ones get GOAWAY; the workers wait for them until the timeout less CLOSE_RESERVE_MS;
+ *   4. the committer stops, the stores are synced and closed, and the process exits 0.
+ * A watchdog thread started at the signal ends the process with status 0 when the timeout
+ * passes anyway (a stuck close): every acknowledged write is already on disk.
+ * A second signal during shutdown is only logged.
  */
 #include "server.h"
 
@@ -27,7 +44,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdatomic.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -248,23 +267,27 @@ out:
 }
 
 #define DRAIN_POLL_MS    50
-#define DRAIN_TIMEOUT_MS 3000
+#define TRANSFER_WAIT_MS 10000 /* shutdown: longest wait for a leadership transfer */
+#define CLOSE_RESERVE_MS 2000  /* shutdown: kept for stopping raft and closing the stores */
 
 static void on_closed_free_nothing(uv_handle_t *h)
 {
     (void)h;
 }
 
-/* Waits for open connections to finish; h2o closes each HTTP/1 connection after its current
+/* Waits for open connections to finish (up to node.drain_timeout_ms); idle ones are closed
+ * at once (worker.c), h2o closes each HTTP/1 connection after its current
  * response and sends GOAWAY on HTTP/2 once shutdown is requested. */
 static void on_drain_tick(uv_timer_t *t)
 {
     struct pt_worker *w = t->data;
     w->drain_ms += DRAIN_POLL_MS;
-    if (w->connections > 0 && w->drain_ms < DRAIN_TIMEOUT_MS)
+    if (w->connections > 0)
+        pt_conn_guard_sweep(w); /* closes the connections that went idle */
+    if (w->connections > 0 && w->drain_ms < atomic_load(&w->node->drain_timeout_ms))
         return;
     if (w->connections > 0) {
-        /* Idle keep-alive clients hold the rest: leave them to the process exit. */
+        /* Requests still running at the deadline: leave them to the process exit. */
         pt_log(PT_LOG_WARN, "connections still open at shutdown", "{s:i,s:i}", "worker",
                (int)w->index, "connections", (int)w->connections);
         uv_stop(&w->loop);
@@ -283,6 +306,7 @@ static void on_drain_tick(uv_timer_t *t)
 static void on_stop(uv_async_t *a)
 {
     struct pt_worker *w = a->data;
+    w->stopping = 1;
     uv_close((uv_handle_t *)&w->listener, on_closed_free_nothing);
     if (w->metrics_open)
         uv_close((uv_handle_t *)&w->metrics_listener, on_closed_free_nothing);
@@ -486,8 +510,10 @@ static void on_expire_timer(uv_timer_t *t)
 static int start_committer(struct pt_node *node)
 {
     const struct pt_config *cfg = &node->cfg;
-    if (cfg->cluster_file[0] == '\0')
+    if (cfg->cluster_file[0] == '\0') {
+        atomic_store(&node->progress, PT_RAFT_CAUGHT_UP); /* its own state is the latest */
         return pt_committer_start(node->ms, NULL, &node->committer);
+    }
     static struct pt_raft_node_config rc;
     char err[512] = "";
     memset(&rc, 0, sizeof(rc));
@@ -522,6 +548,7 @@ static int start_committer(struct pt_node *node)
     rc.join = cfg->join;
     rc.snapshot_every = cfg->snapshot_every;
     rc.blobs = node->bs;
+    rc.progress = &node->progress;
     rc.replication_concurrency = cfg->replication_concurrency;
     rc.replication_bandwidth = cfg->replication_bandwidth;
     if (cfg->peer_tls) {
@@ -563,10 +590,96 @@ static uv_loop_t main_loop;
 static uv_timer_t expire_timer;
 static uv_signal_t sigint, sigterm;
 
+/* Shutdown (file comment), on the main loop. */
+static struct {
+    struct pt_node *node;
+    uint64_t started;          /* uv_now at the signal */
+    struct pt_mailbox mailbox; /* the committer answers the transfer here */
+    struct pt_proposal transfer;
+    uv_timer_t transfer_timer;
+    int stopped;
+} shutdown_state;
+
+static void *watchdog_main(void *arg)
+{
+    uint64_t ms = *(const uint64_t *)arg;
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    pt_log(PT_LOG_ERROR, "shutdown timeout reached: exiting now", "{s:I}", "shutdown_timeout_ms",
+           (json_int_t)ms);
+    _exit(0);
+    return NULL;
+}
+
+/* Step 3 on: the main loop stops, pt_server_run closes the rest. */
+static void shutdown_stop(void)
+{
+    if (shutdown_state.stopped)
+        return;
+    shutdown_state.stopped = 1;
+    struct pt_node *node = shutdown_state.node;
+    uint64_t spent = uv_now(&main_loop) - shutdown_state.started;
+    uint64_t budget = node->cfg.shutdown_timeout_ms;
+    uint64_t left = budget > spent + CLOSE_RESERVE_MS ? budget - spent - CLOSE_RESERVE_MS : 0;
+    atomic_store(&node->drain_timeout_ms, (unsigned)(left < UINT32_MAX ? left : UINT32_MAX));
+    uv_stop(&main_loop);
+}
+
+static void on_transfer_timeout(uv_timer_t *t)
+{
+    (void)t;
+    pt_log(PT_LOG_WARN, "leadership transfer not finished in time: stopping anyway", NULL);
+    shutdown_stop();
+}
+
+static void on_transferred(struct pt_proposal *p)
+{
+    uv_timer_stop(&shutdown_state.transfer_timer);
+    if (p->status == 0)
+        pt_log(PT_LOG_INFO, "leadership handed over before shutdown", "{s:I,s:I}", "leader_id",
+               (json_int_t)p->index, "ms",
+               (json_int_t)(uv_now(&main_loop) - shutdown_state.started));
+    else if (p->status != PT_E_UNAVAILABLE) /* UNAVAILABLE: this region did not lead */
+        pt_log(PT_LOG_WARN, "leadership transfer before shutdown failed", "{s:s}", "error",
+               pt_err_message(p->status));
+    shutdown_stop();
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
-    pt_log(PT_LOG_INFO, "shutting down", "{s:i}", "signal", signum);
-    uv_stop(s->loop);
+    struct pt_node *node = s->data;
+    if (atomic_exchange(&node->draining, 1)) {
+        pt_log(PT_LOG_INFO, "already shutting down", "{s:i}", "signal", signum);
+        return;
+    }
+    pt_log(PT_LOG_INFO, "shutting down", "{s:i,s:I}", "signal", signum, "shutdown_timeout_ms",
+           (json_int_t)node->cfg.shutdown_timeout_ms);
+    pt_metrics_ready(0);
+    static uint64_t watchdog_ms;
+    watchdog_ms = node->cfg.shutdown_timeout_ms;
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, watchdog_main, &watchdog_ms) != 0)
+        pt_log(PT_LOG_WARN, "no shutdown watchdog thread", NULL);
+    pthread_attr_destroy(&attr);
+    shutdown_state.node = node;
+    shutdown_state.started = uv_now(&main_loop);
+    if (node->cluster == NULL) {
+        shutdown_stop();
+        return;
+    }
+    uint64_t wait = node->cfg.shutdown_timeout_ms / 3;
+    if (wait > TRANSFER_WAIT_MS)
+        wait = TRANSFER_WAIT_MS;
+    shutdown_state.transfer = (struct pt_proposal){.reply_to = &shutdown_state.mailbox,
+                                                   .done_cb = on_transferred,
+                                                   .kind = PT_JOB_TRANSFER,
+                                                   .target = 0};
+    uv_timer_start(&shutdown_state.transfer_timer, on_transfer_timeout, wait, 0);
+    pt_committer_submit(node->committer, &shutdown_state.transfer);
 }
 
 int pt_server_run(const struct pt_config *cfg)
@@ -647,8 +760,13 @@ int pt_server_run(const struct pt_config *cfg)
            "threads", (int)node.cfg.threads, "tls", node.ssl_ctx != NULL, "region", node.cfg.region,
            "version", PT_VERSION);
 
+    uv_timer_init(&main_loop, &shutdown_state.transfer_timer);
+    if (node.cluster != NULL && pt_mailbox_init(&shutdown_state.mailbox, &main_loop) != 0)
+        return PT_E_INTERNAL;
     uv_signal_init(&main_loop, &sigint);
     uv_signal_init(&main_loop, &sigterm);
+    sigint.data = &node;
+    sigterm.data = &node;
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uint64_t every = node.cfg.upload_ttl_ms / 4;
@@ -661,6 +779,8 @@ int pt_server_run(const struct pt_config *cfg)
     uv_timer_start(&expire_timer, on_expire_timer, every, every);
     uv_run(&main_loop, UV_RUN_DEFAULT);
 
+    if (!atomic_load(&node.draining)) /* the loop ended without a signal */
+        atomic_store(&node.drain_timeout_ms, 3000);
     int clean = stop_workers(workers, node.cfg.threads);
     /* Everything below runs after the workers are gone; applied commands reach the disk. */
     pt_auth_startup_stop();
@@ -675,6 +795,9 @@ int pt_server_run(const struct pt_config *cfg)
     uv_close((uv_handle_t *)&expire_timer, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&shutdown_state.transfer_timer, NULL);
+    if (node.cluster != NULL)
+        pt_mailbox_close(&shutdown_state.mailbox);
     uv_run(&main_loop, UV_RUN_DEFAULT);
     uv_loop_close(&main_loop);
     if (clean) {

@@ -87,7 +87,9 @@ void pt_node_upload_release(struct pt_node *node, const char *id)
  *     request, body included, and stays long so that uploads are not cut off;
  *   - a connection that finished its last request (or never started one), has nothing
  *     buffered, and saw no traffic for keepalive_timeout is closed. HTTP/2 gets the same from
- *     h2o's own idle timer, which runs only while no stream is open.
+ *     h2o's own idle timer, which runs only while no stream is open. Once the worker stops
+ *     (shutdown, server.c), such a connection is closed at the next sweep, whatever its idle
+ *     time: nothing is lost, and an idle keep-alive client must not hold the shutdown up.
  * Closing means shutdown(2) on the socket: h2o's pending read then fails and h2o tears the
  * connection down itself, on its own terms.
  *
@@ -328,7 +330,7 @@ static void on_sweep(uv_timer_t *t)
         }
         if (reading && c->inflight == 0 && s->bytes_read == c->read_at_done &&
             (s->input == NULL || s->input->size == 0) &&
-            now - c->active_ms >= cfg->keepalive_timeout_ms) {
+            (w->stopping || now - c->active_ms >= cfg->keepalive_timeout_ms)) {
             conn_shutdown(c);
             idle_closed++;
         }
@@ -336,6 +338,11 @@ static void on_sweep(uv_timer_t *t)
     if (head_closed + idle_closed > 0)
         pt_log(PT_LOG_INFO, "closed stalled connections", "{s:i,s:i,s:i}", "worker", (int)w->index,
                "header_timeout", (int)head_closed, "idle", (int)idle_closed);
+}
+
+void pt_conn_guard_sweep(struct pt_worker *w)
+{
+    on_sweep(&w->sweep);
 }
 
 int pt_conn_guard_init(struct pt_node *node)

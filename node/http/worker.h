@@ -11,6 +11,7 @@
 #define PT_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 #define H2O_USE_LIBUV 1
@@ -28,6 +29,13 @@ struct pt_audit;
 
 struct pt_node {
     struct pt_config cfg;
+    /* Readiness (/readyz, api_base.c); any thread. progress: the start-up catch-up (enum
+     * pt_raft_progress, raft_node.h; a single region is caught up once its stores are open);
+     * draining: 1 from SIGTERM on (server.c). */
+    _Atomic int progress;
+    _Atomic int draining;
+    /* shutdown: how long the workers wait for open connections to finish (server.c) */
+    _Atomic unsigned drain_timeout_ms;
     struct pt_metastore *ms;
     struct pt_blobstore *bs;
     struct pt_committer *committer;
@@ -64,7 +72,8 @@ struct pt_worker {
     uv_async_t stop;
     uv_timer_t drain; /* shutdown: waits for connections to close */
     unsigned drain_ms;
-    int clean; /* shut down with every handle closed */
+    int stopping; /* shutdown began: idle connections are closed at once (worker.c) */
+    int clean;    /* shut down with every handle closed */
     struct pt_mailbox mailbox;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept;
@@ -90,6 +99,8 @@ void pt_conn_guard_worker_close(struct pt_worker *w);
 /* libuv connection callback of the client listeners: accepts, applies the caps, hands the socket
  * to h2o. listener->data is the worker. */
 void pt_conn_guard_on_connection(uv_stream_t *listener, int status);
+/* Sweeps w's connections now (loop thread); see worker.c. */
+void pt_conn_guard_sweep(struct pt_worker *w);
 /* A request of req's connection reached the handler / was disposed (loop thread). */
 void pt_conn_guard_request_start(h2o_req_t *req);
 /* Returns 1 when the finished request is one of an HTTP/2 rapid-reset pattern that must not be

@@ -440,6 +440,72 @@ int pt_blobstore_open_blob(struct pt_blobstore *bs, const struct pt_digest *d, i
     return 0;
 }
 
+/* Copies the open file in to a new file dest_name of dir: the fallback of a hard link across
+ * filesystems. */
+static int copy_out(int in, int dir, const char *dest_name)
+{
+    int out = openat(dir, dest_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (out < 0)
+        return errno == EEXIST ? PT_E_CONFLICT : blobstore_io_err(errno);
+    char buf[1 << 16];
+    int rv = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n == 0)
+            break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rv = blobstore_io_err(errno);
+            break;
+        }
+        for (ssize_t off = 0; off < n && rv == 0;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno != EINTR)
+                rv = blobstore_io_err(errno);
+            else if (w > 0)
+                off += w;
+        }
+        if (rv != 0)
+            break;
+    }
+    if (rv == 0 && fsync(out) != 0)
+        rv = blobstore_io_err(errno);
+    close(out);
+    if (rv != 0)
+        unlinkat(dir, dest_name, 0);
+    return rv;
+}
+
+int pt_blobstore_link_out(struct pt_blobstore *bs, const struct pt_digest *d, int dest_dirfd,
+                          const char *dest_name, uint64_t *size)
+{
+    char name[BLOB_NAME_SIZE];
+    int rv = blobstore_blob_name(d, name);
+    if (rv != 0)
+        return rv;
+    struct stat st;
+    if (fstatat(bs->blobs_fd[d->algo], name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+        return errno == ENOENT || errno == ENOTDIR || !S_ISREG(st.st_mode)
+                   ? PT_E_BLOB_UNKNOWN
+                   : blobstore_io_err(errno);
+    *size = (uint64_t)st.st_size;
+    if (linkat(bs->blobs_fd[d->algo], name, dest_dirfd, dest_name, 0) == 0)
+        return 0;
+    if (errno == EEXIST)
+        return PT_E_CONFLICT;
+    if (errno == ENOENT)
+        return PT_E_BLOB_UNKNOWN;
+    if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+        return blobstore_io_err(errno);
+    int in = openat(bs->blobs_fd[d->algo], name, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return errno == ENOENT ? PT_E_BLOB_UNKNOWN : blobstore_io_err(errno);
+    rv = copy_out(in, dest_dirfd, dest_name);
+    close(in);
+    return rv;
+}
+
 int pt_blobstore_remove_blob(struct pt_blobstore *bs, const struct pt_digest *d)
 {
     char name[BLOB_NAME_SIZE];

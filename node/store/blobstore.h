@@ -193,6 +193,13 @@ int pt_blobstore_open_blob(struct pt_blobstore *bs, const struct pt_digest *d, i
 int pt_blobstore_sweep_uploads(struct pt_blobstore *bs, int (*is_live)(const char *id, void *arg),
                                void *arg);
 
+/* Backups (backup.h): makes dest_name (relative to the directory dest_dirfd) a hard link to the
+ * blob *d, or a copy of it (fsync'd) when the two are on different filesystems; *size is the
+ * blob's size. 0, PT_E_BLOB_UNKNOWN when this store lacks the blob, PT_E_CONFLICT when
+ * dest_name exists already, or PT_E_IO. Blocking. */
+int pt_blobstore_link_out(struct pt_blobstore *bs, const struct pt_digest *d, int dest_dirfd,
+                          const char *dest_name, uint64_t *size);
+
 /* Removes the blob *d (borrowed) for garbage collection. PT_E_BLOB_UNKNOWN if absent. Readers
  * that already opened it keep reading the old file. */
 int pt_blobstore_remove_blob(struct pt_blobstore *bs, const struct pt_digest *d);

@@ -247,6 +247,18 @@ void pt_metastore_close(struct pt_metastore *ms)
     free(ms);
 }
 
+int pt_metastore_checkpoint(struct pt_metastore *ms, const char *dir)
+{
+    char *err = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(ms->db, &err);
+    if (err != NULL)
+        return ms_rdb_err(err);
+    /* log_size_for_flush 0: always flush, so the checkpoint needs no WAL to be complete */
+    rocksdb_checkpoint_create(cp, dir, 0, &err);
+    rocksdb_checkpoint_object_destroy(cp);
+    return err != NULL ? ms_rdb_err(err) : 0;
+}
+
 int pt_metastore_sync(struct pt_metastore *ms)
 {
     if (ms->read_only)

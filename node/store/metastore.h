@@ -165,6 +165,19 @@ int pt_metastore_upload_foreach(struct pt_metastore *ms,
  * an event loop thread. */
 int pt_metastore_sync(struct pt_metastore *ms);
 
+/* Backups (backup.h): writes a consistent copy of the whole store into dir (borrowed; must not
+ * exist, its parent must), a RocksDB checkpoint: the memtables are flushed first, table files
+ * are hard-linked where dir is on the same filesystem, the rest copied. Any thread; blocks.
+ * 0 or PT_E_IO. */
+int pt_metastore_checkpoint(struct pt_metastore *ms, const char *dir);
+
+/* Calls cb(digest, size, arg) for every blob link (repository, digest) in key order, so once
+ * per repository linking a digest; stops at the first non-zero cb return and returns it.
+ * digest is borrowed for the call. Any thread; 0 or PT_E_IO / PT_E_CORRUPT. */
+int pt_metastore_foreach_blob_link(struct pt_metastore *ms,
+                                   int (*cb)(const char *digest, uint64_t size, void *arg),
+                                   void *arg);
+
 /* For tests and debugging: SHA-256 (lowercase hex, NUL-terminated) over every replicated
  * column family except meta, keys and values in order, read from one snapshot. Two stores that
  * applied the same commands have the same digest. */

@@ -437,3 +437,31 @@ int pt_metastore_list_regions(struct pt_metastore *ms, struct pt_region_rec **ou
     *count = n;
     return 0;
 }
+
+int pt_metastore_foreach_blob_link(struct pt_metastore *ms,
+                                   int (*cb)(const char *digest, uint64_t size, void *arg),
+                                   void *arg)
+{
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = ms_iter_new(ms, CF_REPO_BLOBS, NULL, 0, NULL, &ro);
+    int rv = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && rv == 0; rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        const char *sep = memchr(k, '\0', klen);
+        char digest[PT_METASTORE_DIGEST_MAX + 1];
+        size_t dlen = sep != NULL ? klen - (size_t)(sep + 1 - k) : 0;
+        uint64_t size;
+        if (sep == NULL || dlen == 0 || dlen > PT_METASTORE_DIGEST_MAX ||
+            ms_dec_size(v, vlen, &size) != 0) {
+            rv = PT_E_CORRUPT;
+            break;
+        }
+        memcpy(digest, sep + 1, dlen);
+        digest[dlen] = '\0';
+        rv = cb(digest, size, arg);
+    }
+    int irv = ms_iter_free(it, ro);
+    return rv != 0 ? rv : irv;
+}

@@ -93,6 +93,9 @@ static void check_match(const char *path, size_t len, const struct pt_route *r)
     case PT_ROUTE_HEALTHZ:
         PT_FUZZ_CHECK(is_lit(path, len, "/healthz"));
         return;
+    case PT_ROUTE_READYZ:
+        PT_FUZZ_CHECK(is_lit(path, len, "/readyz"));
+        return;
     case PT_ROUTE_METRICS:
         PT_FUZZ_CHECK(is_lit(path, len, "/metrics"));
         return;

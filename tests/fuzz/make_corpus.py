@@ -112,6 +112,7 @@ def router_seeds(img, idx):
         "base-noslash": b"/v2",
         "catalog": b"/v2/_catalog",
         "healthz": b"/healthz",
+        "readyz": b"/readyz",
         "metrics": b"/metrics",
         "tags": b"/v2/library/alpine/tags/list",
         "manifest-tag": b"/v2/library/alpine/manifests/3.19",

@@ -26,7 +26,8 @@ Design:
 - The work directory is $PT_CONTAINERS_DIR when set (tests/run-all.sh sets one per run),
   else build/test-containers in the repository. Tests of one run share it, so the image is
   built once: ensure_image() hashes the sources that go into the image (CMakeLists.txt,
-  proto/, replication/, node/, deploy/Containerfile, deploy/image.sh) and rebuilds with
+  proto/, replication/, node/, deploy/Containerfile, deploy/image.sh, deploy/pod-start.sh)
+  and rebuilds with
   deploy/image.sh only when no image labelled with that hash is in the storage;
   ensure_compose_images() does the same for the compose demo's WAN and Prometheus images.
   Base tarballs and Debian packages are cached in <work>/image-cache.
@@ -51,7 +52,7 @@ IMAGE = "localhost/portolan:latest"
 HASH_LABEL = "org.portolan.source-sha256"
 # What deploy/image.sh puts into the image; a change to any of these rebuilds it.
 IMAGE_SOURCES = ["CMakeLists.txt", "proto", "replication", "node", "deploy/Containerfile",
-                 "deploy/image.sh"]
+                 "deploy/image.sh", "deploy/pod-start.sh"]
 
 # What `deploy/image.sh --compose-images` puts into the compose demo's images.
 COMPOSE_IMAGES = ["localhost/portolan-wan:latest", "localhost/portolan-prometheus:latest"]

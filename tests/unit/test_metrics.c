@@ -354,6 +354,23 @@ static void test_uploads_gauge(void **state)
     assert_true(value(e, "portolan_uploads_in_progress") == 2);
 }
 
+static void test_ready_gauge(void **state)
+{
+    struct exposition *e = *state;
+
+    render(e);
+    assert_string_equal(type_of(e, "portolan_ready"), "gauge");
+    assert_true(value(e, "portolan_ready") == 0);
+    release(e);
+    pt_metrics_ready(7); /* any non-zero is ready: exported as 1 */
+    render(e);
+    assert_true(value(e, "portolan_ready") == 1);
+    release(e);
+    pt_metrics_ready(0);
+    render(e);
+    assert_true(value(e, "portolan_ready") == 0);
+}
+
 /* Access-control counters: one family per kind, every result listed from the start. */
 static void test_auth_counters(void **state)
 {
@@ -493,6 +510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_render_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uploads_gauge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_gauge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_counters, setup, teardown),
         cmocka_unit_test(test_method_names),
         cmocka_unit_test_setup_teardown(test_label_escaping_and_route_limit, setup, teardown),

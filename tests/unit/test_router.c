@@ -44,6 +44,8 @@ static void test_fixed_routes(void **state)
     assert_null(r.name);
     assert_int_equal(match("/healthz", &r), 0);
     assert_int_equal(r.id, PT_ROUTE_HEALTHZ);
+    assert_int_equal(match("/readyz", &r), 0);
+    assert_int_equal(r.id, PT_ROUTE_READYZ);
     assert_int_equal(match("/metrics", &r), 0);
     assert_int_equal(r.id, PT_ROUTE_METRICS);
 }
@@ -61,6 +63,9 @@ static void test_not_found(void **state)
         "/V2/",
         "/healthz/",
         "/healthzz",
+        "/readyz/",
+        "/readyzz",
+        "/readyz%20",
         "/metrics/",
         "/v2/_catalog/",
         "/v2/_catalog%20",
@@ -408,6 +413,7 @@ static void test_route_names(void **state)
     assert_string_equal(pt_route_name(PT_ROUTE_UPLOAD), "upload");
     assert_string_equal(pt_route_name(PT_ROUTE_REFERRERS), "referrers");
     assert_string_equal(pt_route_name(PT_ROUTE_HEALTHZ), "healthz");
+    assert_string_equal(pt_route_name(PT_ROUTE_READYZ), "readyz");
     assert_string_equal(pt_route_name(PT_ROUTE_METRICS), "metrics");
     assert_string_equal(pt_route_name(PT_ROUTE_ADMIN), "admin");
     assert_string_equal(pt_route_name(PT_ROUTE_TOKEN), "token");
