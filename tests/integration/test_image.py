@@ -9,7 +9,8 @@ What runs (every container on a network of the test's own, the client port publi
 127.0.0.1, data on a named volume):
   1. ensure_image() builds the image once per test run (tests/lib/containers.py);
   2. image_size < 120 MB; image_config: user 10001:10001, entrypoint `portolan serve`, ports
-     5000 and 7000, volume /var/lib/portolan, the PORTOLAN_* defaults of the contract;
+     5000 and 7000, volume /var/lib/portolan, the PORTOLAN_* defaults of the contract,
+     /usr/libexec/portolan/pod-start executable and the binary's shared libraries present;
      runs_as_uid: the serving process has uid and gid 10001;
   3. configured_by_flags / by_yaml / by_env: one container each, the region set by a flag, by
      a YAML file mounted read-only and named by PORTOLAN_CONFIG, by PORTOLAN_REGION (and a
@@ -188,6 +189,12 @@ def run_tests(results, ctx, sk, admin):
         for k, v in (("PORTOLAN_LISTEN", "0.0.0.0:5000"), ("PORTOLAN_RAFT_LISTEN", "0.0.0.0:7000"),
                      ("PORTOLAN_DATA_DIR", "/var/lib/portolan")):
             results.eq(env.get(k), v, k)
+        p = containers.podman("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh",
+                              containers.IMAGE, "-c",
+                              "test -x /usr/libexec/portolan/pod-start && "
+                              "/usr/bin/portolan version", check=False)
+        results.check(p.returncode == 0 and p.stdout.startswith("portolan "),
+                      "pod-start and portolan version in the image: %r" % (p.stdout + p.stderr))
 
     @results.test
     def configured_by_flags():
