@@ -53,6 +53,7 @@ REGIONS = ("eu", "us", "ap")
 IDS = {1: "eu", 2: "us", 3: "ap"}
 FAILOVER_BOUND = 60.0  # seconds from the leader's kill to an accepted push (generous: busy CI)
 BRING_UP_TIMEOUT = 180.0
+VOLUMES_BEFORE = set()  # volumes in the storage before the demo came up
 
 
 def http_json(base, path, creds=None, timeout=5):
@@ -192,6 +193,10 @@ def main(results):
         print("images built in %.0f s" % took)
     work = tempfile.mkdtemp(prefix="pt-compose-")
     demo = Demo(work)
+    # Volumes there before the demo: anything else left at the end (named or anonymous) is
+    # the demo's.
+    VOLUMES_BEFORE.update(containers.podman("volume", "ls", "--format",
+                                            "{{.Name}}").stdout.split())
     sk = images.Skopeo(os.path.join(work, "skopeo"))
     try:
         run_tests(results, demo, sk)
@@ -211,7 +216,7 @@ def teardown(results, demo):
         left_c = containers.podman("ps", "-a", "-q", "--filter", label).stdout.split()
         left_v = [v for v in containers.podman(
             "volume", "ls", "--format", "{{.Name}}").stdout.split()
-            if v.startswith(demo.project + "_")]
+            if v.startswith(demo.project + "_") or v not in VOLUMES_BEFORE]
         left_n = [n for n in containers.podman(
             "network", "ls", "--format", "{{.Name}}").stdout.split()
             if n.startswith(demo.project + "_")]

@@ -109,7 +109,9 @@ def anonymous_status(url):
 
 
 def remove(ctx, name):
-    containers.podman("rm", "-f", "-t", "5", name, check=False)
+    """Removes container name and its anonymous volumes (the image's VOLUME, when no named
+    volume was mounted there)."""
+    containers.podman("rm", "-f", "-v", "-t", "5", name, check=False)
 
 
 def push_and_compare(results, sk, work, url, creds, repo, seed):
