@@ -93,23 +93,28 @@ if [ "$host_debs" = 1 ] && [ ! -e "$debs/.seeded" ]; then
     touch "$debs/.seeded"
 fi
 
-# mmdebstrap SUITE-options... : a base tarball. The hooks share DIR/debs and DIR/lists.
+# make_base OUT [mmdebstrap options]: a base tarball. The hooks share DIR/debs (hard links
+# both ways: in before apt runs, new packages back out at the end) and DIR/lists, and leave
+# neither packages nor lists nor apt logs in the image.
 make_base() {
     local out=$1
     shift
     local tmp=$out.tmp
+    local archives='"$1"/var/cache/apt/archives' state='"$1"/var/lib/apt/lists'
+    local debs_in="find '$debs' -maxdepth 1 -name '*.deb' -exec cp -al -t $archives/ {} +"
+    local debs_out="find $archives -maxdepth 1 -name '*.deb' -exec cp -aln -t '$debs'/ {} +"
     rm -rf "$tmp"
     echo "image.sh: making $(basename "$out") with mmdebstrap"
     mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
         --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
         --dpkgopt=force-unsafe-io \
         --skip=essential/unlink \
-        --setup-hook='mkdir -p "$1"/var/cache/apt/archives/partial "$1"/var/lib/apt/lists/partial' \
-        --setup-hook="find '$debs' -maxdepth 1 -name '*.deb' -exec cp -al -t \"\$1\"/var/cache/apt/archives/ {} + 2>/dev/null || true" \
-        --setup-hook="cp -a '$lists'/. \"\$1\"/var/lib/apt/lists/" \
-        --customize-hook="find \"\$1\"/var/cache/apt/archives -maxdepth 1 -name '*.deb' -exec cp -aln -t '$debs'/ {} + 2>/dev/null || true" \
-        --customize-hook="cp -a \"\$1\"/var/lib/apt/lists/. '$lists'/ && rm -f '$lists'/lock" \
-        --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/var/log/apt/* "$1"/var/log/dpkg.log' \
+        --setup-hook="mkdir -p $archives/partial $state/partial" \
+        --setup-hook="$debs_in 2>/dev/null || true" \
+        --setup-hook="cp -a '$lists'/. $state/" \
+        --customize-hook="$debs_out 2>/dev/null || true" \
+        --customize-hook="cp -a $state/. '$lists'/ && rm -f '$lists'/lock" \
+        --customize-hook="rm -rf $archives/*.deb $state/* \"\$1\"/var/log/apt/* \"\$1\"/var/log/dpkg.log" \
         "$@" "$suite" "$tmp"
     sha256sum "$tmp" | cut -d' ' -f1 >"$out.sha256"
     mv "$tmp" "$out"
@@ -139,6 +144,7 @@ for b in bookworm bookworm-slim; do
 done
 
 pod() { podman "${storage[@]}" "$@"; }
+path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 for b in bookworm bookworm-slim; do
     want=$(cat "$(base_tar $b).sha256")
@@ -147,7 +153,7 @@ for b in bookworm bookworm-slim; do
     if [ "$have" != "$want" ]; then
         echo "image.sh: importing debian:$b"
         pod import --quiet --change "LABEL org.portolan.base-sha256=$want" \
-            --change 'CMD ["bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'CMD ["bash"]' --change "ENV PATH=$path" \
             "$(base_tar $b)" "localhost/debian:$b" >/dev/null
     fi
 done
