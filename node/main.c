@@ -13,11 +13,14 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
+
+extern char **environ;
 
 static void usage(FILE *out)
 {
@@ -48,7 +51,7 @@ static int serve(int argc, char **argv)
     struct pt_config cfg;
     char err[512] = "";
     pt_config_defaults(&cfg);
-    if (pt_config_parse_args(&cfg, argc, argv, err, sizeof(err)) != 0 ||
+    if (pt_config_parse(&cfg, argc, argv, environ, err, sizeof(err)) != 0 ||
         pt_config_validate(&cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "portolan serve: %s\n", err);
         return 2;

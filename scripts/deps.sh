@@ -4,9 +4,11 @@
 #   scripts/deps.sh --test   also what the tests and benchmarks drive (skopeo, podman, buildah,
 #                            containerd, the reference registry, load generators, clang-format,
 #                            python3-h2 for the raw HTTP/2 client of the hostile-client test;
-#                            for the Kubernetes tests kubectl (kubernetes-client, unless a
-#                            kubectl is already installed), netavark and aardvark-dns (podman
-#                            networks with DNS), Node.js and npm, then the npm packages of
+#                            mmdebstrap, runc, netavark, aardvark-dns, podman-compose and
+#                            docker-compose (schema check only) for the container image and the
+#                            compose demo: deploy/image.sh, test_image, test_compose; for the
+#                            Kubernetes tests kubectl (kubernetes-client, unless a kubectl is
+#                            already installed), Node.js and npm, then the npm packages of
 #                            tests/k8s with `npm ci`)
 set -euo pipefail
 
@@ -15,7 +17,8 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libh2o-dev librocksdb-dev libr
       libcurl4-openssl-dev libcrypt-dev curl)
 if [ "${1:-}" = "--test" ]; then
     pkgs+=(libcmocka-dev python3 python3-h2 skopeo podman buildah containerd docker-registry wrk hey openssl
-           clang-format jq clang libclang-rt-14-dev netavark aardvark-dns)
+           clang-format jq clang libclang-rt-14-dev mmdebstrap runc netavark aardvark-dns
+           podman-compose docker-compose)
     command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
     command -v node >/dev/null || pkgs+=(nodejs)
     command -v npm >/dev/null || pkgs+=(npm)

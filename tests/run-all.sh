@@ -8,12 +8,16 @@
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
 #      it), and for the membership, leader-change and randomized-fault cluster runs, whose
 #      stall and timing bounds are about the real binary too (the sanitizers slow it several
-#      times over), for access control with real clients (skopeo, podman, buildah, ctr), and
+#      times over), for the partition runs (network namespaces; availability bounds about the
+#      real binary too), for access control with real clients (skopeo, podman, buildah, ctr), and
 #      for hostile clients (smuggling, HTTP/2 rapid reset, connection floods, wide manifests),
 #      whose memory check is about the real binary, for readiness, graceful shutdown and a
-#      pod joining by itself (deploy/pod-start.sh), and for the Kubernetes manifests
-#      (rendered, schema-checked; its `portolan cluster certs` makes their Secrets) and the
-#      StatefulSet's pods run in containers of the image (startup and join timing)
+#      pod joining by itself (deploy/pod-start.sh), for the container image and the
+#      compose demo (test_image, test_compose: the image is built once per run from the
+#      sources by deploy/image.sh into the run's container storage, $PT_CONTAINERS_DIR, default
+#      build/test-containers, and rebuilt only when the sources change), and for the
+#      Kubernetes manifests (rendered, schema-checked; its `portolan cluster certs` makes
+#      their Secrets) and the StatefulSet's pods run in containers of that image
 # Ends with one "N passed, N failed" line over all of them; exits 1 if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -80,10 +84,11 @@ out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
 echo "$out" | tail -40
 count_run "$out"
 
-step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
+step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers; container image and compose demo"
+export PT_CONTAINERS_DIR=${PT_CONTAINERS_DIR:-$PWD/build/test-containers}
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
-    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks \
-    node_lifecycle self_join k8s_manifests k8s_pods 2>&1)
+    blob_faults leader_change partitions peer_tls auth_clients disk_full hostile_clients peer_attacks \
+    node_lifecycle self_join image compose k8s_manifests k8s_pods 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 

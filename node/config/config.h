@@ -1,12 +1,19 @@
 /*
  * config.h - settings of the `portolan serve` daemon.
  *
- * Every setting has a default, a YAML key and a command-line flag (the key with '_' written
- * as '-'). The daemon builds its configuration in three layers, later ones winning:
+ * Every setting has a default, a YAML key, an environment variable (PORTOLAN_ and the key in
+ * upper case) and a command-line flag (the key with '_' written as '-'). The daemon builds
+ * its configuration in four layers, later ones winning:
  *
- *     pt_config_defaults -> YAML file named by --config -> the other flags
+ *     pt_config_defaults -> YAML file (--config FILE, else $PORTOLAN_CONFIG)
+ *                        -> PORTOLAN_<KEY> variables -> the other flags
  *
  * and then calls pt_config_validate, which adds the checks that involve several settings.
+ * A PORTOLAN_* variable that is neither a setting nor one of the variables the project reads
+ * for other purposes (a table in config.c: PORTOLAN_USER, PORTOLAN_PASSWORD,
+ * PORTOLAN_INITIAL_ADMIN_PASSWORD, PORTOLAN_AUTH, ...) nor a Kubernetes service link
+ * (PORTOLAN_SERVICE_HOST, ...) is refused by name, so a mistyped setting is never ignored.
+ * Messages name a variable but never quote the value of one that is not a setting.
  * Value syntax:
  *   sizes      plain bytes or an integer with a KiB, MiB, GiB or TiB suffix ("64GiB")
  *   durations  plain seconds or an integer with an s, m or h suffix ("90", "30m", "24h")
@@ -20,8 +27,9 @@
  * means a single region without Raft. When it is set, pt_config_validate reads it and
  * requires region to name one of its regions, so a node never starts as a region the
  * cluster does not know. raft_listen is the address the Raft + peer port binds; empty means
- * this region's address in the cluster file. The raft + peer port runs TLS 1.3 with mutual
- * authentication (peer_tls_cert, peer_tls_key, peer_tls_ca, all required with cluster_file);
+ * this region's address in the cluster file; without cluster_file it is unused (a container
+ * image sets it for single regions and clusters alike). The raft + peer port runs TLS 1.3 with
+ * mutual authentication (peer_tls_cert, peer_tls_key, peer_tls_ca, all required with cluster_file);
  * peer_tls off is accepted only when every region's address and the bind address are
  * loopback (a cluster on one machine, for development). tag_reads, stale_fallback, write_timeout
  * and read_index_timeout are the read and write guarantees of DESIGN.md section 1.
@@ -128,8 +136,26 @@ int pt_config_load_file(struct pt_config *c, const char *path, char *errbuf, siz
 int pt_config_parse_args(struct pt_config *c, int argc, char **argv, char *errbuf, size_t errlen);
 
 /*
+ * Applies the PORTOLAN_<KEY> settings of envp (borrowed; "NAME=VALUE" strings, NULL-terminated,
+ * e.g. environ; NULL = none) on top of c (borrowed), as described at the top of this file.
+ * On error c is left unchanged and errbuf names the variable (an unknown one, one given twice,
+ * or one whose value is refused). Returns 0 or PT_E_CONFIG.
+ */
+int pt_config_apply_env(struct pt_config *c, char *const *envp, char *errbuf, size_t errlen);
+
+/*
+ * The whole layering of `portolan serve` on top of c (borrowed): the YAML file of --config,
+ * else of PORTOLAN_CONFIG in envp; then pt_config_apply_env(envp); then the flags as
+ * pt_config_parse_args applies them. envp is borrowed and may be NULL (no environment). On
+ * error c is left unchanged and errbuf names the flag, key or variable. Returns 0 or
+ * PT_E_CONFIG. pt_config_parse_args(c, argc, argv, ...) is pt_config_parse with envp NULL.
+ */
+int pt_config_parse(struct pt_config *c, int argc, char **argv, char *const *envp, char *errbuf,
+                    size_t errlen);
+
+/*
  * Checks every setting of c (borrowed) and the rules between them: tls_cert and tls_key both
- * set or both empty; raft_listen only with cluster_file; with cluster_file, the file loads
+ * set or both empty; with cluster_file, the file loads
  * (pt_cluster_config_load), lists region, and the Raft bind address (raft_listen, else the
  * region's address) does not take the client listen port. Returns 0 or PT_E_CONFIG with
  * errbuf naming the key.

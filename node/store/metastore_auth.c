@@ -51,7 +51,8 @@ static const struct {
 /* Checks name for kind and writes its key; 0 or PT_E_CONFIG. */
 static int auth_key(enum kind k, const char *name, char key[AUTH_KEY_MAX], size_t *klen)
 {
-    size_t n = strnlen(name, PT_ACCESS_PATTERN_MAX + 1);
+    /* Names, ids and kids sit in PT_ACCESS_NAME_MAX + 1 arrays; only patterns are longer. */
+    size_t n = strnlen(name, k == K_ANON ? PT_ACCESS_PATTERN_MAX + 1 : PT_ACCESS_NAME_MAX + 1);
     bool ok;
     switch (k) {
     case K_ANON:

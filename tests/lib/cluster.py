@@ -49,6 +49,12 @@ connection a region process holds straight to another region's raft port (direct
 read from /proc) bypasses it: a node must dial what its own file says, not an address a peer
 announced about itself.
 
+Networks. Cluster(network=net) runs region i at net.host(i) (its client and raft + peer
+port bind there, URLs and cluster files name it) under the command prefix net.wrap(i); the
+cluster calls net.start() before the first region starts and net.stop() after the last one
+stopped (stop() must be idempotent). tests/lib/partition.py's network puts each region in a
+network namespace of its own this way. Such a cluster has no Wan.
+
 Peer TLS. Every cluster runs the raft + peer port with mutual TLS (--peer-tls-cert/-key/-ca)
 unless Cluster(peer_tls=False) or PT_PEER_TLS=off in the environment turns it off (then
 `--peer-tls off`, accepted on loopback). The certificates of region-a..region-z and their CA
@@ -124,15 +130,16 @@ class ClusterError(AssertionError):
 class Region:
     """One region: its identity, ports, process and cluster file."""
 
-    def __init__(self, cluster, index, name, port, raft_port):
+    def __init__(self, cluster, index, name, port, raft_port, host=HOST):
         self.cluster = cluster
         self.index = index
         self.name = name
         self.id = index + 1
+        self.host = host  # the address it listens on (client and raft + peer port)
         self.port = port
         self.raft_port = raft_port
-        self.url = "%s://%s:%d" % ("https" if cluster.tls else "http", HOST, port)
-        self.raft_address = "%s:%d" % (HOST, raft_port)
+        self.url = "%s://%s:%d" % ("https" if cluster.tls else "http", host, port)
+        self.raft_address = "%s:%d" % (host, raft_port)
         self.cluster_file = os.path.join(cluster.root, "cluster-%s.yaml" % name)
         self.data_dir = os.path.join(cluster.root, name, "data")
         self.node = None  # harness.Node, made by Cluster.start
@@ -245,7 +252,8 @@ class Cluster:
     (default a unique one); start_timeout: seconds each node has to answer /healthz."""
 
     def __init__(self, n=3, wan_delay_ms=None, args=(), region_args=None, cluster_id=None,
-                 start_timeout=30, binary=None, tls=None, peer_tls=None, auth=True):
+                 start_timeout=30, binary=None, tls=None, peer_tls=None, auth=True,
+                 network=None):
         if not 1 <= n <= len(NAMES):
             raise ValueError("a cluster has 1 to %d regions" % len(NAMES))
         # tls: (ca_cert, server_cert, server_key) from harness.make_test_ca: every region
@@ -266,11 +274,17 @@ class Cluster:
         self.admin = None
         if self.auth:
             self.admin = harness.Credentials(harness.ADMIN_USER, harness.new_password())
+        # network: where regions run when not all on this host's loopback (see "Networks"
+        # in the module comment); None: every region on 127.0.0.1 in this namespace.
+        self.network = network
+        if network is not None and wan_delay_ms is not None:
+            raise ValueError("a cluster with a network of its own has no Wan")
         self.regions = []
         used = set()
         for i in range(n):
             port, raft_port = self._fresh_port(used), self._fresh_port(used)
-            self.regions.append(Region(self, i, NAMES[i], port, raft_port))
+            host = network.host(i) if network is not None else HOST
+            self.regions.append(Region(self, i, NAMES[i], port, raft_port, host))
         self.wan = None
         if wan_delay_ms is not None:
             self.wan = wanlib.Wan([r.name for r in self.regions], delay_ms=wan_delay_ms)
@@ -327,6 +341,8 @@ class Cluster:
             raise RuntimeError("cluster already started")
         self._started = True
         try:
+            if self.network is not None:
+                self.network.start()
             if self.wan is not None:
                 self.wan.start()
             for r in self.regions:
@@ -348,7 +364,9 @@ class Cluster:
                             args=self._node_args(r) + list(extra_args), binary=self.binary,
                             tls=(self.tls[1], self.tls[2]) if self.tls else None,
                             auth=self.auth,
-                            admin_password=self.admin.password if self.admin else None)
+                            admin_password=self.admin.password if self.admin else None,
+                            host=r.host,
+                            wrap=self.network.wrap(r.index) if self.network else ())
 
     def skopeo_creds(self, side="src"):
         """skopeo flags that send the administrator's credentials (side "src", "dest" or ""
@@ -364,7 +382,8 @@ class Cluster:
         return harness.cli_env(self.admin if creds == "admin" else creds)
 
     def stop(self):
-        """SIGTERM every running region (SIGKILL after 10 s), then stop the Wan."""
+        """SIGTERM every running region (SIGKILL after 10 s), then stop the Wan or the
+        network."""
         try:
             for r in self.regions:
                 if r.node is not None:
@@ -372,6 +391,8 @@ class Cluster:
         finally:
             if self.wan is not None:
                 self.wan.stop()
+            if self.network is not None:
+                self.network.stop()
 
     def cleanup(self):
         if not os.environ.get("PT_KEEP_TMP"):

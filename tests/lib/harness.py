@@ -7,6 +7,9 @@ using the Python 3 standard library only (Debian 12's python3).
   waits until GET /healthz answers 200. ReferenceRegistry runs CNCF Distribution
   (`docker-registry`) with the same interface, so every API test can also be run against it.
   Both are context managers; a process started by the harness is always stopped by it.
+  host= and wrap= put a process elsewhere: it listens on (and is reached at) that address,
+  and is started under that command prefix (tests/lib/partition.py runs regions inside
+  network namespaces with wrap=["ip", "netns", "exec", <namespace>]).
 - Client (an HTTP/1.1 client), Credentials (Basic or the Bearer token flow), the media
   types and make_image / make_index (content addressed by sha256) are
   tests/lib/registry_client.py, re-exported here: a test imports harness only.
@@ -177,7 +180,8 @@ class _Process:
     kind = "process"
     ready_path = "/healthz"
 
-    def __init__(self, data_dir=None, args=(), env=None, tls=None, port=None):
+    def __init__(self, data_dir=None, args=(), env=None, tls=None, port=None, host=None,
+                 wrap=()):
         if data_dir is None:
             self._tmp_root = tempfile.mkdtemp(prefix="pt-%s-" % self.kind)
             data_dir = os.path.join(self._tmp_root, "data")
@@ -191,8 +195,14 @@ class _Process:
         self.env = dict(env or {})
         self.tls = tls
         self.port = port or free_port()
+        # host: the address the process listens on and tests reach it at (default loopback);
+        # wrap: a command prefix the process is started under, e.g. ["ip", "netns", "exec",
+        # "<name>"] to run it inside a network namespace (the prefix must exec the command,
+        # so that the pid seen here is the server's).
+        self.host = host or "127.0.0.1"
+        self.wrap = list(wrap)
         scheme = "https" if tls else "http"
-        self.url = "%s://127.0.0.1:%d" % (scheme, self.port)
+        self.url = "%s://%s:%d" % (scheme, self.host, self.port)
         self.proc = None
         self.returncode = None
 
@@ -207,7 +217,7 @@ class _Process:
             return self
         env = dict(os.environ)
         env.update(self.env)
-        cmd = self.command()
+        cmd = self.wrap + self.command()
         with open(self.log_path, "ab") as log:
             log.write(("=== %s start: %s\n" % (time.strftime("%H:%M:%S"), " ".join(cmd))).encode())
             log.flush()
@@ -356,7 +366,8 @@ class _Process:
 
 
 class Node(_Process):
-    """A portolan process: `portolan serve --listen 127.0.0.1:PORT --data-dir DIR`.
+    """A portolan process: `portolan serve --listen HOST:PORT --data-dir DIR` (HOST 127.0.0.1
+    unless host is given; wrap: a command prefix it runs under, see _Process).
 
     auth: False (default) runs `--auth off`; True leaves access control on (the default).
     admin_password (with auth=True): the first administrator's password, written to
@@ -369,8 +380,8 @@ class Node(_Process):
     ready_path = "/healthz"
 
     def __init__(self, data_dir=None, args=(), env=None, tls=None, port=None, binary=None,
-                 auth=False, admin_password=None):
-        super().__init__(data_dir, args, env, tls, port)
+                 auth=False, admin_password=None, host=None, wrap=()):
+        super().__init__(data_dir, args, env, tls, port, host, wrap)
         self.binary = binary or portolan_bin()
         # Tests that do not exercise access control run with it off (the node listens on
         # loopback, the one place `--auth off` is allowed); auth=True or an explicit --auth
@@ -388,7 +399,7 @@ class Node(_Process):
             self.admin = Credentials(ADMIN_USER, admin_password)
 
     def command(self):
-        cmd = [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
+        cmd = [self.binary, "serve", "--listen", "%s:%d" % (self.host, self.port),
                "--data-dir", self.data_dir]
         if self.tls:
             cmd += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]

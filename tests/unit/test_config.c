@@ -1,5 +1,6 @@
 /*
- * test_config.c - settings of `portolan serve` as they are read: defaults, YAML, flags.
+ * test_config.c - settings of `portolan serve` as they are read: defaults, YAML, environment
+ * variables (PORTOLAN_<KEY>), flags, and their precedence.
  *
  * YAML files are written into a fresh temporary directory per test (support/cfg_fixture.h).
  * Every refusal is checked for PT_E_CONFIG, for a message naming the key or flag, and for
@@ -407,6 +408,160 @@ static void test_auth_settings(void **state)
     assert_non_null(strstr(err, "metrics_listen"));
 }
 
+/* ---- environment ----------------------------------------------------------------------- */
+
+static void test_env_settings(void **state)
+{
+    struct pt_config c;
+    char err[256] = "";
+    char *envp[] = {
+        "HOME=/root", "PORTOLAN_DATA_DIR=/var/lib/portolan", "PORTOLAN_LISTEN=0.0.0.0:5000",
+        "PORTOLAN_RAFT_LISTEN=0.0.0.0:7000", "PORTOLAN_THREADS=2", "PORTOLAN_MAX_BODY_SIZE=1GiB",
+        "PORTOLAN_ACCESS_LOG=off", "PORTOLAN_TAG_READS=local",
+        "PORTOLAN_PEER_TLS_CERT=/etc/portolan/eu.crt", "PORTOLAN_TLS_CERT=",
+        /* read by other parts of the project: passed over */
+        "PORTOLAN_USER=admin", "PORTOLAN_PASSWORD=secret", "PORTOLAN_INITIAL_ADMIN_PASSWORD=secret",
+        "PORTOLAN_AUTH=off", "PORTOLAN_BIN=/usr/bin/portolan",
+        /* Kubernetes service links of Services "portolan" and "portolan-peer" */
+        "PORTOLAN_SERVICE_HOST=10.0.0.1", "PORTOLAN_SERVICE_PORT=5000",
+        "PORTOLAN_SERVICE_PORT_HTTP=5000", "PORTOLAN_PORT=tcp://10.0.0.1:5000",
+        "PORTOLAN_PORT_5000_TCP=tcp://10.0.0.1:5000", "PORTOLAN_PORT_5000_TCP_PROTO=tcp",
+        "PORTOLAN_PORT_5000_TCP_PORT=5000", "PORTOLAN_PORT_5000_TCP_ADDR=10.0.0.1",
+        "PORTOLAN_PEER_SERVICE_HOST=10.0.0.2", "PORTOLAN_PEER_PORT_7000_TCP=tcp://10.0.0.2:7000",
+        "NOT_PORTOLAN_THREADS=x", NULL};
+
+    (void)state;
+    pt_config_defaults(&c);
+    strcpy(c.tls_cert, "/x");
+    if (pt_config_apply_env(&c, envp, err, sizeof err) != 0)
+        fail_msg("refused: %s", err);
+    assert_string_equal(c.data_dir, "/var/lib/portolan");
+    assert_string_equal(c.listen, "0.0.0.0:5000");
+    assert_string_equal(c.raft_listen, "0.0.0.0:7000");
+    assert_int_equal(c.threads, 2);
+    assert_int_equal(c.max_body_size, UINT64_C(1) << 30);
+    assert_int_equal(c.access_log, 0);
+    assert_int_equal(c.tag_reads, PT_TAG_READS_LOCAL);
+    assert_string_equal(c.peer_tls_cert, "/etc/portolan/eu.crt");
+    assert_string_equal(c.tls_cert, "");
+    /* PORTOLAN_AUTH is not the auth setting. */
+    assert_int_equal(c.auth, 1);
+
+    /* No environment, or one without settings, changes nothing. */
+    struct pt_config d = c;
+    char *none[] = {"PATH=/bin", NULL};
+    assert_int_equal(pt_config_apply_env(&c, NULL, err, sizeof err), 0);
+    assert_int_equal(pt_config_apply_env(&c, none, err, sizeof err), 0);
+    assert_memory_equal(&c, &d, sizeof c);
+}
+
+static void test_env_precedence(void **state)
+{
+    struct pt_config c;
+    char err[256] = "";
+    char path[160], other[200], env_config[200];
+
+    /* default < YAML file < environment < flag, one setting decided at each layer. */
+    strcpy(path, pt_cfg_write_yaml(state, "threads: 4\nregion: from-file\nmax_connections: 10\n"
+                                          "log_level: error\n"));
+    snprintf(env_config, sizeof env_config, "PORTOLAN_CONFIG=%s", path);
+    char *envp[] = {env_config, "PORTOLAN_REGION=from-env", "PORTOLAN_MAX_CONNECTIONS=20", NULL};
+    char *argv[] = {"--max-connections", "30"};
+    pt_config_defaults(&c);
+    assert_int_equal(pt_config_parse(&c, 2, argv, envp, err, sizeof err), 0);
+    assert_int_equal(c.upload_ttl_ms, 24 * 3600 * 1000); /* default */
+    assert_int_equal(c.threads, 4);                      /* file */
+    assert_int_equal(c.log_level, PT_LOG_ERROR);         /* file */
+    assert_string_equal(c.region, "from-env");           /* environment over file */
+    assert_int_equal(c.max_connections, 30);             /* flag over environment */
+
+    /* --config wins over PORTOLAN_CONFIG: only the flag's file is read. */
+    strcpy(other, path);
+    strcpy(strrchr(other, '/'), "/other.yaml");
+    FILE *f = fopen(other, "w");
+    assert_non_null(f);
+    fputs("threads: 6\n", f);
+    fclose(f);
+    char *argv2[] = {"--config", other};
+    pt_config_defaults(&c);
+    assert_int_equal(pt_config_parse(&c, 2, argv2, envp, err, sizeof err), 0);
+    assert_int_equal(c.threads, 6);
+    assert_int_equal(c.log_level, PT_LOG_INFO);
+    assert_string_equal(c.region, "from-env");
+    unlink(other);
+
+    /* pt_config_parse_args reads no environment. */
+    pt_config_defaults(&c);
+    assert_int_equal(pt_config_parse_args(&c, 0, argv, err, sizeof err), 0);
+    assert_string_equal(c.region, "local");
+}
+
+/* Applies envp on top of defaults and expects refusal naming needle, c left untouched, and
+ * err free of forbidden (a value that must not be quoted), if not NULL. */
+static void expect_env_error(char **envp, const char *needle, const char *forbidden)
+{
+    struct pt_config c, before;
+    char err[512] = "";
+
+    pt_config_defaults(&c);
+    before = c;
+    assert_int_equal(pt_config_parse(&c, 0, NULL, envp, err, sizeof err), PT_E_CONFIG);
+    if (strstr(err, needle) == NULL)
+        fail_msg("error \"%s\" does not name \"%s\"", err, needle);
+    if (forbidden != NULL && strstr(err, forbidden) != NULL)
+        fail_msg("error \"%s\" quotes \"%s\"", err, forbidden);
+    assert_memory_equal(&c, &before, sizeof c);
+}
+
+static void test_env_errors(void **state)
+{
+    (void)state;
+    /* Unknown variables are refused by name; their values are not quoted. */
+    char *typo[] = {"PORTOLAN_THREADS=2", "PORTOLAN_DATADIR=/srv", NULL};
+    expect_env_error(typo, "PORTOLAN_DATADIR", NULL);
+    char *secret_typo[] = {"PORTOLAN_INITIAL_ADMIN_PASSWRD=hunter2-secret", NULL};
+    expect_env_error(secret_typo, "PORTOLAN_INITIAL_ADMIN_PASSWRD", "hunter2");
+    char *lower[] = {"PORTOLAN_data_dir=/srv", NULL};
+    expect_env_error(lower, "PORTOLAN_data_dir", NULL);
+    /* Shaped like a service link by name, but not by value: a mistyped setting. */
+    char *port[] = {"PORTOLAN_METRICS_PORT=9090", NULL};
+    expect_env_error(port, "PORTOLAN_METRICS_PORT", NULL);
+    char *svc[] = {"PORTOLAN_SERVICE_PORT=http", NULL};
+    expect_env_error(svc, "PORTOLAN_SERVICE_PORT", NULL);
+    char *empty_name[] = {"PORTOLAN_=1", NULL};
+    expect_env_error(empty_name, "PORTOLAN_", NULL);
+
+    /* A bad value names the variable. */
+    char *threads[] = {"PORTOLAN_THREADS=many", NULL};
+    expect_env_error(threads, "PORTOLAN_THREADS", NULL);
+    char *listen[] = {"PORTOLAN_LISTEN=nowhere", NULL};
+    expect_env_error(listen, "PORTOLAN_LISTEN", NULL);
+    char *size[] = {"PORTOLAN_MAX_MANIFEST_SIZE=1TiB", NULL};
+    expect_env_error(size, "PORTOLAN_MAX_MANIFEST_SIZE", NULL);
+    char *boolean[] = {"PORTOLAN_PEER_TLS=maybe", NULL};
+    expect_env_error(boolean, "PORTOLAN_PEER_TLS", NULL);
+    char *region[] = {"PORTOLAN_REGION=EU", NULL};
+    expect_env_error(region, "PORTOLAN_REGION", NULL);
+    char *empty_dir[] = {"PORTOLAN_DATA_DIR=", NULL};
+    expect_env_error(empty_dir, "PORTOLAN_DATA_DIR", NULL);
+    char *twice[] = {"PORTOLAN_THREADS=1", "PORTOLAN_THREADS=2", NULL};
+    expect_env_error(twice, "PORTOLAN_THREADS", NULL);
+
+    /* PORTOLAN_CONFIG: an empty name or a missing file is refused. */
+    char *no_name[] = {"PORTOLAN_CONFIG=", NULL};
+    expect_env_error(no_name, "PORTOLAN_CONFIG", NULL);
+    char *missing[] = {"PORTOLAN_CONFIG=/nonexistent/portolan.yaml", NULL};
+    expect_env_error(missing, "/nonexistent/portolan.yaml", NULL);
+
+    /* A refused variable stops the flags too; a flag does not hide a refused variable. */
+    struct pt_config c;
+    char err[256] = "";
+    char *argv[] = {"--threads", "3"};
+    pt_config_defaults(&c);
+    assert_int_equal(pt_config_parse(&c, 2, argv, threads, err, sizeof err), PT_E_CONFIG);
+    assert_int_equal(c.threads, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +574,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flag_override_order, pt_cfg_setup, pt_cfg_teardown),
         cmocka_unit_test_setup_teardown(test_flag_errors, pt_cfg_setup, pt_cfg_teardown),
         cmocka_unit_test(test_auth_settings),
+        cmocka_unit_test(test_env_settings),
+        cmocka_unit_test_setup_teardown(test_env_precedence, pt_cfg_setup, pt_cfg_teardown),
+        cmocka_unit_test(test_env_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

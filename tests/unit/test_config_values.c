@@ -460,7 +460,7 @@ static void test_cluster_settings(void **state)
     /* Rules between settings and the cluster file. */
     pt_config_defaults(&c);
     strcpy(c.raft_listen, "0.0.0.0:7000");
-    pt_cfg_expect_invalid(&c, "raft_listen: needs cluster_file");
+    assert_int_equal(pt_config_validate(&c, err, sizeof err), 0); /* unused by one region */
     pt_config_defaults(&c);
     c.peer_tls = 0;
     snprintf(c.cluster_file, sizeof c.cluster_file, "%s", cluster);
