@@ -13,18 +13,11 @@
  * copy of the caller's struct and copy it back only on success, so a refused file or flag
  * leaves the configuration as it was.
  *
- * The environment layer (pt_config_apply_env) maps PORTOLAN_<KEY> onto the same rows, the key
- * upper-cased, and goes through the same set_value as a YAML key or a flag, named by the
- * variable. env_not_settings[] lists the PORTOLAN_* variables read for other purposes; any
- * other PORTOLAN_* variable is refused unless it is a Kubernetes service link.
+ * The YAML file (config_yaml.c) and the environment layer (config_env.c) set values through
+ * the same pt_config__set_value as the flags.
  *
  * Cluster settings are checked against the cluster file itself in pt_config_validate: the
  * file must load (replication/cluster_config.c owns its format) and name this node's region.
- *
- * The YAML file is read whole (at most PT_CONFIG_FILE_MAX bytes) and walked with libyaml's
- * event API as a small state machine: one document whose root is a mapping of scalar keys
- * to scalar values. Nested values, aliases, duplicate keys and a second document are
- * refused; error messages carry the file, line and key.
  */
 #include "config.h"
 
@@ -36,7 +29,6 @@
 #include "ident.h"
 #include "log.h"
 #include "units.h"
-#include "yaml_file.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,36 +41,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
-/* Values quoted back in error messages are cut to this many bytes. */
-#define QUOTE_MAX 64
-
-enum kind {
-    K_STRING,    /* char[size], length in [min, size - 1] */
-    K_LISTEN,    /* char[size], host:port; "" allowed when min is 0 */
-    K_REGION,    /* char[size], [a-z0-9-]{1,63} */
-    K_UINT,      /* unsigned, plain integer in [min, max] */
-    K_SIZE,      /* uint64_t bytes in [min, max] */
-    K_DURATION,  /* uint64_t milliseconds in [min, max] */
-    K_BOOL,      /* int 0/1 */
-    K_LOG_LEVEL, /* int PT_LOG_* */
-    K_TAG_READS, /* int PT_TAG_READS_*, one word of choices_of(K_TAG_READS) */
-    K_AUDIT,     /* int PT_AUDIT_*, one word of choices_of(K_AUDIT) */
-    K_RESERVE,   /* char[size], a free-space reserve: auto, a size or a percentage */
-};
-
-struct option {
-    const char *key;
-    const char *flag;
-    enum kind kind;
-    size_t off;
-    size_t size;
-    uint64_t min, max;
-    const char *def;
-    const char *metavar;
-    const char *help;
-};
+#include "config_int.h"
 
 static const char *const tag_reads_choices[] = {
     [PT_TAG_READS_LINEARIZABLE] = "linearizable", [PT_TAG_READS_LOCAL] = "local", NULL};
@@ -223,58 +187,6 @@ static const struct option options[] = {
 #define NOPTIONS (sizeof options / sizeof options[0])
 _Static_assert(NOPTIONS <= 64, "duplicate-key detection uses a 64-bit mask");
 
-#define ENV_PREFIX     "PORTOLAN_"
-#define ENV_PREFIX_LEN (sizeof ENV_PREFIX - 1)
-
-/*
- * PORTOLAN_* variables that are not settings: the project's commands and scripts read them
- * for other purposes, so the environment layer passes over them. One row per variable (name
- * without the prefix) and who reads it. Their values are never quoted in any message: some
- * are secrets.
- */
-static const struct {
-    const char *name;
-    const char *reader;
-} env_not_settings[] = {
-    {"CONFIG", "the YAML file of `portolan serve`, like --config"},
-    {"INITIAL_ADMIN_PASSWORD", "the first administrator's password (node/http/auth_startup.c)"},
-    {"USER", "the user name of the command-line client (node/cli/credentials.c)"},
-    {"PASSWORD", "the password of the command-line client (node/cli/credentials.c)"},
-    {"PASSWORD_FILE", "the file holding the pod start script's password (deploy/pod-start.sh)"},
-    {"AUTH", "on/off for the regions of deploy/local-cluster.sh"},
-    {"BIN", "the binary the integration tests run (tests/lib/harness.py)"},
-    {"BOOTSTRAP_MEMBERS", "the pods of the initial cluster (deploy/pod-start.sh)"},
-    {"PEER_DOMAIN", "the DNS domain of the pods' peer addresses (deploy/pod-start.sh)"},
-    {"URL_TEMPLATE", "the client URL of an added pod (deploy/pod-start.sh)"},
-    {"JOIN_VIA", "the region an added pod joins through (deploy/pod-start.sh)"},
-    {"JOIN_RETRY_SECONDS", "how often an added pod asks to be added (deploy/pod-start.sh)"},
-    {"PEER_ADDRESS_TEMPLATE", "the peer address of an added pod (deploy/pod-start.sh)"},
-    {"PEER_TLS_DIR", "the directory of the pods' peer certificates (deploy/pod-start.sh)"},
-};
-
-static bool env_is_not_setting(const char *name, size_t len)
-{
-    for (size_t i = 0; i < sizeof env_not_settings / sizeof env_not_settings[0]; i++) {
-        if (strlen(env_not_settings[i].name) == len &&
-            memcmp(env_not_settings[i].name, name, len) == 0)
-            return true;
-    }
-    return false;
-}
-
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return PT_E_CONFIG;
-}
-
 /* ---- value syntax ---------------------------------------------------------------------- */
 
 /* ---- limits, shared by setting and validating ------------------------------------------ */
@@ -286,33 +198,34 @@ static int check_string(const struct option *o, const char *name, const char *v,
     const char *why;
 
     if (n >= o->size)
-        return fail(err, errlen, "%s: value too long (%zu bytes, at most %zu)", name, n,
-                    o->size - 1);
+        return pt_config__fail(err, errlen, "%s: value too long (%zu bytes, at most %zu)", name, n,
+                               o->size - 1);
     switch (o->kind) {
     case K_LISTEN:
         if (n == 0 && o->min == 0)
             break;
         why = pt_addr_parse(v, NULL, 0, NULL, &why) != 0 ? why : NULL;
         if (why != NULL)
-            return fail(err, errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
+            return pt_config__fail(err, errlen, "%s: \"%.*s\": %s", name, QUOTE_MAX, v, why);
         break;
     case K_RESERVE: {
         struct pt_disk_reserve r;
         if (pt_disk_reserve_parse(v, &r) != 0)
-            return fail(err, errlen,
-                        "%s: \"%.*s\": expected auto, a size (e.g. 2GiB) or a percentage up to "
-                        "50%% (e.g. 5%%)",
-                        name, QUOTE_MAX, v);
+            return pt_config__fail(
+                err, errlen,
+                "%s: \"%.*s\": expected auto, a size (e.g. 2GiB) or a percentage up to "
+                "50%% (e.g. 5%%)",
+                name, QUOTE_MAX, v);
         break;
     }
     case K_REGION:
         if (pt_ident_check_region(v, NULL) != 0)
-            return fail(err, errlen, "%s: \"%.*s\": must match [a-z0-9-]{1,63}", name, QUOTE_MAX,
-                        v);
+            return pt_config__fail(err, errlen, "%s: \"%.*s\": must match [a-z0-9-]{1,63}", name,
+                                   QUOTE_MAX, v);
         break;
     default:
         if (n < o->min)
-            return fail(err, errlen, "%s: must not be empty", name);
+            return pt_config__fail(err, errlen, "%s: must not be empty", name);
         break;
     }
     return 0;
@@ -326,16 +239,16 @@ static int check_number(const struct option *o, const char *name, uint64_t v, ch
     switch (o->kind) {
     case K_BOOL:
         if (v > 1)
-            return fail(err, errlen, "%s: must be 0 or 1", name);
+            return pt_config__fail(err, errlen, "%s: must be 0 or 1", name);
         return 0;
     case K_LOG_LEVEL:
         if (v > PT_LOG_ERROR)
-            return fail(err, errlen, "%s: not a log level", name);
+            return pt_config__fail(err, errlen, "%s: not a log level", name);
         return 0;
     case K_TAG_READS:
     case K_AUDIT:
         if (v >= choice_count(o->kind))
-            return fail(err, errlen, "%s: not one of the choices", name);
+            return pt_config__fail(err, errlen, "%s: not one of the choices", name);
         return 0;
     default:
         break;
@@ -343,16 +256,17 @@ static int check_number(const struct option *o, const char *name, uint64_t v, ch
     if (v >= o->min && v <= o->max)
         return 0;
     if (o->kind == K_SIZE)
-        return fail(err, errlen, "%s: %s out of range %s..%s", name,
-                    pt_units_format_size(v, a, sizeof a), pt_units_format_size(o->min, b, sizeof b),
-                    pt_units_format_size(o->max, c, sizeof c));
+        return pt_config__fail(
+            err, errlen, "%s: %s out of range %s..%s", name, pt_units_format_size(v, a, sizeof a),
+            pt_units_format_size(o->min, b, sizeof b), pt_units_format_size(o->max, c, sizeof c));
     if (o->kind == K_DURATION)
-        return fail(err, errlen, "%s: %s out of range %s..%s", name,
-                    pt_units_format_duration(v, a, sizeof a),
-                    pt_units_format_duration(o->min, b, sizeof b),
-                    pt_units_format_duration(o->max, c, sizeof c));
-    return fail(err, errlen, "%s: %llu out of range %llu..%llu", name, (unsigned long long)v,
-                (unsigned long long)o->min, (unsigned long long)o->max);
+        return pt_config__fail(err, errlen, "%s: %s out of range %s..%s", name,
+                               pt_units_format_duration(v, a, sizeof a),
+                               pt_units_format_duration(o->min, b, sizeof b),
+                               pt_units_format_duration(o->max, c, sizeof c));
+    return pt_config__fail(err, errlen, "%s: %llu out of range %llu..%llu", name,
+                           (unsigned long long)v, (unsigned long long)o->min,
+                           (unsigned long long)o->max);
 }
 
 /* Writes o's choices as "a|b|c" into buf. */
@@ -397,31 +311,34 @@ static int set_value(struct pt_config *c, const struct option *o, const char *na
     case K_UINT: {
         const char *end;
         if (pt_units_parse_digits(v, &end, &n) != 0 || *end != '\0')
-            return fail(err, errlen, "%s: invalid number \"%.*s\"", name, QUOTE_MAX, v);
+            return pt_config__fail(err, errlen, "%s: invalid number \"%.*s\"", name, QUOTE_MAX, v);
         break;
     }
     case K_SIZE:
         if (pt_units_parse_size(v, &n) != 0)
-            return fail(err, errlen,
-                        "%s: invalid size \"%.*s\" (bytes, or a KiB/MiB/GiB/TiB suffix)", name,
-                        QUOTE_MAX, v);
+            return pt_config__fail(err, errlen,
+                                   "%s: invalid size \"%.*s\" (bytes, or a KiB/MiB/GiB/TiB suffix)",
+                                   name, QUOTE_MAX, v);
         break;
     case K_DURATION:
         if (pt_units_parse_duration(v, &n) != 0)
-            return fail(err, errlen, "%s: invalid duration \"%.*s\" (seconds, or an s/m/h suffix)",
-                        name, QUOTE_MAX, v);
+            return pt_config__fail(err, errlen,
+                                   "%s: invalid duration \"%.*s\" (seconds, or an s/m/h suffix)",
+                                   name, QUOTE_MAX, v);
         break;
     case K_BOOL:
         if (pt_units_parse_bool(v, &b) != 0)
-            return fail(err, errlen, "%s: invalid boolean \"%.*s\" (true/false/yes/no/on/off)",
-                        name, QUOTE_MAX, v);
+            return pt_config__fail(err, errlen,
+                                   "%s: invalid boolean \"%.*s\" (true/false/yes/no/on/off)", name,
+                                   QUOTE_MAX, v);
         n = (uint64_t)b;
         break;
     case K_LOG_LEVEL:
         b = pt_log_level_parse(v);
         if (b < 0)
-            return fail(err, errlen, "%s: invalid log level \"%.*s\" (debug|info|warn|error)", name,
-                        QUOTE_MAX, v);
+            return pt_config__fail(err, errlen,
+                                   "%s: invalid log level \"%.*s\" (debug|info|warn|error)", name,
+                                   QUOTE_MAX, v);
         n = (uint64_t)b;
         break;
     case K_TAG_READS:
@@ -432,14 +349,14 @@ static int set_value(struct pt_config *c, const struct option *o, const char *na
             ;
         if (words[i] == NULL) {
             char list[128];
-            return fail(err, errlen, "%s: invalid value \"%.*s\" (expected %s)", name, QUOTE_MAX, v,
-                        join_choices(o, list, sizeof list));
+            return pt_config__fail(err, errlen, "%s: invalid value \"%.*s\" (expected %s)", name,
+                                   QUOTE_MAX, v, join_choices(o, list, sizeof list));
         }
         n = i;
         break;
     }
     default:
-        return fail(err, errlen, "%s: unhandled setting kind", name);
+        return pt_config__fail(err, errlen, "%s: unhandled setting kind", name);
     }
     rc = check_number(o, name, n, err, errlen);
     if (rc != 0)
@@ -479,6 +396,27 @@ static const struct option *find_flag(const char *name, size_t namelen)
     return NULL;
 }
 
+size_t pt_config__noptions(void)
+{
+    return NOPTIONS;
+}
+
+const struct option *pt_config__option(size_t i)
+{
+    return i < NOPTIONS ? &options[i] : NULL;
+}
+
+const struct option *pt_config__find_key(const char *key)
+{
+    return find_key(key);
+}
+
+int pt_config__set_value(struct pt_config *c, const struct option *o, const char *name,
+                         const char *v, char *err, size_t errlen)
+{
+    return set_value(c, o, name, v, err, errlen);
+}
+
 void pt_config_defaults(struct pt_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -509,10 +447,10 @@ static int validate_cluster(const struct pt_config *c, char *err, size_t errlen)
         return 0;
     cc = malloc(sizeof *cc);
     if (cc == NULL)
-        return fail(err, errlen, "cluster_file: out of memory");
+        return pt_config__fail(err, errlen, "cluster_file: out of memory");
     rc = pt_cluster_config_load(cc, c->cluster_file, sub, sizeof sub);
     if (rc != 0) {
-        rc = fail(err, errlen, "cluster_file: %s", sub);
+        rc = pt_config__fail(err, errlen, "cluster_file: %s", sub);
         goto out;
     }
     self = pt_cluster_config_find(cc, c->region);
@@ -527,8 +465,9 @@ static int validate_cluster(const struct pt_config *c, char *err, size_t errlen)
                 break;
             used += (size_t)n;
         }
-        rc = fail(err, errlen, "region: \"%s\" is not a region of cluster file %s (it lists %s)",
-                  c->region, c->cluster_file, names);
+        rc = pt_config__fail(err, errlen,
+                             "region: \"%s\" is not a region of cluster file %s (it lists %s)",
+                             c->region, c->cluster_file, names);
         goto out;
     }
     bind = c->raft_listen[0] != '\0' ? c->raft_listen : self->address;
@@ -536,14 +475,15 @@ static int validate_cluster(const struct pt_config *c, char *err, size_t errlen)
     if (why == NULL)
         why = pt_addr_parse(c->listen, chost, sizeof chost, &cport, &why) != 0 ? why : NULL;
     if (why != NULL) {
-        rc = fail(err, errlen, "raft_listen: \"%.*s\": %s", QUOTE_MAX, bind, why);
+        rc = pt_config__fail(err, errlen, "raft_listen: \"%.*s\": %s", QUOTE_MAX, bind, why);
         goto out;
     }
     if (rport == cport &&
         (strcmp(rhost, chost) == 0 || pt_addr_is_wildcard(rhost) || pt_addr_is_wildcard(chost))) {
-        rc = fail(err, errlen, "raft_listen: %s%s takes the client listen port %u of %s", bind,
-                  c->raft_listen[0] != '\0' ? "" : " (region's address in cluster_file)", cport,
-                  c->listen);
+        rc = pt_config__fail(err, errlen, "raft_listen: %s%s takes the client listen port %u of %s",
+                             bind,
+                             c->raft_listen[0] != '\0' ? "" : " (region's address in cluster_file)",
+                             cport, c->listen);
         goto out;
     }
     rc = validate_peer_tls(c, cc, rhost, err, errlen);
@@ -560,30 +500,32 @@ static int validate_auth(const struct pt_config *c, char *err, size_t errlen)
     unsigned port = 0, mport = 0;
 
     if (pt_addr_parse(c->listen, host, sizeof host, &port, NULL) != 0)
-        return fail(err, errlen, "listen: malformed");
+        return pt_config__fail(err, errlen, "listen: malformed");
     if (!c->auth && !pt_addr_is_loopback(host))
-        return fail(err, errlen,
-                    "auth: off is only allowed when listen is a loopback address (%s is not)",
-                    c->listen);
+        return pt_config__fail(
+            err, errlen, "auth: off is only allowed when listen is a loopback address (%s is not)",
+            c->listen);
     if (c->public_url[0] != '\0') {
         size_t n = strlen(c->public_url);
         if ((strncmp(c->public_url, "http://", 7) != 0 &&
              strncmp(c->public_url, "https://", 8) != 0) ||
             strpbrk(c->public_url, " \"\\?#") != NULL || n > 512)
-            return fail(err, errlen, "public_url: \"%.*s\" is not an http:// or https:// base URL",
-                        QUOTE_MAX, c->public_url);
+            return pt_config__fail(err, errlen,
+                                   "public_url: \"%.*s\" is not an http:// or https:// base URL",
+                                   QUOTE_MAX, c->public_url);
     }
     if (strpbrk(c->auth_service, " \",\\") != NULL || strlen(c->auth_service) > 200)
-        return fail(err, errlen, "auth_service: no spaces, quotes, commas or backslashes");
+        return pt_config__fail(err, errlen,
+                               "auth_service: no spaces, quotes, commas or backslashes");
     if (c->metrics_listen[0] != '\0') {
         if (pt_addr_parse(c->metrics_listen, mhost, sizeof mhost, &mport, NULL) != 0)
-            return fail(err, errlen, "metrics_listen: malformed");
+            return pt_config__fail(err, errlen, "metrics_listen: malformed");
         if (mport == port)
-            return fail(err, errlen, "metrics_listen: must not take the client listen port %u",
-                        port);
+            return pt_config__fail(err, errlen,
+                                   "metrics_listen: must not take the client listen port %u", port);
     }
     if (c->refresh_token_ttl_ms < c->token_ttl_ms)
-        return fail(err, errlen, "refresh_token_ttl: shorter than token_ttl");
+        return pt_config__fail(err, errlen, "refresh_token_ttl: shorter than token_ttl");
     return 0;
 }
 
@@ -596,24 +538,27 @@ static int validate_peer_tls(const struct pt_config *c, const struct pt_cluster_
 
     if (c->peer_tls) {
         if (c->peer_tls_cert[0] == '\0' || c->peer_tls_key[0] == '\0' || c->peer_tls_ca[0] == '\0')
-            return fail(err, errlen,
-                        "peer_tls: a cluster needs peer_tls_cert, peer_tls_key and peer_tls_ca "
-                        "(make them with `portolan cluster certs`); peer_tls off is accepted only "
-                        "when every raft address is loopback");
+            return pt_config__fail(
+                err, errlen,
+                "peer_tls: a cluster needs peer_tls_cert, peer_tls_key and peer_tls_ca "
+                "(make them with `portolan cluster certs`); peer_tls off is accepted only "
+                "when every raft address is loopback");
         return 0;
     }
     if (!pt_addr_is_loopback(bind_host))
-        return fail(err, errlen,
-                    "peer_tls: off is accepted only on loopback, and the raft bind address %s is "
-                    "not: set peer_tls_cert, peer_tls_key and peer_tls_ca",
-                    bind_host);
+        return pt_config__fail(
+            err, errlen,
+            "peer_tls: off is accepted only on loopback, and the raft bind address %s is "
+            "not: set peer_tls_cert, peer_tls_key and peer_tls_ca",
+            bind_host);
     for (size_t i = 0; i < cc->nregions; i++) {
         if (pt_addr_parse(cc->regions[i].address, host, sizeof host, NULL, NULL) != 0 ||
             !pt_addr_is_loopback(host))
-            return fail(err, errlen,
-                        "peer_tls: off is accepted only on loopback, and region %s's raft address "
-                        "%s is not: set peer_tls_cert, peer_tls_key and peer_tls_ca",
-                        cc->regions[i].name, cc->regions[i].address);
+            return pt_config__fail(
+                err, errlen,
+                "peer_tls: off is accepted only on loopback, and region %s's raft address "
+                "%s is not: set peer_tls_cert, peer_tls_key and peer_tls_ca",
+                cc->regions[i].name, cc->regions[i].address);
     }
     return 0;
 }
@@ -629,7 +574,7 @@ int pt_config_validate(const struct pt_config *c, char *err, size_t errlen)
 
         if (is_string_kind(o->kind)) {
             if (memchr(field, '\0', o->size) == NULL)
-                return fail(err, errlen, "%s: value not terminated", o->key);
+                return pt_config__fail(err, errlen, "%s: value not terminated", o->key);
             rc = check_string(o, o->key, field, err, errlen);
         } else {
             switch (o->kind) {
@@ -654,8 +599,8 @@ int pt_config_validate(const struct pt_config *c, char *err, size_t errlen)
     }
     if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
         if (c->tls_key[0] == '\0')
-            return fail(err, errlen, "tls_key: must be set when tls_cert is set");
-        return fail(err, errlen, "tls_cert: must be set when tls_key is set");
+            return pt_config__fail(err, errlen, "tls_key: must be set when tls_cert is set");
+        return pt_config__fail(err, errlen, "tls_cert: must be set when tls_key is set");
     }
     if ((rc = validate_auth(c, err, errlen)) != 0)
         return rc;
@@ -689,111 +634,11 @@ void pt_config_usage(FILE *out)
             "environment variable: PORTOLAN_MAX_BODY_SIZE. Precedence, lowest first: default,\n"
             "YAML file (--config FILE, else $PORTOLAN_CONFIG), PORTOLAN_<KEY>, flag. An unknown\n"
             "PORTOLAN_* variable is refused, except these, read for other purposes:");
-    for (size_t i = 0; i < sizeof env_not_settings / sizeof env_not_settings[0]; i++)
-        fprintf(out, "%s%s%s",
-                i == 0       ? "\n  "
-                : i % 4 == 0 ? ",\n  "
-                             : ", ",
-                ENV_PREFIX, env_not_settings[i].name);
+    pt_config__env_usage(out);
     fprintf(out,
             ".\n"
             "SIZE is bytes or a KiB/MiB/GiB/TiB suffix; DURATION is seconds or an s/m/h suffix;\n"
             "BOOL is true/false, yes/no or on/off.\n");
-}
-
-/* ---- YAML file ------------------------------------------------------------------------- */
-
-/* Inside the one document (pt_yaml_walk frames it). */
-enum yaml_state {
-    Y_ROOT,  /* expect the root node */
-    Y_KEY,   /* expect a key or MAPPING-END */
-    Y_VALUE, /* expect the value of key */
-    Y_DONE,  /* the root node ended */
-};
-
-struct yaml_walk {
-    enum yaml_state state;
-    struct pt_config *cfg;
-    const char *path;
-    const struct option *opt; /* key whose value comes next */
-    uint64_t seen;            /* bit i set once options[i] was given */
-    char *err;
-    size_t errlen;
-};
-
-static int walk_event(void *arg, const yaml_event_t *ev)
-{
-    struct yaml_walk *w = arg;
-    unsigned long line = (unsigned long)ev->start_mark.line + 1;
-    char name[PATH_MAX + 128]; /* "path:line: key" */
-
-    switch (w->state) {
-    case Y_ROOT:
-        if (ev->type == YAML_MAPPING_START_EVENT) {
-            w->state = Y_KEY;
-            return 0;
-        }
-        /* A document holding nothing ("---" alone) is an empty configuration. */
-        if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == 0 &&
-            ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-            w->state = Y_DONE;
-            return 0;
-        }
-        return fail(w->err, w->errlen, "%s:%lu: the top level must be a mapping of settings",
-                    w->path, line);
-    case Y_KEY: {
-        const char *key;
-        if (ev->type == YAML_MAPPING_END_EVENT) {
-            w->state = Y_DONE;
-            return 0;
-        }
-        if (ev->type != YAML_SCALAR_EVENT)
-            return fail(w->err, w->errlen, "%s:%lu: keys must be plain names, not %s", w->path,
-                        line, pt_yaml_event_what(ev->type));
-        key = (const char *)ev->data.scalar.value;
-        w->opt = strlen(key) == ev->data.scalar.length ? find_key(key) : NULL;
-        if (w->opt == NULL)
-            return fail(w->err, w->errlen, "%s:%lu: unknown key \"%.*s\"", w->path, line, QUOTE_MAX,
-                        key);
-        uint64_t bit = UINT64_C(1) << (w->opt - options);
-        if (w->seen & bit)
-            return fail(w->err, w->errlen, "%s:%lu: %s: key given twice", w->path, line,
-                        w->opt->key);
-        w->seen |= bit;
-        w->state = Y_VALUE;
-        return 0;
-    }
-    case Y_VALUE:
-        snprintf(name, sizeof name, "%s:%lu: %s", w->path, line, w->opt->key);
-        if (ev->type != YAML_SCALAR_EVENT)
-            return fail(w->err, w->errlen, "%s: expected a single value, not %s", name,
-                        pt_yaml_event_what(ev->type));
-        if (strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length)
-            return fail(w->err, w->errlen, "%s: value contains a NUL byte", name);
-        w->state = Y_KEY;
-        return set_value(w->cfg, w->opt, name, pt_yaml_scalar_text(ev), w->err, w->errlen);
-    case Y_DONE:
-        break;
-    }
-    return fail(w->err, w->errlen, "%s:%lu: unexpected YAML structure", w->path, line);
-}
-
-int pt_config_load_file(struct pt_config *c, const char *path, char *err, size_t errlen)
-{
-    struct pt_config tmp = *c;
-    struct yaml_walk w = {.state = Y_ROOT, .cfg = &tmp, .path = path, .err = err, .errlen = errlen};
-    char *buf = NULL;
-    size_t len = 0;
-    int rc;
-
-    rc = pt_yaml_read_file(path, PT_CONFIG_FILE_MAX, &buf, &len, err, errlen);
-    if (rc != 0)
-        return rc;
-    rc = pt_yaml_walk(buf, len, path, walk_event, &w, err, errlen);
-    free(buf);
-    if (rc == 0)
-        *c = tmp;
-    return rc;
 }
 
 /* ---- flags ----------------------------------------------------------------------------- */
@@ -808,8 +653,8 @@ static int check_known(const char *name, size_t namelen, char *err, size_t errle
 {
     if (is_config_flag(name, namelen) || find_flag(name, namelen) != NULL)
         return 0;
-    return fail(err, errlen, "unknown flag \"%.*s\"",
-                (int)(namelen < QUOTE_MAX ? namelen : QUOTE_MAX), name);
+    return pt_config__fail(err, errlen, "unknown flag \"%.*s\"",
+                           (int)(namelen < QUOTE_MAX ? namelen : QUOTE_MAX), name);
 }
 
 /*
@@ -824,8 +669,8 @@ static int next_flag(int argc, char **argv, int *i, const char **name, size_t *n
     const char *eq;
 
     if (a == NULL || strncmp(a, "--", 2) != 0 || a[2] == '\0' || a[2] == '=')
-        return fail(err, errlen, "unexpected argument \"%.*s\" (flags are --name VALUE)", QUOTE_MAX,
-                    a ? a : "");
+        return pt_config__fail(err, errlen, "unexpected argument \"%.*s\" (flags are --name VALUE)",
+                               QUOTE_MAX, a ? a : "");
     eq = strchr(a, '=');
     *name = a;
     if (eq != NULL) {
@@ -840,144 +685,9 @@ static int next_flag(int argc, char **argv, int *i, const char **name, size_t *n
     /* A value that looks like a flag is most likely a forgotten value; one that really
      * starts with "--" can be given as --flag=VALUE. */
     if (*i + 1 >= argc || argv[*i + 1] == NULL || strncmp(argv[*i + 1], "--", 2) == 0)
-        return fail(err, errlen, "%.*s: missing value", QUOTE_MAX, a);
+        return pt_config__fail(err, errlen, "%.*s: missing value", QUOTE_MAX, a);
     *value = argv[*i + 1];
     *i += 2;
-    return 0;
-}
-
-/* ---- environment ----------------------------------------------------------------------- */
-
-/* True if s[0..len) is one or more decimal digits. */
-static bool all_digits(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    }
-    return true;
-}
-
-/*
- * Kubernetes writes service links into every container of a namespace with a Service called
- * portolan (or portolan-<x>): <SVC>_SERVICE_HOST=<ip>, <SVC>_SERVICE_PORT[_<NAME>]=<port>,
- * <SVC>_PORT=tcp://<ip>:<port> and <SVC>_PORT_<port>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR]. These
- * are recognised by name and value shape so that they are not taken for mistyped settings;
- * a typo such as PORTOLAN_METRICS_PORT=9090 still is refused (its value is not a URL).
- * name is the variable without "PORTOLAN_" (len bytes), value its value.
- */
-static bool env_is_service_link(const char *name, size_t len, const char *value)
-{
-    static const char *const protos[] = {"_TCP", "_UDP", "_SCTP"};
-    const char *p;
-    char full[256];
-
-    if (len + 2 > sizeof full)
-        return false;
-    /* Work on "_<name>" so every segment starts with '_'. */
-    full[0] = '_';
-    memcpy(full + 1, name, len);
-    full[len + 1] = '\0';
-    if ((p = strstr(full, "_SERVICE_HOST")) != NULL && p[13] == '\0')
-        return true;
-    if ((p = strstr(full, "_SERVICE_PORT")) != NULL && (p[13] == '\0' || p[13] == '_'))
-        return all_digits(value, strlen(value));
-    if (len >= 4 && strcmp(full + len + 1 - 5, "_PORT") == 0 &&
-        (strncmp(value, "tcp://", 6) == 0 || strncmp(value, "udp://", 6) == 0 ||
-         strncmp(value, "sctp://", 7) == 0))
-        return true;
-    for (p = strstr(full, "_PORT_"); p != NULL; p = strstr(p + 1, "_PORT_")) {
-        const char *num = p + 6, *end = num;
-        while (*end >= '0' && *end <= '9')
-            end++;
-        if (end == num)
-            continue;
-        for (size_t i = 0; i < sizeof protos / sizeof protos[0]; i++) {
-            size_t n = strlen(protos[i]);
-            if (strncmp(end, protos[i], n) == 0 &&
-                (end[n] == '\0' || strcmp(end + n, "_PROTO") == 0 ||
-                 strcmp(end + n, "_PORT") == 0 || strcmp(end + n, "_ADDR") == 0))
-                return true;
-        }
-    }
-    return false;
-}
-
-/* The setting whose upper-cased key is name[0..len), or NULL. */
-static const struct option *find_env_key(const char *name, size_t len)
-{
-    for (size_t i = 0; i < NOPTIONS; i++) {
-        const char *k = options[i].key;
-        size_t j;
-
-        if (strlen(k) != len)
-            continue;
-        for (j = 0; j < len; j++) {
-            char u = (k[j] >= 'a' && k[j] <= 'z') ? (char)(k[j] - 'a' + 'A') : k[j];
-            if (name[j] != u)
-                break;
-        }
-        if (j == len)
-            return &options[i];
-    }
-    return NULL;
-}
-
-/* The value of PORTOLAN_CONFIG in envp (borrowed), or NULL. */
-static const char *env_config_path(char *const *envp)
-{
-    static const char var[] = ENV_PREFIX "CONFIG=";
-
-    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++) {
-        if (strncmp(envp[i], var, sizeof var - 1) == 0)
-            return envp[i] + sizeof var - 1;
-    }
-    return NULL;
-}
-
-int pt_config_apply_env(struct pt_config *c, char *const *envp, char *err, size_t errlen)
-{
-    struct pt_config tmp = *c;
-    uint64_t seen = 0;
-
-    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++) {
-        const char *e = envp[i], *eq, *name, *value;
-        const struct option *o;
-        char var[ENV_PREFIX_LEN + 64];
-        size_t len;
-        uint64_t bit;
-        int rc;
-
-        if (strncmp(e, ENV_PREFIX, ENV_PREFIX_LEN) != 0 || (eq = strchr(e, '=')) == NULL)
-            continue;
-        name = e + ENV_PREFIX_LEN;
-        len = (size_t)(eq - name);
-        value = eq + 1;
-        if (env_is_not_setting(name, len))
-            continue;
-        o = find_env_key(name, len);
-        if (o == NULL) {
-            if (env_is_service_link(name, len, value))
-                continue;
-            return fail(err, errlen,
-                        "environment variable %.*s is not a setting of portolan serve (settings "
-                        "are PORTOLAN_ and a key of `portolan serve --help` in upper case, e.g. "
-                        "PORTOLAN_DATA_DIR); unset it or correct its name",
-                        (int)(len + ENV_PREFIX_LEN < QUOTE_MAX ? len + ENV_PREFIX_LEN : QUOTE_MAX),
-                        e);
-        }
-        bit = UINT64_C(1) << (o - options);
-        snprintf(var, sizeof var, ENV_PREFIX "%.*s", (int)len, name);
-        if (seen & bit)
-            return fail(err, errlen, "environment variable %s: given twice", var);
-        seen |= bit;
-        rc = set_value(&tmp, o, var, value, err, errlen);
-        if (rc != 0)
-            return rc;
-    }
-    *c = tmp;
     return 0;
 }
 
@@ -991,8 +701,8 @@ int pt_config_parse(struct pt_config *c, int argc, char **argv, char *const *env
 {
     struct pt_config tmp = *c;
     const char *config_path = NULL;
-    const char *name, *value;
-    size_t namelen;
+    const char *name = NULL, *value = NULL;
+    size_t namelen = 0;
     int i, rc;
 
     /* Pass 1: structure, known flags, and the config file. */
@@ -1002,15 +712,16 @@ int pt_config_parse(struct pt_config *c, int argc, char **argv, char *const *env
             return rc;
         if (is_config_flag(name, namelen)) {
             if (config_path != NULL)
-                return fail(err, errlen, "--config: given more than once");
+                return pt_config__fail(err, errlen, "--config: given more than once");
             if (value[0] == '\0')
-                return fail(err, errlen, "--config: missing file name");
+                return pt_config__fail(err, errlen, "--config: missing file name");
             config_path = value;
         }
     }
-    if (config_path == NULL && (config_path = env_config_path(envp)) != NULL &&
+    if (config_path == NULL && (config_path = pt_config__env_config_path(envp)) != NULL &&
         config_path[0] == '\0')
-        return fail(err, errlen, "PORTOLAN_CONFIG: missing file name (unset it for no file)");
+        return pt_config__fail(err, errlen,
+                               "PORTOLAN_CONFIG: missing file name (unset it for no file)");
     if (config_path != NULL) {
         rc = pt_config_load_file(&tmp, config_path, err, errlen);
         if (rc != 0)
