@@ -13,8 +13,10 @@
  *               from the session's offset: of another holder, or of the same one later.
  *   COMMITTING  (pool) the upload commit verifies the digest and renames the file into
  *               blobs/; a mismatch discards the session and the transfer begins again.
- *   ANNOUNCING  BlobStored{this region} is proposed; when it fails (no quorum) the blob is
- *               found again by a later scan, present, and announced again.
+ *   ANNOUNCING  BlobStored{this region, replica} is proposed; when it fails (no quorum) the
+ *               blob is found again by a later scan, present, and announced again. When the
+ *               blob was collected meanwhile it is refused (PT_E_BLOB_UNKNOWN) and the transfer
+ *               ends: the file is left to the garbage collector's local sweep.
  *   WAITING     nothing to do until retry_ms (no holder reachable, or an I/O error).
  *   DONE        kept until its last BlobWant answer came back, then freed.
  *
@@ -648,6 +650,15 @@ static void on_announced(void *arg, int status, uint64_t index)
     struct transfer *t = arg;
     struct pt_blob_sync *s = t->s;
     (void)index;
+    if (status == PT_E_BLOB_UNKNOWN) {
+        /* collected while it was fetched: not recorded; the file is an orphan that the
+         * garbage collector's local sweep removes once older than the grace */
+        pt_log(PT_LOG_INFO, "replicated blob was collected meanwhile", "{s:s}", "digest",
+               t->digest);
+        transfer_end(t, 0, 0);
+        bsync_done(s);
+        return;
+    }
     if (status != 0 && !s->stopping) {
         pt_log(PT_LOG_WARN, "blob stored here but not recorded yet", "{s:s,s:s}", "digest",
                t->digest, "error", pt_err_message(status));
@@ -666,7 +677,7 @@ static void announce(struct transfer *t)
     size_t len = 0;
     int rv = pt_command_builder_init(&b, bsync_wall_ms(), s->cfg.region);
     if (rv == 0) {
-        rv = pt_command_add_blob_stored(&b, t->digest, t->size, s->cfg.region);
+        rv = pt_command_add_blob_replica(&b, t->digest, t->size, s->cfg.region);
         if (rv == 0)
             rv = pt_command_builder_encode(&b, &buf, &len);
         pt_command_builder_free(&b);

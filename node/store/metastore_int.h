@@ -193,6 +193,16 @@ int ms_dec_location(const char *v, size_t vlen, struct location *loc);
 /* Key and value of a region record. */
 int ms_dec_region(const char *k, size_t klen, const char *v, size_t vlen, struct pt_region_rec *r);
 
+/* ---- the garbage collection index (metastore_gc.c) -------------------------------------- */
+
+/* Stages the link index record of repo/digest with time_ms; with keep_existing only if there
+ * is none yet. */
+int ms_gc_link_put(struct pt_metastore_batch *b, const char *repo, const char *digest,
+                   int64_t time_ms, bool keep_existing);
+void ms_gc_link_delete(struct pt_metastore_batch *b, const char *repo, const char *digest);
+/* At open: builds the index of a store written before it existed, once (0 if it is there). */
+int ms_gc_index_build(struct pt_metastore *ms);
+
 /* ---- lookups shared by readers and batches (metastore_read.c) --------------------------- */
 
 int ms_manifest_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
