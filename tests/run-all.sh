@@ -77,9 +77,9 @@ out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
 echo "$out" | tail -40
 count_run "$out"
 
-step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers"
+step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers; garbage collection"
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
-    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks 2>&1)
+    blob_faults leader_change peer_tls auth_clients disk_full hostile_clients peer_attacks gc 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 
