@@ -6,6 +6,7 @@
  *   portolan replication ...  blob replication of the regions or of one image
  *   portolan user|token|auth ...  users, access tokens, anonymous access, signing keys
  *   portolan audit ...        verify or follow the audit log
+ *   portolan gc ...           run or inspect garbage collection of blobs
  *   portolan version          print the version
  *   portolan help             print this summary
  */
@@ -28,6 +29,7 @@ static void usage(FILE *out)
                  "  token         create, list, revoke, disable, enable access tokens\n"
                  "  auth          anonymous pull rules, whoami, rotate-key (portolan auth help)\n"
                  "  audit         verify or tail the audit log (portolan audit help)\n"
+                 "  gc            garbage collection of blobs (portolan gc help)\n"
                  "  version       print the version\n"
                  "  help          print this help\n");
 }
@@ -74,6 +76,8 @@ int main(int argc, char **argv)
         return pt_cli_auth(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "audit") == 0)
         return pt_cli_audit(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "gc") == 0)
+        return pt_cli_gc(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("portolan %s\n", PT_VERSION);
         return 0;
