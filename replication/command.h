@@ -83,6 +83,16 @@ int pt_command_add_blob_replica(struct pt_command_builder *b, const char *digest
 int pt_command_add_collect_blobs(struct pt_command_builder *b, const char *const *digests, size_t n,
                                  int64_t grace_ms);
 
+/* One referrer of a CollectBlobs: repo, subject and digest borrowed. */
+struct pt_command_referrer {
+    const char *repo, *subject, *digest;
+};
+/* CollectBlobs of referrers whose subject is gone (refs[0..n), n <= PT_COMMAND_COLLECT_MAX,
+ * else PT_E_TOO_LARGE): see fsm.h. */
+int pt_command_add_collect_referrers(struct pt_command_builder *b,
+                                     const struct pt_command_referrer *refs, size_t n,
+                                     int64_t grace_ms);
+
 /* ---- access control (node/auth/; validated by the FSM at apply, not here) ---------------- */
 
 /* One grant of a PutUser / PutToken: pattern borrowed, actions PT_ACTION_* bits. */

@@ -104,6 +104,8 @@ static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c
         if (rv == 0)
             rv = pt_metastore_batch_blob_refs_put(b, m->repo, m->digest,
                                                   (const char *const *)m->blobs, m->n_blobs);
+        if (rv == 0)
+            rv = pt_metastore_batch_manifest_pushed(b, m->repo, m->digest, c->time_ms);
         if (rv != 0)
             return rv;
         if (!copy_field(rec.media_type, sizeof(rec.media_type), m->media_type) ||
@@ -210,8 +212,16 @@ static int blob_stored(struct pt_metastore_batch *b, const Portolan__Command *c,
 static int collect_blobs(struct pt_metastore_batch *b, const Portolan__Command *c,
                          const Portolan__CollectBlobs *g, struct pt_fsm_result *result)
 {
-    if (g->n_digests > PT_COMMAND_COLLECT_MAX)
+    if (g->n_digests > PT_COMMAND_COLLECT_MAX || g->n_referrers > PT_COMMAND_COLLECT_MAX)
         return PT_E_TOO_LARGE;
+    for (size_t i = 0; i < g->n_referrers; i++) {
+        const Portolan__OrphanReferrer *r = g->referrers[i];
+        int deleted;
+        int rv = pt_metastore_batch_gc_referrer(b, r->repo, r->subject, r->digest, c->time_ms,
+                                                g->grace_ms, &deleted);
+        if (rv != 0)
+            return rv;
+    }
     for (size_t i = 0; i < g->n_digests; i++) {
         struct pt_gc_verdict v;
         int rv = pt_metastore_batch_gc_collect(b, g->digests[i], c->time_ms, g->grace_ms, &v);

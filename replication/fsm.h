@@ -71,6 +71,10 @@ struct pt_fsm_result {
  *                  to delete its file (node/store/metastore_gc.c). A candidate that is
  *                  referenced or linked again since stays. PT_E_UNAVAILABLE on a store
  *                  without the index (identical everywhere: the index is replicated state).
+ *                  Its referrers (repo, subject, digest) are deleted as by DeleteManifest when,
+ *                  re-checked, the subject is gone from the repo, no tag names the referrer
+ *                  and it was pushed at least grace_ms before (its blobs go in a later
+ *                  collection).
  *                  PutManifest and DeleteManifest keep the reference index, LinkBlob the
  *                  link time (every LinkBlob, including of a linked blob, restarts the grace).
  *   PutUser .. RevokeJwt (access control): every field validated (PT_E_CONFIG when

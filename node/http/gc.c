@@ -1,7 +1,9 @@
 /*
  * gc.c - the garbage collector's thread (see gc.h for what it does and when).
  *
- * A pass: pt_metastore_gc_mark walks every located blob in digest order (an iterator, one
+ * A pass first deletes untagged referrers whose subject is gone (pt_metastore_gc_mark_referrers,
+ * proposed as CollectBlobs with referrers; re-checked at apply), then
+ * pt_metastore_gc_mark walks every located blob in digest order (an iterator, one
  * blob's records at a time), paced to cfg.gc_rate blobs per second; candidates (a blob that
  * is garbage, or has garbage links) are gathered up to PT_COMMAND_COLLECT_MAX and proposed as
  * one CollectBlobs command with the proposer's clock and cfg.gc_grace_ms; the thread waits
@@ -65,7 +67,7 @@ struct pt_gc {
     /* status, under lock */
     int running, dry_run;
     const char *phase;
-    uint64_t visited, candidates, collected, bytes, links_removed;
+    uint64_t visited, candidates, collected, bytes, links_removed, referrers;
     int64_t started_ms, finished_ms;
     int last_status;
     char last_error[128];
@@ -250,14 +252,101 @@ static int propose_batch(struct pt_gc *gc)
     return 0;
 }
 
+/* ---- referrers whose subject is gone ------------------------------------------------------ */
+
+struct orphan {
+    char repo[PT_METASTORE_REPO_MAX + 1];
+    char subject[PT_DIGEST_STR_MAX + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
+};
+
+struct ref_ctx {
+    struct pt_gc *gc;
+    struct orphan *v; /* PT_COMMAND_COLLECT_MAX */
+    size_t n;
+    int full;
+};
+
+static int ref_cb(const char *repo, const char *subject, const char *digest, void *arg)
+{
+    struct ref_ctx *rc = arg;
+    pace(rc->gc);
+    if (stopping(rc->gc))
+        return PT_E_UNAVAILABLE;
+    struct orphan *o = &rc->v[rc->n++];
+    snprintf(o->repo, sizeof(o->repo), "%s", repo);
+    snprintf(o->subject, sizeof(o->subject), "%s", subject);
+    snprintf(o->digest, sizeof(o->digest), "%s", digest);
+    if (rc->n < PT_COMMAND_COLLECT_MAX)
+        return 0;
+    rc->full = 1;
+    return 1;
+}
+
+/* Deletes untagged referrers whose subject is gone (first, so that their blobs are garbage
+ * for the blob marking that follows). Rounds of at most PT_COMMAND_COLLECT_MAX; a round that
+ * deletes nothing ends it (what the apply kept would be found again). */
+static int collect_referrers(struct pt_gc *gc, int dry_run)
+{
+    struct ref_ctx rc = {.gc = gc, .v = calloc(PT_COMMAND_COLLECT_MAX, sizeof(struct orphan))};
+    struct pt_command_referrer *refs = calloc(PT_COMMAND_COLLECT_MAX, sizeof(*refs));
+    int rv = rc.v != NULL && refs != NULL ? 0 : PT_E_NOMEM;
+    for (int round = 0; rv == 0 && round < 1000; round++) {
+        rc.n = 0;
+        rc.full = 0;
+        rv = pt_metastore_gc_mark_referrers(gc->node->ms, pt_clock_wall_ms(),
+                                            (int64_t)gc->node->cfg.gc_grace_ms, ref_cb, &rc);
+        if (rv == 1)
+            rv = 0;
+        if (rv != 0 || rc.n == 0)
+            break;
+        if (dry_run) {
+            pthread_mutex_lock(&gc->lock);
+            gc->referrers += rc.n;
+            pthread_mutex_unlock(&gc->lock);
+            break;
+        }
+        for (size_t i = 0; i < rc.n; i++)
+            refs[i] = (struct pt_command_referrer){rc.v[i].repo, rc.v[i].subject, rc.v[i].digest};
+        struct pt_command_builder b;
+        void *buf = NULL;
+        size_t len = 0;
+        rv = pt_command_builder_init(&b, pt_clock_wall_ms(), gc->node->cfg.region);
+        if (rv == 0) {
+            rv = pt_command_add_collect_referrers(&b, refs, rc.n,
+                                                  (int64_t)gc->node->cfg.gc_grace_ms);
+            if (rv == 0)
+                rv = pt_command_builder_encode(&b, &buf, &len);
+            pt_command_builder_free(&b);
+        }
+        if (rv == 0)
+            rv = run_job(gc, PT_JOB_PROPOSE, buf, len);
+        else
+            free(buf);
+        size_t deleted = 0;
+        for (size_t i = 0; rv == 0 && i < rc.n; i++)
+            deleted += pt_metastore_get_manifest(gc->node->ms, rc.v[i].repo, rc.v[i].digest,
+                                                 NULL) == PT_E_MANIFEST_UNKNOWN;
+        pthread_mutex_lock(&gc->lock);
+        gc->referrers += deleted;
+        pthread_mutex_unlock(&gc->lock);
+        if (deleted == 0 || !rc.full)
+            break;
+    }
+    free(rc.v);
+    free(refs);
+    return rv;
+}
+
 static void run_pass(struct pt_gc *gc, int dry_run)
 {
     int64_t start = pt_clock_wall_ms(), mono = pt_clock_mono_ms();
     pthread_mutex_lock(&gc->lock);
     gc->running = 1;
     gc->dry_run = dry_run;
-    gc->phase = "marking";
+    gc->phase = "referrers";
     gc->visited = gc->candidates = gc->collected = gc->bytes = gc->links_removed = 0;
+    gc->referrers = 0;
     gc->nreport = 0;
     gc->report_truncated = 0;
     gc->started_ms = start;
@@ -268,8 +357,11 @@ static void run_pass(struct pt_gc *gc, int dry_run)
     gc->nbatch = 0;
 
     struct mark_ctx mc = {.gc = gc};
-    int rv;
-    do {
+    int rv = collect_referrers(gc, dry_run);
+    pthread_mutex_lock(&gc->lock);
+    gc->phase = "marking";
+    pthread_mutex_unlock(&gc->lock);
+    while (rv == 0) {
         mc.full = 0;
         char after[PT_DIGEST_STR_MAX + 1];
         memcpy(after, mc.last, sizeof(after));
@@ -279,7 +371,9 @@ static void run_pass(struct pt_gc *gc, int dry_run)
             rv = 0;
         if (rv == 0 && !dry_run)
             rv = propose_batch(gc);
-    } while (rv == 0 && mc.full);
+        if (!mc.full)
+            break;
+    }
 
     int64_t end = pt_clock_wall_ms();
     pthread_mutex_lock(&gc->lock);
@@ -500,14 +594,15 @@ char *pt_gc_status_json(struct pt_gc *gc)
                                                (json_int_t)gc->report[i].size));
     const struct pt_config *cfg = &gc->node->cfg;
     json_t *o = json_pack(
-        "{s:s,s:b,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I}",
+        "{s:s,s:b,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I}",
         "region", cfg->region, "running", gc->running || gc->requested != 0, "dry_run",
         gc->running ? gc->dry_run : gc->requested == 2 || gc->dry_run, "phase", gc->phase,
         "blobs_examined", (json_int_t)gc->visited, "candidates", (json_int_t)gc->candidates,
         "blobs_collected", (json_int_t)gc->collected, "bytes_reclaimed", (json_int_t)gc->bytes,
-        "links_removed", (json_int_t)gc->links_removed, "started_ms", (json_int_t)gc->started_ms,
-        "finished_ms", (json_int_t)gc->finished_ms, "blobs", blobs != NULL ? blobs : json_array(),
-        "truncated", gc->report_truncated, "error", gc->last_error, "files_deleted_total",
+        "links_removed", (json_int_t)gc->links_removed, "referrers_deleted",
+        (json_int_t)gc->referrers, "started_ms", (json_int_t)gc->started_ms, "finished_ms",
+        (json_int_t)gc->finished_ms, "blobs", blobs != NULL ? blobs : json_array(), "truncated",
+        gc->report_truncated, "error", gc->last_error, "files_deleted_total",
         (json_int_t)gc->files_deleted, "file_bytes_deleted_total", (json_int_t)gc->files_bytes,
         "files_swept_total", (json_int_t)gc->swept, "grace_ms", (json_int_t)cfg->gc_grace_ms,
         "interval_ms", (json_int_t)cfg->gc_interval_ms, "rate", (json_int_t)cfg->gc_rate);

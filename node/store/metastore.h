@@ -327,6 +327,24 @@ int pt_metastore_batch_blob_refs_put(struct pt_metastore_batch *b, const char *r
 /* Stages the removal of every reference of manifest (in repo). */
 int pt_metastore_batch_blob_refs_delete(struct pt_metastore_batch *b, const char *repo,
                                         const char *manifest);
+/* Records that manifest (in repo) was pushed at time_ms (the grace of an orphan referrer);
+ * pt_metastore_batch_blob_refs_delete removes it with the references. */
+int pt_metastore_batch_manifest_pushed(struct pt_metastore_batch *b, const char *repo,
+                                       const char *manifest, int64_t time_ms);
+/* Deletes (as DeleteManifest) the referrer digest of subject in repo if, re-checked as of
+ * now_ms, its referrers entry exists, subject is no manifest of repo any more, no tag of repo
+ * names it and it was pushed at least grace_ms before (*deleted = 1); else stages nothing. */
+int pt_metastore_batch_gc_referrer(struct pt_metastore_batch *b, const char *repo,
+                                   const char *subject, const char *digest, int64_t now_ms,
+                                   int64_t grace_ms, int *deleted);
+/* Marking of referrers: calls cb for every referrer that pt_metastore_batch_gc_referrer would
+ * delete as of now_ms (strings borrowed for the call), walking the referrers family with an
+ * iterator. A non-zero return from cb stops the walk and is returned. Checking "no tag names
+ * it" walks the repository's tags. */
+int pt_metastore_gc_mark_referrers(struct pt_metastore *ms, int64_t now_ms, int64_t grace_ms,
+                                   int (*cb)(const char *repo, const char *subject,
+                                             const char *digest, void *arg),
+                                   void *arg);
 /* Records that digest was (re)linked into repo at time_ms (the command's time). */
 int pt_metastore_batch_blob_link_time(struct pt_metastore_batch *b, const char *repo,
                                       const char *digest, int64_t time_ms);

@@ -16,7 +16,11 @@
  *   "gc/link/" <digest> \0 <repo>                      v1 i64:ms    digest is linked into repo
  *                                                                   (mirrors repo_blobs, by
  *                                                                   digest), last linked at ms
- *   "gc/indexed"                                       v1           the three above are complete
+ *   "gc/mtime/" <repo> \0 <manifest>                   v1 i64:ms    manifest pushed at ms (the
+ *                                                                   grace of an orphan referrer;
+ *                                                                   absent = before the index)
+ *   "gc/indexed"                                       v1           the records above are
+ *                                                                   complete
  *   (local_blobs, local to the region)
  *   "~gc/" <digest>                                    v1 i64:ms    blob collected by the entry
  *                                                                   of time ms: its file is to
@@ -47,8 +51,9 @@
 #define GC_MREF    "gc/mref/"
 #define GC_LINK    "gc/link/"
 #define GC_INDEXED "gc/indexed"
+#define GC_MTIME   "gc/mtime/"
 #define GC_PENDING "~gc/"
-#define GC_KEY_MAX (8 + PT_METASTORE_REPO_MAX + 2 * PT_METASTORE_DIGEST_MAX + 2)
+#define GC_KEY_MAX (16 + PT_METASTORE_REPO_MAX + 2 * PT_METASTORE_DIGEST_MAX + 2)
 
 /* prefix + a + "\0" + b [+ "\0" + c] into key; returns the length. Components validated. */
 static size_t gc_key(char *key, const char *prefix, const char *a, const char *b, const char *c)
@@ -187,8 +192,23 @@ int pt_metastore_batch_blob_refs_delete(struct pt_metastore_batch *b, const char
         ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_MREF, repo, manifest, digests[i]));
         ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_REF, digests[i], repo, manifest));
     }
+    if (rv == 0)
+        ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_MTIME, repo, manifest, NULL));
     free(digests);
     return rv;
+}
+
+int pt_metastore_batch_manifest_pushed(struct pt_metastore_batch *b, const char *repo,
+                                       const char *manifest, int64_t time_ms)
+{
+    if (!ms_name_ok(repo, PT_METASTORE_REPO_MAX))
+        return PT_E_NAME_INVALID;
+    if (!ms_digest_ok(manifest))
+        return PT_E_DIGEST_INVALID;
+    char key[GC_KEY_MAX];
+    struct pt_buf e = {0};
+    enc_time(&e, time_ms);
+    return ms_stage_put(b, CF_DEFAULT, key, gc_key(key, GC_MTIME, repo, manifest, NULL), &e);
 }
 
 int ms_gc_link_put(struct pt_metastore_batch *b, const char *repo, const char *digest,
@@ -385,6 +405,130 @@ int pt_metastore_gc_mark(struct pt_metastore *ms, const char *after, int64_t now
         if ((rv = ms_key_text(k, klen, digest, PT_METASTORE_DIGEST_MAX)) != 0 ||
             (rv = evaluate(ms, NULL, digest, now_ms, grace_ms, &v)) != 0 ||
             (rv = cb(digest, &v, arg)) != 0)
+            break;
+    }
+    int irv = ms_iter_free(it, ro);
+    return rv != 0 ? rv : irv;
+}
+
+/* ---- referrers whose subject is gone --------------------------------------------------- */
+
+/* 1 if some tag of repo names digest (staged writes included), 0 if none, negative error. */
+static int tagged(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
+                  const char *digest)
+{
+    char prefix[PT_METASTORE_REPO_MAX + 1];
+    size_t plen = strlen(repo) + 1;
+    memcpy(prefix, repo, plen);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(ms->db, ro, ms->cf[CF_TAGS]);
+    if (wb != NULL)
+        it = rocksdb_writebatch_wi_create_iterator_with_base_cf(wb, it, ms->cf[CF_TAGS]);
+    int rv = 0, found = 0;
+    for (rocksdb_iter_seek(it, prefix, plen); !found && at_prefix(it, prefix, plen);
+         rocksdb_iter_next(it)) {
+        size_t vlen;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        char d[PT_METASTORE_DIGEST_MAX + 1];
+        int64_t t;
+        if ((rv = ms_dec_tag(v, vlen, d, &t)) != 0)
+            break;
+        found = strcmp(d, digest) == 0;
+    }
+    int irv = ms_iter_free(it, ro);
+    return rv != 0 ? rv : irv != 0 ? irv : found;
+}
+
+/* 1 if the referrer digest of subject in repo is garbage as of now_ms: its referrers entry
+ * exists, the subject is gone, no tag names it and it was pushed at least grace_ms before. */
+static int referrer_garbage(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
+                            const char *subject, const char *digest, int64_t now_ms,
+                            int64_t grace_ms)
+{
+    if (!ms_name_ok(repo, PT_METASTORE_REPO_MAX) || !ms_digest_ok(subject) || !ms_digest_ok(digest))
+        return PT_E_DIGEST_INVALID;
+    char key[GC_KEY_MAX];
+    char *v;
+    size_t vlen;
+    int rv =
+        ms_get_raw(ms, wb, CF_REFERRERS, key, ms_key_join(key, repo, subject, digest), &v, &vlen);
+    if (rv <= 0)
+        return rv;
+    rocksdb_free(v);
+    rv = ms_manifest_get(ms, wb, repo, subject, NULL, false);
+    if (rv != PT_E_MANIFEST_UNKNOWN)
+        return rv < 0 && rv != PT_E_MANIFEST_UNKNOWN ? rv : 0;
+    rv = ms_get_raw(ms, wb, CF_DEFAULT, key, gc_key(key, GC_MTIME, repo, digest, NULL), &v, &vlen);
+    if (rv < 0)
+        return rv;
+    if (rv == 1) {
+        int64_t t = 0;
+        rv = dec_time(v, vlen, &t);
+        rocksdb_free(v);
+        if (rv != 0)
+            return rv;
+        if (t > now_ms || now_ms - t < grace_ms)
+            return 0;
+    }
+    rv = tagged(ms, wb, repo, digest);
+    return rv < 0 ? rv : !rv;
+}
+
+int pt_metastore_batch_gc_referrer(struct pt_metastore_batch *b, const char *repo,
+                                   const char *subject, const char *digest, int64_t now_ms,
+                                   int64_t grace_ms, int *deleted)
+{
+    *deleted = 0;
+    if (grace_ms < 0)
+        return PT_E_CONFIG;
+    int rv = indexed(b->ms, b->wb);
+    if (rv <= 0)
+        return rv < 0 ? rv : PT_E_UNAVAILABLE;
+    rv = referrer_garbage(b->ms, b->wb, repo, subject, digest, now_ms, grace_ms);
+    if (rv <= 0)
+        return rv;
+    if ((rv = pt_metastore_batch_manifest_delete(b, repo, digest)) != 0 ||
+        (rv = pt_metastore_batch_referrer_delete(b, repo, subject, digest)) != 0 ||
+        (rv = pt_metastore_batch_blob_refs_delete(b, repo, digest)) != 0)
+        return rv;
+    *deleted = 1;
+    return 0;
+}
+
+int pt_metastore_gc_mark_referrers(struct pt_metastore *ms, int64_t now_ms, int64_t grace_ms,
+                                   int (*cb)(const char *repo, const char *subject,
+                                             const char *digest, void *arg),
+                                   void *arg)
+{
+    int rv = indexed(ms, NULL);
+    if (rv <= 0)
+        return rv < 0 ? rv : PT_E_UNAVAILABLE;
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = ms_iter_new(ms, CF_REFERRERS, NULL, 0, NULL, &ro);
+    rv = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *s1 = memchr(k, '\0', klen);
+        const char *s2 = s1 != NULL ? memchr(s1 + 1, '\0', klen - (size_t)(s1 + 1 - k)) : NULL;
+        if (s2 == NULL) {
+            rv = PT_E_CORRUPT;
+            break;
+        }
+        char repo[PT_METASTORE_REPO_MAX + 1], subject[PT_METASTORE_DIGEST_MAX + 1],
+            digest[PT_METASTORE_DIGEST_MAX + 1];
+        if ((rv = ms_key_text(k, (size_t)(s1 - k), repo, PT_METASTORE_REPO_MAX)) != 0 ||
+            (rv = ms_key_text(s1 + 1, (size_t)(s2 - s1 - 1), subject, PT_METASTORE_DIGEST_MAX)) !=
+                0 ||
+            (rv = ms_key_text(s2 + 1, klen - (size_t)(s2 + 1 - k), digest,
+                              PT_METASTORE_DIGEST_MAX)) != 0)
+            break;
+        int g = referrer_garbage(ms, NULL, repo, subject, digest, now_ms, grace_ms);
+        if (g < 0) {
+            rv = g;
+            break;
+        }
+        if (g == 1 && (rv = cb(repo, subject, digest, arg)) != 0)
             break;
     }
     int irv = ms_iter_free(it, ro);

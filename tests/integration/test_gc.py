@@ -3,9 +3,11 @@
 Role: checks from outside, against three real `portolan serve` processes (tests/lib/cluster.py,
 every region started with a short --gc-grace and no schedule, --gc-interval 0), what online
 garbage collection promises:
-  - collect_everywhere: three images pushed to three regions and replicated; one manifest
-    deleted; a dry run (POST /admin/gc?dry_run=true) reports exactly the deleted image's
-    blobs and removes nothing; a pass started at a follower collects exactly those blobs:
+  - collect_everywhere: three images pushed to three regions and replicated, and an untagged
+    referrer of one of them; that image's manifest deleted; a dry run (POST
+    /admin/gc?dry_run=true) reports exactly its blobs and the one referrer and removes
+    nothing; a pass started at a follower deletes the referrer (404 everywhere) and collects
+    exactly the image's and the referrer's blobs:
     their files are gone from every region's store, the other images pull byte-identical from
     every region, a manifest PUT naming a collected blob is refused with MANIFEST_BLOB_UNKNOWN,
     the gc series are on /metrics, and the regions' state digests agree;
@@ -21,6 +23,7 @@ Timing assumptions are limits (seconds), not targets, with headroom for a loaded
 """
 
 import hashlib
+import json
 import os
 import sys
 import threading
@@ -42,6 +45,11 @@ REPLICATE_LIMIT = 60
 PASS_LIMIT = 60
 FILES_LIMIT = 60
 LAYER = 32 << 10
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def wait_for(pred, timeout, interval=0.1):
@@ -135,17 +143,38 @@ def collect_everywhere(results):
         missing = wait_on_disk(c.regions, every, REPLICATE_LIMIT)
         t.require(not missing, "blobs not replicated everywhere: %s" % missing)
         doomed = imgs[1]
+        # an untagged referrer (a signature) of the image to delete: it goes with its subject
+        sig_layer, sig_config = os.urandom(3000), b"{}"
+        with c.regions[1].client(timeout=30) as cl:
+            for data in (sig_layer, sig_config):
+                cl.push_blob(repo, data)
+            sig = json.dumps({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "artifactType": "application/vnd.example.sig",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                           "digest": sha(sig_config), "size": len(sig_config)},
+                "layers": [{"mediaType": "application/octet-stream", "digest": sha(sig_layer),
+                            "size": len(sig_layer)}],
+                "subject": {"mediaType": doomed.media_type, "digest": doomed.digest,
+                            "size": len(doomed.manifest)}}).encode()
+            r = cl.put_manifest(repo, sha(sig), sig, OCI_MANIFEST)
+            t.eq(r.status, 201, "PUT referrer: %s" % r.describe())
+        t.require(not wait_on_disk(c.regions, [(sha(sig_layer), len(sig_layer))],
+                                   REPLICATE_LIMIT), "referrer blob not replicated")
         t.eq(delete_manifest(c.regions[0], repo, doomed.digest), 202, "DELETE manifest")
         time.sleep(GRACE_S + 0.5)
         lead = c.wait_leader()
         follower = [r for r in c.regions if r is not lead][0]
-        want = sorted(d for d, _ in image_blobs(doomed))
+        want = sorted([d for d, _ in image_blobs(doomed)] + [sha(sig_layer), sha(sig_config)])
 
         st, code = gc_run(follower, dry_run=True)
         if t.check(st is not None, "dry run at %s: POST %s, no final status" % (follower.name,
                                                                                  code)):
-            t.eq(sorted(b["digest"] for b in st["blobs"]), want, "dry run: blobs it would remove")
+            # a dry run deletes no referrer, so it does not count the referrer's blobs
+            t.eq(sorted(b["digest"] for b in st["blobs"]),
+                 sorted(d for d, _ in image_blobs(doomed)), "dry run: blobs it would remove")
             t.eq(st["bytes_reclaimed"], sum(n for _, n in image_blobs(doomed)), "dry run bytes")
+            t.eq(st["referrers_deleted"], 1, "dry run: referrers it would delete")
         for r in c.regions:
             t.check(set(want) <= files_on_disk(r), "dry run removed files at %s" % r.name)
 
@@ -153,6 +182,11 @@ def collect_everywhere(results):
         if t.check(st is not None, "pass at %s: POST %s, no final status" % (follower.name, code)):
             t.eq(st["error"], "", "pass error")
             t.eq(sorted(b["digest"] for b in st["blobs"]), want, "collected blobs")
+            t.eq(st["referrers_deleted"], 1, "referrers deleted")
+        for r in c.regions:
+            with r.client(timeout=30) as cl:
+                t.eq(cl.get_manifest(repo, sha(sig)).status, 404,
+                     "referrer of the deleted image at %s" % r.name)
         gone = wait_for(lambda: all(not (set(want) & files_on_disk(r)) for r in c.regions),
                         FILES_LIMIT)
         t.check(gone, "collected blob files still on disk: %s" % {

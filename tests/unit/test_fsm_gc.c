@@ -2,8 +2,8 @@
  * test_fsm_gc.c - garbage collection of blobs in the replicated state machine: the reference
  * index PutManifest and DeleteManifest keep, CollectBlobs's re-check at apply (references,
  * grace as of the entry's own time, links made again), idempotence, per-repository unlinking,
- * BlobStored of a replica after a collection, the marking walk, and the records travelling in
- * a snapshot.
+ * BlobStored of a replica after a collection, the marking walk, the records travelling in a
+ * snapshot, and untagged referrers of a deleted subject.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -278,6 +278,61 @@ static void test_mark_and_snapshot(void **state)
     assert_int_equal(pt_metastore_blob_location(f->ms[1], d[1], NULL), PT_E_BLOB_UNKNOWN);
 }
 
+static int ref_cb(const char *repo, const char *subject, const char *digest, void *arg)
+{
+    (void)repo;
+    (void)subject;
+    char *out = arg;
+    snprintf(out, PT_DIGEST_STR_MAX + 1, "%s", digest);
+    return 0;
+}
+
+static void test_orphan_referrers(void **state)
+{
+    struct pt_ff_fixture *f = *state;
+    char subj[PT_DIGEST_STR_MAX + 1], r1[PT_DIGEST_STR_MAX + 1], r2[PT_DIGEST_STR_MAX + 1];
+    pt_text_digest("{\"s\":1}", subj);
+    pt_text_digest("{\"r\":1}", r1);
+    pt_text_digest("{\"r\":2}", r2);
+    struct pt_command_builder b;
+    pt_ff_builder(&b, PT_FF_T0);
+    pt_ff_add_manifest(&b, "app", "{\"s\":1}", "latest", NULL, NULL, 0, NULL, 0);
+    pt_ff_add_manifest(&b, "app", "{\"r\":1}", NULL, subj, NULL, 0, NULL, 0);
+    pt_ff_add_manifest(&b, "app", "{\"r\":2}", "sig", subj, NULL, 0, NULL, 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+
+    /* the subject is there: nothing to do */
+    char found[PT_DIGEST_STR_MAX + 1] = "";
+    assert_int_equal(
+        pt_metastore_gc_mark_referrers(f->ms[0], PT_FF_T0 + 2 * HOUR, HOUR, ref_cb, found), 0);
+    assert_string_equal(found, "");
+    pt_ff_builder(&b, PT_FF_T0 + HOUR);
+    assert_int_equal(pt_command_add_delete_manifest(&b, "app", subj), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    /* within the grace: kept; after it: the untagged one only */
+    assert_int_equal(pt_metastore_gc_mark_referrers(f->ms[0], PT_FF_T0 + 10, HOUR, ref_cb, found),
+                     0);
+    assert_string_equal(found, "");
+    assert_int_equal(
+        pt_metastore_gc_mark_referrers(f->ms[0], PT_FF_T0 + 2 * HOUR, HOUR, ref_cb, found), 0);
+    assert_string_equal(found, r1);
+
+    struct pt_command_referrer refs[] = {{"app", subj, r1}, {"app", subj, r2}};
+    pt_ff_builder(&b, PT_FF_T0 + 2 * HOUR);
+    assert_int_equal(pt_command_add_collect_referrers(&b, refs, 2, HOUR), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    struct pt_manifest_rec rec;
+    assert_int_equal(pt_metastore_get_manifest(f->ms[0], "app", r1, &rec), PT_E_MANIFEST_UNKNOWN);
+    assert_int_equal(pt_metastore_get_manifest(f->ms[0], "app", r2, &rec), 0);
+    pt_manifest_rec_free(&rec);
+    struct pt_referrer *list;
+    size_t n;
+    assert_int_equal(pt_metastore_list_referrers(f->ms[0], "app", subj, NULL, 10, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].digest, r2);
+    pt_referrers_free(list, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collect_per_repository, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_collect_refused, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_mark_and_snapshot, pt_ff_setup, pt_ff_teardown),
+        cmocka_unit_test_setup_teardown(test_orphan_referrers, pt_ff_setup, pt_ff_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
