@@ -14,6 +14,8 @@
  *   metastore_local.c     records local to this region: upload sessions, blob transfers
  *   metastore_auth.c      access control records (replicated): key schema, codec, reads and
  *                         batch writes
+ *   metastore_gc.c        garbage collection of blobs: the reference and link index the FSM
+ *                         keeps, the rule (marking and re-check at apply), files to delete
  *
  * Names shared between the pieces start with ms_ (functions) or MS_ (constants); everything
  * else stays static in its file. The threading and ownership rules are metastore.h's: reads
