@@ -172,7 +172,13 @@ static int delete_manifest(struct pt_metastore_batch *b, const Portolan__DeleteM
 static int link_blob(struct pt_metastore_batch *b, const Portolan__Command *c,
                      const Portolan__LinkBlob *l)
 {
-    int rv = pt_metastore_batch_repo_ensure(b, l->repo, c->time_ms);
+    /* a blob collected since the proposer saw it (a mount, or an upload of a blob stored
+     * before) is not linked: a manifest could then name a blob with no file */
+    int rv = pt_metastore_batch_blob_collected(b, l->digest);
+    if (rv == 1)
+        return PT_E_BLOB_UNKNOWN;
+    if (rv == 0)
+        rv = pt_metastore_batch_repo_ensure(b, l->repo, c->time_ms);
     if (rv != 0)
         return rv;
     uint64_t size;
@@ -202,6 +208,11 @@ static int blob_stored(struct pt_metastore_batch *b, const Portolan__Command *c,
     if (s->replica) {
         /* a copy of a blob collected since it was fetched does not bring it back */
         int rv = pt_metastore_batch_blob_location(b, s->digest);
+        if (rv != 0)
+            return rv;
+    } else {
+        /* stored again by an upload: it may be linked again */
+        int rv = pt_metastore_batch_blob_revive(b, s->digest);
         if (rv != 0)
             return rv;
     }

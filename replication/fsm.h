@@ -59,7 +59,8 @@ struct pt_fsm_result {
  *   DeleteManifest PT_E_MANIFEST_UNKNOWN if absent; removes it, every tag of the repo pointing
  *                  at it and its referrers entry.
  *   LinkBlob       creates the repo if missing; PT_E_SIZE_INVALID if already linked with
- *                  another size.
+ *                  another size; PT_E_BLOB_UNKNOWN if the blob was collected and not stored
+ *                  by an upload (BlobStored without replica) since.
  *   UnlinkBlob     PT_E_BLOB_UNKNOWN if not linked.
  *   BlobStored     records the op's region (the command's region when empty) as a holder;
  *                  PT_E_SIZE_INVALID if the blob is recorded with another size. With replica

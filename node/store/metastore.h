@@ -321,6 +321,10 @@ struct pt_gc_verdict {
 
 /* 0 if some region holds digest (staged writes included), PT_E_BLOB_UNKNOWN if none. */
 int pt_metastore_batch_blob_location(struct pt_metastore_batch *b, const char *digest);
+/* 1 if digest was collected and not stored by an upload since (LinkBlob refuses it), 0 if
+ * not, negative on error; PT_E_DIGEST_INVALID. revive forgets that (an upload stored it). */
+int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest);
+int pt_metastore_batch_blob_revive(struct pt_metastore_batch *b, const char *digest);
 /* Stages the references of manifest (in repo) to digests[0..n) (borrowed). */
 int pt_metastore_batch_blob_refs_put(struct pt_metastore_batch *b, const char *repo,
                                      const char *manifest, const char *const *digests, size_t n);

@@ -19,6 +19,10 @@
  *   "gc/mtime/" <repo> \0 <manifest>                   v1 i64:ms    manifest pushed at ms (the
  *                                                                   grace of an orphan referrer;
  *                                                                   absent = before the index)
+ *   "gc/dead/" <digest>                                v1           collected, and not stored by
+ *                                                                   an upload since: LinkBlob
+ *                                                                   refuses it (the proposer saw
+ *                                                                   it before the collection)
  *   "gc/indexed"                                       v1           the records above are
  *                                                                   complete
  *   (local_blobs, local to the region)
@@ -52,6 +56,7 @@
 #define GC_LINK    "gc/link/"
 #define GC_INDEXED "gc/indexed"
 #define GC_MTIME   "gc/mtime/"
+#define GC_DEAD    "gc/dead/"
 #define GC_PENDING "~gc/"
 #define GC_KEY_MAX (16 + PT_METASTORE_REPO_MAX + 2 * PT_METASTORE_DIGEST_MAX + 2)
 
@@ -255,6 +260,35 @@ int pt_metastore_batch_blob_location(struct pt_metastore_batch *b, const char *d
     return rv < 0 ? rv : rv == 1 ? 0 : PT_E_BLOB_UNKNOWN;
 }
 
+static size_t dead_key(char *key, const char *digest)
+{
+    size_t n = strlen(GC_DEAD), dn = strlen(digest);
+    memcpy(key, GC_DEAD, n);
+    memcpy(key + n, digest, dn);
+    return n + dn;
+}
+
+int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest)
+{
+    if (!ms_digest_ok(digest))
+        return PT_E_DIGEST_INVALID;
+    char key[GC_KEY_MAX], *v;
+    size_t vlen;
+    int rv = ms_get_raw(b->ms, b->wb, CF_DEFAULT, key, dead_key(key, digest), &v, &vlen);
+    if (rv == 1)
+        rocksdb_free(v);
+    return rv;
+}
+
+int pt_metastore_batch_blob_revive(struct pt_metastore_batch *b, const char *digest)
+{
+    if (!ms_digest_ok(digest))
+        return PT_E_DIGEST_INVALID;
+    char key[GC_KEY_MAX];
+    ms_stage_delete(b, CF_DEFAULT, key, dead_key(key, digest));
+    return 0;
+}
+
 /* ---- the decision --------------------------------------------------------------------- */
 
 /* Evaluates digest (validated) as of now_ms through wb (NULL: the database). With b set it
@@ -332,6 +366,12 @@ static int evaluate(struct pt_metastore *ms, struct pt_metastore_batch *b, const
         return 0;
     ms_stage_delete(b, CF_BLOB_LOCATIONS, digest, strlen(digest));
     char key[GC_KEY_MAX];
+    size_t dlen = strlen(GC_DEAD);
+    memcpy(key, GC_DEAD, dlen);
+    memcpy(key + dlen, digest, strlen(digest));
+    rv = stage_flag(b, key, dlen + strlen(digest));
+    if (rv != 0)
+        return rv;
     size_t klen = strlen(GC_PENDING);
     memcpy(key, GC_PENDING, klen);
     memcpy(key + klen, digest, strlen(digest));

@@ -147,10 +147,17 @@ static void test_collect_grace_and_relink(void **state)
     assert_int_equal(pt_command_add_blob_replica(&b, layer, 5, "eu-west"), 0);
     assert_int_equal(pt_ff_apply(f, &b), PT_E_BLOB_UNKNOWN);
     assert_false(located(f, layer));
+    /* a mount decided before the collection (LinkBlob alone) does not link it again */
+    pt_ff_builder(&b, PT_FF_T0 + 4 * HOUR);
+    assert_int_equal(pt_command_add_link_blob(&b, "other", layer, 5), 0);
+    assert_int_equal(pt_ff_apply(f, &b), PT_E_BLOB_UNKNOWN);
     upload(f, "app", layer, 5, PT_FF_T0 + 4 * HOUR);
     assert_true(located(f, layer));
     pt_ff_builder(&b, PT_FF_T0 + 4 * HOUR);
     assert_int_equal(pt_command_add_blob_replica(&b, layer, 5, "eu-west"), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    pt_ff_builder(&b, PT_FF_T0 + 4 * HOUR);
+    assert_int_equal(pt_command_add_link_blob(&b, "other", layer, 5), 0);
     assert_int_equal(pt_ff_apply(f, &b), 0);
 }
 
