@@ -142,6 +142,29 @@ static int is_leader(struct pt_gc *gc)
     return leader;
 }
 
+/* 1 if this region's state has caught up with what it knows is committed: a single region,
+ * or a leader or follower whose applied index reached its commit index. The sweep waits for
+ * it: a region replaying its log after a restart may not have applied yet the BlobStored of a
+ * file it holds. */
+static int caught_up(struct pt_gc *gc)
+{
+    if (!pt_committer_is_cluster(gc->node->committer))
+        return 1;
+    if (run_job(gc, PT_JOB_STATUS, NULL, 0) != 0 || gc->prop.text == NULL)
+        return 0;
+    json_t *o = json_loads(gc->prop.text, 0, NULL);
+    free(gc->prop.text);
+    gc->prop.text = NULL;
+    const char *role = json_string_value(json_object_get(o, "role"));
+    json_t *commit = json_object_get(o, "commit_index"),
+           *applied = json_object_get(o, "applied_index");
+    int ok = role != NULL && (strcmp(role, "leader") == 0 || strcmp(role, "follower") == 0) &&
+             json_is_integer(commit) && json_is_integer(applied) &&
+             json_integer_value(applied) >= json_integer_value(commit);
+    json_decref(o);
+    return ok;
+}
+
 /* ---- a pass ------------------------------------------------------------------------------ */
 
 /* Sleeps so that no more than gc_rate items per second go by (0: no limit). */
@@ -527,7 +550,7 @@ static void *gc_main(void *arg)
             drain(gc);
             drained = 1;
         }
-        if (drained > 0 || now >= gc->next_sweep_ms) {
+        if ((drained > 0 || now >= gc->next_sweep_ms) && caught_up(gc)) {
             sweep(gc);
             gc->next_sweep_ms = pt_clock_mono_ms() + sweep_every;
         }

@@ -7,9 +7,10 @@
  *     cfg.gc_interval_ms on the region that is the Raft leader (a single region always);
  *   - after every collection this region applied (local records written by the FSM in the
  *     same batch, node/store/metastore_gc.c): deleting those blobs' files;
- *   - a local sweep of blob files that no location record names for this region and that are
- *     older than the grace (files left by a crash, replicas fetched while their blob was
- *     collected, collections this region skipped by installing a snapshot).
+ *   - a local sweep (once caught up with the commit index it knows) of blob files that no
+ *     location record names for this region and that are older than the grace (files left by
+ *     a crash, replicas fetched while their blob was collected, collections this region
+ *     skipped by installing a snapshot).
  * The rules of what is garbage are metastore_gc.c's; the reasons the file deletion is safe
  * against a concurrent upload of the same digest are pt_blobstore_remove_blob_before's.
  *
