@@ -8,6 +8,7 @@
  *   portolan audit ...        verify or follow the audit log
  *   portolan backup ...       a consistent backup of a running region (on its volume)
  *   portolan restore ...      a new data directory from a backup (offline)
+ *   portolan gc ...           run or inspect garbage collection of blobs
  *   portolan version          print the version
  *   portolan help             print this summary
  */
@@ -35,6 +36,7 @@ static void usage(FILE *out)
                  "  audit         verify or tail the audit log (portolan audit help)\n"
                  "  backup        back up a running region (portolan backup --help)\n"
                  "  restore       a data directory from a backup (portolan restore --help)\n"
+                 "  gc            garbage collection of blobs (portolan gc help)\n"
                  "  version       print the version\n"
                  "  help          print this help\n");
 }
@@ -85,6 +87,8 @@ int main(int argc, char **argv)
         return pt_cli_auth(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "audit") == 0)
         return pt_cli_audit(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "gc") == 0)
+        return pt_cli_gc(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("portolan %s\n", PT_VERSION);
         return 0;

@@ -147,6 +147,11 @@ struct pt_blob_sync {
     void *stop_arg;
 };
 
+/* The blob of t was collected (no region is recorded as its holder): a transfer that is
+ * fetching or waiting ends, and its session (file and record) is removed on the pool; one in
+ * another state is left alone (a later scan looks again; an announcement is refused). */
+void bsync_transfer_abandon(struct transfer *t);
+
 /* ---- blob_sync.c: the service ---------------------------------------------------------- */
 
 /* Wall-clock time in ms: only for the records kept (session times, command timestamps). */

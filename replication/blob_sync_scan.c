@@ -23,6 +23,8 @@
 #include "log.h"
 #include "metastore.h"
 
+#define SCAN_ACTIVE_MAX 64
+
 struct scan {
     struct pt_blob_sync *s;
     uv_work_t work;
@@ -33,6 +35,10 @@ struct scan {
     size_t n;
     uint64_t total_blobs, total_bytes;
     int rv;
+    /* transfers running when the scan began, and whether their blob is recorded anywhere */
+    char active[SCAN_ACTIVE_MAX][PT_DIGEST_STR_MAX + 1];
+    int collected[SCAN_ACTIVE_MAX];
+    unsigned nactive;
 };
 
 struct want *bsync_queue_find(struct pt_blob_sync *s, const char *digest)
@@ -103,6 +109,10 @@ static void scan_work(uv_work_t *work)
 {
     struct scan *sc = work->data;
     sc->rv = pt_metastore_missing_foreach(sc->s->ms, sc->region, scan_cb, sc);
+    /* a blob no region holds any more was collected: its transfer is abandoned */
+    for (unsigned i = 0; sc->rv == 0 && i < sc->nactive; i++)
+        sc->collected[i] =
+            pt_metastore_blob_location(sc->s->ms, sc->active[i], NULL) == PT_E_BLOB_UNKNOWN;
 }
 
 static void after_scan(uv_work_t *work, int status)
@@ -143,6 +153,11 @@ static void after_scan(uv_work_t *work, int status)
                 t->nholders = w->nholders;
             }
         }
+        for (unsigned i = 0; i < sc->nactive; i++) {
+            struct transfer *t = sc->collected[i] ? bsync_transfer_find(s, sc->active[i]) : NULL;
+            if (t != NULL)
+                bsync_transfer_abandon(t);
+        }
         bsync_schedule(s);
     }
     free(sc->wants);
@@ -164,6 +179,11 @@ void bsync_start_scan(struct pt_blob_sync *s)
     snprintf(sc->region, sizeof(sc->region), "%s", s->cfg.region);
     memcpy(sc->regions, s->regions, s->nregions * sizeof(*s->regions));
     sc->nregions = s->nregions;
+    for (struct transfer *t = s->transfers; t != NULL && sc->nactive < SCAN_ACTIVE_MAX;
+         t = t->next) {
+        if (t->state != T_DONE)
+            snprintf(sc->active[sc->nactive++], sizeof(sc->active[0]), "%s", t->digest);
+    }
     s->scanning = 1;
     s->dirty = 0;
     s->last_scan_ms = uv_now(s->loop);

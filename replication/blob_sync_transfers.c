@@ -13,9 +13,13 @@
  *               from the session's offset: of another holder, or of the same one later.
  *   COMMITTING  (pool) the upload commit verifies the digest and renames the file into
  *               blobs/; a mismatch discards the session and the transfer begins again.
- *   ANNOUNCING  BlobStored{this region} is proposed; when it fails (no quorum) the blob is
- *               found again by a later scan, present, and announced again.
+ *   ANNOUNCING  BlobStored{this region, replica} is proposed; when it fails (no quorum) the
+ *               blob is found again by a later scan, present, and announced again. When the
+ *               blob was collected meanwhile it is refused (PT_E_BLOB_UNKNOWN) and the transfer
+ *               ends: the file is left to the garbage collector's local sweep.
  *   WAITING     nothing to do until retry_ms (no holder reachable, or an I/O error).
+ *   (a scan that finds the blob of a FETCHING or WAITING transfer collected, recorded nowhere,
+ *   ends it and removes its session: bsync_transfer_abandon)
  *   DONE        kept until its last BlobWant answer came back, then freed.
  *
  * The session is an upload (blobstore.h) named after the digest (pt_blob_sync_session_id), in
@@ -288,6 +292,48 @@ void bsync_transfer_free(struct transfer *t)
     forget_pieces(t);
     pt_blob_feed_release(t->feed);
     free(t);
+}
+
+struct drop {
+    uv_work_t work;
+    struct pt_blob_sync *s;
+    char id[PT_UPLOAD_ID_MAX + 1];
+    char digest[PT_DIGEST_STR_MAX + 1];
+};
+
+static void drop_work(uv_work_t *work)
+{
+    struct drop *d = work->data;
+    if (d->id[0] != '\0')
+        pt_blobstore_upload_abort(d->s->bs, d->id);
+    pt_metastore_transfer_delete(d->s->ms, d->digest);
+}
+
+static void after_drop(uv_work_t *work, int status)
+{
+    struct drop *d = work->data;
+    struct pt_blob_sync *s = d->s;
+    (void)status;
+    free(d);
+    bsync_done(s);
+}
+
+void bsync_transfer_abandon(struct transfer *t)
+{
+    struct pt_blob_sync *s = t->s;
+    if (t->busy || t->syncing || (t->state != T_FETCHING && t->state != T_WAITING))
+        return;
+    struct drop *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return; /* a later scan tries again */
+    d->s = s;
+    snprintf(d->id, sizeof(d->id), "%s", t->u.id);
+    snprintf(d->digest, sizeof(d->digest), "%s", t->digest);
+    pt_log(PT_LOG_INFO, "blob transfer abandoned: the blob was collected", "{s:s}", "digest",
+           t->digest);
+    transfer_end(t, PT_E_BLOB_UNKNOWN, 0);
+    d->work.data = d;
+    bsync_queue_work(s, &d->work, drop_work, after_drop);
 }
 
 /* ---- Opening ---------------------------------------------------------------------------- */
@@ -648,6 +694,15 @@ static void on_announced(void *arg, int status, uint64_t index)
     struct transfer *t = arg;
     struct pt_blob_sync *s = t->s;
     (void)index;
+    if (status == PT_E_BLOB_UNKNOWN) {
+        /* collected while it was fetched: not recorded; the file is an orphan that the
+         * garbage collector's local sweep removes once older than the grace */
+        pt_log(PT_LOG_INFO, "replicated blob was collected meanwhile", "{s:s}", "digest",
+               t->digest);
+        transfer_end(t, 0, 0);
+        bsync_done(s);
+        return;
+    }
     if (status != 0 && !s->stopping) {
         pt_log(PT_LOG_WARN, "blob stored here but not recorded yet", "{s:s,s:s}", "digest",
                t->digest, "error", pt_err_message(status));
@@ -666,7 +721,7 @@ static void announce(struct transfer *t)
     size_t len = 0;
     int rv = pt_command_builder_init(&b, bsync_wall_ms(), s->cfg.region);
     if (rv == 0) {
-        rv = pt_command_add_blob_stored(&b, t->digest, t->size, s->cfg.region);
+        rv = pt_command_add_blob_replica(&b, t->digest, t->size, s->cfg.region);
         if (rv == 0)
             rv = pt_command_builder_encode(&b, &buf, &len);
         pt_command_builder_free(&b);

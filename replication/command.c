@@ -213,6 +213,20 @@ static void op_free(Portolan__Op *op)
         str_free(op->revoke_jwt->jti);
         free(op->revoke_jwt);
         break;
+    case PORTOLAN__OP__OP_COLLECT_BLOBS:
+        strv_free(op->collect_blobs->digests, op->collect_blobs->n_digests);
+        for (size_t i = 0; i < op->collect_blobs->n_referrers; i++) {
+            Portolan__OrphanReferrer *r = op->collect_blobs->referrers[i];
+            if (r == NULL)
+                continue;
+            str_free(r->repo);
+            str_free(r->subject);
+            str_free(r->digest);
+            free(r);
+        }
+        free(op->collect_blobs->referrers);
+        free(op->collect_blobs);
+        break;
     default:
         break;
     }
@@ -373,6 +387,59 @@ int pt_command_add_blob_stored(struct pt_command_builder *b, const char *digest,
     return append(b, op, ok);
 }
 
+int pt_command_add_blob_replica(struct pt_command_builder *b, const char *digest, uint64_t size,
+                                const char *region)
+{
+    int rv = pt_command_add_blob_stored(b, digest, size, region);
+    if (rv == 0)
+        b->msg.ops[b->msg.n_ops - 1]->blob_stored->replica = 1;
+    return rv;
+}
+
+int pt_command_add_collect_blobs(struct pt_command_builder *b, const char *const *digests, size_t n,
+                                 int64_t grace_ms)
+{
+    static const Portolan__CollectBlobs init = PORTOLAN__COLLECT_BLOBS__INIT;
+    if (n > PT_COMMAND_COLLECT_MAX)
+        return PT_E_TOO_LARGE;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_COLLECT_BLOBS, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__CollectBlobs *g = op->collect_blobs;
+    g->grace_ms = grace_ms;
+    bool ok = strv_set(&g->digests, &g->n_digests, digests, n);
+    return append(b, op, ok);
+}
+
+int pt_command_add_collect_referrers(struct pt_command_builder *b,
+                                     const struct pt_command_referrer *refs, size_t n,
+                                     int64_t grace_ms)
+{
+    static const Portolan__CollectBlobs init = PORTOLAN__COLLECT_BLOBS__INIT;
+    static const Portolan__OrphanReferrer rinit = PORTOLAN__ORPHAN_REFERRER__INIT;
+    if (n > PT_COMMAND_COLLECT_MAX)
+        return PT_E_TOO_LARGE;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_COLLECT_BLOBS, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__CollectBlobs *g = op->collect_blobs;
+    g->grace_ms = grace_ms;
+    bool ok = n == 0 || (g->referrers = calloc(n, sizeof(*g->referrers))) != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        Portolan__OrphanReferrer *r = malloc(sizeof(*r));
+        if (r == NULL) {
+            ok = false;
+            break;
+        }
+        *r = rinit;
+        g->referrers[i] = r;
+        g->n_referrers = i + 1;
+        ok = str_set(&r->repo, refs[i].repo) && str_set(&r->subject, refs[i].subject) &&
+             str_set(&r->digest, refs[i].digest);
+    }
+    return append(b, op, ok);
+}
+
 int pt_command_add_put_user(struct pt_command_builder *b, const char *name,
                             const char *password_hash, const struct pt_command_grant *grants,
                             size_t n_grants, int disabled, int only_if_no_users)
@@ -521,8 +588,14 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
         goto err;
     for (size_t i = 0; i < c->n_ops; i++) {
         Portolan__Op *op = c->ops[i];
-        if (op->op_case < PORTOLAN__OP__OP_PUT_MANIFEST ||
-            op->op_case > PORTOLAN__OP__OP_REVOKE_JWT || op->put_manifest == NULL)
+        bool known = (op->op_case >= PORTOLAN__OP__OP_PUT_MANIFEST &&
+                      op->op_case <= PORTOLAN__OP__OP_REVOKE_JWT) ||
+                     op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS;
+        if (!known || op->put_manifest == NULL)
+            goto err;
+        if (op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS &&
+            (op->collect_blobs->n_digests > PT_COMMAND_COLLECT_MAX ||
+             op->collect_blobs->n_referrers > PT_COMMAND_COLLECT_MAX))
             goto err;
     }
     *out = c;

@@ -30,6 +30,8 @@
 #define PT_COMMAND_WRITE_ID_MAX 32
 /* Length of the write ids a cluster region stamps: region id, boot nonce, counter (8 each). */
 #define PT_COMMAND_WRITE_ID_LEN 24
+/* Most candidate digests of one CollectBlobs operation (a decoded one with more is refused). */
+#define PT_COMMAND_COLLECT_MAX 1000
 
 /* Arguments of a PutManifest operation. Everything is borrowed; a NULL string means "". */
 struct pt_command_manifest {
@@ -76,6 +78,24 @@ int pt_command_add_link_blob(struct pt_command_builder *b, const char *repo, con
 int pt_command_add_unlink_blob(struct pt_command_builder *b, const char *repo, const char *digest);
 int pt_command_add_blob_stored(struct pt_command_builder *b, const char *digest, uint64_t size,
                                const char *region);
+/* BlobStored with replica set: a copy fetched from another region, recorded only while some
+ * region still holds the blob (a collected blob is not brought back). */
+int pt_command_add_blob_replica(struct pt_command_builder *b, const char *digest, uint64_t size,
+                                const char *region);
+/* CollectBlobs: digests[0..n) (borrowed, n <= PT_COMMAND_COLLECT_MAX, else PT_E_TOO_LARGE)
+ * found unreferenced by a marking pass with grace_ms (fsm.h tells what apply re-checks). */
+int pt_command_add_collect_blobs(struct pt_command_builder *b, const char *const *digests, size_t n,
+                                 int64_t grace_ms);
+
+/* One referrer of a CollectBlobs: repo, subject and digest borrowed. */
+struct pt_command_referrer {
+    const char *repo, *subject, *digest;
+};
+/* CollectBlobs of referrers whose subject is gone (refs[0..n), n <= PT_COMMAND_COLLECT_MAX,
+ * else PT_E_TOO_LARGE): see fsm.h. */
+int pt_command_add_collect_referrers(struct pt_command_builder *b,
+                                     const struct pt_command_referrer *refs, size_t n,
+                                     int64_t grace_ms);
 
 /* ---- access control (node/auth/; validated by the FSM at apply, not here) ---------------- */
 

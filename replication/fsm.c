@@ -23,7 +23,9 @@
  *
  * Invariants kept for readers: a stored manifest hashes to its digest and its children and
  * blobs were present when it was stored; a tag always names a manifest of its repository; a
- * manifest's referrers entry exists exactly as long as the manifest.
+ * manifest's referrers entry exists exactly as long as the manifest; a manifest's blob
+ * references (the garbage collection index, node/store/metastore_gc.c) exist exactly as long
+ * as the manifest, and a link's index record exactly as long as the link.
  */
 #include "fsm.h"
 
@@ -99,6 +101,11 @@ static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c
     rv = pt_metastore_batch_manifest_get(b, m->repo, m->digest, &rec);
     if (rv == PT_E_MANIFEST_UNKNOWN) {
         rv = store_manifest(b, m);
+        if (rv == 0)
+            rv = pt_metastore_batch_blob_refs_put(b, m->repo, m->digest,
+                                                  (const char *const *)m->blobs, m->n_blobs);
+        if (rv == 0)
+            rv = pt_metastore_batch_manifest_pushed(b, m->repo, m->digest, c->time_ms);
         if (rv != 0)
             return rv;
         if (!copy_field(rec.media_type, sizeof(rec.media_type), m->media_type) ||
@@ -152,6 +159,8 @@ static int delete_manifest(struct pt_metastore_batch *b, const Portolan__DeleteM
     if (rv != 0)
         return rv;
     rv = pt_metastore_batch_manifest_delete(b, d->repo, d->digest);
+    if (rv == 0)
+        rv = pt_metastore_batch_blob_refs_delete(b, d->repo, d->digest);
     if (rv != 0)
         return rv;
     rv = pt_metastore_batch_tags_delete_to(b, d->repo, d->digest);
@@ -163,16 +172,25 @@ static int delete_manifest(struct pt_metastore_batch *b, const Portolan__DeleteM
 static int link_blob(struct pt_metastore_batch *b, const Portolan__Command *c,
                      const Portolan__LinkBlob *l)
 {
-    int rv = pt_metastore_batch_repo_ensure(b, l->repo, c->time_ms);
+    /* a blob collected since the proposer saw it (a mount, or an upload of a blob stored
+     * before) is not linked: a manifest could then name a blob with no file */
+    int rv = pt_metastore_batch_blob_collected(b, l->digest);
+    if (rv == 1)
+        return PT_E_BLOB_UNKNOWN;
+    if (rv == 0)
+        rv = pt_metastore_batch_repo_ensure(b, l->repo, c->time_ms);
     if (rv != 0)
         return rv;
     uint64_t size;
     rv = pt_metastore_batch_blob_linked(b, l->repo, l->digest, &size);
-    if (rv == 0)
-        return size == l->size ? 0 : PT_E_SIZE_INVALID;
-    if (rv != PT_E_BLOB_UNKNOWN)
+    if (rv == 0 && size != l->size)
+        return PT_E_SIZE_INVALID;
+    if (rv == PT_E_BLOB_UNKNOWN)
+        rv = pt_metastore_batch_blob_link(b, l->repo, l->digest, l->size);
+    if (rv != 0)
         return rv;
-    return pt_metastore_batch_blob_link(b, l->repo, l->digest, l->size);
+    /* linked again: the grace of garbage collection starts over */
+    return pt_metastore_batch_blob_link_time(b, l->repo, l->digest, c->time_ms);
 }
 
 static int unlink_blob(struct pt_metastore_batch *b, const Portolan__UnlinkBlob *u)
@@ -187,7 +205,42 @@ static int blob_stored(struct pt_metastore_batch *b, const Portolan__Command *c,
                        const Portolan__BlobStored *s)
 {
     const char *region = s->region[0] != '\0' ? s->region : c->region;
+    if (s->replica) {
+        /* a copy of a blob collected since it was fetched does not bring it back */
+        int rv = pt_metastore_batch_blob_location(b, s->digest);
+        if (rv != 0)
+            return rv;
+    } else {
+        /* stored again by an upload: it may be linked again */
+        int rv = pt_metastore_batch_blob_revive(b, s->digest);
+        if (rv != 0)
+            return rv;
+    }
     return pt_metastore_batch_blob_stored(b, s->digest, s->size, region);
+}
+
+/* Re-checks every candidate as of the entry's time (metastore_gc.c has the rule). */
+static int collect_blobs(struct pt_metastore_batch *b, const Portolan__Command *c,
+                         const Portolan__CollectBlobs *g, struct pt_fsm_result *result)
+{
+    if (g->n_digests > PT_COMMAND_COLLECT_MAX || g->n_referrers > PT_COMMAND_COLLECT_MAX)
+        return PT_E_TOO_LARGE;
+    for (size_t i = 0; i < g->n_referrers; i++) {
+        const Portolan__OrphanReferrer *r = g->referrers[i];
+        int deleted;
+        int rv = pt_metastore_batch_gc_referrer(b, r->repo, r->subject, r->digest, c->time_ms,
+                                                g->grace_ms, &deleted);
+        if (rv != 0)
+            return rv;
+    }
+    for (size_t i = 0; i < g->n_digests; i++) {
+        struct pt_gc_verdict v;
+        int rv = pt_metastore_batch_gc_collect(b, g->digests[i], c->time_ms, g->grace_ms, &v);
+        if (rv != 0)
+            return rv;
+        result->collected += (unsigned)v.collected;
+    }
+    return 0;
 }
 
 static int put_region(struct pt_metastore_batch *b, const Portolan__PutRegion *r)
@@ -203,7 +256,7 @@ static int put_region(struct pt_metastore_batch *b, const Portolan__PutRegion *r
 }
 
 static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
-                    const Portolan__Op *op)
+                    const Portolan__Op *op, struct pt_fsm_result *result)
 {
     switch (op->op_case) {
     case PORTOLAN__OP__OP_PUT_MANIFEST:
@@ -234,6 +287,8 @@ static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
     case PORTOLAN__OP__OP_RETIRE_SIGNING_KEY:
     case PORTOLAN__OP__OP_REVOKE_JWT:
         return pt_fsm_apply_auth(b, c, op);
+    case PORTOLAN__OP__OP_COLLECT_BLOBS:
+        return collect_blobs(b, c, op->collect_blobs, result);
     default:
         return PT_E_CORRUPT; /* pt_command_decode refuses unknown kinds */
     }
@@ -246,13 +301,15 @@ static int stage(struct pt_metastore_batch *b, const Portolan__Command *c,
 {
     pt_metastore_batch_mark(b);
     int status = 0;
+    result->collected = 0;
     for (size_t i = 0; i < c->n_ops; i++) {
-        int rv = apply_op(b, c, c->ops[i]);
+        int rv = apply_op(b, c, c->ops[i], result);
         if (rv == 0)
             continue;
         if (is_io_error(rv))
             return rv;
         status = rv;
+        result->collected = 0;
         rv = pt_metastore_batch_undo(b);
         if (rv != 0)
             return rv;
@@ -261,7 +318,7 @@ static int stage(struct pt_metastore_batch *b, const Portolan__Command *c,
     for (size_t i = 0; status == 0 && i < c->n_ops; i++) {
         Portolan__Op__OpCase k = c->ops[i]->op_case;
         result->blobs |= k == PORTOLAN__OP__OP_BLOB_STORED || k == PORTOLAN__OP__OP_PUT_REGION ||
-                         k == PORTOLAN__OP__OP_DELETE_REGION;
+                         k == PORTOLAN__OP__OP_DELETE_REGION || k == PORTOLAN__OP__OP_COLLECT_BLOBS;
     }
     result->status = status;
     return 0;

@@ -23,6 +23,7 @@ struct pt_fsm_result {
     int status; /* 0, or the PT_E_* of the first operation whose precondition failed */
     int blobs;  /* 1 when blob locations or the regions changed (blob replication looks) */
     uint64_t first_index; /* a write id applied before: the index it was applied at, else 0 */
+    unsigned collected;   /* blobs a CollectBlobs operation collected */
 };
 
 /* Write ids (replication/command.h): a command carrying one is applied at most once. Its
@@ -72,10 +73,25 @@ struct pt_fsm_result {
  *   DeleteManifest PT_E_MANIFEST_UNKNOWN if absent; removes it, every tag of the repo pointing
  *                  at it and its referrers entry.
  *   LinkBlob       creates the repo if missing; PT_E_SIZE_INVALID if already linked with
- *                  another size.
+ *                  another size; PT_E_BLOB_UNKNOWN if the blob was collected and not stored
+ *                  by an upload (BlobStored without replica) since.
  *   UnlinkBlob     PT_E_BLOB_UNKNOWN if not linked.
  *   BlobStored     records the op's region (the command's region when empty) as a holder;
- *                  PT_E_SIZE_INVALID if the blob is recorded with another size.
+ *                  PT_E_SIZE_INVALID if the blob is recorded with another size. With replica
+ *                  set, PT_E_BLOB_UNKNOWN when no region holds the blob (collected).
+ *   CollectBlobs   for each candidate, as of the command's time_ms and grace_ms: removes its
+ *                  links to repositories none of whose manifests reference it that were
+ *                  last linked at least grace_ms before; then, if no link and no reference is
+ *                  left, its blob_locations record, and records locally that this region is
+ *                  to delete its file (node/store/metastore_gc.c). A candidate that is
+ *                  referenced or linked again since stays. PT_E_UNAVAILABLE on a store
+ *                  without the index (identical everywhere: the index is replicated state).
+ *                  Its referrers (repo, subject, digest) are deleted as by DeleteManifest when,
+ *                  re-checked, the subject is gone from the repo, no tag names the referrer
+ *                  and it was pushed at least grace_ms before (its blobs go in a later
+ *                  collection).
+ *                  PutManifest and DeleteManifest keep the reference index, LinkBlob the
+ *                  link time (every LinkBlob, including of a linked blob, restarts the grace).
  *   PutUser .. RevokeJwt (access control): every field validated (PT_E_CONFIG when
  *                  malformed), idempotent; the rules are drawn at the top of fsm_auth.c.
  *                  A committed command that stages one moves pt_metastore_auth_generation.

@@ -84,11 +84,11 @@ out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
 echo "$out" | tail -40
 count_run "$out"
 
-step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers; container image and compose demo"
+step "integration tests (optimised binary): 4 GiB blob, memory bound; cluster timing bounds; 1 GiB transfers; container image and compose demo; garbage collection"
 export PT_CONTAINERS_DIR=${PT_CONTAINERS_DIR:-$PWD/build/test-containers}
 out=$(PORTOLAN_BIN="$PWD/build/portolan" python3 tests/integration/run.py bigblob cluster_ops cluster_chaos blob_replication \
     blob_faults leader_change partitions peer_tls auth_clients disk_full hostile_clients peer_attacks \
-    node_lifecycle self_join image compose k8s_manifests k8s_pods 2>&1)
+    node_lifecycle self_join image compose k8s_manifests k8s_pods gc 2>&1)
 echo "$out" | tail -20
 count_run "$out"
 

@@ -33,6 +33,18 @@
  *       200 {"name", "reference", "digest", "regions": [str], "blobs": [{"digest": str,
  *            "size": int, "regions": [str]}], "complete": [str],
  *            "missing": {"<region>": {"blobs": int, "bytes": int}}}; 404 for an unknown image.
+ *   GET /admin/gc
+ *       200 {"region": str, "running": bool, "dry_run": bool, "phase": "idle" | "starting" |
+ *            "marking", "blobs_examined": int, "candidates": int, "blobs_collected": int,
+ *            "bytes_reclaimed": int, "links_removed": int (dry run), "started_ms": int,
+ *            "finished_ms": int, "blobs": [{"digest": str, "size": int}] (at most 1000, of the
+ *            last or current pass: collected, or that a dry run would collect), "truncated":
+ *            bool, "error": str ("" = none), "files_deleted_total": int,
+ *            "file_bytes_deleted_total": int, "files_swept_total": int (this region's files
+ *            since start), "grace_ms": int, "interval_ms": int, "rate": int}
+ *   POST /admin/gc[?dry_run=true|false]
+ *       202 <the GET object>: a pass starts in this region (its collection is replicated to
+ *       every region); 409 EXISTS while one runs. A client polls GET until "running" is false.
  *
  * Access control (every /admin/ route needs the ADMIN grant except auth/whoami and a user's
  * change of its own password; credentials: Authorization: Basic with a user's name and
@@ -84,6 +96,7 @@
 #define PT_ADMIN_TRANSFER_LEADER   "cluster/transfer-leader"
 #define PT_ADMIN_REPLICATION       "replication"
 #define PT_ADMIN_REPLICATION_IMAGE "replication/image"
+#define PT_ADMIN_GC                "gc"
 #define PT_ADMIN_USERS             "users"          /* + "/<name>" */
 #define PT_ADMIN_USER_PASSWORD     "/password"      /* after "users/<name>" */
 #define PT_ADMIN_TOKENS            "tokens"         /* + "/<id>" */

@@ -62,6 +62,7 @@ static struct {
     atomic_int ready;
     atomic_int replication_on; /* set once blob replication published a sample */
     atomic_uint_fast64_t repl[PT_METRICS_REPL_N];
+    atomic_uint_fast64_t gc_last_ms, gc_duration_ms, gc_blobs, gc_bytes;
     atomic_uint_fast64_t auth[PT_METRICS_AUTH_N];
     atomic_uint_fast64_t peer_refused[PT_METRICS_PEER_N];
 } m;
@@ -385,6 +386,38 @@ static void render_replication(struct pt_buf *b)
     }
 }
 
+void pt_metrics_gc_pass(int64_t end_ms, uint64_t duration_ms)
+{
+    atomic_store_explicit(&m.gc_last_ms, end_ms > 0 ? (uint64_t)end_ms : 0, memory_order_relaxed);
+    atomic_store_explicit(&m.gc_duration_ms, duration_ms, memory_order_relaxed);
+}
+
+void pt_metrics_gc_reclaimed(uint64_t blobs, uint64_t bytes)
+{
+    add(&m.gc_blobs, blobs);
+    add(&m.gc_bytes, bytes);
+}
+
+static void render_gc(struct pt_buf *b)
+{
+    uint64_t v = atomic_load_explicit(&m.gc_last_ms, memory_order_relaxed);
+    family(b, "portolan_gc_last_run_timestamp_seconds", "gauge",
+           "End of the last garbage collection pass run by this region (0: none yet).");
+    appendf(b, "portolan_gc_last_run_timestamp_seconds %.3f\n", (double)v / 1000.0);
+    v = atomic_load_explicit(&m.gc_duration_ms, memory_order_relaxed);
+    family(b, "portolan_gc_duration_seconds", "gauge",
+           "Duration of the last garbage collection pass run by this region.");
+    appendf(b, "portolan_gc_duration_seconds %.3f\n", (double)v / 1000.0);
+    v = atomic_load_explicit(&m.gc_blobs, memory_order_relaxed);
+    family(b, "portolan_gc_blobs_collected_total", "counter",
+           "Blob files this region deleted after a collection.");
+    appendf(b, "portolan_gc_blobs_collected_total %llu\n", (unsigned long long)v);
+    v = atomic_load_explicit(&m.gc_bytes, memory_order_relaxed);
+    family(b, "portolan_gc_bytes_reclaimed_total", "counter",
+           "Bytes of the blob files this region deleted after a collection.");
+    appendf(b, "portolan_gc_bytes_reclaimed_total %llu\n", (unsigned long long)v);
+}
+
 void pt_metrics_auth(int which)
 {
     if (which >= 0 && which < PT_METRICS_AUTH_N)
@@ -482,6 +515,7 @@ int pt_metrics_render(char **out, size_t *len)
            "1 when the region serves current data (GET /readyz answers 200), else 0.");
     appendf(&b, "portolan_ready %d\n", atomic_load_explicit(&m.ready, memory_order_relaxed));
     render_replication(&b);
+    render_gc(&b);
     render_auth(&b);
     render_disk(&b);
     render_peer(&b);

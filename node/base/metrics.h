@@ -99,6 +99,14 @@ enum {
 /* Counts one refusal for reason (a PT_METRICS_PEER_* value; others are ignored). */
 void pt_metrics_peer_refused(int reason);
 
+/* Garbage collection of blobs (http/gc.c), any thread: a finished pass that collected
+ * `collected` blobs of `bytes` bytes in this region, ending at end_ms (wall clock) after
+ * duration_ms. Series: portolan_gc_last_run_timestamp_seconds, portolan_gc_blobs_collected_total,
+ * portolan_gc_bytes_reclaimed_total, portolan_gc_duration_seconds (the last pass). Files deleted
+ * after a collection applied are counted with pt_metrics_gc_reclaimed. */
+void pt_metrics_gc_pass(int64_t end_ms, uint64_t duration_ms);
+void pt_metrics_gc_reclaimed(uint64_t blobs, uint64_t bytes);
+
 /*
  * Renders every metric. On success *out is a malloc'd, NUL-terminated buffer owned by the
  * caller (free it) and *len its length without the NUL. Returns 0 or PT_E_NOMEM.

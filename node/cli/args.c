@@ -45,6 +45,8 @@ const char *const cli_cmd_names[] = {
     [CMD_AUDIT_VERIFY] = "verify",
     [CMD_AUDIT_TAIL] = "tail",
     [CMD_BACKUP] = "backup",
+    [CMD_GC_RUN] = "run",
+    [CMD_GC_STATUS] = "status",
 };
 const char *const cli_cmd_titles[] = {
     [CMD_STATUS] = "cluster status",
@@ -69,6 +71,8 @@ const char *const cli_cmd_titles[] = {
     [CMD_AUDIT_VERIFY] = "audit verify",
     [CMD_AUDIT_TAIL] = "audit tail",
     [CMD_BACKUP] = "backup",
+    [CMD_GC_RUN] = "gc run",
+    [CMD_GC_STATUS] = "gc status",
 };
 
 /* Flags and the commands that take them (bit per enum cli_cmd). */
@@ -108,6 +112,7 @@ static const struct {
     [F_DATA_DIR] = {"--data-dir", true, AUDIT_CMDS},
     [F_LINES] = {"-n", true, BIT(CMD_AUDIT_TAIL)},
     [F_FOLLOW] = {"--follow", false, BIT(CMD_AUDIT_TAIL)},
+    [F_DRY_RUN] = {"--dry-run", false, BIT(CMD_GC_RUN)},
 };
 #define NFLAGS (sizeof flags / sizeof flags[0])
 
@@ -359,6 +364,9 @@ static int set_flag(struct cli_opts *o, enum cli_flag f, const char *v, FILE *er
     case F_FOLLOW:
         o->follow = true;
         break;
+    case F_DRY_RUN:
+        o->dry_run = true;
+        break;
     }
     o->given |= 1u << f;
     return 0;
@@ -565,6 +573,23 @@ void pt_cli_cluster_usage(FILE *out)
                  "  --timeout D       time limit of the admin request (default 5s; each region's\n"
                  "                    view during status gets at most 2s)\n\n"
                  "exit status: 0 ok, 1 request failed, 2 usage error\n");
+}
+
+void pt_cli_gc_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: portolan gc <command> --region URL [flags]\n\n"
+            "commands:\n"
+            "  run [--dry-run]   run a garbage collection pass now in that region and wait for\n"
+            "                    it: progress on stderr, then every blob removed (or, with\n"
+            "                    --dry-run, that would be) and the bytes reclaimed\n"
+            "  status            the collector's state and its last pass\n\n"
+            "flags of every command:\n"
+            "  --region URL      client URL of any region, e.g. http://127.0.0.1:5001\n"
+            "  --json            print the final JSON document (GET /admin/gc)\n"
+            "  --cacert FILE     PEM CA certificates for https URLs (default: the system's)\n"
+            "  --timeout D       time limit of each admin request (default 5s)\n"
+            "  --user NAME [--password-stdin]   credentials of an administrator\n");
 }
 
 void pt_cli_replication_usage(FILE *out)

@@ -47,6 +47,8 @@ static int run(enum cli_cmd c, int argc, char **argv, FILE *out, FILE *err, void
         rc = cli_access_run(&o, out, err);
     else if (c == CMD_BACKUP)
         rc = cli_backup_run(&o, out, err);
+    else if (c == CMD_GC_RUN || c == CMD_GC_STATUS)
+        rc = cli_gc_run(&o, out, err);
     else if (c == CMD_STATUS)
         rc = cli_cluster_status(&o, out, err);
     else if (c == CMD_REPLICATION && o.has_image)
@@ -170,4 +172,25 @@ int pt_cli_audit(int argc, char **argv, FILE *out, FILE *err)
 {
     return run_group("audit", CMD_AUDIT_VERIFY, CMD_AUDIT_TAIL, argc, argv, out, err,
                      pt_cli_audit_usage);
+}
+
+int pt_cli_gc(int argc, char **argv, FILE *out, FILE *err)
+{
+    if (argc < 1 || argv[0] == NULL) {
+        pt_cli_gc_usage(err);
+        return PT_CLI_USAGE;
+    }
+    if (is_help(argv[0])) {
+        pt_cli_gc_usage(out);
+        return PT_CLI_OK;
+    }
+    enum cli_cmd c = strcmp(argv[0], "run") == 0      ? CMD_GC_RUN
+                     : strcmp(argv[0], "status") == 0 ? CMD_GC_STATUS
+                                                      : CMD_COUNT;
+    if (c == CMD_COUNT) {
+        fprintf(err, "portolan gc: unknown command \"%.64s\"\n", argv[0]);
+        pt_cli_gc_usage(err);
+        return PT_CLI_USAGE;
+    }
+    return run(c, argc - 1, argv + 1, out, err, pt_cli_gc_usage);
 }

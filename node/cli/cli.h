@@ -92,6 +92,11 @@ int pt_cli_backup(int argc, char **argv, FILE *out, FILE *err);
 void pt_cli_backup_usage(FILE *out);
 int pt_cli_restore(int argc, char **argv, FILE *out, FILE *err);
 void pt_cli_restore_usage(FILE *out);
+/* `portolan gc run [--dry-run]` and `portolan gc status` (garbage collection of blobs, GET and
+ * POST /admin/gc): argv[0] is "run", "status" or "help", then the flags. Same conventions;
+ * run returns PT_CLI_FAILED when the pass ended with an error. */
+int pt_cli_gc(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_gc_usage(FILE *out);
 
 /* Sets the stream secrets are read from (borrowed; NULL restores stdin). For tests. */
 void pt_cli_set_input(FILE *in);

@@ -66,6 +66,8 @@ enum cli_cmd {
     CMD_AUDIT_VERIFY,
     CMD_AUDIT_TAIL,
     CMD_BACKUP,
+    CMD_GC_RUN,
+    CMD_GC_STATUS,
     CMD_COUNT
 };
 #define CLI_CLUSTER_CMDS 4 /* the first four are `portolan cluster` commands */
@@ -95,7 +97,8 @@ enum cli_flag {
     F_DESCRIPTION,
     F_DATA_DIR,
     F_LINES,
-    F_FOLLOW
+    F_FOLLOW,
+    F_DRY_RUN
 };
 
 /* Action bits of a grant, as the server's (auth/pattern.h PT_ACTION_*). */
@@ -149,6 +152,7 @@ struct cli_opts {
     size_t n_files;
     unsigned long lines; /* audit tail -n */
     bool follow;         /* audit tail --follow */
+    bool dry_run;        /* gc run --dry-run */
 };
 
 /* Fills o with the defaults of command c, then with the flags (and image) in argv[0..argc)
@@ -372,6 +376,8 @@ int cli_cluster_status(const struct cli_opts *o, FILE *out, FILE *err);
 int cli_cluster_change(const struct cli_opts *o, FILE *out, FILE *err);
 int cli_replication_regions(const struct cli_opts *o, FILE *out, FILE *err);
 int cli_replication_image(const struct cli_opts *o, FILE *out, FILE *err);
+/* gc.c: `portolan gc run` and `portolan gc status`. */
+int cli_gc_run(const struct cli_opts *o, FILE *out, FILE *err);
 
 /* ---- certs.c --------------------------------------------------------------------------- */
 

@@ -49,20 +49,23 @@
 #define PT_CONFIG_FILE_MAX (1024 * 1024)
 
 struct pt_config {
-    char listen[256];                     /* host:port to accept on */
-    char data_dir[4096];                  /* blobs, metadata and raft state live here */
-    unsigned threads;                     /* event-loop threads; 0 = one per core */
-    char tls_cert[4096];                  /* PEM certificate chain; "" = plain HTTP */
-    char tls_key[4096];                   /* PEM private key; set together with tls_cert */
-    char tls_peer_ca[4096];               /* PEM CAs of other regions' HTTPS; "" = the system's */
-    char region[64];                      /* [a-z0-9-]{1,63} */
-    uint64_t max_body_size;               /* bytes; largest request body (blob upload chunk) */
-    uint64_t max_manifest_size;           /* bytes; largest manifest accepted */
-    uint64_t body_spill_threshold;        /* bytes; request bodies above this go to a temp file */
-    uint64_t request_timeout_ms;          /* whole-request time limit */
-    uint64_t upload_ttl_ms;               /* unfinished uploads idle this long are removed */
-    unsigned max_connections;             /* open client connections, all threads together */
-    uint64_t header_timeout_ms;           /* HTTP/1 request headers must be complete within this */
+    char listen[256];              /* host:port to accept on */
+    char data_dir[4096];           /* blobs, metadata and raft state live here */
+    unsigned threads;              /* event-loop threads; 0 = one per core */
+    char tls_cert[4096];           /* PEM certificate chain; "" = plain HTTP */
+    char tls_key[4096];            /* PEM private key; set together with tls_cert */
+    char tls_peer_ca[4096];        /* PEM CAs of other regions' HTTPS; "" = the system's */
+    char region[64];               /* [a-z0-9-]{1,63} */
+    uint64_t max_body_size;        /* bytes; largest request body (blob upload chunk) */
+    uint64_t max_manifest_size;    /* bytes; largest manifest accepted */
+    uint64_t body_spill_threshold; /* bytes; request bodies above this go to a temp file */
+    uint64_t request_timeout_ms;   /* whole-request time limit */
+    uint64_t upload_ttl_ms;        /* unfinished uploads idle this long are removed */
+    uint64_t gc_grace_ms;          /* blobs linked this recently are never collected */
+    uint64_t gc_interval_ms;    /* scheduled garbage collection on the leader; 0 = on demand only */
+    unsigned gc_rate;           /* blobs examined per second by a pass; 0 = no limit */
+    unsigned max_connections;   /* open client connections, all threads together */
+    uint64_t header_timeout_ms; /* HTTP/1 request headers must be complete within this */
     uint64_t keepalive_timeout_ms;        /* a connection idle this long (no request) is closed */
     unsigned max_connections_per_address; /* open client connections from one IP address */
     unsigned reserved_connections;        /* of max_connections, kept for small clients */

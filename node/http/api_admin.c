@@ -15,6 +15,7 @@
  *                               (store/backup.h), in the thread pool, one at a time (else 429):
  *                               201 {"name","path","applied_index","blobs","blob_bytes",
  *                               "missing_blobs"}; audited like every admin request
+ *   GET /admin/gc, POST /admin/gc[?dry_run=true]   garbage collection of blobs (gc.h)
  * Membership changes run on the leader; elsewhere they answer 503 UNAVAILABLE naming the
  * leader's region in the detail.
  * The status comes from the committer thread (which owns Raft) as JSON text; the digest reads
@@ -38,8 +39,10 @@
 #include "ident.h"
 #include "committer.h"
 #include "err.h"
+#include "gc.h"
 #include "http.h"
 #include "metastore.h"
+#include "query.h"
 #include "worker.h"
 
 static int ref_is(const struct pt_route *rt, const char *s)
@@ -311,6 +314,40 @@ static void remove_region(struct pt_worker *w, h2o_req_t *req, const char *id_te
         pt_http_error(req, PT_E_NOMEM, NULL, NULL);
 }
 
+/* GET /admin/gc: the collector's state; POST /admin/gc[?dry_run=true]: a pass now (202 with
+ * the state; 409 EXISTS when one runs). */
+static void gc_route(struct pt_worker *w, h2o_req_t *req)
+{
+    int post = pt_http_method_is(req, "POST");
+    if (!post && !pt_http_method_is(req, "GET") && !pt_http_is_head(req)) {
+        pt_http_error(req, PT_E_METHOD, NULL, NULL);
+        return;
+    }
+    if (post) {
+        h2o_iovec_t q = pt_http_query(req);
+        char v[8] = "";
+        int n = pt_query_get(q.base, q.len, "dry_run", 0, v, sizeof(v));
+        int dry = n >= 0 && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+        if (n != PT_E_NOT_FOUND && !dry &&
+            (n < 0 || (strcmp(v, "false") != 0 && strcmp(v, "0") != 0))) {
+            pt_http_error(req, PT_E_UNSUPPORTED, "dry_run must be true or false", NULL);
+            return;
+        }
+        int rv = pt_gc_request(w->node->gc, dry);
+        if (rv != 0) {
+            pt_http_error(req, rv, "a garbage collection pass is running", NULL);
+            return;
+        }
+    }
+    char *text = pt_gc_status_json(w->node->gc);
+    if (text == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    pt_http_send(req, post ? 202 : 200, "application/json", text, strlen(text));
+    free(text);
+}
+
 void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
     static const char regions[] = "cluster/regions/";
@@ -331,6 +368,10 @@ void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt
     if (rt->ref_len > sizeof(regions) - 1 && memcmp(rt->ref, regions, sizeof(regions) - 1) == 0 &&
         pt_http_method_is(req, "DELETE")) {
         remove_region(w, req, rt->ref + sizeof(regions) - 1, rt->ref_len - (sizeof(regions) - 1));
+        return;
+    }
+    if (ref_is(rt, PT_ADMIN_GC)) {
+        gc_route(w, req);
         return;
     }
     if (ref_is(rt, "replication/image")) {

@@ -66,6 +66,7 @@
 #include "log.h"
 #include "metastore.h"
 #include "metrics.h"
+#include "gc.h"
 #include "worker.h"
 #include "raft_node.h"
 #include "clock.h"
@@ -719,6 +720,8 @@ int pt_server_run(const struct pt_config *cfg)
     if ((rv = open_access_control(&node)) != 0)
         return rv;
     uv_loop_init(&main_loop);
+    if ((rv = pt_gc_start(&node, &main_loop, &node.gc)) != 0)
+        return rv;
     /* A single region publishes its key and first administrator before it serves; a cluster
      * region does it in the background once a leader commits. */
     if ((rv = pt_auth_startup_run(&node, &main_loop, node.cluster == NULL)) != 0)
@@ -784,6 +787,7 @@ int pt_server_run(const struct pt_config *cfg)
     int clean = stop_workers(workers, node.cfg.threads);
     /* Everything below runs after the workers are gone; applied commands reach the disk. */
     pt_auth_startup_stop();
+    pt_gc_stop(node.gc); /* before the committer: a pass waits for its answers */
     pt_committer_stop(node.committer);
     pt_auth_service_free(node.auth);
     node.auth = NULL;

@@ -356,8 +356,12 @@ int blobstore_install(struct pt_blobstore *bs, int fd, const char *id, enum pt_d
         goto err_after_fd;
     }
 
-    if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        /* Same digest, same bytes: keep the installed file (open readers, inode). */
+    /* Same digest, same bytes: keep the installed file (open readers, inode), touched so the
+     * garbage collector, which only removes files older than the collection that named them
+     * (pt_blobstore_remove_blob_before), keeps it. Gone meanwhile (ENOENT): install ours. */
+    if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (!S_ISREG(st.st_mode) || utimensat(dfd, leaf, NULL, AT_SYMLINK_NOFOLLOW) == 0 ||
+         errno != ENOENT)) {
         if (!S_ISREG(st.st_mode)) {
             rv = PT_E_CORRUPT;
             goto err_after_dfd;
@@ -378,7 +382,7 @@ int blobstore_install(struct pt_blobstore *bs, int fd, const char *id, enum pt_d
         goto err_after_dfd;
     }
 
-    if (bs->sys.fsync_fn(fd) != 0) {
+    if (futimens(fd, NULL) != 0 || bs->sys.fsync_fn(fd) != 0) {
         rv = blobstore_io_err(errno);
         goto err_after_dfd;
     }
@@ -515,5 +519,85 @@ int pt_blobstore_remove_blob(struct pt_blobstore *bs, const struct pt_digest *d)
     if (unlinkat(bs->blobs_fd[d->algo], name, 0) != 0)
         return errno == ENOENT || errno == ENOTDIR || errno == EISDIR ? PT_E_BLOB_UNKNOWN
                                                                       : blobstore_io_err(errno);
+    return 0;
+}
+
+int pt_blobstore_remove_blob_before(struct pt_blobstore *bs, const struct pt_digest *d,
+                                    int64_t before_ms)
+{
+    char name[BLOB_NAME_SIZE], aside[PATH_MAX];
+    int rv = blobstore_blob_name(d, name);
+    if (rv != 0)
+        return rv;
+    if (snprintf(aside, sizeof(aside), "%s/gc-%s", bs->tmp_path, name + 3) >= (int)sizeof(aside))
+        return PT_E_INTERNAL;
+    int bfd = bs->blobs_fd[d->algo];
+    /* aside first (atomic): a commit of the same digest from now on installs a new file */
+    if (renameat(bfd, name, AT_FDCWD, aside) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? PT_E_BLOB_UNKNOWN : blobstore_io_err(errno);
+    struct stat st;
+    if (stat(aside, &st) != 0)
+        return blobstore_io_err(errno);
+    int64_t mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    if (mtime_ms >= before_ms) {
+        /* installed or touched by a commit since: put back (identical bytes if another file
+         * took its place meanwhile) */
+        if (renameat(AT_FDCWD, aside, bfd, name) != 0)
+            return blobstore_io_err(errno);
+        return 1;
+    }
+    if (unlink(aside) != 0)
+        return blobstore_io_err(errno);
+    return 0;
+}
+
+struct walk_ctx {
+    enum pt_digest_algo algo;
+    int (*cb)(const struct pt_digest *d, int64_t mtime_ms, uint64_t size, void *arg);
+    void *arg;
+};
+
+static int walk_blob(int dirfd, const struct dirent *e, void *arg)
+{
+    struct walk_ctx *w = arg;
+    size_t n = strlen(e->d_name);
+    if (n != pt_digest_hex_len(w->algo))
+        return 0;
+    struct pt_digest d = {.algo = w->algo};
+    memcpy(d.hex, e->d_name, n);
+    d.hex[n] = '\0';
+    char name[BLOB_NAME_SIZE];
+    if (blobstore_blob_name(&d, name) != 0)
+        return 0; /* not a blob's name: not ours to judge */
+    struct stat st;
+    if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    int64_t mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    return w->cb(&d, mtime_ms, (uint64_t)st.st_size, w->arg);
+}
+
+static int walk_fanout(int dirfd, const struct dirent *e, void *arg)
+{
+    if (strlen(e->d_name) != 2)
+        return 0;
+    int fd = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int rv = blobstore_each_entry(fd, walk_blob, arg);
+    close(fd);
+    return rv;
+}
+
+int pt_blobstore_foreach_blob(struct pt_blobstore *bs,
+                              int (*cb)(const struct pt_digest *d, int64_t mtime_ms, uint64_t size,
+                                        void *arg),
+                              void *arg)
+{
+    for (int a = 0; a < PT_DIGEST_ALGO_COUNT; a++) {
+        struct walk_ctx w = {.algo = (enum pt_digest_algo)a, .cb = cb, .arg = arg};
+        int rv = blobstore_each_entry(bs->blobs_fd[a], walk_fanout, &w);
+        if (rv != 0)
+            return rv;
+    }
     return 0;
 }

@@ -205,6 +205,26 @@ int pt_blobstore_link_out(struct pt_blobstore *bs, const struct pt_digest *d, in
 int pt_blobstore_remove_blob(struct pt_blobstore *bs, const struct pt_digest *d);
 
 /*
+ * Garbage collection: removes the blob *d (borrowed) only if its file was last modified before
+ * before_ms (a commit installs or touches the file it keeps, so a blob stored again after the
+ * collection that named it survives). The file is first renamed aside into tmp/, checked there
+ * and put back if it is too new, so a concurrent commit of the same digest either touches the
+ * file before it is looked at or installs a new one. 0 removed, 1 kept (too new),
+ * PT_E_BLOB_UNKNOWN if absent, PT_E_IO. A crash leaves the file aside in tmp/ (cleared at open),
+ * never a partial blob.
+ */
+int pt_blobstore_remove_blob_before(struct pt_blobstore *bs, const struct pt_digest *d,
+                                    int64_t before_ms);
+
+/* Calls cb for every blob file (both algorithms, in directory order): its digest (borrowed),
+ * last modification (ms since the epoch) and size. A non-zero return stops the walk and is
+ * returned. Blocks on directory reads: a worker or gc thread only. */
+int pt_blobstore_foreach_blob(struct pt_blobstore *bs,
+                              int (*cb)(const struct pt_digest *d, int64_t mtime_ms, uint64_t size,
+                                        void *arg),
+                              void *arg);
+
+/*
  * For tests: the system calls whose failures matter to the commit protocol go through this
  * per-store table (in the manner of SQLite's aSyscall[]). Each entry has the signature and
  * errno convention of the libc call it replaces. pt_blobstore_sys returns the table of bs

@@ -221,6 +221,8 @@ int pt_metastore_open(const char *dir, struct pt_metastore **out)
     ms->wo_sync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(ms->wo_sync, 1);
     rv = load_applied(ms);
+    if (rv == 0)
+        rv = ms_gc_index_build(ms);
     if (rv != 0)
         goto err_after_open;
     *out = ms;

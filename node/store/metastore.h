@@ -314,6 +314,85 @@ int pt_metastore_batch_referrer_delete(struct pt_metastore_batch *b, const char 
 int pt_metastore_batch_blob_stored(struct pt_metastore_batch *b, const char *digest, uint64_t size,
                                    const char *region);
 
+/*
+ * ---- garbage collection of blobs (metastore_gc.c draws its records) ---------------------
+ * The FSM keeps an index of which manifests reference which blobs and when each blob was last
+ * linked into each repository; a marking pass and the apply of CollectBlobs decide with the
+ * same rule (evaluate in metastore_gc.c): a link of a blob to repository R is garbage when no
+ * manifest of R references the blob and it was linked at least grace_ms before now; the blob is
+ * garbage when, those links removed, no repository links it and no manifest references it.
+ * A store without a complete index (built once at open) refuses with PT_E_UNAVAILABLE.
+ */
+struct pt_gc_verdict {
+    int referenced;         /* 1 if some manifest of some repository references the blob */
+    unsigned links_removed; /* links that are garbage (removed, when collecting) */
+    unsigned links_kept;    /* links that are referenced or younger than the grace */
+    int located;            /* 1 if a blob_locations record exists */
+    int collected;          /* 1 if the blob itself is garbage (record removed, when collecting) */
+    uint64_t size;          /* its size, from blob_locations (0 if not located) */
+};
+
+/* 0 if some region holds digest (staged writes included), PT_E_BLOB_UNKNOWN if none. */
+int pt_metastore_batch_blob_location(struct pt_metastore_batch *b, const char *digest);
+/* 1 if digest was collected and not stored by an upload since (LinkBlob refuses it), 0 if
+ * not, negative on error; PT_E_DIGEST_INVALID. revive forgets that (an upload stored it). */
+int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest);
+int pt_metastore_batch_blob_revive(struct pt_metastore_batch *b, const char *digest);
+/* Stages the references of manifest (in repo) to digests[0..n) (borrowed). */
+int pt_metastore_batch_blob_refs_put(struct pt_metastore_batch *b, const char *repo,
+                                     const char *manifest, const char *const *digests, size_t n);
+/* Stages the removal of every reference of manifest (in repo). */
+int pt_metastore_batch_blob_refs_delete(struct pt_metastore_batch *b, const char *repo,
+                                        const char *manifest);
+/* Records that manifest (in repo) was pushed at time_ms (the grace of an orphan referrer);
+ * pt_metastore_batch_blob_refs_delete removes it with the references. */
+int pt_metastore_batch_manifest_pushed(struct pt_metastore_batch *b, const char *repo,
+                                       const char *manifest, int64_t time_ms);
+/* Deletes (as DeleteManifest) the referrer digest of subject in repo if, re-checked as of
+ * now_ms, its referrers entry exists, subject is no manifest of repo any more, no tag of repo
+ * names it and it was pushed at least grace_ms before (*deleted = 1); else stages nothing. */
+int pt_metastore_batch_gc_referrer(struct pt_metastore_batch *b, const char *repo,
+                                   const char *subject, const char *digest, int64_t now_ms,
+                                   int64_t grace_ms, int *deleted);
+/* Marking of referrers: calls cb for every referrer that pt_metastore_batch_gc_referrer would
+ * delete as of now_ms (strings borrowed for the call), walking the referrers family with an
+ * iterator. A non-zero return from cb stops the walk and is returned. Checking "no tag names
+ * it" walks the repository's tags. */
+int pt_metastore_gc_mark_referrers(struct pt_metastore *ms, int64_t now_ms, int64_t grace_ms,
+                                   int (*cb)(const char *repo, const char *subject,
+                                             const char *digest, void *arg),
+                                   void *arg);
+/* Records that digest was (re)linked into repo at time_ms (the command's time). */
+int pt_metastore_batch_blob_link_time(struct pt_metastore_batch *b, const char *repo,
+                                      const char *digest, int64_t time_ms);
+/* Re-checks digest as of now_ms and stages what is garbage: the garbage links (repo_blobs and
+ * their index records), and, when the blob is garbage, its blob_locations record plus a local
+ * record telling this region to delete the file (pt_metastore_gc_pending_first). *out says
+ * what was found. PT_E_DIGEST_INVALID, PT_E_CONFIG (grace_ms < 0), PT_E_UNAVAILABLE (no
+ * index), I/O errors. */
+int pt_metastore_batch_gc_collect(struct pt_metastore_batch *b, const char *digest, int64_t now_ms,
+                                  int64_t grace_ms, struct pt_gc_verdict *out);
+/* The same verdict, read from the database without staging anything (any thread). */
+int pt_metastore_gc_check(struct pt_metastore *ms, const char *digest, int64_t now_ms,
+                          int64_t grace_ms, struct pt_gc_verdict *out);
+/*
+ * Marking: walks blob_locations in digest order from just after `after` (NULL or "" = from
+ * the start) with an iterator, and calls cb with each digest and its verdict as of now_ms
+ * (borrowed for the call). A non-zero return from cb stops the walk and is returned. Any thread
+ * (it reads; never an event loop: each blob costs a few RocksDB reads). PT_E_UNAVAILABLE
+ * without an index.
+ */
+int pt_metastore_gc_mark(struct pt_metastore *ms, const char *after, int64_t now_ms,
+                         int64_t grace_ms,
+                         int (*cb)(const char *digest, const struct pt_gc_verdict *v, void *arg),
+                         void *arg);
+/* The first (digest order) blob whose file this region is to delete, with the time of the
+ * entry that collected it. PT_E_NOT_FOUND if none. */
+int pt_metastore_gc_pending_first(struct pt_metastore *ms,
+                                  char digest_out[PT_METASTORE_DIGEST_MAX + 1], int64_t *time_ms);
+/* Forgets that record (done, or nothing to do). */
+int pt_metastore_gc_pending_delete(struct pt_metastore *ms, const char *digest);
+
 /* ---- transfers of blobs from other regions (local to this region) ---------------------- */
 
 /* Opaque record (at most PT_METASTORE_UPLOAD_VAL_MAX bytes) of the transfer of digest in

@@ -339,7 +339,8 @@ int pt_metastore_batch_blob_link(struct pt_metastore_batch *b, const char *repo,
         return rv;
     struct pt_buf e = {0};
     ms_enc_size(&e, size);
-    return ms_stage_put(b, CF_REPO_BLOBS, key, klen, &e);
+    rv = ms_stage_put(b, CF_REPO_BLOBS, key, klen, &e);
+    return rv != 0 ? rv : ms_gc_link_put(b, repo, digest, 0, true);
 }
 
 int pt_metastore_batch_blob_unlink(struct pt_metastore_batch *b, const char *repo,
@@ -351,6 +352,7 @@ int pt_metastore_batch_blob_unlink(struct pt_metastore_batch *b, const char *rep
     if (rv != 0)
         return rv;
     ms_stage_delete(b, CF_REPO_BLOBS, key, klen);
+    ms_gc_link_delete(b, repo, digest);
     return 0;
 }
 

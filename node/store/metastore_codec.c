@@ -16,6 +16,9 @@
  *                   (kind: anon, jti, key, token, user)     tokens, anonymous rules, signing
  *                                                           keys, revoked token ids; drawn in
  *                                                           metastore_auth.c
+ *                   "gc/" ...                               the garbage collection index (blob
+ *                                                           references, links by digest, push
+ *                                                           times); drawn in metastore_gc.c
  *   repos           <repo>                                  v1 i64:created_ms
  *   manifests       <repo> \0 <digest>                      v1 s8:media_type s8:artifact_type
  *                                                           s8:subject u32:len body[len]
@@ -34,6 +37,8 @@
  *   local_blobs     <digest>                                opaque bytes of a transfer of that
  *                                                           blob from another region in progress
  *                                                           (replication/blob_sync.c)
+ *                   "~gc/" <digest>                         a collected blob whose file is to be
+ *                                                           deleted here (metastore_gc.c)
  *
  *   repo <= 255 bytes, tag <= 128, media and artifact types <= 127, region <= 63;
  *   digest = "sha256:" + 64 or "sha512:" + 128 lowercase hex (keys of either length, NUL-

@@ -14,6 +14,8 @@
  *   metastore_local.c     records local to this region: upload sessions, blob transfers
  *   metastore_auth.c      access control records (replicated): key schema, codec, reads and
  *                         batch writes
+ *   metastore_gc.c        garbage collection of blobs: the reference and link index the FSM
+ *                         keeps, the rule (marking and re-check at apply), files to delete
  *
  * Names shared between the pieces start with ms_ (functions) or MS_ (constants); everything
  * else stays static in its file. The threading and ownership rules are metastore.h's: reads
@@ -192,6 +194,16 @@ int ms_dec_referrer(const char *v, size_t vlen, struct pt_referrer *r);
 int ms_dec_location(const char *v, size_t vlen, struct location *loc);
 /* Key and value of a region record. */
 int ms_dec_region(const char *k, size_t klen, const char *v, size_t vlen, struct pt_region_rec *r);
+
+/* ---- the garbage collection index (metastore_gc.c) -------------------------------------- */
+
+/* Stages the link index record of repo/digest with time_ms; with keep_existing only if there
+ * is none yet. */
+int ms_gc_link_put(struct pt_metastore_batch *b, const char *repo, const char *digest,
+                   int64_t time_ms, bool keep_existing);
+void ms_gc_link_delete(struct pt_metastore_batch *b, const char *repo, const char *digest);
+/* At open: builds the index of a store written before it existed, once (0 if it is there). */
+int ms_gc_index_build(struct pt_metastore *ms);
 
 /* ---- lookups shared by readers and batches (metastore_read.c) --------------------------- */
 
