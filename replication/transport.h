@@ -203,6 +203,37 @@ void pt_transport_set_peer_accept(struct raft_uv_transport *t, int channel,
 int pt_transport_connect_peer(struct raft_uv_transport *t, uint64_t id, const char *address,
                               int channel, pt_transport_peer_connect_cb cb, void *arg);
 
+/* Relays (bridge partitions): a connection to a server this node cannot reach directly is
+ * tunneled through another member that reaches it: the relay splices bytes, the TLS and the
+ * HELLO / WELCOME handshake run end to end inside (TLS in TLS), so the server authenticates
+ * this node as over a direct connection. One hop only: a connection that arrived through a
+ * relay is never relayed on. Relayed connections a node serves are bounded per source and in
+ * all, end after an idle time and a lifetime (then raft dials again, directly if the direct
+ * path is back). Requires TLS: without it relays are neither used nor served. */
+#define PT_TRANSPORT_RELAY_MAX        64
+#define PT_TRANSPORT_RELAY_PER_SOURCE 8
+#define PT_TRANSPORT_RELAY_IDLE_MS    60000
+#define PT_TRANSPORT_RELAY_LIFE_MS    120000
+/* After a direct attempt failed, connections go through a relay for this long, then the
+ * direct path is tried again. */
+#define PT_TRANSPORT_DIRECT_RETRY_MS 10000
+
+/* Writes the index-th member of the raft configuration (0-based): its server id and raft
+ * address (NUL-terminated). Returns 0, or PT_E_NOT_FOUND past the last. Raft loop thread. */
+typedef int (*pt_transport_member_cb)(void *arg, size_t index, uint64_t *id,
+                                      char address[PT_CLUSTER_ADDRESS_MAX + 1]);
+
+/*
+ * Enables relays (see above) with the members cb lists (arg borrowed): this node serves relay
+ * requests from members to members, and tunnels its own connections through them when the
+ * direct path fails. NULL disables both. Effective only with pt_transport_set_tls.
+ */
+void pt_transport_set_relay(struct raft_uv_transport *t, pt_transport_member_cb cb, void *arg);
+
+/* The server id through which this node's last completed connection to id went: 0 when
+ * direct (or no relay used). */
+uint64_t pt_transport_relay_of(struct raft_uv_transport *t, uint64_t id);
+
 /*
  * Splits address (borrowed) into host (written into host[host_size], NUL-terminated,
  * brackets of an IPv6 literal removed) and port (1..65535). Accepted forms: "name:port"

@@ -63,7 +63,9 @@ void transport_in_succeed(struct conn *c)
     c->status = 0;
     transport_conn_close_timer(
         c); /* c, and peer_address with it, lives until the timer is closed */
-    if (c->flags & FLAG_PEER)
+    if (c->flags & FLAG_RELAY)
+        transport_relay_serve(t, c->peer_id, c->relay_target, stream);
+    else if (c->flags & FLAG_PEER)
         t->peer_accept_cb[channel_of(c->flags)](t->peer_accept_arg[channel_of(c->flags)],
                                                 c->peer_id, c->peer_address, stream);
     else

@@ -94,10 +94,17 @@ enum {
     PT_METRICS_PEER_RAFT_MESSAGE = 0, /* a raft message failed validation (raft_wire.h) */
     PT_METRICS_PEER_FRAME,            /* a peer frame too long, or over the frame budget */
     PT_METRICS_PEER_HANDSHAKE_LIMIT,  /* too many handshakes from one source address */
+    PT_METRICS_PEER_RELAY,            /* a relay request refused (not a member, limits, loop) */
     PT_METRICS_PEER_N
 };
 /* Counts one refusal for reason (a PT_METRICS_PEER_* value; others are ignored). */
 void pt_metrics_peer_refused(int reason);
+
+/* Relayed connections open now (portolan_peer_relayed_connections{side}): SERVED are spliced
+ * by this node for others, THROUGH are this node's own connections tunneled through a relay.
+ * delta is +1 or -1. Any thread. */
+enum { PT_METRICS_RELAY_SERVED = 0, PT_METRICS_RELAY_THROUGH, PT_METRICS_RELAY_N };
+void pt_metrics_relayed(int side, int delta);
 
 /*
  * Renders every metric. On success *out is a malloc'd, NUL-terminated buffer owned by the
