@@ -83,9 +83,12 @@ void peer_tick_cb(uv_timer_t *timer)
     for (struct conn *c = p->conns; c != NULL; c = c->next) {
         if (c->closing)
             continue;
-        if (now - c->last_rx >= PT_PEERS_IDLE_MS)
+        if (now - c->last_rx >= PT_PEERS_IDLE_MS) {
+            /* the link to this peer went silent: raft's connections with it too */
+            if (c->peer != NULL)
+                pt_transport_peer_silent(p->t, c->peer->id);
             peer_conn_close(c, PT_LOG_WARN, "silent peer (idle limit)");
-        else
+        } else
             peer_send_ping(c);
     }
 }

@@ -77,6 +77,9 @@
  * while the link was down would hold the reconnection seconds past its return; it is given
  * up instead and the next attempt (raft's retry, the peer backoff) dials afresh. */
 #define PT_TRANSPORT_CONNECT_TIMEOUT_MS 1000
+/* A connection whose sent data stays unacknowledged this long is ended (TCP_USER_TIMEOUT): a
+ * link that went silent is noticed, and raft dials again (through a relay if need be). */
+#define PT_TRANSPORT_SILENT_MS 5000
 /* Inbound handshakes in progress at once; further connections wait in the listen backlog. */
 #define PT_TRANSPORT_MAX_INBOUND 64
 /* Inbound handshakes in progress at once from one IP address: a further one from the same
@@ -229,6 +232,15 @@ typedef int (*pt_transport_member_cb)(void *arg, size_t index, uint64_t *id,
  * direct path fails. NULL disables both. Effective only with pt_transport_set_tls.
  */
 void pt_transport_set_relay(struct raft_uv_transport *t, pt_transport_member_cb cb, void *arg);
+
+/*
+ * Tells the transport that server id went silent (the peer layer heard nothing from it on a
+ * channel for its idle limit; the TCP connections may still look alive, e.g. through a proxy
+ * whose far side is cut): every connection with id is ended, raft and the peer layer dial
+ * again, and with relays enabled those attempts go through a relay (another one if the silent
+ * path was a relay) until the direct path is tried again. A no-op without relays.
+ */
+void pt_transport_peer_silent(struct raft_uv_transport *t, uint64_t id);
 
 /* The server id through which this node's last completed connection to id went: 0 when
  * direct (or no relay used). */

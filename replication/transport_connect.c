@@ -47,6 +47,8 @@ void transport_out_succeed(struct conn *c)
     uv_timer_stop(&c->timer);
     transport_log_authenticated(c);
     transport_relay_outcome(c, 0);
+    if (c->pump != NULL)
+        transport_tls_pump_list(c->pump, c->peer_id);
     stream = transport_seam_detach(c);
     c->req = NULL;
     c->peer_cb = NULL;

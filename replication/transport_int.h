@@ -227,6 +227,12 @@ void transport_tls_pump_release(struct tls_pump *p);
 /* Whether the connection of inbound pump p arrived through a relay (its RELAYED preamble),
  * with the origin's server id in *origin. */
 bool transport_tls_pump_relayed(struct tls_pump *p, uint64_t *origin);
+/* Lists p as a connection to or from peer_id (its stream handed off), for
+ * transport_tls_end_peer; a no-op once the pump ended. */
+void transport_tls_pump_list(struct tls_pump *p, uint64_t peer_id);
+/* Ends every listed connection with peer_id (shutting its socket down: raft and the peer layer
+ * read an error and dial again); returns how many. */
+unsigned transport_tls_end_peer(struct transport *t, uint64_t peer_id);
 /* Whether a relay from source fits under the limits (PT_TRANSPORT_RELAY_*). */
 bool transport_tls_relay_room(struct transport *t, raft_id source);
 /* Starts a splice thread between fd_a (the origin's plaintext) and fd_x (TCP to the target),

@@ -58,6 +58,8 @@ void transport_in_succeed(struct conn *c)
 
     uv_timer_stop(&c->timer);
     transport_log_authenticated(c);
+    if (c->pump != NULL && !(c->flags & FLAG_RELAY))
+        transport_tls_pump_list(c->pump, c->peer_id);
     stream = transport_seam_detach(c);
     c->done = true;
     c->status = 0;

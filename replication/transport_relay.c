@@ -128,6 +128,29 @@ void transport_relay_outcome(struct conn *c, int status)
     }
 }
 
+void pt_transport_peer_silent(struct raft_uv_transport *super, uint64_t id)
+{
+    struct transport *t = super->impl;
+    struct relay_path *p;
+    unsigned n;
+
+    if (t == NULL || t->member_cb == NULL || t->tls == NULL)
+        return;
+    p = path_of(t, id, true);
+    if (p != NULL) {
+        if (!p->direct_failed || p->via == 0) { /* the direct path went silent */
+            p->direct_failed = true;
+            p->direct_failed_at = uv_now(t->loop);
+        }
+        p->via = 0; /* a relay that went silent: the next attempt tries another */
+    }
+    n = transport_tls_end_peer(t, id);
+    if (pt_log_enabled(PT_LOG_INFO)) {
+        pt_log(PT_LOG_INFO, "raft transport: link silent, connections ended", "{s:I,s:i}",
+               "peer_id", (json_int_t)id, "connections", (int)n);
+    }
+}
+
 uint64_t pt_transport_relay_of(struct raft_uv_transport *super, uint64_t id)
 {
     struct transport *t = super->impl;

@@ -22,6 +22,8 @@
 
 #include <assert.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <unistd.h>
 
@@ -108,6 +110,13 @@ void transport_seam_start(struct conn *c)
      * without closing an otherwise idle inbound stream. Failures only cost performance. */
     (void)uv_tcp_nodelay(c->tcp, 1);
     (void)uv_tcp_keepalive(c->tcp, 1, KEEPALIVE_S);
+    /* A link that went silent (packets dropped, no reset) ends the connection once data sent
+     * stays unacknowledged this long, instead of after the kernel's minutes of retransmissions:
+     * raft then dials again, through a relay if the direct path is still down. */
+    uv_os_fd_t fd;
+    unsigned silent = PT_TRANSPORT_SILENT_MS;
+    if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &silent, sizeof(silent));
     if (t->tls != NULL) {
         if (c->role == ROLE_OUT &&
             (t->identity_cb == NULL ||

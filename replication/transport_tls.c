@@ -83,7 +83,8 @@ struct transport_tls {
     SSL_CTX *ctx;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    unsigned refs; /* the transport's, plus one per running pump or splice */
+    unsigned refs;         /* the transport's, plus one per running pump or splice */
+    struct tls_pump *live; /* pumps of handed-off connections, by peer (under mu) */
     /* relayed connections spliced now, in all and by source server id (under mu) */
     unsigned relays;
     struct {
@@ -101,6 +102,10 @@ struct tls_pump {
     int plain; /* the pump's end of the socketpair */
     bool server;
     bool through; /* the inner TLS of a connection tunneled through a relay */
+    /* in tls->live (under tls->mu) once handed off, until the thread closes fd */
+    bool listed, ended;
+    uint64_t peer_id;
+    struct tls_pump *lprev, *lnext;
     bool relayed; /* inbound: arrived through a relay (its preamble came first) */
     uint64_t relayed_origin;
     unsigned timeout_ms;
@@ -810,6 +815,56 @@ static void pump_data(struct tls_pump *p)
     }
 }
 
+static void pump_unlist(struct tls_pump *p)
+{
+    struct transport_tls *tls = p->tls;
+    pthread_mutex_lock(&tls->mu);
+    p->ended = true;
+    if (p->listed) {
+        if (p->lprev != NULL)
+            p->lprev->lnext = p->lnext;
+        else
+            tls->live = p->lnext;
+        if (p->lnext != NULL)
+            p->lnext->lprev = p->lprev;
+        p->listed = false;
+    }
+    pthread_mutex_unlock(&tls->mu);
+}
+
+void transport_tls_pump_list(struct tls_pump *p, uint64_t peer_id)
+{
+    struct transport_tls *tls = p->tls;
+    pthread_mutex_lock(&tls->mu);
+    if (!p->ended && !p->listed) {
+        p->peer_id = peer_id;
+        p->listed = true;
+        p->lprev = NULL;
+        p->lnext = tls->live;
+        if (tls->live != NULL)
+            tls->live->lprev = p;
+        tls->live = p;
+    }
+    pthread_mutex_unlock(&tls->mu);
+}
+
+unsigned transport_tls_end_peer(struct transport *t, uint64_t peer_id)
+{
+    struct transport_tls *tls = t->tls;
+    unsigned n = 0;
+    if (tls == NULL)
+        return 0;
+    pthread_mutex_lock(&tls->mu);
+    for (struct tls_pump *p = tls->live; p != NULL; p = p->lnext) {
+        if (p->peer_id == peer_id) {
+            (void)shutdown(p->fd, SHUT_RDWR); /* the pump wakes, ends, closes its end */
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&tls->mu);
+    return n;
+}
+
 static void *pump_main(void *arg)
 {
     struct tls_pump *p = arg;
@@ -826,6 +881,7 @@ static void *pump_main(void *arg)
         if (p->through)
             pt_metrics_relayed(PT_METRICS_RELAY_THROUGH, -1);
     }
+    pump_unlist(p);
     SSL_free(p->ssl);
     p->ssl = NULL;
     close(p->fd);
