@@ -80,6 +80,7 @@ void peer_tick_cb(uv_timer_t *timer)
     struct pt_peers *p = timer->data;
     uint64_t now = uv_now(p->loop);
 
+    pt_transport_probe_direct(p->t); /* back from relays once the direct path returns */
     for (struct conn *c = p->conns; c != NULL; c = c->next) {
         if (c->closing)
             continue;

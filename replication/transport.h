@@ -211,12 +211,13 @@ int pt_transport_connect_peer(struct raft_uv_transport *t, uint64_t id, const ch
  * HELLO / WELCOME handshake run end to end inside (TLS in TLS), so the server authenticates
  * this node as over a direct connection. One hop only: a connection that arrived through a
  * relay is never relayed on. Relayed connections a node serves are bounded per source and in
- * all, end after an idle time and a lifetime (then raft dials again, directly if the direct
- * path is back). Requires TLS: without it relays are neither used nor served. */
+ * all, and end after an idle time or a lifetime. The origin probes the direct path and ends
+ * its tunneled connections once it is back (pt_transport_probe_direct). Requires TLS: without it
+ * relays are neither used nor served. */
 #define PT_TRANSPORT_RELAY_MAX        64
 #define PT_TRANSPORT_RELAY_PER_SOURCE 8
 #define PT_TRANSPORT_RELAY_IDLE_MS    60000
-#define PT_TRANSPORT_RELAY_LIFE_MS    120000
+#define PT_TRANSPORT_RELAY_LIFE_MS    3600000
 /* After a direct attempt failed, connections go through a relay for this long, then the
  * direct path is tried again. */
 #define PT_TRANSPORT_DIRECT_RETRY_MS 10000
@@ -241,6 +242,14 @@ void pt_transport_set_relay(struct raft_uv_transport *t, pt_transport_member_cb 
  * path was a relay) until the direct path is tried again. A no-op without relays.
  */
 void pt_transport_peer_silent(struct raft_uv_transport *t, uint64_t id);
+
+/*
+ * While connections to a server go through a relay, checks every PT_TRANSPORT_DIRECT_RETRY_MS
+ * whether the direct path is back (a direct PEER channel that is closed at once); when it is,
+ * the tunneled connections end and raft and the peer layer dial directly. Call it
+ * periodically (the peer layer does, every ping).
+ */
+void pt_transport_probe_direct(struct raft_uv_transport *t);
 
 /* The server id through which this node's last completed connection to id went: 0 when
  * direct (or no relay used). */

@@ -325,6 +325,7 @@ void transport_conn_read(struct conn *c, int status)
 void transport_timeout_cb(uv_timer_t *timer)
 {
     struct conn *c = timer->data;
+    c->timed_out = true;
     transport_handshake_fail(c, PT_LOG_DEBUG, "timed out", 0);
 }
 

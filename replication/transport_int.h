@@ -90,10 +90,11 @@ struct conn {
     struct addrinfo *ai_next; /* next address to try */
     unsigned attempts;
     uv_connect_t connect;
-    bool welcomed; /* a valid WELCOME arrived */
-    bool raw;      /* a relay's leg to the server tunneled to: TCP only, no TLS nor HELLO */
-    raft_id via;   /* tunneled through this server (0: direct); flags are then FLAG_RELAY */
-    bool inner;    /* via: the relay welcomed us, the handshake with peer_id runs inside */
+    bool welcomed;  /* a valid WELCOME arrived */
+    bool raw;       /* a relay's leg to the server tunneled to: TCP only, no TLS nor HELLO */
+    bool timed_out; /* an address attempt ran out of time (a silent path, not a refusal) */
+    raft_id via;    /* tunneled through this server (0: direct); flags are then FLAG_RELAY */
+    bool inner;     /* via: the relay welcomed us, the handshake with peer_id runs inside */
     unsigned char inner_flags; /* via: the HELLO flags of the tunneled connection */
     raft_id relay_target;      /* IN with FLAG_RELAY: the server id to tunnel to */
 
@@ -121,6 +122,7 @@ struct relay_path {
     uint64_t direct_failed_at; /* loop time of that failure */
     raft_id via;               /* the relay of the last tunneled connection that completed */
     unsigned next;             /* rotation over the candidate relays */
+    bool probing;              /* a direct attempt checks whether the direct path is back */
 };
 
 struct transport {
@@ -231,8 +233,9 @@ bool transport_tls_pump_relayed(struct tls_pump *p, uint64_t *origin);
  * transport_tls_end_peer; a no-op once the pump ended. */
 void transport_tls_pump_list(struct tls_pump *p, uint64_t peer_id);
 /* Ends every listed connection with peer_id (shutting its socket down: raft and the peer layer
- * read an error and dial again); returns how many. */
-unsigned transport_tls_end_peer(struct transport *t, uint64_t peer_id);
+ * read an error and dial again), or only_through those tunneled through a relay; returns how
+ * many. */
+unsigned transport_tls_end_peer(struct transport *t, uint64_t peer_id, bool only_through);
 /* Whether a relay from source fits under the limits (PT_TRANSPORT_RELAY_*). */
 bool transport_tls_relay_room(struct transport *t, raft_id source);
 /* Starts a splice thread between fd_a (the origin's plaintext) and fd_x (TCP to the target),

@@ -24,9 +24,13 @@
  *   back-pressure, an idle limit and a lifetime. Without TLS no relay is served.
  * - Using (A): every outbound attempt asks transport_relay_choose. While the last direct
  *   attempt to that server failed less than PT_TRANSPORT_DIRECT_RETRY_MS ago, the attempt goes
- *   through a relay: the one that worked last, else the members in turn. Afterwards the direct
- *   path is tried again; the relay's lifetime limit ends a tunneled connection in time, so
- *   raft dials again and returns to the direct path when it is back.
+ *   through a relay: the one that worked last, else the members in turn. Only a direct
+ *   attempt that timed out counts (a refusal or a close means the server is down or
+ *   restarting, which a relay does not help with). A link that went
+ *   silent (the peer layer's idle limit) counts as a failed direct path, and its connections
+ *   are ended (pt_transport_peer_silent). Every PT_TRANSPORT_DIRECT_RETRY_MS a probe (a direct
+ *   PEER channel, closed at once) checks the direct path; once it connects, the tunneled
+ *   connections end and raft and the peer layer dial directly again.
  * Threads: the raft loop thread (the splice threads are transport_tls.c's).
  */
 #include "transport.h"
@@ -43,6 +47,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "transport_int.h"
+
+static void relay_close(struct transport *t, uv_stream_t *s);
 
 /* The path record of server id, created when create is set (NULL when the table is full). */
 static struct relay_path *path_of(struct transport *t, raft_id id, bool create)
@@ -107,14 +113,22 @@ void transport_relay_outcome(struct conn *c, int status)
 
     if (c->raw || status == RAFT_CANCELED)
         return;
-    p = path_of(t, c->peer_id, status != 0 && c->via == 0);
+    /* Only a path that went silent (an attempt timed out) calls for a relay: a server that
+     * refuses or closes (down, restarting) is not reached any better through another. */
+    p = path_of(t, c->peer_id, status != 0 && c->via == 0 && c->timed_out);
     if (p == NULL)
         return;
     if (c->via == 0) {
-        p->direct_failed = status != 0;
-        p->direct_failed_at = uv_now(t->loop);
-        if (status == 0)
+        if (status == 0) {
+            p->direct_failed = false;
             p->via = 0;
+        } else if (c->timed_out) {
+            p->direct_failed = true;
+            p->direct_failed_at = uv_now(t->loop);
+        } else if (p->probing ||
+                   uv_now(t->loop) - p->direct_failed_at >= PT_TRANSPORT_DIRECT_RETRY_MS) {
+            p->direct_failed_at = uv_now(t->loop); /* still not back: keep the relay */
+        }
         return;
     }
     if (status == 0) {
@@ -144,10 +158,71 @@ void pt_transport_peer_silent(struct raft_uv_transport *super, uint64_t id)
         }
         p->via = 0; /* a relay that went silent: the next attempt tries another */
     }
-    n = transport_tls_end_peer(t, id);
+    n = transport_tls_end_peer(t, id, false);
     if (pt_log_enabled(PT_LOG_INFO)) {
         pt_log(PT_LOG_INFO, "raft transport: link silent, connections ended", "{s:I,s:i}",
                "peer_id", (json_int_t)id, "connections", (int)n);
+    }
+}
+
+struct probe {
+    struct transport *t;
+    raft_id id;
+};
+
+/* A probe of the direct path completed: when it connected, the tunneled connections to the
+ * server end, and raft and the peer layer dial it directly again. */
+static void probe_cb(void *arg, int status, uv_stream_t *stream)
+{
+    struct probe *pr = arg;
+    struct transport *t = pr->t;
+    struct relay_path *p = path_of(t, pr->id, false);
+
+    if (p != NULL)
+        p->probing = false;
+    if (status == 0) {
+        unsigned n = transport_tls_end_peer(t, pr->id, true);
+        if (pt_log_enabled(PT_LOG_INFO)) {
+            pt_log(PT_LOG_INFO, "raft transport: direct path back, relayed connections ended",
+                   "{s:I,s:i}", "peer_id", (json_int_t)pr->id, "connections", (int)n);
+        }
+        t->relay_handles++;
+        relay_close(t, stream);
+    }
+    free(pr);
+}
+
+void pt_transport_probe_direct(struct raft_uv_transport *super)
+{
+    struct transport *t = super->impl;
+    char errmsg[RAFT_ERRMSG_BUF_SIZE];
+    char address[PT_CLUSTER_ADDRESS_MAX + 1];
+
+    if (t == NULL || t->closing || t->member_cb == NULL || t->tls == NULL ||
+        t->peer_accept_cb[PT_CHANNEL_PEER] == NULL)
+        return;
+    for (unsigned i = 0; i < t->n_paths; i++) {
+        struct relay_path *p = &t->paths[i];
+        struct probe *pr;
+        struct conn *c;
+
+        if (!p->direct_failed || p->probing ||
+            uv_now(t->loop) - p->direct_failed_at < PT_TRANSPORT_DIRECT_RETRY_MS ||
+            !member_address(t, p->id, address))
+            continue;
+        pr = malloc(sizeof(*pr));
+        if (pr == NULL)
+            return;
+        pr->t = t;
+        pr->id = p->id;
+        /* past the retry time, transport_relay_choose picks the direct path */
+        if (transport_out_start(t, p->id, address, FLAG_PEER, false, &c, errmsg) != 0) {
+            free(pr);
+            continue;
+        }
+        c->peer_cb = probe_cb;
+        c->peer_arg = pr;
+        p->probing = true;
     }
 }
 

@@ -848,7 +848,7 @@ void transport_tls_pump_list(struct tls_pump *p, uint64_t peer_id)
     pthread_mutex_unlock(&tls->mu);
 }
 
-unsigned transport_tls_end_peer(struct transport *t, uint64_t peer_id)
+unsigned transport_tls_end_peer(struct transport *t, uint64_t peer_id, bool only_through)
 {
     struct transport_tls *tls = t->tls;
     unsigned n = 0;
@@ -856,7 +856,7 @@ unsigned transport_tls_end_peer(struct transport *t, uint64_t peer_id)
         return 0;
     pthread_mutex_lock(&tls->mu);
     for (struct tls_pump *p = tls->live; p != NULL; p = p->lnext) {
-        if (p->peer_id == peer_id) {
+        if (p->peer_id == peer_id && (p->through || !only_through)) {
             (void)shutdown(p->fd, SHUT_RDWR); /* the pump wakes, ends, closes its end */
             n++;
         }

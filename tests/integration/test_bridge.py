@@ -10,7 +10,8 @@ on (relays need it; the test is skipped with PT_PEER_TLS=off):
     first 201 is reported), then writes more (its latency through the relay), and reads every
     acknowledged tag without a stale flag (no Warning 110: the read index is confirmed
     through the relay). A's status names C as reached through B. After the heal every region
-    serves every acknowledged write with its digest.
+    serves every acknowledged write with its digest, and A's status shows the direct path
+    back (the relay's probe found it).
 Figures with -v: A's write latency direct and through the relay, the time from the cut to A's
 first acknowledged write.
 """
@@ -114,6 +115,11 @@ def bridge_partition(results):
             lead_now.name if lead_now else None))
 
         c.heal()
+        t_heal = time.monotonic()
+        back = ops.wait_for(lambda: (a.status() or {}).get("relays") == [], 90)
+        back_secs = time.monotonic() - t_heal
+        t.check(back, "%s still reaches %s through a relay 90 s after the heal: %r" % (
+            a.name, cc.name, (a.status() or {}).get("relays")))
         ops.check_writes_everywhere(t, c, repo, acked, {}, "after the heal")
 
         def med(xs):
@@ -122,6 +128,7 @@ def bridge_partition(results):
             a.name, SAMPLES, med(direct), b.name, med(relayed)))
         ops.note(results, "cut %s-%s to %s's first acknowledged write: %s (%d answers before)" % (
             a.name, cc.name, a.name, ops.ms(first), len(before)))
+        ops.note(results, "heal to %s's direct path back: %s" % (a.name, ops.ms(back_secs)))
 
 
 def main(results):

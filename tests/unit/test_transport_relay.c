@@ -2,7 +2,8 @@
  * test_transport_relay.c - connections tunneled through another member
  * (replication/transport_relay.c, the splice of transport_tls.c), on real sockets and one
  * libuv loop with mutual TLS: A (region-a) cannot reach X (region-c) directly (its route to X
- * names a closed port), so its raft connection to X goes through B (region-b) and X
+ * names a port that listens but never answers: the attempt times out, as over a link that
+ * dropped), so its raft connection to X goes through B (region-b) and X
  * authenticates A as over a direct connection; bytes flow both ways through the pumps, B's
  * splice and the inner TLS. Refused are a relay to a server that is not a member (as B knows
  * the membership), a relay requested over a connection that itself arrived through a relay
@@ -172,7 +173,7 @@ static void fake_relay_start(struct fake_relay *f, unsigned listen_port, unsigne
 }
 
 /* Connects a to id until an attempt completes or fails twice in a row; returns the status of
- * the last attempt (the first one, direct, fails: a's route to id is a closed port). */
+ * the last attempt (the first one, direct, times out: a's route to id is a silent port). */
 static int connect_through(struct pt_side *a, struct pt_outcome *o, raft_id id, const char *address)
 {
     pt_side_connect_and_wait(a, o, id, address);
@@ -201,7 +202,8 @@ static void test_relay(void **state)
     assert_int_equal(cli_certs(6, argv, devnull, stderr), PT_CLI_OK);
     fclose(devnull);
 
-    /* ports: a, b, x, a closed one (a's route to x and to id 4), the fake relay's */
+    /* ports: a, b, x, a silent one (a's route to x and to id 4: it listens, never accepts),
+     * the fake relay's */
     pt_loopback_free_ports(ports, 5);
     for (int i = 0; i < 3; i++) {
         snprintf(ma.address[i], sizeof(ma.address[i]), "127.0.0.1:%u", ports[i]);
@@ -209,16 +211,23 @@ static void test_relay(void **state)
         snprintf(mx.address[i], sizeof(mx.address[i]), "127.0.0.1:%u", ports[i]);
     }
     snprintf(ma.address[3], sizeof(ma.address[3]), "127.0.0.1:%u", ports[3]);
-    char closed[64];
-    snprintf(closed, sizeof(closed), "127.0.0.1:%u", ports[3]);
+    char silent_address[64];
+    snprintf(silent_address, sizeof(silent_address), "127.0.0.1:%u", ports[3]);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ports[3])};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int silent = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(silent >= 0);
+    assert_int_equal(bind(silent, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(silent, 64), 0);
 
     side(&a, 1, ma.address[0], &ma);
+    assert_int_equal(pt_transport_set_timeout(&a.t, 500), 0);
     side(&b, 2, mb.address[1], &mb);
     side(&x, 3, mx.address[2], &mx);
     pt_side_listen(&b);
     pt_side_listen(&x);
-    assert_int_equal(pt_transport_set_route(&a.t, 3, closed), 0);
-    assert_int_equal(pt_transport_set_route(&a.t, 4, closed), 0);
+    assert_int_equal(pt_transport_set_route(&a.t, 3, silent_address), 0);
+    assert_int_equal(pt_transport_set_route(&a.t, 4, silent_address), 0);
 
     /* a cannot reach x: the direct attempt fails, the next goes through b; x authenticates a
      * (id 1, region-a's certificate) and bytes flow both ways */
@@ -246,7 +255,7 @@ static void test_relay(void **state)
 
     /* id 4 is a member for a, not for b: b refuses to tunnel to it */
     refused = relay_refusals();
-    assert_int_equal(connect_through(&a, &o, 4, closed), RAFT_NOCONNECTION);
+    assert_int_equal(connect_through(&a, &o, 4, silent_address), RAFT_NOCONNECTION);
     assert_true(relay_refusals() > refused);
 
     /* a's connection to b arrives through a relay (the fake one): b relays no further */
@@ -257,7 +266,8 @@ static void test_relay(void **state)
     memcpy(ma2.address, ma.address, sizeof(ma2.address));
     snprintf(ma2.address[1], sizeof(ma2.address[1]), "127.0.0.1:%u", ports[4]);
     side(&a2, 1, ma2.address[0], &ma2);
-    assert_int_equal(pt_transport_set_route(&a2.t, 3, closed), 0);
+    assert_int_equal(pt_transport_set_timeout(&a2.t, 500), 0);
+    assert_int_equal(pt_transport_set_route(&a2.t, 3, silent_address), 0);
     refused = relay_refusals();
     assert_int_equal(connect_through(&a2, &o, 3, mx.address[2]), RAFT_NOCONNECTION);
     assert_true(relay_refusals() > refused);
@@ -269,6 +279,7 @@ static void test_relay(void **state)
     pt_side_close(&a);
     pt_side_close(&b);
     pt_side_close(&x);
+    close(silent);
     assert_int_equal(pt_tmpdir_remove(dir), 0);
 }
 
