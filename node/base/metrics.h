@@ -14,6 +14,7 @@
  *   portolan_auth_* (access control; see pt_metrics_auth)
  *   portolan_disk_free_bytes, _reserve_bytes, _low (gauges), _refusals_total (diskspace.h)
  *   portolan_peer_refused_total{reason}                   counter (see pt_metrics_peer_refused)
+ *   portolan_peer_relayed_connections{side}              gauge (see pt_metrics_relayed)
  *   process_resident_memory_bytes, process_start_time_seconds   gauges
  * Methods are GET, HEAD, PUT, POST, PATCH, DELETE or "other"; status codes outside
  * PT_METRICS_CODES are counted as code="other".
