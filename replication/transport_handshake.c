@@ -88,6 +88,8 @@ void transport_handshake_fail(struct conn *c, int level, const char *reason, int
         transport_tls_pump_error(c->pump, tls_reason, sizeof(tls_reason), &level) != NULL) {
         reason = tls_reason;
         uv_err = 0;
+        if (transport_tls_pump_timed_out(c->pump))
+            c->timed_out = true; /* a silent path, as when our own deadline passes */
     }
     if (pt_log_enabled(level)) {
         pt_log(level,

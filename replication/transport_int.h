@@ -226,6 +226,8 @@ bool transport_tls_pump_names(struct tls_pump *p, const char *name);
 const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size, int *level);
 /* Drops the caller's reference on p (NULL allowed). */
 void transport_tls_pump_release(struct tls_pump *p);
+/* Whether p's TLS handshake ran out of time. */
+bool transport_tls_pump_timed_out(struct tls_pump *p);
 /* Whether the connection of inbound pump p arrived through a relay (its RELAYED preamble),
  * with the origin's server id in *origin. */
 bool transport_tls_pump_relayed(struct tls_pump *p, uint64_t *origin);

@@ -112,6 +112,7 @@ struct tls_pump {
     X509 *peer; /* verified peer certificate, once the handshake completed */
     char error[160];
     bool quiet;               /* error is not worth a warning */
+    bool timed_out;           /* the TLS handshake ran out of time (a silent path) */
     unsigned char *up, *down; /* plaintext from the loop / decrypted for the loop */
     /* inbound only, the pump thread's: what the peer sent so far, as the loop parses it */
     int inspect;                         /* INSPECT_* */
@@ -261,6 +262,14 @@ const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size,
         *level = p->quiet ? PT_LOG_DEBUG : PT_LOG_WARN;
     pthread_mutex_unlock(&p->mu);
     return buf[0] != '\0' ? buf : NULL;
+}
+
+bool transport_tls_pump_timed_out(struct tls_pump *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool timed_out = p->timed_out;
+    pthread_mutex_unlock(&p->mu);
+    return timed_out;
 }
 
 bool transport_tls_pump_relayed(struct tls_pump *p, uint64_t *origin)
@@ -581,14 +590,18 @@ static int pump_preamble(struct tls_pump *p, const struct timespec *deadline)
                     pump_fail(p, "relay preamble: bad magic", "");
                     return -1;
                 }
+                pthread_mutex_lock(&p->mu);
                 p->relayed = true;
                 p->relayed_origin = pt_get_be64(b + MAGIC_LEN);
+                pthread_mutex_unlock(&p->mu);
                 return 0;
             }
         }
         if (n == 0) {
+            pthread_mutex_lock(&p->mu);
+            p->quiet = p->error[0] == '\0'; /* a port scan, or a relay whose target is down */
+            pthread_mutex_unlock(&p->mu);
             pump_fail(p, "tls: connection closed during the handshake", "");
-            p->quiet = true;
             return -1;
         }
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -596,6 +609,9 @@ static int pump_preamble(struct tls_pump *p, const struct timespec *deadline)
             return -1;
         }
         if (left <= 0) {
+            pthread_mutex_lock(&p->mu);
+            p->timed_out = true;
+            pthread_mutex_unlock(&p->mu);
             pump_fail(p, "tls: handshake timed out", "");
             return -1;
         }
@@ -641,6 +657,9 @@ static int pump_handshake(struct tls_pump *p)
         }
         left = ms_left(&deadline);
         if (left <= 0) {
+            pthread_mutex_lock(&p->mu);
+            p->timed_out = true;
+            pthread_mutex_unlock(&p->mu);
             pump_fail(p, "tls: handshake timed out", "");
             return -1;
         }

@@ -8,7 +8,8 @@
  * splice and the inner TLS. Refused are a relay to a server that is not a member (as B knows
  * the membership), a relay requested over a connection that itself arrived through a relay
  * (a fake relay of the test's own writes the preamble in front of A's connection to B), and a
- * relay over the per-source limit. Each refusal counts in
+ * relay over the per-source limit; a direct path that is refused (nothing listens: a server
+ * down) is not relayed. Each refusal counts in
  * portolan_peer_refused_total{reason="relay"}. The test ends with every transport closed; ASan
  * checks that no memory, descriptor or thread is left.
  */
@@ -274,7 +275,17 @@ static void test_relay(void **state)
     assert_int_equal(pthread_join(f.th, NULL), 0);
     close(f.lfd);
 
+    /* a refusal (nothing listens) is a server down, not a silent path: no relay is tried */
+    struct pt_side a3;
+    char refused_address[64];
+    snprintf(refused_address, sizeof(refused_address), "127.0.0.1:%u", ports[4]);
+    side(&a3, 1, ma.address[0], &ma);
+    assert_int_equal(pt_transport_set_route(&a3.t, 3, refused_address), 0);
+    assert_int_equal(connect_through(&a3, &o, 3, mx.address[2]), RAFT_NOCONNECTION);
+    assert_int_equal(pt_transport_relay_of(&a3.t, 3), 0);
+
     assert_int_equal(x.n_accepted, PT_TRANSPORT_RELAY_PER_SOURCE);
+    pt_side_close(&a3);
     pt_side_close(&a2);
     pt_side_close(&a);
     pt_side_close(&b);
