@@ -60,6 +60,7 @@
 
 #include <raft.h>
 #include <raft/uv.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -242,6 +243,9 @@ void pt_transport_set_relay(struct raft_uv_transport *t, pt_transport_member_cb 
  * path was a relay) until the direct path is tried again. A no-op without relays.
  */
 void pt_transport_peer_silent(struct raft_uv_transport *t, uint64_t id);
+
+/* Whether relays are in use (pt_transport_set_relay with TLS). */
+bool pt_transport_relays(struct raft_uv_transport *t);
 
 /*
  * While connections to a server go through a relay, checks every PT_TRANSPORT_DIRECT_RETRY_MS

@@ -26,11 +26,12 @@
  *   attempt to that server failed less than PT_TRANSPORT_DIRECT_RETRY_MS ago, the attempt goes
  *   through a relay: the one that worked last, else the members in turn. Only a direct
  *   attempt that timed out counts (a refusal or a close means the server is down or
- *   restarting, which a relay does not help with). A link that went
- *   silent (the peer layer's idle limit) counts as a failed direct path, and its connections
- *   are ended (pt_transport_peer_silent). Every PT_TRANSPORT_DIRECT_RETRY_MS a probe (a direct
- *   PEER channel, closed at once) checks the direct path; once it connects, the tunneled
- *   connections end and raft and the peer layer dial directly again.
+ *   restarting, which a relay does not help with). A link that went silent (3 s without a
+ *   byte on a peer channel) counts as a failed direct path, and its connections are ended
+ *   (pt_transport_peer_silent, from the peer layer after PT_PEERS_SILENT_MS). Every
+ *   PT_TRANSPORT_DIRECT_RETRY_MS a probe (a direct PEER channel, closed at once) checks the
+ *   direct path; once it connects, the tunneled connections end and raft and the peer layer
+ *   dial directly again.
  * Threads: the raft loop thread (the splice threads are transport_tls.c's).
  */
 #include "transport.h"
@@ -140,6 +141,12 @@ void transport_relay_outcome(struct conn *c, int status)
     } else if (p->via == c->via) {
         p->via = 0; /* the next attempt tries another member */
     }
+}
+
+bool pt_transport_relays(struct raft_uv_transport *super)
+{
+    struct transport *t = super->impl;
+    return t != NULL && t->member_cb != NULL && t->tls != NULL;
 }
 
 void pt_transport_peer_silent(struct raft_uv_transport *super, uint64_t id)
