@@ -15,8 +15,8 @@
  *               0   8  magic  0x89 'P' 'T' 'R' 'A' 'F' 'T' 0x0a
  *               8   2  protocol version (1)
  *              10   1  type: 1 HELLO, 2 WELCOME
- *              11   1  flags: bit 0 (0x01) PEER, bit 1 (0x02) BULK (only with PEER);
- *                      every other bit is reserved, sent as 0
+ *              11   1  flags: bit 0 (0x01) PEER, bit 1 (0x02) BULK (only with PEER),
+ *                      bit 2 (0x04) RELAY (alone); every other bit is reserved, sent as 0
  *              12   4  body length in bytes
  *
  *     HELLO     0   8  sender's raft server id (non-zero, not the receiver's own id)
@@ -24,6 +24,8 @@
  *              10   2  address length A (1..261)
  *              12   C  cluster id
  *            12+C   A  sender's raft address, "host:port" (no terminating NUL)
+ *
+ *    (RELAY  12+C+A 8  the server id to tunnel to; see transport_relay.c)
  *
  *     WELCOME   0   8  acceptor's raft server id (the id the connecting side asked for)
  *     body      8   2  cluster id length C (1..64)
@@ -44,6 +46,13 @@
  * same TCP stream. The WELCOME echoes the HELLO's flags. A future
  * protocol version keeps the header layout; an acceptor refuses versions and flag bits it
  * does not know, so a new kind of channel never reaches code that does not speak it.
+ *
+ * RELAY asks the acceptor to tunnel the connection to a member (transport_relay.c): once it
+ * answered WELCOME it splices bytes to that member, writing first a 24-byte preamble (the
+ * magic "\x89PTRELY\n", the origin's server id, its own) that the member's pump reads before
+ * the TLS; the origin then runs TLS and HELLO / WELCOME with that member inside. A RELAY
+ * HELLO on a connection that arrived with a preamble is refused (one hop), and so is an
+ * inner HELLO from another server id than the preamble names.
  *
  * Membership and identity: with pt_transport_set_identity, the acceptor refuses a HELLO whose
  * server id the callback does not know (neither a member nor a region being added), for
