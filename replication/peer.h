@@ -75,6 +75,10 @@
 /* Ping interval, and the silence after which a channel is closed as dead. */
 #define PT_PEERS_PING_MS 1000
 #define PT_PEERS_IDLE_MS 10000
+/* The silence after which the transport is told the link to the peer went silent
+ * (pt_transport_peer_silent: with relays, its connections end and go through another member);
+ * three pings unanswered. */
+#define PT_PEERS_SILENT_MS 3000
 /* Reconnect backoff after a failed or dropped outbound channel: doubles up to the max, each
  * wait drawn in [half, all] of it (jitter: regions that lost each other at once do not dial
  * in step). Short, so that a region writes again within about a second of a link's return. */

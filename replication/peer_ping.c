@@ -3,8 +3,9 @@
  *
  * Role: every open channel is pinged when it opens and then every PT_PEERS_PING_MS, in both
  * directions; the answers give pt_peers_rtt_us, which blob sync uses to pick the nearest
- * holder. A channel that received nothing for PT_PEERS_IDLE_MS is closed as dead. Pings are
- * answered inside the service, never passed to the request callback.
+ * holder. A channel that received nothing for PT_PEERS_IDLE_MS is closed as dead; with relays
+ * (peer TLS) already after PT_PEERS_SILENT_MS, and the transport is told the link went silent.
+ * Pings are answered inside the service, never passed to the request callback.
  *
  * Design: a Ping (type PING, call id 0) carries the sender's monotonic clock and the Pong
  * echoes it, so the RTT needs no state per ping. The peer's RTT is smoothed (7/8 old + 1/8
@@ -80,12 +81,19 @@ void peer_tick_cb(uv_timer_t *timer)
     struct pt_peers *p = timer->data;
     uint64_t now = uv_now(p->loop);
 
+    pt_transport_probe_direct(p->t); /* back from relays once the direct path returns */
     for (struct conn *c = p->conns; c != NULL; c = c->next) {
         if (c->closing)
             continue;
-        if (now - c->last_rx >= PT_PEERS_IDLE_MS)
+        if (now - c->last_rx >= PT_PEERS_SILENT_MS && c->peer != NULL &&
+            pt_transport_relays(p->t)) {
+            /* the link to this peer went silent: end its connections (raft's too), which go
+             * through a relay from now on; this channel ends with them */
+            pt_transport_peer_silent(p->t, c->peer->id);
+            peer_conn_close(c, PT_LOG_WARN, "silent peer (relayed from now on)");
+        } else if (now - c->last_rx >= PT_PEERS_IDLE_MS) {
             peer_conn_close(c, PT_LOG_WARN, "silent peer (idle limit)");
-        else
+        } else
             peer_send_ping(c);
     }
 }

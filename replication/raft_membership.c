@@ -278,3 +278,15 @@ int pt_raft_node__identity(void *arg, uint64_t id, char name[PT_CLUSTER_NAME_MAX
     free(recs);
     return rv;
 }
+
+int pt_raft_node__member_at(void *arg, size_t index, uint64_t *id,
+                            char address[PT_CLUSTER_ADDRESS_MAX + 1])
+{
+    struct pt_raft_node *n = arg;
+    if (index >= n->raft.configuration.n)
+        return PT_E_NOT_FOUND;
+    *id = n->raft.configuration.servers[index].id;
+    snprintf(address, PT_CLUSTER_ADDRESS_MAX + 1, "%s",
+             n->raft.configuration.servers[index].address);
+    return 0;
+}

@@ -549,6 +549,9 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     if (cfg->bind[0] != '\0' && (rv = pt_transport_set_bind_address(&n->transport, cfg->bind)) != 0)
         goto err_after_transport;
     pt_transport_set_identity(&n->transport, pt_raft_node__identity, n);
+    /* Bridge partitions: a region this one cannot reach is reached through another member
+     * (only with peer TLS; without it the transport neither serves nor uses relays). */
+    pt_transport_set_relay(&n->transport, pt_raft_node__member_at, n);
     if (cfg->peer_tls_cert[0] != '\0') {
         char err[512];
         rv = pt_transport_set_tls(&n->transport, cfg->peer_tls_cert, cfg->peer_tls_key,

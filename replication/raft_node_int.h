@@ -166,5 +166,9 @@ bool pt_raft_node__in_configuration(const struct pt_raft_node *n, uint64_t id);
  * 0 when id is a member, PT_TRANSPORT_PEER_ONLY for a region being added (peer channels only),
  * else PT_E_NOT_FOUND (raft_membership.c). */
 int pt_raft_node__identity(void *arg, uint64_t id, char name[PT_CLUSTER_NAME_MAX + 1]);
+/* pt_transport_member_cb over the raft configuration: its index-th server (relays may only
+ * tunnel to, and through, current members). */
+int pt_raft_node__member_at(void *arg, size_t index, uint64_t *id,
+                            char address[PT_CLUSTER_ADDRESS_MAX + 1]);
 
 #endif

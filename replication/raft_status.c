@@ -12,6 +12,7 @@
 #include "ident.h"
 #include "metastore.h"
 #include "raft_node_int.h"
+#include "transport.h"
 
 char *pt_raft_node_replication_json(struct pt_raft_node *n)
 {
@@ -64,6 +65,17 @@ static json_t *self_json(struct pt_raft_node *n, const struct pt_region_rec *rec
         json_object_set_new(o, "halted", json_string(pt_err_message(halted)));
     if (o != NULL && n->fsm.pending != NULL) /* committed, held back below the disk reserve */
         json_object_set_new(o, "disk_held_entries", json_integer((json_int_t)n->fsm.n_pending));
+    /* regions this one reaches through another (a bridge partition): [{"to": id, "via": id}] */
+    json_t *relays = o != NULL ? json_array() : NULL;
+    for (unsigned i = 0; relays != NULL && i < n->raft.configuration.n; i++) {
+        uint64_t to = n->raft.configuration.servers[i].id;
+        uint64_t via = pt_transport_relay_of(&n->transport, to);
+        if (via != 0)
+            json_array_append_new(
+                relays, json_pack("{s:I,s:I}", "to", (json_int_t)to, "via", (json_int_t)via));
+    }
+    if (relays != NULL)
+        json_object_set_new(o, "relays", relays);
     return o;
 }
 

@@ -118,6 +118,8 @@ void transport_conn_maybe_free(struct conn *c)
 
     if (c->gai_active || c->tcp != NULL || c->timer_open)
         return;
+    if (c->role == ROLE_OUT && c->status != 0)
+        transport_relay_outcome(c, c->status);
     conn_unlink(c);
     transport_tls_pump_release(c->pump);
     if (c->ai != NULL)
@@ -203,7 +205,7 @@ void transport_maybe_closed(struct transport *t)
 
     if (!t->closing || t->close_fired)
         return;
-    if (t->n_listeners_open != 0 || t->conns != NULL || t->spare_busy)
+    if (t->n_listeners_open != 0 || t->conns != NULL || t->spare_busy || t->relay_handles != 0)
         return;
     t->close_fired = true;
     cb = t->close_cb;
@@ -261,7 +263,7 @@ void pt_transport_close(struct raft_uv_transport *super)
     struct transport *t = super->impl;
     if (t == NULL)
         return;
-    assert(t->n_listeners_open == 0 && t->conns == NULL && !t->spare_busy);
+    assert(t->n_listeners_open == 0 && t->conns == NULL && !t->spare_busy && t->relay_handles == 0);
     transport_tls_free(t);
     raft_free(t);
     super->impl = NULL;

@@ -60,6 +60,7 @@
 
 #include <raft.h>
 #include <raft/uv.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -77,6 +78,9 @@
  * while the link was down would hold the reconnection seconds past its return; it is given
  * up instead and the next attempt (raft's retry, the peer backoff) dials afresh. */
 #define PT_TRANSPORT_CONNECT_TIMEOUT_MS 1000
+/* A connection whose sent data stays unacknowledged this long is ended (TCP_USER_TIMEOUT): a
+ * link that went silent is noticed, and raft dials again (through a relay if need be). */
+#define PT_TRANSPORT_SILENT_MS 5000
 /* Inbound handshakes in progress at once; further connections wait in the listen backlog. */
 #define PT_TRANSPORT_MAX_INBOUND 64
 /* Inbound handshakes in progress at once from one IP address: a further one from the same
@@ -202,6 +206,58 @@ void pt_transport_set_peer_accept(struct raft_uv_transport *t, int channel,
  */
 int pt_transport_connect_peer(struct raft_uv_transport *t, uint64_t id, const char *address,
                               int channel, pt_transport_peer_connect_cb cb, void *arg);
+
+/* Relays (bridge partitions): a connection to a server this node cannot reach directly is
+ * tunneled through another member that reaches it: the relay splices bytes, the TLS and the
+ * HELLO / WELCOME handshake run end to end inside (TLS in TLS), so the server authenticates
+ * this node as over a direct connection. One hop only: a connection that arrived through a
+ * relay is never relayed on. Relayed connections a node serves are bounded per source and in
+ * all, and end after an idle time or a lifetime. The origin probes the direct path and ends
+ * its tunneled connections once it is back (pt_transport_probe_direct). Requires TLS: without it
+ * relays are neither used nor served. */
+#define PT_TRANSPORT_RELAY_MAX        64
+#define PT_TRANSPORT_RELAY_PER_SOURCE 8
+#define PT_TRANSPORT_RELAY_IDLE_MS    60000
+#define PT_TRANSPORT_RELAY_LIFE_MS    3600000
+/* After a direct attempt failed, connections go through a relay for this long, then the
+ * direct path is tried again. */
+#define PT_TRANSPORT_DIRECT_RETRY_MS 10000
+
+/* Writes the index-th member of the raft configuration (0-based): its server id and raft
+ * address (NUL-terminated). Returns 0, or PT_E_NOT_FOUND past the last. Raft loop thread. */
+typedef int (*pt_transport_member_cb)(void *arg, size_t index, uint64_t *id,
+                                      char address[PT_CLUSTER_ADDRESS_MAX + 1]);
+
+/*
+ * Enables relays (see above) with the members cb lists (arg borrowed): this node serves relay
+ * requests from members to members, and tunnels its own connections through them when the
+ * direct path fails. NULL disables both. Effective only with pt_transport_set_tls.
+ */
+void pt_transport_set_relay(struct raft_uv_transport *t, pt_transport_member_cb cb, void *arg);
+
+/*
+ * Tells the transport that server id went silent (the peer layer heard nothing from it on a
+ * channel for its idle limit; the TCP connections may still look alive, e.g. through a proxy
+ * whose far side is cut): every connection with id is ended, raft and the peer layer dial
+ * again, and with relays enabled those attempts go through a relay (another one if the silent
+ * path was a relay) until the direct path is tried again. A no-op without relays.
+ */
+void pt_transport_peer_silent(struct raft_uv_transport *t, uint64_t id);
+
+/* Whether relays are in use (pt_transport_set_relay with TLS). */
+bool pt_transport_relays(struct raft_uv_transport *t);
+
+/*
+ * While connections to a server go through a relay, checks every PT_TRANSPORT_DIRECT_RETRY_MS
+ * whether the direct path is back (a direct PEER channel that is closed at once); when it is,
+ * the tunneled connections end and raft and the peer layer dial directly. Call it
+ * periodically (the peer layer does, every ping).
+ */
+void pt_transport_probe_direct(struct raft_uv_transport *t);
+
+/* The server id through which this node's last completed connection to id went: 0 when
+ * direct (or no relay used). */
+uint64_t pt_transport_relay_of(struct raft_uv_transport *t, uint64_t id);
 
 /*
  * Splits address (borrowed) into host (written into host[host_size], NUL-terminated,

@@ -46,6 +46,9 @@ void transport_out_succeed(struct conn *c)
 
     uv_timer_stop(&c->timer);
     transport_log_authenticated(c);
+    transport_relay_outcome(c, 0);
+    if (c->pump != NULL)
+        transport_tls_pump_list(c->pump, c->peer_id);
     stream = transport_seam_detach(c);
     c->req = NULL;
     c->peer_cb = NULL;
@@ -65,6 +68,10 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     if (status != 0) {
         transport_handshake_fail(c, PT_LOG_DEBUG, "connect", status);
+        return;
+    }
+    if (c->raw) {
+        transport_out_succeed(c); /* a relay's leg: the bytes are the origin's */
         return;
     }
     /* connected: the rest of the attempt's time for the handshake */
@@ -105,6 +112,10 @@ void transport_attempt_next(struct conn *c)
     uv_tcp_t *tcp;
     int rv;
 
+    if (c->via != 0) { /* an earlier address of the relay may have got as far as the tunnel */
+        c->inner = false;
+        c->flags = FLAG_RELAY;
+    }
     while ((ai = c->ai_next) != NULL && c->attempts < PT_TRANSPORT_MAX_ADDRESSES) {
         c->ai_next = ai->ai_next;
         if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
@@ -165,14 +176,13 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     transport_attempt_next(c);
 }
 
-/* Starts an outbound connection to server id at address with the given HELLO flags: returns
- * 0 with *out linked and resolving, or a RAFT_* code with the reason in errmsg (then nothing
- * is left behind). The caller sets the callback of *out before returning to the loop. */
-static int out_start(struct transport *t, raft_id id, const char *address, unsigned char flags,
-                     struct conn **out, char *errmsg)
+int transport_out_start(struct transport *t, raft_id id, const char *address, unsigned char flags,
+                        bool raw, struct conn **out, char *errmsg)
 {
+    char via_address[PT_CLUSTER_ADDRESS_MAX + 1];
     struct addrinfo hints;
     struct conn *c;
+    raft_id via = 0;
     unsigned port;
     int rv;
 
@@ -189,6 +199,9 @@ static int out_start(struct transport *t, raft_id id, const char *address, unsig
     for (size_t i = 0; i < t->nroutes; i++)
         if (t->routes[i].id == id)
             address = t->routes[i].address;
+    /* The direct path failed a moment ago: through another member that reaches id. */
+    if (!raw && (via = transport_relay_choose(t, id, via_address)) != 0)
+        address = via_address;
     c = raft_calloc(1, sizeof(*c));
     if (c == NULL) {
         snprintf(errmsg, RAFT_ERRMSG_BUF_SIZE, "out of memory");
@@ -206,7 +219,10 @@ static int out_start(struct transport *t, raft_id id, const char *address, unsig
     c->t = t;
     c->role = ROLE_OUT;
     c->peer_id = id;
-    c->flags = flags;
+    c->raw = raw;
+    c->via = via;
+    c->inner_flags = flags;
+    c->flags = via != 0 ? FLAG_RELAY : flags;
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -233,7 +249,7 @@ int transport_connect(struct raft_uv_transport *super, struct raft_uv_connect *r
     struct conn *c;
     int rv;
 
-    rv = out_start(super->impl, id, address, 0, &c, super->errmsg);
+    rv = transport_out_start(super->impl, id, address, 0, false, &c, super->errmsg);
     if (rv != 0)
         return rv;
     req->cb = cb;
@@ -255,8 +271,9 @@ int pt_transport_connect_peer(struct raft_uv_transport *super, uint64_t id, cons
         return PT_E_UNAVAILABLE; /* released by pt_transport_close */
     if (!t->closing && t->address[0] == '\0')
         return PT_E_INTERNAL; /* t->init has not run */
-    rv = out_start(t, id, address, channel == PT_CHANNEL_BULK ? FLAG_PEER | FLAG_BULK : FLAG_PEER,
-                   &c, errmsg);
+    rv = transport_out_start(t, id, address,
+                             channel == PT_CHANNEL_BULK ? FLAG_PEER | FLAG_BULK : FLAG_PEER, false,
+                             &c, errmsg);
     switch (rv) {
     case 0:
         c->peer_cb = cb;

@@ -15,8 +15,8 @@
  *               0   8  magic  0x89 'P' 'T' 'R' 'A' 'F' 'T' 0x0a
  *               8   2  protocol version (1)
  *              10   1  type: 1 HELLO, 2 WELCOME
- *              11   1  flags: bit 0 (0x01) PEER, bit 1 (0x02) BULK (only with PEER);
- *                      every other bit is reserved, sent as 0
+ *              11   1  flags: bit 0 (0x01) PEER, bit 1 (0x02) BULK (only with PEER),
+ *                      bit 2 (0x04) RELAY (alone); every other bit is reserved, sent as 0
  *              12   4  body length in bytes
  *
  *     HELLO     0   8  sender's raft server id (non-zero, not the receiver's own id)
@@ -24,6 +24,8 @@
  *              10   2  address length A (1..261)
  *              12   C  cluster id
  *            12+C   A  sender's raft address, "host:port" (no terminating NUL)
+ *
+ *    (RELAY  12+C+A 8  the server id to tunnel to; see transport_relay.c)
  *
  *     WELCOME   0   8  acceptor's raft server id (the id the connecting side asked for)
  *     body      8   2  cluster id length C (1..64)
@@ -44,6 +46,13 @@
  * same TCP stream. The WELCOME echoes the HELLO's flags. A future
  * protocol version keeps the header layout; an acceptor refuses versions and flag bits it
  * does not know, so a new kind of channel never reaches code that does not speak it.
+ *
+ * RELAY asks the acceptor to tunnel the connection to a member (transport_relay.c): once it
+ * answered WELCOME it splices bytes to that member, writing first a 24-byte preamble (the
+ * magic "\x89PTRELY\n", the origin's server id, its own) that the member's pump reads before
+ * the TLS; the origin then runs TLS and HELLO / WELCOME with that member inside. A RELAY
+ * HELLO on a connection that arrived with a preamble is refused (one hop), and so is an
+ * inner HELLO from another server id than the preamble names.
  *
  * Membership and identity: with pt_transport_set_identity, the acceptor refuses a HELLO whose
  * server id the callback does not know (neither a member nor a region being added), for
@@ -88,6 +97,8 @@ void transport_handshake_fail(struct conn *c, int level, const char *reason, int
         transport_tls_pump_error(c->pump, tls_reason, sizeof(tls_reason), &level) != NULL) {
         reason = tls_reason;
         uv_err = 0;
+        if (transport_tls_pump_timed_out(c->pump))
+            c->timed_out = true; /* a silent path, as when our own deadline passes */
     }
     if (pt_log_enabled(level)) {
         pt_log(level,
@@ -118,12 +129,16 @@ static void encode_hello(struct conn *c)
     size_t body = HELLO_FIXED + t->cluster_len + alen;
     unsigned char *p = c->out + HEADER_LEN;
 
+    if (c->flags & FLAG_RELAY)
+        body += RELAY_TARGET_LEN;
     encode_header(c->out, TYPE_HELLO, c->flags, body);
     pt_put_be64(p, t->id);
     pt_put_be16(p + 8, (uint16_t)t->cluster_len);
     pt_put_be16(p + 10, (uint16_t)alen);
     memcpy(p + HELLO_FIXED, t->cluster_id, t->cluster_len);
     memcpy(p + HELLO_FIXED + t->cluster_len, t->address, alen);
+    if (c->flags & FLAG_RELAY)
+        pt_put_be64(p + HELLO_FIXED + t->cluster_len + alen, c->peer_id); /* the target */
     c->out_len = HEADER_LEN + body;
 }
 
@@ -144,8 +159,16 @@ static const char *check_hello(struct conn *c, const unsigned char *p, size_t le
 {
     struct transport *t = c->t;
     struct transport_hello h;
-    const char *why = transport_parse_hello(p, len, &h);
+    const char *why;
+    uint64_t origin;
 
+    if (c->flags & FLAG_RELAY) { /* the server id to tunnel to follows the usual body */
+        if (len < HELLO_FIXED + RELAY_TARGET_LEN)
+            return "malformed hello";
+        len -= RELAY_TARGET_LEN;
+        c->relay_target = pt_get_be64(p + len);
+    }
+    why = transport_parse_hello(p, len, &h);
     c->peer_id = h.id;
     if (why != NULL)
         return why;
@@ -162,6 +185,11 @@ static const char *check_hello(struct conn *c, const unsigned char *p, size_t le
         if (who == PT_TRANSPORT_PEER_ONLY && !(c->flags & FLAG_PEER))
             return "raft channel from a region not in the raft configuration";
     }
+    /* Through a relay, the relay vouches for whom it tunnels: the same server must speak. */
+    if (c->pump != NULL && transport_tls_pump_relayed(c->pump, &origin) && origin != h.id)
+        return "relayed for another server id";
+    if ((c->flags & FLAG_RELAY) && (why = transport_relay_check(c)) != NULL)
+        return why;
     memcpy(c->peer_address, h.address, sizeof(c->peer_address));
     return NULL;
 }
@@ -178,9 +206,36 @@ static const char *check_welcome(struct conn *c, const unsigned char *p, size_t 
         return why;
     if (clen != t->cluster_len || memcmp(cluster, t->cluster_id, clen) != 0)
         return "cluster id mismatch";
-    if (id != c->peer_id)
+    if (id != (c->via != 0 && !c->inner ? c->via : c->peer_id))
         return "server id mismatch";
     return NULL;
+}
+
+/* The other side's WELCOME arrived and our HELLO is written: the connection is ours, or, from a
+ * relay, the tunnel is open and the handshake with the server tunneled to starts inside it, a
+ * TLS client of its own over the relay's plaintext. */
+static void out_welcomed(struct conn *c)
+{
+    struct transport *t = c->t;
+    int rv;
+
+    if (c->via == 0 || c->inner) {
+        transport_out_succeed(c);
+        return;
+    }
+    c->inner = true;
+    c->welcomed = false;
+    c->flags = c->inner_flags;
+    if (t->identity_cb == NULL || t->identity_cb(t->identity_arg, c->peer_id, c->peer_name) < 0) {
+        transport_handshake_fail(c, PT_LOG_WARN, "no region known for this server id", 0);
+        return;
+    }
+    rv = transport_seam_start_tls(c);
+    if (rv != 0) {
+        transport_handshake_fail(c, PT_LOG_ERROR, "tls setup (relayed)", rv);
+        return;
+    }
+    transport_conn_ready(c);
 }
 
 /* The byte stream is up: outbound sends its HELLO, both sides wait for the other's message. */
@@ -213,7 +268,7 @@ void transport_conn_wrote(struct conn *c, int status)
     }
     if (c->role == ROLE_OUT) {
         if (c->welcomed)
-            transport_out_succeed(c);
+            out_welcomed(c);
     } else if (!transport_served(c->t, c->flags)) {
         transport_handshake_fail(c, PT_LOG_DEBUG, "peer channel not served", 0); /* hook cleared */
     } else {
@@ -275,12 +330,13 @@ void transport_conn_read(struct conn *c, int status)
     }
     c->welcomed = true;
     if (!c->writing)
-        transport_out_succeed(c); /* else when the HELLO's write callback has run */
+        out_welcomed(c); /* else when the HELLO's write callback has run */
 }
 
 void transport_timeout_cb(uv_timer_t *timer)
 {
     struct conn *c = timer->data;
+    c->timed_out = true;
     transport_handshake_fail(c, PT_LOG_DEBUG, "timed out", 0);
 }
 

@@ -29,19 +29,25 @@
 #include "transport.h"
 
 /* Handshake wire format (see transport_handshake.c). */
-#define MAGIC          "\x89PTRAFT\n"
-#define MAGIC_LEN      8
-#define VERSION        1
-#define TYPE_HELLO     1
-#define TYPE_WELCOME   2
-#define FLAG_PEER      0x01
-#define FLAG_BULK      0x02
-#define FLAGS_KNOWN    (FLAG_PEER | FLAG_BULK)
-#define HEADER_LEN     16
-#define HELLO_FIXED    12
-#define WELCOME_FIXED  10
-#define HELLO_BODY_MAX (HELLO_FIXED + PT_CLUSTER_ID_MAX + PT_CLUSTER_ADDRESS_MAX)
-#define MSG_MAX        (HEADER_LEN + HELLO_BODY_MAX)
+#define MAGIC            "\x89PTRAFT\n"
+#define MAGIC_LEN        8
+#define VERSION          1
+#define TYPE_HELLO       1
+#define TYPE_WELCOME     2
+#define FLAG_PEER        0x01
+#define FLAG_BULK        0x02
+#define FLAG_RELAY       0x04 /* alone: tunnel to the server id after the HELLO body */
+#define FLAGS_KNOWN      (FLAG_PEER | FLAG_BULK | FLAG_RELAY)
+#define RELAY_TARGET_LEN 8
+#define HEADER_LEN       16
+#define HELLO_FIXED      12
+#define WELCOME_FIXED    10
+#define HELLO_BODY_MAX   (HELLO_FIXED + PT_CLUSTER_ID_MAX + PT_CLUSTER_ADDRESS_MAX + RELAY_TARGET_LEN)
+#define MSG_MAX          (HEADER_LEN + HELLO_BODY_MAX)
+/* What a relay writes to the server it dials before the tunneled bytes (transport_relay.c):
+ * magic, the origin's server id, the relay's server id. */
+#define RELAYED_MAGIC "\x89PTRELY\n"
+#define RELAYED_LEN   24
 /* "[v6%zone]:port" of a socket address, for logs. */
 #define REMOTE_MAX (INET6_ADDRSTRLEN + 32)
 
@@ -84,7 +90,13 @@ struct conn {
     struct addrinfo *ai_next; /* next address to try */
     unsigned attempts;
     uv_connect_t connect;
-    bool welcomed; /* a valid WELCOME arrived */
+    bool welcomed;  /* a valid WELCOME arrived */
+    bool raw;       /* a relay's leg to the server tunneled to: TCP only, no TLS nor HELLO */
+    bool timed_out; /* an address attempt ran out of time (a silent path, not a refusal) */
+    raft_id via;    /* tunneled through this server (0: direct); flags are then FLAG_RELAY */
+    bool inner;     /* via: the relay welcomed us, the handshake with peer_id runs inside */
+    unsigned char inner_flags; /* via: the HELLO flags of the tunneled connection */
+    raft_id relay_target;      /* IN with FLAG_RELAY: the server id to tunnel to */
 
     uv_timer_t timer;
     bool timer_open;        /* initialised and its close callback not run yet */
@@ -100,6 +112,17 @@ struct conn {
     size_t out_len, in_want, in_got;
     unsigned char out[MSG_MAX];
     unsigned char in[MSG_MAX];
+};
+
+/* This node's way to one server (outbound): direct, or through a relay while the direct path
+ * fails (transport_relay.c). */
+struct relay_path {
+    raft_id id;
+    bool direct_failed;        /* the last direct attempt failed */
+    uint64_t direct_failed_at; /* loop time of that failure */
+    raft_id via;               /* the relay of the last tunneled connection that completed */
+    unsigned next;             /* rotation over the candidate relays */
+    bool probing;              /* a direct attempt checks whether the direct path is back */
 };
 
 struct transport {
@@ -123,6 +146,11 @@ struct transport {
         raft_id id;
         char address[PT_CLUSTER_ADDRESS_MAX + 1];
     } routes[PT_TRANSPORT_MAX_ROUTES];
+    pt_transport_member_cb member_cb; /* NULL: no relay served nor used */
+    void *member_arg;
+    struct relay_path paths[PT_TRANSPORT_MAX_ROUTES];
+    unsigned n_paths;
+    unsigned relay_handles; /* handles of relays being set up (transport_relay.c) */
     struct listener listeners[PT_TRANSPORT_MAX_ADDRESSES];
     unsigned n_listeners;      /* slots initialised */
     unsigned n_listeners_open; /* slots whose close callback has not run */
@@ -171,6 +199,9 @@ int transport_seam_read(struct conn *c);
 uv_stream_t *transport_seam_detach(struct conn *c);
 /* Closes c->tcp; transport_conn_tcp_closed(c) runs once it is closed. */
 void transport_seam_close(struct conn *c);
+/* Puts a TLS pump (client, expecting c->peer_name) over c->tcp, whatever it is: the TCP socket,
+ * or the plaintext end of the relay's pump (TLS in TLS). 0 or a libuv error. */
+int transport_seam_start_tls(struct conn *c);
 
 /* ---- transport_tls.c ---------------------------------------------------------------------- */
 
@@ -182,11 +213,12 @@ int transport_tls_load(struct transport *t, const char *cert, const char *key, c
 void transport_tls_free(struct transport *t);
 /* Starts a pump thread running TLS over fd (a connected TCP socket, taken on success: the
  * pump closes it), as server or client; a client requires the server's certificate to name
- * expect_name (borrowed). On success *out is a reference for the caller
+ * expect_name (borrowed); through marks the inner TLS of a tunneled connection (counted in
+ * portolan_peer_relayed_connections). On success *out is a reference for the caller
  * (transport_tls_pump_release) and *plain_fd the caller's end of the plaintext socketpair.
  * Returns 0 or PT_E_NOMEM (fd is still the caller's). */
-int transport_tls_pump_start(struct transport *t, int fd, bool server, const char *expect_name,
-                             struct tls_pump **out, int *plain_fd);
+int transport_tls_pump_start(struct transport *t, int fd, bool server, bool through,
+                             const char *expect_name, struct tls_pump **out, int *plain_fd);
 /* Whether the verified peer certificate's subjectAltName holds DNS:name. */
 bool transport_tls_pump_names(struct tls_pump *p, const char *name);
 /* The reason the pump's TLS failed, copied into buf, with the log level it deserves in *level,
@@ -194,6 +226,25 @@ bool transport_tls_pump_names(struct tls_pump *p, const char *name);
 const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size, int *level);
 /* Drops the caller's reference on p (NULL allowed). */
 void transport_tls_pump_release(struct tls_pump *p);
+/* Whether p's TLS handshake ran out of time. */
+bool transport_tls_pump_timed_out(struct tls_pump *p);
+/* Whether the connection of inbound pump p arrived through a relay (its RELAYED preamble),
+ * with the origin's server id in *origin. */
+bool transport_tls_pump_relayed(struct tls_pump *p, uint64_t *origin);
+/* Lists p as a connection to or from peer_id (its stream handed off), for
+ * transport_tls_end_peer; a no-op once the pump ended. */
+void transport_tls_pump_list(struct tls_pump *p, uint64_t peer_id);
+/* Ends every listed connection with peer_id (shutting its socket down: raft and the peer layer
+ * read an error and dial again), or only_through those tunneled through a relay; returns how
+ * many. */
+unsigned transport_tls_end_peer(struct transport *t, uint64_t peer_id, bool only_through);
+/* Whether a relay from source fits under the limits (PT_TRANSPORT_RELAY_*). */
+bool transport_tls_relay_room(struct transport *t, raft_id source);
+/* Starts a splice thread between fd_a (the origin's plaintext) and fd_x (TCP to the target),
+ * first writing preamble (RELAYED_LEN bytes, copied) to fd_x, counted against the limits of
+ * source. Takes both fds on success. 0, PT_E_TOO_LARGE (over a limit) or PT_E_NOMEM. */
+int transport_tls_splice_start(struct transport *t, raft_id source, int fd_a, int fd_x,
+                               const unsigned char *preamble);
 
 /* ---- transport_handshake.c ----------------------------------------------------------------- */
 
@@ -233,6 +284,12 @@ void transport_timeout_cb(uv_timer_t *timer);
 
 /* ---- transport_connect.c ------------------------------------------------------------------- */
 
+/* Starts an outbound connection to server id at address (a route for id wins) with the given
+ * HELLO flags; raw: a relay's leg (TCP only, never through a relay). Returns 0 with *out
+ * linked and resolving (the caller sets its callback before returning to the loop), or a
+ * RAFT_* code with the reason in errmsg (nothing left behind). */
+int transport_out_start(struct transport *t, raft_id id, const char *address, unsigned char flags,
+                        bool raw, struct conn **out, char *errmsg);
 /* Implementation of raft_uv_transport->connect. */
 int transport_connect(struct raft_uv_transport *super, struct raft_uv_connect *req, raft_id id,
                       const char *address, raft_uv_connect_cb cb);
@@ -240,6 +297,20 @@ int transport_connect(struct raft_uv_transport *super, struct raft_uv_connect *r
 void transport_attempt_next(struct conn *c);
 /* The outbound handshake completed: hands the stream to the connect callback. */
 void transport_out_succeed(struct conn *c);
+
+/* ---- transport_relay.c: tunnels through another member ------------------------------------ */
+
+/* Outbound to id: the relay to go through now (0: direct), with its dial address in
+ * address[PT_CLUSTER_ADDRESS_MAX + 1]. */
+raft_id transport_relay_choose(struct transport *t, raft_id id, char *address);
+/* The outcome of an outbound attempt of c (status 0: it completed). */
+void transport_relay_outcome(struct conn *c, int status);
+/* Why a relay request from c (its HELLO checked) is refused, or NULL. */
+const char *transport_relay_check(struct conn *c);
+/* Serves a relay request whose WELCOME was sent: dials the target, then splices. stream is
+ * transferred. */
+void transport_relay_serve(struct transport *t, raft_id source, raft_id target,
+                           uv_stream_t *stream);
 
 /* ---- transport_listen.c -------------------------------------------------------------------- */
 

@@ -58,12 +58,16 @@ void transport_in_succeed(struct conn *c)
 
     uv_timer_stop(&c->timer);
     transport_log_authenticated(c);
+    if (c->pump != NULL && !(c->flags & FLAG_RELAY))
+        transport_tls_pump_list(c->pump, c->peer_id);
     stream = transport_seam_detach(c);
     c->done = true;
     c->status = 0;
     transport_conn_close_timer(
         c); /* c, and peer_address with it, lives until the timer is closed */
-    if (c->flags & FLAG_PEER)
+    if (c->flags & FLAG_RELAY)
+        transport_relay_serve(t, c->peer_id, c->relay_target, stream);
+    else if (c->flags & FLAG_PEER)
         t->peer_accept_cb[channel_of(c->flags)](t->peer_accept_arg[channel_of(c->flags)],
                                                 c->peer_id, c->peer_address, stream);
     else

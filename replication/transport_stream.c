@@ -22,6 +22,8 @@
 
 #include <assert.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <unistd.h>
 
@@ -55,8 +57,10 @@ static void seam_raw_close_cb(uv_handle_t *handle)
 }
 
 /* Puts a TLS pump between c->tcp and the handshake: see the file comment. Returns 0, or a
- * libuv error (c->tcp is then unchanged). */
-static int seam_start_tls(struct conn *c)
+ * libuv error (c->tcp is then unchanged). Also used a second time on a connection tunneled
+ * through a relay: then c->tcp is the plaintext end of the pump to the relay, and the new pump
+ * runs the TLS to the server tunneled to inside it. */
+int transport_seam_start_tls(struct conn *c)
 {
     struct transport *t = c->t;
     uv_os_fd_t fd;
@@ -76,7 +80,7 @@ static int seam_start_tls(struct conn *c)
         raft_free(plain);
         return UV_EMFILE;
     }
-    if (transport_tls_pump_start(t, dup_fd, c->role == ROLE_IN, c->peer_name, &c->pump,
+    if (transport_tls_pump_start(t, dup_fd, c->role == ROLE_IN, c->inner, c->peer_name, &c->pump,
                                  &plain_fd) != 0) {
         close(dup_fd);
         raft_free(plain);
@@ -106,14 +110,22 @@ void transport_seam_start(struct conn *c)
      * without closing an otherwise idle inbound stream. Failures only cost performance. */
     (void)uv_tcp_nodelay(c->tcp, 1);
     (void)uv_tcp_keepalive(c->tcp, 1, KEEPALIVE_S);
+    /* A link that went silent (packets dropped, no reset) ends the connection once data sent
+     * stays unacknowledged this long, instead of after the kernel's minutes of retransmissions:
+     * raft then dials again, through a relay if the direct path is still down. */
+    uv_os_fd_t fd;
+    unsigned silent = PT_TRANSPORT_SILENT_MS;
+    if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &silent, sizeof(silent));
     if (t->tls != NULL) {
         if (c->role == ROLE_OUT &&
             (t->identity_cb == NULL ||
-             t->identity_cb(t->identity_arg, c->peer_id, c->peer_name) < 0)) {
+             t->identity_cb(t->identity_arg, c->via != 0 ? c->via : c->peer_id, c->peer_name) <
+                 0)) {
             transport_handshake_fail(c, PT_LOG_WARN, "no region known for this server id", 0);
             return;
         }
-        rv = seam_start_tls(c);
+        rv = transport_seam_start_tls(c);
         if (rv != 0) {
             transport_handshake_fail(c, PT_LOG_ERROR, "tls setup", rv);
             return;

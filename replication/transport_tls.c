@@ -83,7 +83,14 @@ struct transport_tls {
     SSL_CTX *ctx;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    unsigned refs; /* the transport's, plus one per running pump */
+    unsigned refs;         /* the transport's, plus one per running pump or splice */
+    struct tls_pump *live; /* pumps of handed-off connections, by peer (under mu) */
+    /* relayed connections spliced now, in all and by source server id (under mu) */
+    unsigned relays;
+    struct {
+        uint64_t id;
+        unsigned n;
+    } relay_src[PT_TRANSPORT_RELAY_MAX];
 };
 
 struct tls_pump {
@@ -94,10 +101,18 @@ struct tls_pump {
     int fd;    /* TCP socket: the pump's */
     int plain; /* the pump's end of the socketpair */
     bool server;
+    bool through; /* the inner TLS of a connection tunneled through a relay */
+    /* in tls->live (under tls->mu) once handed off, until the thread closes fd */
+    bool listed, ended;
+    uint64_t peer_id;
+    struct tls_pump *lprev, *lnext;
+    bool relayed; /* inbound: arrived through a relay (its preamble came first) */
+    uint64_t relayed_origin;
     unsigned timeout_ms;
     X509 *peer; /* verified peer certificate, once the handshake completed */
     char error[160];
     bool quiet;               /* error is not worth a warning */
+    bool timed_out;           /* the TLS handshake ran out of time (a silent path) */
     unsigned char *up, *down; /* plaintext from the loop / decrypted for the loop */
     /* inbound only, the pump thread's: what the peer sent so far, as the loop parses it */
     int inspect;                         /* INSPECT_* */
@@ -113,6 +128,8 @@ enum {
     INSPECT_RAFT,      /* a raft channel: every byte through the validator */
     INSPECT_OFF,       /* a peer channel (its frames are peer_channel.c's), or outbound */
 };
+
+static long ms_left(const struct timespec *deadline);
 
 static void tls_unref(struct transport_tls *tls)
 {
@@ -247,6 +264,224 @@ const char *transport_tls_pump_error(struct tls_pump *p, char *buf, size_t size,
     return buf[0] != '\0' ? buf : NULL;
 }
 
+bool transport_tls_pump_timed_out(struct tls_pump *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool timed_out = p->timed_out;
+    pthread_mutex_unlock(&p->mu);
+    return timed_out;
+}
+
+bool transport_tls_pump_relayed(struct tls_pump *p, uint64_t *origin)
+{
+    /* written by the pump before its first plaintext byte, read by the loop after it */
+    pthread_mutex_lock(&p->mu);
+    bool relayed = p->relayed;
+    *origin = p->relayed_origin;
+    pthread_mutex_unlock(&p->mu);
+    return relayed;
+}
+
+/* ---- relays: the splice thread ------------------------------------------------------------ */
+
+/* Under tls->mu: the slot of source (or a free one, or NULL when none is left). */
+static unsigned *relay_slot(struct transport_tls *tls, uint64_t source, bool take)
+{
+    for (size_t i = 0; i < PT_TRANSPORT_RELAY_MAX; i++)
+        if (tls->relay_src[i].id == source && tls->relay_src[i].n > 0)
+            return &tls->relay_src[i].n;
+    if (!take)
+        return NULL;
+    for (size_t i = 0; i < PT_TRANSPORT_RELAY_MAX; i++) {
+        if (tls->relay_src[i].n == 0) {
+            tls->relay_src[i].id = source;
+            return &tls->relay_src[i].n;
+        }
+    }
+    return NULL;
+}
+
+bool transport_tls_relay_room(struct transport *t, raft_id source)
+{
+    struct transport_tls *tls = t->tls;
+    bool room;
+    if (tls == NULL)
+        return false;
+    pthread_mutex_lock(&tls->mu);
+    unsigned *n = relay_slot(tls, source, false);
+    room =
+        tls->relays < PT_TRANSPORT_RELAY_MAX && (n == NULL || *n < PT_TRANSPORT_RELAY_PER_SOURCE);
+    pthread_mutex_unlock(&tls->mu);
+    return room;
+}
+
+struct splice {
+    struct transport_tls *tls;
+    uint64_t source;
+    int fd[2]; /* the origin's plaintext, the TCP socket to the target */
+    unsigned char preamble[RELAYED_LEN];
+    unsigned char *buf[2]; /* buf[i]: read from fd[i], to be written to fd[1 - i] */
+};
+
+/* Copies bytes both ways with one bounded buffer per direction, reading from one side only
+ * once the other took what was read before (back-pressure); ends on EOF or error of either
+ * side, after PT_TRANSPORT_RELAY_IDLE_MS without a byte, or PT_TRANSPORT_RELAY_LIFE_MS after
+ * it started. Nothing of the stream is parsed. */
+static void splice_run(struct splice *s)
+{
+    size_t len[2] = {RELAYED_LEN, 0}, off[2] = {0, 0};
+    struct timespec life, idle;
+
+    memcpy(s->buf[0], s->preamble, RELAYED_LEN); /* the preamble goes first, to the target */
+    clock_gettime(CLOCK_MONOTONIC, &life);
+    idle = life;
+    idle.tv_sec += PT_TRANSPORT_RELAY_IDLE_MS / 1000;
+    life.tv_sec += PT_TRANSPORT_RELAY_LIFE_MS / 1000;
+    for (;;) {
+        struct pollfd pf[2];
+        bool progress = true;
+        long left;
+
+        while (progress) {
+            progress = false;
+            for (int i = 0; i < 2; i++) {
+                ssize_t n;
+                if (len[i] == 0) {
+                    n = read(s->fd[i], s->buf[i], PUMP_BUF);
+                    if (n == 0)
+                        return;
+                    if (n < 0 && errno != EAGAIN && errno != EINTR)
+                        return;
+                    if (n > 0) {
+                        len[i] = (size_t)n;
+                        off[i] = 0;
+                        progress = true;
+                    }
+                }
+                if (off[i] < len[i]) {
+                    n = write(s->fd[1 - i], s->buf[i] + off[i], len[i] - off[i]);
+                    if (n < 0 && errno != EAGAIN && errno != EINTR)
+                        return;
+                    if (n > 0) {
+                        off[i] += (size_t)n;
+                        if (off[i] == len[i])
+                            len[i] = off[i] = 0;
+                        progress = true;
+                    }
+                }
+            }
+            if (progress) {
+                clock_gettime(CLOCK_MONOTONIC, &idle);
+                idle.tv_sec += PT_TRANSPORT_RELAY_IDLE_MS / 1000;
+            }
+        }
+        for (int i = 0; i < 2; i++) {
+            pf[i].fd = s->fd[i];
+            /* read fd[i] while buf[i] is empty; write fd[i] while buf[1 - i] holds bytes */
+            pf[i].events = (short)((len[i] == 0 ? POLLIN : 0) | (len[1 - i] > 0 ? POLLOUT : 0));
+        }
+        left = ms_left(&idle);
+        if (ms_left(&life) < left)
+            left = ms_left(&life);
+        if (left <= 0)
+            return;
+        if (poll(pf, 2, (int)left) < 0 && errno != EINTR)
+            return;
+        for (int i = 0; i < 2; i++)
+            if ((pf[i].revents & (POLLHUP | POLLERR)) && !(pf[i].revents & POLLIN))
+                return;
+    }
+}
+
+static void *splice_main(void *arg)
+{
+    struct splice *s = arg;
+    struct transport_tls *tls = s->tls;
+
+    splice_run(s);
+    close(s->fd[0]);
+    close(s->fd[1]);
+    pt_metrics_relayed(PT_METRICS_RELAY_SERVED, -1);
+    pthread_mutex_lock(&tls->mu);
+    unsigned *n = relay_slot(tls, s->source, false);
+    if (n != NULL)
+        (*n)--;
+    tls->relays--;
+    pthread_mutex_unlock(&tls->mu);
+    free(s->buf[0]);
+    free(s->buf[1]);
+    free(s);
+    OPENSSL_thread_stop();
+    tls_unref(tls);
+    return NULL;
+}
+
+int transport_tls_splice_start(struct transport *t, raft_id source, int fd_a, int fd_x,
+                               const unsigned char *preamble)
+{
+    struct transport_tls *tls = t->tls;
+    struct splice *s;
+    pthread_attr_t attr;
+    pthread_t th;
+    unsigned *n;
+    int rv;
+
+    if (tls == NULL)
+        return PT_E_UNAVAILABLE;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return PT_E_NOMEM;
+    s->buf[0] = malloc(PUMP_BUF);
+    s->buf[1] = malloc(PUMP_BUF);
+    if (s->buf[0] == NULL || s->buf[1] == NULL) {
+        free(s->buf[0]);
+        free(s->buf[1]);
+        free(s);
+        return PT_E_NOMEM;
+    }
+    s->tls = tls;
+    s->source = source;
+    s->fd[0] = fd_a;
+    s->fd[1] = fd_x;
+    memcpy(s->preamble, preamble, RELAYED_LEN);
+    (void)fcntl(fd_a, F_SETFL, O_NONBLOCK);
+    (void)fcntl(fd_x, F_SETFL, O_NONBLOCK);
+    pthread_mutex_lock(&tls->mu);
+    n = relay_slot(tls, source, true);
+    if (n == NULL || *n >= PT_TRANSPORT_RELAY_PER_SOURCE || tls->relays >= PT_TRANSPORT_RELAY_MAX) {
+        pthread_mutex_unlock(&tls->mu);
+        free(s->buf[0]);
+        free(s->buf[1]);
+        free(s);
+        return PT_E_TOO_LARGE;
+    }
+    (*n)++;
+    tls->relays++;
+    tls->refs++;
+    pthread_mutex_unlock(&tls->mu);
+    pt_metrics_relayed(PT_METRICS_RELAY_SERVED, 1);
+
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, PUMP_STACK);
+    rv = pthread_create(&th, &attr, splice_main, s);
+    pthread_attr_destroy(&attr);
+    if (rv != 0) {
+        s->fd[0] = s->fd[1] = -1;
+        pt_metrics_relayed(PT_METRICS_RELAY_SERVED, -1);
+        pthread_mutex_lock(&tls->mu);
+        (*n)--;
+        tls->relays--;
+        pthread_mutex_unlock(&tls->mu);
+        free(s->buf[0]);
+        free(s->buf[1]);
+        free(s);
+        tls_unref(tls);
+        return PT_E_NOMEM;
+    }
+    return 0;
+}
+
 /* ---- the pump thread ---------------------------------------------------------------------- */
 
 /* Records the first failure of p: what, followed by detail. */
@@ -323,6 +558,72 @@ static long ms_left(const struct timespec *deadline)
     return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
 }
 
+/*
+ * Inbound: a connection a relay opened starts with its RELAYED preamble (magic, origin id,
+ * relay id) before the origin's TLS; a TLS record never starts with the magic's first byte
+ * (0x89). Reads exactly the preamble when there is one, within the deadline; 0 or -1.
+ */
+static int pump_preamble(struct tls_pump *p, const struct timespec *deadline)
+{
+    unsigned char b[RELAYED_LEN];
+    size_t have = 0;
+
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = p->fd, .events = POLLIN}, {.fd = p->plain, .events = 0}};
+        long left = ms_left(deadline);
+        ssize_t n;
+
+        if (have == 0) {
+            n = recv(p->fd, b, 1, MSG_PEEK);
+            if (n == 1 && b[0] != (unsigned char)RELAYED_MAGIC[0])
+                return 0; /* direct: TLS follows */
+        } else {
+            n = -1;
+            errno = EAGAIN;
+        }
+        if (n == 1 || have > 0) {
+            n = recv(p->fd, b + have, RELAYED_LEN - have, 0);
+            if (n > 0)
+                have += (size_t)n;
+            if (have == RELAYED_LEN) {
+                if (memcmp(b, RELAYED_MAGIC, MAGIC_LEN) != 0) {
+                    pump_fail(p, "relay preamble: bad magic", "");
+                    return -1;
+                }
+                pthread_mutex_lock(&p->mu);
+                p->relayed = true;
+                p->relayed_origin = pt_get_be64(b + MAGIC_LEN);
+                pthread_mutex_unlock(&p->mu);
+                return 0;
+            }
+        }
+        if (n == 0) {
+            pthread_mutex_lock(&p->mu);
+            p->quiet = p->error[0] == '\0'; /* a port scan, or a relay whose target is down */
+            pthread_mutex_unlock(&p->mu);
+            pump_fail(p, "tls: connection closed during the handshake", "");
+            return -1;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            pump_fail(p, "tls: read: ", strerror(errno));
+            return -1;
+        }
+        if (left <= 0) {
+            pthread_mutex_lock(&p->mu);
+            p->timed_out = true;
+            pthread_mutex_unlock(&p->mu);
+            pump_fail(p, "tls: handshake timed out", "");
+            return -1;
+        }
+        if (poll(pf, 2, (int)left) < 0 && errno != EINTR) {
+            pump_fail(p, "tls: poll: ", strerror(errno));
+            return -1;
+        }
+        if (pf[1].revents & (POLLHUP | POLLERR))
+            return -1;
+    }
+}
+
 /* Runs the TLS handshake within the timeout; 0 or -1 (reason recorded). */
 static int pump_handshake(struct tls_pump *p)
 {
@@ -334,6 +635,8 @@ static int pump_handshake(struct tls_pump *p)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000;
     }
+    if (p->server && pump_preamble(p, &deadline) != 0)
+        return -1;
     for (;;) {
         int r = SSL_do_handshake(p->ssl);
         struct pollfd pf[2] = {{.fd = p->fd}, {.fd = p->plain, .events = 0}};
@@ -354,6 +657,9 @@ static int pump_handshake(struct tls_pump *p)
         }
         left = ms_left(&deadline);
         if (left <= 0) {
+            pthread_mutex_lock(&p->mu);
+            p->timed_out = true;
+            pthread_mutex_unlock(&p->mu);
             pump_fail(p, "tls: handshake timed out", "");
             return -1;
         }
@@ -403,7 +709,7 @@ static bool inspect(struct tls_pump *p, const unsigned char *b, size_t n)
             n -= k;
             if (p->hello_left > 0)
                 break;
-            if (p->hello[11] & FLAG_PEER) {
+            if (p->hello[11] & (FLAG_PEER | FLAG_RELAY)) {
                 p->inspect = INSPECT_OFF;
                 break;
             }
@@ -528,6 +834,56 @@ static void pump_data(struct tls_pump *p)
     }
 }
 
+static void pump_unlist(struct tls_pump *p)
+{
+    struct transport_tls *tls = p->tls;
+    pthread_mutex_lock(&tls->mu);
+    p->ended = true;
+    if (p->listed) {
+        if (p->lprev != NULL)
+            p->lprev->lnext = p->lnext;
+        else
+            tls->live = p->lnext;
+        if (p->lnext != NULL)
+            p->lnext->lprev = p->lprev;
+        p->listed = false;
+    }
+    pthread_mutex_unlock(&tls->mu);
+}
+
+void transport_tls_pump_list(struct tls_pump *p, uint64_t peer_id)
+{
+    struct transport_tls *tls = p->tls;
+    pthread_mutex_lock(&tls->mu);
+    if (!p->ended && !p->listed) {
+        p->peer_id = peer_id;
+        p->listed = true;
+        p->lprev = NULL;
+        p->lnext = tls->live;
+        if (tls->live != NULL)
+            tls->live->lprev = p;
+        tls->live = p;
+    }
+    pthread_mutex_unlock(&tls->mu);
+}
+
+unsigned transport_tls_end_peer(struct transport *t, uint64_t peer_id, bool only_through)
+{
+    struct transport_tls *tls = t->tls;
+    unsigned n = 0;
+    if (tls == NULL)
+        return 0;
+    pthread_mutex_lock(&tls->mu);
+    for (struct tls_pump *p = tls->live; p != NULL; p = p->lnext) {
+        if (p->peer_id == peer_id && (p->through || !only_through)) {
+            (void)shutdown(p->fd, SHUT_RDWR); /* the pump wakes, ends, closes its end */
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&tls->mu);
+    return n;
+}
+
 static void *pump_main(void *arg)
 {
     struct tls_pump *p = arg;
@@ -538,8 +894,13 @@ static void *pump_main(void *arg)
         pthread_mutex_lock(&p->mu);
         p->peer = peer;
         pthread_mutex_unlock(&p->mu);
+        if (p->through)
+            pt_metrics_relayed(PT_METRICS_RELAY_THROUGH, 1);
         pump_data(p);
+        if (p->through)
+            pt_metrics_relayed(PT_METRICS_RELAY_THROUGH, -1);
     }
+    pump_unlist(p);
     SSL_free(p->ssl);
     p->ssl = NULL;
     close(p->fd);
@@ -551,8 +912,8 @@ static void *pump_main(void *arg)
     return NULL;
 }
 
-int transport_tls_pump_start(struct transport *t, int fd, bool server, const char *expect_name,
-                             struct tls_pump **out, int *plain_fd)
+int transport_tls_pump_start(struct transport *t, int fd, bool server, bool through,
+                             const char *expect_name, struct tls_pump **out, int *plain_fd)
 {
     struct transport_tls *tls = t->tls;
     struct tls_pump *p;
@@ -590,6 +951,7 @@ int transport_tls_pump_start(struct transport *t, int fd, bool server, const cha
     p->fd = fd;
     p->plain = sp[1];
     p->server = server;
+    p->through = through;
     p->inspect = server ? INSPECT_HELLO : INSPECT_OFF;
     p->timeout_ms = t->timeout_ms;
     pthread_mutex_lock(&tls->mu);

@@ -36,7 +36,8 @@ const char *transport_check_header(const unsigned char *p, int type, size_t *bod
         return "unsupported protocol version";
     if (p[10] != type)
         return "unexpected message type";
-    if ((p[11] & ~FLAGS_KNOWN) != 0 || (p[11] & (FLAG_PEER | FLAG_BULK)) == FLAG_BULK)
+    if ((p[11] & ~FLAGS_KNOWN) != 0 || (p[11] & (FLAG_PEER | FLAG_BULK)) == FLAG_BULK ||
+        ((p[11] & FLAG_RELAY) && p[11] != FLAG_RELAY))
         return "unknown flags";
     len = pt_get_be32(p + 12);
     if (len < min || len > max)

@@ -65,6 +65,7 @@ static struct {
     atomic_uint_fast64_t gc_last_ms, gc_duration_ms, gc_blobs, gc_bytes;
     atomic_uint_fast64_t auth[PT_METRICS_AUTH_N];
     atomic_uint_fast64_t peer_refused[PT_METRICS_PEER_N];
+    atomic_int_fast64_t relayed[PT_METRICS_RELAY_N];
 } m;
 
 static void add(atomic_uint_fast64_t *a, uint64_t v)
@@ -483,18 +484,31 @@ void pt_metrics_peer_refused(int reason)
         add(&m.peer_refused[reason], 1);
 }
 
+void pt_metrics_relayed(int side, int delta)
+{
+    if (side >= 0 && side < PT_METRICS_RELAY_N)
+        atomic_fetch_add_explicit(&m.relayed[side], delta, memory_order_relaxed);
+}
+
 static void render_peer(struct pt_buf *b)
 {
     static const char *const reasons[PT_METRICS_PEER_N] = {
         [PT_METRICS_PEER_RAFT_MESSAGE] = "raft_message",
         [PT_METRICS_PEER_FRAME] = "peer_frame",
         [PT_METRICS_PEER_HANDSHAKE_LIMIT] = "handshake_limit",
+        [PT_METRICS_PEER_RELAY] = "relay",
     };
     family(b, "portolan_peer_refused_total", "counter",
            "Peer-port connections closed or turned away, by reason.");
     for (int i = 0; i < PT_METRICS_PEER_N; i++)
         appendf(b, "portolan_peer_refused_total{reason=\"%s\"} %llu\n", reasons[i],
                 (unsigned long long)get(&m.peer_refused[i]));
+    family(b, "portolan_peer_relayed_connections", "gauge",
+           "Peer-port connections tunneled through a relay: served for others, or this node's.");
+    appendf(b, "portolan_peer_relayed_connections{side=\"served\"} %lld\n",
+            (long long)atomic_load(&m.relayed[PT_METRICS_RELAY_SERVED]));
+    appendf(b, "portolan_peer_relayed_connections{side=\"through\"} %lld\n",
+            (long long)atomic_load(&m.relayed[PT_METRICS_RELAY_THROUGH]));
 }
 
 int pt_metrics_render(char **out, size_t *len)

@@ -14,6 +14,7 @@
  *   portolan_auth_* (access control; see pt_metrics_auth)
  *   portolan_disk_free_bytes, _reserve_bytes, _low (gauges), _refusals_total (diskspace.h)
  *   portolan_peer_refused_total{reason}                   counter (see pt_metrics_peer_refused)
+ *   portolan_peer_relayed_connections{side}              gauge (see pt_metrics_relayed)
  *   process_resident_memory_bytes, process_start_time_seconds   gauges
  * Methods are GET, HEAD, PUT, POST, PATCH, DELETE or "other"; status codes outside
  * PT_METRICS_CODES are counted as code="other".
@@ -94,6 +95,7 @@ enum {
     PT_METRICS_PEER_RAFT_MESSAGE = 0, /* a raft message failed validation (raft_wire.h) */
     PT_METRICS_PEER_FRAME,            /* a peer frame too long, or over the frame budget */
     PT_METRICS_PEER_HANDSHAKE_LIMIT,  /* too many handshakes from one source address */
+    PT_METRICS_PEER_RELAY,            /* a relay request refused (not a member, limits, loop) */
     PT_METRICS_PEER_N
 };
 /* Counts one refusal for reason (a PT_METRICS_PEER_* value; others are ignored). */
@@ -106,6 +108,12 @@ void pt_metrics_peer_refused(int reason);
  * after a collection applied are counted with pt_metrics_gc_reclaimed. */
 void pt_metrics_gc_pass(int64_t end_ms, uint64_t duration_ms);
 void pt_metrics_gc_reclaimed(uint64_t blobs, uint64_t bytes);
+
+/* Relayed connections open now (portolan_peer_relayed_connections{side}): SERVED are spliced
+ * by this node for others, THROUGH are this node's own connections tunneled through a relay.
+ * delta is +1 or -1. Any thread. */
+enum { PT_METRICS_RELAY_SERVED = 0, PT_METRICS_RELAY_THROUGH, PT_METRICS_RELAY_N };
+void pt_metrics_relayed(int side, int delta);
 
 /*
  * Renders every metric. On success *out is a malloc'd, NUL-terminated buffer owned by the

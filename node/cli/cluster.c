@@ -141,6 +141,23 @@ static void print_table(FILE *out, const struct cli_member *ms, size_t n, const 
         snprintf(row[C_ADDRESS], CELL_MAX, "%s", m->address[0] ? m->address : "-");
     }
     cli_print_rows(out, headers, NCOLUMNS, (const char *)cells, CELL_MAX, n);
+    /* Links that go through a relay (a bridge partition), as each region reports them. */
+    for (size_t i = 0; i < n; i++) {
+        json_t *relays = json_object_get(ms[i].self, "relays"), *r;
+        size_t k;
+        json_array_foreach(relays, k, r)
+        {
+            long long to = cli_json_uint(r, "to"), via = cli_json_uint(r, "via");
+            const char *to_name = "?", *via_name = "?";
+            for (size_t j = 0; j < n; j++) {
+                if ((long long)ms[j].id == to)
+                    to_name = ms[j].name;
+                if ((long long)ms[j].id == via)
+                    via_name = ms[j].name;
+            }
+            fprintf(out, "%s reaches %s through %s (relay)\n", ms[i].name, to_name, via_name);
+        }
+    }
     /* Every member without a view is unreachable: why follows the table. */
     cli_members_print_errors(out, ms, n);
     free(cells);
