@@ -4,7 +4,9 @@
  * Role: every open channel is pinged when it opens and then every PT_PEERS_PING_MS, in both
  * directions; the answers give pt_peers_rtt_us, which blob sync uses to pick the nearest
  * holder. A channel that received nothing for PT_PEERS_IDLE_MS is closed as dead; with relays
- * (peer TLS) already after PT_PEERS_SILENT_MS, and the transport is told the link went silent.
+ * (peer TLS) already after PT_PEERS_SILENT_MS, and the transport is told the link went silent
+ * unless an outbound channel to that peer received something meanwhile (the path this node
+ * takes is fine, e.g. a channel the peer opened through a relay since cut: only it ends).
  * Pings are answered inside the service, never passed to the request callback.
  *
  * Design: a Ping (type PING, call id 0) carries the sender's monotonic clock and the Pong
@@ -76,6 +78,20 @@ void peer_take_pong(struct conn *c, const Portolan__PeerFrame *f)
         peer->rtt_us += (sample - peer->rtt_us) / 8;
 }
 
+/* Whether an outbound channel to peer other than skip (open, not closing) received a byte
+ * less than PT_PEERS_SILENT_MS before now: then the path this node takes to peer is not
+ * silent, only skip is. (An inbound channel proves nothing about that path: the peer may
+ * have opened it through a relay.) */
+static bool peer_heard_elsewhere(struct pt_peers *p, const struct peer *peer,
+                                 const struct conn *skip, uint64_t now)
+{
+    for (const struct conn *c = p->conns; c != NULL; c = c->next)
+        if (c != skip && c->outbound && !c->closing && c->peer == peer &&
+            now - c->last_rx < PT_PEERS_SILENT_MS)
+            return true;
+    return false;
+}
+
 void peer_tick_cb(uv_timer_t *timer)
 {
     struct pt_peers *p = timer->data;
@@ -86,7 +102,12 @@ void peer_tick_cb(uv_timer_t *timer)
         if (c->closing)
             continue;
         if (now - c->last_rx >= PT_PEERS_SILENT_MS && c->peer != NULL &&
-            pt_transport_relays(p->t)) {
+            pt_transport_relays(p->t) && peer_heard_elsewhere(p, c->peer, c, now)) {
+            /* a stale channel while the peer answers on an outbound one: the path this node
+             * takes is not silent, only this channel ends */
+            peer_conn_close(c, PT_LOG_WARN, "silent channel (the peer answers on another)");
+        } else if (now - c->last_rx >= PT_PEERS_SILENT_MS && c->peer != NULL &&
+                   pt_transport_relays(p->t)) {
             /* the link to this peer went silent: end its connections (raft's too), which go
              * through a relay from now on; this channel ends with them */
             pt_transport_peer_silent(p->t, c->peer->id);
