@@ -2,7 +2,7 @@
 # Builds Portolan twice and runs every test; the README's test command (`make test`) runs this.
 #   1. cmocka unit tests, built with ASan + UBSan (build-asan/)
 #   2. clang-format check of the C sources; every libFuzzer driver of tests/fuzz/ for a bounded
-#      time (tests/fuzz/run.sh, FUZZ_SECONDS each, default 10; build-fuzz/ with clang)
+#      time (tests/fuzz/run.sh, FUZZ_SECONDS each, default 5; build-fuzz/ with clang)
 #   3. integration tests against real nodes: the ASan/UBSan binary for the API, access control, bad input, HTTP/2, backup,
 #      skopeo, crash and basic cluster tests; the optimised binary (build/) for the 4 GiB blob
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
@@ -72,8 +72,8 @@ count_run() {
     failed=$((failed + $(echo "$line" | cut -d' ' -f3 | tr -d ,)))
 }
 
-step "fuzzers (tests/fuzz/run.sh, ${FUZZ_SECONDS:-10} s each)"
-out=$(JOBS="$JOBS" tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" 2>&1)
+step "fuzzers (tests/fuzz/run.sh, ${FUZZ_SECONDS:-5} s each)"
+out=$(JOBS="$JOBS" tests/fuzz/run.sh "${FUZZ_SECONDS:-5}" 2>&1)
 echo "$out" | tail -12
 count_run "$out"
 
