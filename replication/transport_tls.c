@@ -559,6 +559,29 @@ static long ms_left(const struct timespec *deadline)
 }
 
 /*
+ * One wait of the handshake (or of the preamble before it): fails when its time (left ms) is
+ * up, then polls pf (the socket, and the plaintext end to see the loop give up on this
+ * connection). 0 to go on, -1 (reason recorded, or the loop gave up).
+ */
+static int pump_wait(struct tls_pump *p, struct pollfd pf[2], long left)
+{
+    if (left <= 0) {
+        pthread_mutex_lock(&p->mu);
+        p->timed_out = true;
+        pthread_mutex_unlock(&p->mu);
+        pump_fail(p, "tls: handshake timed out", "");
+        return -1;
+    }
+    if (poll(pf, 2, (int)left) < 0 && errno != EINTR) {
+        pump_fail(p, "tls: poll: ", strerror(errno));
+        return -1;
+    }
+    if (pf[1].revents & (POLLHUP | POLLERR))
+        return -1; /* the loop gave up on this connection */
+    return 0;
+}
+
+/*
  * Inbound: a connection a relay opened starts with its RELAYED preamble (magic, origin id,
  * relay id) before the origin's TLS; a TLS record never starts with the magic's first byte
  * (0x89). Reads exactly the preamble when there is one, within the deadline; 0 or -1.
@@ -608,18 +631,7 @@ static int pump_preamble(struct tls_pump *p, const struct timespec *deadline)
             pump_fail(p, "tls: read: ", strerror(errno));
             return -1;
         }
-        if (left <= 0) {
-            pthread_mutex_lock(&p->mu);
-            p->timed_out = true;
-            pthread_mutex_unlock(&p->mu);
-            pump_fail(p, "tls: handshake timed out", "");
-            return -1;
-        }
-        if (poll(pf, 2, (int)left) < 0 && errno != EINTR) {
-            pump_fail(p, "tls: poll: ", strerror(errno));
-            return -1;
-        }
-        if (pf[1].revents & (POLLHUP | POLLERR))
+        if (pump_wait(p, pf, left) != 0)
             return -1;
     }
 }
@@ -656,19 +668,8 @@ static int pump_handshake(struct tls_pump *p)
             return -1;
         }
         left = ms_left(&deadline);
-        if (left <= 0) {
-            pthread_mutex_lock(&p->mu);
-            p->timed_out = true;
-            pthread_mutex_unlock(&p->mu);
-            pump_fail(p, "tls: handshake timed out", "");
+        if (pump_wait(p, pf, left) != 0)
             return -1;
-        }
-        if (poll(pf, 2, (int)left) < 0 && errno != EINTR) {
-            pump_fail(p, "tls: poll: ", strerror(errno));
-            return -1;
-        }
-        if (pf[1].revents & (POLLHUP | POLLERR))
-            return -1; /* the loop gave up on this connection */
     }
 }
 

@@ -126,16 +126,23 @@ static int run_job(struct pt_gc *gc, int kind, void *buf, size_t len)
     return done ? p->status : PT_E_UNAVAILABLE;
 }
 
+/* The raft node's status document (owned by the caller), or NULL when it could not be had. */
+static json_t *raft_status(struct pt_gc *gc)
+{
+    if (run_job(gc, PT_JOB_STATUS, NULL, 0) != 0 || gc->prop.text == NULL)
+        return NULL;
+    json_t *o = json_loads(gc->prop.text, 0, NULL);
+    free(gc->prop.text);
+    gc->prop.text = NULL;
+    return o;
+}
+
 /* 1 if this region should run the scheduled pass: a single region, or the Raft leader. */
 static int is_leader(struct pt_gc *gc)
 {
     if (!pt_committer_is_cluster(gc->node->committer))
         return 1;
-    if (run_job(gc, PT_JOB_STATUS, NULL, 0) != 0 || gc->prop.text == NULL)
-        return 0;
-    json_t *o = json_loads(gc->prop.text, 0, NULL);
-    free(gc->prop.text);
-    gc->prop.text = NULL;
+    json_t *o = raft_status(gc);
     const char *role = json_string_value(json_object_get(o, "role"));
     int leader = role != NULL && strcmp(role, "leader") == 0;
     json_decref(o);
@@ -150,11 +157,7 @@ static int caught_up(struct pt_gc *gc)
 {
     if (!pt_committer_is_cluster(gc->node->committer))
         return 1;
-    if (run_job(gc, PT_JOB_STATUS, NULL, 0) != 0 || gc->prop.text == NULL)
-        return 0;
-    json_t *o = json_loads(gc->prop.text, 0, NULL);
-    free(gc->prop.text);
-    gc->prop.text = NULL;
+    json_t *o = raft_status(gc);
     const char *role = json_string_value(json_object_get(o, "role"));
     json_t *commit = json_object_get(o, "commit_index"),
            *applied = json_object_get(o, "applied_index");
