@@ -219,4 +219,17 @@ int ms_blob_linked(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const c
 int ms_location_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *digest,
                     struct location *loc);
 
+/* ---- usage (metastore_quota.c) ---------------------------------------------------------- */
+
+/* Charges digest (size bytes) to repo unless it is charged already (names validated). */
+int ms_usage_charge(struct pt_metastore_batch *b, const char *repo, const char *digest,
+                    uint64_t size);
+/* The same with the size of repo's link of digest, else its location's. */
+int ms_usage_charge_ref(struct pt_metastore_batch *b, const char *repo, const char *digest);
+/* Releases digest's charge to repo once repo neither links nor references it (staged writes
+ * included); a blob charged to no repository leaves the registry total. */
+int ms_usage_release(struct pt_metastore_batch *b, const char *repo, const char *digest);
+/* At open, after ms_gc_index_build: builds the usage records of an older store, once. */
+int ms_usage_index_build(struct pt_metastore *ms);
+
 #endif
