@@ -137,6 +137,10 @@ typedef void (*pt_auth_login_cb)(struct pt_worker *w, h2o_req_t *req, int status
 int pt_auth_login(struct pt_worker *w, h2o_req_t *req, const char *name, const char *secret,
                   struct pt_identity *out, pt_auth_login_cb cb, const void *data, size_t data_size);
 
+/* The throttling key ("user:x", "token:x", "addr:<client>") and settings subject ("user:x",
+ * "token:x", "anonymous") of ctx (NULL: anonymous) into key[klen] and subject[slen]. */
+void pt_auth_throttle_key(const struct pt_auth_ctx *ctx, char *key, size_t klen, char *subject,
+                          size_t slen);
 /* "user:alice", "token:ci", "anonymous" into buf. */
 const char *pt_auth_identity_text(const struct pt_identity *id, char *buf, size_t size);
 
