@@ -16,6 +16,9 @@
  *                         batch writes
  *   metastore_gc.c        garbage collection of blobs: the reference and link index the FSM
  *                         keeps, the rule (marking and re-check at apply), files to delete
+ *   metastore_quota.c     storage quotas and the usage the FSM keeps with every link and
+ *                         reference (replicated), the admission rule, usage listings
+ *   metastore_throttle.c  request throttling settings (replicated)
  *
  * Names shared between the pieces start with ms_ (functions) or MS_ (constants); everything
  * else stays static in its file. The threading and ownership rules are metastore.h's: reads

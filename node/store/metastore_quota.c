@@ -492,9 +492,9 @@ int pt_metastore_usage_list(struct pt_metastore *ms, const char *after, size_t m
 {
     size_t plen = strlen(U_REPO);
     char start[U_KEY_MAX];
-    size_t slen = key2(start, U_REPO, after != NULL ? after : "", NULL);
     if (after != NULL && !ms_name_ok(after, PT_METASTORE_REPO_MAX))
         return PT_E_NAME_INVALID;
+    size_t slen = key2(start, U_REPO, after != NULL ? after : "", NULL);
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it = ms_iter_new(ms, CF_DEFAULT, NULL, 0, NULL, &ro);
     int rv = 0;
