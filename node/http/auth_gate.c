@@ -23,6 +23,11 @@
  *
  * The yescrypt check of a Basic password runs on the worker loop (a few milliseconds); the
  * directory remembers successful checks for a minute, failures are throttled by the limiter.
+ *
+ * Throttling (throttle.h): a registry request (/v2/...) the gate lets through, with access
+ * control on or off, is then counted against its identity's token buckets ("user:x",
+ * "token:x", or the client address when anonymous); over a limit it gets 429 TOOMANYREQUESTS
+ * with Retry-After instead of reaching its handler. Nothing is counted until a limit is set.
  */
 #include "auth_gate.h"
 

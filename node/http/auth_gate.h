@@ -7,7 +7,8 @@
  * route + method to the actions needed (pull, push, delete, admin), and either lets the
  * request through or answers it: 401 UNAUTHORIZED with a Bearer challenge when credentials
  * are missing (or a token lacks a scope the identity holds), 403 DENIED when the identity
- * lacks the action, 429 TOOMANYREQUESTS with Retry-After while failed logins back off.
+ * lacks the action, 429 TOOMANYREQUESTS with Retry-After while failed logins back off or when
+ * a registry request is over its identity's throttle (throttle.h).
  *
  * Design (follows CNCF Distribution's token authentication, docs/spec/auth/token.md):
  *   - Basic: pt_auth_dir_login under the login limiter (keys "u:<name>" and "a:<address>").
