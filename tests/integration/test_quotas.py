@@ -212,7 +212,11 @@ def throttling(results, c):
     retry = limited.headers.get("Retry-After")
     t.require(retry is not None and retry.isdigit() and 1 <= int(retry) <= 60,
               "Retry-After: %r" % retry)
-    h2 = curl_h2_status(b, "/v2/")
+    h2 = None
+    for _ in range(60):  # a token may have come back since: until HTTP/2 meets the limit too
+        h2 = curl_h2_status(b, "/v2/")
+        if h2 is None or h2[0] != 200:
+            break
     if h2 is not None:
         t.eq(h2[0], 429, "HTTP/2 over the limit")
         t.check(h2[1] is not None and h2[1] >= 1, "HTTP/2 Retry-After: %r" % (h2[1],))
