@@ -91,19 +91,29 @@ int pt_api_quota_check(struct pt_worker *w, h2o_req_t *req, const char *repo, co
 
 /* Quotas ------------------------------------------------------------------------------------ */
 
+/* The fullest repository matching each quota's pattern, found in one walk of the usage. */
 struct fullest {
     const char *pattern;
     char repo[PT_NAME_MAX + 1];
     uint64_t bytes;
 };
 
+struct fullest_walk {
+    struct fullest *f;
+    size_t n;
+};
+
 static int fullest_cb(void *arg, const char *repo, const struct pt_usage *u)
 {
-    struct fullest *f = arg;
-    if (u->bytes >= f->bytes &&
-        pt_access_pattern_match(f->pattern, strlen(f->pattern), repo, strlen(repo))) {
-        f->bytes = u->bytes;
-        snprintf(f->repo, sizeof(f->repo), "%s", repo);
+    struct fullest_walk *w = arg;
+    size_t rl = strlen(repo);
+    for (size_t i = 0; i < w->n; i++) {
+        struct fullest *f = &w->f[i];
+        if (f->pattern != NULL && u->bytes >= f->bytes &&
+            pt_access_pattern_match(f->pattern, strlen(f->pattern), repo, rl)) {
+            f->bytes = u->bytes;
+            snprintf(f->repo, sizeof(f->repo), "%s", repo);
+        }
     }
     return 0;
 }
@@ -121,29 +131,37 @@ static void quotas_list(struct pt_worker *w, h2o_req_t *req)
         pt_http_error(req, rv, NULL, NULL);
         return;
     }
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++) {
-        struct fullest f = {.pattern = q[i].pattern};
-        int registry = strcmp(q[i].pattern, PT_QUOTA_REGISTRY) == 0;
-        if (registry)
-            f.bytes = total.bytes;
-        else if ((rv = pt_metastore_usage_list(w->node->ms, NULL, PT_METASTORE_LIST_MAX, fullest_cb,
-                                               &f)) != 0)
-            break;
-        double pct = q[i].limit > 0 ? 100.0 * (double)f.bytes / (double)q[i].limit : 0.0;
-        json_t *o = json_pack("{s:s,s:I,s:I,s:f}", "pattern", q[i].pattern, "limit",
-                              (json_int_t)q[i].limit, "used", (json_int_t)f.bytes, "percent", pct);
-        if (!registry)
-            json_object_set_new(o, "repository",
-                                f.repo[0] != '\0' ? json_string(f.repo) : json_null());
-        json_array_append_new(a, o);
+    struct fullest *f = calloc(n > 0 ? n : 1, sizeof(*f));
+    struct fullest_walk walk = {f, n};
+    if (f == NULL)
+        rv = PT_E_NOMEM;
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        if (strcmp(q[i].pattern, PT_QUOTA_REGISTRY) == 0)
+            f[i].bytes = total.bytes;
+        else
+            f[i].pattern = q[i].pattern;
     }
-    free(q);
+    if (rv == 0 && n > 0)
+        rv = pt_metastore_usage_list(w->node->ms, NULL, PT_METASTORE_LIST_MAX, fullest_cb, &walk);
     if (rv != 0) {
-        json_decref(a);
+        free(f);
+        free(q);
         pt_http_error(req, rv, NULL, NULL);
         return;
     }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        double pct = q[i].limit > 0 ? 100.0 * (double)f[i].bytes / (double)q[i].limit : 0.0;
+        json_t *o =
+            json_pack("{s:s,s:I,s:I,s:f}", "pattern", q[i].pattern, "limit", (json_int_t)q[i].limit,
+                      "used", (json_int_t)f[i].bytes, "percent", pct);
+        if (f[i].pattern != NULL)
+            json_object_set_new(o, "repository",
+                                f[i].repo[0] != '\0' ? json_string(f[i].repo) : json_null());
+        json_array_append_new(a, o);
+    }
+    free(f);
+    free(q);
     pt_admin_send_json(req, 200,
                        json_pack("{s:o,s:{s:I,s:I}}", "quotas", a, "registry", "bytes",
                                  (json_int_t)total.bytes, "blobs", (json_int_t)total.blobs));
@@ -507,19 +525,21 @@ void pt_api_quota_metrics(struct pt_node *node, struct pt_buf *b)
         label(b, q[i].pattern);
         line(b, "\"} %llu\n", (unsigned long long)q[i].limit);
     }
-    line(b, "# HELP portolan_quota_used_bytes Usage a quota is checked against (the registry's, "
-            "or its fullest matching repository's).\n# TYPE portolan_quota_used_bytes gauge\n");
+    /* used: of "*" and of patterns naming one repository (a point read each); the
+     * repositories of a wildcard pattern show in portolan_repo_usage_bytes, so a scrape walks
+     * the usage records once */
+    line(b, "# HELP portolan_quota_used_bytes Usage the registry quota, or a quota naming one "
+            "repository, is checked against.\n# TYPE portolan_quota_used_bytes gauge\n");
     for (size_t i = 0; i < n; i++) {
-        struct fullest f = {.pattern = q[i].pattern};
-        if (strcmp(q[i].pattern, PT_QUOTA_REGISTRY) == 0)
-            f.bytes = total.bytes;
-        else if (pt_metastore_usage_list(node->ms, NULL, PT_METASTORE_LIST_MAX, fullest_cb, &f) !=
-                 0)
+        struct pt_usage u = total;
+        if (strcmp(q[i].pattern, PT_QUOTA_REGISTRY) != 0 &&
+            (strchr(q[i].pattern, '*') != NULL ||
+             pt_metastore_usage_repo(node->ms, q[i].pattern, &u) != 0))
             continue;
         pt_buf_append(b, "portolan_quota_used_bytes{pattern=\"",
                       sizeof("portolan_quota_used_bytes{pattern=\"") - 1);
         label(b, q[i].pattern);
-        line(b, "\"} %llu\n", (unsigned long long)f.bytes);
+        line(b, "\"} %llu\n", (unsigned long long)u.bytes);
     }
     free(q);
     if (node->throttle != NULL)
