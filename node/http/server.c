@@ -72,6 +72,7 @@
 #include "clock.h"
 #include "router.h"
 #include "routes.h"
+#include "throttle.h"
 #include "upload_expiry.h"
 
 #define AUDIT_ROTATE_BYTES (64ull << 20) /* audit.log is rotated at this size */
@@ -384,6 +385,8 @@ static void stop_services(struct pt_node *node)
     pt_committer_stop(node->committer);
     pt_auth_service_free(node->auth);
     node->auth = NULL;
+    pt_throttle_free(node->throttle);
+    node->throttle = NULL;
     pt_audit_close(node->audit);
     node->audit = NULL;
     pt_metastore_sync(node->ms);
@@ -579,11 +582,14 @@ static int start_committer(struct pt_node *node)
     return pt_committer_start(node->ms, &rc, &node->committer);
 }
 
-/* Access control and the audit log (README "Access control"); both stay NULL when off. */
+/* Access control and the audit log (README "Access control"); both stay NULL when off.
+ * Request throttling (throttle.h) always exists: it counts nothing until a limit is set. */
 static int open_access_control(struct pt_node *node)
 {
     const struct pt_config *cfg = &node->cfg;
     int rv;
+    if ((rv = pt_throttle_create(node->ms, &node->throttle)) != 0)
+        return rv;
     if (cfg->metrics_listen[0] != '\0') {
         struct pt_config mc = *cfg;
         char mhost[256];
