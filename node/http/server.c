@@ -67,6 +67,7 @@
 #include "metastore.h"
 #include "metrics.h"
 #include "gc.h"
+#include "retention.h"
 #include "worker.h"
 #include "raft_node.h"
 #include "clock.h"
@@ -720,6 +721,8 @@ int pt_server_run(const struct pt_config *cfg)
     if ((rv = open_access_control(&node)) != 0)
         return rv;
     uv_loop_init(&main_loop);
+    if ((rv = pt_retention_start(&node, &main_loop, &node.retention)) != 0)
+        return rv;
     if ((rv = pt_gc_start(&node, &main_loop, &node.gc)) != 0)
         return rv;
     /* A single region publishes its key and first administrator before it serves; a cluster
@@ -787,7 +790,8 @@ int pt_server_run(const struct pt_config *cfg)
     int clean = stop_workers(workers, node.cfg.threads);
     /* Everything below runs after the workers are gone; applied commands reach the disk. */
     pt_auth_startup_stop();
-    pt_gc_stop(node.gc); /* before the committer: a pass waits for its answers */
+    pt_gc_stop(node.gc);               /* before the committer: a pass waits for its answers */
+    pt_retention_stop(node.retention); /* likewise */
     pt_committer_stop(node.committer);
     pt_auth_service_free(node.auth);
     node.auth = NULL;

@@ -202,6 +202,10 @@ int ms_dec_region(const char *k, size_t klen, const char *v, size_t vlen, struct
 int ms_gc_link_put(struct pt_metastore_batch *b, const char *repo, const char *digest,
                    int64_t time_ms, bool keep_existing);
 void ms_gc_link_delete(struct pt_metastore_batch *b, const char *repo, const char *digest);
+/* Push time of repo@digest (components validated) into *time_ms: 1, 0 when none is recorded
+ * (pushed before the index existed), or a negative error. */
+int ms_gc_pushed_at(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
+                    const char *digest, int64_t *time_ms);
 /* At open: builds the index of a store written before it existed, once (0 if it is there). */
 int ms_gc_index_build(struct pt_metastore *ms);
 
