@@ -9,6 +9,7 @@
  *   portolan backup ...       a consistent backup of a running region (on its volume)
  *   portolan restore ...      a new data directory from a backup (offline)
  *   portolan gc ...           run or inspect garbage collection of blobs
+ *   portolan repo|tag-rule|retention ...   locks, immutable tags, retention rules
  *   portolan version          print the version
  *   portolan help             print this summary
  */
@@ -37,6 +38,9 @@ static void usage(FILE *out)
                  "  backup        back up a running region (portolan backup --help)\n"
                  "  restore       a data directory from a backup (portolan restore --help)\n"
                  "  gc            garbage collection of blobs (portolan gc help)\n"
+                 "  repo          lock, unlock or show a repository (portolan repo help)\n"
+                 "  tag-rule      immutable tag rules (portolan tag-rule help)\n"
+                 "  retention     retention rules and runs (portolan retention help)\n"
                  "  version       print the version\n"
                  "  help          print this help\n");
 }
@@ -89,6 +93,12 @@ int main(int argc, char **argv)
         return pt_cli_audit(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "gc") == 0)
         return pt_cli_gc(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "repo") == 0)
+        return pt_cli_repo(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "tag-rule") == 0)
+        return pt_cli_tag_rule(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "retention") == 0)
+        return pt_cli_retention(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("portolan %s\n", PT_VERSION);
         return 0;
