@@ -16,6 +16,8 @@
  *                         batch writes
  *   metastore_gc.c        garbage collection of blobs: the reference and link index the FSM
  *                         keeps, the rule (marking and re-check at apply), files to delete
+ *   metastore_policy.c    repository locks, immutable tag rules, retention rules (replicated):
+ *                         records, the checks the FSM makes, the retention plan and re-check
  *
  * Names shared between the pieces start with ms_ (functions) or MS_ (constants); everything
  * else stays static in its file. The threading and ownership rules are metastore.h's: reads
