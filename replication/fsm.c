@@ -239,8 +239,14 @@ static int collect_blobs(struct pt_metastore_batch *b, const Portolan__Command *
     for (size_t i = 0; i < g->n_referrers; i++) {
         const Portolan__OrphanReferrer *r = g->referrers[i];
         int deleted;
-        int rv = pt_metastore_batch_gc_referrer(b, r->repo, r->subject, r->digest, c->time_ms,
-                                                g->grace_ms, &deleted);
+        /* a referrer locked for deletes (or its repository) stays */
+        int rv = pt_fsm_policy_delete_manifest(b, r->repo, r->digest);
+        if (rv == PT_E_LOCKED || rv == PT_E_IMMUTABLE)
+            continue;
+        if (rv != 0)
+            return rv;
+        rv = pt_metastore_batch_gc_referrer(b, r->repo, r->subject, r->digest, c->time_ms,
+                                            g->grace_ms, &deleted);
         if (rv != 0)
             return rv;
     }

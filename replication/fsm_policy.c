@@ -15,6 +15,7 @@
  */
 #include "fsm_policy.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -117,18 +118,26 @@ static int retain(struct pt_metastore_batch *b, const Portolan__Command *c,
             return rv;
         result->retained_tags += (unsigned)ok;
     }
-    for (size_t i = 0; i < r->n_manifests; i++) {
-        const Portolan__RetainManifest *m = r->manifests[i];
-        int ok;
-        int rv = pt_metastore_batch_retain_manifest(b, m->repo, m->digest, m->older_than_ms,
-                                                    c->time_ms, &ok);
-        if (rv == 0 && ok)
-            rv = remove_manifest(b, m->repo, m->digest);
-        if (rv != 0)
-            return rv;
-        result->retained_manifests += (unsigned)ok;
+    size_t n = r->n_manifests;
+    if (n == 0)
+        return 0;
+    struct pt_retain_item *items = calloc(n, sizeof(*items));
+    int *ok = calloc(n, sizeof(*ok));
+    int rv = items != NULL && ok != NULL ? 0 : PT_E_NOMEM;
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        items[i] = (struct pt_retain_item){r->manifests[i]->repo, r->manifests[i]->digest,
+                                           r->manifests[i]->older_than_ms};
+    if (rv == 0)
+        rv = pt_metastore_batch_retain_manifests(b, items, n, c->time_ms, ok);
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        if (!ok[i])
+            continue;
+        rv = remove_manifest(b, items[i].repo, items[i].digest);
+        result->retained_manifests += rv == 0;
     }
-    return 0;
+    free(items);
+    free(ok);
+    return rv;
 }
 
 int pt_fsm_apply_policy(struct pt_metastore_batch *b, const Portolan__Command *c,

@@ -661,9 +661,12 @@ int pt_metastore_retention_list(struct pt_metastore *ms,
  * by the number of tags or manifests. Tags of a repository come before its manifests.
  *
  * At apply, pt_metastore_batch_retain_tag re-checks a tag (it still names digest, and may
- * be deleted) and pt_metastore_batch_retain_manifest a manifest (the same rule as the plan,
- * through the batch, as of now_ms), each setting *ok to 1 when the item may go (the FSM
- * deletes it) or 0 when it stays. Both return 0 or a negative I/O error.
+ * be deleted) and pt_metastore_batch_retain_manifests the manifests items[0..n) (the same rule
+ * as the plan, through the batch, as of now_ms), setting *ok / ok[i] to 1 when the item may go
+ * (the FSM deletes it) or 0 when it stays. Both return 0 or a negative I/O error. The checks
+ * that need every tag or manifest of a repository (tagged? a child of an index?) are one walk
+ * per repository and call, whatever the number of items, so the apply costs O(items + tags and
+ * manifests of their repositories), never their product.
  */
 int pt_metastore_retention_plan(struct pt_metastore *ms, int64_t now_ms,
                                 int (*tag_cb)(const char *repo, const char *tag, const char *digest,
@@ -673,8 +676,16 @@ int pt_metastore_retention_plan(struct pt_metastore *ms, int64_t now_ms,
                                 void *arg);
 int pt_metastore_batch_retain_tag(struct pt_metastore_batch *b, const char *repo, const char *tag,
                                   const char *digest, int *ok);
-int pt_metastore_batch_retain_manifest(struct pt_metastore_batch *b, const char *repo,
-                                       const char *digest, int64_t older_than_ms, int64_t now_ms,
-                                       int *ok);
+/* One manifest of a Retain (strings borrowed). */
+struct pt_retain_item {
+    const char *repo, *digest;
+    int64_t older_than_ms;
+};
+/* Most manifests one pt_metastore_batch_retain_manifests call re-checks, and the most the plan
+ * gathers before it filters them (PT_E_TOO_LARGE past it). */
+#define PT_POLICY_RETAIN_BATCH_MAX 1000
+int pt_metastore_batch_retain_manifests(struct pt_metastore_batch *b,
+                                        const struct pt_retain_item *items, size_t n,
+                                        int64_t now_ms, int *ok);
 
 #endif

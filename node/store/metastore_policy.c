@@ -586,74 +586,118 @@ static int any_cb(const char *k, size_t klen, const char *v, size_t vlen, void *
     return 1;
 }
 
-struct child_ctx {
-    const char *digest;
-    int found;
+/* One manifest of a retention decision, with what the repository-wide walks found. */
+struct cand {
+    char digest[PT_METASTORE_DIGEST_MAX + 1];
+    int64_t older_than_ms;
+    size_t at; /* its position in the caller's list */
+    bool keep; /* tagged (by a tag that stays) or a child of another manifest */
 };
 
-/* Is digest a child of the index manifest in this record? */
-static int child_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
+static int cand_cmp(const void *a, const void *b)
 {
-    (void)k, (void)klen;
-    struct child_ctx *c = arg;
-    struct pt_manifest_rec rec;
-    int rv = ms_dec_manifest(v, vlen, &rec, true);
-    if (rv != 0)
-        return rv;
-    if (strstr(rec.media_type, "index") == NULL && strstr(rec.media_type, "list") == NULL) {
-        pt_manifest_rec_free(&rec);
-        return 0;
-    }
-    /* cheap first: the digest must appear in the body text */
-    if (rec.body != NULL && strstr(rec.body, c->digest) != NULL) {
-        struct pt_manifest_info info;
-        if (pt_manifest_parse(rec.body, rec.len, rec.media_type, &info) == 0) {
-            for (size_t i = 0; i < info.nchildren && !c->found; i++) {
-                char d[PT_DIGEST_STR_MAX + 1];
-                pt_digest_format(&info.children[i].digest, d);
-                c->found = strcmp(d, c->digest) == 0;
-            }
-            pt_manifest_info_free(&info);
-        } else {
-            c->found = 1; /* cannot tell: keep it */
-        }
-    }
-    pt_manifest_rec_free(&rec);
-    return c->found;
+    return strcmp(((const struct cand *)a)->digest, ((const struct cand *)b)->digest);
 }
 
-struct tag_fate {
+static struct cand *cand_find(struct cand *c, size_t n, const char *digest)
+{
+    struct cand key;
+    snprintf(key.digest, sizeof(key.digest), "%s", digest);
+    return bsearch(&key, c, n, sizeof(*c), cand_cmp);
+}
+
+struct filter {
     struct pt_metastore *ms;
-    rocksdb_writebatch_wi_t *wb;
-    const char *repo, *digest;
+    const char *repo;
     size_t rlen;
+    struct cand *c;
+    size_t n;
     /* the plan's decision on a tag: 1 = it goes; NULL = no tag goes (apply: already staged) */
     int (*goes)(void *arg, const char *repo, const char *tag, const char *digest, int64_t upd);
     void *arg;
 };
 
-static int kept_tag_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
+/* A tag naming a candidate keeps it, unless the plan deletes that tag. */
+static int filter_tag_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
 {
-    struct tag_fate *f = arg;
+    struct filter *f = arg;
     char d[PT_METASTORE_DIGEST_MAX + 1], tag[PT_METASTORE_TAG_MAX + 1];
     int64_t upd;
     int rv = ms_dec_tag(v, vlen, d, &upd);
     if (rv != 0)
         return rv;
-    if (strcmp(d, f->digest) != 0)
+    struct cand *c = cand_find(f->c, f->n, d);
+    if (c == NULL || c->keep)
         return 0;
-    if (f->goes == NULL || klen - f->rlen > PT_METASTORE_TAG_MAX)
-        return 1;
+    if (klen - f->rlen > PT_METASTORE_TAG_MAX)
+        return PT_E_CORRUPT;
     memcpy(tag, k + f->rlen, klen - f->rlen);
     tag[klen - f->rlen] = '\0';
-    rv = f->goes(f->arg, f->repo, tag, d, upd);
-    return rv < 0 ? rv : !rv; /* a tag that stays keeps the manifest */
+    rv = f->goes != NULL ? f->goes(f->arg, f->repo, tag, d, upd) : 0;
+    if (rv < 0)
+        return rv;
+    c->keep = rv == 0;
+    return 0;
 }
 
-/* 1 if repo@digest may go by an untagged rule of older_than_ms as of now_ms, 0 if it stays. */
+/* An index (or manifest list) naming a candidate as its child keeps it. */
+static int filter_child_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
+{
+    (void)k, (void)klen;
+    struct filter *f = arg;
+    struct pt_manifest_rec rec;
+    int rv = ms_dec_manifest(v, vlen, &rec, false);
+    if (rv != 0)
+        return rv;
+    if (strstr(rec.media_type, "index") == NULL && strstr(rec.media_type, "list") == NULL)
+        return 0;
+    if ((rv = ms_dec_manifest(v, vlen, &rec, true)) != 0)
+        return rv;
+    struct pt_manifest_info info;
+    if (pt_manifest_parse(rec.body, rec.len, rec.media_type, &info) == 0) {
+        for (size_t i = 0; i < info.nchildren; i++) {
+            char d[PT_DIGEST_STR_MAX + 1];
+            pt_digest_format(&info.children[i].digest, d);
+            struct cand *c = cand_find(f->c, f->n, d);
+            if (c != NULL)
+                c->keep = true;
+        }
+        pt_manifest_info_free(&info);
+    } else {
+        for (size_t i = 0; i < f->n; i++) /* cannot tell which: keep every one it names */
+            f->c[i].keep |= strstr(rec.body, f->c[i].digest) != NULL;
+    }
+    pt_manifest_rec_free(&rec);
+    return 0;
+}
+
+/* Marks keep on the candidates c[0..n) of repo (sorted here by digest) that a tag names (one
+ * that stays) or that are the child of a manifest of the repository: one walk over the
+ * repository's tags and one over its manifests, whatever n is. */
+static int filter_repo(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
+                       struct cand *c, size_t n,
+                       int (*goes)(void *, const char *, const char *, const char *, int64_t),
+                       void *arg)
+{
+    if (n == 0)
+        return 0;
+    qsort(c, n, sizeof(*c), cand_cmp);
+    char prefix[PT_METASTORE_REPO_MAX + 2];
+    size_t rlen = strlen(repo) + 1;
+    memcpy(prefix, repo, rlen);
+    struct filter f = {ms, repo, rlen, c, n, goes, arg};
+    int rv = walk(ms, wb, CF_TAGS, prefix, rlen, filter_tag_cb, &f);
+    if (rv == 0)
+        rv = walk(ms, wb, CF_MANIFESTS, prefix, rlen, filter_child_cb, &f);
+    return rv;
+}
+
+/* The checks of one manifest alone (the repository-wide ones are filter_repo's): 1 if
+ * repo@digest may go by an untagged rule of older_than_ms as of now_ms, 0 if it stays: it is
+ * there, pushed long enough ago, no referrer of a present subject, no subject of a referrer,
+ * and neither the repository nor the manifest is locked for deletes. */
 static int manifest_goes(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
-                         const char *digest, int64_t older_than_ms, int64_t now_ms,
-                         struct tag_fate *fate)
+                         const char *digest, int64_t older_than_ms, int64_t now_ms)
 {
     if (older_than_ms <= 0 || !ms_name_ok(repo, PT_METASTORE_REPO_MAX) || !ms_digest_ok(digest))
         return 0;
@@ -667,33 +711,22 @@ static int manifest_goes(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, c
         return rv;
     if (pushed > now_ms || now_ms - pushed < older_than_ms)
         return 0;
-    char prefix[KEY_MAX];
-    size_t rlen = strlen(repo) + 1;
-    memcpy(prefix, repo, rlen);
-    fate->ms = ms, fate->wb = wb, fate->repo = repo, fate->digest = digest, fate->rlen = rlen;
-    rv = walk(ms, wb, CF_TAGS, prefix, rlen, kept_tag_cb, fate);
-    if (rv != 0)
-        return rv < 0 ? rv : 0; /* tagged */
     if (rec.subject[0] != '\0') {
         rv = ms_manifest_get(ms, wb, repo, rec.subject, NULL, false);
         if (rv != PT_E_MANIFEST_UNKNOWN)
             return rv < 0 ? rv : 0; /* a referrer of a manifest that is there */
     }
+    char prefix[KEY_MAX];
     size_t plen = ms_key_join(prefix, repo, digest, NULL) + 1; /* repo \0 digest \0 */
     rv = walk(ms, wb, CF_REFERRERS, prefix, plen, any_cb, NULL);
     if (rv != 0)
         return rv < 0 ? rv : 0; /* the subject of something kept */
-    struct child_ctx cc = {digest, 0};
-    rv = walk(ms, wb, CF_MANIFESTS, prefix, rlen, child_cb, &cc);
-    if (rv < 0)
-        return rv;
-    if (cc.found)
-        return 0;
-    struct msg m = {NULL, 0};
-    rv = check(ms, wb, PT_POLICY_MANIFEST_DELETE, repo, NULL, digest, &m);
-    if (rv == PT_E_LOCKED || rv == PT_E_IMMUTABLE)
-        return 0;
-    return rv < 0 ? rv : 1;
+    int we, de;
+    if ((rv = lock_get(ms, wb, repo, NULL, NULL, &we, &de)) != 0 || !de)
+        return rv < 0 ? rv : 0;
+    if ((rv = lock_get(ms, wb, repo, NULL, digest, &we, &de)) != 0 || !de)
+        return rv < 0 ? rv : 0;
+    return 1;
 }
 
 int pt_metastore_batch_retain_tag(struct pt_metastore_batch *b, const char *repo, const char *tag,
@@ -716,14 +749,47 @@ int pt_metastore_batch_retain_tag(struct pt_metastore_batch *b, const char *repo
     return 0;
 }
 
-int pt_metastore_batch_retain_manifest(struct pt_metastore_batch *b, const char *repo,
-                                       const char *digest, int64_t older_than_ms, int64_t now_ms,
-                                       int *ok)
+int pt_metastore_batch_retain_manifests(struct pt_metastore_batch *b,
+                                        const struct pt_retain_item *items, size_t n,
+                                        int64_t now_ms, int *ok)
 {
-    struct tag_fate fate = {0};
-    int rv = manifest_goes(b->ms, b->wb, repo, digest, older_than_ms, now_ms, &fate);
-    *ok = rv == 1;
-    return rv < 0 ? rv : 0;
+    if (n > PT_POLICY_RETAIN_BATCH_MAX)
+        return PT_E_TOO_LARGE;
+    for (size_t i = 0; i < n; i++) {
+        int rv = manifest_goes(b->ms, b->wb, items[i].repo, items[i].digest, items[i].older_than_ms,
+                               now_ms);
+        if (rv < 0)
+            return rv;
+        ok[i] = rv;
+    }
+    struct cand *c = calloc(n + 1, sizeof(*c));
+    if (c == NULL)
+        return PT_E_NOMEM;
+    int rv = 0;
+    /* one filter per repository, over the items of it still going */
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        bool first = ok[i] == 1;
+        for (size_t j = 0; first && j < i; j++)
+            first = !(ok[j] == 1 && strcmp(items[j].repo, items[i].repo) == 0);
+        if (!first)
+            continue;
+        size_t m = 0;
+        for (size_t j = i; j < n; j++) {
+            if (ok[j] != 1 || strcmp(items[j].repo, items[i].repo) != 0)
+                continue;
+            snprintf(c[m].digest, sizeof(c[m].digest), "%s", items[j].digest);
+            c[m].keep = false;
+            c[m++].at = j;
+        }
+        rv = filter_repo(b->ms, b->wb, items[i].repo, c, m, NULL, NULL);
+        for (size_t j = 0; rv == 0 && j < m; j++)
+            if (c[j].keep)
+                ok[c[j].at] = 2; /* stays; 2 so that the repository is not filtered again */
+    }
+    for (size_t i = 0; i < n; i++)
+        ok[i] = ok[i] == 1;
+    free(c);
+    return rv;
 }
 
 /* ---- retention: the plan ----------------------------------------------------------------- */
@@ -749,6 +815,8 @@ struct rule_state {
 struct plan {
     struct pt_metastore *ms;
     int64_t now_ms;
+    struct cand *chunk; /* PT_POLICY_RETAIN_BATCH_MAX manifests of the current repository */
+    size_t nchunk;
     struct rule_state *rules;
     size_t nrules;
     const char *repo;
@@ -852,6 +920,18 @@ static int emit_tags_cb(const char *k, size_t klen, const char *v, size_t vlen, 
     return pl->tag_cb(pl->repo, tag, d, pl->arg);
 }
 
+/* Filters the gathered manifests of the repository (tags, children) and reports the rest. */
+static int flush_chunk(struct plan *pl)
+{
+    size_t n = pl->nchunk;
+    pl->nchunk = 0;
+    int rv = filter_repo(pl->ms, NULL, pl->repo, pl->chunk, n, tag_goes, pl);
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        if (!pl->chunk[i].keep)
+            rv = pl->man_cb(pl->repo, pl->chunk[i].digest, pl->chunk[i].older_than_ms, pl->arg);
+    return rv;
+}
+
 static int emit_manifests_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
 {
     (void)v, (void)vlen;
@@ -867,11 +947,14 @@ static int emit_manifests_cb(const char *k, size_t klen, const char *v, size_t v
         if (pl->rules[i].active && o > 0 && (older_than == 0 || o < older_than))
             older_than = o;
     }
-    struct tag_fate fate = {.goes = tag_goes, .arg = pl};
-    int rv = manifest_goes(pl->ms, NULL, pl->repo, digest, older_than, pl->now_ms, &fate);
+    int rv = manifest_goes(pl->ms, NULL, pl->repo, digest, older_than, pl->now_ms);
     if (rv <= 0)
         return rv;
-    return pl->man_cb(pl->repo, digest, older_than, pl->arg);
+    struct cand *c = &pl->chunk[pl->nchunk++];
+    snprintf(c->digest, sizeof(c->digest), "%s", digest);
+    c->older_than_ms = older_than;
+    c->keep = false;
+    return pl->nchunk == PT_POLICY_RETAIN_BATCH_MAX ? flush_chunk(pl) : 0;
 }
 
 static int load_rule_cb(const struct pt_retention_rec *r, void *arg)
@@ -909,8 +992,12 @@ static int plan_repo(struct plan *pl, const char *repo)
     int rv = walk(pl->ms, NULL, CF_TAGS, prefix, pl->rlen, fill_cb, pl);
     if (rv == 0)
         rv = walk(pl->ms, NULL, CF_TAGS, prefix, pl->rlen, emit_tags_cb, pl);
-    if (rv == 0 && untagged)
+    if (rv == 0 && untagged) {
+        pl->nchunk = 0;
         rv = walk(pl->ms, NULL, CF_MANIFESTS, prefix, pl->rlen, emit_manifests_cb, pl);
+        if (rv == 0)
+            rv = flush_chunk(pl);
+    }
     return rv;
 }
 
@@ -934,13 +1021,18 @@ int pt_metastore_retention_plan(struct pt_metastore *ms, int64_t now_ms,
 {
     struct plan pl = {.ms = ms, .now_ms = now_ms, .tag_cb = tag_cb, .man_cb = man_cb, .arg = arg};
     pl.rules = calloc(PT_POLICY_RETENTION_MAX, sizeof(*pl.rules));
-    if (pl.rules == NULL)
+    pl.chunk = calloc(PT_POLICY_RETAIN_BATCH_MAX, sizeof(*pl.chunk));
+    if (pl.rules == NULL || pl.chunk == NULL) {
+        free(pl.rules);
+        free(pl.chunk);
         return PT_E_NOMEM;
+    }
     int rv = pt_metastore_retention_list(ms, load_rule_cb, &pl);
     if (rv == 0 && pl.nrules > 0)
         rv = walk(ms, NULL, CF_REPOS, "", 0, repo_cb, &pl);
     for (size_t i = 0; i < pl.nrules; i++)
         free(pl.rules[i].top);
     free(pl.rules);
+    free(pl.chunk);
     return rv;
 }

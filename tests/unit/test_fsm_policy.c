@@ -370,10 +370,37 @@ static void test_retention_keeps_children(void **state)
     int ok = 1;
     struct pt_metastore_batch *mb;
     assert_int_equal(pt_metastore_batch_new(f->ms[0], &mb), 0);
-    assert_int_equal(
-        pt_metastore_batch_retain_manifest(mb, "app", child, HOUR, PT_FF_T0 + 2 * HOUR, &ok), 0);
+    struct pt_retain_item item = {"app", child, HOUR};
+    assert_int_equal(pt_metastore_batch_retain_manifests(mb, &item, 1, PT_FF_T0 + 2 * HOUR, &ok),
+                     0);
     assert_int_equal(ok, 0);
     pt_metastore_batch_free(mb);
+}
+
+/* An untagged referrer whose subject is gone is garbage (CollectBlobs), unless locked. */
+static void test_locked_referrer_survives_gc(void **state)
+{
+    struct pt_ff_fixture *f = *state;
+    char subj[PT_DIGEST_STR_MAX + 1], r1[PT_DIGEST_STR_MAX + 1];
+    pt_text_digest("{\"gone\":1}", subj);
+    pt_text_digest("{\"sig\":1}", r1);
+    struct pt_command_builder b;
+    pt_ff_builder(&b, PT_FF_T0);
+    pt_ff_add_manifest(&b, "app", "{\"sig\":1}", NULL, subj, NULL, 0, NULL, 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    assert_int_equal(lock(f, "app", NULL, r1, 1, 0), 0);
+    struct pt_command_referrer refs[] = {{"app", subj, r1}};
+    pt_ff_builder(&b, PT_FF_T0 + 2 * HOUR);
+    assert_int_equal(pt_command_add_collect_referrers(&b, refs, 1, HOUR), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    struct pt_manifest_rec rec;
+    assert_int_equal(pt_metastore_get_manifest(f->ms[0], "app", r1, &rec), 0);
+    pt_manifest_rec_free(&rec);
+    assert_int_equal(lock(f, "app", NULL, r1, 1, 1), 0);
+    pt_ff_builder(&b, PT_FF_T0 + 2 * HOUR);
+    assert_int_equal(pt_command_add_collect_referrers(&b, refs, 1, HOUR), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    assert_int_equal(pt_metastore_get_manifest(f->ms[0], "app", r1, NULL), PT_E_MANIFEST_UNKNOWN);
 }
 
 static void test_tag_glob(void **state)
@@ -407,6 +434,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_validation, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_retention, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_retention_keeps_children, pt_ff_setup, pt_ff_teardown),
+        cmocka_unit_test_setup_teardown(test_locked_referrer_survives_gc, pt_ff_setup,
+                                        pt_ff_teardown),
         cmocka_unit_test(test_tag_glob),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
