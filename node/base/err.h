@@ -49,7 +49,7 @@
     X(INVALID, 400, "INVALID", "invalid request")                                                  \
     X(EXISTS, 409, "EXISTS", "already exists")                                                     \
     X(DISK_FULL, 507, "UNAVAILABLE",                                                               \
-      "insufficient storage: free space below the reserve, retry later")                      \
+      "insufficient storage: free space below the reserve, retry later")                           \
     X(LOCKED, 403, "DENIED", "the repository, tag or manifest is locked")                          \
     X(IMMUTABLE, 403, "DENIED", "the tag is immutable")
 

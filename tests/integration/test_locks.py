@@ -5,7 +5,7 @@ Role: checks from outside, against three real `portolan serve` processes (tests/
 that a lock or an immutable tag rule set through one region refuses the writes it names from
 every region, with 403 DENIED and a message naming the lock or the rule:
   - repo_lock: `portolan repo lock R --no-write` at region a; a manifest PUT from each region
-    is refused ("repository R is locked for writes"), deletes still work; `repo show` lists
+    is refused ("repository R is locked for writes"), so is a new upload; `repo show` lists
     the lock; after `repo unlock` the push is accepted;
   - tag_and_manifest_locks: a tag locked for deletes cannot be deleted, nor the manifest it
     names; a manifest locked for deletes cannot be deleted; a repository locked for deletes
@@ -34,10 +34,11 @@ TIMEOUT = 120
 LAYER = 2048
 
 
-def put(region, repo, ref, img):
-    """(status, error message) of a manifest PUT of img (its blobs pushed first)."""
+def put(region, repo, ref, img, blobs=True):
+    """(status, error message) of a manifest PUT of img (its blobs pushed first unless
+    blobs is false)."""
     with region.client(timeout=30) as cl:
-        for b in img.blobs():
+        for b in img.blobs() if blobs else ():
             cl.push_blob(repo, b.data)
         r = cl.put_manifest(repo, ref, img.manifest, img.media_type)
     return r.status, message(r)
@@ -80,11 +81,16 @@ def repo_lock(t, c):
     repo = h.unique_repo("lock")
     img, other = make_image(1, LAYER), make_image(1, LAYER)
     push_image(b, repo, "v1", img)
+    push_image(b, repo, other.digest, other)  # its blobs are in the repository before the lock
     rc, out, err = cli(c, "repo", "lock", repo, "--no-write", "--region", a.url)
     t.eq(rc, 0, "repo lock: %s %s" % (out, err))
     for r in c.regions:
-        denied(t, put(r, repo, "v2", other), "repository %s is locked for writes" % repo,
+        denied(t, put(r, repo, "v2", other, blobs=False), "repository %s is locked for writes" % repo,
                "push to a write-locked repository at %s" % r.name)
+    with c.regions[2].client(timeout=30) as cl:
+        r = cl.request("POST", "/v2/%s/blobs/uploads/" % repo, {"Content-Length": "0"})
+    denied(t, (r.status, message(r)), "repository %s is locked for writes" % repo,
+           "upload to a write-locked repository")
     rc, out, err = cli(c, "repo", "show", repo, "--region", cc.url)
     t.check(rc == 0 and "writes LOCKED" in out and "deletes enabled" in out,
             "repo show: %s %s" % (out, err))
