@@ -17,7 +17,8 @@
  *   metastore_gc.c        garbage collection of blobs: the reference and link index the FSM
  *                         keeps, the rule (marking and re-check at apply), files to delete
  *   metastore_policy.c    repository locks, immutable tag rules, retention rules (replicated):
- *                         records, the checks the FSM makes, the retention plan and re-check
+ *                         records, listings, the checks the FSM makes
+ *   metastore_retention.c the retention plan and the re-check of a Retain at apply
  *
  * Names shared between the pieces start with ms_ (functions) or MS_ (constants); everything
  * else stays static in its file. The threading and ownership rules are metastore.h's: reads
@@ -224,5 +225,22 @@ int ms_blob_linked(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const c
 /* 1 with *loc filled, 0 if no region holds digest (or digest is malformed), negative error. */
 int ms_location_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *digest,
                     struct location *loc);
+
+/* ---- locks and rules, shared by metastore_policy.c and metastore_retention.c ---------- */
+/* Calls cb on every record of cf under prefix (plen bytes) through wb (NULL: the database);
+ * cb returns non-zero to stop, and that value is returned (an iterator error wins over a
+ * clean end). */
+int ms_policy_walk(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, enum cf cf,
+                   const char *prefix, size_t plen,
+                   int (*cb)(const char *k, size_t klen, const char *v, size_t vlen, void *arg),
+                   void *arg);
+/* The flags of the lock of repo, repo:tag or repo@digest (1/1 when there is none): 0 or a
+ * negative error. Components validated by the caller. */
+int ms_policy_lock_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
+                       const char *tag, const char *digest, int *write_enabled,
+                       int *delete_enabled);
+/* pt_metastore_batch_policy_check through wb (NULL: the database), without words. */
+int ms_policy_check(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, enum pt_policy_act act,
+                    const char *repo, const char *tag, const char *digest);
 
 #endif
