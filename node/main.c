@@ -11,6 +11,7 @@
  *   portolan gc ...           run or inspect garbage collection of blobs
  *   portolan quota|throttle ...   storage quotas, request throttling
  *   portolan repo list ...    repositories and their usage
+ *   portolan repo|tag-rule|retention ...   locks, immutable tags, retention rules
  *   portolan version          print the version
  *   portolan help             print this summary
  */
@@ -42,6 +43,9 @@ static void usage(FILE *out)
                  "  quota         storage quotas: set, list, remove (portolan quota help)\n"
                  "  throttle      request limits: set, list, remove (portolan throttle help)\n"
                  "  repo list     repositories, with --usage their bytes, blobs, manifests, tags\n"
+                 "  repo          lock, unlock or show a repository (portolan repo help)\n"
+                 "  tag-rule      immutable tag rules (portolan tag-rule help)\n"
+                 "  retention     retention rules and runs (portolan retention help)\n"
                  "  version       print the version\n"
                  "  help          print this help\n");
 }
@@ -100,6 +104,12 @@ int main(int argc, char **argv)
         return pt_cli_throttle(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "repo") == 0 && argc > 2 && strcmp(argv[2], "list") == 0)
         return pt_cli_repo_list(argc - 3, argv + 3, stdout, stderr);
+    if (strcmp(cmd, "repo") == 0)
+        return pt_cli_repo(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "tag-rule") == 0)
+        return pt_cli_tag_rule(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "retention") == 0)
+        return pt_cli_retention(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("portolan %s\n", PT_VERSION);
         return 0;

@@ -120,6 +120,8 @@ static bool grants_set(Portolan__Grant ***dst, size_t *dst_n, const struct pt_co
 
 /* ---- operations ------------------------------------------------------------------------ */
 
+static void policy_op_free(Portolan__Op *op);
+
 static void op_free(Portolan__Op *op)
 {
     switch (op->op_case) {
@@ -243,9 +245,70 @@ static void op_free(Portolan__Op *op)
         str_free(op->delete_throttle->subject);
         free(op->delete_throttle);
         break;
+    case PORTOLAN__OP__OP_PUT_LOCK:
+    case PORTOLAN__OP__OP_PUT_TAG_RULE:
+    case PORTOLAN__OP__OP_DELETE_TAG_RULE:
+    case PORTOLAN__OP__OP_PUT_RETENTION_RULE:
+    case PORTOLAN__OP__OP_DELETE_RETENTION_RULE:
+    case PORTOLAN__OP__OP_RETAIN:
+        policy_op_free(op);
+        return;
     default:
         break;
     }
+    free(op);
+}
+
+/* ---- repository locks, immutable tags, retention (ops 50..59) ------------------------- */
+
+static void policy_op_free(Portolan__Op *op)
+{
+    switch (op->op_case) {
+    case PORTOLAN__OP__OP_PUT_LOCK:
+        str_free(op->put_lock->repo);
+        str_free(op->put_lock->tag);
+        str_free(op->put_lock->digest);
+        break;
+    case PORTOLAN__OP__OP_PUT_TAG_RULE:
+        str_free(op->put_tag_rule->repo_pattern);
+        str_free(op->put_tag_rule->tag_pattern);
+        break;
+    case PORTOLAN__OP__OP_DELETE_TAG_RULE:
+        str_free(op->delete_tag_rule->repo_pattern);
+        str_free(op->delete_tag_rule->tag_pattern);
+        break;
+    case PORTOLAN__OP__OP_PUT_RETENTION_RULE:
+        str_free(op->put_retention_rule->repo_pattern);
+        str_free(op->put_retention_rule->tag_pattern);
+        break;
+    case PORTOLAN__OP__OP_DELETE_RETENTION_RULE:
+        str_free(op->delete_retention_rule->repo_pattern);
+        break;
+    case PORTOLAN__OP__OP_RETAIN:
+        for (size_t i = 0; i < op->retain->n_tags; i++) {
+            Portolan__RetainTag *t = op->retain->tags[i];
+            if (t == NULL)
+                continue;
+            str_free(t->repo);
+            str_free(t->tag);
+            str_free(t->digest);
+            free(t);
+        }
+        free(op->retain->tags);
+        for (size_t i = 0; i < op->retain->n_manifests; i++) {
+            Portolan__RetainManifest *m = op->retain->manifests[i];
+            if (m == NULL)
+                continue;
+            str_free(m->repo);
+            str_free(m->digest);
+            free(m);
+        }
+        free(op->retain->manifests);
+        break;
+    default:
+        break;
+    }
+    free(op->put_lock); /* every member of the union is a message pointer */
     free(op);
 }
 
@@ -560,6 +623,107 @@ int pt_command_add_revoke_jwt(struct pt_command_builder *b, const char *jti, int
     return append(b, op, str_set(&op->revoke_jwt->jti, jti));
 }
 
+int pt_command_add_put_lock(struct pt_command_builder *b, const char *repo, const char *tag,
+                            const char *digest, int write_enabled, int delete_enabled)
+{
+    static const Portolan__PutLock init = PORTOLAN__PUT_LOCK__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_LOCK, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__PutLock *l = op->put_lock;
+    l->write_enabled = write_enabled != 0;
+    l->delete_enabled = delete_enabled != 0;
+    bool ok = str_set(&l->repo, repo) && str_set(&l->tag, tag) && str_set(&l->digest, digest);
+    return append(b, op, ok);
+}
+
+int pt_command_add_tag_rule(struct pt_command_builder *b, const char *repo_pattern,
+                            const char *tag_pattern, int put)
+{
+    static const Portolan__PutTagRule pinit = PORTOLAN__PUT_TAG_RULE__INIT;
+    static const Portolan__DeleteTagRule dinit = PORTOLAN__DELETE_TAG_RULE__INIT;
+    Portolan__Op *op = put ? op_new(PORTOLAN__OP__OP_PUT_TAG_RULE, &pinit, sizeof(pinit))
+                           : op_new(PORTOLAN__OP__OP_DELETE_TAG_RULE, &dinit, sizeof(dinit));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    bool ok = put ? str_set(&op->put_tag_rule->repo_pattern, repo_pattern) &&
+                        str_set(&op->put_tag_rule->tag_pattern, tag_pattern)
+                  : str_set(&op->delete_tag_rule->repo_pattern, repo_pattern) &&
+                        str_set(&op->delete_tag_rule->tag_pattern, tag_pattern);
+    return append(b, op, ok);
+}
+
+int pt_command_add_put_retention(struct pt_command_builder *b, const char *repo_pattern,
+                                 int64_t untagged_older_than_ms, uint32_t keep_last,
+                                 const char *tag_pattern)
+{
+    static const Portolan__PutRetentionRule init = PORTOLAN__PUT_RETENTION_RULE__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_RETENTION_RULE, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__PutRetentionRule *r = op->put_retention_rule;
+    r->untagged_older_than_ms = untagged_older_than_ms;
+    r->keep_last = keep_last;
+    bool ok = str_set(&r->repo_pattern, repo_pattern) && str_set(&r->tag_pattern, tag_pattern);
+    return append(b, op, ok);
+}
+
+int pt_command_add_delete_retention(struct pt_command_builder *b, const char *repo_pattern)
+{
+    static const Portolan__DeleteRetentionRule init = PORTOLAN__DELETE_RETENTION_RULE__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_DELETE_RETENTION_RULE, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    return append(b, op, str_set(&op->delete_retention_rule->repo_pattern, repo_pattern));
+}
+
+int pt_command_add_retain(struct pt_command_builder *b, const struct pt_command_retain_tag *tags,
+                          size_t n_tags, const struct pt_command_retain_manifest *mans,
+                          size_t n_mans)
+{
+    if (n_tags > PT_COMMAND_RETAIN_MAX || n_mans > PT_COMMAND_RETAIN_MAX)
+        return PT_E_TOO_LARGE;
+    static const Portolan__Retain init = PORTOLAN__RETAIN__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_RETAIN, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__Retain *r = op->retain;
+    bool ok = true;
+    if (n_tags > 0) {
+        r->tags = calloc(n_tags, sizeof(*r->tags));
+        ok = r->tags != NULL;
+    }
+    for (size_t i = 0; ok && i < n_tags; i++) {
+        static const Portolan__RetainTag tinit = PORTOLAN__RETAIN_TAG__INIT;
+        Portolan__RetainTag *t = malloc(sizeof(*t));
+        if (t == NULL) {
+            ok = false;
+            break;
+        }
+        *t = tinit;
+        r->tags[r->n_tags++] = t;
+        ok = str_set(&t->repo, tags[i].repo) && str_set(&t->tag, tags[i].tag) &&
+             str_set(&t->digest, tags[i].digest);
+    }
+    if (ok && n_mans > 0) {
+        r->manifests = calloc(n_mans, sizeof(*r->manifests));
+        ok = r->manifests != NULL;
+    }
+    for (size_t i = 0; ok && i < n_mans; i++) {
+        static const Portolan__RetainManifest minit = PORTOLAN__RETAIN_MANIFEST__INIT;
+        Portolan__RetainManifest *m = malloc(sizeof(*m));
+        if (m == NULL) {
+            ok = false;
+            break;
+        }
+        *m = minit;
+        r->manifests[r->n_manifests++] = m;
+        m->older_than_ms = mans[i].older_than_ms;
+        ok = str_set(&m->repo, mans[i].repo) && str_set(&m->digest, mans[i].digest);
+    }
+    return append(b, op, ok);
+}
+
 /* ---- encode / decode ------------------------------------------------------------------- */
 
 int pt_command_encode_with(const Portolan__Command *c, void *(*alloc)(size_t), void **buf,
@@ -604,16 +768,22 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
         goto err;
     for (size_t i = 0; i < c->n_ops; i++) {
         Portolan__Op *op = c->ops[i];
-        bool known = (op->op_case >= PORTOLAN__OP__OP_PUT_MANIFEST &&
-                      op->op_case <= PORTOLAN__OP__OP_REVOKE_JWT) ||
-                     op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS ||
-                     (op->op_case >= PORTOLAN__OP__OP_PUT_QUOTA &&
-                      op->op_case <= PORTOLAN__OP__OP_DELETE_THROTTLE);
+        bool known =
+            (op->op_case >= PORTOLAN__OP__OP_PUT_MANIFEST &&
+             op->op_case <= PORTOLAN__OP__OP_REVOKE_JWT) ||
+            op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS ||
+            (op->op_case >= PORTOLAN__OP__OP_PUT_QUOTA &&
+             op->op_case <= PORTOLAN__OP__OP_DELETE_THROTTLE) ||
+            (op->op_case >= PORTOLAN__OP__OP_PUT_LOCK && op->op_case <= PORTOLAN__OP__OP_RETAIN);
         if (!known || op->put_manifest == NULL)
             goto err;
         if (op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS &&
             (op->collect_blobs->n_digests > PT_COMMAND_COLLECT_MAX ||
              op->collect_blobs->n_referrers > PT_COMMAND_COLLECT_MAX))
+            goto err;
+        if (op->op_case == PORTOLAN__OP__OP_RETAIN &&
+            (op->retain->n_tags > PT_COMMAND_RETAIN_MAX ||
+             op->retain->n_manifests > PT_COMMAND_RETAIN_MAX))
             goto err;
     }
     *out = c;

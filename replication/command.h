@@ -144,6 +144,37 @@ struct pt_command_throttle {
 };
 int pt_command_add_put_throttle(struct pt_command_builder *b, const struct pt_command_throttle *t);
 int pt_command_add_delete_throttle(struct pt_command_builder *b, const char *subject);
+/* ---- repository locks, immutable tags, retention (validated by the FSM at apply) -------- */
+
+/* Most tags and most manifests of one Retain operation (a decoded one with more is refused). */
+#define PT_COMMAND_RETAIN_MAX 1000
+
+/* The lock of repo (tag and digest NULL/""), of repo:tag or of repo@digest; both flags set
+ * removes it. Strings borrowed. */
+int pt_command_add_put_lock(struct pt_command_builder *b, const char *repo, const char *tag,
+                            const char *digest, int write_enabled, int delete_enabled);
+/* PutTagRule (put != 0) or DeleteTagRule of the immutable tags tag_pattern in repo_pattern. */
+int pt_command_add_tag_rule(struct pt_command_builder *b, const char *repo_pattern,
+                            const char *tag_pattern, int put);
+/* Retention rule of repo_pattern (0 / 0: that part off; tag_pattern may be NULL = "*"). */
+int pt_command_add_put_retention(struct pt_command_builder *b, const char *repo_pattern,
+                                 int64_t untagged_older_than_ms, uint32_t keep_last,
+                                 const char *tag_pattern);
+int pt_command_add_delete_retention(struct pt_command_builder *b, const char *repo_pattern);
+
+/* One tag / one manifest of a Retain operation; strings borrowed. */
+struct pt_command_retain_tag {
+    const char *repo, *tag, *digest;
+};
+struct pt_command_retain_manifest {
+    const char *repo, *digest;
+    int64_t older_than_ms;
+};
+/* Retain: what an evaluation decided to delete (each list at most PT_COMMAND_RETAIN_MAX,
+ * else PT_E_TOO_LARGE); fsm.h tells what apply re-checks. */
+int pt_command_add_retain(struct pt_command_builder *b, const struct pt_command_retain_tag *tags,
+                          size_t n_tags, const struct pt_command_retain_manifest *mans,
+                          size_t n_mans);
 
 /* Encodes b's command: see pt_command_encode. b is unchanged and still needs freeing. */
 int pt_command_builder_encode(const struct pt_command_builder *b, void **buf, size_t *len);

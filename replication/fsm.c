@@ -38,6 +38,7 @@
 #include "err.h"
 #include "fsm_auth.h"
 #include "fsm_quota.h"
+#include "fsm_policy.h"
 #include "metastore.h"
 
 static bool is_io_error(int rv)
@@ -90,7 +91,9 @@ static int store_manifest(struct pt_metastore_batch *b, const Portolan__PutManif
 static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c,
                         const Portolan__PutManifest *m)
 {
-    int rv = pt_metastore_batch_repo_ensure(b, m->repo, c->time_ms);
+    int rv = pt_fsm_policy_put_manifest(b, m);
+    if (rv == 0)
+        rv = pt_metastore_batch_repo_ensure(b, m->repo, c->time_ms);
     if (rv != 0)
         return rv;
     rv = check_references(b, m);
@@ -141,6 +144,8 @@ static int put_tag(struct pt_metastore_batch *b, const Portolan__Command *c,
                    const Portolan__PutTag *t)
 {
     int rv = pt_metastore_batch_manifest_get(b, t->repo, t->digest, NULL);
+    if (rv == 0)
+        rv = pt_fsm_policy_put_tag(b, t->repo, t->tag, t->digest);
     if (rv != 0)
         return rv;
     return pt_metastore_batch_tag_put(b, t->repo, t->tag, t->digest, c->time_ms);
@@ -150,6 +155,8 @@ static int delete_tag(struct pt_metastore_batch *b, const Portolan__DeleteTag *t
 {
     char digest[PT_DIGEST_STR_MAX + 1];
     int rv = pt_metastore_batch_tag_get(b, t->repo, t->tag, digest);
+    if (rv == 0)
+        rv = pt_fsm_policy_delete_tag(b, t->repo, t->tag);
     if (rv != 0)
         return rv;
     return pt_metastore_batch_tag_delete(b, t->repo, t->tag);
@@ -159,6 +166,8 @@ static int delete_manifest(struct pt_metastore_batch *b, const Portolan__DeleteM
 {
     struct pt_manifest_rec rec;
     int rv = pt_metastore_batch_manifest_get(b, d->repo, d->digest, &rec);
+    if (rv == 0)
+        rv = pt_fsm_policy_delete_manifest(b, d->repo, d->digest);
     if (rv != 0)
         return rv;
     rv = pt_metastore_batch_manifest_delete(b, d->repo, d->digest);
@@ -203,6 +212,8 @@ static int link_blob(struct pt_metastore_batch *b, const Portolan__Command *c,
 static int unlink_blob(struct pt_metastore_batch *b, const Portolan__UnlinkBlob *u)
 {
     int rv = pt_metastore_batch_blob_linked(b, u->repo, u->digest, NULL);
+    if (rv == 0)
+        rv = pt_fsm_policy_unlink_blob(b, u->repo);
     if (rv != 0)
         return rv;
     return pt_metastore_batch_blob_unlink(b, u->repo, u->digest);
@@ -235,8 +246,14 @@ static int collect_blobs(struct pt_metastore_batch *b, const Portolan__Command *
     for (size_t i = 0; i < g->n_referrers; i++) {
         const Portolan__OrphanReferrer *r = g->referrers[i];
         int deleted;
-        int rv = pt_metastore_batch_gc_referrer(b, r->repo, r->subject, r->digest, c->time_ms,
-                                                g->grace_ms, &deleted);
+        /* a referrer locked for deletes (or its repository) stays */
+        int rv = pt_fsm_policy_delete_manifest(b, r->repo, r->digest);
+        if (rv == PT_E_LOCKED || rv == PT_E_IMMUTABLE)
+            continue;
+        if (rv != 0)
+            return rv;
+        rv = pt_metastore_batch_gc_referrer(b, r->repo, r->subject, r->digest, c->time_ms,
+                                            g->grace_ms, &deleted);
         if (rv != 0)
             return rv;
     }
@@ -301,6 +318,13 @@ static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
     case PORTOLAN__OP__OP_PUT_THROTTLE:
     case PORTOLAN__OP__OP_DELETE_THROTTLE:
         return pt_fsm_apply_quota(b, op);
+    case PORTOLAN__OP__OP_PUT_LOCK:
+    case PORTOLAN__OP__OP_PUT_TAG_RULE:
+    case PORTOLAN__OP__OP_DELETE_TAG_RULE:
+    case PORTOLAN__OP__OP_PUT_RETENTION_RULE:
+    case PORTOLAN__OP__OP_DELETE_RETENTION_RULE:
+    case PORTOLAN__OP__OP_RETAIN:
+        return pt_fsm_apply_policy(b, c, op, result);
     default:
         return PT_E_CORRUPT; /* pt_command_decode refuses unknown kinds */
     }
@@ -314,6 +338,7 @@ static int stage(struct pt_metastore_batch *b, const Portolan__Command *c,
     pt_metastore_batch_mark(b);
     int status = 0;
     result->collected = 0;
+    result->retained_tags = result->retained_manifests = 0;
     for (size_t i = 0; i < c->n_ops; i++) {
         int rv = apply_op(b, c, c->ops[i], result);
         if (rv == 0)
@@ -322,6 +347,7 @@ static int stage(struct pt_metastore_batch *b, const Portolan__Command *c,
             return rv;
         status = rv;
         result->collected = 0;
+        result->retained_tags = result->retained_manifests = 0;
         rv = pt_metastore_batch_undo(b);
         if (rv != 0)
             return rv;

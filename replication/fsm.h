@@ -24,6 +24,7 @@ struct pt_fsm_result {
     int blobs;  /* 1 when blob locations or the regions changed (blob replication looks) */
     uint64_t first_index; /* a write id applied before: the index it was applied at, else 0 */
     unsigned collected;   /* blobs a CollectBlobs operation collected */
+    unsigned retained_tags, retained_manifests; /* what a Retain operation deleted */
 };
 
 /* Write ids (replication/command.h): a command carrying one is applied at most once. Its
@@ -96,6 +97,11 @@ struct pt_fsm_result {
  *                  bounded (PT_E_TOO_LARGE); replicated/fsm_quota.c. LinkBlob of a blob not
  *                  linked yet and PutManifest are refused with PT_E_QUOTA_EXCEEDED when the
  *                  distinct blobs they add would cross a quota (node/store/metastore_quota.c).
+ *   PutLock .. Retain (locks, immutable tags, retention): validated (PT_E_CONFIG), bounded
+ *                  (PT_E_TOO_LARGE), idempotent; fsm_policy.c and metastore_policy.c. Locks and
+ *                  immutable tag rules are checked by PutManifest, PutTag, DeleteTag,
+ *                  DeleteManifest and UnlinkBlob before they write (PT_E_LOCKED,
+ *                  PT_E_IMMUTABLE). Retain re-checks each item and deletes those still due.
  *   PutUser .. RevokeJwt (access control): every field validated (PT_E_CONFIG when
  *                  malformed), idempotent; the rules are drawn at the top of fsm_auth.c.
  *                  A committed command that stages one moves pt_metastore_auth_generation.

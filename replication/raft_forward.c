@@ -157,6 +157,37 @@ int pt_raft_node__leader_apply(struct pt_raft_node *n, const void *buf, size_t l
 
 /* Sends f's write again (its command moves on; f is dropped when its reply comes), to the
  * current leader, avoiding `avoid` for RETRY_MS. */
+/* A write refused by a lock or an immutable tag rule (fsm_policy.c) is answered once this
+ * region applied its entry too, so the words of the refusal, drawn from this region's state,
+ * name the lock or rule that refused it. The refusal stands whatever the wait gives. */
+struct refusal {
+    pt_raft_node_cb cb;
+    void *arg;
+    int status;
+};
+
+static void on_refusal_applied(void *arg, int status, uint64_t index)
+{
+    (void)status;
+    struct refusal *r = arg;
+    r->cb(r->arg, r->status, index);
+    free(r);
+}
+
+/* 1 when it took over answering f's refusal, else 0 (the caller answers). */
+static int policy_refusal(struct pt_raft_node *n, int status, uint64_t index, uint64_t remaining,
+                          const struct forward *f)
+{
+    if ((status != PT_E_LOCKED && status != PT_E_IMMUTABLE) || index == 0)
+        return 0;
+    struct refusal *r = malloc(sizeof(*r));
+    if (r == NULL)
+        return 0;
+    *r = (struct refusal){f->cb, f->arg, status};
+    pt_raft_node__wait_applied(n, index, remaining, on_refusal_applied, r);
+    return 1;
+}
+
 static void send_again(struct forward *f, uint64_t avoid)
 {
     void *cmd = f->cmd;
@@ -205,9 +236,9 @@ static void on_forward_reply(void *arg, int status, const void *body, size_t len
             f->cb(f->arg, PT_E_UNAVAILABLE, 0);
         else if (res->status == PT_E_UNAVAILABLE && f->has_id && now < f->deadline && !n->stopping)
             send_again(f, f->to); /* the leader lost leadership before applying it */
-        else if (res->status != 0)
+        else if (res->status != 0 && !policy_refusal(n, res->status, res->index, remaining, f))
             f->cb(f->arg, res->status, res->index);
-        else
+        else if (res->status == 0)
             pt_raft_node__wait_applied(n, res->index, remaining, f->cb, f->arg);
         if (res != NULL)
             portolan__propose_result__free_unpacked(res, NULL);

@@ -75,6 +75,37 @@
  *   GET /admin/auth/whoami
  *       200 {"identity": "user:alice" | "token:ci" | "anonymous",
  *            "kind": "user" | "token" | "anonymous", "admin": bool}
+ *
+ * Repository locks, immutable tags and retention (ADMIN grant; changes go through the log):
+ *   GET /admin/locks[?repo=<name>]
+ *       200 {"locks": [{"repo", "tag"? | "digest"?, "write_enabled": bool,
+ *                       "delete_enabled": bool}, ...]}; with ?repo= also "repo", "tag_rules"
+ *       and "retention" (the rules whose repository pattern matches it).
+ *   POST /admin/locks  {"repo": str, "tag"?: str | "digest"?: str, "write_enabled"?: bool,
+ *                       "delete_enabled"?: bool}       (absent flags: true)
+ *       200 <the lock>; both flags true removes the lock. A write refused by a lock is 403
+ *       DENIED: "repository R is locked for writes", "tag R:T is locked for deletes",
+ *       "manifest R@D is locked for deletes", ... from every region.
+ *   GET /admin/tag-rules                        200 {"rules": [{"repo_pattern",
+ *                                                  "tag_pattern"}, ...]}
+ *   POST /admin/tag-rules {"repo_pattern": str, "tag_pattern": str (glob, '*')}     201
+ *   DELETE /admin/tag-rules?repo_pattern=&tag_pattern=    204; 404 when there is no such rule
+ *       A matching tag never moves to another digest once written (re-putting the same digest
+ *       is fine) and is never deleted: 403 DENIED "tag T of R is immutable (rule RP:TP)".
+ *   GET /admin/retention  200 {"rules": [{"repo_pattern", "untagged_older_than_ms": int,
+ *                                         "keep_last": int, "tag_pattern"}], "interval_ms"}
+ *   POST /admin/retention {"repo_pattern", "untagged_older_than_ms"?: int, "keep_last"?: int
+ *                          (<= 10000), "tag_pattern"?: str (default "*")}   201 (replaces)
+ *   DELETE /admin/retention?repo_pattern=      204; 404 when there is no such rule
+ *   GET /admin/retention/run
+ *       200 {"region", "running": bool, "dry_run": bool, "tags_deleted": int,
+ *            "manifests_deleted": int, "started_ms", "finished_ms", "tags": [{"repo", "tag",
+ *            "digest"}], "manifests": [{"repo", "digest"}] (at most 1000 items together: what
+ *            the last run deleted, or what the dry run would delete), "truncated": bool,
+ *            "error": str, "interval_ms": int}
+ *   POST /admin/retention/run[?dry_run=true]   202 <the GET object>; 409 EXISTS while one
+ *       runs. A client polls GET until "running" is false.
+ *
  *   401 (no or wrong credentials) and 403 (not allowed) carry the error body below; a bad
  *   name, pattern, grant or password is 400 INVALID, an unknown user, token or rule 404, a
  *   duplicate (or removing the last administrator) 409 EXISTS. whoami also carries "name".
@@ -124,6 +155,10 @@
 #define PT_ADMIN_TRANSFER_LEADER   "cluster/transfer-leader"
 #define PT_ADMIN_REPLICATION       "replication"
 #define PT_ADMIN_REPLICATION_IMAGE "replication/image"
+#define PT_ADMIN_LOCKS             "locks"
+#define PT_ADMIN_TAG_RULES         "tag-rules"
+#define PT_ADMIN_RETENTION         "retention"
+#define PT_ADMIN_RETENTION_RUN     "retention/run"
 #define PT_ADMIN_GC                "gc"
 #define PT_ADMIN_USERS             "users"          /* + "/<name>" */
 #define PT_ADMIN_USER_PASSWORD     "/password"      /* after "users/<name>" */

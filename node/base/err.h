@@ -50,7 +50,9 @@
     X(EXISTS, 409, "EXISTS", "already exists")                                                     \
     X(DISK_FULL, 507, "UNAVAILABLE",                                                               \
       "insufficient storage: free space below the reserve, retry later")                           \
-    X(QUOTA_EXCEEDED, 403, "DENIED", "storage quota exceeded")
+    X(QUOTA_EXCEEDED, 403, "DENIED", "storage quota exceeded")                                     \
+    X(LOCKED, 403, "DENIED", "the repository, tag or manifest is locked")                          \
+    X(IMMUTABLE, 403, "DENIED", "the tag is immutable")
 
 enum pt_err {
     PT_OK = 0,

@@ -64,6 +64,7 @@ static struct {
     atomic_uint_fast64_t repl[PT_METRICS_REPL_N];
     atomic_uint_fast64_t gc_last_ms, gc_duration_ms, gc_blobs, gc_bytes;
     atomic_uint_fast64_t throttled[2], quota_refused; /* throttled: [0] writes, [1] reads */
+    atomic_uint_fast64_t retention_last_ms, retention_tags, retention_manifests;
     atomic_uint_fast64_t auth[PT_METRICS_AUTH_N];
     atomic_uint_fast64_t peer_refused[PT_METRICS_PEER_N];
     atomic_int_fast64_t relayed[PT_METRICS_RELAY_N];
@@ -443,6 +444,30 @@ static void render_limits(struct pt_buf *b)
             (unsigned long long)atomic_load_explicit(&m.quota_refused, memory_order_relaxed));
 }
 
+void pt_metrics_retention_run(int64_t end_ms, uint64_t tags, uint64_t manifests)
+{
+    atomic_store_explicit(&m.retention_last_ms, end_ms > 0 ? (uint64_t)end_ms : 0,
+                          memory_order_relaxed);
+    add(&m.retention_tags, tags);
+    add(&m.retention_manifests, manifests);
+}
+
+static void render_retention(struct pt_buf *b)
+{
+    uint64_t v = atomic_load_explicit(&m.retention_last_ms, memory_order_relaxed);
+    family(b, "portolan_retention_last_run_timestamp_seconds", "gauge",
+           "End of the last retention run of this region (0: none yet).");
+    appendf(b, "portolan_retention_last_run_timestamp_seconds %.3f\n", (double)v / 1000.0);
+    v = atomic_load_explicit(&m.retention_tags, memory_order_relaxed);
+    family(b, "portolan_retention_tags_deleted_total", "counter",
+           "Tags the retention runs of this region deleted.");
+    appendf(b, "portolan_retention_tags_deleted_total %llu\n", (unsigned long long)v);
+    v = atomic_load_explicit(&m.retention_manifests, memory_order_relaxed);
+    family(b, "portolan_retention_manifests_deleted_total", "counter",
+           "Manifests the retention runs of this region deleted.");
+    appendf(b, "portolan_retention_manifests_deleted_total %llu\n", (unsigned long long)v);
+}
+
 void pt_metrics_auth(int which)
 {
     if (which >= 0 && which < PT_METRICS_AUTH_N)
@@ -555,6 +580,7 @@ int pt_metrics_render(char **out, size_t *len)
     render_replication(&b);
     render_gc(&b);
     render_limits(&b);
+    render_retention(&b);
     render_auth(&b);
     render_disk(&b);
     render_peer(&b);

@@ -115,6 +115,12 @@ void pt_metrics_peer_refused(int reason);
 void pt_metrics_gc_pass(int64_t end_ms, uint64_t duration_ms);
 void pt_metrics_gc_reclaimed(uint64_t blobs, uint64_t bytes);
 
+/* Retention (http/retention.c), any thread: a run (not a dry run) of this region that ended
+ * at end_ms and deleted tags and manifests. Series:
+ * portolan_retention_last_run_timestamp_seconds, portolan_retention_tags_deleted_total,
+ * portolan_retention_manifests_deleted_total. */
+void pt_metrics_retention_run(int64_t end_ms, uint64_t tags, uint64_t manifests);
+
 /* Relayed connections open now (portolan_peer_relayed_connections{side}): SERVED are spliced
  * by this node for others, THROUGH are this node's own connections tunneled through a relay.
  * delta is +1 or -1. Any thread. */

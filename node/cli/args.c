@@ -16,6 +16,7 @@
 #include "reference.h"
 #include "units.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,9 @@ const char *const cli_cmd_names[] = {
     [CMD_QUOTA] = "quota",
     [CMD_THROTTLE] = "throttle",
     [CMD_REPO_LIST] = "list",
+    [CMD_REPO] = "repo",
+    [CMD_TAG_RULE] = "tag-rule",
+    [CMD_RETENTION] = "retention",
 };
 const char *const cli_cmd_titles[] = {
     [CMD_STATUS] = "cluster status",
@@ -79,14 +83,18 @@ const char *const cli_cmd_titles[] = {
     [CMD_QUOTA] = "quota",
     [CMD_THROTTLE] = "throttle",
     [CMD_REPO_LIST] = "repo list",
+    [CMD_REPO] = "repo",
+    [CMD_TAG_RULE] = "tag-rule",
+    [CMD_RETENTION] = "retention",
 };
 
 /* Flags and the commands that take them (bit per enum cli_cmd). */
-#define BIT(c) (1u << (c))
+#define BIT(c) (UINT64_C(1) << (c))
 #define CLUSTER_CMDS                                                                               \
     (BIT(CMD_STATUS) | BIT(CMD_ADD) | BIT(CMD_REMOVE) | BIT(CMD_TRANSFER) | BIT(CMD_REPLICATION))
 #define AUDIT_CMDS (BIT(CMD_AUDIT_VERIFY) | BIT(CMD_AUDIT_TAIL))
-#define ALL_CMDS   ((1u << CMD_COUNT) - 1)
+#define ALL_CMDS   ((UINT64_C(1) << CMD_COUNT) - 1)
+_Static_assert(CMD_COUNT < 64, "a command mask is 64 bits");
 #define ADMIN_CMDS (ALL_CMDS & ~AUDIT_CMDS) /* every command that speaks the admin API */
 /* Commands with one NAME, ID or PATTERN operand. */
 #define OPERAND_CMDS                                                                               \
@@ -97,7 +105,7 @@ const char *const cli_cmd_titles[] = {
 static const struct {
     const char *name;
     bool has_value;
-    unsigned cmds;
+    uint64_t cmds;
 } flags[] = {
     [F_REGION] = {"--region", true, ADMIN_CMDS},
     [F_JSON] = {"--json", false, ADMIN_CMDS},

@@ -97,6 +97,16 @@ void pt_cli_restore_usage(FILE *out);
  * run returns PT_CLI_FAILED when the pass ended with an error. */
 int pt_cli_gc(int argc, char **argv, FILE *out, FILE *err);
 void pt_cli_gc_usage(FILE *out);
+/* `portolan repo lock|unlock|show` (repo.c), `portolan tag-rule add|list|remove` (tagrule.c)
+ * and `portolan retention add|list|remove|run` (retention.c): locks, immutable tags and
+ * retention (/admin/locks, /admin/tag-rules, /admin/retention). argv[0] is the command, then
+ * its operands and flags. Same conventions as the others. */
+int pt_cli_repo(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_repo_usage(FILE *out);
+int pt_cli_tag_rule(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_tag_rule_usage(FILE *out);
+int pt_cli_retention(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_retention_usage(FILE *out);
 
 /* `portolan quota set|list|remove`, `portolan throttle set|list|remove` and `portolan repo
  * list [--usage]` (storage quotas, request throttling, repository usage; /admin/quotas,

@@ -75,6 +75,9 @@ enum cli_cmd {
     CMD_QUOTA,     /* `quota set|list|remove` (quota.c; verb parsed there) */
     CMD_THROTTLE,  /* `throttle set|list|remove` (throttle.c) */
     CMD_REPO_LIST, /* `repo list [--usage]` (repo_usage.c) */
+    CMD_REPO,      /* repo lock|unlock|show (repo.c parses its own operands and flags) */
+    CMD_TAG_RULE,  /* tag-rule add|list|remove (tagrule.c) */
+    CMD_RETENTION, /* retention add|list|remove|run (retention.c) */
     CMD_COUNT
 };
 #define CLI_CLUSTER_CMDS 4 /* the first four are `portolan cluster` commands */
@@ -426,5 +429,27 @@ int cli_policy_run(struct cli_opts *o,
                    const void *arg, FILE *out, FILE *err);
 /* true when argv asks for help (help, --help, -h). */
 bool cli_policy_help(int argc, char **argv);
+/* ---- repo.c: what the policy commands (repo, tag-rule, retention) share --------------- */
+
+/* A flag of a policy command that the shared parser does not know. */
+struct cli_extra {
+    const char *name; /* "--keep-last" */
+    bool has_value;
+    bool given;        /* out */
+    const char *value; /* out: borrowed from argv */
+};
+
+/*
+ * Sets up policy command c (CMD_REPO, CMD_TAG_RULE or CMD_RETENTION): takes the flags named
+ * in ex[0..nex) ("--flag value" or "--flag=value") and up to max_ops operands (words not
+ * starting with '-') out of argv[0..argc) (borrowed), parses the rest with cli_args_parse,
+ * resolves the credentials and initialises libcurl. Returns PT_CLI_OK (then cli_policy_end
+ * must follow) or PT_CLI_USAGE with a message on err.
+ */
+int cli_policy_begin(struct cli_opts *o, enum cli_cmd c, const char *sub, int argc, char **argv,
+                     struct cli_extra *ex, size_t nex, const char **ops, size_t max_ops,
+                     size_t *nops, FILE *err);
+/* Cleans libcurl up and wipes the credentials of o. */
+void cli_policy_end(struct cli_opts *o);
 
 #endif

@@ -62,11 +62,12 @@ struct pt_config {
     uint64_t request_timeout_ms;   /* whole-request time limit */
     uint64_t upload_ttl_ms;        /* unfinished uploads idle this long are removed */
     uint64_t gc_grace_ms;          /* blobs linked this recently are never collected */
-    uint64_t gc_interval_ms;    /* scheduled garbage collection on the leader; 0 = on demand only */
-    unsigned gc_rate;           /* blobs examined per second by a pass; 0 = no limit */
-    unsigned max_connections;   /* open client connections, all threads together */
-    uint64_t header_timeout_ms; /* HTTP/1 request headers must be complete within this */
-    uint64_t keepalive_timeout_ms;        /* a connection idle this long (no request) is closed */
+    uint64_t gc_interval_ms; /* scheduled garbage collection on the leader; 0 = on demand only */
+    unsigned gc_rate;        /* blobs examined per second by a pass; 0 = no limit */
+    uint64_t retention_interval_ms; /* retention evaluated on the leader; 0 = on demand only */
+    unsigned max_connections;       /* open client connections, all threads together */
+    uint64_t header_timeout_ms;     /* HTTP/1 request headers must be complete within this */
+    uint64_t keepalive_timeout_ms;  /* a connection idle this long (no request) is closed */
     unsigned max_connections_per_address; /* open client connections from one IP address */
     unsigned reserved_connections;        /* of max_connections, kept for small clients */
     unsigned http2_max_resets;            /* early-reset streams per HTTP/2 connection and second */

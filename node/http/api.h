@@ -47,4 +47,8 @@ int pt_api_auth_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route
 /* Copies the route's repository name into a NUL-terminated string in req's pool. */
 char *pt_api_name(h2o_req_t *req, const struct pt_route *rt);
 
+/* The admin routes of locks, immutable tag rules and retention (api_policy.c): answers req and
+ * returns 1 when rt is one of them, else 0 (nothing sent). */
+int pt_api_policy_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt);
+
 #endif

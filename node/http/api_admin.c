@@ -16,6 +16,8 @@
  *                               201 {"name","path","applied_index","blobs","blob_bytes",
  *                               "missing_blobs"}; audited like every admin request
  *   GET /admin/gc, POST /admin/gc[?dry_run=true]   garbage collection of blobs (gc.h)
+ *   /admin/locks, /admin/tag-rules, /admin/retention[/run]   locks, immutable tags and
+ *                               retention (api_policy.c)
  * Membership changes run on the leader; elsewhere they answer 503 UNAVAILABLE naming the
  * leader's region in the detail.
  * The status comes from the committer thread (which owns Raft) as JSON text; the digest reads
@@ -352,7 +354,7 @@ static void gc_route(struct pt_worker *w, h2o_req_t *req)
 void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
 {
     static const char regions[] = "cluster/regions/";
-    if (pt_api_auth_admin(w, req, rt))
+    if (pt_api_policy_admin(w, req, rt) || pt_api_auth_admin(w, req, rt))
         return;
     if (pt_api_quota_admin(w, req, rt))
         return;

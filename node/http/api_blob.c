@@ -325,10 +325,23 @@ static void respond(h2o_req_t *req, const char *digest, uint64_t size, int fd,
     start_read(s);
 }
 
+struct unlink_done {
+    struct pt_metastore *ms; /* the node's, to word a refusal of a lock */
+    char name[PT_NAME_MAX + 1];
+};
+
 static void on_unlinked(h2o_req_t *req, int status, void *data)
 {
-    (void)data;
-    if (status != 0)
+    struct unlink_done *d = data;
+    char msg[PT_POLICY_MSG_MAX];
+    if (status == PT_E_LOCKED)
+        pt_http_error(req, status,
+                      pt_metastore_policy_explain(d->ms, PT_POLICY_BLOB_DELETE, d->name, NULL, NULL,
+                                                  msg, sizeof(msg)) == status
+                          ? msg
+                          : NULL,
+                      NULL);
+    else if (status != 0)
         pt_http_error(req, status, NULL, NULL);
     else
         pt_http_send_empty(req, 202);
@@ -339,11 +352,13 @@ static void delete_blob(struct pt_worker *w, h2o_req_t *req, const struct pt_rou
     char *name = pt_api_name(req, rt);
     char digest[PT_DIGEST_STR_MAX + 1];
     pt_digest_format(&rt->digest, digest);
+    struct unlink_done d = {.ms = w->node->ms};
+    snprintf(d.name, sizeof(d.name), "%s", name);
     struct pt_command_builder b;
     int rv = pt_api_command(w, &b);
     if (rv == 0)
         rv = pt_api_commit(w, req, &b, pt_command_add_unlink_blob(&b, name, digest), on_unlinked,
-                           NULL, 0);
+                           &d, sizeof(d));
     if (rv != 0)
         pt_http_error(req, rv, NULL, NULL);
 }

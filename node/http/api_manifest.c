@@ -31,9 +31,20 @@
 #define MAX_EXTRA_TAGS 32
 
 struct put_done {
+    struct pt_metastore *ms; /* the node's, to word a refusal of the locks and rules */
     char name[PT_NAME_MAX + 1];
     char digest[PT_DIGEST_STR_MAX + 1];
     char subject[PT_DIGEST_STR_MAX + 1];
+    size_t ntags;
+    char tags[MAX_EXTRA_TAGS + 1][PT_TAG_MAX + 1];
+};
+
+/* What a delete was: the words of a refusal come from it. */
+struct delete_done {
+    struct pt_metastore *ms;
+    char name[PT_NAME_MAX + 1];
+    char tag[PT_TAG_MAX + 1];           /* "" when by digest */
+    char digest[PT_DIGEST_STR_MAX + 1]; /* "" when by tag */
 };
 
 static void send_manifest(h2o_req_t *req, const char *digest, struct pt_manifest_rec *rec)
@@ -104,6 +115,16 @@ static void on_put_done(h2o_req_t *req, int status, void *data)
                       "the manifest's blobs would exceed a storage quota of the "
                       "repository (portolan quota list)",
                       NULL);
+        return;
+    }
+    if (status == PT_E_LOCKED || status == PT_E_IMMUTABLE) {
+        char msg[PT_POLICY_MSG_MAX];
+        int rv = pt_metastore_policy_explain(d->ms, PT_POLICY_PUSH, d->name, NULL, d->digest, msg,
+                                             sizeof(msg));
+        for (size_t i = 0; rv == 0 && i < d->ntags; i++)
+            rv = pt_metastore_policy_explain(d->ms, PT_POLICY_TAG_WRITE, d->name, d->tags[i],
+                                             d->digest, msg, sizeof(msg));
+        pt_http_error(req, status, rv == status ? msg : NULL, NULL);
         return;
     }
     if (status != 0) {
@@ -202,6 +223,8 @@ static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_
         return;
     }
     struct put_done done;
+    done.ms = w->node->ms;
+    done.ntags = 0;
     snprintf(done.name, sizeof(done.name), "%s", name);
     /* Stored under the digest named in the path, hashed with its algorithm; a push by tag is
      * stored under the canonical sha256 digest. Docker-Content-Digest answers that digest. */
@@ -233,6 +256,8 @@ static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_
         pt_manifest_info_free(&info);
         return;
     }
+    for (size_t i = 0; i < ntags; i++)
+        snprintf(done.tags[done.ntags++], sizeof(done.tags[0]), "%s", tags[i]);
 
     size_t nblobs = info.nblobs, nchildren = info.nchildren;
     char **blobs = h2o_mem_alloc_pool(&req->pool, sizeof(char *) * (nblobs + 1));
@@ -274,8 +299,16 @@ static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_
 
 static void on_delete_done(h2o_req_t *req, int status, void *data)
 {
-    (void)data;
-    if (status != 0)
+    struct delete_done *d = data;
+    if (status == PT_E_LOCKED || status == PT_E_IMMUTABLE) {
+        char msg[PT_POLICY_MSG_MAX];
+        int rv = d->tag[0] != '\0'
+                     ? pt_metastore_policy_explain(d->ms, PT_POLICY_TAG_DELETE, d->name, d->tag,
+                                                   NULL, msg, sizeof(msg))
+                     : pt_metastore_policy_explain(d->ms, PT_POLICY_MANIFEST_DELETE, d->name, NULL,
+                                                   d->digest, msg, sizeof(msg));
+        pt_http_error(req, status, rv == status ? msg : NULL, NULL);
+    } else if (status != 0)
         pt_http_error(req, status, NULL, NULL);
     else
         pt_http_send_empty(req, 202);
@@ -290,18 +323,20 @@ static void delete_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt
         pt_http_error(req, PT_E_NAME_UNKNOWN, NULL, NULL);
         return;
     }
-    char digest[PT_DIGEST_STR_MAX + 1];
+    struct delete_done d = {.ms = w->node->ms};
+    snprintf(d.name, sizeof(d.name), "%s", name);
     struct pt_command_builder b;
     int rv = pt_api_command(w, &b);
     if (rv == 0) {
         int added;
         if (rt->ref_is_digest) {
-            pt_digest_format(&rt->digest, digest);
-            added = pt_command_add_delete_manifest(&b, name, digest);
+            pt_digest_format(&rt->digest, d.digest);
+            added = pt_command_add_delete_manifest(&b, name, d.digest);
         } else {
+            snprintf(d.tag, sizeof(d.tag), "%.*s", (int)sizeof(d.tag) - 1, ref);
             added = pt_command_add_delete_tag(&b, name, ref);
         }
-        rv = pt_api_commit(w, req, &b, added, on_delete_done, NULL, 0);
+        rv = pt_api_commit(w, req, &b, added, on_delete_done, &d, sizeof(d));
     }
     if (rv != 0)
         pt_http_error(req, rv, NULL, NULL);

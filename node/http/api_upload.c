@@ -21,6 +21,8 @@
  * becomes visible only through pt_blobstore_upload_commit (verify, fsync, rename) followed by a
  * committed LinkBlob. One operation at a time per session: a second concurrent one gets 416.
  *
+ * A repository locked for writes (store/metastore_policy.c) refuses a POST with 403 DENIED.
+ *
  * Free space (base/diskspace.h): below the reserve a POST (session, monolithic or mount), a
  * PATCH and a closing PUT get 507 with Retry-After before anything is written; GET and the
  * cancelling DELETE still work. A body that runs into the reserve midway (the blob store checks
@@ -439,6 +441,14 @@ void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
         return;
     }
     char *name = pt_api_name(req, rt);
+    /* A repository locked for writes takes no manifest (the FSM refuses it): its uploads are
+     * refused up front, from this region's state, so a client learns it before sending blobs. */
+    char msg[PT_POLICY_MSG_MAX];
+    if (pt_metastore_policy_explain(w->node->ms, PT_POLICY_PUSH, name, NULL, NULL, msg,
+                                    sizeof(msg)) == PT_E_LOCKED) {
+        pt_http_error(req, PT_E_LOCKED, msg, NULL);
+        return;
+    }
     if (try_mount(w, req, name))
         return;
     struct pt_digest d;

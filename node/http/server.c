@@ -67,6 +67,7 @@
 #include "metastore.h"
 #include "metrics.h"
 #include "gc.h"
+#include "retention.h"
 #include "worker.h"
 #include "raft_node.h"
 #include "clock.h"
@@ -382,6 +383,8 @@ static void stop_services(struct pt_node *node)
     pt_auth_startup_stop();
     pt_gc_stop(node->gc);
     node->gc = NULL;
+    pt_retention_stop(node->retention); /* likewise waits for the committer's answers */
+    node->retention = NULL;
     pt_committer_stop(node->committer);
     pt_auth_service_free(node->auth);
     node->auth = NULL;
@@ -745,6 +748,8 @@ int pt_server_run(const struct pt_config *cfg)
     if ((rv = open_access_control(&node)) != 0)
         return rv;
     uv_loop_init(&main_loop);
+    if ((rv = pt_retention_start(&node, &main_loop, &node.retention)) != 0)
+        return rv;
     if ((rv = pt_gc_start(&node, &main_loop, &node.gc)) != 0)
         return rv;
     /* A single region publishes its key and first administrator before it serves; a cluster

@@ -24,6 +24,7 @@ struct pt_metastore;
 struct pt_blobstore;
 struct pt_committer;
 struct pt_gc;
+struct pt_retention;
 struct pt_cluster_config;
 struct pt_auth_service;
 struct pt_audit;
@@ -40,7 +41,8 @@ struct pt_node {
     struct pt_metastore *ms;
     struct pt_blobstore *bs;
     struct pt_committer *committer;
-    struct pt_gc *gc; /* garbage collection of blobs (gc.h); lives until exit */
+    struct pt_gc *gc;               /* garbage collection of blobs (gc.h); lives until exit */
+    struct pt_retention *retention; /* retention rules (retention.h); lives until exit */
     h2o_globalconf_t h2o;
     struct pt_worker *workers; /* cfg.threads of them */
     SSL_CTX *ssl_ctx;

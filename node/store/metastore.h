@@ -663,5 +663,114 @@ int pt_metastore_throttle_get(struct pt_metastore *ms, const char *subject,
  * past PT_METASTORE_THROTTLES_MAX. Moves the auth generation once committed. */
 int pt_metastore_batch_throttle_put(struct pt_metastore_batch *b, const struct pt_throttle_rec *r);
 int pt_metastore_batch_throttle_delete(struct pt_metastore_batch *b, const char *subject);
+/* ---- repository locks, immutable tag rules, retention rules (metastore_policy.c) ---------
+ * Replicated records in the default column family (written only by the FSM). Repository
+ * patterns follow oci/access.h, tag patterns oci/tagglob.h. */
+#define PT_POLICY_LOCKS_MAX     10000 /* lock records in the registry */
+#define PT_POLICY_TAG_RULES_MAX 1000
+#define PT_POLICY_RETENTION_MAX 1000
+#define PT_POLICY_KEEP_LAST_MAX 10000 /* keep_last of one retention rule */
+#define PT_POLICY_MSG_MAX       512   /* a refusal's message, with its NUL */
+
+/* The lock of a repository (tag and digest ""), of repo:tag or of repo@digest. */
+struct pt_lock_rec {
+    char repo[PT_METASTORE_REPO_MAX + 1];
+    char tag[PT_METASTORE_TAG_MAX + 1];
+    char digest[PT_METASTORE_DIGEST_MAX + 1];
+    int write_enabled, delete_enabled;
+};
+
+struct pt_tag_rule_rec {
+    char repo_pattern[PT_ACCESS_PATTERN_MAX + 1];
+    char tag_pattern[PT_METASTORE_TAG_MAX + 1];
+};
+
+struct pt_retention_rec {
+    char repo_pattern[PT_ACCESS_PATTERN_MAX + 1];
+    int64_t untagged_older_than_ms; /* 0: off */
+    uint32_t keep_last;             /* 0: off */
+    char tag_pattern[PT_METASTORE_TAG_MAX + 1];
+};
+
+/* Stages a lock (validated: PT_E_CONFIG; a new one past PT_POLICY_LOCKS_MAX: PT_E_TOO_LARGE).
+ * Both flags set removes the record. r borrowed. */
+int pt_metastore_batch_lock_put(struct pt_metastore_batch *b, const struct pt_lock_rec *r);
+/* Stages (put) or removes an immutable tag rule; PT_E_CONFIG when malformed, PT_E_TOO_LARGE
+ * past PT_POLICY_TAG_RULES_MAX; removing an absent rule is a no-op. */
+int pt_metastore_batch_tag_rule_put(struct pt_metastore_batch *b, const char *repo_pattern,
+                                    const char *tag_pattern, bool put);
+/* Stages (replaces) the retention rule of r->repo_pattern, or removes it (a no-op if
+ * absent). PT_E_CONFIG when malformed (both parts off, negative age, keep_last over its max),
+ * PT_E_TOO_LARGE past PT_POLICY_RETENTION_MAX. */
+int pt_metastore_batch_retention_put(struct pt_metastore_batch *b,
+                                     const struct pt_retention_rec *r);
+int pt_metastore_batch_retention_delete(struct pt_metastore_batch *b, const char *repo_pattern);
+
+/* What a write would do, for the policy checks. */
+enum pt_policy_act {
+    PT_POLICY_PUSH,            /* store a manifest in repo (digest: the manifest) */
+    PT_POLICY_TAG_WRITE,       /* point repo:tag at digest */
+    PT_POLICY_TAG_DELETE,      /* delete repo:tag */
+    PT_POLICY_MANIFEST_DELETE, /* delete repo@digest and every tag naming it */
+    PT_POLICY_BLOB_DELETE,     /* unlink a blob from repo */
+};
+
+/* The checks of the locks and the immutable tag rules, through b's staged writes (the FSM) or
+ * the committed state (pt_metastore_policy_explain, for the message of a refusal the FSM
+ * made). Strings borrowed; tag / digest may be NULL where act does not use them. Returns 0
+ * (allowed), PT_E_LOCKED, PT_E_IMMUTABLE or a negative I/O error; explain writes a message
+ * naming the lock or rule into msg (cap bytes) on a refusal. */
+int pt_metastore_batch_policy_check(struct pt_metastore_batch *b, enum pt_policy_act act,
+                                    const char *repo, const char *tag, const char *digest);
+int pt_metastore_policy_explain(struct pt_metastore *ms, enum pt_policy_act act, const char *repo,
+                                const char *tag, const char *digest, char *msg, size_t cap);
+
+/* Listings of the records (committed state), in key order; a callback returning non-zero
+ * stops the walk and that value is returned. repo NULL: every lock, else those of repo. */
+int pt_metastore_locks_list(struct pt_metastore *ms, const char *repo,
+                            int (*cb)(const struct pt_lock_rec *r, void *arg), void *arg);
+int pt_metastore_tag_rules_list(struct pt_metastore *ms,
+                                int (*cb)(const struct pt_tag_rule_rec *r, void *arg), void *arg);
+int pt_metastore_retention_list(struct pt_metastore *ms,
+                                int (*cb)(const struct pt_retention_rec *r, void *arg), void *arg);
+
+/*
+ * Retention. pt_metastore_retention_plan walks every repository matched by a retention rule
+ * (every matching rule applies) as of now_ms and reports what the rules would delete: for
+ * keep_last, the matching tags past the keep_last most recently updated (ties: by tag name)
+ * that no lock or immutable rule holds; for untagged_older_than_ms, the manifests that are (or,
+ * with those tags gone, would be) untagged, pushed at least that long before now_ms, not
+ * delete-locked, with no referrer, no subject still present and not a child of another
+ * manifest of the repository. tag_cb and man_cb (return non-zero to stop) see one item at a
+ * time; memory is bounded by the rules (keep_last entries per rule and repository), never
+ * by the number of tags or manifests. Tags of a repository come before its manifests.
+ *
+ * At apply, pt_metastore_batch_retain_tag re-checks a tag (it still names digest, and may
+ * be deleted) and pt_metastore_batch_retain_manifests the manifests items[0..n) (the same rule
+ * as the plan, through the batch, as of now_ms), setting *ok / ok[i] to 1 when the item may go
+ * (the FSM deletes it) or 0 when it stays. Both return 0 or a negative I/O error. The checks
+ * that need every tag or manifest of a repository (tagged? a child of an index?) are one walk
+ * per repository and call, whatever the number of items, so the apply costs O(items + tags and
+ * manifests of their repositories), never their product.
+ */
+int pt_metastore_retention_plan(struct pt_metastore *ms, int64_t now_ms,
+                                int (*tag_cb)(const char *repo, const char *tag, const char *digest,
+                                              void *arg),
+                                int (*man_cb)(const char *repo, const char *digest,
+                                              int64_t older_than_ms, void *arg),
+                                void *arg);
+int pt_metastore_batch_retain_tag(struct pt_metastore_batch *b, const char *repo, const char *tag,
+                                  const char *digest, int *ok);
+/* One manifest of a Retain (strings borrowed). */
+struct pt_retain_item {
+    const char *repo, *digest;
+    int64_t older_than_ms;
+};
+/* Most manifests one pt_metastore_batch_retain_manifests call re-checks, and the most the plan
+ * gathers before it filters them (PT_E_TOO_LARGE past it). */
+#define PT_POLICY_RETAIN_BATCH_MAX 1000
+int pt_metastore_batch_retain_manifests(struct pt_metastore_batch *b,
+                                        const struct pt_retain_item *items, size_t n,
+                                        int64_t now_ms, int *ok);
 
 #endif

@@ -27,6 +27,13 @@
  *                                                           metastore_quota.c
  *                   "policy/throttle/" <subject>            request limits of an identity or
  *                                                           the default; metastore_throttle.c
+ *                   "policy/lock/" <repo> \0 [":" <tag> |   v1 u8:write_enabled
+ *                   "@" <digest>]                           u8:delete_enabled (a lock)
+ *                   "policy/tagrule/" <repo pattern> \0     v1 (an immutable tag rule)
+ *                   <tag pattern>
+ *                   "policy/retention/" <repo pattern>      v1 i64:untagged_older_than_ms
+ *                                                           u32:keep_last s8:tag_pattern; all
+ *                                                           three drawn in metastore_policy.c
  *   repos           <repo>                                  v1 i64:created_ms
  *   manifests       <repo> \0 <digest>                      v1 s8:media_type s8:artifact_type
  *                                                           s8:subject u32:len body[len]

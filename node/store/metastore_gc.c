@@ -713,3 +713,18 @@ int ms_gc_index_build(struct pt_metastore *ms)
     pt_metastore_batch_free(b);
     return rv;
 }
+
+int ms_gc_pushed_at(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
+                    const char *digest, int64_t *time_ms)
+{
+    char key[GC_KEY_MAX];
+    char *v;
+    size_t vlen;
+    int rv =
+        ms_get_raw(ms, wb, CF_DEFAULT, key, gc_key(key, GC_MTIME, repo, digest, NULL), &v, &vlen);
+    if (rv <= 0)
+        return rv;
+    rv = dec_time(v, vlen, time_ms);
+    rocksdb_free(v);
+    return rv != 0 ? rv : 1;
+}

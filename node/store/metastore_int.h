@@ -19,6 +19,9 @@
  *   metastore_quota.c     storage quotas and the usage the FSM keeps with every link and
  *                         reference (replicated), the admission rule, usage listings
  *   metastore_throttle.c  request throttling settings (replicated)
+ *   metastore_policy.c    repository locks, immutable tag rules, retention rules (replicated):
+ *                         records, listings, the checks the FSM makes
+ *   metastore_retention.c the retention plan and the re-check of a Retain at apply
  *
  * Names shared between the pieces start with ms_ (functions) or MS_ (constants); everything
  * else stays static in its file. The threading and ownership rules are metastore.h's: reads
@@ -205,6 +208,10 @@ int ms_dec_region(const char *k, size_t klen, const char *v, size_t vlen, struct
 int ms_gc_link_put(struct pt_metastore_batch *b, const char *repo, const char *digest,
                    int64_t time_ms, bool keep_existing);
 void ms_gc_link_delete(struct pt_metastore_batch *b, const char *repo, const char *digest);
+/* Push time of repo@digest (components validated) into *time_ms: 1, 0 when none is recorded
+ * (pushed before the index existed), or a negative error. */
+int ms_gc_pushed_at(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
+                    const char *digest, int64_t *time_ms);
 /* At open: builds the index of a store written before it existed, once (0 if it is there). */
 int ms_gc_index_build(struct pt_metastore *ms);
 
@@ -234,5 +241,21 @@ int ms_usage_charge_ref(struct pt_metastore_batch *b, const char *repo, const ch
 int ms_usage_release(struct pt_metastore_batch *b, const char *repo, const char *digest);
 /* At open, after ms_gc_index_build: builds the usage records of an older store, once. */
 int ms_usage_index_build(struct pt_metastore *ms);
+/* ---- locks and rules, shared by metastore_policy.c and metastore_retention.c ---------- */
+/* Calls cb on every record of cf under prefix (plen bytes) through wb (NULL: the database);
+ * cb returns non-zero to stop, and that value is returned (an iterator error wins over a
+ * clean end). */
+int ms_policy_walk(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, enum cf cf,
+                   const char *prefix, size_t plen,
+                   int (*cb)(const char *k, size_t klen, const char *v, size_t vlen, void *arg),
+                   void *arg);
+/* The flags of the lock of repo, repo:tag or repo@digest (1/1 when there is none): 0 or a
+ * negative error. Components validated by the caller. */
+int ms_policy_lock_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
+                       const char *tag, const char *digest, int *write_enabled,
+                       int *delete_enabled);
+/* pt_metastore_batch_policy_check through wb (NULL: the database), without words. */
+int ms_policy_check(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, enum pt_policy_act act,
+                    const char *repo, const char *tag, const char *digest);
 
 #endif
