@@ -61,8 +61,11 @@ else
     passed=$((passed + 1))
 fi
 
+fail_lines=""
 count_run() {
     local line
+    fail_lines="$fail_lines$(echo "$1" | grep -E '^(FAIL|TIMEOUT|ERROR)' | cut -c1-400)
+"
     line=$(echo "$1" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
     if [ -z "$line" ]; then
         failed=$((failed + 1))
@@ -93,5 +96,9 @@ echo "$out" | tail -20
 count_run "$out"
 
 echo
+if [ "$failed" != 0 ]; then
+    echo "failures (every section; the section outputs above are tails):"
+    echo "$fail_lines" | grep -v '^$' || echo "  (no FAIL line: a section ended without its summary)"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
