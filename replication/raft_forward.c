@@ -155,8 +155,6 @@ int pt_raft_node__leader_apply(struct pt_raft_node *n, const void *buf, size_t l
  * reply) before they are refused at once: about an election timeout. */
 #define UNREACHABLE_MS 1000
 
-/* Sends f's write again (its command moves on; f is dropped when its reply comes), to the
- * current leader, avoiding `avoid` for RETRY_MS. */
 /* A write refused by a lock or an immutable tag rule (fsm_policy.c) is answered once this
  * region applied its entry too, so the words of the refusal, drawn from this region's state,
  * name the lock or rule that refused it. The refusal stands whatever the wait gives. */
@@ -188,6 +186,8 @@ static int policy_refusal(struct pt_raft_node *n, int status, uint64_t index, ui
     return 1;
 }
 
+/* Sends f's write again (its command moves on; f is dropped when its reply comes), to the
+ * current leader, avoiding `avoid` for RETRY_MS. */
 static void send_again(struct forward *f, uint64_t avoid)
 {
     void *cmd = f->cmd;
