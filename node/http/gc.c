@@ -48,6 +48,8 @@
 #define GC_REPORT_MAX 1000
 /* The thread looks for collected blobs' files to delete this often (ms). */
 #define GC_POLL_MS 1000
+/* Most records of collected blobs one drain handles before the thread looks around again. */
+#define GC_DRAIN_MAX 4096
 
 struct gc_blob {
     char digest[PT_DIGEST_STR_MAX + 1];
@@ -463,16 +465,17 @@ static void remove_file(struct pt_gc *gc, const struct pt_digest *d, const char 
     }
 }
 
-/* Deletes the files of the blobs this region's applied collections named. Returns how many
- * records were handled. */
+/* Deletes the files of the blobs this region's applied collections named, at most
+ * GC_DRAIN_MAX records a call (the thread answers requests and stops between calls), walking
+ * them in digest order from where the call started. Returns how many records were handled. */
 static unsigned drain(struct pt_gc *gc)
 {
     unsigned n = 0;
     int64_t grace = (int64_t)gc->node->cfg.gc_grace_ms;
-    for (;;) {
-        char digest[PT_DIGEST_STR_MAX + 1];
+    char digest[PT_DIGEST_STR_MAX + 1] = "";
+    while (n < GC_DRAIN_MAX) {
         int64_t t;
-        if (stopping(gc) || pt_metastore_gc_pending_first(gc->node->ms, digest, &t) != 0)
+        if (stopping(gc) || pt_metastore_gc_pending_next(gc->node->ms, digest, digest, &t) != 0)
             break;
         struct pt_digest d;
         if (pt_digest_parse(digest, strlen(digest), &d) == 0)
@@ -530,9 +533,10 @@ static void *gc_main(void *arg)
     int64_t now = pt_clock_mono_ms();
     gc->next_pass_ms = cfg->gc_interval_ms > 0 ? now + (int64_t)cfg->gc_interval_ms : 0;
     gc->next_sweep_ms = now + sweep_every;
+    unsigned drained = 0;
     for (;;) {
         pthread_mutex_lock(&gc->lock);
-        if (!gc->stop && gc->requested == 0) {
+        if (!gc->stop && gc->requested == 0 && drained < GC_DRAIN_MAX) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += GC_POLL_MS / 1000;
@@ -543,17 +547,19 @@ static void *gc_main(void *arg)
         pthread_mutex_unlock(&gc->lock);
         if (stop)
             break;
-        unsigned drained = drain(gc);
+        drained = drain(gc);
+        int sweep_now = drained > 0;
         now = pt_clock_mono_ms();
         int scheduled = gc->next_pass_ms != 0 && now >= gc->next_pass_ms;
         if (scheduled)
             gc->next_pass_ms = now + (int64_t)cfg->gc_interval_ms;
         if (req != 0 || (scheduled && is_leader(gc))) {
             run_pass(gc, req == 2);
-            drain(gc);
-            drained = 1;
+            drained = drain(gc);
+            sweep_now = 1;
         }
-        if ((drained > 0 || now >= gc->next_sweep_ms) && caught_up(gc)) {
+        /* the sweep once the records are drained (a full drain goes on at once) */
+        if (drained < GC_DRAIN_MAX && (sweep_now || now >= gc->next_sweep_ms) && caught_up(gc)) {
             sweep(gc);
             gc->next_sweep_ms = pt_clock_mono_ms() + sweep_every;
         }

@@ -390,6 +390,13 @@ int pt_metastore_gc_mark(struct pt_metastore *ms, const char *after, int64_t now
  * entry that collected it. PT_E_NOT_FOUND if none. */
 int pt_metastore_gc_pending_first(struct pt_metastore *ms,
                                   char digest_out[PT_METASTORE_DIGEST_MAX + 1], int64_t *time_ms);
+/* The same, for the first record after digest `after` (borrowed, may be digest_out; NULL or
+ * "" = the first).
+ * A drain walks the records with it instead of seeking from the start each time: the deleted
+ * records before `after` are tombstones until a compaction, and seeking past all of them for
+ * every record made a drain quadratic in the records it deleted. */
+int pt_metastore_gc_pending_next(struct pt_metastore *ms, const char *after,
+                                 char digest_out[PT_METASTORE_DIGEST_MAX + 1], int64_t *time_ms);
 /* Forgets that record (done, or nothing to do). */
 int pt_metastore_gc_pending_delete(struct pt_metastore *ms, const char *digest);
 

@@ -580,11 +580,29 @@ int pt_metastore_gc_mark_referrers(struct pt_metastore *ms, int64_t now_ms, int6
 int pt_metastore_gc_pending_first(struct pt_metastore *ms,
                                   char digest_out[PT_METASTORE_DIGEST_MAX + 1], int64_t *time_ms)
 {
+    return pt_metastore_gc_pending_next(ms, NULL, digest_out, time_ms);
+}
+
+int pt_metastore_gc_pending_next(struct pt_metastore *ms, const char *after,
+                                 char digest_out[PT_METASTORE_DIGEST_MAX + 1], int64_t *time_ms)
+{
     size_t plen = strlen(GC_PENDING);
+    size_t alen = after != NULL ? strnlen(after, PT_METASTORE_DIGEST_MAX + 1) : 0;
+    if (alen > PT_METASTORE_DIGEST_MAX)
+        return PT_E_DIGEST_INVALID;
+    char start[GC_KEY_MAX];
+    memcpy(start, GC_PENDING, plen);
+    memcpy(start + plen, after != NULL ? after : "", alen);
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it = ms_iter_new(ms, CF_LOCAL_BLOBS, NULL, 0, NULL, &ro);
     int rv = PT_E_NOT_FOUND;
-    rocksdb_iter_seek(it, GC_PENDING, plen);
+    rocksdb_iter_seek(it, start, plen + alen);
+    if (alen > 0 && rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen == plen + alen && memcmp(k, start, klen) == 0)
+            rocksdb_iter_next(it);
+    }
     if (at_prefix(it, GC_PENDING, plen)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
