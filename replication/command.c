@@ -411,6 +411,16 @@ int pt_command_add_collect_blobs(struct pt_command_builder *b, const char *const
     return append(b, op, ok);
 }
 
+int pt_command_add_forget_collected(struct pt_command_builder *b, int64_t forget_after_ms)
+{
+    static const Portolan__CollectBlobs init = PORTOLAN__COLLECT_BLOBS__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_COLLECT_BLOBS, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    op->collect_blobs->forget_after_ms = forget_after_ms;
+    return append(b, op, true);
+}
+
 int pt_command_add_collect_referrers(struct pt_command_builder *b,
                                      const struct pt_command_referrer *refs, size_t n,
                                      int64_t grace_ms)

@@ -174,7 +174,7 @@ static int link_blob(struct pt_metastore_batch *b, const Portolan__Command *c,
 {
     /* a blob collected since the proposer saw it (a mount, or an upload of a blob stored
      * before) is not linked: a manifest could then name a blob with no file */
-    int rv = pt_metastore_batch_blob_collected(b, l->digest);
+    int rv = pt_metastore_batch_blob_collected(b, l->digest, c->time_ms);
     if (rv == 1)
         return PT_E_BLOB_UNKNOWN;
     if (rv == 0)
@@ -240,7 +240,11 @@ static int collect_blobs(struct pt_metastore_batch *b, const Portolan__Command *
             return rv;
         result->collected += (unsigned)v.collected;
     }
-    return 0;
+    if (g->forget_after_ms == 0)
+        return 0;
+    size_t forgotten;
+    return pt_metastore_batch_gc_forget(b, c->time_ms, g->forget_after_ms, PT_COMMAND_COLLECT_MAX,
+                                        &forgotten);
 }
 
 static int put_region(struct pt_metastore_batch *b, const Portolan__PutRegion *r)

@@ -11,6 +11,11 @@
  * the command's own position in the log, so anything pushed, linked or referenced between
  * marking and apply is kept. A dry run proposes nothing and reports what would go.
  *
+ * Forgetting: each collection leaves a record that refuses a mount decided before it; every
+ * batch proposed also forgets up to PT_COMMAND_COLLECT_MAX of those older than
+ * GC_FORGET_AFTER_MS, and a pass ends with at most GC_FORGET_ROUNDS commands that forget the
+ * rest, so the records stay bounded by what a week collects.
+ *
  * Deleting files: the FSM writes a local record for every blob it collected (same batch as
  * the collection), so the deletion survives a crash; the thread takes those records one by
  * one: a blob recorded again for this region since (uploaded again) keeps its file; otherwise
@@ -50,6 +55,11 @@
 #define GC_POLL_MS 1000
 /* Most records of collected blobs one drain handles before the thread looks around again. */
 #define GC_DRAIN_MAX 4096
+/* The records of collected blobs that refuse a mount decided before the collection are kept
+ * this long, and at most GC_FORGET_ROUNDS commands of them forgotten after a pass beyond
+ * those its batches forget (metastore_gc.c). */
+#define GC_FORGET_AFTER_MS (7 * PT_GC_FORGET_MIN_MS)
+#define GC_FORGET_ROUNDS   16
 
 struct gc_blob {
     char digest[PT_DIGEST_STR_MAX + 1];
@@ -254,6 +264,9 @@ static int propose_batch(struct pt_gc *gc)
     if (rv == 0) {
         rv = pt_command_add_collect_blobs(&b, digests, gc->nbatch,
                                           (int64_t)gc->node->cfg.gc_grace_ms);
+        /* every batch also forgets as many old records as it can make */
+        if (rv == 0)
+            rv = pt_command_add_forget_collected(&b, GC_FORGET_AFTER_MS);
         if (rv == 0)
             rv = pt_command_builder_encode(&b, &buf, &len);
         pt_command_builder_free(&b);
@@ -278,6 +291,33 @@ static int propose_batch(struct pt_gc *gc)
     pthread_mutex_unlock(&gc->lock);
     gc->nbatch = 0;
     return 0;
+}
+
+/* Forgets the records of blobs collected long ago (the collections of batches forget as
+ * many as they make; this catches up with the rest), at most GC_FORGET_ROUNDS commands. */
+static int forget_collected(struct pt_gc *gc)
+{
+    int rv = 0;
+    for (int round = 0; rv == 0 && round < GC_FORGET_ROUNDS; round++) {
+        int any = pt_metastore_gc_forgettable(gc->node->ms, pt_clock_wall_ms(), GC_FORGET_AFTER_MS);
+        if (any <= 0)
+            return any;
+        struct pt_command_builder b;
+        void *buf = NULL;
+        size_t len = 0;
+        rv = pt_command_builder_init(&b, pt_clock_wall_ms(), gc->node->cfg.region);
+        if (rv == 0) {
+            rv = pt_command_add_forget_collected(&b, GC_FORGET_AFTER_MS);
+            if (rv == 0)
+                rv = pt_command_builder_encode(&b, &buf, &len);
+            pt_command_builder_free(&b);
+        }
+        if (rv == 0)
+            rv = run_job(gc, PT_JOB_PROPOSE, buf, len);
+        else
+            free(buf);
+    }
+    return rv;
 }
 
 /* ---- referrers whose subject is gone ------------------------------------------------------ */
@@ -402,6 +442,8 @@ static void run_pass(struct pt_gc *gc, int dry_run)
         if (!mc.full)
             break;
     }
+    if (rv == 0 && !dry_run)
+        rv = forget_collected(gc);
 
     int64_t end = pt_clock_wall_ms();
     pthread_mutex_lock(&gc->lock);

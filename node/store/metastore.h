@@ -334,10 +334,25 @@ struct pt_gc_verdict {
 
 /* 0 if some region holds digest (staged writes included), PT_E_BLOB_UNKNOWN if none. */
 int pt_metastore_batch_blob_location(struct pt_metastore_batch *b, const char *digest);
-/* 1 if digest was collected and not stored by an upload since (LinkBlob refuses it), 0 if
- * not, negative on error; PT_E_DIGEST_INVALID. revive forgets that (an upload stored it). */
-int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest);
+/* 1 if digest was collected and not stored by an upload since, as a LinkBlob proposed at
+ * proposed_ms can tell (LinkBlob refuses it): its collected-blob record is there, or that
+ * record was forgotten (pt_metastore_batch_gc_forget: no region holds digest and proposed_ms
+ * is at or before the newest forgotten collection); 0 if not, negative on error;
+ * PT_E_DIGEST_INVALID. revive forgets that (an upload stored it). */
+int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest,
+                                      int64_t proposed_ms);
 int pt_metastore_batch_blob_revive(struct pt_metastore_batch *b, const char *digest);
+/* The shortest time after its collection a collected-blob record is kept (the smallest
+ * CollectBlobs.forget_after_ms): far longer than any proposal is in flight. */
+#define PT_GC_FORGET_MIN_MS (24LL * 3600 * 1000)
+/* Stages forgetting, oldest collection first, at most max collected-blob records of
+ * collections at least after_ms before now_ms, and remembers the newest collection forgotten;
+ * *forgotten says how many. PT_E_CONFIG if after_ms < PT_GC_FORGET_MIN_MS. */
+int pt_metastore_batch_gc_forget(struct pt_metastore_batch *b, int64_t now_ms, int64_t after_ms,
+                                 size_t max, size_t *forgotten);
+/* 1 if pt_metastore_batch_gc_forget would forget something as of now_ms, 0 if not, negative
+ * on error. Any thread. */
+int pt_metastore_gc_forgettable(struct pt_metastore *ms, int64_t now_ms, int64_t after_ms);
 /* Stages the references of manifest (in repo) to digests[0..n) (borrowed). */
 int pt_metastore_batch_blob_refs_put(struct pt_metastore_batch *b, const char *repo,
                                      const char *manifest, const char *const *digests, size_t n);

@@ -19,10 +19,18 @@
  *   "gc/mtime/" <repo> \0 <manifest>                   v1 i64:ms    manifest pushed at ms (the
  *                                                                   grace of an orphan referrer;
  *                                                                   absent = before the index)
- *   "gc/dead/" <digest>                                v1           collected, and not stored by
+ *   "gc/dead/" <digest>                                v1 [i64:ms]  collected (by the entry of
+ *                                                                   time ms), and not stored by
  *                                                                   an upload since: LinkBlob
  *                                                                   refuses it (the proposer saw
- *                                                                   it before the collection)
+ *                                                                   it before the collection);
+ *                                                                   records without a time come
+ *                                                                   from before the time was kept
+ *   "gc/deadt/" <16 hex digits: ms> <digest>          v1           the same by time: what
+ *                                                                   forgetting walks, oldest
+ *                                                                   first
+ *   "gc/forgot"                                        v1 i64:ms    the newest collection whose
+ *                                                                   records were forgotten
  *   "gc/indexed"                                       v1           the records above are
  *                                                                   complete
  *   (local_blobs, local to the region)
@@ -42,6 +50,8 @@
  * mirrored with time 0) and writes "gc/indexed". Collection refuses to act on a store without
  * that record (PT_E_UNAVAILABLE), so a missing index never looks like "unreferenced".
  */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +67,8 @@
 #define GC_INDEXED "gc/indexed"
 #define GC_MTIME   "gc/mtime/"
 #define GC_DEAD    "gc/dead/"
+#define GC_DEADT   "gc/deadt/"
+#define GC_FORGOT  "gc/forgot"
 #define GC_PENDING "~gc/"
 #define GC_KEY_MAX (16 + PT_METASTORE_REPO_MAX + 2 * PT_METASTORE_DIGEST_MAX + 2)
 
@@ -268,25 +280,200 @@ static size_t dead_key(char *key, const char *digest)
     return n + dn;
 }
 
-int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest)
+/* "gc/deadt/" + 16 hex digits of ms + digest (validated) into key; returns the length. */
+static size_t deadt_key(char *key, int64_t ms, const char *digest)
+{
+    size_t n = strlen(GC_DEADT);
+    memcpy(key, GC_DEADT, n);
+    snprintf(key + n, 17, "%016llx", (unsigned long long)(uint64_t)ms);
+    n += 16;
+    size_t dn = strlen(digest);
+    memcpy(key + n, digest, dn);
+    return n + dn;
+}
+
+/* The time of a collected-blob record's value: 0 and *t, 1 when it has none (older format). */
+static int dead_time(const char *v, size_t vlen, int64_t *t)
+{
+    if (vlen == 1 && (unsigned char)v[0] == REC_VERSION)
+        return 1;
+    return dec_time(v, vlen, t);
+}
+
+/* The newest forgotten collection's time into *t: 1, or 0 when none was forgotten. */
+static int forgot_until(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, int64_t *t)
+{
+    char *v;
+    size_t vlen;
+    int rv = ms_get_raw(ms, wb, CF_DEFAULT, GC_FORGOT, strlen(GC_FORGOT), &v, &vlen);
+    if (rv != 1)
+        return rv;
+    rv = dec_time(v, vlen, t);
+    rocksdb_free(v);
+    return rv != 0 ? rv : 1;
+}
+
+int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest,
+                                      int64_t proposed_ms)
 {
     if (!ms_digest_ok(digest))
         return PT_E_DIGEST_INVALID;
     char key[GC_KEY_MAX], *v;
     size_t vlen;
     int rv = ms_get_raw(b->ms, b->wb, CF_DEFAULT, key, dead_key(key, digest), &v, &vlen);
-    if (rv == 1)
-        rocksdb_free(v);
-    return rv;
+    if (rv != 0) {
+        if (rv == 1)
+            rocksdb_free(v);
+        return rv;
+    }
+    int64_t until;
+    if ((rv = forgot_until(b->ms, b->wb, &until)) <= 0 || proposed_ms > until)
+        return rv < 0 ? rv : 0;
+    struct location loc;
+    rv = ms_location_get(b->ms, b->wb, digest, &loc);
+    return rv < 0 ? rv : !rv;
 }
 
 int pt_metastore_batch_blob_revive(struct pt_metastore_batch *b, const char *digest)
 {
     if (!ms_digest_ok(digest))
         return PT_E_DIGEST_INVALID;
-    char key[GC_KEY_MAX];
-    ms_stage_delete(b, CF_DEFAULT, key, dead_key(key, digest));
+    char key[GC_KEY_MAX], *v;
+    size_t vlen, klen = dead_key(key, digest);
+    int rv = ms_get_raw(b->ms, b->wb, CF_DEFAULT, key, klen, &v, &vlen);
+    if (rv <= 0)
+        return rv;
+    int64_t t = 0;
+    rv = dead_time(v, vlen, &t);
+    rocksdb_free(v);
+    if (rv < 0)
+        return rv;
+    ms_stage_delete(b, CF_DEFAULT, key, klen);
+    if (rv == 0)
+        ms_stage_delete(b, CF_DEFAULT, key, deadt_key(key, t, digest));
     return 0;
+}
+
+/* Walks the records by time of collections at or before cutoff, oldest first, calling cb
+ * with each one's time and digest until it returns non-zero (returned) or max were seen. */
+static int walk_forgettable(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, int64_t cutoff,
+                            size_t max, int (*cb)(int64_t t, const char *digest, void *arg),
+                            void *arg)
+{
+    size_t plen = strlen(GC_DEADT);
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = iter_default(ms, wb, &ro);
+    int rv = 0;
+    size_t seen = 0;
+    for (rocksdb_iter_seek(it, GC_DEADT, plen);
+         rv == 0 && seen < max && at_prefix(it, GC_DEADT, plen); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        char hex[17], digest[PT_METASTORE_DIGEST_MAX + 1];
+        if (klen < plen + 16 ||
+            ms_key_text(k + plen + 16, klen - plen - 16, digest, PT_METASTORE_DIGEST_MAX) != 0 ||
+            !ms_digest_ok(digest)) {
+            rv = PT_E_CORRUPT;
+            break;
+        }
+        memcpy(hex, k + plen, 16);
+        hex[16] = '\0';
+        int64_t t = (int64_t)strtoull(hex, NULL, 16);
+        if (t > cutoff)
+            break; /* in time order: none after it is old enough */
+        rv = cb(t, digest, arg);
+        seen++;
+    }
+    int irv = ms_iter_free(it, ro);
+    return rv != 0 ? rv : irv;
+}
+
+struct forget_list {
+    size_t n;
+    int64_t *times;
+    char (*digests)[PT_METASTORE_DIGEST_MAX + 1];
+};
+
+static int forget_cb(int64_t t, const char *digest, void *arg)
+{
+    struct forget_list *l = arg;
+    l->times[l->n] = t;
+    memcpy(l->digests[l->n++], digest, strlen(digest) + 1);
+    return 0;
+}
+
+static int any_cb(int64_t t, const char *digest, void *arg)
+{
+    (void)t;
+    (void)digest;
+    (void)arg;
+    return 1;
+}
+
+/* now_ms - after_ms without overflow (the earliest time representable otherwise). */
+static int64_t forget_cutoff(int64_t now_ms, int64_t after_ms)
+{
+    return now_ms < INT64_MIN + after_ms ? INT64_MIN : now_ms - after_ms;
+}
+
+int pt_metastore_batch_gc_forget(struct pt_metastore_batch *b, int64_t now_ms, int64_t after_ms,
+                                 size_t max, size_t *forgotten)
+{
+    *forgotten = 0;
+    if (after_ms < PT_GC_FORGET_MIN_MS)
+        return PT_E_CONFIG;
+    if (max == 0)
+        return 0;
+    int64_t cutoff = forget_cutoff(now_ms, after_ms);
+    /* listed first: staging deletes while iterating the batch would move the iterator */
+    struct forget_list l = {.times = calloc(max, sizeof(*l.times)),
+                            .digests = calloc(max, sizeof(*l.digests))};
+    int rv = l.times != NULL && l.digests != NULL ? 0 : PT_E_NOMEM;
+    if (rv == 0)
+        rv = walk_forgettable(b->ms, b->wb, cutoff, max, forget_cb, &l);
+    int64_t newest = INT64_MIN;
+    for (size_t i = 0; rv == 0 && i < l.n; i++) {
+        char key[GC_KEY_MAX], *v;
+        size_t vlen, klen = dead_key(key, l.digests[i]);
+        int64_t t = 0;
+        rv = ms_get_raw(b->ms, b->wb, CF_DEFAULT, key, klen, &v, &vlen);
+        if (rv == 1) {
+            int dt = dead_time(v, vlen, &t);
+            rocksdb_free(v);
+            if (dt < 0) {
+                rv = dt;
+                break;
+            }
+            if (dt == 0 && t == l.times[i])
+                ms_stage_delete(b, CF_DEFAULT, key, klen);
+            rv = 0;
+        } else if (rv < 0) {
+            break;
+        }
+        ms_stage_delete(b, CF_DEFAULT, key, deadt_key(key, l.times[i], l.digests[i]));
+        if (l.times[i] > newest)
+            newest = l.times[i];
+    }
+    int64_t until;
+    int had = rv == 0 && l.n > 0 ? forgot_until(b->ms, b->wb, &until) : 0;
+    if (had < 0)
+        rv = had;
+    if (rv == 0 && l.n > 0 && (had == 0 || newest > until)) {
+        struct pt_buf e = {0};
+        enc_time(&e, newest);
+        rv = ms_stage_put(b, CF_DEFAULT, GC_FORGOT, strlen(GC_FORGOT), &e);
+    }
+    if (rv == 0)
+        *forgotten = l.n;
+    free(l.times);
+    free(l.digests);
+    return rv;
+}
+
+int pt_metastore_gc_forgettable(struct pt_metastore *ms, int64_t now_ms, int64_t after_ms)
+{
+    int rv = walk_forgettable(ms, NULL, forget_cutoff(now_ms, after_ms), 1, any_cb, NULL);
+    return rv;
 }
 
 /* ---- the decision --------------------------------------------------------------------- */
@@ -365,12 +552,15 @@ static int evaluate(struct pt_metastore *ms, struct pt_metastore_batch *b, const
     if (b == NULL || !out->collected)
         return 0;
     ms_stage_delete(b, CF_BLOB_LOCATIONS, digest, strlen(digest));
+    /* a record left by an earlier collection (a replica only can re-locate a blob without
+     * reviving it) goes, with its entry by time */
+    if ((rv = pt_metastore_batch_blob_revive(b, digest)) != 0)
+        return rv;
     char key[GC_KEY_MAX];
-    size_t dlen = strlen(GC_DEAD);
-    memcpy(key, GC_DEAD, dlen);
-    memcpy(key + dlen, digest, strlen(digest));
-    rv = stage_flag(b, key, dlen + strlen(digest));
-    if (rv != 0)
+    struct pt_buf dv = {0};
+    enc_time(&dv, now_ms);
+    if ((rv = ms_stage_put(b, CF_DEFAULT, key, dead_key(key, digest), &dv)) != 0 ||
+        (rv = stage_flag(b, key, deadt_key(key, now_ms, digest))) != 0)
         return rv;
     size_t klen = strlen(GC_PENDING);
     memcpy(key, GC_PENDING, klen);

@@ -95,9 +95,15 @@ static void test_collect_rechecks_references(void **state)
     assert_false(located(f, layer));
     assert_int_equal(pt_metastore_blob_linked(f->ms[0], "app", layer, NULL), PT_E_BLOB_UNKNOWN);
 
-    /* the region's list of files to delete names them */
-    char d[PT_DIGEST_STR_MAX + 1];
+    /* the region's list of files to delete names them; a drain walks it in digest order */
+    char d[PT_DIGEST_STR_MAX + 1], d2[PT_DIGEST_STR_MAX + 1];
     int64_t t;
+    assert_int_equal(pt_metastore_gc_pending_next(f->ms[0], NULL, d, &t), 0);
+    assert_int_equal(pt_metastore_gc_pending_next(f->ms[0], d, d2, &t), 0);
+    assert_true(strcmp(d, d2) < 0);
+    assert_true((strcmp(d, layer) == 0 && strcmp(d2, cfg) == 0) ||
+                (strcmp(d, cfg) == 0 && strcmp(d2, layer) == 0));
+    assert_int_equal(pt_metastore_gc_pending_next(f->ms[0], d2, d2, &t), PT_E_NOT_FOUND);
     assert_int_equal(pt_metastore_gc_pending_first(f->ms[0], d, &t), 0);
     assert_true(strcmp(d, layer) == 0 || strcmp(d, cfg) == 0);
     assert_int_equal(t, PT_FF_T0 + 10 * HOUR);
@@ -340,6 +346,88 @@ static void test_orphan_referrers(void **state)
     pt_referrers_free(list, n);
 }
 
+#define DAY (24 * HOUR)
+
+/* CollectBlobs forgetting at t (forget_after_ms after); returns the status. */
+static int forget(struct pt_ff_fixture *f, int64_t t, int64_t after)
+{
+    struct pt_command_builder b;
+    pt_ff_builder(&b, t);
+    assert_int_equal(pt_command_add_forget_collected(&b, after), 0);
+    return pt_ff_apply(f, &b);
+}
+
+static int mount(struct pt_ff_fixture *f, const char *repo, const char *digest, int64_t t)
+{
+    struct pt_command_builder b;
+    pt_ff_builder(&b, t);
+    assert_int_equal(pt_command_add_link_blob(&b, repo, digest, 5), 0);
+    return pt_ff_apply(f, &b);
+}
+
+static void test_forget_collected(void **state)
+{
+    struct pt_ff_fixture *f = *state;
+    char d1[PT_DIGEST_STR_MAX + 1], d2[PT_DIGEST_STR_MAX + 1];
+    pt_text_digest("layer", d1);
+    pt_text_digest("other", d2);
+    upload(f, "app", d1, 5, PT_FF_T0);
+    upload(f, "app", d2, 5, PT_FF_T0);
+    unsigned n;
+    const char *one[] = {d1}, *two[] = {d2};
+    assert_int_equal(collect(f, one, 1, PT_FF_T0 + 2 * HOUR, HOUR, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(collect(f, two, 1, PT_FF_T0 + 3 * HOUR, HOUR, &n), 0);
+    assert_int_equal(n, 1);
+
+    /* shorter than the minimum: refused */
+    assert_int_equal(forget(f, PT_FF_T0 + 30 * DAY, HOUR), PT_E_CONFIG);
+    /* too early for both: nothing to forget, and forgetting changes nothing */
+    assert_int_equal(pt_metastore_gc_forgettable(f->ms[0], PT_FF_T0 + 2 * HOUR + DAY - 1, DAY), 0);
+    assert_int_equal(forget(f, PT_FF_T0 + 2 * HOUR + DAY - 1, DAY), 0);
+    assert_int_equal(mount(f, "x", d1, PT_FF_T0 + 5 * DAY), PT_E_BLOB_UNKNOWN);
+    /* the older one only */
+    assert_int_equal(pt_metastore_gc_forgettable(f->ms[0], PT_FF_T0 + 2 * HOUR + DAY, DAY), 1);
+    assert_int_equal(forget(f, PT_FF_T0 + 2 * HOUR + DAY, DAY), 0);
+    assert_int_equal(pt_metastore_gc_forgettable(f->ms[0], PT_FF_T0 + 2 * HOUR + DAY, DAY), 0);
+    assert_int_equal(pt_metastore_gc_forgettable(f->ms[0], PT_FF_T0 + 3 * HOUR + DAY, DAY), 1);
+    /* a mount decided before the forgotten collection is still refused; the other blob keeps
+     * its record, so a mount of it is refused whenever it was proposed */
+    assert_int_equal(mount(f, "x", d1, PT_FF_T0 + HOUR), PT_E_BLOB_UNKNOWN);
+    assert_int_equal(mount(f, "x", d2, PT_FF_T0 + 5 * DAY), PT_E_BLOB_UNKNOWN);
+    /* an upload brings the first back; collected again, it is forgotten by its new time */
+    upload(f, "app", d1, 5, PT_FF_T0 + 2 * DAY);
+    assert_true(located(f, d1));
+    assert_int_equal(mount(f, "x", d1, PT_FF_T0 + HOUR), 0);
+    assert_int_equal(forget(f, PT_FF_T0 + 3 * DAY, DAY), 0);
+    assert_int_equal(pt_metastore_gc_forgettable(f->ms[0], PT_FF_T0 + 30 * DAY, DAY), 0);
+    assert_int_equal(mount(f, "x", d2, PT_FF_T0 + 2 * HOUR), PT_E_BLOB_UNKNOWN);
+
+    /* bounded: a command forgets at most PT_COMMAND_COLLECT_MAX records, oldest first */
+    enum { MANY = PT_COMMAND_COLLECT_MAX + 10 };
+    static char many[MANY][PT_DIGEST_STR_MAX + 1];
+    const char **cand = calloc(PT_COMMAND_COLLECT_MAX, sizeof(*cand));
+    assert_non_null(cand);
+    for (int i = 0; i < MANY; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "blob-%d", i);
+        pt_text_digest(text, many[i]);
+        upload(f, "many", many[i], 5, PT_FF_T0 + 4 * DAY);
+    }
+    for (int i = 0; i < MANY; i += PT_COMMAND_COLLECT_MAX) {
+        size_t k = MANY - i < PT_COMMAND_COLLECT_MAX ? (size_t)(MANY - i) : PT_COMMAND_COLLECT_MAX;
+        for (size_t j = 0; j < k; j++)
+            cand[j] = many[i + (int)j];
+        assert_int_equal(collect(f, cand, k, PT_FF_T0 + 5 * DAY, HOUR, &n), 0);
+        assert_int_equal(n, k);
+    }
+    free(cand);
+    assert_int_equal(forget(f, PT_FF_T0 + 7 * DAY, DAY), 0);
+    assert_int_equal(pt_metastore_gc_forgettable(f->ms[0], PT_FF_T0 + 7 * DAY, DAY), 1);
+    assert_int_equal(forget(f, PT_FF_T0 + 7 * DAY, DAY), 0);
+    assert_int_equal(pt_metastore_gc_forgettable(f->ms[0], PT_FF_T0 + 7 * DAY, DAY), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +438,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collect_refused, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_mark_and_snapshot, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_orphan_referrers, pt_ff_setup, pt_ff_teardown),
+        cmocka_unit_test_setup_teardown(test_forget_collected, pt_ff_setup, pt_ff_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
