@@ -225,6 +225,15 @@ static void op_free(Portolan__Op *op)
             free(r);
         }
         free(op->collect_blobs->referrers);
+        for (size_t i = 0; i < op->collect_blobs->n_children; i++) {
+            Portolan__OrphanChild *o = op->collect_blobs->children[i];
+            if (o == NULL)
+                continue;
+            str_free(o->repo);
+            str_free(o->digest);
+            free(o);
+        }
+        free(op->collect_blobs->children);
         free(op->collect_blobs);
         break;
     default:
@@ -450,6 +459,34 @@ int pt_command_add_collect_referrers(struct pt_command_builder *b,
     return append(b, op, ok);
 }
 
+int pt_command_add_collect_children(struct pt_command_builder *b,
+                                    const struct pt_command_child *children, size_t n,
+                                    int64_t grace_ms)
+{
+    static const Portolan__CollectBlobs init = PORTOLAN__COLLECT_BLOBS__INIT;
+    static const Portolan__OrphanChild oinit = PORTOLAN__ORPHAN_CHILD__INIT;
+    if (n > PT_COMMAND_COLLECT_MAX)
+        return PT_E_TOO_LARGE;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_COLLECT_BLOBS, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__CollectBlobs *g = op->collect_blobs;
+    g->grace_ms = grace_ms;
+    bool ok = n == 0 || (g->children = calloc(n, sizeof(*g->children))) != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        Portolan__OrphanChild *o = malloc(sizeof(*o));
+        if (o == NULL) {
+            ok = false;
+            break;
+        }
+        *o = oinit;
+        g->children[i] = o;
+        g->n_children = i + 1;
+        ok = str_set(&o->repo, children[i].repo) && str_set(&o->digest, children[i].digest);
+    }
+    return append(b, op, ok);
+}
+
 int pt_command_add_put_user(struct pt_command_builder *b, const char *name,
                             const char *password_hash, const struct pt_command_grant *grants,
                             size_t n_grants, int disabled, int only_if_no_users)
@@ -605,7 +642,8 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
             goto err;
         if (op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS &&
             (op->collect_blobs->n_digests > PT_COMMAND_COLLECT_MAX ||
-             op->collect_blobs->n_referrers > PT_COMMAND_COLLECT_MAX))
+             op->collect_blobs->n_referrers > PT_COMMAND_COLLECT_MAX ||
+             op->collect_blobs->n_children > PT_COMMAND_COLLECT_MAX))
             goto err;
     }
     *out = c;

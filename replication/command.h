@@ -101,6 +101,16 @@ int pt_command_add_collect_referrers(struct pt_command_builder *b,
                                      const struct pt_command_referrer *refs, size_t n,
                                      int64_t grace_ms);
 
+/* One orphan child of a CollectBlobs (a manifest that lost its last index): borrowed. */
+struct pt_command_child {
+    const char *repo, *digest;
+};
+/* CollectBlobs of orphan children (children[0..n), n <= PT_COMMAND_COLLECT_MAX, else
+ * PT_E_TOO_LARGE): see fsm.h. */
+int pt_command_add_collect_children(struct pt_command_builder *b,
+                                    const struct pt_command_child *children, size_t n,
+                                    int64_t grace_ms);
+
 /* ---- access control (node/auth/; validated by the FSM at apply, not here) ---------------- */
 
 /* One grant of a PutUser / PutToken: pattern borrowed, actions PT_ACTION_* bits. */

@@ -106,6 +106,9 @@ static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c
                                                   (const char *const *)m->blobs, m->n_blobs);
         if (rv == 0)
             rv = pt_metastore_batch_manifest_pushed(b, m->repo, m->digest, c->time_ms);
+        if (rv == 0)
+            rv = pt_metastore_batch_children_put(b, m->repo, m->digest,
+                                                 (const char *const *)m->children, m->n_children);
         if (rv != 0)
             return rv;
         if (!copy_field(rec.media_type, sizeof(rec.media_type), m->media_type) ||
@@ -116,6 +119,10 @@ static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c
     } else if (rv != 0) {
         return rv;
     }
+    /* pushed (again): a child of a deleted index that is pushed is wanted */
+    rv = pt_metastore_batch_orphan_clear(b, m->repo, m->digest);
+    if (rv != 0)
+        return rv;
 
     for (size_t i = 0; i < m->n_tags; i++) {
         rv = pt_metastore_batch_tag_put(b, m->repo, m->tags[i], m->digest, c->time_ms);
@@ -152,7 +159,8 @@ static int delete_tag(struct pt_metastore_batch *b, const Portolan__DeleteTag *t
     return pt_metastore_batch_tag_delete(b, t->repo, t->tag);
 }
 
-static int delete_manifest(struct pt_metastore_batch *b, const Portolan__DeleteManifest *d)
+static int delete_manifest(struct pt_metastore_batch *b, const Portolan__Command *c,
+                           const Portolan__DeleteManifest *d)
 {
     struct pt_manifest_rec rec;
     int rv = pt_metastore_batch_manifest_get(b, d->repo, d->digest, &rec);
@@ -161,6 +169,8 @@ static int delete_manifest(struct pt_metastore_batch *b, const Portolan__DeleteM
     rv = pt_metastore_batch_manifest_delete(b, d->repo, d->digest);
     if (rv == 0)
         rv = pt_metastore_batch_blob_refs_delete(b, d->repo, d->digest);
+    if (rv == 0)
+        rv = pt_metastore_batch_children_delete(b, d->repo, d->digest, c->time_ms);
     if (rv != 0)
         return rv;
     rv = pt_metastore_batch_tags_delete_to(b, d->repo, d->digest);
@@ -223,13 +233,22 @@ static int blob_stored(struct pt_metastore_batch *b, const Portolan__Command *c,
 static int collect_blobs(struct pt_metastore_batch *b, const Portolan__Command *c,
                          const Portolan__CollectBlobs *g, struct pt_fsm_result *result)
 {
-    if (g->n_digests > PT_COMMAND_COLLECT_MAX || g->n_referrers > PT_COMMAND_COLLECT_MAX)
+    if (g->n_digests > PT_COMMAND_COLLECT_MAX || g->n_referrers > PT_COMMAND_COLLECT_MAX ||
+        g->n_children > PT_COMMAND_COLLECT_MAX)
         return PT_E_TOO_LARGE;
     for (size_t i = 0; i < g->n_referrers; i++) {
         const Portolan__OrphanReferrer *r = g->referrers[i];
         int deleted;
         int rv = pt_metastore_batch_gc_referrer(b, r->repo, r->subject, r->digest, c->time_ms,
                                                 g->grace_ms, &deleted);
+        if (rv != 0)
+            return rv;
+    }
+    for (size_t i = 0; i < g->n_children; i++) {
+        const Portolan__OrphanChild *o = g->children[i];
+        int deleted;
+        int rv =
+            pt_metastore_batch_gc_child(b, o->repo, o->digest, c->time_ms, g->grace_ms, &deleted);
         if (rv != 0)
             return rv;
     }
@@ -270,7 +289,7 @@ static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
     case PORTOLAN__OP__OP_DELETE_TAG:
         return delete_tag(b, op->delete_tag);
     case PORTOLAN__OP__OP_DELETE_MANIFEST:
-        return delete_manifest(b, op->delete_manifest);
+        return delete_manifest(b, c, op->delete_manifest);
     case PORTOLAN__OP__OP_LINK_BLOB:
         return link_blob(b, c, op->link_blob);
     case PORTOLAN__OP__OP_UNLINK_BLOB:

@@ -1,7 +1,9 @@
 /*
  * gc.c - the garbage collector's thread (see gc.h for what it does and when).
  *
- * A pass first deletes untagged referrers whose subject is gone (pt_metastore_gc_mark_referrers,
+ * A pass first deletes the untagged children of deleted indexes that no index names any more
+ * (pt_metastore_gc_mark_children, proposed as CollectBlobs with children), then untagged
+ * referrers whose subject is gone (pt_metastore_gc_mark_referrers,
  * proposed as CollectBlobs with referrers; re-checked at apply), then
  * pt_metastore_gc_mark walks every located blob in digest order (an iterator, one
  * blob's records at a time), paced to cfg.gc_rate blobs per second; candidates (a blob that
@@ -79,7 +81,7 @@ struct pt_gc {
     /* status, under lock */
     int running, dry_run;
     const char *phase;
-    uint64_t visited, candidates, collected, bytes, links_removed, referrers;
+    uint64_t visited, candidates, collected, bytes, links_removed, referrers, children;
     int64_t started_ms, finished_ms;
     int last_status;
     char last_error[128];
@@ -406,6 +408,90 @@ static int collect_referrers(struct pt_gc *gc, int dry_run)
     return rv;
 }
 
+/* ---- children of deleted indexes --------------------------------------------------------- */
+
+struct child_ctx {
+    struct pt_gc *gc;
+    struct orphan *v; /* PT_COMMAND_COLLECT_MAX; subject unused */
+    size_t n;
+    int full;
+};
+
+static int child_cb(const char *repo, const char *digest, void *arg)
+{
+    struct child_ctx *cc = arg;
+    pace(cc->gc);
+    if (stopping(cc->gc))
+        return PT_E_UNAVAILABLE;
+    struct orphan *o = &cc->v[cc->n++];
+    snprintf(o->repo, sizeof(o->repo), "%s", repo);
+    snprintf(o->digest, sizeof(o->digest), "%s", digest);
+    if (cc->n < PT_COMMAND_COLLECT_MAX)
+        return 0;
+    cc->full = 1;
+    return 1;
+}
+
+/* Deletes the children of deleted indexes that nothing names any more (first of all: their
+ * referrers and blobs are then garbage for the phases that follow), and drops the records of
+ * those named or tagged again. Rounds of at most PT_COMMAND_COLLECT_MAX; a round that changes
+ * no record ends it. */
+static int collect_children(struct pt_gc *gc, int dry_run)
+{
+    struct child_ctx cc = {.gc = gc, .v = calloc(PT_COMMAND_COLLECT_MAX, sizeof(struct orphan))};
+    struct pt_command_child *kids = calloc(PT_COMMAND_COLLECT_MAX, sizeof(*kids));
+    int rv = cc.v != NULL && kids != NULL ? 0 : PT_E_NOMEM;
+    for (int round = 0; rv == 0 && round < 1000; round++) {
+        cc.n = 0;
+        cc.full = 0;
+        rv = pt_metastore_gc_mark_children(gc->node->ms, pt_clock_wall_ms(),
+                                           (int64_t)gc->node->cfg.gc_grace_ms, child_cb, &cc);
+        if (rv == 1)
+            rv = 0;
+        if (rv != 0 || cc.n == 0)
+            break;
+        if (dry_run) {
+            size_t doomed = 0;
+            for (size_t i = 0; i < cc.n; i++)
+                doomed += pt_metastore_get_manifest(gc->node->ms, cc.v[i].repo, cc.v[i].digest,
+                                                    NULL) == 0;
+            pthread_mutex_lock(&gc->lock);
+            gc->children += doomed; /* at most: one tagged meanwhile is kept */
+            pthread_mutex_unlock(&gc->lock);
+            break;
+        }
+        for (size_t i = 0; i < cc.n; i++)
+            kids[i] = (struct pt_command_child){cc.v[i].repo, cc.v[i].digest};
+        struct pt_command_builder b;
+        void *buf = NULL;
+        size_t len = 0;
+        rv = pt_command_builder_init(&b, pt_clock_wall_ms(), gc->node->cfg.region);
+        if (rv == 0) {
+            rv =
+                pt_command_add_collect_children(&b, kids, cc.n, (int64_t)gc->node->cfg.gc_grace_ms);
+            if (rv == 0)
+                rv = pt_command_builder_encode(&b, &buf, &len);
+            pt_command_builder_free(&b);
+        }
+        if (rv == 0)
+            rv = run_job(gc, PT_JOB_PROPOSE, buf, len);
+        else
+            free(buf);
+        size_t deleted = 0;
+        for (size_t i = 0; rv == 0 && i < cc.n; i++)
+            deleted += pt_metastore_get_manifest(gc->node->ms, cc.v[i].repo, cc.v[i].digest,
+                                                 NULL) == PT_E_MANIFEST_UNKNOWN;
+        pthread_mutex_lock(&gc->lock);
+        gc->children += deleted;
+        pthread_mutex_unlock(&gc->lock);
+        if (!cc.full)
+            break;
+    }
+    free(cc.v);
+    free(kids);
+    return rv;
+}
+
 static void run_pass(struct pt_gc *gc, int dry_run)
 {
     int64_t start = pt_clock_wall_ms(), mono = pt_clock_mono_ms();
@@ -414,7 +500,7 @@ static void run_pass(struct pt_gc *gc, int dry_run)
     gc->dry_run = dry_run;
     gc->phase = "referrers";
     gc->visited = gc->candidates = gc->collected = gc->bytes = gc->links_removed = 0;
-    gc->referrers = 0;
+    gc->referrers = gc->children = 0;
     gc->nreport = 0;
     gc->report_truncated = 0;
     gc->started_ms = start;
@@ -425,7 +511,9 @@ static void run_pass(struct pt_gc *gc, int dry_run)
     gc->nbatch = 0;
 
     struct mark_ctx mc = {.gc = gc};
-    int rv = collect_referrers(gc, dry_run);
+    int rv = collect_children(gc, dry_run);
+    if (rv == 0)
+        rv = collect_referrers(gc, dry_run);
     pthread_mutex_lock(&gc->lock);
     gc->phase = "marking";
     pthread_mutex_unlock(&gc->lock);
@@ -668,18 +756,20 @@ char *pt_gc_status_json(struct pt_gc *gc)
                                                (json_int_t)gc->report[i].size));
     const struct pt_config *cfg = &gc->node->cfg;
     json_t *o = json_pack(
-        "{s:s,s:b,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I}",
+        "{s:s,s:b,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:s,s:I,s:I,s:I,s:I,s:I,"
+        "s:I}",
         "region", cfg->region, "running", gc->running || gc->requested != 0, "dry_run",
         gc->running ? gc->dry_run : gc->requested == 2 || gc->dry_run, "phase", gc->phase,
         "blobs_examined", (json_int_t)gc->visited, "candidates", (json_int_t)gc->candidates,
         "blobs_collected", (json_int_t)gc->collected, "bytes_reclaimed", (json_int_t)gc->bytes,
         "links_removed", (json_int_t)gc->links_removed, "referrers_deleted",
-        (json_int_t)gc->referrers, "started_ms", (json_int_t)gc->started_ms, "finished_ms",
-        (json_int_t)gc->finished_ms, "blobs", blobs != NULL ? blobs : json_array(), "truncated",
-        gc->report_truncated, "error", gc->last_error, "files_deleted_total",
-        (json_int_t)gc->files_deleted, "file_bytes_deleted_total", (json_int_t)gc->files_bytes,
-        "files_swept_total", (json_int_t)gc->swept, "grace_ms", (json_int_t)cfg->gc_grace_ms,
-        "interval_ms", (json_int_t)cfg->gc_interval_ms, "rate", (json_int_t)cfg->gc_rate);
+        (json_int_t)gc->referrers, "children_deleted", (json_int_t)gc->children, "started_ms",
+        (json_int_t)gc->started_ms, "finished_ms", (json_int_t)gc->finished_ms, "blobs",
+        blobs != NULL ? blobs : json_array(), "truncated", gc->report_truncated, "error",
+        gc->last_error, "files_deleted_total", (json_int_t)gc->files_deleted,
+        "file_bytes_deleted_total", (json_int_t)gc->files_bytes, "files_swept_total",
+        (json_int_t)gc->swept, "grace_ms", (json_int_t)cfg->gc_grace_ms, "interval_ms",
+        (json_int_t)cfg->gc_interval_ms, "rate", (json_int_t)cfg->gc_rate);
     pthread_mutex_unlock(&gc->lock);
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

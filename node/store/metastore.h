@@ -369,6 +369,30 @@ int pt_metastore_batch_manifest_pushed(struct pt_metastore_batch *b, const char 
 int pt_metastore_batch_gc_referrer(struct pt_metastore_batch *b, const char *repo,
                                    const char *subject, const char *digest, int64_t now_ms,
                                    int64_t grace_ms, int *deleted);
+/* Children of image indexes (manifest lists). put stages that manifest `index` of repo names
+ * children[0..n) (borrowed digests) and that none of them is an orphan any more; delete
+ * removes the records of index's children and records, as of now_ms, each child that no
+ * other index of repo names any more as an orphan (pt_metastore_batch_gc_child). */
+int pt_metastore_batch_children_put(struct pt_metastore_batch *b, const char *repo,
+                                    const char *index, const char *const *children, size_t n);
+int pt_metastore_batch_children_delete(struct pt_metastore_batch *b, const char *repo,
+                                       const char *index, int64_t now_ms);
+/* Forgets that digest of repo is an orphan child (it was pushed again). */
+int pt_metastore_batch_orphan_clear(struct pt_metastore_batch *b, const char *repo,
+                                    const char *digest);
+/* Re-checks the orphan child digest of repo as of now_ms: when it is still a manifest of repo,
+ * no index of repo names it, no tag names it and it became an orphan at least grace_ms
+ * before, deletes it as DeleteManifest does (*deleted = 1); the orphan record goes unless it
+ * is only too young (a manifest gone, named again or tagged is no orphan). */
+int pt_metastore_batch_gc_child(struct pt_metastore_batch *b, const char *repo, const char *digest,
+                                int64_t now_ms, int64_t grace_ms, int *deleted);
+/* Marking of orphan children: calls cb for each orphan record that pt_metastore_batch_gc_child
+ * would act on as of now_ms (delete, or drop the record), strings borrowed for the call. A
+ * non-zero return from cb stops the walk and is returned. PT_E_UNAVAILABLE without the index
+ * of children. */
+int pt_metastore_gc_mark_children(struct pt_metastore *ms, int64_t now_ms, int64_t grace_ms,
+                                  int (*cb)(const char *repo, const char *digest, void *arg),
+                                  void *arg);
 /* Marking of referrers: calls cb for every referrer that pt_metastore_batch_gc_referrer would
  * delete as of now_ms (strings borrowed for the call), walking the referrers family with an
  * iterator. A non-zero return from cb stops the walk and is returned. Checking "no tag names

@@ -24,6 +24,7 @@
 #include "support/text_digest.h"
 
 #define HOUR 3600000LL
+#define DAY  (24 * HOUR)
 
 /* Uploads digest of size into repo at t: BlobStored + LinkBlob, as the upload API does. */
 static void upload(struct pt_ff_fixture *f, const char *repo, const char *digest, uint64_t size,
@@ -346,7 +347,128 @@ static void test_orphan_referrers(void **state)
     pt_referrers_free(list, n);
 }
 
-#define DAY (24 * HOUR)
+static int child_cb(const char *repo, const char *digest, void *arg)
+{
+    (void)repo;
+    char(*seen)[PT_DIGEST_STR_MAX + 1] = arg;
+    for (int i = 0; i < 4; i++)
+        if (seen[i][0] == '\0') {
+            snprintf(seen[i], PT_DIGEST_STR_MAX + 1, "%s", digest);
+            break;
+        }
+    return 0;
+}
+
+static int has_manifest(struct pt_ff_fixture *f, const char *repo, const char *digest)
+{
+    int rv = pt_metastore_get_manifest(f->ms[0], repo, digest, NULL);
+    assert_true(rv == 0 || rv == PT_E_MANIFEST_UNKNOWN);
+    return rv == 0;
+}
+
+static void test_orphan_children(void **state)
+{
+    struct pt_ff_fixture *f = *state;
+    char layer[PT_DIGEST_STR_MAX + 1], c1[PT_DIGEST_STR_MAX + 1], c2[PT_DIGEST_STR_MAX + 1],
+        c3[PT_DIGEST_STR_MAX + 1], i1[PT_DIGEST_STR_MAX + 1], i2[PT_DIGEST_STR_MAX + 1];
+    pt_text_digest("layer", layer);
+    pt_text_digest("{\"c\":1}", c1);
+    pt_text_digest("{\"c\":2}", c2);
+    pt_text_digest("{\"c\":3}", c3);
+    pt_text_digest("{\"i\":1}", i1);
+    pt_text_digest("{\"i\":2}", i2);
+    upload(f, "app", layer, 5, PT_FF_T0);
+    const char *blobs[] = {layer};
+    const char *all[] = {c1, c2, c3}, *shared[] = {c2};
+    struct pt_command_builder b;
+    pt_ff_builder(&b, PT_FF_T0);
+    /* c1 only in i1; c2 in i1 and in the untagged i2; c3 in i1 and tagged */
+    pt_ff_add_manifest(&b, "app", "{\"c\":1}", NULL, NULL, blobs, 1, NULL, 0);
+    pt_ff_add_manifest(&b, "app", "{\"c\":2}", NULL, NULL, blobs, 1, NULL, 0);
+    pt_ff_add_manifest(&b, "app", "{\"c\":3}", "c3", NULL, blobs, 1, NULL, 0);
+    pt_ff_add_manifest(&b, "app", "{\"i\":1}", "latest", NULL, NULL, 0, all, 3);
+    pt_ff_add_manifest(&b, "app", "{\"i\":2}", NULL, NULL, NULL, 0, shared, 1);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+
+    /* the index is there: nothing to do, whatever the time */
+    char seen[4][PT_DIGEST_STR_MAX + 1] = {""};
+    assert_int_equal(
+        pt_metastore_gc_mark_children(f->ms[0], PT_FF_T0 + 10 * DAY, HOUR, child_cb, seen), 0);
+    assert_string_equal(seen[0], "");
+    /* its tag deleted, the index stays, and so do its children */
+    pt_ff_builder(&b, PT_FF_T0 + HOUR);
+    assert_int_equal(pt_command_add_delete_tag(&b, "app", "latest"), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    assert_int_equal(
+        pt_metastore_gc_mark_children(f->ms[0], PT_FF_T0 + 10 * DAY, HOUR, child_cb, seen), 0);
+    assert_string_equal(seen[0], "");
+
+    /* the index deleted: within the grace only the record of c3 comes (tagged: to be dropped;
+     * c2 is still named by i2 and has none); after it c1 comes too */
+    pt_ff_builder(&b, PT_FF_T0 + 2 * HOUR);
+    assert_int_equal(pt_command_add_delete_manifest(&b, "app", i1), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    assert_int_equal(
+        pt_metastore_gc_mark_children(f->ms[0], PT_FF_T0 + 2 * HOUR + 10, HOUR, child_cb, seen), 0);
+    assert_string_equal(seen[0], c3);
+    assert_string_equal(seen[1], "");
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(
+        pt_metastore_gc_mark_children(f->ms[0], PT_FF_T0 + 4 * HOUR, HOUR, child_cb, seen), 0);
+    assert_true((strcmp(seen[0], c1) == 0 && strcmp(seen[1], c3) == 0) ||
+                (strcmp(seen[0], c3) == 0 && strcmp(seen[1], c1) == 0));
+    assert_string_equal(seen[2], "");
+    struct pt_command_child kids[] = {{"app", c1}, {"app", c2}, {"app", c3}};
+    /* applied too early (as of the entry's own time): kept */
+    pt_ff_builder(&b, PT_FF_T0 + 2 * HOUR + 10);
+    assert_int_equal(pt_command_add_collect_children(&b, kids, 3, HOUR), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    assert_true(has_manifest(f, "app", c1));
+    pt_ff_builder(&b, PT_FF_T0 + 4 * HOUR);
+    assert_int_equal(pt_command_add_collect_children(&b, kids, 3, HOUR), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    assert_false(has_manifest(f, "app", c1));
+    assert_true(has_manifest(f, "app", c2));
+    assert_true(has_manifest(f, "app", c3));
+    /* every orphan record is gone: a later mark finds nothing */
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(
+        pt_metastore_gc_mark_children(f->ms[0], PT_FF_T0 + 10 * DAY, HOUR, child_cb, seen), 0);
+    assert_string_equal(seen[0], "");
+    /* c1's reference to the layer went with it; c2 and c3 still reference it */
+    struct pt_gc_verdict v;
+    assert_int_equal(pt_metastore_gc_check(f->ms[0], layer, PT_FF_T0 + 10 * DAY, HOUR, &v), 0);
+    assert_int_equal(v.referenced, 1);
+
+    /* deleting i2 now makes c2 an orphan; pushed again before the pass, it is kept */
+    pt_ff_builder(&b, PT_FF_T0 + 5 * HOUR);
+    assert_int_equal(pt_command_add_delete_manifest(&b, "app", i2), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    pt_ff_builder(&b, PT_FF_T0 + 6 * HOUR);
+    pt_ff_add_manifest(&b, "app", "{\"c\":2}", NULL, NULL, blobs, 1, NULL, 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    pt_ff_builder(&b, PT_FF_T0 + 10 * HOUR);
+    assert_int_equal(pt_command_add_collect_children(&b, kids, 3, HOUR), 0);
+    assert_int_equal(pt_ff_apply(f, &b), 0);
+    assert_true(has_manifest(f, "app", c2));
+
+    /* the records travel in a snapshot and the same command leaves the same state */
+    void *buf;
+    size_t len;
+    uint64_t index;
+    assert_int_equal(pt_metastore_snapshot(f->ms[0], &buf, &len, &index), 0);
+    assert_int_equal(pt_metastore_restore(f->ms[1], buf, len), 0);
+    free(buf);
+    for (int s = 0; s < 2; s++) {
+        pt_ff_builder(&b, PT_FF_T0 + 11 * HOUR);
+        assert_int_equal(pt_command_add_delete_manifest(&b, "app", c3), 0);
+        assert_int_equal(pt_ff_apply_to(f->ms[s], &b, index + 1), 0);
+    }
+    char h0[65], h1[65];
+    pt_ff_digest_state(f->ms[0], h0);
+    pt_ff_digest_state(f->ms[1], h1);
+    assert_string_equal(h0, h1);
+}
 
 /* CollectBlobs forgetting at t (forget_after_ms after); returns the status. */
 static int forget(struct pt_ff_fixture *f, int64_t t, int64_t after)
@@ -439,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mark_and_snapshot, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_orphan_referrers, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_forget_collected, pt_ff_setup, pt_ff_teardown),
+        cmocka_unit_test_setup_teardown(test_orphan_children, pt_ff_setup, pt_ff_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
