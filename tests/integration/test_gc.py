@@ -19,6 +19,10 @@ garbage collection promises:
     untagged children stay through a pass; once it is deleted, the next pass after the grace
     deletes the child no other index names (404, children_deleted 1) and collects its blobs
     (files gone), and the shared child and the other index's child still pull byte-identical;
+  - mounts_racing_collection: on one node, cross-repository mounts of garbage blobs sent
+    while a pass collects them: every answer is 201 (mounted: the blob then stays and reads
+    byte-identical from the target) or 202 (an upload session, as the spec allows when a
+    blob cannot be mounted), never a 404 or another error;
   - kill_during_collection: a region is killed with SIGKILL right after it started a pass
     over many garbage blobs, then restarted; a new pass completes, every garbage blob's file
     is gone from every region, the kept image pulls byte-identical everywhere, and the state
@@ -345,6 +349,46 @@ def index_children(results):
             t.check(not why, "child of the remaining index: %s" % why)
 
 
+def mounts_racing_collection(results):
+    t = results
+    with h.Node(args=ARGS) as n:
+        src, dst = h.unique_repo("gcmsrc"), h.unique_repo("gcmdst")
+        blobs = [os.urandom(256) for _ in range(240)]
+        with n.client(timeout=30) as cl:
+            for data in blobs:
+                cl.push_blob(src, data)
+        time.sleep(GRACE_S + 0.5)  # garbage: linked to src only, referenced by nothing
+        answers = {}
+
+        def mount(part):
+            with n.client(timeout=30) as cl:
+                for data in part:
+                    r = cl.request("POST", "/v2/%s/blobs/uploads/?mount=%s&from=%s" % (
+                        dst, sha(data), src), {"Content-Length": "0"})
+                    answers[sha(data)] = (r.status, r.describe())
+
+        threads = [threading.Thread(target=mount, args=(blobs[i::3],)) for i in range(3)]
+        with n.client(timeout=10) as cl:
+            t.eq(cl.request("POST", "/admin/gc").status, 202, "POST /admin/gc")
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        st = wait_for(lambda: (lambda s: s if s is not None and not s["running"] else None)(
+            gc_status(n)), PASS_LIMIT)
+        t.check(st is not None and st["error"] == "", "pass: %s" % st)
+        bad = {d: a for d, (c, a) in answers.items() if c not in (201, 202)}
+        t.check(not bad, "mount answers other than 201/202: %s" % list(bad.values())[:3])
+        mounted = [data for data in blobs if answers.get(sha(data), (0,))[0] == 201]
+        with n.client(timeout=30) as cl:
+            for data in mounted:
+                r = cl.get("/v2/%s/blobs/%s" % (dst, sha(data)))
+                t.check(r.status == 200 and r.body == data,
+                        "mounted blob %s: %s" % (sha(data)[:19], r.describe()))
+        note(results, "%d mounted, %d answered with a session" % (
+            len(mounted), sum(1 for c, _ in answers.values() if c == 202)))
+
+
 # -- 4. SIGKILL in the middle of a collection ------------------------------------------------
 
 
@@ -389,5 +433,6 @@ def main(results):
     for name, fn in (("collect_everywhere", collect_everywhere),
                      ("racing_pushes", racing_pushes),
                      ("index_children", index_children),
+                     ("mounts_racing_collection", mounts_racing_collection),
                      ("kill_during_collection", kill_during_collection)):
         results.run(name, fn, results)
