@@ -37,7 +37,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blobstore.h"
 #include "clock.h"
@@ -62,6 +65,8 @@
  * those its batches forget (metastore_gc.c). */
 #define GC_FORGET_AFTER_MS (7 * PT_GC_FORGET_MIN_MS)
 #define GC_FORGET_ROUNDS   16
+/* The collector thread's nice value (its marking is CPU work; the request workers come first). */
+#define GC_NICE 10
 
 struct gc_blob {
     char digest[PT_DIGEST_STR_MAX + 1];
@@ -654,6 +659,10 @@ static void sweep(struct pt_gc *gc)
 static void *gc_main(void *arg)
 {
     struct pt_gc *gc = arg;
+    /* below the request workers: a pass takes what CPU they leave (a thread's nice value is
+     * its own on Linux); without the right to, it runs at the node's */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), GC_NICE) != 0)
+        pt_log(PT_LOG_DEBUG, "garbage collector priority unchanged", NULL);
     const struct pt_config *cfg = &gc->node->cfg;
     int64_t sweep_every = (int64_t)cfg->gc_grace_ms;
     if (sweep_every < 5000)
