@@ -31,10 +31,10 @@
  *                                                                   first
  *   "gc/forgot"                                        v1 i64:ms    the newest collection whose
  *                                                                   records were forgotten
- *   "gc/child/" <repo> \0 <child> \0 <index>            v1           index (a manifest of repo)
+ *   "gc/child/" <repo> \0 <child> \0 <index>           v1           index (a manifest of repo)
  *                                                                   names child manifest
- *   "gc/mchild/" <repo> \0 <index> \0 <child>           v1           the same, by index
- *   "gc/orphan/" <repo> \0 <child>                      v1 i64:ms    child lost the last index
+ *   "gc/mchild/" <repo> \0 <index> \0 <child>          v1           the same, by index
+ *   "gc/orphan/" <repo> \0 <child>                     v1 i64:ms    child lost the last index
  *                                                                   naming it at ms (deleted
  *                                                                   by a pass after the grace
  *                                                                   unless tagged or named
@@ -57,9 +57,19 @@
  *
  * Existing data: a store written before these records existed lacks them; open builds them
  * once (gc_index_build: every manifest body parsed for its blobs, every repo_blobs record
- * mirrored with time 0) and writes "gc/indexed"; the children records, added later, are built
- * the same way under their own "gc/indexed-children". Collection refuses to act on a store without
- * that record (PT_E_UNAVAILABLE), so a missing index never looks like "unreferenced".
+ * mirrored with time 0) and writes "gc/indexed"; the children records, added later, are
+ * built the same way under their own "gc/indexed-children". Collection refuses to act on a
+ * store without that record (PT_E_UNAVAILABLE), so a missing index never looks like
+ * "unreferenced".
+ *
+ * Children: DeleteManifest of an index records each child no other index of the repository
+ * names as an orphan; a pass deletes it after the grace unless it was tagged, named by an
+ * index or pushed again meanwhile (those drop the record), re-checked at apply like blobs.
+ *
+ * Forgetting: "gc/dead/" records would otherwise grow with every collection. Each carries its
+ * collection's time and is listed by time ("gc/deadt/"), so forgetting the old ones walks
+ * only what it forgets (at most a bound per command); "gc/forgot" keeps the newest forgotten
+ * collection, so that a LinkBlob older than it of a blob no region holds is still refused.
  */
 #include <stdint.h>
 #include <stdio.h>
