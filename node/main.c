@@ -9,6 +9,8 @@
  *   portolan backup ...       a consistent backup of a running region (on its volume)
  *   portolan restore ...      a new data directory from a backup (offline)
  *   portolan gc ...           run or inspect garbage collection of blobs
+ *   portolan quota|throttle ...   storage quotas, request throttling
+ *   portolan repo list ...    repositories and their usage
  *   portolan version          print the version
  *   portolan help             print this summary
  */
@@ -37,6 +39,9 @@ static void usage(FILE *out)
                  "  backup        back up a running region (portolan backup --help)\n"
                  "  restore       a data directory from a backup (portolan restore --help)\n"
                  "  gc            garbage collection of blobs (portolan gc help)\n"
+                 "  quota         storage quotas: set, list, remove (portolan quota help)\n"
+                 "  throttle      request limits: set, list, remove (portolan throttle help)\n"
+                 "  repo list     repositories, with --usage their bytes, blobs, manifests, tags\n"
                  "  version       print the version\n"
                  "  help          print this help\n");
 }
@@ -89,6 +94,12 @@ int main(int argc, char **argv)
         return pt_cli_audit(argc - 2, argv + 2, stdout, stderr);
     if (strcmp(cmd, "gc") == 0)
         return pt_cli_gc(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "quota") == 0)
+        return pt_cli_quota(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "throttle") == 0)
+        return pt_cli_throttle(argc - 2, argv + 2, stdout, stderr);
+    if (strcmp(cmd, "repo") == 0 && argc > 2 && strcmp(argv[2], "list") == 0)
+        return pt_cli_repo_list(argc - 3, argv + 3, stdout, stderr);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("portolan %s\n", PT_VERSION);
         return 0;

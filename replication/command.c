@@ -236,6 +236,22 @@ static void op_free(Portolan__Op *op)
         free(op->collect_blobs->children);
         free(op->collect_blobs);
         break;
+    case PORTOLAN__OP__OP_PUT_QUOTA:
+        str_free(op->put_quota->pattern);
+        free(op->put_quota);
+        break;
+    case PORTOLAN__OP__OP_DELETE_QUOTA:
+        str_free(op->delete_quota->pattern);
+        free(op->delete_quota);
+        break;
+    case PORTOLAN__OP__OP_PUT_THROTTLE:
+        str_free(op->put_throttle->subject);
+        free(op->put_throttle);
+        break;
+    case PORTOLAN__OP__OP_DELETE_THROTTLE:
+        str_free(op->delete_throttle->subject);
+        free(op->delete_throttle);
+        break;
     default:
         break;
     }
@@ -637,7 +653,9 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
         Portolan__Op *op = c->ops[i];
         bool known = (op->op_case >= PORTOLAN__OP__OP_PUT_MANIFEST &&
                       op->op_case <= PORTOLAN__OP__OP_REVOKE_JWT) ||
-                     op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS;
+                     op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS ||
+                     (op->op_case >= PORTOLAN__OP__OP_PUT_QUOTA &&
+                      op->op_case <= PORTOLAN__OP__OP_DELETE_THROTTLE);
         if (!known || op->put_manifest == NULL)
             goto err;
         if (op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS &&
@@ -651,6 +669,51 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
 err:
     portolan__command__free_unpacked(c, NULL);
     return PT_E_CORRUPT;
+}
+
+/* ---- storage quotas and throttling ----------------------------------------------------- */
+
+int pt_command_add_put_quota(struct pt_command_builder *b, const char *pattern, uint64_t limit)
+{
+    static const Portolan__PutQuota init = PORTOLAN__PUT_QUOTA__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_QUOTA, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    op->put_quota->limit_bytes = limit;
+    return append(b, op, str_set(&op->put_quota->pattern, pattern));
+}
+
+int pt_command_add_delete_quota(struct pt_command_builder *b, const char *pattern)
+{
+    static const Portolan__DeleteQuota init = PORTOLAN__DELETE_QUOTA__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_DELETE_QUOTA, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    return append(b, op, str_set(&op->delete_quota->pattern, pattern));
+}
+
+int pt_command_add_put_throttle(struct pt_command_builder *b, const struct pt_command_throttle *t)
+{
+    static const Portolan__PutThrottle init = PORTOLAN__PUT_THROTTLE__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_PUT_THROTTLE, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__PutThrottle *p = op->put_throttle;
+    p->tier = t->tier;
+    p->reads_per_minute = t->reads_per_minute;
+    p->writes_per_minute = t->writes_per_minute;
+    p->read_bytes_per_second = t->read_bytes_per_second;
+    p->write_bytes_per_second = t->write_bytes_per_second;
+    return append(b, op, str_set(&p->subject, t->subject));
+}
+
+int pt_command_add_delete_throttle(struct pt_command_builder *b, const char *subject)
+{
+    static const Portolan__DeleteThrottle init = PORTOLAN__DELETE_THROTTLE__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_DELETE_THROTTLE, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    return append(b, op, str_set(&op->delete_throttle->subject, subject));
 }
 
 /* ---- write ids ------------------------------------------------------------------------- */

@@ -144,6 +144,21 @@ int pt_command_add_retire_signing_key(struct pt_command_builder *b, const char *
 /* Revokes the token id jti until expires_ms (then forgotten). */
 int pt_command_add_revoke_jwt(struct pt_command_builder *b, const char *jti, int64_t expires_ms);
 
+/* ---- storage quotas and throttling (validated by the FSM at apply, not here) ------------ */
+
+/* The quota of pattern ("*" or a repository pattern): limit bytes of distinct blobs. */
+int pt_command_add_put_quota(struct pt_command_builder *b, const char *pattern, uint64_t limit);
+int pt_command_add_delete_quota(struct pt_command_builder *b, const char *pattern);
+/* The limits of one subject (strings borrowed); 0 = no limit on that one. */
+struct pt_command_throttle {
+    const char *subject;
+    unsigned tier;
+    uint32_t reads_per_minute, writes_per_minute;
+    uint64_t read_bytes_per_second, write_bytes_per_second;
+};
+int pt_command_add_put_throttle(struct pt_command_builder *b, const struct pt_command_throttle *t);
+int pt_command_add_delete_throttle(struct pt_command_builder *b, const char *subject);
+
 /* Encodes b's command: see pt_command_encode. b is unchanged and still needs freeing. */
 int pt_command_builder_encode(const struct pt_command_builder *b, void **buf, size_t *len);
 

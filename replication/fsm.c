@@ -37,6 +37,7 @@
 #include "diskspace.h"
 #include "err.h"
 #include "fsm_auth.h"
+#include "fsm_quota.h"
 #include "metastore.h"
 
 static bool is_io_error(int rv)
@@ -93,6 +94,8 @@ static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c
     if (rv != 0)
         return rv;
     rv = check_references(b, m);
+    if (rv == 0) /* its blobs are linked (charged) already, unless linked before usage */
+        rv = pt_fsm_quota_admit(b, m->repo, (const char *const *)m->blobs, NULL, m->n_blobs);
     if (rv != 0)
         return rv;
 
@@ -195,8 +198,12 @@ static int link_blob(struct pt_metastore_batch *b, const Portolan__Command *c,
     rv = pt_metastore_batch_blob_linked(b, l->repo, l->digest, &size);
     if (rv == 0 && size != l->size)
         return PT_E_SIZE_INVALID;
-    if (rv == PT_E_BLOB_UNKNOWN)
-        rv = pt_metastore_batch_blob_link(b, l->repo, l->digest, l->size);
+    if (rv == PT_E_BLOB_UNKNOWN) {
+        const char *d = l->digest;
+        rv = pt_fsm_quota_admit(b, l->repo, &d, &l->size, 1);
+        if (rv == 0)
+            rv = pt_metastore_batch_blob_link(b, l->repo, l->digest, l->size);
+    }
     if (rv != 0)
         return rv;
     /* linked again: the grace of garbage collection starts over */
@@ -312,6 +319,11 @@ static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
         return pt_fsm_apply_auth(b, c, op);
     case PORTOLAN__OP__OP_COLLECT_BLOBS:
         return collect_blobs(b, c, op->collect_blobs, result);
+    case PORTOLAN__OP__OP_PUT_QUOTA:
+    case PORTOLAN__OP__OP_DELETE_QUOTA:
+    case PORTOLAN__OP__OP_PUT_THROTTLE:
+    case PORTOLAN__OP__OP_DELETE_THROTTLE:
+        return pt_fsm_apply_quota(b, op);
     default:
         return PT_E_CORRUPT; /* pt_command_decode refuses unknown kinds */
     }

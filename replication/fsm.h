@@ -101,6 +101,10 @@ struct pt_fsm_result {
  *                  holds when proposed at or before the newest forgotten collection).
  *                  PutManifest and DeleteManifest keep the reference index, LinkBlob the
  *                  link time (every LinkBlob, including of a linked blob, restarts the grace).
+ *   PutQuota .. DeleteThrottle (quotas, throttling settings): validated (PT_E_CONFIG), idempotent,
+ *                  bounded (PT_E_TOO_LARGE); replicated/fsm_quota.c. LinkBlob of a blob not
+ *                  linked yet and PutManifest are refused with PT_E_QUOTA_EXCEEDED when the
+ *                  distinct blobs they add would cross a quota (node/store/metastore_quota.c).
  *   PutUser .. RevokeJwt (access control): every field validated (PT_E_CONFIG when
  *                  malformed), idempotent; the rules are drawn at the top of fsm_auth.c.
  *                  A committed command that stages one moves pt_metastore_auth_generation.

@@ -4,7 +4,7 @@
 #   2. clang-format check of the C sources; every libFuzzer driver of tests/fuzz/ for a bounded
 #      time (tests/fuzz/run.sh, FUZZ_SECONDS each, default 5; build-fuzz/ with clang)
 #   3. integration tests against real nodes: the ASan/UBSan binary for the API, access control, bad input, HTTP/2, backup,
-#      skopeo, crash and basic cluster tests; the optimised binary (build/) for the 4 GiB blob
+#      skopeo, crash, basic cluster, quota and throttling tests; the optimised binary (build/) for the 4 GiB blob
 #      test, whose memory bound is about the real binary (sanitizer shadow memory would swamp
 #      it), and for the membership, leader-change and randomized-fault cluster runs, whose
 #      stall and timing bounds are about the real binary too (the sanitizers slow it several
@@ -80,7 +80,7 @@ count_run "$out"
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
     python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster auth_api \
-        replication_cli cluster_tls backup bridge 2>&1)
+        replication_cli cluster_tls backup bridge quotas 2>&1)
 echo "$out" | tail -40
 count_run "$out"
 

@@ -79,6 +79,34 @@
  *   name, pattern, grant or password is 400 INVALID, an unknown user, token or rule 404, a
  *   duplicate (or removing the last administrator) 409 EXISTS. whoami also carries "name".
  *   Without access control (serve --auth off) these routes answer 404.
+ *
+ * Storage quotas and throttling (README "Storage quotas and throttling"; sizes in bytes):
+ *   GET /admin/quotas
+ *       200 {"quotas": [{"pattern": str, "limit": int, "used": int, "percent": number,
+ *                        "repository": str | null}, ...], "registry": {"bytes", "blobs"}}
+ *       "used" of "*" is the registry's; of a repository pattern, its fullest matching
+ *       repository's ("repository"; of the first PT_METASTORE_LIST_MAX with blobs).
+ *   POST /admin/quotas  {"pattern": "*" | repository pattern, "limit": int | "10GiB"}
+ *       201 {"pattern", "limit"}: created or replaced in every region.
+ *   DELETE /admin/quotas?pattern=<percent-encoded pattern>     204; 404 for an unknown one
+ *   GET /admin/throttles
+ *       200 {"throttles": [{"subject", "tier", "reads_per_minute", "writes_per_minute",
+ *            "read_bytes_per_second", "write_bytes_per_second"}, ...],
+ *            "tiers": {"basic": {...}, "standard": {...}, "premium": {...}}}
+ *   POST /admin/throttles  {"subject": "default" | "anonymous" | "user:<name>" |
+ *                           "token:<id>", "tier"?: "basic" | "standard" | "premium" | "custom",
+ *                           "reads_per_minute"?, "writes_per_minute"?,
+ *                           "read_bytes_per_second"?, "write_bytes_per_second"?: int}
+ *       201 <the throttle object>: the tier's values (custom: 0 = no limit), each given field
+ *       replacing its value (then the tier reads "custom").
+ *   DELETE /admin/throttles?subject=<subject>                   204; 404 for an unknown one
+ *   GET /admin/repos[?last=<repo>&n=<1..1000, default 100>]
+ *       200 {"repositories": [{"name", "bytes", "blobs", "manifests", "tags"}, ...],
+ *            "next": str | null}: repositories holding blobs, byte-wise by name after last;
+ *       "next" is the last= of the following page. manifests and tags count up to 100000.
+ *   A pattern or subject that is malformed is 400 INVALID. An upload or manifest refused by
+ *   a quota is 403 DENIED with a message naming the quota; a request over its throttle is
+ *   429 TOOMANYREQUESTS with Retry-After (seconds).
  *   Errors: any 4xx/5xx with {"errors": [{"code": str, "message": str}, ...]}, as the OCI
  *   distribution-spec's error body. Membership changes run on the leader only (elsewhere:
  *   503 UNAVAILABLE), so a client first asks the named region's /admin/cluster/self for
@@ -105,7 +133,10 @@
 #define PT_ADMIN_ANONYMOUS         "auth/anonymous" /* DELETE takes ?pattern= */
 #define PT_ADMIN_KEYS_ROTATE       "auth/keys/rotate"
 #define PT_ADMIN_WHOAMI            "auth/whoami"
-#define PT_ADMIN_BACKUP            "backup" /* POST: a backup into <data>/backups */
+#define PT_ADMIN_BACKUP            "backup"    /* POST: a backup into <data>/backups */
+#define PT_ADMIN_QUOTAS            "quotas"    /* DELETE takes ?pattern= */
+#define PT_ADMIN_THROTTLES         "throttles" /* DELETE takes ?subject= */
+#define PT_ADMIN_REPOS             "repos"     /* GET ?last=&n= */
 
 /* Most regions listed in an image's replication status: a cluster has at most
  * PT_CLUSTER_REGIONS_MAX members; room for the records of regions removed since. */

@@ -49,7 +49,8 @@
     X(INVALID, 400, "INVALID", "invalid request")                                                  \
     X(EXISTS, 409, "EXISTS", "already exists")                                                     \
     X(DISK_FULL, 507, "UNAVAILABLE",                                                               \
-      "insufficient storage: free space below the reserve, retry later")
+      "insufficient storage: free space below the reserve, retry later")                           \
+    X(QUOTA_EXCEEDED, 403, "DENIED", "storage quota exceeded")
 
 enum pt_err {
     PT_OK = 0,

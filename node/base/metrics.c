@@ -63,6 +63,7 @@ static struct {
     atomic_int replication_on; /* set once blob replication published a sample */
     atomic_uint_fast64_t repl[PT_METRICS_REPL_N];
     atomic_uint_fast64_t gc_last_ms, gc_duration_ms, gc_blobs, gc_bytes;
+    atomic_uint_fast64_t throttled[2], quota_refused; /* throttled: [0] writes, [1] reads */
     atomic_uint_fast64_t auth[PT_METRICS_AUTH_N];
     atomic_uint_fast64_t peer_refused[PT_METRICS_PEER_N];
     atomic_int_fast64_t relayed[PT_METRICS_RELAY_N];
@@ -419,6 +420,29 @@ static void render_gc(struct pt_buf *b)
     appendf(b, "portolan_gc_bytes_reclaimed_total %llu\n", (unsigned long long)v);
 }
 
+void pt_metrics_throttled(int read)
+{
+    add(&m.throttled[read ? 1 : 0], 1);
+}
+
+void pt_metrics_quota_refused(void)
+{
+    add(&m.quota_refused, 1);
+}
+
+static void render_limits(struct pt_buf *b)
+{
+    family(b, "portolan_throttled_requests_total", "counter",
+           "Requests refused with 429 by request throttling, by kind.");
+    for (int i = 1; i >= 0; i--)
+        appendf(b, "portolan_throttled_requests_total{kind=\"%s\"} %llu\n", i ? "read" : "write",
+                (unsigned long long)atomic_load_explicit(&m.throttled[i], memory_order_relaxed));
+    family(b, "portolan_quota_refusals_total", "counter",
+           "Uploads and manifests refused by a storage quota (403 DENIED) in this region.");
+    appendf(b, "portolan_quota_refusals_total %llu\n",
+            (unsigned long long)atomic_load_explicit(&m.quota_refused, memory_order_relaxed));
+}
+
 void pt_metrics_auth(int which)
 {
     if (which >= 0 && which < PT_METRICS_AUTH_N)
@@ -530,6 +554,7 @@ int pt_metrics_render(char **out, size_t *len)
     appendf(&b, "portolan_ready %d\n", atomic_load_explicit(&m.ready, memory_order_relaxed));
     render_replication(&b);
     render_gc(&b);
+    render_limits(&b);
     render_auth(&b);
     render_disk(&b);
     render_peer(&b);

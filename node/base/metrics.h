@@ -12,6 +12,8 @@
  *   portolan_ready                                         gauge, 1 while /readyz says 200
  *   portolan_replication_* (blob replication, cluster only; see pt_metrics_replication)
  *   portolan_auth_* (access control; see pt_metrics_auth)
+ *   portolan_throttled_requests_total{kind}, portolan_quota_refusals_total   counters
+ *   (portolan_repo_usage_bytes and portolan_quota_* are appended by http/api_quota.c)
  *   portolan_disk_free_bytes, _reserve_bytes, _low (gauges), _refusals_total (diskspace.h)
  *   portolan_peer_refused_total{reason}                   counter (see pt_metrics_peer_refused)
  *   portolan_peer_relayed_connections{side}              gauge (see pt_metrics_relayed)
@@ -90,6 +92,10 @@ enum {
 };
 /* Adds one to the series which (a PT_METRICS_AUTH_* value; others are ignored). */
 void pt_metrics_auth(int which);
+/* One request refused by throttling (read: a GET/HEAD, else a write). */
+void pt_metrics_throttled(int read);
+/* One upload or manifest refused by a storage quota. */
+void pt_metrics_quota_refused(void);
 /* Why the peer port closed a connection or turned one away (any thread). */
 enum {
     PT_METRICS_PEER_RAFT_MESSAGE = 0, /* a raft message failed validation (raft_wire.h) */

@@ -47,6 +47,9 @@ const char *const cli_cmd_names[] = {
     [CMD_BACKUP] = "backup",
     [CMD_GC_RUN] = "run",
     [CMD_GC_STATUS] = "status",
+    [CMD_QUOTA] = "quota",
+    [CMD_THROTTLE] = "throttle",
+    [CMD_REPO_LIST] = "list",
 };
 const char *const cli_cmd_titles[] = {
     [CMD_STATUS] = "cluster status",
@@ -73,6 +76,9 @@ const char *const cli_cmd_titles[] = {
     [CMD_BACKUP] = "backup",
     [CMD_GC_RUN] = "gc run",
     [CMD_GC_STATUS] = "gc status",
+    [CMD_QUOTA] = "quota",
+    [CMD_THROTTLE] = "throttle",
+    [CMD_REPO_LIST] = "repo list",
 };
 
 /* Flags and the commands that take them (bit per enum cli_cmd). */

@@ -98,6 +98,17 @@ void pt_cli_restore_usage(FILE *out);
 int pt_cli_gc(int argc, char **argv, FILE *out, FILE *err);
 void pt_cli_gc_usage(FILE *out);
 
+/* `portolan quota set|list|remove`, `portolan throttle set|list|remove` and `portolan repo
+ * list [--usage]` (storage quotas, request throttling, repository usage; /admin/quotas,
+ * /admin/throttles, /admin/repos): argv[0] is the verb (repo: after "list"), then operands
+ * and flags. Same conventions. */
+int pt_cli_quota(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_quota_usage(FILE *out);
+int pt_cli_throttle(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_throttle_usage(FILE *out);
+int pt_cli_repo_list(int argc, char **argv, FILE *out, FILE *err);
+void pt_cli_repo_list_usage(FILE *out);
+
 /* Sets the stream secrets are read from (borrowed; NULL restores stdin). For tests. */
 void pt_cli_set_input(FILE *in);
 

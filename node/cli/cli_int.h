@@ -19,6 +19,10 @@
  *   access.c       `portolan auth anonymous list|add|remove`, `auth whoami`, `auth rotate-key`
  *   auditlog.c     `portolan audit verify|tail` (local files, no HTTP)
  *   certs.c        `portolan cluster certs`: the peer port's CA and region certificates
+ *   policy_args.c  the command line and run of quota.c, throttle.c, repo_usage.c
+ *   quota.c        `portolan quota set|list|remove`
+ *   throttle.c     `portolan throttle set|list|remove`
+ *   repo_usage.c   `portolan repo list [--usage]`
  *
  * Everything here runs on the caller's thread and blocks; nothing is shared between threads.
  * Strings a server sent reach the terminal only through cli_clean or after a check with the
@@ -68,6 +72,9 @@ enum cli_cmd {
     CMD_BACKUP,
     CMD_GC_RUN,
     CMD_GC_STATUS,
+    CMD_QUOTA,     /* `quota set|list|remove` (quota.c; verb parsed there) */
+    CMD_THROTTLE,  /* `throttle set|list|remove` (throttle.c) */
+    CMD_REPO_LIST, /* `repo list [--usage]` (repo_usage.c) */
     CMD_COUNT
 };
 #define CLI_CLUSTER_CMDS 4 /* the first four are `portolan cluster` commands */
@@ -388,5 +395,36 @@ int cli_certs(int argc, char **argv, FILE *out, FILE *err);
 /* `portolan backup` (backup.c): POST /admin/backup at o->region; prints where it went. */
 int cli_backup_run(const struct cli_opts *o, FILE *out, FILE *err);
 void cli_certs_usage(FILE *out);
+
+/* ---- policy_args.c: quota, throttle, repo list ---------------------------------------- */
+
+#define CLI_POLICY_OPERANDS_MAX 4
+#define CLI_POLICY_FLAGS_MAX    8
+
+/* A flag of one of these commands (not one of every admin command's). */
+struct cli_policy_flag {
+    const char *name;
+    bool has_value;
+};
+
+/* The operands (verb first) and own flag values (values[i] for own[i]: NULL absent, "" for a
+ * flag without value) of a command line; borrowed from argv. */
+struct cli_policy_args {
+    const char *operands[CLI_POLICY_OPERANDS_MAX];
+    size_t n_operands;
+    const char *values[CLI_POLICY_FLAGS_MAX];
+};
+
+/* Splits argv[0..argc) into operands, own[0..n_own) flags and the common flags, which
+ * cli_args_parse checks into o for command c. 0, or PT_CLI_USAGE with a message on err. */
+int cli_policy_parse(struct cli_opts *o, enum cli_cmd c, int argc, char **argv,
+                     const struct cli_policy_flag *own, size_t n_own, struct cli_policy_args *pa,
+                     FILE *err);
+/* Resolves the credentials, runs fn(o, arg) under libcurl's global set-up, wipes them. */
+int cli_policy_run(struct cli_opts *o,
+                   int (*fn)(const struct cli_opts *o, const void *arg, FILE *out, FILE *err),
+                   const void *arg, FILE *out, FILE *err);
+/* true when argv asks for help (help, --help, -h). */
+bool cli_policy_help(int argc, char **argv);
 
 #endif

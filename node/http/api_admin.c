@@ -29,6 +29,7 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "api_quota.h"
 #include "async.h"
 #include "backup.h"
 #include "clock.h"
@@ -352,6 +353,8 @@ void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt
 {
     static const char regions[] = "cluster/regions/";
     if (pt_api_auth_admin(w, req, rt))
+        return;
+    if (pt_api_quota_admin(w, req, rt))
         return;
     if (ref_is(rt, "cluster/regions") && pt_http_method_is(req, "POST")) {
         add_region(w, req);

@@ -1,6 +1,7 @@
 /*
  * api_auth_int.h - shared by the access-control admin endpoints (api_auth_admin.c,
- * api_auth_users.c, api_auth_common.c); not for other files.
+ * api_auth_users.c, api_auth_common.c) and the quota and throttle endpoints (api_quota.c,
+ * which proposes its changes with pt_admin_begin/pt_admin_commit); not for other files.
  */
 #ifndef PT_API_AUTH_INT_H
 #define PT_API_AUTH_INT_H

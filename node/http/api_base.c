@@ -34,6 +34,8 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_quota.h"
+#include "buf.h"
 #include "diskspace.h"
 #include "err.h"
 #include "http.h"
@@ -139,6 +141,15 @@ void pt_api_metrics(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
         pt_http_error(req, PT_E_NOMEM, NULL, NULL);
         return;
     }
-    pt_http_send(req, 200, "text/plain; version=0.0.4", text, len);
+    struct pt_buf b = {0};
+    pt_buf_append(&b, text, len);
     free(text);
+    pt_api_quota_metrics(w->node, &b); /* usage and quota series (api_quota.c) */
+    if (b.nomem || b.p == NULL) {
+        free(b.p);
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    pt_http_send(req, 200, "text/plain; version=0.0.4", b.p, b.len);
+    free(b.p);
 }

@@ -27,9 +27,11 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "auth_gate.h"
 #include "command.h"
 #include "blob_sync.h"
 #include "blobstore.h"
+#include "clock.h"
 #include "committer.h"
 #include "digest.h"
 #include "err.h"
@@ -38,6 +40,7 @@
 #include "metastore.h"
 #include "worker.h"
 #include "range.h"
+#include "throttle.h"
 
 #define CHUNK_SIZE (1024 * 1024)
 
@@ -284,6 +287,14 @@ static void respond(h2o_req_t *req, const char *digest, uint64_t size, int fd,
         h2o_start_response(req, &none);
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
         return;
+    }
+    struct pt_worker *w = pt_worker_of(req);
+    if (w->node->throttle != NULL) {
+        /* the bytes about to be sent count against the identity's read bandwidth
+         * (throttle.h): a next request waits while the bucket is in debt */
+        char key[PT_THROTTLE_KEY_MAX + 1], subject[PT_THROTTLE_KEY_MAX + 1];
+        pt_auth_throttle_key(pt_auth_ctx_of(req), key, sizeof(key), subject, sizeof(subject));
+        pt_throttle_charge(w->node->throttle, key, subject, len, pt_clock_mono_ms());
     }
     struct blob_stream *s = malloc(sizeof(*s));
     if (s == NULL) {

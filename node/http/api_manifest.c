@@ -99,6 +99,13 @@ static void lookup_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt
 static void on_put_done(h2o_req_t *req, int status, void *data)
 {
     struct put_done *d = data;
+    if (status == PT_E_QUOTA_EXCEEDED) { /* its blobs would cross a quota (api_quota.c) */
+        pt_http_error(req, status,
+                      "the manifest's blobs would exceed a storage quota of the "
+                      "repository (portolan quota list)",
+                      NULL);
+        return;
+    }
     if (status != 0) {
         pt_http_error(req, status, NULL, NULL);
         return;

@@ -25,6 +25,13 @@
  * PATCH and a closing PUT get 507 with Retry-After before anything is written; GET and the
  * cancelling DELETE still work. A body that runs into the reserve midway (the blob store checks
  * before every slice) is refused with 507 as well.
+ *
+ * Storage quotas (api_quota.c): before any byte of a body is written, the size the session
+ * would reach (its offset plus the body, which h2o has buffered) is checked against the
+ * quotas of the repository as of now: a monolithic POST and a closing PUT with the blob's
+ * digest (a blob the repository holds already adds nothing), a PATCH as a new blob. A refusal
+ * is 403 DENIED naming the quota. The FSM checks again when LinkBlob applies (linearizable:
+ * two uploads racing for the last bytes), before the blob becomes visible.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -33,6 +40,7 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "api_quota.h"
 #include "auth_gate.h"
 #include "command.h"
 #include "async.h"
@@ -289,6 +297,7 @@ static void upload_headers(h2o_req_t *req, const char *name, const struct pt_upl
 struct blob_done {
     char name[PT_NAME_MAX + 1];
     char digest[PT_DIGEST_STR_MAX + 1];
+    uint64_t size;
     char upload_id[PT_UPLOAD_ID_MAX + 1]; /* session closed by this link, or "" */
     int mount;                            /* a cross-repository mount (POST ?mount=) */
 };
@@ -298,6 +307,10 @@ static void open_session(struct pt_worker *w, h2o_req_t *req, const char *name);
 static void on_linked(h2o_req_t *req, int status, void *data)
 {
     struct blob_done *d = data;
+    if (status == PT_E_QUOTA_EXCEEDED) {
+        pt_api_quota_refuse(pt_worker_of(req), req, d->name, d->digest, d->size);
+        return;
+    }
     if (status == PT_E_BLOB_UNKNOWN && d->mount) {
         /* the blob was collected between the mount's check and its LinkBlob, which the FSM
          * then refused: the blob cannot be mounted, so an upload session (202), as end-11
@@ -326,6 +339,7 @@ static void link_blob(struct pt_worker *w, h2o_req_t *req, const char *name,
     snprintf(done.name, sizeof(done.name), "%s", name);
     snprintf(done.upload_id, sizeof(done.upload_id), "%s", upload_id);
     pt_digest_format(d, done.digest);
+    done.size = size;
     struct pt_command_builder b;
     int rv = pt_api_command(w, &b);
     if (rv == 0) {
@@ -455,6 +469,13 @@ void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
     int monolithic = query_digest(req, "digest", &d);
     if (monolithic < 0)
         return;
+    if (monolithic) {
+        char ds[PT_DIGEST_STR_MAX + 1];
+        pt_digest_format(&d, ds);
+        if (pt_api_quota_check(w, req, name, ds, req->entity.base != NULL ? req->entity.len : 0) !=
+            0)
+            return;
+    }
     struct ingest *ing = ingest_new(w, req, rt, monolithic ? on_finished : on_created);
     if (ing == NULL)
         return;
@@ -651,6 +672,14 @@ void pt_api_upload(struct pt_worker *w, h2o_req_t *req, const struct pt_route *r
             pt_http_error(req, PT_E_DIGEST_INVALID, "digest parameter missing", NULL);
             return;
         }
+    }
+    if (is_patch || is_put) {
+        char ds[PT_DIGEST_STR_MAX + 1];
+        if (is_put)
+            pt_digest_format(&d, ds);
+        uint64_t reach = u.offset + (req->entity.base != NULL ? req->entity.len : 0);
+        if (pt_api_quota_check(w, req, name, is_put ? ds : NULL, reach) != 0)
+            return;
     }
     if (pt_node_upload_acquire(w->node, u.id) != 0) {
         upload_headers(req, name, &u);

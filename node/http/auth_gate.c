@@ -23,6 +23,11 @@
  *
  * The yescrypt check of a Basic password runs on the worker loop (a few milliseconds); the
  * directory remembers successful checks for a minute, failures are throttled by the limiter.
+ *
+ * Throttling (throttle.h): a registry request (/v2/...) the gate lets through, with access
+ * control on or off, is then counted against its identity's token buckets ("user:x",
+ * "token:x", or the client address when anonymous); over a limit it gets 429 TOOMANYREQUESTS
+ * with Retry-After instead of reaching its handler. Nothing is counted until a limit is set.
  */
 #include "auth_gate.h"
 
@@ -49,6 +54,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "scope.h"
+#include "throttle.h"
 #include "token_cache.h"
 #include "worker.h"
 
@@ -520,6 +526,49 @@ static int unauthorized(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx 
     return 1;
 }
 
+/* Throttling ------------------------------------------------------------------------------ */
+
+void pt_auth_throttle_key(const struct pt_auth_ctx *ctx, char *key, size_t klen, char *subject,
+                          size_t slen)
+{
+    int anonymous = ctx == NULL || ctx->id.kind == PT_IDENTITY_ANONYMOUS;
+    if (anonymous) {
+        snprintf(key, klen, "addr:%s", ctx != NULL ? ctx->client : "-");
+        snprintf(subject, slen, "anonymous");
+    } else {
+        pt_auth_identity_text(&ctx->id, subject, slen);
+        snprintf(key, klen, "%s", subject);
+    }
+}
+
+/* Calls cont, unless req is a registry request over its identity's limits (throttle.h):
+ * then answers 429 TOOMANYREQUESTS with Retry-After. */
+static void admit(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx *ctx,
+                  const struct pt_route *rt, pt_auth_gate_cont cont)
+{
+    struct pt_throttle *t = w->node->throttle;
+    if (t == NULL || rt->id > PT_ROUTE_REFERRERS) { /* /v2/ routes only */
+        cont(w, req, rt);
+        return;
+    }
+    char key[PT_THROTTLE_KEY_MAX + 1], subject[PT_THROTTLE_KEY_MAX + 1];
+    pt_auth_throttle_key(ctx, key, sizeof(key), subject, sizeof(subject));
+    int read = pt_http_method_is(req, "GET") || pt_http_is_head(req);
+    uint64_t bytes = !read && req->entity.base != NULL ? req->entity.len : 0;
+    unsigned wait = pt_throttle_admit(t, key, subject, read ? PT_THROTTLE_READ : PT_THROTTLE_WRITE,
+                                      bytes, pt_clock_mono_ms());
+    if (wait == 0) {
+        cont(w, req, rt);
+        return;
+    }
+    pt_metrics_throttled(read);
+    pt_http_headerf(req, "Retry-After", "%u", wait);
+    pt_http_error(req, PT_E_TOOMANYREQUESTS,
+                  read ? "read rate limit reached: retry later"
+                       : "write rate limit reached: retry later",
+                  NULL);
+}
+
 /* Where a decision goes on once the identity is known (after a login in the thread pool). */
 struct gate_state {
     struct pt_route rt; /* borrows from req->path, which lives as long as req */
@@ -595,7 +644,7 @@ static void decide(struct pt_worker *w, h2o_req_t *req, struct pt_auth_ctx *ctx,
         break;
     }
     pt_metrics_auth(PT_METRICS_AUTH_ALLOWED);
-    g->cont(w, req, rt);
+    admit(w, req, ctx, rt, g->cont);
 }
 
 static void on_gate_login(struct pt_worker *w, h2o_req_t *req, int status, unsigned retry_after,
@@ -675,13 +724,13 @@ void pt_auth_gate(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt
     struct pt_auth_service *s = w->node->auth;
     struct gate_state g;
     if (s == NULL) {
-        cont(w, req, rt);
+        admit(w, req, ctx, rt, cont);
         return;
     }
     ctx->enforced = 1;
     g.need = needed(req, rt, &g.need_actions);
     if (g.need == NEED_OPEN) {
-        cont(w, req, rt);
+        admit(w, req, ctx, rt, cont);
         return;
     }
     g.rt = *rt;

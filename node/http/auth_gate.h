@@ -7,7 +7,8 @@
  * route + method to the actions needed (pull, push, delete, admin), and either lets the
  * request through or answers it: 401 UNAUTHORIZED with a Bearer challenge when credentials
  * are missing (or a token lacks a scope the identity holds), 403 DENIED when the identity
- * lacks the action, 429 TOOMANYREQUESTS with Retry-After while failed logins back off.
+ * lacks the action, 429 TOOMANYREQUESTS with Retry-After while failed logins back off or when
+ * a registry request is over its identity's throttle (throttle.h).
  *
  * Design (follows CNCF Distribution's token authentication, docs/spec/auth/token.md):
  *   - Basic: pt_auth_dir_login under the login limiter (keys "u:<name>" and "a:<address>").
@@ -137,6 +138,10 @@ typedef void (*pt_auth_login_cb)(struct pt_worker *w, h2o_req_t *req, int status
 int pt_auth_login(struct pt_worker *w, h2o_req_t *req, const char *name, const char *secret,
                   struct pt_identity *out, pt_auth_login_cb cb, const void *data, size_t data_size);
 
+/* The throttling key ("user:x", "token:x", "addr:<client>") and settings subject ("user:x",
+ * "token:x", "anonymous") of ctx (NULL: anonymous) into key[klen] and subject[slen]. */
+void pt_auth_throttle_key(const struct pt_auth_ctx *ctx, char *key, size_t klen, char *subject,
+                          size_t slen);
 /* "user:alice", "token:ci", "anonymous" into buf. */
 const char *pt_auth_identity_text(const struct pt_identity *id, char *buf, size_t size);
 

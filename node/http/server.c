@@ -72,6 +72,7 @@
 #include "clock.h"
 #include "router.h"
 #include "routes.h"
+#include "throttle.h"
 #include "upload_expiry.h"
 
 #define AUDIT_ROTATE_BYTES (64ull << 20) /* audit.log is rotated at this size */
@@ -372,6 +373,27 @@ static int stop_workers(struct pt_worker *workers, unsigned n)
     return clean;
 }
 
+/* Stops what runs beside the workers, in dependency order, once no worker runs: the
+ * background threads that read the stores (auth start-up, the collector: a pass waits for the
+ * committer's answers, so it stops first), then the committer, and closes the stores with every
+ * applied command on disk. Used by a normal shutdown and by a start-up that fails half way. */
+static void stop_services(struct pt_node *node)
+{
+    pt_auth_startup_stop();
+    pt_gc_stop(node->gc);
+    node->gc = NULL;
+    pt_committer_stop(node->committer);
+    pt_auth_service_free(node->auth);
+    node->auth = NULL;
+    pt_throttle_free(node->throttle);
+    node->throttle = NULL;
+    pt_audit_close(node->audit);
+    node->audit = NULL;
+    pt_metastore_sync(node->ms);
+    pt_metastore_close(node->ms);
+    pt_blobstore_close(node->bs);
+}
+
 /* Start-up ----------------------------------------------------------------------------- */
 
 static SSL_CTX *make_ssl_ctx(const struct pt_config *cfg)
@@ -560,11 +582,14 @@ static int start_committer(struct pt_node *node)
     return pt_committer_start(node->ms, &rc, &node->committer);
 }
 
-/* Access control and the audit log (README "Access control"); both stay NULL when off. */
+/* Access control and the audit log (README "Access control"); both stay NULL when off.
+ * Request throttling (throttle.h) always exists: it counts nothing until a limit is set. */
 static int open_access_control(struct pt_node *node)
 {
     const struct pt_config *cfg = &node->cfg;
     int rv;
+    if ((rv = pt_throttle_create(node->ms, &node->throttle)) != 0)
+        return rv;
     if (cfg->metrics_listen[0] != '\0') {
         struct pt_config mc = *cfg;
         char mhost[256];
@@ -754,9 +779,7 @@ int pt_server_run(const struct pt_config *cfg)
     if (started < node.cfg.threads) {
         /* Stop the loops that run; the ones never started keep their handles until exit. */
         stop_workers(workers, started);
-        pt_committer_stop(node.committer);
-        pt_metastore_close(node.ms);
-        pt_blobstore_close(node.bs);
+        stop_services(&node);
         return PT_E_INTERNAL;
     }
     pt_log(PT_LOG_INFO, "listening", "{s:s,s:i,s:i,s:b,s:s,s:s}", "host", host, "port", (int)port,
@@ -786,16 +809,7 @@ int pt_server_run(const struct pt_config *cfg)
         atomic_store(&node.drain_timeout_ms, 3000);
     int clean = stop_workers(workers, node.cfg.threads);
     /* Everything below runs after the workers are gone; applied commands reach the disk. */
-    pt_auth_startup_stop();
-    pt_gc_stop(node.gc); /* before the committer: a pass waits for its answers */
-    pt_committer_stop(node.committer);
-    pt_auth_service_free(node.auth);
-    node.auth = NULL;
-    pt_audit_close(node.audit);
-    node.audit = NULL;
-    pt_metastore_sync(node.ms);
-    pt_metastore_close(node.ms);
-    pt_blobstore_close(node.bs);
+    stop_services(&node);
     uv_close((uv_handle_t *)&expire_timer, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);

@@ -50,6 +50,8 @@ struct pt_node {
     const struct pt_cluster_config *cluster;
     /* access control (auth_gate.h); NULL when cfg.auth is off. Thread-safe. */
     struct pt_auth_service *auth;
+    /* request throttling (throttle.h); thread-safe, lives until exit (NULL: none) */
+    struct pt_throttle *throttle;
     /* the audit log (audit/audit.h); NULL when cfg.audit is off. Thread-safe. */
     struct pt_audit *audit;
     /* the port of cfg.metrics_listen (0: /metrics is served on the client port) */

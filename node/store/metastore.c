@@ -229,6 +229,8 @@ int pt_metastore_open(const char *dir, struct pt_metastore **out)
     rv = load_applied(ms);
     if (rv == 0)
         rv = ms_gc_index_build(ms);
+    if (rv == 0)
+        rv = ms_usage_index_build(ms);
     if (rv != 0)
         goto err_after_open;
     *out = ms;

@@ -624,4 +624,90 @@ int pt_metastore_batch_auth_anonymous_delete(struct pt_metastore_batch *b, const
 /* Deletes every revoked token id whose expires_ms <= now_ms (staged writes included). */
 int pt_metastore_batch_auth_revoked_purge(struct pt_metastore_batch *b, int64_t now_ms);
 
+/* ---- storage quotas, usage and throttling settings (metastore_quota.c,
+ * metastore_throttle.c; key schema drawn there) ------------------------------------------ */
+
+#define PT_METASTORE_QUOTAS_MAX           256
+#define PT_METASTORE_QUOTA_PATTERN_MAX    PT_ACCESS_PATTERN_MAX
+#define PT_QUOTA_REGISTRY                 "*" /* the quota pattern of the whole registry */
+#define PT_METASTORE_THROTTLES_MAX        1024
+#define PT_METASTORE_THROTTLE_SUBJECT_MAX (6 + PT_ACCESS_NAME_MAX) /* "token:" + id */
+
+struct pt_quota_rec {
+    char pattern[PT_METASTORE_QUOTA_PATTERN_MAX + 1];
+    uint64_t limit; /* bytes */
+};
+
+/* Distinct blobs charged to a repository (or the registry) and their bytes. */
+struct pt_usage {
+    uint64_t bytes;
+    uint64_t blobs;
+};
+
+/* Why an addition was refused: the quota, its limit, the usage it was checked against and
+ * the bytes the addition would have added. */
+struct pt_quota_refusal {
+    char pattern[PT_METASTORE_QUOTA_PATTERN_MAX + 1];
+    uint64_t limit, used, adding;
+};
+
+/* "*" or a repository pattern (oci/access.h). */
+bool pt_metastore_quota_pattern_valid(const char *pattern);
+/* Every quota, byte-wise sorted by pattern: *out owned (free), NULL when n is 0. */
+int pt_metastore_quota_list(struct pt_metastore *ms, struct pt_quota_rec **out, size_t *n);
+/* Usage of repo (zeros for a repository without blobs) or of the whole registry. */
+int pt_metastore_usage_repo(struct pt_metastore *ms, const char *repo, struct pt_usage *out);
+int pt_metastore_usage_registry(struct pt_metastore *ms, struct pt_usage *out);
+/* Repositories with blobs after `after` (NULL: from the first), byte-wise sorted, at most max;
+ * cb returns nonzero to stop (a negative value is returned). */
+int pt_metastore_usage_list(struct pt_metastore *ms, const char *after, size_t max,
+                            int (*cb)(void *arg, const char *repo, const struct pt_usage *u),
+                            void *arg);
+/* Manifests and tags of repo, each counted no further than cap. */
+int pt_metastore_repo_counts(struct pt_metastore *ms, const char *repo, size_t cap,
+                             uint64_t *manifests, uint64_t *tags);
+/* Whether size bytes of digest (NULL: a blob not known yet, counted fully) may be added to
+ * repo now: 0, or PT_E_QUOTA_EXCEEDED with *out (may be NULL) naming the quota
+ * (metastore_quota.c has the rule). A read of the database, for checks before the FSM's. */
+int pt_metastore_quota_admit(struct pt_metastore *ms, const char *repo, const char *digest,
+                             uint64_t size, struct pt_quota_refusal *out);
+/* The same rule through b for digests[0..n) (each counted once; sizes NULL: the size of
+ * each one's link in repo, else its location). */
+int pt_metastore_batch_quota_admit(struct pt_metastore_batch *b, const char *repo,
+                                   const char *const *digests, const uint64_t *sizes, size_t n,
+                                   struct pt_quota_refusal *out);
+/* Creates or replaces the quota of pattern: PT_E_CONFIG for a bad pattern, PT_E_TOO_LARGE for
+ * a new one past PT_METASTORE_QUOTAS_MAX. */
+int pt_metastore_batch_quota_put(struct pt_metastore_batch *b, const char *pattern, uint64_t limit);
+/* Deletes it (an absent one is not an error); PT_E_CONFIG for a bad pattern. */
+int pt_metastore_batch_quota_delete(struct pt_metastore_batch *b, const char *pattern);
+
+enum pt_throttle_tier {
+    PT_THROTTLE_TIER_CUSTOM,
+    PT_THROTTLE_TIER_BASIC,
+    PT_THROTTLE_TIER_STANDARD,
+    PT_THROTTLE_TIER_PREMIUM,
+    PT_THROTTLE_TIER_COUNT
+};
+
+/* One identity's (or the default) limits; 0 = no limit on that one. */
+struct pt_throttle_rec {
+    char subject[PT_METASTORE_THROTTLE_SUBJECT_MAX + 1];
+    unsigned tier; /* enum pt_throttle_tier */
+    uint32_t reads_per_minute, writes_per_minute;
+    uint64_t read_bytes_per_second, write_bytes_per_second;
+};
+
+/* "default", "anonymous", "user:<name>" or "token:<id>". */
+bool pt_metastore_throttle_subject_valid(const char *subject);
+/* Every record, byte-wise sorted by subject: *out owned (free), NULL when n is 0. */
+int pt_metastore_throttle_list(struct pt_metastore *ms, struct pt_throttle_rec **out, size_t *n);
+/* The record of subject, or PT_E_NOT_FOUND. */
+int pt_metastore_throttle_get(struct pt_metastore *ms, const char *subject,
+                              struct pt_throttle_rec *out);
+/* Creates or replaces r (borrowed): PT_E_CONFIG when malformed, PT_E_TOO_LARGE for a new one
+ * past PT_METASTORE_THROTTLES_MAX. Moves the auth generation once committed. */
+int pt_metastore_batch_throttle_put(struct pt_metastore_batch *b, const struct pt_throttle_rec *r);
+int pt_metastore_batch_throttle_delete(struct pt_metastore_batch *b, const char *subject);
+
 #endif

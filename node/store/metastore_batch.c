@@ -340,7 +340,9 @@ int pt_metastore_batch_blob_link(struct pt_metastore_batch *b, const char *repo,
     struct pt_buf e = {0};
     ms_enc_size(&e, size);
     rv = ms_stage_put(b, CF_REPO_BLOBS, key, klen, &e);
-    return rv != 0 ? rv : ms_gc_link_put(b, repo, digest, 0, true);
+    if (rv == 0)
+        rv = ms_gc_link_put(b, repo, digest, 0, true);
+    return rv != 0 ? rv : ms_usage_charge(b, repo, digest, size);
 }
 
 int pt_metastore_batch_blob_unlink(struct pt_metastore_batch *b, const char *repo,
@@ -353,7 +355,7 @@ int pt_metastore_batch_blob_unlink(struct pt_metastore_batch *b, const char *rep
         return rv;
     ms_stage_delete(b, CF_REPO_BLOBS, key, klen);
     ms_gc_link_delete(b, repo, digest);
-    return 0;
+    return ms_usage_release(b, repo, digest);
 }
 
 /* ---- referrers ----------------------------------------------------------------------- */

@@ -19,6 +19,14 @@
  *                   "gc/" ...                               the garbage collection index (blob
  *                                                           references, links by digest, push
  *                                                           times); drawn in metastore_gc.c
+ *                   "policy/quota/" <pattern>               storage quotas; drawn in
+ *                                                           metastore_quota.c
+ *                   "usage/" ...                            usage of the registry and of each
+ *                                                           repository, the charge of each
+ *                                                           blob to each repository;
+ *                                                           metastore_quota.c
+ *                   "policy/throttle/" <subject>            request limits of an identity or
+ *                                                           the default; metastore_throttle.c
  *   repos           <repo>                                  v1 i64:created_ms
  *   manifests       <repo> \0 <digest>                      v1 s8:media_type s8:artifact_type
  *                                                           s8:subject u32:len body[len]

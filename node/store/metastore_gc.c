@@ -196,6 +196,8 @@ int pt_metastore_batch_blob_refs_put(struct pt_metastore_batch *b, const char *r
         int rv = stage_flag(b, key, gc_key(key, GC_REF, digests[i], repo, manifest));
         if (rv == 0)
             rv = stage_flag(b, key, gc_key(key, GC_MREF, repo, manifest, digests[i]));
+        if (rv == 0)
+            rv = ms_usage_charge_ref(b, repo, digests[i]);
         if (rv != 0)
             return rv;
     }
@@ -234,6 +236,9 @@ int pt_metastore_batch_blob_refs_delete(struct pt_metastore_batch *b, const char
         ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_MREF, repo, manifest, digests[i]));
         ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_REF, digests[i], repo, manifest));
     }
+    /* after every reference is gone: a digest listed twice is released once */
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        rv = ms_usage_release(b, repo, digests[i]);
     if (rv == 0)
         ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_MTIME, repo, manifest, NULL));
     free(digests);

@@ -16,6 +16,9 @@
  *                         batch writes
  *   metastore_gc.c        garbage collection of blobs: the reference and link index the FSM
  *                         keeps, the rule (marking and re-check at apply), files to delete
+ *   metastore_quota.c     storage quotas and the usage the FSM keeps with every link and
+ *                         reference (replicated), the admission rule, usage listings
+ *   metastore_throttle.c  request throttling settings (replicated)
  *
  * Names shared between the pieces start with ms_ (functions) or MS_ (constants); everything
  * else stays static in its file. The threading and ownership rules are metastore.h's: reads
@@ -218,5 +221,18 @@ int ms_blob_linked(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const c
 /* 1 with *loc filled, 0 if no region holds digest (or digest is malformed), negative error. */
 int ms_location_get(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *digest,
                     struct location *loc);
+
+/* ---- usage (metastore_quota.c) ---------------------------------------------------------- */
+
+/* Charges digest (size bytes) to repo unless it is charged already (names validated). */
+int ms_usage_charge(struct pt_metastore_batch *b, const char *repo, const char *digest,
+                    uint64_t size);
+/* The same with the size of repo's link of digest, else its location's. */
+int ms_usage_charge_ref(struct pt_metastore_batch *b, const char *repo, const char *digest);
+/* Releases digest's charge to repo once repo neither links nor references it (staged writes
+ * included); a blob charged to no repository leaves the registry total. */
+int ms_usage_release(struct pt_metastore_batch *b, const char *repo, const char *digest);
+/* At open, after ms_gc_index_build: builds the usage records of an older store, once. */
+int ms_usage_index_build(struct pt_metastore *ms);
 
 #endif

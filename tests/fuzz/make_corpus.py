@@ -346,6 +346,12 @@ def peer_frame_seeds(img):
         # a Command led by its write id (field 5), as pt_command_stamp leaves it
         "propose-write-id": frame(2, 2, False,
                                   _pb_field(1, 2, _pb_field(5, 2, bytes(range(24))) + b"\x08\x01")),
+        # a Command with the quota and throttle operations (op fields 60 and 62)
+        "propose-quota": frame(2, 2, False, _pb_field(1, 2, b"\x08\x01" + _pb_field(
+            4, 2, _pb_field(60, 2, _pb_field(1, 2, b"team/*") + _pb_field(2, 0, 10 << 30))))),
+        "propose-throttle": frame(2, 2, False, _pb_field(1, 2, b"\x08\x01" + _pb_field(
+            4, 2, _pb_field(62, 2, _pb_field(1, 2, b"user:ci") + _pb_field(2, 0, 2)
+                            + _pb_field(4, 0, 600))))),
         "propose-result": frame(2, 2, True, _pb_field(1, 0, 0) + _pb_field(2, 0, 42)),
         "read-index": frame(3, 3, False, b""),
         "blob-want": frame(4, 4, False, want),

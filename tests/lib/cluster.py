@@ -473,9 +473,31 @@ class Cluster:
                 last = self.statuses(among)
                 break
             time.sleep(interval)
-        raise ClusterError("no agreed leader within %.0fs: %s%s"
+        raise ClusterError("no agreed leader within %.0fs: %s%s%s"
                            % (timeout, self.describe(last),
-                              (" (dead: %s)" % self.death_notes()) if self.dead() else ""))
+                              (" (dead: %s)" % self.death_notes()) if self.dead() else "",
+                              self.keep_logs(last)))
+
+    def keep_logs(self, regions):
+        """Copies the logs of regions to $PT_FAIL_LOGS (default build/test-failures/<time>)
+        so a failure seen once can be read after the run removed its directories; returns a
+        short message suffix naming the folder and each region's last warnings."""
+        dest = os.path.join(os.environ.get("PT_FAIL_LOGS", os.path.join(harness.ROOT, "build",
+                                                                        "test-failures")),
+                            time.strftime("%Y%m%d-%H%M%S") + "-%d" % os.getpid())
+        notes = []
+        try:
+            os.makedirs(dest, exist_ok=True)
+            for r in regions:
+                if r.node is not None and os.path.exists(r.node.log_path):
+                    shutil.copy(r.node.log_path, os.path.join(dest, r.name + ".log"))
+                warn = [ln[-160:] for ln in r.log_grep('"level":"warn"', limit=2)]
+                if warn:
+                    notes.append("%s: %s" % (r.name, " | ".join(warn)))
+        except OSError as e:
+            return " (logs not kept: %s)" % e
+        return " (logs in %s%s)" % (dest, ("; last warnings: " + "; ".join(notes)) if notes
+                                    else "")
 
     def followers(self, lead=None):
         lead = lead or self.leader()
