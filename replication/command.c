@@ -227,6 +227,15 @@ static void op_free(Portolan__Op *op)
             free(r);
         }
         free(op->collect_blobs->referrers);
+        for (size_t i = 0; i < op->collect_blobs->n_children; i++) {
+            Portolan__OrphanChild *o = op->collect_blobs->children[i];
+            if (o == NULL)
+                continue;
+            str_free(o->repo);
+            str_free(o->digest);
+            free(o);
+        }
+        free(op->collect_blobs->children);
         free(op->collect_blobs);
         break;
     case PORTOLAN__OP__OP_PUT_QUOTA:
@@ -490,6 +499,16 @@ int pt_command_add_collect_blobs(struct pt_command_builder *b, const char *const
     return append(b, op, ok);
 }
 
+int pt_command_add_forget_collected(struct pt_command_builder *b, int64_t forget_after_ms)
+{
+    static const Portolan__CollectBlobs init = PORTOLAN__COLLECT_BLOBS__INIT;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_COLLECT_BLOBS, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    op->collect_blobs->forget_after_ms = forget_after_ms;
+    return append(b, op, true);
+}
+
 int pt_command_add_collect_referrers(struct pt_command_builder *b,
                                      const struct pt_command_referrer *refs, size_t n,
                                      int64_t grace_ms)
@@ -515,6 +534,34 @@ int pt_command_add_collect_referrers(struct pt_command_builder *b,
         g->n_referrers = i + 1;
         ok = str_set(&r->repo, refs[i].repo) && str_set(&r->subject, refs[i].subject) &&
              str_set(&r->digest, refs[i].digest);
+    }
+    return append(b, op, ok);
+}
+
+int pt_command_add_collect_children(struct pt_command_builder *b,
+                                    const struct pt_command_child *children, size_t n,
+                                    int64_t grace_ms)
+{
+    static const Portolan__CollectBlobs init = PORTOLAN__COLLECT_BLOBS__INIT;
+    static const Portolan__OrphanChild oinit = PORTOLAN__ORPHAN_CHILD__INIT;
+    if (n > PT_COMMAND_COLLECT_MAX)
+        return PT_E_TOO_LARGE;
+    Portolan__Op *op = op_new(PORTOLAN__OP__OP_COLLECT_BLOBS, &init, sizeof(init));
+    if (op == NULL)
+        return PT_E_NOMEM;
+    Portolan__CollectBlobs *g = op->collect_blobs;
+    g->grace_ms = grace_ms;
+    bool ok = n == 0 || (g->children = calloc(n, sizeof(*g->children))) != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        Portolan__OrphanChild *o = malloc(sizeof(*o));
+        if (o == NULL) {
+            ok = false;
+            break;
+        }
+        *o = oinit;
+        g->children[i] = o;
+        g->n_children = i + 1;
+        ok = str_set(&o->repo, children[i].repo) && str_set(&o->digest, children[i].digest);
     }
     return append(b, op, ok);
 }
@@ -779,7 +826,8 @@ int pt_command_decode(const void *buf, size_t len, Portolan__Command **out)
             goto err;
         if (op->op_case == PORTOLAN__OP__OP_COLLECT_BLOBS &&
             (op->collect_blobs->n_digests > PT_COMMAND_COLLECT_MAX ||
-             op->collect_blobs->n_referrers > PT_COMMAND_COLLECT_MAX))
+             op->collect_blobs->n_referrers > PT_COMMAND_COLLECT_MAX ||
+             op->collect_blobs->n_children > PT_COMMAND_COLLECT_MAX))
             goto err;
         if (op->op_case == PORTOLAN__OP__OP_RETAIN &&
             (op->retain->n_tags > PT_COMMAND_RETAIN_MAX ||

@@ -87,6 +87,10 @@ int pt_command_add_blob_replica(struct pt_command_builder *b, const char *digest
 int pt_command_add_collect_blobs(struct pt_command_builder *b, const char *const *digests, size_t n,
                                  int64_t grace_ms);
 
+/* A CollectBlobs that forgets the records of blobs collected at least forget_after_ms before
+ * the command's time (>= PT_GC_FORGET_MIN_MS, checked at apply; fsm.h). */
+int pt_command_add_forget_collected(struct pt_command_builder *b, int64_t forget_after_ms);
+
 /* One referrer of a CollectBlobs: repo, subject and digest borrowed. */
 struct pt_command_referrer {
     const char *repo, *subject, *digest;
@@ -96,6 +100,16 @@ struct pt_command_referrer {
 int pt_command_add_collect_referrers(struct pt_command_builder *b,
                                      const struct pt_command_referrer *refs, size_t n,
                                      int64_t grace_ms);
+
+/* One orphan child of a CollectBlobs (a manifest that lost its last index): borrowed. */
+struct pt_command_child {
+    const char *repo, *digest;
+};
+/* CollectBlobs of orphan children (children[0..n), n <= PT_COMMAND_COLLECT_MAX, else
+ * PT_E_TOO_LARGE): see fsm.h. */
+int pt_command_add_collect_children(struct pt_command_builder *b,
+                                    const struct pt_command_child *children, size_t n,
+                                    int64_t grace_ms);
 
 /* ---- access control (node/auth/; validated by the FSM at apply, not here) ---------------- */
 

@@ -112,6 +112,9 @@ static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c
                                                   (const char *const *)m->blobs, m->n_blobs);
         if (rv == 0)
             rv = pt_metastore_batch_manifest_pushed(b, m->repo, m->digest, c->time_ms);
+        if (rv == 0)
+            rv = pt_metastore_batch_children_put(b, m->repo, m->digest,
+                                                 (const char *const *)m->children, m->n_children);
         if (rv != 0)
             return rv;
         if (!copy_field(rec.media_type, sizeof(rec.media_type), m->media_type) ||
@@ -122,6 +125,10 @@ static int put_manifest(struct pt_metastore_batch *b, const Portolan__Command *c
     } else if (rv != 0) {
         return rv;
     }
+    /* pushed (again): a child of a deleted index that is pushed is wanted */
+    rv = pt_metastore_batch_orphan_clear(b, m->repo, m->digest);
+    if (rv != 0)
+        return rv;
 
     for (size_t i = 0; i < m->n_tags; i++) {
         rv = pt_metastore_batch_tag_put(b, m->repo, m->tags[i], m->digest, c->time_ms);
@@ -162,7 +169,8 @@ static int delete_tag(struct pt_metastore_batch *b, const Portolan__DeleteTag *t
     return pt_metastore_batch_tag_delete(b, t->repo, t->tag);
 }
 
-static int delete_manifest(struct pt_metastore_batch *b, const Portolan__DeleteManifest *d)
+static int delete_manifest(struct pt_metastore_batch *b, const Portolan__Command *c,
+                           const Portolan__DeleteManifest *d)
 {
     struct pt_manifest_rec rec;
     int rv = pt_metastore_batch_manifest_get(b, d->repo, d->digest, &rec);
@@ -173,6 +181,8 @@ static int delete_manifest(struct pt_metastore_batch *b, const Portolan__DeleteM
     rv = pt_metastore_batch_manifest_delete(b, d->repo, d->digest);
     if (rv == 0)
         rv = pt_metastore_batch_blob_refs_delete(b, d->repo, d->digest);
+    if (rv == 0)
+        rv = pt_metastore_batch_children_delete(b, d->repo, d->digest, c->time_ms);
     if (rv != 0)
         return rv;
     rv = pt_metastore_batch_tags_delete_to(b, d->repo, d->digest);
@@ -186,7 +196,7 @@ static int link_blob(struct pt_metastore_batch *b, const Portolan__Command *c,
 {
     /* a blob collected since the proposer saw it (a mount, or an upload of a blob stored
      * before) is not linked: a manifest could then name a blob with no file */
-    int rv = pt_metastore_batch_blob_collected(b, l->digest);
+    int rv = pt_metastore_batch_blob_collected(b, l->digest, c->time_ms);
     if (rv == 1)
         return PT_E_BLOB_UNKNOWN;
     if (rv == 0)
@@ -241,7 +251,8 @@ static int blob_stored(struct pt_metastore_batch *b, const Portolan__Command *c,
 static int collect_blobs(struct pt_metastore_batch *b, const Portolan__Command *c,
                          const Portolan__CollectBlobs *g, struct pt_fsm_result *result)
 {
-    if (g->n_digests > PT_COMMAND_COLLECT_MAX || g->n_referrers > PT_COMMAND_COLLECT_MAX)
+    if (g->n_digests > PT_COMMAND_COLLECT_MAX || g->n_referrers > PT_COMMAND_COLLECT_MAX ||
+        g->n_children > PT_COMMAND_COLLECT_MAX)
         return PT_E_TOO_LARGE;
     for (size_t i = 0; i < g->n_referrers; i++) {
         const Portolan__OrphanReferrer *r = g->referrers[i];
@@ -257,6 +268,14 @@ static int collect_blobs(struct pt_metastore_batch *b, const Portolan__Command *
         if (rv != 0)
             return rv;
     }
+    for (size_t i = 0; i < g->n_children; i++) {
+        const Portolan__OrphanChild *o = g->children[i];
+        int deleted;
+        int rv =
+            pt_metastore_batch_gc_child(b, o->repo, o->digest, c->time_ms, g->grace_ms, &deleted);
+        if (rv != 0)
+            return rv;
+    }
     for (size_t i = 0; i < g->n_digests; i++) {
         struct pt_gc_verdict v;
         int rv = pt_metastore_batch_gc_collect(b, g->digests[i], c->time_ms, g->grace_ms, &v);
@@ -264,7 +283,11 @@ static int collect_blobs(struct pt_metastore_batch *b, const Portolan__Command *
             return rv;
         result->collected += (unsigned)v.collected;
     }
-    return 0;
+    if (g->forget_after_ms == 0)
+        return 0;
+    size_t forgotten;
+    return pt_metastore_batch_gc_forget(b, c->time_ms, g->forget_after_ms, PT_COMMAND_COLLECT_MAX,
+                                        &forgotten);
 }
 
 static int put_region(struct pt_metastore_batch *b, const Portolan__PutRegion *r)
@@ -290,7 +313,7 @@ static int apply_op(struct pt_metastore_batch *b, const Portolan__Command *c,
     case PORTOLAN__OP__OP_DELETE_TAG:
         return delete_tag(b, op->delete_tag);
     case PORTOLAN__OP__OP_DELETE_MANIFEST:
-        return delete_manifest(b, op->delete_manifest);
+        return delete_manifest(b, c, op->delete_manifest);
     case PORTOLAN__OP__OP_LINK_BLOB:
         return link_blob(b, c, op->link_blob);
     case PORTOLAN__OP__OP_UNLINK_BLOB:

@@ -91,6 +91,15 @@ struct pt_fsm_result {
  *                  re-checked, the subject is gone from the repo, no tag names the referrer
  *                  and it was pushed at least grace_ms before (its blobs go in a later
  *                  collection).
+ *                  Its children (repo, digest): a manifest that lost the last index of repo
+ *                  naming it (DeleteManifest of that index) is deleted as by DeleteManifest
+ *                  when, re-checked, no index names it again, no tag names it and it lost its
+ *                  index at least grace_ms before; its orphan record goes unless only too
+ *                  young.
+ *                  With forget_after_ms set (>= PT_GC_FORGET_MIN_MS, else PT_E_CONFIG): forgets
+ *                  at most PT_COMMAND_COLLECT_MAX records of blobs collected at least that
+ *                  long before time_ms, oldest first (LinkBlob still refuses a blob no region
+ *                  holds when proposed at or before the newest forgotten collection).
  *                  PutManifest and DeleteManifest keep the reference index, LinkBlob the
  *                  link time (every LinkBlob, including of a linked blob, restarts the grace).
  *   PutQuota .. DeleteThrottle (quotas, throttling settings): validated (PT_E_CONFIG), idempotent,

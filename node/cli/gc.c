@@ -80,12 +80,15 @@ static void print_status(FILE *out, const json_t *doc)
     fprintf(
         out,
         "region: %s\nrunning: %s\nlast pass: %lld blobs examined, %lld collected (%s)%s\n"
+        "manifests deleted: %lld referrers of deleted subjects, %lld children of deleted "
+        "indexes\n"
         "error: %s\nfiles deleted in this region: %lld (%s), %lld by the sweep\n"
         "grace: %llds, interval: %llds, rate: %lld blobs/s\n",
         cli_clean(region, sizeof region, cli_json_str(doc, "region", 63), 63),
         json_is_true(json_object_get(doc, "running")) ? "yes" : "no", num(doc, "blobs_examined"),
         num(doc, "blobs_collected"), cli_bytes_cell(b1, sizeof b1, num(doc, "bytes_reclaimed")),
         json_is_true(json_object_get(doc, "dry_run")) ? " (dry run)" : "",
+        num(doc, "referrers_deleted"), num(doc, "children_deleted"),
         cli_clean(error, sizeof error, cli_json_str(doc, "error", 127), 127)[0] ? error : "none",
         num(doc, "files_deleted_total"),
         cli_bytes_cell(b2, sizeof b2, num(doc, "file_bytes_deleted_total")),

@@ -301,13 +301,23 @@ struct blob_done {
     char digest[PT_DIGEST_STR_MAX + 1];
     uint64_t size;
     char upload_id[PT_UPLOAD_ID_MAX + 1]; /* session closed by this link, or "" */
+    int mount;                            /* a cross-repository mount (POST ?mount=) */
 };
+
+static void open_session(struct pt_worker *w, h2o_req_t *req, const char *name);
 
 static void on_linked(h2o_req_t *req, int status, void *data)
 {
     struct blob_done *d = data;
     if (status == PT_E_QUOTA_EXCEEDED) {
         pt_api_quota_refuse(pt_worker_of(req), req, d->name, d->digest, d->size);
+        return;
+    }
+    if (status == PT_E_BLOB_UNKNOWN && d->mount) {
+        /* the blob was collected between the mount's check and its LinkBlob, which the FSM
+         * then refused: the blob cannot be mounted, so an upload session (202), as end-11
+         * asks; the client never sees a 404 for a mount it was about to be granted */
+        open_session(pt_worker_of(req), req, d->name);
         return;
     }
     if (status != 0) {
@@ -327,6 +337,7 @@ static void link_blob(struct pt_worker *w, h2o_req_t *req, const char *name,
                       const char *upload_id)
 {
     struct blob_done done;
+    done.mount = !stored_here && upload_id[0] == '\0';
     snprintf(done.name, sizeof(done.name), "%s", name);
     snprintf(done.upload_id, sizeof(done.upload_id), "%s", upload_id);
     pt_digest_format(d, done.digest);
@@ -427,6 +438,19 @@ static int try_mount(struct pt_worker *w, h2o_req_t *req, const char *name)
         return 0;
     link_blob(w, req, name, &d, size, 0, "");
     return 1;
+}
+
+/* Opens an empty upload session for name (borrowed) and answers 202 (end-4a). */
+static void open_session(struct pt_worker *w, h2o_req_t *req, const char *name)
+{
+    struct pt_route rt = {.name = name, .name_len = strlen(name)};
+    struct ingest *ing = ingest_new(w, req, &rt, on_created);
+    if (ing == NULL)
+        return;
+    ing->create = 1;
+    ing->record = 1;
+    req->entity = h2o_iovec_init(NULL, 0); /* a session starts empty */
+    ingest_start(ing, req);
 }
 
 void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)

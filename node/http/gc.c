@@ -1,7 +1,9 @@
 /*
  * gc.c - the garbage collector's thread (see gc.h for what it does and when).
  *
- * A pass first deletes untagged referrers whose subject is gone (pt_metastore_gc_mark_referrers,
+ * A pass first deletes the untagged children of deleted indexes that no index names any more
+ * (pt_metastore_gc_mark_children, proposed as CollectBlobs with children), then untagged
+ * referrers whose subject is gone (pt_metastore_gc_mark_referrers,
  * proposed as CollectBlobs with referrers; re-checked at apply), then
  * pt_metastore_gc_mark walks every located blob in digest order (an iterator, one
  * blob's records at a time), paced to cfg.gc_rate blobs per second; candidates (a blob that
@@ -10,6 +12,11 @@
  * for its answer, then goes on from the last digest. The FSM re-checks every candidate as of
  * the command's own position in the log, so anything pushed, linked or referenced between
  * marking and apply is kept. A dry run proposes nothing and reports what would go.
+ *
+ * Forgetting: each collection leaves a record that refuses a mount decided before it; every
+ * batch proposed also forgets up to PT_COMMAND_COLLECT_MAX of those older than
+ * GC_FORGET_AFTER_MS, and a pass ends with at most GC_FORGET_ROUNDS commands that forget the
+ * rest, so the records stay bounded by what a week collects.
  *
  * Deleting files: the FSM writes a local record for every blob it collected (same batch as
  * the collection), so the deletion survives a crash; the thread takes those records one by
@@ -30,7 +37,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blobstore.h"
 #include "clock.h"
@@ -48,6 +58,15 @@
 #define GC_REPORT_MAX 1000
 /* The thread looks for collected blobs' files to delete this often (ms). */
 #define GC_POLL_MS 1000
+/* Most records of collected blobs one drain handles before the thread looks around again. */
+#define GC_DRAIN_MAX 4096
+/* The records of collected blobs that refuse a mount decided before the collection are kept
+ * this long, and at most GC_FORGET_ROUNDS commands of them forgotten after a pass beyond
+ * those its batches forget (metastore_gc.c). */
+#define GC_FORGET_AFTER_MS (7 * PT_GC_FORGET_MIN_MS)
+#define GC_FORGET_ROUNDS   16
+/* The collector thread's nice value (its marking is CPU work; the request workers come first). */
+#define GC_NICE 10
 
 struct gc_blob {
     char digest[PT_DIGEST_STR_MAX + 1];
@@ -67,7 +86,7 @@ struct pt_gc {
     /* status, under lock */
     int running, dry_run;
     const char *phase;
-    uint64_t visited, candidates, collected, bytes, links_removed, referrers;
+    uint64_t visited, candidates, collected, bytes, links_removed, referrers, children;
     int64_t started_ms, finished_ms;
     int last_status;
     char last_error[128];
@@ -252,6 +271,9 @@ static int propose_batch(struct pt_gc *gc)
     if (rv == 0) {
         rv = pt_command_add_collect_blobs(&b, digests, gc->nbatch,
                                           (int64_t)gc->node->cfg.gc_grace_ms);
+        /* every batch also forgets as many old records as it can make */
+        if (rv == 0)
+            rv = pt_command_add_forget_collected(&b, GC_FORGET_AFTER_MS);
         if (rv == 0)
             rv = pt_command_builder_encode(&b, &buf, &len);
         pt_command_builder_free(&b);
@@ -276,6 +298,33 @@ static int propose_batch(struct pt_gc *gc)
     pthread_mutex_unlock(&gc->lock);
     gc->nbatch = 0;
     return 0;
+}
+
+/* Forgets the records of blobs collected long ago (the collections of batches forget as
+ * many as they make; this catches up with the rest), at most GC_FORGET_ROUNDS commands. */
+static int forget_collected(struct pt_gc *gc)
+{
+    int rv = 0;
+    for (int round = 0; rv == 0 && round < GC_FORGET_ROUNDS; round++) {
+        int any = pt_metastore_gc_forgettable(gc->node->ms, pt_clock_wall_ms(), GC_FORGET_AFTER_MS);
+        if (any <= 0)
+            return any;
+        struct pt_command_builder b;
+        void *buf = NULL;
+        size_t len = 0;
+        rv = pt_command_builder_init(&b, pt_clock_wall_ms(), gc->node->cfg.region);
+        if (rv == 0) {
+            rv = pt_command_add_forget_collected(&b, GC_FORGET_AFTER_MS);
+            if (rv == 0)
+                rv = pt_command_builder_encode(&b, &buf, &len);
+            pt_command_builder_free(&b);
+        }
+        if (rv == 0)
+            rv = run_job(gc, PT_JOB_PROPOSE, buf, len);
+        else
+            free(buf);
+    }
+    return rv;
 }
 
 /* ---- referrers whose subject is gone ------------------------------------------------------ */
@@ -364,6 +413,90 @@ static int collect_referrers(struct pt_gc *gc, int dry_run)
     return rv;
 }
 
+/* ---- children of deleted indexes --------------------------------------------------------- */
+
+struct child_ctx {
+    struct pt_gc *gc;
+    struct orphan *v; /* PT_COMMAND_COLLECT_MAX; subject unused */
+    size_t n;
+    int full;
+};
+
+static int child_cb(const char *repo, const char *digest, void *arg)
+{
+    struct child_ctx *cc = arg;
+    pace(cc->gc);
+    if (stopping(cc->gc))
+        return PT_E_UNAVAILABLE;
+    struct orphan *o = &cc->v[cc->n++];
+    snprintf(o->repo, sizeof(o->repo), "%s", repo);
+    snprintf(o->digest, sizeof(o->digest), "%s", digest);
+    if (cc->n < PT_COMMAND_COLLECT_MAX)
+        return 0;
+    cc->full = 1;
+    return 1;
+}
+
+/* Deletes the children of deleted indexes that nothing names any more (first of all: their
+ * referrers and blobs are then garbage for the phases that follow), and drops the records of
+ * those named or tagged again. Rounds of at most PT_COMMAND_COLLECT_MAX; a round that changes
+ * no record ends it. */
+static int collect_children(struct pt_gc *gc, int dry_run)
+{
+    struct child_ctx cc = {.gc = gc, .v = calloc(PT_COMMAND_COLLECT_MAX, sizeof(struct orphan))};
+    struct pt_command_child *kids = calloc(PT_COMMAND_COLLECT_MAX, sizeof(*kids));
+    int rv = cc.v != NULL && kids != NULL ? 0 : PT_E_NOMEM;
+    for (int round = 0; rv == 0 && round < 1000; round++) {
+        cc.n = 0;
+        cc.full = 0;
+        rv = pt_metastore_gc_mark_children(gc->node->ms, pt_clock_wall_ms(),
+                                           (int64_t)gc->node->cfg.gc_grace_ms, child_cb, &cc);
+        if (rv == 1)
+            rv = 0;
+        if (rv != 0 || cc.n == 0)
+            break;
+        if (dry_run) {
+            size_t doomed = 0;
+            for (size_t i = 0; i < cc.n; i++)
+                doomed += pt_metastore_get_manifest(gc->node->ms, cc.v[i].repo, cc.v[i].digest,
+                                                    NULL) == 0;
+            pthread_mutex_lock(&gc->lock);
+            gc->children += doomed; /* at most: one tagged meanwhile is kept */
+            pthread_mutex_unlock(&gc->lock);
+            break;
+        }
+        for (size_t i = 0; i < cc.n; i++)
+            kids[i] = (struct pt_command_child){cc.v[i].repo, cc.v[i].digest};
+        struct pt_command_builder b;
+        void *buf = NULL;
+        size_t len = 0;
+        rv = pt_command_builder_init(&b, pt_clock_wall_ms(), gc->node->cfg.region);
+        if (rv == 0) {
+            rv =
+                pt_command_add_collect_children(&b, kids, cc.n, (int64_t)gc->node->cfg.gc_grace_ms);
+            if (rv == 0)
+                rv = pt_command_builder_encode(&b, &buf, &len);
+            pt_command_builder_free(&b);
+        }
+        if (rv == 0)
+            rv = run_job(gc, PT_JOB_PROPOSE, buf, len);
+        else
+            free(buf);
+        size_t deleted = 0;
+        for (size_t i = 0; rv == 0 && i < cc.n; i++)
+            deleted += pt_metastore_get_manifest(gc->node->ms, cc.v[i].repo, cc.v[i].digest,
+                                                 NULL) == PT_E_MANIFEST_UNKNOWN;
+        pthread_mutex_lock(&gc->lock);
+        gc->children += deleted;
+        pthread_mutex_unlock(&gc->lock);
+        if (!cc.full)
+            break;
+    }
+    free(cc.v);
+    free(kids);
+    return rv;
+}
+
 static void run_pass(struct pt_gc *gc, int dry_run)
 {
     int64_t start = pt_clock_wall_ms(), mono = pt_clock_mono_ms();
@@ -372,7 +505,7 @@ static void run_pass(struct pt_gc *gc, int dry_run)
     gc->dry_run = dry_run;
     gc->phase = "referrers";
     gc->visited = gc->candidates = gc->collected = gc->bytes = gc->links_removed = 0;
-    gc->referrers = 0;
+    gc->referrers = gc->children = 0;
     gc->nreport = 0;
     gc->report_truncated = 0;
     gc->started_ms = start;
@@ -383,7 +516,9 @@ static void run_pass(struct pt_gc *gc, int dry_run)
     gc->nbatch = 0;
 
     struct mark_ctx mc = {.gc = gc};
-    int rv = collect_referrers(gc, dry_run);
+    int rv = collect_children(gc, dry_run);
+    if (rv == 0)
+        rv = collect_referrers(gc, dry_run);
     pthread_mutex_lock(&gc->lock);
     gc->phase = "marking";
     pthread_mutex_unlock(&gc->lock);
@@ -400,6 +535,8 @@ static void run_pass(struct pt_gc *gc, int dry_run)
         if (!mc.full)
             break;
     }
+    if (rv == 0 && !dry_run)
+        rv = forget_collected(gc);
 
     int64_t end = pt_clock_wall_ms();
     pthread_mutex_lock(&gc->lock);
@@ -463,16 +600,17 @@ static void remove_file(struct pt_gc *gc, const struct pt_digest *d, const char 
     }
 }
 
-/* Deletes the files of the blobs this region's applied collections named. Returns how many
- * records were handled. */
+/* Deletes the files of the blobs this region's applied collections named, at most
+ * GC_DRAIN_MAX records a call (the thread answers requests and stops between calls), walking
+ * them in digest order from where the call started. Returns how many records were handled. */
 static unsigned drain(struct pt_gc *gc)
 {
     unsigned n = 0;
     int64_t grace = (int64_t)gc->node->cfg.gc_grace_ms;
-    for (;;) {
-        char digest[PT_DIGEST_STR_MAX + 1];
+    char digest[PT_DIGEST_STR_MAX + 1] = "";
+    while (n < GC_DRAIN_MAX) {
         int64_t t;
-        if (stopping(gc) || pt_metastore_gc_pending_first(gc->node->ms, digest, &t) != 0)
+        if (stopping(gc) || pt_metastore_gc_pending_next(gc->node->ms, digest, digest, &t) != 0)
             break;
         struct pt_digest d;
         if (pt_digest_parse(digest, strlen(digest), &d) == 0)
@@ -521,6 +659,10 @@ static void sweep(struct pt_gc *gc)
 static void *gc_main(void *arg)
 {
     struct pt_gc *gc = arg;
+    /* below the request workers: a pass takes what CPU they leave (a thread's nice value is
+     * its own on Linux); without the right to, it runs at the node's */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), GC_NICE) != 0)
+        pt_log(PT_LOG_DEBUG, "garbage collector priority unchanged", NULL);
     const struct pt_config *cfg = &gc->node->cfg;
     int64_t sweep_every = (int64_t)cfg->gc_grace_ms;
     if (sweep_every < 5000)
@@ -530,9 +672,10 @@ static void *gc_main(void *arg)
     int64_t now = pt_clock_mono_ms();
     gc->next_pass_ms = cfg->gc_interval_ms > 0 ? now + (int64_t)cfg->gc_interval_ms : 0;
     gc->next_sweep_ms = now + sweep_every;
+    unsigned drained = 0;
     for (;;) {
         pthread_mutex_lock(&gc->lock);
-        if (!gc->stop && gc->requested == 0) {
+        if (!gc->stop && gc->requested == 0 && drained < GC_DRAIN_MAX) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += GC_POLL_MS / 1000;
@@ -543,17 +686,19 @@ static void *gc_main(void *arg)
         pthread_mutex_unlock(&gc->lock);
         if (stop)
             break;
-        unsigned drained = drain(gc);
+        drained = drain(gc);
+        int sweep_now = drained > 0;
         now = pt_clock_mono_ms();
         int scheduled = gc->next_pass_ms != 0 && now >= gc->next_pass_ms;
         if (scheduled)
             gc->next_pass_ms = now + (int64_t)cfg->gc_interval_ms;
         if (req != 0 || (scheduled && is_leader(gc))) {
             run_pass(gc, req == 2);
-            drain(gc);
-            drained = 1;
+            drained = drain(gc);
+            sweep_now = 1;
         }
-        if ((drained > 0 || now >= gc->next_sweep_ms) && caught_up(gc)) {
+        /* the sweep once the records are drained (a full drain goes on at once) */
+        if (drained < GC_DRAIN_MAX && (sweep_now || now >= gc->next_sweep_ms) && caught_up(gc)) {
             sweep(gc);
             gc->next_sweep_ms = pt_clock_mono_ms() + sweep_every;
         }
@@ -620,18 +765,20 @@ char *pt_gc_status_json(struct pt_gc *gc)
                                                (json_int_t)gc->report[i].size));
     const struct pt_config *cfg = &gc->node->cfg;
     json_t *o = json_pack(
-        "{s:s,s:b,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I}",
+        "{s:s,s:b,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:s,s:I,s:I,s:I,s:I,s:I,"
+        "s:I}",
         "region", cfg->region, "running", gc->running || gc->requested != 0, "dry_run",
         gc->running ? gc->dry_run : gc->requested == 2 || gc->dry_run, "phase", gc->phase,
         "blobs_examined", (json_int_t)gc->visited, "candidates", (json_int_t)gc->candidates,
         "blobs_collected", (json_int_t)gc->collected, "bytes_reclaimed", (json_int_t)gc->bytes,
         "links_removed", (json_int_t)gc->links_removed, "referrers_deleted",
-        (json_int_t)gc->referrers, "started_ms", (json_int_t)gc->started_ms, "finished_ms",
-        (json_int_t)gc->finished_ms, "blobs", blobs != NULL ? blobs : json_array(), "truncated",
-        gc->report_truncated, "error", gc->last_error, "files_deleted_total",
-        (json_int_t)gc->files_deleted, "file_bytes_deleted_total", (json_int_t)gc->files_bytes,
-        "files_swept_total", (json_int_t)gc->swept, "grace_ms", (json_int_t)cfg->gc_grace_ms,
-        "interval_ms", (json_int_t)cfg->gc_interval_ms, "rate", (json_int_t)cfg->gc_rate);
+        (json_int_t)gc->referrers, "children_deleted", (json_int_t)gc->children, "started_ms",
+        (json_int_t)gc->started_ms, "finished_ms", (json_int_t)gc->finished_ms, "blobs",
+        blobs != NULL ? blobs : json_array(), "truncated", gc->report_truncated, "error",
+        gc->last_error, "files_deleted_total", (json_int_t)gc->files_deleted,
+        "file_bytes_deleted_total", (json_int_t)gc->files_bytes, "files_swept_total",
+        (json_int_t)gc->swept, "grace_ms", (json_int_t)cfg->gc_grace_ms, "interval_ms",
+        (json_int_t)cfg->gc_interval_ms, "rate", (json_int_t)cfg->gc_rate);
     pthread_mutex_unlock(&gc->lock);
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

@@ -36,6 +36,8 @@
 
 /* One above rocksdb::InfoLogLevel::HEADER_LEVEL (5): nothing reaches the LOG file. */
 #define MS_INFO_LOG_OFF 6
+/* Bytes of memtables of all families together (rocksdb db_write_buffer_size). */
+#define MS_MEMTABLE_BUDGET (64u << 20)
 
 const char *const ms_cf_names[CF_COUNT] = {
     "default",   "repos",          "manifests", "tags",    "repo_blobs",
@@ -191,6 +193,10 @@ int pt_metastore_open(const char *dir, struct pt_metastore **out)
      * info log is written again after a write to it failed (ENOSPC), which aborts the node on
      * a full disk. Every RocksDB error reaches the node as a status and is logged there. */
     rocksdb_options_set_info_log_level(opts, MS_INFO_LOG_OFF);
+    /* One budget for the memtables of every family: by default each family may hold two of
+     * 64 MiB, so a burst of writes spread over families (a garbage collection touches five)
+     * grew the node by a quarter of a gigabyte; past the budget the largest one is flushed. */
+    rocksdb_options_set_db_write_buffer_size(opts, MS_MEMTABLE_BUDGET);
     const rocksdb_options_t *cf_opts[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++)
         cf_opts[i] = opts;

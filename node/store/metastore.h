@@ -334,10 +334,25 @@ struct pt_gc_verdict {
 
 /* 0 if some region holds digest (staged writes included), PT_E_BLOB_UNKNOWN if none. */
 int pt_metastore_batch_blob_location(struct pt_metastore_batch *b, const char *digest);
-/* 1 if digest was collected and not stored by an upload since (LinkBlob refuses it), 0 if
- * not, negative on error; PT_E_DIGEST_INVALID. revive forgets that (an upload stored it). */
-int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest);
+/* 1 if digest was collected and not stored by an upload since, as a LinkBlob proposed at
+ * proposed_ms can tell (LinkBlob refuses it): its collected-blob record is there, or that
+ * record was forgotten (pt_metastore_batch_gc_forget: no region holds digest and proposed_ms
+ * is at or before the newest forgotten collection); 0 if not, negative on error;
+ * PT_E_DIGEST_INVALID. revive forgets that (an upload stored it). */
+int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest,
+                                      int64_t proposed_ms);
 int pt_metastore_batch_blob_revive(struct pt_metastore_batch *b, const char *digest);
+/* The shortest time after its collection a collected-blob record is kept (the smallest
+ * CollectBlobs.forget_after_ms): far longer than any proposal is in flight. */
+#define PT_GC_FORGET_MIN_MS (24LL * 3600 * 1000)
+/* Stages forgetting, oldest collection first, at most max collected-blob records of
+ * collections at least after_ms before now_ms, and remembers the newest collection forgotten;
+ * *forgotten says how many. PT_E_CONFIG if after_ms < PT_GC_FORGET_MIN_MS. */
+int pt_metastore_batch_gc_forget(struct pt_metastore_batch *b, int64_t now_ms, int64_t after_ms,
+                                 size_t max, size_t *forgotten);
+/* 1 if pt_metastore_batch_gc_forget would forget something as of now_ms, 0 if not, negative
+ * on error. Any thread. */
+int pt_metastore_gc_forgettable(struct pt_metastore *ms, int64_t now_ms, int64_t after_ms);
 /* Stages the references of manifest (in repo) to digests[0..n) (borrowed). */
 int pt_metastore_batch_blob_refs_put(struct pt_metastore_batch *b, const char *repo,
                                      const char *manifest, const char *const *digests, size_t n);
@@ -354,6 +369,30 @@ int pt_metastore_batch_manifest_pushed(struct pt_metastore_batch *b, const char 
 int pt_metastore_batch_gc_referrer(struct pt_metastore_batch *b, const char *repo,
                                    const char *subject, const char *digest, int64_t now_ms,
                                    int64_t grace_ms, int *deleted);
+/* Children of image indexes (manifest lists). put stages that manifest `index` of repo names
+ * children[0..n) (borrowed digests) and that none of them is an orphan any more; delete
+ * removes the records of index's children and records, as of now_ms, each child that no
+ * other index of repo names any more as an orphan (pt_metastore_batch_gc_child). */
+int pt_metastore_batch_children_put(struct pt_metastore_batch *b, const char *repo,
+                                    const char *index, const char *const *children, size_t n);
+int pt_metastore_batch_children_delete(struct pt_metastore_batch *b, const char *repo,
+                                       const char *index, int64_t now_ms);
+/* Forgets that digest of repo is an orphan child (it was pushed again). */
+int pt_metastore_batch_orphan_clear(struct pt_metastore_batch *b, const char *repo,
+                                    const char *digest);
+/* Re-checks the orphan child digest of repo as of now_ms: when it is still a manifest of repo,
+ * no index of repo names it, no tag names it and it became an orphan at least grace_ms
+ * before, deletes it as DeleteManifest does (*deleted = 1); the orphan record goes unless it
+ * is only too young (a manifest gone, named again or tagged is no orphan). */
+int pt_metastore_batch_gc_child(struct pt_metastore_batch *b, const char *repo, const char *digest,
+                                int64_t now_ms, int64_t grace_ms, int *deleted);
+/* Marking of orphan children: calls cb for each orphan record that pt_metastore_batch_gc_child
+ * would act on as of now_ms (delete, or drop the record), strings borrowed for the call. A
+ * non-zero return from cb stops the walk and is returned. PT_E_UNAVAILABLE without the index
+ * of children. */
+int pt_metastore_gc_mark_children(struct pt_metastore *ms, int64_t now_ms, int64_t grace_ms,
+                                  int (*cb)(const char *repo, const char *digest, void *arg),
+                                  void *arg);
 /* Marking of referrers: calls cb for every referrer that pt_metastore_batch_gc_referrer would
  * delete as of now_ms (strings borrowed for the call), walking the referrers family with an
  * iterator. A non-zero return from cb stops the walk and is returned. Checking "no tag names
@@ -390,6 +429,13 @@ int pt_metastore_gc_mark(struct pt_metastore *ms, const char *after, int64_t now
  * entry that collected it. PT_E_NOT_FOUND if none. */
 int pt_metastore_gc_pending_first(struct pt_metastore *ms,
                                   char digest_out[PT_METASTORE_DIGEST_MAX + 1], int64_t *time_ms);
+/* The same, for the first record after digest `after` (borrowed, may be digest_out; NULL or
+ * "" = the first).
+ * A drain walks the records with it instead of seeking from the start each time: the deleted
+ * records before `after` are tombstones until a compaction, and seeking past all of them for
+ * every record made a drain quadratic in the records it deleted. */
+int pt_metastore_gc_pending_next(struct pt_metastore *ms, const char *after,
+                                 char digest_out[PT_METASTORE_DIGEST_MAX + 1], int64_t *time_ms);
 /* Forgets that record (done, or nothing to do). */
 int pt_metastore_gc_pending_delete(struct pt_metastore *ms, const char *digest);
 

@@ -19,11 +19,29 @@
  *   "gc/mtime/" <repo> \0 <manifest>                   v1 i64:ms    manifest pushed at ms (the
  *                                                                   grace of an orphan referrer;
  *                                                                   absent = before the index)
- *   "gc/dead/" <digest>                                v1           collected, and not stored by
+ *   "gc/dead/" <digest>                                v1 [i64:ms]  collected (by the entry of
+ *                                                                   time ms), and not stored by
  *                                                                   an upload since: LinkBlob
  *                                                                   refuses it (the proposer saw
- *                                                                   it before the collection)
+ *                                                                   it before the collection);
+ *                                                                   records without a time come
+ *                                                                   from before the time was kept
+ *   "gc/deadt/" <16 hex digits: ms> <digest>          v1           the same by time: what
+ *                                                                   forgetting walks, oldest
+ *                                                                   first
+ *   "gc/forgot"                                        v1 i64:ms    the newest collection whose
+ *                                                                   records were forgotten
+ *   "gc/child/" <repo> \0 <child> \0 <index>           v1           index (a manifest of repo)
+ *                                                                   names child manifest
+ *   "gc/mchild/" <repo> \0 <index> \0 <child>          v1           the same, by index
+ *   "gc/orphan/" <repo> \0 <child>                     v1 i64:ms    child lost the last index
+ *                                                                   naming it at ms (deleted
+ *                                                                   by a pass after the grace
+ *                                                                   unless tagged or named
+ *                                                                   again)
  *   "gc/indexed"                                       v1           the records above are
+ *                                                                   complete (but children)
+ *   "gc/indexed-children"                              v1           the children records are
  *                                                                   complete
  *   (local_blobs, local to the region)
  *   "~gc/" <digest>                                    v1 i64:ms    blob collected by the entry
@@ -39,9 +57,22 @@
  *
  * Existing data: a store written before these records existed lacks them; open builds them
  * once (gc_index_build: every manifest body parsed for its blobs, every repo_blobs record
- * mirrored with time 0) and writes "gc/indexed". Collection refuses to act on a store without
- * that record (PT_E_UNAVAILABLE), so a missing index never looks like "unreferenced".
+ * mirrored with time 0) and writes "gc/indexed"; the children records, added later, are
+ * built the same way under their own "gc/indexed-children". Collection refuses to act on a
+ * store without that record (PT_E_UNAVAILABLE), so a missing index never looks like
+ * "unreferenced".
+ *
+ * Children: DeleteManifest of an index records each child no other index of the repository
+ * names as an orphan; a pass deletes it after the grace unless it was tagged, named by an
+ * index or pushed again meanwhile (those drop the record), re-checked at apply like blobs.
+ *
+ * Forgetting: "gc/dead/" records would otherwise grow with every collection. Each carries its
+ * collection's time and is listed by time ("gc/deadt/"), so forgetting the old ones walks
+ * only what it forgets (at most a bound per command); "gc/forgot" keeps the newest forgotten
+ * collection, so that a LinkBlob older than it of a blob no region holds is still refused.
  */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,14 +82,20 @@
 #include "manifest.h"
 #include "metastore_int.h"
 
-#define GC_REF     "gc/ref/"
-#define GC_MREF    "gc/mref/"
-#define GC_LINK    "gc/link/"
-#define GC_INDEXED "gc/indexed"
-#define GC_MTIME   "gc/mtime/"
-#define GC_DEAD    "gc/dead/"
-#define GC_PENDING "~gc/"
-#define GC_KEY_MAX (16 + PT_METASTORE_REPO_MAX + 2 * PT_METASTORE_DIGEST_MAX + 2)
+#define GC_REF      "gc/ref/"
+#define GC_MREF     "gc/mref/"
+#define GC_LINK     "gc/link/"
+#define GC_INDEXED  "gc/indexed"
+#define GC_MTIME    "gc/mtime/"
+#define GC_DEAD     "gc/dead/"
+#define GC_DEADT    "gc/deadt/"
+#define GC_FORGOT   "gc/forgot"
+#define GC_PENDING  "~gc/"
+#define GC_CHILD    "gc/child/"
+#define GC_MCHILD   "gc/mchild/"
+#define GC_ORPHAN   "gc/orphan/"
+#define GC_CINDEXED "gc/indexed-children"
+#define GC_KEY_MAX  (24 + PT_METASTORE_REPO_MAX + 2 * PT_METASTORE_DIGEST_MAX + 2)
 
 /* prefix + a + "\0" + b [+ "\0" + c] into key; returns the length. Components validated. */
 static size_t gc_key(char *key, const char *prefix, const char *a, const char *b, const char *c)
@@ -273,25 +310,200 @@ static size_t dead_key(char *key, const char *digest)
     return n + dn;
 }
 
-int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest)
+/* "gc/deadt/" + 16 hex digits of ms + digest (validated) into key; returns the length. */
+static size_t deadt_key(char *key, int64_t ms, const char *digest)
+{
+    size_t n = strlen(GC_DEADT);
+    memcpy(key, GC_DEADT, n);
+    snprintf(key + n, 17, "%016llx", (unsigned long long)(uint64_t)ms);
+    n += 16;
+    size_t dn = strlen(digest);
+    memcpy(key + n, digest, dn);
+    return n + dn;
+}
+
+/* The time of a collected-blob record's value: 0 and *t, 1 when it has none (older format). */
+static int dead_time(const char *v, size_t vlen, int64_t *t)
+{
+    if (vlen == 1 && (unsigned char)v[0] == REC_VERSION)
+        return 1;
+    return dec_time(v, vlen, t);
+}
+
+/* The newest forgotten collection's time into *t: 1, or 0 when none was forgotten. */
+static int forgot_until(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, int64_t *t)
+{
+    char *v;
+    size_t vlen;
+    int rv = ms_get_raw(ms, wb, CF_DEFAULT, GC_FORGOT, strlen(GC_FORGOT), &v, &vlen);
+    if (rv != 1)
+        return rv;
+    rv = dec_time(v, vlen, t);
+    rocksdb_free(v);
+    return rv != 0 ? rv : 1;
+}
+
+int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *digest,
+                                      int64_t proposed_ms)
 {
     if (!ms_digest_ok(digest))
         return PT_E_DIGEST_INVALID;
     char key[GC_KEY_MAX], *v;
     size_t vlen;
     int rv = ms_get_raw(b->ms, b->wb, CF_DEFAULT, key, dead_key(key, digest), &v, &vlen);
-    if (rv == 1)
-        rocksdb_free(v);
-    return rv;
+    if (rv != 0) {
+        if (rv == 1)
+            rocksdb_free(v);
+        return rv;
+    }
+    int64_t until;
+    if ((rv = forgot_until(b->ms, b->wb, &until)) <= 0 || proposed_ms > until)
+        return rv < 0 ? rv : 0;
+    struct location loc;
+    rv = ms_location_get(b->ms, b->wb, digest, &loc);
+    return rv < 0 ? rv : !rv;
 }
 
 int pt_metastore_batch_blob_revive(struct pt_metastore_batch *b, const char *digest)
 {
     if (!ms_digest_ok(digest))
         return PT_E_DIGEST_INVALID;
-    char key[GC_KEY_MAX];
-    ms_stage_delete(b, CF_DEFAULT, key, dead_key(key, digest));
+    char key[GC_KEY_MAX], *v;
+    size_t vlen, klen = dead_key(key, digest);
+    int rv = ms_get_raw(b->ms, b->wb, CF_DEFAULT, key, klen, &v, &vlen);
+    if (rv <= 0)
+        return rv;
+    int64_t t = 0;
+    rv = dead_time(v, vlen, &t);
+    rocksdb_free(v);
+    if (rv < 0)
+        return rv;
+    ms_stage_delete(b, CF_DEFAULT, key, klen);
+    if (rv == 0)
+        ms_stage_delete(b, CF_DEFAULT, key, deadt_key(key, t, digest));
     return 0;
+}
+
+/* Walks the records by time of collections at or before cutoff, oldest first, calling cb
+ * with each one's time and digest until it returns non-zero (returned) or max were seen. */
+static int walk_forgettable(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, int64_t cutoff,
+                            size_t max, int (*cb)(int64_t t, const char *digest, void *arg),
+                            void *arg)
+{
+    size_t plen = strlen(GC_DEADT);
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = iter_default(ms, wb, &ro);
+    int rv = 0;
+    size_t seen = 0;
+    for (rocksdb_iter_seek(it, GC_DEADT, plen);
+         rv == 0 && seen < max && at_prefix(it, GC_DEADT, plen); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        char hex[17], digest[PT_METASTORE_DIGEST_MAX + 1];
+        if (klen < plen + 16 ||
+            ms_key_text(k + plen + 16, klen - plen - 16, digest, PT_METASTORE_DIGEST_MAX) != 0 ||
+            !ms_digest_ok(digest)) {
+            rv = PT_E_CORRUPT;
+            break;
+        }
+        memcpy(hex, k + plen, 16);
+        hex[16] = '\0';
+        int64_t t = (int64_t)strtoull(hex, NULL, 16);
+        if (t > cutoff)
+            break; /* in time order: none after it is old enough */
+        rv = cb(t, digest, arg);
+        seen++;
+    }
+    int irv = ms_iter_free(it, ro);
+    return rv != 0 ? rv : irv;
+}
+
+struct forget_list {
+    size_t n;
+    int64_t *times;
+    char (*digests)[PT_METASTORE_DIGEST_MAX + 1];
+};
+
+static int forget_cb(int64_t t, const char *digest, void *arg)
+{
+    struct forget_list *l = arg;
+    l->times[l->n] = t;
+    memcpy(l->digests[l->n++], digest, strlen(digest) + 1);
+    return 0;
+}
+
+static int any_cb(int64_t t, const char *digest, void *arg)
+{
+    (void)t;
+    (void)digest;
+    (void)arg;
+    return 1;
+}
+
+/* now_ms - after_ms without overflow (the earliest time representable otherwise). */
+static int64_t forget_cutoff(int64_t now_ms, int64_t after_ms)
+{
+    return now_ms < INT64_MIN + after_ms ? INT64_MIN : now_ms - after_ms;
+}
+
+int pt_metastore_batch_gc_forget(struct pt_metastore_batch *b, int64_t now_ms, int64_t after_ms,
+                                 size_t max, size_t *forgotten)
+{
+    *forgotten = 0;
+    if (after_ms < PT_GC_FORGET_MIN_MS)
+        return PT_E_CONFIG;
+    if (max == 0)
+        return 0;
+    int64_t cutoff = forget_cutoff(now_ms, after_ms);
+    /* listed first: staging deletes while iterating the batch would move the iterator */
+    struct forget_list l = {.times = calloc(max, sizeof(*l.times)),
+                            .digests = calloc(max, sizeof(*l.digests))};
+    int rv = l.times != NULL && l.digests != NULL ? 0 : PT_E_NOMEM;
+    if (rv == 0)
+        rv = walk_forgettable(b->ms, b->wb, cutoff, max, forget_cb, &l);
+    int64_t newest = INT64_MIN;
+    for (size_t i = 0; rv == 0 && i < l.n; i++) {
+        char key[GC_KEY_MAX], *v;
+        size_t vlen, klen = dead_key(key, l.digests[i]);
+        int64_t t = 0;
+        rv = ms_get_raw(b->ms, b->wb, CF_DEFAULT, key, klen, &v, &vlen);
+        if (rv == 1) {
+            int dt = dead_time(v, vlen, &t);
+            rocksdb_free(v);
+            if (dt < 0) {
+                rv = dt;
+                break;
+            }
+            if (dt == 0 && t == l.times[i])
+                ms_stage_delete(b, CF_DEFAULT, key, klen);
+            rv = 0;
+        } else if (rv < 0) {
+            break;
+        }
+        ms_stage_delete(b, CF_DEFAULT, key, deadt_key(key, l.times[i], l.digests[i]));
+        if (l.times[i] > newest)
+            newest = l.times[i];
+    }
+    int64_t until;
+    int had = rv == 0 && l.n > 0 ? forgot_until(b->ms, b->wb, &until) : 0;
+    if (had < 0)
+        rv = had;
+    if (rv == 0 && l.n > 0 && (had == 0 || newest > until)) {
+        struct pt_buf e = {0};
+        enc_time(&e, newest);
+        rv = ms_stage_put(b, CF_DEFAULT, GC_FORGOT, strlen(GC_FORGOT), &e);
+    }
+    if (rv == 0)
+        *forgotten = l.n;
+    free(l.times);
+    free(l.digests);
+    return rv;
+}
+
+int pt_metastore_gc_forgettable(struct pt_metastore *ms, int64_t now_ms, int64_t after_ms)
+{
+    int rv = walk_forgettable(ms, NULL, forget_cutoff(now_ms, after_ms), 1, any_cb, NULL);
+    return rv;
 }
 
 /* ---- the decision --------------------------------------------------------------------- */
@@ -370,12 +582,15 @@ static int evaluate(struct pt_metastore *ms, struct pt_metastore_batch *b, const
     if (b == NULL || !out->collected)
         return 0;
     ms_stage_delete(b, CF_BLOB_LOCATIONS, digest, strlen(digest));
+    /* a record left by an earlier collection (a replica only can re-locate a blob without
+     * reviving it) goes, with its entry by time */
+    if ((rv = pt_metastore_batch_blob_revive(b, digest)) != 0)
+        return rv;
     char key[GC_KEY_MAX];
-    size_t dlen = strlen(GC_DEAD);
-    memcpy(key, GC_DEAD, dlen);
-    memcpy(key + dlen, digest, strlen(digest));
-    rv = stage_flag(b, key, dlen + strlen(digest));
-    if (rv != 0)
+    struct pt_buf dv = {0};
+    enc_time(&dv, now_ms);
+    if ((rv = ms_stage_put(b, CF_DEFAULT, key, dead_key(key, digest), &dv)) != 0 ||
+        (rv = stage_flag(b, key, deadt_key(key, now_ms, digest))) != 0)
         return rv;
     size_t klen = strlen(GC_PENDING);
     memcpy(key, GC_PENDING, klen);
@@ -534,7 +749,8 @@ int pt_metastore_batch_gc_referrer(struct pt_metastore_batch *b, const char *rep
         return rv;
     if ((rv = pt_metastore_batch_manifest_delete(b, repo, digest)) != 0 ||
         (rv = pt_metastore_batch_referrer_delete(b, repo, subject, digest)) != 0 ||
-        (rv = pt_metastore_batch_blob_refs_delete(b, repo, digest)) != 0)
+        (rv = pt_metastore_batch_blob_refs_delete(b, repo, digest)) != 0 ||
+        (rv = pt_metastore_batch_children_delete(b, repo, digest, now_ms)) != 0)
         return rv;
     *deleted = 1;
     return 0;
@@ -580,16 +796,224 @@ int pt_metastore_gc_mark_referrers(struct pt_metastore *ms, int64_t now_ms, int6
     return rv != 0 ? rv : irv;
 }
 
+/* ---- children of deleted indexes ------------------------------------------------------- */
+
+static int children_indexed(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb)
+{
+    char *v;
+    size_t vlen;
+    int rv = ms_get_raw(ms, wb, CF_DEFAULT, GC_CINDEXED, strlen(GC_CINDEXED), &v, &vlen);
+    if (rv == 1)
+        rocksdb_free(v);
+    return rv;
+}
+
+int pt_metastore_batch_children_put(struct pt_metastore_batch *b, const char *repo,
+                                    const char *index, const char *const *children, size_t n)
+{
+    if (!ms_name_ok(repo, PT_METASTORE_REPO_MAX))
+        return PT_E_NAME_INVALID;
+    if (!ms_digest_ok(index))
+        return PT_E_DIGEST_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (!ms_digest_ok(children[i]))
+            return PT_E_DIGEST_INVALID;
+    char key[GC_KEY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        int rv = stage_flag(b, key, gc_key(key, GC_CHILD, repo, children[i], index));
+        if (rv == 0)
+            rv = stage_flag(b, key, gc_key(key, GC_MCHILD, repo, index, children[i]));
+        if (rv != 0)
+            return rv;
+        ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_ORPHAN, repo, children[i], NULL));
+    }
+    return 0;
+}
+
+int pt_metastore_batch_orphan_clear(struct pt_metastore_batch *b, const char *repo,
+                                    const char *digest)
+{
+    if (!ms_name_ok(repo, PT_METASTORE_REPO_MAX))
+        return PT_E_NAME_INVALID;
+    if (!ms_digest_ok(digest))
+        return PT_E_DIGEST_INVALID;
+    char key[GC_KEY_MAX];
+    ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_ORPHAN, repo, digest, NULL));
+    return 0;
+}
+
+int pt_metastore_batch_children_delete(struct pt_metastore_batch *b, const char *repo,
+                                       const char *index, int64_t now_ms)
+{
+    if (!ms_name_ok(repo, PT_METASTORE_REPO_MAX))
+        return PT_E_NAME_INVALID;
+    if (!ms_digest_ok(index))
+        return PT_E_DIGEST_INVALID;
+    char prefix[GC_KEY_MAX], key[GC_KEY_MAX];
+    size_t plen = gc_prefix(prefix, GC_MCHILD, repo, index);
+    /* listed first: staging deletes while iterating the batch would move the iterator */
+    char(*children)[PT_METASTORE_DIGEST_MAX + 1] = NULL;
+    size_t n = 0, cap = 0;
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = iter_default(b->ms, b->wb, &ro);
+    int rv = 0;
+    for (rocksdb_iter_seek(it, prefix, plen); at_prefix(it, prefix, plen); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (n == cap && (rv = pt_array_grow(&children, &cap, sizeof(*children), 16,
+                                            PT_MANIFEST_MAX_REFS + 1)) != 0)
+            break;
+        if ((rv = ms_key_text(k + plen, klen - plen, children[n], PT_METASTORE_DIGEST_MAX)) != 0)
+            break;
+        n++;
+    }
+    int irv = ms_iter_free(it, ro);
+    if (rv == 0)
+        rv = irv;
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_MCHILD, repo, index, children[i]));
+        ms_stage_delete(b, CF_DEFAULT, key, gc_key(key, GC_CHILD, repo, children[i], index));
+        char cp[GC_KEY_MAX];
+        int named = any_with_prefix(b->ms, b->wb, cp, gc_prefix(cp, GC_CHILD, repo, children[i]));
+        if (named < 0) {
+            rv = named;
+            break;
+        }
+        if (named)
+            continue;
+        struct pt_buf e = {0};
+        enc_time(&e, now_ms);
+        rv = ms_stage_put(b, CF_DEFAULT, key, gc_key(key, GC_ORPHAN, repo, children[i], NULL), &e);
+    }
+    free(children);
+    return rv;
+}
+
+/* What to do with the orphan record of digest in repo as of now_ms: 2 delete the manifest,
+ * 1 drop the record (no orphan any more), 0 keep it (too young, or no record). */
+static int child_verdict(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const char *repo,
+                         const char *digest, int64_t now_ms, int64_t grace_ms)
+{
+    if (!ms_name_ok(repo, PT_METASTORE_REPO_MAX) || !ms_digest_ok(digest))
+        return PT_E_DIGEST_INVALID;
+    char key[GC_KEY_MAX], *v;
+    size_t vlen;
+    int rv =
+        ms_get_raw(ms, wb, CF_DEFAULT, key, gc_key(key, GC_ORPHAN, repo, digest, NULL), &v, &vlen);
+    if (rv <= 0)
+        return rv;
+    int64_t t = 0;
+    rv = dec_time(v, vlen, &t);
+    rocksdb_free(v);
+    if (rv != 0)
+        return rv;
+    rv = ms_manifest_get(ms, wb, repo, digest, NULL, false);
+    if (rv == PT_E_MANIFEST_UNKNOWN)
+        return 1;
+    if (rv != 0)
+        return rv;
+    char cp[GC_KEY_MAX];
+    int named = any_with_prefix(ms, wb, cp, gc_prefix(cp, GC_CHILD, repo, digest));
+    if (named != 0)
+        return named < 0 ? named : 1;
+    int tag = tagged(ms, wb, repo, digest);
+    if (tag != 0)
+        return tag < 0 ? tag : 1;
+    return t <= now_ms && now_ms - t >= grace_ms ? 2 : 0;
+}
+
+int pt_metastore_batch_gc_child(struct pt_metastore_batch *b, const char *repo, const char *digest,
+                                int64_t now_ms, int64_t grace_ms, int *deleted)
+{
+    *deleted = 0;
+    if (grace_ms < 0)
+        return PT_E_CONFIG;
+    int rv = children_indexed(b->ms, b->wb);
+    if (rv <= 0)
+        return rv < 0 ? rv : PT_E_UNAVAILABLE;
+    int verdict = child_verdict(b->ms, b->wb, repo, digest, now_ms, grace_ms);
+    if (verdict <= 0)
+        return verdict;
+    if (verdict == 2) {
+        struct pt_manifest_rec rec;
+        if ((rv = pt_metastore_batch_manifest_get(b, repo, digest, &rec)) != 0 ||
+            (rv = pt_metastore_batch_manifest_delete(b, repo, digest)) != 0 ||
+            (rv = pt_metastore_batch_blob_refs_delete(b, repo, digest)) != 0 ||
+            (rv = pt_metastore_batch_children_delete(b, repo, digest, now_ms)) != 0)
+            return rv;
+        if (rec.subject[0] != '\0' &&
+            (rv = pt_metastore_batch_referrer_delete(b, repo, rec.subject, digest)) != 0)
+            return rv;
+        *deleted = 1;
+    }
+    return pt_metastore_batch_orphan_clear(b, repo, digest);
+}
+
+int pt_metastore_gc_mark_children(struct pt_metastore *ms, int64_t now_ms, int64_t grace_ms,
+                                  int (*cb)(const char *repo, const char *digest, void *arg),
+                                  void *arg)
+{
+    int rv = children_indexed(ms, NULL);
+    if (rv <= 0)
+        return rv < 0 ? rv : PT_E_UNAVAILABLE;
+    size_t plen = strlen(GC_ORPHAN);
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = iter_default(ms, NULL, &ro);
+    rv = 0;
+    for (rocksdb_iter_seek(it, GC_ORPHAN, plen); at_prefix(it, GC_ORPHAN, plen);
+         rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *sep = memchr(k + plen, '\0', klen - plen);
+        char repo[PT_METASTORE_REPO_MAX + 1], digest[PT_METASTORE_DIGEST_MAX + 1];
+        if (sep == NULL ||
+            (rv = ms_key_text(k + plen, (size_t)(sep - k) - plen, repo, PT_METASTORE_REPO_MAX)) !=
+                0 ||
+            (rv = ms_key_text(sep + 1, klen - (size_t)(sep + 1 - k), digest,
+                              PT_METASTORE_DIGEST_MAX)) != 0) {
+            rv = rv != 0 ? rv : PT_E_CORRUPT;
+            break;
+        }
+        int verdict = child_verdict(ms, NULL, repo, digest, now_ms, grace_ms);
+        if (verdict < 0) {
+            rv = verdict;
+            break;
+        }
+        if (verdict > 0 && (rv = cb(repo, digest, arg)) != 0)
+            break;
+    }
+    int irv = ms_iter_free(it, ro);
+    return rv != 0 ? rv : irv;
+}
+
 /* ---- files to delete (local) ----------------------------------------------------------- */
 
 int pt_metastore_gc_pending_first(struct pt_metastore *ms,
                                   char digest_out[PT_METASTORE_DIGEST_MAX + 1], int64_t *time_ms)
 {
+    return pt_metastore_gc_pending_next(ms, NULL, digest_out, time_ms);
+}
+
+int pt_metastore_gc_pending_next(struct pt_metastore *ms, const char *after,
+                                 char digest_out[PT_METASTORE_DIGEST_MAX + 1], int64_t *time_ms)
+{
     size_t plen = strlen(GC_PENDING);
+    size_t alen = after != NULL ? strnlen(after, PT_METASTORE_DIGEST_MAX + 1) : 0;
+    if (alen > PT_METASTORE_DIGEST_MAX)
+        return PT_E_DIGEST_INVALID;
+    char start[GC_KEY_MAX];
+    memcpy(start, GC_PENDING, plen);
+    memcpy(start + plen, after != NULL ? after : "", alen);
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it = ms_iter_new(ms, CF_LOCAL_BLOBS, NULL, 0, NULL, &ro);
     int rv = PT_E_NOT_FOUND;
-    rocksdb_iter_seek(it, GC_PENDING, plen);
+    rocksdb_iter_seek(it, start, plen + alen);
+    if (alen > 0 && rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen == plen + alen && memcmp(k, start, klen) == 0)
+            rocksdb_iter_next(it);
+    }
     if (at_prefix(it, GC_PENDING, plen)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
@@ -621,9 +1045,10 @@ int pt_metastore_gc_pending_delete(struct pt_metastore *ms, const char *digest)
 
 /* ---- building the index of an older store --------------------------------------------- */
 
-/* Stages the refs of one stored manifest (key <repo>\0<digest>, value a manifest record). */
+/* Stages the refs (refs set) and the children records (kids set) of one stored manifest (key
+ * <repo>\0<digest>, value a manifest record). */
 static int index_manifest(struct pt_metastore_batch *b, const char *k, size_t klen, const char *v,
-                          size_t vlen)
+                          size_t vlen, bool refs, bool kids)
 {
     const char *sep = memchr(k, '\0', klen);
     if (sep == NULL)
@@ -647,11 +1072,17 @@ static int index_manifest(struct pt_metastore_batch *b, const char *k, size_t kl
                "digest", digest);
         return 0;
     }
-    for (size_t i = 0; rv == 0 && i < info.nblobs; i++) {
+    for (size_t i = 0; refs && rv == 0 && i < info.nblobs; i++) {
         char d[PT_METASTORE_DIGEST_MAX + 1];
         pt_digest_format(&info.blobs[i].digest, d);
         const char *one = d;
         rv = pt_metastore_batch_blob_refs_put(b, repo, digest, &one, 1);
+    }
+    for (size_t i = 0; kids && rv == 0 && i < info.nchildren; i++) {
+        char d[PT_METASTORE_DIGEST_MAX + 1];
+        pt_digest_format(&info.children[i].digest, d);
+        const char *one = d;
+        rv = pt_metastore_batch_children_put(b, repo, digest, &one, 1);
     }
     pt_manifest_info_free(&info);
     return rv;
@@ -672,7 +1103,7 @@ static int index_link(struct pt_metastore_batch *b, const char *k, size_t klen)
     return rv != 0 ? rv : ms_gc_link_put(b, repo, digest, 0, true);
 }
 
-static int index_family(struct pt_metastore_batch *b, enum cf cf)
+static int index_family(struct pt_metastore_batch *b, enum cf cf, bool refs, bool kids)
 {
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it = ms_iter_new(b->ms, cf, NULL, 0, NULL, &ro);
@@ -681,7 +1112,8 @@ static int index_family(struct pt_metastore_batch *b, enum cf cf)
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
         const char *v = rocksdb_iter_value(it, &vlen);
-        rv = cf == CF_MANIFESTS ? index_manifest(b, k, klen, v, vlen) : index_link(b, k, klen);
+        rv = cf == CF_MANIFESTS ? index_manifest(b, k, klen, v, vlen, refs, kids)
+                                : index_link(b, k, klen);
     }
     int irv = ms_iter_free(it, ro);
     return rv != 0 ? rv : irv;
@@ -691,17 +1123,22 @@ int ms_gc_index_build(struct pt_metastore *ms)
 {
     if (ms->read_only)
         return 0;
-    int rv = indexed(ms, NULL);
-    if (rv != 0)
-        return rv < 0 ? rv : 0;
+    int refs = indexed(ms, NULL), kids = children_indexed(ms, NULL);
+    if (refs < 0 || kids < 0)
+        return refs < 0 ? refs : kids;
+    if (refs && kids)
+        return 0;
     struct pt_metastore_batch *b;
-    if ((rv = pt_metastore_batch_new(ms, &b)) != 0)
+    int rv = pt_metastore_batch_new(ms, &b);
+    if (rv != 0)
         return rv;
-    rv = index_family(b, CF_MANIFESTS);
-    if (rv == 0)
-        rv = index_family(b, CF_REPO_BLOBS);
-    if (rv == 0)
+    rv = index_family(b, CF_MANIFESTS, !refs, !kids);
+    if (rv == 0 && !refs)
+        rv = index_family(b, CF_REPO_BLOBS, true, false);
+    if (rv == 0 && !refs)
         rv = stage_flag(b, GC_INDEXED, strlen(GC_INDEXED));
+    if (rv == 0 && !kids)
+        rv = stage_flag(b, GC_CINDEXED, strlen(GC_CINDEXED));
     if (rv == 0) {
         /* not through batch_commit: the applied index does not move, and a failure here
          * leaves the store as it was (the build runs again at the next open) */

@@ -15,6 +15,14 @@ garbage collection promises:
     again and again; afterwards every image whose manifest PUT was acknowledged and that was
     not deleted pulls byte-identical from every region, and once a last pass and the local
     sweeps ran, each region's blob files are exactly the blobs the remaining images reference;
+  - index_children: on one node, two image indexes sharing a child; while an index exists its
+    untagged children stay through a pass; once it is deleted, the next pass after the grace
+    deletes the child no other index names (404, children_deleted 1) and collects its blobs
+    (files gone), and the shared child and the other index's child still pull byte-identical;
+  - mounts_racing_collection: on one node, cross-repository mounts of garbage blobs sent
+    while a pass collects them: every answer is 201 (mounted: the blob then stays and reads
+    byte-identical from the target) or 202 (an upload session, as the spec allows when a
+    blob cannot be mounted), never a 404 or another error;
   - kill_during_collection: a region is killed with SIGKILL right after it started a pass
     over many garbage blobs, then restarted; a new pass completes, every garbage blob's file
     is gone from every region, the kept image pulls byte-identical everywhere, and the state
@@ -46,6 +54,7 @@ PASS_LIMIT = 60
 FILES_LIMIT = 60
 LAYER = 32 << 10
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def sha(data):
@@ -292,7 +301,95 @@ def racing_pushes(results):
             len(set(id(v) for v in live.values())), len(deleted), passes))
 
 
-# -- 3. SIGKILL in the middle of a collection ------------------------------------------------
+# -- 3. children of a deleted index ----------------------------------------------------------
+
+
+def index_children(results):
+    t = results
+    with h.Node(args=ARGS) as n:
+        n.name = "node"
+        repo = h.unique_repo("gcidx")
+        kids = [make_image(1, 4 << 10) for _ in range(3)]
+        for k in kids:
+            push_image(n, repo, k.digest, k)  # by digest: untagged
+
+        def index(children):
+            return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+                {"mediaType": k.media_type, "digest": k.digest, "size": len(k.manifest),
+                 "platform": {"architecture": arch, "os": "linux"}}
+                for k, arch in zip(children, ("amd64", "arm64"))]}).encode()
+
+        multi, other = index(kids[:2]), index(kids[1:])  # kids[1] is in both
+        with n.client(timeout=30) as cl:
+            for tag, body in (("multi", multi), ("other", other)):
+                r = cl.put_manifest(repo, tag, body, OCI_INDEX)
+                t.eq(r.status, 201, "PUT index %s: %s" % (tag, r.describe()))
+        time.sleep(GRACE_S + 0.5)
+        st, code = gc_run(n)
+        t.require(st is not None and st["error"] == "", "pass: %s %s" % (code, st))
+        t.eq(st["children_deleted"], 0, "children deleted while their indexes exist")
+        for k in kids:
+            why = pulls_identical(n, repo, k.digest, k)
+            t.check(not why, "child while its index exists: %s" % why)
+
+        t.eq(delete_manifest(n, repo, sha(multi)), 202, "DELETE index")
+        time.sleep(GRACE_S + 0.5)
+        st, code = gc_run(n)
+        t.require(st is not None and st["error"] == "", "pass: %s %s" % (code, st))
+        t.eq(st["children_deleted"], 1, "children deleted")
+        with n.client(timeout=30) as cl:
+            t.eq(cl.get_manifest(repo, kids[0].digest).status, 404, "orphan child")
+        doomed = {d for d, _ in image_blobs(kids[0])}
+        t.check(doomed <= {b["digest"] for b in st["blobs"]},
+                "the orphan child's blobs are not collected: %s" % st["blobs"])
+        t.check(wait_for(lambda: not (doomed & files_on_disk(n)), FILES_LIMIT),
+                "the orphan child's blob files are still on disk")
+        for k in kids[1:]:
+            why = pulls_identical(n, repo, k.digest, k)
+            t.check(not why, "child of the remaining index: %s" % why)
+
+
+def mounts_racing_collection(results):
+    t = results
+    with h.Node(args=ARGS) as n:
+        src, dst = h.unique_repo("gcmsrc"), h.unique_repo("gcmdst")
+        blobs = [os.urandom(256) for _ in range(240)]
+        with n.client(timeout=30) as cl:
+            for data in blobs:
+                cl.push_blob(src, data)
+        time.sleep(GRACE_S + 0.5)  # garbage: linked to src only, referenced by nothing
+        answers = {}
+
+        def mount(part):
+            with n.client(timeout=30) as cl:
+                for data in part:
+                    r = cl.request("POST", "/v2/%s/blobs/uploads/?mount=%s&from=%s" % (
+                        dst, sha(data), src), {"Content-Length": "0"})
+                    answers[sha(data)] = (r.status, r.describe())
+
+        threads = [threading.Thread(target=mount, args=(blobs[i::3],)) for i in range(3)]
+        with n.client(timeout=10) as cl:
+            t.eq(cl.request("POST", "/admin/gc").status, 202, "POST /admin/gc")
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        st = wait_for(lambda: (lambda s: s if s is not None and not s["running"] else None)(
+            gc_status(n)), PASS_LIMIT)
+        t.check(st is not None and st["error"] == "", "pass: %s" % st)
+        bad = {d: a for d, (c, a) in answers.items() if c not in (201, 202)}
+        t.check(not bad, "mount answers other than 201/202: %s" % list(bad.values())[:3])
+        mounted = [data for data in blobs if answers.get(sha(data), (0,))[0] == 201]
+        with n.client(timeout=30) as cl:
+            for data in mounted:
+                r = cl.get("/v2/%s/blobs/%s" % (dst, sha(data)))
+                t.check(r.status == 200 and r.body == data,
+                        "mounted blob %s: %s" % (sha(data)[:19], r.describe()))
+        note(results, "%d mounted, %d answered with a session" % (
+            len(mounted), sum(1 for c, _ in answers.values() if c == 202)))
+
+
+# -- 4. SIGKILL in the middle of a collection ------------------------------------------------
 
 
 def kill_during_collection(results):
@@ -335,5 +432,7 @@ def main(results):
         raise h.Skip("garbage collection across regions is portolan-only")
     for name, fn in (("collect_everywhere", collect_everywhere),
                      ("racing_pushes", racing_pushes),
+                     ("index_children", index_children),
+                     ("mounts_racing_collection", mounts_racing_collection),
                      ("kill_during_collection", kill_during_collection)):
         results.run(name, fn, results)

@@ -105,9 +105,9 @@ static void test_snapshot_empty(void **state)
     uint64_t index = 99;
     assert_int_equal(pt_metastore_snapshot(f->ms[0], &buf, &len, &index), 0);
     assert_int_equal(index, 0);
-    /* every family's header, and the two records of an empty store: "gc/indexed" (8 + 10 + 1)
-     * and "usage/indexed" (8 + 13 + 1) */
-    assert_int_equal(len, 56 + (7 + 5 + 9 + 4 + 10 + 9 + 14 + 4) + 8 * 9 + 19 + 22);
+    /* every family's header, and the three records of an empty store: "gc/indexed" (8 + 10 +
+     * 1), "usage/indexed" (8 + 13 + 1) and "gc/indexed-children" (8 + 19 + 1) */
+    assert_int_equal(len, 56 + (7 + 5 + 9 + 4 + 10 + 9 + 14 + 4) + 8 * 9 + 19 + 22 + 28);
     assert_int_equal(pt_metastore_restore(f->ms[1], buf, len), 0);
     free(buf);
     pt_workload_state(f->ms[1], h);
