@@ -243,9 +243,26 @@ static int open_listener(struct pt_worker *w, uv_tcp_t *listener, const char *ho
                gai_strerror(gai));
         return PT_E_CONFIG;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     int rv = PT_E_CONFIG;
+    /* SO_REUSEPORT lets every loop of this node accept on one address, but it would also let
+     * a second process of the same user join in silently and take a share of the
+     * connections. The first loop binds a socket without it first, which fails while anything
+     * listens there. */
+    if (w->index == 0) {
+        int probe = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0)
+            setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (probe < 0 || bind(probe, res->ai_addr, res->ai_addrlen) != 0) {
+            pt_log(PT_LOG_ERROR, "cannot listen", "{s:s,s:i,s:s}", "host", host, "port", (int)port,
+                   "error", strerror(errno));
+            if (probe >= 0)
+                close(probe);
+            goto out;
+        }
+        close(probe);
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         goto out;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

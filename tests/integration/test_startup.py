@@ -1,6 +1,8 @@
 """test_startup.py - `portolan serve` refusing to start, from outside the process.
 
 - serve_unknown_flag: an unknown flag is called unknown, with or without a value.
+- port_taken: a second node started on the address of a running one exits with "cannot
+  listen" instead of sharing the port with it.
 - worker_thread_failure: when an HTTP worker thread cannot be created, the node logs the
   error, stops the workers already running and exits non-zero instead of serving with a
   loop missing. The failure is injected with an LD_PRELOAD shim (compiled here with cc) that
@@ -55,6 +57,25 @@ def serve_unknown_flag(results, binary):
         results.check('unknown flag "--bogus"' in p.stderr,
                       "serve %s: stderr %r does not call the flag unknown"
                       % (" ".join(args), p.stderr.strip()))
+
+
+def port_taken(results, binary, tmp):
+    """A second node on the address of a running one refuses to start (its loops' shared
+    port must not take in another process's share of the connections)."""
+    first = h.Node(data_dir=os.path.join(tmp, "first"), binary=binary, args=["--threads", "2"])
+    first.start(timeout=60)
+    try:
+        p = subprocess.run([binary, "serve", "--listen", "127.0.0.1:%d" % first.port,
+                            "--data-dir", os.path.join(tmp, "second"), "--threads", "2"],
+                           capture_output=True, text=True, timeout=60)
+        results.check(p.returncode not in (0, None), "a second node on port %d exited with %r"
+                      % (first.port, p.returncode))
+        results.check("cannot listen" in p.stdout + p.stderr,
+                      "no 'cannot listen' logged by the second node: %r"
+                      % (p.stdout + p.stderr)[-300:])
+        results.check(first.running(), "the first node stopped")
+    finally:
+        first.stop()
 
 
 def worker_offset(binary):
@@ -114,6 +135,7 @@ def main(results):
     try:
         results.run("serve_unknown_flag", serve_unknown_flag, results, binary)
         results.run("worker_thread_failure", worker_thread_failure, results, binary, tmp)
+        results.run("port_taken", port_taken, results, binary, tmp)
     finally:
         if not os.environ.get("PT_KEEP_TMP"):
             shutil.rmtree(tmp, ignore_errors=True)
