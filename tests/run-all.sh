@@ -25,7 +25,7 @@ JOBS=${JOBS:-2}
 passed=0
 failed=0
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== [%d s] %s\n' "$SECONDS" "$*"; }
 
 step "build (RelWithDebInfo) in build/"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
@@ -100,5 +100,6 @@ if [ "$failed" != 0 ]; then
     echo "failures (every section; the section outputs above are tails):"
     echo "$fail_lines" | grep -v '^$' || echo "  (no FAIL line: a section ended without its summary)"
 fi
+echo "[$SECONDS s in all]"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

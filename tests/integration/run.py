@@ -99,6 +99,7 @@ def main(argv):
     # A terminated run still stops the registries it started (context managers, finally).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = time.monotonic()
+    times = []
     for name, path in mods if ready else []:
         results.module = name
         t0 = time.monotonic()
@@ -124,8 +125,9 @@ def main(argv):
             results.fail(name, "module error: %s" % harness._describe_exception(e))
         finally:
             signal.alarm(0)
+        times.append((name, time.monotonic() - t0))
         if args.verbose:
-            print("--- %s: %.1fs" % (name, time.monotonic() - t0))
+            print("--- %s: %.1fs" % (name, times[-1][1]))
     results.module = ""
 
     if args.verbose:
@@ -135,6 +137,9 @@ def main(argv):
             for where, msg in results.waived:
                 print("  %s: %s" % (where, msg))
         print("total %.1fs" % (time.monotonic() - started))
+    if times:
+        print("seconds: " + " ".join("%s %.0f" % (n.replace("test_", ""), t) for n, t in times)
+              + " (total %.0f)" % (time.monotonic() - started))
     print(results.summary())
     sys.stdout.flush()
     return 1 if results.failed else 0
