@@ -756,23 +756,27 @@ int pt_server_run(const struct pt_config *cfg)
         return rv;
     if (node.cfg.tls_cert[0] != '\0') {
         node.ssl_ctx = make_ssl_ctx(&node.cfg);
-        if (node.ssl_ctx == NULL)
-            return PT_E_CONFIG;
+        if (node.ssl_ctx == NULL) {
+            rv = PT_E_CONFIG;
+            goto fail;
+        }
     }
     SSL_CTX *peer_ctx = NULL;
-    if (node.cluster != NULL && (peer_ctx = make_peer_ssl_ctx(&node.cfg)) == NULL)
-        return PT_E_CONFIG;
+    if (node.cluster != NULL && (peer_ctx = make_peer_ssl_ctx(&node.cfg)) == NULL) {
+        rv = PT_E_CONFIG;
+        goto fail;
+    }
     if ((rv = open_access_control(&node)) != 0)
-        return rv;
+        goto fail;
     uv_loop_init(&main_loop);
     if ((rv = pt_retention_start(&node, &main_loop, &node.retention)) != 0)
-        return rv;
+        goto fail;
     if ((rv = pt_gc_start(&node, &main_loop, &node.gc)) != 0)
-        return rv;
+        goto fail;
     /* A single region publishes its key and first administrator before it serves; a cluster
      * region does it in the background once a leader commits. */
     if ((rv = pt_auth_startup_run(&node, &main_loop, node.cluster == NULL)) != 0)
-        return rv;
+        goto fail;
     static const char *route_names[PT_ROUTE__COUNT];
     for (unsigned i = 0; i < PT_ROUTE__COUNT; i++)
         route_names[i] = pt_route_name((enum pt_route_id)i);
@@ -781,12 +785,14 @@ int pt_server_run(const struct pt_config *cfg)
     node.h2o.proxy.ssl_ctx = peer_ctx;
 
     struct pt_worker *workers = calloc(node.cfg.threads, sizeof(*workers));
-    if (workers == NULL)
-        return PT_E_NOMEM;
+    if (workers == NULL) {
+        rv = PT_E_NOMEM;
+        goto fail;
+    }
     node.workers = workers;
     for (unsigned i = 0; i < node.cfg.threads; i++) {
         if ((rv = worker_init(&workers[i], &node, i, host, port)) != 0)
-            return rv;
+            goto fail;
     }
     unsigned started = 0;
     while (started < node.cfg.threads) {
@@ -801,8 +807,8 @@ int pt_server_run(const struct pt_config *cfg)
     if (started < node.cfg.threads) {
         /* Stop the loops that run; the ones never started keep their handles until exit. */
         stop_workers(workers, started);
-        stop_services(&node);
-        return PT_E_INTERNAL;
+        rv = PT_E_INTERNAL;
+        goto fail;
     }
     pt_log(PT_LOG_INFO, "listening", "{s:s,s:i,s:i,s:b,s:s,s:s}", "host", host, "port", (int)port,
            "threads", (int)node.cfg.threads, "tls", node.ssl_ctx != NULL, "region", node.cfg.region,
@@ -851,4 +857,8 @@ int pt_server_run(const struct pt_config *cfg)
         node.workers = NULL;
     }
     return 0;
+
+fail: /* a start-up that failed once the committer ran: the threads stop before the stores */
+    stop_services(&node);
+    return rv;
 }

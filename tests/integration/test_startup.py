@@ -74,6 +74,9 @@ def port_taken(results, binary, tmp):
                       "no 'cannot listen' logged by the second node: %r"
                       % (p.stdout + p.stderr)[-300:])
         results.check(first.running(), "the first node stopped")
+        reports = [ln for ln in (p.stdout + p.stderr).splitlines()
+                   if any(m in ln for m in h._Process.SANITIZER_MARKS)]
+        results.check(not reports, "sanitizer reports: %s" % " | ".join(reports[:4]))
     finally:
         first.stop()
 
