@@ -89,7 +89,7 @@ struct pt_raft_node {
     uint64_t lease_hold_ns;       /* no lease from a round started before (after a transfer) */
     uint64_t lease_read_ns;       /* the last read at this leader (renewal follows reads) */
     int lease_renew;              /* the next round starts a barrier even without readers */
-    uint64_t barrier_t0_ns;       /* the in-flight barrier's start (monotonic) */
+    uint64_t barrier_t0_ns;       /* the in-flight barrier's start (lease clock, ns) */
     uint64_t barrier_term;        /* ... its term */
     uint64_t barrier_epoch;       /* ... and the lease epoch then */
     struct reader *lease_readers; /* local lease reads, answered after this loop pass */

@@ -30,8 +30,9 @@
  * node starts a leadership transfer - its target campaigns with the disrupt-leader flag,
  * which followers honour while they still know this leader, so no lease is granted again
  * for three election timeouts - and whenever raft's configuration changes or is uncommitted.
- * A stalled loop needs no care: each read compares the lease's end with uv_hrtime() taken
- * then (CLOCK_MONOTONIC), never with the loop's cached time.
+ * A stalled loop needs no care: each read compares the lease's end with the time taken then
+ * (lease_now_ns: CLOCK_BOOTTIME, which also counts a suspended machine), never with the
+ * loop's cached time.
  * Assumptions (those of every lease): clocks' rates differ by less than 10 %, and a voter
  * that restarts (and so forgets its leader) takes longer than a lease (800 ms) to be back.
  *
@@ -42,6 +43,7 @@
  */
 #include <raft.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "err.h"
 #include "metrics.h"
@@ -55,6 +57,16 @@
  * timeout after the transfer began (raft's transfer time-out) plus the candidate's randomized
  * timeout (under two), is over by then. */
 #define TRANSFER_HOLD_ELECTIONS 3
+
+/* The lease's clock: monotonic, and running while the machine is suspended (a leader woken
+ * from a suspend must find its lease over; CLOCK_MONOTONIC would not have moved). */
+static uint64_t lease_now_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+        return UINT64_MAX; /* no clock: every lease is over */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void reply_index(struct pt_peer_call *call, int status, uint64_t index)
 {
@@ -101,7 +113,7 @@ void pt_raft_node__drop_lease(struct pt_raft_node *n, uint64_t hold_ms)
 {
     n->lease_epoch++;
     n->lease.end_ns = 0;
-    uint64_t hold = uv_hrtime() + hold_ms * NS_PER_MS;
+    uint64_t hold = lease_now_ns() + hold_ms * NS_PER_MS;
     if (hold_ms > 0 && hold > n->lease_hold_ns)
         n->lease_hold_ns = hold;
 }
@@ -110,7 +122,7 @@ void pt_raft_node__lease_tick(struct pt_raft_node *n)
 {
     if (raft_state(&n->raft) != RAFT_LEADER || n->barrier_inflight || n->stopping)
         return;
-    uint64_t now = uv_hrtime(), length = lease_length_ns(n);
+    uint64_t now = lease_now_ns(), length = lease_length_ns(n);
     /* reads came within the last lease: keep one ready for the next */
     if (n->lease_read_ns != 0 && now - n->lease_read_ns < length &&
         pt_read_lease_wants_renewal(&n->lease, now, length))
@@ -159,7 +171,7 @@ void pt_raft_node__start_barrier(struct pt_raft_node *n)
     n->lease_renew = 0;
     n->barrier.data = n;
     /* before the entry exists: every follower that stores it heard from us after t0 */
-    n->barrier_t0_ns = uv_hrtime();
+    n->barrier_t0_ns = lease_now_ns();
     n->barrier_term = n->raft.current_term;
     n->barrier_epoch = lease_epoch(n);
     int rv = raft_barrier(&n->raft, &n->barrier, on_barrier);
@@ -177,7 +189,7 @@ void pt_raft_node__start_barrier(struct pt_raft_node *n)
 void pt_raft_node__leader_read(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg,
                                struct pt_peer_call *call)
 {
-    uint64_t now = uv_hrtime();
+    uint64_t now = lease_now_ns();
     n->lease_read_ns = now;
     if (lease_holds(n, now)) {
         pt_metrics_raft_read(PT_METRICS_READ_LEASE);

@@ -15,7 +15,10 @@ uint64_t pt_read_lease_end(uint64_t t0_ns, uint64_t election_ms, uint32_t drift_
     uint64_t safe_ms = election_ms * (1000000u - drift_ppm) / 1000000u;
     if (safe_ms <= margin_ms)
         return 0;
-    return t0_ns + (safe_ms - margin_ms) * NS_PER_MS;
+    uint64_t length = (safe_ms - margin_ms) * NS_PER_MS;
+    if (t0_ns > UINT64_MAX - length)
+        return 0; /* a clock that failed (read as the end of time) grants nothing */
+    return t0_ns + length;
 }
 
 int pt_read_lease_holds(const struct pt_read_lease *l, uint64_t now_ns, uint64_t term,

@@ -1,7 +1,8 @@
 /*
  * read_lease.h - the arithmetic of the leader's read lease (raft_read_index.c): how long a
  * confirmed leadership lasts, whether a lease still holds, and when to renew it. Pure: times
- * are monotonic nanoseconds handed in by the caller (uv_hrtime), nothing here reads a clock.
+ * are monotonic nanoseconds handed in by the caller (CLOCK_BOOTTIME in raft_read_index.c),
+ * nothing here reads a clock.
  *
  * Design: a confirmation round started at t0 (a barrier entry, created after t0) that a
  * majority of voters stored proves that each of them heard from this leader at t0 or later.
@@ -34,7 +35,8 @@ struct pt_read_lease {
 
 /* The end (monotonic ns) of a lease whose confirmation round started at t0_ns:
  * t0 + election_ms * (1 - drift_ppm / 1e6) - margin_ms, or 0 (no lease) when that is not
- * after t0 (drift_ppm >= 1e6, or a margin at least the shortened timeout). */
+ * after t0 (drift_ppm >= 1e6, or a margin at least the shortened timeout) or past the
+ * range of uint64_t (t0 near UINT64_MAX); t0_ns 0 is no start either. */
 uint64_t pt_read_lease_end(uint64_t t0_ns, uint64_t election_ms, uint32_t drift_ppm,
                            uint64_t margin_ms);
 

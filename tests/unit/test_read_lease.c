@@ -40,6 +40,11 @@ static void test_end_without_lease(void **state)
     assert_int_equal(pt_read_lease_end(MS, 1000, 2000000, 0), 0);
     /* no election timeout */
     assert_int_equal(pt_read_lease_end(MS, 0, 0, 0), 0);
+    /* a start at the end of time (a clock that failed) or at 0 grants nothing */
+    assert_int_equal(pt_read_lease_end(UINT64_MAX, 1000, 100000, 100), 0);
+    assert_int_equal(pt_read_lease_end(UINT64_MAX - 800 * MS + 1, 1000, 100000, 100), 0);
+    assert_int_equal(pt_read_lease_end(UINT64_MAX - 800 * MS, 1000, 100000, 100), UINT64_MAX);
+    assert_int_equal(pt_read_lease_end(0, 1000, 100000, 100), 0);
 }
 
 static void test_holds(void **state)
