@@ -13,8 +13,9 @@
  *      disrupt-leader flag) until its election timer, at least election_timeout, fires. So
  *      no other leader can exist before t0 + election_timeout, and with room for clock drift
  *      and loop latency (read_lease.h: 1000 ms * 0.9 - 100 ms = 800 ms) this leader reads
- *      alone until then: the read point is raft's commit index now, answered once applied
- *      (at once for a follower's ReadIndex). Reads count as PT_METRICS_READ_LEASE.
+ *      alone until then: the read point is raft's commit index now (or the last command
+ *      below it, read_point), answered once applied (at once for a follower's ReadIndex). Reads
+ * count as PT_METRICS_READ_LEASE.
  *   2. Leader, no lease (a new term, a lease lapsed, being dropped): the read joins the next
  *      barrier batch (flush_round, raft_forward.c); that barrier, committed, answers it with
  *      the applied index, and - being a confirmation round - grants the next lease.
@@ -46,6 +47,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "metastore.h"
 #include "metrics.h"
 #include "peer.h"
 #include "peer.pb-c.h"
@@ -94,6 +96,20 @@ static uint64_t lease_length_ns(const struct pt_raft_node *n)
     uint64_t end = pt_read_lease_end(1, n->raft.election_timeout, PT_READ_LEASE_DRIFT_PPM,
                                      PT_READ_LEASE_MARGIN_MS);
     return end != 0 ? end - 1 : 0;
+}
+
+/* The leader's read point: raft's commit index or, when everything committed is applied and
+ * nothing is held back on a full disk, the last command applied: later entries are barriers
+ * or configurations, which change nothing a read sees, so the state is the same. A follower
+ * has usually applied that command already, so it need not wait to hear that the lease's own
+ * renewal barriers committed. */
+static uint64_t read_point(struct pt_raft_node *n)
+{
+    uint64_t commit = n->raft.commit_index;
+    if (raft_last_applied(&n->raft) != commit || n->fsm.pending != NULL)
+        return commit;
+    uint64_t last = pt_metastore_applied_index(n->ms);
+    return last != 0 && last < commit ? last : commit;
 }
 
 /* Whether this node may read alone at now_ns (see the top of the file). */
@@ -159,8 +175,7 @@ static void on_barrier(struct raft_barrier *req, int status)
                               pt_read_lease_end(n->barrier_t0_ns, n->raft.election_timeout,
                                                 PT_READ_LEASE_DRIFT_PPM, PT_READ_LEASE_MARGIN_MS),
                               n->barrier_term, n->barrier_epoch);
-    pt_raft_node__finish_readers(done, status != 0 ? PT_E_UNAVAILABLE : 0,
-                                 raft_last_applied(&n->raft));
+    pt_raft_node__finish_readers(done, status != 0 ? PT_E_UNAVAILABLE : 0, read_point(n));
 }
 
 void pt_raft_node__start_barrier(struct pt_raft_node *n)
@@ -195,7 +210,7 @@ void pt_raft_node__leader_read(struct pt_raft_node *n, pt_raft_node_cb cb, void 
         pt_metrics_raft_read(PT_METRICS_READ_LEASE);
         if (pt_read_lease_wants_renewal(&n->lease, now, lease_length_ns(n)))
             n->lease_renew = 1;
-        uint64_t index = n->raft.commit_index;
+        uint64_t index = read_point(n);
         if (call != NULL) {
             reply_index(call, 0, index); /* the follower waits until it has applied it */
             return;
