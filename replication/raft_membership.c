@@ -215,7 +215,8 @@ void pt_raft_node_transfer(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb 
     if (c == NULL)
         return;
     /* the target campaigns with the disrupt-leader flag: no read from the lease meanwhile */
-    pt_raft_node__drop_lease(n, 3 * (uint64_t)n->raft.election_timeout);
+    pt_raft_node__drop_lease(n,
+                             PT_LEASE_TRANSFER_HOLD_ELECTIONS * (uint64_t)n->raft.election_timeout);
     int rv = raft_transfer(&n->raft, &c->transfer, id, on_transferred);
     if (rv != 0)
         change_done(c, change_err(rv));

@@ -175,6 +175,10 @@ void pt_raft_node__catch_up_release(struct catch_up *c);
  * a leadership transfer (its target campaigns with the disrupt-leader flag, which followers
  * honour even while they know this leader) or a membership change. */
 void pt_raft_node__drop_lease(struct pt_raft_node *n, uint64_t hold_ms);
+/* The hold after a transfer this node started, in election timeouts: its target's disrupting
+ * campaign, at most an election timeout after the transfer began (raft's transfer time-out)
+ * plus the candidate's randomized timeout (under two), is over by then. */
+#define PT_LEASE_TRANSFER_HOLD_ELECTIONS 3
 /* Follower: joins the reads of this loop pass that go to leader `to` as one ReadIndex
  * (sent by pt_raft_node__flush_reads); cb exactly once, never from inside the call. */
 void pt_raft_node__follower_read(struct pt_raft_node *n, uint64_t to, pt_raft_node_cb cb,

@@ -14,8 +14,8 @@
  *      no other leader can exist before t0 + election_timeout, and with room for clock drift
  *      and loop latency (read_lease.h: 1000 ms * 0.9 - 100 ms = 800 ms) this leader reads
  *      alone until then: the read point is raft's commit index now (or the last command
- *      below it, read_point), answered once applied (at once for a follower's ReadIndex). Reads
- * count as PT_METRICS_READ_LEASE.
+ *      below it, read_point), answered once applied (at once for a follower's ReadIndex).
+ *      PT_METRICS_READ_LEASE.
  *   2. Leader, no lease (a new term, a lease lapsed, being dropped): the read joins the next
  *      barrier batch (flush_round, raft_forward.c); that barrier, committed, answers it with
  *      the applied index, and - being a confirmation round - grants the next lease.
@@ -55,10 +55,6 @@
 #include "read_lease.h"
 
 #define NS_PER_MS 1000000ull
-/* After a transfer this node started: its target's disrupting campaign, at most an election
- * timeout after the transfer began (raft's transfer time-out) plus the candidate's randomized
- * timeout (under two), is over by then. */
-#define TRANSFER_HOLD_ELECTIONS 3
 
 /* The lease's clock: monotonic, and running while the machine is suspended (a leader woken
  * from a suspend must find its lease over; CLOCK_MONOTONIC would not have moved). */
@@ -118,7 +114,7 @@ static int lease_holds(struct pt_raft_node *n, uint64_t now_ns)
     if (raft_state(&n->raft) != RAFT_LEADER || n->stopping)
         return 0;
     if (n->raft.transfer != NULL) { /* a transfer started elsewhere than pt_raft_node_transfer */
-        pt_raft_node__drop_lease(n, TRANSFER_HOLD_ELECTIONS * n->raft.election_timeout);
+        pt_raft_node__drop_lease(n, PT_LEASE_TRANSFER_HOLD_ELECTIONS * n->raft.election_timeout);
         return 0;
     }
     uint64_t epoch = lease_epoch(n);
