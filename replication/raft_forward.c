@@ -379,7 +379,8 @@ void pt_raft_node__flush_round(struct pt_raft_node *n)
      * commits a barrier at the start of its term (Raft dissertation 6.4: "each leader
      * commit[s] a blank no-op entry into the log at the start of its term"). */
     int opening = raft_state(&n->raft) == RAFT_LEADER && n->noop_term != n->raft.current_term;
-    if (n->inflight > 0 || (n->queue == NULL && n->next_readers == NULL && !opening))
+    if (n->inflight > 0 ||
+        (n->queue == NULL && n->next_readers == NULL && !opening && !n->lease_renew))
         return;
     struct leader_apply *q = n->queue;
     n->queue = NULL;
@@ -399,7 +400,11 @@ void pt_raft_node__flush_round(struct pt_raft_node *n)
         la->entry.base = NULL; /* raft's now */
         n->inflight++;
     }
-    if ((n->next_readers != NULL || opening) && !n->barrier_inflight && !n->stopping) {
+    /* the barrier of the reads, the term's opening, or a renewal of the read lease */
+    if (raft_state(&n->raft) != RAFT_LEADER)
+        n->lease_renew = 0;
+    if ((n->next_readers != NULL || opening || n->lease_renew) && !n->barrier_inflight &&
+        !n->stopping) {
         n->noop_term = n->raft.current_term;
         pt_raft_node__start_barrier(n);
     }

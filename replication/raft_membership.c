@@ -71,6 +71,7 @@ static void on_added(struct raft_change *req, int status)
         change_done(c, status != 0 ? change_err(status) : 0);
         return;
     }
+    pt_raft_node__drop_lease(c->n, 0);
     int rv = raft_assign(&c->n->raft, &c->req, c->id, c->role, on_assigned);
     if (rv != 0)
         change_done(c, change_err(rv));
@@ -122,6 +123,7 @@ static void on_region_recorded(void *arg, int status, uint64_t index)
         return;
     }
     pt_peers_set_address(c->n->peers, c->id, c->address);
+    pt_raft_node__drop_lease(c->n, 0);
     int rv = raft_add(&c->n->raft, &c->req, c->id, c->address, on_added);
     if (rv != 0)
         change_done(c, change_err(rv));
@@ -192,6 +194,7 @@ void pt_raft_node_remove(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb cb
     struct change *c = new_change(n, id, cb, arg);
     if (c == NULL)
         return;
+    pt_raft_node__drop_lease(n, 0); /* a new majority: confirmed again by the next round */
     int rv = raft_remove(&n->raft, &c->req, id, on_removed);
     if (rv != 0)
         change_done(c, change_err(rv));
@@ -211,6 +214,9 @@ void pt_raft_node_transfer(struct pt_raft_node *n, uint64_t id, pt_raft_node_cb 
     struct change *c = new_change(n, id, cb, arg);
     if (c == NULL)
         return;
+    /* the target campaigns with the disrupt-leader flag: no read from the lease meanwhile */
+    pt_raft_node__drop_lease(n,
+                             PT_LEASE_TRANSFER_HOLD_ELECTIONS * (uint64_t)n->raft.election_timeout);
     int rv = raft_transfer(&n->raft, &c->transfer, id, on_transferred);
     if (rv != 0)
         change_done(c, change_err(rv));

@@ -14,7 +14,8 @@
  *
  * The rest of the module lives next to this file, one concept each, sharing the struct in
  * raft_node_int.h: writes (raft_forward.c: the leader's rounds of appends, forwarding from a
- * follower), reads (raft_read_index.c: batched barriers, catch-ups), membership
+ * follower), reads (raft_read_index.c: the leader's read lease, batched barriers, a
+ * follower's batched ReadIndex, catch-ups; the read path is described there), membership
  * (raft_membership.c) and the status view (raft_status.c).
  *
  * Waiters: a follower's forwarded write and a follower's read both end with "wait until the
@@ -276,6 +277,7 @@ static void on_tick(uv_timer_t *t)
     if (pt_raft_node__leader_id(n) != 0)
         n->leader_seen_ms = uv_now(n->loop);
     catch_up_at_start(n);
+    pt_raft_node__lease_tick(n);
     if (n->waiters != NULL)
         check_waiters(n, 1);
     if (++n->ticks % (1000 / TICK_MS) == 0) {
@@ -293,6 +295,7 @@ static void on_check(uv_check_t *h)
     if (n->catch_ups != NULL)
         pt_raft_node__check_catch_ups(n);
     pt_raft_node__flush_round(n);
+    pt_raft_node__flush_reads(n);
 }
 
 /* Entry points ------------------------------------------------------------------------ */
@@ -309,6 +312,8 @@ static void dispatch(struct pt_raft_node *n, struct waiter *w)
         } else {
             pt_raft_node__leader_read(n, w->cb, w->arg, NULL);
         }
+    } else if (!w->is_write && w->until == 0) {
+        pt_raft_node__follower_read(n, leader, w->cb, w->arg); /* one ReadIndex per pass */
     } else {
         pt_raft_node__forward(n, leader, w->is_write, w->buf, w->len, w->until, w->cb, w->arg);
     }
@@ -479,6 +484,7 @@ void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg)
     struct reader *pending = n->next_readers;
     n->next_readers = NULL;
     pt_raft_node__finish_readers(pending, PT_E_UNAVAILABLE, 0);
+    pt_raft_node__fail_reads(n);
     struct leader_apply *q = n->queue;
     n->queue = NULL;
     n->queue_tail = &n->queue;

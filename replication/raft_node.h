@@ -17,14 +17,17 @@
  *   first outcome should the first proposal have committed after all; with no leader known
  *   for about an election timeout it is answered PT_E_UNAVAILABLE. No write waits out the
  *   write timeout while a leader exists and answers (raft_forward.c).
- * - read_index: a linearizable read point. The leader confirms its leadership with one
+ * - read_index: a linearizable read point. A leader holding its read lease answers with its
+ *   commit index at once (no round trip); without one it confirms its leadership with one
  *   raft_barrier shared by every read that arrived before the barrier started (reads that
- *   arrive meanwhile wait for the next one); a follower asks the leader for that index and
- *   waits until it has applied that far. Then the caller reads its local state.
+ *   arrive meanwhile wait for the next one), which also grants the next lease. A follower
+ *   asks the leader for that index (one request for all the reads of a loop pass) and waits
+ *   until it has applied that far. Then the caller reads its local state. See
+ *   raft_read_index.c for the lease and what it assumes.
  * - status: this region's view (role, term, indexes, leader, last contact) as JSON.
  * - start-up catch-up (readiness, /readyz): once a leader is known, the node asks for a read
- *   index (the leader's commit index, confirmed by a barrier) and waits until its own FSM has
- *   applied that far, retrying until one such read completes; it then publishes
+ *   index (the leader's commit index, confirmed by its lease or a barrier) and waits until
+ *   its own FSM has applied that far, retrying until one such read completes; it then publishes
  *   PT_RAFT_CAUGHT_UP in cfg.progress. A region that joins (cfg.join) gets no leader, hence
  *   no read index, before the leader has added it, so it is not caught up before it is a
  *   member that has applied the leader's log (a snapshot, then the entries after it).

@@ -18,6 +18,7 @@
 
 #include "raft_fsm.h"
 #include "raft_node.h"
+#include "read_lease.h"
 
 struct pt_peers;
 struct pt_peer_call;
@@ -43,6 +44,7 @@ struct reader {
     pt_raft_node_cb cb;
     void *arg;
     struct pt_peer_call *call; /* a follower's ReadIndex, answered with the index */
+    uint64_t index;            /* a lease read's read point (n->lease_readers) */
 };
 
 /* A read index that may end early (pt_raft_node_catch_up). Two references: the read index
@@ -80,6 +82,20 @@ struct pt_raft_node {
     unsigned inflight;                        /* entries and barriers of this round */
     uv_check_t check;                         /* after each loop pass: waiters, next round */
     struct reader *reading, *next_readers;
+    /* Read lease (raft_read_index.c, read_lease.h), the leader's: */
+    struct pt_read_lease lease;
+    uint64_t lease_epoch;         /* bumped to drop every lease (pt_raft_node__drop_lease) */
+    uint64_t lease_conf;          /* raft's configuration index the epoch was last checked at */
+    uint64_t lease_hold_ns;       /* no lease from a round started before (after a transfer) */
+    uint64_t lease_read_ns;       /* the last read at this leader (renewal follows reads) */
+    int lease_renew;              /* the next round starts a barrier even without readers */
+    uint64_t barrier_t0_ns;       /* the in-flight barrier's start (lease clock, ns) */
+    uint64_t barrier_term;        /* ... its term */
+    uint64_t barrier_epoch;       /* ... and the lease epoch then */
+    struct reader *lease_readers; /* local lease reads, answered after this loop pass */
+    /* A follower's reads of this loop pass, sent to batch_to as one ReadIndex: */
+    struct reader *batch_readers;
+    uint64_t batch_to;
     struct forward *forwards; /* a follower's Proposes and ReadIndexes awaiting the leader */
     uint64_t noop_term;       /* the term whose opening barrier was started (see flush_round) */
     int stopping;
@@ -154,6 +170,25 @@ void pt_raft_node__start_barrier(struct pt_raft_node *n);
 void pt_raft_node__leader_read(struct pt_raft_node *n, pt_raft_node_cb cb, void *arg,
                                struct pt_peer_call *call);
 void pt_raft_node__catch_up_release(struct catch_up *c);
+/* Drops the leader's read lease at once; none is granted again from a confirmation round
+ * started less than hold_ms from now (0: from the next round). Called when this node starts
+ * a leadership transfer (its target campaigns with the disrupt-leader flag, which followers
+ * honour even while they know this leader) or a membership change. */
+void pt_raft_node__drop_lease(struct pt_raft_node *n, uint64_t hold_ms);
+/* The hold after a transfer this node started, in election timeouts: its target's disrupting
+ * campaign, at most an election timeout after the transfer began (raft's transfer time-out)
+ * plus the candidate's randomized timeout (under two), is over by then. */
+#define PT_LEASE_TRANSFER_HOLD_ELECTIONS 3
+/* Follower: joins the reads of this loop pass that go to leader `to` as one ReadIndex
+ * (sent by pt_raft_node__flush_reads); cb exactly once, never from inside the call. */
+void pt_raft_node__follower_read(struct pt_raft_node *n, uint64_t to, pt_raft_node_cb cb,
+                                 void *arg);
+/* After each loop pass: answers this pass's lease reads and sends the follower's batch. */
+void pt_raft_node__flush_reads(struct pt_raft_node *n);
+/* At stop: fails every read held for the next pass. */
+void pt_raft_node__fail_reads(struct pt_raft_node *n);
+/* On the tick: renews the lease in the background while reads keep coming. */
+void pt_raft_node__lease_tick(struct pt_raft_node *n);
 /* After entries were applied: ends the catch-ups whose key is there now. */
 void pt_raft_node__check_catch_ups(struct pt_raft_node *n);
 

@@ -68,6 +68,7 @@ static struct {
     atomic_uint_fast64_t auth[PT_METRICS_AUTH_N];
     atomic_uint_fast64_t peer_refused[PT_METRICS_PEER_N];
     atomic_int_fast64_t relayed[PT_METRICS_RELAY_N];
+    atomic_uint_fast64_t raft_reads[PT_METRICS_READ_N];
 } m;
 
 static void add(atomic_uint_fast64_t *a, uint64_t v)
@@ -533,6 +534,12 @@ void pt_metrics_peer_refused(int reason)
         add(&m.peer_refused[reason], 1);
 }
 
+void pt_metrics_raft_read(int path)
+{
+    if (path >= 0 && path < PT_METRICS_READ_N)
+        add(&m.raft_reads[path], 1);
+}
+
 void pt_metrics_relayed(int side, int delta)
 {
     if (side >= 0 && side < PT_METRICS_RELAY_N)
@@ -560,6 +567,21 @@ static void render_peer(struct pt_buf *b)
             (long long)atomic_load(&m.relayed[PT_METRICS_RELAY_THROUGH]));
 }
 
+static void render_raft_reads(struct pt_buf *b)
+{
+    static const char *const paths[PT_METRICS_READ_N] = {
+        [PT_METRICS_READ_LEASE] = "lease",
+        [PT_METRICS_READ_INDEX] = "read_index",
+        [PT_METRICS_READ_FORWARDED] = "forwarded",
+    };
+    family(b, "portolan_raft_reads_total", "counter",
+           "Linearizable reads: served from the leader's lease, by a barrier at the leader "
+           "(read-index fallback), or forwarded by a follower (one per batch).");
+    for (int i = 0; i < PT_METRICS_READ_N; i++)
+        appendf(b, "portolan_raft_reads_total{path=\"%s\"} %llu\n", paths[i],
+                (unsigned long long)get(&m.raft_reads[i]));
+}
+
 int pt_metrics_render(char **out, size_t *len)
 {
     struct pt_buf b = {0};
@@ -584,6 +606,7 @@ int pt_metrics_render(char **out, size_t *len)
     render_auth(&b);
     render_disk(&b);
     render_peer(&b);
+    render_raft_reads(&b);
     rss = resident_bytes();
     if (rss >= 0) {
         family(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

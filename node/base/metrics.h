@@ -17,6 +17,7 @@
  *   portolan_disk_free_bytes, _reserve_bytes, _low (gauges), _refusals_total (diskspace.h)
  *   portolan_peer_refused_total{reason}                   counter (see pt_metrics_peer_refused)
  *   portolan_peer_relayed_connections{side}              gauge (see pt_metrics_relayed)
+ *   portolan_raft_reads_total{path}                      counter (see pt_metrics_raft_read)
  *   process_resident_memory_bytes, process_start_time_seconds   gauges
  * Methods are GET, HEAD, PUT, POST, PATCH, DELETE or "other"; status codes outside
  * PT_METRICS_CODES are counted as code="other".
@@ -126,6 +127,19 @@ void pt_metrics_retention_run(int64_t end_ms, uint64_t tags, uint64_t manifests)
  * delta is +1 or -1. Any thread. */
 enum { PT_METRICS_RELAY_SERVED = 0, PT_METRICS_RELAY_THROUGH, PT_METRICS_RELAY_N };
 void pt_metrics_relayed(int side, int delta);
+
+/* Linearizable reads (replication/raft_read_index.c), by how their read point was found
+ * (portolan_raft_reads_total{path}): LEASE answered by the leader from its read lease, no
+ * round trip; READ_INDEX a leader's read that waited for a barrier (no lease held: the
+ * fallback); FORWARDED a follower's ReadIndex request to the leader (one per batch of reads).
+ * Any thread. */
+enum {
+    PT_METRICS_READ_LEASE = 0,
+    PT_METRICS_READ_INDEX,
+    PT_METRICS_READ_FORWARDED,
+    PT_METRICS_READ_N
+};
+void pt_metrics_raft_read(int path);
 
 /*
  * Renders every metric. On success *out is a malloc'd, NUL-terminated buffer owned by the

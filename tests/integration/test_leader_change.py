@@ -25,6 +25,15 @@ index) takes a visible time and a transfer can be aimed at one of those steps:
     DELETE was not. Figures with -v: the longest time without an acknowledged write on the
     majority side after the cut, and how soon after the heal the old leader's region writes
     again.
+  - stale_leader_reads: three regions; the leader answers tag GETs from its read lease
+    (replication/raft_read_index.c; portolan_raft_reads_total{path="lease"} grows), then it
+    is cut from both others while a reader keeps reading the tag there. The majority elects
+    a leader and a new digest is written under the tag there. Reads at the old leader that
+    began after that write was acknowledged must never return the old digest (503, or the
+    new one after the heal), and the old leader serves no read from its lease once the new
+    one acknowledged the write (its lease ended at most 800 ms after its last confirmation,
+    before the majority could elect anyone): its lease-read count stays put until the heal,
+    and no read there begun LEASE_MAX after the cut is answered before the heal.
 The writer of the first test sends nothing else while its write waits: no other write would commit an entry of
 the new leader's term and so end a wait for an entry of an earlier term (Raft dissertation
 6.4), which is how such a wait would last the whole write timeout. Figures with -v.
@@ -57,6 +66,9 @@ ROUNDS = 24  # aimed transfers
 # Propose reaches the leader after about 1, the entry the target after 2, the leader holds
 # the commit after 3, the target hears of it after 4 (heartbeat permitting).
 OFFSETS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.5)
+# The longest a leader's read lease outlives the start of its last confirmation round
+# (read_lease.h: 800 ms at a 1 s election timeout), with room for the cut taking effect.
+LEASE_MAX = 1.0
 
 
 def aimed_round(c, among, base, repo, label, offset):
@@ -328,9 +340,141 @@ def isolated_leader_writes_in_flight(results):
                         r.name, sorted(must - tags)[:5], sorted(tags - must - may)[:5]))
 
 
+def lease_reads(region):
+    """The region's portolan_raft_reads_total{path="lease"}, or None when /metrics fails."""
+    try:
+        with region.client(timeout=10) as cl:
+            r = cl.get("/metrics")
+    except ops.ERRORS:
+        return None
+    if r.status != 200:
+        return None
+    for line in r.body.decode("utf-8", "replace").splitlines():
+        if line.startswith('portolan_raft_reads_total{path="lease"}'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return None
+
+
+class TagReader(threading.Thread):
+    """Loops GET manifest by tag at one region; records (start, end, status, digest)."""
+
+    def __init__(self, region, repo, tag):
+        super().__init__(daemon=True)
+        self.region, self.repo, self.tag = region, repo, tag
+        self.reads = []
+        self.stop = threading.Event()
+
+    def run(self):
+        cl = None
+        while not self.stop.is_set():
+            if cl is None:
+                cl = self.region.client(timeout=WRITE_TIMEOUT + 30)
+            t0 = time.monotonic()
+            try:
+                r = cl.get_manifest(self.repo, self.tag)
+                st, digest = r.status, r.headers.get("Docker-Content-Digest")
+                if st == 200 and ops.is_stale(r):
+                    st = "200 stale"  # marked Warning: 110, allowed by the API's contract
+            except ops.ERRORS as e:
+                st, digest, cl = repr(e), None, None
+            self.reads.append((t0, time.monotonic(), st, digest))
+            if st != 200:
+                time.sleep(0.02)
+        if cl is not None:
+            cl.close()
+
+
+def stale_leader_reads(results):
+    t = results
+    # no answer from local state when the leader is out of reach: every 200 is linearizable
+    args = ("--write-timeout", "%ds" % WRITE_TIMEOUT, "--stale-fallback", "false")
+    with cluster.Cluster(3, wan_delay_ms=DELAY_MS, args=args) as c:
+        lead = c.wait_leader()
+        repo = h.unique_repo("stale")
+        old = h.make_image(layers=1, layer_size=512)
+        with lead.client() as cl:
+            old.push(cl, repo, "app")
+            first = cl.get_manifest(repo, "app")
+        old_digest = first.headers.get("Docker-Content-Digest")
+        c.wait_converged(timeout=20)
+        reader = TagReader(lead, repo, "app")
+        reader.start()
+        # the leader answers from its lease while reads keep coming (the first read of a
+        # term confirms it; renewal follows the reads)
+        leased = wait_for_value(lambda: (lease_reads(lead) or 0) > 0, 20)
+        t.check(leased, "the leader served no read from its lease: %s" % lease_reads(lead))
+        cut = time.monotonic()
+        c.isolate(lead)
+        others = [r for r in c.regions if r is not lead]
+        new_digest = acked = None
+        try:
+            new_lead = c.wait_leader(timeout=20, among=others)
+            new = ops.variant(old, "new")
+            with new_lead.client(timeout=WRITE_TIMEOUT + 30) as cl:
+                for _ in range(50):
+                    r = cl.put_manifest(repo, "app", new.bytes, new.media_type)
+                    if r.status == 201:
+                        break
+                    time.sleep(0.1)
+            if r.status == 201:
+                acked = time.monotonic()
+                new_digest = r.headers.get("Docker-Content-Digest")
+            t.check(acked is not None, "the new leader %s did not take the write: %s" % (
+                new_lead.name, r.describe()))
+        except cluster.ClusterError as e:
+            t.check(False, "no leader among %s after the cut: %s" % (others, e))
+        at_ack = lease_reads(lead)
+        time.sleep(2.0)  # reads at the cut-off old leader go on
+        before_heal = lease_reads(lead)
+        healed = time.monotonic()
+        c.heal()
+        c.wait_converged(timeout=30)
+        time.sleep(0.5)
+        reader.stop.set()
+        reader.join(WRITE_TIMEOUT + 40)
+        if acked is None:
+            return
+        stale = ["%.0f ms after the ack: %s" % ((t0 - acked) * 1000, st)
+                 for t0, t1, st, digest in reader.reads
+                 if t0 >= acked and st == 200 and digest == old_digest]
+        after_cut = [x for x in reader.reads if x[0] >= cut]
+        # a lease ends at most LEASE_MAX after the start of its confirmation round, which was
+        # before the cut; no barrier can commit on the cut-off side: nothing more is answered
+        lease_over = ["%.0f ms after the cut: %s in %.0f ms" % ((t0 - cut) * 1000, st,
+                                                               (t1 - t0) * 1000)
+                      for t0, t1, st, digest in after_cut
+                      if t0 >= cut + LEASE_MAX and t1 < healed and st == 200]
+        served = sum(1 for x in after_cut if x[2] == 200)
+        fresh = sum(1 for x in after_cut if x[0] >= healed and x[2] == 200 and
+                    x[3] == new_digest)
+        ops.note(results, "cut %s: %d reads there after the cut (%d answered 200, %d with the "
+                 "new digest after the heal); lease reads %s at the ack, %s before the heal; "
+                 "new leader's write acknowledged %s after the cut" % (
+                     lead.name, len(after_cut), served, fresh, at_ack, before_heal,
+                     ops.ms(acked - cut)))
+        t.check(not stale, "the old leader returned the overwritten digest after the new "
+                "leader acknowledged the write: %s" % "; ".join(stale[:4]))
+        t.check(at_ack is not None and at_ack == before_heal,
+                "the cut-off old leader served reads from its lease after the new leader "
+                "acknowledged a write: %s then %s" % (at_ack, before_heal))
+        t.check(fresh > 0, "no read at %s returned the new digest after the heal" % lead.name)
+        t.check(not lease_over, "the cut-off old leader answered reads begun after its lease "
+                "ended (%.1f s after the cut): %s" % (LEASE_MAX, "; ".join(lease_over[:4])))
+
+
+def wait_for_value(pred, timeout, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
 def main(results):
     if results.target != "portolan":
         raise h.Skip("a Raft cluster is portolan-only")
     results.run("transfers_aimed_at_forwarded_writes", transfers_aimed_at_forwarded_writes,
                 results)
     results.run("isolated_leader_writes_in_flight", isolated_leader_writes_in_flight, results)
+    results.run("stale_leader_reads", stale_leader_reads, results)
