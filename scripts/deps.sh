@@ -3,7 +3,8 @@
 #   scripts/deps.sh          build and run dependencies
 #   scripts/deps.sh --test   also what the tests and benchmarks drive (skopeo, podman, buildah,
 #                            containerd, the reference registry, load generators, clang-format,
-#                            python3-h2 for the raw HTTP/2 client of the hostile-client test;
+#                            python3-h2 for the raw HTTP/2 client of the hostile-client test; gdb for the
+#                            thread stacks of a node that never became ready;
 #                            mmdebstrap, runc, netavark, aardvark-dns, podman-compose and
 #                            docker-compose (schema check only) for the container image and the
 #                            compose demo: deploy/image.sh, test_image, test_compose; for the
@@ -18,7 +19,7 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libh2o-dev librocksdb-dev libr
 if [ "${1:-}" = "--test" ]; then
     pkgs+=(libcmocka-dev python3 python3-h2 skopeo podman buildah containerd docker-registry wrk hey openssl
            clang-format jq clang libclang-rt-14-dev mmdebstrap runc netavark aardvark-dns
-           podman-compose docker-compose)
+           podman-compose docker-compose gdb)
     command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
     command -v node >/dev/null || pkgs+=(nodejs)
     command -v npm >/dev/null || pkgs+=(npm)

@@ -151,8 +151,12 @@ def make_self_signed_cert(directory, cn="127.0.0.1"):
     return cert, key
 
 
+_last_probe_error = {}
+
+
 def _probe(url, path, timeout=1.0):
-    """Status of GET url+path, or None when nothing answers."""
+    """Status of GET url+path, or None when nothing answers (the reason is kept in
+    _last_probe_error[url] for the message of a start-up that timed out)."""
     parts = urllib.parse.urlsplit(url)
     try:
         if parts.scheme == "https":
@@ -170,7 +174,37 @@ def _probe(url, path, timeout=1.0):
             return resp.status
         finally:
             conn.close()
-    except (OSError, http.client.HTTPException):
+    except (OSError, http.client.HTTPException) as e:
+        _last_probe_error[url] = "%s: %s" % (type(e).__name__, e)
+        return None
+
+
+def _stacks(pid):
+    """Every thread's stack of process pid (gdb, when installed), for a start-up that hung;
+    "" when they cannot be had."""
+    if shutil.which("gdb") is None:
+        return ""
+    try:
+        out = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex",
+                              "thread apply all bt 12"], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return "\n".join(ln for ln in out.splitlines() if ln.startswith(("#", "Thread ")))
+
+
+def keep_failure_file(path, name):
+    """Copies path to $PT_FAIL_LOGS (default build/test-failures) as <time>-<pid>-name, so
+    what a failure seen once left behind outlives the run's temporary directories; returns
+    the copy's path, or None."""
+    dest = os.environ.get("PT_FAIL_LOGS", os.path.join(ROOT, "build", "test-failures"))
+    try:
+        os.makedirs(dest, exist_ok=True)
+        out = os.path.join(dest, "%s-%d-%s" % (time.strftime("%Y%m%d-%H%M%S"), os.getpid(),
+                                               name))
+        shutil.copy(path, out)
+        return out
+    except OSError:
         return None
 
 
@@ -233,9 +267,19 @@ class _Process:
             if self._is_ready():
                 return self
             time.sleep(0.05)
+        last = _last_probe_error.get(self.url, "answered, not 200")
+        stacks = _stacks(self.proc.pid)
+        if stacks:
+            with open(self.log_path, "a") as log:
+                log.write("=== not ready after %ss (last probe: %s); threads:\n%s\n"
+                          % (timeout, last, stacks))
         self.kill9()
-        raise RuntimeError("%s not ready on %s after %ss; log tail:\n%s"
-                           % (self.kind, self.url, timeout, self.log_tail()))
+        kept = keep_failure_file(self.log_path, "%s-%d.log" % (self.kind, self.port))
+        raise RuntimeError("%s not ready on %s after %ss (last probe: %s; %s; log kept in %s);"
+                           " log tail:\n%s"
+                           % (self.kind, self.url, timeout, last,
+                              "thread stacks logged" if stacks else "no stacks", kept,
+                              self.log_tail()))
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
