@@ -399,7 +399,8 @@ int cli_certs(int argc, char **argv, FILE *out, FILE *err);
 int cli_backup_run(const struct cli_opts *o, FILE *out, FILE *err);
 void cli_certs_usage(FILE *out);
 
-/* ---- policy_args.c: quota, throttle, repo list ---------------------------------------- */
+/* ---- policy_args.c: what the policy commands share (quota, throttle, repo, tag-rule,
+ * retention) ---------------------------------------------------------------------------- */
 
 #define CLI_POLICY_OPERANDS_MAX 4
 #define CLI_POLICY_FLAGS_MAX    8
@@ -429,9 +430,9 @@ int cli_policy_run(struct cli_opts *o,
                    const void *arg, FILE *out, FILE *err);
 /* true when argv asks for help (help, --help, -h). */
 bool cli_policy_help(int argc, char **argv);
-/* ---- repo.c: what the policy commands (repo, tag-rule, retention) share --------------- */
 
-/* A flag of a policy command that the shared parser does not know. */
+/* A flag of repo, tag-rule or retention that the common flags do not have (at most
+ * CLI_POLICY_FLAGS_MAX of them). */
 struct cli_extra {
     const char *name; /* "--keep-last" */
     bool has_value;
@@ -440,10 +441,10 @@ struct cli_extra {
 };
 
 /*
- * Sets up policy command c (CMD_REPO, CMD_TAG_RULE or CMD_RETENTION): takes the flags named
- * in ex[0..nex) ("--flag value" or "--flag=value") and up to max_ops operands (words not
- * starting with '-') out of argv[0..argc) (borrowed), parses the rest with cli_args_parse,
- * resolves the credentials and initialises libcurl. Returns PT_CLI_OK (then cli_policy_end
+ * Sets up policy command c (CMD_REPO, CMD_TAG_RULE or CMD_RETENTION): cli_policy_parse with
+ * the flags named in ex[0..nex) ("--flag value" or "--flag=value") and up to max_ops
+ * (<= CLI_POLICY_OPERANDS_MAX) operands out of argv[0..argc) (borrowed), then resolves the
+ * credentials and initialises libcurl. Returns PT_CLI_OK (then cli_policy_end
  * must follow) or PT_CLI_USAGE with a message on err.
  */
 int cli_policy_begin(struct cli_opts *o, enum cli_cmd c, const char *sub, int argc, char **argv,

@@ -1,10 +1,12 @@
 /*
- * policy_args.c - what the quota, throttle and repository usage commands share: splitting
- * their command line into operands, their own flags and the flags every admin command takes
- * (which args.c checks), and running one of them between the credentials' resolution and
- * libcurl's global set-up and clean-up.
+ * policy_args.c - what the policy commands (quota, throttle, repo, tag-rule, retention)
+ * share: splitting their command line into operands, their own flags and the flags every admin
+ * command takes (which args.c checks), and running one of them between the credentials'
+ * resolution and libcurl's global set-up and clean-up (cli_policy_run, or cli_policy_begin and
+ * cli_policy_end around it).
  *
- * Each of these groups is one entry of enum cli_cmd (CMD_QUOTA, CMD_THROTTLE, CMD_REPO_LIST):
+ * Each of these groups is one entry of enum cli_cmd (CMD_QUOTA, CMD_THROTTLE, CMD_REPO_LIST,
+ * CMD_REPO, CMD_TAG_RULE, CMD_RETENTION):
  * its verb and operands are read here, so the shared tables of args.c grow by one command per
  * group, not one per verb.
  */
@@ -102,4 +104,46 @@ bool cli_policy_help(int argc, char **argv)
                                 (i == 0 && strcmp(argv[i], "help") == 0)))
             return true;
     return false;
+}
+
+int cli_policy_begin(struct cli_opts *o, enum cli_cmd c, const char *sub, int argc, char **argv,
+                     struct cli_extra *ex, size_t nex, const char **ops, size_t max_ops,
+                     size_t *nops, FILE *err)
+{
+    struct cli_policy_flag own[CLI_POLICY_FLAGS_MAX];
+    struct cli_policy_args pa;
+    *nops = 0;
+    if (nex > CLI_POLICY_FLAGS_MAX || max_ops > CLI_POLICY_OPERANDS_MAX)
+        return PT_CLI_FAILED;
+    for (size_t k = 0; k < nex; k++)
+        own[k] = (struct cli_policy_flag){ex[k].name, ex[k].has_value};
+    int rc = cli_policy_parse(o, c, argc, argv, own, nex, &pa, err);
+    if (rc != 0)
+        return rc;
+    if (pa.n_operands > max_ops) {
+        fprintf(err, "portolan %s %s: unexpected argument \"%.64s\"\n", cli_cmd_titles[c], sub,
+                pa.operands[max_ops]);
+        return PT_CLI_USAGE;
+    }
+    for (size_t k = 0; k < nex; k++) {
+        ex[k].given = pa.values[k] != NULL;
+        ex[k].value = ex[k].has_value ? pa.values[k] : NULL;
+    }
+    for (size_t i = 0; i < pa.n_operands; i++)
+        ops[i] = pa.operands[i];
+    *nops = pa.n_operands;
+    rc = cli_cred_resolve(o, err);
+    if (rc == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(err, "portolan %s: cannot initialise libcurl\n", cli_cmd_titles[c]);
+        rc = PT_CLI_FAILED;
+    }
+    if (rc != 0)
+        explicit_bzero(&o->cred, sizeof o->cred);
+    return rc;
+}
+
+void cli_policy_end(struct cli_opts *o)
+{
+    curl_global_cleanup();
+    explicit_bzero(&o->cred, sizeof o->cred);
 }

@@ -1,7 +1,5 @@
 /*
- * repo.c - `portolan repo lock|unlock|show` (base/admin_api.h, /admin/locks) and the set-up
- * the policy commands share (cli_policy_begin: their own operands and flags, then the common
- * flags through args.c):
+ * repo.c - `portolan repo lock|unlock|show` (base/admin_api.h, /admin/locks):
  *
  *   repo lock REF [--no-write] [--no-delete]   POST /admin/locks; REF is repo, repo:tag or
  *                                              repo@digest; no flag: both writes and deletes
@@ -17,83 +15,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-int cli_policy_begin(struct cli_opts *o, enum cli_cmd c, const char *sub, int argc, char **argv,
-                     struct cli_extra *ex, size_t nex, const char **ops, size_t max_ops,
-                     size_t *nops, FILE *err)
-{
-    const char *title = cli_cmd_titles[c];
-    char **rest = calloc((size_t)argc + 1, sizeof(*rest));
-    int nrest = 0;
-    *nops = 0;
-    if (rest == NULL)
-        return PT_CLI_FAILED;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (a == NULL)
-            continue;
-        if (a[0] != '-') {
-            if (*nops == max_ops) {
-                fprintf(err, "portolan %s %s: unexpected argument \"%.64s\"\n", title, sub, a);
-                free(rest);
-                return PT_CLI_USAGE;
-            }
-            ops[(*nops)++] = a;
-            continue;
-        }
-        size_t k = 0;
-        for (; k < nex; k++) {
-            size_t n = strlen(ex[k].name);
-            if (strncmp(a, ex[k].name, n) == 0 &&
-                (a[n] == '\0' || (a[n] == '=' && ex[k].has_value)))
-                break;
-        }
-        if (k == nex) {
-            rest[nrest++] = argv[i];
-            /* a common flag's value goes with it */
-            if (strchr(a, '=') == NULL && i + 1 < argc && argv[i + 1] != NULL &&
-                argv[i + 1][0] != '-' &&
-                (strcmp(a, "--region") == 0 || strcmp(a, "--cacert") == 0 ||
-                 strcmp(a, "--timeout") == 0 || strcmp(a, "--user") == 0))
-                rest[nrest++] = argv[++i];
-            continue;
-        }
-        ex[k].given = true;
-        if (!ex[k].has_value)
-            continue;
-        const char *eq = strchr(a, '=');
-        if (eq != NULL) {
-            ex[k].value = eq + 1;
-        } else if (i + 1 < argc && argv[i + 1] != NULL && strncmp(argv[i + 1], "--", 2) != 0) {
-            ex[k].value = argv[++i];
-        } else {
-            fprintf(err, "portolan %s %s: %s needs a value\n", title, sub, ex[k].name);
-            free(rest);
-            return PT_CLI_USAGE;
-        }
-    }
-    int rc = cli_args_parse(o, c, nrest, rest, err);
-    free(rest);
-    if (rc != 0)
-        return rc;
-    rc = cli_cred_resolve(o, err);
-    if (rc != 0) {
-        explicit_bzero(&o->cred, sizeof o->cred);
-        return rc;
-    }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(err, "portolan %s: cannot initialise libcurl\n", title);
-        explicit_bzero(&o->cred, sizeof o->cred);
-        return PT_CLI_FAILED;
-    }
-    return PT_CLI_OK;
-}
-
-void cli_policy_end(struct cli_opts *o)
-{
-    curl_global_cleanup();
-    explicit_bzero(&o->cred, sizeof o->cred);
-}
 
 void pt_cli_repo_usage(FILE *out)
 {
