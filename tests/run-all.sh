@@ -39,7 +39,7 @@ export ASAN_OPTIONS=abort_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 
 step "unit tests (ASan + UBSan)"
-out=$(ctest --test-dir build-asan --output-on-failure 2>&1)
+out=$(ctest --test-dir build-asan -j"$JOBS" --output-on-failure 2>&1)
 echo "$out" | grep -E "Test +#|tests passed|Failed|\*\*\*"
 total=$(echo "$out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p')
 nfail=$(echo "$out" | sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p')
