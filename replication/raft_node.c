@@ -41,6 +41,7 @@
 #include "bytes.h"
 #include "command.h"
 #include "diskspace.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "metastore.h"
@@ -616,6 +617,13 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
         if (n->blobs != NULL)
             pt_blob_sync_set_region(n->blobs, r->id, r->name, r->address);
     }
+    /* A leader may answer reads from its lease until an election timeout after this region
+     * last acknowledged it (read_lease.h), and raft forgets that leader across a restart: no
+     * inbound raft channel (hence no vote) until this process is an election timeout old. */
+    int64_t age = pt_clock_process_age_ms();
+    pt_transport_hold_raft(&n->transport, age >= 0 && age < ELECTION_MS
+                                              ? (uint64_t)(ELECTION_MS - age)
+                                              : (age < 0 ? ELECTION_MS : 0));
     if ((!cfg->join && (rv = bootstrap(n)) != 0) || (rv = raft_start(&n->raft)) != 0) {
         pt_log(PT_LOG_ERROR, "raft start failed", "{s:s}", "error", raft_errmsg(&n->raft));
         rv = PT_E_INTERNAL;

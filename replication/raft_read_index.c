@@ -34,8 +34,9 @@
  * A stalled loop needs no care: each read compares the lease's end with the time taken then
  * (lease_now_ns: CLOCK_BOOTTIME, which also counts a suspended machine), never with the
  * loop's cached time.
- * Assumptions (those of every lease): clocks' rates differ by less than 10 %, and a voter
- * that restarts (and so forgets its leader) takes longer than a lease (800 ms) to be back.
+ * Assumption (that of every lease): clocks' rates differ by less than 10 %. A voter that
+ * restarts forgets its leader; it refuses raft channels (pt_transport_hold_raft, so it votes
+ * for nobody) until its process is an election timeout old (raft_node.c).
  *
  * Catch-ups (pt_raft_node_catch_up): a read index that ends early once a key it looks for
  * has been applied locally; each holds two references, its read index and the node's list.

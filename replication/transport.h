@@ -248,6 +248,15 @@ void pt_transport_peer_silent(struct raft_uv_transport *t, uint64_t id);
 bool pt_transport_relays(struct raft_uv_transport *t);
 
 /*
+ * Refuses inbound raft channels for the next ms milliseconds of loop time (their dialers
+ * retry): a region that restarts must not grant a vote sooner than an election timeout after
+ * it last heard from a leader, since that leader may answer reads from a lease until then
+ * (raft_read_index.c); canonical/raft forgets the leader it knew across a restart. Peer and
+ * relay channels are served meanwhile. Raft loop thread, before raft_start.
+ */
+void pt_transport_hold_raft(struct raft_uv_transport *t, uint64_t ms);
+
+/*
  * While connections to a server go through a relay, checks every PT_TRANSPORT_DIRECT_RETRY_MS
  * whether the direct path is back (a direct PEER channel that is closed at once); when it is,
  * the tunneled connections end and raft and the peer layer dial directly. Call it

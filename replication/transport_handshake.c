@@ -313,8 +313,12 @@ void transport_conn_read(struct conn *c, int status)
         why = check_hello(c, c->in + HEADER_LEN, c->in_want - HEADER_LEN);
         if (why == NULL && !transport_served(c->t, c->flags))
             why = "peer channel not served";
+        if (why == NULL && transport_raft_held(c->t, c->flags)) {
+            why = "raft channel held: this region started less than an election timeout ago";
+            level = PT_LOG_DEBUG;
+        }
         if (why != NULL) {
-            transport_handshake_fail(c, PT_LOG_WARN, why, 0);
+            transport_handshake_fail(c, level, why, 0);
             return;
         }
         encode_welcome(c);

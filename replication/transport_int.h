@@ -158,7 +158,8 @@ struct transport {
     bool spare_busy;
     struct conn *conns;
     unsigned n_inbound;
-    uint64_t accept_seq; /* inbound connections accepted so far */
+    uint64_t accept_seq;   /* inbound connections accepted so far */
+    uint64_t raft_hold_ms; /* loop time before which inbound raft channels are refused */
     bool listening;
     bool closing;
     bool close_fired;
@@ -322,6 +323,9 @@ void transport_close_listeners(struct transport *t);
 void transport_resume_stalled(struct transport *t);
 /* Whether an inbound connection with these flags has a taker: raft, or a peer-channel hook. */
 bool transport_served(const struct transport *t, unsigned char flags);
+/* Whether an inbound connection with these flags is a raft channel refused for now
+ * (pt_transport_hold_raft). */
+bool transport_raft_held(const struct transport *t, unsigned char flags);
 /* The inbound handshake completed: hands the stream to raft or to the peer-channel hook. */
 void transport_in_succeed(struct conn *c);
 

@@ -51,6 +51,17 @@ bool transport_served(const struct transport *t, unsigned char flags)
     return !(flags & FLAG_PEER) || t->peer_accept_cb[channel_of(flags)] != NULL;
 }
 
+bool transport_raft_held(const struct transport *t, unsigned char flags)
+{
+    return !(flags & (FLAG_PEER | FLAG_RELAY)) && uv_now(t->loop) < t->raft_hold_ms;
+}
+
+void pt_transport_hold_raft(struct raft_uv_transport *super, uint64_t ms)
+{
+    struct transport *t = super->impl;
+    t->raft_hold_ms = uv_now(t->loop) + ms;
+}
+
 void transport_in_succeed(struct conn *c)
 {
     struct transport *t = c->t;

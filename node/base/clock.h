@@ -15,4 +15,8 @@ int64_t pt_clock_wall_ms(void);
 int64_t pt_clock_mono_ms(void);
 int64_t pt_clock_mono_us(void);
 
+/* Milliseconds since this process started (CLOCK_BOOTTIME against /proc/self/stat), or -1
+ * when that cannot be read. */
+int64_t pt_clock_process_age_ms(void);
+
 #endif

@@ -4,8 +4,8 @@
  * dropped, and the accepted HELLO is answered with exactly the documented WELCOME bytes;
  * silent peers time out on both sides; closing cancels pending connects (RAFT_CANCELED, before
  * the close callback) and inbound handshakes in progress; inbound handshakes beyond the limit
- * wait in the backlog. Every test ends with uv_loop_close() == 0, i.e. no handle left open;
- * ASan checks that no memory is left behind.
+ * wait in the backlog; a held transport refuses raft channels until the hold ends. Every test ends
+ * with uv_loop_close() == 0, i.e. no handle left open; ASan checks that no memory is left behind.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -339,6 +339,39 @@ static void test_inbound_per_source(void **state)
     free(p);
 }
 
+/* A held transport (pt_transport_hold_raft: a region restarted less than an election timeout
+ * ago) refuses raft channels until the hold ends, then accepts them again. */
+static void test_raft_hold(void **state)
+{
+    struct pt_side a, b;
+    struct pt_outcome o;
+    unsigned ports[2];
+    char addr_a[64], addr_b[64];
+    (void)state;
+
+    pt_loopback_free_ports(ports, 2);
+    snprintf(addr_a, sizeof(addr_a), "127.0.0.1:%u", ports[0]);
+    snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%u", ports[1]);
+    pt_side_init(&a, &loop, CLUSTER, 1, addr_a);
+    pt_side_listen(&a);
+    pt_transport_hold_raft(&a.t, 60000);
+    pt_side_init(&b, &loop, CLUSTER, 2, addr_b);
+    pt_side_connect_and_wait(&b, &o, 1, addr_a);
+    assert_int_not_equal(o.status, 0);
+    assert_null(o.stream);
+    RUN_FOR(100);
+    assert_int_equal(a.n_accepted, 0);
+
+    pt_transport_hold_raft(&a.t, 0);
+    pt_side_connect_and_wait(&b, &o, 1, addr_a);
+    assert_int_equal(o.status, 0);
+    assert_true(RUN_UNTIL_GE(&a.n_accepted, 1, 5000));
+    uv_close((uv_handle_t *)o.stream, pt_loopback_free_stream_cb);
+
+    pt_side_close(&b);
+    pt_side_close(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +385,8 @@ int main(void)
                                                  pt_side_teardown, &loop),
         cmocka_unit_test_prestate_setup_teardown(test_inbound_limit, pt_side_setup,
                                                  pt_side_teardown, &loop),
+        cmocka_unit_test_prestate_setup_teardown(test_raft_hold, pt_side_setup, pt_side_teardown,
+                                                 &loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
