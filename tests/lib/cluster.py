@@ -479,8 +479,9 @@ class Cluster:
                               self.keep_logs(last)))
 
     def keep_logs(self, regions):
-        """Copies the logs of regions to $PT_FAIL_LOGS (default build/test-failures/<time>)
-        so a failure seen once can be read after the run removed its directories; returns a
+        """Copies the logs of regions to $PT_FAIL_LOGS (default build/test-failures/<time>),
+        with the thread stacks of those running (gdb), so a failure seen once can be read
+        after the run removed its directories; returns a
         short message suffix naming the folder and each region's last warnings."""
         dest = os.path.join(os.environ.get("PT_FAIL_LOGS", os.path.join(harness.ROOT, "build",
                                                                         "test-failures")),
@@ -491,6 +492,11 @@ class Cluster:
             for r in regions:
                 if r.node is not None and os.path.exists(r.node.log_path):
                     shutil.copy(r.node.log_path, os.path.join(dest, r.name + ".log"))
+                if r.node is not None and r.node.running():
+                    stacks = harness._stacks(r.node.proc.pid)
+                    if stacks:
+                        with open(os.path.join(dest, r.name + ".stacks"), "w") as f:
+                            f.write(stacks + "\n")
                 warn = [ln[-160:] for ln in r.log_grep('"level":"warn"', limit=2)]
                 if warn:
                     notes.append("%s: %s" % (r.name, " | ".join(warn)))
