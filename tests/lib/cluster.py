@@ -399,10 +399,14 @@ class Cluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self):
+        self._failed_at_enter = harness.FAILED_CHECKS[0]
         return self.start()
 
     def __exit__(self, *exc):
         try:
+            if exc[0] is not None or harness.FAILED_CHECKS[0] != self._failed_at_enter:
+                print("cluster %s: a check failed while it ran%s" % (
+                    os.path.basename(self.root), self.keep_logs(self.regions)))
             self.stop()
         finally:
             self.cleanup()

@@ -153,6 +153,10 @@ def make_self_signed_cert(directory, cn="127.0.0.1"):
 
 _last_probe_error = {}
 
+# Checks failed so far in this process (any Results), so a fixture can tell that a failure
+# happened while it ran (cluster.Cluster keeps its logs then).
+FAILED_CHECKS = [0]
+
 
 def _probe(url, path, timeout=1.0):
     """Status of GET url+path, or None when nothing answers (the reason is kept in
@@ -619,8 +623,10 @@ class Results:
                 self._emit("SKIP %s: %s" % (full, e))
             return None
         except TestFailure as e:
+            FAILED_CHECKS[0] += 1
             self._current.append(str(e))
         except Exception as e:  # a test's own crash is a failure, not the runner's
+            FAILED_CHECKS[0] += 1
             self._current.append(_describe_exception(e))
         reasons = self._current
         self._current, self._current_name = outer, outer_name
@@ -656,6 +662,7 @@ class Results:
             if self.verbose:
                 self._emit("WAIVED %s: %s (portolan-only)" % (where, msg))
             return False
+        FAILED_CHECKS[0] += 1
         if self._current is None:
             self.fail(self._name(msg), [msg])
         else:
