@@ -132,6 +132,17 @@ struct pt_referrer {
 int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const char *subject,
                                 const char *artifact_type_filter, size_t max,
                                 struct pt_referrer **out, size_t *count);
+/*
+ * One page of the same listing: the referrers whose digest sorts after `after` (borrowed; NULL
+ * or "" = from the first), at most max of them (capped at PT_METASTORE_LIST_MAX), examining
+ * at most PT_METASTORE_LIST_MAX records whatever the filter keeps, so a page costs a bounded
+ * walk. next gets the digest to continue after when more may follow (the last record
+ * examined, kept or not), else "". Errors and ownership as pt_metastore_list_referrers.
+ */
+int pt_metastore_referrers_page(struct pt_metastore *ms, const char *repo, const char *subject,
+                                const char *artifact_type_filter, const char *after, size_t max,
+                                struct pt_referrer **out, size_t *count,
+                                char next[PT_METASTORE_DIGEST_MAX + 1]);
 /* Frees the annotations of the n entries and r itself (NULL is a no-op). */
 void pt_referrers_free(struct pt_referrer *r, size_t n);
 
