@@ -5,7 +5,7 @@
  *   bulk       a pt_peers service on the transport's BULK channels: this region's requests
  *              for pieces of blobs (blob_sync_transfers.c), and the other regions' requests
  *              to this one (blob_sync_serve.c).
- *   queue      the blobs this region lacks, as the last scan of blob_locations found them
+ *   queue      the blobs this region lacks, as the last scan of their index found them
  *              (sorted by digest), with when each was first seen missing and when it may be
  *              tried again after a failure (blob_sync_scan.c).
  *   transfers  one per digest being fetched: background ones (at most `concurrency`) and
@@ -118,8 +118,12 @@ static void on_tick(uv_timer_t *timer)
         bsync_transfer_tick(t, now);
     if (++s->ticks % (1000 / TICK_MS) == 0)
         publish_metrics(s);
+    /* nothing missing and nothing fetched: only a change (dirty) starts a scan */
+    int behind = s->behind_blobs > 0 || s->nqueue > 0;
+    for (struct transfer *t = s->transfers; t != NULL && !behind; t = t->next)
+        behind = t->state != T_DONE;
     if (!s->scanning && ((s->dirty && now - s->last_scan_ms >= PT_BLOB_SYNC_SCAN_MS) ||
-                         now - s->last_scan_ms >= PT_BLOB_SYNC_RESCAN_MS))
+                         (behind && now - s->last_scan_ms >= PT_BLOB_SYNC_RESCAN_MS)))
         bsync_start_scan(s);
     else if (!s->scanning)
         bsync_schedule(s); /* retries whose time came */

@@ -14,8 +14,10 @@
  * recorded (local_blobs column family) every PT_BLOB_SYNC_SYNC_EVERY bytes after an fdatasync, so a
  *   transfer resumes from its last durable offset after a dropped link, a crash or a restart.
  *   A blob whose digest does not verify is discarded and fetched again.
- * - Background: a scan of blob_locations (after every change to replicated state, at most
- *   every PT_BLOB_SYNC_SCAN_MS, and on a timer) lists what is missing; up to `concurrency`
+ * - Background: a scan of the store's index of the blobs this region lacks
+ *   (pt_metastore_missing_page: it costs what is missing, not what the registry holds; after
+ *   every change to replicated state, at most every PT_BLOB_SYNC_SCAN_MS, and on a timer only
+ *   while something is missing) lists what is missing; up to `concurrency`
  *   background transfers run at once; `bandwidth` caps the bytes received per
  *   second over all transfers.
  * - On demand: a client GET of a blob this region lacks attaches to that blob's transfer
@@ -54,7 +56,8 @@ struct pt_blob_sync;
 #define PT_BLOB_SYNC_WINDOW 12
 /* Bytes between two durable records of a transfer's progress. */
 #define PT_BLOB_SYNC_SYNC_EVERY (16u * 1024 * 1024)
-/* Shortest interval between two scans of blob_locations, and the longest. */
+/* Shortest interval between two scans for missing blobs, and the longest while some are
+ * missing (a region in sync scans only after a change). */
 #define PT_BLOB_SYNC_SCAN_MS   50
 #define PT_BLOB_SYNC_RESCAN_MS 30000
 /* Missing blobs remembered per scan (the rest are found by later scans). */

@@ -1,13 +1,16 @@
 /*
  * blob_sync_scan.c - the queue of blobs this region lacks, and what starts their transfers.
  *
- * A scan reads blob_locations (metastore, on the thread pool) for every blob no BlobStored of
- * this region covers, and keeps up to PT_BLOB_SYNC_QUEUE_MAX of them, sorted by digest, with
- * the ids of the regions that hold them; the rest are found by later scans. The blob_sync tick
- * starts a scan after every change to replicated state (at most every PT_BLOB_SYNC_SCAN_MS)
- * and every PT_BLOB_SYNC_RESCAN_MS regardless. A new queue replaces the old one but keeps what
- * the old one knew of each blob: when it was first seen missing (the age in the status) and
- * when it may be tried again after a failure. Active transfers learn of new holders.
+ * A scan reads the store's index of the blobs this region lacks (pt_metastore_missing_page,
+ * on the thread pool: its cost is what is missing, not what the registry holds) and keeps the
+ * first PT_BLOB_SYNC_QUEUE_MAX of them, sorted by digest, with the ids of the regions that
+ * hold them; the rest are found by later scans. A store that keeps no index for this region
+ * (opened without pt_metastore_missing_index) is walked whole instead. The blob_sync tick
+ * starts a scan after every change to replicated state (at most every PT_BLOB_SYNC_SCAN_MS),
+ * and every PT_BLOB_SYNC_RESCAN_MS while something is missing or being fetched (retries,
+ * holders that came back); an idle region in sync scans nothing. A new queue replaces the old one
+ * but keeps what the old one knew of each blob: when it was first seen missing (the age in the
+ * status) and when it may be tried again after a failure. Active transfers learn of new holders.
  *
  * Scheduling starts background transfers in digest order up to `concurrency` at once, passing
  * over blobs waiting for a retry, with no holder, with a transfer already, or stored here
@@ -108,7 +111,17 @@ static int scan_cb(const char *digest, uint64_t size, const char *const *holders
 static void scan_work(uv_work_t *work)
 {
     struct scan *sc = work->data;
-    sc->rv = pt_metastore_missing_foreach(sc->s->ms, sc->region, scan_cb, sc);
+    size_t n;
+    sc->rv = pt_metastore_missing_page(sc->s->ms, sc->region, NULL, PT_BLOB_SYNC_QUEUE_MAX, scan_cb,
+                                       sc, &n);
+    if (sc->rv == 0)
+        sc->rv =
+            pt_metastore_missing_totals(sc->s->ms, sc->region, &sc->total_blobs, &sc->total_bytes);
+    if (sc->rv == PT_E_UNAVAILABLE) {
+        sc->n = 0;
+        sc->total_blobs = sc->total_bytes = 0;
+        sc->rv = pt_metastore_missing_foreach(sc->s->ms, sc->region, scan_cb, sc);
+    }
     /* a blob no region holds any more was collected: its transfer is abandoned */
     for (unsigned i = 0; sc->rv == 0 && i < sc->nactive; i++)
         sc->collected[i] =

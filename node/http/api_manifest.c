@@ -11,6 +11,11 @@
  * checked nor listed in the PutManifest command, so GC and replication never look for them. The
  * exact bytes are stored and served, so the digest clients compute always matches. A manifest whose
  * subject does not exist yet is accepted (OCI-Subject is still returned).
+ *
+ * Threads: handlers run on their HTTP loop. A PUT's body (up to max_manifest_size) is copied
+ * there and its parsing, hashing and reference checks (up to the parser's bounds of blobs and
+ * children, one store lookup each) run on the libuv thread pool (struct put_op); the command
+ * is proposed from the loop afterwards, and a request gone meanwhile only frees the work.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +23,7 @@
 
 #include "api.h"
 #include "api_common.h"
+#include "async.h"
 #include "command.h"
 #include "digest.h"
 #include "err.h"
@@ -164,29 +170,107 @@ static int check_references(struct pt_metastore *ms, const char *name,
     return 0;
 }
 
-/* Collects the tags to point at the manifest: the reference (if a tag) and ?tag= values. */
-static int collect_tags(h2o_req_t *req, const struct pt_route *rt, char **tags, size_t *ntags)
+/* Collects the tags to point at the manifest: the reference (if a tag) and ?tag= values,
+ * copied into tags (MAX_EXTRA_TAGS + 1 of them at most). */
+static int collect_tags(h2o_req_t *req, const struct pt_route *rt, char (*tags)[PT_TAG_MAX + 1],
+                        size_t *ntags)
 {
     h2o_iovec_t q = pt_http_query(req);
     *ntags = 0;
     if (!rt->ref_is_digest) {
-        tags[0] = h2o_mem_alloc_pool(&req->pool, rt->ref_len + 1);
-        memcpy(tags[0], rt->ref, rt->ref_len);
-        tags[0][rt->ref_len] = '\0';
+        snprintf(tags[0], PT_TAG_MAX + 1, "%.*s", (int)rt->ref_len, rt->ref);
         *ntags = 1;
     }
     for (size_t i = 0;; i++) {
-        char *tag = h2o_mem_alloc_pool(&req->pool, PT_TAG_MAX + 1);
-        int len = pt_query_get(q.base, q.len, "tag", i, tag, PT_TAG_MAX + 1);
+        char tag[PT_TAG_MAX + 1];
+        int len = pt_query_get(q.base, q.len, "tag", i, tag, sizeof(tag));
         if (len == PT_E_NOT_FOUND)
             break;
         if (len < 0 || pt_tag_validate(tag, (size_t)len) != 0)
             return PT_E_TAG_INVALID;
         if (*ntags >= MAX_EXTRA_TAGS + 1)
             return PT_E_TAG_INVALID;
-        tags[(*ntags)++] = tag;
+        memcpy(tags[(*ntags)++], tag, (size_t)len + 1);
     }
     return 0;
+}
+
+/* A manifest PUT between the loop and the thread pool: the loop copies the body and the
+ * tags, the pool parses, hashes and checks the references, the loop proposes. */
+struct put_op {
+    struct pt_async async;
+    uv_work_t work;
+    struct pt_worker *w;
+    struct pt_route rt; /* its pointers borrow from the request: used only while it lives */
+    int may_catch_up;
+    char *body; /* owned copy of the request body */
+    size_t len;
+    char content_type[256];
+    int has_content_type;
+    int tags_rv; /* collect_tags' result, answered in its turn */
+    struct put_done done;
+    /* the work's results */
+    int status;
+    int parsed; /* info holds allocations */
+    struct pt_manifest_info info;
+    char missing[PT_DIGEST_STR_MAX + 1];
+    char (*blobs)[PT_DIGEST_STR_MAX + 1];    /* owned: info.nblobs formatted digests */
+    char (*children)[PT_DIGEST_STR_MAX + 1]; /* owned: info.nchildren */
+};
+
+static void put_op_free(struct put_op *op)
+{
+    if (op->parsed)
+        pt_manifest_info_free(&op->info);
+    free(op->blobs);
+    free(op->children);
+    free(op->body);
+    free(op);
+}
+
+/* Thread pool: parse, hash and the reference checks, in the order errors are answered. */
+static void put_work(uv_work_t *work)
+{
+    struct put_op *op = work->data;
+    int rv = pt_manifest_parse(op->body, op->len, op->has_content_type ? op->content_type : NULL,
+                               &op->info);
+    if (rv != 0) {
+        op->status = rv;
+        return;
+    }
+    op->parsed = 1;
+    /* Stored under the digest named in the path, hashed with its algorithm; a push by tag is
+     * stored under the canonical sha256 digest. Docker-Content-Digest answers that digest. */
+    struct pt_digest computed;
+    pt_digest_of_algo(op->body, op->len,
+                      op->rt.ref_is_digest ? op->rt.digest.algo : PT_DIGEST_SHA256, &computed);
+    pt_digest_format(&computed, op->done.digest);
+    op->done.subject[0] = '\0';
+    if (op->info.has_subject)
+        pt_digest_format(&op->info.subject, op->done.subject);
+    if (op->rt.ref_is_digest && !pt_digest_equal(&op->rt.digest, &computed)) {
+        op->status = PT_E_DIGEST_INVALID;
+        return;
+    }
+    if (op->tags_rv != 0) {
+        op->status = op->tags_rv;
+        return;
+    }
+    if ((rv = check_references(op->done.ms, op->done.name, &op->info, op->missing)) != 0) {
+        op->status = rv;
+        return;
+    }
+    size_t nb = op->info.nblobs, nc = op->info.nchildren;
+    op->blobs = malloc((nb > 0 ? nb : 1) * sizeof(*op->blobs));
+    op->children = malloc((nc > 0 ? nc : 1) * sizeof(*op->children));
+    if (op->blobs == NULL || op->children == NULL) {
+        op->status = PT_E_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < nb; i++)
+        pt_digest_format(&op->info.blobs[i].digest, op->blobs[i]);
+    for (size_t i = 0; i < nc; i++)
+        pt_digest_format(&op->info.children[i].digest, op->children[i]);
 }
 
 static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
@@ -202,99 +286,116 @@ static void put_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_ro
     store_manifest(w, req, rt, 1);
 }
 
+/* Loop: the work's answer, or the PutManifest proposed. */
+static void put_after(uv_work_t *work, int status)
+{
+    struct put_op *op = work->data;
+    h2o_req_t *req = pt_async_unbind(&op->async);
+    int rv = status != 0 ? PT_E_INTERNAL : op->status;
+    if (req == NULL) {
+        put_op_free(op);
+        return;
+    }
+    if (rv == PT_E_MANIFEST_BLOB_UNKNOWN) {
+        /* Blobs pushed through another region a moment ago may not be applied here yet. */
+        if (!(op->may_catch_up &&
+              pt_api_catch_up(op->w, req, &op->rt, NULL, put_manifest_again) == 0))
+            pt_http_error(req, rv, NULL, op->missing);
+        put_op_free(op);
+        return;
+    }
+    if (rv != 0) {
+        pt_http_error(req, rv, NULL, NULL);
+        put_op_free(op);
+        return;
+    }
+    const char *tags[MAX_EXTRA_TAGS + 1];
+    const char *blobs[1], *children[1];
+    const char **bv = op->info.nblobs > 0 ? malloc(op->info.nblobs * sizeof(*bv)) : blobs;
+    const char **cv = op->info.nchildren > 0 ? malloc(op->info.nchildren * sizeof(*cv)) : children;
+    if (bv == NULL || cv == NULL) {
+        if (bv != blobs)
+            free(bv);
+        if (cv != children)
+            free(cv);
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        put_op_free(op);
+        return;
+    }
+    for (size_t i = 0; i < op->done.ntags; i++)
+        tags[i] = op->done.tags[i];
+    for (size_t i = 0; i < op->info.nblobs; i++)
+        bv[i] = op->blobs[i];
+    for (size_t i = 0; i < op->info.nchildren; i++)
+        cv[i] = op->children[i];
+    struct pt_command_manifest pm = {
+        .repo = op->done.name,
+        .digest = op->done.digest,
+        .media_type = op->info.media_type,
+        .body = op->body,
+        .len = op->len,
+        .tags = tags,
+        .n_tags = op->done.ntags,
+        .subject = op->done.subject,
+        .artifact_type = op->info.artifact_type,
+        .annotations = op->info.annotations,
+        .annotations_len = op->info.annotations != NULL ? strlen(op->info.annotations) : 0,
+        .blobs = bv,
+        .n_blobs = op->info.nblobs,
+        .children = cv,
+        .n_children = op->info.nchildren,
+    };
+    struct pt_command_builder b;
+    rv = pt_api_command(op->w, &b);
+    if (rv == 0)
+        rv = pt_api_commit(op->w, req, &b, pt_command_add_put_manifest(&b, &pm), on_put_done,
+                           &op->done, sizeof(op->done));
+    if (rv != 0)
+        pt_http_error(req, rv, NULL, NULL);
+    if (bv != blobs)
+        free(bv);
+    if (cv != children)
+        free(cv);
+    put_op_free(op);
+}
+
 static void store_manifest(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
                            int may_catch_up)
 {
-    char *name = pt_api_name(req, rt);
     size_t len = req->entity.base != NULL ? req->entity.len : 0;
     if (len > w->node->cfg.max_manifest_size) {
         pt_http_error(req, PT_E_MANIFEST_TOO_LARGE, NULL, NULL);
         return;
     }
+    struct put_op *op = calloc(1, sizeof(*op));
+    char *body = malloc(len > 0 ? len : 1);
+    if (op == NULL || body == NULL) {
+        free(op);
+        free(body);
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    if (len > 0)
+        memcpy(body, req->entity.base, len);
+    op->body = body;
+    op->len = len;
+    op->w = w;
+    op->rt = *rt;
+    op->may_catch_up = may_catch_up;
     h2o_iovec_t ct = pt_http_req_header(req, "content-type");
-    char content_type[256] = "";
-    if (ct.base != NULL)
-        snprintf(content_type, sizeof(content_type), "%.*s", (int)ct.len, ct.base);
-
-    struct pt_manifest_info info;
-    int rv = pt_manifest_parse(req->entity.base, len, ct.base != NULL ? content_type : NULL, &info);
-    if (rv != 0) {
-        pt_http_error(req, rv, NULL, NULL);
-        return;
+    if (ct.base != NULL) {
+        snprintf(op->content_type, sizeof(op->content_type), "%.*s", (int)ct.len, ct.base);
+        op->has_content_type = 1;
     }
-    struct put_done done;
-    done.ms = w->node->ms;
-    done.ntags = 0;
-    snprintf(done.name, sizeof(done.name), "%s", name);
-    /* Stored under the digest named in the path, hashed with its algorithm; a push by tag is
-     * stored under the canonical sha256 digest. Docker-Content-Digest answers that digest. */
-    struct pt_digest computed;
-    pt_digest_of_algo(req->entity.base, len, rt->ref_is_digest ? rt->digest.algo : PT_DIGEST_SHA256,
-                      &computed);
-    pt_digest_format(&computed, done.digest);
-    done.subject[0] = '\0';
-    if (info.has_subject)
-        pt_digest_format(&info.subject, done.subject);
-
-    char *tags[MAX_EXTRA_TAGS + 1];
-    size_t ntags;
-    char missing[PT_DIGEST_STR_MAX + 1];
-    if (rt->ref_is_digest && !pt_digest_equal(&rt->digest, &computed)) {
-        rv = PT_E_DIGEST_INVALID;
-    } else if ((rv = collect_tags(req, rt, tags, &ntags)) != 0) {
-        /* rv set */
-    } else if ((rv = check_references(w->node->ms, name, &info, missing)) != 0) {
-        /* Blobs pushed through another region a moment ago may not be applied here yet. */
-        if (!(rv == PT_E_MANIFEST_BLOB_UNKNOWN && may_catch_up &&
-              pt_api_catch_up(w, req, rt, NULL, put_manifest_again) == 0))
-            pt_http_error(req, rv, NULL, rv == PT_E_MANIFEST_BLOB_UNKNOWN ? missing : NULL);
-        pt_manifest_info_free(&info);
-        return;
+    op->done.ms = w->node->ms;
+    snprintf(op->done.name, sizeof(op->done.name), "%s", pt_api_name(req, rt));
+    op->tags_rv = collect_tags(req, rt, op->done.tags, &op->done.ntags);
+    op->work.data = op;
+    pt_async_bind(&op->async, req);
+    if (uv_queue_work(&w->loop, &op->work, put_work, put_after) != 0) {
+        pt_http_error(pt_async_unbind(&op->async), PT_E_INTERNAL, NULL, NULL);
+        put_op_free(op);
     }
-    if (rv != 0) {
-        pt_http_error(req, rv, NULL, NULL);
-        pt_manifest_info_free(&info);
-        return;
-    }
-    for (size_t i = 0; i < ntags; i++)
-        snprintf(done.tags[done.ntags++], sizeof(done.tags[0]), "%s", tags[i]);
-
-    size_t nblobs = info.nblobs, nchildren = info.nchildren;
-    char **blobs = h2o_mem_alloc_pool(&req->pool, sizeof(char *) * (nblobs + 1));
-    char **children = h2o_mem_alloc_pool(&req->pool, sizeof(char *) * (nchildren + 1));
-    for (size_t i = 0; i < nblobs; i++) {
-        blobs[i] = h2o_mem_alloc_pool(&req->pool, PT_DIGEST_STR_MAX + 1);
-        pt_digest_format(&info.blobs[i].digest, blobs[i]);
-    }
-    for (size_t i = 0; i < nchildren; i++) {
-        children[i] = h2o_mem_alloc_pool(&req->pool, PT_DIGEST_STR_MAX + 1);
-        pt_digest_format(&info.children[i].digest, children[i]);
-    }
-    struct pt_command_manifest pm = {
-        .repo = name,
-        .digest = done.digest,
-        .media_type = info.media_type,
-        .body = req->entity.base,
-        .len = len,
-        .tags = (const char *const *)tags,
-        .n_tags = ntags,
-        .subject = done.subject,
-        .artifact_type = info.artifact_type,
-        .annotations = info.annotations,
-        .annotations_len = info.annotations != NULL ? strlen(info.annotations) : 0,
-        .blobs = (const char *const *)blobs,
-        .n_blobs = nblobs,
-        .children = (const char *const *)children,
-        .n_children = nchildren,
-    };
-    struct pt_command_builder b;
-    rv = pt_api_command(w, &b);
-    if (rv == 0)
-        rv = pt_api_commit(w, req, &b, pt_command_add_put_manifest(&b, &pm), on_put_done, &done,
-                           sizeof(done));
-    pt_manifest_info_free(&info);
-    if (rv != 0)
-        pt_http_error(req, rv, NULL, NULL);
 }
 
 static void on_delete_done(h2o_req_t *req, int status, void *data)

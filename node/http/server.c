@@ -532,6 +532,14 @@ static int open_stores(struct pt_node *node)
         pt_log(PT_LOG_ERROR, "cannot open metadata store", "{s:s}", "dir", path);
         return rv;
     }
+    /* the index of the blobs this region lacks (blob replication), built once if absent; a
+     * read-only store without it leaves replication to walk blob_locations */
+    rv = pt_metastore_missing_index(node->ms, node->cfg.region);
+    if (rv != 0 && rv != PT_E_DISK_FULL) {
+        pt_log(PT_LOG_ERROR, "cannot index the blobs this region lacks", "{s:s}", "error",
+               pt_err_message(rv));
+        return rv;
+    }
     /* A failed recovery is logged and leaves the sessions (and their files) as they are. */
     unsigned resumed, dropped;
     pt_upload_expiry_recover(node, pt_clock_wall_ms(), &resumed, &dropped);

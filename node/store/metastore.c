@@ -228,6 +228,8 @@ int pt_metastore_open(const char *dir, struct pt_metastore **out)
     rocksdb_writeoptions_set_sync(ms->wo_sync, 1);
     rv = load_applied(ms);
     if (rv == 0)
+        rv = ms_missing_load(ms);
+    if (rv == 0)
         rv = ms_gc_index_build(ms);
     if (rv == 0)
         rv = ms_usage_index_build(ms);

@@ -132,6 +132,17 @@ struct pt_referrer {
 int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const char *subject,
                                 const char *artifact_type_filter, size_t max,
                                 struct pt_referrer **out, size_t *count);
+/*
+ * One page of the same listing: the referrers whose digest sorts after `after` (borrowed; NULL
+ * or "" = from the first), at most max of them (capped at PT_METASTORE_LIST_MAX), examining
+ * at most PT_METASTORE_LIST_MAX records whatever the filter keeps, so a page costs a bounded
+ * walk. next gets the digest to continue after when more may follow (the last record
+ * examined, kept or not), else "". Errors and ownership as pt_metastore_list_referrers.
+ */
+int pt_metastore_referrers_page(struct pt_metastore *ms, const char *repo, const char *subject,
+                                const char *artifact_type_filter, const char *after, size_t max,
+                                struct pt_referrer **out, size_t *count,
+                                char next[PT_METASTORE_DIGEST_MAX + 1]);
 /* Frees the annotations of the n entries and r itself (NULL is a no-op). */
 void pt_referrers_free(struct pt_referrer *r, size_t n);
 
@@ -462,6 +473,31 @@ int pt_metastore_missing_foreach(struct pt_metastore *ms, const char *region,
                                  int (*cb)(const char *digest, uint64_t size,
                                            const char *const *holders, size_t n, void *arg),
                                  void *arg);
+
+/*
+ * The index of the blobs `region` lacks (metastore_missing.c): kept by the store, local to
+ * this region, changed in the same write as every change of blob_locations and rebuilt by
+ * snapshot restores, so it always agrees with pt_metastore_missing_foreach.
+ *
+ * pt_metastore_missing_index keeps the index for region (borrowed) from now on: a store whose
+ * index is for region already returns at once; otherwise (a store of an older version, or
+ * kept for another region) the index is built from blob_locations in one synced write, once.
+ * Call it at start, before any batch. PT_E_CONFIG for a bad name, PT_E_DISK_FULL read-only.
+ */
+int pt_metastore_missing_index(struct pt_metastore *ms, const char *region);
+/* Calls cb for the missing blobs whose digest sorts after `after` ("" or NULL: from the
+ * first), at most max of them, in digest order, like pt_metastore_missing_foreach (holders
+ * read as of the call); *count is how many. PT_E_UNAVAILABLE when the index is not kept for
+ * region. Any thread. */
+int pt_metastore_missing_page(struct pt_metastore *ms, const char *region, const char *after,
+                              size_t max,
+                              int (*cb)(const char *digest, uint64_t size,
+                                        const char *const *holders, size_t n, void *arg),
+                              void *arg, size_t *count);
+/* How many blobs region lacks and their bytes, from the index alone (one walk of it: as
+ * costly as what is missing). PT_E_UNAVAILABLE when the index is not kept for region. */
+int pt_metastore_missing_totals(struct pt_metastore *ms, const char *region, uint64_t *blobs,
+                                uint64_t *bytes);
 
 /* ---- regions of the cluster (replicated; written by the FSM only) ---------------------- */
 

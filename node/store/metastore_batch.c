@@ -443,6 +443,8 @@ int pt_metastore_batch_blob_stored(struct pt_metastore_batch *b, const char *dig
     struct pt_buf e = {0};
     ms_enc_location(&e, loc);
     rv = ms_stage_put(b, CF_BLOB_LOCATIONS, digest, strlen(digest), &e);
+    if (rv == 0)
+        rv = ms_missing_located(b, digest, loc);
 out:
     free(loc);
     return rv;

@@ -582,6 +582,7 @@ static int evaluate(struct pt_metastore *ms, struct pt_metastore_batch *b, const
     if (b == NULL || !out->collected)
         return 0;
     ms_stage_delete(b, CF_BLOB_LOCATIONS, digest, strlen(digest));
+    ms_missing_gone(b, digest);
     /* a record left by an earlier collection (a replica only can re-locate a blob without
      * reviving it) goes, with its entry by time */
     if ((rv = pt_metastore_batch_blob_revive(b, digest)) != 0)

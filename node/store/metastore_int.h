@@ -22,6 +22,8 @@
  *   metastore_policy.c    repository locks, immutable tag rules, retention rules (replicated):
  *                         records, listings, the checks the FSM makes
  *   metastore_retention.c the retention plan and the re-check of a Retain at apply
+ *   metastore_missing.c   the index of the blobs this region lacks (local), kept with every
+ *                         change of blob_locations
  *
  * Names shared between the pieces start with ms_ (functions) or MS_ (constants); everything
  * else stays static in its file. The threading and ownership rules are metastore.h's: reads
@@ -83,6 +85,9 @@ struct pt_metastore {
     _Atomic int halted;        /* 0, or the first error that halted replicated writes */
     _Atomic int fail_next;     /* test seam: the next commit fails with this error */
     bool read_only;            /* opened read-only (no space to open for writing); set at open */
+    /* The region the index of missing blobs is kept for ("" = none): read from its marker at
+     * open, set by pt_metastore_missing_index before any batch (metastore_missing.c). */
+    char missing_region[PT_METASTORE_REGION_MAX + 1];
 };
 
 /* A batch (metastore_batch.c); auth is set by every staged access control write and moves
@@ -214,6 +219,22 @@ int ms_gc_pushed_at(struct pt_metastore *ms, rocksdb_writebatch_wi_t *wb, const 
                     const char *digest, int64_t *time_ms);
 /* At open: builds the index of a store written before it existed, once (0 if it is there). */
 int ms_gc_index_build(struct pt_metastore *ms);
+
+/* ---- the index of blobs this region lacks (metastore_missing.c) ------------------------ */
+
+/* At open: reads which region the index is kept for (none is no error). */
+int ms_missing_load(struct pt_metastore *ms);
+/* The location of digest (validated) was staged as loc: stages its index record (put when the
+ * index's region is not among loc's holders, else delete). No-op without an index. */
+int ms_missing_located(struct pt_metastore_batch *b, const char *digest,
+                       const struct location *loc);
+/* The location of digest (validated) was deleted: stages the removal of its index record. */
+void ms_missing_gone(struct pt_metastore_batch *b, const char *digest);
+/* Snapshot restore: stages, into wb, the removal of the whole index... */
+void ms_missing_restore_clear(struct pt_metastore *ms, rocksdb_writebatch_t *wb);
+/* ..then the index record of one restored blob_locations record (k, v borrowed). */
+int ms_missing_restore_put(struct pt_metastore *ms, rocksdb_writebatch_t *wb, const char *k,
+                           size_t klen, const char *v, size_t vlen);
 
 /* ---- lookups shared by readers and batches (metastore_read.c) --------------------------- */
 

@@ -293,31 +293,45 @@ int pt_metastore_blob_regions(struct pt_metastore *ms, const char *digest, uint6
 
 /* ---- referrers ----------------------------------------------------------------------- */
 
-int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const char *subject,
-                                const char *artifact_type_filter, size_t max,
-                                struct pt_referrer **out, size_t *count)
+/* The referrers of repo's subject after `after` (NULL or "": from the first) through an
+ * iterator, examining at most scan records and keeping at most max that pass the filter;
+ * next gets the digest of the last record examined when more may follow, else "". */
+static int referrers_walk(struct pt_metastore *ms, const char *repo, const char *subject,
+                          const char *artifact_type_filter, const char *after, size_t max,
+                          size_t scan, struct pt_referrer **out, size_t *count,
+                          char next[PT_METASTORE_DIGEST_MAX + 1])
 {
     *out = NULL;
     *count = 0;
+    next[0] = '\0';
     int rv = ms_repo_exists(ms, NULL, repo);
     if (rv <= 0)
         return rv == 0 ? PT_E_NAME_UNKNOWN : rv;
     rv = 0;
-    if (!ms_digest_ok(subject))
+    size_t alen = after != NULL ? strlen(after) : 0;
+    if (!ms_digest_ok(subject) || alen > PT_METASTORE_DIGEST_MAX)
         return 0;
     if (max > PT_METASTORE_LIST_MAX)
         max = PT_METASTORE_LIST_MAX;
-    char prefix[KEY_MAX], upper[KEY_MAX];
+    char prefix[KEY_MAX], upper[KEY_MAX], start[KEY_MAX + 1];
     size_t plen = ms_key_join(prefix, repo, subject, "");
     memcpy(upper, prefix, plen);
     upper[plen - 1] = '\1';
+    memcpy(start, prefix, plen);
+    memcpy(start + plen, after != NULL ? after : "", alen);
 
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it = ms_iter_new(ms, CF_REFERRERS, upper, plen, NULL, &ro);
     struct pt_referrer *v = NULL;
-    size_t cnt = 0, cap = 0;
-    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it) && cnt < max;
-         rocksdb_iter_next(it)) {
+    size_t cnt = 0, cap = 0, seen = 0;
+    rocksdb_iter_seek(it, start, plen + alen);
+    if (alen > 0 && rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen == plen + alen && memcmp(k, start, klen) == 0)
+            rocksdb_iter_next(it);
+    }
+    for (; rocksdb_iter_valid(it) && cnt < max && seen < scan; rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
         const char *val = rocksdb_iter_value(it, &vlen);
@@ -333,6 +347,8 @@ int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const
         }
         memcpy(r->digest, k + plen, dlen);
         r->digest[dlen] = '\0';
+        seen++;
+        memcpy(next, r->digest, dlen + 1);
         rv = ms_dec_referrer(val, vlen, r);
         if (rv != 0) {
             free(r->annotations);
@@ -344,11 +360,21 @@ int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const
         }
         cnt++;
     }
+    /* more may follow only when the walk stopped at a limit before the subject's end */
+    bool more = rv == 0 && rocksdb_iter_valid(it) && (cnt >= max || seen >= scan);
+    if (more) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        more = klen >= plen && memcmp(k, prefix, plen) == 0;
+    }
+    if (!more || seen == 0)
+        next[0] = '\0';
     int irv = ms_iter_free(it, ro);
     if (rv == 0)
         rv = irv;
     if (rv != 0) {
         pt_referrers_free(v, cnt);
+        next[0] = '\0';
         return rv;
     }
     if (cnt == 0) {
@@ -358,6 +384,24 @@ int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const
     *out = v;
     *count = cnt;
     return 0;
+}
+
+int pt_metastore_list_referrers(struct pt_metastore *ms, const char *repo, const char *subject,
+                                const char *artifact_type_filter, size_t max,
+                                struct pt_referrer **out, size_t *count)
+{
+    char next[PT_METASTORE_DIGEST_MAX + 1];
+    return referrers_walk(ms, repo, subject, artifact_type_filter, NULL, max, SIZE_MAX, out, count,
+                          next);
+}
+
+int pt_metastore_referrers_page(struct pt_metastore *ms, const char *repo, const char *subject,
+                                const char *artifact_type_filter, const char *after, size_t max,
+                                struct pt_referrer **out, size_t *count,
+                                char next[PT_METASTORE_DIGEST_MAX + 1])
+{
+    return referrers_walk(ms, repo, subject, artifact_type_filter, after, max,
+                          PT_METASTORE_LIST_MAX, out, count, next);
 }
 
 void pt_referrers_free(struct pt_referrer *r, size_t n)

@@ -249,6 +249,12 @@ static int restore_family(struct pt_metastore *ms, rocksdb_writebatch_t *wb, enu
         prev = k;
         prev_len = klen;
         rocksdb_writebatch_put_cf(wb, ms->cf[cf], (const char *)k, klen, (const char *)v, vlen);
+        /* the local index of missing blobs follows in the same batch */
+        int rv = cf == CF_BLOB_LOCATIONS
+                     ? ms_missing_restore_put(ms, wb, (const char *)k, klen, (const char *)v, vlen)
+                     : 0;
+        if (rv != 0)
+            return rv;
     }
     return 0;
 }
@@ -269,6 +275,8 @@ int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     for (int cf = CF_DEFAULT; cf < SNAP_N_FAMILIES && rv == 0; cf++)
         rv = stage_clear(ms, wb, cf);
+    if (rv == 0)
+        ms_missing_restore_clear(ms, wb);
     for (int cf = CF_DEFAULT; cf < SNAP_N_FAMILIES && rv == 0; cf++)
         rv = restore_family(ms, wb, cf, &d);
     if (rv == 0)

@@ -435,6 +435,59 @@ class ManifestApi(ApiChecks):
                                           what=what + " filtered")
             t.eq(got, {}, what + " filtered")
 
+    def referrers_pages(self):
+        """The index paginated with Link: every page within n, the union exactly the
+        referrers, the artifactType filter and OCI-Filters-Applied kept on every page."""
+        c, t = self.c, self.t
+        repo = h.unique_repo("ref")
+        subject = h.make_image(layers=1)
+        subject.push(c, repo, "v1")
+        a_t, b_t = "application/vnd.example.a+json", "application/vnd.example.b"
+        want = {a_t: [], b_t: []}
+        for i in range(7):
+            at = a_t if i % 2 == 0 else b_t
+            m = h.make_image(layers=1, layer_size=16 + i, artifact_type=at, subject=subject)
+            t.eq(m.push(c, repo).status, 201, "referrer %d pushed" % i)
+            want[at].append(m.digest)
+        r, got = self.referrers_index(repo, subject.digest, what="one page")
+        t.eq(len(got), 7, "every referrer on the default page")
+        t.eq(r.headers.get("Link"), None, "no Link when everything fits")
+        path = "/v2/%s/referrers/%s" % (repo, subject.digest)
+        for at, n in ((None, 2), (a_t, 2), (b_t, 1)):
+            q = {"n": str(n)}
+            if at:
+                q["artifactType"] = at
+            nxt, seen, pages = path + "?" + urllib.parse.urlencode(q), [], 0
+            while nxt and pages < 20:
+                r, got = self.referrers_index(repo, subject.digest, nxt[len(path):],
+                                              "page %d of %s" % (pages, q))
+                t.check(len(got) <= n, "page of %d for n=%d" % (len(got), n))
+                t.eq(r.headers.get("OCI-Filters-Applied"), "artifactType" if at else None,
+                     "OCI-Filters-Applied on page %d" % pages)
+                for d, m in got.items():
+                    if at:
+                        t.eq(m.get("artifactType"), at, "filtered page holds another type")
+                doc = r.json().get("manifests") or []
+                seen += [m.get("digest") for m in doc]
+                target = link_target(r)
+                if target:
+                    t.eq(target[0], path, "referrers Link path")
+                    t.eq(target[1].get("n"), str(n), "referrers Link n")
+                    t.eq(target[1].get("artifactType"), at, "referrers Link artifactType")
+                    if doc:
+                        t.eq(target[1].get("last"), doc[-1].get("digest"), "referrers Link last")
+                nxt, pages = h.next_link(r), pages + 1
+            expect = sorted(want[at]) if at else sorted(want[a_t] + want[b_t])
+            t.eq(seen, expect, "referrers collected through Link (%s)" % q)
+            t.check(pages >= len(expect) // n, "%d pages for %d referrers, n=%d" %
+                    (pages, len(expect), n))
+        # a large n is clamped, never refused; a bad n or last is
+        r, got = self.referrers_index(repo, subject.digest, "?n=100000", "large n")
+        t.eq(len(got), 7, "large n")
+        for q in ("?n=0", "?n=abc", "?last=nodigest", "?n=-1"):
+            self.err(c.get(path + q), 400, "PAGINATION_NUMBER_INVALID", "referrers " + q,
+                     strict=True)
+
     # -- end-9/10, deletes -----------------------------------------------------------------
 
     def tag_delete(self):
@@ -576,6 +629,7 @@ class ManifestApi(ApiChecks):
             (self.catalog, False),
             (self.referrers, True),
             (self.referrers_edge_cases, True),
+            (self.referrers_pages, True),
             (self.tag_delete, True),
             (self.manifest_delete, False),
             (self.sha512_manifests, True),

@@ -368,12 +368,70 @@ static void test_referrers(void **state)
     pt_referrers_free(refs, n);
 }
 
+/* Pages of referrers: every page bounded, the union in order, the filter applied. */
+static void test_referrers_pages(void **state)
+{
+    struct pt_ms_fixture *f = *state;
+    char subj[PT_DIGEST_STR_MAX + 1];
+    pt_ms_put_manifest(f, "r", "subject", 1, subj);
+    struct pt_metastore_batch *b = pt_ms_batch(f);
+    for (int i = 0; i < 7; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "ref%d", i);
+        put_referrer(b, "r", subj, name, i % 2 ? "application/odd" : "application/even", NULL);
+    }
+    assert_int_equal(pt_metastore_batch_commit(b, 0), 0);
+    pt_metastore_batch_free(b);
+    struct pt_referrer *all;
+    size_t nall;
+    assert_int_equal(pt_metastore_list_referrers(f->ms, "r", subj, NULL, 100, &all, &nall), 0);
+    assert_int_equal(nall, 7);
+    for (int filtered = 0; filtered < 2; filtered++) {
+        const char *filter = filtered ? "application/odd" : NULL;
+        char after[PT_DIGEST_STR_MAX + 1] = "", next[PT_DIGEST_STR_MAX + 1];
+        size_t seen = 0, pages = 0;
+        do {
+            struct pt_referrer *page;
+            size_t n;
+            assert_int_equal(
+                pt_metastore_referrers_page(f->ms, "r", subj, filter, after, 2, &page, &n, next),
+                0);
+            assert_true(n <= 2);
+            for (size_t i = 0; i < n; i++) {
+                while (seen < nall && strcmp(all[seen].digest, page[i].digest) != 0)
+                    seen++; /* skipped: filtered out */
+                assert_true(seen < nall);
+                if (filter != NULL)
+                    assert_string_equal(page[i].artifact_type, filter);
+                seen++;
+            }
+            pt_referrers_free(page, n);
+            snprintf(after, sizeof(after), "%s", next);
+            pages++;
+        } while (next[0] != '\0' && pages < 10);
+        assert_int_equal(next[0], '\0');
+        assert_int_equal(pages, filtered ? 2 : 4); /* 3 odd ones in pages of 2; 7 in 4 */
+    }
+    pt_referrers_free(all, nall);
+    /* n = 0 gives nothing and no next page; an unknown repository its error */
+    struct pt_referrer *none;
+    size_t n;
+    char next[PT_DIGEST_STR_MAX + 1];
+    assert_int_equal(pt_metastore_referrers_page(f->ms, "r", subj, NULL, NULL, 0, &none, &n, next),
+                     0);
+    assert_int_equal(n, 0);
+    assert_string_equal(next, "");
+    assert_int_equal(pt_metastore_referrers_page(f->ms, "x", subj, NULL, NULL, 5, &none, &n, next),
+                     PT_E_NAME_UNKNOWN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_blobs, pt_ms_setup, pt_ms_teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_transfers, pt_ms_setup, pt_ms_teardown),
         cmocka_unit_test_setup_teardown(test_referrers, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_referrers_pages, pt_ms_setup, pt_ms_teardown),
         cmocka_unit_test_setup_teardown(test_sha512_keys, pt_ms_setup, pt_ms_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -255,6 +255,7 @@ struct pt_world_region *pt_world_region_add(const char *name, uint64_t id, unsig
     assert_int_equal(pt_blobstore_open(path, &r->bs), 0);
     snprintf(path, sizeof(path), "%s/meta", r->root);
     assert_int_equal(pt_metastore_open(path, &r->ms), 0);
+    assert_int_equal(pt_metastore_missing_index(r->ms, name), 0);
     pt_loopback_transport_init(&r->net, pt_world.loop, PT_WORLD_CLUSTER, id, port);
     pt_loopback_transport_listen(&r->net);
     return r;
