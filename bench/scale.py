@@ -15,7 +15,8 @@ through the FSM as the API would), then starts the node and measures:
   tag-list pages    GET /v2/<name>/tags/list?n=100&last=<random>: in bench/r0 (the
                     repository of many tags) and in random repositories (a few tags each)
   manifest GET      wrk by tag on the loaded node against a node holding only that manifest
-                    (same body, same repository and tag): the ratio (target >= 80 %)
+                    (same body, same repository and tag), --wrk-runs alternating runs, the
+                    best of each: the ratio (target >= 80 %)
   idle CPU          utime+stime of the node over --cpu-seconds with nothing asked of it
                     (a single node has no blob sync; the figure is its background work)
   RssAnon after     after the page and wrk runs
@@ -147,6 +148,8 @@ def main():
     ap.add_argument("--pages", type=int, default=1000, help="requests per page workload")
     ap.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--wrk-runs", type=int, default=2,
+                    help="alternating wrk runs on each registry (the best of each is kept)")
     ap.add_argument("--cpu-seconds", type=int, default=30)
     ap.add_argument("--start-timeout", type=int, default=300)
     args = ap.parse_args()
@@ -178,11 +181,7 @@ def main():
         empty.start()
         empty.stop()
         load(loader, empty.data_dir, args, 5, 1, 1, 0)
-        start_ready(empty, 60)
         tag_url = "/v2/bench/r0/manifests/" + ("t0" if args.tags_per_manifest == 1 else "t0-0")
-        print("manifest GET on a registry of one manifest ...", file=sys.stderr)
-        rps_empty = wrk(empty.url + tag_url, args.duration, args.connections)
-        empty.stop()
 
         node = harness.Node(data_dir=os.path.join(root, "big", "data"))
         node.start()
@@ -229,18 +228,29 @@ def main():
         p99 = percentile(t, 99)
         row("tag-list page, a random repository", "p50 %.2f ms, p99 %.2f ms" % (
             percentile(t, 50), p99), "p99 < 10 ms", p99 < 10)
+        start_ready(empty, 60)
         j = rnd.randrange(args.manifests)
         ref = pages(node, ["/v2/bench/r%d/manifests/%s" % (j % args.repos, (
             "t%d" % (j // args.repos)) if args.tags_per_manifest == 1 else
             "t%d-0" % (j // args.repos))], "manifest")
         notes.append("a random manifest by tag answered in %.2f ms" % ref[0])
 
-        print("manifest GET on the loaded registry ...", file=sys.stderr)
-        rps = wrk(node.url + tag_url, args.duration, args.connections)
+        # Both nodes run (the idle one costs nothing); the runs alternate, small registry
+        # first, and each side keeps its best, so that a busy moment of the machine does not
+        # land on one side only.
+        rps_empty = rps = 0.0
+        for i in range(args.wrk_runs):
+            print("manifest GET, run %d of %d: one manifest, then the loaded registry ..." % (
+                i + 1, args.wrk_runs), file=sys.stderr)
+            rps_empty = max(rps_empty, wrk(empty.url + tag_url, args.duration,
+                                           args.connections))
+            rps = max(rps, wrk(node.url + tag_url, args.duration, args.connections))
         ratio = 100.0 * rps / rps_empty
-        row("manifest GET by tag (wrk -c%d %ds)" % (args.connections, args.duration),
+        row("manifest GET by tag (wrk -c%d %ds, best of %d)" % (
+            args.connections, args.duration, args.wrk_runs),
             "%.0f req/s vs %.0f on one manifest = %.0f %%" % (rps, rps_empty, ratio),
             ">= 80 %", ratio >= 80)
+        empty.stop()
 
         print("idle CPU over %d s ..." % args.cpu_seconds, file=sys.stderr)
         hz = os.sysconf("SC_CLK_TCK")
