@@ -239,12 +239,24 @@ def main():
         # first, and each side keeps its best, so that a busy moment of the machine does not
         # land on one side only.
         rps_empty = rps = 0.0
+        cost = {}  # node -> [CPU seconds, requests] over every run
+
+        def measured(n):
+            c0 = cpu_ticks(n.pid())
+            r = wrk(n.url + tag_url, args.duration, args.connections)
+            c = cost.setdefault(n.port, [0.0, 0.0])
+            c[0] += (cpu_ticks(n.pid()) - c0) / float(os.sysconf("SC_CLK_TCK"))
+            c[1] += r * args.duration
+            return r
+
         for i in range(args.wrk_runs):
             print("manifest GET, run %d of %d: one manifest, then the loaded registry ..." % (
                 i + 1, args.wrk_runs), file=sys.stderr)
-            rps_empty = max(rps_empty, wrk(empty.url + tag_url, args.duration,
-                                           args.connections))
-            rps = max(rps, wrk(node.url + tag_url, args.duration, args.connections))
+            rps_empty = max(rps_empty, measured(empty))
+            rps = max(rps, measured(node))
+        us = [1e6 * cost[n.port][0] / max(cost[n.port][1], 1) for n in (empty, node)]
+        notes.append("node CPU per manifest GET (utime+stime / requests): %.0f us on one "
+                     "manifest, %.0f us loaded" % (us[0], us[1]))
         ratio = 100.0 * rps / rps_empty
         row("manifest GET by tag (wrk -c%d %ds, best of %d)" % (
             args.connections, args.duration, args.wrk_runs),
