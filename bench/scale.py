@@ -16,7 +16,8 @@ through the FSM as the API would), then starts the node and measures:
                     repository of many tags) and in random repositories (a few tags each)
   manifest GET      wrk by tag on the loaded node against a node holding only that manifest
                     (same body, same repository and tag), --wrk-runs alternating runs, the
-                    best of each: the ratio (target >= 80 %)
+                    best of each: the ratio (target >= 80 %), and the node's CPU per request
+                    over all its runs (in a note)
   idle CPU          utime+stime of the node over --cpu-seconds with nothing asked of it
                     (a single node has no blob sync; the figure is its background work)
   RssAnon after     after the page and wrk runs
