@@ -38,6 +38,8 @@
 #define MS_INFO_LOG_OFF 6
 /* Bytes of memtables of all families together (rocksdb db_write_buffer_size). */
 #define MS_MEMTABLE_BUDGET (64u << 20)
+/* Bits per key of the bloom filter of every table file (about 1 % false positives). */
+#define MS_BLOOM_BITS_PER_KEY 10
 
 const char *const ms_cf_names[CF_COUNT] = {
     "default",   "repos",          "manifests", "tags",    "repo_blobs",
@@ -197,6 +199,16 @@ int pt_metastore_open(const char *dir, struct pt_metastore **out)
      * 64 MiB, so a burst of writes spread over families (a garbage collection touches five)
      * grew the node by a quarter of a gigabyte; past the budget the largest one is flushed. */
     rocksdb_options_set_db_write_buffer_size(opts, MS_MEMTABLE_BUDGET);
+    /* A bloom filter in every table file: a point lookup (a tag, a manifest, a blob's link)
+     * reads the one file that holds its key instead of an index and a data block of every
+     * level-0 file and level whose key range covers it. Without it a GET by tag on a store of
+     * a million tags ran at 65-72 % of the rate on an empty store. Files written before keep
+     * working without one until compaction rewrites them. */
+    rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_filter_policy(
+        table, rocksdb_filterpolicy_create_bloom(MS_BLOOM_BITS_PER_KEY));
+    rocksdb_options_set_block_based_table_factory(opts, table);
+    rocksdb_block_based_options_destroy(table);
     const rocksdb_options_t *cf_opts[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++)
         cf_opts[i] = opts;

@@ -1,7 +1,8 @@
 /*
  * test_metastore.c - metastore: records through batches, lookups, tags with their listing
  * order and pagination, upload records, persistence across reopen, what writers are refused,
- * the state digest, and readers running while a writer commits. Each test runs on a fresh
+ * the state digest, readers running while a writer commits, and the bloom filter of the
+ * table files. Each test runs on a fresh
  * database in its own temporary directory (support/ms_fixture.h). Blob locations and
  * referrers are tested in test_metastore_refs.c.
  */
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -385,6 +387,62 @@ static void test_reopen_persists(void **state)
     close(devnull);
 }
 
+/* 1 if the file at path holds the bytes needle[0..n), else 0. */
+static int file_contains(const char *path, const char *needle, size_t n)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char buf[1 << 16];
+    size_t have = 0, got;
+    int found = 0;
+    while (!found && (got = fread(buf + have, 1, sizeof(buf) - have, fp)) > 0) {
+        have += got;
+        for (size_t i = 0; !found && i + n <= have; i++)
+            found = memcmp(buf + i, needle, n) == 0;
+        size_t keep = have < n ? have : n - 1; /* a match across two reads */
+        memmove(buf, buf + have - keep, keep);
+        have = keep;
+    }
+    fclose(fp);
+    return found;
+}
+
+/* Table files carry a bloom filter (a point lookup then reads the one file holding its key,
+ * not one per level): reopening replays the log into table files, and each names the
+ * builtin bloom filter among its meta blocks. */
+static void test_tables_have_bloom_filters(void **state)
+{
+    struct pt_ms_fixture *f = *state;
+    char d[PT_DIGEST_STR_MAX + 1];
+    pt_ms_put_manifest(f, "library/alpine", "filtered", 7, d);
+    static const char *const tags[] = {"3.19", "3.20"};
+    pt_ms_put_tags(f, "library/alpine", d, tags, 2);
+    assert_int_equal(pt_metastore_sync(f->ms), 0);
+    pt_ms_reopen(f);
+    DIR *dir = opendir(f->db);
+    assert_non_null(dir);
+    static const char needle[] = "BuiltinBloomFilter";
+    int tables = 0, filtered = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 4, ".sst") != 0)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", f->db, e->d_name);
+        tables++;
+        filtered += file_contains(path, needle, sizeof(needle) - 1);
+    }
+    closedir(dir);
+    assert_true(tables > 0);
+    assert_int_equal(filtered, tables);
+    char got[PT_DIGEST_STR_MAX + 1];
+    assert_int_equal(pt_metastore_get_tag(f->ms, "library/alpine", "3.20", got), 0);
+    assert_string_equal(got, d);
+    assert_int_equal(pt_metastore_get_tag(f->ms, "library/alpine", "3.21", got),
+                     PT_E_MANIFEST_UNKNOWN);
+}
+
 static void test_writer_validation(void **state)
 {
     struct pt_ms_fixture *f = *state;
@@ -554,6 +612,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tags_delete_to, pt_ms_setup, pt_ms_teardown),
         cmocka_unit_test_setup_teardown(test_uploads, pt_ms_setup, pt_ms_teardown),
         cmocka_unit_test_setup_teardown(test_reopen_persists, pt_ms_setup, pt_ms_teardown),
+        cmocka_unit_test_setup_teardown(test_tables_have_bloom_filters, pt_ms_setup,
+                                        pt_ms_teardown),
         cmocka_unit_test_setup_teardown(test_writer_validation, pt_ms_setup, pt_ms_teardown),
         cmocka_unit_test_setup_teardown(test_state_digest, pt_ms_setup, pt_ms_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers, pt_ms_setup, pt_ms_teardown),
