@@ -391,7 +391,7 @@ int pt_auth_dir_login(struct pt_auth_dir *d, const char *name, size_t name_len, 
     unsigned char mac[PT_LOGIN_MAC_LEN];
     int rv = pt_login_cache_mac(d->cache, name, name_len, secret, secret_len, mac);
     if (rv != 0)
-        return PT_E_UNAUTHORIZED;
+        return PT_E_UNAVAILABLE;
 
     struct view *v = dir_view_get(d);
     struct pt_identity id;
@@ -415,9 +415,12 @@ int pt_auth_dir_login(struct pt_auth_dir *d, const char *name, size_t name_len, 
     } else {
         const struct duser *u = dir_find_user(v, z);
         if (u != NULL) {
-            if (pt_password_verify(secret, secret_len, u->hash) && !u->disabled) {
+            int ok = pt_password_check(secret, secret_len, u->hash);
+            if (ok == 1 && !u->disabled) {
                 identity_set(&id, PT_IDENTITY_USER, u->name);
                 rv = 0;
+            } else if (ok < 0) {
+                rv = PT_E_UNAVAILABLE; /* could not hash now: no verdict on the password */
             }
         } else {
             pthread_once(&dummy_once, dummy_init);

@@ -69,8 +69,10 @@ int pt_auth_dir_login_cached(struct pt_auth_dir *d, const char *name, size_t nam
 /*
  * Basic credentials: a user's name + password, or a token's id + secret (the secret starts
  * with "ptk_"). 0 and *out, or PT_E_UNAUTHORIZED (unknown, wrong, disabled, expired, over the
- * bounds). Successful checks are cached (HMAC-SHA256 with a per-process random key of
- * name+password -> identity, 60 s, dropped on any generation change); failures never.
+ * bounds), or PT_E_UNAVAILABLE when the check could not run (memory, the password hash or the
+ * cache's MAC failed): no verdict on the credentials. Successful checks are cached (HMAC-SHA256
+ * with a per-process random key of name+password -> identity, 60 s, dropped on any generation
+ * change); failures never.
  */
 int pt_auth_dir_login(struct pt_auth_dir *d, const char *name, size_t name_len, const char *secret,
                       size_t secret_len, int64_t now_ms, struct pt_identity *out);

@@ -122,11 +122,17 @@ int pt_password_hash(const char *pw, size_t len, char *out, size_t out_size)
 
 int pt_password_verify(const char *pw, size_t len, const char *hash)
 {
+    return pt_password_check(pw, len, hash) == 1;
+}
+
+int pt_password_check(const char *pw, size_t len, const char *hash)
+{
     if (!password_ok(pw, len) || !pt_password_hash_valid(hash))
         return 0;
     char h[CRYPT_OUTPUT_SIZE];
-    if (run_crypt(pw, len, hash, h, sizeof(h)) != 0)
-        return 0;
+    int rv = run_crypt(pw, len, hash, h, sizeof(h));
+    if (rv != 0)
+        return rv;
     size_t n = strlen(hash);
     /* the lengths are public (the stored setting fixes them); the bytes are compared in
      * constant time */

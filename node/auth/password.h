@@ -41,6 +41,10 @@ int pt_password_hash(const char *pw, size_t len, char *out, size_t out_size);
  * pt_password_hash), else 0 (also for an over-long password or a malformed hash). The final
  * comparison is constant-time. */
 int pt_password_verify(const char *pw, size_t len, const char *hash);
+/* The same, telling a failure to hash apart: 1 (match), 0 (no match, over-long password,
+ * malformed hash), or PT_E_NOMEM / PT_E_INTERNAL when the hash could not be computed (memory,
+ * libxcrypt): not a wrong password, so no failed login to count. */
+int pt_password_check(const char *pw, size_t len, const char *hash);
 
 /* 1 if hash (borrowed, NUL-terminated) looks like a stored password hash: "$y$" yescrypt
  * setting, salt and hash in crypt's base64 alphabet, shorter than PT_PASSWORD_HASH_MAX. */

@@ -191,6 +191,11 @@ static void refuse_login(h2o_req_t *req, int rv, unsigned retry)
         pt_http_error(req, PT_E_TOOMANYREQUESTS, "too many failed logins: try again later", NULL);
         return;
     }
+    if (rv == PT_E_UNAVAILABLE) { /* no verdict on the credentials (auth_gate.c) */
+        pt_http_header(req, "Retry-After", "1", 1);
+        pt_http_error(req, rv, "the credentials could not be checked now: retry", NULL);
+        return;
+    }
     pt_http_header(req, "WWW-Authenticate", "Basic realm=\"portolan\"", 22);
     pt_http_error(req, PT_E_UNAUTHORIZED, "invalid user name or password", NULL);
 }

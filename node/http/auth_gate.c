@@ -355,11 +355,18 @@ static void login_after(uv_work_t *work, int status)
     h2o_req_t *req = pt_async_unbind(&op->async);
     struct pt_worker *w = op->w;
     struct pt_auth_service *s = w->node->auth;
-    int rv = status == 0 && op->status == 0 ? 0 : PT_E_UNAUTHORIZED;
+    /* Only a verdict on the credentials is a failed login; a check that could not run (the
+     * pool cancelled it, memory, the password hash) is answered 503 and counts nowhere, so a
+     * busy node does not lock valid users out. */
+    int rv = status != 0 || (op->status != 0 && op->status != PT_E_UNAUTHORIZED) ? PT_E_UNAVAILABLE
+                                                                                 : op->status;
     char ukey[PT_AUTH_USER_MAX + 8], akey[80];
     if (req != NULL) {
         limiter_keys(req, op->name, ukey, sizeof(ukey), akey, sizeof(akey));
-        if (rv != 0) {
+        if (rv == PT_E_UNAVAILABLE) {
+            pt_log(PT_LOG_WARN, "a login could not be checked", "{s:s}", "error",
+                   pt_err_message(status != 0 ? PT_E_INTERNAL : op->status));
+        } else if (rv != 0) {
             pt_limiter_fail(s->limiter, ukey, op->now);
             pt_limiter_fail(s->limiter, akey, op->now);
             pt_metrics_auth(PT_METRICS_AUTH_LOGIN_FAILED);
@@ -655,6 +662,11 @@ static void on_gate_login(struct pt_worker *w, h2o_req_t *req, int status, unsig
     if (status == PT_E_TOOMANYREQUESTS) {
         pt_http_headerf(req, "Retry-After", "%u", retry_after);
         pt_http_error(req, PT_E_TOOMANYREQUESTS, "too many failed logins: try again later", NULL);
+        return;
+    }
+    if (status == PT_E_UNAVAILABLE) {
+        pt_http_header(req, "Retry-After", "1", 1);
+        pt_http_error(req, status, "the credentials could not be checked now: retry", NULL);
         return;
     }
     if (status != 0) {
