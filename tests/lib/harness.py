@@ -212,6 +212,22 @@ def keep_failure_file(path, name):
         return None
 
 
+def _sockets(port):
+    """What `ss` shows on a TCP port (listeners with their processes and queues, then the
+    connections), for a node that never answered on it; "" when ss is missing."""
+    if shutil.which("ss") is None:
+        return ""
+    out = []
+    for args in (["-ltnpe"], ["-tanp"]):
+        try:
+            r = subprocess.run(["ss"] + args + ["( sport = :%d or dport = :%d )" % (port, port)],
+                               capture_output=True, text=True, timeout=10)
+            out += r.stdout.splitlines()[:20]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return "\n".join(out)
+
+
 class _Process:
     """A server process on a loopback port with a data directory (see module comment)."""
 
@@ -273,6 +289,9 @@ class _Process:
             time.sleep(0.05)
         last = _last_probe_error.get(self.url, "answered, not 200")
         stacks = _stacks(self.proc.pid)
+        sockets = _sockets(self.port)
+        if sockets:
+            stacks = (stacks + "\n" if stacks else "") + "sockets on the port:\n" + sockets
         if stacks:
             with open(self.log_path, "a") as log:
                 log.write("=== not ready after %ss (last probe: %s); threads:\n%s\n"
