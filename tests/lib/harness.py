@@ -126,11 +126,44 @@ def wait_login(url, creds, timeout=60.0, cafile=None):
         time.sleep(0.05)
 
 
+_forwarded = {"at": 0.0, "ports": frozenset()}
+
+
+def _forwarded_ports():
+    """Ports that podman's netavark forwards to a container (its DNAT rules in nftables,
+    cached for 2 s). A container test that ends without netavark's teardown leaves such a rule
+    behind, and it takes every later loopback connection to that port to an address that no
+    longer answers: a node given that port looks hung (connections time out, nothing arrives)."""
+    now = time.monotonic()
+    if now - _forwarded["at"] < 2.0:
+        return _forwarded["ports"]
+    ports = set()
+    if shutil.which("nft") is not None:
+        try:
+            out = subprocess.run(["nft", "list", "table", "ip", "nat"], capture_output=True,
+                                 text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        for ln in out.splitlines():
+            words = ln.split()
+            for i, w in enumerate(words[:-1]):
+                if w == "dport" and words[i + 1].isdigit():
+                    ports.add(int(words[i + 1]))
+    _forwarded.update(at=now, ports=frozenset(ports))
+    return _forwarded["ports"]
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago and that no leftover container port
+    forward takes over (_forwarded_ports)."""
+    taken = _forwarded_ports()
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in taken:
+            return port
+    return port
 
 
 def portolan_bin():
