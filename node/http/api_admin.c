@@ -319,36 +319,20 @@ static void remove_region(struct pt_worker *w, h2o_req_t *req, const char *id_te
 
 /* GET /admin/gc: the collector's state; POST /admin/gc[?dry_run=true]: a pass now (202 with
  * the state; 409 EXISTS when one runs). */
+static int gc_start(void *gc, int dry_run)
+{
+    return pt_gc_request(gc, dry_run);
+}
+
+static char *gc_status(void *gc)
+{
+    return pt_gc_status_json(gc);
+}
+
 static void gc_route(struct pt_worker *w, h2o_req_t *req)
 {
-    int post = pt_http_method_is(req, "POST");
-    if (!post && !pt_http_method_is(req, "GET") && !pt_http_is_head(req)) {
-        pt_http_error(req, PT_E_METHOD, NULL, NULL);
-        return;
-    }
-    if (post) {
-        h2o_iovec_t q = pt_http_query(req);
-        char v[8] = "";
-        int n = pt_query_get(q.base, q.len, "dry_run", 0, v, sizeof(v));
-        int dry = n >= 0 && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
-        if (n != PT_E_NOT_FOUND && !dry &&
-            (n < 0 || (strcmp(v, "false") != 0 && strcmp(v, "0") != 0))) {
-            pt_http_error(req, PT_E_UNSUPPORTED, "dry_run must be true or false", NULL);
-            return;
-        }
-        int rv = pt_gc_request(w->node->gc, dry);
-        if (rv != 0) {
-            pt_http_error(req, rv, "a garbage collection pass is running", NULL);
-            return;
-        }
-    }
-    char *text = pt_gc_status_json(w->node->gc);
-    if (text == NULL) {
-        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
-        return;
-    }
-    pt_http_send(req, post ? 202 : 200, "application/json", text, strlen(text));
-    free(text);
+    pt_api_job_route(req, w->node->gc, gc_start, gc_status, PT_E_UNSUPPORTED,
+                     "a garbage collection pass is running");
 }
 
 void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)

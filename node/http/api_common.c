@@ -17,6 +17,7 @@
 #include "diskspace.h"
 #include "err.h"
 #include "http.h"
+#include "query.h"
 #include "worker.h"
 
 struct job_op {
@@ -206,4 +207,37 @@ void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route 
     struct tag_read tr = {.rt = *rt, .cont = cont};
     if (pt_api_job(w, req, PT_JOB_READ_INDEX, NULL, 0, on_read_index, &tr, sizeof(tr)) != 0)
         pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+}
+
+void pt_api_job_route(h2o_req_t *req, void *job, int (*start)(void *job, int dry_run),
+                      char *(*status)(void *job), int bad_dry_run, const char *busy)
+{
+    int post = pt_http_method_is(req, "POST");
+    if (!post && !pt_http_method_is(req, "GET") && !pt_http_is_head(req)) {
+        pt_http_error(req, PT_E_METHOD, NULL, NULL);
+        return;
+    }
+    if (post) {
+        h2o_iovec_t q = pt_http_query(req);
+        char v[8] = "";
+        int n = pt_query_get(q.base, q.len, "dry_run", 0, v, sizeof(v));
+        int dry = n >= 0 && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+        if (n != PT_E_NOT_FOUND && !dry &&
+            (n < 0 || (strcmp(v, "false") != 0 && strcmp(v, "0") != 0))) {
+            pt_http_error(req, bad_dry_run, "dry_run must be true or false", NULL);
+            return;
+        }
+        int rv = start(job, dry);
+        if (rv != 0) {
+            pt_http_error(req, rv, busy, NULL);
+            return;
+        }
+    }
+    char *text = status(job);
+    if (text == NULL) {
+        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
+        return;
+    }
+    pt_http_send(req, post ? 202 : 200, "application/json", text, strlen(text));
+    free(text);
 }

@@ -344,36 +344,20 @@ static void retention_delete(struct pt_worker *w, h2o_req_t *req)
 }
 
 /* GET /admin/retention/run: the runner's state; POST [?dry_run=true]: a run now (202). */
+static int retention_start(void *r, int dry_run)
+{
+    return pt_retention_request(r, dry_run);
+}
+
+static char *retention_status(void *r)
+{
+    return pt_retention_status_json(r);
+}
+
 static void retention_run(struct pt_worker *w, h2o_req_t *req)
 {
-    int post = pt_http_method_is(req, "POST");
-    if (!post && !pt_http_method_is(req, "GET") && !pt_http_is_head(req)) {
-        pt_http_error(req, PT_E_METHOD, NULL, NULL);
-        return;
-    }
-    if (post) {
-        h2o_iovec_t q = pt_http_query(req);
-        char v[8] = "";
-        int n = pt_query_get(q.base, q.len, "dry_run", 0, v, sizeof(v));
-        int dry = n >= 0 && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
-        if (n != PT_E_NOT_FOUND && !dry &&
-            (n < 0 || (strcmp(v, "false") != 0 && strcmp(v, "0") != 0))) {
-            pt_http_error(req, PT_E_INVALID, "dry_run must be true or false", NULL);
-            return;
-        }
-        int rv = pt_retention_request(w->node->retention, dry);
-        if (rv != 0) {
-            pt_http_error(req, rv, "a retention run is in progress", NULL);
-            return;
-        }
-    }
-    char *text = pt_retention_status_json(w->node->retention);
-    if (text == NULL) {
-        pt_http_error(req, PT_E_NOMEM, NULL, NULL);
-        return;
-    }
-    pt_http_send(req, post ? 202 : 200, "application/json", text, strlen(text));
-    free(text);
+    pt_api_job_route(req, w->node->retention, retention_start, retention_status, PT_E_INVALID,
+                     "a retention run is in progress");
 }
 
 int pt_api_policy_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
