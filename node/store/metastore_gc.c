@@ -356,7 +356,7 @@ int pt_metastore_batch_blob_collected(struct pt_metastore_batch *b, const char *
             rocksdb_free(v);
         return rv;
     }
-    int64_t until;
+    int64_t until = 0;
     if ((rv = forgot_until(b->ms, b->wb, &until)) <= 0 || proposed_ms > until)
         return rv < 0 ? rv : 0;
     struct location loc;
@@ -484,7 +484,7 @@ int pt_metastore_batch_gc_forget(struct pt_metastore_batch *b, int64_t now_ms, i
         if (l.times[i] > newest)
             newest = l.times[i];
     }
-    int64_t until;
+    int64_t until = 0;
     int had = rv == 0 && l.n > 0 ? forgot_until(b->ms, b->wb, &until) : 0;
     if (had < 0)
         rv = had;
