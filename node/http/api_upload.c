@@ -7,19 +7,33 @@
  *   GET    /v2/<name>/blobs/uploads/<id>             end-13     status
  *   DELETE /v2/<name>/blobs/uploads/<id>                        cancel
  *
- * h2o has buffered the request body before the handler runs (NOTES.md). An ingest moves
- * it into the upload file without blocking the loop and without holding the whole body
- * twice: on the loop it copies one slice (SLICE_SIZE) out of the body, a pool thread
- * appends it (pwrite + SHA-256 update), then the next slice is copied. Copying is what lets
- * a vanished client free its body at any moment: the worker thread only ever touches the
- * ingest's own slice. Memory per upload in flight is one slice.
+ * h2o has buffered the request body before the handler runs (NOTES.md); a body above
+ * body_spill_threshold lies in pages of h2o's unlinked, shared-mapped temp file. An ingest
+ * moves the body into the upload file without blocking the loop:
+ *  - spilled body: the ingest maps the same pages a second time (mremap with old size 0 on a
+ *    shared mapping), so they stay valid whatever h2o does with the request; two pool jobs
+ *    then read that view at once, one writing it to the upload file (writeback started as
+ *    it goes) and one hashing it. No byte is copied in user space or on the loop.
+ *  - body in h2o's memory (at most the threshold): on the loop one slice (SLICE_SIZE) at a
+ *    time is copied out, a pool thread appends it (pwrite + SHA-256), then the next slice.
+ *    Copying lets a vanished client free its body at any moment: the pool thread only ever
+ *    touches the ingest's own slice.
+ * Memory per upload in flight: one slice, or no anonymous memory at all for a spilled body.
  *
  * Session state (offset, SHA-256 context, times) is recorded in the metadata store after
- * the data it covers is written and fdatasync'd, so after a crash (even a power loss) the
- * file may only be longer than the record says; start-up cuts it back (server.c). A final
- * PUT does not record its chunk: it commits, or leaves the session as it was recorded. A blob
- * becomes visible only through pt_blobstore_upload_commit (verify, fsync, rename) followed by a
- * committed LinkBlob. One operation at a time per session: a second concurrent one gets 416.
+ * the data it covers is written (not fsync'd: one fsync at the final PUT suffices). What a
+ * 202 to a PATCH guarantees: after a kill -9 of the node the chunk is there (the bytes are in
+ * the page cache, the record in RocksDB's WAL), the file may only be longer than the record
+ * says and start-up cuts it back (upload_expiry.c). After a power loss the session resumes at
+ * the last state whose bytes reached the disk, or, when the record outlived its bytes (or
+ * neither reached the disk), the start-up check against the record drops the session and the
+ * client starts the upload again (404 BLOB_UPLOAD_UNKNOWN). A final PUT does not record its
+ * chunk: it commits, or leaves the session as it was recorded. A blob becomes visible only
+ * through pt_blobstore_upload_commit (verify, fsync of the file, rename, fsync of the
+ * directory) followed by a committed LinkBlob: a 201 means durable. One operation at a time
+ * per session: a second concurrent one gets 416.
+ *
+ * The time each request spends per phase goes to portolan_upload_phase_seconds (metrics.h).
  *
  * Free space (base/diskspace.h): below the reserve a POST (session, monolithic or mount), a
  * PATCH and a closing PUT get 507 with Retry-After before anything is written; GET and the
@@ -27,9 +41,13 @@
  * before every slice) is refused with 507 as well.
  */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "api_common.h"
@@ -56,6 +74,7 @@
 enum phase {
     PHASE_BEGIN,    /* create a new session (file; record unless monolithic) */
     PHASE_APPEND,   /* append the current slice */
+    PHASE_VIEW,     /* write and hash the mapped body (two jobs at once) */
     PHASE_END,      /* record the new state; commit the blob if finishing */
     PHASE_ROLLBACK, /* cut the file back to the recorded state */
 };
@@ -80,6 +99,15 @@ struct ingest {
     size_t src_len, src_done;
     char *slice;
     size_t slice_len;
+    void *view;                /* own mapping of a spilled body's pages, or NULL (owned) */
+    size_t view_len;           /* length of that mapping */
+    const unsigned char *vsrc; /* the body inside view */
+    uv_work_t hash_work;       /* PHASE_VIEW: the hashing job next to the writing one */
+    SHA256_CTX hashed;         /* PHASE_VIEW: the state after the body */
+    int pending;               /* PHASE_VIEW: jobs not finished yet */
+    int hash_status;
+    uint64_t work_end_ns; /* uv_hrtime when the last pool job ended (response phase) */
+    double copy_s;        /* copying slices out of h2o's memory, this request */
     int status;
     ingest_cb done;
     char name[PT_NAME_MAX + 1];
@@ -108,6 +136,73 @@ static int load_state(struct pt_node *node, const char *id, struct pt_upload *u)
     return rv;
 }
 
+static double seconds_since(uint64_t t0_ns)
+{
+    return (double)(uv_hrtime() - t0_ns) / 1e9;
+}
+
+/* Seconds from the first byte of req to now. */
+static double request_age(h2o_req_t *req)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (double)h2o_timeval_subtract(&req->timestamps.request_begin_at, &now) / 1e6;
+}
+
+/* Records the response and total phases of req, answered now, the work having ended at
+ * work_end_ns (uv_hrtime; 0 = unknown). */
+static void answered(h2o_req_t *req, uint64_t work_end_ns)
+{
+    if (work_end_ns != 0)
+        pt_metrics_upload_phase(PT_METRICS_UP_RESPONSE, seconds_since(work_end_ns));
+    pt_metrics_upload_phase(PT_METRICS_UP_TOTAL, request_age(req));
+}
+
+/*
+ * A second mapping of the pages under body[0, len) when they belong to a shared mapping (a
+ * body h2o spilled to its temp file): it stays valid after h2o unmaps its own, and holds the
+ * file's pages (page cache, not anonymous memory). NULL when the body is in private memory.
+ * *map_len gets the mapping's length (for munmap), *at the body's first byte inside it.
+ */
+static void *map_body(const char *body, size_t len, size_t *map_len, const unsigned char **at)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)body & ~(page - 1);
+    size_t span = (size_t)(((uintptr_t)body + len - start + page - 1) & ~(page - 1));
+    void *v = mremap((void *)start, 0, span, MREMAP_MAYMOVE);
+    if (v == MAP_FAILED)
+        return NULL;
+    *map_len = span;
+    *at = (const unsigned char *)v + ((uintptr_t)body - start);
+    return v;
+}
+
+static void ingest_unmap(struct ingest *ing)
+{
+    if (ing->view != NULL)
+        munmap(ing->view, ing->view_len);
+    ing->view = NULL;
+}
+
+/* Thread pool: PHASE_VIEW's writing job. */
+static void view_write_work(uv_work_t *work)
+{
+    struct ingest *ing = work->data;
+    uint64_t t0 = uv_hrtime();
+    ing->status = pt_blobstore_upload_put(ing->w->node->bs, &ing->u, ing->vsrc, ing->src_len);
+    pt_metrics_upload_phase(PT_METRICS_UP_WRITE, seconds_since(t0));
+}
+
+/* Thread pool: PHASE_VIEW's hashing job. */
+static void view_hash_work(uv_work_t *work)
+{
+    struct ingest *ing = work->data;
+    uint64_t t0 = uv_hrtime();
+    pt_upload_hash(&ing->u, ing->vsrc, ing->src_len, &ing->hashed);
+    pt_metrics_upload_phase(PT_METRICS_UP_HASH, seconds_since(t0));
+    ing->hash_status = 0;
+}
+
 /* Thread pool. */
 static void ingest_work(uv_work_t *work)
 {
@@ -117,8 +212,11 @@ static void ingest_work(uv_work_t *work)
     switch (ing->phase) {
     case PHASE_BEGIN:
         rv = pt_blobstore_upload_begin(node->bs, ing->name, pt_clock_wall_ms(), &ing->u);
-        if (rv == 0 && ing->record)
+        if (rv == 0 && ing->record) {
+            uint64_t t0 = uv_hrtime();
             rv = save_state(node, &ing->u);
+            pt_metrics_upload_phase(PT_METRICS_UP_RECORD, seconds_since(t0));
+        }
         if (rv != 0 && ing->u.id[0] != '\0')
             pt_blobstore_upload_abort(node->bs, ing->u.id);
         if (rv == 0)
@@ -126,6 +224,8 @@ static void ingest_work(uv_work_t *work)
         break;
     case PHASE_APPEND:
         rv = pt_blobstore_upload_write(node->bs, &ing->u, ing->slice, ing->slice_len);
+        break;
+    case PHASE_VIEW: /* runs as view_write_work and view_hash_work */
         break;
     case PHASE_END:
         if (ing->finish) {
@@ -139,7 +239,9 @@ static void ingest_work(uv_work_t *work)
                 pt_blobstore_upload_abort(node->bs, ing->u.id);
                 rv = 0;
             } else {
+                uint64_t t0 = uv_hrtime();
                 rv = pt_blobstore_upload_commit(node->bs, &ing->u, &ing->expected);
+                pt_metrics_upload_phase(PT_METRICS_UP_FSYNC, seconds_since(t0));
             }
             if (rv != 0 && !ing->record) {
                 pt_blobstore_upload_abort(node->bs, ing->u.id);
@@ -148,9 +250,10 @@ static void ingest_work(uv_work_t *work)
                 ing->u = ing->saved;
             }
         } else if (ing->record && ing->u.offset != ing->saved.offset) {
-            rv = pt_blobstore_upload_sync(node->bs, &ing->u);
-            if (rv == 0)
-                rv = save_state(node, &ing->u);
+            /* no fsync: the final PUT's commit makes the whole file durable (see the top) */
+            uint64_t t0 = uv_hrtime();
+            rv = save_state(node, &ing->u);
+            pt_metrics_upload_phase(PT_METRICS_UP_RECORD, seconds_since(t0));
         }
         break;
     case PHASE_ROLLBACK:
@@ -161,6 +264,7 @@ static void ingest_work(uv_work_t *work)
         break;
     }
     ing->status = rv;
+    ing->work_end_ns = uv_hrtime();
 }
 
 /* Ends the session's busy mark; before the response goes out, since a client may send its
@@ -177,17 +281,27 @@ static void ingest_free(struct ingest *ing)
     ingest_release(ing);
     pt_async_unbind(&ing->async);
     pt_metrics_uploads_in_progress(-1);
+    ingest_unmap(ing);
     free(ing->slice);
     free(ing);
 }
 
 static void ingest_after(uv_work_t *work, int status);
+static void view_after(uv_work_t *work, int status);
 
 static void queue_phase(struct ingest *ing, enum phase phase)
 {
     ing->phase = phase;
     ing->work.data = ing;
-    uv_queue_work(&ing->w->loop, &ing->work, ingest_work, ingest_after);
+    if (phase != PHASE_VIEW) {
+        uv_queue_work(&ing->w->loop, &ing->work, ingest_work, ingest_after);
+        return;
+    }
+    ing->hash_work.data = ing;
+    ing->pending = 2;
+    ing->hash_status = PT_E_INTERNAL; /* until the job ran */
+    uv_queue_work(&ing->w->loop, &ing->work, view_write_work, view_after);
+    uv_queue_work(&ing->w->loop, &ing->hash_work, view_hash_work, view_after);
 }
 
 /* Loop thread: decides the next phase. */
@@ -201,15 +315,47 @@ static void ingest_next(struct ingest *ing)
             ingest_free(ing);
         return;
     }
+    if (ing->src_done < ing->src_len && ing->view != NULL) {
+        queue_phase(ing, PHASE_VIEW);
+        return;
+    }
     if (ing->src_done < ing->src_len) {
         size_t n = ing->src_len - ing->src_done;
+        uint64_t t0 = uv_hrtime();
         ing->slice_len = n < SLICE_SIZE ? n : SLICE_SIZE;
         memcpy(ing->slice, ing->src + ing->src_done, ing->slice_len);
         ing->src_done += ing->slice_len;
+        ing->copy_s += seconds_since(t0);
+        if (ing->src_done == ing->src_len)
+            pt_metrics_upload_phase(PT_METRICS_UP_COPY, ing->copy_s);
         queue_phase(ing, PHASE_APPEND);
         return;
     }
     queue_phase(ing, PHASE_END);
+}
+
+/* Loop thread: one of PHASE_VIEW's jobs is done; the second one goes on. */
+static void view_after(uv_work_t *work, int status)
+{
+    struct ingest *ing = work->data;
+    if (status != 0) { /* cancelled: the job did not run */
+        if (work == &ing->hash_work)
+            ing->hash_status = PT_E_INTERNAL;
+        else
+            ing->status = PT_E_INTERNAL;
+    }
+    if (--ing->pending > 0)
+        return;
+    ing->work_end_ns = uv_hrtime();
+    if (ing->status == 0 && ing->hash_status != 0)
+        ing->status = ing->hash_status;
+    if (ing->status == 0) {
+        pt_upload_advance(&ing->u, &ing->hashed, ing->src_len);
+        ing->src_done = ing->src_len;
+    }
+    ingest_unmap(ing);         /* the body is written (or refused): its pages go back */
+    ing->phase = PHASE_APPEND; /* same outcome as the last slice of a copied body */
+    ingest_after(&ing->work, 0);
 }
 
 static void ingest_after(uv_work_t *work, int status)
@@ -220,6 +366,7 @@ static void ingest_after(uv_work_t *work, int status)
     switch (ing->phase) {
     case PHASE_BEGIN:
     case PHASE_APPEND:
+    case PHASE_VIEW:
         if (ing->status == 0) {
             ingest_next(ing);
             return;
@@ -253,6 +400,12 @@ static void ingest_start(struct ingest *ing, h2o_req_t *req)
     pt_async_bind(&ing->async, req);
     ing->src = req->entity.base;
     ing->src_len = req->entity.base != NULL ? req->entity.len : 0;
+    if (ing->src_len > 0)
+        ing->view = map_body(ing->src, ing->src_len, &ing->view_len, &ing->vsrc);
+    pt_metrics_upload_phase(
+        PT_METRICS_UP_RECEIVE,
+        (double)h2o_timeval_subtract(&req->timestamps.request_begin_at, &req->processed_at.at) /
+            1e6);
     pt_metrics_uploads_in_progress(1);
     if (ing->create)
         queue_phase(ing, PHASE_BEGIN);
@@ -290,11 +443,16 @@ struct blob_done {
     char name[PT_NAME_MAX + 1];
     char digest[PT_DIGEST_STR_MAX + 1];
     char upload_id[PT_UPLOAD_ID_MAX + 1]; /* session closed by this link, or "" */
+    uint64_t proposed_ns;                 /* uv_hrtime when the link was proposed */
+    int upload;                           /* an upload's link (its phases are recorded) */
 };
 
 static void on_linked(h2o_req_t *req, int status, void *data)
 {
     struct blob_done *d = data;
+    uint64_t committed = uv_hrtime();
+    if (d->upload)
+        pt_metrics_upload_phase(PT_METRICS_UP_COMMIT, (double)(committed - d->proposed_ns) / 1e9);
     if (status != 0) {
         pt_http_error(req, status, NULL, NULL);
         return;
@@ -303,6 +461,8 @@ static void on_linked(h2o_req_t *req, int status, void *data)
         pt_metastore_upload_delete(pt_worker_of(req)->node->ms, d->upload_id);
     pt_http_headerf(req, "Location", "/v2/%s/blobs/%s", d->name, d->digest);
     pt_http_header(req, "Docker-Content-Digest", d->digest, strlen(d->digest));
+    if (d->upload)
+        answered(req, committed);
     pt_http_send_empty(req, 201);
 }
 
@@ -314,6 +474,8 @@ static void link_blob(struct pt_worker *w, h2o_req_t *req, const char *name,
     struct blob_done done;
     snprintf(done.name, sizeof(done.name), "%s", name);
     snprintf(done.upload_id, sizeof(done.upload_id), "%s", upload_id);
+    done.proposed_ns = uv_hrtime();
+    done.upload = stored_here;
     pt_digest_format(d, done.digest);
     struct pt_command_builder b;
     int rv = pt_api_command(w, &b);
@@ -351,6 +513,7 @@ static void on_created(struct ingest *ing, h2o_req_t *req, int status)
         return;
     }
     upload_headers(req, ing->name, &ing->u);
+    answered(req, ing->work_end_ns);
     pt_http_send_empty(req, 202);
 }
 
@@ -362,6 +525,7 @@ static void on_chunk(struct ingest *ing, h2o_req_t *req, int status)
         return;
     }
     upload_headers(req, ing->name, &ing->u);
+    answered(req, ing->work_end_ns);
     pt_http_send_empty(req, 202);
 }
 
