@@ -41,6 +41,7 @@
  * before every slice) is refused with 507 as well.
  */
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +105,9 @@ struct ingest {
     const unsigned char *vsrc; /* the body inside view */
     uv_work_t hash_work;       /* PHASE_VIEW: the hashing job next to the writing one */
     SHA256_CTX hashed;         /* PHASE_VIEW: the state after the body */
-    int pending;               /* PHASE_VIEW: jobs not finished yet */
+    int pending;               /* PHASE_VIEW: jobs whose after-callback has not run (loop) */
+    atomic_int jobs_left;      /* PHASE_VIEW: jobs still working (pool threads) */
+    int ended;                 /* PHASE_VIEW: the last job ran PHASE_END too */
     int hash_status;
     uint64_t work_end_ns; /* uv_hrtime when the last pool job ended (response phase) */
     double copy_s;        /* copying slices out of h2o's memory, this request */
@@ -184,6 +187,30 @@ static void ingest_unmap(struct ingest *ing)
     ing->view = NULL;
 }
 
+static void ingest_work(uv_work_t *work);
+
+/*
+ * Thread pool: the last of PHASE_VIEW's two jobs to finish goes on with PHASE_END at once
+ * (record the chunk, or commit the blob), saving a round trip through the loop per request.
+ * It does so even if the client has gone meanwhile: the body was received whole, so the
+ * recorded state (or the stored blob) is true, and the session's status tells a client that
+ * comes back where to resume.
+ */
+static void view_job_done(struct ingest *ing)
+{
+    if (atomic_fetch_sub_explicit(&ing->jobs_left, 1, memory_order_acq_rel) != 1)
+        return;
+    if (ing->status == 0 && ing->hash_status != 0)
+        ing->status = ing->hash_status;
+    if (ing->status != 0)
+        return;
+    pt_upload_advance(&ing->u, &ing->hashed, ing->src_len);
+    ing->src_done = ing->src_len;
+    ing->phase = PHASE_END;
+    ingest_work(&ing->work);
+    ing->ended = 1;
+}
+
 /* Thread pool: PHASE_VIEW's writing job. */
 static void view_write_work(uv_work_t *work)
 {
@@ -191,6 +218,7 @@ static void view_write_work(uv_work_t *work)
     uint64_t t0 = uv_hrtime();
     ing->status = pt_blobstore_upload_put(ing->w->node->bs, &ing->u, ing->vsrc, ing->src_len);
     pt_metrics_upload_phase(PT_METRICS_UP_WRITE, seconds_since(t0));
+    view_job_done(ing);
 }
 
 /* Thread pool: PHASE_VIEW's hashing job. */
@@ -201,6 +229,7 @@ static void view_hash_work(uv_work_t *work)
     pt_upload_hash(&ing->u, ing->vsrc, ing->src_len, &ing->hashed);
     pt_metrics_upload_phase(PT_METRICS_UP_HASH, seconds_since(t0));
     ing->hash_status = 0;
+    view_job_done(ing);
 }
 
 /* Thread pool. */
@@ -222,9 +251,12 @@ static void ingest_work(uv_work_t *work)
         if (rv == 0)
             ing->saved = ing->u;
         break;
-    case PHASE_APPEND:
+    case PHASE_APPEND: { /* write and hash of one copied slice: counted as write */
+        uint64_t t0 = uv_hrtime();
         rv = pt_blobstore_upload_write(node->bs, &ing->u, ing->slice, ing->slice_len);
+        pt_metrics_upload_phase(PT_METRICS_UP_WRITE, seconds_since(t0));
         break;
+    }
     case PHASE_VIEW: /* runs as view_write_work and view_hash_work */
         break;
     case PHASE_END:
@@ -299,6 +331,8 @@ static void queue_phase(struct ingest *ing, enum phase phase)
     }
     ing->hash_work.data = ing;
     ing->pending = 2;
+    atomic_store_explicit(&ing->jobs_left, 2, memory_order_relaxed);
+    ing->ended = 0;
     ing->hash_status = PT_E_INTERNAL; /* until the job ran */
     uv_queue_work(&ing->w->loop, &ing->work, view_write_work, view_after);
     uv_queue_work(&ing->w->loop, &ing->hash_work, view_hash_work, view_after);
@@ -346,15 +380,16 @@ static void view_after(uv_work_t *work, int status)
     }
     if (--ing->pending > 0)
         return;
-    ing->work_end_ns = uv_hrtime();
-    if (ing->status == 0 && ing->hash_status != 0)
-        ing->status = ing->hash_status;
-    if (ing->status == 0) {
-        pt_upload_advance(&ing->u, &ing->hashed, ing->src_len);
-        ing->src_done = ing->src_len;
+    ingest_unmap(ing); /* the body is written (or refused): its pages go back */
+    if (ing->ended) {  /* view_job_done ran PHASE_END */
+        ing->phase = PHASE_END;
+        ingest_after(&ing->work, 0);
+        return;
     }
-    ingest_unmap(ing);         /* the body is written (or refused): its pages go back */
-    ing->phase = PHASE_APPEND; /* same outcome as the last slice of a copied body */
+    ing->work_end_ns = uv_hrtime();
+    if (ing->status == 0)
+        ing->status = ing->hash_status != 0 ? ing->hash_status : PT_E_INTERNAL;
+    ing->phase = PHASE_APPEND; /* refused like the last slice of a copied body */
     ingest_after(&ing->work, 0);
 }
 
