@@ -130,9 +130,11 @@ int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, con
                                size_t len);
 
 /*
- * As pt_blobstore_upload_append but without the fdatasync: for a request body written in
- * several slices, followed by one pt_blobstore_upload_sync before the new state of u is
- * persisted. Bytes written this way survive a process crash, not a power loss, until synced.
+ * As pt_blobstore_upload_append but without the fdatasync (writeback is started): for a
+ * request body written in several slices. Bytes written this way survive a process crash, not
+ * a power loss, until pt_blobstore_upload_sync or the commit's fsync; a caller that persists
+ * the new state of u before that must check the file after a restart of the machine
+ * (pt_blobstore_upload_verify).
  */
 int pt_blobstore_upload_write(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
                               size_t len);
