@@ -10,8 +10,8 @@
  * h2o has buffered the request body before the handler runs (NOTES.md); a body above
  * body_spill_threshold lies in pages of h2o's unlinked, shared-mapped temp file. An ingest
  * moves the body into the upload file without blocking the loop:
- *  - spilled body: the ingest maps the same pages a second time (mremap with old size 0 on a
- *    shared mapping), so they stay valid whatever h2o does with the request; two pool jobs
+ *  - spilled body: the ingest takes the body's pages into a mapping of its own (map_body),
+ *    so they stay valid whatever h2o does with the request; two pool jobs
  *    then read that view at once, one writing it to the upload file (writeback started as
  *    it goes) and one hashing it. No byte is copied in user space or on the loop.
  *  - body in h2o's memory (at most the threshold): on the loop one slice (SLICE_SIZE) at a
@@ -161,18 +161,37 @@ static void answered(h2o_req_t *req, uint64_t work_end_ns)
     pt_metrics_upload_phase(PT_METRICS_UP_TOTAL, request_age(req));
 }
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4 /* Linux 5.7; shared mappings since 5.13 */
+#endif
+
 /*
- * A second mapping of the pages under body[0, len) when they belong to a shared mapping (a
- * body h2o spilled to its temp file): it stays valid after h2o unmaps its own, and holds the
- * file's pages (page cache, not anonymous memory). NULL when the body is in private memory.
- * *map_len gets the mapping's length (for munmap), *at the body's first byte inside it.
+ * A mapping of its own for the pages under body[0, len) when they belong to a shared mapping
+ * (a body h2o spilled to its temp file): it stays valid after h2o unmaps its own, and holds
+ * the file's pages (page cache, not anonymous memory). NULL when the body is in private memory
+ * or the range is not one mapping. *map_len gets the mapping's length (for munmap), *at the
+ * body's first byte inside it.
+ *
+ * The page tables are moved to the new address (MREMAP_DONTUNMAP): h2o's range stays mapped
+ * to the same file and faults the same pages back in if it touches them, while the readers of
+ * the new range find every page already mapped (a fresh second mapping instead costs a page
+ * fault per page, as long as hashing the body). Only a shared mapping may be moved this way:
+ * a private one would leave zero pages behind, so a one-page mremap with old size 0, which
+ * succeeds for shared mappings only, is asked first. Without MREMAP_DONTUNMAP (older kernels)
+ * the second mapping is made with old size 0.
  */
 static void *map_body(const char *body, size_t len, size_t *map_len, const unsigned char **at)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t start = (uintptr_t)body & ~(page - 1);
     size_t span = (size_t)(((uintptr_t)body + len - start + page - 1) & ~(page - 1));
-    void *v = mremap((void *)start, 0, span, MREMAP_MAYMOVE);
+    void *v = mremap((void *)start, 0, page, MREMAP_MAYMOVE);
+    if (v == MAP_FAILED)
+        return NULL;
+    munmap(v, page);
+    v = mremap((void *)start, span, span, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+    if (v == MAP_FAILED)
+        v = mremap((void *)start, 0, span, MREMAP_MAYMOVE);
     if (v == MAP_FAILED)
         return NULL;
     *map_len = span;
