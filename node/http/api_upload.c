@@ -11,9 +11,11 @@
  * body_spill_threshold lies in pages of h2o's unlinked, shared-mapped temp file. An ingest
  * moves the body into the upload file without blocking the loop:
  *  - spilled body: the ingest takes the body's pages into a mapping of its own (map_body),
- *    so they stay valid whatever h2o does with the request; two pool jobs
- *    then read that view at once, one writing it to the upload file (writeback started as
- *    it goes) and one hashing it. No byte is copied in user space or on the loop.
+ *    so they stay valid whatever h2o does with the request; two pool jobs then read that
+ *    view at once, one writing it to the upload file (writeback started as it goes) and one
+ *    hashing it; the one that finishes last records the chunk or commits the blob in the same
+ *    thread. No byte is copied in user space or on the loop. The view is unmapped before the
+ *    answer: h2o reuses a connection's buffer only after it.
  *  - body in h2o's memory (at most the threshold): on the loop one slice (SLICE_SIZE) at a
  *    time is copied out, a pool thread appends it (pwrite + SHA-256), then the next slice.
  *    Copying lets a vanished client free its body at any moment: the pool thread only ever
@@ -25,9 +27,9 @@
  * 202 to a PATCH guarantees: after a kill -9 of the node the chunk is there (the bytes are in
  * the page cache, the record in RocksDB's WAL), the file may only be longer than the record
  * says and start-up cuts it back (upload_expiry.c). After a power loss the session resumes at
- * the last state whose bytes reached the disk, or, when the record outlived its bytes (or
- * neither reached the disk), the start-up check against the record drops the session and the
- * client starts the upload again (404 BLOB_UPLOAD_UNKNOWN). A final PUT does not record its
+ * the last recorded state that reached the disk (bytes past it are cut off), or, when a record
+ * outlived its bytes, the start-up check of the file against the record drops the session and
+ * the client starts the upload again (404 BLOB_UPLOAD_UNKNOWN). A final PUT does not record its
  * chunk: it commits, or leaves the session as it was recorded. A blob becomes visible only
  * through pt_blobstore_upload_commit (verify, fsync of the file, rename, fsync of the
  * directory) followed by a committed LinkBlob: a 201 means durable. One operation at a time
