@@ -482,8 +482,8 @@ def report_phases(regs):
         return
     print()
     print("portolan upload phases (portolan_upload_phase_seconds, seconds per upload; a whole")
-    print("chunked upload or skopeo push sums all its requests; write and hash run in parallel,")
-    print("so the phases may add up to more than the total):")
+    print("chunked upload or skopeo push sums all its requests, which skopeo sends several at")
+    print("a time, so its phases may add up to more than its total):")
     for title, ph in p.phases.items():
         if not ph:
             continue

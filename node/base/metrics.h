@@ -64,7 +64,8 @@ void pt_metrics_uploads_in_progress(int delta);
  *   copy     copying the body out of h2o's buffer (only a body h2o holds in memory)
  *   write    writing the body to the upload file (page cache; writeback started); for a
  *            body copied in slices, one observation per slice, its hash included
- *   hash     SHA-256 of a spilled body (runs in parallel with write)
+ *   hash     SHA-256 of a spilled body (each piece hashed just before it is written, so
+ *            write + hash is the time of the job)
  *   fsync    making the file durable: a commit's fsync of file and directory around the
  *            rename (a chunk is not fsync'd on its own)
  *   record   storing the session's state in the metadata store (PATCH, session POST)

@@ -173,6 +173,14 @@ int pt_blobstore_boot_changed(struct pt_blobstore *bs);
 /* Notes the current boot (the kernel's boot id) in <dir>/boot_id. 0, or PT_E_IO. */
 int pt_blobstore_boot_note(struct pt_blobstore *bs);
 
+/*
+ * As pt_blobstore_upload_write, for a whole request body: each piece of 256 KiB is hashed and
+ * then written while it is still in the CPU's cache, so the body is read from memory once.
+ * *hash_s gets the seconds spent hashing (the rest of the call is writing).
+ */
+int pt_blobstore_upload_ingest(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
+                               size_t len, double *hash_s);
+
 /* Makes everything written to the upload of u (borrowed) durable (fdatasync). */
 int pt_blobstore_upload_sync(struct pt_blobstore *bs, const struct pt_upload *u);
 

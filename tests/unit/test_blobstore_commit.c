@@ -422,6 +422,29 @@ static void test_put_hash_advance_commits(void **state)
     free(data);
 }
 
+static void test_ingest_commits(void **state)
+{
+    struct pt_bs_fixture *f = *state;
+    size_t len = (9u << 20) + 77; /* pieces of 256 KiB and writeback every 8 MiB, unaligned */
+    unsigned char *data = malloc(len);
+    struct pt_digest want;
+    struct pt_upload u;
+    double hash_s = -1;
+
+    assert_non_null(data);
+    pt_bs_fill(data, len, 12);
+    pt_digest_of(data, len, &want);
+    assert_int_equal(pt_blobstore_upload_begin(f->bs, "r", 1, &u), 0);
+    pt_bs_append_ok(f, &u, data, 3);
+    assert_int_equal(pt_blobstore_upload_ingest(f->bs, &u, data + 3, len - 3, &hash_s), 0);
+    assert_true(hash_s >= 0);
+    assert_int_equal(u.offset, len);
+    assert_int_equal(pt_bs_upload_size(f, u.id), (long long)len);
+    assert_int_equal(pt_blobstore_upload_commit(f->bs, &u, &want), 0);
+    pt_bs_assert_blob(f, &want, data, len);
+    free(data);
+}
+
 static void test_put_refuses_short_file(void **state)
 {
     struct pt_bs_fixture *f = *state;
@@ -499,6 +522,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_existing_blob, pt_bs_setup, pt_bs_teardown),
         cmocka_unit_test_setup_teardown(test_put_hash_advance_commits, pt_bs_setup, pt_bs_teardown),
         cmocka_unit_test_setup_teardown(test_put_refuses_short_file, pt_bs_setup, pt_bs_teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_commits, pt_bs_setup, pt_bs_teardown),
         cmocka_unit_test_setup_teardown(test_verify_after_power_loss, pt_bs_setup, pt_bs_teardown),
         cmocka_unit_test_setup_teardown(test_boot_note, pt_bs_setup, pt_bs_teardown),
     };
