@@ -110,6 +110,7 @@ class Registry:
         self.proc = proc
         self.figures = {}
         self.errors = {}
+        self.phases = {}
 
     @property
     def url(self):
@@ -445,6 +446,51 @@ def report(regs):
             print("error: %s %s: %s" % (reg.name, key, msg))
 
 
+WORKLOAD_KEYS = ("manifest", "blobget", "mono", "chunked", "skopeo", "tags")
+# Uploads a workload's phase sums are divided by: one PUT per run, one POST..PUT per run,
+# one push (its pull adds nothing to the upload phases) per skopeo run.
+UPLOADS_PER_RUN = {
+    "mono": lambda args: args.runs,
+    "chunked": lambda args: args.runs,
+    "skopeo": lambda args: args.skopeo_runs,
+}
+PHASE_ORDER = ("receive", "copy", "write", "hash", "fsync", "record", "commit", "response",
+               "total")
+PHASE_RE = re.compile(r'^portolan_upload_phase_seconds_(sum|count)\{phase="([a-z]+)"\} (\S+)$',
+                      re.M)
+
+
+def scrape_phases(reg):
+    """{phase: (seconds summed, count)} from portolan's /metrics."""
+    c = reg.conn()
+    try:
+        st, _, body = exchange(c, "GET", "/metrics")
+    finally:
+        c.close()
+    if st != 200:
+        raise BenchError("GET /metrics: %d" % st)
+    out = {}
+    for kind, phase, val in PHASE_RE.findall(body.decode()):
+        s, n = out.get(phase, (0.0, 0))
+        out[phase] = (float(val), n) if kind == "sum" else (s, int(float(val)))
+    return out
+
+
+def report_phases(regs):
+    p = regs.get("portolan")
+    if p is None or not any(p.phases.values()):
+        return
+    print()
+    print("portolan upload phases (portolan_upload_phase_seconds, seconds per upload; a whole")
+    print("chunked upload or skopeo push sums all its requests, which skopeo sends several at")
+    print("a time, so its phases may add up to more than its total):")
+    for title, ph in p.phases.items():
+        if not ph:
+            continue
+        cells = ["%s %.3f" % (k, ph[k]) for k in PHASE_ORDER if k in ph]
+        print("  %-18s %s" % (title, "  ".join(cells)))
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=("portolan", "reference"),
@@ -453,6 +499,8 @@ def main(argv):
     ap.add_argument("--runs", type=int, default=int(os.environ.get("PT_BENCH_RUNS", 3)))
     ap.add_argument("--skopeo-runs", type=int,
                     default=int(os.environ.get("PT_BENCH_SKOPEO_RUNS", 2)))
+    ap.add_argument("--workloads", default=os.environ.get("PT_BENCH_WORKLOADS", ""),
+                    help="comma-separated subset of: " + ",".join(WORKLOAD_KEYS))
     ap.add_argument("--portolan-arg", action="append", default=[],
                     help="extra argument for portolan serve (repeatable)")
     args = ap.parse_args(argv)
@@ -477,15 +525,19 @@ def main(argv):
             log("%s on %s (data in %s)" % (name, proc.url, data_dir))
         blob = BlobFile(os.path.join(work, "blob.bin"), BLOB_SIZE)
         workloads = [
-            ("manifest GET by tag", lambda reg: bench_manifest_get(reg, args)),
-            ("blob GET", lambda reg: bench_blob_get(reg, args, blob)),
-            ("monolithic upload", lambda reg: bench_mono_upload(reg, args, blob)),
-            ("chunked upload", lambda reg: bench_chunked_upload(reg, args, blob)),
-            ("skopeo push/pull", lambda reg: bench_skopeo(reg, args, work)),
-            ("tag writes", lambda reg: bench_tag_writes(reg, args, work)),
+            ("manifest", "manifest GET by tag", lambda reg: bench_manifest_get(reg, args)),
+            ("blobget", "blob GET", lambda reg: bench_blob_get(reg, args, blob)),
+            ("mono", "monolithic upload", lambda reg: bench_mono_upload(reg, args, blob)),
+            ("chunked", "chunked upload", lambda reg: bench_chunked_upload(reg, args, blob)),
+            ("skopeo", "skopeo push/pull", lambda reg: bench_skopeo(reg, args, work)),
+            ("tags", "tag writes", lambda reg: bench_tag_writes(reg, args, work)),
         ]
-        for title, fn in workloads:
+        chosen = [w for w in args.workloads.split(",") if w]
+        for key, title, fn in workloads:
+            if chosen and key not in chosen:
+                continue
             for reg in regs.values():
+                before = scrape_phases(reg) if reg.name == "portolan" else None
                 t0 = time.monotonic()
                 try:
                     fn(reg)
@@ -493,6 +545,12 @@ def main(argv):
                         subprocess.SubprocessError) as e:
                     reg.errors[title] = str(e)
                 log("%s / %s: %.1fs" % (title, reg.name, time.monotonic() - t0))
+                if before is not None and key in UPLOADS_PER_RUN:
+                    after = scrape_phases(reg)
+                    n = UPLOADS_PER_RUN[key](args)
+                    reg.phases[title] = {
+                        ph: (after[ph][0] - before.get(ph, (0, 0))[0]) / n
+                        for ph in after if after[ph][1] > before.get(ph, (0, 0))[1]}
     finally:
         for reg in regs.values():
             reg.proc.stop()
@@ -503,6 +561,7 @@ def main(argv):
     if "portolan" in regs:
         print("portolan binary: %s" % regs["portolan"].proc.binary)
     report(regs)
+    report_phases(regs)
     return 1 if any(reg.errors for reg in regs.values()) else 0
 
 

@@ -59,6 +59,8 @@ static struct {
     atomic_uint_fast64_t bytes_in[PT_METRICS_MAX_ROUTES];
     atomic_uint_fast64_t bytes_out[PT_METRICS_MAX_ROUTES];
     atomic_int_fast64_t uploads;
+    atomic_uint_fast64_t up_buckets[PT_METRICS_UP_N][NBUCKETS + 1];
+    atomic_uint_fast64_t up_sum_ns[PT_METRICS_UP_N];
     atomic_int ready;
     atomic_int replication_on; /* set once blob replication published a sample */
     atomic_uint_fast64_t repl[PT_METRICS_REPL_N];
@@ -148,6 +150,11 @@ void pt_metrics_init(const char *const *route_names, size_t nroutes)
     atomic_store_explicit(&m.ready, 0, memory_order_relaxed);
     for (size_t i = 0; i < PT_METRICS_AUTH_N; i++)
         atomic_store_explicit(&m.auth[i], 0, memory_order_relaxed);
+    for (size_t p = 0; p < PT_METRICS_UP_N; p++) {
+        for (size_t b = 0; b <= NBUCKETS; b++)
+            atomic_store_explicit(&m.up_buckets[p][b], 0, memory_order_relaxed);
+        atomic_store_explicit(&m.up_sum_ns[p], 0, memory_order_relaxed);
+    }
     m.names = route_names;
     m.nroutes = route_names != NULL ? nroutes : 0;
     m.start_time = process_start_time();
@@ -197,6 +204,30 @@ void pt_metrics_request(unsigned route, const char *method, int status, double s
     add(&m.sum_ns[route], (uint64_t)llround(seconds * 1e9));
     add(&m.bytes_in[route], bytes_in);
     add(&m.bytes_out[route], bytes_out);
+}
+
+static const char *const upload_phase_names[PT_METRICS_UP_N] = {
+    [PT_METRICS_UP_RECEIVE] = "receive", [PT_METRICS_UP_COPY] = "copy",
+    [PT_METRICS_UP_WRITE] = "write",     [PT_METRICS_UP_HASH] = "hash",
+    [PT_METRICS_UP_FSYNC] = "fsync",     [PT_METRICS_UP_RECORD] = "record",
+    [PT_METRICS_UP_COMMIT] = "commit",   [PT_METRICS_UP_RESPONSE] = "response",
+    [PT_METRICS_UP_TOTAL] = "total",
+};
+
+void pt_metrics_upload_phase(int phase, double seconds)
+{
+    unsigned b;
+
+    if (phase < 0 || phase >= PT_METRICS_UP_N)
+        return;
+    if (!(seconds > 0))
+        seconds = 0;
+    if (seconds > SECONDS_CLAMP)
+        seconds = SECONDS_CLAMP;
+    for (b = 0; b < NBUCKETS && seconds > bucket_bounds[b]; b++)
+        ;
+    add(&m.up_buckets[phase][b], 1);
+    add(&m.up_sum_ns[phase], (uint64_t)llround(seconds * 1e9));
 }
 
 void pt_metrics_uploads_in_progress(int delta)
@@ -582,6 +613,26 @@ static void render_raft_reads(struct pt_buf *b)
                 (unsigned long long)get(&m.raft_reads[i]));
 }
 
+static void render_upload_phases(struct pt_buf *b)
+{
+    static const char *const name = "portolan_upload_phase_seconds";
+
+    family(b, name, "histogram", "Time of blob upload requests, by phase.");
+    for (int p = 0; p < PT_METRICS_UP_N; p++) {
+        uint64_t cum = 0, ns = get(&m.up_sum_ns[p]);
+
+        for (size_t i = 0; i <= NBUCKETS; i++) {
+            cum += get(&m.up_buckets[p][i]);
+            appendf(b, "%s_bucket{phase=\"%s\",le=\"%s\"} %llu\n", name, upload_phase_names[p],
+                    i < NBUCKETS ? bucket_labels[i] : "+Inf", (unsigned long long)cum);
+        }
+        appendf(b, "%s_sum{phase=\"%s\"} %llu.%09llu\n", name, upload_phase_names[p],
+                (unsigned long long)(ns / 1000000000u), (unsigned long long)(ns % 1000000000u));
+        appendf(b, "%s_count{phase=\"%s\"} %llu\n", name, upload_phase_names[p],
+                (unsigned long long)cum);
+    }
+}
+
 int pt_metrics_render(char **out, size_t *len)
 {
     struct pt_buf b = {0};
@@ -599,6 +650,7 @@ int pt_metrics_render(char **out, size_t *len)
     family(&b, "portolan_ready", "gauge",
            "1 when the region serves current data (GET /readyz answers 200), else 0.");
     appendf(&b, "portolan_ready %d\n", atomic_load_explicit(&m.ready, memory_order_relaxed));
+    render_upload_phases(&b);
     render_replication(&b);
     render_gc(&b);
     render_limits(&b);

@@ -9,6 +9,7 @@
  *   portolan_http_request_bytes_total{route}               counter (request body bytes)
  *   portolan_http_response_bytes_total{route}              counter (response body bytes)
  *   portolan_uploads_in_progress                           gauge
+ *   portolan_upload_phase_seconds{phase,le}                histogram (pt_metrics_upload_phase)
  *   portolan_ready                                         gauge, 1 while /readyz says 200
  *   portolan_replication_* (blob replication, cluster only; see pt_metrics_replication)
  *   portolan_auth_* (access control; see pt_metrics_auth)
@@ -58,6 +59,38 @@ const char *pt_metrics_method(const char *method, size_t len);
 
 /* Adds delta (+1 when an upload session starts, -1 when it ends) to uploads in progress. */
 void pt_metrics_uploads_in_progress(int delta);
+/*
+ * Where the time of blob upload requests goes (portolan_upload_phase_seconds{phase}), one
+ * observation per request and phase it went through:
+ *   receive  from the first byte of the request to its handler: h2o reading the body, and
+ *            spilling it to its temp file when larger than body_spill_threshold
+ *   copy     copying the body out of h2o's buffer (only a body h2o holds in memory)
+ *   write    writing the body to the upload file (page cache; writeback started); for a
+ *            body copied in slices, one observation per slice, its hash included
+ *   hash     SHA-256 of a spilled body (each piece hashed just before it is written, so
+ *            write + hash is the time of the job)
+ *   fsync    making the file durable: a commit's fsync of file and directory around the
+ *            rename (a chunk is not fsync'd on its own)
+ *   record   storing the session's state in the metadata store (PATCH, session POST)
+ *   commit   the replicated metadata commit of the blob's link (raft)
+ *   response from the end of the work to the answer handed to h2o
+ *   total    from the first byte of the request to the answer handed to h2o
+ * seconds below 0 or NaN count as 0. Any thread.
+ */
+enum {
+    PT_METRICS_UP_RECEIVE = 0,
+    PT_METRICS_UP_COPY,
+    PT_METRICS_UP_WRITE,
+    PT_METRICS_UP_HASH,
+    PT_METRICS_UP_FSYNC,
+    PT_METRICS_UP_RECORD,
+    PT_METRICS_UP_COMMIT,
+    PT_METRICS_UP_RESPONSE,
+    PT_METRICS_UP_TOTAL,
+    PT_METRICS_UP_N
+};
+void pt_metrics_upload_phase(int phase, double seconds);
+
 /* Sets portolan_ready (1 ready, 0 not; see /readyz). */
 void pt_metrics_ready(int ready);
 

@@ -7,19 +7,36 @@
  *   GET    /v2/<name>/blobs/uploads/<id>             end-13     status
  *   DELETE /v2/<name>/blobs/uploads/<id>                        cancel
  *
- * h2o has buffered the request body before the handler runs (NOTES.md). An ingest moves
- * it into the upload file without blocking the loop and without holding the whole body
- * twice: on the loop it copies one slice (SLICE_SIZE) out of the body, a pool thread
- * appends it (pwrite + SHA-256 update), then the next slice is copied. Copying is what lets
- * a vanished client free its body at any moment: the worker thread only ever touches the
- * ingest's own slice. Memory per upload in flight is one slice.
+ * h2o has buffered the request body before the handler runs (NOTES.md); a body above
+ * body_spill_threshold lies in pages of h2o's unlinked, shared-mapped temp file. An ingest
+ * moves the body into the upload file without blocking the loop:
+ *  - spilled body: the ingest takes the body's pages into a mapping of its own (map_body),
+ *    so they stay valid whatever h2o does with the request; one pool job hashes and writes
+ *    it piece by piece (writeback started as it goes; hashing a piece just before writing it
+ *    reads the body from memory once, which measured twice as fast as a hashing job and a
+ *    writing job in parallel, each reading the whole body) and then records the chunk or
+ *    commits the blob in the same thread. No byte is copied in user space or on the loop. The view
+ * is unmapped before the answer: h2o reuses a connection's buffer only after it.
+ *  - body in h2o's memory (at most the threshold): on the loop one slice (SLICE_SIZE) at a
+ *    time is copied out, a pool thread appends it (pwrite + SHA-256), then the next slice.
+ *    Copying lets a vanished client free its body at any moment: the pool thread only ever
+ *    touches the ingest's own slice.
+ * Memory per upload in flight: one slice, or no anonymous memory at all for a spilled body.
  *
  * Session state (offset, SHA-256 context, times) is recorded in the metadata store after
- * the data it covers is written and fdatasync'd, so after a crash (even a power loss) the
- * file may only be longer than the record says; start-up cuts it back (server.c). A final
- * PUT does not record its chunk: it commits, or leaves the session as it was recorded. A blob
- * becomes visible only through pt_blobstore_upload_commit (verify, fsync, rename) followed by a
- * committed LinkBlob. One operation at a time per session: a second concurrent one gets 416.
+ * the data it covers is written (not fsync'd: one fsync at the final PUT suffices). What a
+ * 202 to a PATCH guarantees: after a kill -9 of the node the chunk is there (the bytes are in
+ * the page cache, the record in RocksDB's WAL), the file may only be longer than the record
+ * says and start-up cuts it back (upload_expiry.c). After a power loss the session resumes at
+ * the last recorded state that reached the disk (bytes past it are cut off), or, when a record
+ * outlived its bytes, the start-up check of the file against the record drops the session and
+ * the client starts the upload again (404 BLOB_UPLOAD_UNKNOWN). A final PUT does not record its
+ * chunk: it commits, or leaves the session as it was recorded. A blob becomes visible only
+ * through pt_blobstore_upload_commit (verify, fsync of the file, rename, fsync of the
+ * directory) followed by a committed LinkBlob: a 201 means durable. One operation at a time
+ * per session: a second concurrent one gets 416.
+ *
+ * The time each request spends per phase goes to portolan_upload_phase_seconds (metrics.h).
  *
  * A repository locked for writes (store/metastore_policy.c) refuses a POST with 403 DENIED.
  *
@@ -36,9 +53,13 @@
  * two uploads racing for the last bytes), before the blob becomes visible.
  */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "api_common.h"
@@ -66,6 +87,7 @@
 enum phase {
     PHASE_BEGIN,    /* create a new session (file; record unless monolithic) */
     PHASE_APPEND,   /* append the current slice */
+    PHASE_VIEW,     /* hash and write the mapped body, then PHASE_END, in one job */
     PHASE_END,      /* record the new state; commit the blob if finishing */
     PHASE_ROLLBACK, /* cut the file back to the recorded state */
 };
@@ -90,6 +112,12 @@ struct ingest {
     size_t src_len, src_done;
     char *slice;
     size_t slice_len;
+    void *view;                /* own mapping of a spilled body's pages, or NULL (owned) */
+    size_t view_len;           /* length of that mapping */
+    const unsigned char *vsrc; /* the body inside view */
+    int ended;                 /* PHASE_VIEW: the job ran PHASE_END too */
+    uint64_t work_end_ns;      /* uv_hrtime when the last pool job ended (response phase) */
+    double copy_s;             /* copying slices out of h2o's memory, this request */
     int status;
     ingest_cb done;
     char name[PT_NAME_MAX + 1];
@@ -118,6 +146,101 @@ static int load_state(struct pt_node *node, const char *id, struct pt_upload *u)
     return rv;
 }
 
+static double seconds_since(uint64_t t0_ns)
+{
+    return (double)(uv_hrtime() - t0_ns) / 1e9;
+}
+
+/* Seconds from the first byte of req to now. */
+static double request_age(h2o_req_t *req)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (double)h2o_timeval_subtract(&req->timestamps.request_begin_at, &now) / 1e6;
+}
+
+/* Records the response and total phases of req, answered now, the work having ended at
+ * work_end_ns (uv_hrtime; 0 = unknown). */
+static void answered(h2o_req_t *req, uint64_t work_end_ns)
+{
+    if (work_end_ns != 0)
+        pt_metrics_upload_phase(PT_METRICS_UP_RESPONSE, seconds_since(work_end_ns));
+    pt_metrics_upload_phase(PT_METRICS_UP_TOTAL, request_age(req));
+}
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4 /* Linux 5.7; shared mappings since 5.13 */
+#endif
+
+/*
+ * A mapping of its own for the pages under body[0, len) when they belong to a shared mapping
+ * (a body h2o spilled to its temp file): it stays valid after h2o unmaps its own, and holds
+ * the file's pages (page cache, not anonymous memory). NULL when the body is in private memory
+ * or the range is not one mapping. *map_len gets the mapping's length (for munmap), *at the
+ * body's first byte inside it.
+ *
+ * The page tables are moved to the new address (MREMAP_DONTUNMAP): h2o's range stays mapped
+ * to the same file and faults the same pages back in if it touches them, while the readers of
+ * the new range find every page already mapped (a fresh second mapping instead costs a page
+ * fault per page, as long as hashing the body). Only a shared mapping may be moved this way:
+ * a private one would leave zero pages behind, so a one-page mremap with old size 0, which
+ * succeeds for shared mappings only, is asked first. Without MREMAP_DONTUNMAP (older kernels)
+ * the second mapping is made with old size 0.
+ */
+static void *map_body(const char *body, size_t len, size_t *map_len, const unsigned char **at)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)body & ~(page - 1);
+    size_t span = (size_t)(((uintptr_t)body + len - start + page - 1) & ~(page - 1));
+    void *v = mremap((void *)start, 0, page, MREMAP_MAYMOVE);
+    if (v == MAP_FAILED)
+        return NULL;
+    munmap(v, page);
+    v = mremap((void *)start, span, span, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+    if (v == MAP_FAILED)
+        v = mremap((void *)start, 0, span, MREMAP_MAYMOVE);
+    if (v == MAP_FAILED)
+        return NULL;
+    *map_len = span;
+    *at = (const unsigned char *)v + ((uintptr_t)body - start);
+    return v;
+}
+
+static void ingest_unmap(struct ingest *ing)
+{
+    if (ing->view != NULL)
+        munmap(ing->view, ing->view_len);
+    ing->view = NULL;
+}
+
+static void ingest_work(uv_work_t *work);
+
+/*
+ * Thread pool: PHASE_VIEW. Hashes and writes the mapped body piece by piece (each piece
+ * hashed, then written while it is still in the CPU's cache: one read of the body from
+ * memory), then goes on with PHASE_END at once (record the chunk, or commit the blob), saving
+ * a round trip through the loop. It does so even if the client has gone meanwhile: the body
+ * was received whole, so the recorded state (or the stored blob) is true, and the session's
+ * status tells a client that comes back where to resume.
+ */
+static void view_work(uv_work_t *work)
+{
+    struct ingest *ing = work->data;
+    uint64_t t0 = uv_hrtime();
+    double hash_s;
+    ing->status =
+        pt_blobstore_upload_ingest(ing->w->node->bs, &ing->u, ing->vsrc, ing->src_len, &hash_s);
+    pt_metrics_upload_phase(PT_METRICS_UP_HASH, hash_s);
+    pt_metrics_upload_phase(PT_METRICS_UP_WRITE, seconds_since(t0) - hash_s);
+    ing->work_end_ns = uv_hrtime();
+    if (ing->status != 0)
+        return;
+    ing->src_done = ing->src_len;
+    ing->phase = PHASE_END;
+    ingest_work(work);
+    ing->ended = 1;
+}
+
 /* Thread pool. */
 static void ingest_work(uv_work_t *work)
 {
@@ -127,15 +250,23 @@ static void ingest_work(uv_work_t *work)
     switch (ing->phase) {
     case PHASE_BEGIN:
         rv = pt_blobstore_upload_begin(node->bs, ing->name, pt_clock_wall_ms(), &ing->u);
-        if (rv == 0 && ing->record)
+        if (rv == 0 && ing->record) {
+            uint64_t t0 = uv_hrtime();
             rv = save_state(node, &ing->u);
+            pt_metrics_upload_phase(PT_METRICS_UP_RECORD, seconds_since(t0));
+        }
         if (rv != 0 && ing->u.id[0] != '\0')
             pt_blobstore_upload_abort(node->bs, ing->u.id);
         if (rv == 0)
             ing->saved = ing->u;
         break;
-    case PHASE_APPEND:
+    case PHASE_APPEND: { /* write and hash of one copied slice: counted as write */
+        uint64_t t0 = uv_hrtime();
         rv = pt_blobstore_upload_write(node->bs, &ing->u, ing->slice, ing->slice_len);
+        pt_metrics_upload_phase(PT_METRICS_UP_WRITE, seconds_since(t0));
+        break;
+    }
+    case PHASE_VIEW: /* runs as view_work */
         break;
     case PHASE_END:
         if (ing->finish) {
@@ -149,7 +280,9 @@ static void ingest_work(uv_work_t *work)
                 pt_blobstore_upload_abort(node->bs, ing->u.id);
                 rv = 0;
             } else {
+                uint64_t t0 = uv_hrtime();
                 rv = pt_blobstore_upload_commit(node->bs, &ing->u, &ing->expected);
+                pt_metrics_upload_phase(PT_METRICS_UP_FSYNC, seconds_since(t0));
             }
             if (rv != 0 && !ing->record) {
                 pt_blobstore_upload_abort(node->bs, ing->u.id);
@@ -158,9 +291,10 @@ static void ingest_work(uv_work_t *work)
                 ing->u = ing->saved;
             }
         } else if (ing->record && ing->u.offset != ing->saved.offset) {
-            rv = pt_blobstore_upload_sync(node->bs, &ing->u);
-            if (rv == 0)
-                rv = save_state(node, &ing->u);
+            /* no fsync: the final PUT's commit makes the whole file durable (see the top) */
+            uint64_t t0 = uv_hrtime();
+            rv = save_state(node, &ing->u);
+            pt_metrics_upload_phase(PT_METRICS_UP_RECORD, seconds_since(t0));
         }
         break;
     case PHASE_ROLLBACK:
@@ -171,6 +305,7 @@ static void ingest_work(uv_work_t *work)
         break;
     }
     ing->status = rv;
+    ing->work_end_ns = uv_hrtime();
 }
 
 /* Ends the session's busy mark; before the response goes out, since a client may send its
@@ -187,17 +322,24 @@ static void ingest_free(struct ingest *ing)
     ingest_release(ing);
     pt_async_unbind(&ing->async);
     pt_metrics_uploads_in_progress(-1);
+    ingest_unmap(ing);
     free(ing->slice);
     free(ing);
 }
 
 static void ingest_after(uv_work_t *work, int status);
+static void view_after(uv_work_t *work, int status);
 
 static void queue_phase(struct ingest *ing, enum phase phase)
 {
     ing->phase = phase;
     ing->work.data = ing;
-    uv_queue_work(&ing->w->loop, &ing->work, ingest_work, ingest_after);
+    if (phase != PHASE_VIEW) {
+        uv_queue_work(&ing->w->loop, &ing->work, ingest_work, ingest_after);
+        return;
+    }
+    ing->ended = 0;
+    uv_queue_work(&ing->w->loop, &ing->work, view_work, view_after);
 }
 
 /* Loop thread: decides the next phase. */
@@ -211,15 +353,39 @@ static void ingest_next(struct ingest *ing)
             ingest_free(ing);
         return;
     }
+    if (ing->src_done < ing->src_len && ing->view != NULL) {
+        queue_phase(ing, PHASE_VIEW);
+        return;
+    }
     if (ing->src_done < ing->src_len) {
         size_t n = ing->src_len - ing->src_done;
+        uint64_t t0 = uv_hrtime();
         ing->slice_len = n < SLICE_SIZE ? n : SLICE_SIZE;
         memcpy(ing->slice, ing->src + ing->src_done, ing->slice_len);
         ing->src_done += ing->slice_len;
+        ing->copy_s += seconds_since(t0);
+        if (ing->src_done == ing->src_len)
+            pt_metrics_upload_phase(PT_METRICS_UP_COPY, ing->copy_s);
         queue_phase(ing, PHASE_APPEND);
         return;
     }
     queue_phase(ing, PHASE_END);
+}
+
+/* Loop thread: PHASE_VIEW's job is done (and with it PHASE_END, unless it failed). */
+static void view_after(uv_work_t *work, int status)
+{
+    struct ingest *ing = work->data;
+    ingest_unmap(ing);               /* the body is written (or refused): its pages go back */
+    if (status == 0 && ing->ended) { /* view_work ran PHASE_END */
+        ing->phase = PHASE_END;
+        ingest_after(work, 0);
+        return;
+    }
+    if (ing->status == 0) /* cancelled before it ran */
+        ing->status = PT_E_INTERNAL;
+    ing->phase = PHASE_APPEND; /* refused like the last slice of a copied body */
+    ingest_after(work, 0);
 }
 
 static void ingest_after(uv_work_t *work, int status)
@@ -230,6 +396,7 @@ static void ingest_after(uv_work_t *work, int status)
     switch (ing->phase) {
     case PHASE_BEGIN:
     case PHASE_APPEND:
+    case PHASE_VIEW:
         if (ing->status == 0) {
             ingest_next(ing);
             return;
@@ -263,6 +430,12 @@ static void ingest_start(struct ingest *ing, h2o_req_t *req)
     pt_async_bind(&ing->async, req);
     ing->src = req->entity.base;
     ing->src_len = req->entity.base != NULL ? req->entity.len : 0;
+    if (ing->src_len > 0)
+        ing->view = map_body(ing->src, ing->src_len, &ing->view_len, &ing->vsrc);
+    pt_metrics_upload_phase(
+        PT_METRICS_UP_RECEIVE,
+        (double)h2o_timeval_subtract(&req->timestamps.request_begin_at, &req->processed_at.at) /
+            1e6);
     pt_metrics_uploads_in_progress(1);
     if (ing->create)
         queue_phase(ing, PHASE_BEGIN);
@@ -302,6 +475,8 @@ struct blob_done {
     uint64_t size;
     char upload_id[PT_UPLOAD_ID_MAX + 1]; /* session closed by this link, or "" */
     int mount;                            /* a cross-repository mount (POST ?mount=) */
+    uint64_t proposed_ns;                 /* uv_hrtime when the link was proposed */
+    int upload;                           /* an upload's link (its phases are recorded) */
 };
 
 static void open_session(struct pt_worker *w, h2o_req_t *req, const char *name);
@@ -309,6 +484,9 @@ static void open_session(struct pt_worker *w, h2o_req_t *req, const char *name);
 static void on_linked(h2o_req_t *req, int status, void *data)
 {
     struct blob_done *d = data;
+    uint64_t committed = uv_hrtime();
+    if (d->upload)
+        pt_metrics_upload_phase(PT_METRICS_UP_COMMIT, (double)(committed - d->proposed_ns) / 1e9);
     if (status == PT_E_QUOTA_EXCEEDED) {
         pt_api_quota_refuse(pt_worker_of(req), req, d->name, d->digest, d->size);
         return;
@@ -328,6 +506,8 @@ static void on_linked(h2o_req_t *req, int status, void *data)
         pt_metastore_upload_delete(pt_worker_of(req)->node->ms, d->upload_id);
     pt_http_headerf(req, "Location", "/v2/%s/blobs/%s", d->name, d->digest);
     pt_http_header(req, "Docker-Content-Digest", d->digest, strlen(d->digest));
+    if (d->upload)
+        answered(req, committed);
     pt_http_send_empty(req, 201);
 }
 
@@ -340,6 +520,8 @@ static void link_blob(struct pt_worker *w, h2o_req_t *req, const char *name,
     done.mount = !stored_here && upload_id[0] == '\0';
     snprintf(done.name, sizeof(done.name), "%s", name);
     snprintf(done.upload_id, sizeof(done.upload_id), "%s", upload_id);
+    done.proposed_ns = uv_hrtime();
+    done.upload = stored_here;
     pt_digest_format(d, done.digest);
     done.size = size;
     struct pt_command_builder b;
@@ -378,6 +560,7 @@ static void on_created(struct ingest *ing, h2o_req_t *req, int status)
         return;
     }
     upload_headers(req, ing->name, &ing->u);
+    answered(req, ing->work_end_ns);
     pt_http_send_empty(req, 202);
 }
 
@@ -389,6 +572,7 @@ static void on_chunk(struct ingest *ing, h2o_req_t *req, int status)
         return;
     }
     upload_headers(req, ing->name, &ing->u);
+    answered(req, ing->work_end_ns);
     pt_http_send_empty(req, 202);
 }
 

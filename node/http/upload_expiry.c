@@ -3,11 +3,12 @@
  * upload_expiry.h for the rule they share).
  *
  * Design. A session is a record in the metastore's local uploads column (written after each
- * durable append, api_upload.c) and a file under uploads/ in the blob store. Requests work on
- * a session under its busy mark (worker.c), so expiry takes the same mark before it looks at
- * the record it acts on: a walk's copy of the record (and a clock read before the walk) may
- * be older than a PATCH that has refreshed the session since. Recovery runs before any worker
- * exists, so it needs no marks.
+ * append, api_upload.c; the appended bytes are not fsync'd until the final PUT, so after a
+ * restart of the machine each session's file is verified against its record once) and a file under
+ * uploads/ in the blob store. Requests work on a session under its busy mark (worker.c), so expiry
+ * takes the same mark before it looks at the record it acts on: a walk's copy of the record (and a
+ * clock read before the walk) may be older than a PATCH that has refreshed the session since.
+ * Recovery runs before any worker exists, so it needs no marks.
  *
  * Transfers from other regions keep their sessions under the digest's hex with a record in
  * the transfers column instead; the sweep keeps their files too.
@@ -51,6 +52,7 @@ static int drop_session(struct pt_node *node, const char *id)
 struct recover_ctx {
     struct pt_node *node;
     int64_t now_ms;
+    int rebooted; /* the machine restarted since the last start: unsynced bytes may be lost */
     unsigned resumed, dropped;
 };
 
@@ -66,6 +68,10 @@ static int recover_session(const char *id, const void *val, size_t len, void *ar
     }
     if (!idle_too_long(rc->node, &u, rc->now_ms)) {
         rv = pt_blobstore_upload_repair(rc->node->bs, &u);
+        /* A chunk is answered before it is synced (api_upload.c): after a power loss the
+         * file must still hash to the recorded state, else the session is dropped. */
+        if (rv == 0 && rc->rebooted)
+            rv = pt_blobstore_upload_verify(rc->node->bs, &u);
         /* Its file gone because a final PUT stored the blob just before a crash: the
          * session stays, and closing it again links the blob. */
         if (rv == PT_E_BLOB_UPLOAD_INVALID && pt_blobstore_upload_stored(rc->node->bs, &u, NULL))
@@ -105,6 +111,7 @@ int pt_upload_expiry_recover(struct pt_node *node, int64_t now_ms, unsigned *res
                              unsigned *dropped)
 {
     struct recover_ctx rc = {.node = node, .now_ms = now_ms};
+    rc.rebooted = pt_blobstore_boot_changed(node->bs);
     int rv = pt_metastore_upload_foreach(node->ms, recover_session, &rc);
     *resumed = rc.resumed;
     *dropped = rc.dropped;
@@ -115,6 +122,10 @@ int pt_upload_expiry_recover(struct pt_node *node, int64_t now_ms, unsigned *res
                "error", pt_err_message(rv));
         return rv;
     }
+    /* every session was checked against this boot: the next start verifies only after a
+     * restart of the machine */
+    if (rc.rebooted && (rv = pt_blobstore_boot_note(node->bs)) != 0)
+        pt_log(PT_LOG_WARN, "cannot note the boot id", "{s:s}", "error", pt_err_message(rv));
     rv = pt_blobstore_sweep_uploads(node->bs, is_live_upload, node);
     if (rv != 0)
         pt_log(PT_LOG_WARN, "upload sweep stopped", "{s:s}", "error", pt_err_message(rv));

@@ -14,11 +14,12 @@
  *   |-- uploads/
  *   |   `-- <upload id>          in-progress upload data, bytes [0, offset) of the session
  *   |                            (blobstore_upload.c)
- *   `-- tmp/                     request-body spill files of the HTTP server (cleared at open)
+ *   |-- tmp/                     request-body spill files of the HTTP server (cleared at open)
+ *   `-- boot_id                  the kernel boot id of the last start (blobstore_upload.c)
  *
  * Invariant: a file under blobs/ is always complete and verified. Its bytes were appended to
- * uploads/<id> (each append fdatasync'd before the session state that covers it is handed
- * back), their hash compared with the digest the client named, the file fsync'd, rename()'d
+ * uploads/<id> (the session state that covers them recorded after they were written), their
+ * hash compared with the digest the client named, the file fsync'd, rename()'d
  * into blobs/<algorithm>/<xx>/<hex> and that directory fsync'd. rename() is atomic, so a crash at
  * any instant leaves either no blob or the whole verified blob; never a partial one.
  *

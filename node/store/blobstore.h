@@ -130,12 +130,56 @@ int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, con
                                size_t len);
 
 /*
- * As pt_blobstore_upload_append but without the fdatasync: for a request body written in
- * several slices, followed by one pt_blobstore_upload_sync before the new state of u is
- * persisted. Bytes written this way survive a process crash, not a power loss, until synced.
+ * As pt_blobstore_upload_append but without the fdatasync (writeback is started): for a
+ * request body written in several slices. Bytes written this way survive a process crash, not
+ * a power loss, until pt_blobstore_upload_sync or the commit's fsync; a caller that persists
+ * the new state of u before that must check the file after a restart of the machine
+ * (pt_blobstore_upload_verify).
  */
 int pt_blobstore_upload_write(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
                               size_t len);
+
+/*
+ * Writes buf[0, len) (borrowed) at u->offset of u's upload file and leaves u (borrowed) as it
+ * is: for a caller that hashes the same bytes in parallel (pt_upload_hash) and advances u
+ * (pt_upload_advance) once both are done. Writeback starts as the bytes are written; they
+ * are durable after pt_blobstore_upload_sync or the commit's fsync, and survive a process
+ * crash (not a power loss) before that. Errors as pt_blobstore_upload_append (plus
+ * PT_E_DISK_FULL below the reserve); on error the file is cut back to u->offset.
+ */
+int pt_blobstore_upload_put(struct pt_blobstore *bs, const struct pt_upload *u, const void *buf,
+                            size_t len);
+
+/* Sets *sha to u's hash state (borrowed) advanced by buf[0, len) (borrowed). Pure CPU, any
+ * thread; u is not changed. */
+void pt_upload_hash(const struct pt_upload *u, const void *buf, size_t len, SHA256_CTX *sha);
+
+/* Makes u take the state sha (from pt_upload_hash of the len bytes that
+ * pt_blobstore_upload_put wrote) and advances u->offset by len. */
+void pt_upload_advance(struct pt_upload *u, const SHA256_CTX *sha, size_t len);
+
+/*
+ * After the machine restarted (a power loss may have dropped bytes written without sync):
+ * reads bytes [0, u->offset) of u's upload file once and checks they hash to u's state.
+ * 0 when they do; PT_E_BLOB_UPLOAD_INVALID when the file is missing, shorter, or holds other
+ * bytes (the session cannot be resumed); PT_E_IO or PT_E_NOMEM otherwise.
+ */
+int pt_blobstore_upload_verify(struct pt_blobstore *bs, const struct pt_upload *u);
+
+/* 1 when the machine has booted since the last pt_blobstore_boot_note on this data directory
+ * (or that cannot be told: no note, no boot id), 0 when it has not. */
+int pt_blobstore_boot_changed(struct pt_blobstore *bs);
+
+/* Notes the current boot (the kernel's boot id) in <dir>/boot_id. 0, or PT_E_IO. */
+int pt_blobstore_boot_note(struct pt_blobstore *bs);
+
+/*
+ * As pt_blobstore_upload_write, for a whole request body: each piece of 256 KiB is hashed and
+ * then written while it is still in the CPU's cache, so the body is read from memory once.
+ * *hash_s gets the seconds spent hashing (the rest of the call is writing).
+ */
+int pt_blobstore_upload_ingest(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
+                               size_t len, double *hash_s);
 
 /* Makes everything written to the upload of u (borrowed) durable (fdatasync). */
 int pt_blobstore_upload_sync(struct pt_blobstore *bs, const struct pt_upload *u);

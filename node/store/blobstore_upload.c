@@ -3,18 +3,23 @@
  * serialised session record with its SHA-256 state, and begin, append, repair, commit and
  * abort (the contract is blobstore.h's, the tree is drawn at the top of blobstore.c).
  *
- * A session's bytes are appended to uploads/<id> (each append fdatasync'd before the session
- * state that covers it is handed back); commit compares their hash with the digest the client
- * named (SHA-256 from the session's state; SHA-512 by reading the file back once), fsyncs the file
- * and hands it to blobstore_install, which renames it into blobs/ and fsyncs the directory. So a
- * crash at any instant leaves either no blob or the whole verified blob; never a partial one.
+ * A session's bytes are appended to uploads/<id> (written, their writeback started, before
+ * the session state that covers them is handed back; fdatasync'd only on request); commit compares
+ * their hash with the digest the client named (SHA-256 from the session's state; SHA-512 by reading
+ * the file back once), fsyncs the file and hands it to blobstore_install, which renames it into
+ * blobs/ and fsyncs the directory. So a crash at any instant leaves either no blob or the whole
+ * verified blob; never a partial one.
  *
  * Resumable hashing: the hash state is OpenSSL's SHA256_CTX (deprecated but plain data, unlike
  * EVP_MD_CTX), kept inside struct pt_upload next to the offset. The caller persists the encoded
  * session after every append; after a restart it decodes it, calls upload_repair to cut off any
  * bytes written after the last persisted state, and continues without re-reading the file.
- * Because an append is durable before it returns, the file can only be longer than the saved
- * offset, never hold different bytes below it: the hash always describes the file's prefix.
+ * Bytes written without fdatasync survive a process crash (they are in the page cache), so after
+ * a kill -9 the file can only be longer than the saved offset, never hold different bytes below
+ * it: the hash always describes the file's prefix. A power loss may drop such bytes while the
+ * saved state survives: after the machine restarted (pt_blobstore_boot_changed) recovery checks
+ * each session's file against its state once (pt_blobstore_upload_verify) and drops the ones
+ * that no longer agree.
  *
  * Upload ids are [0-9a-f-] (at most PT_UPLOAD_ID_MAX, checked by valid_id before any file is
  * named), so no request can name a path outside uploads/.
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -308,11 +314,32 @@ static int write_all(struct pt_blobstore *bs, int fd, const unsigned char *buf, 
     return 0;
 }
 
-static int append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf, size_t len,
-                  int durable)
+/* Bytes written between two starts of writeback (sync_file_range) in put_bytes. */
+#define WRITEBACK_PIECE (8u << 20)
+
+/*
+ * Writes buf[0, len) at u->offset of u's upload file without touching u: checks the file
+ * is the session's (a regular file at least u->offset long), the size limit and the disk
+ * reserve, then writes in WRITEBACK_PIECE pieces, starting writeback of each piece so the
+ * disk works while the rest is written and hashed and a later fsync only waits for the
+ * tail. durable: fdatasync before returning. On failure the file is cut back to u->offset.
+ */
+/* Bytes hashed and then written at a time when put_bytes hashes: small enough to be still in
+ * the CPU's cache when written, so the body is read from memory once. */
+#define HASH_PIECE (256u << 10)
+
+static double elapsed(const struct timespec *t0)
 {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static int put_bytes(struct pt_blobstore *bs, const struct pt_upload *u, const void *buf,
+                     size_t len, int durable, SHA256_CTX *sha, double *hash_s)
+{
+    const unsigned char *p = buf;
     struct stat st;
-    SHA256_CTX sha;
     int fd, rv = 0;
 
     if (u->offset > PT_UPLOAD_SIZE_MAX)
@@ -338,42 +365,86 @@ static int append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
         rv = PT_E_DISK_FULL;
         goto out;
     }
-
-    rv = write_all(bs, fd, buf, len, u->offset);
+    for (size_t done = 0, flushed = 0; rv == 0 && done < len;) {
+        size_t n = len - done < HASH_PIECE ? len - done : HASH_PIECE;
+        if (sha != NULL) {
+            struct timespec t0;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            SHA256_Update(sha, p + done, n);
+            if (hash_s != NULL)
+                *hash_s += elapsed(&t0);
+        }
+        rv = write_all(bs, fd, p + done, n, u->offset + done);
+        done += n;
+        /* Advisory: errors surface at the fdatasync or the commit's fsync. */
+        if (rv == 0 && !durable && (done - flushed >= WRITEBACK_PIECE || done == len)) {
+            (void)sync_file_range(fd, (off64_t)(u->offset + flushed), (off64_t)(done - flushed),
+                                  SYNC_FILE_RANGE_WRITE);
+            flushed = done;
+        }
+    }
     if (rv == 0 && durable && bs->sys.fdatasync_fn(fd) != 0)
         rv = blobstore_io_err(errno);
-    /* Start writeback of these pages now, so the disk works while the next slice is hashed
-     * and the final fsync only waits for the tail. Advisory: errors surface at fsync. */
-    if (rv == 0 && !durable)
-        (void)sync_file_range(fd, (off64_t)u->offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
     if (rv != 0) {
         /*
          * A failed cut leaves bytes past u->offset; they are never read as data: the next
          * append overwrites them, and repair and commit cut them off.
          */
         (void)bs->sys.ftruncate_fn(fd, (off_t)u->offset);
-        goto out;
     }
-
-    sha = u->sha;
-    SHA256_Update(&sha, buf, len);
-    u->sha = sha;
-    u->offset += len;
 out:
     close(fd);
     return rv;
 }
 
+/* put_bytes hashing each piece just before writing it; u advances on success. */
+static int append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf, size_t len,
+                  int durable, double *hash_s)
+{
+    SHA256_CTX sha = u->sha;
+    int rv = put_bytes(bs, u, buf, len, durable, &sha, hash_s);
+    if (rv == 0 && len > 0) {
+        u->sha = sha;
+        u->offset += len;
+    }
+    return rv;
+}
+
+int pt_blobstore_upload_put(struct pt_blobstore *bs, const struct pt_upload *u, const void *buf,
+                            size_t len)
+{
+    return put_bytes(bs, u, buf, len, 0, NULL, NULL);
+}
+
+void pt_upload_hash(const struct pt_upload *u, const void *buf, size_t len, SHA256_CTX *sha)
+{
+    *sha = u->sha;
+    SHA256_Update(sha, buf, len);
+}
+
+void pt_upload_advance(struct pt_upload *u, const SHA256_CTX *sha, size_t len)
+{
+    u->sha = *sha;
+    u->offset += len;
+}
+
 int pt_blobstore_upload_append(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
                                size_t len)
 {
-    return append(bs, u, buf, len, 1);
+    return append(bs, u, buf, len, 1, NULL);
 }
 
 int pt_blobstore_upload_write(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
                               size_t len)
 {
-    return append(bs, u, buf, len, 0);
+    return append(bs, u, buf, len, 0, NULL);
+}
+
+int pt_blobstore_upload_ingest(struct pt_blobstore *bs, struct pt_upload *u, const void *buf,
+                               size_t len, double *hash_s)
+{
+    *hash_s = 0;
+    return append(bs, u, buf, len, 0, hash_s);
 }
 
 int pt_blobstore_upload_sync(struct pt_blobstore *bs, const struct pt_upload *u)
@@ -503,6 +574,99 @@ int pt_blobstore_upload_commit(struct pt_blobstore *bs, struct pt_upload *u,
     return blobstore_install(bs, fd, u->id, expected->algo, name);
 
 err_after_fd:
+    close(fd);
+    return rv;
+}
+
+int pt_blobstore_upload_verify(struct pt_blobstore *bs, const struct pt_upload *u)
+{
+    unsigned char *buf;
+    struct stat st;
+    SHA256_CTX sha;
+    uint64_t off = 0;
+    int fd, rv = 0;
+
+    if (u->offset > PT_UPLOAD_SIZE_MAX)
+        return PT_E_BLOB_UPLOAD_INVALID;
+    fd = open_upload(bs, u->id, O_RDONLY);
+    if (fd == PT_E_BLOB_UPLOAD_UNKNOWN)
+        return PT_E_BLOB_UPLOAD_INVALID;
+    if (fd < 0)
+        return fd;
+    if (fstat(fd, &st) != 0) {
+        rv = blobstore_io_err(errno);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < u->offset) {
+        rv = PT_E_BLOB_UPLOAD_INVALID;
+        goto out;
+    }
+    if ((buf = malloc(REHASH_SLICE)) == NULL) {
+        rv = PT_E_NOMEM;
+        goto out;
+    }
+    SHA256_Init(&sha);
+    while (rv == 0 && off < u->offset) {
+        size_t n = u->offset - off < REHASH_SLICE ? (size_t)(u->offset - off) : REHASH_SLICE;
+        ssize_t r = pread(fd, buf, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rv = r < 0 ? blobstore_io_err(errno) : PT_E_BLOB_UPLOAD_INVALID;
+            break;
+        }
+        SHA256_Update(&sha, buf, (size_t)r);
+        off += (uint64_t)r;
+    }
+    free(buf);
+    /* Equal inputs give equal states: compare the chaining words and the buffered tail. */
+    if (rv == 0 && (memcmp(sha.h, u->sha.h, sizeof(sha.h)) != 0 || sha.num != u->sha.num ||
+                    memcmp(sha.data, u->sha.data, sha.num) != 0))
+        rv = PT_E_BLOB_UPLOAD_INVALID;
+out:
+    close(fd);
+    return rv;
+}
+
+/* The kernel's id of this boot (36 characters and a newline) in id; 0 or -1. */
+static int boot_id(char id[64])
+{
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, id, 63) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return -1;
+    id[n] = '\0';
+    return 0;
+}
+
+int pt_blobstore_boot_changed(struct pt_blobstore *bs)
+{
+    char now[64], noted[64];
+    int fd = openat(bs->root_fd, "boot_id", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    ssize_t n = fd >= 0 ? read(fd, noted, sizeof(noted) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0 || boot_id(now) != 0)
+        return 1;
+    noted[n] = '\0';
+    return strcmp(now, noted) != 0;
+}
+
+int pt_blobstore_boot_note(struct pt_blobstore *bs)
+{
+    char now[64];
+    int rv = 0;
+    if (boot_id(now) != 0)
+        return PT_E_IO;
+    /* A note lost to a crash only makes the next start verify the sessions again. */
+    int fd = openat(bs->root_fd, "boot_id", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                    FILE_MODE);
+    if (fd < 0)
+        return blobstore_io_err(errno);
+    if (write_all(bs, fd, (const unsigned char *)now, strlen(now), 0) != 0)
+        rv = PT_E_IO;
     close(fd);
     return rv;
 }

@@ -5,6 +5,9 @@
  * a session survives a restart through its encoded state (and a damaged encoding is refused),
  * a wrong digest keeps the upload for a retry, repair and commit cope with a file longer than
  * the session says, and committing a blob that already exists keeps the installed file.
+ * A body written and hashed apart (put + hash + advance) commits like appends; verification
+ * after a machine restart accepts a file that hashes to its session and refuses one that lost
+ * or changed bytes; the boot note tells a restart of the machine from one of the process.
  * Restarts are simulated by encoding the session, closing the store, reopening it and decoding
  * (support/bs_fixture.h).
  */
@@ -391,6 +394,117 @@ static void test_commit_existing_blob(void **state)
     assert_int_equal(pt_blobstore_upload_commit(f->bs, &a, &want), PT_E_BLOB_UPLOAD_UNKNOWN);
 }
 
+static void test_put_hash_advance_commits(void **state)
+{
+    struct pt_bs_fixture *f = *state;
+    size_t len = (9u << 20) + 77; /* more than one writeback piece, not aligned */
+    unsigned char *data = malloc(len);
+    struct pt_digest want;
+    struct pt_upload u, before;
+    SHA256_CTX sha;
+
+    assert_non_null(data);
+    pt_bs_fill(data, len, 11);
+    pt_digest_of(data, len, &want);
+    assert_int_equal(pt_blobstore_upload_begin(f->bs, "r", 1, &u), 0);
+    pt_bs_append_ok(f, &u, data, 100);
+    before = u;
+    assert_int_equal(pt_blobstore_upload_put(f->bs, &u, data + 100, len - 100), 0);
+    assert_memory_equal(&u, &before, sizeof(u)); /* put leaves the session alone */
+    assert_int_equal(pt_bs_upload_size(f, u.id), (long long)len);
+    pt_upload_hash(&u, data + 100, len - 100, &sha);
+    assert_memory_equal(&u, &before, sizeof(u));
+    pt_upload_advance(&u, &sha, len - 100);
+    assert_int_equal(u.offset, len);
+    assert_int_equal(pt_blobstore_upload_verify(f->bs, &u), 0);
+    assert_int_equal(pt_blobstore_upload_commit(f->bs, &u, &want), 0);
+    pt_bs_assert_blob(f, &want, data, len);
+    free(data);
+}
+
+static void test_ingest_commits(void **state)
+{
+    struct pt_bs_fixture *f = *state;
+    size_t len = (9u << 20) + 77; /* pieces of 256 KiB and writeback every 8 MiB, unaligned */
+    unsigned char *data = malloc(len);
+    struct pt_digest want;
+    struct pt_upload u;
+    double hash_s = -1;
+
+    assert_non_null(data);
+    pt_bs_fill(data, len, 12);
+    pt_digest_of(data, len, &want);
+    assert_int_equal(pt_blobstore_upload_begin(f->bs, "r", 1, &u), 0);
+    pt_bs_append_ok(f, &u, data, 3);
+    assert_int_equal(pt_blobstore_upload_ingest(f->bs, &u, data + 3, len - 3, &hash_s), 0);
+    assert_true(hash_s >= 0);
+    assert_int_equal(u.offset, len);
+    assert_int_equal(pt_bs_upload_size(f, u.id), (long long)len);
+    assert_int_equal(pt_blobstore_upload_commit(f->bs, &u, &want), 0);
+    pt_bs_assert_blob(f, &want, data, len);
+    free(data);
+}
+
+static void test_put_refuses_short_file(void **state)
+{
+    struct pt_bs_fixture *f = *state;
+    struct pt_upload u;
+    char path[PATH_MAX];
+
+    assert_int_equal(pt_blobstore_upload_begin(f->bs, "r", 1, &u), 0);
+    pt_bs_append_ok(f, &u, "abcdef", 6);
+    pt_bs_upload_path(f, u.id, path);
+    assert_int_equal(truncate(path, 3), 0);
+    assert_int_equal(pt_blobstore_upload_put(f->bs, &u, "gh", 2), PT_E_BLOB_UPLOAD_INVALID);
+    assert_int_equal(pt_bs_upload_size(f, u.id), 3);
+}
+
+static void test_verify_after_power_loss(void **state)
+{
+    struct pt_bs_fixture *f = *state;
+    unsigned char data[5000];
+    struct pt_upload u, gone;
+    char path[PATH_MAX];
+    int fd;
+
+    pt_bs_fill(data, sizeof(data), 3);
+    assert_int_equal(pt_blobstore_upload_begin(f->bs, "r", 1, &u), 0);
+    pt_bs_append_ok(f, &u, data, sizeof(data));
+    assert_int_equal(pt_blobstore_upload_verify(f->bs, &u), 0);
+    pt_bs_upload_path(f, u.id, path);
+
+    /* a byte that never reached the disk reads back as something else */
+    unsigned char other = (unsigned char)(data[4095] ^ 0xff);
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, &other, 1, 4095), 1);
+    close(fd);
+    assert_int_equal(pt_blobstore_upload_verify(f->bs, &u), PT_E_BLOB_UPLOAD_INVALID);
+
+    /* the tail lost: shorter than the record */
+    assert_int_equal(truncate(path, 4000), 0);
+    assert_int_equal(pt_blobstore_upload_verify(f->bs, &u), PT_E_BLOB_UPLOAD_INVALID);
+
+    gone = u;
+    snprintf(gone.id, sizeof(gone.id), "%s", "0123abcd");
+    assert_int_equal(pt_blobstore_upload_verify(f->bs, &gone), PT_E_BLOB_UPLOAD_INVALID);
+}
+
+static void test_boot_note(void **state)
+{
+    struct pt_bs_fixture *f = *state;
+    char path[PATH_MAX];
+
+    assert_int_equal(pt_blobstore_boot_changed(f->bs), 1); /* never noted */
+    assert_int_equal(pt_blobstore_boot_note(f->bs), 0);
+    assert_int_equal(pt_blobstore_boot_changed(f->bs), 0);
+    pt_bs_restart(f); /* the process restarts, the machine does not */
+    assert_int_equal(pt_blobstore_boot_changed(f->bs), 0);
+    snprintf(path, sizeof(path), "%s/boot_id", f->dir);
+    pt_bs_write_file(path, "00000000-0000-0000-0000-000000000000\n", 37);
+    assert_int_equal(pt_blobstore_boot_changed(f->bs), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +520,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_repair, pt_bs_setup, pt_bs_teardown),
         cmocka_unit_test_setup_teardown(test_commit_cuts_stale_tail, pt_bs_setup, pt_bs_teardown),
         cmocka_unit_test_setup_teardown(test_commit_existing_blob, pt_bs_setup, pt_bs_teardown),
+        cmocka_unit_test_setup_teardown(test_put_hash_advance_commits, pt_bs_setup, pt_bs_teardown),
+        cmocka_unit_test_setup_teardown(test_put_refuses_short_file, pt_bs_setup, pt_bs_teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_commits, pt_bs_setup, pt_bs_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_after_power_loss, pt_bs_setup, pt_bs_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_note, pt_bs_setup, pt_bs_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -354,6 +354,30 @@ static void test_uploads_gauge(void **state)
     assert_true(value(e, "portolan_uploads_in_progress") == 2);
 }
 
+static void test_upload_phases(void **state)
+{
+    struct exposition *e = *state;
+#define UP "portolan_upload_phase_seconds"
+
+    pt_metrics_upload_phase(PT_METRICS_UP_WRITE, 0.25);
+    pt_metrics_upload_phase(PT_METRICS_UP_WRITE, 2.0);
+    pt_metrics_upload_phase(PT_METRICS_UP_FSYNC, -1); /* counts as 0 */
+    pt_metrics_upload_phase(PT_METRICS_UP_N, 1.0);    /* no such phase: ignored */
+    pt_metrics_upload_phase(-1, 1.0);                 /* ignored */
+    render(e);
+    assert_string_equal(type_of(e, UP), "histogram");
+    assert_int_equal(count_prefix(e, UP "_bucket{"), PT_METRICS_UP_N * 15);
+    assert_true(value(e, UP "_count{phase=\"write\"}") == 2);
+    assert_true(fabs(value(e, UP "_sum{phase=\"write\"}") - 2.25) < 1e-9);
+    assert_true(value(e, UP "_bucket{phase=\"write\",le=\"0.25\"}") == 1);
+    assert_true(value(e, UP "_bucket{phase=\"write\",le=\"+Inf\"}") == 2);
+    assert_true(value(e, UP "_count{phase=\"fsync\"}") == 1);
+    assert_true(value(e, UP "_sum{phase=\"fsync\"}") == 0);
+    assert_true(value(e, UP "_count{phase=\"receive\"}") == 0);
+    assert_true(value(e, UP "_count{phase=\"total\"}") == 0);
+#undef UP
+}
+
 static void test_ready_gauge(void **state)
 {
     struct exposition *e = *state;
@@ -511,6 +535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uploads_gauge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ready_gauge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_phases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_counters, setup, teardown),
         cmocka_unit_test(test_method_names),
         cmocka_unit_test_setup_teardown(test_label_escaping_and_route_limit, setup, teardown),
