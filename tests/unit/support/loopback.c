@@ -10,6 +10,9 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,21 +23,67 @@
 #include "loopback.h"
 #include "transport.h"
 
+/* A socket bound to a port of 127.0.0.1 the kernel chose, its port into *port. */
+static int bind_any(unsigned *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* Whether a connection to 127.0.0.1:port reaches fd (bound there) itself: a port forward a
+ * container left behind (a DNAT rule in the output hook) takes loopback connections to such
+ * a port somewhere else, where they time out. fd listens afterwards. */
+static bool reaches_itself(int fd, unsigned port)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    assert_int_equal(listen(fd, 1), 0);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(c >= 0);
+    bool ok = false;
+    int a = -1;
+    if (connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        /* a loopback connection that is not diverted is accepted at once */
+        if (poll(&p, 1, 1000) == 1) {
+            a = accept(fd, NULL, NULL);
+            ok = a >= 0;
+        }
+    }
+    /* reset, not closed: no side keeps the port in TIME_WAIT, which would refuse the bind
+     * of the listener the caller puts there */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(c);
+    if (a >= 0)
+        close(a);
+    return ok;
+}
+
 void pt_loopback_free_ports(unsigned *ports, int n)
 {
     int fds[PT_LOOPBACK_PORTS_MAX];
     assert_true(n <= PT_LOOPBACK_PORTS_MAX);
     for (int i = 0; i < n; i++) {
-        struct sockaddr_in sa;
-        socklen_t len = sizeof(sa);
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fds[i] >= 0);
-        assert_int_equal(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        assert_int_equal(getsockname(fds[i], (struct sockaddr *)&sa, &len), 0);
-        ports[i] = ntohs(sa.sin_port);
+        for (int tries = 0;; tries++) {
+            assert_true(tries < 64);
+            fds[i] = bind_any(&ports[i]);
+            if (reaches_itself(fds[i], ports[i]))
+                break;
+            close(fds[i]); /* diverted: the kernel hands out another port next time */
+        }
     }
     for (int i = 0; i < n; i++)
         close(fds[i]);

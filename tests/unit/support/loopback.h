@@ -30,7 +30,8 @@
 
 /* Writes n (1..PT_LOOPBACK_PORTS_MAX) distinct TCP ports on 127.0.0.1 that were free when
  * chosen into ports (borrowed, n entries): all n sockets stay bound while choosing, then are
- * closed, so the ports are free again on return. */
+ * closed, so the ports are free again on return. A port whose loopback connections do not
+ * reach its own listener (a port forward a container left in nftables) is never chosen. */
 void pt_loopback_free_ports(unsigned *ports, int n);
 
 /* A uv_close callback for a stream the transport handed over: the stream was allocated with
