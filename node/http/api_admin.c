@@ -331,8 +331,7 @@ static char *gc_status(void *gc)
 
 static void gc_route(struct pt_worker *w, h2o_req_t *req)
 {
-    pt_api_job_route(req, w->node->gc, gc_start, gc_status, PT_E_UNSUPPORTED,
-                     "a garbage collection pass is running");
+    pt_api_job_route(req, w->node->gc, gc_start, gc_status, "a garbage collection pass is running");
 }
 
 void pt_api_admin(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)

@@ -210,7 +210,7 @@ void pt_api_tag_read(struct pt_worker *w, h2o_req_t *req, const struct pt_route 
 }
 
 void pt_api_job_route(h2o_req_t *req, void *job, int (*start)(void *job, int dry_run),
-                      char *(*status)(void *job), int bad_dry_run, const char *busy)
+                      char *(*status)(void *job), const char *busy)
 {
     int post = pt_http_method_is(req, "POST");
     if (!post && !pt_http_method_is(req, "GET") && !pt_http_is_head(req)) {
@@ -224,7 +224,7 @@ void pt_api_job_route(h2o_req_t *req, void *job, int (*start)(void *job, int dry
         int dry = n >= 0 && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
         if (n != PT_E_NOT_FOUND && !dry &&
             (n < 0 || (strcmp(v, "false") != 0 && strcmp(v, "0") != 0))) {
-            pt_http_error(req, bad_dry_run, "dry_run must be true or false", NULL);
+            pt_http_error(req, PT_E_INVALID, "dry_run must be true or false", NULL);
             return;
         }
         int rv = start(job, dry);

@@ -75,9 +75,9 @@ int pt_api_commit(struct pt_worker *w, h2o_req_t *req, struct pt_command_builder
 /* A background job's admin route (garbage collection, retention): GET or HEAD answers its
  * state (200); POST [?dry_run=true|false] asks start(job, dry_run) for a run, then answers the
  * state (202), or start's error with busy as the message (409 EXISTS while one runs). A
- * malformed dry_run gets bad_dry_run (an err.h code); another method 405. status(job) is the
- * state as JSON, owned (free()), NULL on allocation failure. job borrowed. */
+ * malformed dry_run gets 400 INVALID; another method 405. status(job) is the state as JSON,
+ * owned (free()), NULL on allocation failure. job borrowed. */
 void pt_api_job_route(h2o_req_t *req, void *job, int (*start)(void *job, int dry_run),
-                      char *(*status)(void *job), int bad_dry_run, const char *busy);
+                      char *(*status)(void *job), const char *busy);
 
 #endif

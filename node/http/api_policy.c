@@ -356,7 +356,7 @@ static char *retention_status(void *r)
 
 static void retention_run(struct pt_worker *w, h2o_req_t *req)
 {
-    pt_api_job_route(req, w->node->retention, retention_start, retention_status, PT_E_INVALID,
+    pt_api_job_route(req, w->node->retention, retention_start, retention_status,
                      "a retention run is in progress");
 }
 

@@ -176,6 +176,10 @@ def collect_everywhere(results):
         follower = [r for r in c.regions if r is not lead][0]
         want = sorted([d for d, _ in image_blobs(doomed)] + [sha(sig_layer), sha(sig_config)])
 
+        with follower.client(timeout=10) as cl:
+            r = cl.request("POST", "/admin/gc?dry_run=maybe")
+        t.eq(r.status, 400, "POST /admin/gc?dry_run=maybe: %s" % r.describe())
+        t.check("INVALID" in r.error_codes(), "a malformed dry_run: %s" % r.describe())
         st, code = gc_run(follower, dry_run=True)
         if t.check(st is not None, "dry run at %s: POST %s, no final status" % (follower.name,
                                                                                  code)):
