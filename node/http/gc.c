@@ -25,9 +25,9 @@
  * than that was installed since, or is a fresh replica: the sweep takes it later if still
  * unreferenced), and the record is dropped.
  *
- * State: struct pt_gc is owned by its thread except `lock`-protected fields (request, status
- * figures, stop) read by the admin API; the proposal is borrowed by the committer between
- * submit and its callback (on the main loop), which signals `cond`.
+ * State: struct pt_gc is owned by its thread except the fields under run.lock (request, status
+ * figures, stop) read by the admin API; the thread, its requests and its one proposal in
+ * flight are runner.h's.
  */
 #include "gc.h"
 
@@ -49,9 +49,9 @@
 #include "digest.h"
 #include "err.h"
 #include "log.h"
-#include "mailbox.h"
 #include "metastore.h"
 #include "metrics.h"
+#include "runner.h"
 #include "worker.h"
 
 /* Digests of the last pass kept for the status (what was removed, or would be). */
@@ -75,16 +75,8 @@ struct gc_blob {
 
 struct pt_gc {
     struct pt_node *node;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct pt_mailbox mailbox; /* main loop: committer replies */
-    struct pt_proposal prop;   /* one in flight at a time */
-    int prop_done;             /* under lock */
-    int stop;                  /* under lock */
-    int requested;             /* under lock: 1 = a pass, 2 = a dry run */
-    /* status, under lock */
-    int running, dry_run;
+    struct pt_runner run; /* thread, lock, request (1 = a pass, 2 = a dry run), proposal */
+    /* status, under run.lock */
     const char *phase;
     uint64_t visited, candidates, collected, bytes, links_removed, referrers, children;
     int64_t started_ms, finished_ms;
@@ -102,72 +94,6 @@ struct pt_gc {
     uint64_t paced;
 };
 
-static int stopping(struct pt_gc *gc)
-{
-    pthread_mutex_lock(&gc->lock);
-    int s = gc->stop;
-    pthread_mutex_unlock(&gc->lock);
-    return s;
-}
-
-/* ---- committer jobs, waited for ------------------------------------------------------------ */
-
-/* Main loop: the committer answered the job in flight. */
-static void proposal_done_cb(struct pt_proposal *p)
-{
-    struct pt_gc *gc = (struct pt_gc *)((char *)p - offsetof(struct pt_gc, prop));
-    pthread_mutex_lock(&gc->lock);
-    gc->prop_done = 1;
-    pthread_cond_broadcast(&gc->cond);
-    pthread_mutex_unlock(&gc->lock);
-}
-
-/* Submits a job and waits for its answer. PT_E_UNAVAILABLE when stopping (the proposal stays
- * borrowed by the committer: gc lives until exit). */
-static int run_job(struct pt_gc *gc, int kind, void *buf, size_t len)
-{
-    struct pt_proposal *p = &gc->prop;
-    memset(p, 0, sizeof(*p));
-    p->reply_to = &gc->mailbox;
-    p->done_cb = proposal_done_cb;
-    p->kind = kind;
-    p->buf = buf;
-    p->len = len;
-    pthread_mutex_lock(&gc->lock);
-    gc->prop_done = 0;
-    pthread_mutex_unlock(&gc->lock);
-    pt_committer_submit(gc->node->committer, p);
-    pthread_mutex_lock(&gc->lock);
-    while (!gc->prop_done && !gc->stop)
-        pthread_cond_wait(&gc->cond, &gc->lock);
-    int done = gc->prop_done;
-    pthread_mutex_unlock(&gc->lock);
-    return done ? p->status : PT_E_UNAVAILABLE;
-}
-
-/* The raft node's status document (owned by the caller), or NULL when it could not be had. */
-static json_t *raft_status(struct pt_gc *gc)
-{
-    if (run_job(gc, PT_JOB_STATUS, NULL, 0) != 0 || gc->prop.text == NULL)
-        return NULL;
-    json_t *o = json_loads(gc->prop.text, 0, NULL);
-    free(gc->prop.text);
-    gc->prop.text = NULL;
-    return o;
-}
-
-/* 1 if this region should run the scheduled pass: a single region, or the Raft leader. */
-static int is_leader(struct pt_gc *gc)
-{
-    if (!pt_committer_is_cluster(gc->node->committer))
-        return 1;
-    json_t *o = raft_status(gc);
-    const char *role = json_string_value(json_object_get(o, "role"));
-    int leader = role != NULL && strcmp(role, "leader") == 0;
-    json_decref(o);
-    return leader;
-}
-
 /* 1 if this region's state has caught up with what it knows is committed: a single region,
  * or a leader or follower whose applied index reached its commit index. The sweep waits for
  * it: a region replaying its log after a restart may not have applied yet the BlobStored of a
@@ -176,7 +102,7 @@ static int caught_up(struct pt_gc *gc)
 {
     if (!pt_committer_is_cluster(gc->node->committer))
         return 1;
-    json_t *o = raft_status(gc);
+    json_t *o = pt_runner_raft_status(&gc->run);
     const char *role = json_string_value(json_object_get(o, "role"));
     json_t *commit = json_object_get(o, "commit_index"),
            *applied = json_object_get(o, "applied_index");
@@ -227,12 +153,12 @@ static int mark_cb(const char *digest, const struct pt_gc_verdict *v, void *arg)
     struct mark_ctx *mc = arg;
     struct pt_gc *gc = mc->gc;
     pace(gc);
-    pthread_mutex_lock(&gc->lock);
-    int stop = gc->stop;
+    pthread_mutex_lock(&gc->run.lock);
+    int stop = gc->run.stop;
     gc->visited++;
     int candidate = v->collected || v->links_removed > 0;
     gc->candidates += (uint64_t)candidate;
-    if (candidate && gc->dry_run) {
+    if (candidate && gc->run.dry_run) {
         gc->links_removed += v->links_removed;
         if (v->collected) {
             gc->collected++;
@@ -240,10 +166,10 @@ static int mark_cb(const char *digest, const struct pt_gc_verdict *v, void *arg)
             report_add(gc, digest, v->size);
         }
     }
-    pthread_mutex_unlock(&gc->lock);
+    pthread_mutex_unlock(&gc->run.lock);
     if (stop)
         return PT_E_UNAVAILABLE;
-    if (!candidate || gc->dry_run)
+    if (!candidate || gc->run.dry_run)
         return 0;
     snprintf(gc->batch[gc->nbatch].digest, sizeof(gc->batch[0].digest), "%s", digest);
     gc->batch[gc->nbatch++].size = v->collected ? v->size : 0;
@@ -280,13 +206,13 @@ static int propose_batch(struct pt_gc *gc)
     }
     free(digests);
     if (rv == 0)
-        rv = run_job(gc, PT_JOB_PROPOSE, buf, len);
+        rv = pt_runner_propose(&gc->run, PT_JOB_PROPOSE, buf, len);
     else
         free(buf);
     if (rv != 0)
         return rv;
     /* the reply comes once this region applied the entry: a blob no region holds now went */
-    pthread_mutex_lock(&gc->lock);
+    pthread_mutex_lock(&gc->run.lock);
     for (size_t i = 0; i < gc->nbatch; i++) {
         if (pt_metastore_blob_location(gc->node->ms, gc->batch[i].digest, NULL) !=
             PT_E_BLOB_UNKNOWN)
@@ -295,7 +221,7 @@ static int propose_batch(struct pt_gc *gc)
         gc->bytes += gc->batch[i].size;
         report_add(gc, gc->batch[i].digest, gc->batch[i].size);
     }
-    pthread_mutex_unlock(&gc->lock);
+    pthread_mutex_unlock(&gc->run.lock);
     gc->nbatch = 0;
     return 0;
 }
@@ -320,7 +246,7 @@ static int forget_collected(struct pt_gc *gc)
             pt_command_builder_free(&b);
         }
         if (rv == 0)
-            rv = run_job(gc, PT_JOB_PROPOSE, buf, len);
+            rv = pt_runner_propose(&gc->run, PT_JOB_PROPOSE, buf, len);
         else
             free(buf);
     }
@@ -346,7 +272,7 @@ static int ref_cb(const char *repo, const char *subject, const char *digest, voi
 {
     struct ref_ctx *rc = arg;
     pace(rc->gc);
-    if (stopping(rc->gc))
+    if (pt_runner_stopping(&rc->gc->run))
         return PT_E_UNAVAILABLE;
     struct orphan *o = &rc->v[rc->n++];
     snprintf(o->repo, sizeof(o->repo), "%s", repo);
@@ -376,9 +302,9 @@ static int collect_referrers(struct pt_gc *gc, int dry_run)
         if (rv != 0 || rc.n == 0)
             break;
         if (dry_run) {
-            pthread_mutex_lock(&gc->lock);
+            pthread_mutex_lock(&gc->run.lock);
             gc->referrers += rc.n;
-            pthread_mutex_unlock(&gc->lock);
+            pthread_mutex_unlock(&gc->run.lock);
             break;
         }
         for (size_t i = 0; i < rc.n; i++)
@@ -395,16 +321,16 @@ static int collect_referrers(struct pt_gc *gc, int dry_run)
             pt_command_builder_free(&b);
         }
         if (rv == 0)
-            rv = run_job(gc, PT_JOB_PROPOSE, buf, len);
+            rv = pt_runner_propose(&gc->run, PT_JOB_PROPOSE, buf, len);
         else
             free(buf);
         size_t deleted = 0;
         for (size_t i = 0; rv == 0 && i < rc.n; i++)
             deleted += pt_metastore_get_manifest(gc->node->ms, rc.v[i].repo, rc.v[i].digest,
                                                  NULL) == PT_E_MANIFEST_UNKNOWN;
-        pthread_mutex_lock(&gc->lock);
+        pthread_mutex_lock(&gc->run.lock);
         gc->referrers += deleted;
-        pthread_mutex_unlock(&gc->lock);
+        pthread_mutex_unlock(&gc->run.lock);
         if (deleted == 0 || !rc.full)
             break;
     }
@@ -426,7 +352,7 @@ static int child_cb(const char *repo, const char *digest, void *arg)
 {
     struct child_ctx *cc = arg;
     pace(cc->gc);
-    if (stopping(cc->gc))
+    if (pt_runner_stopping(&cc->gc->run))
         return PT_E_UNAVAILABLE;
     struct orphan *o = &cc->v[cc->n++];
     snprintf(o->repo, sizeof(o->repo), "%s", repo);
@@ -460,9 +386,9 @@ static int collect_children(struct pt_gc *gc, int dry_run)
             for (size_t i = 0; i < cc.n; i++)
                 doomed += pt_metastore_get_manifest(gc->node->ms, cc.v[i].repo, cc.v[i].digest,
                                                     NULL) == 0;
-            pthread_mutex_lock(&gc->lock);
+            pthread_mutex_lock(&gc->run.lock);
             gc->children += doomed; /* at most: one tagged meanwhile is kept */
-            pthread_mutex_unlock(&gc->lock);
+            pthread_mutex_unlock(&gc->run.lock);
             break;
         }
         for (size_t i = 0; i < cc.n; i++)
@@ -479,16 +405,16 @@ static int collect_children(struct pt_gc *gc, int dry_run)
             pt_command_builder_free(&b);
         }
         if (rv == 0)
-            rv = run_job(gc, PT_JOB_PROPOSE, buf, len);
+            rv = pt_runner_propose(&gc->run, PT_JOB_PROPOSE, buf, len);
         else
             free(buf);
         size_t deleted = 0;
         for (size_t i = 0; rv == 0 && i < cc.n; i++)
             deleted += pt_metastore_get_manifest(gc->node->ms, cc.v[i].repo, cc.v[i].digest,
                                                  NULL) == PT_E_MANIFEST_UNKNOWN;
-        pthread_mutex_lock(&gc->lock);
+        pthread_mutex_lock(&gc->run.lock);
         gc->children += deleted;
-        pthread_mutex_unlock(&gc->lock);
+        pthread_mutex_unlock(&gc->run.lock);
         if (!cc.full)
             break;
     }
@@ -500,9 +426,9 @@ static int collect_children(struct pt_gc *gc, int dry_run)
 static void run_pass(struct pt_gc *gc, int dry_run)
 {
     int64_t start = pt_clock_wall_ms(), mono = pt_clock_mono_ms();
-    pthread_mutex_lock(&gc->lock);
-    gc->running = 1;
-    gc->dry_run = dry_run;
+    pthread_mutex_lock(&gc->run.lock);
+    gc->run.running = 1;
+    gc->run.dry_run = dry_run;
     gc->phase = "referrers";
     gc->visited = gc->candidates = gc->collected = gc->bytes = gc->links_removed = 0;
     gc->referrers = gc->children = 0;
@@ -510,7 +436,7 @@ static void run_pass(struct pt_gc *gc, int dry_run)
     gc->report_truncated = 0;
     gc->started_ms = start;
     gc->last_error[0] = '\0';
-    pthread_mutex_unlock(&gc->lock);
+    pthread_mutex_unlock(&gc->run.lock);
     gc->pace_start_ms = mono;
     gc->paced = 0;
     gc->nbatch = 0;
@@ -519,9 +445,9 @@ static void run_pass(struct pt_gc *gc, int dry_run)
     int rv = collect_children(gc, dry_run);
     if (rv == 0)
         rv = collect_referrers(gc, dry_run);
-    pthread_mutex_lock(&gc->lock);
+    pthread_mutex_lock(&gc->run.lock);
     gc->phase = "marking";
-    pthread_mutex_unlock(&gc->lock);
+    pthread_mutex_unlock(&gc->run.lock);
     while (rv == 0) {
         mc.full = 0;
         char after[PT_DIGEST_STR_MAX + 1];
@@ -539,15 +465,15 @@ static void run_pass(struct pt_gc *gc, int dry_run)
         rv = forget_collected(gc);
 
     int64_t end = pt_clock_wall_ms();
-    pthread_mutex_lock(&gc->lock);
-    gc->running = 0;
+    pthread_mutex_lock(&gc->run.lock);
+    gc->run.running = 0;
     gc->phase = "idle";
     gc->finished_ms = end;
     gc->last_status = rv;
     if (rv != 0)
         snprintf(gc->last_error, sizeof(gc->last_error), "%s", pt_err_message(rv));
     uint64_t collected = gc->collected, bytes = gc->bytes, visited = gc->visited;
-    pthread_mutex_unlock(&gc->lock);
+    pthread_mutex_unlock(&gc->run.lock);
     if (!dry_run)
         pt_metrics_gc_pass(end, (uint64_t)(pt_clock_mono_ms() - mono));
     pt_log(rv == 0 ? PT_LOG_INFO : PT_LOG_WARN, "garbage collection pass",
@@ -587,10 +513,10 @@ static void remove_file(struct pt_gc *gc, const struct pt_digest *d, const char 
         return;
     int rv = pt_blobstore_remove_blob_before(gc->node->bs, d, before_ms);
     if (rv == 0) {
-        pthread_mutex_lock(&gc->lock);
+        pthread_mutex_lock(&gc->run.lock);
         gc->files_deleted++;
         gc->files_bytes += size;
-        pthread_mutex_unlock(&gc->lock);
+        pthread_mutex_unlock(&gc->run.lock);
         pt_metrics_gc_reclaimed(1, size);
         pt_log(PT_LOG_INFO, "blob file removed", "{s:s,s:I}", "digest", digest, "size",
                (json_int_t)size);
@@ -610,7 +536,8 @@ static unsigned drain(struct pt_gc *gc)
     char digest[PT_DIGEST_STR_MAX + 1] = "";
     while (n < GC_DRAIN_MAX) {
         int64_t t;
-        if (stopping(gc) || pt_metastore_gc_pending_next(gc->node->ms, digest, digest, &t) != 0)
+        if (pt_runner_stopping(&gc->run) ||
+            pt_metastore_gc_pending_next(gc->node->ms, digest, digest, &t) != 0)
             break;
         struct pt_digest d;
         if (pt_digest_parse(digest, strlen(digest), &d) == 0)
@@ -626,7 +553,7 @@ static int sweep_cb(const struct pt_digest *d, int64_t mtime_ms, uint64_t size, 
 {
     struct pt_gc *gc = arg;
     (void)size;
-    if (stopping(gc))
+    if (pt_runner_stopping(&gc->run))
         return PT_E_UNAVAILABLE;
     int64_t before = pt_clock_wall_ms() - (int64_t)gc->node->cfg.gc_grace_ms;
     if (mtime_ms >= before)
@@ -634,13 +561,13 @@ static int sweep_cb(const struct pt_digest *d, int64_t mtime_ms, uint64_t size, 
     pace(gc);
     char digest[PT_DIGEST_STR_MAX + 1];
     pt_digest_format(d, digest);
-    pthread_mutex_lock(&gc->lock);
+    pthread_mutex_lock(&gc->run.lock);
     uint64_t was = gc->files_deleted;
-    pthread_mutex_unlock(&gc->lock);
+    pthread_mutex_unlock(&gc->run.lock);
     remove_file(gc, d, digest, before);
-    pthread_mutex_lock(&gc->lock);
+    pthread_mutex_lock(&gc->run.lock);
     gc->swept += gc->files_deleted - was;
-    pthread_mutex_unlock(&gc->lock);
+    pthread_mutex_unlock(&gc->run.lock);
     return 0;
 }
 
@@ -674,17 +601,8 @@ static void *gc_main(void *arg)
     gc->next_sweep_ms = now + sweep_every;
     unsigned drained = 0;
     for (;;) {
-        pthread_mutex_lock(&gc->lock);
-        if (!gc->stop && gc->requested == 0 && drained < GC_DRAIN_MAX) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += GC_POLL_MS / 1000;
-            pthread_cond_timedwait(&gc->cond, &gc->lock, &ts);
-        }
-        int stop = gc->stop, req = gc->requested;
-        gc->requested = 0;
-        pthread_mutex_unlock(&gc->lock);
-        if (stop)
+        int req;
+        if (pt_runner_wait(&gc->run, drained < GC_DRAIN_MAX ? GC_POLL_MS : 0, &req))
             break;
         drained = drain(gc);
         int sweep_now = drained > 0;
@@ -692,7 +610,7 @@ static void *gc_main(void *arg)
         int scheduled = gc->next_pass_ms != 0 && now >= gc->next_pass_ms;
         if (scheduled)
             gc->next_pass_ms = now + (int64_t)cfg->gc_interval_ms;
-        if (req != 0 || (scheduled && is_leader(gc))) {
+        if (req != 0 || (scheduled && pt_runner_leads(&gc->run))) {
             run_pass(gc, req == 2);
             drained = drain(gc);
             sweep_now = 1;
@@ -715,18 +633,14 @@ int pt_gc_start(struct pt_node *node, uv_loop_t *loop, struct pt_gc **out)
     gc->phase = "idle";
     gc->report = calloc(GC_REPORT_MAX, sizeof(*gc->report));
     gc->batch = calloc(PT_COMMAND_COLLECT_MAX, sizeof(*gc->batch));
-    if (gc->report == NULL || gc->batch == NULL || pt_mailbox_init(&gc->mailbox, loop) != 0) {
+    if (gc->report == NULL || gc->batch == NULL || pt_runner_init(&gc->run, node, loop) != 0) {
         free(gc->report);
         free(gc->batch);
         free(gc);
         return PT_E_NOMEM;
     }
-    pthread_mutex_init(&gc->lock, NULL);
-    pthread_cond_init(&gc->cond, NULL);
-    if (pthread_create(&gc->thread, NULL, gc_main, gc) != 0) {
-        pt_mailbox_close(&gc->mailbox);
+    if (pt_runner_spawn(&gc->run, gc_main, gc) != 0)
         return PT_E_INTERNAL; /* gc stays allocated: the mailbox closes on the loop */
-    }
     *out = gc;
     return 0;
 }
@@ -735,30 +649,17 @@ void pt_gc_stop(struct pt_gc *gc)
 {
     if (gc == NULL)
         return;
-    pthread_mutex_lock(&gc->lock);
-    gc->stop = 1;
-    pthread_cond_broadcast(&gc->cond);
-    pthread_mutex_unlock(&gc->lock);
-    pthread_join(gc->thread, NULL);
-    pt_mailbox_close(&gc->mailbox);
+    pt_runner_stop(&gc->run);
 }
 
 int pt_gc_request(struct pt_gc *gc, int dry_run)
 {
-    pthread_mutex_lock(&gc->lock);
-    int rv = gc->running || gc->requested != 0 ? PT_E_EXISTS : 0;
-    if (rv == 0) {
-        gc->requested = dry_run ? 2 : 1;
-        gc->phase = "starting";
-        pthread_cond_broadcast(&gc->cond);
-    }
-    pthread_mutex_unlock(&gc->lock);
-    return rv;
+    return pt_runner_request(&gc->run, dry_run);
 }
 
 char *pt_gc_status_json(struct pt_gc *gc)
 {
-    pthread_mutex_lock(&gc->lock);
+    pthread_mutex_lock(&gc->run.lock);
     json_t *blobs = json_array();
     for (size_t i = 0; blobs != NULL && i < gc->nreport; i++)
         json_array_append_new(blobs, json_pack("{s:s,s:I}", "digest", gc->report[i].digest, "size",
@@ -767,19 +668,19 @@ char *pt_gc_status_json(struct pt_gc *gc)
     json_t *o = json_pack(
         "{s:s,s:b,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:s,s:I,s:I,s:I,s:I,s:I,"
         "s:I}",
-        "region", cfg->region, "running", gc->running || gc->requested != 0, "dry_run",
-        gc->running ? gc->dry_run : gc->requested == 2 || gc->dry_run, "phase", gc->phase,
-        "blobs_examined", (json_int_t)gc->visited, "candidates", (json_int_t)gc->candidates,
-        "blobs_collected", (json_int_t)gc->collected, "bytes_reclaimed", (json_int_t)gc->bytes,
-        "links_removed", (json_int_t)gc->links_removed, "referrers_deleted",
-        (json_int_t)gc->referrers, "children_deleted", (json_int_t)gc->children, "started_ms",
-        (json_int_t)gc->started_ms, "finished_ms", (json_int_t)gc->finished_ms, "blobs",
-        blobs != NULL ? blobs : json_array(), "truncated", gc->report_truncated, "error",
-        gc->last_error, "files_deleted_total", (json_int_t)gc->files_deleted,
-        "file_bytes_deleted_total", (json_int_t)gc->files_bytes, "files_swept_total",
-        (json_int_t)gc->swept, "grace_ms", (json_int_t)cfg->gc_grace_ms, "interval_ms",
-        (json_int_t)cfg->gc_interval_ms, "rate", (json_int_t)cfg->gc_rate);
-    pthread_mutex_unlock(&gc->lock);
+        "region", cfg->region, "running", gc->run.running || gc->run.requested != 0, "dry_run",
+        gc->run.running ? gc->run.dry_run : gc->run.requested == 2 || gc->run.dry_run, "phase",
+        gc->run.requested != 0 && !gc->run.running ? "starting" : gc->phase, "blobs_examined",
+        (json_int_t)gc->visited, "candidates", (json_int_t)gc->candidates, "blobs_collected",
+        (json_int_t)gc->collected, "bytes_reclaimed", (json_int_t)gc->bytes, "links_removed",
+        (json_int_t)gc->links_removed, "referrers_deleted", (json_int_t)gc->referrers,
+        "children_deleted", (json_int_t)gc->children, "started_ms", (json_int_t)gc->started_ms,
+        "finished_ms", (json_int_t)gc->finished_ms, "blobs", blobs != NULL ? blobs : json_array(),
+        "truncated", gc->report_truncated, "error", gc->last_error, "files_deleted_total",
+        (json_int_t)gc->files_deleted, "file_bytes_deleted_total", (json_int_t)gc->files_bytes,
+        "files_swept_total", (json_int_t)gc->swept, "grace_ms", (json_int_t)cfg->gc_grace_ms,
+        "interval_ms", (json_int_t)cfg->gc_interval_ms, "rate", (json_int_t)cfg->gc_rate);
+    pthread_mutex_unlock(&gc->run.lock);
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;

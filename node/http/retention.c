@@ -10,9 +10,9 @@
  * once the command was applied in this region (a tag still naming the digest, a manifest
  * still there, stayed: the re-check kept it).
  *
- * State: struct pt_retention is owned by its thread except the `lock`-protected fields
- * (request, status, report, stop) read by the admin API; the proposal is borrowed by the
- * committer between submit and its callback (on the main loop), which signals `cond`.
+ * State: struct pt_retention is owned by its thread except the fields under run.lock (request,
+ * status, report, stop) read by the admin API; the thread, its requests and its one proposal
+ * in flight are runner.h's.
  */
 #include "retention.h"
 
@@ -30,7 +30,7 @@
 #include "digest.h"
 #include "err.h"
 #include "log.h"
-#include "mailbox.h"
+#include "runner.h"
 #include "metastore.h"
 #include "metrics.h"
 #include "worker.h"
@@ -49,16 +49,8 @@ struct item {
 
 struct pt_retention {
     struct pt_node *node;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct pt_mailbox mailbox; /* main loop: committer replies */
-    struct pt_proposal prop;   /* one in flight at a time */
-    int prop_done;             /* under lock */
-    int stop;                  /* under lock */
-    int requested;             /* under lock: 1 = a run, 2 = a dry run */
-    /* status, under lock */
-    int running, dry_run;
+    struct pt_runner run; /* thread, lock, request (1 = a run, 2 = a dry run), proposal */
+    /* status, under run.lock */
     uint64_t tags_deleted, manifests_deleted;
     int64_t started_ms, finished_ms;
     char last_error[128];
@@ -70,64 +62,6 @@ struct pt_retention {
     size_t ntags, nmans;
     int64_t next_ms;
 };
-
-static int stopping(struct pt_retention *r)
-{
-    pthread_mutex_lock(&r->lock);
-    int s = r->stop;
-    pthread_mutex_unlock(&r->lock);
-    return s;
-}
-
-/* Main loop: the committer answered the job in flight. */
-static void proposal_done_cb(struct pt_proposal *p)
-{
-    struct pt_retention *r =
-        (struct pt_retention *)((char *)p - offsetof(struct pt_retention, prop));
-    pthread_mutex_lock(&r->lock);
-    r->prop_done = 1;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
-}
-
-/* Submits a job and waits for its answer; PT_E_UNAVAILABLE when stopping (the proposal stays
- * borrowed by the committer: r lives until exit). */
-static int run_job(struct pt_retention *r, int kind, void *buf, size_t len)
-{
-    struct pt_proposal *p = &r->prop;
-    memset(p, 0, sizeof(*p));
-    p->reply_to = &r->mailbox;
-    p->done_cb = proposal_done_cb;
-    p->kind = kind;
-    p->buf = buf;
-    p->len = len;
-    pthread_mutex_lock(&r->lock);
-    r->prop_done = 0;
-    pthread_mutex_unlock(&r->lock);
-    pt_committer_submit(r->node->committer, p);
-    pthread_mutex_lock(&r->lock);
-    while (!r->prop_done && !r->stop)
-        pthread_cond_wait(&r->cond, &r->lock);
-    int done = r->prop_done;
-    pthread_mutex_unlock(&r->lock);
-    return done ? p->status : PT_E_UNAVAILABLE;
-}
-
-/* 1 if this region runs the scheduled pass: a single region, or the Raft leader. */
-static int is_leader(struct pt_retention *r)
-{
-    if (!pt_committer_is_cluster(r->node->committer))
-        return 1;
-    if (run_job(r, PT_JOB_STATUS, NULL, 0) != 0 || r->prop.text == NULL)
-        return 0;
-    json_t *o = json_loads(r->prop.text, 0, NULL);
-    free(r->prop.text);
-    r->prop.text = NULL;
-    const char *role = json_string_value(json_object_get(o, "role"));
-    int leader = role != NULL && strcmp(role, "leader") == 0;
-    json_decref(o);
-    return leader;
-}
 
 static void report_add(struct pt_retention *r, const struct item *it)
 {
@@ -169,13 +103,13 @@ static int propose(struct pt_retention *r)
     free(t);
     free(m);
     if (rv == 0)
-        rv = run_job(r, PT_JOB_PROPOSE, buf, len);
+        rv = pt_runner_propose(&r->run, PT_JOB_PROPOSE, buf, len);
     else
         free(buf);
     if (rv != 0)
         return rv;
     /* answered once applied here: what is gone went with this command (or a concurrent delete) */
-    pthread_mutex_lock(&r->lock);
+    pthread_mutex_lock(&r->run.lock);
     for (size_t i = 0; i < r->ntags; i++) {
         char d[PT_DIGEST_STR_MAX + 1];
         int g = pt_metastore_get_tag(r->node->ms, r->tags[i].repo, r->tags[i].tag, d);
@@ -186,7 +120,7 @@ static int propose(struct pt_retention *r)
         if (pt_metastore_get_manifest(r->node->ms, r->mans[i].repo, r->mans[i].digest, NULL) ==
             PT_E_MANIFEST_UNKNOWN)
             report_add(r, &r->mans[i]);
-    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_unlock(&r->run.lock);
     r->ntags = r->nmans = 0;
     return 0;
 }
@@ -195,17 +129,17 @@ static int propose(struct pt_retention *r)
 static int take(struct pt_retention *r, const char *repo, const char *tag, const char *digest,
                 int64_t older_than_ms)
 {
-    if (stopping(r))
+    if (pt_runner_stopping(&r->run))
         return PT_E_UNAVAILABLE;
     struct item it;
     snprintf(it.repo, sizeof(it.repo), "%s", repo);
     snprintf(it.tag, sizeof(it.tag), "%s", tag != NULL ? tag : "");
     snprintf(it.digest, sizeof(it.digest), "%s", digest);
     it.older_than_ms = older_than_ms;
-    if (r->dry_run) {
-        pthread_mutex_lock(&r->lock);
+    if (r->run.dry_run) {
+        pthread_mutex_lock(&r->run.lock);
         report_add(r, &it);
-        pthread_mutex_unlock(&r->lock);
+        pthread_mutex_unlock(&r->run.lock);
         return 0;
     }
     if (tag != NULL)
@@ -232,27 +166,27 @@ static int man_cb(const char *repo, const char *digest, int64_t older_than_ms, v
 static void run_pass(struct pt_retention *r, int dry_run)
 {
     int64_t mono = pt_clock_mono_ms();
-    pthread_mutex_lock(&r->lock);
-    r->running = 1;
-    r->dry_run = dry_run;
+    pthread_mutex_lock(&r->run.lock);
+    r->run.running = 1;
+    r->run.dry_run = dry_run;
     r->tags_deleted = r->manifests_deleted = 0;
     r->nreport = 0;
     r->truncated = 0;
     r->started_ms = pt_clock_wall_ms();
     r->last_error[0] = '\0';
-    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_unlock(&r->run.lock);
     r->ntags = r->nmans = 0;
     int rv = pt_metastore_retention_plan(r->node->ms, pt_clock_wall_ms(), tag_cb, man_cb, r);
     if (rv == 0 && !dry_run)
         rv = propose(r);
     int64_t end = pt_clock_wall_ms();
-    pthread_mutex_lock(&r->lock);
-    r->running = 0;
+    pthread_mutex_lock(&r->run.lock);
+    r->run.running = 0;
     r->finished_ms = end;
     if (rv != 0)
         snprintf(r->last_error, sizeof(r->last_error), "%s", pt_err_message(rv));
     uint64_t tags = r->tags_deleted, mans = r->manifests_deleted;
-    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_unlock(&r->run.lock);
     if (!dry_run)
         pt_metrics_retention_run(end, tags, mans);
     pt_log(rv == 0 ? PT_LOG_INFO : PT_LOG_WARN, "retention run", "{s:b,s:I,s:I,s:I,s:s}", "dry_run",
@@ -266,23 +200,14 @@ static void *retention_main(void *arg)
     uint64_t every = r->node->cfg.retention_interval_ms;
     r->next_ms = every > 0 ? pt_clock_mono_ms() + (int64_t)every : 0;
     for (;;) {
-        pthread_mutex_lock(&r->lock);
-        if (!r->stop && r->requested == 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += POLL_MS / 1000;
-            pthread_cond_timedwait(&r->cond, &r->lock, &ts);
-        }
-        int stop = r->stop, req = r->requested;
-        r->requested = 0;
-        pthread_mutex_unlock(&r->lock);
-        if (stop)
+        int req;
+        if (pt_runner_wait(&r->run, POLL_MS, &req))
             break;
         int64_t now = pt_clock_mono_ms();
         int scheduled = r->next_ms != 0 && now >= r->next_ms;
         if (scheduled)
             r->next_ms = now + (int64_t)every;
-        if (req != 0 || (scheduled && is_leader(r)))
+        if (req != 0 || (scheduled && pt_runner_leads(&r->run)))
             run_pass(r, req == 2);
     }
     return NULL;
@@ -298,19 +223,15 @@ int pt_retention_start(struct pt_node *node, uv_loop_t *loop, struct pt_retentio
     r->tags = calloc(PT_COMMAND_RETAIN_MAX, sizeof(*r->tags));
     r->mans = calloc(PT_COMMAND_RETAIN_MAX, sizeof(*r->mans));
     if (r->report == NULL || r->tags == NULL || r->mans == NULL ||
-        pt_mailbox_init(&r->mailbox, loop) != 0) {
+        pt_runner_init(&r->run, node, loop) != 0) {
         free(r->report);
         free(r->tags);
         free(r->mans);
         free(r);
         return PT_E_NOMEM;
     }
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
-    if (pthread_create(&r->thread, NULL, retention_main, r) != 0) {
-        pt_mailbox_close(&r->mailbox);
+    if (pt_runner_spawn(&r->run, retention_main, r) != 0)
         return PT_E_INTERNAL; /* r stays allocated: the mailbox closes on the loop */
-    }
     *out = r;
     return 0;
 }
@@ -319,29 +240,17 @@ void pt_retention_stop(struct pt_retention *r)
 {
     if (r == NULL)
         return;
-    pthread_mutex_lock(&r->lock);
-    r->stop = 1;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
-    pthread_join(r->thread, NULL);
-    pt_mailbox_close(&r->mailbox);
+    pt_runner_stop(&r->run);
 }
 
 int pt_retention_request(struct pt_retention *r, int dry_run)
 {
-    pthread_mutex_lock(&r->lock);
-    int rv = r->running || r->requested != 0 ? PT_E_EXISTS : 0;
-    if (rv == 0) {
-        r->requested = dry_run ? 2 : 1;
-        pthread_cond_broadcast(&r->cond);
-    }
-    pthread_mutex_unlock(&r->lock);
-    return rv;
+    return pt_runner_request(&r->run, dry_run);
 }
 
 char *pt_retention_status_json(struct pt_retention *r)
 {
-    pthread_mutex_lock(&r->lock);
+    pthread_mutex_lock(&r->run.lock);
     json_t *tags = json_array(), *mans = json_array();
     for (size_t i = 0; tags != NULL && mans != NULL && i < r->nreport; i++) {
         const struct item *it = &r->report[i];
@@ -354,14 +263,14 @@ char *pt_retention_status_json(struct pt_retention *r)
     }
     json_t *o = json_pack(
         "{s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:o,s:o,s:b,s:s,s:I}", "region", r->node->cfg.region,
-        "running", r->running || r->requested != 0, "dry_run",
-        r->running ? r->dry_run : r->requested == 2 || r->dry_run, "tags_deleted",
+        "running", r->run.running || r->run.requested != 0, "dry_run",
+        r->run.running ? r->run.dry_run : r->run.requested == 2 || r->run.dry_run, "tags_deleted",
         (json_int_t)r->tags_deleted, "manifests_deleted", (json_int_t)r->manifests_deleted,
         "started_ms", (json_int_t)r->started_ms, "finished_ms", (json_int_t)r->finished_ms, "tags",
         tags != NULL ? tags : json_array(), "manifests", mans != NULL ? mans : json_array(),
         "truncated", r->truncated, "error", r->last_error, "interval_ms",
         (json_int_t)r->node->cfg.retention_interval_ms);
-    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_unlock(&r->run.lock);
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
