@@ -38,7 +38,8 @@
  *
  * The time each request spends per phase goes to portolan_upload_phase_seconds (metrics.h).
  *
- * A repository locked for writes (store/metastore_policy.c) refuses a POST with 403 DENIED.
+ * A repository locked for writes (store/metastore_policy.c) refuses a POST with 403 DENIED, once
+ * the lock is confirmed at the leader's commit index (a region a moment behind an unlock waits).
  *
  * Free space (base/diskspace.h): below the reserve a POST (session, monolithic or mount), a
  * PATCH and a closing PUT get 507 with Retry-After before anything is written; GET and the
@@ -637,7 +638,24 @@ static void open_session(struct pt_worker *w, h2o_req_t *req, const char *name)
     ingest_start(ing, req);
 }
 
+static void uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                    int may_catch_up);
+
+/* The POST again, once this region caught up with the leader: its refusal is final. */
+static void uploads_again(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    uploads(w, req, rt, 0);
+}
+
 void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt)
+{
+    uploads(w, req, rt, 1);
+}
+
+/* POST (may_catch_up: a lock found in this region's state is checked again once the region
+ * has caught up with the leader, so an unlock committed elsewhere a moment ago is seen). */
+static void uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *rt,
+                    int may_catch_up)
 {
     if (!pt_http_method_is(req, "POST")) {
         pt_http_error(req, PT_E_METHOD, NULL, NULL);
@@ -650,10 +668,13 @@ void pt_api_uploads(struct pt_worker *w, h2o_req_t *req, const struct pt_route *
     }
     char *name = pt_api_name(req, rt);
     /* A repository locked for writes takes no manifest (the FSM refuses it): its uploads are
-     * refused up front, from this region's state, so a client learns it before sending blobs. */
+     * refused up front, so a client learns it before sending blobs. The lock is read from this
+     * region's state, confirmed at the leader's commit index before refusing (in a cluster). */
     char msg[PT_POLICY_MSG_MAX];
     if (pt_metastore_policy_explain(w->node->ms, PT_POLICY_PUSH, name, NULL, NULL, msg,
                                     sizeof(msg)) == PT_E_LOCKED) {
+        if (may_catch_up && pt_api_catch_up(w, req, rt, NULL, uploads_again) == 0)
+            return;
         pt_http_error(req, PT_E_LOCKED, msg, NULL);
         return;
     }
