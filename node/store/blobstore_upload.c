@@ -457,23 +457,42 @@ int pt_blobstore_upload_sync(struct pt_blobstore *bs, const struct pt_upload *u)
     return rv;
 }
 
-int pt_blobstore_upload_repair(struct pt_blobstore *bs, const struct pt_upload *u)
+/* Opens the file of session u (flags: O_RDONLY or O_WRONLY) into *fd and its size into *size
+ * after checking that it is a regular file holding at least the recorded bytes. 0, or
+ * PT_E_BLOB_UPLOAD_INVALID (no such file, or too short), or an I/O error (nothing open). */
+static int open_session_file(struct pt_blobstore *bs, const struct pt_upload *u, int flags, int *fd,
+                             uint64_t *size)
 {
     struct stat st;
-    int fd, rv = 0;
-
     if (u->offset > PT_UPLOAD_SIZE_MAX)
         return PT_E_BLOB_UPLOAD_INVALID;
-    fd = open_upload(bs, u->id, O_WRONLY);
-    if (fd == PT_E_BLOB_UPLOAD_UNKNOWN)
+    int f = open_upload(bs, u->id, flags);
+    if (f == PT_E_BLOB_UPLOAD_UNKNOWN)
         return PT_E_BLOB_UPLOAD_INVALID;
-    if (fd < 0)
-        return fd;
-    if (fstat(fd, &st) != 0)
+    if (f < 0)
+        return f;
+    int rv = 0;
+    if (fstat(f, &st) != 0)
         rv = blobstore_io_err(errno);
     else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < u->offset)
         rv = PT_E_BLOB_UPLOAD_INVALID;
-    else if ((uint64_t)st.st_size > u->offset && bs->sys.ftruncate_fn(fd, (off_t)u->offset) != 0)
+    if (rv != 0) {
+        close(f);
+        return rv;
+    }
+    *fd = f;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int pt_blobstore_upload_repair(struct pt_blobstore *bs, const struct pt_upload *u)
+{
+    int fd;
+    uint64_t size;
+    int rv = open_session_file(bs, u, O_WRONLY, &fd, &size);
+    if (rv != 0)
+        return rv;
+    if (size > u->offset && bs->sys.ftruncate_fn(fd, (off_t)u->offset) != 0)
         rv = blobstore_io_err(errno);
     close(fd);
     return rv;
@@ -581,26 +600,13 @@ err_after_fd:
 int pt_blobstore_upload_verify(struct pt_blobstore *bs, const struct pt_upload *u)
 {
     unsigned char *buf;
-    struct stat st;
     SHA256_CTX sha;
-    uint64_t off = 0;
-    int fd, rv = 0;
+    uint64_t off = 0, size;
+    int fd;
 
-    if (u->offset > PT_UPLOAD_SIZE_MAX)
-        return PT_E_BLOB_UPLOAD_INVALID;
-    fd = open_upload(bs, u->id, O_RDONLY);
-    if (fd == PT_E_BLOB_UPLOAD_UNKNOWN)
-        return PT_E_BLOB_UPLOAD_INVALID;
-    if (fd < 0)
-        return fd;
-    if (fstat(fd, &st) != 0) {
-        rv = blobstore_io_err(errno);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < u->offset) {
-        rv = PT_E_BLOB_UPLOAD_INVALID;
-        goto out;
-    }
+    int rv = open_session_file(bs, u, O_RDONLY, &fd, &size);
+    if (rv != 0)
+        return rv;
     if ((buf = malloc(REHASH_SLICE)) == NULL) {
         rv = PT_E_NOMEM;
         goto out;
