@@ -29,15 +29,19 @@
 #include "raft_fsm.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "diskspace.h"
 #include "err.h"
 #include "fsm.h"
 #include "log.h"
 #include "metastore.h"
+#include "raft_snapshot.h"
 
 static int to_raft_err(int pt_err)
 {
@@ -263,15 +267,149 @@ static int snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
     return 0;
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- snapshots by reference (version 3) ------------------------------------------------ */
+
+/* One snapshot being taken: pinned in the loop, written in the pool, released in the loop. */
+struct pt_raft_snap_job {
+    struct pt_metastore_pin *pin;
+    struct raft_buffer buf; /* the descriptor raft stores (bufs[0]) */
+    unsigned char desc[PT_SNAPDESC_LEN];
+    int rv; /* the pool's outcome, read in finalize */
+    uint64_t size, ms;
+};
+
+static int snapshot_file_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct pt_raft_fsm *f = fsm->data;
+    if (f->pending != NULL || f->job != NULL)
+        return RAFT_BUSY; /* behind raft's applied index, or one is still being written */
+    struct pt_raft_snap_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return RAFT_NOMEM;
+    int rv = pt_metastore_pin(f->ms, &j->pin);
+    if (rv == 0 && pt_metastore_pin_index(j->pin) == 0)
+        rv = PT_E_UNAVAILABLE; /* nothing applied yet */
+    if (rv != 0) {
+        pt_metastore_unpin(j->pin);
+        free(j);
+        return rv == PT_E_UNAVAILABLE ? RAFT_BUSY : to_raft_err(rv);
+    }
+    j->buf.base = j->desc;
+    j->buf.len = sizeof(j->desc);
+    j->rv = PT_E_INTERNAL; /* until the pool wrote the file */
+    f->job = j;
+    *bufs = &j->buf;
+    *n_bufs = 1;
+    return 0;
+}
+
+/* Thread pool: reads f->sdir, f->self_id, f->job (set before, untouched until finalize). */
+static int snapshot_async_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct pt_raft_fsm *f = fsm->data;
+    struct pt_raft_snap_job *j = f->job;
+    (void)bufs;
+    (void)n_bufs;
+    if (j == NULL)
+        return RAFT_INVALID;
+    uint64_t t0 = mono_ms();
+    struct pt_snapdesc d;
+    j->rv = pt_snapfile_write(f->sdir, j->pin, f->self_id, &d);
+    j->ms = mono_ms() - t0;
+    if (j->rv != 0)
+        return to_raft_err(j->rv);
+    pt_snapdesc_encode(&d, j->desc);
+    j->size = d.size;
+    uint64_t busy = atomic_load(&f->restoring);
+    pt_snapfile_prune(f->sdir, 2, &busy, busy != 0 ? 1 : 0);
+    return 0;
+}
+
+static int snapshot_finalize_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct pt_raft_fsm *f = fsm->data;
+    struct pt_raft_snap_job *j = f->job;
+    (void)bufs;
+    *n_bufs = 0;
+    if (j == NULL)
+        return 0;
+    f->job = NULL;
+    if (j->rv == 0) {
+        f->n_snapshots++;
+        f->snapshot_bytes = j->size;
+        f->snapshot_bytes_total += j->size;
+        f->snapshot_ms_total += j->ms;
+        pt_log(PT_LOG_INFO, "raft snapshot written", "{s:I,s:I,s:I}", "applied_index",
+               (json_int_t)pt_metastore_pin_index(j->pin), "bytes", (json_int_t)j->size, "ms",
+               (json_int_t)j->ms);
+    } else {
+        f->n_snapshot_failed++;
+        pt_log(PT_LOG_ERROR, "raft snapshot failed", "{s:s}", "error", pt_err_message(j->rv));
+    }
+    pt_metastore_unpin(j->pin);
+    free(j);
+    return 0;
+}
+
+int pt_raft_fsm_use_files(struct pt_raft_fsm *f, const char *sdir, uint64_t self_id)
+{
+    int n = snprintf(f->sdir, sizeof(f->sdir), "%s", sdir);
+    if (n < 0 || (size_t)n >= sizeof(f->sdir)) {
+        f->sdir[0] = '\0';
+        return PT_E_TOO_LARGE;
+    }
+    f->self_id = self_id;
+    f->fsm.version = 3;
+    f->fsm.snapshot = snapshot_file_cb;
+    f->fsm.snapshot_async = snapshot_async_cb;
+    f->fsm.snapshot_finalize = snapshot_finalize_cb;
+    return 0;
+}
+
+/* Restores the file a descriptor names. 0, or a PT_E_* (the store is then unchanged, or at
+ * index 0 and halted: see pt_metastore_restore_stream). */
+static int restore_file(struct pt_raft_fsm *f, const struct pt_snapdesc *d)
+{
+    if (f->sdir[0] == '\0')
+        return PT_E_UNSUPPORTED;
+    uint64_t t0 = mono_ms();
+    atomic_store(&f->restoring, d->index);
+    int rv = pt_snapfile_restore(f->ms, f->sdir, d);
+    atomic_store(&f->restoring, 0);
+    if (rv == 0) {
+        f->n_restored_files++;
+        f->restore_ms_total += mono_ms() - t0;
+        f->restore_bytes_total += d->size;
+    }
+    return rv;
+}
+
 static int restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     struct pt_raft_fsm *f = fsm->data;
     uint64_t index;
+    struct pt_snapdesc d;
     int rv = pt_metastore_halted(f->ms);
     if (rv != 0)
         return to_raft_err(rv);
-    rv = pt_metastore_snapshot_index(buf->base, buf->len, &index);
-    if (rv == 0 && index > pt_metastore_applied_index(f->ms) && pt_disk_low(buf->len)) {
+    /* a descriptor (raft_snapshot.h) or a whole stream of the previous version */
+    bool by_ref = pt_snapdesc_is(buf->base, buf->len);
+    uint64_t size = buf->len;
+    if (by_ref) {
+        rv = pt_snapdesc_parse(buf->base, buf->len, &d);
+        index = d.index;
+        size = d.size;
+    } else {
+        rv = pt_metastore_snapshot_index(buf->base, buf->len, &index);
+    }
+    if (rv == 0 && index > pt_metastore_applied_index(f->ms) && pt_disk_low(size)) {
         f->n_disk_refused++;
         pt_log(PT_LOG_WARN, "raft snapshot restore refused: free disk space below the reserve",
                "{s:I}", "index", (json_int_t)index);
@@ -283,9 +421,10 @@ static int restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
         return 0;
     }
     if (rv == 0)
-        rv = pt_metastore_restore(f->ms, buf->base, buf->len);
+        rv = by_ref ? restore_file(f, &d) : pt_metastore_restore(f->ms, buf->base, buf->len);
     if (rv != 0) {
-        pt_log(PT_LOG_ERROR, "raft snapshot restore failed", "{s:s}", "error", pt_err_message(rv));
+        pt_log(PT_LOG_ERROR, "raft snapshot restore failed", "{s:s,s:b}", "error",
+               pt_err_message(rv), "from_file", by_ref);
         return to_raft_err(rv);
     }
     /* raft applies again every entry after the snapshot: what was held back is obsolete */

@@ -35,6 +35,7 @@
 
 struct pt_metastore;
 struct pt_raft_pending;
+struct pt_raft_snap_job;
 
 /* Embedded by its user; needs no teardown of its own. */
 struct pt_raft_fsm {
@@ -54,6 +55,18 @@ struct pt_raft_fsm {
     struct pt_raft_pending *pending, **pending_tail;
     size_t n_pending, pending_bytes;
     uint64_t n_blob_changes; /* commands that changed blob locations or regions */
+    /* Snapshots by reference (pt_raft_fsm_use_files); sdir[0] == 0: in-memory streams. */
+    char sdir[4200];              /* the snapshots directory */
+    uint64_t self_id;             /* raft id written into descriptors */
+    struct pt_raft_snap_job *job; /* the snapshot being taken (owned), or NULL */
+    _Atomic uint64_t restoring;   /* index of the file being restored: never pruned */
+    uint64_t n_snapshot_failed;   /* snapshots whose file could not be written */
+    uint64_t snapshot_bytes;      /* size of the last snapshot file */
+    uint64_t snapshot_bytes_total;
+    uint64_t snapshot_ms_total; /* time spent writing snapshot files (pool thread) */
+    uint64_t n_restored_files;  /* restores from a snapshot file */
+    uint64_t restore_ms_total;  /* time spent in them (raft loop) */
+    uint64_t restore_bytes_total;
 };
 
 /*
@@ -63,6 +76,19 @@ struct pt_raft_fsm {
  */
 void pt_raft_fsm_init(struct pt_raft_fsm *f, struct pt_metastore *ms, struct raft *raft);
 void pt_raft_fsm_attach(struct pt_raft_fsm *f, struct raft *raft);
+/*
+ * Switches f to snapshots by reference (raft_snapshot.h), fsm version 3:
+ *   snapshot        (raft loop) pins the metastore (pt_metastore_pin): microseconds;
+ *   snapshot_async  (thread pool) writes the pinned state as <sdir>/<index>.pts with bounded
+ *                   memory and fills the one buffer raft stores and sends: the descriptor
+ *                   (PT_SNAPDESC_LEN bytes); then prunes files but the newest two;
+ *   snapshot_finalize (raft loop) releases the pin and the buffers (raft owns none of them).
+ * restore accepts a descriptor (restores from its file, which must be in sdir: the transport
+ * fetches it before raft sees the message, raft_node_snap.c) and still a whole stream of the
+ * previous version. sdir (borrowed, copied) is the snapshots directory, self_id this region's
+ * raft id. Returns 0 or PT_E_TOO_LARGE (sdir too long). Call before raft_start.
+ */
+int pt_raft_fsm_use_files(struct pt_raft_fsm *f, const char *sdir, uint64_t self_id);
 /* Frees the entries still held back (pending); f stays usable. */
 void pt_raft_fsm_release(struct pt_raft_fsm *f);
 

@@ -373,6 +373,11 @@ static void on_peer_request(void *arg, uint64_t from, uint32_t type, const void 
         pt_peer_reply(call, PT_E_DENIED, NULL, 0);
         return;
     }
+    if (type == PORTOLAN__PEER_TYPE__PEER_SNAPSHOT_WANT) {
+        /* any region serves the snapshot files it wrote, leader or not */
+        pt_raft_node__snap_serve(n, from, body, len, call);
+        return;
+    }
     if (n->stopping || pt_raft_node__leader_id(n) != n->cfg.self_id) {
         if (type == PORTOLAN__PEER_TYPE__PEER_PROPOSE)
             pt_raft_node__refuse_propose(call); /* never appended: the sender may go elsewhere */
@@ -430,7 +435,7 @@ int pt_raft_node_blob_feed(struct pt_raft_node *n, const char *digest, uint64_t 
 
 /* Start and stop ---------------------------------------------------------------------- */
 
-static void maybe_stopped(struct pt_raft_node *n)
+void pt_raft_node__maybe_stopped(struct pt_raft_node *n)
 {
     if (--n->closing > 0)
         return;
@@ -444,19 +449,19 @@ static void maybe_stopped(struct pt_raft_node *n)
 
 static void on_tick_closed(uv_handle_t *h)
 {
-    maybe_stopped(h->data);
+    pt_raft_node__maybe_stopped(h->data);
 }
 
 static void on_peers_closed(void *arg)
 {
-    maybe_stopped(arg);
+    pt_raft_node__maybe_stopped(arg);
 }
 
 static void on_blobs_stopped(void *arg)
 {
     struct pt_raft_node *n = arg;
     n->blobs = NULL;
-    maybe_stopped(n);
+    pt_raft_node__maybe_stopped(n);
 }
 
 static void on_raft_closed(struct raft *r)
@@ -468,7 +473,7 @@ static void on_raft_closed(struct raft *r)
     if (n->peers != NULL)
         pt_peers_close(n->peers, on_peers_closed, n);
     else
-        maybe_stopped(n);
+        pt_raft_node__maybe_stopped(n);
 }
 
 void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg)
@@ -494,7 +499,8 @@ void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg)
         q = la->next;
         pt_raft_node__fail_apply(la, PT_E_UNAVAILABLE);
     }
-    n->closing = 3; /* tick timer, check handle, then raft (+ peers) */
+    /* tick timer, check handle, then raft (+ peers), and snapshot work items in the pool */
+    n->closing = 3 + n->snap_works;
     if (n->blobs != NULL) {
         /* its proposals still in raft complete as raft closes */
         n->closing++;
@@ -580,6 +586,8 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     n->fsm.fsm.apply = wrapped_apply;
     n->fsm_restore = n->fsm.fsm.restore;
     n->fsm.fsm.restore = wrapped_restore;
+    if ((rv = pt_raft_node__snap_init(n)) != 0)
+        goto err_after_io;
     if (raft_init(&n->raft, &n->io, &n->fsm.fsm, cfg->self_id, me->address) != 0) {
         rv = PT_E_INTERNAL;
         goto err_after_io;

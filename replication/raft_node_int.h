@@ -23,8 +23,9 @@
 struct pt_peers;
 struct pt_peer_call;
 struct pt_blob_sync;
-struct waiter;  /* raft_node.c */
-struct forward; /* raft_forward.c */
+struct waiter;     /* raft_node.c */
+struct forward;    /* raft_forward.c */
+struct snap_fetch; /* raft_node_snap.c */
 
 struct leader_apply {
     struct raft_apply req;
@@ -110,6 +111,16 @@ struct pt_raft_node {
     int catch_up_inflight;      /* the start-up catch-up read is running (raft_node.c) */
     void (*stop_cb)(void *arg);
     void *stop_arg;
+    /* Raft snapshot files between regions (raft_node_snap.c): */
+    int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                    raft_io_recv_cb recv); /* raft_uv's own */
+    raft_io_recv_cb raft_recv;             /* raft's, given to io_start */
+    struct snap_fetch *snap_fetch;         /* the fetch running, or NULL */
+    unsigned snap_serving;                 /* pieces being read for peers */
+    unsigned snap_works;                   /* work items queued (fetch writes, serves) */
+    uint64_t snap_n_fetches, snap_n_fetched, snap_n_fetch_failed, snap_fetch_bytes;
+    uint64_t snap_n_dropped; /* InstallSnapshots dropped (a fetch running, bad descriptor) */
+    uint64_t snap_n_served, snap_served_bytes, snap_n_serve_refused;
 };
 
 /* Puts a fresh write id (region id, write_nonce, write_counter; PT_COMMAND_WRITE_ID_LEN
@@ -134,6 +145,16 @@ void pt_raft_node__wait_applied(struct pt_raft_node *n, uint64_t index, uint64_t
  * exactly once, never from inside the call. raft_node.c */
 void pt_raft_node__route(struct pt_raft_node *n, int is_write, void *buf, size_t len,
                          uint64_t avoid, uint64_t until, pt_raft_node_cb cb, void *arg);
+
+/* Snapshot files, raft_node_snap.c. Switches the FSM to snapshots by reference in
+ * <cfg.dir>/snapshots and wraps io.start to hold InstallSnapshots until their file is here
+ * (before raft_start). 0 or PT_E_IO / PT_E_TOO_LARGE. */
+int pt_raft_node__snap_init(struct pt_raft_node *n);
+/* Answers a SnapshotWant (body borrowed) from region from on call. */
+void pt_raft_node__snap_serve(struct pt_raft_node *n, uint64_t from, const void *body, size_t len,
+                              struct pt_peer_call *call);
+/* Drops one of the references pt_raft_node_stop counts in n->closing (raft_node.c). */
+void pt_raft_node__maybe_stopped(struct pt_raft_node *n);
 
 /* Writes, raft_forward.c. */
 /* Leader: queues an entry (buf borrowed, copied) for the next round; the local proposer cb

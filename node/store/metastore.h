@@ -237,6 +237,46 @@ int pt_metastore_snapshot_index(const void *buf, size_t len, uint64_t *index);
 int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len);
 
 /*
+ * ---- snapshots that never hold the whole state (metastore_snapfile.c) -------------------
+ * A pin is a consistent view (a RocksDB snapshot) of the store and its applied index, cheap
+ * to take on the apply thread; its stream (the same format as above) is then written from
+ * any thread in pieces while writes go on, and a stream is restored from a read function in
+ * batches of a few MiB. Neither direction holds more than a few MiB of it.
+ */
+struct pt_metastore_pin;
+/* Pins the current state: *out (owned; pt_metastore_unpin) or PT_E_NOMEM / PT_E_IO. */
+int pt_metastore_pin(struct pt_metastore *ms, struct pt_metastore_pin **out);
+/* The applied index the pinned state carries. */
+uint64_t pt_metastore_pin_index(const struct pt_metastore_pin *pin);
+/* Releases the view (NULL is a no-op). The store must still be open. */
+void pt_metastore_unpin(struct pt_metastore_pin *pin);
+/*
+ * Writes the stream of pin (borrowed) through write_fn(arg, bytes, n) (0 or a PT_E_* that
+ * stops the write) in pieces of at most 1 MiB; *size gets its length and sha256_out the
+ * SHA-256 of all of it (trailer included). Returns 0, PT_E_NOMEM, PT_E_IO, PT_E_CORRUPT (a
+ * stored record beyond the limits restore accepts) or write_fn's error. Any thread, while
+ * writers go on; the pin must outlive the call.
+ */
+int pt_metastore_pin_write(struct pt_metastore_pin *pin,
+                           int (*write_fn)(void *arg, const void *p, size_t n), void *arg,
+                           uint64_t *size, unsigned char sha256_out[32]);
+/*
+ * Replaces the replicated state with the stream read through read_fn(read_arg) (see
+ * snapstream.h), writing it in batches of about batch_bytes. The first write clears the
+ * replicated families and the applied index (the store then claims index 0); the applied
+ * index is written last, with a synced batch, only once the stream checked out whole and,
+ * when given, its size is want_size (0: any) and its SHA-256 want_sha256 (NULL: any).
+ * Returns 0 (*index_out, may be NULL, gets the index), PT_E_CORRUPT, PT_E_NOMEM, PT_E_IO,
+ * PT_E_DISK_FULL (opened read-only) or the halting error. A failure before the first write
+ * (a bad header) changes nothing; after it, the store stays at index 0 and is halted. Runs on
+ * the apply thread with no batch in use; readers see a partial state while it runs.
+ */
+int pt_metastore_restore_stream(struct pt_metastore *ms,
+                                int (*read_fn)(void *arg, void *buf, size_t cap, size_t *got),
+                                void *read_arg, size_t batch_bytes, uint64_t want_size,
+                                const unsigned char *want_sha256, uint64_t *index_out);
+
+/*
  * ---- for the FSM only --------------------------------------------------------------------
  * A batch stages writes to replicated column families; reads through a batch see the staged
  * writes over the database. Nothing is visible to other readers until pt_metastore_batch_commit

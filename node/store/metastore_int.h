@@ -233,6 +233,8 @@ void ms_missing_gone(struct pt_metastore_batch *b, const char *digest);
 /* Snapshot restore: stages, into wb, the removal of the whole index... */
 void ms_missing_restore_clear(struct pt_metastore *ms, rocksdb_writebatch_t *wb);
 /* ..then the index record of one restored blob_locations record (k, v borrowed). */
+/* Stages, into wb, the deletion of every record of cf (metastore_snapshot.c). */
+int ms_stage_clear(struct pt_metastore *ms, rocksdb_writebatch_t *wb, enum cf cf);
 int ms_missing_restore_put(struct pt_metastore *ms, rocksdb_writebatch_t *wb, const char *k,
                            size_t klen, const char *v, size_t vlen);
 

@@ -197,7 +197,7 @@ int pt_metastore_snapshot_index(const void *buf, size_t len, uint64_t *index)
 
 /* Stages the deletion of every record of cf: the range from the empty key (the smallest) to
  * the successor of the last key (the last key followed by a 0 byte). */
-static int stage_clear(struct pt_metastore *ms, rocksdb_writebatch_t *wb, enum cf cf)
+int ms_stage_clear(struct pt_metastore *ms, rocksdb_writebatch_t *wb, enum cf cf)
 {
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it = ms_iter_new(ms, cf, NULL, 0, NULL, &ro);
@@ -274,7 +274,7 @@ int pt_metastore_restore(struct pt_metastore *ms, const void *buf, size_t len)
 
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     for (int cf = CF_DEFAULT; cf < SNAP_N_FAMILIES && rv == 0; cf++)
-        rv = stage_clear(ms, wb, cf);
+        rv = ms_stage_clear(ms, wb, cf);
     if (rv == 0)
         ms_missing_restore_clear(ms, wb);
     for (int cf = CF_DEFAULT; cf < SNAP_N_FAMILIES && rv == 0; cf++)

@@ -1,0 +1,447 @@
+/*
+ * raft_node_snap.c - raft snapshot files between regions: an InstallSnapshot is held until
+ * the file its descriptor names is here, fetched in pieces from the region that sent it; and
+ * the serving side of those pieces (raft_snapshot.h, proto/peer.proto SnapshotWant).
+ *
+ * Role: raft sends only descriptors (raft_fsm.h, pt_raft_fsm_use_files). The FSM's restore
+ * needs the file on local disk, and raft calls restore right after it stored the snapshot,
+ * in the same loop pass, so the file has to be complete before raft sees the message.
+ *
+ * Design:
+ * - Interception: raft_uv hands every received message to the recv callback it got in
+ *   io->start. pt_raft_node__snap_init replaces io->start with one that records raft's
+ *   callback and gives raft_uv recv_cb instead. recv_cb passes every message through, except
+ *   an InstallSnapshot whose descriptor names a file of an index this store has not applied
+ *   and this region does not hold: that one is held (its data and configuration are owned
+ *   from then on, the sender's address copied) while the file is fetched, then handed to
+ *   raft. One fetch at a time: an InstallSnapshot that arrives while one runs is dropped (the
+ *   leader sends again after its install timeout), as is one whose fetch fails, one whose
+ *   descriptor does not parse, and any held message when the node stops.
+ * - Fetch: SnapshotWant requests of FETCH_CHUNK bytes over the peer RPC service (peer_rpc.c:
+ *   one answer per request, a timeout each), one in flight; every answer must be exactly the
+ *   bytes asked for. Each piece is written to <sdir>/<name>.tmp and hashed in the thread
+ *   pool; the last work item also fsyncs, compares size and SHA-256 with the descriptor,
+ *   renames the file to its name and fsyncs the directory. The whole fetch is bounded by
+ *   FETCH_DEADLINE_MS and the file by PT_SNAPFILE_SIZE_MAX (checked by the descriptor parser).
+ * - Serving: a SnapshotWant names a file only by "<index>.pts" (pt_snapfile_parse_name: no
+ *   path from a peer is ever used), asks at most FETCH_CHUNK bytes, and is read in the thread
+ *   pool (open, pread, close), at most SERVE_MAX at a time (TOOMANYREQUESTS beyond).
+ * - Stopping: every queued work item counts in n->snap_works; pt_raft_node_stop adds them to
+ *   n->closing and each one's completion drops its reference, so the node outlives them.
+ * Threads: the raft loop, except the bodies of the work items (they touch only their own
+ *   struct and files).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "metastore.h"
+#include "peer.h"
+#include "peer.pb-c.h"
+#include "raft_node_int.h"
+#include "raft_snapshot.h"
+
+#define FETCH_CHUNK       (1u << 20)
+#define FETCH_TIMEOUT_MS  30000
+#define FETCH_DEADLINE_MS (60u * 60 * 1000)
+#define SERVE_MAX         8
+
+struct snap_fetch {
+    struct pt_raft_node *n;
+    struct raft_message msg; /* held: owns install_snapshot.data and .conf */
+    char *address;           /* msg.server_address, copied */
+    struct pt_snapdesc d;
+    char name[PT_SNAPFILE_NAME_MAX];
+    char path[4300], tmp[4300];
+    int fd;
+    uint64_t offset, started;
+    EVP_MD_CTX *ctx;
+    uv_work_t work;
+    void *chunk; /* the piece being written (owned) */
+    size_t chunk_len;
+    int work_rv;
+    bool last;
+};
+
+static struct pt_raft_node *node_of(struct raft_io *io)
+{
+    return (struct pt_raft_node *)((char *)io - offsetof(struct pt_raft_node, io));
+}
+
+static void drop_message(struct raft_message *m)
+{
+    raft_configuration_close(&m->install_snapshot.conf);
+    raft_free(m->install_snapshot.data.base);
+    m->install_snapshot.data.base = NULL;
+}
+
+static void work_done(struct pt_raft_node *n)
+{
+    n->snap_works--;
+    if (n->stopping && n->closing > 0)
+        pt_raft_node__maybe_stopped(n);
+}
+
+static void fetch_free(struct snap_fetch *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->tmp[0] != '\0')
+        unlink(f->tmp); /* nothing if it was renamed */
+    EVP_MD_CTX_free(f->ctx);
+    free(f->chunk);
+    free(f->address);
+    free(f);
+}
+
+/* Ends the fetch: hands the message to raft (ok) or drops it. */
+static void fetch_end(struct snap_fetch *f, int rv)
+{
+    struct pt_raft_node *n = f->n;
+    n->snap_fetch = NULL;
+    if (rv == 0 && !n->stopping) {
+        n->snap_n_fetched++;
+        n->snap_fetch_bytes += f->d.size;
+        pt_log(PT_LOG_INFO, "raft snapshot fetched", "{s:I,s:I,s:I,s:I}", "applied_index",
+               (json_int_t)f->d.index, "bytes", (json_int_t)f->d.size, "from",
+               (json_int_t)f->msg.server_id, "ms", (json_int_t)(uv_now(n->loop) - f->started));
+        f->msg.server_address = f->address;
+        n->raft_recv(&n->io, &f->msg); /* raft owns data and configuration from here */
+    } else {
+        n->snap_n_fetch_failed++;
+        if (!n->stopping)
+            pt_log(PT_LOG_WARN, "raft snapshot fetch failed; the leader sends it again",
+                   "{s:I,s:I,s:s}", "applied_index", (json_int_t)f->d.index, "from",
+                   (json_int_t)f->msg.server_id, "error", pt_err_message(rv));
+        drop_message(&f->msg);
+    }
+    fetch_free(f);
+}
+
+static void fetch_next(struct snap_fetch *f);
+
+/* Thread pool: writes and hashes one piece; after the last one, checks and names the file. */
+static void write_work(uv_work_t *w)
+{
+    struct snap_fetch *f = w->data;
+    const char *p = f->chunk;
+    size_t left = f->chunk_len;
+    uint64_t at = f->offset;
+    f->work_rv = 0;
+    while (left > 0) {
+        ssize_t k = pwrite(f->fd, p, left, (off_t)at);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            f->work_rv = errno == ENOSPC ? PT_E_DISK_FULL : PT_E_IO;
+            return;
+        }
+        p += k;
+        at += (uint64_t)k;
+        left -= (size_t)k;
+    }
+    EVP_DigestUpdate(f->ctx, f->chunk, f->chunk_len);
+    if (!f->last)
+        return;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_DigestFinal_ex(f->ctx, md, &mdlen) != 1 || mdlen != 32 ||
+        memcmp(md, f->d.sha256, 32) != 0) {
+        f->work_rv = PT_E_CORRUPT;
+        return;
+    }
+    if (fsync(f->fd) != 0 || close(f->fd) != 0) {
+        f->fd = -1;
+        f->work_rv = PT_E_IO;
+        return;
+    }
+    f->fd = -1;
+    if (rename(f->tmp, f->path) != 0) {
+        f->work_rv = PT_E_IO;
+        return;
+    }
+    f->tmp[0] = '\0';
+    int dfd = open(f->n->fsm.sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0)
+        f->work_rv = PT_E_IO;
+    if (dfd >= 0)
+        close(dfd);
+}
+
+static void write_done(uv_work_t *w, int status)
+{
+    struct snap_fetch *f = w->data;
+    struct pt_raft_node *n = f->n;
+    free(f->chunk);
+    f->chunk = NULL;
+    int rv = status != 0 ? PT_E_INTERNAL : f->work_rv;
+    if (rv == 0) {
+        f->offset += f->chunk_len;
+        if (f->last)
+            fetch_end(f, 0);
+        else
+            fetch_next(f);
+    } else {
+        fetch_end(f, rv);
+    }
+    work_done(n);
+}
+
+static void on_piece(void *arg, int status, const void *body, size_t len)
+{
+    struct snap_fetch *f = arg;
+    struct pt_raft_node *n = f->n;
+    uint64_t want = f->d.size - f->offset < FETCH_CHUNK ? f->d.size - f->offset : FETCH_CHUNK;
+    if (status == 0 && len != want)
+        status = PT_E_CORRUPT; /* exactly the bytes asked for, nothing else */
+    if (status == 0 && (n->stopping || uv_now(n->loop) - f->started > FETCH_DEADLINE_MS))
+        status = PT_E_UNAVAILABLE;
+    if (status == 0 && (f->chunk = malloc(len)) == NULL)
+        status = PT_E_NOMEM;
+    if (status != 0) {
+        fetch_end(f, status);
+        return;
+    }
+    memcpy(f->chunk, body, len);
+    f->chunk_len = len;
+    f->last = f->offset + len == f->d.size;
+    f->work.data = f;
+    if (uv_queue_work(n->loop, &f->work, write_work, write_done) != 0) {
+        fetch_end(f, PT_E_INTERNAL);
+        return;
+    }
+    n->snap_works++;
+}
+
+static void fetch_next(struct snap_fetch *f)
+{
+    struct pt_raft_node *n = f->n;
+    Portolan__SnapshotWant want = PORTOLAN__SNAPSHOT_WANT__INIT;
+    want.name = f->name;
+    want.offset = f->offset;
+    want.length = FETCH_CHUNK;
+    unsigned char body[96];
+    if (portolan__snapshot_want__get_packed_size(&want) > sizeof(body)) {
+        fetch_end(f, PT_E_INTERNAL);
+        return;
+    }
+    size_t len = portolan__snapshot_want__pack(&want, body);
+    int rv = n->stopping ? PT_E_UNAVAILABLE
+                         : pt_peers_request(n->peers, f->msg.server_id,
+                                            PORTOLAN__PEER_TYPE__PEER_SNAPSHOT_WANT, body, len,
+                                            FETCH_TIMEOUT_MS, on_piece, f);
+    if (rv != 0)
+        fetch_end(f, rv);
+}
+
+/* Starts fetching the file of d for the held message m (taken over). 0, or an error after
+ * which the caller still owns m. */
+static int fetch_start(struct pt_raft_node *n, const struct raft_message *m,
+                       const struct pt_snapdesc *d)
+{
+    struct snap_fetch *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return PT_E_NOMEM;
+    f->n = n;
+    f->fd = -1;
+    f->msg = *m;
+    f->d = *d;
+    f->started = uv_now(n->loop);
+    pt_snapfile_name(d->index, f->name, sizeof(f->name));
+    snprintf(f->path, sizeof(f->path), "%s/%s", n->fsm.sdir, f->name);
+    snprintf(f->tmp, sizeof(f->tmp), "%s/%s.tmp", n->fsm.sdir, f->name);
+    f->address = strdup(m->server_address != NULL ? m->server_address : "");
+    f->ctx = EVP_MD_CTX_new();
+    int rv = 0;
+    if (f->address == NULL || f->ctx == NULL)
+        rv = PT_E_NOMEM;
+    else if (EVP_DigestInit_ex(f->ctx, EVP_sha256(), NULL) != 1)
+        rv = PT_E_INTERNAL;
+    if (rv == 0 && mkdir(n->fsm.sdir, 0700) != 0 && errno != EEXIST)
+        rv = PT_E_IO;
+    if (rv == 0 && (f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+        rv = PT_E_IO;
+    if (rv != 0) {
+        f->tmp[0] = f->fd >= 0 ? f->tmp[0] : '\0';
+        fetch_free(f);
+        return rv;
+    }
+    n->snap_fetch = f;
+    n->snap_n_fetches++;
+    pt_log(PT_LOG_INFO, "raft snapshot fetch started", "{s:I,s:I,s:I}", "applied_index",
+           (json_int_t)d->index, "bytes", (json_int_t)d->size, "from", (json_int_t)m->server_id);
+    fetch_next(f);
+    return 0;
+}
+
+static void recv_cb(struct raft_io *io, struct raft_message *m)
+{
+    struct pt_raft_node *n = node_of(io);
+    if (m->type != RAFT_IO_INSTALL_SNAPSHOT || n->fsm.sdir[0] == '\0' ||
+        !pt_snapdesc_is(m->install_snapshot.data.base, m->install_snapshot.data.len)) {
+        n->raft_recv(io, m);
+        return;
+    }
+    struct pt_snapdesc d;
+    if (pt_snapdesc_parse(m->install_snapshot.data.base, m->install_snapshot.data.len, &d) != 0) {
+        pt_log(PT_LOG_WARN, "raft snapshot descriptor refused", "{s:I}", "from",
+               (json_int_t)m->server_id);
+        n->snap_n_dropped++;
+        drop_message(m);
+        return;
+    }
+    if (d.index <= pt_metastore_applied_index(n->ms) || pt_snapfile_have(n->fsm.sdir, &d)) {
+        n->raft_recv(io, m); /* restore skips it, or finds its file */
+        return;
+    }
+    if (n->snap_fetch != NULL || n->stopping) {
+        n->snap_n_dropped++; /* the fetch running answers it; the leader sends again */
+        drop_message(m);
+        return;
+    }
+    int rv = fetch_start(n, m, &d);
+    if (rv != 0) {
+        pt_log(PT_LOG_WARN, "raft snapshot fetch not started", "{s:s}", "error",
+               pt_err_message(rv));
+        n->snap_n_fetch_failed++;
+        drop_message(m);
+    }
+}
+
+static int start_cb(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    struct pt_raft_node *n = node_of(io);
+    n->raft_recv = recv;
+    return n->io_start(io, msecs, tick, recv_cb);
+}
+
+int pt_raft_node__snap_init(struct pt_raft_node *n)
+{
+    char sdir[4200];
+    int rv = pt_snapfile_dir(n->cfg.dir, sdir, sizeof(sdir));
+    if (rv == 0)
+        rv = pt_raft_fsm_use_files(&n->fsm, sdir, n->cfg.self_id);
+    if (rv != 0)
+        return rv;
+    if (mkdir(sdir, 0700) != 0 && errno != EEXIST)
+        return PT_E_IO;
+    n->io_start = n->io.start;
+    n->io.start = start_cb;
+    return 0;
+}
+
+/* ---- serving ----------------------------------------------------------------------------- */
+
+struct snap_serve {
+    struct pt_raft_node *n;
+    struct pt_peer_call *call;
+    uv_work_t work;
+    char path[4300];
+    uint64_t offset;
+    size_t length, got;
+    int rv;
+    unsigned char *buf;
+};
+
+static void serve_work(uv_work_t *w)
+{
+    struct snap_serve *s = w->data;
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        s->rv = errno == ENOENT ? PT_E_BLOB_UNKNOWN : PT_E_IO;
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        s->rv = PT_E_IO;
+    } else if (s->offset > (uint64_t)st.st_size) {
+        s->rv = PT_E_RANGE_INVALID;
+    } else {
+        uint64_t left = (uint64_t)st.st_size - s->offset;
+        size_t want = left < s->length ? (size_t)left : s->length;
+        s->rv = 0;
+        while (s->got < want) {
+            ssize_t k = pread(fd, s->buf + s->got, want - s->got, (off_t)(s->offset + s->got));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                s->rv = PT_E_IO;
+                break;
+            }
+            s->got += (size_t)k;
+        }
+    }
+    close(fd);
+}
+
+static void serve_done(uv_work_t *w, int status)
+{
+    struct snap_serve *s = w->data;
+    struct pt_raft_node *n = s->n;
+    int rv = status != 0 ? PT_E_INTERNAL : s->rv;
+    if (rv == 0) {
+        n->snap_n_served++;
+        n->snap_served_bytes += s->got;
+    }
+    pt_peer_reply(s->call, rv, rv == 0 ? s->buf : NULL, rv == 0 ? s->got : 0);
+    n->snap_serving--;
+    free(s->buf);
+    free(s);
+    work_done(n);
+}
+
+void pt_raft_node__snap_serve(struct pt_raft_node *n, uint64_t from, const void *body, size_t len,
+                              struct pt_peer_call *call)
+{
+    Portolan__SnapshotWant *want = portolan__snapshot_want__unpack(NULL, len, body);
+    uint64_t index;
+    int rv = 0;
+    if (want == NULL)
+        rv = PT_E_CORRUPT;
+    else if (n->fsm.sdir[0] == '\0')
+        rv = PT_E_UNSUPPORTED;
+    else if (pt_snapfile_parse_name(want->name, strlen(want->name), &index) != 0)
+        rv = PT_E_NAME_INVALID;
+    else if (want->length == 0 || want->length > FETCH_CHUNK)
+        rv = PT_E_RANGE_INVALID;
+    else if (n->snap_serving >= SERVE_MAX || n->stopping)
+        rv = PT_E_TOOMANYREQUESTS;
+    struct snap_serve *s = NULL;
+    if (rv == 0 && ((s = calloc(1, sizeof(*s))) == NULL || (s->buf = malloc(want->length)) == NULL))
+        rv = PT_E_NOMEM;
+    if (rv == 0) {
+        s->n = n;
+        s->call = call;
+        s->offset = want->offset;
+        s->length = want->length;
+        char name[PT_SNAPFILE_NAME_MAX];
+        pt_snapfile_name(index, name, sizeof(name));
+        snprintf(s->path, sizeof(s->path), "%s/%s", n->fsm.sdir, name);
+        s->work.data = s;
+        if (uv_queue_work(n->loop, &s->work, serve_work, serve_done) != 0)
+            rv = PT_E_INTERNAL;
+    }
+    if (want != NULL)
+        portolan__snapshot_want__free_unpacked(want, NULL);
+    if (rv != 0) {
+        if (s != NULL)
+            free(s->buf);
+        free(s);
+        n->snap_n_serve_refused++;
+        if (rv == PT_E_NAME_INVALID || rv == PT_E_CORRUPT)
+            pt_log(PT_LOG_WARN, "snapshot piece request refused", "{s:I,s:s}", "from",
+                   (json_int_t)from, "error", pt_err_message(rv));
+        pt_peer_reply(call, rv, NULL, 0);
+        return;
+    }
+    n->snap_serving++;
+    n->snap_works++;
+}
