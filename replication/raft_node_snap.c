@@ -26,6 +26,9 @@
  * - Serving: a SnapshotWant names a file only by "<index>.pts" (pt_snapfile_parse_name: no
  *   path from a peer is ever used), asks at most FETCH_CHUNK bytes, and is read in the thread
  *   pool (open, pread, close), at most SERVE_MAX at a time (TOOMANYREQUESTS beyond).
+ * - Snapshot writes: raft's fsm version 3 runs snapshot_async through io->async_work, which
+ *   raft_uv 0.15 does not provide (raft_init refuses such an io); it is provided here on the
+ *   loop's thread pool (uv_queue_work).
  * - Stopping: every queued work item counts in n->snap_works; pt_raft_node_stop adds them to
  *   n->closing and each one's completion drops its reference, so the node outlives them.
  * Threads: the raft loop, except the bodies of the work items (they touch only their own
@@ -323,6 +326,53 @@ static int start_cb(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, ra
     return n->io_start(io, msecs, tick, recv_cb);
 }
 
+/* io->async_work, which raft_uv 0.15 lacks (fsm version 3 needs it): uv_queue_work. */
+struct async_req {
+    uv_work_t work;
+    struct raft_io_async_work *req;
+    struct pt_raft_node *n;
+    int status;
+};
+
+static void async_run(uv_work_t *w)
+{
+    struct async_req *a = w->data;
+    a->status = a->req->work(a->req);
+}
+
+static void async_done(uv_work_t *w, int status)
+{
+    struct async_req *a = w->data;
+    struct pt_raft_node *n = a->n;
+    /* once stopping, raft's I/O may be closed: report the work canceled, so raft only
+     * finalizes (releases the pinned state) and stores nothing */
+    int rv = status != 0 || n->stopping ? RAFT_CANCELED : a->status;
+    a->req->cb(a->req, rv);
+    free(a);
+    work_done(n);
+}
+
+static int async_work_cb(struct raft_io *io, struct raft_io_async_work *req,
+                         raft_io_async_work_cb cb)
+{
+    struct pt_raft_node *n = node_of(io);
+    if (n->stopping)
+        return RAFT_CANCELED;
+    struct async_req *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return RAFT_NOMEM;
+    req->cb = cb;
+    a->req = req;
+    a->n = n;
+    a->work.data = a;
+    if (uv_queue_work(n->loop, &a->work, async_run, async_done) != 0) {
+        free(a);
+        return RAFT_IOERR;
+    }
+    n->snap_works++;
+    return 0;
+}
+
 int pt_raft_node__snap_init(struct pt_raft_node *n)
 {
     char sdir[4200];
@@ -335,6 +385,10 @@ int pt_raft_node__snap_init(struct pt_raft_node *n)
         return PT_E_IO;
     n->io_start = n->io.start;
     n->io.start = start_cb;
+    if (n->io.version < 2 || n->io.async_work == NULL) {
+        n->io.version = 2;
+        n->io.async_work = async_work_cb;
+    }
     return 0;
 }
 

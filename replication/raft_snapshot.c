@@ -84,7 +84,7 @@ int pt_snapfile_parse_name(const char *name, size_t len, uint64_t *index)
 
 int pt_snapfile_dir(const char *dir, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "%s/snapshots", dir);
+    int n = snprintf(out, cap, "%s-snapshots", dir);
     return n < 0 || (size_t)n >= cap ? PT_E_TOO_LARGE : 0;
 }
 

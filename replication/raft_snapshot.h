@@ -2,8 +2,9 @@
  * raft_snapshot.h - Raft snapshots by reference: the state lives in a file, raft stores and
  * sends only a small descriptor of it (DESIGN.md section 3).
  *
- * Files: <raft dir>/snapshots/<applied index>.pts, the metastore's snapshot stream (format at
- * the top of node/store/metastore_snapshot.c). A file only ever appears under that name
+ * Files: <raft dir>-snapshots/<applied index>.pts (e.g. <data dir>/raft-snapshots/; not inside
+ * the raft directory, whose every entry raft_uv lists as its own), the metastore's snapshot stream
+ * (format at the top of node/store/metastore_snapshot.c). A file only ever appears under that name
  * complete and verified: it is written (or fetched) as <name>.tmp, fsynced, renamed, and the
  * directory fsynced. Two snapshots at the same applied index hold the same state, hence the
  * same bytes, so the name is the identity.
@@ -64,7 +65,7 @@ void pt_snapfile_name(uint64_t index, char *out, size_t cap);
  * decimal digits without a leading zero, a non-zero value that fits, then ".pts" (so never
  * a path, "..", or a temporary file). name is len bytes, not necessarily NUL-terminated. */
 int pt_snapfile_parse_name(const char *name, size_t len, uint64_t *index);
-/* "<dir>/snapshots" (dir: the raft directory) into out; PT_E_TOO_LARGE if it does not fit. */
+/* "<dir>-snapshots" (dir: the raft directory) into out; PT_E_TOO_LARGE if it does not fit. */
 int pt_snapfile_dir(const char *dir, char *out, size_t cap);
 
 /*
