@@ -41,6 +41,7 @@
 #include "fsm.h"
 #include "log.h"
 #include "metastore.h"
+#include "metrics.h"
 #include "raft_snapshot.h"
 
 static int to_raft_err(int pt_err)
@@ -346,6 +347,7 @@ static int snapshot_finalize_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[]
         f->snapshot_bytes = j->size;
         f->snapshot_bytes_total += j->size;
         f->snapshot_ms_total += j->ms;
+        pt_metrics_snapshot(PT_METRICS_SNAP_WRITTEN, j->size, j->ms);
         pt_log(PT_LOG_INFO, "raft snapshot written", "{s:I,s:I,s:I}", "applied_index",
                (json_int_t)pt_metastore_pin_index(j->pin), "bytes", (json_int_t)j->size, "ms",
                (json_int_t)j->ms);
@@ -384,9 +386,13 @@ static int restore_file(struct pt_raft_fsm *f, const struct pt_snapdesc *d)
     int rv = pt_snapfile_restore(f->ms, f->sdir, d);
     atomic_store(&f->restoring, 0);
     if (rv == 0) {
+        uint64_t ms = mono_ms() - t0;
         f->n_restored_files++;
-        f->restore_ms_total += mono_ms() - t0;
+        f->restore_ms_total += ms;
         f->restore_bytes_total += d->size;
+        pt_metrics_snapshot(PT_METRICS_SNAP_RESTORED, d->size, ms);
+        pt_log(PT_LOG_INFO, "raft snapshot file restored", "{s:I,s:I,s:I}", "applied_index",
+               (json_int_t)d->index, "bytes", (json_int_t)d->size, "ms", (json_int_t)ms);
     }
     return rv;
 }

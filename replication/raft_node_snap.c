@@ -47,6 +47,7 @@
 #include "err.h"
 #include "log.h"
 #include "metastore.h"
+#include "metrics.h"
 #include "peer.h"
 #include "peer.pb-c.h"
 #include "raft_node_int.h"
@@ -113,6 +114,7 @@ static void fetch_end(struct snap_fetch *f, int rv)
     if (rv == 0 && !n->stopping) {
         n->snap_n_fetched++;
         n->snap_fetch_bytes += f->d.size;
+        pt_metrics_snapshot(PT_METRICS_SNAP_FETCHED, f->d.size, uv_now(n->loop) - f->started);
         pt_log(PT_LOG_INFO, "raft snapshot fetched", "{s:I,s:I,s:I,s:I}", "applied_index",
                (json_int_t)f->d.index, "bytes", (json_int_t)f->d.size, "from",
                (json_int_t)f->msg.server_id, "ms", (json_int_t)(uv_now(n->loop) - f->started));
@@ -120,6 +122,7 @@ static void fetch_end(struct snap_fetch *f, int rv)
         n->raft_recv(&n->io, &f->msg); /* raft owns data and configuration from here */
     } else {
         n->snap_n_fetch_failed++;
+        pt_metrics_snapshot(PT_METRICS_SNAP_FETCH_FAILED, 0, 0);
         if (!n->stopping)
             pt_log(PT_LOG_WARN, "raft snapshot fetch failed; the leader sends it again",
                    "{s:I,s:I,s:s}", "applied_index", (json_int_t)f->d.index, "from",
@@ -315,6 +318,7 @@ static void recv_cb(struct raft_io *io, struct raft_message *m)
         pt_log(PT_LOG_WARN, "raft snapshot fetch not started", "{s:s}", "error",
                pt_err_message(rv));
         n->snap_n_fetch_failed++;
+        pt_metrics_snapshot(PT_METRICS_SNAP_FETCH_FAILED, 0, 0);
         drop_message(m);
     }
 }
@@ -444,6 +448,10 @@ static void serve_done(uv_work_t *w, int status)
     if (rv == 0) {
         n->snap_n_served++;
         n->snap_served_bytes += s->got;
+        pt_metrics_snapshot(PT_METRICS_SNAP_SERVED, s->got, 0);
+    } else {
+        n->snap_n_serve_refused++;
+        pt_metrics_snapshot(PT_METRICS_SNAP_SERVE_REFUSED, 0, 0);
     }
     pt_peer_reply(s->call, rv, rv == 0 ? s->buf : NULL, rv == 0 ? s->got : 0);
     n->snap_serving--;
@@ -490,6 +498,7 @@ void pt_raft_node__snap_serve(struct pt_raft_node *n, uint64_t from, const void 
             free(s->buf);
         free(s);
         n->snap_n_serve_refused++;
+        pt_metrics_snapshot(PT_METRICS_SNAP_SERVE_REFUSED, 0, 0);
         if (rv == PT_E_NAME_INVALID || rv == PT_E_CORRUPT)
             pt_log(PT_LOG_WARN, "snapshot piece request refused", "{s:I,s:s}", "from",
                    (json_int_t)from, "error", pt_err_message(rv));

@@ -65,6 +65,21 @@ static json_t *self_json(struct pt_raft_node *n, const struct pt_region_rec *rec
         json_object_set_new(o, "halted", json_string(pt_err_message(halted)));
     if (o != NULL && n->fsm.pending != NULL) /* committed, held back below the disk reserve */
         json_object_set_new(o, "disk_held_entries", json_integer((json_int_t)n->fsm.n_pending));
+    /* raft snapshot files: written, restored, fetched from and served to other regions */
+    if (o != NULL)
+        json_object_set_new(
+            o, "snapshots",
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "taken",
+                      (json_int_t)n->fsm.n_snapshots, "failed",
+                      (json_int_t)n->fsm.n_snapshot_failed, "last_bytes",
+                      (json_int_t)n->fsm.snapshot_bytes, "restored", (json_int_t)n->fsm.n_restored,
+                      "restored_files", (json_int_t)n->fsm.n_restored_files, "fetches",
+                      (json_int_t)n->snap_n_fetches, "fetched", (json_int_t)n->snap_n_fetched,
+                      "fetch_failed", (json_int_t)n->snap_n_fetch_failed, "fetch_bytes",
+                      (json_int_t)n->snap_fetch_bytes, "dropped", (json_int_t)n->snap_n_dropped,
+                      "served_pieces", (json_int_t)n->snap_n_served, "served_bytes",
+                      (json_int_t)n->snap_served_bytes, "serve_refused",
+                      (json_int_t)n->snap_n_serve_refused));
     /* regions this one reaches through another (a bridge partition): [{"to": id, "via": id}] */
     json_t *relays = o != NULL ? json_array() : NULL;
     for (unsigned i = 0; relays != NULL && i < n->raft.configuration.n; i++) {

@@ -71,6 +71,8 @@ static struct {
     atomic_uint_fast64_t peer_refused[PT_METRICS_PEER_N];
     atomic_int_fast64_t relayed[PT_METRICS_RELAY_N];
     atomic_uint_fast64_t raft_reads[PT_METRICS_READ_N];
+    atomic_uint_fast64_t snap_n[PT_METRICS_SNAP_N], snap_bytes[PT_METRICS_SNAP_N],
+        snap_ms[PT_METRICS_SNAP_N];
 } m;
 
 static void add(atomic_uint_fast64_t *a, uint64_t v)
@@ -571,6 +573,15 @@ void pt_metrics_raft_read(int path)
         add(&m.raft_reads[path], 1);
 }
 
+void pt_metrics_snapshot(int kind, uint64_t bytes, uint64_t ms)
+{
+    if (kind < 0 || kind >= PT_METRICS_SNAP_N)
+        return;
+    add(&m.snap_n[kind], 1);
+    add(&m.snap_bytes[kind], bytes);
+    add(&m.snap_ms[kind], ms);
+}
+
 void pt_metrics_relayed(int side, int delta)
 {
     if (side >= 0 && side < PT_METRICS_RELAY_N)
@@ -633,6 +644,53 @@ static void render_upload_phases(struct pt_buf *b)
     }
 }
 
+static void snap_counter(struct pt_buf *b, const char *name, const char *help, uint64_t v)
+{
+    family(b, name, "counter", help);
+    appendf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void snap_seconds(struct pt_buf *b, const char *name, const char *help, uint64_t ms)
+{
+    family(b, name, "counter", help);
+    appendf(b, "%s %.3f\n", name, (double)ms / 1000.0);
+}
+
+static void render_snapshots(struct pt_buf *b)
+{
+    snap_counter(b, "portolan_raft_snapshots_total", "Raft snapshot files written.",
+                 get(&m.snap_n[PT_METRICS_SNAP_WRITTEN]));
+    snap_counter(b, "portolan_raft_snapshot_bytes_total", "Bytes of raft snapshot files written.",
+                 get(&m.snap_bytes[PT_METRICS_SNAP_WRITTEN]));
+    snap_seconds(b, "portolan_raft_snapshot_seconds_total",
+                 "Time spent writing raft snapshot files (thread pool).",
+                 get(&m.snap_ms[PT_METRICS_SNAP_WRITTEN]));
+    snap_counter(b, "portolan_raft_snapshot_restores_total",
+                 "Stores restored from a raft snapshot file.",
+                 get(&m.snap_n[PT_METRICS_SNAP_RESTORED]));
+    snap_counter(b, "portolan_raft_snapshot_restore_bytes_total",
+                 "Bytes of raft snapshot files restored.",
+                 get(&m.snap_bytes[PT_METRICS_SNAP_RESTORED]));
+    snap_seconds(b, "portolan_raft_snapshot_restore_seconds_total",
+                 "Time spent restoring raft snapshot files.",
+                 get(&m.snap_ms[PT_METRICS_SNAP_RESTORED]));
+    family(b, "portolan_raft_snapshot_fetches_total", "counter",
+           "Raft snapshot files fetched from the region that sent them, by outcome.");
+    appendf(b, "portolan_raft_snapshot_fetches_total{outcome=\"ok\"} %llu\n",
+            (unsigned long long)get(&m.snap_n[PT_METRICS_SNAP_FETCHED]));
+    appendf(b, "portolan_raft_snapshot_fetches_total{outcome=\"failed\"} %llu\n",
+            (unsigned long long)get(&m.snap_n[PT_METRICS_SNAP_FETCH_FAILED]));
+    snap_counter(b, "portolan_raft_snapshot_fetch_bytes_total",
+                 "Bytes of raft snapshot files fetched.",
+                 get(&m.snap_bytes[PT_METRICS_SNAP_FETCHED]));
+    snap_counter(b, "portolan_raft_snapshot_served_bytes_total",
+                 "Bytes of raft snapshot files served to other regions.",
+                 get(&m.snap_bytes[PT_METRICS_SNAP_SERVED]));
+    snap_counter(b, "portolan_raft_snapshot_serve_refused_total",
+                 "Requests for pieces of raft snapshot files refused.",
+                 get(&m.snap_n[PT_METRICS_SNAP_SERVE_REFUSED]));
+}
+
 int pt_metrics_render(char **out, size_t *len)
 {
     struct pt_buf b = {0};
@@ -659,6 +717,7 @@ int pt_metrics_render(char **out, size_t *len)
     render_disk(&b);
     render_peer(&b);
     render_raft_reads(&b);
+    render_snapshots(&b);
     rss = resident_bytes();
     if (rss >= 0) {
         family(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

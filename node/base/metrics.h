@@ -19,6 +19,7 @@
  *   portolan_peer_refused_total{reason}                   counter (see pt_metrics_peer_refused)
  *   portolan_peer_relayed_connections{side}              gauge (see pt_metrics_relayed)
  *   portolan_raft_reads_total{path}                      counter (see pt_metrics_raft_read)
+ *   portolan_raft_snapshot_*                             counters (see pt_metrics_snapshot)
  *   process_resident_memory_bytes, process_start_time_seconds   gauges
  * Methods are GET, HEAD, PUT, POST, PATCH, DELETE or "other"; status codes outside
  * PT_METRICS_CODES are counted as code="other".
@@ -173,6 +174,23 @@ enum {
     PT_METRICS_READ_N
 };
 void pt_metrics_raft_read(int path);
+
+/* Raft snapshot files (replication/raft_fsm.c, raft_node_snap.c), any thread: add `bytes`
+ * (and `ms` where it has a duration) to one event of kind. Series:
+ *   portolan_raft_snapshots_total, _snapshot_bytes_total, _snapshot_seconds_total (written),
+ *   portolan_raft_snapshot_restores_total, _restore_bytes_total, _restore_seconds_total,
+ *   portolan_raft_snapshot_fetches_total{outcome="ok|failed"}, _fetch_bytes_total,
+ *   portolan_raft_snapshot_served_bytes_total, _serve_refused_total. */
+enum {
+    PT_METRICS_SNAP_WRITTEN = 0, /* a snapshot file written (bytes, ms) */
+    PT_METRICS_SNAP_RESTORED,    /* a store restored from a file (bytes, ms) */
+    PT_METRICS_SNAP_FETCHED,     /* a file fetched from a peer (bytes, ms) */
+    PT_METRICS_SNAP_FETCH_FAILED,
+    PT_METRICS_SNAP_SERVED,        /* a piece of a file read for a peer (bytes) */
+    PT_METRICS_SNAP_SERVE_REFUSED, /* a piece refused (bad name, range, busy, unknown) */
+    PT_METRICS_SNAP_N
+};
+void pt_metrics_snapshot(int kind, uint64_t bytes, uint64_t ms);
 
 /*
  * Renders every metric. On success *out is a malloc'd, NUL-terminated buffer owned by the
