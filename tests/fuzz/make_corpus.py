@@ -377,6 +377,38 @@ def framing_seeds():
     }
 
 
+SNAP_FAMILIES = ["default", "repos", "manifests", "tags", "repo_blobs", "referrers",
+                 "blob_locations", "meta"]
+
+
+def _snap_stream(index, records):
+    """A snapshot stream (node/store/metastore_snapshot.c) of records {family: [(k, v)]}."""
+    import hashlib
+    out = b"PTLNSNAP" + struct.pack("<IQI", 1, index, len(SNAP_FAMILIES))
+    for fam in SNAP_FAMILIES:
+        recs = sorted(records.get(fam, []))
+        out += bytes([len(fam)]) + fam.encode() + struct.pack("<Q", len(recs))
+        for k, v in recs:
+            out += struct.pack("<I", len(k)) + k + struct.pack("<I", len(v)) + v
+    return out + hashlib.sha256(out).digest()
+
+
+def snapshot_seeds():
+    """fuzz_snapshot: byte 0 < 0x80 is a descriptor or a file name, else a stream read in
+    pieces of (byte 0 & 15) + 1 bytes."""
+    import hashlib
+    empty = _snap_stream(0, {})
+    some = _snap_stream(42, {"repos": [(b"library/a", b"\x01\x02"), (b"library/b", b"\x01\x03")],
+                             "tags": [(b"library/a\x00latest", b"\x01tag")],
+                             "meta": [(b"gc", b"\x01")]})
+    desc = b"PTLNSDSC" + struct.pack("<IIQQ", 1, 0, 42, len(some)) + \
+        hashlib.sha256(some).digest() + struct.pack("<Q", 1)
+    return {"desc": b"D" + desc, "name": b"D42.pts", "name-max": b"D18446744073709551615.pts",
+            "name-path": b"D../1.pts", "empty-whole": b"\x80" + empty,
+            "some-7": b"\x86" + some, "some-1": b"\x80" + some,
+            "truncated": b"\x83" + some[:-5]}
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
     manifests, img, idx = manifest_seeds()
@@ -397,6 +429,7 @@ def main():
         "fuzz_handshake": handshake_seeds(),
         "fuzz_peer_frame": peer_frame_seeds(img),
         "fuzz_framing": framing_seeds(),
+        "fuzz_snapshot": snapshot_seeds(),
     }
     for target, seeds in targets.items():
         d = os.path.join(out, target)
