@@ -18,13 +18,19 @@
  *           ahead of raft's last snapshot, and committed state only moves forward, so a store
  *           at index A already holds everything a snapshot at index <= A holds.
  *
+ * Snapshots by reference (pt_raft_fsm_use_files, what raft_node uses): version 3 instead, the
+ * state written to a file off the raft loop and raft given only a small descriptor of it
+ * (raft_snapshot.h); restore then accepts a descriptor or a whole stream as above. The
+ * version 1 callbacks stay for the in-process raft fixture tests and old snapshots.
+ *
  * The snapshot carries the metastore's own applied index, which can be ahead of the raft
  * index the snapshot is taken at (after a restart raft re-applies entries the store skips).
  * A server that installs it resumes from that index and skips the entries in between, so
  * every server applies each command exactly once.
  *
  * Threads: every callback runs on the thread that drives the raft instance (its libuv loop or
- * the test fixture); the counters below are written there only.
+ * the test fixture), except snapshot_async (thread pool, through io->async_work); the
+ * counters below are written on the raft thread only.
  */
 #ifndef PT_RAFT_FSM_H
 #define PT_RAFT_FSM_H
