@@ -24,7 +24,7 @@
 #include "metrics.h"
 
 #define MAX_SAMPLES  4096
-#define MAX_FAMILIES 32
+#define MAX_FAMILIES 64
 
 struct sample {
     char series[256]; /* name{labels} exactly as rendered */
@@ -423,6 +423,40 @@ static void test_auth_counters(void **state)
     assert_true(value(e, "portolan_auth_token_cache_total{result=\"hit\"}") == 0);
 }
 
+static void test_snapshot_counters(void **state)
+{
+    struct exposition *e = *state;
+
+    render(e);
+    assert_string_equal(type_of(e, "portolan_raft_snapshots_total"), "counter");
+    assert_string_equal(type_of(e, "portolan_raft_snapshot_fetches_total"), "counter");
+    assert_true(value(e, "portolan_raft_snapshots_total") == 0);
+    assert_true(value(e, "portolan_raft_snapshot_fetches_total{outcome=\"ok\"}") == 0);
+    release(e);
+    pt_metrics_snapshot(PT_METRICS_SNAP_WRITTEN, 1000, 1500);
+    pt_metrics_snapshot(PT_METRICS_SNAP_WRITTEN, 24, 500);
+    pt_metrics_snapshot(PT_METRICS_SNAP_RESTORED, 1024, 250);
+    pt_metrics_snapshot(PT_METRICS_SNAP_FETCHED, 1024, 10);
+    pt_metrics_snapshot(PT_METRICS_SNAP_FETCH_FAILED, 0, 0);
+    pt_metrics_snapshot(PT_METRICS_SNAP_SERVED, 512, 0);
+    pt_metrics_snapshot(PT_METRICS_SNAP_SERVED, 512, 0);
+    pt_metrics_snapshot(PT_METRICS_SNAP_SERVE_REFUSED, 0, 0);
+    pt_metrics_snapshot(PT_METRICS_SNAP_N, 1, 1); /* out of range: ignored */
+    pt_metrics_snapshot(-1, 1, 1);
+    render(e);
+    assert_true(value(e, "portolan_raft_snapshots_total") == 2);
+    assert_true(value(e, "portolan_raft_snapshot_bytes_total") == 1024);
+    assert_true(value(e, "portolan_raft_snapshot_seconds_total") == 2);
+    assert_true(value(e, "portolan_raft_snapshot_restores_total") == 1);
+    assert_true(value(e, "portolan_raft_snapshot_restore_bytes_total") == 1024);
+    assert_true(value(e, "portolan_raft_snapshot_restore_seconds_total") == 0.25);
+    assert_true(value(e, "portolan_raft_snapshot_fetches_total{outcome=\"ok\"}") == 1);
+    assert_true(value(e, "portolan_raft_snapshot_fetches_total{outcome=\"failed\"}") == 1);
+    assert_true(value(e, "portolan_raft_snapshot_fetch_bytes_total") == 1024);
+    assert_true(value(e, "portolan_raft_snapshot_served_bytes_total") == 1024);
+    assert_true(value(e, "portolan_raft_snapshot_serve_refused_total") == 1);
+}
+
 static void test_method_names(void **state)
 {
     (void)state;
@@ -537,6 +571,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ready_gauge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_phases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_counters, setup, teardown),
         cmocka_unit_test(test_method_names),
         cmocka_unit_test_setup_teardown(test_label_escaping_and_route_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_updates, setup, teardown),
