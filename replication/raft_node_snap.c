@@ -16,7 +16,8 @@
  *   from then on, the sender's address copied) while the file is fetched, then handed to
  *   raft. One fetch at a time: an InstallSnapshot that arrives while one runs is dropped (the
  *   leader sends again after its install timeout), as is one whose fetch fails, one whose
- *   descriptor does not parse, and any held message when the node stops.
+ *   descriptor does not parse, one whose file would take the disk below its reserve, and
+ *   any held message when the node stops.
  * - Fetch: SnapshotWant requests of FETCH_CHUNK bytes over the peer RPC service (peer_rpc.c:
  *   one answer per request, a timeout each), one in flight; every answer must be exactly the
  *   bytes asked for. Each piece is written to <sdir>/<name>.tmp and hashed in the thread
@@ -44,6 +45,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "diskspace.h"
 #include "err.h"
 #include "log.h"
 #include "metastore.h"
@@ -306,6 +308,13 @@ static void recv_cb(struct raft_io *io, struct raft_message *m)
     }
     if (d.index <= pt_metastore_applied_index(n->ms) || pt_snapfile_have(n->fsm.sdir, &d)) {
         n->raft_recv(io, m); /* restore skips it, or finds its file */
+        return;
+    }
+    if (pt_disk_low(d.size)) {
+        n->snap_n_dropped++; /* restore would refuse it too (raft_fsm.c) */
+        pt_log(PT_LOG_WARN, "raft snapshot not fetched: free disk space below the reserve",
+               "{s:I,s:I}", "applied_index", (json_int_t)d.index, "bytes", (json_int_t)d.size);
+        drop_message(m);
         return;
     }
     if (n->snap_fetch != NULL || n->stopping) {
