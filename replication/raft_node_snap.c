@@ -19,11 +19,13 @@
  *   descriptor does not parse, one whose file would take the disk below its reserve, and
  *   any held message when the node stops.
  * - Fetch: SnapshotWant requests of FETCH_CHUNK bytes over the peer RPC service (peer_rpc.c:
- *   one answer per request, a timeout each), one in flight; every answer must be exactly the
- *   bytes asked for. Each piece is written to <sdir>/<name>.tmp and hashed in the thread
- *   pool; the last work item also fsyncs, compares size and SHA-256 with the descriptor,
- *   renames the file to its name and fsyncs the directory. The whole fetch is bounded by
- *   FETCH_DEADLINE_MS and the file by PT_SNAPFILE_SIZE_MAX (checked by the descriptor parser).
+ *   one answer per request, a timeout each), at most FETCH_INFLIGHT in flight (a window over
+ *   the file; at most that many pieces held in memory); every answer must be exactly the
+ *   bytes asked for. Pieces are written to <sdir>/<name>.tmp and hashed in the thread pool,
+ *   in file order, one work item at a time; the last work item also fsyncs, compares size and
+ * SHA-256 with the descriptor, renames the file to its name and fsyncs the directory. The whole
+ * fetch is bounded by FETCH_DEADLINE_MS and the file by PT_SNAPFILE_SIZE_MAX (checked by the
+ * descriptor parser).
  * - Serving: a SnapshotWant names a file only by "<index>.pts" (pt_snapfile_parse_name: no
  *   path from a peer is ever used), asks at most FETCH_CHUNK bytes, and is read in the thread
  *   pool (open, pread, close), at most SERVE_MAX at a time (TOOMANYREQUESTS beyond).
@@ -55,10 +57,27 @@
 #include "raft_node_int.h"
 #include "raft_snapshot.h"
 
-#define FETCH_CHUNK       (1u << 20)
+/* Piece size; a build may lower it (-DPT_SNAP_FETCH_CHUNK=4096) to exercise the window. */
+#ifdef PT_SNAP_FETCH_CHUNK
+#define FETCH_CHUNK PT_SNAP_FETCH_CHUNK
+#else
+#define FETCH_CHUNK (1u << 20)
+#endif
+#define FETCH_INFLIGHT    4
 #define FETCH_TIMEOUT_MS  30000
 #define FETCH_DEADLINE_MS (60u * 60 * 1000)
 #define SERVE_MAX         8
+
+/* One piece of the window: asked (a request in flight), then ready (its bytes arrived). */
+struct piece {
+    struct snap_fetch *f;
+    int state; /* PIECE_FREE, PIECE_ASKED, PIECE_READY */
+    uint64_t offset;
+    size_t len; /* the bytes asked for (and received) */
+    void *data; /* owned once ready */
+};
+
+enum { PIECE_FREE = 0, PIECE_ASKED, PIECE_READY };
 
 struct snap_fetch {
     struct pt_raft_node *n;
@@ -68,11 +87,15 @@ struct snap_fetch {
     char name[PT_SNAPFILE_NAME_MAX];
     char path[4300], tmp[4300];
     int fd;
-    uint64_t offset, started;
-    EVP_MD_CTX *ctx;
+    uint64_t started;
+    uint64_t next_ask;   /* offset of the next piece to request */
+    uint64_t next_write; /* offset of the next piece to write (pieces are written in order) */
+    struct piece window[FETCH_INFLIGHT]; /* piece at offset o is window[(o / CHUNK) % N] */
+    unsigned pending;                    /* requests and work items whose callback has not fired */
+    int failed;      /* the first error; the fetch ends once nothing is pending */
+    EVP_MD_CTX *ctx; /* SHA-256 of the bytes written so far (pool thread while writing) */
     uv_work_t work;
-    void *chunk; /* the piece being written (owned) */
-    size_t chunk_len;
+    struct piece *writing; /* the piece the work item writes, or NULL */
     int work_rv;
     bool last;
 };
@@ -103,7 +126,8 @@ static void fetch_free(struct snap_fetch *f)
     if (f->tmp[0] != '\0')
         unlink(f->tmp); /* nothing if it was renamed */
     EVP_MD_CTX_free(f->ctx);
-    free(f->chunk);
+    for (unsigned i = 0; i < FETCH_INFLIGHT; i++)
+        free(f->window[i].data);
     free(f->address);
     free(f);
 }
@@ -134,15 +158,28 @@ static void fetch_end(struct snap_fetch *f, int rv)
     fetch_free(f);
 }
 
-static void fetch_next(struct snap_fetch *f);
+static struct piece *piece_at(struct snap_fetch *f, uint64_t offset)
+{
+    return &f->window[(offset / FETCH_CHUNK) % FETCH_INFLIGHT];
+}
+
+/* Records a failure; the fetch ends once no callback is pending any more. */
+static void fetch_fail(struct snap_fetch *f, int rv)
+{
+    if (f->failed == 0)
+        f->failed = rv;
+}
+
+static void fetch_pump(struct snap_fetch *f);
 
 /* Thread pool: writes and hashes one piece; after the last one, checks and names the file. */
 static void write_work(uv_work_t *w)
 {
     struct snap_fetch *f = w->data;
-    const char *p = f->chunk;
-    size_t left = f->chunk_len;
-    uint64_t at = f->offset;
+    struct piece *pc = f->writing;
+    const char *p = pc->data;
+    size_t left = pc->len;
+    uint64_t at = pc->offset;
     f->work_rv = 0;
     while (left > 0) {
         ssize_t k = pwrite(f->fd, p, left, (off_t)at);
@@ -156,7 +193,7 @@ static void write_work(uv_work_t *w)
         at += (uint64_t)k;
         left -= (size_t)k;
     }
-    EVP_DigestUpdate(f->ctx, f->chunk, f->chunk_len);
+    EVP_DigestUpdate(f->ctx, pc->data, pc->len);
     if (!f->last)
         return;
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -188,66 +225,91 @@ static void write_done(uv_work_t *w, int status)
 {
     struct snap_fetch *f = w->data;
     struct pt_raft_node *n = f->n;
-    free(f->chunk);
-    f->chunk = NULL;
+    struct piece *pc = f->writing;
+    f->writing = NULL;
+    f->pending--;
     int rv = status != 0 ? PT_E_INTERNAL : f->work_rv;
-    if (rv == 0) {
-        f->offset += f->chunk_len;
-        if (f->last)
-            fetch_end(f, 0);
-        else
-            fetch_next(f);
+    if (rv != 0) {
+        fetch_fail(f, rv);
     } else {
-        fetch_end(f, rv);
+        f->next_write += pc->len;
+        free(pc->data);
+        pc->data = NULL;
+        pc->state = PIECE_FREE;
     }
+    fetch_pump(f); /* may free f */
     work_done(n);
 }
 
 static void on_piece(void *arg, int status, const void *body, size_t len)
 {
-    struct snap_fetch *f = arg;
-    struct pt_raft_node *n = f->n;
-    uint64_t want = f->d.size - f->offset < FETCH_CHUNK ? f->d.size - f->offset : FETCH_CHUNK;
-    if (status == 0 && len != want)
+    struct piece *pc = arg;
+    struct snap_fetch *f = pc->f;
+    f->pending--;
+    if (status == 0 && len != pc->len)
         status = PT_E_CORRUPT; /* exactly the bytes asked for, nothing else */
-    if (status == 0 && (n->stopping || uv_now(n->loop) - f->started > FETCH_DEADLINE_MS))
-        status = PT_E_UNAVAILABLE;
-    if (status == 0 && (f->chunk = malloc(len)) == NULL)
+    if (status == 0 && (pc->data = malloc(len)) == NULL)
         status = PT_E_NOMEM;
     if (status != 0) {
-        fetch_end(f, status);
-        return;
+        fetch_fail(f, status);
+    } else {
+        memcpy(pc->data, body, len);
+        pc->state = PIECE_READY;
     }
-    memcpy(f->chunk, body, len);
-    f->chunk_len = len;
-    f->last = f->offset + len == f->d.size;
-    f->work.data = f;
-    if (uv_queue_work(n->loop, &f->work, write_work, write_done) != 0) {
-        fetch_end(f, PT_E_INTERNAL);
-        return;
-    }
-    n->snap_works++;
+    fetch_pump(f);
 }
 
-static void fetch_next(struct snap_fetch *f)
+/* Asks for pieces while the window has room, starts the write of the next piece in file order
+ * once it arrived, and ends the fetch when it is complete, or failed with nothing pending. */
+static void fetch_pump(struct snap_fetch *f)
 {
     struct pt_raft_node *n = f->n;
-    Portolan__SnapshotWant want = PORTOLAN__SNAPSHOT_WANT__INIT;
-    want.name = f->name;
-    want.offset = f->offset;
-    want.length = FETCH_CHUNK;
-    unsigned char body[96];
-    if (portolan__snapshot_want__get_packed_size(&want) > sizeof(body)) {
-        fetch_end(f, PT_E_INTERNAL);
-        return;
+    if (f->failed == 0 && (n->stopping || uv_now(n->loop) - f->started > FETCH_DEADLINE_MS))
+        fetch_fail(f, PT_E_UNAVAILABLE);
+    while (f->failed == 0 && f->next_ask < f->d.size &&
+           piece_at(f, f->next_ask)->state == PIECE_FREE) {
+        struct piece *pc = piece_at(f, f->next_ask);
+        uint64_t left = f->d.size - f->next_ask;
+        Portolan__SnapshotWant want = PORTOLAN__SNAPSHOT_WANT__INIT;
+        want.name = f->name;
+        want.offset = f->next_ask;
+        want.length = left < FETCH_CHUNK ? (uint32_t)left : FETCH_CHUNK;
+        unsigned char body[96];
+        if (portolan__snapshot_want__get_packed_size(&want) > sizeof(body)) {
+            fetch_fail(f, PT_E_INTERNAL);
+            break;
+        }
+        size_t len = portolan__snapshot_want__pack(&want, body);
+        pc->f = f;
+        pc->offset = f->next_ask;
+        pc->len = want.length;
+        int rv =
+            pt_peers_request(n->peers, f->msg.server_id, PORTOLAN__PEER_TYPE__PEER_SNAPSHOT_WANT,
+                             body, len, FETCH_TIMEOUT_MS, on_piece, pc);
+        if (rv != 0) {
+            fetch_fail(f, rv);
+            break;
+        }
+        pc->state = PIECE_ASKED;
+        f->pending++;
+        f->next_ask += want.length;
     }
-    size_t len = portolan__snapshot_want__pack(&want, body);
-    int rv = n->stopping ? PT_E_UNAVAILABLE
-                         : pt_peers_request(n->peers, f->msg.server_id,
-                                            PORTOLAN__PEER_TYPE__PEER_SNAPSHOT_WANT, body, len,
-                                            FETCH_TIMEOUT_MS, on_piece, f);
-    if (rv != 0)
-        fetch_end(f, rv);
+    struct piece *next = piece_at(f, f->next_write);
+    if (f->failed == 0 && f->writing == NULL && f->next_write < f->d.size &&
+        next->state == PIECE_READY && next->offset == f->next_write) {
+        f->writing = next;
+        f->last = f->next_write + next->len == f->d.size;
+        f->work.data = f;
+        if (uv_queue_work(n->loop, &f->work, write_work, write_done) != 0) {
+            f->writing = NULL;
+            fetch_fail(f, PT_E_INTERNAL);
+        } else {
+            f->pending++;
+            n->snap_works++;
+        }
+    }
+    if (f->pending == 0 && (f->failed != 0 || f->next_write == f->d.size))
+        fetch_end(f, f->failed);
 }
 
 /* Starts fetching the file of d for the held message m (taken over). 0, or an error after
@@ -286,7 +348,7 @@ static int fetch_start(struct pt_raft_node *n, const struct raft_message *m,
     n->snap_n_fetches++;
     pt_log(PT_LOG_INFO, "raft snapshot fetch started", "{s:I,s:I,s:I}", "applied_index",
            (json_int_t)d->index, "bytes", (json_int_t)d->size, "from", (json_int_t)m->server_id);
-    fetch_next(f);
+    fetch_pump(f);
     return 0;
 }
 
