@@ -337,6 +337,40 @@ static void test_cluster_snapshot_install(void **state)
     assert_string_equal(h, want);
 }
 
+/* The same through snapshots by reference: raft 0.15 drives the version 3 callbacks (the
+ * file written through the fixture's async work), stores and sends only the descriptor, and
+ * the lagging server restores the file it names. */
+static void test_cluster_snapshot_files(void **state)
+{
+    struct pt_fsm_cluster *f = *state;
+    snprintf(f->snapshot_dir, sizeof(f->snapshot_dir), "%s/raft-snapshots", f->dir);
+    pt_fsm_cluster_start(f, 3, 4, 2);
+    raft_fixture_elect(&f->rf, 0);
+    push(f, 1, 4);
+    char h[65], want[65];
+    converge(f, 7, h);
+
+    isolate(f, 2, true);
+    push(f, 4, 34);
+    converge(f, 3, h);
+    assert_true(f->fsm[0].n_snapshots >= 1);
+    assert_int_equal(f->fsm[0].n_snapshot_failed, 0);
+    assert_null(f->fsm[0].job); /* every pinned state released */
+    assert_true(pt_fsm_cluster_srv(f, 0)->log.offset > pt_metastore_applied_index(f->ms[2]));
+
+    isolate(f, 2, false);
+    converge(f, 7, h);
+    expected_state(f, 34, want);
+    assert_string_equal(h, want);
+    assert_true(raft_fixture_n_recv(&f->rf, 2, RAFT_IO_INSTALL_SNAPSHOT) >= 1);
+    assert_true(f->fsm[2].n_restored_files >= 1);
+
+    push(f, 34, 40);
+    converge(f, 7, h);
+    expected_state(f, 40, want);
+    assert_string_equal(h, want);
+}
+
 static void change_cb(struct raft_change *req, int status)
 {
     int *out = req->data;
@@ -416,9 +450,9 @@ int main(void)
     cmocka_unit_test_prestate_setup_teardown(fn, pt_fsm_cluster_setup, pt_fsm_cluster_teardown,    \
                                              &stores)
     const struct CMUnitTest tests[] = {
-        TEST(test_cluster_apply, four),      TEST(test_cluster_leader_loss, four),
-        TEST(test_cluster_partition, four),  TEST(test_cluster_snapshot_install, four),
-        TEST(test_cluster_membership, five),
+        TEST(test_cluster_apply, four),          TEST(test_cluster_leader_loss, four),
+        TEST(test_cluster_partition, four),      TEST(test_cluster_snapshot_install, four),
+        TEST(test_cluster_snapshot_files, four), TEST(test_cluster_membership, five),
     };
 #undef TEST
     return cmocka_run_group_tests(tests, NULL, NULL);

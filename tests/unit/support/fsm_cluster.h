@@ -43,6 +43,10 @@ struct pt_fsm_cluster {
     unsigned n; /* servers grown into rf */
     struct pt_fsm_cluster_req reqs[PT_FSM_CLUSTER_MAX_REQS];
     unsigned n_reqs;
+    /* Non-empty: servers grown from then on take snapshots by reference (fsm version 3,
+     * pt_raft_fsm_use_files) into this one directory, which every server reads, as if each
+     * file had been fetched already; their io's async_work runs the work at once. */
+    char snapshot_dir[300];
 };
 
 /* cmocka setup: *state points at an unsigned count of metastores to open (1..MAX_SERVERS);
