@@ -300,7 +300,10 @@ static int snapshot_file_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], un
     if (rv != 0) {
         pt_metastore_unpin(j->pin);
         free(j);
-        return rv == PT_E_UNAVAILABLE ? RAFT_BUSY : to_raft_err(rv);
+        if (rv != PT_E_UNAVAILABLE)
+            pt_log(PT_LOG_ERROR, "raft snapshot not taken", "{s:s}", "error", pt_err_message(rv));
+        /* RAFT_BUSY: raft tries again later; any other error would stop this server */
+        return RAFT_BUSY;
     }
     j->buf.base = j->desc;
     j->buf.len = sizeof(j->desc);
