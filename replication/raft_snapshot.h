@@ -20,7 +20,10 @@
  *    32  32  SHA-256 of the whole file
  *    64   8  raft id of the region that wrote the file (serves it)
  *
- * A stream snapshot of the previous version (magic "PTLNSNAP") is told apart by its magic.
+ * A stream snapshot of the previous version (magic "PTLNSNAP") is told apart by its magic, so
+ * a region of this version installs what a leader of the previous one sends; the reverse does
+ * not hold (a region of the previous version refuses a descriptor): in a rolling upgrade, the
+ * leader's region goes last.
  * Threads: the functions that touch files block; they run on the thread pool (or in
  * restore, on the raft loop, see raft_fsm.c). The others are pure.
  */
