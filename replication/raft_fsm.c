@@ -144,21 +144,31 @@ static int hold_back(struct pt_raft_fsm *f, uint64_t index, const void *cmd, siz
     memcpy(p->cmd, cmd, len);
     if (f->pending == NULL) {
         f->pending_tail = &f->pending;
-        pt_log(PT_LOG_WARN, "raft apply paused: free disk space below the reserve", "{s:I}",
-               "index", (json_int_t)index);
+        if (!f->hold)
+            pt_log(PT_LOG_WARN, "raft apply paused: free disk space below the reserve", "{s:I}",
+                   "index", (json_int_t)index);
     }
     *f->pending_tail = p;
     f->pending_tail = &p->next;
     f->n_pending++;
     f->pending_bytes += len;
-    f->n_disk_refused++;
-    f->disk_stopped = true;
+    if (!f->hold) {
+        f->n_disk_refused++;
+        f->disk_stopped = true;
+    }
     return 0;
+}
+
+void pt_raft_fsm_hold(struct pt_raft_fsm *f, bool on)
+{
+    f->hold = on;
 }
 
 int pt_raft_fsm_drain(struct pt_raft_fsm *f)
 {
     int applied = 0;
+    if (f->hold)
+        return 0; /* the store is being restored off the loop: nothing may be written */
     while (f->pending != NULL) {
         struct pt_raft_pending *p = f->pending;
         struct pt_fsm_result res;
@@ -223,10 +233,10 @@ static int apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **
     struct pt_fsm_result res;
     const void *cmd;
     size_t cmd_len;
-    rv =
-        pt_raft_entry_unframe(buf, &cmd, &cmd_len) == 0
-            ? (f->pending != NULL ? PT_E_DISK_FULL : pt_fsm_apply(f->ms, cmd, cmd_len, index, &res))
-            : PT_E_CORRUPT;
+    rv = pt_raft_entry_unframe(buf, &cmd, &cmd_len) == 0
+             ? (f->pending != NULL || f->hold ? PT_E_DISK_FULL
+                                              : pt_fsm_apply(f->ms, cmd, cmd_len, index, &res))
+             : PT_E_CORRUPT;
     if (rv == PT_E_DISK_FULL) {
         rv = hold_back(f, index, cmd, cmd_len);
         if (rv == 0) {
@@ -289,8 +299,9 @@ struct pt_raft_snap_job {
 static int snapshot_file_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct pt_raft_fsm *f = fsm->data;
-    if (f->pending != NULL || f->job != NULL)
-        return RAFT_BUSY; /* behind raft's applied index, or one is still being written */
+    if (f->pending != NULL || f->job != NULL || f->hold)
+        return RAFT_BUSY; /* behind raft's applied index, one is still being written, or the
+                           * store is being restored */
     struct pt_raft_snap_job *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return RAFT_NOMEM;

@@ -61,6 +61,7 @@ struct pt_raft_fsm {
     struct pt_raft_pending *pending, **pending_tail;
     size_t n_pending, pending_bytes;
     uint64_t n_blob_changes; /* commands that changed blob locations or regions */
+    bool hold;               /* a snapshot file is being restored off the loop (pt_raft_fsm_hold) */
     /* Snapshots by reference (pt_raft_fsm_use_files); sdir[0] == 0: in-memory streams. */
     char sdir[4200];              /* the snapshots directory */
     uint64_t self_id;             /* raft id written into descriptors */
@@ -114,6 +115,14 @@ void pt_raft_fsm_release(struct pt_raft_fsm *f);
 /* Applies the held-back entries in order while space lasts. Returns the number applied, or a
  * negative PT_E_* when one failed for another reason (the store is then halted). */
 int pt_raft_fsm_drain(struct pt_raft_fsm *f);
+/*
+ * While on, the store belongs to a restore running off the raft loop (raft_node_snap.c):
+ * apply holds every entry back as on a full disk (pending, same bound; the status raft hands a
+ * waiting writer is PT_E_DISK_FULL, "not applied here yet"), drain writes nothing and no
+ * snapshot is taken. Once off, pt_raft_fsm_drain applies what was held back: entries at or
+ * below the restored index are skipped by index.
+ */
+void pt_raft_fsm_hold(struct pt_raft_fsm *f, bool on);
 
 /*
  * Outcome of a command, decoded from the `result` that raft hands to the raft_apply

@@ -26,6 +26,13 @@
  * SHA-256 with the descriptor, renames the file to its name and fsyncs the directory. The whole
  * fetch is bounded by FETCH_DEADLINE_MS and the file by PT_SNAPFILE_SIZE_MAX (checked by the
  * descriptor parser).
+ * - Restore: once the file is complete it is restored in the thread pool, not in raft's
+ *   restore callback (which raft calls on the loop): meanwhile the FSM holds back what raft
+ *   applies (pt_raft_fsm_hold) and takes no snapshot, so nothing else writes the store. Then
+ *   the held entries are applied (those the snapshot covers are skipped by index) and the
+ *   message goes to raft, whose restore finds the store at the snapshot's index and skips. A
+ *   crash in between leaves a store ahead of raft (the usual state after a restart) or at
+ *   index 0 (restored again at start from raft's previous snapshot, then its log).
  * - Serving: a SnapshotWant names a file only by "<index>.pts" (pt_snapfile_parse_name: no
  *   path from a peer is ever used), asks at most FETCH_CHUNK bytes, and is read in the thread
  *   pool (open, pread, close), at most SERVE_MAX at a time (TOOMANYREQUESTS beyond).
@@ -41,12 +48,14 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blob_sync.h"
 #include "diskspace.h"
 #include "err.h"
 #include "log.h"
@@ -98,6 +107,9 @@ struct snap_fetch {
     struct piece *writing; /* the piece the work item writes, or NULL */
     int work_rv;
     bool last;
+    uv_work_t restore; /* the restore of the complete file, off the loop */
+    int restore_rv;
+    uint64_t restore_ms;
 };
 
 static struct pt_raft_node *node_of(struct raft_io *io)
@@ -132,11 +144,63 @@ static void fetch_free(struct snap_fetch *f)
     free(f);
 }
 
-/* Ends the fetch: hands the message to raft (ok) or drops it. */
-static void fetch_end(struct snap_fetch *f, int rv)
+/* Hands the held message to raft (rv 0) or drops it, and frees the fetch. */
+static void deliver(struct snap_fetch *f, int rv)
 {
     struct pt_raft_node *n = f->n;
     n->snap_fetch = NULL;
+    if (rv == 0 && !n->stopping) {
+        f->msg.server_address = f->address;
+        n->raft_recv(&n->io, &f->msg); /* raft owns data and configuration from here */
+    } else {
+        drop_message(&f->msg);
+    }
+    fetch_free(f);
+}
+
+/* Thread pool: the store belongs to this restore (pt_raft_fsm_hold). */
+static void restore_work(uv_work_t *w)
+{
+    struct snap_fetch *f = w->data;
+    uint64_t t0 = uv_hrtime();
+    f->restore_rv = pt_snapfile_restore(f->n->ms, f->n->fsm.sdir, &f->d);
+    f->restore_ms = (uv_hrtime() - t0) / 1000000;
+}
+
+static void restore_done(uv_work_t *w, int status)
+{
+    struct snap_fetch *f = w->data;
+    struct pt_raft_node *n = f->n;
+    int rv = status != 0 ? PT_E_INTERNAL : f->restore_rv;
+    atomic_store(&n->fsm.restoring, 0);
+    pt_raft_fsm_hold(&n->fsm, false);
+    if (rv == 0) {
+        n->fsm.n_restored++;
+        n->fsm.n_restored_files++;
+        n->fsm.restore_ms_total += f->restore_ms;
+        n->fsm.restore_bytes_total += f->d.size;
+        pt_metrics_snapshot(PT_METRICS_SNAP_RESTORED, f->d.size, f->restore_ms);
+        pt_log(PT_LOG_INFO, "raft snapshot file restored", "{s:I,s:I,s:I}", "applied_index",
+               (json_int_t)f->d.index, "bytes", (json_int_t)f->d.size, "ms",
+               (json_int_t)f->restore_ms);
+    } else if (!n->stopping) {
+        pt_log(PT_LOG_ERROR, "raft snapshot restore failed", "{s:I,s:s}", "applied_index",
+               (json_int_t)f->d.index, "error", pt_err_message(rv));
+    }
+    /* entries held back meanwhile: those the snapshot holds are skipped by index */
+    (void)pt_raft_fsm_drain(&n->fsm);
+    if (n->blobs != NULL)
+        pt_blob_sync_changed(n->blobs);
+    /* raft stores the descriptor; its restore finds the store there already and skips */
+    deliver(f, rv);
+    work_done(n);
+}
+
+/* Ends the fetch: on success the file is restored off the loop, then the message handed to
+ * raft; on failure the message is dropped. */
+static void fetch_end(struct snap_fetch *f, int rv)
+{
+    struct pt_raft_node *n = f->n;
     if (rv == 0 && !n->stopping) {
         n->snap_n_fetched++;
         n->snap_fetch_bytes += f->d.size;
@@ -144,18 +208,29 @@ static void fetch_end(struct snap_fetch *f, int rv)
         pt_log(PT_LOG_INFO, "raft snapshot fetched", "{s:I,s:I,s:I,s:I}", "applied_index",
                (json_int_t)f->d.index, "bytes", (json_int_t)f->d.size, "from",
                (json_int_t)f->msg.server_id, "ms", (json_int_t)(uv_now(n->loop) - f->started));
-        f->msg.server_address = f->address;
-        n->raft_recv(&n->io, &f->msg); /* raft owns data and configuration from here */
-    } else {
-        n->snap_n_fetch_failed++;
-        pt_metrics_snapshot(PT_METRICS_SNAP_FETCH_FAILED, 0, 0);
-        if (!n->stopping)
-            pt_log(PT_LOG_WARN, "raft snapshot fetch failed; the leader sends it again",
-                   "{s:I,s:I,s:s}", "applied_index", (json_int_t)f->d.index, "from",
-                   (json_int_t)f->msg.server_id, "error", pt_err_message(rv));
-        drop_message(&f->msg);
+        if (f->d.index <= pt_metastore_applied_index(n->ms) || pt_disk_low(f->d.size)) {
+            deliver(f, 0); /* restore skips it, or refuses it below the disk reserve */
+            return;
+        }
+        pt_raft_fsm_hold(&n->fsm, true);
+        atomic_store(&n->fsm.restoring, f->d.index);
+        f->restore.data = f;
+        if (uv_queue_work(n->loop, &f->restore, restore_work, restore_done) == 0) {
+            n->snap_works++;
+            return;
+        }
+        pt_raft_fsm_hold(&n->fsm, false);
+        atomic_store(&n->fsm.restoring, 0);
+        deliver(f, 0); /* raft's restore, on the loop, then */
+        return;
     }
-    fetch_free(f);
+    n->snap_n_fetch_failed++;
+    pt_metrics_snapshot(PT_METRICS_SNAP_FETCH_FAILED, 0, 0);
+    if (!n->stopping)
+        pt_log(PT_LOG_WARN, "raft snapshot fetch failed; the leader sends it again",
+               "{s:I,s:I,s:s}", "applied_index", (json_int_t)f->d.index, "from",
+               (json_int_t)f->msg.server_id, "error", pt_err_message(rv));
+    deliver(f, rv);
 }
 
 static struct piece *piece_at(struct snap_fetch *f, uint64_t offset)
@@ -365,6 +440,12 @@ static void recv_cb(struct raft_io *io, struct raft_message *m)
         pt_log(PT_LOG_WARN, "raft snapshot descriptor refused", "{s:I}", "from",
                (json_int_t)m->server_id);
         n->snap_n_dropped++;
+        drop_message(m);
+        return;
+    }
+    if (n->snap_fetch != NULL) {
+        n->snap_n_dropped++; /* the fetch (or restore) running answers it; the leader sends
+                              * again */
         drop_message(m);
         return;
     }
