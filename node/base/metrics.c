@@ -380,6 +380,21 @@ static long long resident_bytes(void)
     return (long long)(resident * (unsigned long long)page);
 }
 
+long long pt_metrics_rss_anon(void)
+{
+    char line[128];
+    long long kib = -1;
+    FILE *f = fopen("/proc/self/status", "re");
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "RssAnon: %lld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib >= 0 ? kib * 1024 : -1;
+}
+
 void pt_metrics_replication(const uint64_t values[PT_METRICS_REPL_N])
 {
     for (int i = 0; i < PT_METRICS_REPL_N; i++)

@@ -197,5 +197,8 @@ void pt_metrics_snapshot(int kind, uint64_t bytes, uint64_t ms);
  * caller (free it) and *len its length without the NUL. Returns 0 or PT_E_NOMEM.
  */
 int pt_metrics_render(char **out, size_t *len);
+/* The process's anonymous resident memory in bytes (RssAnon of /proc/self/status: the heap,
+ * not mapped files); -1 if unavailable. Any thread. */
+long long pt_metrics_rss_anon(void);
 
 #endif

@@ -59,6 +59,8 @@ struct pt_config {
     uint64_t max_body_size;        /* bytes; largest request body (blob upload chunk) */
     uint64_t max_manifest_size;    /* bytes; largest manifest accepted */
     uint64_t body_spill_threshold; /* bytes; request bodies above this go to a temp file */
+    uint64_t body_memory_limit;    /* bytes of anonymous memory above which bodies above 1 MiB
+                                      spill whatever body_spill_threshold says */
     uint64_t request_timeout_ms;   /* whole-request time limit */
     uint64_t upload_ttl_ms;        /* unfinished uploads idle this long are removed */
     uint64_t gc_grace_ms;          /* blobs linked this recently are never collected */

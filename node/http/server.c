@@ -9,8 +9,9 @@
  *   thread pool      libuv's: blob hashing/writing/reading, fsync, rename
  *
  * h2o 2.2.5 buffers whole request bodies before a handler runs: small bodies in memory,
- * bodies above cfg.body_spill_threshold in an unlinked temp file under <data>/tmp that is
- * mmap'd (file-backed pages, not anonymous memory). The HTTP/1 request timeout covers the
+ * bodies above cfg.body_spill_threshold (1 MiB while the node's anonymous memory is above
+ * cfg.body_memory_limit) in an unlinked temp file under <data>/tmp that is mmap'd
+ * (file-backed pages, not anonymous memory). The HTTP/1 request timeout covers the
  * body too, so it is a setting (default one hour) rather than h2o's ten seconds; request heads,
  * idle connections, per-address caps and HTTP/2 rapid reset are bounded by worker.c's
  * connection guard, and ambiguous HTTP/1 framing (request smuggling) is refused in on_req.
@@ -461,6 +462,37 @@ static SSL_CTX *make_peer_ssl_ctx(const struct pt_config *cfg)
     return ctx;
 }
 
+/* Memory for request bodies. h2o keeps a body in memory while its buffer stays below the
+ * mmap threshold, and above it in a file-backed mapping (page cache, reclaimable). In memory
+ * is far cheaper for chunks of a few MiB (a shared file mapping takes a filesystem page fault
+ * per page), so the threshold is cfg.body_spill_threshold; but many connections sending such
+ * bodies at once could then take memory without bound, so while the node's anonymous memory
+ * is at or above cfg.body_memory_limit (checked every SPILL_CHECK_MS on the main loop) the
+ * threshold is SPILL_LOW. h2o reads the threshold at each growth of a buffer, from any loop
+ * thread: it is written with a relaxed atomic store of an aligned size_t. */
+#define SPILL_CHECK_MS 100
+#define SPILL_LOW      ((size_t)1 << 20)
+
+static size_t spill_threshold(const struct pt_config *cfg)
+{
+    long long anon = pt_metrics_rss_anon();
+    size_t want = (size_t)cfg->body_spill_threshold;
+    if (want > SPILL_LOW && anon >= 0 && (uint64_t)anon >= cfg->body_memory_limit)
+        want = SPILL_LOW;
+    return want;
+}
+
+static void spill_set(size_t threshold)
+{
+    __atomic_store_n(&h2o_socket_buffer_mmap_settings.threshold, threshold, __ATOMIC_RELAXED);
+}
+
+static void on_spill_timer(uv_timer_t *t)
+{
+    struct pt_node *node = t->data;
+    spill_set(spill_threshold(&node->cfg));
+}
+
 static void setup_h2o(struct pt_node *node)
 {
     const struct pt_config *cfg = &node->cfg;
@@ -485,7 +517,7 @@ static void setup_h2o(struct pt_node *node)
     snprintf(h2o_socket_buffer_mmap_settings.fn_template,
              sizeof(h2o_socket_buffer_mmap_settings.fn_template), "%s/body.XXXXXX",
              pt_blobstore_tmp_dir(node->bs));
-    h2o_socket_buffer_mmap_settings.threshold = (size_t)cfg->body_spill_threshold;
+    spill_set(spill_threshold(cfg));
 }
 
 /* Starts the free-space watcher (base/diskspace.h) on the data directory and the trees that
@@ -642,6 +674,7 @@ static int open_access_control(struct pt_node *node)
 
 static uv_loop_t main_loop;
 static uv_timer_t expire_timer;
+static uv_timer_t spill_timer;
 static uv_signal_t sigint, sigterm;
 
 /* Shutdown (file comment), on the main loop. */
@@ -839,6 +872,9 @@ int pt_server_run(const struct pt_config *cfg)
     expire_timer.data = &node;
     uv_timer_init(&main_loop, &expire_timer);
     uv_timer_start(&expire_timer, on_expire_timer, every, every);
+    spill_timer.data = &node;
+    uv_timer_init(&main_loop, &spill_timer);
+    uv_timer_start(&spill_timer, on_spill_timer, SPILL_CHECK_MS, SPILL_CHECK_MS);
     uv_run(&main_loop, UV_RUN_DEFAULT);
 
     if (!atomic_load(&node.draining)) /* the loop ended without a signal */
@@ -847,6 +883,7 @@ int pt_server_run(const struct pt_config *cfg)
     /* Everything below runs after the workers are gone; applied commands reach the disk. */
     stop_services(&node);
     uv_close((uv_handle_t *)&expire_timer, NULL);
+    uv_close((uv_handle_t *)&spill_timer, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&shutdown_state.transfer_timer, NULL);

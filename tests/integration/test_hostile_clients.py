@@ -458,6 +458,40 @@ def wide_manifests(results, node):
                   "RssAnon after the burst %d KiB, idle %d KiB" % (after, idle))
 
 
+def phase_count(node, phase):
+    """portolan_upload_phase_seconds_count{phase=...} of node's /metrics (0 when absent)."""
+    c = harness.Client(node.url, timeout=30)
+    r = c.get("/metrics")
+    c.close()
+    want = 'portolan_upload_phase_seconds_count{phase="%s"} ' % phase
+    for ln in r.body.decode("utf-8", "replace").splitlines():
+        if ln.startswith(want):
+            return int(ln.split()[-1])
+    return 0
+
+
+def body_memory_guard(results):
+    """With --body-spill-threshold 32MiB, a body of 8 MiB stays in memory (its upload records a
+    "copy" phase) while the node's anonymous memory is below --body-memory-limit, and goes to
+    a temp file (a "hash" phase instead) while it is above: many such bodies at once cannot
+    take memory without bound."""
+    data = os.urandom(8 << 20)
+    for limit, in_memory in (("2GiB", True), ("1MiB", False)):
+        with harness.Node(args=["--body-spill-threshold", "32MiB",
+                                "--body-memory-limit", limit]) as node:
+            time.sleep(0.5)  # past a check of the node's memory (every 100 ms)
+            c = harness.Client(node.url, timeout=60)
+            digest = c.push_blob("guard/mem", data)
+            r = c.get("/v2/guard/mem/blobs/%s" % digest)
+            c.close()
+            results.check(r.status == 200 and r.body == data,
+                          "limit %s: blob read back: %s" % (limit, r.describe()))
+            copies, hashed = phase_count(node, "copy"), phase_count(node, "hash")
+            note(results, "  body memory limit %s: copy %d, hash %d" % (limit, copies, hashed))
+            results.eq((copies > 0, hashed > 0), (in_memory, not in_memory),
+                       "limit %s: (in memory, spilled) of an 8 MiB body" % limit)
+
+
 def main(results):
     if results.target != "portolan":
         results.run("hostile_clients", lambda: results.skip("portolan only"))
@@ -490,3 +524,4 @@ def main(results):
                 results.check(r.status == 200 and r.body == data, "blob %s" % digest)
             c.close()
         results.run("acknowledged_kept", node.guard(results, acknowledged_kept))
+    results.run("body_memory_guard", body_memory_guard, results)

@@ -46,6 +46,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_body_size, UINT64_C(64) << 30);
     assert_int_equal(c.max_manifest_size, UINT64_C(4) << 20);
     assert_int_equal(c.body_spill_threshold, UINT64_C(4) << 20);
+    assert_int_equal(c.body_memory_limit, UINT64_C(1) << 30);
     assert_int_equal(c.request_timeout_ms, 3600 * 1000);
     assert_int_equal(c.upload_ttl_ms, 24 * 3600 * 1000);
     assert_int_equal(c.max_connections, 4096);
