@@ -49,7 +49,6 @@ MB is 10^6 bytes, MiB 2^20.
 """
 
 import argparse
-import contextlib
 import hashlib
 import http.client
 import json
@@ -101,54 +100,11 @@ def size_on_disk(data_dir, digest):
 # -- the cluster process ----------------------------------------------------------------------
 
 
-class GrowingCluster(clusterlib.Cluster):
-    """A Cluster of `total` regions of which the first `initial` start (and are the only ones
-    in the bootstrap cluster files); join() starts one more with `--join true`. The Wan has
-    links for every region from the start. While a cluster file is written or the cluster
-    starts, self.regions holds the members only, so that the library does both."""
-
-    def __init__(self, initial, total, **kwargs):
-        super().__init__(total, **kwargs)
-        self.members = list(self.regions[:initial])
-
-    @contextlib.contextmanager
-    def _members_only(self):
-        everyone, self.regions = self.regions, list(self.members)
-        try:
-            yield
-        finally:
-            self.regions = everyone
-
-    def start(self):
-        with self._members_only():
-            return super().start()
-
-    def join(self, r):
-        self.members.append(r)
-        with self._members_only():
-            self._write_cluster_file(r)
-        os.makedirs(r.data_dir, exist_ok=True)
-        r.node = self.make_node(r, ["--join", "true"])
-        r.node.start(self.start_timeout)
-        return r
-
-
 def new_cluster(**kwargs):
     # Access control off: these figures are the registry's own (bench/auth.sh measures what
     # access control costs).
     kwargs.setdefault("auth", False)
-    return GrowingCluster(REGIONS, REGIONS + 1, **kwargs)
-
-
-def op_join(c, cmd):
-    """Starts the region beyond the first REGIONS; its address is the one the leader (or
-    region-a) dials for it through the Wan, for `portolan cluster add`."""
-    r = c.regions[REGIONS]
-    c.join(r)
-    src = c.leader(among=c.regions[:REGIONS]) or c.regions[0]
-    host, port = c.wan.route(src.name, clusterlib.HOST, r.raft_port)
-    return {"regions": clusterhost.describe(c), "name": r.name, "id": r.id, "url": r.url,
-            "address": "%s:%d" % (host, port)}
+    return clusterlib.GrowingCluster(REGIONS, REGIONS + 1, **kwargs)
 
 
 def op_wan(c, cmd):
@@ -158,7 +114,7 @@ def op_wan(c, cmd):
                       for x in c.regions for y in c.regions if x is not y}}
 
 
-HOST_OPS = {"join": op_join, "wan": op_wan}  # clusterhost.OPS and these
+HOST_OPS = {"wan": op_wan}  # clusterhost.OPS (join among them) and these
 
 
 # -- HTTP -------------------------------------------------------------------------------------

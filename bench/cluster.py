@@ -36,6 +36,10 @@ Workloads (defaults; RTT is 2 x the one-way delay, 100 ms at 50 ms):
   open-loop writes       --open-loop-rate (100) writes/s for 3 s spread over the regions, each
                          sent on its own schedule and connection, whether or not earlier ones
                          finished (the way independent CI jobs push): p50/p99 latency
+  catch-up               after the follower reads: a new fourth region joins and is added while the
+                         three take tag writes, every link capped at --catchup-mbps (100 MB/s):
+                         time from the add to its first /readyz 200 against the snapshot bytes
+                         it fetched over the cap (<= 1.5x), write p99 meanwhile
   failover               4 writers in each region but the leader, each one PUT at a time (a
                          failure retried after 20 ms), then kill -9 of the leader: time from
                          the kill to the first 201 of a PUT sent after it, and when a survivor
@@ -69,6 +73,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -140,6 +145,9 @@ ROWS = [
     ("get_follower_p50", "GET by tag latency p50 (ms), follower", "%.0f"),
     ("get_follower_p99", "GET by tag latency p99 (ms), follower", "%.0f"),
     ("failover_max", "failover: kill -9 to next write (s), worst", "%.2f"),
+    ("catchup_s", "new region: add to ready (s), {mbps} MB/s links", "%.2f"),
+    ("catchup_ratio", "catch-up / (snapshot bytes / bandwidth)", "%.2f"),
+    ("catchup_p99", "write latency p99 (ms) during the catch-up", "%.0f"),
 ]
 
 log = clusterhost.logger("cluster-bench")
@@ -171,14 +179,21 @@ def op_rtt(c, cmd):
     return {"rtt_ms": measure_wan_rtt(c)}
 
 
-HOST_OPS = {"rtt": op_rtt}  # clusterhost.OPS and these
+def op_bandwidth(c, cmd):
+    """Caps every link of the emulator at bps bytes per second (None: no cap)."""
+    c.wan.set_bandwidth(cmd.get("bps"))
+    return {}
+
+
+HOST_OPS = {"rtt": op_rtt, "bandwidth": op_bandwidth}  # and clusterhost.OPS
 
 
 def new_cluster(**kwargs):
     # Access control off: these figures are the registry's own (bench/auth.sh measures what
     # access control costs).
     kwargs.setdefault("auth", False)
-    return clusterlib.Cluster(REGIONS, **kwargs)
+    # a fourth region, never started but for the catch-up (join), has its Wan links already
+    return clusterlib.GrowingCluster(REGIONS, REGIONS + 1, **kwargs)
 
 
 # -- HTTP -------------------------------------------------------------------------------------
@@ -318,6 +333,7 @@ class Bench:
         self.errors = []  # (workload, message)
         self.notes = []  # lines printed under the table
         self.host = None
+        self.repos = None  # the tag-write repositories of run_writes, for the catch-up
 
     def note(self, msg):
         self.notes.append(msg)
@@ -436,6 +452,87 @@ class Bench:
             total, _, p99 = self.tag_writes(repos, self.args.capacity_connections, "capacity")
             self.fig["capacity"], self.fig["capacity_p99"] = total, p99
             self.host.call("converge")
+        self.repos = repos
+
+    def run_catchup(self):
+        """A new fourth region joins (`--join true`, then `portolan cluster add` at the leader)
+        and catches up from a snapshot file it fetches over the emulator, every link capped at
+        --catchup-mbps, while the three others take tag writes: the time from the add to its
+        first /readyz 200 against the bytes it fetched over the cap, and the write latency
+        meanwhile."""
+        repos = self.repos
+        live = list(self.host.regions)
+        lead = self.host.call("leader")["leader"]
+        bps = self.args.catchup_mbps * 1e6
+        joined = self.host.call("join")
+        self.host.call("bandwidth", bps=bps)
+        ready = {}
+        try:
+            conns = max(2, self.args.clients // len(live))
+            body = 'dofile("%s")\n' % TAGPUT.replace("\\", "\\\\").replace('"', '\\"')
+            runs = []
+            for r in live:
+                repo, path, mt, _ = repos[r["name"]]
+                runs.append((r, WrkRun(self.work, "catchup-%s" % r["name"], r["url"],
+                                       self.args.duration, 1, conns, body, (repo, path, mt))))
+            stop = threading.Event()
+
+            def poll(t0):
+                c = Conn(joined["url"])
+                try:
+                    while not stop.is_set() and time.monotonic() - t0 < HOST_TIMEOUT:
+                        try:
+                            st, _, _ = c.request("GET", "/readyz")
+                        except (OSError, http.client.HTTPException):
+                            st = None
+                        if st == 200:
+                            ready["s"] = time.monotonic() - t0
+                            st, _, data = c.request("GET", "/admin/cluster/self")
+                            if st == 200:
+                                ready["snaps"] = json.loads(data).get("snapshots", {})
+                            return
+                        time.sleep(0.02)
+                finally:
+                    c.close()
+            t0 = time.monotonic()
+            th = threading.Thread(target=poll, args=(t0,), daemon=True)
+            th.start()
+            p = subprocess.run([harness.portolan_bin(), "cluster", "add", "--region",
+                                self.host.region(lead)["url"], "--name", joined["name"],
+                                "--id", str(joined["id"]), "--address", joined["address"],
+                                "--url", joined["url"], "--role", "voter", "--timeout", "120s"],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=180)
+            add_s = time.monotonic() - t0
+            if p.returncode != 0:
+                stop.set()
+                raise BenchError("portolan cluster add: exit %d: %s" % (
+                    p.returncode, (p.stderr or p.stdout)[:300]))
+            th.join(HOST_TIMEOUT)
+            stop.set()
+            results = [(r, w.wait()) for r, w in runs]
+        finally:
+            self.host.call("bandwidth", bps=None)
+        if "s" not in ready:
+            raise BenchError("%s never answered /readyz 200 after it was added" % joined["name"])
+        snaps = ready.get("snaps", {})
+        fetched = snaps.get("fetch_bytes", 0)
+        bound = fetched / bps
+        p99 = merged_percentile([res for _, res in results], 99.0)
+        self.fig["catchup_s"], self.fig["catchup_p99"] = ready["s"], p99
+        if fetched:
+            self.fig["catchup_ratio"] = ready["s"] / bound
+        self.note("catch-up: %s added in %.2f s, ready %.2f s after the add began; fetched %d "
+                  "snapshot bytes (%d file(s), %s restored, %s dropped): %.2f s at %.0f MB/s; "
+                  "writes at the three others meanwhile p99 %.0f ms (%s)" % (
+                      joined["name"], add_s, ready["s"], fetched, snaps.get("fetched", 0),
+                      snaps.get("restored_files", 0), snaps.get("dropped", 0), bound,
+                      self.args.catchup_mbps, p99,
+                      "; ".join("%s %.0f/s" % (r["name"], res["rps"]) for r, res in results)))
+        if not fetched:
+            self.errors.append(("catch-up", "%s caught up without fetching a snapshot file "
+                                "(the log not compacted yet?): %s" % (joined["name"], snaps)))
+        self.host.call("converge")
 
     # follower reads -----------------------------------------------------------------------
 
@@ -835,6 +932,9 @@ class Bench:
                 if not self.args.reads_only:
                     self.step("tag writes", self.run_writes)
                 self.step("follower tag reads", self.run_follower_reads)
+                # last on this cluster: the region it adds makes it four voters
+                if self.args.catchup_mbps and self.repos is not None:
+                    self.step("new region catch-up", self.run_catchup)
             finally:
                 self.stop_cluster()
         if self.args.reads_only:
@@ -869,6 +969,8 @@ def targets(args):
         "get_leader_p50": ("max", 20.0, "< 20"),
         "get_follower_p50": ("max", rtt + 20, "< %.0f (RTT + 20)" % (rtt + 20)),
         "failover_max": ("max", 3.0, "<= 3"),
+        "catchup_ratio": ("max", 1.5, "<= 1.5"),
+        "catchup_p99": ("max", 3 * rtt, "< %.0f (3 x RTT)" % (3 * rtt)),
     }
 
 
@@ -886,10 +988,11 @@ def report(b, args, started):
             continue
         if (key.startswith("capacity") and not args.capacity_connections) or (
                 key.startswith("open") and not args.open_loop_rate) or (
-                key.startswith("failover") and not args.failover_runs):
+                key.startswith("failover") and not args.failover_runs) or (
+                key.startswith("catchup") and not args.catchup_mbps):
             continue
         label = label.format(clients=args.clients, capacity=args.capacity_connections,
-                             rate=args.open_loop_rate)
+                             rate=args.open_loop_rate, mbps=args.catchup_mbps)
         v = b.fig.get(key)
         rv = b.ref.get(key)
         kind, value, text = tg.get(key, (None, None, "-"))
@@ -923,6 +1026,9 @@ def main(argv):
                     help="kill -9 runs (default 3); 0 skips failover")
     ap.add_argument("--open-loop-rate", type=int, default=100,
                     help="writes/s of the open-loop run, 0 skips it (default 100)")
+    ap.add_argument("--catchup-mbps", type=float, default=100.0,
+                    help="bandwidth cap (MB/s) of every link while a new fourth region "
+                    "catches up from a snapshot file; 0 skips it (default 100)")
     ap.add_argument("--no-reference", action="store_true",
                     help="skip the docker-registry tag-write run")
     ap.add_argument("--reads-only", action="store_true",

@@ -208,7 +208,20 @@ def _op_dead(c, cmd):
     return {"dead": c.death_notes()}
 
 
-OPS = {"leader": _op_leader, "kill9": _op_kill9, "restart": _op_restart,
+def _op_join(c, cmd):
+    """Starts the first region that was never started (a GrowingCluster's next one) with
+    `--join true`; its address is the one the leader (or the first region) dials for it
+    through the Wan, for `portolan cluster add`."""
+    r = [x for x in c.regions if x.node is None][0]
+    c.join(r)
+    started = [x for x in c.regions if x is not r and x.node is not None]
+    src = c.leader(among=started) or started[0]
+    host, port = c.wan.route(src.name, clusterlib.HOST, r.raft_port)
+    return {"regions": describe(c), "name": r.name, "id": r.id, "url": r.url,
+            "address": "%s:%d" % (host, port)}
+
+
+OPS = {"leader": _op_leader, "kill9": _op_kill9, "restart": _op_restart, "join": _op_join,
        "converge": _op_converge, "direct": _op_direct, "cpu": _op_cpu, "dead": _op_dead}
 
 

@@ -632,3 +632,47 @@ def _socket_inodes(pid):
         if target.startswith("socket:[") and target.endswith("]"):
             inodes.add(int(target[8:-1]))
     return inodes
+
+
+class GrowingCluster(Cluster):
+    """A Cluster whose regions beyond the first `initial` are neither started nor listed in
+    the bootstrap cluster files; join() starts one of them later with `--join true` and its
+    own cluster file (the current members and itself). members lists the regions the cluster
+    files know, in order."""
+
+    def __init__(self, initial, total, **kwargs):
+        super().__init__(total, **kwargs)
+        self.initial = initial
+        self.members = list(self.regions[:initial])
+
+    def _write_cluster_file(self, r):
+        listed = self.members + ([r] if r not in self.members else [])
+        lines = ["cluster_id: %s" % self.cluster_id, "regions:"]
+        for other in listed:
+            lines += ["  - name: %s" % other.name,
+                      "    id: %d" % other.id,
+                      "    address: %s" % self.address_for(r, other),
+                      "    url: %s" % other.url]
+        with open(r.cluster_file, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self):
+        everyone = self.regions
+        self.regions = everyone[:self.initial]
+        try:
+            super().start()
+        finally:
+            self.regions = everyone
+        return self
+
+    def join(self, r):
+        """Start region r (not started yet) with `--join true`; it still has to be added
+        through the leader."""
+        if r.node is not None:
+            raise RuntimeError("%s was started already" % r.name)
+        self.members.append(r)
+        self._write_cluster_file(r)
+        os.makedirs(r.data_dir, exist_ok=True)
+        r.node = self.make_node(r, ["--join", "true"])
+        r.node.start(self.start_timeout)
+        return r
