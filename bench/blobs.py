@@ -54,7 +54,6 @@ import http.client
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -365,16 +364,8 @@ class Bench:
         joined = self.host.call("join")
         log("%s started with --join; adding it through the leader %s" % (joined["name"], lead))
         t0 = time.monotonic()
-        p = subprocess.run([harness.portolan_bin(), "cluster", "add", "--region",
-                            self.host.region(lead)["url"], "--name", joined["name"],
-                            "--id", str(joined["id"]), "--address", joined["address"],
-                            "--url", joined["url"], "--role", "voter", "--timeout", "120s"],
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=180)
+        clusterhost.cluster_add(self.host.region(lead)["url"], joined)
         t_add = time.monotonic()
-        if p.returncode != 0:
-            raise BenchError("portolan cluster add: exit %d: %s" % (
-                p.returncode, (p.stderr or p.stdout)[:300]))
         new = self.host.region(joined["name"])
         wan0 = self.wan_bytes()
         t_end = self.wait_stored(new["data_dir"], self.stored, a.limit_s + total / 1e6 / 10)

@@ -497,17 +497,12 @@ class Bench:
             t0 = time.monotonic()
             th = threading.Thread(target=poll, args=(t0,), daemon=True)
             th.start()
-            p = subprocess.run([harness.portolan_bin(), "cluster", "add", "--region",
-                                self.host.region(lead)["url"], "--name", joined["name"],
-                                "--id", str(joined["id"]), "--address", joined["address"],
-                                "--url", joined["url"], "--role", "voter", "--timeout", "120s"],
-                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                               timeout=180)
-            add_s = time.monotonic() - t0
-            if p.returncode != 0:
+            try:
+                clusterhost.cluster_add(self.host.region(lead)["url"], joined)
+            except BenchError:
                 stop.set()
-                raise BenchError("portolan cluster add: exit %d: %s" % (
-                    p.returncode, (p.stderr or p.stdout)[:300]))
+                raise
+            add_s = time.monotonic() - t0
             th.join(HOST_TIMEOUT)
             stop.set()
             results = [(r, w.wait()) for r, w in runs]

@@ -274,6 +274,19 @@ def host_main(cfg, new_cluster, ops=None):
 # -- the driver's side ------------------------------------------------------------------------
 
 
+def cluster_add(lead_url, joined):
+    """`portolan cluster add` of the region the join op started (joined: its reply), sent to
+    the leader at lead_url, as a voter; raises BenchError unless it succeeds."""
+    p = subprocess.run([harness.portolan_bin(), "cluster", "add", "--region", lead_url,
+                        "--name", joined["name"], "--id", str(joined["id"]), "--address",
+                        joined["address"], "--url", joined["url"], "--role", "voter",
+                        "--timeout", "120s"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
+    if p.returncode != 0:
+        raise BenchError("portolan cluster add: exit %d: %s" % (
+            p.returncode, (p.stderr or p.stdout)[:300]))
+
+
 class Host:
     """The driver's handle on the cluster process: script is the bench file whose main()
     passes `--host CONFIG` to host_main; tmp the directory for the cluster and the child's

@@ -317,9 +317,13 @@ class Cluster:
         host, port = self.wan.route(src.name, HOST, dst.raft_port)
         return "%s:%d" % (host, port)
 
+    def _listed(self, r):
+        """The regions r's cluster file lists."""
+        return self.regions
+
     def _write_cluster_file(self, r):
         lines = ["cluster_id: %s" % self.cluster_id, "regions:"]
-        for other in self.regions:
+        for other in self._listed(r):
             lines += ["  - name: %s" % other.name,
                       "    id: %d" % other.id,
                       "    address: %s" % self.address_for(r, other),
@@ -645,16 +649,8 @@ class GrowingCluster(Cluster):
         self.initial = initial
         self.members = list(self.regions[:initial])
 
-    def _write_cluster_file(self, r):
-        listed = self.members + ([r] if r not in self.members else [])
-        lines = ["cluster_id: %s" % self.cluster_id, "regions:"]
-        for other in listed:
-            lines += ["  - name: %s" % other.name,
-                      "    id: %d" % other.id,
-                      "    address: %s" % self.address_for(r, other),
-                      "    url: %s" % other.url]
-        with open(r.cluster_file, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    def _listed(self, r):
+        return self.members + ([r] if r not in self.members else [])
 
     def start(self):
         everyone = self.regions

@@ -31,6 +31,7 @@ caller passes data_dir, in which case <root> is its parent.
 
 import http.client
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -153,10 +154,36 @@ def _forwarded_ports():
     return _forwarded["ports"]
 
 
+def _ephemeral_low():
+    """The lowest port the kernel hands out by itself (to port-0 binds and to the local end of
+    outgoing connections), from /proc/sys/net/ipv4/ip_local_port_range; 32768 if unknown."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago and that no leftover container port
-    forward takes over (_forwarded_ports)."""
+    forward takes over (_forwarded_ports). It is taken below the kernel's ephemeral range when
+    there is room: a port chosen from that range can be handed by the kernel to another socket
+    (an outgoing connection's local end, a proxy listening on port 0) before the process it
+    was chosen for binds it, which then fails to start."""
     taken = _forwarded_ports()
+    low = _ephemeral_low()
+    if low > 12000:
+        rng = random.SystemRandom()
+        for _ in range(200):
+            port = rng.randrange(10000, low)
+            if port in taken:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
