@@ -140,7 +140,8 @@ void pt_raft_node_add(struct pt_raft_node *n, uint64_t id, const char *name, con
         change_done(c, PT_E_CONFLICT);
         return;
     }
-    if (pt_raft_node__leader_id(n) != n->cfg.self_id) {
+    /* not while seeding: the region would be sent a log that lacks the seeded state */
+    if (pt_raft_node__leader_id(n) != n->cfg.self_id || pt_raft_node__seeding(n)) {
         change_done(c, PT_E_UNAVAILABLE);
         return;
     }

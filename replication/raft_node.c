@@ -284,6 +284,7 @@ static void on_tick(uv_timer_t *t)
     if (++n->ticks % (1000 / TICK_MS) == 0) {
         pt_raft_node__sync_peer_addresses(n);
         watch_disk(n);
+        pt_raft_node__seed_tick(n, n->snapshot_every);
     }
 }
 static void on_check(uv_check_t *h)
@@ -598,6 +599,7 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
      * term, so healing the partition does not depose a working leader. */
     raft_set_pre_vote(&n->raft, true);
     unsigned every = cfg->snapshot_every > 0 ? cfg->snapshot_every : SNAPSHOT_EVERY;
+    n->snapshot_every = every;
     raft_set_snapshot_threshold(&n->raft, every);
     raft_set_snapshot_trailing(&n->raft, every / 4);
     if ((rv = pt_peers_init(&n->peers, loop, &n->transport, PT_CHANNEL_PEER, cfg->self_id,
@@ -632,11 +634,14 @@ int pt_raft_node_start(uv_loop_t *loop, struct pt_metastore *ms,
     pt_transport_hold_raft(&n->transport, age >= 0 && age < ELECTION_MS
                                               ? (uint64_t)(ELECTION_MS - age)
                                               : (age < 0 ? ELECTION_MS : 0));
+    if ((rv = pt_raft_node__seed_prepare(n)) != 0)
+        goto err_after_raft;
     if ((!cfg->join && (rv = bootstrap(n)) != 0) || (rv = raft_start(&n->raft)) != 0) {
         pt_log(PT_LOG_ERROR, "raft start failed", "{s:s}", "error", raft_errmsg(&n->raft));
         rv = PT_E_INTERNAL;
         goto err_after_raft;
     }
+    pt_raft_node__seed_started(n);
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
     n->leader_seen_ms = uv_now(loop);

@@ -121,6 +121,11 @@ struct pt_raft_node {
     uint64_t snap_n_fetches, snap_n_fetched, snap_n_fetch_failed, snap_fetch_bytes;
     uint64_t snap_n_dropped; /* InstallSnapshots dropped (a fetch running, bad descriptor) */
     uint64_t snap_n_served, snap_served_bytes, snap_n_serve_refused;
+    /* A cluster bootstrapped from a region's state (raft_seed.c): */
+    int seeding;
+    int seed_barrier_inflight;
+    struct raft_barrier seed_barrier;
+    unsigned snapshot_every; /* the threshold raft is given outside seeding */
 };
 
 /* Puts a fresh write id (region id, write_nonce, write_counter; PT_COMMAND_WRITE_ID_LEN
@@ -153,6 +158,17 @@ int pt_raft_node__snap_init(struct pt_raft_node *n);
 /* Answers a SnapshotWant (body borrowed) from region from on call. */
 void pt_raft_node__snap_serve(struct pt_raft_node *n, uint64_t from, const void *body, size_t len,
                               struct pt_peer_call *call);
+/* Seeding, raft_seed.c. Before bootstrap: refuses (PT_E_CONFIG, logged) to join or to
+ * bootstrap with other regions from a store that holds state, else makes that state the new
+ * log's state at its first index. 0 or PT_E_*. */
+int pt_raft_node__seed_prepare(struct pt_raft_node *n);
+/* After raft_start: enters seeding when the seed's first entry is still in raft's log. */
+void pt_raft_node__seed_started(struct pt_raft_node *n);
+/* Each tick: ends seeding once that entry is in a snapshot (then snapshot_every is raft's
+ * threshold again), else starts a barrier while leading. */
+void pt_raft_node__seed_tick(struct pt_raft_node *n, unsigned snapshot_every);
+/* Whether regions may not be added yet (they would be sent a log without the seed). */
+bool pt_raft_node__seeding(const struct pt_raft_node *n);
 /* Drops one of the references pt_raft_node_stop counts in n->closing (raft_node.c). */
 void pt_raft_node__maybe_stopped(struct pt_raft_node *n);
 

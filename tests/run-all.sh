@@ -83,7 +83,7 @@ count_run "$out"
 step "integration tests (ASan + UBSan binary)"
 out=$(PORTOLAN_BIN="$PWD/build-asan/portolan" \
     python3 tests/integration/run.py api api_manifests bad_input http2 skopeo crash startup cluster auth_api \
-        replication_cli cluster_tls backup bridge quotas locks retention snapshot_files 2>&1)
+        replication_cli cluster_tls backup bridge quotas locks retention snapshot_files seed 2>&1)
 echo "$out" | tail -40
 count_run "$out"
 

@@ -303,6 +303,12 @@ int pt_metastore_batch_commit(struct pt_metastore_batch *b, uint64_t index);
  * process and the store is halted; after a restart a write whose fsync failed may still be
  * found in the WAL. Blocks for the fsync: not for an event loop that must stay responsive. */
 int pt_metastore_batch_commit_durable(struct pt_metastore_batch *b, uint64_t index);
+/* Makes the state this store holds the state of a new Raft log at index (non-zero): the
+ * applied index becomes index and every write id (which counts indexes of the log it was
+ * applied in) is dropped, in one synced write. For a region whose state did not come from
+ * the log it now joins: a single region or a restored backup bootstrapping a cluster
+ * (replication/raft_seed.c). 0, or PT_E_* (the store is then halted). */
+int pt_metastore_rebase(struct pt_metastore *ms, uint64_t index);
 /* Savepoints, for staging several commands into one batch: mark remembers what is staged so
  * far; undo discards everything staged since the last mark and forgets that mark
  * (PT_E_INTERNAL if there is none). Commit and clear forget every mark. */

@@ -472,3 +472,20 @@ int pt_metastore_batch_region_delete(struct pt_metastore_batch *b, uint64_t id)
     ms_stage_delete(b, CF_DEFAULT, key, klen);
     return 0;
 }
+
+int pt_metastore_rebase(struct pt_metastore *ms, uint64_t index)
+{
+    if (index == 0)
+        return PT_E_INTERNAL;
+    struct pt_metastore_batch *b;
+    int rv = pt_metastore_batch_new(ms, &b);
+    if (rv != 0)
+        return rv;
+    /* the ids are bounded by the FSM's window: a few passes at most */
+    while ((rv = pt_metastore_batch_write_ids_expire(b, UINT64_MAX, 65536)) == 65536)
+        ;
+    if (rv >= 0)
+        rv = pt_metastore_batch_commit_durable(b, index);
+    pt_metastore_batch_free(b);
+    return rv;
+}

@@ -2,7 +2,8 @@
  * test_fsm_write_id.c - write ids (replication/command.h, fsm.h, store/metastore_write_id.c):
  * stamping and reading an id in front of an encoded command; a command whose id was applied
  * is applied no second time and yields the first outcome (single apply and group); the ids
- * travel in snapshots; ids expire by index distance, a bounded number per command.
+ * travel in snapshots; ids expire by index distance, a bounded number per command; a rebase
+ * (a region's state becoming a new log's) drops them all and moves the applied index back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -324,6 +325,40 @@ static void test_expiry(void **state)
     free(first);
 }
 
+static void test_rebase(void **state)
+{
+    struct pt_ff_fixture *f = *state;
+    char d[PT_DIGEST_STR_MAX + 1];
+    pt_text_digest("blob", d);
+    struct pt_fsm_result res;
+    for (uint64_t i = 1; i <= 50; i++) {
+        void *buf;
+        size_t len;
+        blob_cmd(0, d, i, &buf, &len);
+        apply(f->ms[0], buf, len, 1000 + i, &res);
+        free(buf);
+    }
+    uint64_t count;
+    assert_int_equal(pt_metastore_write_id_count(f->ms[0], &count), 0);
+    assert_int_equal(count, 50);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 1050);
+    assert_int_equal(pt_metastore_rebase(f->ms[0], 0), PT_E_INTERNAL);
+    assert_int_equal(pt_metastore_rebase(f->ms[0], 1), 0);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 1);
+    assert_int_equal(pt_metastore_write_id_count(f->ms[0], &count), 0);
+    assert_int_equal(count, 0);
+    /* the state stays; an id applied before the rebase applies again at index 2 */
+    assert_int_equal(pt_metastore_blob_linked(f->ms[0], "r", d, NULL), 0);
+    void *buf;
+    size_t len;
+    blob_cmd(1, d, 1, &buf, &len);
+    apply(f->ms[0], buf, len, 2, &res);
+    free(buf);
+    assert_int_equal(res.first_index, 0);
+    assert_int_equal(pt_metastore_blob_linked(f->ms[0], "r", d, NULL), PT_E_BLOB_UNKNOWN);
+    assert_int_equal(pt_metastore_applied_index(f->ms[0]), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +367,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_duplicate, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, pt_ff_setup, pt_ff_teardown),
         cmocka_unit_test_setup_teardown(test_expiry, pt_ff_setup, pt_ff_teardown),
+        cmocka_unit_test_setup_teardown(test_rebase, pt_ff_setup, pt_ff_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
