@@ -6,7 +6,18 @@
  * A region's name, address and URL are recorded in replicated state (PutRegion) before it is
  * added, so that every region can describe it; its record is deleted (DeleteRegion) after it
  * left. Both go through the leader's own log (pt_raft_node__leader_apply).
+ *
+ * A voter is added in three steps: a spare, at once a standby (replicated to, never counted:
+ * it receives the snapshot and the log), and a voter once its match index is within
+ * PROMOTE_SLACK entries of the leader's log (checked each tick, pt_raft_node__membership_tick),
+ * when raft's own catch-up round is short. raft 0.15 alone would promote a spare straight away
+ * in catch-up rounds each bounded by 5 s, and abort (RAFT_NOCONNECTION) a region that needs
+ * longer to fetch and restore a large snapshot; meanwhile it refuses every other change. Here a
+ * region may take up to PROMOTE_WAIT_MS, and a remove (the way to give up on it) is accepted
+ * while it catches up. Adding an existing standby or spare again, at the same address, as a
+ * voter resumes its promotion (after a leader change, a timeout).
  */
+#include <jansson.h>
 #include <raft.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +26,17 @@
 #include "blob_sync.h"
 #include "command.h"
 #include "err.h"
+#include "log.h"
 #include "metastore.h"
 #include "peer.h"
 #include "raft_fsm.h"
 #include "raft_node_int.h"
 #include "transport.h"
+
+/* A standby this close to the leader's last index is assigned the voter role. */
+#define PROMOTE_SLACK 1024
+/* How long a new voter may take to catch up as a standby (the bound of a snapshot fetch). */
+#define PROMOTE_WAIT_MS (60u * 60 * 1000)
 
 struct change {
     struct raft_change req;
@@ -27,6 +44,7 @@ struct change {
     struct pt_raft_node *n;
     uint64_t id;
     int role;
+    uint64_t deadline; /* loop time by which a standby being promoted must have caught up */
     char address[262];
     pt_raft_node_cb cb;
     void *arg;
@@ -64,6 +82,56 @@ static void on_assigned(struct raft_change *req, int status)
     change_done(c, status != 0 ? change_err(status) : 0);
 }
 
+/* Waits (membership tick) for the standby c->id to catch up, then promotes it. */
+static void wait_promotion(struct change *c)
+{
+    if (c->deadline == 0)
+        c->deadline = uv_now(c->n->loop) + PROMOTE_WAIT_MS;
+    c->n->promoting = c;
+}
+
+static void on_promoted(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    /* raft gave up on a catch-up round: the region is still a standby, wait again */
+    if (status == RAFT_NOCONNECTION && uv_now(c->n->loop) < c->deadline && !c->n->stopping &&
+        raft_state(&c->n->raft) == RAFT_LEADER) {
+        wait_promotion(c);
+        return;
+    }
+    change_done(c, status != 0 ? change_err(status) : 0);
+}
+
+static void on_standby(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status != 0)
+        change_done(c, change_err(status));
+    else
+        wait_promotion(c);
+}
+
+/* Assigns c->role: a voter through the standby role (file comment). */
+static void assign(struct change *c)
+{
+    pt_raft_node__drop_lease(c->n, 0);
+    const struct raft_server *s = NULL;
+    for (unsigned i = 0; i < c->n->raft.configuration.n; i++)
+        if (c->n->raft.configuration.servers[i].id == c->id)
+            s = &c->n->raft.configuration.servers[i];
+    int rv;
+    if (c->role == RAFT_VOTER && s != NULL && s->role == RAFT_STANDBY) {
+        wait_promotion(c);
+        return;
+    }
+    if (c->role == RAFT_VOTER)
+        rv = raft_assign(&c->n->raft, &c->req, c->id, RAFT_STANDBY, on_standby);
+    else
+        rv = raft_assign(&c->n->raft, &c->req, c->id, c->role, on_assigned);
+    if (rv != 0)
+        change_done(c, change_err(rv));
+}
+
 static void on_added(struct raft_change *req, int status)
 {
     struct change *c = req->data;
@@ -71,8 +139,40 @@ static void on_added(struct raft_change *req, int status)
         change_done(c, status != 0 ? change_err(status) : 0);
         return;
     }
-    pt_raft_node__drop_lease(c->n, 0);
-    int rv = raft_assign(&c->n->raft, &c->req, c->id, c->role, on_assigned);
+    assign(c);
+}
+
+void pt_raft_node__membership_tick(struct pt_raft_node *n)
+{
+    struct change *c = n->promoting;
+    if (c == NULL)
+        return;
+    unsigned i = 0;
+    while (i < n->raft.configuration.n && n->raft.configuration.servers[i].id != c->id)
+        i++;
+    int rv = 0;
+    if (n->stopping || raft_state(&n->raft) != RAFT_LEADER)
+        rv = PT_E_UNAVAILABLE; /* a standby now: adding it again resumes (file comment) */
+    else if (i == n->raft.configuration.n)
+        rv = PT_E_NOT_FOUND; /* removed meanwhile */
+    else if (uv_now(n->loop) >= c->deadline) {
+        rv = PT_E_UNAVAILABLE;
+        pt_log(PT_LOG_WARN,
+               "a region added as a voter did not catch up in time: it stays a standby", "{s:I}",
+               "id", (json_int_t)c->id);
+    }
+    if (rv != 0) {
+        n->promoting = NULL;
+        change_done(c, rv);
+        return;
+    }
+    raft_index match = n->raft.leader_state.progress[i].match_index;
+    if (match + PROMOTE_SLACK < raft_last_index(&n->raft))
+        return;
+    rv = raft_assign(&n->raft, &c->req, c->id, RAFT_VOTER, on_promoted);
+    if (rv == RAFT_CANTCHANGE)
+        return; /* another change (a remove) is being committed: next tick */
+    n->promoting = NULL;
     if (rv != 0)
         change_done(c, change_err(rv));
 }
@@ -145,14 +245,23 @@ void pt_raft_node_add(struct pt_raft_node *n, uint64_t id, const char *name, con
         change_done(c, PT_E_UNAVAILABLE);
         return;
     }
+    if (n->promoting != NULL) {
+        change_done(c, PT_E_TOOMANYREQUESTS); /* one addition at a time */
+        return;
+    }
+    snprintf(c->address, sizeof(c->address), "%s", address);
     for (unsigned i = 0; i < n->raft.configuration.n; i++) {
-        if (n->raft.configuration.servers[i].id == id ||
-            strcmp(n->raft.configuration.servers[i].address, address) == 0) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        if (s->id == id && strcmp(s->address, address) == 0 && role == RAFT_VOTER &&
+            s->role != RAFT_VOTER) {
+            assign(c); /* a standby or spare left by an earlier addition */
+            return;
+        }
+        if (s->id == id || strcmp(s->address, address) == 0) {
             change_done(c, PT_E_CONFLICT);
             return;
         }
     }
-    snprintf(c->address, sizeof(c->address), "%s", address);
     Portolan__PutRegion pr = PORTOLAN__PUT_REGION__INIT;
     pr.id = id;
     pr.name = (char *)name;

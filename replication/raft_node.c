@@ -279,6 +279,7 @@ static void on_tick(uv_timer_t *t)
         n->leader_seen_ms = uv_now(n->loop);
     catch_up_at_start(n);
     pt_raft_node__lease_tick(n);
+    pt_raft_node__membership_tick(n);
     if (n->waiters != NULL)
         check_waiters(n, 1);
     if (++n->ticks % (1000 / TICK_MS) == 0) {
@@ -483,6 +484,8 @@ void pt_raft_node_stop(struct pt_raft_node *n, void (*cb)(void *arg), void *arg)
     n->stop_cb = cb;
     n->stop_arg = arg;
     check_waiters(n, 1);
+    /* ends an addition waiting to promote */
+    pt_raft_node__membership_tick(n);
     while (n->catch_ups != NULL) { /* their read indexes end them */
         struct catch_up *c = n->catch_ups;
         n->catch_ups = c->next;

@@ -103,7 +103,8 @@ void pt_raft_node_catch_up(struct pt_raft_node *n,
                            int (*present)(struct pt_metastore *ms, const void *key, size_t len),
                            const void *key, size_t len, pt_raft_node_cb cb, void *arg);
 /* Membership (Raft dissertation chapter 4), leader only, one change at a time: adds a
- * region (as a spare, then assigned role, which makes raft catch it up before it votes),
+ * region (as a spare, then its role; a voter is a standby until it has caught up, however
+ * long its snapshot takes, up to an hour: adding it again resumes that, removing it ends it),
  * removes one, or hands leadership to id (0 = the most up-to-date voter). The region's name,
  * address and URL are recorded in replicated state first (PutRegion) so that every region
  * can describe it; removal deletes the record after the region left. cb exactly once, never

@@ -26,6 +26,7 @@ struct pt_blob_sync;
 struct waiter;     /* raft_node.c */
 struct forward;    /* raft_forward.c */
 struct snap_fetch; /* raft_node_snap.c */
+struct change;     /* raft_membership.c */
 
 struct leader_apply {
     struct raft_apply req;
@@ -125,7 +126,8 @@ struct pt_raft_node {
     int seeding;
     int seed_barrier_inflight;
     struct raft_barrier seed_barrier;
-    unsigned snapshot_every; /* the threshold raft is given outside seeding */
+    unsigned snapshot_every;  /* the threshold raft is given outside seeding */
+    struct change *promoting; /* a standby being caught up before it votes (raft_membership.c) */
 };
 
 /* Puts a fresh write id (region id, write_nonce, write_counter; PT_COMMAND_WRITE_ID_LEN
@@ -158,6 +160,9 @@ int pt_raft_node__snap_init(struct pt_raft_node *n);
 /* Answers a SnapshotWant (body borrowed) from region from on call. */
 void pt_raft_node__snap_serve(struct pt_raft_node *n, uint64_t from, const void *body, size_t len,
                               struct pt_peer_call *call);
+/* Each tick: promotes a standby added as a voter once it caught up, or ends that addition
+ * (leadership lost, removed, too slow, stopping). raft_membership.c */
+void pt_raft_node__membership_tick(struct pt_raft_node *n);
 /* Seeding, raft_seed.c. Before bootstrap: refuses (PT_E_CONFIG, logged) to join or to
  * bootstrap with other regions from a store that holds state, else makes that state the new
  * log's state at its first index. 0 or PT_E_*. */

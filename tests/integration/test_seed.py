@@ -1,5 +1,6 @@
-"""A region that holds state bootstraps a cluster from it (README "A cluster from a region
-that holds data"): a single region given a cluster file, or a restored backup.
+"""A region that holds state bootstraps a cluster from it (README "A cluster of regions"): a
+single region given a cluster file, or a restored backup; and a region whose snapshot takes
+long to fetch is still added as a voter.
 
 Role: checks replication/raft_seed.c against real processes (access control on):
   - single_region_grows: a single region takes three images; stopped, it is started again
@@ -7,10 +8,10 @@ Role: checks replication/raft_seed.c against real processes (access control on):
     after the change is acknowledged and served (before the seed, the first writes of the new
     log were skipped as "already applied": acknowledged, never stored), a second region
     started with `--join true` is added with `portolan cluster add` (tried again while the
-    seeding region still answers 503), catches up (equal state digests) and serves every
-    manifest, old and new, and every blob, which it fetches from the first region (the blobs
-    the single region recorded under its old name "local" are claimed by region-a when the
-    seed is made). The first region then restarts and still serves all of it.
+    seeding region still answers 503) while it is stopped (SIGSTOP) for longer than raft 0.15
+    lets a catch-up round last, and is a voter in the end; it catches up (equal state digests) and serves every manifest, old and new, and every
+    blob, which it fetches from the first region (the blobs the single region recorded under
+    its old name "local" are claimed by region-a when the seed is made). The first region then restarts and still serves all of it.
   - seed_refused: a region that holds state refuses to start with a cluster file listing
     other regions too (they would bootstrap a log without that state) and refuses `--join
     true` (a joining region starts empty), naming the fix in its log; the refused starts
@@ -18,8 +19,10 @@ Role: checks replication/raft_seed.c against real processes (access control on):
 """
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,6 +33,7 @@ import harness as h  # noqa: E402
 
 TIMEOUT = 240
 REPO = "seed/app"
+STOPPED_S = 8  # region-b is stopped this long as it is added: longer than a 5 s catch-up round
 
 
 def push_images(cl, tags):
@@ -64,7 +68,7 @@ def wait_for(pred, timeout, interval=0.2):
         time.sleep(interval)
 
 
-def cluster_cli(c, *args, timeout=90):
+def cluster_cli(c, *args, timeout=150):
     p = subprocess.run([c.binary, "cluster"] + list(args), stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=timeout, env=c.cli_env())
     return p.returncode, p.stdout, p.stderr
@@ -96,19 +100,40 @@ def single_region_grows(results):
             bad = serving_problems(cl, after)
             t.check(not bad, "pushed after the change: %s" % "; ".join(bad[:4]))
         everything = dict(before, **after)
-        # 3. A second region joins and receives that state as a snapshot.
+        # 3. A second region joins and receives that state as a snapshot. It is stopped
+        # (SIGSTOP) for longer than raft lets one catch-up round last (5 s) right after it
+        # started: it is added as a voter all the same (a standby until it has caught up).
         c.join(b)
         refused = []
 
         def added():
             rc, out, err = cluster_cli(c, "add", "--region", a.url, "--name", b.name, "--id",
                                        str(b.id), "--address", b.raft_address, "--url", b.url,
-                                       "--role", "voter", "--timeout", "30s")
+                                       "--role", "voter", "--timeout", "120s")
             if rc != 0:
                 refused.append((err or out).strip()[:200])
             return rc == 0
 
-        t.require(wait_for(added, 60, 1.0), "portolan cluster add region-b: %s" % refused[-3:])
+        done = {}
+        adder = threading.Thread(target=lambda: done.update(ok=wait_for(added, 150, 1.0)),
+                                 daemon=True)
+        os.kill(b.node.pid(), signal.SIGSTOP)
+        t_add = time.monotonic()
+        try:
+            adder.start()
+            time.sleep(STOPPED_S)
+        finally:
+            os.kill(b.node.pid(), signal.SIGCONT)
+        adder.join(160)
+        add_s = time.monotonic() - t_add
+        t.require(done.get("ok"), "portolan cluster add region-b: %s" % refused[-3:])
+        t.check(add_s >= STOPPED_S, "added in %.1f s, while stopped for %d s" % (
+            add_s, STOPPED_S))
+        members = {m.get("id"): m.get("role") for m in (a.members() or {}).get("regions", [])}
+        t.check(members.get(b.id) == "voter", "region-b's role: %s" % members)
+        if results.verbose:
+            print("  region-b added as a voter in %.1f s (stopped for the first %d s)" % (
+                add_s, STOPPED_S))
         conv = c.wait_converged(timeout=60, among=[a, b])
         t.check(conv, "region-a and region-b did not converge: %s" % c.digests([a, b]))
         with b.client() as cl:
