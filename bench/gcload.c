@@ -25,11 +25,16 @@
  * blob and its link), 1 + tags per manifest, 2 per referrer (it and its referrer entry), 1
  * per extra tag.
  *
+ * --holders A,B,.. records each blob as held by those regions too (at most 8), as if blob
+ * replication had copied it there: a cluster seeded from this store (bench/scalecluster.py)
+ * then starts with every blob replicated.
+ *
  * Invariants: the store must not be open elsewhere (the node stopped); the tool only adds.
  * Threads: one.
  *
- *   pt_gcload --meta DIR --blobs N --manifests M [--repos R] [--region NAME] [--age-ms MS]
- *             [--group G] [--seed S] [--tags-per-manifest T] [--referrers 0|1] [--extra-tags X]
+ *   pt_gcload --meta DIR --blobs N --manifests M [--repos R] [--region NAME] [--holders A,B,..]
+ *             [--age-ms MS] [--group G] [--seed S] [--tags-per-manifest T] [--referrers 0|1]
+ *             [--extra-tags X]
  * Prints one line "loaded blobs=N manifests=M commands=C records=R seconds=S" on success; exit 1
  * with a message on any refused command or I/O error.
  */
@@ -49,13 +54,16 @@
 #define BLOB_SIZE             4096
 #define MANIFEST_BODY_MAX     2048
 #define MAX_TAGS_PER_MANIFEST 64
+#define MAX_HOLDERS           8
 
 struct opts {
     const char *meta, *region;
     uint64_t blobs, manifests, repos, group, seed;
-    uint64_t tags_per_manifest; /* tags each manifest PUT carries (1: "t<j / repos>") */
-    uint64_t referrers;         /* 1: each manifest gets a referrer (a signature artifact) */
-    uint64_t extra_tags;        /* PutTag commands into bench/r0 after the manifests */
+    uint64_t tags_per_manifest;       /* tags each manifest PUT carries (1: "t<j / repos>") */
+    uint64_t referrers;               /* 1: each manifest gets a referrer (a signature artifact) */
+    uint64_t extra_tags;              /* PutTag commands into bench/r0 after the manifests */
+    const char *holders[MAX_HOLDERS]; /* regions recorded as holding each blob besides region */
+    size_t nholders;
     int64_t age_ms;
 };
 
@@ -141,6 +149,8 @@ static int load_blob(struct loader *l, uint64_t i)
     if (rv != 0)
         return queue(l, &b, rv);
     rv = pt_command_add_blob_stored(&b, digest, BLOB_SIZE, l->o.region);
+    for (size_t h = 0; rv == 0 && h < l->o.nholders; h++)
+        rv = pt_command_add_blob_stored(&b, digest, BLOB_SIZE, l->o.holders[h]);
     if (rv == 0)
         rv = pt_command_add_link_blob(&b, repo, digest, BLOB_SIZE);
     l->records += 2;
@@ -292,7 +302,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->meta = v;
         else if (strcmp(k, "--region") == 0)
             o->region = v;
-        else if (parse_u64(v, &n) != 0)
+        else if (strcmp(k, "--holders") == 0) {
+            /* comma-separated; the strings stay in argv */
+            for (char *h = strtok((char *)v, ","); h != NULL; h = strtok(NULL, ",")) {
+                if (o->nholders == MAX_HOLDERS)
+                    return -1;
+                o->holders[o->nholders++] = h;
+            }
+        } else if (parse_u64(v, &n) != 0)
             return -1;
         else if (strcmp(k, "--blobs") == 0)
             o->blobs = n;
@@ -328,10 +345,11 @@ int main(int argc, char **argv)
 {
     struct loader l = {0};
     if (parse_args(argc, argv, &l.o) != 0) {
-        fprintf(stderr, "usage: pt_gcload --meta DIR --blobs N --manifests M [--repos R] "
-                        "[--region NAME] [--age-ms MS] [--group G] [--seed S]\n"
-                        "       [--tags-per-manifest T] [--referrers 0|1] [--extra-tags X]\n"
-                        "(blobs >= 5 x manifests; group <= 1024; T <= 64; X needs M > 0)\n");
+        fprintf(stderr,
+                "usage: pt_gcload --meta DIR --blobs N --manifests M [--repos R] "
+                "[--region NAME] [--holders A,B,..] [--age-ms MS] [--group G]\n"
+                "       [--seed S] [--tags-per-manifest T] [--referrers 0|1] [--extra-tags X]\n"
+                "(blobs >= 5 x manifests; group <= 1024; T <= 64; X needs M > 0)\n");
         return 2;
     }
     int rv = pt_metastore_open(l.o.meta, &l.ms);
