@@ -72,10 +72,14 @@
 #else
 #define FETCH_CHUNK (1u << 20)
 #endif
-#define FETCH_INFLIGHT    4
+/* Pieces in flight: the window bounds a fetch to FETCH_INFLIGHT MiB per round trip; 16 MiB
+ * keeps a 100 MB/s link full up to a round trip of 160 ms (4 held it to 39 MB/s at 107 ms),
+ * and is what the fetch holds in memory at most. */
+#define FETCH_INFLIGHT    16
 #define FETCH_TIMEOUT_MS  30000
 #define FETCH_DEADLINE_MS (60u * 60 * 1000)
-#define SERVE_MAX         8
+/* Pieces being read for peers at once: two fetches' windows. */
+#define SERVE_MAX 32
 
 /* One piece of the window: asked (a request in flight), then ready (its bytes arrived). */
 struct piece {

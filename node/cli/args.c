@@ -22,6 +22,7 @@
 
 #define DEFAULT_TIMEOUT_MS 5000   /* one admin request */
 #define BACKUP_TIMEOUT_MS  600000 /* `portolan backup`: the region links every blob first */
+#define ADD_TIMEOUT_MS     600000 /* `portolan cluster add`: a voter catches up before it answers */
 
 const char *const cli_cmd_names[] = {
     [CMD_STATUS] = "status",
@@ -555,6 +556,8 @@ int cli_args_parse(struct cli_opts *o, enum cli_cmd c, int argc, char **argv, FI
     }
     if (o->cmd == CMD_BACKUP && !(o->given & (1u << F_TIMEOUT)))
         o->timeout_ms = BACKUP_TIMEOUT_MS;
+    if (o->cmd == CMD_ADD && !(o->given & (1u << F_TIMEOUT)))
+        o->timeout_ms = ADD_TIMEOUT_MS;
     if (o->cmd == CMD_AUDIT_VERIFY && o->n_files > 0 && o->data_dir != NULL) {
         fprintf(err, "portolan %s: give --data-dir or files, not both\n", cmd);
         return PT_CLI_USAGE;
@@ -575,7 +578,8 @@ void pt_cli_cluster_usage(FILE *out)
                  "commands:\n"
                  "  status            membership and raft state of every region, as a table\n"
                  "  add               add a region: --name N --id I --address HOST:PORT --url URL\n"
-                 "                    [--role voter|standby] (default voter)\n"
+                 "                    [--role voter|standby] (default voter; a voter is a standby\n"
+                 "                    until it has caught up, and add waits for that)\n"
                  "  remove            remove a region: --id I\n"
                  "  transfer-leader   hand leadership to --id I, or to a voter the leader picks\n"
                  "  certs             make the peer port's TLS certificates (no --region):\n"
@@ -584,8 +588,8 @@ void pt_cli_cluster_usage(FILE *out)
                  "  --region URL      client URL of any region, e.g. http://127.0.0.1:5001\n"
                  "  --json            print JSON (status: every region's view merged)\n"
                  "  --cacert FILE     PEM CA certificates for https URLs (default: the system's)\n"
-                 "  --timeout D       time limit of the admin request (default 5s; each region's\n"
-                 "                    view during status gets at most 2s)\n\n"
+                 "  --timeout D       time limit of the admin request (default 5s, add 10m; each\n"
+                 "                    region's view during status gets at most 2s)\n\n"
                  "exit status: 0 ok, 1 request failed, 2 usage error\n");
 }
 
