@@ -27,9 +27,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+sys.path.insert(0, HERE)
 
 import cluster  # noqa: E402
 import harness as h  # noqa: E402
+import test_backup as backup  # noqa: E402
+import test_cluster_ops as ops  # noqa: E402
 
 TIMEOUT = 240
 REPO = "seed/app"
@@ -46,32 +49,20 @@ def push_images(cl, tags):
 
 
 def serving_problems(region_client, imgs):
-    """What region_client serves wrongly of imgs ({tag: Manifest}): manifests by tag, blobs."""
+    """What region_client serves wrongly of imgs ({tag: Manifest}): manifests by tag and
+    digest, blobs."""
     bad = []
     for tag, img in imgs.items():
-        r = region_client.get_manifest(REPO, tag)
-        if r.status != 200 or r.body != img.bytes:
-            bad.append("%s:%s: %s" % (REPO, tag, r.describe()))
-        for digest, data in img.blobs:
-            r = region_client.get("/v2/%s/blobs/%s" % (REPO, digest))
-            if r.status != 200 or r.body != data:
-                bad.append("blob %s of %s: %s" % (digest[:19], tag, r.describe()))
+        bad += backup.pull_all(region_client, REPO, img, tag)
     return bad
 
 
-def wait_for(pred, timeout, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(interval)
-
-
-def cluster_cli(c, *args, timeout=150):
-    p = subprocess.run([c.binary, "cluster"] + list(args), stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=timeout, env=c.cli_env())
-    return p.returncode, p.stdout, p.stderr
+def check_served(t, region, imgs, timeout, what):
+    """Checks that region serves imgs within timeout (it may still be fetching blobs)."""
+    with region.client() as cl:
+        if not ops.wait_for(lambda: not serving_problems(cl, imgs), timeout):
+            t.check(False, "%s serves wrongly: %s" % (
+                what, "; ".join(serving_problems(cl, imgs)[:4])))
 
 
 def single_region_grows(results):
@@ -107,15 +98,15 @@ def single_region_grows(results):
         refused = []
 
         def added():
-            rc, out, err = cluster_cli(c, "add", "--region", a.url, "--name", b.name, "--id",
-                                       str(b.id), "--address", b.raft_address, "--url", b.url,
-                                       "--role", "voter", "--timeout", "120s")
+            rc, out, err = ops.cli(c, "add", "--region", a.url, "--name", b.name, "--id",
+                                   str(b.id), "--address", b.raft_address, "--url", b.url,
+                                   "--role", "voter", "--timeout", "120s")
             if rc != 0:
                 refused.append((err or out).strip()[:200])
             return rc == 0
 
         done = {}
-        adder = threading.Thread(target=lambda: done.update(ok=wait_for(added, 150, 1.0)),
+        adder = threading.Thread(target=lambda: done.update(ok=ops.wait_for(added, 150, 1.0)),
                                  daemon=True)
         os.kill(b.node.pid(), signal.SIGSTOP)
         t_add = time.monotonic()
@@ -136,13 +127,9 @@ def single_region_grows(results):
                 add_s, STOPPED_S))
         conv = c.wait_converged(timeout=60, among=[a, b])
         t.check(conv, "region-a and region-b did not converge: %s" % c.digests([a, b]))
-        with b.client() as cl:
-            bad = wait_for(lambda: not serving_problems(cl, everything), 60) or \
-                serving_problems(cl, everything)
-            t.check(bad is True, "region-b serves wrongly: %s" % (
-                "; ".join(bad[:4]) if bad is not True else ""))
+        check_served(t, b, everything, 60, "region-b")
         layer = before["v1"].blobs[-1][0]
-        held = wait_for(lambda: b.blob_file_digest(layer) == layer, 60)
+        held = ops.wait_for(lambda: b.blob_file_digest(layer) == layer, 60)
         t.check(held, "region-b never held %s (a blob of before the change) itself" % layer)
         st = b.status() or {}
         snaps = st.get("snapshots") or {}
@@ -158,11 +145,7 @@ def single_region_grows(results):
             more = push_images(cl, ["r1"])
         conv = c.wait_converged(timeout=60, among=[a, b])
         t.check(conv, "not converged after the restart: %s" % c.digests([a, b]))
-        with b.client() as cl:
-            bad = wait_for(lambda: not serving_problems(cl, more), 30) or \
-                serving_problems(cl, more)
-            t.check(bad is True, "region-b after region-a's restart: %s" % (
-                "; ".join(bad[:4]) if bad is not True else ""))
+        check_served(t, b, more, 30, "region-b after region-a's restart")
     finally:
         c.stop()
         c.cleanup()
