@@ -70,6 +70,22 @@ int ms_missing_load(struct pt_metastore *ms)
     return 0;
 }
 
+/* Stages the removal of the index record key (klen bytes) only if it exists: a blind delete
+ * for every blob stored here would leave a tombstone per blob in the index's range, which
+ * every scan then walks until a compaction drops it, so that a scan would cost what the
+ * region ever stored instead of what it lacks. */
+static int drop_record(struct pt_metastore_batch *b, const char *key, size_t klen)
+{
+    char *v;
+    size_t vlen;
+    int rv = ms_get_raw(b->ms, b->wb, CF_LOCAL_BLOBS, key, klen, &v, &vlen);
+    if (rv <= 0)
+        return rv;
+    rocksdb_free(v);
+    ms_stage_delete(b, CF_LOCAL_BLOBS, key, klen);
+    return 0;
+}
+
 int ms_missing_located(struct pt_metastore_batch *b, const char *digest, const struct location *loc)
 {
     struct pt_metastore *ms = b->ms;
@@ -77,10 +93,8 @@ int ms_missing_located(struct pt_metastore_batch *b, const char *digest, const s
         return 0;
     char key[MISSING_KEY_MAX];
     size_t klen = missing_key(key, digest, strlen(digest));
-    if (holds(loc, ms->missing_region)) {
-        ms_stage_delete(b, CF_LOCAL_BLOBS, key, klen);
-        return 0;
-    }
+    if (holds(loc, ms->missing_region))
+        return drop_record(b, key, klen);
     struct pt_buf e = {0};
     ms_enc_size(&e, loc->size);
     return ms_stage_put(b, CF_LOCAL_BLOBS, key, klen, &e);
