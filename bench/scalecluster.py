@@ -128,16 +128,6 @@ def self_status(region):
         return {}
 
 
-def wait(pred, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    return None
-
-
 class Port:
     """What bench/scale.py's pages() needs of a node."""
 
@@ -198,7 +188,7 @@ class Bench:
                 except (OSError, http.client.HTTPException, ValueError):
                     return None
                 return st == 200
-            if not wait(ready, 1800, 0.02):
+            if not harness.wait_for(ready, 1800, 0.02):
                 raise BenchError("%s never answered /readyz 200" % joined["name"])
             secs = time.monotonic() - t0
         finally:
@@ -362,7 +352,8 @@ class Bench:
             self.host = host = self.start("loaded", setup)
             t_up = time.monotonic()
             first = host.region("region-a")
-            if not wait(lambda: self_status(first).get("snapshots", {}).get("taken"), 600, 0.1):
+            if not harness.wait_for(
+                    lambda: self_status(first).get("snapshots", {}).get("taken"), 600, 0.1):
                 raise BenchError("region-a wrote no snapshot of its seeded state")
             self.load_figures(out_path, time.monotonic() - t_up, first)
             self.rtt = host.call("rtt")["rtt_ms"]

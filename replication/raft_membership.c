@@ -82,6 +82,15 @@ static void on_assigned(struct raft_change *req, int status)
     change_done(c, status != 0 ? change_err(status) : 0);
 }
 
+/* The index of server id in raft's configuration, or the configuration's size if absent. */
+static unsigned server_index(const struct pt_raft_node *n, uint64_t id)
+{
+    unsigned i = 0;
+    while (i < n->raft.configuration.n && n->raft.configuration.servers[i].id != id)
+        i++;
+    return i;
+}
+
 /* Waits (membership tick) for the standby c->id to catch up, then promotes it. */
 static void wait_promotion(struct change *c)
 {
@@ -115,12 +124,10 @@ static void on_standby(struct raft_change *req, int status)
 static void assign(struct change *c)
 {
     pt_raft_node__drop_lease(c->n, 0);
-    const struct raft_server *s = NULL;
-    for (unsigned i = 0; i < c->n->raft.configuration.n; i++)
-        if (c->n->raft.configuration.servers[i].id == c->id)
-            s = &c->n->raft.configuration.servers[i];
+    unsigned i = server_index(c->n, c->id);
     int rv;
-    if (c->role == RAFT_VOTER && s != NULL && s->role == RAFT_STANDBY) {
+    if (c->role == RAFT_VOTER && i < c->n->raft.configuration.n &&
+        c->n->raft.configuration.servers[i].role == RAFT_STANDBY) {
         wait_promotion(c);
         return;
     }
@@ -147,9 +154,7 @@ void pt_raft_node__membership_tick(struct pt_raft_node *n)
     struct change *c = n->promoting;
     if (c == NULL)
         return;
-    unsigned i = 0;
-    while (i < n->raft.configuration.n && n->raft.configuration.servers[i].id != c->id)
-        i++;
+    unsigned i = server_index(n, c->id);
     int rv = 0;
     if (n->stopping || raft_state(&n->raft) != RAFT_LEADER)
         rv = PT_E_UNAVAILABLE; /* a standby now: adding it again resumes (file comment) */
@@ -357,10 +362,7 @@ void pt_raft_node__sync_peer_addresses(struct pt_raft_node *n)
 
 bool pt_raft_node__in_configuration(const struct pt_raft_node *n, uint64_t id)
 {
-    for (unsigned i = 0; i < n->raft.configuration.n; i++)
-        if (n->raft.configuration.servers[i].id == id)
-            return true;
-    return false;
+    return server_index(n, id) < n->raft.configuration.n;
 }
 
 /* The transport's identity callback (pt_transport_set_identity): who may hold a connection.

@@ -285,7 +285,7 @@ static void on_tick(uv_timer_t *t)
     if (++n->ticks % (1000 / TICK_MS) == 0) {
         pt_raft_node__sync_peer_addresses(n);
         watch_disk(n);
-        pt_raft_node__seed_tick(n, n->snapshot_every);
+        pt_raft_node__seed_tick(n);
     }
 }
 static void on_check(uv_check_t *h)

@@ -169,9 +169,9 @@ void pt_raft_node__membership_tick(struct pt_raft_node *n);
 int pt_raft_node__seed_prepare(struct pt_raft_node *n);
 /* After raft_start: enters seeding when the seed's first entry is still in raft's log. */
 void pt_raft_node__seed_started(struct pt_raft_node *n);
-/* Each tick: ends seeding once that entry is in a snapshot (then snapshot_every is raft's
- * threshold again), else starts a barrier while leading. */
-void pt_raft_node__seed_tick(struct pt_raft_node *n, unsigned snapshot_every);
+/* Each second: ends seeding once that entry is in a snapshot (then n->snapshot_every is
+ * raft's threshold again), else starts a barrier while leading. */
+void pt_raft_node__seed_tick(struct pt_raft_node *n);
 /* Whether regions may not be added yet (they would be sent a log without the seed). */
 bool pt_raft_node__seeding(const struct pt_raft_node *n);
 /* Drops one of the references pt_raft_node_stop counts in n->closing (raft_node.c). */

@@ -201,14 +201,14 @@ static void on_seed_barrier(struct raft_barrier *req, int status)
     n->seed_barrier_inflight = 0;
 }
 
-void pt_raft_node__seed_tick(struct pt_raft_node *n, unsigned snapshot_every)
+void pt_raft_node__seed_tick(struct pt_raft_node *n)
 {
     if (!n->seeding)
         return;
     if (n->raft.log.offset >= SEED_INDEX) {
         n->seeding = 0;
-        raft_set_snapshot_threshold(&n->raft, snapshot_every);
-        raft_set_snapshot_trailing(&n->raft, snapshot_every / 4);
+        raft_set_snapshot_threshold(&n->raft, n->snapshot_every);
+        raft_set_snapshot_trailing(&n->raft, n->snapshot_every / 4);
         pt_log(PT_LOG_INFO, "cluster seeded: its first entries are in a snapshot", "{s:I}",
                "snapshot_index", (json_int_t)n->raft.log.snapshot.last_index);
         return;

@@ -51,14 +51,7 @@ def mb(n):
     return "%.1f MB" % (n / 1e6)
 
 
-def wait_for(pred, timeout, interval=0.05):
-    """pred() until truthy or timeout; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(interval)
+wait_for = h.wait_for  # pred() until truthy or timeout; its last value
 
 
 # -- content --------------------------------------------------------------------------------

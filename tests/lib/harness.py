@@ -67,6 +67,16 @@ ADMIN_USER = "admin"  # the first administrator's name (--initial-admin-password
 _HAS_AUTH = {}  # binary path -> whether `serve` knows --auth
 
 
+def wait_for(pred, timeout, interval=0.05):
+    """pred() until truthy or timeout; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
 def binary_has_auth(binary=None):
     """True when `binary serve --help` lists --auth and --initial-admin-password-file (the
     binaries that have access control); remembered per path."""
